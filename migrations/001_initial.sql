@@ -1,0 +1,173 @@
+-- weft's schema: templates, tasks, steps, edges, transition logs, the PostgreSQL
+-- message queue and the process registry. Applied by `weft migrate` (and by
+-- every weft process at start) under an advisory lock. Never edit a migration
+-- after it has landed: add the next number instead.
+
+CREATE SCHEMA IF NOT EXISTS weft;
+
+-- Legal state transitions, the same table as src/core/states.ts. Every
+-- transition row below references one of these pairs, so an illegal move is
+-- refused by the database itself.
+CREATE TABLE weft.task_transition_rules (
+  from_state text NOT NULL,
+  to_state   text NOT NULL,
+  PRIMARY KEY (from_state, to_state)
+);
+INSERT INTO weft.task_transition_rules (from_state, to_state) VALUES
+  ('pending', 'running'), ('pending', 'complete'), ('pending', 'error'), ('pending', 'cancelled'),
+  ('running', 'complete'), ('running', 'error'), ('running', 'cancelled');
+
+CREATE TABLE weft.step_transition_rules (
+  from_state text NOT NULL,
+  to_state   text NOT NULL,
+  PRIMARY KEY (from_state, to_state)
+);
+INSERT INTO weft.step_transition_rules (from_state, to_state) VALUES
+  ('pending', 'enqueued'), ('pending', 'cancelled'),
+  ('enqueued', 'running'), ('enqueued', 'enqueued'), ('enqueued', 'cancelled'),
+  ('running', 'succeeded'), ('running', 'failed'), ('running', 'enqueued'), ('running', 'error'), ('running', 'cancelled'),
+  ('succeeded', 'complete'),
+  ('failed', 'waiting_retry'), ('failed', 'error'),
+  ('waiting_retry', 'enqueued'), ('waiting_retry', 'cancelled');
+
+-- A registered template version. `definition` is the validated template as JSON.
+CREATE TABLE weft.templates (
+  namespace     text        NOT NULL,
+  name          text        NOT NULL,
+  version       text        NOT NULL,
+  definition    jsonb       NOT NULL,
+  digest        text        NOT NULL,
+  registered_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (namespace, name, version)
+);
+
+CREATE TABLE weft.tasks (
+  id              uuid        PRIMARY KEY,
+  namespace       text        NOT NULL,
+  name            text        NOT NULL,
+  version         text        NOT NULL,
+  state           text        NOT NULL DEFAULT 'pending'
+                  CHECK (state IN ('pending', 'running', 'complete', 'error', 'cancelled')),
+  -- number of transitions written so far; the next transition row gets seq + 1
+  seq             integer     NOT NULL DEFAULT 1,
+  context         jsonb       NOT NULL,
+  idempotency_key text        UNIQUE,
+  error           jsonb,
+  created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  updated_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  completed_at    timestamptz,
+  FOREIGN KEY (namespace, name, version) REFERENCES weft.templates (namespace, name, version)
+);
+CREATE INDEX tasks_active ON weft.tasks (created_at) WHERE state IN ('pending', 'running');
+
+CREATE TABLE weft.steps (
+  id               uuid        PRIMARY KEY,
+  task_id          uuid        NOT NULL REFERENCES weft.tasks (id) ON DELETE CASCADE,
+  -- unique within the task; a batch worker is `<worker template>_001`, ...
+  name             text        NOT NULL,
+  -- the template step this step was made from (equal to name except for batch workers)
+  template_step    text        NOT NULL,
+  type             text        NOT NULL,
+  runtime          text        NOT NULL,
+  handler          text        NOT NULL,
+  state            text        NOT NULL DEFAULT 'pending'
+                   CHECK (state IN ('pending', 'enqueued', 'running', 'succeeded', 'failed',
+                                    'waiting_retry', 'complete', 'error', 'cancelled')),
+  seq              integer     NOT NULL DEFAULT 1,
+  attempts         integer     NOT NULL DEFAULT 0,
+  max_attempts     integer     NOT NULL,
+  -- parents that are not yet complete; the step is ready when this reaches 0
+  pending_parents  integer     NOT NULL DEFAULT 0,
+  inputs           jsonb       NOT NULL DEFAULT '{}'::jsonb,
+  batch            jsonb,
+  result           jsonb,
+  error            jsonb,
+  run_after        timestamptz,
+  lease_expires_at timestamptz,
+  worker_id        text,
+  created_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+  enqueued_at      timestamptz,
+  started_at       timestamptz,
+  finished_at      timestamptz,
+  updated_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+  UNIQUE (task_id, name)
+);
+CREATE INDEX steps_retry_due   ON weft.steps (run_after)        WHERE state = 'waiting_retry';
+CREATE INDEX steps_lease       ON weft.steps (lease_expires_at) WHERE state = 'running';
+CREATE INDEX steps_reported    ON weft.steps (updated_at)       WHERE state IN ('succeeded', 'failed');
+CREATE INDEX steps_enqueued    ON weft.steps (enqueued_at)      WHERE state = 'enqueued';
+
+CREATE TABLE weft.step_edges (
+  task_id   uuid NOT NULL REFERENCES weft.tasks (id) ON DELETE CASCADE,
+  from_step uuid NOT NULL REFERENCES weft.steps (id) ON DELETE CASCADE,
+  to_step   uuid NOT NULL REFERENCES weft.steps (id) ON DELETE CASCADE,
+  PRIMARY KEY (from_step, to_step),
+  CHECK (from_step <> to_step)
+);
+CREATE INDEX step_edges_to ON weft.step_edges (to_step);
+
+-- Append-only audit trails. (id, seq) is unique, so two writers that both
+-- believe they move the same row from the same state cannot both succeed;
+-- (from_state, to_state) must be a legal pair.
+CREATE TABLE weft.task_transitions (
+  task_id    uuid        NOT NULL REFERENCES weft.tasks (id) ON DELETE CASCADE,
+  seq        integer     NOT NULL,
+  from_state text,
+  to_state   text        NOT NULL,
+  at         timestamptz NOT NULL DEFAULT clock_timestamp(),
+  process_id text        NOT NULL,
+  metadata   jsonb,
+  PRIMARY KEY (task_id, seq),
+  FOREIGN KEY (from_state, to_state) REFERENCES weft.task_transition_rules (from_state, to_state),
+  CHECK (from_state IS NOT NULL OR (seq = 1 AND to_state = 'pending'))
+);
+
+CREATE TABLE weft.step_transitions (
+  step_id    uuid        NOT NULL REFERENCES weft.steps (id) ON DELETE CASCADE,
+  seq        integer     NOT NULL,
+  task_id    uuid        NOT NULL,
+  from_state text,
+  to_state   text        NOT NULL,
+  at         timestamptz NOT NULL DEFAULT clock_timestamp(),
+  process_id text        NOT NULL,
+  metadata   jsonb,
+  PRIMARY KEY (step_id, seq),
+  FOREIGN KEY (from_state, to_state) REFERENCES weft.step_transition_rules (from_state, to_state),
+  CHECK (from_state IS NOT NULL OR (seq = 1 AND to_state = 'pending'))
+);
+CREATE INDEX step_transitions_task ON weft.step_transitions (task_id);
+
+-- The PostgreSQL message queue (WEFT_MESSAGING=pg). A consumer claims rows
+-- with FOR UPDATE SKIP LOCKED, hides them until visible_at, and deletes them
+-- on ack. Inserting a row sends NOTIFY on the queue's channel.
+CREATE TABLE weft.queue_messages (
+  id          bigserial   PRIMARY KEY,
+  queue       text        NOT NULL,
+  body        jsonb       NOT NULL,
+  enqueued_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  visible_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  deliveries  integer     NOT NULL DEFAULT 0
+);
+CREATE INDEX queue_messages_ready ON weft.queue_messages (queue, visible_at, id);
+
+CREATE TABLE weft.dead_letters (
+  id          bigint      PRIMARY KEY,
+  queue       text        NOT NULL,
+  body        jsonb       NOT NULL,
+  enqueued_at timestamptz NOT NULL,
+  deliveries  integer     NOT NULL,
+  reason      text        NOT NULL,
+  dead_at     timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+
+-- Every running orchestrator and worker, with a heartbeat.
+CREATE TABLE weft.processes (
+  id           text        PRIMARY KEY,
+  kind         text        NOT NULL CHECK (kind IN ('orchestrator', 'worker', 'cli')),
+  runtime      text,
+  host         text        NOT NULL,
+  pid          integer     NOT NULL,
+  started_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  heartbeat_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  info         jsonb       NOT NULL DEFAULT '{}'::jsonb
+);

@@ -1,0 +1,92 @@
+/**
+ * The validated shape of a workflow template (see docs/templates.md).
+ *
+ * A template arrives as YAML, is checked by `parseTemplate` (template/parse.ts)
+ * and from then on travels as this plain JSON-able object: it is what the
+ * `weft.templates.definition` column stores and what orchestration reads.
+ * Every default is filled in by the parser, so code below it never guesses.
+ */
+
+export const RUNTIMES = ['native', 'typescript', 'python', 'ruby'] as const;
+export type Runtime = (typeof RUNTIMES)[number];
+
+export const STEP_TYPES = [
+  'standard',
+  'decision',
+  'deferred_convergence',
+  'batchable',
+  'batch_worker',
+] as const;
+export type StepType = (typeof STEP_TYPES)[number];
+
+export const BACKOFF_KINDS = ['exponential', 'linear', 'fixed'] as const;
+export type BackoffKind = (typeof BACKOFF_KINDS)[number];
+
+export interface RetryPolicy {
+  /** Total executions including the first one (1 = never retried). */
+  max_attempts: number;
+  backoff: BackoffKind;
+  /** Delay before the first retry. */
+  base_ms: number;
+  /** Upper bound for any single delay. */
+  max_ms: number;
+}
+
+export interface BatchConfig {
+  /** Name of the `batch_worker` step that each cursor instantiates. */
+  worker_template: string;
+  /** Items per batch, handed to the batchable handler as a hint. */
+  batch_size: number;
+  /** Upper bound on the number of worker steps created. */
+  max_workers: number;
+}
+
+export interface StepDefinition {
+  name: string;
+  handler: string;
+  runtime: Runtime;
+  type: StepType;
+  depends_on: string[];
+  inputs: Record<string, unknown>;
+  retry: RetryPolicy;
+  timeout_ms: number;
+  description?: string;
+  batch?: BatchConfig;
+}
+
+export interface TemplateDefinition {
+  namespace: string;
+  name: string;
+  version: string;
+  description?: string;
+  runtime: Runtime;
+  input_schema?: Record<string, unknown>;
+  steps: StepDefinition[];
+}
+
+/** Defaults applied by the parser where the YAML is silent. */
+export const DEFAULT_RETRY: RetryPolicy = {
+  max_attempts: 3,
+  backoff: 'exponential',
+  base_ms: 100,
+  max_ms: 10_000,
+};
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** Limits enforced by validation (inclusive). */
+export const LIMITS = {
+  max_attempts: { min: 1, max: 100 },
+  base_ms: { min: 0, max: 3_600_000 },
+  max_ms: { min: 0, max: 86_400_000 },
+  timeout_ms: { min: 1, max: 86_400_000 },
+  batch_size: { min: 1, max: 1_000_000 },
+  max_workers: { min: 1, max: 1_000 },
+  steps: { max: 1_000 },
+} as const;
+
+export const NAME_PATTERN = /^[a-z][a-z0-9_]*$/;
+
+/** The key that identifies a template version everywhere: `namespace/name@version`. */
+export function templateKey(t: Pick<TemplateDefinition, 'namespace' | 'name' | 'version'>): string {
+  return `${t.namespace}/${t.name}@${t.version}`;
+}

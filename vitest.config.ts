@@ -1,0 +1,15 @@
+import { defineConfig } from 'vitest/config';
+
+// Three layers (unit, native, integration) run by one command: `npm test`.
+// Integration tests share one PostgreSQL and one RabbitMQ, but each test file
+// works in its own schema / vhost-free queue names, so files may run in parallel.
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    pool: 'forks',
+    maxWorkers: 2,
+    reporters: ['default', './test/summary-reporter.ts'],
+  },
+});
