@@ -25,8 +25,8 @@ CREATE TABLE weft.step_transition_rules (
 INSERT INTO weft.step_transition_rules (from_state, to_state) VALUES
   ('pending', 'enqueued'), ('pending', 'cancelled'),
   ('enqueued', 'running'), ('enqueued', 'enqueued'), ('enqueued', 'cancelled'),
-  ('running', 'succeeded'), ('running', 'failed'), ('running', 'enqueued'), ('running', 'error'), ('running', 'cancelled'),
-  ('succeeded', 'complete'),
+  ('running', 'succeeded'), ('running', 'failed'), ('running', 'cancelled'),
+  ('succeeded', 'complete'), ('succeeded', 'failed'),
   ('failed', 'waiting_retry'), ('failed', 'error'),
   ('waiting_retry', 'enqueued'), ('waiting_retry', 'cancelled');
 
@@ -76,6 +76,7 @@ CREATE TABLE weft.steps (
   seq              integer     NOT NULL DEFAULT 1,
   attempts         integer     NOT NULL DEFAULT 0,
   max_attempts     integer     NOT NULL,
+  timeout_ms       integer     NOT NULL,
   -- parents that are not yet complete; the step is ready when this reaches 0
   pending_parents  integer     NOT NULL DEFAULT 0,
   inputs           jsonb       NOT NULL DEFAULT '{}'::jsonb,
@@ -149,6 +150,18 @@ CREATE TABLE weft.queue_messages (
   deliveries  integer     NOT NULL DEFAULT 0
 );
 CREATE INDEX queue_messages_ready ON weft.queue_messages (queue, visible_at, id);
+
+-- One NOTIFY per queue that received messages in a statement, on the single
+-- channel `weft_queue` with the queue name as payload. Every publisher (the
+-- statement that commits a state change also inserts its messages) gets the
+-- wake-up for free, and it is delivered only if the transaction commits.
+CREATE FUNCTION weft.notify_queue() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('weft_queue', q.queue) FROM (SELECT DISTINCT queue FROM new_rows) q;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER queue_messages_notify AFTER INSERT ON weft.queue_messages
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION weft.notify_queue();
 
 CREATE TABLE weft.dead_letters (
   id          bigint      PRIMARY KEY,

@@ -18,8 +18,8 @@
  *
  * `succeeded` and `failed` are the worker's word, not yet acted on by
  * orchestration; orchestration turns them into `complete`, `waiting_retry` or
- * `error`. A `running` step whose lease expired (its worker died) goes back
- * to `enqueued`, or to `error` when it has used all its attempts.
+ * `error`. A `running` step whose lease expired (its worker died) is
+ * reported `failed` by orchestration, so the same retry policy applies.
  */
 
 export const STEP_STATES = [
@@ -42,9 +42,12 @@ export const STEP_TRANSITIONS: Readonly<Record<StepState, readonly StepState[]>>
   pending: ['enqueued', 'cancelled'],
   // enqueued → enqueued: the dispatch message was lost and is sent again.
   enqueued: ['running', 'enqueued', 'cancelled'],
-  // running → enqueued / error: the lease expired (worker died).
-  running: ['succeeded', 'failed', 'enqueued', 'error', 'cancelled'],
-  succeeded: ['complete'],
+  // A worker that stops heartbeating loses its lease: orchestration records
+  // running → failed on its behalf, and the retry policy takes it from there.
+  running: ['succeeded', 'failed', 'cancelled'],
+  // succeeded → failed: orchestration could not use the outcome (a decision
+  // naming an unknown step, a malformed batch outcome).
+  succeeded: ['complete', 'failed'],
   failed: ['waiting_retry', 'error'],
   waiting_retry: ['enqueued', 'cancelled'],
   complete: [],

@@ -1,0 +1,139 @@
+import pg from 'pg';
+import type { Logger } from '../shared/logger.js';
+import { DatabaseError } from '../shared/errors.js';
+
+/**
+ * The connection pool every weft process uses, with the statistics the
+ * orchestrator exports as metrics: connections in use, idle and waiting, and
+ * how long acquiring one took. An acquire slower than
+ * `slowAcquireThresholdMs` is logged at warn: it means the pool is too small
+ * for the load or a connection is being held too long.
+ */
+export interface PoolStats {
+  total: number;
+  idle: number;
+  inUse: number;
+  waiting: number;
+  acquires: number;
+  slowAcquires: number;
+  /** Sum of acquire times in ms, for a mean. */
+  acquireMsTotal: number;
+  maxAcquireMs: number;
+}
+
+export interface DatabaseOptions {
+  url: string;
+  max?: number;
+  slowAcquireThresholdMs?: number;
+  log: Logger;
+  applicationName?: string;
+}
+
+// Keep int8 (bigint) as strings (the default) but give jsonb/json the native
+// parser; timestamps stay Date objects.
+export class Database {
+  readonly pool: pg.Pool;
+  readonly url: string;
+  private readonly log: Logger;
+  private readonly slowMs: number;
+  private readonly stats = { acquires: 0, slowAcquires: 0, acquireMsTotal: 0, maxAcquireMs: 0 };
+  /** Observers of each acquire time (ms), e.g. a Prometheus histogram. */
+  readonly acquireObservers: Array<(ms: number) => void> = [];
+
+  constructor(options: DatabaseOptions) {
+    this.url = options.url;
+    this.log = options.log;
+    this.slowMs = options.slowAcquireThresholdMs ?? 50;
+    this.pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.max ?? 10,
+      idleTimeoutMillis: 30_000,
+      application_name: options.applicationName ?? 'weft',
+      keepAlive: true,
+    });
+    // An idle client losing its connection (server restart) must not crash the process.
+    this.pool.on('error', (err) => this.log.warn({ err: err.message }, 'idle database connection lost; the pool will reconnect'));
+  }
+
+  /** Run one statement on any pooled connection. */
+  async query<R extends pg.QueryResultRow = any>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    const client = await this.acquire();
+    try {
+      return await client.query<R>(text, values);
+    } finally {
+      client.release();
+    }
+  }
+
+  /** A connection for several statements; release it when done. */
+  async acquire(): Promise<pg.PoolClient> {
+    const started = performance.now();
+    const client = await this.pool.connect();
+    const ms = performance.now() - started;
+    this.stats.acquires++;
+    this.stats.acquireMsTotal += ms;
+    if (ms > this.stats.maxAcquireMs) this.stats.maxAcquireMs = ms;
+    for (const observe of this.acquireObservers) observe(ms);
+    if (ms > this.slowMs) {
+      this.stats.slowAcquires++;
+      this.log.warn(
+        { acquire_ms: Math.round(ms), waiting: this.pool.waitingCount, total: this.pool.totalCount },
+        `database connection took ${Math.round(ms)} ms to acquire (slow_acquire_threshold_ms=${this.slowMs}); raise WEFT_DB_POOL_MAX or look for long transactions`,
+      );
+    }
+    return client;
+  }
+
+  /**
+   * Run `work` in one transaction. COMMIT on return, ROLLBACK on throw.
+   * Serialization failures and deadlocks are retried a few times, since two
+   * orchestrators may race on the same task.
+   */
+  async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.acquire();
+      try {
+        await client.query('BEGIN');
+        const result = await work(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        const code = (err as { code?: string }).code;
+        if ((code === '40001' || code === '40P01') && attempt < 5) continue;
+        throw err;
+      } finally {
+        client.release();
+      }
+    }
+  }
+
+  poolStats(): PoolStats {
+    const { totalCount, idleCount, waitingCount } = this.pool;
+    return { total: totalCount, idle: idleCount, inUse: totalCount - idleCount, waiting: waitingCount, ...this.stats };
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+/** Connect and check the server answers; the error says how to fix a bad URL. */
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  const db = new Database(options);
+  try {
+    await db.query('SELECT 1');
+  } catch (err) {
+    await db.close().catch(() => undefined);
+    throw new DatabaseError(
+      `cannot connect to PostgreSQL at ${redactUrl(options.url)}: ${(err as Error).message}. ` +
+        'Check WEFT_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/weft), or unset it to use the embedded PostgreSQL.',
+      { cause: err },
+    );
+  }
+  return db;
+}
+
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+}
