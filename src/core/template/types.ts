@@ -72,6 +72,11 @@ export const DEFAULT_RETRY: RetryPolicy = {
   max_ms: 10_000,
 };
 export const DEFAULT_TIMEOUT_MS = 30_000;
+/** Batch settings a `batch` section may leave out (worker_template is required). */
+export const DEFAULT_BATCH: Omit<BatchConfig, 'worker_template'> = {
+  batch_size: 100,
+  max_workers: 10,
+};
 
 /** Limits enforced by validation (inclusive). */
 export const LIMITS = {
