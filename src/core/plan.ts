@@ -205,6 +205,13 @@ export function expandBatch(
             no_op: false,
           }),
         );
+  const taken = new Set([...t.steps.map((s) => s.name), ...existing.filter((e) => e.template_step !== worker.name).map((e) => e.name)]);
+  const clash = workers.find((w) => taken.has(w.name));
+  if (clash) {
+    throw new BatchError(
+      `batch worker instance name "${clash.name}" is already the name of another step of template ${templateKey(t)}; rename that step or the worker template "${worker.name}"`,
+    );
+  }
   return expand(t, existing, { kind: 'batch', step: batchableStep, workers });
 }
 
@@ -297,7 +304,7 @@ function expand(t: TemplateDefinition, existing: ExistingStep[], trigger: Trigge
     }
     if (s.type === 'batch_worker') {
       // Open only when this call's trigger is its batchable step.
-      if (trigger?.kind === 'batch' && gates.length > 0) trigger.workers.forEach(create);
+      if (trigger?.kind === 'batch' && gates.some((g) => g.name === trigger.step)) trigger.workers.forEach(create);
       else status.set(s.name, 'dead'); // a worker no batchable step names can never be created
       continue;
     }

@@ -307,6 +307,13 @@ describe('expandBatch', () => {
     });
   });
 
+  it('refuses a worker instance name that another template step already has', () => {
+    const t = template('clash', [...csv.steps, step('process_csv_batch_002', 'standard', [])]);
+    const call = () => expandBatch(t, asExisting(initialSteps(t)), 'analyze_csv', [1, 2]);
+    expect(call).toThrow(BatchError);
+    expect(call).toThrow('batch worker instance name "process_csv_batch_002" is already the name of another step of template test/clash@1.0.0');
+  });
+
   it('names workers with three digits, and more past 999', () => {
     expect(workerName('w', 1)).toBe('w_001');
     expect(workerName('w', 42)).toBe('w_042');
