@@ -721,8 +721,10 @@ function describeValue(v: unknown): string {
 function suggest(word: string, candidates: readonly string[]): string | undefined {
   if (candidates.length === 0) return undefined;
   const best = closest(word, candidates as string[]);
-  const limit = Math.max(2, Math.floor(best.length / 3));
-  return distance(word, best) <= limit ? best : undefined;
+  // About one edit per three letters: catches typos, not unrelated words.
+  const limit = Math.max(1, Math.floor(Math.max(word.length, best.length) / 3));
+  const d = distance(word, best);
+  return d <= limit && d < word.length ? best : undefined;
 }
 
 function suggestName(v: string): string {
