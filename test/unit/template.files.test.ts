@@ -157,3 +157,21 @@ describe('templates/', () => {
     });
   });
 });
+
+describe('docs/templates.md', () => {
+  it('its worked example validates and its input_schema refuses an odd number', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { parseTemplate } = await import('../../src/core/template/parse.js');
+    const { compileInputSchema } = await import('../../src/core/template/input-schema.js');
+    const md = await readFile(join(import.meta.dirname, '..', '..', 'docs', 'templates.md'), 'utf8');
+    const example = md.split('## A worked example')[1].split('```yaml\n')[1].split('```')[0];
+    const def = parseTemplate(example, 'docs example');
+    expect(def.steps.map((s) => s.runtime)).toEqual(['native', 'native', 'python']);
+    expect(def.steps[1].retry).toEqual({ max_attempts: 5, backoff: 'linear', base_ms: 100, max_ms: 10_000 });
+    const check = compileInputSchema(def);
+    expect(check({ even_number: 3 })).toEqual({
+      ok: false,
+      problems: [{ path: 'context.even_number', message: 'context.even_number must be multiple of 2 (found 3)' }],
+    });
+  });
+});

@@ -186,6 +186,12 @@ describe('parseTemplate: fields', () => {
     expect(problems).toHaveLength(4);
   });
 
+  it('rejects more steps than the limit', () => {
+    const steps = Array.from({ length: 1001 }, (_, i) => `  - { name: s${i}, handler: h }`).join('\n');
+    const p = only(`${HEAD}steps:\n${steps}\n`);
+    expect(p).toMatchObject({ path: 'steps', message: 'steps has 1001 steps; at most 1000 are allowed', hint: 'split the workflow into several templates' });
+  });
+
   it('rejects steps that is not a list and an empty (null) depends_on', () => {
     const { problems } = problemsOf(`${HEAD}steps:\n  name: a\n`);
     expect(problems[0].message).toBe('steps is a mapping; expected a list');
@@ -351,9 +357,32 @@ describe('parseTemplate: batches', () => {
 
   it('rejects two batchable steps sharing one worker', () => {
     const p = only(
-      `${base}    type: batchable\n    batch: { worker_template: work }\n  - name: again\n    handler: h\n    type: batchable\n    batch: { worker_template: work }\n  - name: work\n    handler: h\n    type: batch_worker\n`,
+      `${base}    type: batchable\n    batch: { worker_template: work }\n  - name: again\n    handler: h\n    type: batchable\n    batch: { worker_template: work }\n  - name: work\n    handler: h\n    type: batch_worker\n    depends_on: [analyze]\n`,
     );
     expect(p.path).toBe('steps[1].batch.worker_template');
     expect(p.message).toBe('steps[1].batch.worker_template names "work", which steps[0] already uses; each batch_worker step serves one batchable step');
+  });
+});
+
+describe('parseTemplate: batch workers and their batchable step', () => {
+  const head = `${HEAD}steps:\n  - name: analyze\n    handler: h\n    type: batchable\n    batch: { worker_template: work }\n  - name: other\n    handler: h\n`;
+
+  it('requires a batch_worker to depend on exactly its batchable step', () => {
+    const p = only(`${head}  - name: work\n    handler: h\n    type: batch_worker\n    depends_on: [analyze, other]\n`);
+    expect(p).toMatchObject({ path: 'steps[2].depends_on', line: 14, column: 17 });
+    expect(p.message).toBe('steps[2] ("work") is the batch_worker of "analyze", so it must depend on exactly [analyze]; found [analyze, other]');
+    expect(p.hint).toBe('write depends_on: [analyze] (worker instances are created by analyze and wait only for it)');
+    const q = only(`${head}  - name: work\n    handler: h\n    type: batch_worker\n`);
+    expect(q.path).toBe('steps[2]');
+    expect(q.message).toMatch(/must depend on exactly \[analyze\]; found \[\]$/);
+  });
+
+  it('rejects a step named like a worker instance', () => {
+    const p = only(`${head}    depends_on: [analyze]\n  - name: work\n    handler: h\n    type: batch_worker\n    depends_on: [analyze]\n  - name: work_001\n    handler: h\n    depends_on: [work]\n`);
+    expect(p.path).toBe('steps[3].name');
+    expect(p.message).toBe(
+      'steps[3].name "work_001" has the form of a worker instance of batch_worker "work" (work_001, work_002, …) and would clash with one',
+    );
+    expect(p.hint).toBe('rename the step, e.g. "work_step_001"');
   });
 });

@@ -569,6 +569,32 @@ function stepFindings(steps: unknown[]): Finding[] {
       }
     }
   }
+  // A worker's instances are created by its batchable step and wait for it
+  // alone (core/plan.ts), so its depends_on must say exactly that.
+  for (const [worker, ownerIndex] of workerUsers) {
+    const w = named.find((n) => n.name === worker && n.index === firstIndex.get(worker))!;
+    const owner = named.find((n) => n.index === ownerIndex)!.name;
+    if (w.step.depends_on !== undefined && !Array.isArray(w.step.depends_on)) continue;
+    const deps = depsOf(w.step);
+    if (deps.length === 1 && deps[0] === owner) continue;
+    out.push({
+      at: w.step.depends_on === undefined ? ['steps', w.index] : ['steps', w.index, 'depends_on'],
+      message: `steps[${w.index}] ("${worker}") is the batch_worker of "${owner}", so it must depend on exactly [${owner}]; found [${deps.join(', ')}]`,
+      hint: `write depends_on: [${owner}] (worker instances are created by ${owner} and wait only for it)`,
+    });
+  }
+  // Worker instances are named <worker>_000, <worker>_001, …: no step may take such a name.
+  for (const worker of workerUsers.keys()) {
+    const pattern = new RegExp(`^${worker}_[0-9]{3,}$`);
+    for (const { index, name } of named) {
+      if (!pattern.test(name)) continue;
+      out.push({
+        at: ['steps', index, 'name'],
+        message: `steps[${index}].name "${name}" has the form of a worker instance of batch_worker "${worker}" (${worker}_001, ${worker}_002, …) and would clash with one`,
+        hint: `rename the step, e.g. "${name.replace(/_([0-9]+)$/, '_step_$1')}"`,
+      });
+    }
+  }
   // A worker no batchable step names could never be created. Only judged
   // when every batchable step's worker_template could be read.
   const everyWorkerKnown = named.every(
