@@ -64,6 +64,15 @@ describe('compileInputSchema', () => {
     expect(r).toEqual({ ok: false, problems: [{ path: 'context', message: 'context must be object (found [1])' }] });
   });
 
+  it('compiles two templates whose schemas share an $id', () => {
+    const a = compileInputSchema({ input_schema: { $id: 'weft-test-shared-id', type: 'object', required: ['a'] } });
+    const b = compileInputSchema({ input_schema: { $id: 'weft-test-shared-id', type: 'object', required: ['b'] } });
+    const again = compileInputSchema({ input_schema: { $id: 'weft-test-shared-id', type: 'object', required: ['a'] } });
+    expect(a({ a: 1 })).toEqual({ ok: true });
+    expect(b({ a: 1 })).toEqual({ ok: false, problems: [{ path: 'context.b', message: 'context.b is required but missing' }] });
+    expect(again({})).toEqual({ ok: false, problems: [{ path: 'context.a', message: 'context.a is required but missing' }] });
+  });
+
   it('decodes JSON pointers', () => {
     expect(pointerToSegments('')).toEqual([]);
     expect(pointerToSegments('/a~1b/0/c~0d/01')).toEqual(['a/b', 0, 'c~d', '01']);

@@ -51,6 +51,26 @@ describe('parseTemplate: YAML and top level', () => {
     expect(p.hint).toMatch(/repeated keys/);
   });
 
+  it('reports an unclosed quote and a second YAML document, with hints', () => {
+    const q = problemsOf('namespace: demo\nname: "flow\n').problems[0];
+    expect(q.message).toBe('YAML syntax error: Missing closing "quote');
+    expect(q.hint).toBe('check the indentation and that every [, { and quote is closed');
+    const d = problemsOf('namespace: demo\n---\nname: flow\n').problems[0];
+    expect(d).toMatchObject({ line: 2, column: 1 });
+    expect(d.hint).toBe('a template file holds one YAML document: remove the extra "---" or split the file');
+    const k = problemsOf('namespace: demo\nname: a: b\n').problems[0];
+    expect(k.hint).toBe('write one "key: value" per line; quote a value that contains ": "');
+  });
+
+  it('refuses aliases that expand into a huge document', () => {
+    const bomb = ['a: &a [1,1,1,1,1,1,1,1,1,1]'];
+    for (const [x, y] of [['b', 'a'], ['c', 'b'], ['d', 'c']]) bomb.push(`${x}: &${x} [${Array(10).fill(`*${y}`).join(',')}]`);
+    bomb.push(`e: [${Array(10).fill('*d').join(',')}]`);
+    const p = only(`${bomb.join('\n')}\n`);
+    expect(p.message).toBe('YAML could not be read: Excessive alias count indicates a resource exhaustion attack');
+    expect(p.hint).toMatch(/remove the aliases/);
+  });
+
   it('rejects an empty file', () => {
     const p = only('# nothing here\n');
     expect(p.path).toBe('');
@@ -249,6 +269,14 @@ describe('parseTemplate: fields', () => {
     const q = only(`${HEAD}input_schema: { required: 5 }\nsteps: [{ name: a, handler: h }]\n`);
     expect(q.path).toBe('input_schema.required');
     expect(q.message).toMatch(/input_schema\.required is the number 5 and must be array/);
+  });
+
+  it('rejects an input_schema written for a draft weft does not support', () => {
+    const p = only(`${HEAD}input_schema: { $schema: "https://json-schema.org/draft/2020-12/schema", type: object }\nsteps: [{ name: a, handler: h }]\n`);
+    expect(p).toMatchObject({ path: 'input_schema.$schema', line: 4, column: 26 });
+    expect(p.message).toBe(
+      'input_schema cannot be checked: no schema with key or ref "https://json-schema.org/draft/2020-12/schema"; weft supports JSON Schema draft-07',
+    );
   });
 
   it('rejects an input_schema whose $ref points nowhere', () => {

@@ -21,7 +21,14 @@ export function createInputSchemaAjv(): Ajv {
 export type InputProblem = { path: string; message: string };
 export type InputCheck = { ok: true } | { ok: false; problems: InputProblem[] };
 
-let shared: Ajv | undefined;
+/**
+ * Compiled checkers by schema text. Each distinct schema gets its own ajv
+ * instance: two templates whose schemas share an `$id` would otherwise
+ * collide ("schema with key or id already exists"), and ajv's own cache,
+ * keyed by object identity, would grow with every template row read.
+ */
+const compiled = new Map<string, ValidateFunction>();
+const MAX_COMPILED = 500;
 
 /**
  * Compile a template's `input_schema` into a checker for task contexts.
@@ -32,15 +39,21 @@ let shared: Ajv | undefined;
  * @example
  *   const check = compileInputSchema(template);
  *   const r = check({ even_number: 3 });
- *   if (!r.ok) reply(400, r.problems); // [{ path: 'context.even_number', message: 'context.even_number must be a multiple of 2 (found 3)' }]
+ *   if (!r.ok) reply(400, r.problems); // [{ path: 'context.even_number', message: 'context.even_number must be multiple of 2 (found 3)' }]
  */
 export function compileInputSchema(template: Pick<TemplateDefinition, 'input_schema'>): (context: unknown) => InputCheck {
   if (template.input_schema === undefined) return () => ({ ok: true });
-  shared ??= createInputSchemaAjv();
-  const validate: ValidateFunction = shared.compile(template.input_schema);
+  const key = JSON.stringify(template.input_schema);
+  let validate = compiled.get(key);
+  if (validate === undefined) {
+    validate = createInputSchemaAjv().compile(template.input_schema);
+    if (compiled.size >= MAX_COMPILED) compiled.delete(compiled.keys().next().value!);
+    compiled.set(key, validate);
+  }
+  const check = validate;
   return (context) => {
-    if (validate(context)) return { ok: true };
-    return { ok: false, problems: (validate.errors ?? []).map((e) => describeInputError(e, context)) };
+    if (check(context)) return { ok: true };
+    return { ok: false, problems: (check.errors ?? []).map((e) => describeInputError(e, context)) };
   };
 }
 

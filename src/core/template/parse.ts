@@ -395,7 +395,20 @@ function versionFindings(v: unknown, view: SourceView | undefined): Finding[] {
 
 function inputSchemaFindings(schema: Record<string, unknown>): Finding[] {
   const ajv = createInputSchemaAjv();
-  if (!ajv.validateSchema(schema)) {
+  let valid: boolean;
+  try {
+    valid = ajv.validateSchema(schema) as boolean;
+  } catch (err) {
+    // ajv throws when $schema names a meta-schema it does not have (e.g. draft 2020-12).
+    return [
+      {
+        at: typeof schema.$schema === 'string' ? ['input_schema', '$schema'] : ['input_schema'],
+        message: `input_schema cannot be checked: ${(err as Error).message}; weft supports JSON Schema draft-07`,
+        hint: 'remove $schema, or write $schema: "http://json-schema.org/draft-07/schema#", and use draft-07 keywords',
+      },
+    ];
+  }
+  if (!valid) {
     const errors = (ajv.errors ?? []).filter((e) => e.keyword !== 'anyOf' && e.keyword !== 'oneOf');
     // Keep one complaint per location; the meta-schema's alternatives repeat themselves.
     const seen = new Set<string>();
@@ -780,10 +793,12 @@ function yamlHint(code: string): string {
       return 'indent with spaces; YAML does not allow tabs';
     case 'BAD_INDENT':
     case 'MISSING_CHAR':
-      return 'check the indentation and that every [ has a ] and every { has a }';
+      return 'check the indentation and that every [, { and quote is closed';
     case 'BLOCK_AS_IMPLICIT_KEY':
     case 'MULTILINE_IMPLICIT_KEY':
-      return 'put a space after each ":" and keep "key: value" on one line';
+      return 'write one "key: value" per line; quote a value that contains ": "';
+    case 'MULTIPLE_DOCS':
+      return 'a template file holds one YAML document: remove the extra "---" or split the file';
     default:
       return 'fix the YAML at this position (indentation, brackets, quotes)';
   }
