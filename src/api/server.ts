@@ -1,0 +1,154 @@
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import type { Orchestrator } from '../orchestration/orchestrator.js';
+import type { Database } from '../store/database.js';
+import type { MessageBus } from '../messaging/types.js';
+import type { Logger } from '../shared/logger.js';
+import { getTaskView } from '../store/tasks.js';
+import { listTemplates } from '../store/templates.js';
+import { parseTemplate, validateTemplateObject } from '../core/template/parse.js';
+import { TemplateError } from '../core/template/errors.js';
+import { ConflictError, NotFoundError, ValidationError, WeftError } from '../shared/errors.js';
+import { isUuid } from '../shared/ids.js';
+import { TERMINAL_TASK_STATES } from '../core/states.js';
+
+export interface ApiOptions {
+  orchestrator: Orchestrator;
+  db: Database;
+  bus: MessageBus;
+  log: Logger;
+  /** Largest request body accepted (bytes); a context is stored as JSONB. */
+  bodyLimit?: number;
+}
+
+const createTaskSchema = {
+  type: 'object',
+  required: ['namespace', 'name'],
+  additionalProperties: false,
+  properties: {
+    namespace: { type: 'string', minLength: 1 },
+    name: { type: 'string', minLength: 1 },
+    version: { type: 'string', minLength: 1 },
+    context: {},
+    idempotency_key: { type: 'string', minLength: 1, maxLength: 200 },
+  },
+} as const;
+
+/**
+ * The orchestrator's HTTP API:
+ *
+ *   POST /v1/tasks                 create → 201 {id}; 400 bad input (names the field), 404 unknown template, 409 repeated idempotency key
+ *   GET  /v1/tasks/:id             task state and every step (state, attempts, result, error, timings)
+ *   GET  /v1/tasks/:id/wait        long-poll: returns the moment the task ends (or after timeout_ms, with ended: false)
+ *   GET  /v1/templates             registered templates
+ *   POST /v1/templates             register a template (YAML or JSON body)
+ *   GET  /health                   database and broker
+ *   GET  /metrics                  Prometheus text
+ *
+ * Errors are `{ "error": { "code", "message", "path"? } }`.
+ */
+export function buildApi(options: ApiOptions): FastifyInstance {
+  const { orchestrator, db, bus } = options;
+  const app = Fastify({
+    logger: false,
+    bodyLimit: options.bodyLimit ?? 32 * 1024 * 1024,
+    ajv: { customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false } },
+  });
+  app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'], { parseAs: 'string' }, (_req, body, done) =>
+    done(null, { __yaml: body as string }),
+  );
+
+  app.setErrorHandler((err: FastifyError, _req, reply) => {
+    if (err.validation) {
+      const v = err.validation[0]!;
+      const path = fieldPath(v.instancePath, v.params as Record<string, unknown>);
+      const problems = err.validation.map((e) => `${fieldPath(e.instancePath, e.params as Record<string, unknown>) || 'body'} ${e.message}`);
+      return reply.status(400).send({ error: { code: 'invalid_input', message: problems.join('; '), path } });
+    }
+    if (err instanceof ValidationError) {
+      return reply.status(400).send({ error: { code: err.code, message: err.message, path: err.path, details: err.details } });
+    }
+    if (err instanceof TemplateError) {
+      return reply.status(400).send({ error: { code: err.code, message: err.message, problems: err.problems } });
+    }
+    if (err instanceof NotFoundError) return reply.status(404).send({ error: { code: err.code, message: err.message } });
+    if (err instanceof ConflictError) return reply.status(409).send({ error: { code: err.code, message: err.message } });
+    if (err.statusCode === 413) {
+      return reply.status(413).send({ error: { code: 'too_large', message: `request body is larger than the limit of ${options.bodyLimit ?? 32 * 1024 * 1024} bytes` } });
+    }
+    if (err.statusCode && err.statusCode < 500) {
+      return reply.status(err.statusCode).send({ error: { code: 'bad_request', message: err.message } });
+    }
+    options.log.error({ err: err.message, stack: err.stack }, 'request failed');
+    const code = err instanceof WeftError ? err.code : 'internal';
+    return reply.status(500).send({ error: { code, message: err.message } });
+  });
+
+  app.post('/v1/tasks', { schema: { body: createTaskSchema } }, async (req, reply) => {
+    const body = req.body as { namespace: string; name: string; version?: string; context?: unknown; idempotency_key?: string };
+    const created = await orchestrator.createTask(body);
+    return reply.status(201).send({ id: created.id, state: 'running', dispatched: created.dispatched });
+  });
+
+  app.get('/v1/tasks/:id', async (req) => {
+    const id = taskId(req.params);
+    const view = await getTaskView(db, id);
+    if (!view) throw new NotFoundError(`no task ${id}`);
+    return view;
+  });
+
+  app.get('/v1/tasks/:id/wait', async (req) => {
+    const id = taskId(req.params);
+    const raw = (req.query as { timeout_ms?: string }).timeout_ms;
+    const timeoutMs = raw === undefined ? 30_000 : Number(raw);
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0 || timeoutMs > 600_000) {
+      throw new ValidationError(`timeout_ms must be a number of milliseconds between 0 and 600000, got ${JSON.stringify(raw)}`, 'timeout_ms');
+    }
+    const ended = await orchestrator.waitForTask(id, timeoutMs);
+    const view = await getTaskView(db, id);
+    if (!view) throw new NotFoundError(`no task ${id}`);
+    return { ended: ended || TERMINAL_TASK_STATES.has(view.state), ...view };
+  });
+
+  app.get('/v1/templates', async () => ({ templates: await listTemplates(db) }));
+
+  app.post('/v1/templates', async (req, reply) => {
+    const body = req.body as { __yaml?: string } | Record<string, unknown>;
+    const def =
+      body && typeof body === 'object' && '__yaml' in body && typeof body.__yaml === 'string'
+        ? parseTemplate(body.__yaml, 'request body')
+        : validateTemplateObject(body, 'request body');
+    const outcome = await orchestrator.templates.register(def);
+    return reply.status(outcome === 'created' ? 201 : 200).send({ namespace: def.namespace, name: def.name, version: def.version, outcome });
+  });
+
+  app.get('/health', async (_req, reply) => {
+    const dbOk = await db.query('SELECT 1').then(
+      () => ({ ok: true, detail: 'ok' }),
+      (err: Error) => ({ ok: false, detail: err.message }),
+    );
+    const broker = await bus.health();
+    const ok = dbOk.ok && broker.ok;
+    return reply.status(ok ? 200 : 503).send({ status: ok ? 'healthy' : 'unhealthy', database: dbOk, messaging: broker, pool: db.poolStats() });
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', orchestrator.metrics.registry.contentType);
+    return orchestrator.metrics.registry.metrics();
+  });
+
+  return app;
+}
+
+function taskId(params: unknown): string {
+  const id = (params as { id: string }).id;
+  if (!isUuid(id)) throw new ValidationError(`task id ${JSON.stringify(id)} is not a UUID`, 'id');
+  return id;
+}
+
+/** `/context/amount` + {missingProperty: 'x'} → `context.amount.x` */
+function fieldPath(instancePath: string, params: Record<string, unknown>): string {
+  const parts = instancePath.split('/').filter(Boolean);
+  if (typeof params.missingProperty === 'string') parts.push(params.missingProperty);
+  if (typeof params.additionalProperty === 'string') parts.push(params.additionalProperty);
+  return parts.join('.');
+}

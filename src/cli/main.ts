@@ -1,0 +1,86 @@
+import { Command, Option } from 'commander';
+import { loadConfig } from '../shared/config.js';
+import { createLogger } from '../shared/logger.js';
+import { WeftError } from '../shared/errors.js';
+import { runValidate } from './validate.js';
+import { runMigrate } from './migrate.js';
+import { runOrchestrator } from './orchestrator.js';
+import { runWorker } from './worker.js';
+import { runTask } from './run.js';
+
+const program = new Command();
+program
+  .name('weft')
+  .description('A durable DAG workflow engine with TypeScript, Python and Ruby step handlers')
+  .showHelpAfterError()
+  .addHelpText(
+    'after',
+    `
+Environment:
+  WEFT_DATABASE_URL     PostgreSQL URL; unset = weft's embedded PostgreSQL under WEFT_HOME
+  WEFT_HOME             state directory (default .weft)
+  WEFT_MESSAGING        pg (default) | rabbitmq
+  WEFT_AMQP_URL         RabbitMQ URL (default amqp://guest:guest@127.0.0.1:5672)
+  WEFT_LOG_LEVEL        trace | debug | info (default) | warn | error
+  WEFT_ORCHESTRATOR_URL orchestrator for \`weft run\`; unset = run one in-process`,
+  );
+
+program
+  .command('validate')
+  .description('check template files (or directories of them); exits non-zero listing every problem')
+  .argument('<paths...>', 'template files or directories')
+  .action(async (paths: string[]) => {
+    process.exitCode = await runValidate(paths, { out: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`) });
+  });
+
+program
+  .command('migrate')
+  .description('bring the database schema up to date (every weft process also does this at start)')
+  .action(async () => {
+    process.exitCode = await runMigrate(loadConfig(), createLogger());
+  });
+
+program
+  .command('orchestrator')
+  .description('run an orchestrator: HTTP API, task creation, result processing')
+  .option('--port <port>', 'HTTP port', (v) => Number(v), 8080)
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option('--templates <dir>', 'register every template under this directory at start')
+  .action(async (opts: { port: number; host: string; templates?: string }) => {
+    await runOrchestrator(loadConfig(), createLogger({ name: 'weft-orchestrator' }), opts);
+  });
+
+program
+  .command('worker')
+  .description('run a worker for one runtime')
+  .addOption(new Option('--runtime <runtime>', 'handler runtime').choices(['native', 'typescript', 'python', 'ruby']).default('native'))
+  .requiredOption('--handlers <dir>', 'directory of handler modules for that runtime')
+  .option('--namespaces <list>', 'comma-separated namespaces to serve (default: every namespace with steps of this runtime)')
+  .option('--concurrency <n>', 'steps run at once', (v) => Number(v), 8)
+  .option('--port <port>', 'HTTP port for /health and /metrics (default: none)', (v) => Number(v))
+  .action(async (opts: { runtime: string; handlers: string; namespaces?: string; concurrency: number; port?: number }) => {
+    await runWorker(loadConfig(), createLogger({ name: `weft-worker-${opts.runtime}` }), opts);
+  });
+
+program
+  .command('run')
+  .description('submit a task; with --wait, show each step as it finishes and the results')
+  .argument('<template>', 'NAMESPACE/NAME[@VERSION]')
+  .option('--context <json>', 'the task input as JSON', '{}')
+  .option('--wait', 'wait for the task to end; exit non-zero if it fails', false)
+  .option('--json', 'print the final task as JSON', false)
+  .option('--timeout <ms>', 'how long --wait waits', (v) => Number(v), 120_000)
+  .option('--templates <dir>', 'in-process mode: templates to register', 'templates')
+  .option('--handlers <dir>', 'in-process mode: directory with one sub-directory of handlers per runtime', 'handlers')
+  .action(async (template: string, opts) => {
+    process.exitCode = await runTask(loadConfig(), template, opts);
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof WeftError) {
+    process.stderr.write(`weft: ${err.message}\n`);
+  } else {
+    process.stderr.write(`weft: ${(err as Error)?.stack ?? String(err)}\n`);
+  }
+  process.exit(process.exitCode && process.exitCode !== 0 ? process.exitCode : 1);
+});

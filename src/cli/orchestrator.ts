@@ -1,0 +1,35 @@
+import type { WeftConfig } from '../shared/config.js';
+import type { Logger } from '../shared/logger.js';
+import { processId } from '../shared/ids.js';
+import { connectStore } from '../store/connect.js';
+import { createMessageBus } from '../messaging/index.js';
+import { Orchestrator } from '../orchestration/orchestrator.js';
+import { loadTemplateDir } from '../core/template/load.js';
+import { buildApi } from '../api/server.js';
+import { onShutdownSignal } from './lifecycle.js';
+
+/** `weft orchestrator`: HTTP API + result processing until SIGTERM. */
+export async function runOrchestrator(config: WeftConfig, log: Logger, opts: { port: number; host: string; templates?: string }): Promise<void> {
+  const templates = opts.templates ? await loadTemplateDir(opts.templates) : [];
+  const store = await connectStore(config, log, { applicationName: 'weft-orchestrator' });
+  const bus = createMessageBus(config, store.db, log);
+  const orchestrator = new Orchestrator({
+    db: store.db,
+    bus,
+    log,
+    processId: processId('orchestrator'),
+    pollIntervalMs: config.pollIntervalMs,
+    redispatchAfterMs: config.redispatchAfterMs,
+  });
+  await orchestrator.registerTemplates(templates);
+  await orchestrator.start();
+  const api = buildApi({ orchestrator, db: store.db, bus, log });
+  await api.listen({ port: opts.port, host: opts.host });
+  log.info({ url: `http://${opts.host}:${opts.port}`, messaging: bus.backend, database: store.source }, 'orchestrator listening');
+  onShutdownSignal(log, async () => {
+    await api.close();
+    await orchestrator.stop();
+    await bus.close();
+    await store.close();
+  });
+}

@@ -1,0 +1,144 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { WeftConfig } from '../shared/config.js';
+import { createLogger } from '../shared/logger.js';
+import { processId } from '../shared/ids.js';
+import { ValidationError } from '../shared/errors.js';
+import { connectStore } from '../store/connect.js';
+import { getTaskView, type TaskView } from '../store/tasks.js';
+import { createMessageBus } from '../messaging/index.js';
+import { Orchestrator, type StepEvent } from '../orchestration/orchestrator.js';
+import { loadTemplateDir } from '../core/template/load.js';
+import { Worker } from '../worker/worker.js';
+import { createRunner } from '../worker/runners.js';
+
+export interface RunOptions {
+  context: string;
+  wait: boolean;
+  json: boolean;
+  timeout: number;
+  templates: string;
+  handlers: string;
+}
+
+/** Where each runtime's handlers live under the --handlers directory. */
+const HANDLER_DIRS: Record<string, string> = { native: 'typescript', typescript: 'typescript', python: 'python', ruby: 'ruby' };
+
+/**
+ * `weft run NAMESPACE/NAME`: submit a task. With WEFT_ORCHESTRATOR_URL it
+ * talks to that orchestrator; without, it starts an orchestrator and the
+ * workers the template needs in this process (on the embedded PostgreSQL
+ * unless WEFT_DATABASE_URL is set), so one command runs a workflow.
+ */
+export async function runTask(config: WeftConfig, target: string, opts: RunOptions): Promise<number> {
+  const m = /^([a-z][a-z0-9_]*)\/([a-z][a-z0-9_]*)(?:@(.+))?$/.exec(target);
+  if (!m) throw new ValidationError(`"${target}" is not NAMESPACE/NAME[@VERSION], e.g. e2e_linear/mathematical_sequence`, 'template');
+  const [, namespace, name, version] = m as unknown as [string, string, string, string | undefined];
+  let context: unknown;
+  try {
+    context = JSON.parse(opts.context);
+  } catch (err) {
+    throw new ValidationError(`--context is not JSON: ${(err as Error).message}; e.g. --context '{"even_number": 6}'`, 'context');
+  }
+  const out = (s: string) => process.stdout.write(`${s}\n`);
+  if (config.orchestratorUrl) return runRemote(config.orchestratorUrl, { namespace, name, version, context }, opts, out);
+  return runInProcess(config, { namespace, name, version, context }, opts, out);
+}
+
+async function runInProcess(
+  config: WeftConfig,
+  req: { namespace: string; name: string; version?: string; context: unknown },
+  opts: RunOptions,
+  out: (s: string) => void,
+): Promise<number> {
+  const log = createLogger({ level: process.env.WEFT_LOG_LEVEL ?? 'warn' });
+  const store = await connectStore(config, log);
+  const bus = createMessageBus(config, store.db, log);
+  const orchestrator = new Orchestrator({ db: store.db, bus, log, processId: processId('run'), pollIntervalMs: config.pollIntervalMs });
+  const workers: Worker[] = [];
+  try {
+    if (existsSync(opts.templates)) await orchestrator.registerTemplates(await loadTemplateDir(opts.templates));
+    const { def } = await orchestrator.templates.get(req.namespace, req.name, req.version);
+    await orchestrator.start();
+    for (const runtime of new Set(def.steps.map((s) => s.runtime))) {
+      const runner = await createRunner(runtime, join(opts.handlers, HANDLER_DIRS[runtime]!), log);
+      const worker = new Worker({ db: store.db, bus, log, runner, workerId: processId(`run-${runtime}`), namespaces: [def.namespace], leaseMs: config.leaseMs });
+      await worker.start();
+      workers.push(worker);
+    }
+    const t0 = performance.now();
+    let taskId = '';
+    const progress = (e: StepEvent) => {
+      if (e.task_id !== taskId || opts.json) return;
+      const mark = e.state === 'complete' ? '✓' : e.state === 'waiting_retry' ? '↻' : '✗';
+      const detail = e.state === 'complete' ? short(e.result) : short((e.error as { message?: string })?.message ?? e.error);
+      out(`  ${mark} ${e.name.padEnd(28)} ${detail.padEnd(24)} ${(performance.now() - t0).toFixed(1).padStart(8)} ms`);
+    };
+    if (opts.wait) orchestrator.on('step', progress);
+    const created = await orchestrator.createTask(req);
+    taskId = created.id;
+    if (!opts.wait) {
+      out(created.id);
+      return 0;
+    }
+    if (!opts.json) out(`task ${created.id}  ${def.namespace}/${def.name}@${def.version}`);
+    const ended = await orchestrator.waitForTask(created.id, opts.timeout);
+    const view = (await getTaskView(store.db, created.id))!;
+    return report(view, ended, opts, out);
+  } finally {
+    await Promise.all(workers.map((w) => w.stop(5_000)));
+    await orchestrator.stop();
+    await bus.close();
+    await store.close();
+  }
+}
+
+async function runRemote(
+  base: string,
+  req: { namespace: string; name: string; version?: string; context: unknown },
+  opts: RunOptions,
+  out: (s: string) => void,
+): Promise<number> {
+  const url = base.replace(/\/$/, '');
+  const res = await fetch(`${url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(req) });
+  const body = (await res.json()) as { id?: string; error?: { message: string } };
+  if (res.status !== 201 || !body.id) {
+    process.stderr.write(`weft: ${res.status} ${body.error?.message ?? JSON.stringify(body)}\n`);
+    return 1;
+  }
+  if (!opts.wait) {
+    out(body.id);
+    return 0;
+  }
+  if (!opts.json) out(`task ${body.id}`);
+  const deadline = Date.now() + opts.timeout;
+  for (;;) {
+    const left = Math.max(0, deadline - Date.now());
+    const w = await fetch(`${url}/v1/tasks/${body.id}/wait?timeout_ms=${Math.min(left, 30_000)}`);
+    const view = (await w.json()) as TaskView & { ended: boolean };
+    if (view.ended || left === 0) {
+      if (!opts.json) for (const s of view.steps) out(`  ${s.state === 'complete' ? '✓' : '✗'} ${s.name.padEnd(28)} ${short(s.result ?? s.error)}`);
+      return report(view, view.ended, opts, out);
+    }
+  }
+}
+
+function report(view: TaskView, ended: boolean, opts: RunOptions, out: (s: string) => void): number {
+  if (opts.json) {
+    out(JSON.stringify(view, null, 2));
+  } else if (!ended) {
+    out(`still ${view.state} after ${opts.timeout} ms`);
+  } else if (view.state === 'complete') {
+    const sinks = view.steps.filter((s) => !view.steps.some((o) => o.parents.includes(s.name)));
+    out(`${view.state} in ${view.duration_ms} ms (server side); result: ${sinks.map((s) => `${s.name} = ${JSON.stringify(s.result)}`).join(', ')}`);
+  } else {
+    const err = view.error as { step?: string; reason?: string; error?: { class?: string; message?: string } } | null;
+    out(`${view.state}: step ${err?.step} failed (${err?.reason}): ${err?.error?.class}: ${err?.error?.message}`);
+  }
+  return ended && view.state === 'complete' ? 0 : 1;
+}
+
+function short(value: unknown): string {
+  const s = typeof value === 'string' ? value : JSON.stringify(value) ?? '';
+  return s.length > 40 ? `${s.slice(0, 37)}...` : s;
+}

@@ -1,0 +1,25 @@
+/**
+ * Queue names. Work is routed by namespace and runtime, so one template can
+ * mix runtimes and each worker consumes only what it can run. The SQL in
+ * src/store builds the same names (`'step.' || namespace || '.' || runtime`).
+ */
+export const RESULTS_QUEUE = 'orchestration.results';
+
+export function stepQueue(namespace: string, runtime: string): string {
+  return `step.${namespace}.${runtime}`;
+}
+
+/** Body of a dispatch (orchestrator → worker) and of a report (worker → orchestrator). */
+export interface StepMessage {
+  task_id: string;
+  step_id: string;
+}
+
+export function isStepMessage(body: unknown): body is StepMessage {
+  return (
+    typeof body === 'object' &&
+    body !== null &&
+    typeof (body as StepMessage).task_id === 'string' &&
+    typeof (body as StepMessage).step_id === 'string'
+  );
+}

@@ -1,0 +1,263 @@
+import amqp from 'amqplib';
+import type { Logger } from '../shared/logger.js';
+import {
+  MessagingError,
+  type BusHealth,
+  type ConsumeOptions,
+  type Delivery,
+  type MessageBus,
+  type OutgoingMessage,
+  type Subscription,
+} from './types.js';
+
+export interface RabbitBusOptions {
+  url: string;
+  /** Prefix of every queue and exchange name, so several weft installations (or test runs) can share a broker. */
+  prefix?: string;
+  /** How long `publish` waits for a lost connection to come back before failing. */
+  publishTimeoutMs?: number;
+}
+
+interface ConsumerState {
+  queues: string[];
+  onMessage: (d: Delivery) => void;
+  options: ConsumeOptions;
+  channel?: amqp.Channel;
+  active: boolean;
+}
+
+/**
+ * RabbitMQ (WEFT_MESSAGING=rabbitmq) through amqplib: durable queues,
+ * persistent messages, publisher confirms, manual acks with a prefetch,
+ * dead-lettering to `<prefix>.dlx` → `<queue>.dlq`, and TCP_NODELAY on the
+ * socket (with Nagle on, a request/reply hop cost ~44 ms here instead of
+ * ~1.4 ms). A lost connection is re-established with backoff; consumers are
+ * re-attached and publishers wait for it.
+ */
+export class RabbitMessageBus implements MessageBus {
+  readonly backend = 'rabbitmq' as const;
+  readonly transactionalOutbox = false;
+  private connection: amqp.ChannelModel | undefined;
+  private publisher: amqp.ConfirmChannel | undefined;
+  private connecting: Promise<void> | undefined;
+  private readonly asserted = new Set<string>();
+  private readonly consumers = new Set<ConsumerState>();
+  private closed = false;
+  private readonly prefix: string;
+  private readonly dlx: string;
+
+  constructor(
+    private readonly options: RabbitBusOptions,
+    private readonly log: Logger,
+  ) {
+    this.prefix = options.prefix ?? 'weft';
+    this.dlx = `${this.prefix}.dlx`;
+  }
+
+  private name(queue: string): string {
+    return `${this.prefix}.${queue}`;
+  }
+
+  /** Connect (once; concurrent callers share the attempt). */
+  async connect(): Promise<void> {
+    if (this.publisher) return;
+    if (!this.connecting) {
+      this.connecting = this.open().finally(() => {
+        this.connecting = undefined;
+      });
+    }
+    await this.connecting;
+  }
+
+  private async open(): Promise<void> {
+    let conn: amqp.ChannelModel;
+    try {
+      conn = await amqp.connect(this.options.url, { noDelay: true, timeout: 5_000 });
+    } catch (err) {
+      throw new MessagingError(
+        `cannot connect to RabbitMQ at ${this.options.url.replace(/\/\/([^:@/]+):[^@]*@/, '//$1:***@')}: ${(err as Error).message}. ` +
+          'Start it (rabbitmq-server -detached) or set WEFT_AMQP_URL; or use WEFT_MESSAGING=pg.',
+      );
+    }
+    conn.on('error', (err: Error) => this.log.warn({ err: err.message }, 'RabbitMQ connection error'));
+    conn.on('close', () => this.lost(conn));
+    const publisher = await conn.createConfirmChannel();
+    publisher.on('error', (err: Error) => this.log.warn({ err: err.message }, 'RabbitMQ publish channel error'));
+    await publisher.assertExchange(this.dlx, 'direct', { durable: true });
+    this.asserted.clear();
+    this.connection = conn;
+    this.publisher = publisher;
+    for (const c of this.consumers) if (c.active) await this.attach(c);
+  }
+
+  private lost(conn: amqp.ChannelModel): void {
+    if (this.connection !== conn) return;
+    this.connection = undefined;
+    this.publisher = undefined;
+    for (const c of this.consumers) c.channel = undefined;
+    if (this.closed) return;
+    this.log.warn('RabbitMQ connection closed; reconnecting');
+    void this.reconnect();
+  }
+
+  private async reconnect(): Promise<void> {
+    for (let attempt = 1; !this.closed; attempt++) {
+      try {
+        await this.connect();
+        this.log.info({ attempt }, 'RabbitMQ connection re-established');
+        return;
+      } catch (err) {
+        const delay = Math.min(5_000, 100 * 2 ** Math.min(attempt, 6));
+        this.log.warn({ err: (err as Error).message, retry_in_ms: delay }, 'RabbitMQ reconnect failed');
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  private async assertQueue(channel: amqp.Channel, queue: string): Promise<void> {
+    const q = this.name(queue);
+    if (this.asserted.has(q)) return;
+    await channel.assertQueue(q, {
+      durable: true,
+      arguments: { 'x-dead-letter-exchange': this.dlx, 'x-dead-letter-routing-key': q },
+    });
+    await channel.assertQueue(`${q}.dlq`, { durable: true });
+    await channel.bindQueue(`${q}.dlq`, this.dlx, q);
+    this.asserted.add(q);
+  }
+
+  async publish(messages: OutgoingMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    const deadline = Date.now() + (this.options.publishTimeoutMs ?? 10_000);
+    for (;;) {
+      try {
+        await this.connect();
+        const ch = this.publisher!;
+        for (const m of messages) {
+          await this.assertQueue(ch, m.queue);
+          ch.sendToQueue(this.name(m.queue), Buffer.from(JSON.stringify(m.body)), {
+            persistent: true,
+            contentType: 'application/json',
+          });
+        }
+        await ch.waitForConfirms();
+        return;
+      } catch (err) {
+        if (this.closed || Date.now() > deadline) {
+          throw err instanceof MessagingError ? err : new MessagingError(`publishing to RabbitMQ failed: ${(err as Error).message}`);
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  async consume(queues: string[], onMessage: (d: Delivery) => void, options: ConsumeOptions): Promise<Subscription> {
+    const state: ConsumerState = { queues, onMessage, options, active: true };
+    this.consumers.add(state);
+    await this.connect();
+    if (!state.channel) await this.attach(state);
+    return {
+      stop: async () => {
+        state.active = false;
+        this.consumers.delete(state);
+        const ch = state.channel;
+        state.channel = undefined;
+        // Cancel consumption but keep the channel open until deliveries in
+        // hand are settled, so their acks still reach the broker.
+        if (ch) {
+          for (const tag of (ch as unknown as { __weftTags?: string[] }).__weftTags ?? []) await ch.cancel(tag).catch(() => undefined);
+        }
+      },
+    };
+  }
+
+  private async attach(state: ConsumerState): Promise<void> {
+    const conn = this.connection;
+    if (!conn) return;
+    const ch = await conn.createChannel();
+    ch.on('error', (err: Error) => this.log.warn({ err: err.message }, 'RabbitMQ consumer channel error'));
+    await ch.prefetch(state.options.prefetch);
+    const tags: string[] = [];
+    for (const queue of state.queues) {
+      await this.assertQueue(ch, queue);
+      const { consumerTag } = await ch.consume(
+        this.name(queue),
+        (msg) => {
+          if (!msg) return; // consumer cancelled by the broker
+          let body: unknown;
+          try {
+            body = JSON.parse(msg.content.toString('utf8'));
+          } catch {
+            this.log.warn({ queue }, 'dead-lettering a message that is not JSON');
+            ch.nack(msg, false, false);
+            return;
+          }
+          let settled = false;
+          state.onMessage({
+            queue,
+            body,
+            deliveries: msg.fields.redelivered ? 2 : 1,
+            ack: () => {
+              if (settled) return;
+              settled = true;
+              try {
+                ch.ack(msg);
+              } catch {
+                /* channel gone: the broker redelivers it, and the claim drops the duplicate */
+              }
+            },
+            nack: (requeue, reason) => {
+              if (settled) return;
+              settled = true;
+              if (!requeue) this.log.warn({ queue, reason }, 'dead-lettering a message');
+              try {
+                ch.nack(msg, false, requeue);
+              } catch {
+                /* channel gone: redelivered */
+              }
+            },
+          });
+        },
+        { noAck: false },
+      );
+      tags.push(consumerTag);
+    }
+    (ch as unknown as { __weftTags?: string[] }).__weftTags = tags;
+    state.channel = ch;
+  }
+
+  async depth(queues: string[]): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    await this.connect();
+    const conn = this.connection!;
+    for (const q of queues) {
+      // checkQueue on a missing queue closes the channel, so use a throwaway one.
+      const ch = await conn.createChannel();
+      ch.on('error', () => undefined);
+      try {
+        out[q] = (await ch.checkQueue(this.name(q))).messageCount;
+        await ch.close();
+      } catch {
+        out[q] = 0;
+      }
+    }
+    return out;
+  }
+
+  async health(): Promise<BusHealth> {
+    try {
+      await this.connect();
+      return { ok: true, backend: 'rabbitmq', detail: 'connected' };
+    } catch (err) {
+      return { ok: false, backend: 'rabbitmq', detail: (err as Error).message };
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const conn = this.connection;
+    this.connection = undefined;
+    this.publisher = undefined;
+    if (conn) await conn.close().catch(() => undefined);
+  }
+}

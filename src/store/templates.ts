@@ -1,0 +1,110 @@
+import { createHash } from 'node:crypto';
+import type { Database } from './database.js';
+import type { TemplateDefinition } from '../core/template/types.js';
+import { templateKey } from '../core/template/types.js';
+import { ConflictError } from '../shared/errors.js';
+
+/** A stable digest of a definition, so re-registering the same template is a no-op. */
+export function definitionDigest(def: TemplateDefinition): string {
+  return createHash('sha256').update(stableJson(def)).digest('hex').slice(0, 32);
+}
+
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export type RegisterOutcome = 'created' | 'unchanged';
+
+/**
+ * Store a validated template. A version is immutable: registering the same
+ * namespace/name/version with a different definition is a ConflictError
+ * that tells the author to bump the version.
+ */
+export async function registerTemplate(db: Database, def: TemplateDefinition): Promise<RegisterOutcome> {
+  const digest = definitionDigest(def);
+  const { rows } = await db.query<{ digest: string; inserted: boolean }>(
+    `WITH ins AS (
+       INSERT INTO weft.templates (namespace, name, version, definition, digest)
+       VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (namespace, name, version) DO NOTHING
+       RETURNING digest)
+     SELECT digest, true AS inserted FROM ins
+     UNION ALL
+     SELECT digest, false FROM weft.templates WHERE namespace = $1 AND name = $2 AND version = $3
+     LIMIT 1`,
+    [def.namespace, def.name, def.version, JSON.stringify(def), digest],
+  );
+  const row = rows[0]!;
+  if (row.inserted) return 'created';
+  if (row.digest !== digest) {
+    throw new ConflictError(
+      `template ${templateKey(def)} is already registered with a different definition; ` +
+        'a version is immutable once registered: bump `version` (e.g. 1.0.1) to change it',
+    );
+  }
+  return 'unchanged';
+}
+
+export async function getTemplate(
+  db: Database,
+  namespace: string,
+  name: string,
+  version?: string,
+): Promise<TemplateDefinition | undefined> {
+  if (version) {
+    const { rows } = await db.query<{ definition: TemplateDefinition }>(
+      'SELECT definition FROM weft.templates WHERE namespace = $1 AND name = $2 AND version = $3',
+      [namespace, name, version],
+    );
+    return rows[0]?.definition;
+  }
+  // Without a version, the highest semver wins (compared numerically part by part).
+  const { rows } = await db.query<{ definition: TemplateDefinition }>(
+    `SELECT definition FROM weft.templates WHERE namespace = $1 AND name = $2
+     ORDER BY string_to_array(split_part(version, '-', 1), '.')::int[] DESC, version DESC LIMIT 1`,
+    [namespace, name],
+  );
+  return rows[0]?.definition;
+}
+
+export interface TemplateSummary {
+  namespace: string;
+  name: string;
+  version: string;
+  description?: string;
+  steps: number;
+  runtimes: string[];
+  registered_at: Date;
+}
+
+export async function listTemplates(db: Database): Promise<TemplateSummary[]> {
+  const { rows } = await db.query<{ definition: TemplateDefinition; registered_at: Date }>(
+    'SELECT definition, registered_at FROM weft.templates ORDER BY namespace, name, version',
+  );
+  return rows.map(({ definition: d, registered_at }) => ({
+    namespace: d.namespace,
+    name: d.name,
+    version: d.version,
+    description: d.description,
+    steps: d.steps.length,
+    runtimes: [...new Set(d.steps.map((s) => s.runtime))].sort(),
+    registered_at,
+  }));
+}
+
+/** Namespaces that have at least one step of the given runtime: what a worker of that runtime serves by default. */
+export async function namespacesForRuntime(db: Database, runtime: string): Promise<string[]> {
+  const { rows } = await db.query<{ namespace: string }>(
+    `SELECT DISTINCT namespace FROM weft.templates t, jsonb_array_elements(t.definition->'steps') s
+     WHERE s->>'runtime' = $1 ORDER BY namespace`,
+    [runtime],
+  );
+  return rows.map((r) => r.namespace);
+}

@@ -1,0 +1,99 @@
+import type { ClaimedStep } from '../store/steps.js';
+import type { HandlerRegistry } from './handler-registry.js';
+import { toHandlerStep, type RunOutcome, type StepErrorRecord, type StepRunner } from './runner.js';
+
+/**
+ * The native path: TypeScript handlers called directly by the worker host,
+ * no bridge. It is the baseline every bridge overhead is measured against.
+ *
+ * A step past its timeout_ms is reported as a retryable timeout at once; a
+ * JavaScript handler cannot be interrupted, so its eventual result is
+ * ignored.
+ */
+export class NativeRunner implements StepRunner {
+  readonly runtime = 'native';
+
+  constructor(private readonly registry: HandlerRegistry) {}
+
+  handlerKeys(): string[] {
+    return this.registry.keys();
+  }
+
+  async run(step: ClaimedStep): Promise<RunOutcome> {
+    const handler = this.registry.get(step.handler);
+    if (!handler) {
+      return failure(
+        'HandlerNotFoundError',
+        `no native handler "${step.handler}" is registered in this worker (step ${step.name}); known: ${this.registry.keys().join(', ') || 'none'}. ` +
+          'Add it to a module under --handlers, or fix the step\'s handler key',
+        true,
+        'handler_not_found',
+      );
+    }
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const value = await Promise.race([
+        Promise.resolve().then(() => handler(toHandlerStep(step))),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new StepTimeoutError(step)), step.timeout_ms);
+        }),
+      ]);
+      return toJsonResult(step.handler, value);
+    } catch (err) {
+      if (err instanceof StepTimeoutError) return failure(err.name, err.message, false, 'timeout');
+      return fromThrown(err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  isBroken(): boolean {
+    return false;
+  }
+
+  async close(): Promise<void> {}
+}
+
+class StepTimeoutError extends Error {
+  override name = 'StepTimeoutError';
+  constructor(step: ClaimedStep) {
+    super(`handler "${step.handler}" of step ${step.name} ran past its timeout_ms (${step.timeout_ms} ms); it will be retried`);
+  }
+}
+
+function failure(cls: string, message: string, permanent: boolean, kind: StepErrorRecord['kind'], backtrace: string[] = []): RunOutcome {
+  return { ok: false, error: { language: 'typescript', class: cls, message, backtrace, permanent, kind } };
+}
+
+/** A thrown value as a stored error: class, message, stack; PermanentError (or `permanent: true`) is not retried. */
+export function fromThrown(err: unknown): RunOutcome {
+  if (err instanceof Error) {
+    const backtrace = (err.stack ?? '').split('\n').slice(1).map((l) => l.trim()).filter(Boolean);
+    return failure(err.name || err.constructor.name, err.message, (err as { permanent?: unknown }).permanent === true, 'raised', backtrace);
+  }
+  return failure(typeof err, `handler threw a non-Error value: ${String(err)}`, false, 'raised');
+}
+
+/**
+ * Check a handler's return value is JSON. `undefined` becomes null and a
+ * bigint its decimal string (weft's convention for integers past 2^53);
+ * anything else that JSON cannot carry is a permanent error naming the type.
+ */
+export function toJsonResult(handlerKey: string, value: unknown): RunOutcome {
+  try {
+    const text = JSON.stringify(value === undefined ? null : value, (_k, v) => {
+      if (typeof v === 'bigint') return v.toString();
+      if (typeof v === 'function' || typeof v === 'symbol') throw new TypeError(`a ${typeof v}`);
+      if (v instanceof Map || v instanceof Set) throw new TypeError(`a ${v.constructor.name}`);
+      return v;
+    });
+    return { ok: true, result: JSON.parse(text) };
+  } catch (err) {
+    return failure(
+      'InvalidReturnError',
+      `handler "${handlerKey}" returned a value that is not JSON (${(err as Error).message}); return objects, arrays, strings, numbers, booleans or null`,
+      true,
+      'invalid_return',
+    );
+  }
+}

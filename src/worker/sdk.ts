@@ -1,0 +1,60 @@
+/**
+ * The TypeScript handler API (docs/handlers.md).
+ *
+ * A handler module exports `handlers`, a map from handler key (the `handler`
+ * of a template step) to an async function that takes the step and returns
+ * any JSON value:
+ *
+ * @example
+ *   import { defineHandlers, PermanentError, decision } from 'weft';
+ *   export const handlers = defineHandlers({
+ *     'orders.validate': async (step) => {
+ *       if (!step.context.order_id) throw new PermanentError('order_id is missing');
+ *       return { ok: true };
+ *     },
+ *     'orders.route': (step) => decision(step.context.amount > 1000 ? ['manual_review'] : ['auto_approve']),
+ *   });
+ *
+ * Throwing `PermanentError` fails the step at once; any other throw is
+ * retried according to the step's retry policy. Return big integers as
+ * decimal strings (a `bigint` is converted for you).
+ */
+export { decision, batches } from '../core/outcome.js';
+
+export interface BatchInfo {
+  /** The cursor this worker was created for (whatever the batchable step returned). */
+  cursor: unknown;
+  /** 1-based index among the batch's workers. */
+  index: number;
+  total: number;
+  /** True for the placeholder created when there was nothing to batch; the worker host completes it without calling you. */
+  no_op: boolean;
+}
+
+export interface Step {
+  task_id: string;
+  step_id: string;
+  step_name: string;
+  /** 1 on the first execution, 2 on the first retry, ... */
+  attempt: number;
+  /** The task's input. */
+  context: any;
+  /** The step's static `inputs` from the template. */
+  inputs: Record<string, any>;
+  /** Results of the step's parents, by parent step name. */
+  dependency_results: Record<string, any>;
+  batch: BatchInfo | null;
+}
+
+export type StepHandler = (step: Step) => unknown | Promise<unknown>;
+
+/** Types a handler map; returns it unchanged. */
+export function defineHandlers<T extends Record<string, StepHandler>>(handlers: T): T {
+  return handlers;
+}
+
+/** A failure retrying cannot fix (bad input, a rule violated): the step fails at once. */
+export class PermanentError extends Error {
+  override name = 'PermanentError';
+  readonly permanent = true;
+}
