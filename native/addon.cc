@@ -1,0 +1,44 @@
+// The one NODE_API_MODULE of weft_bridge. It includes neither Python.h nor
+// ruby.h (pitfall 18). Loading is refused in a second Node environment
+// (worker_threads) with a clear error (pitfall 17).
+#include <napi.h>
+
+#include "bridge-host.h"
+
+namespace {
+
+using weft::BridgeHost;
+
+template <Napi::Value (BridgeHost::*M)(const Napi::CallbackInfo&)>
+void Export(Napi::Env env, Napi::Object exports, BridgeHost* host, const char* name) {
+  exports.Set(name, Napi::Function::New(
+                        env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+                          return (static_cast<BridgeHost*>(info.Data())->*M)(info);
+                        },
+                        name, host));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  BridgeHost* host = BridgeHost::Create(env);
+  if (!host) return exports;  // a JS exception is pending
+  Export<&BridgeHost::Load>(env, exports, host, "load");
+  Export<&BridgeHost::Dispatch>(env, exports, host, "dispatch");
+  Export<&BridgeHost::Configure>(env, exports, host, "configure");
+  Export<&BridgeHost::ResetBreaker>(env, exports, host, "resetBreaker");
+  Export<&BridgeHost::Stats>(env, exports, host, "stats");
+  Export<&BridgeHost::IsBroken>(env, exports, host, "isBroken");
+  Export<&BridgeHost::SetTypescriptInvoker>(env, exports, host, "setTypescriptInvoker");
+  Export<&BridgeHost::CompleteTypescript>(env, exports, host, "completeTypescript");
+  Export<&BridgeHost::SetEventListener>(env, exports, host, "setEventListener");
+  Export<&BridgeHost::Shutdown>(env, exports, host, "shutdown");
+  Export<&BridgeHost::ProcessInfo>(env, exports, host, "processInfo");
+  Napi::Array bounds = Napi::Array::New(env, weft::LatencyHistogram::kBuckets);
+  for (int i = 0; i < weft::LatencyHistogram::kBuckets; i++)
+    bounds.Set(uint32_t(i), weft::LatencyHistogram::UpperBoundUs(i));
+  exports.Set("histogramUpperBoundsUs", bounds);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(weft_bridge, Init)

@@ -1,0 +1,467 @@
+#include "bridge-host.h"
+
+#include <atomic>
+
+#include "common/clock.h"
+#include "python/python-runtime.h"
+#include "ruby/ruby-runtime.h"
+#include "ruby/signal-chain.h"
+#include "typescript/typescript-runtime.h"
+
+namespace weft {
+
+namespace {
+std::atomic<bool> g_claimed{false};
+BridgeHost* g_host = nullptr;
+
+uint32_t U32(const Napi::Object& o, const char* key, uint32_t dflt) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) return dflt;
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0)) return dflt;
+  return d > 4294967295.0 ? 4294967295u : uint32_t(d);
+}
+}  // namespace
+
+BridgeHost* BridgeHost::Create(Napi::Env env) {
+  if (g_claimed.exchange(true)) {
+    Napi::Error::New(env,
+                     "weft_bridge is already loaded by another Node environment in this process. The native bridge "
+                     "owns process-wide Python and Ruby interpreters, which can be initialised only once per "
+                     "process, so it can be loaded only from one environment (the main thread), never from a "
+                     "worker_thread. Load it on the main thread and dispatch to it from there.")
+        .ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  g_host = new BridgeHost(env);  // leaky singleton (pitfall 16)
+  return g_host;
+}
+
+BridgeHost::BridgeHost(Napi::Env env) {
+  tsfn_ = Tsfn::New(env, "weft_bridge", 0, 1, this);
+  tsfn_.Unref(env);
+  watchdog_ = new TimeoutWatchdog(this);
+  watchdog_->Start();
+  runtimes_[int(RuntimeId::Python)] = new PythonRuntime(this, watchdog_);
+  runtimes_[int(RuntimeId::Ruby)] = new RubyRuntime(this, watchdog_);
+  runtimes_[int(RuntimeId::Typescript)] = new TypescriptRuntime(this, watchdog_);
+  // Registered after the TSFN so it runs before the TSFN's own teardown:
+  // from then on threads drop their messages instead of using it.
+  env.AddCleanupHook([this]() {
+    std::lock_guard<std::mutex> lock(postMu_);
+    alive_ = false;
+  });
+}
+
+// ---------------------------------------------------------------- posting
+
+void BridgeHost::Post(Message* msg) {
+  std::lock_guard<std::mutex> lock(postMu_);
+  if (!alive_ || tsfn_.NonBlockingCall(msg) != napi_ok) delete msg;
+}
+
+void BridgeHost::Resolve(JobPtr job) {
+  Message* m = new Message{Message::kResolve, std::move(job)};
+  Post(m);
+}
+
+void BridgeHost::Loaded(RuntimeId rt, bool ok, std::vector<std::string> handlers, ForeignError error) {
+  Message* m = new Message{Message::kLoaded, nullptr, rt, ok, std::move(handlers), std::move(error)};
+  Post(m);
+}
+
+void BridgeHost::Broken(RuntimeId rt, std::string reason) {
+  Message* m = new Message{Message::kBroken, nullptr, rt};
+  m->reason = std::move(reason);
+  Post(m);
+}
+
+void BridgeHost::InvokeTypescript(JobPtr job) {
+  Message* m = new Message{Message::kInvokeTs, std::move(job), RuntimeId::Typescript};
+  Post(m);
+}
+
+void BridgeHost::Hold(Napi::Env env) {
+  if (outstanding_++ == 0) tsfn_.Ref(env);
+}
+
+void BridgeHost::Release(Napi::Env env) {
+  if (--outstanding_ == 0) tsfn_.Unref(env);
+}
+
+// ------------------------------------------------------------- JS thread side
+
+void BridgeHost::OnMessage(Napi::Env env, Napi::Function, BridgeHost* host, Message* msg) {
+  if (env == nullptr) {  // environment torn down
+    delete msg;
+    return;
+  }
+  try {
+    switch (msg->type) {
+      case Message::kResolve:
+        host->Settle(env, msg->job);
+        break;
+      case Message::kLoaded:
+        host->OnLoaded(env, msg);
+        break;
+      case Message::kBroken:
+        if (!host->eventListener_.IsEmpty()) {
+          host->eventListener_.Call({Napi::String::New(env, "broken"), Napi::String::New(env, RuntimeName(msg->rt)),
+                                     Napi::String::New(env, msg->reason)});
+        }
+        break;
+      case Message::kInvokeTs:
+        host->OnInvokeTs(env, msg);
+        break;
+    }
+  } catch (const Napi::Error& e) {
+    // A JS listener threw; surface it like any uncaught exception would be,
+    // without unwinding through libuv.
+    e.ThrowAsJavaScriptException();
+  }
+  delete msg;
+}
+
+Napi::Object BridgeHost::ErrorObject(Napi::Env env, RuntimeId rt, const ForeignError& e) {
+  Napi::Object err = Napi::Object::New(env);
+  err.Set("language", RuntimeName(rt));
+  err.Set("class", e.errorClass);
+  err.Set("message", e.message);
+  Napi::Array bt = Napi::Array::New(env, e.backtrace.size());
+  for (size_t i = 0; i < e.backtrace.size(); i++) bt.Set(uint32_t(i), e.backtrace[i]);
+  err.Set("backtrace", bt);
+  err.Set("permanent", e.permanent);
+  err.Set("kind", ErrorKindName(e.kind));
+  Napi::Object res = Napi::Object::New(env);
+  res.Set("ok", false);
+  res.Set("error", err);
+  return res;
+}
+
+void BridgeHost::Settle(Napi::Env env, const JobPtr& job) {
+  RuntimeWorker* rt = runtimes_[int(job->runtime)];
+  RuntimeStats& s = rt->stats;
+  int64_t now = NowNs();
+  if (job->startNs) s.queueWait.Record(job->startNs - job->enqueuedNs);
+  bool ran = job->startNs && job->state.load() == kFinished;
+  if (ran) {
+    s.run.Record(job->endNs - job->startNs);
+    s.returnTime.Record(now - job->endNs);
+  }
+  bool success;
+  napi_value value;
+  if (job->ok) {
+    s.completed.fetch_add(1, std::memory_order_relaxed);
+    success = true;
+    Napi::Object res = Napi::Object::New(env);
+    res.Set("ok", true);
+    res.Set("json", Napi::String::New(env, job->resultJson));
+    std::string().swap(job->resultJson);
+    value = res;
+  } else {
+    if (job->error.kind == ErrorKind::Timeout) s.timedOut.fetch_add(1, std::memory_order_relaxed);
+    else s.failed.fetch_add(1, std::memory_order_relaxed);
+    // A deliberate PermanentError means the runtime is healthy and answering.
+    success = job->error.permanent && job->error.kind == ErrorKind::Raised;
+    value = ErrorObject(env, job->runtime, job->error);
+  }
+  if (job->error.kind != ErrorKind::RuntimeBroken) {
+    int64_t latency = ran ? job->endNs - job->startNs : now - job->dispatchNs;
+    rt->breaker.Record(success, latency, job->probe, now);
+  }
+  s.inFlight.fetch_sub(1, std::memory_order_relaxed);
+  napi_deferred d = job->deferred;
+  job->deferred = nullptr;
+  Release(env);
+  if (d) napi_resolve_deferred(env, d, value);
+}
+
+void BridgeHost::OnLoaded(Napi::Env env, Message* msg) {
+  int i = int(msg->rt);
+  napi_deferred d = loadDeferred_[i];
+  loadDeferred_[i] = nullptr;
+  Release(env);
+  if (!d) return;
+  if (msg->ok) {
+    Napi::Array keys = Napi::Array::New(env, msg->handlers.size());
+    for (size_t k = 0; k < msg->handlers.size(); k++) keys.Set(uint32_t(k), msg->handlers[k]);
+    napi_resolve_deferred(env, d, keys);
+  } else {
+    std::string text = std::string("could not load the ") + RuntimeName(msg->rt) + " handlers: " +
+                       msg->error.errorClass + ": " + msg->error.message;
+    Napi::Error e = Napi::Error::New(env, text);
+    e.Set("language", RuntimeName(msg->rt));
+    e.Set("errorClass", msg->error.errorClass);
+    e.Set("errorMessage", msg->error.message);
+    Napi::Array bt = Napi::Array::New(env, msg->error.backtrace.size());
+    for (size_t k = 0; k < msg->error.backtrace.size(); k++) bt.Set(uint32_t(k), msg->error.backtrace[k]);
+    e.Set("backtrace", bt);
+    napi_reject_deferred(env, d, e.Value());
+  }
+}
+
+void BridgeHost::OnInvokeTs(Napi::Env env, Message* msg) {
+  JobPtr job = msg->job;
+  if (job->state.load() != kRunning || tsInvoker_.IsEmpty()) {
+    // Timed out while crossing over: do not start a handler nobody waits for.
+    job->handlerReturned.store(true);
+    if (tsInvoker_.IsEmpty()) {
+      bool now = false;
+      ForeignError e;
+      e.kind = ErrorKind::HandlerNotFound;
+      e.errorClass = "HandlerNotFound";
+      e.message = "no typescript handlers are registered; call registerTypescriptHandlers() first";
+      e.permanent = true;
+      static_cast<TypescriptRuntime*>(runtimes_[2])->Complete(job, false, "", e, &now);
+      if (now) Settle(env, job);
+    }
+    return;
+  }
+  tsJobs_[job->id] = job;
+  Napi::String payload = Napi::String::New(env, job->payload);
+  std::string().swap(job->payload);
+  tsInvoker_.Call({Napi::Number::New(env, double(job->id)), Napi::String::New(env, job->handler), payload});
+}
+
+// ------------------------------------------------------------- exported API
+
+RuntimeWorker* BridgeHost::RuntimeArg(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), "runtime index expected");
+  int r = info[i].As<Napi::Number>().Int32Value();
+  if (r < 0 || r >= kRuntimeCount) throw Napi::RangeError::New(info.Env(), "runtime index out of range");
+  return runtimes_[r];
+}
+
+Napi::Value BridgeHost::Load(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RuntimeWorker* rt = RuntimeArg(info, 0);
+  if (info.Length() < 3 || !info[1].IsArray() || !info[2].IsString())
+    throw Napi::TypeError::New(env, "load(runtime, handlerDirs: string[], sdkDir: string)");
+  LoadOptions opts;
+  Napi::Array dirs = info[1].As<Napi::Array>();
+  for (uint32_t i = 0; i < dirs.Length(); i++) opts.handlerDirs.push_back(dirs.Get(i).ToString().Utf8Value());
+  opts.sdkDir = info[2].As<Napi::String>().Utf8Value();
+  Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+  std::string err = rt->Start(std::move(opts));
+  if (!err.empty()) {
+    d.Reject(Napi::Error::New(env, err).Value());
+    return d.Promise();
+  }
+  napi_deferred raw;
+  napi_value promise;
+  napi_create_promise(env, &raw, &promise);
+  loadDeferred_[int(rt->id())] = raw;
+  Hold(env);
+  return Napi::Value(env, promise);
+}
+
+Napi::Value BridgeHost::Immediate(Napi::Env env, RuntimeId rt, ErrorKind kind, const std::string& cls,
+                                  const std::string& msg) {
+  ForeignError e;
+  e.kind = kind;
+  e.errorClass = cls;
+  e.message = msg;
+  Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+  d.Resolve(ErrorObject(env, rt, e));
+  return d.Promise();
+}
+
+// dispatch(runtime, handler, payload, timeoutMs) -> Promise<BridgeResult>
+Napi::Value BridgeHost::Dispatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t t0 = NowNs();
+  RuntimeWorker* rt = RuntimeArg(info, 0);
+  if (info.Length() < 4 || !info[1].IsString() || !info[2].IsString() || !info[3].IsNumber())
+    throw Napi::TypeError::New(env, "dispatch(runtime, handler: string, payload: string, timeoutMs: number)");
+  RuntimeId id = rt->id();
+  RuntimeStats& s = rt->stats;
+  s.dispatched.fetch_add(1, std::memory_order_relaxed);
+  if (shutdown_) {
+    s.failed.fetch_add(1, std::memory_order_relaxed);
+    return Immediate(env, id, ErrorKind::RuntimeBroken, "BridgeShutDown", "the bridge was shut down");
+  }
+  if (rt->broken()) {
+    s.failed.fetch_add(1, std::memory_order_relaxed);
+    return Immediate(env, id, ErrorKind::RuntimeBroken, "RuntimeBroken",
+                     std::string("the ") + rt->name() + " runtime is broken: " + rt->brokenReason());
+  }
+  if (rt->phase() != RuntimeWorker::kReady) {
+    s.failed.fetch_add(1, std::memory_order_relaxed);
+    return Immediate(env, id, ErrorKind::NotLoaded, "NotLoaded",
+                     std::string("the ") + rt->name() + " runtime is not loaded; await bridge.load('" + rt->name() +
+                         "') first");
+  }
+  bool probe = false;
+  if (!rt->breaker.ShouldAllow(t0, &probe)) {
+    s.rejectedByBreaker.fetch_add(1, std::memory_order_relaxed);
+    return Immediate(env, id, ErrorKind::CircuitOpen, "CircuitOpen",
+                     std::string("the ") + rt->name() +
+                         " circuit breaker is open after repeated failures; the step will be retried after its backoff");
+  }
+  JobPtr job = std::make_shared<Job>();
+  job->id = nextJobId_++;
+  job->runtime = id;
+  job->handler = info[1].As<Napi::String>().Utf8Value();
+  job->payload = info[2].As<Napi::String>().Utf8Value();
+  double t = info[3].As<Napi::Number>().DoubleValue();
+  job->timeoutMs = t >= 1 ? (t > 86400000 ? 86400000u : uint32_t(t)) : 1u;
+  job->probe = probe;
+  job->dispatchNs = t0;
+  napi_value promise;
+  napi_create_promise(env, &job->deferred, &promise);
+  watchdog_->Watch(job, rt);
+  RuntimeWorker::Admission a = rt->Enqueue(job);
+  s.serialise.Record(NowNs() - t0);
+  if (a != RuntimeWorker::kAccepted) {
+    watchdog_->Unwatch(job.get());
+    job->state.store(kAborted);
+    if (probe) rt->breaker.Record(true, 0, true, t0);  // give the probe slot back
+    ForeignError e;
+    if (a == RuntimeWorker::kQueueFull) {
+      s.rejectedQueueFull.fetch_add(1, std::memory_order_relaxed);
+      e.kind = ErrorKind::QueueFull;
+      e.errorClass = "QueueFull";
+      e.message = std::string("the ") + rt->name() + " queue is full; too many calls in flight";
+    } else {
+      s.failed.fetch_add(1, std::memory_order_relaxed);
+      e.kind = ErrorKind::RuntimeBroken;
+      e.errorClass = "RuntimeBroken";
+      e.message = std::string("the ") + rt->name() + " runtime is broken: " + rt->brokenReason();
+    }
+    napi_resolve_deferred(env, job->deferred, ErrorObject(env, id, e));
+    job->deferred = nullptr;
+    return Napi::Value(env, promise);
+  }
+  s.inFlight.fetch_add(1, std::memory_order_relaxed);
+  Hold(env);
+  return Napi::Value(env, promise);
+}
+
+// configure(runtime, {failureThreshold, successThreshold, cooldownMs, slowCallMs, halfOpenMaxProbes, graceMs, queueCapacity})
+Napi::Value BridgeHost::Configure(const Napi::CallbackInfo& info) {
+  RuntimeWorker* rt = RuntimeArg(info, 0);
+  if (info.Length() < 2 || !info[1].IsObject()) throw Napi::TypeError::New(info.Env(), "configure(runtime, options)");
+  Napi::Object o = info[1].As<Napi::Object>();
+  BreakerConfig c = rt->breaker.config();
+  c.failureThreshold = U32(o, "failureThreshold", c.failureThreshold);
+  c.successThreshold = U32(o, "successThreshold", c.successThreshold);
+  c.cooldownMs = U32(o, "cooldownMs", c.cooldownMs);
+  c.slowCallMs = U32(o, "slowCallMs", c.slowCallMs);
+  c.halfOpenMaxProbes = U32(o, "halfOpenMaxProbes", c.halfOpenMaxProbes);
+  rt->breaker.Configure(c);
+  rt->graceMs.store(U32(o, "graceMs", rt->graceMs.load()));
+  if (o.Has("queueCapacity")) rt->SetQueueCapacity(U32(o, "queueCapacity", 4096));
+  return info.Env().Undefined();
+}
+
+Napi::Value BridgeHost::ResetBreaker(const Napi::CallbackInfo& info) {
+  RuntimeArg(info, 0)->breaker.Reset();
+  return info.Env().Undefined();
+}
+
+Napi::Value BridgeHost::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RuntimeWorker* rt = RuntimeArg(info, 0);
+  RuntimeStats& s = rt->stats;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("dispatched", double(s.dispatched.load()));
+  o.Set("completed", double(s.completed.load()));
+  o.Set("failed", double(s.failed.load()));
+  o.Set("timedOut", double(s.timedOut.load()));
+  o.Set("rejectedByBreaker", double(s.rejectedByBreaker.load()));
+  o.Set("rejectedQueueFull", double(s.rejectedQueueFull.load()));
+  o.Set("inFlight", double(s.inFlight.load()));
+  o.Set("lateResults", double(s.lateResults.load()));
+  static const char* kStates[] = {"closed", "open", "half_open"};
+  Napi::Object b = Napi::Object::New(env);
+  b.Set("state", kStates[rt->breaker.state()]);
+  b.Set("consecutiveFailures", double(rt->breaker.consecutiveFailures()));
+  b.Set("timesOpened", double(rt->breaker.timesOpened()));
+  o.Set("breaker", b);
+  o.Set("broken", rt->broken());
+  o.Set("brokenReason", rt->brokenReason());
+  static const char* kPhases[] = {"idle", "loading", "ready", "failed"};
+  o.Set("phase", kPhases[rt->phase()]);
+  Napi::Object h = Napi::Object::New(env);
+  const std::pair<const char*, LatencyHistogram*> hs[] = {
+      {"serialise", &s.serialise}, {"queueWait", &s.queueWait}, {"run", &s.run}, {"return", &s.returnTime}};
+  for (auto& p : hs) {
+    Napi::Object x = Napi::Object::New(env);
+    Napi::Array counts = Napi::Array::New(env, LatencyHistogram::kBuckets);
+    for (int i = 0; i < LatencyHistogram::kBuckets; i++) counts.Set(uint32_t(i), double(p.second->Bucket(i)));
+    x.Set("counts", counts);
+    x.Set("count", double(p.second->Count()));
+    x.Set("sumNs", double(p.second->SumNs()));
+    h.Set(p.first, x);
+  }
+  o.Set("histograms", h);
+  return o;
+}
+
+Napi::Value BridgeHost::IsBroken(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), RuntimeArg(info, 0)->broken());
+}
+
+Napi::Value BridgeHost::SetTypescriptInvoker(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsFunction()) throw Napi::TypeError::New(info.Env(), "function expected");
+  tsInvoker_ = Napi::Persistent(info[0].As<Napi::Function>());
+  return info.Env().Undefined();
+}
+
+// completeTypescript(jobId, ok, json | [class, message, backtrace, permanent, kind])
+Napi::Value BridgeHost::CompleteTypescript(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "completeTypescript(id, ok, value)");
+  uint64_t id = uint64_t(info[0].As<Napi::Number>().DoubleValue());
+  auto it = tsJobs_.find(id);
+  if (it == tsJobs_.end()) return env.Undefined();
+  JobPtr job = std::move(it->second);
+  tsJobs_.erase(it);
+  bool ok = info[1].ToBoolean();
+  std::string json;
+  ForeignError e;
+  if (ok) {
+    json = info[2].ToString().Utf8Value();
+  } else if (info[2].IsArray()) {
+    Napi::Array a = info[2].As<Napi::Array>();
+    e.errorClass = a.Get(uint32_t(0)).ToString().Utf8Value();
+    e.message = a.Get(uint32_t(1)).ToString().Utf8Value();
+    Napi::Value bt = a.Get(uint32_t(2));
+    if (bt.IsArray()) {
+      Napi::Array arr = bt.As<Napi::Array>();
+      for (uint32_t i = 0; i < arr.Length(); i++) e.backtrace.push_back(arr.Get(i).ToString().Utf8Value());
+    }
+    e.permanent = a.Get(uint32_t(3)).ToBoolean();
+    std::string kind = a.Get(uint32_t(4)).ToString().Utf8Value();
+    e.kind = kind == "invalid_return" ? ErrorKind::InvalidReturn
+             : kind == "handler_not_found" ? ErrorKind::HandlerNotFound
+                                           : ErrorKind::Raised;
+  }
+  bool now = false;
+  static_cast<TypescriptRuntime*>(runtimes_[int(RuntimeId::Typescript)])
+      ->Complete(job, ok, std::move(json), std::move(e), &now);
+  if (now) Settle(env, job);
+  return env.Undefined();
+}
+
+Napi::Value BridgeHost::SetEventListener(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsFunction()) throw Napi::TypeError::New(info.Env(), "function expected");
+  eventListener_ = Napi::Persistent(info[0].As<Napi::Function>());
+  return info.Env().Undefined();
+}
+
+Napi::Value BridgeHost::Shutdown(const Napi::CallbackInfo& info) {
+  shutdown_ = true;
+  return info.Env().Undefined();
+}
+
+Napi::Value BridgeHost::ProcessInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("signalChainInstalled", SignalChain::installed());
+  o.Set("sigchldReinstalls", double(SignalChain::reinstalls()));
+  o.Set("outstanding", outstanding_);
+  return o;
+}
+
+}  // namespace weft

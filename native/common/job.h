@@ -1,0 +1,106 @@
+// Job: the plain "baton" one dispatch carries through the bridge.
+//
+// Threads: created on the JS thread by BridgeHost::Dispatch, run on the
+// runtime's own native thread, possibly timed out by the TimeoutWatchdog
+// thread, resolved back on the JS thread. Whoever moves `state` from Queued or
+// Running to a terminal value with a compare-and-swap "claims" the job and is
+// the only party that writes the outcome fields; everyone else leaves them
+// alone. No napi_value is ever stored here; `deferred` is an opaque handle only
+// the JS thread uses.
+#pragma once
+#include <node_api.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace weft {
+
+enum class RuntimeId : int { Python = 0, Ruby = 1, Typescript = 2 };
+constexpr int kRuntimeCount = 3;
+
+inline const char* RuntimeName(RuntimeId id) {
+  switch (id) {
+    case RuntimeId::Python: return "python";
+    case RuntimeId::Ruby: return "ruby";
+    default: return "typescript";
+  }
+}
+
+// Why a dispatch did not produce a value. Mirrors ForeignError.kind in
+// src/bridge/types.ts.
+enum class ErrorKind : int {
+  None = 0,
+  Raised,           // the handler raised/threw
+  Timeout,          // past its timeoutMs (retryable)
+  CircuitOpen,      // breaker rejected it without running (retryable)
+  InvalidReturn,    // the handler returned something that is not JSON
+  HandlerNotFound,  // no handler registered under that key
+  RuntimeBroken,    // the runtime is marked broken (retryable elsewhere)
+  QueueFull,        // the runtime's bounded queue is full (retryable)
+  NotLoaded,        // dispatch before load() finished
+};
+
+inline const char* ErrorKindName(ErrorKind k) {
+  switch (k) {
+    case ErrorKind::Raised: return "raised";
+    case ErrorKind::Timeout: return "timeout";
+    case ErrorKind::CircuitOpen: return "circuit_open";
+    case ErrorKind::InvalidReturn: return "invalid_return";
+    case ErrorKind::HandlerNotFound: return "handler_not_found";
+    case ErrorKind::RuntimeBroken: return "runtime_broken";
+    case ErrorKind::QueueFull: return "queue_full";
+    case ErrorKind::NotLoaded: return "not_loaded";
+    default: return "none";
+  }
+}
+
+// An error as the foreign language reported it: its identity survives the
+// crossing (language comes from the runtime).
+struct ForeignError {
+  ErrorKind kind = ErrorKind::None;
+  std::string errorClass;
+  std::string message;
+  std::vector<std::string> backtrace;
+  bool permanent = false;
+};
+
+enum JobState : int {
+  kQueued = 0,
+  kRunning = 1,
+  kFinished = 2,  // claimed by the runtime thread with the handler's outcome
+  kTimedOut = 3,  // claimed by the watchdog
+  kAborted = 4,   // claimed by MarkBroken / shutdown while still queued
+};
+
+struct Job {
+  uint64_t id = 0;
+  RuntimeId runtime = RuntimeId::Python;
+  std::string handler;
+  std::string payload;  // released by the runtime once copied into the interpreter
+  uint32_t timeoutMs = 0;
+  bool probe = false;  // admitted by a half-open breaker
+
+  int64_t dispatchNs = 0;  // JS thread entered Dispatch
+  int64_t enqueuedNs = 0;  // pushed on the queue
+  int64_t startNs = 0;     // runtime thread picked it up
+  int64_t endNs = 0;       // handler returned (or the job was claimed)
+
+  std::atomic<int> state{kQueued};
+  std::atomic<bool> handlerReturned{false};  // set when the handler itself came back
+
+  napi_deferred deferred = nullptr;  // JS thread only
+
+  // Outcome: written only by the claimer, read on the JS thread afterwards.
+  bool ok = false;
+  std::string resultJson;
+  ForeignError error;
+
+  bool Claim(int from, int to) { return state.compare_exchange_strong(from, to, std::memory_order_acq_rel); }
+};
+
+using JobPtr = std::shared_ptr<Job>;
+
+}  // namespace weft

@@ -1,0 +1,95 @@
+#include "common/timeout-watchdog.h"
+
+#include "common/clock.h"
+#include "common/completion-sink.h"
+#include "common/runtime-worker.h"
+
+namespace weft {
+
+void TimeoutWatchdog::Start() {
+  thread_.Start("weft-watchdog", 256u << 10, [this] { Loop(); });
+}
+
+void TimeoutWatchdog::Watch(const JobPtr& job, RuntimeWorker* rt) {
+  int64_t deadline = job->dispatchNs + int64_t(job->timeoutMs) * 1000000;
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    entries_.emplace(deadline, Entry{job, rt, false});
+    wake = deadline < sleepingUntil_;
+  }
+  if (wake) cv_.notify_one();
+}
+
+void TimeoutWatchdog::Unwatch(Job* job) {
+  int64_t deadline = job->dispatchNs + int64_t(job->timeoutMs) * 1000000;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto range = entries_.equal_range(deadline);
+  for (auto it = range.first; it != range.second; ++it) {
+    if (it->second.job.get() == job && !it->second.grace) {
+      entries_.erase(it);
+      return;
+    }
+  }
+}
+
+void TimeoutWatchdog::Loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    int64_t now = NowNs();
+    while (!entries_.empty() && entries_.begin()->first <= now) {
+      Entry e = std::move(entries_.begin()->second);
+      entries_.erase(entries_.begin());
+      Fire(e, now, lock);
+    }
+    if (entries_.empty()) {
+      sleepingUntil_ = INT64_MAX;
+      cv_.wait(lock);
+    } else {
+      sleepingUntil_ = entries_.begin()->first;
+      cv_.wait_for(lock, std::chrono::nanoseconds(sleepingUntil_ - now));
+    }
+    sleepingUntil_ = 0;  // awake: Watch() need not notify
+  }
+}
+
+// Called with the lock held; drops it around calls into the sink/runtime.
+void TimeoutWatchdog::Fire(Entry& e, int64_t now, std::unique_lock<std::mutex>& lock) {
+  Job* job = e.job.get();
+  if (e.grace) {
+    if (!job->handlerReturned.load(std::memory_order_acquire)) {
+      lock.unlock();
+      e.rt->MarkBroken("handler \"" + job->handler + "\" ignored its timeout of " +
+                       std::to_string(job->timeoutMs) + " ms and had not returned " +
+                       std::to_string(e.rt->graceMs.load()) +
+                       " ms later; the interpreter thread is stuck, so restart this worker process");
+      lock.lock();
+    }
+    return;
+  }
+  bool wasRunning = false;
+  if (job->Claim(kQueued, kTimedOut)) {
+  } else if (job->Claim(kRunning, kTimedOut)) {
+    wasRunning = true;
+  } else {
+    return;  // finished in the meantime
+  }
+  job->endNs = now;
+  job->error.kind = ErrorKind::Timeout;
+  job->error.errorClass = "HandlerTimeout";
+  job->error.message = std::string("handler \"") + job->handler + "\" did not return within " +
+                       std::to_string(job->timeoutMs) + " ms (" + e.rt->name() + ")" +
+                       (wasRunning ? "; the runtime was asked to interrupt it" : " (it was still queued)");
+  if (wasRunning) {
+    int64_t graceAt = now + int64_t(e.rt->graceMs.load()) * 1000000;
+    entries_.emplace(graceAt, Entry{e.job, e.rt, true});
+  }
+  JobPtr keep = e.job;
+  RuntimeWorker* rt = e.rt;
+  lock.unlock();
+  sink_->Resolve(keep);
+  if (wasRunning) rt->Interrupt(keep->id);
+  lock.lock();
+}
+
+}  // namespace weft

@@ -1,0 +1,135 @@
+#include "ruby/signal-chain.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <ctime>
+
+#include "common/native-thread.h"
+
+namespace weft {
+
+namespace {
+
+struct sigaction g_saved[NSIG];
+struct sigaction g_ruby[NSIG];
+bool g_have[NSIG];
+
+pthread_t g_rubyThread;
+struct sigaction g_nodeSegv;
+struct sigaction g_rubySegv;
+struct sigaction g_rubyChld;
+struct sigaction g_otherChld[2];
+std::atomic<int> g_otherIdx{0};
+std::atomic<bool> g_installed{false};
+std::atomic<unsigned long> g_reinstalls{0};
+NativeThread* g_guard = nullptr;
+
+void Forward(int sig, siginfo_t* info, void* ctx, const struct sigaction& to, bool fatal) {
+  if (to.sa_flags & SA_SIGINFO) {
+    if (to.sa_sigaction) to.sa_sigaction(sig, info, ctx);
+    return;
+  }
+  if (to.sa_handler == SIG_IGN) return;
+  if (to.sa_handler == SIG_DFL) {
+    if (fatal) {
+      // Let the faulting instruction re-run under the default action (core dump).
+      struct sigaction dfl = {};
+      dfl.sa_handler = SIG_DFL;
+      sigemptyset(&dfl.sa_mask);
+      sigaction(sig, &dfl, nullptr);
+    }
+    return;
+  }
+  to.sa_handler(sig);
+}
+
+void SegvChain(int sig, siginfo_t* info, void* ctx) {
+  if (pthread_equal(pthread_self(), g_rubyThread)) {
+    Forward(sig, info, ctx, g_rubySegv, true);
+  } else {
+    Forward(sig, info, ctx, g_nodeSegv, true);
+  }
+}
+
+void ChldChain(int sig, siginfo_t* info, void* ctx) {
+  int savedErrno = errno;
+  Forward(sig, info, ctx, g_rubyChld, false);
+  const struct sigaction& other = g_otherChld[g_otherIdx.load(std::memory_order_acquire)];
+  Forward(sig, info, ctx, other, false);
+  errno = savedErrno;
+}
+
+void InstallChldChain() {
+  struct sigaction act = {};
+  act.sa_sigaction = ChldChain;
+  act.sa_flags = SA_SIGINFO | SA_RESTART | SA_NOCLDSTOP;
+  sigemptyset(&act.sa_mask);
+  sigaction(SIGCHLD, &act, nullptr);
+}
+
+bool IsChain(const struct sigaction& a) {
+  return (a.sa_flags & SA_SIGINFO) && a.sa_sigaction == ChldChain;
+}
+
+void GuardLoop() {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);  // never run handlers on this thread
+  for (;;) {
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, nullptr);
+    struct sigaction cur;
+    if (sigaction(SIGCHLD, nullptr, &cur) != 0 || IsChain(cur)) continue;
+    int next = 1 - g_otherIdx.load(std::memory_order_relaxed);
+    g_otherChld[next] = cur;
+    g_otherIdx.store(next, std::memory_order_release);
+    InstallChldChain();
+    g_reinstalls.fetch_add(1, std::memory_order_relaxed);
+    kill(getpid(), SIGCHLD);
+  }
+}
+
+}  // namespace
+
+void SignalChain::SaveBeforeRuby() {
+  for (int s = 1; s < NSIG; s++) {
+    g_have[s] = sigaction(s, nullptr, &g_saved[s]) == 0;
+  }
+}
+
+void SignalChain::RestoreAfterRuby(pthread_t rubyThread) {
+  g_rubyThread = rubyThread;
+  for (int s = 1; s < NSIG; s++) {
+    if (!g_have[s] || s == SIGKILL || s == SIGSTOP) continue;
+    sigaction(s, nullptr, &g_ruby[s]);
+    if (s == SIGVTALRM) continue;  // Ruby's thread wake-ups
+    sigaction(s, &g_saved[s], nullptr);
+  }
+
+  g_nodeSegv = g_saved[SIGSEGV];
+  g_rubySegv = g_ruby[SIGSEGV];
+  struct sigaction segv = {};
+  segv.sa_sigaction = SegvChain;
+  segv.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+  sigemptyset(&segv.sa_mask);
+  sigaction(SIGSEGV, &segv, nullptr);
+
+  g_rubyChld = g_ruby[SIGCHLD];
+  struct sigaction cur;
+  sigaction(SIGCHLD, nullptr, &cur);
+  g_otherChld[0] = cur;
+  g_otherIdx.store(0);
+  InstallChldChain();
+  g_installed.store(true);
+
+  g_guard = new NativeThread();  // leaky: runs until the process ends
+  g_guard->Start("weft-sigchld", 64u << 10, GuardLoop);
+}
+
+bool SignalChain::installed() { return g_installed.load(); }
+unsigned long SignalChain::reinstalls() { return g_reinstalls.load(); }
+
+}  // namespace weft

@@ -1,0 +1,28 @@
+// TypescriptRuntime: the "typescript through the bridge" target. Same path as
+// python/ruby (breaker check -> queue -> native thread), but the native
+// thread hands each job back to the JS thread through the thread-safe
+// function, where the registered JS handler runs; its result comes back
+// through BridgeHost::CompleteTypescript. It isolates the bridge's own cost.
+//
+// Threads: ThreadMain runs on "weft-typescript"; it never runs JS and never
+// waits for a handler, so async handlers overlap freely. A JS handler cannot
+// be interrupted: on timeout the call resolves at once and, if the handler
+// has still not settled after the grace period, the runtime is marked broken.
+#pragma once
+#include "common/runtime-worker.h"
+
+namespace weft {
+
+class TypescriptRuntime : public RuntimeWorker {
+ public:
+  TypescriptRuntime(CompletionSink* sink, TimeoutWatchdog* watchdog)
+      : RuntimeWorker(RuntimeId::Typescript, sink, watchdog) {}
+
+  // JS thread: the handler of a job handed over by ThreadMain settled.
+  void Complete(const JobPtr& job, bool ok, std::string json, ForeignError error, bool* resolvedNow);
+
+ protected:
+  void ThreadMain() override;
+};
+
+}  // namespace weft

@@ -1,0 +1,290 @@
+/**
+ * AddonBridge: the one implementation of {@link NativeBridge}, and the only
+ * code in weft that loads the native addon (build/Release/weft_bridge.node).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { BridgeLoadError, HandlerLoadError } from './errors.js';
+import type {
+  BridgeCall,
+  BridgeResult,
+  BridgeRuntime,
+  BridgeStats,
+  LoadOptions,
+  NativeBridge,
+  RuntimeConfig,
+  RuntimeStats,
+  TypescriptStepHandler,
+} from './types.js';
+import { BRIDGE_RUNTIMES } from './types.js';
+
+/** The addon's raw exports (native/addon.cc). Internal: use NativeBridge. */
+interface NativeAddon {
+  load(runtime: number, handlerDirs: string[], sdkDir: string): Promise<string[]>;
+  dispatch(runtime: number, handler: string, payload: string, timeoutMs: number): Promise<BridgeResult>;
+  configure(runtime: number, config: RuntimeConfig): void;
+  resetBreaker(runtime: number): void;
+  stats(runtime: number): Omit<RuntimeStats, 'histograms'> & {
+    histograms: Record<string, { counts: number[]; count: number; sumNs: number }>;
+  };
+  isBroken(runtime: number): boolean;
+  setTypescriptInvoker(fn: (jobId: number, handler: string, payload: string) => void): void;
+  completeTypescript(jobId: number, ok: boolean, value: string | [string, string, string[], boolean, string]): void;
+  setEventListener(fn: (event: string, runtime: string, detail: string) => void): void;
+  shutdown(): void;
+  processInfo(): { signalChainInstalled: boolean; sigchldReinstalls: number; outstanding: number };
+  histogramUpperBoundsUs: number[];
+}
+
+const RUNTIME_INDEX: Record<BridgeRuntime, number> = { python: 0, ruby: 1, typescript: 2 };
+
+/** The repository / package root (holds package.json, build/, workers/). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg)) {
+      try {
+        if (JSON.parse(readFileSync(pkg, 'utf8')).name === 'weft') return dir;
+      } catch {
+        /* keep looking */
+      }
+    }
+    const up = dirname(dir);
+    if (up === dir) throw new BridgeLoadError('cannot find the weft package root (package.json named "weft") above ' + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+}
+
+/** Path of the addon: WEFT_BRIDGE_PATH, else build/Release/weft_bridge.node under the package root. */
+export function addonPath(): string {
+  return process.env.WEFT_BRIDGE_PATH || join(packageRoot(), 'build', 'Release', 'weft_bridge.node');
+}
+
+let addon: NativeAddon | undefined;
+
+function loadAddon(): NativeAddon {
+  if (addon) return addon;
+  const path = addonPath();
+  if (!existsSync(path)) {
+    throw new BridgeLoadError(
+      `the native bridge ${path} has not been built. Run \`npm run build:native\` ` +
+        '(it needs g++ and make, CPython 3.11 with python3-config (python3-dev), and Ruby 3.1 headers (apt-get install ruby-dev, or npm run setup)).',
+    );
+  }
+  try {
+    addon = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    const fix = /already loaded by another Node environment/.test(msg)
+      ? ''
+      : ' Rebuild it with `npm run build:native`; if a shared library is missing, install python3 3.11 (with --enable-shared) and libruby3.1 (apt-get install ruby-dev).';
+    throw new BridgeLoadError(`cannot load the native bridge ${path}: ${msg}.${fix}`, { cause: err });
+  }
+  return addon;
+}
+
+/** The first value inside `v` that JSON cannot carry, as a readable type name. */
+function findNonJson(v: unknown, depth = 0): string | null {
+  if (v === null) return null;
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return null;
+    case 'number':
+      return Number.isFinite(v) ? null : `number ${v}`;
+    case 'undefined':
+      return 'undefined';
+    case 'bigint':
+      return 'bigint';
+    case 'function':
+      return 'function';
+    case 'symbol':
+      return 'symbol';
+  }
+  if (depth > 200) return 'value nested more than 200 levels deep';
+  if (Array.isArray(v)) {
+    for (const x of v) {
+      const bad = findNonJson(x, depth + 1);
+      if (bad) return bad;
+    }
+    return null;
+  }
+  if (v instanceof Map) return 'Map';
+  if (v instanceof Set) return 'Set';
+  if (v instanceof Date) return null;
+  const proto = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null && typeof (v as { toJSON?: unknown }).toJSON !== 'function') {
+    return (v as object).constructor?.name ?? 'object';
+  }
+  for (const x of Object.values(v as object)) {
+    const bad = findNonJson(x, depth + 1);
+    if (bad) return bad;
+  }
+  return null;
+}
+
+function describeThrown(e: unknown): [string, string, string[], boolean, string] {
+  if (e instanceof Error) {
+    const lines = (e.stack ?? '').split('\n').slice(1).map((l) => l.trim().replace(/^at /, ''));
+    const permanent = (e as { permanent?: unknown }).permanent === true || e.name === 'PermanentError';
+    return [e.name || e.constructor.name, e.message, lines.filter(Boolean), permanent, 'raised'];
+  }
+  return ['NonErrorThrown', `the handler threw a non-Error value: ${String(e)}`, [], false, 'raised'];
+}
+
+/**
+ * The native bridge backed by the addon. Create it with {@link openBridge};
+ * there is one per process.
+ */
+export class AddonBridge implements NativeBridge {
+  private readonly native: NativeAddon;
+  private readonly tsHandlers = new Map<string, TypescriptStepHandler>();
+  private tsLoaded: Promise<unknown> | undefined;
+  private readonly brokenListeners: Array<(runtime: BridgeRuntime, reason: string) => void> = [];
+
+  constructor(native: NativeAddon) {
+    this.native = native;
+    native.setEventListener((event, runtime, detail) => {
+      if (event !== 'broken') return;
+      for (const l of this.brokenListeners) l(runtime as BridgeRuntime, detail);
+    });
+    native.setTypescriptInvoker((id, handler, payload) => this.runTypescript(id, handler, payload));
+  }
+
+  async load(runtime: 'python' | 'ruby', opts: LoadOptions): Promise<{ handlers: string[] }> {
+    if (runtime !== 'python' && runtime !== 'ruby') throw new TypeError(`load() takes 'python' or 'ruby', got ${String(runtime)}`);
+    const dirs = (Array.isArray(opts.handlersDir) ? opts.handlersDir : [opts.handlersDir]).map((d) => resolve(d));
+    const sdkDir = resolve(opts.sdkDir ?? join(packageRoot(), 'workers', runtime));
+    try {
+      const handlers = await this.native.load(RUNTIME_INDEX[runtime], dirs, sdkDir);
+      return { handlers };
+    } catch (err) {
+      const e = err as Error & { errorClass?: string; backtrace?: string[] };
+      throw new HandlerLoadError(e.message, runtime, e.errorClass ?? 'Error', e.backtrace ?? [], { cause: err });
+    }
+  }
+
+  async registerTypescriptHandlers(map: Record<string, TypescriptStepHandler>): Promise<{ handlers: string[] }> {
+    for (const [key, fn] of Object.entries(map)) {
+      if (typeof fn !== 'function') throw new TypeError(`typescript handler "${key}" is not a function`);
+      this.tsHandlers.set(key, fn);
+    }
+    this.tsLoaded ??= this.native.load(RUNTIME_INDEX.typescript, [], '');
+    await this.tsLoaded;
+    return { handlers: [...this.tsHandlers.keys()].sort() };
+  }
+
+  dispatch(runtime: BridgeRuntime, call: BridgeCall): Promise<BridgeResult> {
+    const idx = RUNTIME_INDEX[runtime];
+    if (idx === undefined) throw new TypeError(`unknown runtime "${String(runtime)}"; expected python, ruby or typescript`);
+    return this.native.dispatch(idx, call.handler, call.payload, call.timeoutMs);
+  }
+
+  configure(runtime: BridgeRuntime, config: RuntimeConfig): void {
+    this.native.configure(RUNTIME_INDEX[runtime], config);
+  }
+
+  /** Closes the breaker and forgets its counts (tests, operators). */
+  resetBreaker(runtime: BridgeRuntime): void {
+    this.native.resetBreaker(RUNTIME_INDEX[runtime]);
+  }
+
+  stats(): BridgeStats;
+  stats(runtime: BridgeRuntime): RuntimeStats;
+  stats(runtime?: BridgeRuntime): BridgeStats | RuntimeStats {
+    const one = (rt: BridgeRuntime): RuntimeStats => {
+      const s = this.native.stats(RUNTIME_INDEX[rt]);
+      const bounds = this.native.histogramUpperBoundsUs;
+      const h = (k: string) => ({ upperBoundsUs: bounds, ...s.histograms[k] });
+      return { ...s, histograms: { serialise: h('serialise'), queueWait: h('queueWait'), run: h('run'), return: h('return') } };
+    };
+    if (runtime) return one(runtime);
+    return Object.fromEntries(BRIDGE_RUNTIMES.map((rt) => [rt, one(rt)])) as BridgeStats;
+  }
+
+  isBroken(runtime: BridgeRuntime): boolean {
+    return this.native.isBroken(RUNTIME_INDEX[runtime]);
+  }
+
+  onBroken(listener: (runtime: BridgeRuntime, reason: string) => void): void {
+    this.brokenListeners.push(listener);
+  }
+
+  /** Process-level facts for tests and diagnostics (signal chain state, outstanding calls). */
+  processInfo(): { signalChainInstalled: boolean; sigchldReinstalls: number; outstanding: number } {
+    return this.native.processInfo();
+  }
+
+  async shutdown(opts: { drainMs?: number } = {}): Promise<void> {
+    this.native.shutdown();
+    const until = Date.now() + (opts.drainMs ?? 5000);
+    while (Date.now() < until && BRIDGE_RUNTIMES.some((rt) => this.native.stats(RUNTIME_INDEX[rt]).inFlight > 0)) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  // The typescript target: the native thread hands the job back here.
+  private runTypescript(id: number, handler: string, payload: string): void {
+    const fn = this.tsHandlers.get(handler);
+    if (!fn) {
+      const known = [...this.tsHandlers.keys()].sort().join(', ') || '(none)';
+      this.native.completeTypescript(id, false, [
+        'HandlerNotFound',
+        `no TypeScript handler is registered as "${handler}"; known handlers: ${known}`,
+        [],
+        true,
+        'handler_not_found',
+      ]);
+      return;
+    }
+    let out: unknown;
+    try {
+      out = fn(JSON.parse(payload));
+    } catch (e) {
+      this.native.completeTypescript(id, false, describeThrown(e));
+      return;
+    }
+    if (out !== null && typeof out === 'object' && typeof (out as PromiseLike<unknown>).then === 'function') {
+      (out as PromiseLike<unknown>).then(
+        (v) => this.finishTypescript(id, handler, v),
+        (e) => this.native.completeTypescript(id, false, describeThrown(e)),
+      );
+    } else {
+      this.finishTypescript(id, handler, out);
+    }
+  }
+
+  private finishTypescript(id: number, handler: string, value: unknown): void {
+    const bad = findNonJson(value);
+    if (bad) {
+      const article = /^[aeiou]/i.test(bad) ? 'an' : 'a';
+      this.native.completeTypescript(id, false, [
+        'InvalidReturn',
+        `handler "${handler}" returned ${article} ${bad}, which is not JSON; return objects, arrays, strings, numbers, booleans or null`,
+        [],
+        true,
+        'invalid_return',
+      ]);
+      return;
+    }
+    this.native.completeTypescript(id, true, JSON.stringify(value));
+  }
+}
+
+let bridge: AddonBridge | undefined;
+
+/**
+ * Loads the addon (once per process, main thread only) and returns the bridge.
+ *
+ * @example
+ * const bridge = openBridge();
+ * await bridge.load('ruby', { handlersDir: 'handlers/ruby' });
+ */
+export function openBridge(): AddonBridge {
+  bridge ??= new AddonBridge(loadAddon());
+  return bridge;
+}

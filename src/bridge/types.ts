@@ -1,0 +1,157 @@
+/**
+ * The typed boundary between weft's worker host and the native bridge
+ * (issue 4). The worker depends only on {@link NativeBridge}, so its unit
+ * tests can use a fake; {@link AddonBridge} in `./native-bridge.ts` is the one
+ * implementation that loads `build/Release/weft_bridge.node`.
+ */
+
+/** A dispatch target behind the bridge. */
+export type BridgeRuntime = 'python' | 'ruby' | 'typescript';
+
+export const BRIDGE_RUNTIMES: readonly BridgeRuntime[] = ['python', 'ruby', 'typescript'];
+
+/**
+ * One step attempt to run. `payload` is the JSON of the step:
+ * `{ task_id, step_id, step_name, attempt, context, inputs, dependency_results, batch }`.
+ */
+export interface BridgeCall {
+  /** Handler key, e.g. `linear.square`. */
+  handler: string;
+  /** JSON text of the step (see above); passed to the handler parsed. */
+  payload: string;
+  /** Past this many ms the call resolves at once as a retryable `timeout`. */
+  timeoutMs: number;
+}
+
+/** Why a call did not produce a value. */
+export type ForeignErrorKind =
+  | 'raised' // the handler raised / threw
+  | 'timeout' // past timeoutMs; retryable
+  | 'circuit_open' // the runtime's breaker is open; retryable after backoff
+  | 'invalid_return' // the handler returned something that is not JSON; permanent
+  | 'handler_not_found' // no handler under that key; permanent
+  | 'runtime_broken' // the runtime is stuck; this worker process should be restarted
+  | 'queue_full' // too many calls in flight; retryable
+  | 'not_loaded'; // dispatch before load() finished
+
+/** An error as the handler's language reported it. */
+export interface ForeignError {
+  language: BridgeRuntime;
+  /** Exception class, e.g. `ValueError`, `ArgumentError`, `TypeError`. */
+  class: string;
+  message: string;
+  /** Most recent call first, `file:line:in method`. */
+  backtrace: string[];
+  /** true: do not retry (PermanentError, invalid_return, handler_not_found). */
+  permanent: boolean;
+  kind: ForeignErrorKind;
+}
+
+/** A call's outcome. dispatch() never rejects for handler failures. */
+export type BridgeResult = { ok: true; json: string } | { ok: false; error: ForeignError };
+
+export interface LoadOptions {
+  /** Every `*.py` / `*.rb` under these directories is loaded. */
+  handlersDir: string | string[];
+  /** Directory holding the SDK (`workers/python`, `workers/ruby`); defaults to the repository's. */
+  sdkDir?: string;
+}
+
+/** Circuit breaker and runtime limits; every field optional. */
+export interface RuntimeConfig {
+  /** Consecutive failures that open the breaker (default 5). */
+  failureThreshold?: number;
+  /** Successful half-open probes that close it (default 2). */
+  successThreshold?: number;
+  /** How long it stays open before probing (default 5000 ms). */
+  cooldownMs?: number;
+  /** A call slower than this counts as a failure (default 0 = off). */
+  slowCallMs?: number;
+  /** Probes allowed in flight while half-open (default 1). */
+  halfOpenMaxProbes?: number;
+  /** After a timeout, how long the handler may take to return before the runtime is marked broken (default 2000 ms). */
+  graceMs?: number;
+  /** Bounded queue size; a full queue answers `queue_full` (default 4096). */
+  queueCapacity?: number;
+}
+
+/** A log2-bucketed latency histogram; bucket i counts values below `upperBoundsUs[i]` µs. */
+export interface HistogramSnapshot {
+  upperBoundsUs: number[];
+  counts: number[];
+  count: number;
+  sumNs: number;
+}
+
+export interface RuntimeStats {
+  dispatched: number;
+  completed: number;
+  failed: number;
+  timedOut: number;
+  rejectedByBreaker: number;
+  rejectedQueueFull: number;
+  inFlight: number;
+  /** Handlers that returned after their call had already timed out. */
+  lateResults: number;
+  breaker: { state: 'closed' | 'open' | 'half_open'; consecutiveFailures: number; timesOpened: number };
+  broken: boolean;
+  brokenReason: string;
+  phase: 'idle' | 'loading' | 'ready' | 'failed';
+  histograms: {
+    /** JS thread: copying the call out of V8 into the native job. */
+    serialise: HistogramSnapshot;
+    /** Queued until the runtime thread picked it up. */
+    queueWait: HistogramSnapshot;
+    /** The handler, including the runtime's own JSON parse and serialise. */
+    run: HistogramSnapshot;
+    /** Handler returned until the Promise resolved on the JS thread. */
+    return: HistogramSnapshot;
+  };
+}
+
+export type BridgeStats = Record<BridgeRuntime, RuntimeStats>;
+
+/** A typescript-target handler: gets the parsed step, returns any JSON value. */
+export type TypescriptStepHandler = (step: BridgeStep) => unknown | Promise<unknown>;
+
+/** The step object handlers receive (the parsed payload). */
+export interface BridgeStep {
+  task_id?: string;
+  step_id?: string;
+  step_name?: string;
+  attempt?: number;
+  context: Record<string, unknown>;
+  inputs: Record<string, unknown>;
+  dependency_results: Record<string, unknown>;
+  batch: null | { cursor: unknown; index: number; total: number; no_op: boolean };
+}
+
+/**
+ * The native bridge as the worker host sees it.
+ *
+ * @example
+ * const bridge = await openBridge();
+ * await bridge.load('python', { handlersDir: 'handlers/python' });
+ * const r = await bridge.dispatch('python', { handler: 'linear.square', payload, timeoutMs: 30_000 });
+ * if (r.ok) JSON.parse(r.json); else if (!r.error.permanent) retryLater();
+ * bridge.onBroken((rt, why) => { log.error({ rt, why }); process.exit(70); });
+ */
+export interface NativeBridge {
+  /** Starts the runtime's interpreter thread (once per process) and loads its handlers; resolves with the registered keys. */
+  load(runtime: 'python' | 'ruby', opts: LoadOptions): Promise<{ handlers: string[] }>;
+  /** Registers the JS handlers the `typescript` target calls (through the same native path). */
+  registerTypescriptHandlers(map: Record<string, TypescriptStepHandler>): Promise<{ handlers: string[] }>;
+  /** Runs one call. Never rejects for handler failures: resolves `{ ok: false, error }`. */
+  dispatch(runtime: BridgeRuntime, call: BridgeCall): Promise<BridgeResult>;
+  /** Breaker thresholds, grace period, queue size. */
+  configure(runtime: BridgeRuntime, config: RuntimeConfig): void;
+  /** Lock-free counters and histograms, per runtime. */
+  stats(): BridgeStats;
+  stats(runtime: BridgeRuntime): RuntimeStats;
+  /** true once a handler ignored its timeout past the grace period: restart this process. */
+  isBroken(runtime: BridgeRuntime): boolean;
+  /** Called once per runtime that becomes broken. */
+  onBroken(listener: (runtime: BridgeRuntime, reason: string) => void): void;
+  /** Stops accepting calls and waits (bounded) for in-flight ones. Interpreters stay in the process. */
+  shutdown(opts?: { drainMs?: number }): Promise<void>;
+}

@@ -1,0 +1,96 @@
+"""Called by the native bridge only (native/python/python-runtime.cc).
+
+``load_handlers(dirs)`` imports every ``*.py`` under the given directories
+and returns the registered keys; ``invoke(key, payload_json)`` runs one step
+and returns its result as JSON; ``describe(exc)`` turns an exception into
+(kind, class, message, backtrace, permanent) for the JS side.
+"""
+
+import importlib.util
+import json
+import os
+import sys
+import traceback
+
+from . import _sdk
+
+_loads = json.loads
+_dumps = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode
+_THIS_FILE = os.path.abspath(__file__)
+_JSON_TYPES = "return dicts, lists, strings, numbers, booleans or None"
+
+
+def load_handlers(dirs):
+    for d in dirs:
+        if not os.path.isdir(d):
+            raise FileNotFoundError(f"handlers directory {d!r} does not exist")
+        if d not in sys.path:
+            sys.path.append(d)  # lets handler files import their own helpers
+        for root, subdirs, files in os.walk(d):
+            subdirs[:] = sorted(s for s in subdirs if not s.startswith((".", "__")))
+            for name in sorted(files):
+                if not name.endswith(".py") or name.startswith("_"):
+                    continue
+                path = os.path.join(root, name)
+                rel = os.path.relpath(path, d)[:-3].replace(os.sep, "_")
+                modname = f"weft_handlers.{rel}"
+                spec = importlib.util.spec_from_file_location(modname, path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[modname] = module
+                spec.loader.exec_module(module)
+    return _sdk.handlers()
+
+
+def _find_bad(value, path):
+    """The first non-JSON value inside ``value``, as (path, type name)."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return None
+    if isinstance(value, float):
+        return None if value == value and value not in (float("inf"), float("-inf")) else (path, f"float {value}")
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            bad = _find_bad(v, f"{path}[{i}]")
+            if bad:
+                return bad
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return (f"{path} key {k!r}", f"{type(k).__name__} key")
+            bad = _find_bad(v, f"{path}[{k!r}]")
+            if bad:
+                return bad
+        return None
+    return (path, type(value).__name__)
+
+
+def invoke(key, payload):
+    entry = _sdk._registry.get(key)
+    if entry is None:
+        known = ", ".join(_sdk.handlers()) or "(none)"
+        raise _sdk.HandlerNotFound(f'no Python handler is registered as "{key}"; known handlers: {known}')
+    step = _sdk.Step(_loads(payload))
+    result = entry[0](step)
+    try:
+        return _dumps(result)
+    except (TypeError, ValueError):
+        bad = _find_bad(result, "value")
+        where, what = bad if bad else ("value", type(result).__name__)
+        article = "an" if what[:1] in "aeiou" else "a"
+        detail = "" if where == "value" else f" at {where}"
+        raise _sdk.InvalidReturn(
+            f'handler "{key}" returned {article} {what}{detail}, which is not JSON; {_JSON_TYPES}'
+        ) from None
+
+
+def describe(exc):
+    if isinstance(exc, _sdk.InvalidReturn):
+        kind = "invalid_return"
+    elif isinstance(exc, _sdk.HandlerNotFound):
+        kind = "handler_not_found"
+    else:
+        kind = "raised"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if os.path.abspath(f.filename) != _THIS_FILE]
+    backtrace = [f"{f.filename}:{f.lineno}:in {f.name}" for f in reversed(frames)]
+    permanent = isinstance(exc, (_sdk.PermanentError, _sdk.InvalidReturn, _sdk.HandlerNotFound))
+    return (kind, type(exc).__qualname__, str(exc), backtrace, permanent)

@@ -1,0 +1,16 @@
+# frozen_string_literal: true
+
+module Weft
+  # Raise to fail the step without retrying it.
+  class PermanentError < StandardError; end
+
+  # Raised inside a handler that ran past its timeout. An Exception (not a
+  # StandardError), so `rescue => e` in a handler does not swallow it.
+  class HandlerTimeout < Exception; end # rubocop:disable Lint/InheritException
+
+  # A handler returned something that is not JSON (reported, never retried).
+  class InvalidReturn < StandardError; end
+
+  # No handler is registered under the requested key.
+  class HandlerNotFound < StandardError; end
+end
