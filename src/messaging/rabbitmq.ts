@@ -253,6 +253,17 @@ export class RabbitMessageBus implements MessageBus {
     }
   }
 
+  /** Delete every queue (and its dead-letter queue) this bus declared: for tests and teardown tooling. */
+  async deleteDeclaredQueues(): Promise<void> {
+    await this.connect();
+    const ch = await this.connection!.createChannel();
+    for (const q of this.asserted) {
+      await ch.deleteQueue(q).catch(() => undefined);
+      await ch.deleteQueue(`${q}.dlq`).catch(() => undefined);
+    }
+    await ch.close().catch(() => undefined);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const conn = this.connection;
