@@ -4,30 +4,30 @@ import type { Logger } from '../shared/logger.js';
 import type { Delivery, MessageBus, Subscription } from '../messaging/types.js';
 import { RESULTS_QUEUE, isStepMessage, stepQueue } from '../messaging/queues.js';
 import { createTask, getTaskState, type DispatchedStep } from '../store/tasks.js';
+import type { PoolClient } from 'pg';
 import {
+  beginAndLockReportedStep,
   closeFailedStep,
   completeStep,
   dispatchDueRetries,
   expireLeases,
   failTask,
   insertExpansion,
-  lockReportedStep,
   nextRetryAt,
   redispatchStale,
   rejectOutcome,
   scheduleRetry,
   taskSteps,
   unprocessedReports,
-  type ReportedStep,
 } from '../store/results.js';
 import { expandBatch, expandDecision, initialSteps, type PlannedStep } from '../core/plan.js';
 import { interpretResult } from '../core/outcome.js';
 import { decideAfterFailure } from '../core/retry.js';
-import { DEFAULT_RETRY, type TemplateDefinition } from '../core/template/types.js';
-import { TERMINAL_TASK_STATES, type TaskState } from '../core/states.js';
+import { DEFAULT_RETRY, type StepType, type TemplateDefinition } from '../core/template/types.js';
+import { TERMINAL_TASK_STATES } from '../core/states.js';
 import { ValidationError, describeError } from '../shared/errors.js';
 import { TemplateCatalog } from './template-catalog.js';
-import { TaskEvents } from './task-events.js';
+import { TaskEvents, type TaskEndEvent } from './task-events.js';
 import { OrchestratorMetrics } from './metrics.js';
 
 export interface OrchestratorOptions {
@@ -62,6 +62,13 @@ export interface StepEvent {
   attempts: number;
   result?: unknown;
   error?: unknown;
+}
+
+interface ReportOutcome {
+  events: StepEvent[];
+  dispatched: DispatchedStep[];
+  taskEnded?: TaskEndEvent;
+  retryAt?: Date;
 }
 
 /**
@@ -203,78 +210,100 @@ export class Orchestrator extends EventEmitter {
    * duplicate report or two orchestrators racing change nothing twice.
    */
   async processReport(stepId: string): Promise<void> {
-    const started = performance.now();
-    const events: StepEvent[] = [];
-    let taskEnded: TaskState | undefined;
-    let retryAt: Date | undefined;
-    const dispatched = await this.db.transaction(async (client) => {
-      const step = await lockReportedStep(client, stepId);
-      if (!step) return [];
-      const taskOpen = !TERMINAL_TASK_STATES.has(step.task_state);
-      const out: DispatchedStep[] = [];
-
-      if (step.state === 'succeeded') {
-        const { def } = await this.templates.get(step.namespace, step.template_name, step.version);
-        let planned: PlannedStep[] | undefined;
-        let rejection: Record<string, unknown> | undefined;
-        try {
-          const outcome = interpretResult(step.type as never, step.result);
-          if (taskOpen && outcome.kind !== 'value') {
-            const existing = await taskSteps(client, step.task_id);
-            planned =
-              outcome.kind === 'decision'
-                ? expandDecision(def, existing, step.template_step, outcome.steps)
-                : expandBatch(def, existing, step.template_step, outcome.cursors);
-            out.push(...(await insertExpansion(client, step.task_id, step.namespace, planned, existing, this.pid, this.bus.transactionalOutbox)));
-          }
-        } catch (err) {
-          const e = describeError(err);
-          rejection = { class: e.class, message: e.message, permanent: true, kind: 'invalid_outcome', language: 'weft' };
-        }
-        if (rejection) {
-          await rejectOutcome(client, step.step_id, rejection, this.pid);
-          step.state = 'failed';
-          step.error = rejection;
-        } else {
-          const res = await completeStep(client, step, this.pid, { outbox: this.bus.transactionalOutbox, dispatch: taskOpen });
-          out.push(...res.dispatched);
-          if (res.completed) {
-            events.push({ task_id: step.task_id, step_id: step.step_id, name: step.name, state: 'complete', attempts: step.attempts, result: step.result });
-            if (res.stepMs !== null) this.metrics.stepLatency.observe(res.stepMs);
-            this.metrics.reportsProcessed.inc({ outcome: 'complete' });
-          }
-          if (res.taskCompleted) {
-            taskEnded = 'complete';
-            if (res.taskMs !== null) this.metrics.taskLatency.observe(res.taskMs);
-          }
-        }
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.db.acquire();
+      try {
+        const outcome = await this.processReportIn(client, stepId);
+        this.afterCommit(outcome);
+        await this.publish(outcome.dispatched);
+        return;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        const code = (err as { code?: string }).code;
+        // Two orchestrators can deadlock on one task's children; try again.
+        if ((code === '40P01' || code === '40001') && attempt < 5) continue;
+        throw err;
+      } finally {
+        client.release();
       }
+    }
+  }
 
-      if (step.state === 'failed') {
-        if (!taskOpen) {
-          await closeFailedStep(client, step.step_id, this.pid);
-          return out;
+  /**
+   * One transaction on `client`, which it commits. The common case (a
+   * standard step succeeded) costs two round trips: BEGIN + lock + read,
+   * then the completing statement + COMMIT.
+   */
+  private async processReportIn(client: PoolClient, stepId: string): Promise<ReportOutcome> {
+    const started = performance.now();
+    const outcome: ReportOutcome = { events: [], dispatched: [] };
+    const step = await beginAndLockReportedStep(client, stepId);
+    if (!step) {
+      await client.query('COMMIT');
+      return outcome;
+    }
+    const taskOpen = !TERMINAL_TASK_STATES.has(step.task_state);
+    const outbox = this.bus.transactionalOutbox;
+
+    if (step.state === 'succeeded') {
+      let rejection: Record<string, unknown> | undefined;
+      let expanded = false;
+      try {
+        const result = interpretResult(step.type as StepType, step.result);
+        if (taskOpen && result.kind !== 'value') {
+          const { def } = await this.templates.get(step.namespace, step.template_name, step.version);
+          const existing = await taskSteps(client, step.task_id);
+          const planned: PlannedStep[] =
+            result.kind === 'decision'
+              ? expandDecision(def, existing, step.template_step, result.steps)
+              : expandBatch(def, existing, step.template_step, result.cursors);
+          outcome.dispatched.push(...(await insertExpansion(client, step.task_id, step.namespace, planned, existing, this.pid, outbox)));
+          expanded = true;
         }
+      } catch (err) {
+        const e = describeError(err);
+        rejection = { class: e.class, message: e.message, permanent: true, kind: 'invalid_outcome', language: 'weft' };
+      }
+      if (rejection) {
+        await rejectOutcome(client, step.step_id, rejection, this.pid);
+        step.state = 'failed';
+        step.error = rejection;
+      } else {
+        const res = await completeStep(client, step, this.pid, { outbox, dispatch: taskOpen, commit: true });
+        outcome.dispatched.push(...res.dispatched);
+        if (res.completed) {
+          outcome.events.push({ task_id: step.task_id, step_id: step.step_id, name: step.name, state: 'complete', attempts: step.attempts, result: step.result });
+          if (res.stepMs !== null) this.metrics.stepLatency.observe(res.stepMs);
+          this.metrics.reportsProcessed.inc({ outcome: expanded ? 'complete_expanded' : 'complete' });
+        }
+        if (res.taskCompleted) {
+          outcome.taskEnded = { task_id: step.task_id, state: 'complete' };
+          if (res.taskMs !== null) this.metrics.taskLatency.observe(res.taskMs);
+        }
+        return outcome;
+      }
+    }
+
+    if (step.state === 'failed') {
+      if (!taskOpen) {
+        await closeFailedStep(client, step.step_id, this.pid);
+      } else {
         const { def } = await this.templates.get(step.namespace, step.template_name, step.version);
-        const policy = stepDefinition(def, step.template_step)?.retry ?? DEFAULT_RETRY;
-        const permanent = step.error?.permanent === true;
-        const decision = decideAfterFailure(policy, step.attempts, permanent);
+        const policy = def.steps.find((d) => d.name === step.template_step)?.retry ?? DEFAULT_RETRY;
+        const decision = decideAfterFailure(policy, step.attempts, step.error?.permanent === true);
         if (decision.action === 'retry') {
-          retryAt = await scheduleRetry(client, step.step_id, decision.delayMs, this.pid);
-          events.push({ task_id: step.task_id, step_id: step.step_id, name: step.name, state: 'waiting_retry', attempts: step.attempts, error: step.error });
+          outcome.retryAt = await scheduleRetry(client, step.step_id, decision.delayMs, this.pid);
+          outcome.events.push({ task_id: step.task_id, step_id: step.step_id, name: step.name, state: 'waiting_retry', attempts: step.attempts, error: step.error });
           this.metrics.reportsProcessed.inc({ outcome: 'retry' });
           this.log.warn(
             { task_id: step.task_id, step: step.name, attempt: step.attempts, retry_in_ms: decision.delayMs, error: step.error?.message },
             'step failed; retrying',
           );
         } else {
-          const reason =
-            decision.reason === 'permanent'
-              ? 'permanent error'
-              : `attempts exhausted (${step.attempts} of ${policy.max_attempts})`;
+          const reason = decision.reason === 'permanent' ? 'permanent error' : `attempts exhausted (${step.attempts} of ${policy.max_attempts})`;
           await failTask(client, step, reason, this.pid);
-          taskEnded = 'error';
-          events.push({ task_id: step.task_id, step_id: step.step_id, name: step.name, state: 'error', attempts: step.attempts, error: step.error });
+          outcome.taskEnded = { task_id: step.task_id, state: 'error' };
+          outcome.events.push({ task_id: step.task_id, step_id: step.step_id, name: step.name, state: 'error', attempts: step.attempts, error: step.error });
           this.metrics.reportsProcessed.inc({ outcome: 'error' });
           this.log.error(
             { task_id: step.task_id, step: step.name, attempt: step.attempts, reason, error: step.error, duration_ms: Math.round(performance.now() - started) },
@@ -282,19 +311,19 @@ export class Orchestrator extends EventEmitter {
           );
         }
       }
-      return out;
-    });
-
-    await this.publish(dispatched);
-    if (retryAt) this.wakeRetriesAt(retryAt.getTime());
-    for (const e of events) this.emit('step', e);
-    if (taskEnded) {
-      const taskId = events[0]?.task_id;
-      if (taskId) {
-        this.taskEvents.emit({ task_id: taskId, state: taskEnded as 'complete' | 'error' });
-        this.emit('task', { task_id: taskId, state: taskEnded });
-      }
     }
+    await client.query('COMMIT');
+    return outcome;
+  }
+
+  /** Tell local listeners and waiters, and arrange the retry timer. */
+  private afterCommit(o: ReportOutcome): void {
+    for (const e of o.events) this.emit('step', e);
+    if (o.taskEnded) {
+      this.taskEvents.emit(o.taskEnded);
+      this.emit('task', o.taskEnded);
+    }
+    if (o.retryAt) this.wakeRetriesAt(o.retryAt.getTime());
   }
 
   private async publish(dispatched: DispatchedStep[]): Promise<void> {
@@ -362,9 +391,3 @@ export class Orchestrator extends EventEmitter {
     }
   }
 }
-
-function stepDefinition(def: TemplateDefinition, name: string) {
-  return def.steps.find((s) => s.name === name);
-}
-
-export type { ReportedStep };

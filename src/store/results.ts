@@ -6,10 +6,10 @@ import {
   INSERT_EDGES_SQL,
   INSERT_NEW_STEP_TRANSITIONS_SQL,
   INSERT_STEPS_SQL,
-  named,
   stepRows,
   type DispatchedStep,
 } from './tasks.js';
+import { inlined, named, Uuid } from './sql.js';
 
 /**
  * The statements orchestration runs when a worker has reported a step. All
@@ -36,16 +36,23 @@ export interface ReportedStep {
   error: Record<string, unknown> | null;
 }
 
-export async function lockReportedStep(client: pg.PoolClient, stepId: string): Promise<ReportedStep | undefined> {
-  const { rows } = await client.query<ReportedStep>(
-    `SELECT t.id AS task_id, t.state AS task_state, t.namespace, t.name AS template_name, t.version,
-            s.id AS step_id, s.name, s.template_step, s.type, s.state, s.attempts, s.max_attempts, s.result, s.error
-       FROM weft.steps s JOIN weft.tasks t ON t.id = s.task_id
-      WHERE s.id = $1
-        FOR UPDATE OF t`,
-    [stepId],
-  );
-  return rows[0];
+const LOCK_SQL = `
+  SELECT t.id AS task_id, t.state AS task_state, t.namespace, t.name AS template_name, t.version,
+         s.id AS step_id, s.name, s.template_step, s.type, s.state, s.attempts, s.max_attempts, s.result, s.error
+    FROM weft.steps s JOIN weft.tasks t ON t.id = s.task_id
+   WHERE s.id = $step
+     FOR UPDATE OF t`;
+
+/**
+ * BEGIN, then lock the task of a reported step and read both: one round
+ * trip (two statements in one simple-protocol query). The transaction stays
+ * open on `client`; end it with `completeStepAndCommit` or COMMIT/ROLLBACK.
+ */
+export async function beginAndLockReportedStep(client: pg.PoolClient, stepId: string): Promise<ReportedStep | undefined> {
+  const results = (await client.query(`BEGIN; ${inlined(client, LOCK_SQL, { step: new Uuid(stepId) })}`)) as unknown as Array<{
+    rows: ReportedStep[];
+  }>;
+  return results[1]!.rows[0];
 }
 
 const COMPLETE_SQL = `
@@ -116,18 +123,19 @@ export async function completeStep(
   client: pg.PoolClient,
   s: { step_id: string; task_id: string; namespace: string },
   pid: string,
-  opts: { outbox: boolean; dispatch: boolean },
+  opts: { outbox: boolean; dispatch: boolean; commit?: boolean },
 ): Promise<CompleteOutcome> {
-  const q = named(COMPLETE_SQL, {
-    step: s.step_id,
-    task: s.task_id,
+  const sql = inlined(client, COMPLETE_SQL, {
+    step: new Uuid(s.step_id),
+    task: new Uuid(s.task_id),
     namespace: s.namespace,
     pid,
     outbox: opts.outbox,
     dispatch: opts.dispatch,
   });
-  const { rows } = await client.query(q.text, q.values);
-  const row = rows[0];
+  // With `commit`, COMMIT rides in the same round trip as the statement.
+  const res = (await client.query(opts.commit ? `${sql}; COMMIT` : sql)) as unknown as pg.QueryResult | pg.QueryResult[];
+  const row = (Array.isArray(res) ? res[0]! : res).rows[0];
   return {
     completed: row.completed === 1,
     taskCompleted: row.task_completed === 1,

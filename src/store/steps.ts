@@ -1,5 +1,5 @@
 import type { Database } from './database.js';
-import { named } from './tasks.js';
+import { inlined, named, Uuid } from './sql.js';
 import { isUuid } from '../shared/ids.js';
 
 /** Everything a worker needs to run a step, read in the same statement that claims it. */
@@ -55,14 +55,11 @@ export async function claimStep(db: Database, stepId: string, workerId: string, 
   if (!isUuid(stepId)) return undefined;
   // A simple-protocol query with two statements runs as one implicit
   // transaction, so SET LOCAL applies to the claim alone: one round trip.
-  // The values are inlined: a checked uuid, an escaped literal, an integer.
   const client = await db.acquire();
   try {
     const text =
       'SET LOCAL synchronous_commit = off;' +
-      CLAIM_SQL.replace('$step', `'${stepId}'::uuid`)
-        .replaceAll('$worker', client.escapeLiteral(workerId))
-        .replace('$lease_ms', String(Math.trunc(leaseMs)));
+      inlined(client, CLAIM_SQL, { step: new Uuid(stepId), worker: workerId, lease_ms: Math.trunc(leaseMs) });
     const results = (await client.query(text)) as unknown as Array<{ rows: ClaimedStep[] }>;
     return results[1]!.rows[0];
   } finally {
@@ -74,6 +71,8 @@ export interface StepReport {
   ok: boolean;
   /** The handler's return value (ok) or null. */
   result: unknown;
+  /** The same, already serialised as JSON (preferred when present). */
+  resultJson?: string;
   /** { class, message, stack?, language?, backtrace?, permanent, kind } when not ok. */
   error: Record<string, unknown> | null;
   durationMs: number;
@@ -115,7 +114,7 @@ export async function reportStep(
     attempt: step.attempt,
     worker: workerId,
     to_state: report.ok ? 'succeeded' : 'failed',
-    result: report.ok ? JSON.stringify(report.result ?? null) : null,
+    result: report.ok ? (report.resultJson ?? JSON.stringify(report.result ?? null)) : null,
     error: report.ok ? null : JSON.stringify(report.error),
     duration_ms: report.durationMs,
     outbox,

@@ -4,6 +4,9 @@ import type { PlannedStep } from '../core/plan.js';
 import type { StepState, TaskState } from '../core/states.js';
 import { uuidv7 } from '../shared/ids.js';
 import { ConflictError } from '../shared/errors.js';
+import { named } from './sql.js';
+
+export { named } from './sql.js';
 
 /** A step that was just moved to `enqueued`: the message to send for it. */
 export interface DispatchedStep {
@@ -80,18 +83,6 @@ export const INSERT_NEW_STEP_TRANSITIONS_SQL = `
 export const INSERT_EDGES_SQL = `
   INSERT INTO weft.step_edges (task_id, from_step, to_step)
   SELECT $task, x."from", x."to" FROM jsonb_to_recordset($edges::jsonb) AS x("from" uuid, "to" uuid)`;
-
-/** Replace named parameters ($task, $steps, ...) with positional ones. */
-export function named(sql: string, params: Record<string, unknown>): { text: string; values: unknown[] } {
-  const order: string[] = [];
-  const text = sql.replace(/\$([a-z_]+)/g, (_, name: string) => {
-    if (!(name in params)) throw new Error(`SQL names $${name}, which was not given`);
-    let i = order.indexOf(name);
-    if (i < 0) i = order.push(name) - 1;
-    return `$${i + 1}`;
-  });
-  return { text, values: order.map((n) => params[n]) };
-}
 
 const CREATE_TASK_SQL = `
   WITH task AS (

@@ -1,8 +1,61 @@
 import type { Logger } from '../shared/logger.js';
-import { ConfigError } from '../shared/errors.js';
-import type { StepRunner } from './runner.js';
+import type { ClaimedStep } from '../store/steps.js';
+import type { BridgeRuntime, NativeBridge } from '../bridge/types.js';
+import { loadHandlerDir } from './handler-registry.js';
+import { toHandlerStep, type RunOutcome, type StepRunner } from './runner.js';
 
-/** Placeholder until the bridge lands: says clearly that this runtime needs the native addon. */
-export async function createBridgeRunner(runtime: string, _handlersDir: string, _log: Logger): Promise<StepRunner> {
-  throw new ConfigError(`runtime "${runtime}" needs the native bridge (npm run build:native), which is not wired in yet`);
+let openRunners = 0;
+
+/**
+ * Python, Ruby, or TypeScript through the native bridge: the step is
+ * serialised once, crosses the addon's dispatch path (breaker check, queue,
+ * interpreter thread) and comes back as JSON text that is stored as is.
+ */
+export async function createBridgeRunner(runtime: BridgeRuntime, handlersDir: string, log: Logger, bridge?: NativeBridge): Promise<StepRunner> {
+  const b = bridge ?? (await import('../bridge/index.js')).openBridge();
+  let keys: string[];
+  if (runtime === 'typescript') {
+    const registry = await loadHandlerDir(handlersDir);
+    keys = (await b.registerTypescriptHandlers(Object.fromEntries(registry.keys().map((k) => [k, registry.get(k)!])) as never)).handlers;
+  } else {
+    keys = (await b.load(runtime, { handlersDir })).handlers;
+  }
+  log.info({ runtime, handlers: keys.length }, 'bridge runtime loaded');
+  openRunners++;
+  return new BridgeRunner(b, runtime, keys);
+}
+
+export class BridgeRunner implements StepRunner {
+  private closed = false;
+
+  constructor(
+    private readonly bridge: NativeBridge,
+    readonly runtime: BridgeRuntime,
+    private readonly keys: string[],
+  ) {}
+
+  handlerKeys(): string[] {
+    return this.keys;
+  }
+
+  async run(step: ClaimedStep): Promise<RunOutcome> {
+    const r = await this.bridge.dispatch(this.runtime, {
+      handler: step.handler,
+      payload: JSON.stringify(toHandlerStep(step)),
+      timeoutMs: step.timeout_ms,
+    });
+    if (r.ok) return { ok: true, result: undefined, json: r.json };
+    return { ok: false, error: { ...r.error } };
+  }
+
+  isBroken(): boolean {
+    return this.bridge.isBroken(this.runtime);
+  }
+
+  /** The interpreters are per process: the last runner to close drains the bridge. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (--openRunners === 0) await this.bridge.shutdown({ drainMs: 5_000 });
+  }
 }

@@ -87,7 +87,7 @@ export function toJsonResult(handlerKey: string, value: unknown): RunOutcome {
       if (v instanceof Map || v instanceof Set) throw new TypeError(`a ${v.constructor.name}`);
       return v;
     });
-    return { ok: true, result: JSON.parse(text) };
+    return { ok: true, result: undefined, json: text };
   } catch (err) {
     return failure(
       'InvalidReturnError',

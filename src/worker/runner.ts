@@ -13,7 +13,8 @@ export interface StepErrorRecord {
   [extra: string]: unknown;
 }
 
-export type RunOutcome = { ok: true; result: unknown } | { ok: false; error: StepErrorRecord };
+/** `json`, when present, is the result already serialised (stored as is, not serialised again). */
+export type RunOutcome = { ok: true; result: unknown; json?: string } | { ok: false; error: StepErrorRecord };
 
 /**
  * Runs claimed steps in one runtime. The worker host depends on this

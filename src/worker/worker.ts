@@ -136,7 +136,7 @@ export class Worker extends EventEmitter {
       : await this.runner.run(step).catch((err) => ({ ok: false as const, error: { language: 'weft', class: 'RunnerError', message: describeError(err).message, backtrace: [], permanent: false, kind: 'raised' } }));
     const durationMs = performance.now() - started;
     const report: StepReport = outcome.ok
-      ? { ok: true, result: outcome.result, error: null, durationMs }
+      ? { ok: true, result: outcome.result, resultJson: outcome.json, error: null, durationMs }
       : { ok: false, result: null, error: outcome.error, durationMs };
     if (outcome.ok) this.counts.succeeded++;
     else this.counts.failed++;

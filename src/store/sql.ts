@@ -1,0 +1,48 @@
+import type pg from 'pg';
+import { isUuid } from '../shared/ids.js';
+
+/**
+ * Replace named parameters ($task, $steps, ...) with positional ones.
+ *
+ * @example
+ *   named('SELECT * FROM weft.steps WHERE id = $step', { step: id }) // { text: '... id = $1', values: [id] }
+ */
+export function named(sql: string, params: Record<string, unknown>): { text: string; values: unknown[] } {
+  const order: string[] = [];
+  const text = sql.replace(/\$([a-z_]+)/g, (_, name: string) => {
+    if (!(name in params)) throw new Error(`SQL names $${name}, which was not given`);
+    let i = order.indexOf(name);
+    if (i < 0) i = order.push(name) - 1;
+    return `$${i + 1}`;
+  });
+  return { text, values: order.map((n) => params[n]) };
+}
+
+/** A value that must be a UUID when inlined (checked, never quoted blindly). */
+export class Uuid {
+  constructor(readonly value: string) {
+    if (!isUuid(value)) throw new TypeError(`not a UUID: ${JSON.stringify(value)}`);
+  }
+}
+
+/**
+ * Replace named parameters with SQL literals, for the simple query protocol,
+ * which is the only way node-postgres sends several statements in one round
+ * trip (e.g. `BEGIN; SELECT … FOR UPDATE`, or a statement and its `COMMIT`).
+ * Strings go through the driver's escapeLiteral; ids must be wrapped in Uuid.
+ */
+export function inlined(client: pg.ClientBase, sql: string, params: Record<string, unknown>): string {
+  return sql.replace(/\$([a-z_]+)/g, (_, name: string) => {
+    if (!(name in params)) throw new Error(`SQL names $${name}, which was not given`);
+    const v = params[name];
+    if (v === null || v === undefined) return 'NULL';
+    if (v instanceof Uuid) return `'${v.value}'::uuid`;
+    if (typeof v === 'boolean') return v ? 'true' : 'false';
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) throw new TypeError(`$${name} is not a finite number`);
+      return String(v);
+    }
+    if (typeof v === 'string') return client.escapeLiteral(v);
+    throw new TypeError(`$${name}: cannot inline a ${typeof v}`);
+  });
+}
