@@ -1,0 +1,213 @@
+/**
+ * Bridge micro-benchmark (`npm run bench:bridge`; not a test).
+ *
+ * Per-call round trip of the `echo` step handler (returns step.context) for:
+ *   native      a plain TypeScript function called directly: JSON.parse -> handler -> JSON.stringify
+ *   typescript  the same function through the bridge (queue -> native thread -> TSFN -> JS -> native -> resolve)
+ *   python      CPython on its own thread through the bridge (SDK parses and serialises the step)
+ *   ruby        CRuby on its own thread through the bridge (same)
+ * with a ~200 B and a ~20 KB step payload, sequential (1 in flight, each call
+ * timed) and pipelined (256 in flight). Then RSS before/after `--rss-calls`
+ * pipelined 200 B calls per runtime.
+ *
+ *   npm run bench:bridge -- [--calls 20000] [--rss-calls 200000] [--only python,ruby]
+ *
+ * Prints a Markdown table; writes raw JSON to bench/results/bridge-<timestamp>.json.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+
+import { openBridge, packageRoot, type BridgeRuntime } from '../src/bridge/index.js';
+
+type Target = 'native' | BridgeRuntime;
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : dflt;
+}
+const CALLS = Number(arg('calls', '20000'));
+const RSS_CALLS = Number(arg('rss-calls', '200000'));
+const WARMUP = Math.min(2000, CALLS);
+const PIPELINE = 256;
+const only = arg('only', 'native,typescript,python,ruby').split(',') as Target[];
+
+const root = packageRoot();
+const fixtures = join(root, 'test', 'native', 'fixtures', 'handlers');
+
+function step(context: unknown): string {
+  return JSON.stringify({ task_id: 't-1', step_id: 's-1', step_name: 'bench', attempt: 1, context, inputs: {}, dependency_results: {}, batch: null });
+}
+const small = step({ user: 'ada', items: [1, 2, 3], note: 'x'.repeat(60) });
+const large = step({
+  rows: Array.from({ length: 466 }, (_, i) => ({ id: i, name: `item-${i}`, ok: i % 2 === 0 })),
+});
+const payloads = { '200B': small, '20KB': large };
+
+const echo = (s: { context: unknown }) => s.context;
+const nativeCall = (payload: string) => JSON.stringify(echo(JSON.parse(payload)));
+
+const bridge = openBridge();
+
+function caller(t: Target): (payload: string) => Promise<string> {
+  if (t === 'native') return async (p) => nativeCall(p);
+  return async (p) => {
+    const r = await bridge.dispatch(t, { handler: 'probe.echo', payload: p, timeoutMs: 60_000 });
+    if (!r.ok) throw new Error(`${t}: ${r.error.class}: ${r.error.message}`);
+    return r.json;
+  };
+}
+
+function pct(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+interface Cell {
+  target: Target;
+  payload: string;
+  payloadBytes: number;
+  mode: 'sequential' | 'pipelined';
+  calls: number;
+  p50us: number;
+  p99us: number;
+  meanUs: number;
+  callsPerSec: number;
+}
+
+async function sequential(t: Target, name: string, payload: string): Promise<Cell> {
+  const call = caller(t);
+  for (let i = 0; i < WARMUP; i++) await call(payload);
+  const lat = new Float64Array(CALLS);
+  const t0 = process.hrtime.bigint();
+  if (t === 'native') {
+    // synchronous baseline: no Promise in the measurement
+    for (let i = 0; i < CALLS; i++) {
+      const s = process.hrtime.bigint();
+      nativeCall(payload);
+      lat[i] = Number(process.hrtime.bigint() - s) / 1000;
+    }
+  } else {
+    for (let i = 0; i < CALLS; i++) {
+      const s = process.hrtime.bigint();
+      await call(payload);
+      lat[i] = Number(process.hrtime.bigint() - s) / 1000;
+    }
+  }
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const sorted = Array.from(lat).sort((a, b) => a - b);
+  return {
+    target: t,
+    payload: name,
+    payloadBytes: Buffer.byteLength(payload),
+    mode: 'sequential',
+    calls: CALLS,
+    p50us: pct(sorted, 0.5),
+    p99us: pct(sorted, 0.99),
+    meanUs: sorted.reduce((a, b) => a + b, 0) / sorted.length,
+    callsPerSec: CALLS / wall,
+  };
+}
+
+async function pipelined(t: Target, name: string, payload: string, calls = CALLS, collect = true): Promise<Cell> {
+  const call = caller(t);
+  const lat: number[] = [];
+  let next = 0;
+  const t0 = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: PIPELINE }, async () => {
+      while (next < calls) {
+        next++;
+        const s = process.hrtime.bigint();
+        await call(payload);
+        if (collect) lat.push(Number(process.hrtime.bigint() - s) / 1000);
+      }
+    }),
+  );
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  lat.sort((a, b) => a - b);
+  return {
+    target: t,
+    payload: name,
+    payloadBytes: Buffer.byteLength(payload),
+    mode: 'pipelined',
+    calls,
+    p50us: collect ? pct(lat, 0.5) : NaN,
+    p99us: collect ? pct(lat, 0.99) : NaN,
+    meanUs: (wall * 1e6) / calls, // wall time per call
+    callsPerSec: calls / wall,
+  };
+}
+
+function version(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function main() {
+  const startedAt = new Date();
+  if (only.includes('python')) await bridge.load('python', { handlersDir: join(fixtures, 'python') });
+  if (only.includes('ruby')) await bridge.load('ruby', { handlersDir: join(fixtures, 'ruby') });
+  if (only.includes('typescript')) await bridge.registerTypescriptHandlers({ 'probe.echo': (s) => s.context });
+  for (const rt of ['python', 'ruby', 'typescript'] as const) bridge.configure(rt, { failureThreshold: 1_000_000 });
+
+  const cells: Cell[] = [];
+  for (const t of only) {
+    for (const [name, payload] of Object.entries(payloads)) {
+      process.stderr.write(`bench: ${t} ${name} sequential...\n`);
+      cells.push(await sequential(t, name, payload));
+      process.stderr.write(`bench: ${t} ${name} pipelined...\n`);
+      await pipelined(t, name, payload, WARMUP, false);
+      cells.push(await pipelined(t, name, payload));
+    }
+  }
+
+  const rss: Array<{ target: Target; calls: number; rssBeforeMb: number; rssAfterMb: number; callsPerSec: number }> = [];
+  for (const t of only) {
+    process.stderr.write(`bench: ${t} RSS over ${RSS_CALLS} calls...\n`);
+    const before = process.memoryUsage.rss();
+    const c = await pipelined(t, '200B', small, RSS_CALLS, false);
+    const after = process.memoryUsage.rss();
+    rss.push({ target: t, calls: RSS_CALLS, rssBeforeMb: before / 2 ** 20, rssAfterMb: after / 2 ** 20, callsPerSec: c.callsPerSec });
+  }
+
+  const machine = {
+    date: startedAt.toISOString(),
+    os: `${os.type()} ${os.release()}`,
+    cpus: `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}`,
+    node: process.version,
+    python: version(join(process.env.WEFT_PYTHON_HOME || '/root/.pyenv/versions/3.11.7', 'bin', 'python3'), ['-c', 'import sys; print(sys.version.split()[0])']),
+    ruby: version('ruby', ['-e', 'print RUBY_VERSION']),
+    calls: CALLS,
+    rssCalls: RSS_CALLS,
+    pipeline: PIPELINE,
+  };
+  const stats = bridge.stats();
+
+  const f = (n: number) => (Number.isNaN(n) ? '–' : n >= 100 ? n.toFixed(0) : n.toFixed(1));
+  const lines = [
+    `## Bridge round trip (${machine.date}, ${machine.cpus}, Node ${machine.node}, CPython ${machine.python}, Ruby ${machine.ruby})`,
+    '',
+    `Handler \`echo\` (returns step.context); ${CALLS} calls per cell after ${WARMUP} warm-up; pipelined = ${PIPELINE} in flight (µs/call = wall time / calls).`,
+    '',
+    '| target | payload | mode | p50 µs | p99 µs | µs/call | calls/s |',
+    '|---|---|---|---:|---:|---:|---:|',
+    ...cells.map((c) => `| ${c.target} | ${c.payload} (${c.payloadBytes} B) | ${c.mode} | ${f(c.p50us)} | ${f(c.p99us)} | ${f(c.meanUs)} | ${Math.round(c.callsPerSec)} |`),
+    '',
+    '| target | calls (200 B, pipelined) | RSS before MB | RSS after MB | calls/s |',
+    '|---|---:|---:|---:|---:|',
+    ...rss.map((r) => `| ${r.target} | ${r.calls} | ${r.rssBeforeMb.toFixed(1)} | ${r.rssAfterMb.toFixed(1)} | ${Math.round(r.callsPerSec)} |`),
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+
+  const dir = join(root, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `bridge-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify({ machine, cells, rss, stats }, null, 2));
+  process.stderr.write(`bench: wrote ${file}\n`);
+}
+
+await main();
