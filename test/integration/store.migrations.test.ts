@@ -1,0 +1,200 @@
+/**
+ * Migrations (issue 2, "Storage"): applied once, safe when several processes start together (advisory
+ * lock), an edited migration is warned about, and everything lives in schema `weft`.
+ *
+ * The racing tests need a database no migration has touched, so they create their own with CREATE
+ * DATABASE (not from the migrated template) and drop it afterwards.
+ */
+import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import pg from 'pg';
+import pino, { type Logger } from 'pino';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { openDatabase, type Database } from '../../src/store/database.js';
+import { migrate, readMigrations } from '../../src/store/migrate.js';
+import { silentLogger } from '../../src/shared/logger.js';
+import { adminUrl, databaseUrl, runId } from '../support/urls.js';
+
+interface LogLine {
+  level: number;
+  msg: string;
+  [k: string]: unknown;
+}
+
+/** A pino logger that keeps every line, so a test can assert what was warned. */
+function capturingLogger(): { log: Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) lines.push(JSON.parse(line) as LogLine);
+      done();
+    },
+  });
+  return { log: pino({ level: 'trace' }, stream), lines };
+}
+const WARN = 40;
+
+const created: string[] = [];
+const pools: Database[] = [];
+
+async function admin<T>(work: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client(adminUrl());
+  await c.connect();
+  try {
+    return await work(c);
+  } finally {
+    await c.end();
+  }
+}
+
+/** An empty database: no schema, no migrations (the global-setup prefix, so a crashed run is cleaned up too). */
+async function freshDatabase(): Promise<string> {
+  const name = `weft_t_${runId()}_mig_${randomBytes(4).toString('hex')}`;
+  await admin((c) => c.query(`CREATE DATABASE ${name}`));
+  created.push(name);
+  return name;
+}
+
+async function pool(name: string, log: Logger = silentLogger()): Promise<Database> {
+  const db = await openDatabase({ url: databaseUrl(name), log, max: 4 });
+  pools.push(db);
+  return db;
+}
+
+afterEach(async () => {
+  for (const db of pools.splice(0)) await db.close().catch(() => undefined);
+});
+afterAll(async () => {
+  for (const db of pools.splice(0)) await db.close().catch(() => undefined);
+  await admin(async (c) => {
+    for (const name of created) await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  });
+});
+
+async function appliedRows(db: Database) {
+  const { rows } = await db.query<{ version: number; name: string; checksum: string }>(
+    'SELECT version, name, checksum FROM weft.schema_migrations ORDER BY version',
+  );
+  return rows;
+}
+
+describe('migrate', () => {
+  it('applies every migration once on an empty database, and a second run applies nothing', async () => {
+    const migrations = await readMigrations();
+    expect(migrations.map((m) => m.name)).toContain('001_initial');
+    const db = await pool(await freshDatabase());
+    const { log, lines } = capturingLogger();
+
+    const first = await migrate(db, log);
+    expect(first.applied).toEqual(migrations.map((m) => m.name));
+    expect(first.current).toBe(Math.max(...migrations.map((m) => m.version)));
+    expect(lines.filter((l) => l.msg === 'applied migration').map((l) => l.migration)).toEqual(migrations.map((m) => m.name));
+    expect(await appliedRows(db)).toEqual(migrations.map((m) => ({ version: m.version, name: m.name, checksum: m.checksum })));
+
+    const second = await migrate(db, log);
+    expect(second).toEqual({ applied: [], current: first.current });
+    expect(await appliedRows(db)).toHaveLength(migrations.length);
+    expect(lines.filter((l) => l.level >= WARN)).toEqual([]);
+  });
+
+  it('two migrate() calls racing from two pools on a fresh database both succeed and apply each migration exactly once (3 rounds)', async () => {
+    const migrations = await readMigrations();
+    for (let round = 0; round < 3; round++) {
+      const name = await freshDatabase();
+      const [a, b] = [await pool(name), await pool(name)];
+      const [ra, rb] = await Promise.all([migrate(a, silentLogger()), migrate(b, silentLogger())]);
+      // One of them did the work, the other found it done.
+      expect([...ra.applied, ...rb.applied].sort(), `round ${round}`).toEqual(migrations.map((m) => m.name).sort());
+      expect([ra.applied.length, rb.applied.length].sort()).toEqual([0, migrations.length]);
+      expect(ra.current).toBe(rb.current);
+      expect(await appliedRows(a)).toEqual(migrations.map((m) => ({ version: m.version, name: m.name, checksum: m.checksum })));
+      // The seed rows of 001 were inserted once (a second run would have failed on their primary key, but count anyway).
+      const { rows } = await a.query('SELECT (SELECT count(*) FROM weft.step_transition_rules)::int AS s, (SELECT count(*) FROM weft.task_transition_rules)::int AS t');
+      expect(rows[0]).toEqual({ s: 14, t: 7 });
+    }
+  });
+
+  it('four processes starting together (four pools) still apply each migration exactly once', async () => {
+    const migrations = await readMigrations();
+    const name = await freshDatabase();
+    const dbs = await Promise.all([1, 2, 3, 4].map(() => pool(name)));
+    const results = await Promise.all(dbs.map((db) => migrate(db, silentLogger())));
+    expect(results.flatMap((r) => r.applied)).toEqual(migrations.map((m) => m.name));
+    expect(await appliedRows(dbs[0]!)).toHaveLength(migrations.length);
+  });
+
+  it('warns when an applied migration was changed afterwards (checksum differs), and applies nothing', async () => {
+    const db = await pool(await freshDatabase());
+    await migrate(db, silentLogger());
+    await db.query(`UPDATE weft.schema_migrations SET checksum = 'deadbeefdeadbeef' WHERE name = '001_initial'`);
+    const { log, lines } = capturingLogger();
+    const result = await migrate(db, log);
+    expect(result.applied).toEqual([]);
+    const warnings = lines.filter((l) => l.level === WARN);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({
+      migration: '001_initial',
+      msg: 'migration 001_initial changed after it was applied; add a new migration instead of editing one',
+    });
+    // The stored checksum is left as it was: the warning repeats until someone looks.
+    const rows = await appliedRows(db);
+    expect(rows.find((r) => r.name === '001_initial')!.checksum).toBe('deadbeefdeadbeef');
+  });
+
+  it('warns when the database has a migration this weft does not know (a newer schema)', async () => {
+    const db = await pool(await freshDatabase());
+    await migrate(db, silentLogger());
+    await db.query(`INSERT INTO weft.schema_migrations (version, name, checksum) VALUES (999, '999_from_the_future', 'x')`);
+    const { log, lines } = capturingLogger();
+    const result = await migrate(db, log);
+    expect(result).toEqual({ applied: [], current: 999 });
+    const warnings = lines.filter((l) => l.level === WARN);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({
+      migrations: ['999_from_the_future'],
+      msg: 'the database has migrations this weft does not know; is an older weft running against a newer schema?',
+    });
+  });
+
+  it('puts everything (tables, indexes, sequences, functions, triggers) in schema weft and nothing in public', async () => {
+    const db = await pool(await freshDatabase());
+    const { rows: before } = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'`,
+    );
+    expect(before[0]!.n).toBe(0);
+    await migrate(db, silentLogger());
+
+    const { rows: relations } = await db.query<{ schema: string; name: string; kind: string }>(
+      `SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2`,
+    );
+    expect(relations.length).toBeGreaterThan(0);
+    expect(relations.filter((r) => r.schema !== 'weft')).toEqual([]);
+    const tables = relations.filter((r) => r.kind === 'r').map((r) => r.name);
+    expect(tables.sort()).toEqual(
+      [
+        'dead_letters', 'processes', 'queue_messages', 'schema_migrations', 'step_edges', 'step_transition_rules',
+        'step_transitions', 'steps', 'task_transition_rules', 'task_transitions', 'tasks', 'templates',
+      ].sort(),
+    );
+
+    const { rows: functions } = await db.query<{ schema: string; name: string }>(
+      `SELECT n.nspname AS schema, p.proname AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')`,
+    );
+    expect(functions).toEqual([{ schema: 'weft', name: 'notify_queue' }]);
+
+    const { rows: triggers } = await db.query<{ schema: string; name: string }>(
+      `SELECT n.nspname AS schema, t.tgname AS name FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT t.tgisinternal`,
+    );
+    expect(triggers).toEqual([{ schema: 'weft', name: 'queue_messages_notify' }]);
+
+    const { rows: types } = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+        WHERE n.nspname = 'public'`,
+    );
+    expect(types[0]!.n).toBe(0);
+  });
+});
