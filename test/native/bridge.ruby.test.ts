@@ -25,5 +25,36 @@ describeRuntime('ruby', (get) => {
     expect(JSON.parse(r.json)).toBe('hi:0');
   });
 
+  it('keeps Ruby threads started by a handler running between steps (GVL released while idle)', async () => {
+    expect((await call('probe.start_thread')).ok).toBe(true);
+    await new Promise((r) => setTimeout(r, 300));
+    const r = await call('probe.ticks');
+    if (!r.ok) throw new Error(JSON.stringify(r.error));
+    expect(JSON.parse(r.json)).toBeGreaterThan(5);
+  });
+
+  it('a handler calling exit fails the step with SystemExit and leaves the process running', async () => {
+    const r = await call('probe.exit');
+    if (r.ok) throw new Error('expected an error');
+    expect(r.error.class).toBe('SystemExit');
+    expect((await call('probe.ok')).ok).toBe(true);
+  });
+
+  it('survives GC.stress across calls (kept objects are registered with the GC)', async () => {
+    const on = await get().dispatch('ruby', { handler: 'probe.gc_stress', payload: stepPayload({ on: true }), timeoutMs: 30_000 });
+    expect(on.ok && JSON.parse(on.json)).toBe(true);
+    try {
+      for (let i = 0; i < 5; i++) {
+        const r = await get().dispatch('ruby', { handler: 'probe.unicode', payload: stepPayload({ text: `ünï ${i}` }), timeoutMs: 30_000 });
+        if (!r.ok) throw new Error(JSON.stringify(r.error));
+        expect(JSON.parse(r.json).text).toBe(`ünï ${i}`);
+      }
+      const e = await call('probe.boom');
+      expect(!e.ok && e.error.class).toBe('ArgumentError');
+    } finally {
+      await get().dispatch('ruby', { handler: 'probe.gc_stress', payload: stepPayload({ on: false }), timeoutMs: 30_000 });
+    }
+  });
+
   describeSeedHandlers('ruby', get);
 });

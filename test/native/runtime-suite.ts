@@ -81,6 +81,12 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
       expect(n.message).toContain('"probe.nested_bad_return"');
     });
 
+    it('rejects NaN as not JSON', async () => {
+      const e = err(await call('probe.nan'));
+      expect(e.kind).toBe('invalid_return');
+      expect(e.message).toMatch(/^handler "probe\.nan" returned a (float|Float|number) NaN/);
+    });
+
     it('answers an unknown handler key with the known keys', async () => {
       const e = err(await call('probe.does_not_exist'));
       expect(e.kind).toBe('handler_not_found');

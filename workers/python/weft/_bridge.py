@@ -46,7 +46,9 @@ def _find_bad(value, path):
     if value is None or isinstance(value, (str, bool, int)):
         return None
     if isinstance(value, float):
-        return None if value == value and value not in (float("inf"), float("-inf")) else (path, f"float {value}")
+        if value != value:
+            return (path, "float NaN")
+        return None if value not in (float("inf"), float("-inf")) else (path, f"float {'-' if value < 0 else ''}Infinity")
     if isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
             bad = _find_bad(v, f"{path}[{i}]")
