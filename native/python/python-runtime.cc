@@ -115,6 +115,25 @@ void PythonRuntime::ThreadMain() {
     return;
   }
 
+  // Not in the prototype's findings, found here: the default pre-config
+  // coerces a C locale by calling setenv("LC_CTYPE", "C.UTF-8") and
+  // setlocale() on the whole process, i.e. it edits Node's environment (and
+  // every child's). UTF-8 mode gives Python UTF-8 file names and stdio
+  // without touching the process locale or environment.
+  PyPreConfig pre;
+  PyPreConfig_InitPythonConfig(&pre);
+  pre.utf8_mode = 1;
+  pre.coerce_c_locale = 0;
+  pre.coerce_c_locale_warn = 0;
+  pre.configure_locale = 0;
+  PyStatus preStatus = Py_PreInitialize(&pre);
+  if (PyStatus_Exception(preStatus)) {
+    err.errorClass = "PythonInitError";
+    err.message = std::string("CPython pre-initialisation failed: ") + (preStatus.err_msg ? preStatus.err_msg : "unknown");
+    ReportLoaded(false, {}, err);
+    return;
+  }
+
   // Pitfall 11: pin the home, or Python searches PATH and may load another
   // installation's stdlib. Pitfall 14: install_signal_handlers = 0.
   std::string home = HomeDir();

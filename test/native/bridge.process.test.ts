@@ -104,6 +104,12 @@ describe('bridge: process', () => {
     expect(out.second).toContain('already loaded in this process');
   });
 
+  it("loading Python leaves Node's environment and locale alone (no C-locale coercion)", async () => {
+    const r = await runFixture('locale.mts', { timeoutMs: 30_000, unsetEnv: ['LANG', 'LC_ALL', 'LC_CTYPE', 'LANGUAGE'] });
+    expect(r.code, r.stderr).toBe(0);
+    expect(lastJson(r)).toEqual({ before: { env: null, child: '[]' }, after: { env: null, child: '[]' }, unicode: 'Grüße 🎉' });
+  });
+
   for (const rt of ['python', 'ruby', 'typescript'] as const) {
     it(`${rt}: 100k calls do not grow RSS beyond a few MB after warm-up`, async () => {
       const r = await runFixture('rss.mts', { args: [rt, '100000'], nodeArgs: ['--expose-gc'], timeoutMs: 90_000 });

@@ -51,11 +51,11 @@ export function killChildren(): void {
  */
 export function runFixture(
   script: string,
-  opts: { args?: string[]; nodeArgs?: string[]; timeoutMs?: number; env?: Record<string, string>; onLine?: (line: string, child: ChildProcess) => void } = {},
+  opts: { args?: string[]; nodeArgs?: string[]; timeoutMs?: number; env?: Record<string, string>; unsetEnv?: string[]; onLine?: (line: string, child: ChildProcess) => void } = {},
 ): Promise<ChildResult> {
   const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', join(fixtures, script), ...(opts.args ?? [])], {
     cwd: repoRoot,
-    env: { ...process.env, ...opts.env },
+    env: Object.fromEntries(Object.entries({ ...process.env, ...opts.env }).filter(([k]) => !(opts.unsetEnv ?? []).includes(k))),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);

@@ -138,7 +138,7 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
 
     it('opens the breaker, rejects, half-opens and closes', async () => {
       bridge.resetBreaker(runtime);
-      bridge.configure(runtime, { failureThreshold: 3, cooldownMs: 300, successThreshold: 2 });
+      bridge.configure(runtime, { failureThreshold: 3, cooldownMs: 1000, successThreshold: 2 });
       for (let i = 0; i < 3; i++) expect(err(await call('probe.flaky', { fail: true })).kind).toBe('raised');
       expect(bridge.stats(runtime).breaker.state).toBe('open');
       const rejectedBefore = bridge.stats(runtime).rejectedByBreaker;
@@ -148,11 +148,11 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
       expect(rejected.permanent).toBe(false);
       expect(bridge.stats(runtime).rejectedByBreaker).toBe(rejectedBefore + 1);
       expect(bridge.stats(runtime).completed).toBe(completedBefore); // it did not run
-      await sleep(350);
+      await sleep(1050);
       // a failing probe re-opens it
       expect(err(await call('probe.flaky', { fail: true })).kind).toBe('raised');
       expect(bridge.stats(runtime).breaker.state).toBe('open');
-      await sleep(350);
+      await sleep(1050);
       expect(ok(await call('probe.flaky', { fail: false }))).toBe('fine');
       expect(bridge.stats(runtime).breaker.state).toBe('half_open');
       expect(ok(await call('probe.flaky', { fail: false }))).toBe('fine');
