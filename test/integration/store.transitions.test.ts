@@ -379,6 +379,37 @@ describe('createTask is all-or-nothing', () => {
     expect(rows).toEqual([{ id: first.taskId }]);
   });
 
+  it('two createTask calls racing with one idempotency key: one task, the other call is a ConflictError (10 rounds)', async () => {
+    for (let i = 0; i < 10; i++) {
+      const key = `race-${i}-${taskIdSuffix()}`;
+      const before = await counts();
+      const task = (db: Database) =>
+        createTask(
+          db,
+          { namespace: diamond.namespace, name: diamond.name, version: diamond.version, context: {}, idempotencyKey: key, steps: initialSteps(diamond) },
+          PID,
+          true,
+        );
+      const outcomes = await Promise.allSettled([task(tdb.db), task(other)]);
+      const won = outcomes.filter((o) => o.status === 'fulfilled');
+      const lost = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+      expect(won, `round ${i}`).toHaveLength(1);
+      expect(lost).toHaveLength(1);
+      expect(lost[0]!.reason).toBeInstanceOf(ConflictError);
+      expect((lost[0]!.reason as Error).message).toContain(`a task with idempotency_key "${key}" already exists`);
+      const after = await counts();
+      // Exactly one task's worth of rows: 1 task, 4 steps, 4 edges, 2 task transitions, 5 step transitions, 1 message.
+      expect({
+        tasks: after.tasks! - before.tasks!,
+        steps: after.steps! - before.steps!,
+        edges: after.edges! - before.edges!,
+        task_transitions: after.task_transitions! - before.task_transitions!,
+        step_transitions: after.step_transitions! - before.step_transitions!,
+        messages: after.messages! - before.messages!,
+      }).toEqual({ tasks: 1, steps: 4, edges: 4, task_transitions: 2, step_transitions: 5, messages: 1 });
+    }
+  });
+
   it('a step that cannot be written (two planned steps with one name) leaves no task, step, edge, transition or message', async () => {
     const before = await counts();
     const planned = initialSteps(diamond);
