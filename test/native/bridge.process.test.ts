@@ -104,10 +104,15 @@ describe('bridge: process', () => {
     expect(out.second).toContain('already loaded in this process');
   });
 
-  it("loading Python leaves Node's environment and locale alone (no C-locale coercion)", async () => {
+  it("loading Python and Ruby leaves Node's environment and argv alone (no C-locale coercion)", async () => {
     const r = await runFixture('locale.mts', { timeoutMs: 30_000, unsetEnv: ['LANG', 'LC_ALL', 'LC_CTYPE', 'LANGUAGE'] });
     expect(r.code, r.stderr).toBe(0);
-    expect(lastJson(r)).toEqual({ before: { env: null, child: '[]' }, after: { env: null, child: '[]' }, unicode: 'Grüße 🎉' });
+    expect(lastJson(r)).toEqual({
+      before: { env: null, child: '[]' },
+      after: { env: null, child: '[]' },
+      untouched: { env: true, argv: true }, // Ruby's ruby_sysinit gets a fake argv too
+      unicode: 'Grüße 🎉',
+    });
   });
 
   for (const rt of ['python', 'ruby', 'typescript'] as const) {

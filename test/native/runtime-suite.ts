@@ -173,6 +173,20 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
       expect(ok(await call('probe.ok'))).toMatchObject({ sum: 6 });
     });
 
+    if (runtime !== 'typescript') {
+      it('never blocks the JS thread while a handler computes', async () => {
+        let ticks = 0;
+        const timer = setInterval(() => ticks++, 10);
+        const started = Date.now();
+        const r = await call('probe.busy', { seconds: 0.5 });
+        clearInterval(timer);
+        expect(ok(r)).toBe(true);
+        expect(Date.now() - started).toBeGreaterThanOrEqual(490);
+        // the event loop kept turning during the 500 ms the interpreter was busy
+        expect(ticks).toBeGreaterThan(5);
+      });
+    }
+
     it('counts calls and fills the timing histograms', async () => {
       const s0 = bridge.stats(runtime);
       await Promise.all(Array.from({ length: 50 }, () => call('probe.ok')));
