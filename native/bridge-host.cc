@@ -287,9 +287,11 @@ Napi::Value BridgeHost::Dispatch(const Napi::CallbackInfo& info) {
   }
   if (rt->phase() != RuntimeWorker::kReady) {
     s.failed.fetch_add(1, std::memory_order_relaxed);
-    return Immediate(env, id, ErrorKind::NotLoaded, "NotLoaded",
-                     std::string("the ") + rt->name() + " runtime is not loaded; await bridge.load('" + rt->name() +
-                         "') first");
+    std::string why = rt->phase() == RuntimeWorker::kFailed
+                          ? std::string("the ") + rt->name() + " runtime failed to load (see the error load() rejected with)"
+                          : std::string("the ") + rt->name() + " runtime is not loaded; await bridge.load('" + rt->name() +
+                                "') first";
+    return Immediate(env, id, ErrorKind::NotLoaded, "NotLoaded", why);
   }
   bool probe = false;
   if (!rt->breaker.ShouldAllow(t0, &probe)) {

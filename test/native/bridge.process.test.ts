@@ -104,6 +104,18 @@ describe('bridge: process', () => {
     expect(out.second).toContain('already loaded in this process');
   });
 
+  it('a wrong WEFT_PYTHON_HOME fails load() with a clear error and dispatch answers not_loaded', async () => {
+    const r = await runFixture('bad-home.mts', { timeoutMs: 30_000, env: { WEFT_PYTHON_HOME: '/nonexistent-python-home' } });
+    expect(r.code, r.stderr).toBe(0);
+    const out = lastJson<{ error: { name: string; errorClass: string; message: string }; dispatch: { kind: string; message: string } }>(r);
+    expect(out.error.name).toBe('HandlerLoadError');
+    expect(out.error.errorClass).toBe('PythonInitError');
+    expect(out.error.message).toContain('/nonexistent-python-home');
+    expect(out.error.message).toContain('WEFT_PYTHON_HOME');
+    expect(out.dispatch.kind).toBe('not_loaded');
+    expect(out.dispatch.message).toContain('failed to load');
+  });
+
   it("loading Python and Ruby leaves Node's environment and argv alone (no C-locale coercion)", async () => {
     const r = await runFixture('locale.mts', { timeoutMs: 30_000, unsetEnv: ['LANG', 'LC_ALL', 'LC_CTYPE', 'LANGUAGE'] });
     expect(r.code, r.stderr).toBe(0);

@@ -1,0 +1,67 @@
+/**
+ * createBridgeRunner: what the worker host (src/worker/runners.ts) uses to
+ * run claimed steps through the bridge. Loads Ruby in this test process.
+ */
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+import { createBridgeRunner, stepPayload, type BridgeStepInput } from '../../src/bridge/runner.js';
+import { silentLogger } from '../../src/shared/logger.js';
+import { repoRoot } from './helpers.js';
+
+function claimed(handler: string, name: string, context: unknown, deps: Record<string, unknown> = {}): BridgeStepInput {
+  return {
+    id: `id-${name}`,
+    task_id: 'task-1',
+    name,
+    handler,
+    attempt: 2,
+    timeout_ms: 10_000,
+    context,
+    inputs: {},
+    dependency_results: deps,
+    batch: null,
+  };
+}
+
+describe('bridge runner', () => {
+  it('serialises a claimed step into the payload every SDK reads', () => {
+    expect(JSON.parse(stepPayload(claimed('linear.square', 'linear_step_1', { even_number: 6 })))).toEqual({
+      task_id: 'task-1',
+      step_id: 'id-linear_step_1',
+      step_name: 'linear_step_1',
+      attempt: 2,
+      context: { even_number: 6 },
+      inputs: {},
+      dependency_results: {},
+      batch: null,
+    });
+  });
+
+  it('runs the seed linear workflow through Ruby and maps failures', async () => {
+    const runner = await createBridgeRunner('ruby', join(repoRoot, 'handlers', 'ruby'), silentLogger());
+    expect(runner.runtime).toBe('ruby');
+    expect(runner.handlerKeys()).toEqual(expect.arrayContaining(['linear.square', 'csv.analyze', 'approval.finalize']));
+    let parent: unknown;
+    const results = [];
+    for (let i = 1; i <= 4; i++) {
+      const deps = i === 1 ? {} : { [`linear_step_${i - 1}`]: parent };
+      const out = await runner.run(claimed('linear.square', `linear_step_${i}`, { even_number: 6 }, deps));
+      if (!out.ok) throw new Error(JSON.stringify(out.error));
+      parent = out.result;
+      results.push(out.result);
+    }
+    expect(results).toEqual([36, 1296, 1679616, 2821109907456]);
+
+    const bad = await runner.run(claimed('linear.square', 'linear_step_1', { even_number: 7 }));
+    expect(bad.ok).toBe(false);
+    if (!bad.ok) {
+      expect(bad.error).toMatchObject({ language: 'ruby', class: 'Weft::PermanentError', permanent: true, kind: 'raised' });
+      expect(bad.error.message).toContain('even_number');
+    }
+    const missing = await runner.run(claimed('nope.nope', 'x', {}));
+    expect(!missing.ok && missing.error.kind).toBe('handler_not_found');
+    expect(runner.isBroken()).toBe(false);
+    await runner.close();
+  });
+});
