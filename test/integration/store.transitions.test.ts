@@ -11,7 +11,16 @@ import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { createTask, getTaskView } from '../../src/store/tasks.js';
 import { claimStep, reportStep } from '../../src/store/steps.js';
-import { completeStep } from '../../src/store/results.js';
+import {
+  closeFailedStep,
+  completeStep,
+  dispatchDueRetries,
+  expireLeases,
+  failTask,
+  redispatchStale,
+  rejectOutcome,
+  scheduleRetry,
+} from '../../src/store/results.js';
 import { registerTemplate } from '../../src/store/templates.js';
 import { STEP_TRANSITIONS, TASK_TRANSITIONS } from '../../src/core/states.js';
 import { initialSteps } from '../../src/core/plan.js';
@@ -347,6 +356,75 @@ describe('a state change and its transition row are written together', () => {
     expect(taskRows).toHaveLength(6);
     for (const r of taskRows) expect(r.path).toEqual(['>pending', 'pending>running']);
   });
+  it('every other store writer too: redispatch, lease expiry, retry, rejection, failure, completion', async () => {
+    const ok = (result: unknown) => ({ ok: true, result, error: null, durationMs: 1 });
+    const boom = { ok: false, result: null, error: { class: 'Boom', message: 'no', permanent: true, kind: 'handler' }, durationMs: 1 };
+    const inTx = <T>(work: (c: pg.PoolClient) => Promise<T>) => tdb.db.transaction(work);
+
+    // Task 1: redispatched, lease expired, retried, rejected, failed (the task fails, the rest is cancelled).
+    const t1 = await newTask({ outbox: true });
+    const s1 = t1.dispatched[0]!.step_id;
+    expect((await redispatchStale(tdb.db, PID, 0, true)).map((d) => d.step_id)).toContain(s1);
+    expect(await claimStep(tdb.db, s1, 'w1', 1)).toBeDefined();
+    await until('the 1 ms lease to expire', async () => (await expireLeases(tdb.db, PID)).includes(s1));
+    expect(await stepRow(s1)).toMatchObject({ state: 'failed' });
+    expect(await inTx((c) => scheduleRetry(c, s1, 0, PID))).toBeInstanceOf(Date);
+    await until('the retry to be dispatched', async () => (await dispatchDueRetries(tdb.db, PID, true)).some((d) => d.step_id === s1));
+    expect(await claimStep(tdb.db, s1, 'w2', 30_000)).toMatchObject({ attempt: 2 });
+    expect(await reportStep(tdb.db, { id: s1, attempt: 2 }, 'w2', ok({ decide: 'nonsense' }), true)).toBe(true);
+    await inTx((c) => rejectOutcome(c, s1, { class: 'DecisionError', message: 'bad outcome' }, PID));
+    expect(await stepRow(s1)).toMatchObject({ state: 'failed' });
+    await inTx((c) => failTask(c, { step_id: s1, task_id: t1.taskId, name: 'diamond_start' }, 'permanent error', PID));
+    const v1 = await getTaskView(tdb.db, t1.taskId);
+    expect(v1!.state).toBe('error');
+    expect(Object.fromEntries(v1!.steps.map((s) => [s.name, s.state]))).toEqual({
+      diamond_start: 'error',
+      diamond_branch_b: 'cancelled',
+      diamond_branch_c: 'cancelled',
+      diamond_end: 'cancelled',
+    });
+
+    // Task 2: a failed report on a task that has already ended is closed as error.
+    const t2 = await newTask();
+    const s2 = t2.dispatched[0]!.step_id;
+    await claimStep(tdb.db, s2, 'w', 30_000);
+    expect(await reportStep(tdb.db, { id: s2, attempt: 1 }, 'w', boom, false)).toBe(true);
+    await inTx((c) => closeFailedStep(c, s2, PID));
+    expect(await stepRow(s2)).toMatchObject({ state: 'error' });
+
+    // Task 3: every step completes, and with the last one the task.
+    const t3 = await newTask({ outbox: true });
+    let ready = t3.dispatched.map((d) => d.step_id);
+    let taskCompleted = false;
+    while (ready.length > 0) {
+      const next: string[] = [];
+      for (const id of ready) {
+        await claimStep(tdb.db, id, 'w', 30_000);
+        expect(await reportStep(tdb.db, { id, attempt: 1 }, 'w', ok(1), true)).toBe(true);
+        const out = await inTx((c) => completeStep(c, { step_id: id, task_id: t3.taskId, namespace: diamond.namespace }, PID, { outbox: true, dispatch: true }));
+        expect(out.completed).toBe(true);
+        taskCompleted ||= out.taskCompleted;
+        next.push(...out.dispatched.map((d) => d.step_id));
+      }
+      ready = next;
+    }
+    expect(taskCompleted).toBe(true);
+    const v3 = await getTaskView(tdb.db, t3.taskId);
+    expect(v3!.state).toBe('complete');
+    expect(v3!.steps.every((s) => s.state === 'complete')).toBe(true);
+    expect(v3!.completed_at).toBeInstanceOf(Date);
+
+    expect(await auditMismatches()).toEqual([]);
+    const { rows } = await tdb.db.query(
+      `SELECT task_id, array_agg(coalesce(from_state, '') || '>' || to_state ORDER BY seq) AS path FROM weft.task_transitions
+        WHERE task_id = ANY($1::uuid[]) GROUP BY task_id`,
+      [[t1.taskId, t3.taskId]],
+    );
+    const paths = new Map(rows.map((r) => [r.task_id, r.path]));
+    expect(paths.get(t1.taskId)).toEqual(['>pending', 'pending>running', 'running>error']);
+    expect(paths.get(t3.taskId)).toEqual(['>pending', 'pending>running', 'running>complete']);
+  });
+
   it('(the audit itself) reports a state changed without its transition row', async () => {
     const { dispatched } = await newTask();
     const stepId = dispatched[0]!.step_id;
@@ -509,6 +587,15 @@ describe('getTaskView', () => {
     expect(await getTaskView(tdb.db, '00000000-0000-7000-8000-000000000000')).toBeUndefined();
   });
 });
+
+/** Resolves once `what()` is truthy; fails naming `label` after `ms` (for conditions with no event to await). */
+async function until(label: string, what: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await what())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${label}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 function taskIdSuffix(): string {
   return Math.random().toString(36).slice(2, 10);
