@@ -174,6 +174,25 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
     });
 
     if (runtime !== 'typescript') {
+      it('answers queue_full at once when the bounded queue is full', async () => {
+        bridge.configure(runtime, { queueCapacity: 1 });
+        const before = bridge.stats(runtime).rejectedQueueFull;
+        try {
+          const busy = call('probe.busy', { seconds: 0.3 });
+          const rest = await Promise.all(Array.from({ length: 6 }, () => call('probe.ok')));
+          const kinds = rest.map((r) => (r.ok ? 'ok' : r.error.kind));
+          const full = kinds.filter((k) => k === 'queue_full').length;
+          expect(full).toBeGreaterThanOrEqual(4); // one may run, one may wait
+          expect(kinds.every((k) => k === 'ok' || k === 'queue_full')).toBe(true);
+          const e = rest.find((r) => !r.ok);
+          expect(e && !e.ok && e.error.permanent).toBe(false);
+          expect(bridge.stats(runtime).rejectedQueueFull - before).toBe(full);
+          expect(ok(await busy)).toBe(true);
+        } finally {
+          bridge.configure(runtime, { queueCapacity: 4096 });
+        }
+      });
+
       it('never blocks the JS thread while a handler computes', async () => {
         let ticks = 0;
         const timer = setInterval(() => ticks++, 10);
