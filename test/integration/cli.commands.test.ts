@@ -224,6 +224,27 @@ describe('weft validate', () => {
     );
   });
 
+  it('a directory with no templates: exits 1 and says so', async () => {
+    const dir = path.join(tmpRoot, 'empty-dir');
+    await fs.mkdir(dir);
+    const r = await weft(['validate', dir]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`weft validate: ${dir} holds no .yaml or .yml files\n`);
+  });
+
+  it('two files defining the same namespace/name@version: exits 1 naming both files', async () => {
+    const dir = path.join(tmpRoot, 'dup-dir');
+    await fs.mkdir(dir);
+    const source = await fs.readFile(path.join(repoRoot, 'templates', 'linear.yaml'), 'utf8');
+    await fs.writeFile(path.join(dir, 'a.yaml'), source);
+    await fs.writeFile(path.join(dir, 'b.yaml'), source);
+    const r = await weft(['validate', dir]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `template ${dir}/b.yaml: e2e_linear/mathematical_sequence@1.0.0 is also defined by ${dir}/a.yaml; a namespace/name@version may be defined once — fix: change the namespace, name or version of one of the two files\n`,
+    );
+  });
+
   it('no path at all: commander refuses with the usage error', async () => {
     const r = await weft(['validate']);
     expect(r.code).toBe(1);
@@ -237,7 +258,8 @@ describe('weft migrate with WEFT_DATABASE_URL', () => {
     await admin(`CREATE DATABASE ${name}`);
     databases.push(name);
     const url = databaseUrl(name);
-    const env = { WEFT_DATABASE_URL: url, WEFT_LOG_LEVEL: 'warn' };
+    // (error: a cold pool's first connect may log a slow-acquire warning, which is not what this test is about)
+    const env = { WEFT_DATABASE_URL: url, WEFT_LOG_LEVEL: 'error' };
 
     const first = await weft(['migrate'], env);
     expect(first.stderr).toBe('');
@@ -269,6 +291,25 @@ describe('weft migrate with WEFT_DATABASE_URL', () => {
 });
 
 describe('weft migrate on the embedded PostgreSQL (no WEFT_DATABASE_URL)', () => {
+  // Only root runs the server as another user (`postgres`), who then needs to traverse the home's parents.
+  it.runIf(process.getuid?.() === 0)('as root, a WEFT_HOME under a directory postgres cannot enter: exits 1 with the chmod fix, starts nothing', async () => {
+    const locked = path.join(tmpRoot, 'locked');
+    await fs.mkdir(locked, { mode: 0o700 });
+    await fs.chmod(locked, 0o700);
+    const home = path.join(locked, 'home');
+    await fs.mkdir(home, { mode: 0o755 });
+    homes.push(home);
+    const r = await weft(['migrate'], { WEFT_DATABASE_URL: undefined, WEFT_HOME: home, WEFT_EMBEDDED_PG_PORT: String(await freePort()), WEFT_LOG_LEVEL: 'warn' });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^weft: the embedded PostgreSQL runs as the system user "postgres" \(uid \d+\) because weft runs as root, /);
+    expect(r.stderr).toContain(`cannot enter ${locked} (mode 0700, owner uid 0), which lies on the way to ${home}; fix it with: chmod o+x ${locked}`);
+    // Nothing left behind: no data directory, no lock, no client entry.
+    expect(existsSync(path.join(home, 'pg', 'PG_VERSION'))).toBe(false);
+    expect(existsSync(path.join(home, 'pg.lock'))).toBe(false);
+    expect(await fs.readdir(path.join(home, 'pg-clients'))).toEqual([]);
+  });
+
   it('starts it, migrates it and stops it when the command exits; a second run reuses the data', async () => {
     const home = path.join(tmpRoot, 'home');
     await fs.mkdir(home, { mode: 0o755 });
