@@ -13,6 +13,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { migrate, readMigrations } from '../../src/store/migrate.js';
 import { silentLogger } from '../../src/shared/logger.js';
+import { DatabaseError } from '../../src/shared/errors.js';
 import { adminUrl, databaseUrl, runId } from '../support/urls.js';
 
 interface LogLine {
@@ -154,6 +155,30 @@ describe('migrate', () => {
       migrations: ['999_from_the_future'],
       msg: 'the database has migrations this weft does not know; is an older weft running against a newer schema?',
     });
+  });
+
+  it('a migration that fails is a DatabaseError naming it; its transaction rolls back and the lock is released', async () => {
+    const db = await pool(await freshDatabase());
+    // Something in the way: 001 creates this table without IF NOT EXISTS.
+    await db.query('CREATE SCHEMA weft; CREATE TABLE weft.task_transition_rules (x int)');
+    const err = await migrate(db, silentLogger()).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(DatabaseError);
+    expect((err as DatabaseError).name).toBe('DatabaseError');
+    expect((err as DatabaseError).code).toBe('database_unavailable');
+    expect((err as DatabaseError).message).toBe('migration 001_initial failed: relation "task_transition_rules" already exists');
+    expect(await appliedRows(db)).toEqual([]);
+    const { rows } = await db.query<{ name: string }>(
+      `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'weft' AND c.relkind = 'r' ORDER BY 1`,
+    );
+    expect(rows.map((r) => r.name)).toEqual(['schema_migrations', 'task_transition_rules']);
+
+    // The advisory lock was let go: another pool migrates at once after the obstacle is removed.
+    await db.query('DROP TABLE weft.task_transition_rules');
+    const second = await pool(created[created.length - 1]!);
+    expect((await migrate(second, silentLogger())).applied).toEqual((await readMigrations()).map((m) => m.name));
   });
 
   it('puts everything (tables, indexes, sequences, functions, triggers) in schema weft and nothing in public', async () => {
