@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminUrl, databaseUrl, runId } from '../support/urls.js';
+import { acquireEmbeddedPostgres } from '../../src/store/embedded.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const COMMAND_TIMEOUT_MS = 90_000;
@@ -344,5 +345,44 @@ describe('weft migrate on the embedded PostgreSQL (no WEFT_DATABASE_URL)', () =>
     expect(isAlive(Number(again![1]))).toBe(false);
     expect(existsSync(path.join(home, 'pg', 'postmaster.pid'))).toBe(false);
     expect(await refusesConnections(port)).toBe(true);
+  });
+  it('when another weft process already runs the embedded server, weft migrate reuses it and leaves it running', async () => {
+    const home = path.join(tmpRoot, 'shared-home');
+    await fs.mkdir(home, { mode: 0o755 });
+    await fs.chmod(home, 0o755);
+    homes.push(home);
+    const port = await freePort();
+    // This test process plays the other weft process.
+    const held = await acquireEmbeddedPostgres({ home, port });
+    let released = false;
+    try {
+      expect(held.startedByUs).toBe(true);
+      const postmaster = Number(readFileSync(path.join(home, 'pg', 'postmaster.pid'), 'utf8').split('\n', 1)[0]);
+      expect(isAlive(postmaster)).toBe(true);
+
+      const r = await weft(['migrate'], { WEFT_DATABASE_URL: undefined, WEFT_HOME: home, WEFT_LOG_LEVEL: 'info' });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toBe(`applied 001_initial to embedded PostgreSQL (${home}/pg); schema is at version 1\n`);
+      expect(r.stderr).toContain(`reusing embedded PostgreSQL on 127.0.0.1:${port} (pid ${postmaster}`);
+      expect(r.stderr).not.toContain('stopping embedded PostgreSQL');
+      // Still up for us: same postmaster, and the migrated schema is there.
+      expect(isAlive(postmaster)).toBe(true);
+      const c = new pg.Client(held.url);
+      await c.connect();
+      try {
+        const { rows } = await c.query('SELECT name FROM weft.schema_migrations');
+        expect(rows).toEqual([{ name: '001_initial' }]);
+      } finally {
+        await c.end();
+      }
+
+      await held.release();
+      released = true;
+      // We were the last user: now it stops.
+      expect(isAlive(postmaster)).toBe(false);
+      expect(await refusesConnections(port)).toBe(true);
+    } finally {
+      if (!released) await held.release();
+    }
   });
 });
