@@ -13,6 +13,8 @@
  *   npm run bench:bridge -- [--calls 20000] [--rss-calls 200000] [--only python,ruby]
  *
  * Prints a Markdown table; writes raw JSON to bench/results/bridge-<timestamp>.json.
+ * Run through the npm script, which passes --expose-gc so cells start from a
+ * collected heap.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -154,11 +156,20 @@ async function main() {
   if (only.includes('typescript')) await bridge.registerTypescriptHandlers({ 'probe.echo': (s) => s.context });
   for (const rt of ['python', 'ruby', 'typescript'] as const) bridge.configure(rt, { failureThreshold: 1_000_000 });
 
+  // Each cell starts from a collected V8 heap, and all 200 B cells run before
+  // the 20 KB ones, so one cell's garbage (V8 GC pauses on the JS thread) does
+  // not land in the next cell's tail latencies.
+  const settle = async () => {
+    (globalThis as { gc?: () => void }).gc?.();
+    await new Promise((r) => setTimeout(r, 50));
+  };
   const cells: Cell[] = [];
-  for (const t of only) {
-    for (const [name, payload] of Object.entries(payloads)) {
+  for (const [name, payload] of Object.entries(payloads)) {
+    for (const t of only) {
+      await settle();
       process.stderr.write(`bench: ${t} ${name} sequential...\n`);
       cells.push(await sequential(t, name, payload));
+      await settle();
       process.stderr.write(`bench: ${t} ${name} pipelined...\n`);
       await pipelined(t, name, payload, WARMUP, false);
       cells.push(await pipelined(t, name, payload));
@@ -167,6 +178,7 @@ async function main() {
 
   const rss: Array<{ target: Target; calls: number; rssBeforeMb: number; rssAfterMb: number; callsPerSec: number }> = [];
   for (const t of only) {
+    await settle();
     process.stderr.write(`bench: ${t} RSS over ${RSS_CALLS} calls...\n`);
     const before = process.memoryUsage.rss();
     const c = await pipelined(t, '200B', small, RSS_CALLS, false);
