@@ -191,7 +191,7 @@ async function main() {
     os: `${os.type()} ${os.release()}`,
     cpus: `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}`,
     node: process.version,
-    python: version(join(process.env.WEFT_PYTHON_HOME || '/root/.pyenv/versions/3.11.7', 'bin', 'python3'), ['-c', 'import sys; print(sys.version.split()[0])']),
+    python: version(join(process.env.WEFT_PYTHON_HOME || version(process.execPath, [join(root, 'scripts', 'build-native.mjs'), '--flags', 'py-home']), 'bin', 'python3'), ['-c', 'import sys; print(sys.version.split()[0])']),
     ruby: version('ruby', ['-e', 'print RUBY_VERSION']),
     calls: CALLS,
     rssCalls: RSS_CALLS,

@@ -9,7 +9,7 @@ describeRuntime('ruby', (get) => {
   it('has a fully initialised core (ruby_options: prelude, Set, GC, pack, UTF-8, json)', async () => {
     const r = await call('probe.runtime_facts');
     if (!r.ok) throw new Error(JSON.stringify(r.error));
-    expect(JSON.parse(r.json)).toMatchObject({ class_works: 'Integer', set: 2, pack: 'A', encoding: 'UTF-8', version: '3.1.2' });
+    expect(JSON.parse(r.json)).toMatchObject({ class_works: 'Integer', set: 2, pack: 'A', encoding: 'UTF-8', version: expect.stringMatching(/^3\.1\./) });
   });
 
   it('reads the message of a NameError raised from a C call (error_highlight disabled)', async () => {
