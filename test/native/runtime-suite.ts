@@ -174,6 +174,18 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
     });
 
     if (runtime !== 'typescript') {
+      it('interrupts a handler that rescues ordinary exceptions (the timeout is not one)', async () => {
+        bridge.configure(runtime, { graceMs: 1500 });
+        try {
+          expect(err(await call('probe.swallow_exception', {}, 150)).kind).toBe('timeout');
+          const after = await call('probe.ok');
+          expect(ok(after)).toMatchObject({ sum: 6 }); // it was interrupted: the runtime is free again
+          expect(bridge.isBroken(runtime)).toBe(false);
+        } finally {
+          bridge.configure(runtime, { graceMs: DEFAULTS.graceMs });
+        }
+      });
+
       it('answers queue_full at once when the bounded queue is full', async () => {
         bridge.configure(runtime, { queueCapacity: 1 });
         const before = bridge.stats(runtime).rejectedQueueFull;
