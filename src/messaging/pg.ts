@@ -66,7 +66,8 @@ export class PgMessageBus implements MessageBus {
     let wake: (() => void) | undefined;
     let woken = false;
     const waker = (queue: string) => {
-      if (!wanted.has(queue)) return;
+      // '*' wakes every consumer (after a LISTEN reconnect a notification may have been missed).
+      if (queue !== '*' && !wanted.has(queue)) return;
       woken = true;
       wake?.();
     };
@@ -109,7 +110,10 @@ export class PgMessageBus implements MessageBus {
           }
         }
         if (!running) break;
-        if (woken) continue;
+        // Woken while querying (a notification, or capacity freed): look
+        // again, but only if there is room; a full consumer waits for a settle.
+        if (woken && options.prefetch - inFlight > 0) continue;
+        woken = false;
         // Sleep until a notification, freed capacity, or the fallback poll.
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, this.listening ? this.pollIntervalMs : Math.min(this.pollIntervalMs, 250));

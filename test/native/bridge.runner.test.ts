@@ -5,17 +5,24 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { createBridgeRunner, stepPayload, type BridgeStepInput } from '../../src/bridge/runner.js';
+import { createBridgeRunner } from '../../src/worker/bridge-runner.js';
+import { toHandlerStep } from '../../src/worker/runner.js';
+import type { ClaimedStep } from '../../src/store/steps.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { repoRoot } from './helpers.js';
 
-function claimed(handler: string, name: string, context: unknown, deps: Record<string, unknown> = {}): BridgeStepInput {
+function claimed(handler: string, name: string, context: unknown, deps: Record<string, unknown> = {}): ClaimedStep {
   return {
     id: `id-${name}`,
     task_id: 'task-1',
+    namespace: 'ns',
     name,
+    template_step: name,
+    type: 'standard',
+    runtime: 'ruby',
     handler,
     attempt: 2,
+    max_attempts: 3,
     timeout_ms: 10_000,
     context,
     inputs: {},
@@ -25,8 +32,8 @@ function claimed(handler: string, name: string, context: unknown, deps: Record<s
 }
 
 describe('bridge runner', () => {
-  it('serialises a claimed step into the payload every SDK reads', () => {
-    expect(JSON.parse(stepPayload(claimed('linear.square', 'linear_step_1', { even_number: 6 })))).toEqual({
+  it('hands the handler the step every SDK reads', () => {
+    expect(toHandlerStep(claimed('linear.square', 'linear_step_1', { even_number: 6 }))).toEqual({
       task_id: 'task-1',
       step_id: 'id-linear_step_1',
       step_name: 'linear_step_1',
@@ -48,8 +55,9 @@ describe('bridge runner', () => {
       const deps = i === 1 ? {} : { [`linear_step_${i - 1}`]: parent };
       const out = await runner.run(claimed('linear.square', `linear_step_${i}`, { even_number: 6 }, deps));
       if (!out.ok) throw new Error(JSON.stringify(out.error));
-      parent = out.result;
-      results.push(out.result);
+      // The bridge hands back the handler's JSON text, stored as is.
+      parent = JSON.parse(out.json!);
+      results.push(parent);
     }
     expect(results).toEqual([36, 1296, 1679616, 2821109907456]);
 
