@@ -40,6 +40,8 @@ export interface Engine {
   workers: Worker[];
   db: Database;
   queuePrefix: string;
+  /** Start one more native worker (e.g. after killing another). */
+  addWorker(): Promise<Worker>;
   run(namespace: string, name: string, context: unknown, timeoutMs?: number): Promise<TaskView>;
   stop(): Promise<void>;
 }
@@ -82,12 +84,14 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
   }
   const workers: Worker[] = [];
   const namespaces = o.namespaces ?? [...new Set(templates.filter((t) => t.steps.some((s) => s.runtime === 'native')).map((t) => t.namespace))];
-  for (let i = 0; i < (o.workers ?? 1); i++) {
+  const addWorker = async () => {
     const { db, bus } = await connect();
-    const w = new Worker({ db, bus, log, runner: new NativeRunner(registry), workerId: processId(`worker${i}`), namespaces, leaseMs: o.leaseMs ?? 30_000, concurrency: o.concurrency ?? 8 });
+    const w = new Worker({ db, bus, log, runner: new NativeRunner(registry), workerId: processId(`worker${workers.length}`), namespaces, leaseMs: o.leaseMs ?? 30_000, concurrency: o.concurrency ?? 8 });
     await w.start();
     workers.push(w);
-  }
+    return w;
+  };
+  for (let i = 0; i < (o.workers ?? 1); i++) await addWorker();
   const reader = await openDatabase({ url: o.url, log, max: 4 });
   let rr = 0;
   return {
@@ -95,6 +99,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     workers,
     db: reader,
     queuePrefix,
+    addWorker,
     async run(namespace, name, context, timeoutMs = 30_000) {
       const orch = orchestrators[rr++ % orchestrators.length]!;
       const { id } = await orch.createTask({ namespace, name, context });
