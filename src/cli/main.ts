@@ -7,6 +7,8 @@ import { runMigrate } from './migrate.js';
 import { runOrchestrator } from './orchestrator.js';
 import { runWorker } from './worker.js';
 import { runTask } from './run.js';
+import { registerClusterCommand } from './cluster.js';
+import { registerBenchCommand } from './bench.js';
 
 const program = new Command();
 program
@@ -75,6 +77,9 @@ program
   .action(async (template: string, opts) => {
     process.exitCode = await runTask(loadConfig(), template, opts);
   });
+
+registerClusterCommand(program);
+registerBenchCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof WeftError) {

@@ -1,0 +1,96 @@
+/**
+ * The shape of `bench/results/<timestamp>-<backend>/percentiles.json`.
+ * Everything the Markdown report says is derived from this document, so a
+ * report can be regenerated at any time with `weft bench --report DIR`.
+ */
+import type { Summary } from './stats.js';
+
+export type Backend = 'pg' | 'rabbitmq';
+export type Runtime = 'native' | 'python' | 'ruby' | 'typescript';
+
+export interface PhaseBreakdown {
+  /** created_at → first step enqueued (task creation + first dispatch). */
+  create_ms: number;
+  /** Σ enqueued → started over the steps (queue wait + claim). */
+  queue_ms: number;
+  /** Σ started → finished (handler + result write). */
+  execute_ms: number;
+  /** Σ previous step finished → next step enqueued (result processing + dispatch). */
+  orchestrate_ms: number;
+  /** last step finished → task completed_at (finalisation). */
+  finalize_ms: number;
+  /** client-observed − server created→completed (HTTP, wake-up, JSON). */
+  client_ms: number;
+}
+
+export interface RunResult {
+  run: number;
+  /** Client-side latency: POST /v1/tasks sent → long-poll returned. */
+  client: Summary;
+  /** Server-side created_at → completed_at of the same tasks. */
+  server: Summary;
+  /** Raw client samples, ms, in the order they were taken. */
+  samples_ms: number[];
+  server_ms: number[];
+  /** Samples whose results were checked and found correct (always = n, or the bench failed). */
+  verified: number;
+  /** Median of each phase over the samples (sequential scenarios only). */
+  phases_p50?: PhaseBreakdown;
+}
+
+export interface ScenarioResult {
+  id: string;
+  /** The reference's name for the same measurement, e.g. tier1_core/workflow/linear_rust. */
+  reference_name: string;
+  tier: 1 | 2 | 3 | 4 | 5;
+  label: string;
+  runtime: Runtime;
+  pattern: string;
+  steps: number;
+  sequential_stages: number;
+  runs: RunResult[];
+}
+
+export interface ThroughputResult {
+  topology: '1+1' | 'cluster';
+  run: number;
+  orchestrators: number;
+  workers: number;
+  in_flight: number;
+  duration_s: number;
+  tasks: number;
+  steps: number;
+  steps_per_s: number;
+  tasks_per_s: number;
+  /** Latency of the tasks completed during the window (client side). */
+  latency: Summary;
+  verified: number;
+}
+
+export interface BenchDocument {
+  schema: 'weft-bench/1';
+  generated_at: string;
+  backend: Backend;
+  quick: boolean;
+  machine: { cpu_model: string; cores: number; memory_gb: number; os: string; hostname_hash?: string };
+  versions: { node: string; postgresql: string | null; rabbitmq: string | null; python: string | null; ruby: string | null };
+  config: {
+    orchestrators: number;
+    workers: Record<string, number>;
+    samples: number;
+    warmup: number;
+    runs: number;
+    database: 'embedded' | 'url';
+    messaging: Backend;
+    log_level: string;
+    worker_concurrency: number;
+    throughput_in_flight: number;
+    throughput_seconds: number;
+    scenarios: string[];
+  };
+  git: { commit: string | null; branch: string | null; dirty: boolean | null };
+  scenarios: ScenarioResult[];
+  throughput: ThroughputResult[];
+  /** Wall time of the whole backend run, seconds. */
+  elapsed_s: number;
+}

@@ -1,0 +1,496 @@
+/**
+ * `weft bench`: the seed's end-to-end benchmark, done right (issue 5).
+ *
+ * For each backend and run: start a fresh local cluster (ClusterSupervisor),
+ * run every selected scenario (warm-up, then N samples), the throughput
+ * scenario on the full cluster, then restart with 1 orchestrator + 1 native
+ * worker for the 1+1 throughput figure. Writes
+ * `bench/results/<timestamp>-<backend>/{percentiles.json, report.md, *.svg}`
+ * and, with --write-docs, `docs/benchmarks.md`.
+ *
+ * A sample is timed from sending POST /v1/tasks to the moment the long-poll
+ * GET /v1/tasks/:id/wait returns (the server answers when the task ends; no
+ * sleep loop), over one keep-alive connection per in-flight task. Every
+ * sample's results are checked; a wrong one stops the bench with exit 1.
+ *
+ * @example
+ * weft bench --quick                       # 10 samples, one run, pg (< 2 min)
+ * weft bench --backend both --runs 2 --write-docs
+ * weft bench --report bench/results/2026-11-27T19-30-00Z-pg   # regenerate report.md from the JSON
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import pg from 'pg';
+import { loadConfig } from '../shared/config.js';
+import { createLogger, type Logger } from '../shared/logger.js';
+import { ConfigError, WeftError } from '../shared/errors.js';
+import { packageRoot } from '../shared/paths.js';
+import { generateProductsCsv } from '../examples/products.js';
+import { ClusterSupervisor, clusterPorts, portFree, type ClusterRuntime, type ClusterSpec } from './cluster.js';
+import { contextFor, expectedCsvAggregate, selectScenarios, verifyOutcome, type ScenarioDef } from '../bench/scenarios.js';
+import { percentile, summarize } from '../bench/stats.js';
+import type { Backend, BenchDocument, PhaseBreakdown, RunResult, ScenarioResult, ThroughputResult } from '../bench/types.js';
+import { renderReport, type BridgeResults } from '../bench/report.js';
+
+/** A task came back wrong, or the service answered something unexpected: the bench fails. */
+export class BenchFailure extends WeftError {
+  override name = 'BenchFailure';
+  constructor(message: string) {
+    super('bench_failed', message);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// HTTP: keep-alive connections, JSON in and out
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 512, noDelay: true } as http.AgentOptions);
+
+function requestJson(method: 'GET' | 'POST', url: string, body?: unknown, timeoutMs = 60_000): Promise<{ status: number; body: any }> {
+  return new Promise((resolvePromise, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request(
+      url,
+      { method, agent, timeout: timeoutMs, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {} },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          try {
+            resolvePromise({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined });
+          } catch {
+            reject(new BenchFailure(`${method} ${url} answered ${res.statusCode} with a body that is not JSON: ${text.slice(0, 200)}`));
+          }
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new BenchFailure(`${method} ${url} got no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+interface TaskSample {
+  client_ms: number;
+  server_ms: number;
+  view: any;
+}
+
+/** Create one task and wait for it through the long-poll; check its results. */
+async function runOne(base: string, s: ScenarioDef, context: Record<string, unknown>, csvExpected?: Record<string, unknown>): Promise<TaskSample> {
+  const t0 = performance.now();
+  const created = await requestJson('POST', `${base}/v1/tasks`, { namespace: s.namespace, name: s.name, context });
+  if (created.status !== 201) throw new BenchFailure(`POST ${base}/v1/tasks for ${s.namespace}/${s.name} answered ${created.status}: ${JSON.stringify(created.body)}`);
+  const id = created.body.id as string;
+  const waited = await requestJson('GET', `${base}/v1/tasks/${id}/wait?timeout_ms=${s.timeoutMs}`, undefined, s.timeoutMs + 10_000);
+  const client_ms = performance.now() - t0;
+  if (waited.status !== 200) throw new BenchFailure(`GET ${base}/v1/tasks/${id}/wait answered ${waited.status}: ${JSON.stringify(waited.body)}`);
+  const view = waited.body;
+  if (!view.ended) throw new BenchFailure(`${s.id}: task ${id} did not end within ${s.timeoutMs} ms (state ${view.state})`);
+  const problem = verifyOutcome(s, view, csvExpected);
+  if (problem) throw new BenchFailure(`${s.id}: task ${id} has a wrong result: ${problem}`);
+  return { client_ms, server_ms: Number(view.duration_ms), view };
+}
+
+const t = (d: string | null | undefined) => (d ? new Date(d).getTime() : NaN);
+
+/** Where one chain task's time went, from the step timestamps the wait returns (ms resolution). */
+export function phasesOf(view: any, clientMs: number): PhaseBreakdown {
+  const steps = [...(view.steps as any[])].sort((a, b) => t(a.enqueued_at) - t(b.enqueued_at));
+  let queue = 0;
+  let exec = 0;
+  let orch = 0;
+  steps.forEach((s, i) => {
+    queue += t(s.started_at) - t(s.enqueued_at);
+    exec += t(s.finished_at) - t(s.started_at);
+    if (i > 0) orch += t(s.enqueued_at) - t(steps[i - 1].finished_at);
+  });
+  return {
+    create_ms: t(steps[0]?.enqueued_at) - t(view.created_at),
+    queue_ms: queue,
+    execute_ms: exec,
+    orchestrate_ms: orch,
+    finalize_ms: t(view.completed_at) - t(steps.at(-1)?.finished_at),
+    client_ms: clientMs - Number(view.duration_ms),
+  };
+}
+
+function medianPhases(list: PhaseBreakdown[]): PhaseBreakdown | undefined {
+  if (!list.length) return undefined;
+  const keys = Object.keys(list[0]!) as Array<keyof PhaseBreakdown>;
+  return Object.fromEntries(keys.map((k) => [k, Math.round(percentile(list.map((p) => p[k]).filter(Number.isFinite), 0.5) * 1000) / 1000])) as unknown as PhaseBreakdown;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Progress
+
+class Progress {
+  private readonly tty = process.stderr.isTTY === true;
+  private last = 0;
+  update(label: string, k: number, n: number, samples: number[]): void {
+    if (!this.tty) return;
+    const now = Date.now();
+    if (k !== n && now - this.last < 80) return;
+    this.last = now;
+    const p50 = samples.length ? `${percentile(samples, 0.5).toFixed(2)} ms` : '…';
+    process.stderr.write(`\r\x1b[2K  ${label.padEnd(34)} sample ${String(k).padStart(3)}/${n}  P50 ${p50}`);
+  }
+  line(text: string): void {
+    process.stderr.write(`${this.tty ? '\r\x1b[2K' : ''}${text}\n`);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Environment: machine, versions, commit
+
+function run(cmd: string, args: string[], cwd = packageRoot()): string | null {
+  try {
+    return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 15_000 }).trim();
+  } catch {
+    return null;
+  }
+}
+
+function pythonVersion(): string | null {
+  const home = process.env.WEFT_PYTHON_HOME || run(process.execPath, [join(packageRoot(), 'scripts', 'build-native.mjs'), '--flags', 'py-home']);
+  const py = home ? join(home, 'bin', 'python3') : 'python3';
+  return run(existsSync(py) ? py : 'python3', ['-c', 'import sys; print(sys.version.split()[0])']);
+}
+
+async function postgresVersion(url: string): Promise<string | null> {
+  const c = new pg.Client({ connectionString: url });
+  try {
+    await c.connect();
+    const { rows } = await c.query<{ server_version: string }>('SHOW server_version');
+    return rows[0]?.server_version ?? null;
+  } catch {
+    return null;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+async function rabbitVersion(url: string): Promise<string | null> {
+  try {
+    const amqp = await import('amqplib');
+    const conn = await amqp.connect(url);
+    const props = (conn as unknown as { connection: { serverProperties?: { version?: string } } }).connection.serverProperties;
+    await conn.close();
+    return props?.version ?? null;
+  } catch {
+    return run('rabbitmqctl', ['version']);
+  }
+}
+
+function machine(): BenchDocument['machine'] {
+  return { cpu_model: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, memory_gb: Math.round((os.totalmem() / 2 ** 30) * 10) / 10, os: `${os.type()} ${os.release()} ${os.arch()}` };
+}
+
+function gitInfo(): BenchDocument['git'] {
+  const status = run('git', ['status', '--porcelain', '--untracked-files=no']);
+  return { commit: run('git', ['rev-parse', 'HEAD']), branch: run('git', ['rev-parse', '--abbrev-ref', 'HEAD']), dirty: status === null ? null : status.length > 0 };
+}
+
+/** The newest `bench/results/bridge-*.json` (from `npm run bench:bridge`), if any. */
+export function latestBridgeResults(dir = join(packageRoot(), 'bench', 'results')): BridgeResults | undefined {
+  if (!existsSync(dir)) return undefined;
+  const files = readdirSync(dir).filter((f) => /^bridge-.*\.json$/.test(f)).sort();
+  const last = files.at(-1);
+  if (!last) return undefined;
+  try {
+    return { file: `bench/results/${last}`, ...(JSON.parse(readFileSync(join(dir, last), 'utf8')) as Omit<BridgeResults, 'file'>) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Write `<dir>/<file>` and its charts (in `<dir>/<chartsSubdir>/` when given). */
+export function writeReports(docs: BenchDocument[], o: { dir: string; file: string; chartsSubdir?: string; bridge?: BridgeResults }): void {
+  const prefix = o.chartsSubdir ? `${o.chartsSubdir}/` : '';
+  const { markdown, charts } = renderReport(docs, { bridge: o.bridge, chartPrefix: prefix });
+  const chartDir = join(o.dir, o.chartsSubdir ?? '');
+  mkdirSync(chartDir, { recursive: true });
+  for (const [name, svg] of Object.entries(charts)) writeFileSync(join(chartDir, name), svg);
+  writeFileSync(join(o.dir, o.file), markdown);
+}
+
+// ------------------------------------------------------------------------------------------------
+// The runner
+
+export interface BenchOptions {
+  backend: 'pg' | 'rabbitmq' | 'both';
+  runs: number;
+  samples: number;
+  warmup: number;
+  scenarios?: string;
+  quick: boolean;
+  basePort?: number;
+  orchestrators: number;
+  workersPerRuntime: number;
+  concurrency: number;
+  inFlight: number;
+  throughputSeconds: number;
+  out: string;
+  writeDocs: boolean;
+  report?: string[];
+}
+
+async function startCluster(spec: Omit<ClusterSpec, 'basePort'>, basePort: number | undefined, log: Logger): Promise<ClusterSupervisor> {
+  // An explicit --base-port must be free; the default moves up in steps of 1000 past busy ports.
+  const candidates = basePort !== undefined ? [basePort] : Array.from({ length: 20 }, (_, i) => 8080 + i * 1000);
+  for (const base of candidates) {
+    const free = await Promise.all(clusterPorts({ ...spec, basePort: base }).map(portFree));
+    if (free.every(Boolean) || basePort !== undefined) {
+      const sup = new ClusterSupervisor({ ...spec, basePort: base }, log);
+      await sup.start();
+      return sup;
+    }
+  }
+  throw new ConfigError('no free block of ports from 8080 to 27080; pass --base-port');
+}
+
+async function measureScenario(s: ScenarioDef, urls: string[], opts: BenchOptions, runNo: number, csv: { file: string; expected: Record<string, unknown> }, progress: Progress): Promise<RunResult> {
+  const client: number[] = [];
+  const server: number[] = [];
+  const phases: PhaseBreakdown[] = [];
+  const total = opts.warmup + opts.samples;
+  const label = `run ${runNo} · T${s.tier} ${s.id}`;
+  for (let i = 0; i < total; i++) {
+    let sample: { client_ms: number; server_ms: number; view?: any };
+    if (s.mode === 'concurrent') {
+      const t0 = performance.now();
+      const both = await Promise.all(urls.map((u, k) => runOne(u, s, contextFor(s, { instance: k }))));
+      sample = { client_ms: performance.now() - t0, server_ms: Math.max(...both.map((b) => b.server_ms)) };
+    } else {
+      const base = s.mode === 'round_robin' ? urls[i % urls.length]! : urls[0]!;
+      sample = await runOne(base, s, contextFor(s, { csvFile: csv.file }), s.pattern === 'csv' ? csv.expected : undefined);
+    }
+    if (i >= opts.warmup) {
+      client.push(sample.client_ms);
+      server.push(sample.server_ms);
+      if (s.sequential && sample.view) phases.push(phasesOf(sample.view, sample.client_ms));
+    }
+    progress.update(label, Math.max(0, i + 1 - opts.warmup), opts.samples, client);
+  }
+  const result: RunResult = {
+    run: runNo,
+    client: summarize(client),
+    server: summarize(server),
+    samples_ms: client.map((v) => Math.round(v * 1000) / 1000),
+    server_ms: server,
+    verified: client.length,
+    ...(phases.length ? { phases_p50: medianPhases(phases) } : {}),
+  };
+  progress.line(`  ${label.padEnd(34)} n=${result.client.n} P50 ${result.client.p50.toFixed(2)} ms  P95 ${result.client.p95.toFixed(2)} ms  server P50 ${result.server.p50.toFixed(2)} ms  ✓ results`);
+  return result;
+}
+
+/** Many linear tasks in flight for a while: steps completed per second. */
+async function measureThroughput(topology: ThroughputResult['topology'], urls: string[], workers: number, opts: BenchOptions, runNo: number, progress: Progress): Promise<ThroughputResult> {
+  const s = { id: 'throughput', tier: 1, label: 'throughput', runtime: 'native', pattern: 'linear', namespace: 'e2e_linear', name: 'mathematical_sequence', steps: 4, sequential_stages: 4, mode: 'single', timeoutMs: 30_000, sequential: false } as const satisfies ScenarioDef;
+  // Warm the connections and the workers first.
+  await Promise.all(Array.from({ length: Math.min(opts.inFlight, 16) }, (_, i) => runOne(urls[i % urls.length]!, s, contextFor(s))));
+  const latencies: number[] = [];
+  let next = 0;
+  const start = performance.now();
+  const end = start + opts.throughputSeconds * 1000;
+  let lastTick = 0;
+  const lane = async () => {
+    while (performance.now() < end) {
+      const r = await runOne(urls[next++ % urls.length]!, s, contextFor(s));
+      if (performance.now() <= end) latencies.push(r.client_ms);
+      if (process.stderr.isTTY && performance.now() - lastTick > 250) {
+        lastTick = performance.now();
+        process.stderr.write(`\r\x1b[2K  run ${runNo} · throughput ${topology}  ${latencies.length} tasks  ${((latencies.length * 4) / ((performance.now() - start) / 1000)).toFixed(0)} steps/s`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: opts.inFlight }, lane));
+  const seconds = opts.throughputSeconds;
+  const tasks = latencies.length;
+  const out: ThroughputResult = {
+    topology,
+    run: runNo,
+    orchestrators: urls.length,
+    workers,
+    in_flight: opts.inFlight,
+    duration_s: seconds,
+    tasks,
+    steps: tasks * 4,
+    steps_per_s: Math.round((tasks * 4 * 10) / seconds) / 10,
+    tasks_per_s: Math.round((tasks * 10) / seconds) / 10,
+    latency: summarize(latencies.length ? latencies : [0]),
+    verified: tasks,
+  };
+  progress.line(`  run ${runNo} · throughput ${topology.padEnd(8)} ${out.steps_per_s.toFixed(0)} steps/s (${tasks} tasks in ${seconds} s, ${opts.inFlight} in flight, latency P50 ${out.latency.p50.toFixed(1)} ms) ✓ results`);
+  return out;
+}
+
+function runtimesFor(scenarios: ScenarioDef[], throughput: boolean): Set<ClusterRuntime> {
+  const set = new Set<ClusterRuntime>(scenarios.map((s) => s.runtime));
+  if (throughput) set.add('native');
+  return set;
+}
+
+async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, progress: Progress): Promise<{ doc: BenchDocument; dir: string }> {
+  const started = Date.now();
+  const { scenarios, throughput } = selectScenarios(opts.scenarios?.split(','));
+  const runtimes = runtimesFor(scenarios, throughput);
+  const workers = Object.fromEntries([...runtimes].map((r) => [r, opts.workersPerRuntime])) as Partial<Record<ClusterRuntime, number>>;
+  const config = loadConfig();
+  const stamp = new Date().toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+  const dir = resolve(opts.out, `${stamp}-${backend}`);
+  mkdirSync(dir, { recursive: true });
+  const csvFile = join(dir, 'products.csv');
+  const csvText = generateProductsCsv(1000);
+  writeFileSync(csvFile, csvText);
+  const csv = { file: csvFile, expected: expectedCsvAggregate(csvText) };
+
+  const doc: BenchDocument = {
+    schema: 'weft-bench/1',
+    generated_at: new Date().toISOString(),
+    backend,
+    quick: opts.quick,
+    machine: machine(),
+    versions: { node: process.version, postgresql: null, rabbitmq: backend === 'rabbitmq' ? await rabbitVersion(config.amqpUrl) : null, python: runtimes.has('python') ? pythonVersion() : null, ruby: runtimes.has('ruby') ? run('ruby', ['-e', 'print RUBY_VERSION']) : null },
+    config: {
+      orchestrators: opts.orchestrators,
+      workers,
+      samples: opts.samples,
+      warmup: opts.warmup,
+      runs: opts.runs,
+      database: config.databaseUrl ? 'url' : 'embedded',
+      messaging: backend,
+      log_level: process.env.WEFT_LOG_LEVEL ?? 'warn',
+      worker_concurrency: opts.concurrency,
+      throughput_in_flight: opts.inFlight,
+      throughput_seconds: opts.throughputSeconds,
+      scenarios: [...scenarios.map((s) => s.id), ...(throughput ? ['throughput'] : [])],
+    },
+    git: gitInfo(),
+    scenarios: scenarios.map<ScenarioResult>((s) => ({ id: s.id, reference_name: '', tier: s.tier, label: s.label, runtime: s.runtime, pattern: s.pattern, steps: s.steps, sequential_stages: s.sequential_stages, runs: [] })),
+    throughput: [],
+    elapsed_s: 0,
+  };
+  const { REFERENCE } = await import('../bench/reference.js');
+  for (const s of doc.scenarios) s.reference_name = REFERENCE[s.id]?.name ?? '';
+
+  const stateDir = join(config.home, 'cluster', `bench-${process.pid}`);
+  const env = { ...process.env, WEFT_LOG_LEVEL: process.env.WEFT_LOG_LEVEL ?? 'warn' };
+  for (let runNo = 1; runNo <= opts.runs; runNo++) {
+    progress.line(`${backend} run ${runNo}/${opts.runs}: starting ${opts.orchestrators} orchestrator(s) and ${Object.entries(workers).map(([r, n]) => `${n} ${r}`).join(', ')} worker(s)…`);
+    if (scenarios.length) {
+      const sup = await startCluster({ orchestrators: opts.orchestrators, workers, backend, stateDir, env, concurrency: opts.concurrency }, opts.basePort, log);
+      try {
+        doc.versions.postgresql ??= await postgresVersion(sup.database);
+        const urls = sup.orchestratorUrls();
+        for (const s of scenarios) {
+          const r = await measureScenario(s, urls, opts, runNo, csv, progress);
+          doc.scenarios.find((x) => x.id === s.id)!.runs.push(r);
+        }
+        if (throughput) doc.throughput.push(await measureThroughput('cluster', urls, opts.workersPerRuntime, opts, runNo, progress));
+      } finally {
+        await sup.stop();
+      }
+    }
+    if (throughput) {
+      const sup = await startCluster({ orchestrators: 1, workers: { native: 1 }, backend, stateDir, env, concurrency: opts.concurrency }, opts.basePort, log);
+      try {
+        doc.versions.postgresql ??= await postgresVersion(sup.database);
+        if (!scenarios.length) {
+          /* the full-cluster figure needs the full cluster */
+        }
+        doc.throughput.push(await measureThroughput('1+1', sup.orchestratorUrls(), 1, opts, runNo, progress));
+      } finally {
+        await sup.stop();
+      }
+    }
+  }
+  doc.elapsed_s = Math.round((Date.now() - started) / 100) / 10;
+  writeFileSync(join(dir, 'percentiles.json'), `${JSON.stringify(doc, null, 2)}\n`);
+  return { doc, dir };
+}
+
+export async function runBench(opts: BenchOptions): Promise<number> {
+  const log = createLogger({ name: 'weft-bench', level: process.env.WEFT_LOG_LEVEL ?? 'warn' });
+  const progress = new Progress();
+  const bridge = latestBridgeResults();
+  const docsDir = join(packageRoot(), 'docs');
+
+  if (opts.report?.length) {
+    const loaded = opts.report.map((d) => ({ dir: resolve(d), doc: JSON.parse(readFileSync(join(resolve(d), 'percentiles.json'), 'utf8')) as BenchDocument }));
+    for (const l of loaded) writeReports([l.doc], { dir: l.dir, file: 'report.md', bridge });
+    if (opts.writeDocs) writeReports(loaded.map((l) => l.doc), { dir: docsDir, file: 'benchmarks.md', chartsSubdir: 'benchmarks', bridge });
+    progress.line(`regenerated ${loaded.map((l) => join(l.dir, 'report.md')).join(', ')}${opts.writeDocs ? ' and docs/benchmarks.md' : ''}`);
+    return 0;
+  }
+
+  const backends: Backend[] = opts.backend === 'both' ? ['pg', 'rabbitmq'] : [opts.backend];
+  const done: Array<{ doc: BenchDocument; dir: string }> = [];
+  for (const b of backends) {
+    const r = await benchBackend(b, opts, log, progress);
+    writeReports([r.doc], { dir: r.dir, file: 'report.md', bridge });
+    progress.line(`${b}: wrote ${join(r.dir, 'percentiles.json')} and report.md (${r.doc.elapsed_s} s)`);
+    done.push(r);
+  }
+  if (opts.writeDocs) {
+    writeReports(done.map((d) => d.doc), { dir: docsDir, file: 'benchmarks.md', chartsSubdir: 'benchmarks', bridge });
+    progress.line(`wrote ${join(docsDir, 'benchmarks.md')}`);
+  }
+  return 0;
+}
+
+const int = (name: string, min: number) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new ConfigError(`${name} must be an integer ≥ ${min}, got "${v}"`);
+  return n;
+};
+
+/** Add `weft bench` to the CLI. */
+export function registerBenchCommand(program: Command): void {
+  program
+    .command('bench')
+    .description('end-to-end latency benchmark in the seed\'s tiers on a local cluster; writes bench/results/<timestamp>-<backend>/')
+    .option('--backend <backend>', 'pg | rabbitmq | both', 'pg')
+    .option('--runs <n>', 'independent runs, the cluster restarted between them', int('--runs', 1))
+    .option('--samples <n>', 'samples per scenario after the warm-up', int('--samples', 1))
+    .option('--warmup <n>', 'warm-up tasks per scenario (not measured)', int('--warmup', 0))
+    .option('--scenarios <list>', 'comma-separated scenario ids, tier1..tier5 or throughput (default: all)')
+    .option('--quick', '10 samples, one run, a 3 s throughput window', false)
+    .option('--base-port <port>', 'cluster base port (default 8080, moving up by 1000 past busy ports)', int('--base-port', 1))
+    .option('--orchestrators <n>', 'orchestrators in the cluster', int('--orchestrators', 1), 2)
+    .option('--workers-per-runtime <n>', 'workers per runtime in the cluster', int('--workers-per-runtime', 1), 2)
+    .option('--concurrency <n>', 'steps each worker runs at once', int('--concurrency', 1), 8)
+    .option('--in-flight <n>', 'concurrent tasks in the throughput scenario', int('--in-flight', 1), 64)
+    .option('--throughput-seconds <s>', 'throughput window per topology', int('--throughput-seconds', 1))
+    .option('--out <dir>', 'results directory', join(packageRoot(), 'bench', 'results'))
+    .option('--write-docs', 'also write docs/benchmarks.md (the latest full report)', false)
+    .option('--report <dirs...>', 'only regenerate report.md (and, with --write-docs, docs/benchmarks.md) from existing percentiles.json')
+    .action(async (o: Record<string, any>) => {
+      if (!['pg', 'rabbitmq', 'both'].includes(o.backend)) throw new ConfigError(`--backend "${o.backend}" is not one of pg, rabbitmq, both`);
+      const quick = Boolean(o.quick);
+      process.exitCode = await runBench({
+        backend: o.backend,
+        runs: o.runs ?? (quick ? 1 : 2),
+        samples: o.samples ?? (quick ? 10 : 50),
+        warmup: o.warmup ?? (quick ? 3 : 5),
+        scenarios: o.scenarios,
+        quick,
+        basePort: o.basePort,
+        orchestrators: o.orchestrators,
+        workersPerRuntime: o.workersPerRuntime,
+        concurrency: o.concurrency,
+        inFlight: o.inFlight,
+        throughputSeconds: o.throughputSeconds ?? (quick ? 3 : 10),
+        out: o.out,
+        writeDocs: Boolean(o.writeDocs),
+        report: o.report,
+      });
+      agent.destroy();
+    });
+}
