@@ -251,8 +251,14 @@ export class ClusterSupervisor {
       }
       this.plan();
       this.writeState();
-      for (const c of this.children) this.spawnChild(c);
-      await Promise.all(this.children.map((c) => this.waitHealthy(c)));
+      // The first orchestrator registers the templates alone: concurrent first registrations of the
+      // same template can race in registerTemplate (INSERT … ON CONFLICT DO NOTHING sees no row), and
+      // workers that serve "every namespace of this runtime" should find the templates in place.
+      const [first, ...rest] = this.children;
+      this.spawnChild(first!);
+      await this.waitHealthy(first!);
+      for (const c of rest) this.spawnChild(c);
+      await Promise.all(rest.map((c) => this.waitHealthy(c)));
       this.status = 'ready';
       this.writeState();
       this.log.info({ processes: this.children.length, backend: spec.backend }, 'cluster ready');

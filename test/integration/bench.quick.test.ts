@@ -1,0 +1,90 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { clusterPorts, portFree } from '../../src/cli/cluster.js';
+import type { BenchDocument } from '../../src/bench/types.js';
+import { packageRoot } from '../../src/shared/paths.js';
+
+/** A base port whose whole block (2 orchestrators, 2 native workers) is free. */
+async function freeBase(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const base = 20_000 + Math.floor(Math.random() * 400) * 100;
+    const ports = clusterPorts({ orchestrators: 2, workers: { native: 2 }, basePort: base });
+    if ((await Promise.all(ports.map(portFree))).every(Boolean)) return base;
+  }
+  throw new Error('no free port block found between 20000 and 60000');
+}
+
+describe('weft bench --quick --scenarios linear, end to end on the real services', () => {
+  let db: TestDatabase;
+  let home: string;
+  let out: string;
+  let result: { code: number | null; stdout: string; stderr: string };
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    home = mkdtempSync(join(tmpdir(), 'weft-bench-home-'));
+    out = mkdtempSync(join(tmpdir(), 'weft-bench-out-'));
+    const base = await freeBase();
+    const child = spawn(process.execPath, ['--import', 'tsx', join(packageRoot(), 'src/cli/main.ts'), 'bench', '--quick', '--scenarios', 'linear', '--backend', 'pg', '--base-port', String(base), '--out', out], {
+      cwd: packageRoot(),
+      env: { ...process.env, WEFT_DATABASE_URL: db.url, WEFT_HOME: home, WEFT_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGTERM'), 90_000);
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+    clearTimeout(timer);
+    result = { code, stdout, stderr };
+  }, 120_000);
+
+  afterAll(async () => {
+    await db?.drop();
+    rmSync(home, { recursive: true, force: true });
+    rmSync(out, { recursive: true, force: true });
+  });
+
+  it('exits 0 and writes percentiles.json with 10 verified samples of linear', () => {
+    expect(result.code, result.stderr).toBe(0);
+    const dirs = readdirSync(out).filter((d) => d.endsWith('-pg'));
+    expect(dirs).toHaveLength(1);
+    const doc = JSON.parse(readFileSync(join(out, dirs[0]!, 'percentiles.json'), 'utf8')) as BenchDocument;
+    expect(doc.schema).toBe('weft-bench/1');
+    expect(doc.backend).toBe('pg');
+    expect(doc.quick).toBe(true);
+    expect(doc.scenarios.map((s) => s.id)).toEqual(['linear']);
+    const run = doc.scenarios[0]!.runs;
+    expect(run).toHaveLength(1);
+    const r = run[0]!;
+    expect(r.client.n).toBe(10);
+    expect(r.samples_ms).toHaveLength(10);
+    expect(r.verified).toBe(10);
+    expect(r.client.p50).toBeGreaterThan(0);
+    expect(r.client.min).toBeLessThanOrEqual(r.client.p50);
+    expect(r.client.p50).toBeLessThanOrEqual(r.client.p95);
+    // The server's own created → completed time is part of what the client waited for.
+    expect(r.server.p50).toBeGreaterThan(0);
+    expect(r.server.p50).toBeLessThanOrEqual(r.client.p50);
+    expect(r.phases_p50).toBeDefined();
+    expect(doc.versions.postgresql).toMatch(/^\d+/);
+    expect(doc.config.database).toBe('url');
+    expect(doc.throughput).toEqual([]);
+  });
+
+  it('writes the report with the reference column, and leaves no cluster process behind', () => {
+    const dir = join(out, readdirSync(out).find((d) => d.endsWith('-pg'))!);
+    const md = readFileSync(join(dir, 'report.md'), 'utf8');
+    expect(md).toContain('258.17 / 255.26 ms');
+    expect(md).toContain('Quick run');
+    expect(readdirSync(dir)).toContain('latency-pg.svg');
+    const state = JSON.parse(readFileSync(join(home, 'cluster', readdirSync(join(home, 'cluster'))[0]!, 'state.json'), 'utf8')) as { status: string; processes: Array<{ pid: number | null }> };
+    expect(state.status).toBe('stopped');
+    expect(state.processes.every((p) => p.pid === null)).toBe(true);
+  });
+});
