@@ -37,7 +37,6 @@ export class Database {
   private readonly log: Logger;
   private readonly slowMs: number;
   private readonly max: number;
-  private readonly guarded = new WeakSet<pg.PoolClient>();
   private readonly stats = { acquires: 0, slowAcquires: 0, acquireMsTotal: 0, maxAcquireMs: 0 };
   /** Observers of each acquire time (ms), e.g. a Prometheus histogram. */
   readonly acquireObservers: Array<(ms: number) => void> = [];
@@ -56,6 +55,12 @@ export class Database {
     });
     // An idle client losing its connection (server restart) must not crash the process.
     this.pool.on('error', (err) => this.log.warn({ err: err.message }, 'idle database connection lost; the pool will reconnect'));
+    // A connection that dies while checked out, between two queries, emits
+    // 'error' on its client; without a listener that would end the process.
+    // The next query on it fails, and release() discards it.
+    this.pool.on('connect', (client) => {
+      client.on('error', (err) => this.log.warn({ err: err.message }, 'database connection lost while in use'));
+    });
   }
 
   /** Run one statement on any pooled connection. */
@@ -75,13 +80,6 @@ export class Database {
     // had to queue behind a busy pool counts as slow.
     const queued = this.pool.idleCount === 0 && this.pool.totalCount >= this.max;
     const client = await this.pool.connect();
-    if (!this.guarded.has(client)) {
-      // A connection that dies while checked out between two queries emits
-      // 'error' on the client; without a listener that would end the process.
-      // The next query on it fails and the pool discards it on release.
-      this.guarded.add(client);
-      client.on('error', (err) => this.log.warn({ err: err.message }, 'database connection lost while in use'));
-    }
     const ms = performance.now() - started;
     this.stats.acquires++;
     this.stats.acquireMsTotal += ms;
