@@ -19,6 +19,15 @@ steps:
 `,
   'slow.yaml',
 );
+const drainTemplate = parseTemplate(
+  `namespace: t_crash
+name: one_second
+version: 1.0.0
+steps:
+  - { name: only, handler: crash.one_second }
+`,
+  'one_second.yaml',
+);
 const sleepTemplate = parseTemplate(
   `namespace: t_restart
 name: chain
@@ -52,7 +61,7 @@ describe.each<Backend>(['pg', 'rabbitmq'])('a worker killed with SIGKILL in the 
       backend,
       url: tdb.url,
       workers: 0,
-      templates: [crashTemplate],
+      templates: [crashTemplate, drainTemplate],
       handlers: (await import('./fixtures/crash-handlers/slow.js')).handlers as never,
       namespaces: ['t_crash'],
       leaseMs: 1_500,
@@ -67,8 +76,8 @@ describe.each<Backend>(['pg', 'rabbitmq'])('a worker killed with SIGKILL in the 
     await tdb?.drop();
   });
 
-  it('the step completes on another worker after its lease expires', async () => {
-    child = spawn(
+  async function startChildWorker(): Promise<{ child: ChildProcess; stderr: () => string }> {
+    const proc = spawn(
       process.execPath,
       ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'worker', '--runtime', 'native', '--handlers', join(root, 'test/integration/fixtures/crash-handlers'), '--namespaces', 't_crash', '--concurrency', '1'],
       {
@@ -77,17 +86,40 @@ describe.each<Backend>(['pg', 'rabbitmq'])('a worker killed with SIGKILL in the 
         stdio: ['ignore', 'ignore', 'pipe'],
       },
     );
-    let stderr = '';
-    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-    await until('the child worker to start', async () => stderr.includes('worker started') || (child!.exitCode !== null && Promise.reject(new Error(stderr))));
+    let err = '';
+    proc.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+    await until('the child worker to start', async () => err.includes('worker started') || (proc.exitCode !== null && Promise.reject(new Error(err))));
+    return { child: proc, stderr: () => err };
+  }
 
+  it('SIGTERM lets the step in flight finish and report, then the worker exits 0', async () => {
+    const started = await startChildWorker();
+    child = started.child;
+    const { id } = await engine.orchestrators[0]!.createTask({ namespace: 't_crash', name: 'one_second', context: {} });
+    await until('the child to claim the step', async () => {
+      const { rows } = await engine.db.query(`SELECT 1 FROM weft.steps WHERE task_id = $1 AND state = 'running'`, [id]);
+      return rows.length > 0;
+    });
+    const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
+    process.kill(child.pid!, 'SIGTERM');
+    expect(await exited).toBe(0);
+    expect(await engine.orchestrators[0]!.waitForTask(id, 10_000)).toBe(true);
+    const { rows } = await engine.db.query(`SELECT state, attempts, result FROM weft.steps WHERE task_id = $1`, [id]);
+    expect(rows[0]).toMatchObject({ state: 'complete', attempts: 1, result: { pid: child.pid } });
+    expect(started.stderr()).toContain('worker stopped');
+  });
+
+  it('the step completes on another worker after its lease expires', async () => {
+    const started = await startChildWorker();
+    child = started.child;
+    const stderr = () => started.stderr();
     const { id } = await engine.orchestrators[0]!.createTask({ namespace: 't_crash', name: 'slow', context: {} });
     const running = await until('the child to claim the step', async () => {
       const { rows } = await engine.db.query(`SELECT worker_id FROM weft.steps WHERE task_id = $1 AND state = 'running'`, [id]);
       return rows[0]?.worker_id as string | undefined;
     });
     expect(running).toMatch(/^worker-native-/);
-    expect(child.exitCode, `the child worker exited early: ${stderr}`).toBeNull();
+    expect(child.exitCode, `the child worker exited early: ${stderr()}`).toBeNull();
     process.kill(child.pid!, 'SIGKILL');
     await new Promise((r) => child!.once('exit', r));
 
