@@ -40,6 +40,7 @@ export async function connectStore(
       applicationName: options.applicationName,
     });
     if (options.migrate !== false) await migrate(db, log);
+    await db.warm(4);
   } catch (err) {
     await release?.();
     throw err;
