@@ -2,13 +2,7 @@ import type pg from 'pg';
 import type { Database } from './database.js';
 import type { StepState, TaskState } from '../core/states.js';
 import type { PlannedStep } from '../core/plan.js';
-import {
-  INSERT_EDGES_SQL,
-  INSERT_NEW_STEP_TRANSITIONS_SQL,
-  INSERT_STEPS_SQL,
-  stepRows,
-  type DispatchedStep,
-} from './tasks.js';
+import { INSERT_PLANNED_STEPS_CTES, SELECT_NEW_DISPATCHES_SQL, stepRows, type DispatchedStep } from './tasks.js';
 import { inlined, named, Uuid } from './sql.js';
 
 /**
@@ -154,15 +148,8 @@ export async function taskSteps(
   return rows;
 }
 
-const INSERT_EXPANSION_SQL = `
-  WITH new_steps AS (${INSERT_STEPS_SQL}),
-  step_transitions AS (${INSERT_NEW_STEP_TRANSITIONS_SQL}),
-  edges AS (${INSERT_EDGES_SQL}),
-  messages AS (
-    INSERT INTO weft.queue_messages (queue, body)
-    SELECT 'step.' || $namespace || '.' || runtime, jsonb_build_object('task_id', task_id, 'step_id', id)
-    FROM new_steps WHERE state = 'enqueued' AND $outbox)
-  SELECT id AS step_id, task_id, runtime FROM new_steps WHERE state = 'enqueued'`;
+const INSERT_EXPANSION_SQL = `WITH ${INSERT_PLANNED_STEPS_CTES}
+  ${SELECT_NEW_DISPATCHES_SQL}`;
 
 /**
  * Insert steps created by a decision or batch outcome, with their edges.
@@ -284,26 +271,38 @@ export async function rejectOutcome(client: pg.PoolClient, stepId: string, error
 // its poll interval; each statement is safe to run concurrently.
 // ---------------------------------------------------------------------------
 
-const DUE_RETRIES_SQL = `
-  WITH due AS (
+/**
+ * Move the steps `pick` selects (a subquery of step ids, locked with SKIP
+ * LOCKED) from `from` to `enqueued`, with their transitions and, with
+ * `outbox`, their messages. $1 = process id, $2 = outbox, $3 = a number `pick` may use.
+ */
+function enqueueSql(from: 'waiting_retry' | 'enqueued', reason: string, pick: string): string {
+  return `
+  WITH moved AS (
     UPDATE weft.steps s SET state = 'enqueued', seq = s.seq + 1, run_after = NULL,
            enqueued_at = clock_timestamp(), updated_at = clock_timestamp()
       FROM weft.tasks t
-     WHERE s.id IN (SELECT id FROM weft.steps WHERE state = 'waiting_retry' AND run_after <= clock_timestamp()
-                    ORDER BY run_after LIMIT 500 FOR UPDATE SKIP LOCKED)
-       AND t.id = s.task_id
+     WHERE s.id IN (${pick}) AND t.id = s.task_id
      RETURNING s.id, s.task_id, s.seq, s.runtime, t.namespace),
   transitions AS (
     INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
-    SELECT id, seq, task_id, 'waiting_retry', 'enqueued', $1, '{"reason":"backoff elapsed"}'::jsonb FROM due),
+    SELECT id, seq, task_id, '${from}', 'enqueued', $1, '${JSON.stringify({ reason })}'::jsonb FROM moved),
   messages AS (
     INSERT INTO weft.queue_messages (queue, body)
-    SELECT 'step.' || namespace || '.' || runtime, jsonb_build_object('task_id', task_id, 'step_id', id) FROM due WHERE $2)
-  SELECT id AS step_id, task_id, runtime, namespace FROM due`;
+    SELECT 'step.' || namespace || '.' || runtime, jsonb_build_object('task_id', task_id, 'step_id', id) FROM moved WHERE $2)
+  SELECT id AS step_id, task_id, runtime, namespace FROM moved`;
+}
+
+const DUE_RETRIES_SQL = enqueueSql(
+  'waiting_retry',
+  'backoff elapsed',
+  `SELECT id FROM weft.steps WHERE state = 'waiting_retry' AND run_after <= clock_timestamp() + make_interval(secs => $3 / 1000.0)
+    ORDER BY run_after LIMIT 500 FOR UPDATE SKIP LOCKED`,
+);
 
 /** waiting_retry → enqueued for every step whose backoff has elapsed. */
 export async function dispatchDueRetries(db: Database, pid: string, outbox: boolean): Promise<DispatchedStep[]> {
-  const { rows } = await db.query<DispatchedStep>(DUE_RETRIES_SQL, [pid, outbox]);
+  const { rows } = await db.query<DispatchedStep>(DUE_RETRIES_SQL, [pid, outbox, 0]);
   return rows;
 }
 
@@ -313,22 +312,12 @@ export async function nextRetryAt(db: Database): Promise<Date | undefined> {
   return rows[0]?.at ?? undefined;
 }
 
-const REDISPATCH_SQL = `
-  WITH stale AS (
-    UPDATE weft.steps s SET seq = s.seq + 1, enqueued_at = clock_timestamp(), updated_at = clock_timestamp()
-      FROM weft.tasks t
-     WHERE s.id IN (SELECT id FROM weft.steps WHERE state = 'enqueued'
-                      AND enqueued_at < clock_timestamp() - make_interval(secs => $2 / 1000.0)
-                    ORDER BY enqueued_at LIMIT 500 FOR UPDATE SKIP LOCKED)
-       AND t.id = s.task_id
-     RETURNING s.id, s.task_id, s.seq, s.runtime, t.namespace),
-  transitions AS (
-    INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
-    SELECT id, seq, task_id, 'enqueued', 'enqueued', $1, '{"reason":"not claimed in time; dispatched again"}'::jsonb FROM stale),
-  messages AS (
-    INSERT INTO weft.queue_messages (queue, body)
-    SELECT 'step.' || namespace || '.' || runtime, jsonb_build_object('task_id', task_id, 'step_id', id) FROM stale WHERE $3)
-  SELECT id AS step_id, task_id, runtime, namespace FROM stale`;
+const REDISPATCH_SQL = enqueueSql(
+  'enqueued',
+  'not claimed in time; dispatched again',
+  `SELECT id FROM weft.steps WHERE state = 'enqueued' AND enqueued_at < clock_timestamp() - make_interval(secs => $3 / 1000.0)
+    ORDER BY enqueued_at LIMIT 500 FOR UPDATE SKIP LOCKED`,
+);
 
 /**
  * Steps `enqueued` for longer than `olderThanMs` without a claim: their
@@ -337,7 +326,7 @@ const REDISPATCH_SQL = `
  * delivery is harmless because the claim is a compare-and-set.
  */
 export async function redispatchStale(db: Database, pid: string, olderThanMs: number, outbox: boolean): Promise<DispatchedStep[]> {
-  const { rows } = await db.query<DispatchedStep>(REDISPATCH_SQL, [pid, olderThanMs, outbox]);
+  const { rows } = await db.query<DispatchedStep>(REDISPATCH_SQL, [pid, outbox, olderThanMs]);
   return rows;
 }
 

@@ -62,7 +62,7 @@ export function stepRows(planned: PlannedStep[], existingIds: Map<string, string
  * to the PostgreSQL queue (WEFT_MESSAGING=pg); with a broker the caller
  * publishes the returned rows after COMMIT instead.
  */
-export const INSERT_STEPS_SQL = `
+const INSERT_STEPS_SQL = `
   INSERT INTO weft.steps (id, task_id, name, template_step, type, runtime, handler, state, seq,
                           max_attempts, timeout_ms, pending_parents, inputs, batch, enqueued_at)
   SELECT x.id, $task, x.name, x.template_step, x.type, x.runtime, x.handler,
@@ -74,15 +74,32 @@ export const INSERT_STEPS_SQL = `
        handler text, max_attempts int, timeout_ms int, pending_parents int, inputs jsonb, batch jsonb)
   RETURNING id, task_id, state, runtime`;
 
-export const INSERT_NEW_STEP_TRANSITIONS_SQL = `
+const INSERT_NEW_STEP_TRANSITIONS_SQL = `
   INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id)
   SELECT id, 1, task_id, NULL, 'pending', $pid FROM new_steps
   UNION ALL
   SELECT id, 2, task_id, 'pending', 'enqueued', $pid FROM new_steps WHERE state = 'enqueued'`;
 
-export const INSERT_EDGES_SQL = `
+const INSERT_EDGES_SQL = `
   INSERT INTO weft.step_edges (task_id, from_step, to_step)
   SELECT $task, x."from", x."to" FROM jsonb_to_recordset($edges::jsonb) AS x("from" uuid, "to" uuid)`;
+
+/**
+ * CTEs that insert planned steps (`new_steps`; those with no open parent
+ * already `enqueued`), their first transitions, their edges and, with
+ * `$outbox`, their dispatch messages. Used by task creation and by decision
+ * and batch expansion; follow it with SELECT_NEW_DISPATCHES_SQL.
+ */
+export const INSERT_PLANNED_STEPS_CTES = `
+  new_steps AS (${INSERT_STEPS_SQL}),
+  step_transitions AS (${INSERT_NEW_STEP_TRANSITIONS_SQL}),
+  edges AS (${INSERT_EDGES_SQL}),
+  messages AS (
+    INSERT INTO weft.queue_messages (queue, body)
+    SELECT 'step.' || $namespace || '.' || runtime, jsonb_build_object('task_id', task_id, 'step_id', id)
+    FROM new_steps WHERE state = 'enqueued' AND $outbox)`;
+
+export const SELECT_NEW_DISPATCHES_SQL = `SELECT id AS step_id, task_id, runtime FROM new_steps WHERE state = 'enqueued'`;
 
 const CREATE_TASK_SQL = `
   WITH task AS (
@@ -93,14 +110,8 @@ const CREATE_TASK_SQL = `
     INSERT INTO weft.task_transitions (task_id, seq, from_state, to_state, process_id)
     SELECT id, 1, NULL, 'pending', $pid FROM task
     UNION ALL SELECT id, 2, 'pending', 'running', $pid FROM task),
-  new_steps AS (${INSERT_STEPS_SQL}),
-  step_transitions AS (${INSERT_NEW_STEP_TRANSITIONS_SQL}),
-  edges AS (${INSERT_EDGES_SQL}),
-  messages AS (
-    INSERT INTO weft.queue_messages (queue, body)
-    SELECT 'step.' || $namespace || '.' || runtime, jsonb_build_object('task_id', task_id, 'step_id', id)
-    FROM new_steps WHERE state = 'enqueued' AND $outbox)
-  SELECT id AS step_id, task_id, runtime FROM new_steps WHERE state = 'enqueued'`;
+  ${INSERT_PLANNED_STEPS_CTES}
+  ${SELECT_NEW_DISPATCHES_SQL}`;
 
 /**
  * Write a task, its initial steps, edges and initial transitions in ONE
