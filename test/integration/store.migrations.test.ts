@@ -6,33 +6,16 @@
  * DATABASE (not from the migrated template) and drop it afterwards.
  */
 import { randomBytes } from 'node:crypto';
-import { Writable } from 'node:stream';
 import pg from 'pg';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { migrate, readMigrations } from '../../src/store/migrate.js';
 import { silentLogger } from '../../src/shared/logger.js';
+import { capturingLogger } from '../support/log.js';
 import { DatabaseError } from '../../src/shared/errors.js';
 import { adminUrl, databaseUrl, runId } from '../support/urls.js';
 
-interface LogLine {
-  level: number;
-  msg: string;
-  [k: string]: unknown;
-}
-
-/** A pino logger that keeps every line, so a test can assert what was warned. */
-function capturingLogger(): { log: Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) lines.push(JSON.parse(line) as LogLine);
-      done();
-    },
-  });
-  return { log: pino({ level: 'trace' }, stream), lines };
-}
 const WARN = 40;
 
 const created: string[] = [];

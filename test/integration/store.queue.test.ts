@@ -6,14 +6,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { Writable } from 'node:stream';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { PgMessageBus, type PgBusOptions } from '../../src/messaging/pg.js';
 import type { Delivery, Subscription } from '../../src/messaging/types.js';
 import { silentLogger } from '../../src/shared/logger.js';
+import { capturingLogger } from '../support/log.js';
 
 let tdb: TestDatabase;
 const closers: Array<() => Promise<void>> = [];
@@ -32,22 +32,6 @@ function queueName(what: string): string {
   return `test.${what}.${randomBytes(3).toString('hex')}`;
 }
 
-interface LogLine {
-  level: number;
-  msg: string;
-  [k: string]: unknown;
-}
-
-function capturingLogger(): { log: Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) lines.push(JSON.parse(line) as LogLine);
-      done();
-    },
-  });
-  return { log: pino({ level: 'trace' }, stream), lines };
-}
 
 interface TestBus {
   bus: PgMessageBus;
