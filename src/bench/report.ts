@@ -209,6 +209,13 @@ function chartsFor(doc: BenchDocument): Record<string, string> {
   return out;
 }
 
+function loadNote(docs: BenchDocument[]): string {
+  const loads = docs.filter((x) => x.machine.load_avg).map((x) => `${x.backend} ${x.machine.load_avg![0].toFixed(1)} → ${x.machine.load_avg![1].toFixed(1)}`);
+  if (!loads.length) return '';
+  const busy = docs.some((x) => x.machine.load_avg && Math.max(...x.machine.load_avg) > x.machine.cores);
+  return `; 1-min load average at start → end: ${loads.join(', ')}${busy ? ' (**more runnable work than cores: other jobs shared the machine, so absolute figures and run-to-run variance are inflated**)' : ''}`;
+}
+
 function header(docs: BenchDocument[]): string[] {
   const d = docs[0]!;
   const c = d.config;
@@ -227,7 +234,7 @@ function header(docs: BenchDocument[]): string[] {
     `**Backends:** ${docs.map((x) => x.backend).join(', ')}  `,
     `**Mode:** local cluster, ${c.orchestrators} orchestrators, workers ${workers} (worker concurrency ${c.worker_concurrency}); database ${c.database === 'embedded' ? 'embedded PostgreSQL' : 'WEFT_DATABASE_URL'}  `,
     `**Runs:** ${c.runs} independent run(s), cluster restarted between runs; **Samples:** ${c.samples} per scenario after ${c.warmup} warm-up tasks  `,
-    `**Machine:** ${d.machine.cores} × ${d.machine.cpu_model}, ${d.machine.memory_gb} GB, ${d.machine.os}  `,
+    `**Machine:** ${d.machine.cores} × ${d.machine.cpu_model}, ${d.machine.memory_gb} GB, ${d.machine.os}${loadNote(docs)}  `,
     `**Versions:** Node ${v.node}, PostgreSQL ${v.postgresql ?? '?'}, RabbitMQ ${rabbit ?? 'not used'}, Python ${v.python ?? 'not used'}, Ruby ${v.ruby ?? 'not used'}`,
     '',
     'A sample is the wall time from sending `POST /v1/tasks` to the moment the client observes the end of the task through the long-poll `GET /v1/tasks/:id/wait` (the server answers when the task ends; no sleep loop), over keep-alive HTTP; every sample\'s results are checked. "Server P50" is the server\'s own created → completed time of the same tasks. The reference\'s client slept 50 ms between polls, so its figures are rounded up to the next poll; "vs reference" is the reference\'s mean P50 divided by ours.',
@@ -258,6 +265,9 @@ function backendSection(doc: BenchDocument, prefix: string, multi: boolean): str
     if (tier === 4) {
       const ffi = ffiSection(doc);
       if (ffi) out.push('', `${h}# FFI overhead (vs native linear)`, '', ffi);
+      if (ffiOverhead(figuresOf(doc)).some((x) => x.overhead_ms < 0)) {
+        out.push('', 'A negative overhead means native linear was slower than that language in these runs: the run-to-run noise is larger than the bridge\'s own cost (tens of µs per call, see the bridge table below), so the sign is not meaningful at this noise level.');
+      }
     }
     if (tier === 1) {
       const obs = observations(doc);

@@ -339,6 +339,7 @@ function runtimesFor(scenarios: ScenarioDef[], throughput: boolean): Set<Cluster
 
 async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, progress: Progress): Promise<{ doc: BenchDocument; dir: string }> {
   const started = Date.now();
+  const loadAtStart = Math.round(os.loadavg()[0]! * 100) / 100;
   const { scenarios, throughput } = selectScenarios(opts.scenarios?.split(','));
   const runtimes = runtimesFor(scenarios, throughput);
   const workers = Object.fromEntries([...runtimes].map((r) => [r, opts.workersPerRuntime])) as Partial<Record<ClusterRuntime, number>>;
@@ -412,6 +413,7 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
     }
   }
   doc.elapsed_s = Math.round((Date.now() - started) / 100) / 10;
+  doc.machine.load_avg = [loadAtStart, Math.round(os.loadavg()[0]! * 100) / 100];
   writeFileSync(join(dir, 'percentiles.json'), `${JSON.stringify(doc, null, 2)}\n`);
   return { doc, dir };
 }

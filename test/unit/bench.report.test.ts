@@ -87,6 +87,17 @@ describe('renderReport', () => {
     expect(both).toContain('linear-4 P50 (rabbitmq) | ≤ 15 ms');
   });
 
+  it('says when the machine was busier than its cores, and explains a negative FFI overhead', () => {
+    const d = doc('pg');
+    d.machine.load_avg = [5.2, 7.9];
+    d.scenarios.find((s) => s.id === 'python_linear')!.runs.forEach((r) => (r.client.p50 = 5));
+    const md = renderReport([d]).markdown;
+    expect(md).toContain('load average at start → end: pg 5.2 → 7.9');
+    expect(md).toContain('other jobs shared the machine');
+    expect(md).toContain('A negative overhead means native linear was slower');
+    expect(renderReport([doc('pg')]).markdown).not.toContain('A negative overhead');
+  });
+
   it('a missing bridge file is said, not hidden', () => {
     expect(renderReport([doc('pg')]).markdown).toContain('run `npm run bench:bridge`');
   });
