@@ -6,9 +6,10 @@ import { connectStore } from '../store/connect.js';
 import { createMessageBus } from '../messaging/index.js';
 import { Worker } from '../worker/worker.js';
 import { createRunner } from '../worker/runners.js';
+import { workerMetrics } from '../worker/metrics.js';
 import { onShutdownSignal } from './lifecycle.js';
 
-/** `weft worker`: serve one runtime's handlers until SIGTERM (drains in-flight steps). */
+/** `weft worker`: serve one runtime's handlers until SIGTERM (drains in-flight steps); with --port, GET /health and /metrics. */
 export async function runWorker(
   config: WeftConfig,
   log: Logger,
@@ -40,6 +41,11 @@ export async function runWorker(
         in_flight: worker.inFlight(),
         counts: worker.counts,
       });
+    });
+    const metrics = workerMetrics(worker, runner);
+    health.get('/metrics', async (_req, reply) => {
+      reply.header('content-type', metrics.contentType);
+      return metrics.metrics();
     });
     await health.listen({ port: opts.port!, host: '127.0.0.1' });
   }

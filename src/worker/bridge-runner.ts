@@ -52,6 +52,10 @@ export class BridgeRunner implements StepRunner {
     return this.bridge.isBroken(this.runtime);
   }
 
+  stats(): unknown {
+    return this.bridge.stats(this.runtime);
+  }
+
   /** The interpreters are per process: the last runner to close drains the bridge. */
   async close(): Promise<void> {
     if (this.closed) return;

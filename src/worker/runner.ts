@@ -29,6 +29,8 @@ export interface StepRunner {
   run(step: ClaimedStep): Promise<RunOutcome>;
   /** True once the runtime cannot be trusted with more work (a handler that would not stop); the worker then exits. */
   isBroken(): boolean;
+  /** Runtime statistics, when the runner has any (the bridge's counters and histograms). */
+  stats?(): unknown;
   close(): Promise<void>;
 }
 
