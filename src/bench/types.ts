@@ -21,6 +21,8 @@ export interface PhaseBreakdown {
   finalize_ms: number;
   /** client-observed − server created→completed (HTTP, wake-up, JSON). */
   client_ms: number;
+  /** POST /v1/tasks round trip as the client saw it (overlaps create_ms; absent in older files). */
+  post_ms?: number;
 }
 
 export interface RunResult {

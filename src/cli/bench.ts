@@ -77,6 +77,8 @@ function requestJson(method: 'GET' | 'POST', url: string, body?: unknown, timeou
 
 interface TaskSample {
   client_ms: number;
+  /** POST /v1/tasks round trip (the create transaction and first dispatch included). */
+  post_ms: number;
   server_ms: number;
   view: any;
 }
@@ -87,6 +89,7 @@ async function runOne(base: string, s: ScenarioDef, context: Record<string, unkn
   const created = await requestJson('POST', `${base}/v1/tasks`, { namespace: s.namespace, name: s.name, context });
   if (created.status !== 201) throw new BenchFailure(`POST ${base}/v1/tasks for ${s.namespace}/${s.name} answered ${created.status}: ${JSON.stringify(created.body)}`);
   const id = created.body.id as string;
+  const post_ms = performance.now() - t0;
   const waited = await requestJson('GET', `${base}/v1/tasks/${id}/wait?timeout_ms=${s.timeoutMs}`, undefined, s.timeoutMs + 10_000);
   const client_ms = performance.now() - t0;
   if (waited.status !== 200) throw new BenchFailure(`GET ${base}/v1/tasks/${id}/wait answered ${waited.status}: ${JSON.stringify(waited.body)}`);
@@ -94,13 +97,13 @@ async function runOne(base: string, s: ScenarioDef, context: Record<string, unkn
   if (!view.ended) throw new BenchFailure(`${s.id}: task ${id} did not end within ${s.timeoutMs} ms (state ${view.state})`);
   const problem = verifyOutcome(s, view, csvExpected);
   if (problem) throw new BenchFailure(`${s.id}: task ${id} has a wrong result: ${problem}`);
-  return { client_ms, server_ms: Number(view.duration_ms), view };
+  return { client_ms, post_ms, server_ms: Number(view.duration_ms), view };
 }
 
 const t = (d: string | null | undefined) => (d ? new Date(d).getTime() : NaN);
 
 /** Where one chain task's time went, from the step timestamps the wait returns (ms resolution). */
-export function phasesOf(view: any, clientMs: number): PhaseBreakdown {
+export function phasesOf(view: any, clientMs: number, postMs: number): PhaseBreakdown {
   const steps = [...(view.steps as any[])].sort((a, b) => t(a.enqueued_at) - t(b.enqueued_at));
   let queue = 0;
   let exec = 0;
@@ -117,13 +120,18 @@ export function phasesOf(view: any, clientMs: number): PhaseBreakdown {
     orchestrate_ms: orch,
     finalize_ms: t(view.completed_at) - t(steps.at(-1)?.finished_at),
     client_ms: clientMs - Number(view.duration_ms),
+    post_ms: postMs,
   };
 }
 
 function medianPhases(list: PhaseBreakdown[]): PhaseBreakdown | undefined {
   if (!list.length) return undefined;
   const keys = Object.keys(list[0]!) as Array<keyof PhaseBreakdown>;
-  return Object.fromEntries(keys.map((k) => [k, Math.round(percentile(list.map((p) => p[k]).filter(Number.isFinite), 0.5) * 1000) / 1000])) as unknown as PhaseBreakdown;
+  const median = (k: keyof PhaseBreakdown) => {
+    const v = list.map((p) => p[k]).filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
+    return v.length ? Math.round(percentile(v, 0.5) * 1000) / 1000 : NaN;
+  };
+  return Object.fromEntries(keys.map((k) => [k, median(k)])) as unknown as PhaseBreakdown;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -261,7 +269,7 @@ async function measureScenario(s: ScenarioDef, urls: string[], opts: BenchOption
   const total = opts.warmup + opts.samples;
   const label = `run ${runNo} · T${s.tier} ${s.id}`;
   for (let i = 0; i < total; i++) {
-    let sample: { client_ms: number; server_ms: number; view?: any };
+    let sample: { client_ms: number; server_ms: number; post_ms?: number; view?: any };
     if (s.mode === 'concurrent') {
       const t0 = performance.now();
       const both = await Promise.all(urls.map((u, k) => runOne(u, s, contextFor(s, { instance: k }))));
@@ -273,7 +281,7 @@ async function measureScenario(s: ScenarioDef, urls: string[], opts: BenchOption
     if (i >= opts.warmup) {
       client.push(sample.client_ms);
       server.push(sample.server_ms);
-      if (s.sequential && sample.view) phases.push(phasesOf(sample.view, sample.client_ms));
+      if (s.sequential && sample.view) phases.push(phasesOf(sample.view, sample.client_ms, sample.post_ms ?? NaN));
     }
     progress.update(label, Math.max(0, i + 1 - opts.warmup), opts.samples, client);
   }
