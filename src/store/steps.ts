@@ -1,6 +1,22 @@
 import type { Database } from './database.js';
-import { inlined, named, Uuid } from './sql.js';
+import { named } from './sql.js';
 import { isUuid } from '../shared/ids.js';
+
+/**
+ * A CTE that turns off the WAL flush for the statement's own (implicit)
+ * transaction. Reference it from the statement (`AND (SELECT off FROM
+ * async_commit) IS NOT NULL`) so PostgreSQL evaluates it.
+ *
+ * Why this is safe for a worker's claim and report: if PostgreSQL crashed
+ * before the WAL reached disk, the step would be back where it was (enqueued,
+ * or running with a lease), and would be claimed or run again: the same
+ * outcome as a worker crash, which weft handles anyway. Nothing that depends
+ * on the write can outlive it, because orchestration's next commit is
+ * synchronous and flushing the WAL up to it flushes this write too. A
+ * completed step, a dispatch and a finished task are always durable.
+ */
+const ASYNC_COMMIT_CTE = `async_commit AS (SELECT set_config('synchronous_commit', 'off', true) AS off)`;
+const WITH_ASYNC_COMMIT = `(SELECT off FROM async_commit) IS NOT NULL`;
 
 /** Everything a worker needs to run a step, read in the same statement that claims it. */
 export interface ClaimedStep {
@@ -23,12 +39,13 @@ export interface ClaimedStep {
 }
 
 const CLAIM_SQL = `
-  WITH claimed AS (
+  WITH ${ASYNC_COMMIT_CTE},
+  claimed AS (
     UPDATE weft.steps
        SET state = 'running', seq = seq + 1, attempts = attempts + 1, worker_id = $worker,
            started_at = clock_timestamp(), updated_at = clock_timestamp(),
            lease_expires_at = clock_timestamp() + make_interval(secs => $lease_ms / 1000.0)
-     WHERE id = $step AND state = 'enqueued'
+     WHERE id = $step AND state = 'enqueued' AND ${WITH_ASYNC_COMMIT}
      RETURNING id, task_id, seq, name, template_step, type, runtime, handler, attempts, max_attempts,
                timeout_ms, inputs, batch),
   transition AS (
@@ -42,29 +59,17 @@ const CLAIM_SQL = `
   FROM claimed c JOIN weft.tasks t ON t.id = c.task_id`;
 
 /**
- * Claim a step for this worker: enqueued → running, attempts + 1, a lease.
- * Returns undefined when the step is not `enqueued` any more (a duplicate or
- * stale delivery): the caller drops the message, so nothing runs twice.
- *
- * The claim commits asynchronously (synchronous_commit off): if PostgreSQL
- * crashed before flushing it, the step would simply still be `enqueued` and
- * be dispatched again, which is the same outcome as a worker crash. Saves
- * one WAL flush per step. The result write that follows is fully durable.
+ * Claim a step for this worker: enqueued → running, attempts + 1, a lease,
+ * and read what the handler needs, in one statement (with an asynchronous
+ * commit, see ASYNC_COMMIT_CTE). Returns undefined when the step is not
+ * `enqueued` any more (a duplicate or stale delivery): the caller drops the
+ * message, so nothing runs twice.
  */
 export async function claimStep(db: Database, stepId: string, workerId: string, leaseMs: number): Promise<ClaimedStep | undefined> {
   if (!isUuid(stepId)) return undefined;
-  // A simple-protocol query with two statements runs as one implicit
-  // transaction, so SET LOCAL applies to the claim alone: one round trip.
-  const client = await db.acquire();
-  try {
-    const text =
-      'SET LOCAL synchronous_commit = off;' +
-      inlined(client, CLAIM_SQL, { step: new Uuid(stepId), worker: workerId, lease_ms: Math.trunc(leaseMs) });
-    const results = (await client.query(text)) as unknown as Array<{ rows: ClaimedStep[] }>;
-    return results[1]!.rows[0];
-  } finally {
-    client.release();
-  }
+  const q = named(CLAIM_SQL, { step: stepId, worker: workerId, lease_ms: Math.trunc(leaseMs) });
+  const { rows } = await db.query<ClaimedStep>(q.text, q.values);
+  return rows[0];
 }
 
 export interface StepReport {
@@ -79,11 +84,12 @@ export interface StepReport {
 }
 
 const REPORT_SQL = `
-  WITH reported AS (
+  WITH ${ASYNC_COMMIT_CTE},
+  reported AS (
     UPDATE weft.steps
        SET state = $to_state, seq = seq + 1, result = $result::jsonb, error = $error::jsonb,
            finished_at = clock_timestamp(), updated_at = clock_timestamp(), lease_expires_at = NULL
-     WHERE id = $step AND state = 'running' AND attempts = $attempt AND worker_id = $worker
+     WHERE id = $step AND state = 'running' AND attempts = $attempt AND worker_id = $worker AND ${WITH_ASYNC_COMMIT}
      RETURNING id, task_id, seq),
   transition AS (
     INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
@@ -96,7 +102,9 @@ const REPORT_SQL = `
 
 /**
  * Record a handler's outcome: running → succeeded | failed, with the result
- * or error, in one statement; with `outbox` the report message to
+ * or error, in one statement (asynchronous commit, see ASYNC_COMMIT_CTE;
+ * orchestration's synchronous commit that accepts it makes it durable);
+ * with `outbox` the report message to
  * orchestration is written by the same statement. Returns false when this
  * worker no longer owns the step (its lease expired and the step was given
  * to another attempt): the late result is discarded, never written over the
