@@ -41,7 +41,17 @@ export async function registerTemplate(db: Database, def: TemplateDefinition): P
      LIMIT 1`,
     [def.namespace, def.name, def.version, JSON.stringify(def), digest],
   );
-  const row = rows[0]!;
+  // Two processes registering the same new template at once: the loser's
+  // ON CONFLICT waits for the winner, but its SELECT ran on a snapshot from
+  // before the winner committed and found nothing. Read again.
+  const row =
+    rows[0] ??
+    (
+      await db.query<{ digest: string; inserted: boolean }>(
+        'SELECT digest, false AS inserted FROM weft.templates WHERE namespace = $1 AND name = $2 AND version = $3',
+        [def.namespace, def.name, def.version],
+      )
+    ).rows[0]!;
   if (row.inserted) return 'created';
   if (row.digest !== digest) {
     throw new ConflictError(
