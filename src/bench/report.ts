@@ -307,6 +307,9 @@ export function renderReport(docs: BenchDocument[], opts: RenderOptions = {}): R
     '',
     `- ${docs[0]!.config.samples} samples per scenario after ${docs[0]!.config.warmup} warm-up tasks; ${docs[0]!.config.runs} run(s) per backend, each on a freshly started cluster (\`weft cluster\`'s supervisor).`,
     '- Percentiles as in the reference\'s script: sort, k = (n − 1)·p, linear interpolation between neighbours.',
+    docs[0]!.config.interleaved
+      ? '- Samples are interleaved: warm-up rounds over every scenario, then sample k of every scenario before sample k + 1 of any, so background load that changes during a run lands on all scenarios alike (the reference ran its groups one after the other).'
+      : '- Scenarios were measured one after the other (as the reference\'s Criterion groups were).',
     '- Tier 1/2/4/5 tasks go to the first orchestrator; Tier 3 round-robins single tasks over the orchestrators, and runs one task per orchestrator concurrently (a sample ends when both have ended).',
     `- Throughput: ${docs[0]!.config.throughput_in_flight} linear tasks kept in flight for ${docs[0]!.config.throughput_seconds} s; steps/s = 4 × tasks completed in the window / window.`,
     '- Batch throughput = 1000 rows / CSV P50.',

@@ -88,6 +88,8 @@ export interface BenchDocument {
     worker_concurrency: number;
     throughput_in_flight: number;
     throughput_seconds: number;
+    /** Samples taken round-robin over the scenarios (absent in older files = one scenario after the other). */
+    interleaved?: boolean;
     scenarios: string[];
   };
   git: { commit: string | null; branch: string | null; dirty: boolean | null };

@@ -243,9 +243,27 @@ export interface BenchOptions {
   concurrency: number;
   inFlight: number;
   throughputSeconds: number;
+  /** Sample k of every scenario before sample k + 1 of any (default true). */
+  interleave: boolean;
   out: string;
   writeDocs: boolean;
   report?: string[];
+}
+
+/** Clusters this process runs right now: a signal stops them by pid before the bench exits. */
+const active = new Set<ClusterSupervisor>();
+
+function stopOnSignal(progress: Progress): void {
+  let stopping = false;
+  const handle = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    progress.line(`\n${signal}: stopping the benchmark cluster…`);
+    agent.destroy(); // close the long-polls, so the orchestrators need not wait for them to stop
+    void Promise.allSettled([...active].map((c) => c.stop())).then(() => process.exit(130));
+  };
+  process.once('SIGINT', handle);
+  process.once('SIGTERM', handle);
 }
 
 async function startCluster(spec: Omit<ClusterSpec, 'basePort'>, basePort: number | undefined, log: Logger): Promise<ClusterSupervisor> {
@@ -255,47 +273,92 @@ async function startCluster(spec: Omit<ClusterSpec, 'basePort'>, basePort: numbe
     const free = await Promise.all(clusterPorts({ ...spec, basePort: base }).map(portFree));
     if (free.every(Boolean) || basePort !== undefined) {
       const sup = new ClusterSupervisor({ ...spec, basePort: base }, log);
-      await sup.start();
+      active.add(sup);
+      await sup.start().catch((err: unknown) => {
+        active.delete(sup);
+        throw err;
+      });
+      const stop = sup.stop.bind(sup);
+      sup.stop = async (...args) => {
+        await stop(...args);
+        active.delete(sup);
+      };
       return sup;
     }
   }
   throw new ConfigError('no free block of ports from 8080 to 27080; pass --base-port');
 }
 
-async function measureScenario(s: ScenarioDef, urls: string[], opts: BenchOptions, runNo: number, csv: { file: string; expected: Record<string, unknown> }, progress: Progress): Promise<RunResult> {
-  const client: number[] = [];
-  const server: number[] = [];
-  const phases: PhaseBreakdown[] = [];
-  const total = opts.warmup + opts.samples;
-  const label = `run ${runNo} · T${s.tier} ${s.id}`;
-  for (let i = 0; i < total; i++) {
-    let sample: { client_ms: number; server_ms: number; post_ms?: number; view?: any };
-    if (s.mode === 'concurrent') {
-      const t0 = performance.now();
-      const both = await Promise.all(urls.map((u, k) => runOne(u, s, contextFor(s, { instance: k }))));
-      sample = { client_ms: performance.now() - t0, server_ms: Math.max(...both.map((b) => b.server_ms)) };
-    } else {
-      const base = s.mode === 'round_robin' ? urls[i % urls.length]! : urls[0]!;
-      sample = await runOne(base, s, contextFor(s, { csvFile: csv.file }), s.pattern === 'csv' ? csv.expected : undefined);
-    }
-    if (i >= opts.warmup) {
-      client.push(sample.client_ms);
-      server.push(sample.server_ms);
-      if (s.sequential && sample.view) phases.push(phasesOf(sample.view, sample.client_ms, sample.post_ms ?? NaN));
-    }
-    progress.update(label, Math.max(0, i + 1 - opts.warmup), opts.samples, client);
+type Csv = { file: string; expected: Record<string, unknown> };
+
+/** One sample of a scenario: `i` picks the orchestrator for round-robin. */
+async function takeSample(s: ScenarioDef, urls: string[], i: number, csv: Csv): Promise<{ client_ms: number; server_ms: number; post_ms?: number; view?: any }> {
+  if (s.mode === 'concurrent') {
+    const t0 = performance.now();
+    const both = await Promise.all(urls.map((u, k) => runOne(u, s, contextFor(s, { instance: k }))));
+    return { client_ms: performance.now() - t0, server_ms: Math.max(...both.map((b) => b.server_ms)) };
   }
+  const base = s.mode === 'round_robin' ? urls[i % urls.length]! : urls[0]!;
+  return runOne(base, s, contextFor(s, { csvFile: csv.file }), s.pattern === 'csv' ? csv.expected : undefined);
+}
+
+interface Collector {
+  s: ScenarioDef;
+  client: number[];
+  server: number[];
+  phases: PhaseBreakdown[];
+}
+
+function finishRun(c: Collector, runNo: number, progress: Progress): RunResult {
   const result: RunResult = {
     run: runNo,
-    client: summarize(client),
-    server: summarize(server),
-    samples_ms: client.map((v) => Math.round(v * 1000) / 1000),
-    server_ms: server,
-    verified: client.length,
-    ...(phases.length ? { phases_p50: medianPhases(phases) } : {}),
+    client: summarize(c.client),
+    server: summarize(c.server),
+    samples_ms: c.client.map((v) => Math.round(v * 1000) / 1000),
+    server_ms: c.server,
+    verified: c.client.length,
+    ...(c.phases.length ? { phases_p50: medianPhases(c.phases) } : {}),
   };
-  progress.line(`  ${label.padEnd(34)} n=${result.client.n} P50 ${result.client.p50.toFixed(2)} ms  P95 ${result.client.p95.toFixed(2)} ms  server P50 ${result.server.p50.toFixed(2)} ms  ✓ results`);
+  progress.line(`  ${`run ${runNo} · T${c.s.tier} ${c.s.id}`.padEnd(34)} n=${result.client.n} P50 ${result.client.p50.toFixed(2)} ms  P95 ${result.client.p95.toFixed(2)} ms  server P50 ${result.server.p50.toFixed(2)} ms  ✓ results`);
   return result;
+}
+
+/**
+ * Measure every scenario of one run. Interleaved (the default): warm-up
+ * rounds, then sample k of every scenario before sample k + 1 of any, so a
+ * change in the machine's background load during the run lands on every
+ * scenario alike and same-run comparisons (FFI overhead vs native,
+ * diamond vs linear) stay fair. `--no-interleave` runs them one after the
+ * other, as the reference's Criterion groups did.
+ */
+async function measureScenarios(scenarios: ScenarioDef[], urls: string[], opts: BenchOptions, runNo: number, csv: Csv, progress: Progress): Promise<Map<string, RunResult>> {
+  const cols: Collector[] = scenarios.map((s) => ({ s, client: [], server: [], phases: [] }));
+  const out = new Map<string, RunResult>();
+  const record = (c: Collector, i: number, sample: Awaited<ReturnType<typeof takeSample>>) => {
+    if (i < opts.warmup) return;
+    c.client.push(sample.client_ms);
+    c.server.push(sample.server_ms);
+    if (c.s.sequential && sample.view) c.phases.push(phasesOf(sample.view, sample.client_ms, sample.post_ms ?? NaN));
+  };
+  const total = opts.warmup + opts.samples;
+  if (opts.interleave) {
+    for (let i = 0; i < total; i++) {
+      for (const c of cols) {
+        record(c, i, await takeSample(c.s, urls, i, csv));
+        progress.update(`run ${runNo} · ${i < opts.warmup ? 'warm-up' : `T${c.s.tier} ${c.s.id}`}`, Math.max(0, i + 1 - opts.warmup), opts.samples, c.client);
+      }
+    }
+    for (const c of cols) out.set(c.s.id, finishRun(c, runNo, progress));
+  } else {
+    for (const c of cols) {
+      for (let i = 0; i < total; i++) {
+        record(c, i, await takeSample(c.s, urls, i, csv));
+        progress.update(`run ${runNo} · T${c.s.tier} ${c.s.id}`, Math.max(0, i + 1 - opts.warmup), opts.samples, c.client);
+      }
+      out.set(c.s.id, finishRun(c, runNo, progress));
+    }
+  }
+  return out;
 }
 
 /** Many linear tasks in flight for a while: steps completed per second. */
@@ -379,6 +442,7 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
       worker_concurrency: opts.concurrency,
       throughput_in_flight: opts.inFlight,
       throughput_seconds: opts.throughputSeconds,
+      interleaved: opts.interleave,
       scenarios: [...scenarios.map((s) => s.id), ...(throughput ? ['throughput'] : [])],
     },
     git: gitInfo(),
@@ -398,10 +462,8 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
       try {
         doc.versions.postgresql ??= await postgresVersion(sup.database);
         const urls = sup.orchestratorUrls();
-        for (const s of scenarios) {
-          const r = await measureScenario(s, urls, opts, runNo, csv, progress);
-          doc.scenarios.find((x) => x.id === s.id)!.runs.push(r);
-        }
+        const results = await measureScenarios(scenarios, urls, opts, runNo, csv, progress);
+        for (const s of doc.scenarios) s.runs.push(results.get(s.id)!);
         if (throughput) doc.throughput.push(await measureThroughput('cluster', urls, opts.workersPerRuntime, opts, runNo, progress));
       } finally {
         await sup.stop();
@@ -440,6 +502,7 @@ export async function runBench(opts: BenchOptions): Promise<number> {
     return 0;
   }
 
+  stopOnSignal(progress);
   const backends: Backend[] = opts.backend === 'both' ? ['pg', 'rabbitmq'] : [opts.backend];
   const done: Array<{ doc: BenchDocument; dir: string }> = [];
   for (const b of backends) {
@@ -478,6 +541,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--concurrency <n>', 'steps each worker runs at once', int('--concurrency', 1), 8)
     .option('--in-flight <n>', 'concurrent tasks in the throughput scenario', int('--in-flight', 1), 64)
     .option('--throughput-seconds <s>', 'throughput window per topology', int('--throughput-seconds', 1))
+    .option('--no-interleave', 'measure the scenarios one after the other instead of interleaving their samples')
     .option('--out <dir>', 'results directory', join(packageRoot(), 'bench', 'results'))
     .option('--write-docs', 'also write docs/benchmarks.md (the latest full report)', false)
     .option('--report <dirs...>', 'only regenerate report.md (and, with --write-docs, docs/benchmarks.md) from existing percentiles.json')
@@ -497,6 +561,7 @@ export function registerBenchCommand(program: Command): void {
         concurrency: o.concurrency,
         inFlight: o.inFlight,
         throughputSeconds: o.throughputSeconds ?? (quick ? 3 : 10),
+        interleave: o.interleave !== false,
         out: o.out,
         writeDocs: Boolean(o.writeDocs),
         report: o.report,

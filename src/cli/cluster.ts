@@ -199,6 +199,7 @@ export class ClusterSupervisor {
   private store?: Store;
   private releaseEmbedded?: () => Promise<void>;
   private stopping = false;
+  private stopPromise?: Promise<void>;
   private status: ClusterState['status'] = 'starting';
   private error?: string;
   private databaseUrl = '';
@@ -360,10 +361,15 @@ export class ClusterSupervisor {
   }
 
   /** Stop every child by pid (SIGTERM, SIGKILL after `graceMs`), clean up the queues, release the database. */
-  async stop(reason = 'stopped', graceMs = 15_000): Promise<void> {
-    if (this.stopping && reason !== 'failed') return;
+  stop(reason = 'stopped', graceMs = 15_000): Promise<void> {
+    // Every caller (a signal handler, a finally block) waits for the same, single stop.
+    this.stopPromise ??= this.stopOnce(reason, graceMs);
+    return this.stopPromise;
+  }
+
+  private async stopOnce(reason: string, graceMs: number): Promise<void> {
     this.stopping = true;
-    if (this.status !== 'failed') this.status = 'stopping';
+    if (reason !== 'failed' && this.status !== 'failed') this.status = 'stopping';
     this.writeState();
     for (const c of this.children) clearTimeout(c.restartTimer);
     await Promise.all(
