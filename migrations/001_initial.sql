@@ -140,7 +140,10 @@ CREATE INDEX step_transitions_task ON weft.step_transitions (task_id);
 
 -- The PostgreSQL message queue (WEFT_MESSAGING=pg). A consumer claims rows
 -- with FOR UPDATE SKIP LOCKED, hides them until visible_at, and deletes them
--- on ack. Inserting a row sends NOTIFY on the queue's channel.
+-- on ack. Publishers send NOTIFY weft_queue (payload: the queue name) after
+-- their transaction commits, not inside it: PostgreSQL serialises the commits
+-- of every transaction that notifies, WAL flush included, which capped
+-- throughput at one commit per flush.
 CREATE TABLE weft.queue_messages (
   id          bigserial   PRIMARY KEY,
   queue       text        NOT NULL,
@@ -151,17 +154,6 @@ CREATE TABLE weft.queue_messages (
 );
 CREATE INDEX queue_messages_ready ON weft.queue_messages (queue, visible_at, id);
 
--- One NOTIFY per queue that received messages in a statement, on the single
--- channel `weft_queue` with the queue name as payload. Every publisher (the
--- statement that commits a state change also inserts its messages) gets the
--- wake-up for free, and it is delivered only if the transaction commits.
-CREATE FUNCTION weft.notify_queue() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM pg_notify('weft_queue', q.queue) FROM (SELECT DISTINCT queue FROM new_rows) q;
-  RETURN NULL;
-END $$;
-CREATE TRIGGER queue_messages_notify AFTER INSERT ON weft.queue_messages
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION weft.notify_queue();
 
 CREATE TABLE weft.dead_letters (
   id          bigint      PRIMARY KEY,

@@ -23,9 +23,15 @@ const RECEIVE_SQL = `
 /**
  * The PostgreSQL queue (WEFT_MESSAGING=pg): rows in weft.queue_messages,
  * claimed with FOR UPDATE SKIP LOCKED and hidden for a visibility timeout,
- * deleted on ack. A statement trigger sends NOTIFY weft_queue with the queue
- * name whenever rows are inserted, which wakes consumers at once; a slow poll
- * catches anything a lost notification (or a dropped LISTEN connection) left.
+ * deleted on ack. After a publishing transaction commits, `published()`
+ * wakes this process's consumers at once and sends NOTIFY weft_queue (the
+ * queue names, batched per tick) to the others; a slow poll catches anything
+ * a lost notification (or a dropped LISTEN connection) left.
+ *
+ * The NOTIFY is deliberately its own tiny transaction, not part of the one
+ * that commits the messages: PostgreSQL serialises the commits of all
+ * notifying transactions, WAL flush included (measured here: 64 tasks in
+ * flight were held to ~100 steps/s, every backend waiting on Lock:object).
  */
 export class PgMessageBus implements MessageBus {
   readonly backend = 'pg' as const;
@@ -38,6 +44,8 @@ export class PgMessageBus implements MessageBus {
   private readonly pollIntervalMs: number;
   private readonly maxDeliveries: number;
   private pendingAcks: string[] = [];
+  private readonly pendingNotify = new Set<string>();
+  private notifyScheduled = false;
   private ackFlush: Promise<void> | undefined;
 
   constructor(
@@ -56,6 +64,25 @@ export class PgMessageBus implements MessageBus {
       `INSERT INTO weft.queue_messages (queue, body) SELECT m.queue, m.body FROM jsonb_to_recordset($1::jsonb) AS m(queue text, body jsonb)`,
       [JSON.stringify(messages)],
     );
+    this.published(messages.map((m) => m.queue));
+  }
+
+  published(queues: string[]): void {
+    for (const q of queues) {
+      this.pendingNotify.add(q);
+      for (const w of this.wakers) w(q);
+    }
+    if (this.notifyScheduled || this.closed) return;
+    this.notifyScheduled = true;
+    setImmediate(() => {
+      this.notifyScheduled = false;
+      const batch = [...this.pendingNotify];
+      this.pendingNotify.clear();
+      if (batch.length === 0) return;
+      this.db
+        .query(`SELECT pg_notify('weft_queue', q) FROM unnest($1::text[]) AS q`, [batch])
+        .catch((err: Error) => this.log.warn({ err: err.message, queues: batch }, 'NOTIFY failed; consumers will find the messages on their next poll'));
+    });
   }
 
   async consume(queues: string[], onMessage: (d: Delivery) => void, options: ConsumeOptions): Promise<Subscription> {

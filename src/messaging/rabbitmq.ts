@@ -151,6 +151,9 @@ export class RabbitMessageBus implements MessageBus {
     }
   }
 
+  /** Not used: a broker delivers what `publish` sent. */
+  published(_queues: string[]): void {}
+
   async consume(queues: string[], onMessage: (d: Delivery) => void, options: ConsumeOptions): Promise<Subscription> {
     const state: ConsumerState = { queues, onMessage, options, active: true };
     this.consumers.add(state);

@@ -49,6 +49,12 @@ export interface MessageBus {
    */
   readonly transactionalOutbox: boolean;
   publish(messages: OutgoingMessage[]): Promise<void>;
+  /**
+   * Transactional outbox only: messages to these queues were just committed
+   * by a state-changing statement; wake their consumers. Never throws; a lost
+   * wake-up only delays delivery to the fallback poll.
+   */
+  published(queues: string[]): void;
   consume(queues: string[], onMessage: (d: Delivery) => void, options: ConsumeOptions): Promise<Subscription>;
   /** Messages waiting in each queue (for metrics and backpressure). */
   depth(queues: string[]): Promise<Record<string, number>>;

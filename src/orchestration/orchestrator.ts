@@ -94,7 +94,7 @@ export class Orchestrator extends EventEmitter {
   private sweepTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryTimerAt = Infinity;
-  private sweeping = false;
+  private sweeping: Promise<void> | undefined;
   private stopped = false;
   private readonly inFlight = new Set<Promise<void>>();
 
@@ -129,7 +129,7 @@ export class Orchestrator extends EventEmitter {
     clearInterval(this.sweepTimer);
     clearTimeout(this.retryTimer);
     await this.subscription?.stop();
-    await Promise.allSettled([...this.inFlight]);
+    await Promise.allSettled([...this.inFlight, this.sweeping]);
     await this.taskEvents.close();
     this.log.info('orchestrator stopped');
   }
@@ -320,14 +320,19 @@ export class Orchestrator extends EventEmitter {
   private afterCommit(o: ReportOutcome): void {
     for (const e of o.events) this.emit('step', e);
     if (o.taskEnded) {
-      this.taskEvents.emit(o.taskEnded);
+      this.taskEvents.announce(o.taskEnded);
       this.emit('task', o.taskEnded);
     }
     if (o.retryAt) this.wakeRetriesAt(o.retryAt.getTime());
   }
 
+  /** Messages for committed dispatches: already written (outbox) and only announced, or published now. */
   private async publish(dispatched: DispatchedStep[]): Promise<void> {
-    if (this.bus.transactionalOutbox || dispatched.length === 0) return;
+    if (dispatched.length === 0) return;
+    if (this.bus.transactionalOutbox) {
+      this.bus.published([...new Set(dispatched.map((d) => stepQueue(d.namespace, d.runtime)))]);
+      return;
+    }
     // State is committed; a failure here leaves the steps `enqueued`, and the
     // redispatch sweep sends them again.
     try {
@@ -365,21 +370,29 @@ export class Orchestrator extends EventEmitter {
   }
 
   /** What the push path may have missed. Runs every poll interval; safe on many orchestrators at once. */
-  async sweep(): Promise<void> {
-    if (this.sweeping || this.stopped) return;
-    this.sweeping = true;
+  sweep(): Promise<void> {
+    if (this.sweeping || this.stopped) return this.sweeping ?? Promise.resolve();
+    this.sweeping = this.sweepOnce().finally(() => {
+      this.sweeping = undefined;
+    });
+    return this.sweeping;
+  }
+
+  private async sweepOnce(): Promise<void> {
     try {
       await this.dispatchRetries();
       for (const id of await expireLeases(this.db, this.pid)) {
+        if (this.stopped) return;
         this.log.warn({ step_id: id }, 'step lease expired (worker stopped heartbeating); applying the retry policy');
         await this.processReport(id);
       }
       await this.publish(await redispatchStale(this.db, this.pid, this.redispatchAfterMs, this.bus.transactionalOutbox));
-      for (const id of await unprocessedReports(this.db, this.reportGraceMs)) await this.processReport(id);
+      for (const id of await unprocessedReports(this.db, this.reportGraceMs)) {
+        if (this.stopped) return;
+        await this.processReport(id);
+      }
     } catch (err) {
       this.log.warn({ err: describeError(err) }, 'sweep failed; retrying next interval');
-    } finally {
-      this.sweeping = false;
     }
   }
 

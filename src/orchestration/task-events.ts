@@ -2,6 +2,9 @@ import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { Logger } from '../shared/logger.js';
 
+/** How often a waiter re-reads its task, in case a notification was lost. */
+const RECHECK_MS = 1_000;
+
 export interface TaskEndEvent {
   task_id: string;
   state: 'complete' | 'error' | 'cancelled';
@@ -9,8 +12,11 @@ export interface TaskEndEvent {
 
 /**
  * Tells waiters the moment a task ends, whichever orchestrator finished it:
- * the finishing statement sends NOTIFY weft_task, and every orchestrator
- * LISTENs. Local completions are also emitted directly (no round trip).
+ * the orchestrator that finished it emits locally and sends NOTIFY weft_task
+ * right after its COMMIT (not inside it: notifying transactions commit one at
+ * a time in PostgreSQL); every orchestrator LISTENs. A waiter also re-reads
+ * the task once a second, so a lost notification delays it by a second at
+ * most and loses nothing.
  */
 export class TaskEvents {
   private readonly emitter = new EventEmitter();
@@ -57,6 +63,16 @@ export class TaskEvents {
     this.emitter.emit(event.task_id, event);
   }
 
+  /** A task ended here: wake local waiters now, and other processes' through NOTIFY. */
+  announce(event: TaskEndEvent): void {
+    this.emit(event);
+    const client = this.client;
+    if (!client) return;
+    client.query(`SELECT pg_notify('weft_task', $1)`, [JSON.stringify(event)]).catch((err: Error) => {
+      this.log.warn({ err: err.message, task_id: event.task_id }, 'NOTIFY weft_task failed; remote waiters will see the end on their next check');
+    });
+  }
+
   /**
    * Resolve when the task ends or `timeoutMs` passes (then with undefined).
    * `check` reads the current state and is called after subscribing (so an
@@ -70,6 +86,7 @@ export class TaskEvents {
         if (done) return;
         done = true;
         clearTimeout(timer);
+        clearInterval(poll);
         this.emitter.off(taskId, onEnd);
         this.emitter.off('reconnected', recheck);
         resolve(ended);
@@ -77,6 +94,8 @@ export class TaskEvents {
       const onEnd = () => finish(true);
       const recheck = () => void check().then((ended) => ended && finish(true), () => undefined);
       const timer = setTimeout(() => finish(false), timeoutMs);
+      const poll = setInterval(recheck, RECHECK_MS);
+      poll.unref();
       this.emitter.on(taskId, onEnd);
       this.emitter.on('reconnected', recheck);
       recheck();

@@ -5,6 +5,9 @@ import { templateKey } from '../core/template/types.js';
 import { compileInputSchema, type InputCheck } from '../core/template/input-schema.js';
 import { NotFoundError } from '../shared/errors.js';
 
+/** A version registered by another process is used for unversioned requests within this long. */
+const LATEST_TTL_MS = 2_000;
+
 interface Entry {
   def: TemplateDefinition;
   checkInput: (context: unknown) => InputCheck;
@@ -16,12 +19,15 @@ interface Entry {
  */
 export class TemplateCatalog {
   private readonly byKey = new Map<string, Entry>();
+  /** "Latest version of namespace/name", remembered briefly to spare a query per task. */
+  private readonly latest = new Map<string, { entry: Entry; until: number }>();
 
   constructor(private readonly db: Database) {}
 
   async register(def: TemplateDefinition): Promise<RegisterOutcome> {
     const outcome = await registerTemplate(this.db, def);
     this.remember(def);
+    this.latest.delete(`${def.namespace}/${def.name}`);
     return outcome;
   }
 
@@ -37,8 +43,17 @@ export class TemplateCatalog {
       const hit = this.byKey.get(`${namespace}/${name}@${version}`);
       if (hit) return hit;
     }
+    const latestKey = `${namespace}/${name}`;
+    if (!version) {
+      const hit = this.latest.get(latestKey);
+      if (hit && hit.until > Date.now()) return hit.entry;
+    }
     const def = await getTemplate(this.db, namespace, name, version);
-    if (def) return this.byKey.get(templateKey(def)) ?? this.remember(def);
+    if (def) {
+      const entry = this.byKey.get(templateKey(def)) ?? this.remember(def);
+      if (!version) this.latest.set(latestKey, { entry, until: Date.now() + LATEST_TTL_MS });
+      return entry;
+    }
     const known = (await listTemplates(this.db)).filter((t) => t.namespace === namespace);
     const what = version ? `${namespace}/${name}@${version}` : `${namespace}/${name}`;
     throw new NotFoundError(

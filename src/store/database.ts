@@ -37,6 +37,7 @@ export class Database {
   private readonly log: Logger;
   private readonly slowMs: number;
   private readonly max: number;
+  private lastSlowWarning = 0;
   private readonly stats = { acquires: 0, slowAcquires: 0, acquireMsTotal: 0, maxAcquireMs: 0 };
   /** Observers of each acquire time (ms), e.g. a Prometheus histogram. */
   readonly acquireObservers: Array<(ms: number) => void> = [];
@@ -87,8 +88,13 @@ export class Database {
     for (const observe of this.acquireObservers) observe(ms);
     if (queued && ms > this.slowMs) {
       this.stats.slowAcquires++;
+      // At most one line per 10 s: under overload a warning per acquire
+      // would itself eat the CPU the pool is waiting for.
+      const now = Date.now();
+      if (now - this.lastSlowWarning < 10_000) return client;
+      this.lastSlowWarning = now;
       this.log.warn(
-        { acquire_ms: Math.round(ms), waiting: this.pool.waitingCount, total: this.pool.totalCount },
+        { acquire_ms: Math.round(ms), waiting: this.pool.waitingCount, total: this.pool.totalCount, slow_acquires: this.stats.slowAcquires },
         `database connection took ${Math.round(ms)} ms to acquire (slow_acquire_threshold_ms=${this.slowMs}); raise WEFT_DB_POOL_MAX or look for long transactions`,
       );
     }

@@ -86,12 +86,9 @@ const COMPLETE_SQL = `
      RETURNING id, seq, extract(epoch FROM completed_at - created_at) * 1000 AS task_ms),
   finished_transition AS (
     INSERT INTO weft.task_transitions (task_id, seq, from_state, to_state, process_id)
-    SELECT id, seq, 'running', 'complete', $pid FROM finished),
-  announce AS (
-    SELECT pg_notify('weft_task', json_build_object('task_id', id, 'state', 'complete')::text) FROM finished)
+    SELECT id, seq, 'running', 'complete', $pid FROM finished)
   SELECT (SELECT count(*) FROM done)::int AS completed,
          (SELECT count(*) FROM finished)::int AS task_completed,
-         (SELECT count(*) FROM announce)::int AS announced,
          (SELECT step_ms FROM done)::float8 AS step_ms,
          (SELECT task_ms FROM finished)::float8 AS task_ms,
          coalesce((SELECT json_agg(json_build_object('step_id', id, 'task_id', task_id, 'runtime', runtime)) FROM ready), '[]') AS dispatched`;
@@ -109,7 +106,7 @@ export interface CompleteOutcome {
 /**
  * succeeded → complete; children whose last parent this was become
  * `enqueued` (with their messages when `outbox`); when nothing else is open
- * the task becomes `complete` and `weft_task` is notified. One statement.
+ * the task becomes `complete`. One statement.
  * With `dispatch` false (the task already ended), the step is recorded as
  * complete but nothing new is dispatched.
  */
@@ -203,7 +200,7 @@ export async function scheduleRetry(client: pg.PoolClient, stepId: string, delay
  * failed → error, the task → error with the step's error, and every step of
  * the task that has not started (pending, enqueued, waiting_retry) →
  * cancelled. Steps already running finish and are recorded, but nothing new
- * is dispatched. Notifies `weft_task`.
+ * is dispatched.
  */
 export async function failTask(
   client: pg.PoolClient,
@@ -239,7 +236,7 @@ export async function failTask(
      task_transition AS (
        INSERT INTO weft.task_transitions (task_id, seq, from_state, to_state, process_id, metadata)
        SELECT id, seq, 'running', 'error', $3, jsonb_build_object('step', $5::text, 'reason', $4::text) FROM task)
-     SELECT pg_notify('weft_task', json_build_object('task_id', id, 'state', 'error')::text) FROM task`,
+     SELECT count(*) FROM task`,
     [s.step_id, s.task_id, pid, reason, s.name, JSON.stringify(toCancel)],
   );
 }

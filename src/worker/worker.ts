@@ -171,7 +171,9 @@ export class Worker extends EventEmitter {
         await new Promise((r) => setTimeout(r, delay));
       }
     }
-    if (!this.bus.transactionalOutbox) {
+    if (this.bus.transactionalOutbox) {
+      this.bus.published([RESULTS_QUEUE]);
+    } else {
       try {
         await this.bus.publish([{ queue: RESULTS_QUEUE, body: { task_id: step.task_id, step_id: step.id } }]);
       } catch (err) {
