@@ -93,6 +93,9 @@ CREATE TABLE weft.steps (
   updated_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
   UNIQUE (task_id, name)
 );
+-- Each step row is updated four or five times in its life.
+ALTER TABLE weft.steps SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000,
+                            autovacuum_vacuum_cost_delay = 0);
 CREATE INDEX steps_retry_due   ON weft.steps (run_after)        WHERE state = 'waiting_retry';
 CREATE INDEX steps_lease       ON weft.steps (lease_expires_at) WHERE state = 'running';
 CREATE INDEX steps_reported    ON weft.steps (updated_at)       WHERE state IN ('succeeded', 'failed');
@@ -152,7 +155,15 @@ CREATE TABLE weft.queue_messages (
   visible_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
   deliveries  integer     NOT NULL DEFAULT 0
 );
-CREATE INDEX queue_messages_ready ON weft.queue_messages (queue, visible_at, id);
+-- Consumers read each queue in id order through this index with a plain
+-- index scan, which marks the entries of deleted messages dead as it passes
+-- them, so the churn of a busy queue does not slow every receive down.
+CREATE INDEX queue_messages_ready ON weft.queue_messages (queue, id);
+-- Every message is inserted, updated once or twice and deleted within
+-- moments: vacuum this table as soon as a few hundred rows are dead
+-- (orchestrators also VACUUM it every few seconds).
+ALTER TABLE weft.queue_messages SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 500,
+                                     autovacuum_vacuum_cost_delay = 0);
 
 
 CREATE TABLE weft.dead_letters (

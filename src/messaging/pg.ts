@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Database } from '../store/database.js';
+import { ASYNC_COMMIT_CTE, WITH_ASYNC_COMMIT } from '../store/sql.js';
 import type { Logger } from '../shared/logger.js';
 import type { BusHealth, ConsumeOptions, Delivery, MessageBus, OutgoingMessage, Subscription } from './types.js';
 
@@ -12,13 +13,22 @@ export interface PgBusOptions {
   maxDeliveries?: number;
 }
 
+// Receives and acks commit asynchronously (see ASYNC_COMMIT_CTE): losing
+// one in a crash only means a redelivery.
 const RECEIVE_SQL = `
+  WITH ${ASYNC_COMMIT_CTE}
   UPDATE weft.queue_messages
      SET visible_at = clock_timestamp() + make_interval(secs => $3 / 1000.0), deliveries = deliveries + 1
-   WHERE id IN (SELECT id FROM weft.queue_messages
-                 WHERE queue = ANY($1::text[]) AND visible_at <= clock_timestamp()
-                 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+   WHERE id IN (SELECT m.id
+                  FROM unnest($1::text[]) AS q(name),
+                       LATERAL (SELECT id FROM weft.queue_messages
+                                 WHERE queue = q.name AND visible_at <= clock_timestamp()
+                                 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) AS m
+                 LIMIT $2)
+     AND ${WITH_ASYNC_COMMIT}
   RETURNING id, queue, body, deliveries`;
+
+const ACK_SQL = `WITH ${ASYNC_COMMIT_CTE} DELETE FROM weft.queue_messages WHERE id = ANY($1::bigint[]) AND ${WITH_ASYNC_COMMIT}`;
 
 /**
  * The PostgreSQL queue (WEFT_MESSAGING=pg): rows in weft.queue_messages,
@@ -80,7 +90,7 @@ export class PgMessageBus implements MessageBus {
       this.pendingNotify.clear();
       if (batch.length === 0) return;
       this.db
-        .query(`SELECT pg_notify('weft_queue', q) FROM unnest($1::text[]) AS q`, [batch])
+        .query(`SELECT pg_notify('weft_queue', q) FROM unnest($1::text[]) AS q`, [batch], 'weft_queue_notify')
         .catch((err: Error) => this.log.warn({ err: err.message, queues: batch }, 'NOTIFY failed; consumers will find the messages on their next poll'));
     });
   }
@@ -101,8 +111,11 @@ export class PgMessageBus implements MessageBus {
     this.wakers.add(waker);
 
     const settle = () => {
+      // Look again at once only if this consumer was full: it may have left
+      // messages behind. Otherwise a notification will say when there is more.
+      const wasFull = inFlight >= options.prefetch;
       inFlight--;
-      // Capacity freed: look again at once.
+      if (!wasFull) return;
       woken = true;
       wake?.();
     };
@@ -117,6 +130,7 @@ export class PgMessageBus implements MessageBus {
             const { rows } = await this.db.query<{ id: string; queue: string; body: unknown; deliveries: number }>(
               RECEIVE_SQL,
               [queues, room, this.visibilityMs],
+              'weft_queue_receive',
             );
             failures = 0;
             for (const row of rows) {
@@ -198,7 +212,7 @@ export class PgMessageBus implements MessageBus {
       this.pendingAcks = [];
       this.ackFlush = undefined;
       try {
-        await this.db.query('DELETE FROM weft.queue_messages WHERE id = ANY($1::bigint[])', [ids]);
+        await this.db.query(ACK_SQL, [ids], 'weft_queue_ack');
       } catch (err) {
         // The messages reappear after the visibility timeout and are dropped
         // as duplicates by the claim; nothing is lost.
@@ -252,6 +266,16 @@ export class PgMessageBus implements MessageBus {
       // Wake every consumer: a notification may have been missed meanwhile.
       for (const w of this.wakers) w('*');
     }, 500).unref();
+  }
+
+  /**
+   * VACUUM the queue table: every message leaves a dead row or two behind,
+   * and between autovacuum rounds (a minute apart) a busy queue would
+   * otherwise pile up tens of thousands of them. Orchestrators call this
+   * every few seconds; with SKIP_LOCKED a concurrent run is skipped.
+   */
+  async maintain(): Promise<void> {
+    await this.db.query('VACUUM (SKIP_LOCKED) weft.queue_messages');
   }
 
   async depth(queues: string[]): Promise<Record<string, number>> {

@@ -56,6 +56,8 @@ export interface MessageBus {
    */
   published(queues: string[]): void;
   consume(queues: string[], onMessage: (d: Delivery) => void, options: ConsumeOptions): Promise<Subscription>;
+  /** Periodic housekeeping the backend needs, if any (the PostgreSQL queue vacuums its table). */
+  maintain?(): Promise<void>;
   /** Messages waiting in each queue (for metrics and backpressure). */
   depth(queues: string[]): Promise<Record<string, number>>;
   health(): Promise<BusHealth>;

@@ -64,6 +64,9 @@ export interface StepEvent {
   error?: unknown;
 }
 
+/** How often the sweep runs the message bus's housekeeping (VACUUM of the PostgreSQL queue). */
+const MAINTENANCE_EVERY_MS = 5_000;
+
 interface ReportOutcome {
   events: StepEvent[];
   dispatched: DispatchedStep[];
@@ -95,6 +98,7 @@ export class Orchestrator extends EventEmitter {
   private retryTimer: NodeJS.Timeout | undefined;
   private retryTimerAt = Infinity;
   private sweeping: Promise<void> | undefined;
+  private lastMaintenance = 0;
   private stopped = false;
   private readonly inFlight = new Set<Promise<void>>();
 
@@ -380,6 +384,10 @@ export class Orchestrator extends EventEmitter {
 
   private async sweepOnce(): Promise<void> {
     try {
+      if (this.bus.maintain && Date.now() - this.lastMaintenance >= MAINTENANCE_EVERY_MS) {
+        this.lastMaintenance = Date.now();
+        await this.bus.maintain();
+      }
       await this.dispatchRetries();
       for (const id of await expireLeases(this.db, this.pid)) {
         if (this.stopped) return;

@@ -116,17 +116,18 @@ export async function completeStep(
   pid: string,
   opts: { outbox: boolean; dispatch: boolean; commit?: boolean },
 ): Promise<CompleteOutcome> {
-  const sql = inlined(client, COMPLETE_SQL, {
-    step: new Uuid(s.step_id),
-    task: new Uuid(s.task_id),
+  const q = named(COMPLETE_SQL, {
+    step: s.step_id,
+    task: s.task_id,
     namespace: s.namespace,
     pid,
     outbox: opts.outbox,
     dispatch: opts.dispatch,
   });
-  // With `commit`, COMMIT rides in the same round trip as the statement.
-  const res = (await client.query(opts.commit ? `${sql}; COMMIT` : sql)) as unknown as pg.QueryResult | pg.QueryResult[];
-  const row = (Array.isArray(res) ? res[0]! : res).rows[0];
+  // A prepared statement (planned once per connection), then COMMIT.
+  const res = await client.query({ name: 'weft_complete_step', text: q.text, values: q.values });
+  if (opts.commit) await client.query('COMMIT');
+  const row = res.rows[0];
   return {
     completed: row.completed === 1,
     taskCompleted: row.task_completed === 1,

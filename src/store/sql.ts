@@ -46,3 +46,20 @@ export function inlined(client: pg.ClientBase, sql: string, params: Record<strin
     throw new TypeError(`$${name}: cannot inline a ${typeof v}`);
   });
 }
+
+/**
+ * A CTE that turns off the WAL flush for the statement's own (implicit)
+ * transaction. Reference it from the statement (`AND (SELECT off FROM
+ * async_commit) IS NOT NULL`) so PostgreSQL evaluates it.
+ *
+ * Used where losing the write in a PostgreSQL crash is harmless. A worker's
+ * claim and report: the step would be back where it was (enqueued, or
+ * running with a lease) and be claimed or run again, the same outcome as a
+ * worker crash, which weft handles anyway. A queue receive or ack: the
+ * message would be delivered again, and the claim drops the duplicate. Nothing that depends
+ * on the write can outlive it, because orchestration's next commit is
+ * synchronous and flushing the WAL up to it flushes this write too. A
+ * completed step, a dispatch and a finished task are always durable.
+ */
+export const ASYNC_COMMIT_CTE = `async_commit AS (SELECT set_config('synchronous_commit', 'off', true) AS off)`;
+export const WITH_ASYNC_COMMIT = `(SELECT off FROM async_commit) IS NOT NULL`;

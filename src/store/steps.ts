@@ -1,22 +1,8 @@
 import type { Database } from './database.js';
-import { named } from './sql.js';
+import { ASYNC_COMMIT_CTE, WITH_ASYNC_COMMIT, named } from './sql.js';
 import { isUuid } from '../shared/ids.js';
 
-/**
- * A CTE that turns off the WAL flush for the statement's own (implicit)
- * transaction. Reference it from the statement (`AND (SELECT off FROM
- * async_commit) IS NOT NULL`) so PostgreSQL evaluates it.
- *
- * Why this is safe for a worker's claim and report: if PostgreSQL crashed
- * before the WAL reached disk, the step would be back where it was (enqueued,
- * or running with a lease), and would be claimed or run again: the same
- * outcome as a worker crash, which weft handles anyway. Nothing that depends
- * on the write can outlive it, because orchestration's next commit is
- * synchronous and flushing the WAL up to it flushes this write too. A
- * completed step, a dispatch and a finished task are always durable.
- */
-const ASYNC_COMMIT_CTE = `async_commit AS (SELECT set_config('synchronous_commit', 'off', true) AS off)`;
-const WITH_ASYNC_COMMIT = `(SELECT off FROM async_commit) IS NOT NULL`;
+
 
 /** Everything a worker needs to run a step, read in the same statement that claims it. */
 export interface ClaimedStep {
@@ -68,7 +54,7 @@ const CLAIM_SQL = `
 export async function claimStep(db: Database, stepId: string, workerId: string, leaseMs: number): Promise<ClaimedStep | undefined> {
   if (!isUuid(stepId)) return undefined;
   const q = named(CLAIM_SQL, { step: stepId, worker: workerId, lease_ms: Math.trunc(leaseMs) });
-  const { rows } = await db.query<ClaimedStep>(q.text, q.values);
+  const { rows } = await db.query<ClaimedStep>(q.text, q.values, 'weft_claim_step');
   return rows[0];
 }
 
@@ -127,7 +113,7 @@ export async function reportStep(
     duration_ms: report.durationMs,
     outbox,
   });
-  const { rowCount } = await db.query(q.text, q.values);
+  const { rowCount } = await db.query(q.text, q.values, 'weft_report_step');
   return rowCount === 1;
 }
 

@@ -140,7 +140,7 @@ export async function createTask(
     outbox,
   });
   try {
-    const { rows } = await db.query<{ step_id: string; task_id: string; runtime: string }>(q.text, q.values);
+    const { rows } = await db.query<{ step_id: string; task_id: string; runtime: string }>(q.text, q.values, 'weft_create_task');
     return { taskId, dispatched: rows.map((r) => ({ ...r, namespace: task.namespace })) };
   } catch (err) {
     if ((err as pg.DatabaseError).code === '23505' && (err as pg.DatabaseError).constraint === 'tasks_idempotency_key_key') {
@@ -228,6 +228,6 @@ export async function getTaskView(db: Database, taskId: string, opts: { withCont
 }
 
 export async function getTaskState(db: Database, taskId: string): Promise<TaskState | undefined> {
-  const { rows } = await db.query<{ state: TaskState }>('SELECT state FROM weft.tasks WHERE id = $1', [taskId]);
+  const { rows } = await db.query<{ state: TaskState }>('SELECT state FROM weft.tasks WHERE id = $1', [taskId], 'weft_task_state');
   return rows[0]?.state;
 }

@@ -58,6 +58,18 @@ async function newBus(options: PgBusOptions, log: Logger = silentLogger()): Prom
   return { bus, db, receives };
 }
 
+/** Resolves after the next receive that returned exactly `rows` messages. */
+function nextReceiveOf(tb: TestBus, rows: number): Promise<void> {
+  return new Promise((resolve) => {
+    const on = (n: number) => {
+      if (n !== rows) return;
+      tb.receives.off('receive', on);
+      resolve();
+    };
+    tb.receives.on('receive', on);
+  });
+}
+
 function nextEmptyReceive(tb: TestBus): Promise<void> {
   return new Promise((resolve) => {
     const on = (n: number) => {
@@ -126,13 +138,15 @@ describe('PgMessageBus', () => {
     await idle; // the consumer found nothing and now sleeps until a wake-up (or 60 s)
 
     for (const n of [1, 2]) {
-      const idleAgain = nextEmptyReceive(consumer);
+      // A receive that returns fewer rows than the consumer has room for is
+      // followed by sleep (until a wake-up or the 60 s poll).
+      const partial = nextReceiveOf(consumer, 1);
       const next = dq.next(`message ${n} via NOTIFY`);
       await publisher.bus.publish([{ queue: q, body: { n } }]);
       const d = await next;
       expect(d).toMatchObject({ queue: q, body: { n }, deliveries: 1 });
       d.ack();
-      await idleAgain; // asleep again before the next publish
+      await partial; // asleep again before the next publish
     }
     // A notification for another queue does not deliver anything here.
     await publisher.bus.publish([{ queue: queueName('other'), body: { n: 3 } }]);
