@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { Database } from '../store/database.js';
 import { ASYNC_COMMIT_CTE, WITH_ASYNC_COMMIT } from '../store/sql.js';
@@ -55,6 +56,8 @@ export class PgMessageBus implements MessageBus {
   private readonly maxDeliveries: number;
   private pendingAcks: string[] = [];
   private readonly pendingNotify = new Set<string>();
+  /** Names this bus in its notifications (see published()). */
+  private readonly busId = randomBytes(6).toString('hex');
   private notifyScheduled = false;
   private ackFlush: Promise<void> | undefined;
 
@@ -89,8 +92,10 @@ export class PgMessageBus implements MessageBus {
       const batch = [...this.pendingNotify];
       this.pendingNotify.clear();
       if (batch.length === 0) return;
+      // The payload names this bus first, so that its own consumers (woken
+      // above already) ignore the echo instead of polling once more.
       this.db
-        .query(`SELECT pg_notify('weft_queue', q) FROM unnest($1::text[]) AS q`, [batch], 'weft_queue_notify')
+        .query(`SELECT pg_notify('weft_queue', $2 || ' ' || q) FROM unnest($1::text[]) AS q`, [batch, this.busId], 'weft_queue_notify')
         .catch((err: Error) => this.log.warn({ err: err.message, queues: batch }, 'NOTIFY failed; consumers will find the messages on their next poll'));
     });
   }
@@ -241,7 +246,12 @@ export class PgMessageBus implements MessageBus {
     const client = new pg.Client({ connectionString: this.db.url, application_name: 'weft-listen', keepAlive: true });
     this.listener = client;
     client.on('notification', (n) => {
-      if (n.channel === 'weft_queue' && n.payload) for (const w of this.wakers) w(n.payload);
+      if (n.channel !== 'weft_queue' || !n.payload) return;
+      const space = n.payload.indexOf(' ');
+      const from = space < 0 ? '' : n.payload.slice(0, space);
+      if (from === this.busId) return;
+      const queue = space < 0 ? n.payload : n.payload.slice(space + 1);
+      for (const w of this.wakers) w(queue);
     });
     client.on('error', (err) => this.relisten(client, err));
     client.on('end', () => this.relisten(client, new Error('connection ended')));
