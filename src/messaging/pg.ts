@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { Database } from '../store/database.js';
 import { ASYNC_COMMIT_CTE, WITH_ASYNC_COMMIT } from '../store/sql.js';
@@ -29,14 +29,22 @@ const RECEIVE_SQL = `
      AND ${WITH_ASYNC_COMMIT}
   RETURNING id, queue, body, deliveries`;
 
+/**
+ * The NOTIFY channel of a queue: a short, valid identifier that every
+ * process derives the same way (queue names can be long and contain dots).
+ */
+export function channelOf(queue: string): string {
+  return `weft_q_${createHash('sha1').update(queue).digest('hex').slice(0, 24)}`;
+}
+
 const ACK_SQL = `WITH ${ASYNC_COMMIT_CTE} DELETE FROM weft.queue_messages WHERE id = ANY($1::bigint[]) AND ${WITH_ASYNC_COMMIT}`;
 
 /**
  * The PostgreSQL queue (WEFT_MESSAGING=pg): rows in weft.queue_messages,
  * claimed with FOR UPDATE SKIP LOCKED and hidden for a visibility timeout,
  * deleted on ack. After a publishing transaction commits, `published()`
- * wakes this process's consumers at once and sends NOTIFY weft_queue (the
- * queue names, batched per tick) to the others; a slow poll catches anything
+ * wakes this process's consumers at once and sends a NOTIFY on each queue's
+ * own channel (batched per tick) to the other processes that consume it; a slow poll catches anything
  * a lost notification (or a dropped LISTEN connection) left.
  *
  * The NOTIFY is deliberately its own tiny transaction, not part of the one
@@ -51,6 +59,8 @@ export class PgMessageBus implements MessageBus {
   private listening = false;
   private closed = false;
   private readonly wakers = new Set<(queue: string) => void>();
+  /** NOTIFY channel → queue, for every queue this process consumes. */
+  private readonly channels = new Map<string, string>();
   private readonly visibilityMs: number;
   private readonly pollIntervalMs: number;
   private readonly maxDeliveries: number;
@@ -92,16 +102,18 @@ export class PgMessageBus implements MessageBus {
       const batch = [...this.pendingNotify];
       this.pendingNotify.clear();
       if (batch.length === 0) return;
-      // The payload names this bus first, so that its own consumers (woken
-      // above already) ignore the echo instead of polling once more.
+      // One channel per queue, so only processes consuming it wake up; the
+      // payload names this bus, so its own consumers (woken above already)
+      // ignore the echo instead of polling once more.
       this.db
-        .query(`SELECT pg_notify('weft_queue', $2 || ' ' || q) FROM unnest($1::text[]) AS q`, [batch, this.busId], 'weft_queue_notify')
+        .query(`SELECT pg_notify(c, $2) FROM unnest($1::text[]) AS c`, [batch.map(channelOf), this.busId], 'weft_queue_notify')
         .catch((err: Error) => this.log.warn({ err: err.message, queues: batch }, 'NOTIFY failed; consumers will find the messages on their next poll'));
     });
   }
 
   async consume(queues: string[], onMessage: (d: Delivery) => void, options: ConsumeOptions): Promise<Subscription> {
     await this.ensureListening();
+    await this.listenTo(queues);
     const wanted = new Set(queues);
     let inFlight = 0;
     let running = true;
@@ -246,21 +258,29 @@ export class PgMessageBus implements MessageBus {
     const client = new pg.Client({ connectionString: this.db.url, application_name: 'weft-listen', keepAlive: true });
     this.listener = client;
     client.on('notification', (n) => {
-      if (n.channel !== 'weft_queue' || !n.payload) return;
-      const space = n.payload.indexOf(' ');
-      const from = space < 0 ? '' : n.payload.slice(0, space);
-      if (from === this.busId) return;
-      const queue = space < 0 ? n.payload : n.payload.slice(space + 1);
+      const queue = this.channels.get(n.channel);
+      if (queue === undefined || n.payload === this.busId) return;
       for (const w of this.wakers) w(queue);
     });
     client.on('error', (err) => this.relisten(client, err));
     client.on('end', () => this.relisten(client, new Error('connection ended')));
     try {
       await client.connect();
-      await client.query('LISTEN weft_queue');
+      for (const channel of this.channels.keys()) await client.query(`LISTEN ${channel}`);
       this.listening = true;
     } catch (err) {
       this.relisten(client, err as Error);
+    }
+  }
+
+  /** LISTEN on the channels of these queues (once per queue per process). */
+  private async listenTo(queues: string[]): Promise<void> {
+    for (const queue of queues) {
+      const channel = channelOf(queue);
+      if (this.channels.has(channel)) continue;
+      this.channels.set(channel, queue);
+      // If the connection is down, ensureListening() LISTENs on every known channel when it is back.
+      if (this.listener && this.listening) await this.listener.query(`LISTEN ${channel}`).catch(() => undefined);
     }
   }
 
