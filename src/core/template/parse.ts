@@ -20,7 +20,7 @@ import semver from 'semver';
 import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Document, type Node } from 'yaml';
 import { TemplateError, type TemplateProblem } from './errors.js';
 import { findCycle, type GraphStep } from './graph.js';
-import { createInputSchemaAjv } from './input-schema.js';
+import { createInputSchemaAjv, pointerToSegments as pointerSegments } from './input-schema.js';
 import {
   BACKOFF_KINDS,
   DEFAULT_BATCH,
@@ -721,14 +721,6 @@ export function formatPath(at: readonly Segment[]): string {
   return out;
 }
 
-function pointerSegments(pointer: string): Segment[] {
-  if (pointer === '') return [];
-  return pointer
-    .split('/')
-    .slice(1)
-    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
-    .map((s) => (/^(0|[1-9][0-9]*)$/.test(s) ? Number(s) : s));
-}
 
 function valueAt(root: unknown, at: Segment[]): unknown {
   let v: unknown = root;
