@@ -61,6 +61,7 @@ export class PgMessageBus implements MessageBus {
   private readonly wakers = new Set<(queue: string) => void>();
   /** NOTIFY channel → queue, for every queue this process consumes. */
   private readonly channels = new Map<string, string>();
+  private listenChain: Promise<unknown> = Promise.resolve();
   private readonly visibilityMs: number;
   private readonly pollIntervalMs: number;
   private readonly maxDeliveries: number;
@@ -279,8 +280,13 @@ export class PgMessageBus implements MessageBus {
       const channel = channelOf(queue);
       if (this.channels.has(channel)) continue;
       this.channels.set(channel, queue);
-      // If the connection is down, ensureListening() LISTENs on every known channel when it is back.
-      if (this.listener && this.listening) await this.listener.query(`LISTEN ${channel}`).catch(() => undefined);
+      // If the connection is down, ensureListening() LISTENs on every known
+      // channel when it is back. One statement at a time on this connection.
+      const listener = this.listener;
+      if (listener && this.listening) {
+        this.listenChain = this.listenChain.then(() => listener.query(`LISTEN ${channel}`)).catch(() => undefined);
+        await this.listenChain;
+      }
     }
   }
 

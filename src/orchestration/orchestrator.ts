@@ -114,7 +114,7 @@ export class Orchestrator extends EventEmitter {
     this.reportGraceMs = options.reportGraceMs ?? Math.max(5_000, 5 * this.pollIntervalMs);
     this.concurrency = options.concurrency ?? 16;
     this.templates = new TemplateCatalog(this.db);
-    this.taskEvents = new TaskEvents(this.db.url, this.log);
+    this.taskEvents = new TaskEvents(this.db, this.log);
     this.metrics = new OrchestratorMetrics(this.db, this.bus);
   }
 

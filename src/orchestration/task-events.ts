@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { Logger } from '../shared/logger.js';
+import type { Database } from '../store/database.js';
 
 /** How often a waiter re-reads its task, in case a notification was lost. */
 const RECHECK_MS = 1_000;
@@ -24,7 +25,7 @@ export class TaskEvents {
   private closed = false;
 
   constructor(
-    private readonly url: string,
+    private readonly db: Database,
     private readonly log: Logger,
   ) {
     this.emitter.setMaxListeners(0);
@@ -32,7 +33,7 @@ export class TaskEvents {
 
   async start(): Promise<void> {
     if (this.closed || this.client) return;
-    const client = new pg.Client({ connectionString: this.url, application_name: 'weft-task-events', keepAlive: true });
+    const client = new pg.Client({ connectionString: this.db.url, application_name: 'weft-task-events', keepAlive: true });
     this.client = client;
     client.on('notification', (n) => {
       if (n.channel !== 'weft_task' || !n.payload) return;
@@ -66,9 +67,7 @@ export class TaskEvents {
   /** A task ended here: wake local waiters now, and other processes' through NOTIFY. */
   announce(event: TaskEndEvent): void {
     this.emit(event);
-    const client = this.client;
-    if (!client) return;
-    client.query(`SELECT pg_notify('weft_task', $1)`, [JSON.stringify(event)]).catch((err: Error) => {
+    this.db.query(`SELECT pg_notify('weft_task', $1)`, [JSON.stringify(event)], 'weft_task_notify').catch((err: Error) => {
       this.log.warn({ err: err.message, task_id: event.task_id }, 'NOTIFY weft_task failed; remote waiters will see the end on their next check');
     });
   }
