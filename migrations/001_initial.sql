@@ -187,3 +187,76 @@ CREATE TABLE weft.processes (
   heartbeat_at timestamptz NOT NULL DEFAULT clock_timestamp(),
   info         jsonb       NOT NULL DEFAULT '{}'::jsonb
 );
+
+-- Accepting a successful step is the hottest path in weft. This function does
+-- it in one round trip and one commit: lock the task row, check this is the
+-- common case (a plain result of a step that is not a decision or batchable
+-- step, on a running task), then complete the step, count down its children,
+-- enqueue those that became ready (with their messages when p_outbox), and
+-- finish the task when nothing else is open. Any other case returns
+-- {"handled": false} and changes nothing; orchestration then takes the
+-- general path (src/orchestration/orchestrator.ts), which does the same
+-- things in TypeScript. Each statement below runs on a fresh snapshot taken
+-- after the lock, so it sees what the previous holder committed.
+CREATE FUNCTION weft.accept_success(p_step uuid, p_pid text, p_outbox boolean) RETURNS jsonb
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  r record;
+  out jsonb;
+BEGIN
+  SELECT t.id AS task_id, t.state AS task_state, t.namespace, s.name, s.state, s.type, s.attempts, s.result
+    INTO r
+    FROM weft.steps s JOIN weft.tasks t ON t.id = s.task_id
+   WHERE s.id = p_step
+     FOR UPDATE OF t;
+  IF NOT FOUND OR r.state <> 'succeeded' OR r.task_state <> 'running' OR r.type IN ('decision', 'batchable')
+     OR (jsonb_typeof(r.result) = 'object' AND r.result ? '$weft') THEN
+    RETURN jsonb_build_object('handled', false);
+  END IF;
+
+  WITH done AS (
+    UPDATE weft.steps SET state = 'complete', seq = seq + 1, updated_at = clock_timestamp()
+     WHERE id = p_step AND state = 'succeeded'
+     RETURNING id, task_id, seq, extract(epoch FROM clock_timestamp() - enqueued_at) * 1000 AS step_ms),
+  done_transition AS (
+    INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id)
+    SELECT id, seq, task_id, 'succeeded', 'complete', p_pid FROM done),
+  children AS (
+    UPDATE weft.steps s
+       SET pending_parents = s.pending_parents - 1,
+           state = CASE WHEN s.pending_parents = 1 AND s.state = 'pending' THEN 'enqueued' ELSE s.state END,
+           seq = CASE WHEN s.pending_parents = 1 AND s.state = 'pending' THEN s.seq + 1 ELSE s.seq END,
+           enqueued_at = CASE WHEN s.pending_parents = 1 AND s.state = 'pending' THEN clock_timestamp() ELSE s.enqueued_at END,
+           updated_at = clock_timestamp()
+      FROM weft.step_edges e, done
+     WHERE e.from_step = done.id AND s.id = e.to_step
+     RETURNING s.id, s.task_id, s.seq, s.runtime, s.state, s.pending_parents),
+  ready AS (SELECT * FROM children WHERE state = 'enqueued' AND pending_parents = 0),
+  ready_transitions AS (
+    INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id)
+    SELECT id, seq, task_id, 'pending', 'enqueued', p_pid FROM ready),
+  messages AS (
+    INSERT INTO weft.queue_messages (queue, body)
+    SELECT 'step.' || r.namespace || '.' || runtime, jsonb_build_object('task_id', task_id, 'step_id', id)
+      FROM ready WHERE p_outbox),
+  others_open AS (
+    SELECT count(*) AS n FROM weft.steps WHERE task_id = r.task_id AND state <> 'complete' AND id <> p_step),
+  finished AS (
+    UPDATE weft.tasks SET state = 'complete', seq = seq + 1, completed_at = clock_timestamp(), updated_at = clock_timestamp()
+     WHERE id = r.task_id AND state = 'running'
+       AND (SELECT count(*) FROM done) = 1 AND (SELECT n FROM others_open) = 0
+     RETURNING id, seq, extract(epoch FROM completed_at - created_at) * 1000 AS task_ms),
+  finished_transition AS (
+    INSERT INTO weft.task_transitions (task_id, seq, from_state, to_state, process_id)
+    SELECT id, seq, 'running', 'complete', p_pid FROM finished)
+  SELECT jsonb_build_object(
+           'handled', true,
+           'task_id', r.task_id, 'namespace', r.namespace, 'name', r.name, 'attempts', r.attempts, 'result', r.result,
+           'completed', (SELECT count(*) FROM done) = 1,
+           'task_completed', (SELECT count(*) FROM finished) = 1,
+           'step_ms', (SELECT step_ms FROM done),
+           'task_ms', (SELECT task_ms FROM finished),
+           'dispatched', coalesce((SELECT jsonb_agg(jsonb_build_object('step_id', id, 'task_id', task_id, 'runtime', runtime)) FROM ready), '[]'::jsonb))
+    INTO out;
+  RETURN out;
+END $fn$;

@@ -6,6 +6,7 @@ import { RESULTS_QUEUE, isStepMessage, stepQueue } from '../messaging/queues.js'
 import { createTask, getTaskState, type DispatchedStep } from '../store/tasks.js';
 import type { PoolClient } from 'pg';
 import {
+  acceptSuccess,
   beginAndLockReportedStep,
   closeFailedStep,
   completeStep,
@@ -214,6 +215,12 @@ export class Orchestrator extends EventEmitter {
    * duplicate report or two orchestrators racing change nothing twice.
    */
   async processReport(stepId: string): Promise<void> {
+    const fast = await this.acceptFast(stepId);
+    if (fast) {
+      this.afterCommit(fast);
+      await this.publish(fast.dispatched);
+      return;
+    }
     for (let attempt = 1; ; attempt++) {
       const client = await this.db.acquire();
       try {
@@ -229,6 +236,31 @@ export class Orchestrator extends EventEmitter {
         throw err;
       } finally {
         client.release();
+      }
+    }
+  }
+
+  /** The common case (a standard step succeeded) in one round trip; undefined for anything else. */
+  private async acceptFast(stepId: string): Promise<ReportOutcome | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const r = await acceptSuccess(this.db, stepId, this.pid, this.bus.transactionalOutbox);
+        if (!r) return undefined;
+        const outcome: ReportOutcome = { events: [], dispatched: r.dispatched.map((d) => ({ ...d, namespace: r.namespace })) };
+        if (r.completed) {
+          outcome.events.push({ task_id: r.task_id, step_id: stepId, name: r.name, state: 'complete', attempts: r.attempts, result: r.result });
+          if (r.step_ms !== null) this.metrics.stepLatency.observe(r.step_ms);
+          this.metrics.reportsProcessed.inc({ outcome: 'complete' });
+        }
+        if (r.task_completed) {
+          outcome.taskEnded = { task_id: r.task_id, state: 'complete' };
+          if (r.task_ms !== null) this.metrics.taskLatency.observe(r.task_ms);
+        }
+        return outcome;
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if ((code === '40P01' || code === '40001') && attempt < 5) continue;
+        throw err;
       }
     }
   }

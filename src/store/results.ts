@@ -93,6 +93,34 @@ const COMPLETE_SQL = `
          (SELECT task_ms FROM finished)::float8 AS task_ms,
          coalesce((SELECT json_agg(json_build_object('step_id', id, 'task_id', task_id, 'runtime', runtime)) FROM ready), '[]') AS dispatched`;
 
+export interface FastAccept {
+  task_id: string;
+  namespace: string;
+  name: string;
+  attempts: number;
+  result: unknown;
+  completed: boolean;
+  task_completed: boolean;
+  step_ms: number | null;
+  task_ms: number | null;
+  dispatched: Array<{ step_id: string; task_id: string; runtime: string }>;
+}
+
+/**
+ * The common case in one round trip and one commit (weft.accept_success in
+ * migrations/001): a plain result of a standard step on a running task.
+ * Returns undefined, having changed nothing, for every other case.
+ */
+export async function acceptSuccess(db: Database, stepId: string, pid: string, outbox: boolean): Promise<FastAccept | undefined> {
+  const { rows } = await db.query<{ r: FastAccept & { handled: boolean } }>(
+    'SELECT weft.accept_success($1, $2, $3) AS r',
+    [stepId, pid, outbox],
+    'weft_accept_success',
+  );
+  const r = rows[0]?.r;
+  return r?.handled ? r : undefined;
+}
+
 export interface CompleteOutcome {
   completed: boolean;
   taskCompleted: boolean;
