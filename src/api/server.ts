@@ -71,7 +71,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
       return reply.status(400).send({ error: { code: err.code, message: err.message, problems: err.problems } });
     }
     if (err instanceof NotFoundError) return reply.status(404).send({ error: { code: err.code, message: err.message } });
-    if (err instanceof ConflictError) return reply.status(409).send({ error: { code: err.code, message: err.message } });
+    if (err instanceof ConflictError) return reply.status(409).send({ error: { code: err.code, message: err.message, ...err.details } });
     if (err.statusCode === 413) {
       return reply.status(413).send({ error: { code: 'too_large', message: `request body is larger than the limit of ${options.bodyLimit ?? 32 * 1024 * 1024} bytes` } });
     }
@@ -103,7 +103,10 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     if (!Number.isFinite(timeoutMs) || timeoutMs < 0 || timeoutMs > 600_000) {
       throw new ValidationError(`timeout_ms must be a number of milliseconds between 0 and 600000, got ${JSON.stringify(raw)}`, 'timeout_ms');
     }
-    const ended = await orchestrator.waitForTask(id, timeoutMs);
+    // A client that goes away stops its wait (and frees the connection) at once.
+    const gone = new AbortController();
+    req.raw.once('close', () => gone.abort());
+    const ended = await orchestrator.waitForTask(id, timeoutMs, gone.signal);
     const view = await getTaskView(db, id);
     if (!view) throw new NotFoundError(`no task ${id}`);
     return { ended: ended || TERMINAL_TASK_STATES.has(view.state), ...view };

@@ -24,7 +24,11 @@ Environment:
   WEFT_MESSAGING        pg (default) | rabbitmq
   WEFT_AMQP_URL         RabbitMQ URL (default amqp://guest:guest@127.0.0.1:5672)
   WEFT_LOG_LEVEL        trace | debug | info (default) | warn | error
-  WEFT_ORCHESTRATOR_URL orchestrator for \`weft run\`; unset = run one in-process`,
+  WEFT_ORCHESTRATOR_URL orchestrator for \`weft run\`; unset = run one in-process
+  WEFT_LEASE_MS         a worker silent this long loses its running steps (default 30000)
+  WEFT_STEP_MAX_LOSSES  a step that lost its worker this many times fails (default 5)
+  WEFT_RETENTION        delete finished tasks this long after they ended, e.g. 7d (default: keep)
+  WEFT_VACUUM_INTERVAL_MS  with autovacuum off, how often weft vacuums its tables (default 30000)`,
   );
 
 program
@@ -44,7 +48,7 @@ program
 
 program
   .command('orchestrator')
-  .description('run an orchestrator: HTTP API, task creation, result processing')
+  .description('run an orchestrator: HTTP API, task creation, retries and the sweeps')
   .option('--port <port>', 'HTTP port', (v) => Number(v), 8080)
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--templates <dir>', 'register every template under this directory at start')

@@ -19,7 +19,11 @@ export async function runOrchestrator(config: WeftConfig, log: Logger, opts: { p
     log,
     processId: processId('orchestrator'),
     pollIntervalMs: config.pollIntervalMs,
+    leaseMs: config.leaseMs,
+    maxLosses: config.maxLosses,
     redispatchAfterMs: config.redispatchAfterMs,
+    retentionMs: config.retentionMs,
+    vacuumIntervalMs: config.vacuumIntervalMs,
   });
   await orchestrator.registerTemplates(templates);
   await orchestrator.start();

@@ -7,9 +7,9 @@ import { ValidationError } from '../shared/errors.js';
 import { connectStore } from '../store/connect.js';
 import { getTaskView, type TaskView } from '../store/tasks.js';
 import { createMessageBus } from '../messaging/index.js';
-import { Orchestrator, type StepEvent } from '../orchestration/orchestrator.js';
+import { Orchestrator } from '../orchestration/orchestrator.js';
 import { loadTemplateDir } from '../core/template/load.js';
-import { Worker } from '../worker/worker.js';
+import { Worker, type StepEvent } from '../worker/worker.js';
 import { createRunner } from '../worker/runners.js';
 
 export interface RunOptions {
@@ -54,7 +54,17 @@ async function runInProcess(
   const log = createLogger({ level: process.env.WEFT_LOG_LEVEL ?? 'warn' });
   const store = await connectStore(config, log);
   const bus = createMessageBus(config, store.db, log);
-  const orchestrator = new Orchestrator({ db: store.db, bus, log, processId: processId('run'), pollIntervalMs: config.pollIntervalMs });
+  const orchestrator = new Orchestrator({
+    db: store.db,
+    bus,
+    log,
+    processId: processId('run'),
+    pollIntervalMs: config.pollIntervalMs,
+    leaseMs: config.leaseMs,
+    maxLosses: config.maxLosses,
+    retentionMs: config.retentionMs,
+    vacuumIntervalMs: config.vacuumIntervalMs,
+  });
   const workers: Worker[] = [];
   try {
     if (existsSync(opts.templates)) await orchestrator.registerTemplates(await loadTemplateDir(opts.templates));
@@ -68,13 +78,14 @@ async function runInProcess(
     }
     const t0 = performance.now();
     let taskId = '';
+    // The workers finish steps themselves; their events are this run's progress lines.
     const progress = (e: StepEvent) => {
       if (e.task_id !== taskId || opts.json) return;
-      const mark = e.state === 'complete' ? '✓' : e.state === 'waiting_retry' ? '↻' : '✗';
-      const detail = e.state === 'complete' ? short(e.result) : short((e.error as { message?: string })?.message ?? e.error);
+      const mark = e.state === 'complete' ? '✓' : e.state === 'waiting_retry' ? '↻' : e.state === 'cancelled' ? '⊘' : '✗';
+      const detail = e.state === 'complete' ? short(e.result) : e.state === 'cancelled' ? 'cancelled' : short((e.error as { message?: string })?.message ?? e.error);
       out(`  ${mark} ${e.name.padEnd(28)} ${detail.padEnd(24)} ${(performance.now() - t0).toFixed(1).padStart(8)} ms`);
     };
-    if (opts.wait) orchestrator.on('step', progress);
+    if (opts.wait) for (const w of workers) w.on('step', progress);
     const created = await orchestrator.createTask(req);
     taskId = created.id;
     if (!opts.wait) {

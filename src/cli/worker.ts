@@ -27,6 +27,7 @@ export async function runWorker(
     namespaces: opts.namespaces?.split(',').map((s) => s.trim()).filter(Boolean),
     concurrency: opts.concurrency,
     leaseMs: config.leaseMs,
+    info: opts.port !== undefined ? { port: opts.port } : {},
   });
   await worker.start();
 

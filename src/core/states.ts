@@ -1,25 +1,30 @@
 /**
  * Task and step state machines: the one table of legal transitions.
  *
- * The same table is seeded into PostgreSQL by migrations/001 (tables
- * `weft.task_transition_rules` and `weft.step_transition_rules`), where a
- * foreign key from every transition row makes the database itself refuse an
- * illegal move. test/integration/store.transitions.test.ts checks that the
- * two copies agree.
+ * The same table is seeded into PostgreSQL by migrations 001 and 002 (tables
+ * `weft.task_transition_rules` and `weft.step_transition_rules`), compiled into
+ * the check constraints of the transition logs, so the database itself refuses
+ * an illegal move. test/integration/store.transitions.test.ts checks that the
+ * copies agree.
  *
- * Step lifecycle on the happy path:
+ * Step lifecycle on the happy path (since migration 002 the worker that
+ * finishes a step applies its outcome itself, in one statement):
  *
- *   pending ─dispatch─► enqueued ─claim─► running ─report─► succeeded ─accept─► complete
+ *   pending ─released─► enqueued ─claim─► running ─finish─► complete
+ *   pending ─released and claimed by the finishing worker─► running   (a chain continues in place)
  *
  * and on failure:
  *
- *   running ─report─► failed ─► waiting_retry ─backoff elapsed─► enqueued …
- *                            └► error                       (permanent, or attempts exhausted)
+ *   running ─finish─► waiting_retry ─backoff elapsed─► enqueued …
+ *   running ─finish─► error              (permanent, or attempts exhausted; the task fails)
+ *   running ─worker lost─► enqueued      (it runs again without using the retry budget)
  *
- * `succeeded` and `failed` are the worker's word, not yet acted on by
- * orchestration; orchestration turns them into `complete`, `waiting_retry` or
- * `error`. A `running` step whose lease expired (its worker died) is
- * reported `failed` by orchestration, so the same retry policy applies.
+ * A worker presumed lost may still bring its result before anyone else
+ * claimed the step: enqueued → complete | waiting_retry | error.
+ *
+ * `succeeded` and `failed` are the intermediate states of migration 001,
+ * when a worker reported and an orchestrator accepted; they stay legal for
+ * the history of older tasks.
  */
 
 export const STEP_STATES = [
@@ -39,14 +44,15 @@ export const TASK_STATES = ['pending', 'running', 'complete', 'error', 'cancelle
 export type TaskState = (typeof TASK_STATES)[number];
 
 export const STEP_TRANSITIONS: Readonly<Record<StepState, readonly StepState[]>> = {
-  pending: ['enqueued', 'cancelled'],
-  // enqueued → enqueued: the dispatch message was lost and is sent again.
-  enqueued: ['running', 'enqueued', 'cancelled'],
-  // A worker that stops heartbeating loses its lease: orchestration records
-  // running → failed on its behalf, and the retry policy takes it from there.
-  running: ['succeeded', 'failed', 'cancelled'],
-  // succeeded → failed: orchestration could not use the outcome (a decision
-  // naming an unknown step, a malformed batch outcome).
+  // pending → running: released by its last parent's finish and claimed in the same statement.
+  pending: ['enqueued', 'running', 'cancelled'],
+  // enqueued → enqueued: the broker's message was lost and is sent again.
+  // enqueued → complete | waiting_retry | error: the result of a run whose
+  // worker was presumed lost, accepted because nobody claimed the step since.
+  enqueued: ['running', 'enqueued', 'cancelled', 'complete', 'waiting_retry', 'error'],
+  // running → enqueued: its worker stopped heartbeating; it runs again.
+  running: ['succeeded', 'failed', 'cancelled', 'complete', 'waiting_retry', 'error', 'enqueued'],
+  // Migration 001's intermediate states (kept for older tasks' history).
   succeeded: ['complete', 'failed'],
   failed: ['waiting_retry', 'error'],
   waiting_retry: ['enqueued', 'cancelled'],

@@ -15,7 +15,7 @@ export function createMessageBus(
   log: Logger,
 ): MessageBus {
   if (config.messaging === 'rabbitmq') {
-    return new RabbitMessageBus({ url: config.amqpUrl, prefix: config.queuePrefix ?? process.env.WEFT_QUEUE_PREFIX ?? 'weft' }, log);
+    return new RabbitMessageBus({ url: config.amqpUrl, prefix: config.queuePrefix ?? process.env.WEFT_QUEUE_PREFIX ?? 'weft' }, db, log);
   }
   return new PgMessageBus(db, log, { pollIntervalMs: config.pollIntervalMs });
 }

@@ -3,13 +3,11 @@
  * mix runtimes and each worker consumes only what it can run. The SQL in
  * src/store builds the same names (`'step.' || namespace || '.' || runtime`).
  */
-export const RESULTS_QUEUE = 'orchestration.results';
-
 export function stepQueue(namespace: string, runtime: string): string {
   return `step.${namespace}.${runtime}`;
 }
 
-/** Body of a dispatch (orchestrator → worker) and of a report (worker → orchestrator). */
+/** Body of a step message (RabbitMQ): which step of which task is ready. */
 export interface StepMessage {
   task_id: string;
   step_id: string;

@@ -1,14 +1,11 @@
 import amqp from 'amqplib';
 import type { Logger } from '../shared/logger.js';
-import {
-  MessagingError,
-  type BusHealth,
-  type ConsumeOptions,
-  type Delivery,
-  type MessageBus,
-  type OutgoingMessage,
-  type Subscription,
-} from './types.js';
+import type { Database } from '../store/database.js';
+import type { Dispatch, OutboxMessage } from '../store/events.js';
+import { deleteOutbox, type Notice } from '../store/dispatch.js';
+import { signalsOf, type Signals } from '../store/signals.js';
+import { isStepMessage } from './queues.js';
+import { MessagingError, type BusHealth, type ConsumeOptions, type MessageBus, type StepConsumer, type Subscription } from './types.js';
 
 export interface RabbitBusOptions {
   url: string;
@@ -18,12 +15,22 @@ export interface RabbitBusOptions {
   publishTimeoutMs?: number;
 }
 
+interface Held {
+  stepId: string;
+  channel: amqp.Channel;
+  msg: amqp.ConsumeMessage;
+}
+
 interface ConsumerState {
   queues: string[];
-  onMessage: (d: Delivery) => void;
+  consumer: StepConsumer;
   options: ConsumeOptions;
   channel?: amqp.Channel;
   active: boolean;
+  /** Deliveries not claimed yet (no room, or a claim in progress): unacknowledged, so the prefetch holds the broker back. */
+  held: Held[];
+  claiming: boolean;
+  scheduled: boolean;
 }
 
 /**
@@ -33,10 +40,18 @@ interface ConsumerState {
  * socket (with Nagle on, a request/reply hop cost ~44 ms here instead of
  * ~1.4 ms). A lost connection is re-established with backoff; consumers are
  * re-attached and publishers wait for it.
+ *
+ * Statements that make steps ready write their messages to weft.outbox in the
+ * same transaction; `deliver` publishes them after COMMIT and deletes them
+ * once confirmed. A consumer claims the steps of the deliveries that arrive
+ * in the same tick with one statement, and acknowledges them once the claim
+ * committed (claimed or found stale alike).
  */
 export class RabbitMessageBus implements MessageBus {
   readonly backend = 'rabbitmq' as const;
-  readonly transactionalOutbox = false;
+  readonly dispatchMode = 'outbox' as const;
+  private readonly signals: Signals;
+  private readonly publishing = new Set<Promise<void>>();
   private connection: amqp.ChannelModel | undefined;
   private publisher: amqp.ConfirmChannel | undefined;
   private connecting: Promise<void> | undefined;
@@ -48,10 +63,12 @@ export class RabbitMessageBus implements MessageBus {
 
   constructor(
     private readonly options: RabbitBusOptions,
+    private readonly db: Database,
     private readonly log: Logger,
   ) {
     this.prefix = options.prefix ?? 'weft';
     this.dlx = `${this.prefix}.dlx`;
+    this.signals = signalsOf(db, log);
   }
 
   private name(queue: string): string {
@@ -126,7 +143,8 @@ export class RabbitMessageBus implements MessageBus {
     this.asserted.add(q);
   }
 
-  async publish(messages: OutgoingMessage[]): Promise<void> {
+  /** Publish with confirms; waits (up to publishTimeoutMs) for a lost connection to come back. */
+  private async publish(messages: OutboxMessage[]): Promise<void> {
     if (messages.length === 0) return;
     const deadline = Date.now() + (this.options.publishTimeoutMs ?? 10_000);
     for (;;) {
@@ -151,27 +169,72 @@ export class RabbitMessageBus implements MessageBus {
     }
   }
 
-  /** Not used: a broker delivers what `publish` sent. */
-  published(_queues: string[]): void {}
+  deliver(dispatch: Dispatch, notices: Notice[] = []): void {
+    if (notices.length) this.signals.send(undefined, notices);
+    if (dispatch.outbox.length === 0) return;
+    const work = this.republish(dispatch.outbox).catch((err: Error) =>
+      this.log.warn({ err: err.message, messages: dispatch.outbox.length }, 'publishing step messages failed; the outbox sweep will send them'),
+    );
+    this.publishing.add(work);
+    void work.finally(() => this.publishing.delete(work));
+  }
 
-  async consume(queues: string[], onMessage: (d: Delivery) => void, options: ConsumeOptions): Promise<Subscription> {
-    const state: ConsumerState = { queues, onMessage, options, active: true };
+  async republish(messages: OutboxMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    await this.publish(messages);
+    await deleteOutbox(
+      this.db,
+      messages.map((m) => m.id),
+    ).catch((err: Error) => this.log.warn({ err: err.message }, 'deleting published outbox rows failed; the sweep will publish them again (harmless)'));
+  }
+
+  async consume(queues: string[], consumer: StepConsumer, options: ConsumeOptions): Promise<Subscription> {
+    const state: ConsumerState = { queues, consumer, options, active: true, held: [], claiming: false, scheduled: false };
     this.consumers.add(state);
     await this.connect();
     if (!state.channel) await this.attach(state);
     return {
+      poke: () => this.schedule(state),
       stop: async () => {
         state.active = false;
         this.consumers.delete(state);
         const ch = state.channel;
         state.channel = undefined;
-        // Cancel consumption but keep the channel open until deliveries in
-        // hand are settled, so their acks still reach the broker.
+        // Cancel consumption; held deliveries go back to the broker for another worker.
         if (ch) {
           for (const tag of (ch as unknown as { __weftTags?: string[] }).__weftTags ?? []) await ch.cancel(tag).catch(() => undefined);
         }
+        for (const h of state.held.splice(0)) settle(h, 'requeue');
       },
     };
+  }
+
+  /** Claim what the consumer holds, as room allows, in one statement per tick. */
+  private schedule(state: ConsumerState): void {
+    if (state.scheduled || state.claiming || state.held.length === 0) return;
+    state.scheduled = true;
+    setImmediate(() => {
+      state.scheduled = false;
+      void this.claimHeld(state);
+    });
+  }
+
+  private async claimHeld(state: ConsumerState): Promise<void> {
+    if (state.claiming || !state.active) return;
+    const room = state.consumer.room();
+    if (room <= 0 || state.held.length === 0) return;
+    const batch = state.held.splice(0, room);
+    state.claiming = true;
+    try {
+      await state.consumer.claimDelivered(batch.map((h) => h.stepId));
+      for (const h of batch) settle(h, 'ack');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, steps: batch.length }, 'claiming delivered steps failed; the messages go back to the broker');
+      for (const h of batch) settle(h, 'requeue');
+    } finally {
+      state.claiming = false;
+    }
+    this.schedule(state);
   }
 
   private async attach(state: ConsumerState): Promise<void> {
@@ -191,35 +254,15 @@ export class RabbitMessageBus implements MessageBus {
           try {
             body = JSON.parse(msg.content.toString('utf8'));
           } catch {
-            this.log.warn({ queue }, 'dead-lettering a message that is not JSON');
+            body = undefined;
+          }
+          if (!isStepMessage(body)) {
+            this.log.warn({ queue, body: msg.content.toString('utf8').slice(0, 200) }, 'dead-lettering a message that is not a step message');
             ch.nack(msg, false, false);
             return;
           }
-          let settled = false;
-          state.onMessage({
-            queue,
-            body,
-            deliveries: msg.fields.redelivered ? 2 : 1,
-            ack: () => {
-              if (settled) return;
-              settled = true;
-              try {
-                ch.ack(msg);
-              } catch {
-                /* channel gone: the broker redelivers it, and the claim drops the duplicate */
-              }
-            },
-            nack: (requeue, reason) => {
-              if (settled) return;
-              settled = true;
-              if (!requeue) this.log.warn({ queue, reason }, 'dead-lettering a message');
-              try {
-                ch.nack(msg, false, requeue);
-              } catch {
-                /* channel gone: redelivered */
-              }
-            },
-          });
+          state.held.push({ stepId: body.step_id, channel: ch, msg });
+          this.schedule(state);
         },
         { noAck: false },
       );
@@ -268,10 +311,21 @@ export class RabbitMessageBus implements MessageBus {
   }
 
   async close(): Promise<void> {
+    await Promise.allSettled([...this.publishing]);
     this.closed = true;
     const conn = this.connection;
     this.connection = undefined;
     this.publisher = undefined;
     if (conn) await conn.close().catch(() => undefined);
+  }
+}
+
+/** Acknowledge or requeue a delivery; a channel that is gone means the broker redelivers it anyway. */
+function settle(h: Held, how: 'ack' | 'requeue'): void {
+  try {
+    if (how === 'ack') h.channel.ack(h.msg);
+    else h.channel.nack(h.msg, false, true);
+  } catch {
+    /* channel gone: the broker redelivers it, and the claim drops the duplicate */
   }
 }

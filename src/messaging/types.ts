@@ -2,34 +2,46 @@
  * One messaging interface, one implementation per backend (pg.ts,
  * rabbitmq.ts); nothing above this layer knows which one it talks to.
  *
- * Messages carry ids only ({task_id, step_id}); PostgreSQL holds the data
- * and the truth. A message is a prompt to look, so a duplicate is harmless
- * (the claim is a compare-and-set) and a lost one is recovered by the
- * orchestrator's sweeps.
+ * PostgreSQL holds the data and the truth. A step is dispatched by the same
+ * statement that makes it ready; the bus only gets it to a worker:
+ *   - the PostgreSQL queue (pg.ts): the steps table is the queue. A worker
+ *     claims ready steps of its queues directly, and a statement that makes
+ *     steps ready wakes one waiting consumer per step (after COMMIT).
+ *   - RabbitMQ (rabbitmq.ts): the statement writes a message per ready step to
+ *     weft.outbox; after COMMIT the bus publishes them (with confirms) and
+ *     deletes them. A message names a step; the worker claims it by id.
+ * A message is a prompt to look, so a duplicate is harmless (the claim is a
+ * compare-and-set) and a lost one is repaired by a sweep.
  */
-export interface OutgoingMessage {
-  queue: string;
-  body: unknown;
-}
+import type { Dispatch, OutboxMessage } from '../store/events.js';
+import type { Notice } from '../store/dispatch.js';
+import type { DispatchMode } from '../store/tasks.js';
+import type { WaiterRegistration } from '../store/claim.js';
 
-export interface Delivery {
-  queue: string;
-  body: unknown;
-  /** How many times this message has been delivered, this time included (RabbitMQ: 1, or 2 when redelivered). */
-  deliveries: number;
-  /** Done with it: remove it from the queue. */
-  ack(): void;
-  /** Give it back (`requeue`) or dead-letter it, with a reason for the log and the dead-letter record. */
-  nack(requeue: boolean, reason: string): void;
+/** What a bus needs from the worker it feeds. */
+export interface StepConsumer {
+  /** Free slots right now. */
+  room(): number;
+  /**
+   * PostgreSQL queue: claim (and start) up to `room` ready steps of the
+   * consumer's queues; a short claim registers `waiter`. Returns how many were claimed.
+   */
+  claimQueued(room: number, waiter: WaiterRegistration): Promise<number>;
+  /** Broker: claim (and start) the steps these messages name; resolves once the claim committed. */
+  claimDelivered(stepIds: string[]): Promise<void>;
 }
 
 export interface Subscription {
-  /** Stop taking new messages; deliveries already handed out stay valid. */
+  /** PostgreSQL queue: the consumer's waiter registration, which its finishes renew too. */
+  readonly waiter?: WaiterRegistration;
+  /** The consumer has free slots again (a broker consumer claims what it holds back). */
+  poke(): void;
+  /** Stop taking new work; what was handed out stays valid. */
   stop(): Promise<void>;
 }
 
 export interface ConsumeOptions {
-  /** Most unacknowledged deliveries outstanding at once. */
+  /** Most steps handed to the consumer at once (its concurrency). */
   prefetch: number;
 }
 
@@ -42,25 +54,24 @@ export interface BusHealth {
 export interface MessageBus {
   readonly backend: 'pg' | 'rabbitmq';
   /**
-   * True when messages are written by the SQL statement that commits the
-   * state change (the PostgreSQL queue): the store does it, with `outbox`
-   * set, and `publish` is not needed for them. False for a broker: publish
-   * after COMMIT (state before message).
+   * How statements that enqueue steps hand them over: 'wake' (the steps
+   * table is the queue; consumers are woken) or 'outbox' (messages written to
+   * weft.outbox, published by `deliver`).
    */
-  readonly transactionalOutbox: boolean;
-  publish(messages: OutgoingMessage[]): Promise<void>;
+  readonly dispatchMode: DispatchMode;
   /**
-   * Transactional outbox only: messages to these queues were just committed
-   * by a state-changing statement; wake their consumers. Never throws; a lost
-   * wake-up only delays delivery to the fallback poll.
+   * After the COMMIT of a statement that enqueued steps: get them to workers
+   * (wake consumers, or publish and delete the outbox messages), and send
+   * `notices`. Never throws; what fails here is repaired by polls and sweeps.
    */
-  published(queues: string[]): void;
-  consume(queues: string[], onMessage: (d: Delivery) => void, options: ConsumeOptions): Promise<Subscription>;
-  /** Periodic housekeeping the backend needs, if any (the PostgreSQL queue vacuums its table). */
-  maintain?(): Promise<void>;
-  /** Messages waiting in each queue (for metrics and backpressure). */
+  deliver(dispatch: Dispatch, notices?: Notice[]): void;
+  /** Publish outbox messages a crash left behind, then delete them (the outbox sweep). */
+  republish(messages: OutboxMessage[]): Promise<void>;
+  consume(queues: string[], consumer: StepConsumer, options: ConsumeOptions): Promise<Subscription>;
+  /** Ready steps (or messages) waiting in each queue, for metrics. */
   depth(queues: string[]): Promise<Record<string, number>>;
   health(): Promise<BusHealth>;
+  /** Wait for deliveries in progress, then let go of connections. */
   close(): Promise<void>;
 }
 

@@ -1,84 +1,145 @@
 import { EventEmitter } from 'node:events';
-import pg from 'pg';
+import { randomBytes } from 'node:crypto';
 import type { Logger } from '../shared/logger.js';
 import type { Database } from '../store/database.js';
+import { signalsOf, type Signals } from '../store/signals.js';
 
 /** How often a waiter re-reads its task, in case a notification was lost. */
 const RECHECK_MS = 1_000;
+/** How long a watch registration holds; renewed at a third of it. */
+const WATCH_TTL_MS = 30_000;
 
 export interface TaskEndEvent {
   task_id: string;
   state: 'complete' | 'error' | 'cancelled';
+  namespace?: string;
+  name?: string;
+  /** Creation to end, server side. */
+  ms?: number;
 }
 
+/** A step of a watched task changed state. */
+export interface StepChange {
+  kind: 'step';
+  task_id: string;
+  step_id: string;
+  name: string;
+  state: string;
+  attempts: number;
+}
+
+export type LiveEvent = StepChange | ({ kind: 'task' } & TaskEndEvent);
+
 /**
- * Tells waiters the moment a task ends, whichever orchestrator finished it:
- * the orchestrator that finished it emits locally and sends NOTIFY weft_task
- * right after its COMMIT (not inside it: notifying transactions commit one at
- * a time in PostgreSQL); every orchestrator LISTENs. A waiter also re-reads
- * the task once a second, so a lost notification delays it by a second at
- * most and loses nothing.
+ * Tells waiters the moment a task ends, whichever process ended it: the
+ * worker that finished the task's last step (or the process that failed or
+ * cancelled it) sends `weft_task` after its COMMIT through src/store/signals.ts,
+ * which delivers it in-process at once and to every other process through
+ * NOTIFY. A waiter also re-reads the task once a second, so a lost
+ * notification delays it by a second at most and loses nothing.
+ *
+ * Live step changes (`watch`) are sent only for tasks someone watches: the
+ * watch is registered in weft.task_watchers, which the finishing worker's
+ * statement reads, so unwatched tasks cost nothing.
  */
 export class TaskEvents {
   private readonly emitter = new EventEmitter();
-  private client: pg.Client | undefined;
-  private closed = false;
+  private readonly signals: Signals;
+  private readonly watcherId = `w${randomBytes(6).toString('hex')}`;
+  private readonly watched = new Map<string, number>();
+  private unlisten: Array<() => void> = [];
+  private renewTimer: NodeJS.Timeout | undefined;
+  private started = false;
 
   constructor(
     private readonly db: Database,
     private readonly log: Logger,
   ) {
     this.emitter.setMaxListeners(0);
+    this.signals = signalsOf(db, log);
   }
 
   async start(): Promise<void> {
-    if (this.closed || this.client) return;
-    const client = new pg.Client({ connectionString: this.db.url, application_name: 'weft-task-events', keepAlive: true });
-    this.client = client;
-    client.on('notification', (n) => {
-      if (n.channel !== 'weft_task' || !n.payload) return;
-      try {
-        this.emit(JSON.parse(n.payload) as TaskEndEvent);
-      } catch {
-        /* not ours */
-      }
-    });
-    const retry = (err: Error) => {
-      if (this.client !== client || this.closed) return;
-      this.client = undefined;
-      client.end().catch(() => undefined);
-      this.log.warn({ err: err.message }, 'lost the task-events LISTEN connection; reconnecting');
-      setTimeout(() => void this.start().then(() => this.emitter.emit('reconnected')), 500).unref();
-    };
-    client.on('error', retry);
-    client.on('end', () => retry(new Error('connection ended')));
-    try {
-      await client.connect();
-      await client.query('LISTEN weft_task');
-    } catch (err) {
-      retry(err as Error);
-    }
+    if (this.started) return;
+    this.started = true;
+    this.unlisten.push(
+      await this.signals.listen('weft_task', (payload) => {
+        const e = parse<TaskEndEvent>(payload);
+        if (!e?.task_id) return;
+        this.emitter.emit(e.task_id, e);
+        this.emitter.emit('*', e);
+      }),
+      await this.signals.listen('weft_step', (payload) => {
+        const e = parse<Omit<StepChange, 'kind'> & { attempt?: number }>(payload);
+        if (!e?.task_id || !this.watched.has(e.task_id)) return;
+        this.emitter.emit(`step:${e.task_id}`, { kind: 'step', task_id: e.task_id, step_id: e.step_id, name: e.name, state: e.state, attempts: e.attempt ?? e.attempts } satisfies StepChange);
+      }),
+      this.signals.onReconnect(() => this.emitter.emit('reconnected')),
+    );
   }
 
-  emit(event: TaskEndEvent): void {
-    this.emitter.emit(event.task_id, event);
-  }
-
-  /** A task ended here: wake local waiters now, and other processes' through NOTIFY. */
+  /** A task ended in this process: wake local waiters now, and other processes' through NOTIFY. */
   announce(event: TaskEndEvent): void {
-    this.emit(event);
-    this.db.query(`SELECT pg_notify('weft_task', $1)`, [JSON.stringify(event)], 'weft_task_notify').catch((err: Error) => {
-      this.log.warn({ err: err.message, task_id: event.task_id }, 'NOTIFY weft_task failed; remote waiters will see the end on their next check');
-    });
+    this.signals.send(undefined, [{ channel: 'weft_task', payload: JSON.stringify(event) }]);
+  }
+
+  /** Every task end any process reports (the dashboard's live list, latency metrics). */
+  onTaskEnd(listener: (e: TaskEndEvent) => void): () => void {
+    this.emitter.on('*', listener);
+    return () => this.emitter.off('*', listener);
   }
 
   /**
-   * Resolve when the task ends or `timeoutMs` passes (then with undefined).
-   * `check` reads the current state and is called after subscribing (so an
-   * end between the caller's read and the subscription is not missed) and
-   * after a reconnect of the LISTEN connection.
+   * Live changes of one task: its steps' states and its end, until the
+   * returned function is called. Registers the watch in weft.task_watchers
+   * (renewed while it lasts).
    */
-  async waitForEnd(taskId: string, timeoutMs: number, check: () => Promise<boolean>): Promise<boolean> {
+  watch(taskId: string, listener: (e: LiveEvent) => void): () => void {
+    const onStep = (e: StepChange) => listener(e);
+    const onEnd = (e: TaskEndEvent) => listener({ kind: 'task', ...e });
+    this.emitter.on(`step:${taskId}`, onStep);
+    this.emitter.on(taskId, onEnd);
+    this.watched.set(taskId, (this.watched.get(taskId) ?? 0) + 1);
+    if (this.watched.get(taskId) === 1) void this.registerWatches([taskId]);
+    this.renewTimer ??= setInterval(() => void this.registerWatches([...this.watched.keys()]), WATCH_TTL_MS / 3).unref();
+    return () => {
+      this.emitter.off(`step:${taskId}`, onStep);
+      this.emitter.off(taskId, onEnd);
+      const n = (this.watched.get(taskId) ?? 1) - 1;
+      if (n > 0) {
+        this.watched.set(taskId, n);
+        return;
+      }
+      this.watched.delete(taskId);
+      this.db
+        .query('DELETE FROM weft.task_watchers WHERE task_id = $1 AND watcher = $2', [taskId, this.watcherId])
+        .catch(() => undefined);
+      if (this.watched.size === 0) {
+        clearInterval(this.renewTimer);
+        this.renewTimer = undefined;
+      }
+    };
+  }
+
+  private async registerWatches(taskIds: string[]): Promise<void> {
+    if (taskIds.length === 0) return;
+    await this.db
+      .query(
+        `INSERT INTO weft.task_watchers (task_id, watcher, expires_at)
+         SELECT t, $2, clock_timestamp() + make_interval(secs => $3 / 1000.0) FROM unnest($1::uuid[]) AS t
+         ON CONFLICT (task_id, watcher) DO UPDATE SET expires_at = excluded.expires_at`,
+        [taskIds, this.watcherId, WATCH_TTL_MS],
+      )
+      .catch((err: Error) => this.log.warn({ err: err.message }, 'registering live task watches failed; step changes may not be shown until the next renewal'));
+  }
+
+  /**
+   * Resolve when the task ends or `timeoutMs` passes (then with false).
+   * `check` reads the current state and is called after subscribing (so an
+   * end between the caller's read and the subscription is not missed), once
+   * a second, and after a reconnect of the LISTEN connection.
+   */
+  async waitForEnd(taskId: string, timeoutMs: number, check: () => Promise<boolean>, signal?: AbortSignal): Promise<boolean> {
     return new Promise<boolean>((resolve) => {
       let done = false;
       const finish = (ended: boolean) => {
@@ -88,26 +149,33 @@ export class TaskEvents {
         clearInterval(poll);
         this.emitter.off(taskId, onEnd);
         this.emitter.off('reconnected', recheck);
+        signal?.removeEventListener('abort', onAbort);
         resolve(ended);
       };
       const onEnd = () => finish(true);
+      const onAbort = () => finish(false);
       const recheck = () => void check().then((ended) => ended && finish(true), () => undefined);
       const timer = setTimeout(() => finish(false), timeoutMs);
       const poll = setInterval(recheck, RECHECK_MS);
       poll.unref();
       this.emitter.on(taskId, onEnd);
       this.emitter.on('reconnected', recheck);
+      signal?.addEventListener('abort', onAbort);
       recheck();
     });
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    const c = this.client;
-    this.client = undefined;
-    if (c) {
-      c.removeAllListeners('end');
-      await c.end().catch(() => undefined);
-    }
+    for (const off of this.unlisten.splice(0)) off();
+    clearInterval(this.renewTimer);
+    this.started = false;
+  }
+}
+
+function parse<T>(payload: string): T | undefined {
+  try {
+    return JSON.parse(payload) as T;
+  } catch {
+    return undefined;
   }
 }

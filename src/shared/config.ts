@@ -20,12 +20,33 @@ export interface WeftConfig {
     /** Log a warning when getting a connection takes longer than this. */
     slowAcquireThresholdMs: number;
   };
-  /** How long a worker owns a claimed step without a heartbeat. */
+  /** How long a worker's steps survive without a heartbeat of the worker (it heartbeats every second). */
   leaseMs: number;
   /** Fallback polling period for queues and the orchestrator's sweeper. */
   pollIntervalMs: number;
-  /** An `enqueued` step older than this with no claim is dispatched again. */
+  /** Broker only: an `enqueued` step older than this with no claim is dispatched again. */
   redispatchAfterMs: number;
+  /** A step that lost its worker this many times fails instead of running again. */
+  maxLosses: number;
+  /** Finished tasks are deleted this long after they ended; 0 keeps them forever. */
+  retentionMs: number;
+  /** With autovacuum off on the server, how often weft vacuums and analyses its tables. */
+  vacuumIntervalMs: number;
+}
+
+/**
+ * A duration setting: `500ms`, `30s`, `15m`, `12h`, `7d`, or a number of
+ * milliseconds; empty or `0` means off.
+ *
+ * @example
+ *   parseDuration('WEFT_RETENTION', '7d') // 604800000
+ */
+export function parseDuration(name: string, raw: string | undefined): number {
+  if (raw === undefined || raw.trim() === '' || raw.trim() === '0') return 0;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(raw);
+  if (!m) throw new ConfigError(`${name}=${JSON.stringify(raw)} is not a duration; use e.g. 30s, 15m, 12h or 7d (or a number of milliseconds)`);
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 'ms') as 'ms' | 's' | 'm' | 'h' | 'd'];
+  return Math.round(Number(m[1]) * unit);
 }
 
 function intFrom(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): number {
@@ -57,5 +78,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WeftConfig {
     leaseMs: intFrom(env, 'WEFT_LEASE_MS', 30_000, 100),
     pollIntervalMs: intFrom(env, 'WEFT_POLL_INTERVAL_MS', 1_000, 10),
     redispatchAfterMs: intFrom(env, 'WEFT_REDISPATCH_AFTER_MS', 30_000, 100),
+    maxLosses: intFrom(env, 'WEFT_STEP_MAX_LOSSES', 5, 1),
+    retentionMs: parseDuration('WEFT_RETENTION', env.WEFT_RETENTION),
+    vacuumIntervalMs: intFrom(env, 'WEFT_VACUUM_INTERVAL_MS', 30_000, 1_000),
   };
 }

@@ -40,8 +40,11 @@ export class NotFoundError extends WeftError {
 /** The request conflicts with what is stored (HTTP 409). */
 export class ConflictError extends WeftError {
   override name = 'ConflictError';
-  constructor(message: string) {
+  /** What the conflict is with, for the API's answer (e.g. the existing task's id). */
+  readonly details: Record<string, unknown> | undefined;
+  constructor(message: string, details?: Record<string, unknown>) {
     super('conflict', message);
+    this.details = details;
   }
 }
 

@@ -41,6 +41,8 @@ export class Database {
   private readonly stats = { acquires: 0, slowAcquires: 0, acquireMsTotal: 0, maxAcquireMs: 0 };
   /** Observers of each acquire time (ms), e.g. a Prometheus histogram. */
   readonly acquireObservers: Array<(ms: number) => void> = [];
+  /** Run before the pool closes (e.g. the LISTEN connection of src/store/signals.ts). */
+  private readonly closers: Array<() => Promise<void>> = [];
 
   constructor(options: DatabaseOptions) {
     this.url = options.url;
@@ -53,6 +55,10 @@ export class Database {
       idleTimeoutMillis: 30_000,
       application_name: options.applicationName ?? 'weft',
       keepAlive: true,
+      // JIT compiling weft's short statements costs more than running them
+      // (on never-analysed tables the task view took 172 ms to JIT, issue 8),
+      // whatever the server's default; weft's own functions also set it.
+      options: '-c jit=off',
     });
     // An idle client losing its connection (server restart) must not crash the process.
     this.pool.on('error', (err) => this.log.warn({ err: err.message }, 'idle database connection lost; the pool will reconnect'));
@@ -76,6 +82,21 @@ export class Database {
       return await client.query<R>(name ? { name, text, values } : { text, values });
     } finally {
       client.release();
+    }
+  }
+
+  /**
+   * `query` for statements that are safe to run twice (reads, and writes that
+   * are compare-and-sets): tried once more on a fresh connection when the
+   * first one turns out to be dead (a server restart, an administrator's
+   * pg_terminate_backend) — pooled connections learn that only when used.
+   */
+  async queryIdempotent<R extends pg.QueryResultRow = any>(text: string, values?: unknown[], name?: string): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.query<R>(text, values, name);
+    } catch (err) {
+      if (!isDisconnect(err)) throw err;
+      return this.query<R>(text, values, name);
     }
   }
 
@@ -144,7 +165,13 @@ export class Database {
     return { total: totalCount, idle: idleCount, inUse: totalCount - idleCount, waiting: waitingCount, ...this.stats };
   }
 
+  /** Run `fn` when this database is closed, before the pool ends. */
+  onClose(fn: () => Promise<void>): void {
+    this.closers.push(fn);
+  }
+
   async close(): Promise<void> {
+    for (const fn of this.closers.splice(0)) await fn().catch(() => undefined);
     await this.pool.end();
   }
 }
@@ -163,6 +190,13 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     );
   }
   return db;
+}
+
+/** The connection died (not the statement): the server went away, or the backend was terminated. */
+export function isDisconnect(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  if (typeof e.code === 'string' && (e.code.startsWith('08') || ['57P01', '57P02', '57P03', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE'].includes(e.code))) return true;
+  return /Connection terminated|connection is closed|Client has encountered a connection error/i.test(e.message ?? '');
 }
 
 export function redactUrl(url: string): string {

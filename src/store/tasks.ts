@@ -3,18 +3,11 @@ import type { Database } from './database.js';
 import type { PlannedStep } from '../core/plan.js';
 import type { StepState, TaskState } from '../core/states.js';
 import { uuidv7 } from '../shared/ids.js';
-import { ConflictError } from '../shared/errors.js';
-import { named } from './sql.js';
+import { ConflictError, NotFoundError } from '../shared/errors.js';
+import { readEvents, type Dispatch, type StepEventRow } from './events.js';
 
-export { named } from './sql.js';
-
-/** A step that was just moved to `enqueued`: the message to send for it. */
-export interface DispatchedStep {
-  task_id: string;
-  step_id: string;
-  namespace: string;
-  runtime: string;
-}
+/** How statements that enqueue steps hand them over (see MessageBus.dispatchMode). */
+export type DispatchMode = 'wake' | 'outbox';
 
 export interface NewTask {
   namespace: string;
@@ -56,101 +49,66 @@ export function stepRows(planned: PlannedStep[], existingIds: Map<string, string
   return { steps, edges };
 }
 
-/**
- * SQL fragments shared by every statement that creates or dispatches steps.
- * `$outbox` decides whether the statement also writes the dispatch messages
- * to the PostgreSQL queue (WEFT_MESSAGING=pg); with a broker the caller
- * publishes the returned rows after COMMIT instead.
- */
-const INSERT_STEPS_SQL = `
-  INSERT INTO weft.steps (id, task_id, name, template_step, type, runtime, handler, state, seq,
-                          max_attempts, timeout_ms, pending_parents, inputs, batch, enqueued_at)
-  SELECT x.id, $task, x.name, x.template_step, x.type, x.runtime, x.handler,
-         CASE WHEN x.pending_parents = 0 THEN 'enqueued' ELSE 'pending' END,
-         CASE WHEN x.pending_parents = 0 THEN 2 ELSE 1 END,
-         x.max_attempts, x.timeout_ms, x.pending_parents, x.inputs, x.batch,
-         CASE WHEN x.pending_parents = 0 THEN clock_timestamp() END
-  FROM jsonb_to_recordset($steps::jsonb) AS x(id uuid, name text, template_step text, type text, runtime text,
-       handler text, max_attempts int, timeout_ms int, pending_parents int, inputs jsonb, batch jsonb)
-  RETURNING id, task_id, state, runtime`;
-
-const INSERT_NEW_STEP_TRANSITIONS_SQL = `
-  INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id)
-  SELECT id, 1, task_id, NULL, 'pending', $pid FROM new_steps
-  UNION ALL
-  SELECT id, 2, task_id, 'pending', 'enqueued', $pid FROM new_steps WHERE state = 'enqueued'`;
-
-const INSERT_EDGES_SQL = `
-  INSERT INTO weft.step_edges (task_id, from_step, to_step)
-  SELECT $task, x."from", x."to" FROM jsonb_to_recordset($edges::jsonb) AS x("from" uuid, "to" uuid)`;
+const CREATE_TASK_SQL = 'SELECT * FROM weft.create_task($1, $2, $3, $4, $5::jsonb, $6, $7::jsonb, $8::jsonb, $9, $10)';
 
 /**
- * CTEs that insert planned steps (`new_steps`; those with no open parent
- * already `enqueued`), their first transitions, their edges and, with
- * `$outbox`, their dispatch messages. Used by task creation and by decision
- * and batch expansion; follow it with SELECT_NEW_DISPATCHES_SQL.
- */
-export const INSERT_PLANNED_STEPS_CTES = `
-  new_steps AS (${INSERT_STEPS_SQL}),
-  step_transitions AS (${INSERT_NEW_STEP_TRANSITIONS_SQL}),
-  edges AS (${INSERT_EDGES_SQL}),
-  messages AS (
-    INSERT INTO weft.queue_messages (queue, body)
-    SELECT 'step.' || $namespace || '.' || runtime, jsonb_build_object('task_id', task_id, 'step_id', id)
-    FROM new_steps WHERE state = 'enqueued' AND $outbox)`;
-
-export const SELECT_NEW_DISPATCHES_SQL = `SELECT id AS step_id, task_id, runtime FROM new_steps WHERE state = 'enqueued'`;
-
-const CREATE_TASK_SQL = `
-  WITH task AS (
-    INSERT INTO weft.tasks (id, namespace, name, version, state, seq, context, idempotency_key)
-    VALUES ($task, $namespace, $name, $version, 'running', 2, $context::jsonb, $idempotency_key)
-    RETURNING id),
-  task_transitions AS (
-    INSERT INTO weft.task_transitions (task_id, seq, from_state, to_state, process_id)
-    SELECT id, 1, NULL, 'pending', $pid FROM task
-    UNION ALL SELECT id, 2, 'pending', 'running', $pid FROM task),
-  ${INSERT_PLANNED_STEPS_CTES}
-  ${SELECT_NEW_DISPATCHES_SQL}`;
-
-/**
- * Write a task, its initial steps, edges and initial transitions in ONE
- * statement (one round trip, one commit); steps without parents are enqueued
- * in the same statement, and with `outbox` their dispatch messages too.
- * Throws ConflictError on a repeated idempotency key.
+ * Write a task, its initial steps, edges and transitions, and enqueue the
+ * steps that have no parents, in ONE statement (one round trip, one commit;
+ * weft.create_task in migrations/002). `dispatchMode` says how the ready
+ * steps are handed over: 'wake' (the PostgreSQL queue: the caller wakes
+ * consumers after COMMIT) or 'outbox' (a broker: messages written to
+ * weft.outbox, published by the caller after COMMIT).
+ * Throws ConflictError on a repeated idempotency key (the existing task's id
+ * is on the error), NotFoundError for a template version that is not registered.
  */
 export async function createTask(
   db: Database,
   task: NewTask,
   processId: string,
-  outbox: boolean,
-): Promise<{ taskId: string; dispatched: DispatchedStep[] }> {
+  dispatchMode: DispatchMode,
+): Promise<{ taskId: string; dispatch: Dispatch }> {
   const taskId = uuidv7();
   const { steps, edges } = stepRows(task.steps, new Map(), () => true);
-  const q = named(CREATE_TASK_SQL, {
-    task: taskId,
-    namespace: task.namespace,
-    name: task.name,
-    version: task.version,
-    context: JSON.stringify(task.context ?? {}),
-    idempotency_key: task.idempotencyKey ?? null,
-    pid: processId,
-    steps: JSON.stringify(steps),
-    edges: JSON.stringify(edges),
-    outbox,
-  });
   try {
-    const { rows } = await db.query<{ step_id: string; task_id: string; runtime: string }>(q.text, q.values, 'weft_create_task');
-    return { taskId, dispatched: rows.map((r) => ({ ...r, namespace: task.namespace })) };
+    const { rows } = await db.query<StepEventRow>(
+      CREATE_TASK_SQL,
+      [
+        taskId,
+        task.namespace,
+        task.name,
+        task.version,
+        JSON.stringify(task.context ?? {}),
+        task.idempotencyKey ?? null,
+        JSON.stringify(steps),
+        JSON.stringify(edges),
+        processId,
+        dispatchMode === 'outbox',
+      ],
+      'weft_create_task',
+    );
+    return { taskId, dispatch: readEvents(rows).dispatch };
   } catch (err) {
-    if ((err as pg.DatabaseError).code === '23505' && (err as pg.DatabaseError).constraint === 'tasks_idempotency_key_key') {
+    const e = err as pg.DatabaseError;
+    if (e.code === '23505' && e.constraint === 'tasks_idempotency_key_key') {
+      const existing = await taskIdByIdempotencyKey(db, task.idempotencyKey!);
       throw new ConflictError(
-        `a task with idempotency_key ${JSON.stringify(task.idempotencyKey)} already exists; ` +
-          'use a new key to create another task, or GET the existing one',
+        `a task with idempotency_key ${JSON.stringify(task.idempotencyKey)} already exists` +
+          (existing ? ` (${existing})` : '') +
+          '; use a new key to create another task, or GET the existing one',
+        existing ? { task_id: existing } : undefined,
       );
+    }
+    if (e.code === '23503' && e.message?.startsWith('no template ')) {
+      throw new NotFoundError(`${e.message}; ${e.hint ?? ''}`.trim());
     }
     throw err;
   }
+}
+
+/** The task created with this idempotency key, if any. */
+export async function taskIdByIdempotencyKey(db: Database, key: string): Promise<string | undefined> {
+  const { rows } = await db.query<{ id: string }>('SELECT id FROM weft.tasks WHERE idempotency_key = $1', [key]);
+  return rows[0]?.id;
 }
 
 export interface StepView {
@@ -161,11 +119,21 @@ export interface StepView {
   runtime: string;
   handler: string;
   state: StepState;
+  /** Runs started (the attempt number of the latest). */
   attempts: number;
   max_attempts: number;
+  /** Failed runs (the retry budget counts these). */
+  failures: number;
+  /** Runs lost with their worker (they do not use the retry budget). */
+  losses: number;
+  /** The worker that ran (or runs) the latest attempt. */
+  worker_id: string | null;
+  queue: string | null;
   parents: string[];
   result: unknown;
   error: unknown;
+  /** Every failed attempt's error, oldest first. */
+  errors: unknown[];
   batch: unknown;
   run_after: Date | null;
   created_at: Date;
@@ -193,12 +161,14 @@ export interface TaskView {
 
 /** The task and every step with state, attempts, result, error and timings. */
 export async function getTaskView(db: Database, taskId: string, opts: { withContext?: boolean } = {}): Promise<TaskView | undefined> {
-  const { rows } = await db.query(
+  const { rows } = await db.queryIdempotent(
     `SELECT t.id, t.namespace, t.name, t.version, t.state, ${opts.withContext === false ? 'NULL' : 't.context'} AS context,
             t.idempotency_key, t.error, t.created_at, t.updated_at, t.completed_at,
             (SELECT coalesce(jsonb_agg(jsonb_build_object(
                 'id', s.id, 'name', s.name, 'template_step', s.template_step, 'type', s.type, 'runtime', s.runtime,
                 'handler', s.handler, 'state', s.state, 'attempts', s.attempts, 'max_attempts', s.max_attempts,
+                'failures', s.failures, 'losses', s.losses, 'worker_id', s.worker_id, 'queue', s.queue,
+                'errors', coalesce(s.errors, '[]'::jsonb),
                 'parents', (SELECT coalesce(jsonb_agg(p.name ORDER BY p.name), '[]') FROM weft.step_edges e
                             JOIN weft.steps p ON p.id = e.from_step WHERE e.to_step = s.id),
                 'result', s.result, 'error', s.error, 'batch', s.batch, 'run_after', s.run_after,
@@ -228,6 +198,6 @@ export async function getTaskView(db: Database, taskId: string, opts: { withCont
 }
 
 export async function getTaskState(db: Database, taskId: string): Promise<TaskState | undefined> {
-  const { rows } = await db.query<{ state: TaskState }>('SELECT state FROM weft.tasks WHERE id = $1', [taskId], 'weft_task_state');
+  const { rows } = await db.queryIdempotent<{ state: TaskState }>('SELECT state FROM weft.tasks WHERE id = $1', [taskId], 'weft_task_state');
   return rows[0]?.state;
 }

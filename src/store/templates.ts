@@ -118,3 +118,28 @@ export async function namespacesForRuntime(db: Database, runtime: string): Promi
   );
   return rows.map((r) => r.namespace);
 }
+
+/**
+ * Template versions by exact key, cached forever: a registered version never
+ * changes, so a worker reads each one once (for retry policies and decision
+ * and batch expansions).
+ */
+export class TemplateVersions {
+  private readonly cache = new Map<string, Promise<TemplateDefinition>>();
+
+  constructor(private readonly db: Database) {}
+
+  get(namespace: string, name: string, version: string): Promise<TemplateDefinition> {
+    const key = `${namespace}/${name}@${version}`;
+    let hit = this.cache.get(key);
+    if (!hit) {
+      hit = getTemplate(this.db, namespace, name, version).then((def) => {
+        if (!def) throw new Error(`template ${key} is not registered, but a task of it is running`);
+        return def;
+      });
+      hit.catch(() => this.cache.delete(key));
+      this.cache.set(key, hit);
+    }
+    return hit;
+  }
+}

@@ -1,8 +1,8 @@
 import type { Logger } from '../shared/logger.js';
-import type { ClaimedStep } from '../store/steps.js';
+import type { ClaimedStep } from '../store/events.js';
 import type { BridgeRuntime, NativeBridge } from '../bridge/types.js';
 import { loadHandlerDir } from './handler-registry.js';
-import { toHandlerStep, type RunOutcome, type StepRunner } from './runner.js';
+import { handlerStepJson, type RunOutcome, type StepRunner } from './runner.js';
 
 let openRunners = 0;
 
@@ -28,11 +28,16 @@ export async function createBridgeRunner(runtime: BridgeRuntime, handlersDir: st
 export class BridgeRunner implements StepRunner {
   private closed = false;
 
+  /** Python and Ruby each run on one interpreter thread: one handler at a time. */
+  readonly capacity: number | undefined;
+
   constructor(
     private readonly bridge: NativeBridge,
     readonly runtime: BridgeRuntime,
     private readonly keys: string[],
-  ) {}
+  ) {
+    this.capacity = runtime === 'typescript' ? undefined : 1;
+  }
 
   handlerKeys(): string[] {
     return this.keys;
@@ -41,7 +46,7 @@ export class BridgeRunner implements StepRunner {
   async run(step: ClaimedStep): Promise<RunOutcome> {
     const r = await this.bridge.dispatch(this.runtime, {
       handler: step.handler,
-      payload: JSON.stringify(toHandlerStep(step)),
+      payload: handlerStepJson(step),
       timeoutMs: step.timeout_ms,
     });
     if (r.ok) return { ok: true, result: undefined, json: r.json };

@@ -1,4 +1,4 @@
-import type { ClaimedStep } from '../store/steps.js';
+import type { ClaimedStep } from '../store/events.js';
 import type { HandlerRegistry } from './handler-registry.js';
 import { toHandlerStep, type RunOutcome, type StepErrorRecord, type StepRunner } from './runner.js';
 

@@ -1,4 +1,4 @@
-import type { ClaimedStep } from '../store/steps.js';
+import type { ClaimedStep } from '../store/events.js';
 import type { Step } from './sdk.js';
 
 /** How a step's handler failed, as stored on the step and shown by the API. */
@@ -24,6 +24,12 @@ export type RunOutcome = { ok: true; result: unknown; json?: string } | { ok: fa
  */
 export interface StepRunner {
   readonly runtime: string;
+  /**
+   * Steps it can really run at once, if fewer than the worker's concurrency
+   * (an embedded interpreter runs one handler at a time): the worker claims
+   * no more than this, so no step waits behind another after its claim.
+   */
+  readonly capacity?: number;
   /** Handler keys this runner can serve. */
   handlerKeys(): string[];
   run(step: ClaimedStep): Promise<RunOutcome>;
@@ -34,16 +40,29 @@ export interface StepRunner {
   close(): Promise<void>;
 }
 
-/** The handler's view of a claimed step. */
+/** The handler's view of a claimed step (context and parents' results parsed). */
 export function toHandlerStep(step: ClaimedStep): Step {
   return {
     task_id: step.task_id,
     step_id: step.id,
     step_name: step.name,
     attempt: step.attempt,
-    context: step.context,
+    context: JSON.parse(step.contextJson),
     inputs: step.inputs ?? {},
-    dependency_results: step.dependency_results ?? {},
+    dependency_results: JSON.parse(step.dependencyResultsJson),
     batch: step.batch,
   };
+}
+
+/**
+ * The same step as JSON text, built around the context and parents' results
+ * as PostgreSQL returned them: never parsed here, so a big context costs no
+ * JavaScript work and big integers reach Python and Ruby exactly.
+ */
+export function handlerStepJson(step: ClaimedStep): string {
+  return (
+    `{"task_id":${JSON.stringify(step.task_id)},"step_id":${JSON.stringify(step.id)},"step_name":${JSON.stringify(step.name)},` +
+    `"attempt":${step.attempt},"context":${step.contextJson},"inputs":${JSON.stringify(step.inputs ?? {})},` +
+    `"dependency_results":${step.dependencyResultsJson},"batch":${JSON.stringify(step.batch ?? null)}}`
+  );
 }

@@ -1,12 +1,22 @@
 import { EventEmitter } from 'node:events';
 import type { Database } from '../store/database.js';
 import type { Logger } from '../shared/logger.js';
-import type { Delivery, MessageBus, Subscription } from '../messaging/types.js';
-import { RESULTS_QUEUE, isStepMessage, stepQueue } from '../messaging/queues.js';
-import { claimStep, heartbeat, reportStep, type ClaimedStep, type StepReport } from '../store/steps.js';
-import { namespacesForRuntime } from '../store/templates.js';
+import type { MessageBus, StepConsumer, Subscription } from '../messaging/types.js';
+import { stepQueue } from '../messaging/queues.js';
+import type { ClaimedStep, FinishedStep, StatementOutcome, TaskEnded } from '../store/events.js';
+import { claimIds, claimQueued, type WaiterRegistration } from '../store/claim.js';
+import { finishSteps, finishWithExpansion, type FinishItem, type FinishOptions } from '../store/finish.js';
+import { dispatchDueRetries, type Notice } from '../store/dispatch.js';
+import { deregisterProcess, heartbeatProcess, registerProcess } from '../store/processes.js';
+import { namespacesForRuntime, TemplateVersions } from '../store/templates.js';
 import { describeError } from '../shared/errors.js';
-import type { RunOutcome, StepRunner } from './runner.js';
+import { BucketHistogram, LATENCY_MS_BUCKETS } from '../shared/histogram.js';
+import { unstorableJson } from '../core/json-storable.js';
+import { interpretResult, OutcomeError } from '../core/outcome.js';
+import { expandBatch, expandDecision } from '../core/plan.js';
+import { decideAfterFailure } from '../core/retry.js';
+import { DEFAULT_RETRY, type StepType } from '../core/template/types.js';
+import type { RunOutcome, StepErrorRecord, StepRunner } from './runner.js';
 
 export interface WorkerOptions {
   db: Database;
@@ -16,20 +26,62 @@ export interface WorkerOptions {
   workerId: string;
   /** Namespaces to serve; default: every namespace with a step of this runtime (re-checked periodically). */
   namespaces?: string[];
-  /** Steps run at once. */
+  /** Steps run at once (the runner may allow fewer, see StepRunner.capacity). */
   concurrency?: number;
-  /** How long a claim is good for without a heartbeat. */
+  /** How long this worker's steps survive without a heartbeat (WEFT_LEASE_MS); it heartbeats far more often. */
   leaseMs?: number;
   /** How often to look for new namespaces when none were given. */
   namespaceRefreshMs?: number;
+  /** Extra facts for weft.processes.info (e.g. the health port). */
+  info?: Record<string, unknown>;
 }
 
+/** A step's outcome as `weft run` and the tests see it. */
+export interface StepEvent {
+  task_id: string;
+  step_id: string;
+  name: string;
+  state: 'complete' | 'waiting_retry' | 'error' | 'cancelled';
+  attempts: number;
+  result?: unknown;
+  error?: unknown;
+}
+
+interface Running {
+  step: ClaimedStep;
+  /** When this worker started it (after its claim committed), for the step latency histogram. */
+  startedAt: number;
+  /** Settles once the step's finish has committed (or the step was found lost). */
+  done: Promise<void>;
+  settle: () => void;
+}
+
+interface Pending {
+  item: FinishItem;
+  step: ClaimedStep;
+  /** The handler's outcome as it produced it, for events (the error record or the result). */
+  outcome: RunOutcome;
+  /** Set for decision and batch outcomes: the steps they create are planned under the task lock. */
+  expansion?: { kind: 'decision'; steps: string[] } | { kind: 'batches'; cursors: unknown[] };
+}
+
+/** How long a heartbeat may take to come; the dashboard shows a worker as gone after a few missed ones. */
+const HEARTBEAT_MS = 1_000;
+
 /**
- * A worker process's engine: consumes its queues, claims each step by its
- * state transition (a duplicate delivery is dropped, never run twice),
- * runs the handler through its runner, and writes the result and the
- * transition in one statement, then tells orchestration. Heartbeats extend
- * the leases of running steps; `stop()` drains what is in flight.
+ * A worker process's engine. It claims ready steps of its queues, runs their
+ * handlers through its runner and finishes them itself (issue 8): one
+ * statement records each outcome, moves the task on (children counted down,
+ * the task completed or failed, a retry scheduled) and claims the next steps
+ * for this worker, so a chain runs without any other process or round trip.
+ *
+ * - Finishes that arrive while a finish statement is in flight go together
+ *   in the next one (group commit), so under load the per-step cost divides.
+ * - Every finish carries the attempt number its claim handed out; the
+ *   database accepts it only from the attempt that holds the step.
+ * - A heartbeat of the process row (weft.processes) every second is the
+ *   lease on all its running steps.
+ * - `stop()` stops claiming and lets the steps in flight finish.
  */
 export class Worker extends EventEmitter {
   private readonly db: Database;
@@ -41,14 +93,27 @@ export class Worker extends EventEmitter {
   private readonly leaseMs: number;
   private readonly refreshMs: number;
   private readonly fixedNamespaces: string[] | undefined;
-  private readonly served = new Set<string>();
-  private readonly subscriptions: Subscription[] = [];
-  private readonly running = new Map<string, Promise<void>>();
+  private readonly templates: TemplateVersions;
+  private readonly extraInfo: Record<string, unknown>;
+  private served: string[] = [];
+  private queues: string[] = [];
+  private subscription: Subscription | undefined;
+  private waiter: WaiterRegistration | undefined;
+  /** By `step id#attempt`: a retry of the same step on this worker is another entry. */
+  private readonly running = new Map<string, Running>();
+  private pending: Pending[] = [];
+  private flushing = false;
+  private flushScheduled = false;
+  private flushFailures = 0;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryAt = Infinity;
   private stopping = false;
-  /** Counters for /health and tests. */
-  readonly counts = { claimed: 0, duplicates: 0, succeeded: 0, failed: 0, lost: 0 };
+  /** Counters for /health, /metrics and weft.processes.info. */
+  readonly counts = { claimed: 0, succeeded: 0, failed: 0, retried: 0, lost: 0 };
+  /** From starting a step to its outcome committed (ms); published with the heartbeat for the orchestrators' /metrics. */
+  readonly stepLatency = new BucketHistogram(LATENCY_MS_BUCKETS);
 
   constructor(options: WorkerOptions) {
     super();
@@ -57,10 +122,12 @@ export class Worker extends EventEmitter {
     this.runner = options.runner;
     this.id = options.workerId;
     this.log = options.log.child({ component: 'worker', runtime: options.runner.runtime, worker: options.workerId });
-    this.concurrency = options.concurrency ?? 8;
+    this.concurrency = Math.max(1, Math.min(options.concurrency ?? 8, options.runner.capacity ?? Infinity));
     this.leaseMs = options.leaseMs ?? 30_000;
     this.refreshMs = options.namespaceRefreshMs ?? 5_000;
     this.fixedNamespaces = options.namespaces?.length ? options.namespaces : undefined;
+    this.templates = new TemplateVersions(this.db);
+    this.extraInfo = options.info ?? {};
   }
 
   get runtime(): string {
@@ -69,127 +136,7 @@ export class Worker extends EventEmitter {
 
   /** Namespaces being served now. */
   namespaces(): string[] {
-    return [...this.served].sort();
-  }
-
-  async start(): Promise<void> {
-    await this.serve(this.fixedNamespaces ?? (await namespacesForRuntime(this.db, this.runner.runtime)));
-    if (!this.fixedNamespaces) {
-      this.refreshTimer = setInterval(() => {
-        namespacesForRuntime(this.db, this.runner.runtime).then(
-          (ns) => this.serve(ns),
-          (err) => this.log.warn({ err: describeError(err) }, 'looking for new namespaces failed'),
-        );
-      }, this.refreshMs);
-      this.refreshTimer.unref();
-    }
-    this.heartbeatTimer = setInterval(() => void this.beat(), Math.max(50, Math.floor(this.leaseMs / 3)));
-    this.heartbeatTimer.unref();
-    this.log.info({ namespaces: this.namespaces(), concurrency: this.concurrency, handlers: this.runner.handlerKeys().length }, 'worker started');
-  }
-
-  /** Start consuming the queues of namespaces not served yet. */
-  private async serve(namespaces: string[]): Promise<void> {
-    const fresh = namespaces.filter((ns) => !this.served.has(ns));
-    if (fresh.length === 0 || this.stopping) return;
-    for (const ns of fresh) this.served.add(ns);
-    const queues = fresh.map((ns) => stepQueue(ns, this.runner.runtime));
-    this.subscriptions.push(await this.bus.consume(queues, (d) => this.onMessage(d), { prefetch: this.concurrency }));
-    if (this.subscriptions.length > 1) this.log.info({ namespaces: fresh }, 'serving new namespaces');
-  }
-
-  private onMessage(d: Delivery): void {
-    if (!isStepMessage(d.body)) {
-      d.nack(false, `not a step message: ${JSON.stringify(d.body).slice(0, 200)}`);
-      return;
-    }
-    if (this.stopping || this.runner.isBroken()) {
-      d.nack(true, 'worker is stopping');
-      return;
-    }
-    const stepId = d.body.step_id;
-    const work = this.execute(stepId, d).finally(() => this.running.delete(stepId));
-    this.running.set(stepId, work);
-  }
-
-  private async execute(stepId: string, d: Delivery): Promise<void> {
-    let step: ClaimedStep | undefined;
-    try {
-      step = await claimStep(this.db, stepId, this.id, this.leaseMs);
-    } catch (err) {
-      this.log.warn({ step_id: stepId, err: describeError(err) }, 'claiming a step failed; the message goes back to the queue');
-      d.nack(true, (err as Error).message);
-      return;
-    }
-    // Claimed or not, the message has done its job: the step's state now
-    // says who runs it.
-    d.ack();
-    if (!step) {
-      this.counts.duplicates++;
-      if (this.log.isLevelEnabled('debug')) this.log.debug({ step_id: stepId }, 'step not enqueued any more (duplicate or stale delivery); dropped');
-      return;
-    }
-    this.counts.claimed++;
-    const started = performance.now();
-    const outcome: RunOutcome = step.batch?.no_op
-      ? { ok: true, result: { no_op: true } }
-      : await this.runner.run(step).catch((err) => ({ ok: false as const, error: { language: 'weft', class: 'RunnerError', message: describeError(err).message, backtrace: [], permanent: false, kind: 'raised' } }));
-    const durationMs = performance.now() - started;
-    const report: StepReport = outcome.ok
-      ? { ok: true, result: outcome.result, resultJson: outcome.json, error: null, durationMs }
-      : { ok: false, result: null, error: outcome.error, durationMs };
-    if (outcome.ok) this.counts.succeeded++;
-    else this.counts.failed++;
-    if (this.log.isLevelEnabled('debug')) {
-      this.log.debug({ task_id: step.task_id, step: step.name, attempt: step.attempt, ok: outcome.ok, duration_ms: durationMs }, 'step ran');
-    }
-    if (!outcome.ok && outcome.error.kind !== 'timeout' && this.log.isLevelEnabled('debug')) {
-      this.log.debug({ task_id: step.task_id, step: step.name, error: outcome.error }, 'handler failed');
-    }
-    await this.report(step, report);
-    if (this.runner.isBroken()) this.emit('broken', this.runner.runtime);
-  }
-
-  /**
-   * Write the outcome; if the database is unreachable, keep trying (with
-   * backoff) so the result is not lost. If this worker lost the step in the
-   * meantime (lease expired, another attempt started), the result is dropped.
-   */
-  private async report(step: ClaimedStep, report: StepReport): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const owned = await reportStep(this.db, { id: step.id, attempt: step.attempt }, this.id, report, this.bus.transactionalOutbox);
-        if (!owned) {
-          this.counts.lost++;
-          this.log.warn({ task_id: step.task_id, step: step.name, attempt: step.attempt }, 'step was taken from this worker (lease expired) before it reported; result discarded');
-          return;
-        }
-        break;
-      } catch (err) {
-        const delay = Math.min(5_000, 50 * 2 ** Math.min(attempt, 7));
-        this.log.warn({ step: step.name, err: describeError(err).message, retry_in_ms: delay }, 'writing a step result failed; retrying');
-        await new Promise((r) => setTimeout(r, delay));
-      }
-    }
-    if (this.bus.transactionalOutbox) {
-      this.bus.published([RESULTS_QUEUE]);
-    } else {
-      try {
-        await this.bus.publish([{ queue: RESULTS_QUEUE, body: { task_id: step.task_id, step_id: step.id } }]);
-      } catch (err) {
-        // The result is committed; the orchestrator's sweep finds reported steps nobody processed.
-        this.log.warn({ step: step.name, err: describeError(err).message }, 'telling orchestration failed; its sweep will pick the result up');
-      }
-    }
-  }
-
-  private async beat(): Promise<void> {
-    if (this.running.size === 0) return;
-    try {
-      await heartbeat(this.db, this.id, [...this.running.keys()], this.leaseMs);
-    } catch (err) {
-      this.log.warn({ err: describeError(err).message }, 'heartbeat failed');
-    }
+    return [...this.served];
   }
 
   /** Steps in flight right now. */
@@ -197,16 +144,345 @@ export class Worker extends EventEmitter {
     return this.running.size;
   }
 
-  /** Stop taking work and wait (up to `drainMs`) for the steps in flight. */
+  async start(): Promise<void> {
+    await registerProcess(this.db, { id: this.id, kind: 'worker', runtime: this.runner.runtime, info: this.info() });
+    this.heartbeatTimer = setInterval(() => void this.beat(), Math.min(HEARTBEAT_MS, Math.max(50, Math.floor(this.leaseMs / 3))));
+    this.heartbeatTimer.unref();
+    await this.serve(this.fixedNamespaces ?? (await namespacesForRuntime(this.db, this.runner.runtime)));
+    if (!this.fixedNamespaces) {
+      this.refreshTimer = setInterval(() => {
+        namespacesForRuntime(this.db, this.runner.runtime).then(
+          (ns) => this.serve(ns),
+          (err) => this.log.warn({ err: describeError(err).message }, 'looking for new namespaces failed'),
+        );
+      }, this.refreshMs);
+      this.refreshTimer.unref();
+    }
+    this.log.info({ namespaces: this.served, concurrency: this.concurrency, handlers: this.runner.handlerKeys().length }, 'worker started');
+  }
+
+  /** Consume the queues of these namespaces (one subscription covering all of them). */
+  private async serve(namespaces: string[]): Promise<void> {
+    const all = [...new Set([...this.served, ...namespaces])].sort();
+    if (this.stopping || all.length === this.served.length) return;
+    const first = this.served.length === 0;
+    this.served = all;
+    this.queues = all.map((ns) => stepQueue(ns, this.runner.runtime));
+    const previous = this.subscription;
+    this.subscription = await this.bus.consume(this.queues, this.consumer(), { prefetch: this.concurrency });
+    this.waiter = this.subscription.waiter;
+    await previous?.stop();
+    if (!first) this.log.info({ namespaces: all }, 'serving new namespaces');
+  }
+
+  private consumer(): StepConsumer {
+    return {
+      room: () => (this.stopping ? 0 : this.concurrency - this.running.size),
+      claimQueued: async (room, waiter) => {
+        const outcome = await claimQueued(this.db, this.id, this.queues, room, waiter);
+        this.startAll(outcome.claimed);
+        this.announce(outcome, []);
+        return outcome.claimed.length;
+      },
+      claimDelivered: async (stepIds) => {
+        const outcome = await claimIds(this.db, this.id, stepIds);
+        this.startAll(outcome.claimed);
+        this.announce(outcome, []);
+      },
+    };
+  }
+
+  // ---------------------------------------------------------------------------
+  // Running a step
+  // ---------------------------------------------------------------------------
+
+  private startAll(steps: ClaimedStep[]): void {
+    for (const step of steps) {
+      let settle!: () => void;
+      const done = new Promise<void>((r) => (settle = r));
+      this.running.set(`${step.id}#${step.attempt}`, { step, startedAt: performance.now(), done, settle });
+      this.counts.claimed++;
+      void this.execute(step);
+    }
+  }
+
+  private async execute(step: ClaimedStep): Promise<void> {
+    const started = performance.now();
+    let outcome: RunOutcome;
+    try {
+      outcome = step.batch?.no_op ? { ok: true, result: { no_op: true } } : await this.runner.run(step);
+    } catch (err) {
+      outcome = { ok: false, error: { language: 'weft', class: 'RunnerError', message: describeError(err).message, backtrace: [], permanent: false, kind: 'raised' } };
+    }
+    const durationMs = performance.now() - started;
+    let pending: Pending;
+    try {
+      pending = await this.toFinish(step, outcome, durationMs);
+    } catch (err) {
+      // Reading the template failed (the database is down): keep the run as a retryable failure.
+      const error = { language: 'weft', class: 'WorkerError', message: describeError(err).message, backtrace: [], permanent: false, kind: 'raised' };
+      pending = { step, outcome: { ok: false, error }, item: { id: step.id, attempt: step.attempt, ok: false, error, retryMs: 1_000, durationMs } };
+    }
+    if (this.log.isLevelEnabled('debug')) {
+      this.log.debug({ task_id: step.task_id, step: step.name, attempt: step.attempt, ok: pending.item.ok, duration_ms: durationMs }, 'step ran');
+    }
+    this.pending.push(pending);
+    this.scheduleFlush();
+    if (this.runner.isBroken()) this.emit('broken', this.runner.runtime);
+  }
+
+  /** What to report: the result (checked and interpreted for the step's type), or the failure with the retry policy applied. */
+  private async toFinish(step: ClaimedStep, outcome: RunOutcome, durationMs: number): Promise<Pending> {
+    if (outcome.ok) {
+      const json = outcome.json ?? JSON.stringify(outcome.result === undefined ? null : outcome.result);
+      const problem = unstorableJson(json);
+      const rejected = problem
+        ? new OutcomeError(`the handler returned a value that cannot be stored: the string at ${problem.path} ${problem.problem}; remove it or encode it (e.g. base64)`)
+        : undefined;
+      let expansion: Pending['expansion'];
+      let invalid: unknown = rejected;
+      if (!rejected && (step.type !== 'standard' || json.includes('"$weft"'))) {
+        try {
+          const read = interpretResult(step.type as StepType, outcome.json !== undefined ? JSON.parse(json) : outcome.result);
+          if (read.kind === 'decision') expansion = { kind: 'decision', steps: read.steps };
+          if (read.kind === 'batches') expansion = { kind: 'batches', cursors: read.cursors };
+        } catch (err) {
+          invalid = err;
+        }
+      }
+      if (invalid === undefined) {
+        return { step, outcome, expansion, item: { id: step.id, attempt: step.attempt, ok: true, resultJson: json, durationMs } };
+      }
+      const e = describeError(invalid);
+      const error: StepErrorRecord = { language: 'weft', class: e.class, message: e.message, backtrace: [], permanent: true, kind: 'invalid_outcome' };
+      return this.toFinish(step, { ok: false, error }, durationMs);
+    }
+    const error = outcome.error;
+    const def = await this.templates.get(step.namespace, step.template, step.version);
+    const policy = def.steps.find((d) => d.name === step.template_step)?.retry ?? DEFAULT_RETRY;
+    const decision = decideAfterFailure(policy, step.failures + 1, error.permanent === true);
+    if (decision.action === 'retry') {
+      return { step, outcome, item: { id: step.id, attempt: step.attempt, ok: false, error, retryMs: decision.delayMs, durationMs } };
+    }
+    const reason = decision.reason === 'permanent' ? 'permanent error' : `attempts exhausted (${step.failures + 1} of ${policy.max_attempts})`;
+    return { step, outcome, item: { id: step.id, attempt: step.attempt, ok: false, error, retryMs: null, reason, durationMs } };
+  }
+
+  // ---------------------------------------------------------------------------
+  // Finishing: one statement per batch, group commit
+  // ---------------------------------------------------------------------------
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.flushing) return;
+    this.flushScheduled = true;
+    // The end of this turn of the event loop: steps that finish together go together.
+    setImmediate(() => {
+      this.flushScheduled = false;
+      void this.flush();
+    });
+  }
+
+  /** `room`: slots free once this batch is done, less what earlier statements of the flush claimed. */
+  private finishOptions(room: number): FinishOptions {
+    return {
+      queues: this.queues,
+      room: this.stopping ? 0 : Math.max(0, room),
+      claimQueued: this.bus.dispatchMode === 'wake',
+      outbox: this.bus.dispatchMode === 'outbox',
+      waiter: this.waiter,
+    };
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing || this.pending.length === 0) return;
+    this.flushing = true;
+    const batch = this.pending;
+    this.pending = [];
+    try {
+      let room = this.concurrency - this.running.size + batch.length;
+      const plain = batch.filter((p) => !p.expansion);
+      const outcomes: StatementOutcome[] = [];
+      if (plain.length) outcomes.push(await finishSteps(this.db, this.id, plain.map((p) => p.item), this.finishOptions(room)));
+      for (const p of batch.filter((x) => x.expansion)) {
+        room -= outcomes.at(-1)?.claimed.length ?? 0;
+        outcomes.push(await this.finishExpansion(p, this.finishOptions(room)));
+      }
+      this.flushFailures = 0;
+      for (const o of outcomes) this.applied(batch, o);
+      this.release(batch, outcomes);
+    } catch (err) {
+      // The database is unreachable (or the statement failed for another
+      // reason): keep the results and try again; the heartbeat keeps the
+      // leases, and the database's fence refuses them if the steps were taken.
+      this.flushFailures++;
+      const delay = Math.min(5_000, 50 * 2 ** Math.min(this.flushFailures, 7));
+      this.log.warn({ steps: batch.length, err: describeError(err).message, retry_in_ms: delay }, 'writing step outcomes failed; retrying');
+      this.pending = [...batch, ...this.pending];
+      await new Promise((r) => setTimeout(r, delay));
+    } finally {
+      this.flushing = false;
+    }
+    if (this.pending.length) this.scheduleFlush();
+  }
+
+  private async finishExpansion(p: Pending, options: FinishOptions): Promise<StatementOutcome> {
+    const step = p.step;
+    const def = await this.templates.get(step.namespace, step.template, step.version);
+    const exp = p.expansion!;
+    return finishWithExpansion(
+      this.db,
+      this.id,
+      p.item as Extract<FinishItem, { ok: true }>,
+      (existing) =>
+        exp.kind === 'decision'
+          ? expandDecision(def, existing, step.template_step, exp.steps)
+          : expandBatch(def, existing, step.template_step, exp.cursors),
+      (err) => {
+        const e = describeError(err);
+        const error: StepErrorRecord = { language: 'weft', class: e.class, message: e.message, backtrace: [], permanent: true, kind: 'invalid_outcome' };
+        p.outcome = { ok: false, error };
+        return { id: step.id, attempt: step.attempt, ok: false, error, retryMs: null, reason: 'permanent error', durationMs: p.item.durationMs };
+      },
+      options,
+    );
+  }
+
+  /** Act on a committed finish: counters, events, logs, retry timers, then run what it claimed and deliver what it enqueued. */
+  private applied(batch: Pending[], o: StatementOutcome): void {
+    const byId = new Map(batch.map((p) => [p.step.id, p]));
+    for (const f of o.finished) {
+      const p = byId.get(f.step_id);
+      if (!p) continue;
+      this.countAndLog(p, f);
+      if (this.listenerCount('step')) this.emit('step', stepEvent(p, f));
+      if (f.run_after) this.wakeRetriesAt(f.run_after.getTime());
+    }
+    this.startAll(o.claimed);
+    this.announce(o, o.finished);
+  }
+
+  private countAndLog(p: Pending, f: FinishedStep): void {
+    const step = p.step;
+    if (f.state === 'complete') {
+      this.counts.succeeded++;
+      return;
+    }
+    this.counts.failed++;
+    const error = p.outcome.ok ? undefined : p.outcome.error;
+    if (f.state === 'waiting_retry') {
+      this.counts.retried++;
+      this.log.warn({ task_id: step.task_id, step: step.name, attempt: step.attempt, retry_at: f.run_after, error: error?.message }, 'step failed; retrying');
+    } else if (f.state === 'error') {
+      const item = p.item as Extract<FinishItem, { ok: false }>;
+      this.log.error(
+        { task_id: step.task_id, step: step.name, attempt: step.attempt, reason: item.reason, error, duration_ms: Math.round(item.durationMs) },
+        'step failed; task failed',
+      );
+    }
+  }
+
+  /** Drop the finished runs from `running`: accepted, or refused by the fence (the step was taken from this worker). */
+  private release(batch: Pending[], outcomes: StatementOutcome[]): void {
+    const accepted = new Set(outcomes.flatMap((o) => o.finished.map((f) => f.step_id)));
+    const now = performance.now();
+    for (const p of batch) {
+      const key = `${p.step.id}#${p.step.attempt}`;
+      const run = this.running.get(key);
+      if (run && accepted.has(p.step.id)) this.stepLatency.observe(now - run.startedAt);
+      if (!accepted.has(p.step.id)) {
+        this.counts.lost++;
+        this.log.warn({ task_id: p.step.task_id, step: p.step.name, attempt: p.step.attempt }, 'step was taken from this worker (its lease expired) before it finished; result discarded');
+      }
+      run?.settle();
+      this.running.delete(key);
+    }
+    this.subscription?.poke();
+  }
+
+  /** After COMMIT: deliver what the statement enqueued and tell whoever listens. */
+  private announce(o: StatementOutcome, finished: FinishedStep[]): void {
+    const notices: Notice[] = o.taskEnds.map((t) => ({ channel: 'weft_task', payload: JSON.stringify(t) }));
+    for (const f of finished) if (f.watched) notices.push(stepNotice(f.task_id, f.step_id, f.name, f.state, f.attempt));
+    for (const c of o.claimed) if (c.watched) notices.push(stepNotice(c.task_id, c.id, c.name, 'running', c.attempt));
+    for (const s of o.dispatch.steps) if (s.watched) notices.push(stepNotice(s.task_id, s.step_id, s.name ?? '', 'enqueued', 0));
+    this.bus.deliver(o.dispatch, notices);
+    for (const t of o.taskEnds) this.emit('task', t satisfies TaskEnded);
+  }
+
+  // ---------------------------------------------------------------------------
+  // Retries, heartbeats, stop
+  // ---------------------------------------------------------------------------
+
+  /** Dispatch a retry this worker scheduled when it is due (the orchestrator's sweep is the safety net). */
+  private wakeRetriesAt(at: number): void {
+    if (this.stopping || at >= this.retryAt) return;
+    clearTimeout(this.retryTimer);
+    this.retryAt = at;
+    this.retryTimer = setTimeout(() => {
+      this.retryAt = Infinity;
+      dispatchDueRetries(this.db, this.id, this.bus.dispatchMode).then(
+        (o) => this.announce(o, []),
+        (err) => this.log.warn({ err: describeError(err).message }, 'dispatching a due retry failed; the orchestrator sweep will'),
+      );
+    }, Math.max(0, at - Date.now()) + 2);
+    this.retryTimer.unref();
+  }
+
+  private info(): Record<string, unknown> {
+    return {
+      namespaces: this.served,
+      concurrency: this.concurrency,
+      in_flight: this.running.size,
+      counts: this.counts,
+      step_latency_ms: this.stepLatency.snapshot(),
+      ...(this.runner.stats ? { bridge: this.runner.stats() } : {}),
+      ...this.extraInfo,
+    };
+  }
+
+  private async beat(): Promise<void> {
+    try {
+      if (!(await heartbeatProcess(this.db, this.id, this.info()))) {
+        await registerProcess(this.db, { id: this.id, kind: 'worker', runtime: this.runner.runtime, info: this.info() });
+      }
+    } catch (err) {
+      this.log.warn({ err: describeError(err).message }, 'heartbeat failed');
+    }
+  }
+
+  /** Stop taking work and wait (up to `drainMs`) for the steps in flight to finish. */
   async stop(drainMs = 30_000): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     clearInterval(this.refreshTimer);
-    await Promise.all(this.subscriptions.map((s) => s.stop()));
-    const drained = Promise.allSettled([...this.running.values()]);
-    const timedOut = await Promise.race([drained.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), drainMs).unref())]);
-    if (timedOut) this.log.warn({ in_flight: this.running.size }, 'drain timed out; those steps will be retried after their lease expires');
+    clearTimeout(this.retryTimer);
+    await this.subscription?.stop();
+    const drained = Promise.allSettled([...this.running.values()].map((r) => r.done));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      drained.then(() => false),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(true), drainMs);
+      }),
+    ]);
+    clearTimeout(timer);
     clearInterval(this.heartbeatTimer);
+    if (timedOut) {
+      this.log.warn({ in_flight: this.running.size }, 'drain timed out; those steps run again once their lease expires');
+    } else {
+      await deregisterProcess(this.db, this.id).catch(() => undefined);
+    }
     this.log.info({ ...this.counts }, 'worker stopped');
   }
+}
+
+function stepEvent(p: Pending, f: FinishedStep): StepEvent {
+  const e: StepEvent = { task_id: f.task_id, step_id: f.step_id, name: f.name, state: f.state as StepEvent['state'], attempts: f.attempt };
+  if (p.outcome.ok) e.result = p.outcome.json !== undefined ? JSON.parse(p.outcome.json) : p.outcome.result;
+  else e.error = p.outcome.error;
+  return e;
+}
+
+function stepNotice(task_id: string, step_id: string, name: string, state: string, attempt: number): Notice {
+  return { channel: 'weft_step', payload: JSON.stringify({ task_id, step_id, name, state, attempt }) };
 }

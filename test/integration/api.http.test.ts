@@ -120,8 +120,23 @@ describe('HTTP API', () => {
     expect(health.statusCode).toBe(200);
     expect(health.json()).toMatchObject({ status: 'healthy', database: { ok: true }, messaging: { ok: true, backend: 'pg' } });
     const metrics = (await api.inject({ method: 'GET', url: '/metrics' })).body;
-    for (const name of ['weft_step_latency_ms_bucket', 'weft_task_latency_ms_count', 'weft_steps{state="complete"}', 'weft_queue_depth', 'weft_db_pool_in_use', 'weft_db_pool_acquire_ms']) {
+    for (const name of ['weft_step_latency_ms_bucket', 'weft_task_latency_ms_count', 'weft_steps{state="enqueued"}', 'weft_queue_depth', 'weft_db_pool_in_use', 'weft_db_pool_acquire_ms']) {
       expect(metrics).toContain(name);
     }
+  });
+
+  it('serves the workers\' step counts and latency, published with their heartbeats', async () => {
+    // The first test ran a 4-step task; the worker publishes its figures within a second.
+    const deadline = Date.now() + 10_000;
+    let body = '';
+    const value = (pattern: RegExp) => Number(pattern.exec(body)?.[1] ?? NaN);
+    for (;;) {
+      body = (await api.inject({ method: 'GET', url: '/metrics' })).body;
+      if (value(/^weft_steps_total\{runtime="native",outcome="succeeded"\} (\d+)/m) >= 4 || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(value(/^weft_steps_total\{runtime="native",outcome="succeeded"\} (\d+)/m)).toBeGreaterThanOrEqual(4);
+    expect(value(/^weft_step_latency_ms_count\{runtime="native"\} (\d+)/m)).toBeGreaterThanOrEqual(4);
+    expect(value(/^weft_tasks_ended_total\{state="complete"\} (\d+)/m)).toBeGreaterThanOrEqual(1);
   });
 });

@@ -126,7 +126,7 @@ describe.each<Backend>(['pg', 'rabbitmq'])('a worker killed with SIGKILL in the 
     await engine.addWorker();
     expect(await engine.orchestrators[0]!.waitForTask(id, 30_000)).toBe(true);
     const { rows } = await engine.db.query(
-      `SELECT s.state, s.attempts, s.result, s.worker_id,
+      `SELECT s.state, s.attempts, s.failures, s.losses, s.result, s.worker_id,
               (SELECT json_agg(json_build_array(t.from_state, t.to_state, t.metadata->>'reason') ORDER BY t.seq)
                  FROM weft.step_transitions t WHERE t.step_id = s.id) AS moves
          FROM weft.steps s WHERE s.task_id = $1`,
@@ -135,10 +135,13 @@ describe.each<Backend>(['pg', 'rabbitmq'])('a worker killed with SIGKILL in the 
     const step = rows[0];
     expect(step.state).toBe('complete');
     expect(step.attempts).toBe(2);
+    // A lost worker is not a failed attempt: the retry budget is untouched.
+    expect(step.failures).toBe(0);
+    expect(step.losses).toBe(1);
     expect(step.result.pid).toBe(process.pid); // the second attempt ran in this process
     expect(step.worker_id).not.toBe(running);
-    expect(step.moves).toContainEqual(['running', 'failed', 'lease expired']);
-    expect(step.moves.map((m: string[]) => m[1])).toEqual(['pending', 'enqueued', 'running', 'failed', 'waiting_retry', 'enqueued', 'running', 'succeeded', 'complete']);
+    expect(step.moves).toContainEqual(['running', 'enqueued', 'worker lost']);
+    expect(step.moves.map((m: string[]) => m[1])).toEqual(['pending', 'enqueued', 'running', 'enqueued', 'running', 'complete']);
   });
 });
 

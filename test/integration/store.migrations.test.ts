@@ -92,9 +92,9 @@ describe('migrate', () => {
       expect([ra.applied.length, rb.applied.length].sort()).toEqual([0, migrations.length]);
       expect(ra.current).toBe(rb.current);
       expect(await appliedRows(a)).toEqual(migrations.map((m) => ({ version: m.version, name: m.name, checksum: m.checksum })));
-      // The seed rows of 001 were inserted once (a second run would have failed on their primary key, but count anyway).
+      // The seed rows of 001 and 002 were inserted once (a second run would have failed on their primary key, but count anyway).
       const { rows } = await a.query('SELECT (SELECT count(*) FROM weft.step_transition_rules)::int AS s, (SELECT count(*) FROM weft.task_transition_rules)::int AS t');
-      expect(rows[0]).toEqual({ s: 14, t: 7 });
+      expect(rows[0]).toEqual({ s: 22, t: 7 });
     }
   });
 
@@ -182,8 +182,8 @@ describe('migrate', () => {
     const tables = relations.filter((r) => r.kind === 'r').map((r) => r.name);
     expect(tables.sort()).toEqual(
       [
-        'dead_letters', 'processes', 'queue_messages', 'schema_migrations', 'step_edges', 'step_transition_rules',
-        'step_transitions', 'steps', 'task_transition_rules', 'task_transitions', 'tasks', 'templates',
+        'outbox', 'processes', 'queue_waiters', 'schema_migrations', 'step_edges', 'step_transition_rules',
+        'step_transitions', 'steps', 'task_transition_rules', 'task_transitions', 'task_watchers', 'tasks', 'templates',
       ].sort(),
     );
 
@@ -191,8 +191,14 @@ describe('migrate', () => {
       `SELECT n.nspname AS schema, p.proname AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')`,
     );
-    // Only the one-round-trip acceptance of a result; NOTIFY is sent after commit by the publisher, not by a trigger.
-    expect(functions).toEqual([{ schema: 'weft', name: 'accept_success' }]);
+    // The units of work of the step boundary (migration 002), and the transition rules they are checked
+    // against; NOTIFY is sent after commit (weft.wake), never by a trigger.
+    expect(functions.map((f) => f.name).sort()).toEqual([
+      'claim_ids', 'claim_queued', 'claimed_events', 'compile_transition_rules', 'complete_steps', 'create_task',
+      'delete_expired_tasks', 'dispatch_due_retries', 'fail_task', 'finish_steps', 'insert_steps', 'legal_step_transition',
+      'legal_task_transition', 'lock_queues', 'redispatch_stale', 'register_waiter', 'requeue_lost_steps', 'wake',
+    ]);
+    expect(functions.every((f) => f.schema === 'weft')).toBe(true);
 
     const { rows: triggers } = await db.query<{ schema: string; name: string }>(
       `SELECT n.nspname AS schema, t.tgname AS name FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid

@@ -1,17 +1,25 @@
 /**
- * The PostgreSQL message queue (src/messaging/pg.ts, WEFT_MESSAGING=pg): NOTIFY wake-ups, SKIP LOCKED
- * claims, the visibility timeout, dead letters, and surviving the loss of the LISTEN connection.
+ * The PostgreSQL queue (src/messaging/pg.ts, WEFT_MESSAGING=pg): the steps table is the queue. A consumer
+ * that found nothing waits to be woken; a statement that enqueues a step wakes exactly one waiting
+ * consumer per ready step (no thundering herd), no wake-up is lost, and losing the LISTEN connection
+ * loses nothing.
  *
- * Every bus gets its own pool (as a separate process would) and every test its own queue names.
+ * Every bus gets its own pool (as a separate process would) and every test its own namespace, so its
+ * own queue. The fallback poll is set far beyond the tests' deadlines: only a wake-up can meet them.
  */
 import { randomBytes } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
-import { PgMessageBus, type PgBusOptions } from '../../src/messaging/pg.js';
-import type { Delivery, Subscription } from '../../src/messaging/types.js';
+import { PgMessageBus } from '../../src/messaging/pg.js';
+import type { StepConsumer, Subscription } from '../../src/messaging/types.js';
+import { claimQueued } from '../../src/store/claim.js';
+import { createTask } from '../../src/store/tasks.js';
+import { registerTemplate } from '../../src/store/templates.js';
+import { parseTemplate } from '../../src/core/template/parse.js';
+import { initialSteps } from '../../src/core/plan.js';
+import type { TemplateDefinition } from '../../src/core/template/types.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { capturingLogger } from '../support/log.js';
 
@@ -28,96 +36,113 @@ afterAll(async () => {
   await tdb?.drop();
 });
 
-function queueName(what: string): string {
-  return `test.${what}.${randomBytes(3).toString('hex')}`;
+/** A one-step native template in a namespace of its own; its queue is `step.<ns>.native`. */
+async function freshTemplate(): Promise<{ def: TemplateDefinition; queue: string }> {
+  const ns = `q_${randomBytes(4).toString('hex')}`;
+  const def = parseTemplate(`namespace: ${ns}\nname: one\nversion: 1.0.0\nsteps:\n  - { name: only, handler: t.only }\n`, 'one.yaml');
+  await registerTemplate(tdb.db, def);
+  return { def, queue: `step.${ns}.native` };
 }
 
+/** Create a task on `db` (a producer process) and hand its dispatch to `bus`, as the orchestrator does. */
+async function produce(db: Database, bus: PgMessageBus, def: TemplateDefinition): Promise<string> {
+  const { taskId, dispatch } = await createTask(
+    db,
+    { namespace: def.namespace, name: def.name, version: def.version, context: {}, steps: initialSteps(def) },
+    'test-producer',
+    'wake',
+  );
+  bus.deliver(dispatch);
+  return taskId;
+}
 
-interface TestBus {
-  bus: PgMessageBus;
+interface TestProcess {
   db: Database;
-  /** Emits 'receive' (row count) after every receive query of this bus's consumers has returned. */
-  receives: EventEmitter;
+  bus: PgMessageBus;
 }
 
-/** A bus on its own pool; its receive queries are observed, so a test can wait for an idle (empty) receive. */
-async function newBus(options: PgBusOptions, log: Logger = silentLogger()): Promise<TestBus> {
+async function newProcess(log: Logger = silentLogger()): Promise<TestProcess> {
   const db = await openDatabase({ url: tdb.url, log, max: 5 });
-  const receives = new EventEmitter();
-  const query = db.query.bind(db);
-  db.query = (async (text: string, values?: unknown[]) => {
-    const result = await query(text, values);
-    if (text.includes('FOR UPDATE SKIP LOCKED')) receives.emit('receive', result.rowCount ?? 0);
-    return result;
-  }) as Database['query'];
-  const bus = new PgMessageBus(db, log, options);
+  const bus = new PgMessageBus(db, log, { pollIntervalMs: 60_000 });
   closers.push(async () => {
     await bus.close();
     await db.close();
   });
-  return { bus, db, receives };
+  return { db, bus };
 }
 
-/** Resolves after the next receive that returned exactly `rows` messages. */
-function nextReceiveOf(tb: TestBus, rows: number): Promise<void> {
-  return new Promise((resolve) => {
-    const on = (n: number) => {
-      if (n !== rows) return;
-      tb.receives.off('receive', on);
-      resolve();
-    };
-    tb.receives.on('receive', on);
-  });
+/** A consumer with `room` slots that claims steps and never finishes them (each claim takes a slot for good). */
+interface TestConsumer {
+  claimed: string[];
+  /** Claim statements run, and how many of them came back empty. */
+  claims: number;
+  empty: number;
+  sub: Subscription;
+  /** Resolves once `n` steps were claimed in all (rejects after `ms`). */
+  claimedCount(n: number, label: string, ms?: number): Promise<void>;
+  /** Resolves once the consumer has gone idle: its last claim came back short. */
+  idle(): Promise<void>;
 }
 
-function nextEmptyReceive(tb: TestBus): Promise<void> {
-  return new Promise((resolve) => {
-    const on = (n: number) => {
-      if (n !== 0) return;
-      tb.receives.off('receive', on);
-      resolve();
-    };
-    tb.receives.on('receive', on);
-  });
+async function consume(p: TestProcess, queue: string, room = 1): Promise<TestConsumer> {
+  const listeners = new Set<() => void>();
+  const c: TestConsumer = {
+    claimed: [],
+    claims: 0,
+    empty: 0,
+    sub: undefined as unknown as Subscription,
+    claimedCount: (n, label, ms = 10_000) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${label} (claimed ${c.claimed.length})`)), ms);
+        const check = () => {
+          if (c.claimed.length < n) return;
+          clearTimeout(timer);
+          listeners.delete(check);
+          resolve();
+        };
+        listeners.add(check);
+        check();
+      }),
+    idle: async () => {
+      await until('the consumer to go idle', () => c.claims > 0 && lastShort);
+    },
+  };
+  /** The last claim came back short: the consumer is registered as a waiter and sleeps. */
+  let lastShort = false;
+  const consumer: StepConsumer = {
+    room: () => room - c.claimed.length,
+    claimQueued: async (r, waiter) => {
+      const out = await claimQueued(p.db, 'test-worker', [queue], r, waiter);
+      c.claims++;
+      lastShort = out.claimed.length < r;
+      if (out.claimed.length === 0) c.empty++;
+      c.claimed.push(...out.claimed.map((s) => s.id));
+      for (const l of [...listeners]) l();
+      return out.claimed.length;
+    },
+    claimDelivered: async () => {
+      throw new Error('not a broker');
+    },
+  };
+  c.sub = await p.bus.consume([queue], consumer, { prefetch: room });
+  closers.push(() => c.sub.stop());
+  return c;
 }
 
-async function consume(tb: TestBus, queues: string[], onMessage: (d: Delivery) => void, prefetch = 10): Promise<Subscription> {
-  const sub = await tb.bus.consume(queues, onMessage, { prefetch });
-  closers.push(() => sub.stop());
-  return sub;
-}
-
-/** Resolves with `what()` once it is truthy; fails (naming `label`) after `ms`. Polls a condition that has no event. */
-async function until<T>(label: string, what: () => T | Promise<T>, ms = 15_000): Promise<NonNullable<T>> {
+/** Resolves once `what()` is truthy; fails (naming `label`) after `ms`. For conditions with no event to await. */
+async function until<T>(label: string, what: () => T | Promise<T>, ms = 10_000): Promise<NonNullable<T>> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await what();
     if (v) return v as NonNullable<T>;
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${label}`);
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 10));
   }
 }
 
-/** A promise for the next delivery, failing after `ms` (the bus's fallback poll is longer, so only a wake-up meets it). */
-function deliveryQueue() {
-  const got: Delivery[] = [];
-  const waiters: Array<(d: Delivery) => void> = [];
-  return {
-    got,
-    onMessage(d: Delivery) {
-      got.push(d);
-      waiters.shift()?.(d);
-    },
-    next(label: string, ms = 15_000): Promise<Delivery> {
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${label}`)), ms);
-        waiters.push((d) => {
-          clearTimeout(timer);
-          resolve(d);
-        });
-      });
-    },
-  };
+async function waiters(queue: string): Promise<string[]> {
+  const { rows } = await tdb.db.query<{ consumer: string }>('SELECT consumer FROM weft.queue_waiters WHERE queue = $1 ORDER BY consumer', [queue]);
+  return rows.map((r) => r.consumer);
 }
 
 async function listenBackends(): Promise<number[]> {
@@ -127,168 +152,124 @@ async function listenBackends(): Promise<number[]> {
   return rows.map((r) => r.pid);
 }
 
-describe('PgMessageBus', () => {
-  it('publish → consume is woken by NOTIFY, not the poll (poll interval 60 s)', async () => {
-    const q = queueName('notify');
-    const consumer = await newBus({ pollIntervalMs: 60_000 });
-    const publisher = await newBus({});
-    const dq = deliveryQueue();
-    const idle = nextEmptyReceive(consumer);
-    await consume(consumer, [q], (d) => dq.onMessage(d));
-    await idle; // the consumer found nothing and now sleeps until a wake-up (or 60 s)
-
-    for (const n of [1, 2]) {
-      // A receive that returns fewer rows than the consumer has room for is
-      // followed by sleep (until a wake-up or the 60 s poll).
-      const partial = nextReceiveOf(consumer, 1);
-      const next = dq.next(`message ${n} via NOTIFY`);
-      await publisher.bus.publish([{ queue: q, body: { n } }]);
-      const d = await next;
-      expect(d).toMatchObject({ queue: q, body: { n }, deliveries: 1 });
-      d.ack();
-      await partial; // asleep again before the next publish
-    }
-    // A notification for another queue does not deliver anything here.
-    await publisher.bus.publish([{ queue: queueName('other'), body: { n: 3 } }]);
-    await until('acks flushed', async () => (await consumer.bus.depth([q]))[q] === 0);
-    expect(dq.got.map((d) => d.body)).toEqual([{ n: 1 }, { n: 2 }]);
+describe('the PostgreSQL queue', () => {
+  it('a consumer that found its queue empty is registered as a waiter, and a step enqueued by another process wakes it', async () => {
+    const { def, queue } = await freshTemplate();
+    const worker = await newProcess();
+    const producer = await newProcess();
+    const c = await consume(worker, queue);
+    await c.idle();
+    expect(await waiters(queue)).toEqual([c.sub.waiter!.consumer]);
+    await produce(producer.db, producer.bus, def);
+    await c.claimedCount(1, 'the step to be claimed through a wake-up (the poll is 60 s away)');
+    // Its claim was full (room 1): the registration is gone until it finds the queue empty again.
+    expect(await waiters(queue)).toEqual([]);
   });
 
-  it('FOR UPDATE SKIP LOCKED: 500 messages, two consumers, each message delivered exactly once', async () => {
-    const q = queueName('skip');
-    const a = await newBus({ pollIntervalMs: 200 });
-    const b = await newBus({ pollIntervalMs: 200 });
-    const publisher = await newBus({});
-    await publisher.bus.publish(Array.from({ length: 500 }, (_, n) => ({ queue: q, body: { n } })));
-    const seen: Array<{ n: number; by: string; deliveries: number }> = [];
-    const handler = (by: string) => (d: Delivery) => {
-      seen.push({ n: (d.body as { n: number }).n, by, deliveries: d.deliveries });
-      // Ack on a later tick, so both consumers hold messages at the same time.
-      setImmediate(() => d.ack());
-    };
-    await Promise.all([consume(a, [q], handler('a'), 16), consume(b, [q], handler('b'), 16)]);
-    await until('500 deliveries', () => seen.length >= 500);
-    await until('queue drained', async () => (await publisher.bus.depth([q]))[q] === 0);
-    const ns = seen.map((s) => s.n).sort((x, y) => x - y);
-    expect(ns).toEqual(Array.from({ length: 500 }, (_, n) => n));
-    expect(seen.every((s) => s.deliveries === 1)).toBe(true);
-    expect(seen).toHaveLength(500);
+  it('one step wakes one consumer: of two waiting in two processes, only one claims', async () => {
+    const { def, queue } = await freshTemplate();
+    const producer = await newProcess();
+    const a = await consume(await newProcess(), queue, 5);
+    const b = await consume(await newProcess(), queue, 5);
+    await a.idle();
+    await b.idle();
+    const claimsBefore = a.claims + b.claims;
+    await produce(producer.db, producer.bus, def);
+    const before = { a: a.claims, b: b.claims };
+    await until('someone to claim the step', () => a.claimed.length + b.claimed.length === 1);
+    // Give a wrongly woken second consumer time to show itself.
+    await new Promise((r) => setTimeout(r, 300));
+    const [winner, loser] = a.claimed.length ? [a, b] : [b, a];
+    expect(loser.claims - (loser === a ? before.a : before.b)).toBe(0);
+    expect(winner.claims - (winner === a ? before.a : before.b)).toBe(1);
+    expect(a.claimed.length + b.claimed.length).toBe(1);
+    expect(claimsBefore).toBe(before.a + before.b);
   });
 
-  it('an un-acked message is delivered again after the visibility timeout, then acked for good', async () => {
-    const q = queueName('visibility');
-    const tb = await newBus({ visibilityMs: 300, pollIntervalMs: 50 });
-    const dq = deliveryQueue();
-    await consume(tb, [q], (d) => dq.onMessage(d));
-    const first = dq.next('first delivery');
-    await tb.bus.publish([{ queue: q, body: { job: 'x' } }]);
-    expect(await first).toMatchObject({ queue: q, body: { job: 'x' }, deliveries: 1 });
-    // Not acked: it must come back once hidden for 300 ms.
-    const again = await dq.next('redelivery after the visibility timeout');
-    expect(again).toMatchObject({ queue: q, body: { job: 'x' }, deliveries: 2 });
-    again.ack();
-    await until('acked message deleted', async () => (await tb.bus.depth([q]))[q] === 0);
-    const { rows } = await tdb.db.query('SELECT count(*)::int AS n FROM weft.dead_letters WHERE queue = $1', [q]);
-    expect(rows[0].n).toBe(0);
-    expect(dq.got).toHaveLength(2);
+  it('k steps wake k consumers, each claiming one', async () => {
+    const { def, queue } = await freshTemplate();
+    const producer = await newProcess();
+    const consumers = await Promise.all([1, 2, 3].map(async () => consume(await newProcess(), queue)));
+    for (const c of consumers) await c.idle();
+    await Promise.all([produce(producer.db, producer.bus, def), produce(producer.db, producer.bus, def), produce(producer.db, producer.bus, def)]);
+    await until('all three steps to be claimed', () => consumers.reduce((n, c) => n + c.claimed.length, 0) === 3);
+    expect(consumers.map((c) => c.claimed.length).sort()).toEqual([1, 1, 1]);
   });
 
-  it('nack(false, reason) moves the message to weft.dead_letters with the reason', async () => {
-    const q = queueName('nack');
+  it('no wake-up is lost while consumers go idle and producers enqueue at the same time (200 tasks)', async () => {
+    const { def, queue } = await freshTemplate();
+    const producers = await Promise.all([1, 2].map(() => newProcess()));
+    const consumers = await Promise.all([1, 2].map(async () => consume(await newProcess(), queue, 1_000)));
+    const total = 200;
+    await Promise.all(
+      producers.map(async (p, k) => {
+        for (let i = 0; i < total / 2; i++) {
+          await produce(p.db, p.bus, def);
+          if ((i + k) % 7 === 0) await new Promise((r) => setTimeout(r, 3)); // let consumers go idle now and then
+        }
+      }),
+    );
+    await until(`all ${total} steps to be claimed (a lost wake-up would wait for the 60 s poll)`, () =>
+      consumers.reduce((n, c) => n + c.claimed.length, 0) === total,
+    15_000);
+    expect(new Set(consumers.flatMap((c) => c.claimed)).size).toBe(total);
+  });
+
+  it('a consumer whose registration expired (it died) is not woken: the step waits for a live one', async () => {
+    const { def, queue } = await freshTemplate();
+    const producer = await newProcess();
+    await tdb.db.query(
+      `INSERT INTO weft.queue_waiters (queue, consumer, channel, expires_at) VALUES ($1, 'dead', 'weft_wake_dead', now() - interval '1 second')`,
+      [queue],
+    );
+    const live = await consume(await newProcess(), queue);
+    await live.idle();
+    await produce(producer.db, producer.bus, def);
+    await live.claimedCount(1, 'the live consumer to be woken instead of the dead one');
+    expect(await waiters(queue)).toEqual(['dead']);
+  });
+
+  it('killing the LISTEN connection loses nothing: polling takes over, then LISTEN comes back', async () => {
+    const { def, queue } = await freshTemplate();
     const { log, lines } = capturingLogger();
-    const tb = await newBus({ pollIntervalMs: 100 }, log);
-    const dq = deliveryQueue();
-    await consume(tb, [q], (d) => dq.onMessage(d));
-    const first = dq.next('delivery');
-    await tb.bus.publish([{ queue: q, body: { bad: true } }]);
-    (await first).nack(false, 'body is not a step message');
-    const dead = await until('dead letter row', async () => {
-      const { rows } = await tdb.db.query('SELECT queue, body, deliveries, reason FROM weft.dead_letters WHERE queue = $1', [q]);
-      return rows[0];
+    const db = await openDatabase({ url: tdb.url, log, max: 5 });
+    const bus = new PgMessageBus(db, log, { pollIntervalMs: 60_000 });
+    closers.push(async () => {
+      await bus.close();
+      await db.close();
     });
-    expect(dead).toEqual({ queue: q, body: { bad: true }, deliveries: 1, reason: 'body is not a step message' });
-    expect((await tb.bus.depth([q]))[q]).toBe(0);
-    expect(lines.some((l) => l.msg === 'message moved to weft.dead_letters' && l.reason === 'body is not a step message')).toBe(true);
-  });
-
-  it('nack(true) gives the message back: it is delivered again', async () => {
-    const q = queueName('requeue');
-    const tb = await newBus({ pollIntervalMs: 50 });
-    const dq = deliveryQueue();
-    await consume(tb, [q], (d) => dq.onMessage(d));
-    const first = dq.next('delivery');
-    await tb.bus.publish([{ queue: q, body: { k: 1 } }]);
-    (await first).nack(true, 'not now');
-    const again = await dq.next('delivery after requeue');
-    expect(again).toMatchObject({ body: { k: 1 }, deliveries: 2 });
-    again.ack();
-    await until('acked', async () => (await tb.bus.depth([q]))[q] === 0);
-  });
-
-  it('a message delivered more than maxDeliveries times is dead-lettered, not handed out again', async () => {
-    const q = queueName('poison');
-    const tb = await newBus({ visibilityMs: 150, pollIntervalMs: 50, maxDeliveries: 2 });
-    const dq = deliveryQueue();
-    await consume(tb, [q], (d) => dq.onMessage(d));
-    await tb.bus.publish([{ queue: q, body: { poison: 1 } }]);
-    // Never acked.
-    const dead = await until('dead letter row', async () => {
-      const { rows } = await tdb.db.query('SELECT body, deliveries, reason FROM weft.dead_letters WHERE queue = $1', [q]);
-      return rows[0];
+    const worker = { db, bus };
+    const producer = await newProcess();
+    const c = await consume(worker, queue, 10);
+    await c.idle();
+    expect(await bus.health()).toEqual({ ok: true, backend: 'pg', detail: 'listening' });
+    const before = await until('the consumer\'s LISTEN backend', async () => {
+      const mine = await tdb.db.query<{ pid: number }>(
+        `SELECT pid FROM pg_stat_activity WHERE application_name = 'weft-listen' AND datname = current_database() AND query LIKE $1`,
+        [`%${c.sub.waiter!.channel}%`],
+      );
+      return mine.rows[0]?.pid;
     });
-    expect(dead).toEqual({ body: { poison: 1 }, deliveries: 3, reason: 'delivered 3 times without being acknowledged' });
-    expect(dq.got.map((d) => d.deliveries)).toEqual([1, 2]);
-    expect((await tb.bus.depth([q]))[q]).toBe(0);
-  });
-
-  it('killing the LISTEN connection loses no message: polling takes over, then LISTEN comes back', async () => {
-    const q = queueName('relisten');
-    const { log, lines } = capturingLogger();
-    const tb = await newBus({ pollIntervalMs: 500 }, log);
-    const publisher = await newBus({});
-    const dq = deliveryQueue();
-    const idle = nextEmptyReceive(tb);
-    await consume(tb, [q], (d) => dq.onMessage(d));
-    await idle;
-    expect(await tb.bus.health()).toEqual({ ok: true, backend: 'pg', detail: 'listening' });
-    const [before] = await listenBackends();
-    expect(before).toBeDefined();
-
-    const { rows } = await tdb.db.query('SELECT pg_terminate_backend($1) AS ok', [before]);
-    expect(rows[0].ok).toBe(true);
-    // Published while nobody listens: no notification reaches the consumer.
-    const lost = dq.next('the message published while LISTEN was down');
-    await publisher.bus.publish([{ queue: q, body: { during: 'outage' } }]);
-    const d1 = await lost;
-    expect(d1.body).toEqual({ during: 'outage' });
-    d1.ack();
+    await tdb.db.query('SELECT pg_terminate_backend($1)', [before]);
     await until('the LOST warning', () => lines.some((l) => l.msg === 'lost the LISTEN connection; polling until it is back'));
-
-    // LISTEN is back on a new backend.
+    // Enqueued while nobody listens: the consumer polls every 250 ms meanwhile.
+    await produce(producer.db, producer.bus, def);
+    await c.claimedCount(1, 'the step enqueued while LISTEN was down');
     const after = await until('a new weft-listen backend', async () => (await listenBackends()).find((pid) => pid !== before));
     expect(after).not.toBe(before);
-    await until('health says listening', async () => (await tb.bus.health()).detail === 'listening');
-
-    const next = dq.next('a message after LISTEN is back');
-    await publisher.bus.publish([{ queue: q, body: { during: 'after' } }]);
-    const d2 = await next;
-    expect(d2.body).toEqual({ during: 'after' });
-    d2.ack();
-    expect(dq.got.map((d) => d.body)).toEqual([{ during: 'outage' }, { during: 'after' }]);
+    await until('health says listening', async () => (await bus.health()).detail === 'listening');
+    await c.idle();
+    await produce(producer.db, producer.bus, def);
+    await c.claimedCount(2, 'a step enqueued after LISTEN is back, through a wake-up');
   });
 
-  it('depth() counts waiting messages per queue, zero for an empty queue', async () => {
-    const [qa, qb, qc] = [queueName('da'), queueName('db'), queueName('dc')];
-    const tb = await newBus({});
-    await tb.bus.publish([
-      { queue: qa, body: 1 },
-      { queue: qa, body: 2 },
-      { queue: qa, body: 3 },
-      { queue: qb, body: 4 },
-    ]);
-    expect(await tb.bus.depth([qa, qb, qc])).toEqual({ [qa]: 3, [qb]: 1, [qc]: 0 });
-    expect(await tb.bus.depth([])).toEqual({});
-    await tb.bus.publish([]);
-    expect(await tb.bus.depth([qa])).toEqual({ [qa]: 3 });
+  it('depth() counts ready steps per queue, zero for an empty queue', async () => {
+    const a = await freshTemplate();
+    const b = await freshTemplate();
+    const p = await newProcess();
+    for (let i = 0; i < 3; i++) await produce(p.db, p.bus, a.def);
+    await produce(p.db, p.bus, b.def);
+    expect(await p.bus.depth([a.queue, b.queue, 'step.nothing.native'])).toEqual({ [a.queue]: 3, [b.queue]: 1, 'step.nothing.native': 0 });
+    expect(await p.bus.depth([])).toEqual({});
   });
 });

@@ -6,29 +6,14 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { createBridgeRunner } from '../../src/worker/bridge-runner.js';
-import { toHandlerStep } from '../../src/worker/runner.js';
-import type { ClaimedStep } from '../../src/store/steps.js';
+import { handlerStepJson, toHandlerStep } from '../../src/worker/runner.js';
+import type { ClaimedStep } from '../../src/store/events.js';
 import { silentLogger } from '../../src/shared/logger.js';
+import { claimedStep } from '../support/steps.js';
 import { repoRoot } from './helpers.js';
 
 function claimed(handler: string, name: string, context: unknown, deps: Record<string, unknown> = {}): ClaimedStep {
-  return {
-    id: `id-${name}`,
-    task_id: 'task-1',
-    namespace: 'ns',
-    name,
-    template_step: name,
-    type: 'standard',
-    runtime: 'ruby',
-    handler,
-    attempt: 2,
-    max_attempts: 3,
-    timeout_ms: 10_000,
-    context,
-    inputs: {},
-    dependency_results: deps,
-    batch: null,
-  };
+  return claimedStep({ handler, name, runtime: 'ruby', context, deps, attempt: 2 });
 }
 
 describe('bridge runner', () => {
@@ -43,6 +28,13 @@ describe('bridge runner', () => {
       dependency_results: {},
       batch: null,
     });
+  });
+
+  it('builds the same step as JSON text around the context and results exactly as stored (big integers stay exact)', () => {
+    const step = { ...claimed('linear.square', 'linear_step_2', { even_number: 6 }), dependencyResultsJson: '{"linear_step_1":36,"big":123456789012345678901234567890}' };
+    const text = handlerStepJson(step);
+    expect(text).toContain('"big":123456789012345678901234567890');
+    expect(JSON.parse(text)).toEqual(toHandlerStep(step));
   });
 
   it('runs the seed linear workflow through Ruby and maps failures', async () => {

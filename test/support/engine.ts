@@ -61,7 +61,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     const bus: MessageBus =
       o.backend === 'pg'
         ? new PgMessageBus(db, log, { pollIntervalMs: o.pollIntervalMs ?? 200 })
-        : new RabbitMessageBus({ url: AMQP_URL, prefix: queuePrefix }, log);
+        : new RabbitMessageBus({ url: AMQP_URL, prefix: queuePrefix }, db, log);
     buses.push(bus);
     closers.push(async () => {
       await bus.close();
@@ -77,7 +77,15 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
   const orchestrators: Orchestrator[] = [];
   for (let i = 0; i < (o.orchestrators ?? 1); i++) {
     const { db, bus } = await connect();
-    const orch = new Orchestrator({ db, bus, log, processId: processId(`orch${i}`), pollIntervalMs: o.pollIntervalMs ?? 200, reportGraceMs: 2_000, redispatchAfterMs: 5_000 });
+    const orch = new Orchestrator({
+      db,
+      bus,
+      log,
+      processId: processId(`orch${i}`),
+      pollIntervalMs: o.pollIntervalMs ?? 200,
+      leaseMs: o.leaseMs ?? 30_000,
+      redispatchAfterMs: 5_000,
+    });
     if (i === 0) await orch.registerTemplates(templates);
     await orch.start();
     orchestrators.push(orch);

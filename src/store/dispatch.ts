@@ -1,0 +1,120 @@
+import type { Database } from './database.js';
+import { readEvents, type OutboxMessage, type StatementOutcome, type StepEventRow } from './events.js';
+import type { DispatchMode } from './tasks.js';
+import { ASYNC_COMMIT_CTE, WITH_ASYNC_COMMIT } from './sql.js';
+
+/**
+ * What happens after a step-boundary statement commits, and the sweeps that
+ * repair what a crash between the two left behind.
+ */
+
+/** One notification to send. */
+export interface Notice {
+  channel: string;
+  payload: string;
+}
+
+/**
+ * After COMMIT: wake one waiting consumer per ready step of each queue and
+ * send `notices`, in one round trip with an asynchronous commit
+ * (weft.wake). Returns the consumers registered on `localChannel`, for the
+ * caller to wake in-process instead of through PostgreSQL.
+ */
+export async function wake(
+  db: Database,
+  enqueued: Map<string, number>,
+  localChannel: string | null,
+  notices: Notice[],
+): Promise<string[]> {
+  const queues = enqueued.size ? [...enqueued.keys()] : null;
+  const { rows } = await db.query<{ consumer: string }>(
+    'SELECT consumer FROM weft.wake($1, $2, $3, $4, $5)',
+    [
+      queues,
+      queues ? [...enqueued.values()] : null,
+      localChannel,
+      notices.length ? notices.map((n) => n.channel) : null,
+      notices.length ? notices.map((n) => n.payload) : null,
+    ],
+    'weft_wake',
+  );
+  return rows.map((r) => r.consumer);
+}
+
+const DELETE_OUTBOX_SQL = `WITH ${ASYNC_COMMIT_CTE} DELETE FROM weft.outbox WHERE id = ANY($1::bigint[]) AND ${WITH_ASYNC_COMMIT}`;
+
+/**
+ * Delete published outbox rows (asynchronous commit: losing the delete in a
+ * crash only means the sweep publishes the message again, and the claim
+ * drops the duplicate).
+ */
+export async function deleteOutbox(db: Database, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await db.query(DELETE_OUTBOX_SQL, [ids], 'weft_outbox_delete');
+}
+
+/** Outbox rows older than `olderThanMs`: their publisher died between COMMIT and publish (or its publish failed). */
+export async function staleOutbox(db: Database, olderThanMs: number, limit = 500): Promise<OutboxMessage[]> {
+  const { rows } = await db.query<{ id: string; queue: string; body: OutboxMessage['body'] }>(
+    `SELECT id, queue, body FROM weft.outbox WHERE created_at < clock_timestamp() - make_interval(secs => $1 / 1000.0)
+      ORDER BY id LIMIT $2`,
+    [olderThanMs, limit],
+  );
+  return rows.map((r) => ({ id: String(r.id), queue: r.queue, body: r.body }));
+}
+
+/** waiting_retry → enqueued for every step whose backoff has elapsed (weft.dispatch_due_retries). */
+export async function dispatchDueRetries(db: Database, pid: string, mode: DispatchMode, limit = 500): Promise<StatementOutcome> {
+  const { rows } = await db.query<StepEventRow>(
+    'SELECT * FROM weft.dispatch_due_retries($1, $2, $3)',
+    [pid, mode === 'outbox', limit],
+    'weft_dispatch_due_retries',
+  );
+  return readEvents(rows);
+}
+
+/** When the next retry is due, if any (so a timer can wake exactly then). */
+export async function nextRetryAt(db: Database): Promise<Date | undefined> {
+  const { rows } = await db.query<{ at: Date | null }>(`SELECT min(run_after) AS at FROM weft.steps WHERE state = 'waiting_retry'`);
+  return rows[0]?.at ?? undefined;
+}
+
+/**
+ * Running steps whose worker stopped heartbeating for `leaseMs`: run again
+ * without using the retry budget, or failed (with their task) once they have
+ * lost their worker `maxLosses` times (weft.requeue_lost_steps).
+ */
+export async function requeueLostSteps(
+  db: Database,
+  pid: string,
+  leaseMs: number,
+  maxLosses: number,
+  mode: DispatchMode,
+  limit = 500,
+): Promise<StatementOutcome> {
+  const { rows } = await db.query<StepEventRow>(
+    'SELECT * FROM weft.requeue_lost_steps($1, $2, $3, $4, $5)',
+    [pid, Math.trunc(leaseMs), maxLosses, mode === 'outbox', limit],
+    'weft_requeue_lost_steps',
+  );
+  return readEvents(rows);
+}
+
+/**
+ * Broker only: steps `enqueued` for longer than `olderThanMs` without a
+ * claim (the broker lost their message): dispatched again through the outbox.
+ */
+export async function redispatchStale(db: Database, pid: string, olderThanMs: number, limit = 500): Promise<StatementOutcome> {
+  const { rows } = await db.query<StepEventRow>(
+    'SELECT * FROM weft.redispatch_stale($1, $2, $3)',
+    [pid, Math.trunc(olderThanMs), limit],
+    'weft_redispatch_stale',
+  );
+  return readEvents(rows);
+}
+
+/** Forget waiter registrations whose consumer stopped renewing them (it died). */
+export async function expireWaiters(db: Database): Promise<void> {
+  await db.query('DELETE FROM weft.queue_waiters WHERE expires_at < clock_timestamp()');
+  await db.query('DELETE FROM weft.task_watchers WHERE expires_at < clock_timestamp()');
+}

@@ -1,0 +1,231 @@
+import type pg from 'pg';
+import type { Database } from './database.js';
+import type { PlannedStep } from '../core/plan.js';
+import type { StepState } from '../core/states.js';
+import { emptyDispatch, mergeOutcomes, readEvents, type StatementOutcome, type StepEventRow } from './events.js';
+import type { WaiterRegistration } from './claim.js';
+import { stepRows } from './tasks.js';
+import { inlined, Uuid } from './sql.js';
+
+/**
+ * The step boundary (issue 8): the worker that finished steps records their
+ * outcomes and moves their tasks on, in one statement and one commit
+ * (weft.finish_steps in migrations/002). See that function for what it does;
+ * this module builds its arguments and splits a batch that PostgreSQL refuses
+ * because of one item's data.
+ */
+
+/** One finished run, as the worker reports it. The worker has applied the retry policy already. */
+export type FinishItem =
+  | {
+      id: string;
+      /** The attempt number the claim handed out: the fence. */
+      attempt: number;
+      ok: true;
+      /** The handler's result as JSON text (stored as is). */
+      resultJson: string;
+      durationMs: number;
+    }
+  | {
+      id: string;
+      attempt: number;
+      ok: false;
+      /** { class, message, backtrace, permanent, kind, language, ... } */
+      error: Record<string, unknown>;
+      /** Retry after this many ms; null: the step (and its task) fails, for `reason`. */
+      retryMs: number | null;
+      reason?: string;
+      durationMs: number;
+    };
+
+export interface FinishOptions {
+  /** Queues this worker serves: ready children there are claimed for it (continuation). */
+  queues: string[];
+  /** Steps it can start now (its free slots, the finished ones included). */
+  room: number;
+  /** Also fill the room from `queues` (the PostgreSQL queue). */
+  claimQueued: boolean;
+  /** Write outbox rows for the steps it enqueues (a broker). */
+  outbox: boolean;
+  /** The consumer's waiter registration (PostgreSQL queue). */
+  waiter?: WaiterRegistration;
+}
+
+const FINISH_SQL = 'SELECT * FROM weft.finish_steps($1, $2::uuid[], $3::jsonb, $4::jsonb, $5::jsonb, $6, $7, $8, $9, $10, $11, $12)';
+
+/**
+ * The items as two JSON arrays (successes, failures; null when empty);
+ * results are spliced in as the text they already are, never re-serialised.
+ */
+export function itemsJson(items: FinishItem[]): { successes: string | null; failures: string | null } {
+  const ok: string[] = [];
+  const failed: string[] = [];
+  for (const i of items) {
+    if (i.ok) {
+      ok.push(`{"id":${JSON.stringify(i.id)},"attempt":${i.attempt},"duration_ms":${finite(i.durationMs)},"result":${i.resultJson}}`);
+    } else {
+      failed.push(
+        JSON.stringify({
+          id: i.id,
+          attempt: i.attempt,
+          duration_ms: finite(i.durationMs),
+          error: i.error,
+          retry_ms: i.retryMs === null ? null : Math.max(0, Math.round(i.retryMs)),
+          reason: i.reason ?? null,
+        }),
+      );
+    }
+  }
+  return { successes: ok.length ? `[${ok.join(',')}]` : null, failures: failed.length ? `[${failed.join(',')}]` : null };
+}
+
+function finite(n: number): number {
+  return Number.isFinite(n) ? Math.round(n * 1000) / 1000 : 0;
+}
+
+function finishParams(worker: string, items: FinishItem[], expansion: string | null, o: FinishOptions): unknown[] {
+  const { successes, failures } = itemsJson(items);
+  return [
+    worker,
+    items.map((i) => i.id),
+    successes,
+    failures,
+    expansion,
+    o.queues,
+    Math.max(0, o.room),
+    o.claimQueued,
+    o.outbox,
+    o.waiter?.consumer ?? null,
+    o.waiter?.channel ?? null,
+    o.waiter?.ttlMs ?? 0,
+  ];
+}
+
+/** SQLSTATE classes of a value PostgreSQL will not store: data exceptions (22) and limits exceeded (54). */
+function isDataError(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('54'));
+}
+
+/**
+ * Finish a batch of runs in one statement. Items that are not accepted (not
+ * the attempt that holds the step any more) are simply absent from
+ * `finished`. If PostgreSQL refuses the batch because of one item's data (a
+ * result jsonb cannot hold), the items are finished one by one and the
+ * offending one fails permanently with PostgreSQL's reason, so one bad value
+ * never blocks the others or hangs its step.
+ */
+export async function finishSteps(db: Database, worker: string, items: FinishItem[], o: FinishOptions): Promise<StatementOutcome> {
+  try {
+    const { rows } = await db.query<StepEventRow>(FINISH_SQL, finishParams(worker, items, null, o), 'weft_finish_steps');
+    return readEvents(rows);
+  } catch (err) {
+    if (!isDataError(err)) throw err;
+    if (items.length > 1) {
+      const parts: StatementOutcome[] = [];
+      let room = o.room;
+      for (const item of items) {
+        const part = await finishSteps(db, worker, [item], { ...o, room });
+        room = Math.max(0, room - part.claimed.length);
+        parts.push(part);
+      }
+      return mergeOutcomes(parts);
+    }
+    const item = items[0]!;
+    if (!item.ok) throw err; // our own error record cannot be refused: something else is wrong
+    const refused: FinishItem = {
+      id: item.id,
+      attempt: item.attempt,
+      ok: false,
+      durationMs: item.durationMs,
+      retryMs: null,
+      reason: 'result refused by the database',
+      error: {
+        language: 'weft',
+        class: 'InvalidResultError',
+        message: `the handler's result could not be stored: ${(err as Error).message}. Return JSON that PostgreSQL's jsonb can hold (no \\u0000, no lone surrogates, under 255 MB)`,
+        backtrace: [],
+        permanent: true,
+        kind: 'invalid_return',
+      },
+    };
+    return finishSteps(db, worker, [refused], o);
+  }
+}
+
+/** A step of the task, as an expansion (decision or batch outcome) needs to know it. */
+export interface ExistingStep {
+  id: string;
+  name: string;
+  template_step: string;
+  state: StepState;
+}
+
+const LOCK_FOR_EXPANSION_SQL = `
+  SELECT s.id, s.name, s.template_step, s.state,
+         (s.id = $step AND s.attempts = $attempt AND s.worker_id = $worker AND s.finished_at IS NULL
+          AND s.state IN ('running', 'enqueued')) AS holds,
+         t.state AS task_state
+    FROM weft.tasks t JOIN weft.steps s ON s.task_id = t.id
+   WHERE t.id = (SELECT task_id FROM weft.steps WHERE id = $step)
+     FOR NO KEY UPDATE OF t`;
+
+/**
+ * Finish a decision or batchable step whose outcome creates steps. In one
+ * transaction: lock the task and read its steps (one round trip), let
+ * `plan` compute the new steps from them (pure: src/core/plan.ts), then
+ * insert them and finish the step in the same statement as any other finish.
+ * `plan` returns undefined when there is nothing to create (the task is not
+ * running), or throws for an outcome that cannot be applied: then the run is
+ * finished as `onRejected` says (a permanent failure naming the problem).
+ */
+export async function finishWithExpansion(
+  db: Database,
+  worker: string,
+  item: Extract<FinishItem, { ok: true }>,
+  plan: (existing: ExistingStep[]) => PlannedStep[] | undefined,
+  onRejected: (err: unknown) => FinishItem,
+  o: FinishOptions,
+): Promise<StatementOutcome> {
+  const client = await db.acquire();
+  let open = false;
+  try {
+    const lock = inlined(client, LOCK_FOR_EXPANSION_SQL, { step: new Uuid(item.id), attempt: item.attempt, worker });
+    open = true;
+    const [, read] = (await client.query(`BEGIN; ${lock}`)) as unknown as [unknown, pg.QueryResult<ExistingStep & { holds: boolean; task_state: string }>];
+    const rows = read.rows;
+    if (!rows.some((r) => r.holds)) {
+      await client.query('ROLLBACK');
+      open = false;
+      return { claimed: [], dispatch: emptyDispatch(), finished: [], taskEnds: [] };
+    }
+    let expansion: string | null = null;
+    let finish: FinishItem = item;
+    if (rows[0]!.task_state === 'running') {
+      try {
+        const planned = plan(rows.map(({ id, name, template_step, state }) => ({ id, name, template_step, state })));
+        if (planned && planned.length) {
+          const ids = new Map(rows.map((r) => [r.name, r.id]));
+          const states = new Map(rows.map((r) => [r.name, r.state]));
+          // A parent created in this same expansion is not complete either.
+          expansion = JSON.stringify(stepRows(planned, ids, (parent) => states.get(parent) !== 'complete'));
+        }
+      } catch (err) {
+        finish = onRejected(err);
+      }
+    }
+    const { rows: events } = await client.query<StepEventRow>({
+      name: 'weft_finish_steps',
+      text: FINISH_SQL,
+      values: finishParams(worker, [finish], expansion, o),
+    });
+    await client.query('COMMIT');
+    open = false;
+    return readEvents(events);
+  } catch (err) {
+    if (open) await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

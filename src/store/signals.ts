@@ -1,0 +1,195 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import type { Logger } from '../shared/logger.js';
+import type { Database } from './database.js';
+import { wake, type Notice } from './dispatch.js';
+
+/**
+ * A process's notifications through PostgreSQL: the one LISTEN connection
+ * (reconnecting with backoff), and the one place that sends, after a commit,
+ * the wake-ups of waiting consumers and the notices other processes listen
+ * for (task ends, live step changes). Everything sent in the same tick goes
+ * in one round trip (weft.wake). Listeners in this process get a notice at
+ * once, without the round trip; its echo from PostgreSQL is ignored.
+ *
+ * One instance per Database (per process in production; tests give each
+ * simulated process its own pool): `signalsOf(db, log)`.
+ */
+export class Signals {
+  /** This process's wake-up channel: waiting consumers registered with it are woken here. */
+  readonly wakeChannel: string;
+  private readonly id = randomBytes(6).toString('hex');
+  private client: pg.Client | undefined;
+  private listening = false;
+  private closed = false;
+  private readonly handlers = new Map<string, Set<(payload: string) => void>>();
+  private readonly reconnectHandlers = new Set<() => void>();
+  private readonly consumers = new Map<string, () => void>();
+  private pendingQueues = new Map<string, number>();
+  private pendingNotices: Notice[] = [];
+  private scheduled = false;
+  private inFlight: Promise<void> | undefined;
+  private connecting: Promise<void> | undefined;
+  private failures = 0;
+
+  constructor(
+    private readonly db: Database,
+    private readonly log: Logger,
+  ) {
+    this.wakeChannel = `weft_wake_${this.id}`;
+  }
+
+  /** True while the LISTEN connection is up (otherwise consumers fall back to polling). */
+  get isListening(): boolean {
+    return this.listening;
+  }
+
+  /**
+   * Call `handler` with every payload sent on `channel`, by this process
+   * (at once) or another (through NOTIFY). Returns an unsubscribe function.
+   */
+  async listen(channel: string, handler: (payload: string) => void): Promise<() => void> {
+    let set = this.handlers.get(channel);
+    const fresh = !set;
+    if (!set) this.handlers.set(channel, (set = new Set()));
+    set.add(handler);
+    await this.ensureConnected();
+    if (fresh && this.client && this.listening) await this.client.query(`LISTEN ${channel}`).catch(() => undefined);
+    return () => {
+      set!.delete(handler);
+    };
+  }
+
+  /** Called after the LISTEN connection came back: notifications may have been missed meanwhile. */
+  onReconnect(fn: () => void): () => void {
+    this.reconnectHandlers.add(fn);
+    return () => this.reconnectHandlers.delete(fn);
+  }
+
+  /** A consumer of this process, woken when weft.wake picks it. */
+  async registerConsumer(consumer: string, wakeUp: () => void): Promise<() => void> {
+    this.consumers.set(consumer, wakeUp);
+    await this.listen(this.wakeChannel, () => undefined);
+    return () => this.consumers.delete(consumer);
+  }
+
+  /**
+   * After a COMMIT that enqueued steps (`enqueued`: ready steps per queue)
+   * and/or has notices to tell: batched per tick, never throws. A lost
+   * wake-up only delays a step to its consumers' next poll; a lost notice,
+   * a waiter's next re-check.
+   */
+  send(enqueued: Map<string, number> | undefined, notices: Notice[]): void {
+    if (this.closed) return;
+    for (const n of notices) this.deliverLocally(n.channel, n.payload);
+    if (enqueued) for (const [q, k] of enqueued) this.pendingQueues.set(q, (this.pendingQueues.get(q) ?? 0) + k);
+    for (const n of notices) this.pendingNotices.push({ channel: n.channel, payload: `${this.id}:${n.payload}` });
+    if (this.scheduled || (this.pendingQueues.size === 0 && this.pendingNotices.length === 0)) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      const queues = this.pendingQueues;
+      const notes = this.pendingNotices;
+      this.pendingQueues = new Map();
+      this.pendingNotices = [];
+      const run = wake(this.db, queues, this.wakeChannel, notes).then(
+        (local) => {
+          for (const c of local) this.consumers.get(c)?.();
+        },
+        (err: Error) => this.log.warn({ err: err.message, queues: [...queues.keys()] }, 'waking consumers failed; they will find the steps on their next poll'),
+      );
+      this.inFlight = run.finally(() => {
+        if (this.inFlight === run) this.inFlight = undefined;
+      });
+    });
+  }
+
+  private deliverLocally(channel: string, payload: string): void {
+    const set = this.handlers.get(channel);
+    if (!set) return;
+    for (const h of set) {
+      try {
+        h(payload);
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message, channel }, 'a notification handler threw');
+      }
+    }
+  }
+
+  private onNotification(n: pg.Notification): void {
+    if (n.channel === this.wakeChannel) {
+      this.consumers.get(n.payload ?? '')?.();
+      return;
+    }
+    const payload = n.payload ?? '';
+    const colon = payload.indexOf(':');
+    if (colon > 0 && payload.slice(0, colon) === this.id) return; // our own, delivered locally already
+    this.deliverLocally(n.channel, colon > 0 ? payload.slice(colon + 1) : payload);
+  }
+
+  private ensureConnected(): Promise<void> {
+    if (this.client || this.closed) return this.connecting ?? Promise.resolve();
+    const client = new pg.Client({ connectionString: this.db.url, application_name: 'weft-listen', keepAlive: true });
+    this.client = client;
+    client.on('notification', (n) => this.onNotification(n));
+    client.on('error', (err) => this.lost(client, err));
+    client.on('end', () => this.lost(client, new Error('connection ended')));
+    this.connecting = (async () => {
+      try {
+        await client.connect();
+        for (const channel of this.handlers.keys()) await client.query(`LISTEN ${channel}`);
+        if (this.client !== client) return;
+        this.listening = true;
+        if (this.failures > 0) {
+          this.log.info('the LISTEN connection is back');
+          this.failures = 0;
+          for (const fn of this.reconnectHandlers) fn();
+          for (const w of this.consumers.values()) w();
+        }
+      } catch (err) {
+        this.lost(client, err as Error);
+      } finally {
+        this.connecting = undefined;
+      }
+    })();
+    return this.connecting;
+  }
+
+  private lost(client: pg.Client, err: Error): void {
+    if (this.client !== client || this.closed) return;
+    this.client = undefined;
+    this.listening = false;
+    client.removeAllListeners('end');
+    client.end().catch(() => undefined);
+    this.failures++;
+    const delay = Math.min(5_000, 250 * 2 ** Math.min(this.failures, 5));
+    if (this.failures === 1) this.log.warn({ err: err.message }, 'lost the LISTEN connection; polling until it is back');
+    setTimeout(() => void this.ensureConnected(), delay).unref();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.inFlight;
+    const c = this.client;
+    this.client = undefined;
+    this.listening = false;
+    if (c) {
+      c.removeAllListeners('end');
+      await c.end().catch(() => undefined);
+    }
+  }
+}
+
+const instances = new WeakMap<Database, Signals>();
+
+/** The Signals of this pool (one per process). */
+export function signalsOf(db: Database, log: Logger): Signals {
+  let s = instances.get(db);
+  if (!s) {
+    const created = new Signals(db, log);
+    instances.set(db, created);
+    db.onClose(() => created.close());
+    s = created;
+  }
+  return s;
+}
