@@ -18,8 +18,8 @@
 --
 -- Every hot function pins how its statements are planned: jit off, generic
 -- plans (planned once per connection, not at every call: a custom plan of
--- these statements costs more than running them), and index scans with
--- nested loops only. They all touch a handful of rows found by key, and a
+-- these statements costs more than running them), and plain index scans
+-- with nested loops only (a bitmap scan would AND in a whole partial index). They all touch a handful of rows found by key, and a
 -- plan made while a table was small (or never analysed, with autovacuum off)
 -- must never be a scan of weft.steps per step, whatever the statistics say.
 --
@@ -104,6 +104,16 @@ ALTER TABLE weft.task_transitions
 ALTER TABLE weft.tasks DROP CONSTRAINT tasks_namespace_name_version_fkey;
 -- Transitions are read by step (the primary key); per task through weft.steps.
 DROP INDEX weft.step_transitions_task;
+-- Steps and edges are only ever written by weft.insert_steps, in the statement
+-- that writes their task (or a step of it), and deleted by the retention sweep,
+-- which deletes them explicitly: the foreign keys cost a lookup per row written
+-- (4 for a step, 3 for an edge; half the CPU of creating a task) and guard
+-- nothing those two functions do not.
+ALTER TABLE weft.steps DROP CONSTRAINT steps_task_id_fkey;
+ALTER TABLE weft.step_edges
+  DROP CONSTRAINT step_edges_task_id_fkey,
+  DROP CONSTRAINT step_edges_from_step_fkey,
+  DROP CONSTRAINT step_edges_to_step_fkey;
 
 -- (Re)build weft.legal_step_transition and weft.legal_task_transition from
 -- the rule tables. A later migration that changes a rule table calls it again.
@@ -222,7 +232,7 @@ CREATE TYPE weft.step_event AS (
 CREATE FUNCTION weft.insert_steps(p_task uuid, p_namespace text, p_steps jsonb, p_edges jsonb, p_pid text, p_outbox boolean)
 RETURNS SETOF weft.step_event
 LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
-  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
 BEGIN
   RETURN QUERY
   WITH new_steps AS (
@@ -265,7 +275,7 @@ CREATE FUNCTION weft.create_task(p_task uuid, p_namespace text, p_name text, p_v
                                  p_idempotency_key text, p_steps jsonb, p_edges jsonb, p_pid text, p_outbox boolean)
 RETURNS SETOF weft.step_event
 LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
-  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
 BEGIN
   PERFORM 1 FROM weft.templates WHERE namespace = p_namespace AND name = p_name AND version = p_version;
   IF NOT FOUND THEN
@@ -286,7 +296,7 @@ END $fn$;
 -- (PL/pgSQL, not SQL: a SQL function that cannot be inlined is planned again at every call.)
 CREATE FUNCTION weft.claimed_events(p_ids uuid[]) RETURNS SETOF weft.step_event
 LANGUAGE plpgsql STABLE SET jit = off SET plan_cache_mode = force_generic_plan
-  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
 BEGIN
   RETURN QUERY
   SELECT 'claimed'::text, s.id, s.task_id, s.state, s.queue, s.name, s.attempts,
@@ -329,7 +339,7 @@ CREATE FUNCTION weft.claim_queued(p_worker text, p_queues text[], p_limit intege
                                   p_consumer text, p_channel text, p_waiter_ttl_ms integer)
 RETURNS SETOF weft.step_event
 LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
-  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
 DECLARE
   v_ids uuid[];
 BEGIN
@@ -364,7 +374,7 @@ END $fn$;
 CREATE FUNCTION weft.register_waiter(p_queues text[], p_consumer text, p_channel text, p_ttl_ms integer, p_waiting boolean)
 RETURNS void
 LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
-  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
 BEGIN
   IF p_consumer IS NULL THEN
     RETURN;
@@ -381,7 +391,7 @@ END $fn$;
 -- is not `enqueued` any more is skipped (a duplicate or stale message).
 CREATE FUNCTION weft.claim_ids(p_worker text, p_ids uuid[]) RETURNS SETOF weft.step_event
 LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
-  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
 DECLARE
   v_ids uuid[];
 BEGIN
@@ -405,16 +415,17 @@ END $fn$;
 
 -- End a running task in error because `p_step` failed for good: every step
 -- not started yet is cancelled; running ones finish and are recorded, but
--- nothing new is dispatched. The caller holds the task's row lock.
+-- nothing new is dispatched. Steps are locked in id order, then the task (the
+-- order of every writer, see weft.finish_steps).
 CREATE FUNCTION weft.fail_task(p_task uuid, p_step text, p_reason text, p_error jsonb, p_pid text)
 RETURNS SETOF weft.step_event
 LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
-  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
 BEGIN
   RETURN QUERY
   WITH doomed AS (
     SELECT id, state FROM weft.steps
-     WHERE task_id = p_task AND state IN ('pending', 'enqueued', 'waiting_retry') FOR UPDATE),
+     WHERE task_id = p_task AND state IN ('pending', 'enqueued', 'waiting_retry') ORDER BY id FOR UPDATE),
   cancelled AS (
     UPDATE weft.steps s SET state = 'cancelled', seq = s.seq + 1, updated_at = clock_timestamp()
       FROM doomed d WHERE s.id = d.id
@@ -447,32 +458,41 @@ END $fn$;
 -- running, or was re-enqueued because the worker was presumed lost and
 -- nobody claimed it since). Then:
 --   * a failure becomes waiting_retry or error (and fails its task);
---   * a success becomes complete (weft.complete_steps): its children are
---     counted down, those it makes ready are claimed for p_worker when they
---     are in p_queues and p_room allows (a chain continues without a wake-up)
---     or enqueued (with an outbox row when p_outbox), and a task whose last
---     open step completed becomes complete;
+--   * a success becomes complete; its children are counted down, and those
+--     it makes ready are claimed for p_worker when they are in p_queues and
+--     p_room has room for all of them (a chain continues without a wake-up),
+--     or enqueued (with an outbox row when p_outbox); a task whose last open
+--     step completed becomes complete;
 --   * with p_claim_queued, the room left is filled from p_queues (the
 --     PostgreSQL queue), and the consumer's waiter registration is updated;
 --   * p_expansion ({steps, edges}, with a single success): the steps a
 --     decision or batch outcome creates, inserted before the countdown. The
 --     caller holds the task lock and has checked the fence (src/store/finish.ts).
--- Tasks are locked first, in id order, so two batches never deadlock, and
--- every later statement runs on a snapshot taken after the locks.
+--
+-- Rows are found by id only (`= ANY(p_ids)`): the fence compares worker_id
+-- with IS NOT DISTINCT FROM, which no index can serve, so the planner cannot
+-- prefer the steps_running index, whose dead entries (every step a worker
+-- ever ran, until the next vacuum) a scan would walk at every finish.
+--
+-- Concurrency without a lock of its own: every decision that depends on a
+-- row another finish may change at the same time (a child's countdown and
+-- readiness, a task's open steps and state, the fence) is written as an
+-- expression of the row's current version, which PostgreSQL re-evaluates
+-- after waiting for the other writer. Rows are locked in one order in every
+-- writer (the finished steps, their children by id, then their tasks by id),
+-- so two finishes never deadlock.
 CREATE FUNCTION weft.finish_steps(p_worker text, p_ids uuid[], p_successes jsonb, p_failures jsonb, p_expansion jsonb,
                                   p_queues text[], p_room integer, p_claim_queued boolean, p_outbox boolean,
                                   p_consumer text, p_channel text, p_waiter_ttl_ms integer)
 RETURNS SETOF weft.step_event
 LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
-  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
 DECLARE
   v_events   weft.step_event[];
-  v_more     weft.step_event[];
   v_fail     jsonb;
   v_failed   record;
   v_claimed  uuid[];
   v_picked   uuid[];
-  v_tasks    uuid[];
   v_returned boolean;
   v_room     integer;
   v_task     uuid;
@@ -481,19 +501,17 @@ BEGIN
   IF p_claim_queued THEN
     PERFORM weft.lock_queues(p_queues, false);
   END IF;
-  SELECT array_agg(DISTINCT s.task_id), bool_or(s.state = 'enqueued') INTO v_tasks, v_returned
-    FROM weft.steps s WHERE s.id = ANY(p_ids);
-  PERFORM 1 FROM weft.tasks t WHERE t.id = ANY(v_tasks) ORDER BY t.id FOR NO KEY UPDATE OF t;
 
   -- A worker presumed lost came back with the result before anyone else
-  -- claimed the step: it holds the step again.
+  -- claimed the step: it holds the step again (rare; the probe is one index lookup).
+  SELECT bool_or(s.state = 'enqueued') INTO v_returned FROM weft.steps s WHERE s.id = ANY(p_ids);
   IF v_returned THEN
     WITH back AS (
       UPDATE weft.steps s SET state = 'running', seq = s.seq + 1, updated_at = clock_timestamp()
         FROM (SELECT x.id, x.attempt FROM jsonb_to_recordset(coalesce(p_successes, '[]') || coalesce(p_failures, '[]'))
                                      AS x(id uuid, attempt int)) AS i
        WHERE s.id = ANY(p_ids) AND s.id = i.id AND s.state = 'enqueued' AND s.attempts = i.attempt
-         AND s.worker_id = p_worker AND s.finished_at IS NULL
+         AND s.worker_id IS NOT DISTINCT FROM p_worker AND s.finished_at IS NULL
       RETURNING s.id, s.task_id, s.seq, s.attempts)
     INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
     SELECT id, seq, task_id, 'enqueued', 'running', p_worker,
@@ -524,7 +542,7 @@ BEGIN
         FROM jsonb_to_recordset(p_failures) AS i(id uuid, attempt int, error jsonb, retry_ms int, reason text, duration_ms float8),
              weft.tasks t
        WHERE s.id = ANY(p_ids) AND s.id = i.id AND t.id = s.task_id AND s.state = 'running'
-         AND s.attempts = i.attempt AND s.worker_id = p_worker AND s.finished_at IS NULL
+         AND s.attempts = i.attempt AND s.worker_id IS NOT DISTINCT FROM p_worker AND s.finished_at IS NULL
       RETURNING s.id, s.task_id, s.seq, s.state, s.name, s.attempts, s.run_after, s.error, t.state AS task_state,
                 i.reason, i.retry_ms, i.duration_ms),
     transitions AS (
@@ -535,7 +553,7 @@ BEGIN
         FROM failed)
     SELECT array_agg(ROW('finished', f.id, f.task_id, f.state, NULL, f.name, f.attempts,
                          jsonb_strip_nulls(jsonb_build_object('run_after', f.run_after)), NULL, NULL, NULL)::weft.step_event),
-           jsonb_agg(jsonb_build_object('task', f.task_id, 'step', f.name, 'reason', f.reason, 'error', f.error))
+           jsonb_agg(jsonb_build_object('task', f.task_id, 'step', f.name, 'reason', f.reason, 'error', f.error) ORDER BY f.task_id)
              FILTER (WHERE f.state = 'error' AND f.task_state = 'running')
       INTO v_events, v_fail
       FROM failed f;
@@ -545,13 +563,92 @@ BEGIN
     END LOOP;
   END IF;
 
+  -- Successes: complete, count the children down, claim or enqueue the ready ones, complete tasks.
   IF p_successes IS NOT NULL THEN
-    SELECT c.events, c.claimed INTO v_more, v_claimed
-      FROM weft.complete_steps(p_worker, p_ids, p_successes, p_queues, p_room, p_outbox) AS c;
-    v_events := v_events || v_more;
+    WITH done AS (
+      UPDATE weft.steps s
+         SET state = CASE WHEN t.state = 'cancelled' THEN 'cancelled' ELSE 'complete' END,
+             seq = s.seq + 1, result = i.result, error = NULL, finished_at = clock_timestamp(), updated_at = clock_timestamp()
+        FROM jsonb_to_recordset(p_successes) AS i(id uuid, attempt int, result jsonb, duration_ms float8), weft.tasks t
+       WHERE s.id = ANY(p_ids) AND s.id = i.id AND t.id = s.task_id AND s.state = 'running'
+         AND s.attempts = i.attempt AND s.worker_id IS NOT DISTINCT FROM p_worker AND s.finished_at IS NULL
+      RETURNING s.id, s.task_id, s.seq, s.state, s.name, s.attempts, t.state AS task_state, i.duration_ms),
+    released AS (
+      SELECT e.to_step AS id, count(*)::int AS n
+        FROM done d JOIN weft.step_edges e ON e.from_step = d.id
+       WHERE d.state = 'complete' AND d.task_state = 'running'
+       GROUP BY e.to_step
+       ORDER BY e.to_step),
+    -- Claim on release only if every released child of this worker's queues fits its room.
+    fits AS (
+      SELECT count(*) <= p_room AS ok FROM released r JOIN weft.steps c ON c.id = r.id WHERE c.queue = ANY(p_queues)),
+    children AS (
+      UPDATE weft.steps c
+         SET pending_parents = c.pending_parents - r.n,
+             state = CASE WHEN c.state <> 'pending' OR c.pending_parents > r.n THEN c.state
+                          WHEN c.queue = ANY(p_queues) AND (SELECT ok FROM fits) THEN 'running'
+                          ELSE 'enqueued' END,
+             seq = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n THEN c.seq + 1 ELSE c.seq END,
+             attempts = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n AND c.queue = ANY(p_queues) AND (SELECT ok FROM fits)
+                             THEN c.attempts + 1 ELSE c.attempts END,
+             worker_id = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n AND c.queue = ANY(p_queues) AND (SELECT ok FROM fits)
+                              THEN p_worker ELSE c.worker_id END,
+             started_at = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n AND c.queue = ANY(p_queues) AND (SELECT ok FROM fits)
+                               THEN clock_timestamp() ELSE c.started_at END,
+             enqueued_at = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n THEN clock_timestamp() ELSE c.enqueued_at END,
+             updated_at = clock_timestamp()
+        FROM released r
+       WHERE c.id = r.id
+      RETURNING c.id, c.task_id, c.seq, c.state, c.queue, c.name, c.attempts, c.pending_parents),
+    moved AS (
+      SELECT * FROM children WHERE pending_parents = 0 AND state IN ('running', 'enqueued')),
+    transitions AS (
+      INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
+      SELECT id, seq, task_id, 'running', state, p_worker, jsonb_build_object('attempt', attempts, 'duration_ms', duration_ms)
+        FROM done
+      UNION ALL
+      SELECT id, seq, task_id, 'pending', state, p_worker,
+             CASE WHEN state = 'running' THEN jsonb_build_object('attempt', attempts, 'claimed', 'on release') END
+        FROM moved),
+    messages AS (
+      INSERT INTO weft.outbox (queue, body)
+      SELECT queue, jsonb_build_object('task_id', task_id, 'step_id', id) FROM moved WHERE state = 'enqueued' AND p_outbox
+      RETURNING id, queue, body),
+    tasks_done AS (
+      -- The task completes when this was its last open step.
+      UPDATE weft.tasks t
+         SET open_steps = t.open_steps - k.n,
+             state = CASE WHEN t.state = 'running' AND t.open_steps = k.n THEN 'complete' ELSE t.state END,
+             seq = CASE WHEN t.state = 'running' AND t.open_steps = k.n THEN t.seq + 1 ELSE t.seq END,
+             completed_at = CASE WHEN t.state = 'running' AND t.open_steps = k.n THEN clock_timestamp() ELSE t.completed_at END,
+             updated_at = clock_timestamp()
+        FROM (SELECT d.task_id, count(*)::int AS n FROM done d WHERE d.state = 'complete' AND d.task_state = 'running'
+               GROUP BY d.task_id ORDER BY d.task_id) AS k
+       WHERE t.id = k.task_id
+      RETURNING t.id, t.seq, t.state, t.open_steps, t.namespace, t.name, extract(epoch FROM t.completed_at - t.created_at) * 1000 AS ms),
+    task_transitions AS (
+      INSERT INTO weft.task_transitions (task_id, seq, from_state, to_state, process_id)
+      SELECT id, seq, 'running', 'complete', p_worker FROM tasks_done WHERE state = 'complete' AND open_steps = 0)
+    SELECT v_events || coalesce(array_agg(ev) FILTER (WHERE (ev).kind <> 'claim'), '{}'),
+           array_agg((ev).step_id) FILTER (WHERE (ev).kind = 'claim')
+      INTO v_events, v_claimed
+      FROM (
+        SELECT ROW('finished', d.id, d.task_id, d.state, NULL, d.name, d.attempts, NULL, NULL, NULL, NULL)::weft.step_event AS ev
+          FROM done d
+        UNION ALL
+        SELECT ROW(CASE m.state WHEN 'running' THEN 'claim' ELSE 'enqueued' END, m.id, m.task_id, m.state, m.queue, m.name,
+                   m.attempts, NULL, NULL, NULL, NULL)::weft.step_event
+          FROM moved m WHERE NOT (m.state = 'enqueued' AND p_outbox)
+        UNION ALL
+        SELECT ROW('outbox', (o.body->>'step_id')::uuid, (o.body->>'task_id')::uuid, 'enqueued', o.queue, NULL, NULL,
+                   jsonb_build_object('id', o.id, 'body', o.body), NULL, NULL, NULL)::weft.step_event FROM messages o
+        UNION ALL
+        SELECT ROW('task_ended', NULL, t.id, 'complete', NULL, NULL, NULL,
+                   jsonb_build_object('namespace', t.namespace, 'name', t.name, 'ms', t.ms), NULL, NULL, NULL)::weft.step_event
+          FROM tasks_done t WHERE t.state = 'complete' AND t.open_steps = 0) AS e;
   END IF;
 
-  -- Run what was claimed on release; fill the room left from the queues.
+  -- Fill the room left from the queues.
   v_room := p_room - coalesce(array_length(v_claimed, 1), 0);
   IF p_claim_queued THEN
     IF v_room > 0 THEN
@@ -592,94 +689,6 @@ BEGIN
   END IF;
 END $fn$;
 
--- The successes of weft.finish_steps (see there), as one statement: the
--- steps complete, their children are counted down and the ready ones
--- claimed for p_worker (own queue, within p_room) or enqueued, tasks whose
--- last open step completed complete. Returns the events and the ids claimed
--- on release. The caller holds the tasks' locks.
-CREATE FUNCTION weft.complete_steps(p_worker text, p_ids uuid[], p_successes jsonb, p_queues text[], p_room integer,
-                                    p_outbox boolean, OUT events weft.step_event[], OUT claimed uuid[])
-LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
-  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
-BEGIN
-  WITH done AS (
-    UPDATE weft.steps s
-       SET state = CASE WHEN t.state = 'cancelled' THEN 'cancelled' ELSE 'complete' END,
-           seq = s.seq + 1, result = i.result, error = NULL, finished_at = clock_timestamp(), updated_at = clock_timestamp()
-      FROM jsonb_to_recordset(p_successes) AS i(id uuid, attempt int, result jsonb, duration_ms float8), weft.tasks t
-     WHERE s.id = ANY(p_ids) AND s.id = i.id AND t.id = s.task_id AND s.state = 'running'
-       AND s.attempts = i.attempt AND s.worker_id = p_worker AND s.finished_at IS NULL
-    RETURNING s.id, s.task_id, s.seq, s.state, s.name, s.attempts, t.state AS task_state, i.duration_ms),
-  released AS (
-    SELECT e.to_step AS id, count(*)::int AS n
-      FROM done d JOIN weft.step_edges e ON e.from_step = d.id
-     WHERE d.state = 'complete' AND d.task_state = 'running'
-     GROUP BY e.to_step),
-  ready AS (
-    SELECT c.id,
-           c.queue = ANY(p_queues)
-             AND row_number() OVER (PARTITION BY c.queue = ANY(p_queues) ORDER BY c.id) <= p_room AS claim
-      FROM released r JOIN weft.steps c ON c.id = r.id
-     WHERE c.state = 'pending' AND c.pending_parents = r.n),
-  children AS (
-    UPDATE weft.steps c
-       SET pending_parents = c.pending_parents - r.n,
-           state = CASE WHEN y.id IS NULL THEN c.state WHEN y.claim THEN 'running' ELSE 'enqueued' END,
-           seq = CASE WHEN y.id IS NULL THEN c.seq ELSE c.seq + 1 END,
-           attempts = CASE WHEN y.claim THEN c.attempts + 1 ELSE c.attempts END,
-           worker_id = CASE WHEN y.claim THEN p_worker ELSE c.worker_id END,
-           enqueued_at = CASE WHEN y.id IS NULL THEN c.enqueued_at ELSE clock_timestamp() END,
-           started_at = CASE WHEN y.claim THEN clock_timestamp() ELSE c.started_at END,
-           updated_at = clock_timestamp()
-      FROM released r LEFT JOIN ready y ON y.id = r.id
-     WHERE c.id = r.id
-    RETURNING c.id, c.task_id, c.seq, c.state, c.queue, c.name, c.attempts, y.id IS NOT NULL AS moved),
-  transitions AS (
-    INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
-    SELECT id, seq, task_id, 'running', state, p_worker, jsonb_build_object('attempt', attempts, 'duration_ms', duration_ms)
-      FROM done
-    UNION ALL
-    SELECT id, seq, task_id, 'pending', state, p_worker,
-           CASE WHEN state = 'running' THEN jsonb_build_object('attempt', attempts, 'claimed', 'on release') END
-      FROM children WHERE moved),
-  messages AS (
-    INSERT INTO weft.outbox (queue, body)
-    SELECT queue, jsonb_build_object('task_id', task_id, 'step_id', id) FROM children
-     WHERE moved AND state = 'enqueued' AND p_outbox
-    RETURNING id, queue, body),
-  tasks_done AS (
-    -- A step of a running task completed; the task completes when it was its last open step.
-    UPDATE weft.tasks t
-       SET open_steps = t.open_steps - k.n,
-           state = CASE WHEN t.state = 'running' AND t.open_steps - k.n = 0 THEN 'complete' ELSE t.state END,
-           seq = CASE WHEN t.state = 'running' AND t.open_steps - k.n = 0 THEN t.seq + 1 ELSE t.seq END,
-           completed_at = CASE WHEN t.state = 'running' AND t.open_steps - k.n = 0 THEN clock_timestamp() ELSE t.completed_at END,
-           updated_at = clock_timestamp()
-      FROM (SELECT d.task_id, count(*)::int AS n FROM done d WHERE d.state = 'complete' AND d.task_state = 'running'
-             GROUP BY d.task_id) AS k
-     WHERE t.id = k.task_id
-    RETURNING t.id, t.seq, t.state, t.namespace, t.name, extract(epoch FROM t.completed_at - t.created_at) * 1000 AS ms),
-  task_transitions AS (
-    INSERT INTO weft.task_transitions (task_id, seq, from_state, to_state, process_id)
-    SELECT id, seq, 'running', 'complete', p_worker FROM tasks_done WHERE state = 'complete')
-  SELECT coalesce(array_agg(ev) FILTER (WHERE (ev).kind <> 'claim'), '{}'), array_agg((ev).step_id) FILTER (WHERE (ev).kind = 'claim')
-    INTO events, claimed
-    FROM (
-      SELECT ROW('finished', d.id, d.task_id, d.state, NULL, d.name, d.attempts, NULL, NULL, NULL, NULL)::weft.step_event AS ev
-        FROM done d
-      UNION ALL
-      SELECT ROW(CASE c.state WHEN 'running' THEN 'claim' ELSE 'enqueued' END, c.id, c.task_id, c.state, c.queue, c.name,
-                 c.attempts, NULL, NULL, NULL, NULL)::weft.step_event
-        FROM children c WHERE c.moved AND NOT (c.state = 'enqueued' AND p_outbox)
-      UNION ALL
-      SELECT ROW('outbox', (m.body->>'step_id')::uuid, (m.body->>'task_id')::uuid, 'enqueued', m.queue, NULL, NULL,
-                 jsonb_build_object('id', m.id, 'body', m.body), NULL, NULL, NULL)::weft.step_event FROM messages m
-      UNION ALL
-      SELECT ROW('task_ended', NULL, t.id, 'complete', NULL, NULL, NULL,
-                 jsonb_build_object('namespace', t.namespace, 'name', t.name, 'ms', t.ms), NULL, NULL, NULL)::weft.step_event
-        FROM tasks_done t WHERE t.state = 'complete') AS e;
-END $fn$;
-
 -- After the COMMIT of a statement that enqueued steps (and in the same round
 -- trip as its other notifications): take one waiting consumer per ready step
 -- of each queue (the most recently registered first), delete their
@@ -691,7 +700,7 @@ END $fn$;
 CREATE FUNCTION weft.wake(p_queues text[], p_counts integer[], p_local_channel text, p_channels text[], p_payloads text[])
 RETURNS TABLE (consumer text, channel text)
 LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
-  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
 DECLARE
   r        record;
   v_picked jsonb;
@@ -732,7 +741,7 @@ END $fn$;
 CREATE FUNCTION weft.dispatch_due_retries(p_pid text, p_outbox boolean, p_limit integer)
 RETURNS SETOF weft.step_event
 LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
-  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
 BEGIN
   RETURN QUERY
   WITH due AS (
@@ -772,7 +781,7 @@ END $fn$;
 CREATE FUNCTION weft.requeue_lost_steps(p_pid text, p_lease_ms integer, p_max_losses integer, p_outbox boolean, p_limit integer)
 RETURNS SETOF weft.step_event
 LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
-  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
 DECLARE
   v_lease interval := make_interval(secs => p_lease_ms / 1000.0);
   v_ids    uuid[];
@@ -788,9 +797,6 @@ BEGIN
   IF v_ids IS NULL THEN
     RETURN;
   END IF;
-  -- Task locks first, in id order, as every other writer of a task's steps.
-  PERFORM 1 FROM weft.tasks t WHERE t.id IN (SELECT task_id FROM weft.steps WHERE id = ANY(v_ids))
-   ORDER BY t.id FOR NO KEY UPDATE OF t;
   WITH lost AS (
     UPDATE weft.steps s
        SET state = CASE WHEN s.losses + 1 >= p_max_losses THEN 'error' ELSE 'enqueued' END,
@@ -842,7 +848,7 @@ END $fn$;
 CREATE FUNCTION weft.redispatch_stale(p_pid text, p_older_ms integer, p_limit integer)
 RETURNS SETOF weft.step_event
 LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
-  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
 BEGIN
   RETURN QUERY
   WITH stale AS (
@@ -870,12 +876,12 @@ END $fn$;
 -- ---------------------------------------------------------------------------
 
 -- Delete up to p_limit tasks that ended more than p_keep ago, with their
--- steps, edges and transitions. Tasks are found through the primary key:
+-- steps, edges and transitions (no foreign key cascades: see section 2). Tasks are found through the primary key:
 -- ids are UUIDv7, time-ordered, so p_before_id (the first id of the cutoff
 -- time) bounds the scan to old tasks. Rows locked by someone else are skipped.
 CREATE FUNCTION weft.delete_expired_tasks(p_before_id uuid, p_keep interval, p_limit integer) RETURNS integer
 LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
-  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
 DECLARE
   v_ids uuid[];
 BEGIN
@@ -887,7 +893,9 @@ BEGIN
     RETURN 0;
   END IF;
   DELETE FROM weft.step_transitions x USING weft.steps s WHERE s.task_id = ANY(v_ids) AND x.step_id = s.id;
+  DELETE FROM weft.step_edges e USING weft.steps s WHERE s.task_id = ANY(v_ids) AND e.from_step = s.id;
+  DELETE FROM weft.steps WHERE task_id = ANY(v_ids);
   DELETE FROM weft.task_transitions WHERE task_id = ANY(v_ids);
-  DELETE FROM weft.tasks WHERE id = ANY(v_ids);  -- steps and edges go by cascade
+  DELETE FROM weft.tasks WHERE id = ANY(v_ids);
   RETURN array_length(v_ids, 1);
 END $fn$;

@@ -425,28 +425,40 @@ describe('two writers racing the same transition: exactly one wins', () => {
 });
 
 describe('the finish statement', () => {
-  it('a chain continues in place: the child in the worker\'s own queue is claimed for it in the same statement', async () => {
+  it('a chain continues in place: the children in the worker\'s own queue are claimed for it in the same statement', async () => {
     const { taskId, dispatch } = await newTask();
     const start = await claim(dispatch.steps[0]!.step_id, 'w');
-    // Room for one: one branch is claimed for w, the other enqueued for anyone.
-    const out = await finishSteps(tdb.db, 'w', [ok(start)], serving(1));
+    // Room for both branches: both are claimed for w, nothing is left for anyone else.
+    const out = await finishSteps(tdb.db, 'w', [ok(start)], serving(2));
     expect(finishedState(out, start.id)).toBe('complete');
-    expect(out.claimed.map((c) => c.name)).toHaveLength(1);
-    expect(out.claimed[0]).toMatchObject({ attempt: 1, queue: QUEUE });
-    expect(JSON.parse(out.claimed[0]!.dependencyResultsJson)).toEqual({ diamond_start: 36 });
-    expect(out.dispatch.enqueued).toEqual(new Map([[QUEUE, 1]]));
-    expect(out.dispatch.steps).toHaveLength(1);
-    const [claimedChild, enqueuedChild] = [out.claimed[0]!.id, out.dispatch.steps[0]!.step_id];
-    expect(await stepRow(claimedChild)).toMatchObject({ state: 'running', worker_id: 'w', attempts: 1 });
-    expect(await pathOf(claimedChild)).toEqual(['>pending', 'pending>running']);
-    expect(await pathOf(enqueuedChild)).toEqual(['>pending', 'pending>enqueued']);
+    expect(out.claimed.map((c) => c.name).sort()).toEqual(['diamond_branch_b', 'diamond_branch_c']);
+    for (const c of out.claimed) {
+      expect(c).toMatchObject({ attempt: 1, queue: QUEUE });
+      expect(JSON.parse(c.dependencyResultsJson)).toEqual({ diamond_start: 36 });
+      expect(await stepRow(c.id)).toMatchObject({ state: 'running', worker_id: 'w', attempts: 1 });
+      expect(await pathOf(c.id)).toEqual(['>pending', 'pending>running']);
+    }
+    expect(out.dispatch.steps).toEqual([]);
     expect(await pathOf(start.id)).toEqual(['>pending', 'pending>enqueued', 'enqueued>running', 'running>complete']);
-    // A worker not serving the queue claims nothing on release.
-    const b = await claim(enqueuedChild, 'x');
-    const out2 = await finishSteps(tdb.db, 'x', [ok(b)], { queues: ['step.elsewhere.native'], room: 8, claimQueued: false, outbox: false });
-    expect(out2.claimed).toEqual([]);
     expect(await counterMismatches()).toEqual([]);
-    expect(await stepRow(await stepIdOf(taskId, 'diamond_end'))).toMatchObject({ state: 'pending', pending_parents: 1 });
+    expect(await stepRow(await stepIdOf(taskId, 'diamond_end'))).toMatchObject({ state: 'pending', pending_parents: 2 });
+  });
+
+  it('children that do not all fit the worker\'s room, or are not in its queues, are enqueued for anyone', async () => {
+    const first = await newTask();
+    const s1 = await claim(first.dispatch.steps[0]!.step_id, 'w');
+    const out = await finishSteps(tdb.db, 'w', [ok(s1)], serving(1));
+    expect(out.claimed).toEqual([]);
+    expect(out.dispatch.enqueued).toEqual(new Map([[QUEUE, 2]]));
+    expect(out.dispatch.steps.map((d) => d.name).sort()).toEqual(['diamond_branch_b', 'diamond_branch_c']);
+    for (const d of out.dispatch.steps) expect(await pathOf(d.step_id)).toEqual(['>pending', 'pending>enqueued']);
+
+    const second = await newTask();
+    const s2 = await claim(second.dispatch.steps[0]!.step_id, 'x');
+    const out2 = await finishSteps(tdb.db, 'x', [ok(s2)], { queues: ['step.elsewhere.native'], room: 8, claimQueued: false, outbox: false });
+    expect(out2.claimed).toEqual([]);
+    expect(out2.dispatch.steps).toHaveLength(2);
+    expect(await counterMismatches()).toEqual([]);
   });
 
   it('completes the task with its last step and reports it, with the server-side duration', async () => {
