@@ -231,8 +231,7 @@ CREATE TYPE weft.step_event AS (
 -- caller keeps tasks.open_steps.
 CREATE FUNCTION weft.insert_steps(p_task uuid, p_namespace text, p_steps jsonb, p_edges jsonb, p_pid text, p_outbox boolean)
 RETURNS SETOF weft.step_event
-LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
-  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+LANGUAGE plpgsql AS $fn$
 BEGIN
   RETURN QUERY
   WITH new_steps AS (
@@ -295,8 +294,7 @@ END $fn$;
 -- as is, so big integers stay exact).
 -- (PL/pgSQL, not SQL: a SQL function that cannot be inlined is planned again at every call.)
 CREATE FUNCTION weft.claimed_events(p_ids uuid[]) RETURNS SETOF weft.step_event
-LANGUAGE plpgsql STABLE SET jit = off SET plan_cache_mode = force_generic_plan
-  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+LANGUAGE plpgsql STABLE AS $fn$
 BEGIN
   RETURN QUERY
   SELECT 'claimed'::text, s.id, s.task_id, s.state, s.queue, s.name, s.attempts,
@@ -373,8 +371,7 @@ END $fn$;
 
 CREATE FUNCTION weft.register_waiter(p_queues text[], p_consumer text, p_channel text, p_ttl_ms integer, p_waiting boolean)
 RETURNS void
-LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
-  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+LANGUAGE plpgsql AS $fn$
 BEGIN
   IF p_consumer IS NULL THEN
     RETURN;
@@ -419,8 +416,7 @@ END $fn$;
 -- order of every writer, see weft.finish_steps).
 CREATE FUNCTION weft.fail_task(p_task uuid, p_step text, p_reason text, p_error jsonb, p_pid text)
 RETURNS SETOF weft.step_event
-LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
-  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+LANGUAGE plpgsql AS $fn$
 BEGIN
   RETURN QUERY
   WITH doomed AS (
@@ -489,34 +485,21 @@ LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
   SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
 DECLARE
   v_events   weft.step_event[];
+  v_more     weft.step_event[];
   v_fail     jsonb;
   v_failed   record;
   v_claimed  uuid[];
   v_picked   uuid[];
-  v_returned boolean;
+  v_event    weft.step_event;
+  v_accepted integer := 0;
+  v_n        integer;
+  v_pass     integer;
   v_room     integer;
   v_task     uuid;
   v_ns       text;
 BEGIN
   IF p_claim_queued THEN
     PERFORM weft.lock_queues(p_queues, false);
-  END IF;
-
-  -- A worker presumed lost came back with the result before anyone else
-  -- claimed the step: it holds the step again (rare; the probe is one index lookup).
-  SELECT bool_or(s.state = 'enqueued') INTO v_returned FROM weft.steps s WHERE s.id = ANY(p_ids);
-  IF v_returned THEN
-    WITH back AS (
-      UPDATE weft.steps s SET state = 'running', seq = s.seq + 1, updated_at = clock_timestamp()
-        FROM (SELECT x.id, x.attempt FROM jsonb_to_recordset(coalesce(p_successes, '[]') || coalesce(p_failures, '[]'))
-                                     AS x(id uuid, attempt int)) AS i
-       WHERE s.id = ANY(p_ids) AND s.id = i.id AND s.state = 'enqueued' AND s.attempts = i.attempt
-         AND s.worker_id IS NOT DISTINCT FROM p_worker AND s.finished_at IS NULL
-      RETURNING s.id, s.task_id, s.seq, s.attempts)
-    INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
-    SELECT id, seq, task_id, 'enqueued', 'running', p_worker,
-           jsonb_build_object('attempt', attempts, 'reason', 'its worker came back with the result before anyone else claimed it')
-      FROM back;
   END IF;
 
   IF p_expansion IS NOT NULL THEN
@@ -527,126 +510,149 @@ BEGIN
     UPDATE weft.tasks SET open_steps = open_steps + jsonb_array_length(p_expansion->'steps') WHERE id = v_task;
   END IF;
 
-  -- Failures first: a task failing in this batch releases nothing.
-  IF p_failures IS NOT NULL THEN
-    WITH failed AS (
-      UPDATE weft.steps s
-         SET state = CASE WHEN t.state = 'cancelled' THEN 'cancelled'
-                          WHEN t.state = 'running' AND i.retry_ms IS NOT NULL THEN 'waiting_retry'
-                          ELSE 'error' END,
-             seq = s.seq + 1, failures = s.failures + 1, error = i.error,
-             errors = coalesce(s.errors, '[]'::jsonb) || jsonb_build_array(i.error || jsonb_build_object('attempt', s.attempts)),
-             run_after = CASE WHEN t.state = 'running' AND i.retry_ms IS NOT NULL
-                              THEN clock_timestamp() + make_interval(secs => i.retry_ms / 1000.0) END,
-             finished_at = clock_timestamp(), updated_at = clock_timestamp()
-        FROM jsonb_to_recordset(p_failures) AS i(id uuid, attempt int, error jsonb, retry_ms int, reason text, duration_ms float8),
-             weft.tasks t
-       WHERE s.id = ANY(p_ids) AND s.id = i.id AND t.id = s.task_id AND s.state = 'running'
-         AND s.attempts = i.attempt AND s.worker_id IS NOT DISTINCT FROM p_worker AND s.finished_at IS NULL
-      RETURNING s.id, s.task_id, s.seq, s.state, s.name, s.attempts, s.run_after, s.error, t.state AS task_state,
-                i.reason, i.retry_ms, i.duration_ms),
-    transitions AS (
-      INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
-      SELECT id, seq, task_id, 'running', state, p_worker,
-             jsonb_strip_nulls(jsonb_build_object('attempt', attempts, 'duration_ms', duration_ms, 'delay_ms', retry_ms,
-                                                  'reason', CASE WHEN state = 'error' THEN coalesce(reason, 'task already ended') END))
-        FROM failed)
-    SELECT array_agg(ROW('finished', f.id, f.task_id, f.state, NULL, f.name, f.attempts,
-                         jsonb_strip_nulls(jsonb_build_object('run_after', f.run_after)), NULL, NULL, NULL)::weft.step_event),
-           jsonb_agg(jsonb_build_object('task', f.task_id, 'step', f.name, 'reason', f.reason, 'error', f.error) ORDER BY f.task_id)
-             FILTER (WHERE f.state = 'error' AND f.task_state = 'running')
-      INTO v_events, v_fail
-      FROM failed f;
-    FOR v_failed IN SELECT x AS f FROM jsonb_array_elements(coalesce(v_fail, '[]'::jsonb)) AS x LOOP
-      v_events := v_events || ARRAY(SELECT e FROM weft.fail_task((v_failed.f->>'task')::uuid, v_failed.f->>'step',
-                                                                 v_failed.f->>'reason', v_failed.f->'error', p_worker) AS e);
-    END LOOP;
-  END IF;
+  -- Applied in one pass in the common case. An item not accepted may be the
+  -- result of a worker presumed lost that came back before anyone else
+  -- claimed its step: it holds the step again, and a second pass applies it.
+  FOR v_pass IN 1..2 LOOP
+    -- Failures first: a task failing in this batch releases nothing.
+    IF p_failures IS NOT NULL THEN
+      WITH failed AS (
+        UPDATE weft.steps s
+           SET state = CASE WHEN t.state = 'cancelled' THEN 'cancelled'
+                            WHEN t.state = 'running' AND i.retry_ms IS NOT NULL THEN 'waiting_retry'
+                            ELSE 'error' END,
+               seq = s.seq + 1, failures = s.failures + 1, error = i.error,
+               errors = coalesce(s.errors, '[]'::jsonb) || jsonb_build_array(i.error || jsonb_build_object('attempt', s.attempts)),
+               run_after = CASE WHEN t.state = 'running' AND i.retry_ms IS NOT NULL
+                                THEN clock_timestamp() + make_interval(secs => i.retry_ms / 1000.0) END,
+               finished_at = clock_timestamp(), updated_at = clock_timestamp()
+          FROM jsonb_to_recordset(p_failures) AS i(id uuid, attempt int, error jsonb, retry_ms int, reason text, duration_ms float8),
+               weft.tasks t
+         WHERE s.id = ANY(p_ids) AND s.id = i.id AND t.id = s.task_id AND s.state = 'running'
+           AND s.attempts = i.attempt AND s.worker_id IS NOT DISTINCT FROM p_worker AND s.finished_at IS NULL
+        RETURNING s.id, s.task_id, s.seq, s.state, s.name, s.attempts, s.run_after, s.error, t.state AS task_state,
+                  i.reason, i.retry_ms, i.duration_ms),
+      transitions AS (
+        INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
+        SELECT id, seq, task_id, 'running', state, p_worker,
+               jsonb_strip_nulls(jsonb_build_object('attempt', attempts, 'duration_ms', duration_ms, 'delay_ms', retry_ms,
+                                                    'reason', CASE WHEN state = 'error' THEN coalesce(reason, 'task already ended') END))
+          FROM failed)
+      SELECT array_agg(ROW('finished', f.id, f.task_id, f.state, NULL, f.name, f.attempts,
+                           jsonb_strip_nulls(jsonb_build_object('run_after', f.run_after)), NULL, NULL, NULL)::weft.step_event),
+             jsonb_agg(jsonb_build_object('task', f.task_id, 'step', f.name, 'reason', f.reason, 'error', f.error) ORDER BY f.task_id)
+               FILTER (WHERE f.state = 'error' AND f.task_state = 'running'),
+             count(*)
+        INTO v_more, v_fail, v_n
+        FROM failed f;
+      v_events := v_events || v_more;
+      v_accepted := v_accepted + v_n;
+      FOR v_failed IN SELECT x AS f FROM jsonb_array_elements(coalesce(v_fail, '[]'::jsonb)) AS x LOOP
+        v_events := v_events || ARRAY(SELECT e FROM weft.fail_task((v_failed.f->>'task')::uuid, v_failed.f->>'step',
+                                                                   v_failed.f->>'reason', v_failed.f->'error', p_worker) AS e);
+      END LOOP;
+    END IF;
 
-  -- Successes: complete, count the children down, claim or enqueue the ready ones, complete tasks.
-  IF p_successes IS NOT NULL THEN
-    WITH done AS (
-      UPDATE weft.steps s
-         SET state = CASE WHEN t.state = 'cancelled' THEN 'cancelled' ELSE 'complete' END,
-             seq = s.seq + 1, result = i.result, error = NULL, finished_at = clock_timestamp(), updated_at = clock_timestamp()
-        FROM jsonb_to_recordset(p_successes) AS i(id uuid, attempt int, result jsonb, duration_ms float8), weft.tasks t
-       WHERE s.id = ANY(p_ids) AND s.id = i.id AND t.id = s.task_id AND s.state = 'running'
-         AND s.attempts = i.attempt AND s.worker_id IS NOT DISTINCT FROM p_worker AND s.finished_at IS NULL
-      RETURNING s.id, s.task_id, s.seq, s.state, s.name, s.attempts, t.state AS task_state, i.duration_ms),
-    released AS (
-      SELECT e.to_step AS id, count(*)::int AS n
-        FROM done d JOIN weft.step_edges e ON e.from_step = d.id
-       WHERE d.state = 'complete' AND d.task_state = 'running'
-       GROUP BY e.to_step
-       ORDER BY e.to_step),
-    -- Claim on release only if every released child of this worker's queues fits its room.
-    fits AS (
-      SELECT count(*) <= p_room AS ok FROM released r JOIN weft.steps c ON c.id = r.id WHERE c.queue = ANY(p_queues)),
-    children AS (
-      UPDATE weft.steps c
-         SET pending_parents = c.pending_parents - r.n,
-             state = CASE WHEN c.state <> 'pending' OR c.pending_parents > r.n THEN c.state
-                          WHEN c.queue = ANY(p_queues) AND (SELECT ok FROM fits) THEN 'running'
-                          ELSE 'enqueued' END,
-             seq = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n THEN c.seq + 1 ELSE c.seq END,
-             attempts = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n AND c.queue = ANY(p_queues) AND (SELECT ok FROM fits)
-                             THEN c.attempts + 1 ELSE c.attempts END,
-             worker_id = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n AND c.queue = ANY(p_queues) AND (SELECT ok FROM fits)
-                              THEN p_worker ELSE c.worker_id END,
-             started_at = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n AND c.queue = ANY(p_queues) AND (SELECT ok FROM fits)
-                               THEN clock_timestamp() ELSE c.started_at END,
-             enqueued_at = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n THEN clock_timestamp() ELSE c.enqueued_at END,
-             updated_at = clock_timestamp()
-        FROM released r
-       WHERE c.id = r.id
-      RETURNING c.id, c.task_id, c.seq, c.state, c.queue, c.name, c.attempts, c.pending_parents),
-    moved AS (
-      SELECT * FROM children WHERE pending_parents = 0 AND state IN ('running', 'enqueued')),
-    transitions AS (
+    -- Successes: complete, count the children down, claim or enqueue the ready ones, complete tasks.
+    IF p_successes IS NOT NULL THEN
+      WITH done AS (
+        UPDATE weft.steps s
+           SET state = CASE WHEN t.state = 'cancelled' THEN 'cancelled' ELSE 'complete' END,
+               seq = s.seq + 1, result = i.result, error = NULL, finished_at = clock_timestamp(), updated_at = clock_timestamp()
+          FROM jsonb_to_recordset(p_successes) AS i(id uuid, attempt int, result jsonb, duration_ms float8), weft.tasks t
+         WHERE s.id = ANY(p_ids) AND s.id = i.id AND t.id = s.task_id AND s.state = 'running'
+           AND s.attempts = i.attempt AND s.worker_id IS NOT DISTINCT FROM p_worker AND s.finished_at IS NULL
+        RETURNING s.id, s.task_id, s.seq, s.state, s.name, s.attempts, t.state AS task_state, i.duration_ms),
+      released AS (
+        SELECT e.to_step AS id, count(*)::int AS n
+          FROM done d JOIN weft.step_edges e ON e.from_step = d.id
+         WHERE d.state = 'complete' AND d.task_state = 'running'
+         GROUP BY e.to_step
+         ORDER BY e.to_step),
+      -- Claim on release only if every released child of this worker's queues fits its room.
+      fits AS (
+        SELECT count(*) <= p_room AS ok FROM released r JOIN weft.steps c ON c.id = r.id WHERE c.queue = ANY(p_queues)),
+      children AS (
+        UPDATE weft.steps c
+           SET pending_parents = c.pending_parents - r.n,
+               state = CASE WHEN c.state <> 'pending' OR c.pending_parents > r.n THEN c.state
+                            WHEN c.queue = ANY(p_queues) AND (SELECT ok FROM fits) THEN 'running'
+                            ELSE 'enqueued' END,
+               seq = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n THEN c.seq + 1 ELSE c.seq END,
+               attempts = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n AND c.queue = ANY(p_queues) AND (SELECT ok FROM fits)
+                               THEN c.attempts + 1 ELSE c.attempts END,
+               worker_id = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n AND c.queue = ANY(p_queues) AND (SELECT ok FROM fits)
+                                THEN p_worker ELSE c.worker_id END,
+               started_at = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n AND c.queue = ANY(p_queues) AND (SELECT ok FROM fits)
+                                 THEN clock_timestamp() ELSE c.started_at END,
+               enqueued_at = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n THEN clock_timestamp() ELSE c.enqueued_at END,
+               updated_at = clock_timestamp()
+          FROM released r
+         WHERE c.id = r.id
+        RETURNING c.id, c.task_id, c.seq, c.state, c.queue, c.name, c.attempts, c.pending_parents),
+      moved AS (
+        SELECT * FROM children WHERE pending_parents = 0 AND state IN ('running', 'enqueued')),
+      transitions AS (
+        INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
+        SELECT id, seq, task_id, 'running', state, p_worker, jsonb_build_object('attempt', attempts, 'duration_ms', duration_ms)
+          FROM done
+        UNION ALL
+        SELECT id, seq, task_id, 'pending', state, p_worker,
+               CASE WHEN state = 'running' THEN jsonb_build_object('attempt', attempts, 'claimed', 'on release') END
+          FROM moved),
+      messages AS (
+        INSERT INTO weft.outbox (queue, body)
+        SELECT queue, jsonb_build_object('task_id', task_id, 'step_id', id) FROM moved WHERE state = 'enqueued' AND p_outbox
+        RETURNING id, queue, body),
+      tasks_done AS (
+        -- The task completes when this was its last open step.
+        UPDATE weft.tasks t
+           SET open_steps = t.open_steps - k.n,
+               state = CASE WHEN t.state = 'running' AND t.open_steps = k.n THEN 'complete' ELSE t.state END,
+               seq = CASE WHEN t.state = 'running' AND t.open_steps = k.n THEN t.seq + 1 ELSE t.seq END,
+               completed_at = CASE WHEN t.state = 'running' AND t.open_steps = k.n THEN clock_timestamp() ELSE t.completed_at END,
+               updated_at = clock_timestamp()
+          FROM (SELECT d.task_id, count(*)::int AS n FROM done d WHERE d.state = 'complete' AND d.task_state = 'running'
+                 GROUP BY d.task_id ORDER BY d.task_id) AS k
+         WHERE t.id = k.task_id
+        RETURNING t.id, t.seq, t.state, t.open_steps, t.namespace, t.name, extract(epoch FROM t.completed_at - t.created_at) * 1000 AS ms),
+      task_transitions AS (
+        INSERT INTO weft.task_transitions (task_id, seq, from_state, to_state, process_id)
+        SELECT id, seq, 'running', 'complete', p_worker FROM tasks_done WHERE state = 'complete' AND open_steps = 0)
+      SELECT v_events || coalesce(array_agg(ev) FILTER (WHERE (ev).kind <> 'claim'), '{}'),
+             coalesce(v_claimed, '{}') || coalesce(array_agg((ev).step_id) FILTER (WHERE (ev).kind = 'claim'), '{}'),
+             v_accepted + count(*) FILTER (WHERE (ev).kind = 'finished')
+        INTO v_events, v_claimed, v_accepted
+        FROM (
+          SELECT ROW('finished', d.id, d.task_id, d.state, NULL, d.name, d.attempts, NULL, NULL, NULL, NULL)::weft.step_event AS ev
+            FROM done d
+          UNION ALL
+          SELECT ROW(CASE m.state WHEN 'running' THEN 'claim' ELSE 'enqueued' END, m.id, m.task_id, m.state, m.queue, m.name,
+                     m.attempts, NULL, NULL, NULL, NULL)::weft.step_event
+            FROM moved m WHERE NOT (m.state = 'enqueued' AND p_outbox)
+          UNION ALL
+          SELECT ROW('outbox', (o.body->>'step_id')::uuid, (o.body->>'task_id')::uuid, 'enqueued', o.queue, NULL, NULL,
+                     jsonb_build_object('id', o.id, 'body', o.body), NULL, NULL, NULL)::weft.step_event FROM messages o
+          UNION ALL
+          SELECT ROW('task_ended', NULL, t.id, 'complete', NULL, NULL, NULL,
+                     jsonb_build_object('namespace', t.namespace, 'name', t.name, 'ms', t.ms), NULL, NULL, NULL)::weft.step_event
+            FROM tasks_done t WHERE t.state = 'complete' AND t.open_steps = 0) AS e;
+    END IF;
+    EXIT WHEN v_pass = 2 OR v_accepted >= array_length(p_ids, 1);
+      WITH back AS (
+        UPDATE weft.steps s SET state = 'running', seq = s.seq + 1, updated_at = clock_timestamp()
+          FROM (SELECT x.id, x.attempt FROM jsonb_to_recordset(coalesce(p_successes, '[]') || coalesce(p_failures, '[]'))
+                                       AS x(id uuid, attempt int)) AS i
+         WHERE s.id = ANY(p_ids) AND s.id = i.id AND s.state = 'enqueued' AND s.attempts = i.attempt
+           AND s.worker_id IS NOT DISTINCT FROM p_worker AND s.finished_at IS NULL
+        RETURNING s.id, s.task_id, s.seq, s.attempts)
       INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
-      SELECT id, seq, task_id, 'running', state, p_worker, jsonb_build_object('attempt', attempts, 'duration_ms', duration_ms)
-        FROM done
-      UNION ALL
-      SELECT id, seq, task_id, 'pending', state, p_worker,
-             CASE WHEN state = 'running' THEN jsonb_build_object('attempt', attempts, 'claimed', 'on release') END
-        FROM moved),
-    messages AS (
-      INSERT INTO weft.outbox (queue, body)
-      SELECT queue, jsonb_build_object('task_id', task_id, 'step_id', id) FROM moved WHERE state = 'enqueued' AND p_outbox
-      RETURNING id, queue, body),
-    tasks_done AS (
-      -- The task completes when this was its last open step.
-      UPDATE weft.tasks t
-         SET open_steps = t.open_steps - k.n,
-             state = CASE WHEN t.state = 'running' AND t.open_steps = k.n THEN 'complete' ELSE t.state END,
-             seq = CASE WHEN t.state = 'running' AND t.open_steps = k.n THEN t.seq + 1 ELSE t.seq END,
-             completed_at = CASE WHEN t.state = 'running' AND t.open_steps = k.n THEN clock_timestamp() ELSE t.completed_at END,
-             updated_at = clock_timestamp()
-        FROM (SELECT d.task_id, count(*)::int AS n FROM done d WHERE d.state = 'complete' AND d.task_state = 'running'
-               GROUP BY d.task_id ORDER BY d.task_id) AS k
-       WHERE t.id = k.task_id
-      RETURNING t.id, t.seq, t.state, t.open_steps, t.namespace, t.name, extract(epoch FROM t.completed_at - t.created_at) * 1000 AS ms),
-    task_transitions AS (
-      INSERT INTO weft.task_transitions (task_id, seq, from_state, to_state, process_id)
-      SELECT id, seq, 'running', 'complete', p_worker FROM tasks_done WHERE state = 'complete' AND open_steps = 0)
-    SELECT v_events || coalesce(array_agg(ev) FILTER (WHERE (ev).kind <> 'claim'), '{}'),
-           array_agg((ev).step_id) FILTER (WHERE (ev).kind = 'claim')
-      INTO v_events, v_claimed
-      FROM (
-        SELECT ROW('finished', d.id, d.task_id, d.state, NULL, d.name, d.attempts, NULL, NULL, NULL, NULL)::weft.step_event AS ev
-          FROM done d
-        UNION ALL
-        SELECT ROW(CASE m.state WHEN 'running' THEN 'claim' ELSE 'enqueued' END, m.id, m.task_id, m.state, m.queue, m.name,
-                   m.attempts, NULL, NULL, NULL, NULL)::weft.step_event
-          FROM moved m WHERE NOT (m.state = 'enqueued' AND p_outbox)
-        UNION ALL
-        SELECT ROW('outbox', (o.body->>'step_id')::uuid, (o.body->>'task_id')::uuid, 'enqueued', o.queue, NULL, NULL,
-                   jsonb_build_object('id', o.id, 'body', o.body), NULL, NULL, NULL)::weft.step_event FROM messages o
-        UNION ALL
-        SELECT ROW('task_ended', NULL, t.id, 'complete', NULL, NULL, NULL,
-                   jsonb_build_object('namespace', t.namespace, 'name', t.name, 'ms', t.ms), NULL, NULL, NULL)::weft.step_event
-          FROM tasks_done t WHERE t.state = 'complete' AND t.open_steps = 0) AS e;
-  END IF;
+      SELECT id, seq, task_id, 'enqueued', 'running', p_worker,
+             jsonb_build_object('attempt', attempts, 'reason', 'its worker came back with the result before anyone else claimed it')
+        FROM back;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    EXIT WHEN v_n = 0;
+  END LOOP;
 
   -- Fill the room left from the queues.
   v_room := p_room - coalesce(array_length(v_claimed, 1), 0);
@@ -683,7 +689,9 @@ BEGIN
                                  EXISTS (SELECT 1 FROM weft.task_watchers w WHERE w.task_id = e.task_id))::weft.step_event
                         FROM unnest(v_events) AS e);
   END IF;
-  RETURN QUERY SELECT * FROM unnest(v_events);
+  FOREACH v_event IN ARRAY coalesce(v_events, '{}') LOOP
+    RETURN NEXT v_event;
+  END LOOP;
   IF v_claimed IS NOT NULL AND array_length(v_claimed, 1) > 0 THEN
     RETURN QUERY SELECT * FROM weft.claimed_events(v_claimed);
   END IF;

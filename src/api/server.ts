@@ -3,13 +3,12 @@ import type { Orchestrator } from '../orchestration/orchestrator.js';
 import type { Database } from '../store/database.js';
 import type { MessageBus } from '../messaging/types.js';
 import type { Logger } from '../shared/logger.js';
-import { getTaskView } from '../store/tasks.js';
+import { getTaskViewJson } from '../store/tasks.js';
 import { listTemplates } from '../store/templates.js';
 import { parseTemplate, validateTemplateObject } from '../core/template/parse.js';
 import { TemplateError } from '../core/template/errors.js';
 import { ConflictError, NotFoundError, ValidationError, WeftError } from '../shared/errors.js';
 import { isUuid } from '../shared/ids.js';
-import { TERMINAL_TASK_STATES } from '../core/states.js';
 
 export interface ApiOptions {
   orchestrator: Orchestrator;
@@ -89,14 +88,14 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     return reply.status(201).send({ id: created.id, state: 'running', dispatched: created.dispatched });
   });
 
-  app.get('/v1/tasks/:id', async (req) => {
+  app.get('/v1/tasks/:id', async (req, reply) => {
     const id = taskId(req.params);
-    const view = await getTaskView(db, id);
+    const view = await getTaskViewJson(db, id);
     if (!view) throw new NotFoundError(`no task ${id}`);
-    return view;
+    return reply.type('application/json; charset=utf-8').send(view);
   });
 
-  app.get('/v1/tasks/:id/wait', async (req) => {
+  app.get('/v1/tasks/:id/wait', async (req, reply) => {
     const id = taskId(req.params);
     const raw = (req.query as { timeout_ms?: string }).timeout_ms;
     const timeoutMs = raw === undefined ? 30_000 : Number(raw);
@@ -106,10 +105,11 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     // A client that goes away stops its wait (and frees the connection) at once.
     const gone = new AbortController();
     req.raw.once('close', () => gone.abort());
-    const ended = await orchestrator.waitForTask(id, timeoutMs, gone.signal);
-    const view = await getTaskView(db, id);
+    await orchestrator.waitForTask(id, timeoutMs, gone.signal);
+    // The view says whether the task has ended (`ended`), read after the wait.
+    const view = await getTaskViewJson(db, id);
     if (!view) throw new NotFoundError(`no task ${id}`);
-    return { ended: ended || TERMINAL_TASK_STATES.has(view.state), ...view };
+    return reply.type('application/json; charset=utf-8').send(view);
   });
 
   app.get('/v1/templates', async () => ({ templates: await listTemplates(db) }));

@@ -538,7 +538,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--base-port <port>', 'cluster base port (default 8080, moving up by 1000 past busy ports)', int('--base-port', 1))
     .option('--orchestrators <n>', 'orchestrators in the cluster', int('--orchestrators', 1), 2)
     .option('--workers-per-runtime <n>', 'workers per runtime in the cluster', int('--workers-per-runtime', 1), 2)
-    .option('--concurrency <n>', 'steps each worker runs at once', int('--concurrency', 1), 8)
+    .option('--concurrency <n>', 'steps each worker runs at once', int('--concurrency', 1), 32)
     .option('--in-flight <n>', 'concurrent tasks in the throughput scenario', int('--in-flight', 1), 64)
     .option('--throughput-seconds <s>', 'throughput window per topology', int('--throughput-seconds', 1))
     .option('--no-interleave', 'measure the scenarios one after the other instead of interleaving their samples')

@@ -62,7 +62,7 @@ program
   .addOption(new Option('--runtime <runtime>', 'handler runtime').choices(['native', 'typescript', 'python', 'ruby']).default('native'))
   .requiredOption('--handlers <dir>', 'directory of handler modules for that runtime')
   .option('--namespaces <list>', 'comma-separated namespaces to serve (default: every namespace with steps of this runtime)')
-  .option('--concurrency <n>', 'steps run at once', (v) => Number(v), 8)
+  .option('--concurrency <n>', 'steps run at once (Python and Ruby: one per interpreter whatever this says)', (v) => Number(v), 32)
   .option('--port <port>', 'HTTP port for /health and /metrics (default: none)', (v) => Number(v))
   .action(async (opts: { runtime: string; handlers: string; namespaces?: string; concurrency: number; port?: number }) => {
     await runWorker(loadConfig(), createLogger({ name: `weft-worker-${opts.runtime}` }), opts);

@@ -173,15 +173,14 @@ export class Orchestrator {
 
   /** Resolve when the task has ended (true) or `timeoutMs` passed (false); NotFoundError for an unknown task. */
   async waitForTask(taskId: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
-    const state = await getTaskState(this.db, taskId);
-    if (state === undefined) throw new NotFoundError(`no task ${taskId}`);
-    if (TERMINAL_TASK_STATES.has(state)) return true;
+    // One read of the state, made once subscribed (so an end in between is not missed); no such task rejects.
     return this.taskEvents.waitForEnd(
       taskId,
       timeoutMs,
       async () => {
-        const now = await getTaskState(this.db, taskId);
-        return now !== undefined && TERMINAL_TASK_STATES.has(now);
+        const state = await getTaskState(this.db, taskId);
+        if (state === undefined) throw new NotFoundError(`no task ${taskId}`);
+        return TERMINAL_TASK_STATES.has(state);
       },
       signal,
     );

@@ -137,12 +137,13 @@ export class TaskEvents {
    * Resolve when the task ends or `timeoutMs` passes (then with false).
    * `check` reads the current state and is called after subscribing (so an
    * end between the caller's read and the subscription is not missed), once
-   * a second, and after a reconnect of the LISTEN connection.
+   * a second, and after a reconnect of the LISTEN connection. An error of the
+   * first check rejects the wait (a transient one of a later check does not).
    */
   async waitForEnd(taskId: string, timeoutMs: number, check: () => Promise<boolean>, signal?: AbortSignal): Promise<boolean> {
-    return new Promise<boolean>((resolve) => {
+    return new Promise<boolean>((resolve, reject) => {
       let done = false;
-      const finish = (ended: boolean) => {
+      const finish = (ended: boolean, err?: unknown) => {
         if (done) return;
         done = true;
         clearTimeout(timer);
@@ -150,11 +151,21 @@ export class TaskEvents {
         this.emitter.off(taskId, onEnd);
         this.emitter.off('reconnected', recheck);
         signal?.removeEventListener('abort', onAbort);
-        resolve(ended);
+        if (err) reject(err);
+        else resolve(ended);
       };
       const onEnd = () => finish(true);
       const onAbort = () => finish(false);
-      const recheck = () => void check().then((ended) => ended && finish(true), () => undefined);
+      let first = true;
+      const recheck = () => {
+        const initial = first;
+        first = false;
+        check().then(
+          (ended) => ended && finish(true),
+          // The first check's error (e.g. no such task) is the caller's answer; later ones are retried.
+          (err) => initial && finish(false, err),
+        );
+      };
       const timer = setTimeout(() => finish(false), timeoutMs);
       const poll = setInterval(recheck, RECHECK_MS);
       poll.unref();

@@ -26,7 +26,7 @@ export async function connectStore(
   let release: (() => Promise<void>) | undefined;
   if (!url) {
     const embedded = await acquireEmbeddedPostgres({ home: config.home, log: (m) => log.info(m) });
-    url = embedded.url;
+    url = embedded.localUrl;
     release = () => embedded.release();
     log.info({ port: embedded.port, data: embedded.dataDir, reused: !embedded.startedByUs }, 'using the embedded PostgreSQL (set WEFT_DATABASE_URL to use another)');
   }

@@ -58,7 +58,8 @@ export class Database {
       // JIT compiling weft's short statements costs more than running them
       // (on never-analysed tables the task view took 172 ms to JIT, issue 8),
       // whatever the server's default; weft's own functions also set it.
-      options: '-c jit=off',
+      // UTC: the task views PostgreSQL renders as JSON carry +00:00 times.
+      options: '-c jit=off -c TimeZone=UTC',
     });
     // An idle client losing its connection (server restart) must not crash the process.
     this.pool.on('error', (err) => this.log.warn({ err: err.message }, 'idle database connection lost; the pool will reconnect'));

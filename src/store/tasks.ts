@@ -149,6 +149,8 @@ export interface TaskView {
   name: string;
   version: string;
   state: TaskState;
+  /** The task is complete, error or cancelled. */
+  ended: boolean;
   context: unknown;
   idempotency_key: string | null;
   error: unknown;
@@ -159,40 +161,56 @@ export interface TaskView {
   steps: StepView[];
 }
 
-/** The task and every step with state, attempts, result, error and timings. */
-export async function getTaskView(db: Database, taskId: string, opts: { withContext?: boolean } = {}): Promise<TaskView | undefined> {
-  const { rows } = await db.queryIdempotent(
-    `SELECT t.id, t.namespace, t.name, t.version, t.state, ${opts.withContext === false ? 'NULL' : 't.context'} AS context,
-            t.idempotency_key, t.error, t.created_at, t.updated_at, t.completed_at,
-            (SELECT coalesce(jsonb_agg(jsonb_build_object(
+const TASK_VIEW_SQL = (withContext: boolean) => `
+  SELECT json_build_object(
+           'id', t.id, 'namespace', t.namespace, 'name', t.name, 'version', t.version, 'state', t.state,
+           'ended', t.state IN ('complete', 'error', 'cancelled'),
+           'context', ${withContext ? 't.context' : 'NULL'}, 'idempotency_key', t.idempotency_key, 'error', t.error,
+           'created_at', t.created_at, 'updated_at', t.updated_at, 'completed_at', t.completed_at,
+           'duration_ms', round((extract(epoch FROM t.completed_at - t.created_at) * 1000)::numeric, 3),
+           'steps', (SELECT coalesce(json_agg(json_build_object(
                 'id', s.id, 'name', s.name, 'template_step', s.template_step, 'type', s.type, 'runtime', s.runtime,
                 'handler', s.handler, 'state', s.state, 'attempts', s.attempts, 'max_attempts', s.max_attempts,
                 'failures', s.failures, 'losses', s.losses, 'worker_id', s.worker_id, 'queue', s.queue,
-                'errors', coalesce(s.errors, '[]'::jsonb),
-                'parents', (SELECT coalesce(jsonb_agg(p.name ORDER BY p.name), '[]') FROM weft.step_edges e
+                'parents', (SELECT coalesce(json_agg(p.name ORDER BY p.name), '[]') FROM weft.step_edges e
                             JOIN weft.steps p ON p.id = e.from_step WHERE e.to_step = s.id),
-                'result', s.result, 'error', s.error, 'batch', s.batch, 'run_after', s.run_after,
-                'created_at', s.created_at, 'enqueued_at', s.enqueued_at, 'started_at', s.started_at,
-                'finished_at', s.finished_at) ORDER BY s.created_at, s.name), '[]')
-             FROM weft.steps s WHERE s.task_id = t.id) AS steps
-     FROM weft.tasks t WHERE t.id = $1`,
-    [taskId],
-  );
-  const row = rows[0];
-  if (!row) return undefined;
-  const ms = (a: string | Date | null, b: string | Date | null) =>
-    a && b ? new Date(b).getTime() - new Date(a).getTime() : null;
+                'result', s.result, 'error', s.error, 'errors', coalesce(s.errors, '[]'::jsonb), 'batch', s.batch,
+                'run_after', s.run_after, 'created_at', s.created_at, 'enqueued_at', s.enqueued_at,
+                'started_at', s.started_at, 'finished_at', s.finished_at,
+                'duration_ms', round((extract(epoch FROM s.finished_at - s.started_at) * 1000)::numeric, 3))
+                ORDER BY s.created_at, s.name), '[]')
+             FROM weft.steps s WHERE s.task_id = t.id))::text AS view
+    FROM weft.tasks t WHERE t.id = $1`;
+
+/**
+ * The task and every step with state, attempts, result, error and timings,
+ * as the JSON text PostgreSQL builds (what the API answers as is: no parse
+ * and no serialisation in the orchestrator). Times are ISO 8601 strings.
+ */
+export async function getTaskViewJson(db: Database, taskId: string, opts: { withContext?: boolean } = {}): Promise<string | undefined> {
+  const withContext = opts.withContext !== false;
+  const { rows } = await db.queryIdempotent<{ view: string }>(TASK_VIEW_SQL(withContext), [taskId], withContext ? 'weft_task_view' : 'weft_task_view_nc');
+  return rows[0]?.view;
+}
+
+/** The same view, parsed, with Date timestamps. */
+export async function getTaskView(db: Database, taskId: string, opts: { withContext?: boolean } = {}): Promise<TaskView | undefined> {
+  const text = await getTaskViewJson(db, taskId, opts);
+  if (text === undefined) return undefined;
+  const row = JSON.parse(text);
+  const date = (v: string | null) => (v ? new Date(v) : null);
   return {
     ...row,
-    duration_ms: ms(row.created_at, row.completed_at),
+    created_at: new Date(row.created_at),
+    updated_at: new Date(row.updated_at),
+    completed_at: date(row.completed_at),
     steps: (row.steps as any[]).map((s) => ({
       ...s,
-      run_after: s.run_after ? new Date(s.run_after) : null,
+      run_after: date(s.run_after),
       created_at: new Date(s.created_at),
-      enqueued_at: s.enqueued_at ? new Date(s.enqueued_at) : null,
-      started_at: s.started_at ? new Date(s.started_at) : null,
-      finished_at: s.finished_at ? new Date(s.finished_at) : null,
-      duration_ms: ms(s.started_at, s.finished_at),
+      enqueued_at: date(s.enqueued_at),
+      started_at: date(s.started_at),
+      finished_at: date(s.finished_at),
     })),
   };
 }

@@ -67,6 +67,12 @@ interface Pending {
 
 /** How long a heartbeat may take to come; the dashboard shows a worker as gone after a few missed ones. */
 const HEARTBEAT_MS = 1_000;
+/**
+ * Finish statements a worker keeps in flight. One gives the best batching
+ * (group commit), but leaves PostgreSQL one core for this worker's statements;
+ * two let it use both while batches still form behind them.
+ */
+const MAX_FLUSHES = 2;
 
 /**
  * A worker process's engine. It claims ready steps of its queues, runs their
@@ -102,7 +108,9 @@ export class Worker extends EventEmitter {
   /** By `step id#attempt`: a retry of the same step on this worker is another entry. */
   private readonly running = new Map<string, Running>();
   private pending: Pending[] = [];
-  private flushing = false;
+  /** Finish statements in flight, and the free slots they may fill with claims. */
+  private flushing = 0;
+  private reserved = 0;
   private flushScheduled = false;
   private flushFailures = 0;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -112,6 +120,8 @@ export class Worker extends EventEmitter {
   private stopping = false;
   /** Counters for /health, /metrics and weft.processes.info. */
   readonly counts = { claimed: 0, succeeded: 0, failed: 0, retried: 0, lost: 0 };
+  /** Finish statements and the runs they carried: their ratio is the group commit's batch size. */
+  readonly flushes = { statements: 0, runs: 0 };
   /** From starting a step to its outcome committed (ms); published with the heartbeat for the orchestrators' /metrics. */
   readonly stepLatency = new BucketHistogram(LATENCY_MS_BUCKETS);
 
@@ -122,7 +132,7 @@ export class Worker extends EventEmitter {
     this.runner = options.runner;
     this.id = options.workerId;
     this.log = options.log.child({ component: 'worker', runtime: options.runner.runtime, worker: options.workerId });
-    this.concurrency = Math.max(1, Math.min(options.concurrency ?? 8, options.runner.capacity ?? Infinity));
+    this.concurrency = Math.max(1, Math.min(options.concurrency ?? 32, options.runner.capacity ?? Infinity));
     this.leaseMs = options.leaseMs ?? 30_000;
     this.refreshMs = options.namespaceRefreshMs ?? 5_000;
     this.fixedNamespaces = options.namespaces?.length ? options.namespaces : undefined;
@@ -177,7 +187,7 @@ export class Worker extends EventEmitter {
 
   private consumer(): StepConsumer {
     return {
-      room: () => (this.stopping ? 0 : this.concurrency - this.running.size),
+      room: () => (this.stopping ? 0 : this.concurrency - this.running.size - this.reserved),
       claimQueued: async (room, waiter) => {
         const outcome = await claimQueued(this.db, this.id, this.queues, room, waiter);
         this.startAll(outcome.claimed);
@@ -273,7 +283,7 @@ export class Worker extends EventEmitter {
   // ---------------------------------------------------------------------------
 
   private scheduleFlush(): void {
-    if (this.flushScheduled || this.flushing) return;
+    if (this.flushScheduled || this.flushing >= MAX_FLUSHES) return;
     this.flushScheduled = true;
     // The end of this turn of the event loop: steps that finish together go together.
     setImmediate(() => {
@@ -282,7 +292,7 @@ export class Worker extends EventEmitter {
     });
   }
 
-  /** `room`: slots free once this batch is done, less what earlier statements of the flush claimed. */
+  /** `room`: the slots this statement may fill with claims (reserved for it). */
   private finishOptions(room: number): FinishOptions {
     return {
       queues: this.queues,
@@ -294,12 +304,15 @@ export class Worker extends EventEmitter {
   }
 
   private async flush(): Promise<void> {
-    if (this.flushing || this.pending.length === 0) return;
-    this.flushing = true;
+    if (this.flushing >= MAX_FLUSHES || this.pending.length === 0) return;
+    this.flushing++;
     const batch = this.pending;
     this.pending = [];
+    // The slots this batch frees, and any others no other statement in flight has promised to fill.
+    const reserve = Math.max(0, this.concurrency - this.running.size + batch.length - this.reserved);
+    this.reserved += reserve;
     try {
-      let room = this.concurrency - this.running.size + batch.length;
+      let room = reserve;
       const plain = batch.filter((p) => !p.expansion);
       const outcomes: StatementOutcome[] = [];
       if (plain.length) outcomes.push(await finishSteps(this.db, this.id, plain.map((p) => p.item), this.finishOptions(room)));
@@ -307,6 +320,8 @@ export class Worker extends EventEmitter {
         room -= outcomes.at(-1)?.claimed.length ?? 0;
         outcomes.push(await this.finishExpansion(p, this.finishOptions(room)));
       }
+      this.flushes.statements += outcomes.length;
+      this.flushes.runs += batch.length;
       this.flushFailures = 0;
       for (const o of outcomes) this.applied(batch, o);
       this.release(batch, outcomes);
@@ -320,7 +335,8 @@ export class Worker extends EventEmitter {
       this.pending = [...batch, ...this.pending];
       await new Promise((r) => setTimeout(r, delay));
     } finally {
-      this.flushing = false;
+      this.reserved -= reserve;
+      this.flushing--;
     }
     if (this.pending.length) this.scheduleFlush();
   }
@@ -434,6 +450,7 @@ export class Worker extends EventEmitter {
       concurrency: this.concurrency,
       in_flight: this.running.size,
       counts: this.counts,
+      flushes: this.flushes,
       step_latency_ms: this.stepLatency.snapshot(),
       ...(this.runner.stats ? { bridge: this.runner.stats() } : {}),
       ...this.extraInfo,
@@ -472,7 +489,7 @@ export class Worker extends EventEmitter {
     } else {
       await deregisterProcess(this.db, this.id).catch(() => undefined);
     }
-    this.log.info({ ...this.counts }, 'worker stopped');
+    this.log.info({ ...this.counts, finish_statements: this.flushes.statements, finished_runs: this.flushes.runs }, 'worker stopped');
   }
 }
 

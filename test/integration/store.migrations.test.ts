@@ -194,7 +194,7 @@ describe('migrate', () => {
     // The units of work of the step boundary (migration 002), and the transition rules they are checked
     // against; NOTIFY is sent after commit (weft.wake), never by a trigger.
     expect(functions.map((f) => f.name).sort()).toEqual([
-      'claim_ids', 'claim_queued', 'claimed_events', 'compile_transition_rules', 'complete_steps', 'create_task',
+      'claim_ids', 'claim_queued', 'claimed_events', 'compile_transition_rules', 'create_task',
       'delete_expired_tasks', 'dispatch_due_retries', 'fail_task', 'finish_steps', 'insert_steps', 'legal_step_transition',
       'legal_task_transition', 'lock_queues', 'redispatch_stale', 'register_waiter', 'requeue_lost_steps', 'wake',
     ]);
