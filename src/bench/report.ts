@@ -158,7 +158,7 @@ function batchSection(doc: BenchDocument): string | undefined {
 function throughputSection(doc: BenchDocument): string | undefined {
   if (!doc.throughput.length) return undefined;
   return table(
-    ['Topology', 'Run', 'In flight', 'Window', 'Tasks', 'Steps/s', 'Tasks/s', 'Task latency P50', 'P95'],
+    ['Topology', 'Run', 'In flight', 'Window', 'Tasks', 'Steps/s', 'Tasks/s', 'Task latency P50', 'P95', 'CPU per step (orchestrators + workers + PostgreSQL)'],
     doc.throughput.map((t) => [
       t.topology === '1+1' ? '1 orchestrator + 1 native worker' : `cluster: ${t.orchestrators} orchestrators + ${t.workers} native workers`,
       String(t.run),
@@ -169,6 +169,9 @@ function throughputSection(doc: BenchDocument): string | undefined {
       t.tasks_per_s.toFixed(1),
       ms(t.latency.p50),
       ms(t.latency.p95),
+      t.cpu_ms_per_step
+        ? `${ms(t.cpu_ms_per_step.total)} (${ms(t.cpu_ms_per_step.orchestrators)} + ${ms(t.cpu_ms_per_step.workers)} + ${ms(t.cpu_ms_per_step.postgres)})`
+        : 'not measured',
     ]),
   );
 }
@@ -245,7 +248,7 @@ function backendSection(doc: BenchDocument, prefix: string, multi: boolean): str
   const h = multi ? '###' : '##';
   const out: string[] = [];
   if (multi) out.push('', `## Backend: ${BACKEND_NAMES[doc.backend] ?? doc.backend}`);
-  out.push('', `${h} Targets (issue 5)`, '', targetsSection(doc));
+  out.push('', `${h} Targets (issue 8)`, '', targetsSection(doc));
   out.push('', `${h} Consistency checks (the seed's)`, '', checksSection(doc));
   const tiers: Array<[number, string]> = [
     [1, 'Tier 1: core performance (native)'],

@@ -16,7 +16,7 @@ export interface ScenarioDef {
   tier: 1 | 2 | 3 | 4 | 5;
   label: string;
   runtime: Runtime;
-  pattern: 'linear' | 'diamond' | 'conditional' | 'complex_dag' | 'tree' | 'csv';
+  pattern: 'single' | 'linear' | 'diamond' | 'conditional' | 'complex_dag' | 'tree' | 'csv';
   namespace: string;
   name: string;
   steps: number;
@@ -61,6 +61,7 @@ function diamond(id: string, tier: 1 | 4, runtime: Runtime, namespace: string, l
 
 /** Every scenario, in report order. `id` is what `--scenarios` filters on. */
 export const SCENARIOS: readonly ScenarioDef[] = [
+  { id: 'single_step', tier: 1, label: 'single-step task (native)', runtime: 'native', pattern: 'single', namespace: 'e2e_single', name: 'one_step', steps: 1, sequential_stages: 1, mode: 'single', timeoutMs: 15_000, sequential: false },
   linear('linear', 1, 'native', 'e2e_linear', 'linear (native)'),
   diamond('diamond', 1, 'native', 'e2e_diamond', 'diamond (native)'),
   { id: 'conditional', tier: 2, label: 'conditional (amount 500)', runtime: 'native', pattern: 'conditional', namespace: 'e2e_conditional', name: 'approval_routing', steps: 4, sequential_stages: 4, mode: 'single', timeoutMs: 15_000, sequential: false },
@@ -153,6 +154,8 @@ export function verifyOutcome(s: ScenarioDef, view: TaskOutcome, csvExpected?: R
   const failed = view.steps.find((st) => st.state !== 'complete');
   if (failed) return `step ${failed.name} is ${failed.state}, expected complete`;
   switch (s.pattern) {
+    case 'single':
+      return checkExact(view, { square: 36n });
     case 'linear':
       return checkExact(view, LINEAR_EXPECTED);
     case 'diamond':

@@ -67,6 +67,12 @@ export interface ThroughputResult {
   /** Latency of the tasks completed during the window (client side). */
   latency: Summary;
   verified: number;
+  /**
+   * Process CPU (user + system) per step during the window: orchestrators,
+   * workers and every process of the PostgreSQL server, and their sum. Absent
+   * when the server's processes are not visible (a remote server).
+   */
+  cpu_ms_per_step?: { total: number; orchestrators: number; workers: number; postgres: number };
 }
 
 export interface BenchDocument {

@@ -35,6 +35,12 @@ import { contextFor, expectedCsvAggregate, selectScenarios, verifyOutcome, type 
 import { percentile, summarize } from '../bench/stats.js';
 import type { Backend, BenchDocument, PhaseBreakdown, RunResult, ScenarioResult, ThroughputResult } from '../bench/types.js';
 import { renderReport, type BridgeResults } from '../bench/report.js';
+import { CpuMeter, postmasterOf, serverPids } from '../bench/cpu.js';
+import { seedHistory } from '../bench/history.js';
+import { measureInProcess } from '../bench/in-process.js';
+import { SCENARIOS } from '../bench/scenarios.js';
+import { acquireEmbeddedPostgres } from '../store/embedded.js';
+import { openDatabase } from '../store/database.js';
 
 /** A task came back wrong, or the service answered something unexpected: the bench fails. */
 export class BenchFailure extends WeftError {
@@ -243,6 +249,8 @@ export interface BenchOptions {
   concurrency: number;
   inFlight: number;
   throughputSeconds: number;
+  /** Finished steps written into the tables before the history scenario (0: skip it). */
+  historySteps: number;
   /** Sample k of every scenario before sample k + 1 of any (default true). */
   interleave: boolean;
   out: string;
@@ -309,7 +317,7 @@ interface Collector {
   phases: PhaseBreakdown[];
 }
 
-function finishRun(c: Collector, runNo: number, progress: Progress): RunResult {
+function finishRun(c: Collector, runNo: number, progress: Progress, label = c.s.id): RunResult {
   const result: RunResult = {
     run: runNo,
     client: summarize(c.client),
@@ -319,7 +327,7 @@ function finishRun(c: Collector, runNo: number, progress: Progress): RunResult {
     verified: c.client.length,
     ...(c.phases.length ? { phases_p50: medianPhases(c.phases) } : {}),
   };
-  progress.line(`  ${`run ${runNo} · T${c.s.tier} ${c.s.id}`.padEnd(34)} n=${result.client.n} P50 ${result.client.p50.toFixed(2)} ms  P95 ${result.client.p95.toFixed(2)} ms  server P50 ${result.server.p50.toFixed(2)} ms  ✓ results`);
+  progress.line(`  ${`run ${runNo} · T${c.s.tier} ${label}`.padEnd(34)} n=${result.client.n} P50 ${result.client.p50.toFixed(2)} ms  P95 ${result.client.p95.toFixed(2)} ms  server P50 ${result.server.p50.toFixed(2)} ms  ✓ results`);
   return result;
 }
 
@@ -331,7 +339,7 @@ function finishRun(c: Collector, runNo: number, progress: Progress): RunResult {
  * diamond vs linear) stay fair. `--no-interleave` runs them one after the
  * other, as the reference's Criterion groups did.
  */
-async function measureScenarios(scenarios: ScenarioDef[], urls: string[], opts: BenchOptions, runNo: number, csv: Csv, progress: Progress): Promise<Map<string, RunResult>> {
+async function measureScenarios(scenarios: ScenarioDef[], urls: string[], opts: BenchOptions, runNo: number, csv: Csv, progress: Progress, label?: string): Promise<Map<string, RunResult>> {
   const cols: Collector[] = scenarios.map((s) => ({ s, client: [], server: [], phases: [] }));
   const out = new Map<string, RunResult>();
   const record = (c: Collector, i: number, sample: Awaited<ReturnType<typeof takeSample>>) => {
@@ -348,26 +356,29 @@ async function measureScenarios(scenarios: ScenarioDef[], urls: string[], opts: 
         progress.update(`run ${runNo} · ${i < opts.warmup ? 'warm-up' : `T${c.s.tier} ${c.s.id}`}`, Math.max(0, i + 1 - opts.warmup), opts.samples, c.client);
       }
     }
-    for (const c of cols) out.set(c.s.id, finishRun(c, runNo, progress));
+    for (const c of cols) out.set(c.s.id, finishRun(c, runNo, progress, label));
   } else {
     for (const c of cols) {
       for (let i = 0; i < total; i++) {
         record(c, i, await takeSample(c.s, urls, i, csv));
         progress.update(`run ${runNo} · T${c.s.tier} ${c.s.id}`, Math.max(0, i + 1 - opts.warmup), opts.samples, c.client);
       }
-      out.set(c.s.id, finishRun(c, runNo, progress));
+      out.set(c.s.id, finishRun(c, runNo, progress, label));
     }
   }
   return out;
 }
 
 /** Many linear tasks in flight for a while: steps completed per second. */
-async function measureThroughput(topology: ThroughputResult['topology'], urls: string[], workers: number, opts: BenchOptions, runNo: number, progress: Progress): Promise<ThroughputResult> {
+async function measureThroughput(topology: ThroughputResult['topology'], sup: ClusterSupervisor, workers: number, opts: BenchOptions, runNo: number, progress: Progress): Promise<ThroughputResult> {
+  const urls = sup.orchestratorUrls();
   const s = { id: 'throughput', tier: 1, label: 'throughput', runtime: 'native', pattern: 'linear', namespace: 'e2e_linear', name: 'mathematical_sequence', steps: 4, sequential_stages: 4, mode: 'single', timeoutMs: 30_000, sequential: false } as const satisfies ScenarioDef;
   // Warm the connections and the workers first.
   await Promise.all(Array.from({ length: Math.min(opts.inFlight, 16) }, (_, i) => runOne(urls[i % urls.length]!, s, contextFor(s))));
   const latencies: number[] = [];
   let next = 0;
+  const meter = await cpuMeterFor(sup);
+  meter?.start();
   const start = performance.now();
   const end = start + opts.throughputSeconds * 1000;
   let lastTick = 0;
@@ -382,6 +393,7 @@ async function measureThroughput(topology: ThroughputResult['topology'], urls: s
     }
   };
   await Promise.all(Array.from({ length: opts.inFlight }, lane));
+  const used = meter?.read();
   const seconds = opts.throughputSeconds;
   const tasks = latencies.length;
   const out: ThroughputResult = {
@@ -397,10 +409,94 @@ async function measureThroughput(topology: ThroughputResult['topology'], urls: s
     tasks_per_s: Math.round((tasks * 10) / seconds) / 10,
     latency: summarize(latencies.length ? latencies : [0]),
     verified: tasks,
+    ...(used && tasks ? { cpu_ms_per_step: cpuPerStep(used, tasks * 4) } : {}),
   };
-  progress.line(`  run ${runNo} · throughput ${topology.padEnd(8)} ${out.steps_per_s.toFixed(0)} steps/s (${tasks} tasks in ${seconds} s, ${opts.inFlight} in flight, latency P50 ${out.latency.p50.toFixed(1)} ms) ✓ results`);
+  const cpuNote = out.cpu_ms_per_step ? `, CPU ${out.cpu_ms_per_step.total.toFixed(2)} ms/step` : '';
+  progress.line(`  run ${runNo} · throughput ${topology.padEnd(8)} ${out.steps_per_s.toFixed(0)} steps/s (${tasks} tasks in ${seconds} s, ${opts.inFlight} in flight, latency P50 ${out.latency.p50.toFixed(1)} ms${cpuNote}) ✓ results`);
   return out;
 }
+
+/**
+ * CPU of the cluster's orchestrators and workers (by pid) and of the
+ * PostgreSQL server (its postmaster and every child), when they run on this
+ * machine; undefined when /proc cannot see the server.
+ */
+async function cpuMeterFor(sup: ClusterSupervisor): Promise<CpuMeter | undefined> {
+  const c = new pg.Client({ connectionString: sup.database });
+  let backend: number | undefined;
+  try {
+    await c.connect();
+    backend = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
+  } catch {
+    backend = undefined;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+  const postmaster = backend !== undefined ? postmasterOf(backend) : undefined;
+  if (postmaster === undefined || serverPids(postmaster).length === 0) return undefined;
+  const pidsOf = (role: 'orchestrator' | 'worker') => () => sup.processes().filter((p) => p.role === role && p.pid !== null).map((p) => p.pid!);
+  return new CpuMeter({ orchestrators: pidsOf('orchestrator'), workers: pidsOf('worker'), postgres: () => serverPids(postmaster) });
+}
+
+function cpuPerStep(used: Record<string, number>, steps: number): NonNullable<ThroughputResult['cpu_ms_per_step']> {
+  const per = (k: string) => Math.round(((used[k] ?? 0) / steps) * 1000) / 1000;
+  const total = Math.round((((used.orchestrators ?? 0) + (used.workers ?? 0) + (used.postgres ?? 0)) / steps) * 1000) / 1000;
+  return { total, orchestrators: per('orchestrators'), workers: per('workers'), postgres: per('postgres') };
+}
+
+/**
+ * A database of its own for one backend's runs (dropped at the end), on the
+ * server the bench would use (WEFT_DATABASE_URL, or the embedded one), so
+ * "empty" means empty and the history scenario starts from a known size.
+ */
+async function benchDatabase(config: ReturnType<typeof loadConfig>, backend: Backend, log: Logger): Promise<{ url: string; drop(): Promise<void> }> {
+  let admin = config.databaseUrl;
+  let release: (() => Promise<void>) | undefined;
+  if (!admin) {
+    const embedded = await acquireEmbeddedPostgres({ home: config.home, log: (m) => log.info(m) });
+    admin = embedded.localUrl;
+    release = () => embedded.release();
+  }
+  const name = `weft_bench_${process.pid}_${backend}`;
+  const [base, query] = admin.split('?') as [string, string | undefined];
+  const url = `${base.slice(0, base.lastIndexOf('/'))}/${name}${query ? `?${query}` : ''}`;
+  const exec = async (sql: string) => {
+    const c = new pg.Client({ connectionString: admin });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+  };
+  await exec(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await exec(`CREATE DATABASE ${name}`);
+  return {
+    url,
+    async drop() {
+      await exec(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
+      await release?.();
+    },
+  };
+}
+
+function toRunResult(runNo: number, samples: Array<{ ms: number; server_ms: number }>): RunResult {
+  return {
+    run: runNo,
+    client: summarize(samples.map((x) => x.ms)),
+    server: summarize(samples.map((x) => x.server_ms)),
+    samples_ms: samples.map((x) => Math.round(x.ms * 1000) / 1000),
+    server_ms: samples.map((x) => x.server_ms),
+    verified: samples.length,
+  };
+}
+
+/** Scenarios measured outside the cluster, with ids of their own. */
+const IN_PROCESS = [
+  { id: 'in_process_single_step', of: 'single_step', label: 'single-step task, in one process (weft run path)' },
+  { id: 'in_process_linear', of: 'linear', label: 'linear (native), in one process (weft run path)' },
+] as const;
+const HISTORY_ID = 'linear_history';
 
 function runtimesFor(scenarios: ScenarioDef[], throughput: boolean): Set<ClusterRuntime> {
   const set = new Set<ClusterRuntime>(scenarios.map((s) => s.runtime));
@@ -454,33 +550,74 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
   for (const s of doc.scenarios) s.reference_name = REFERENCE[s.id]?.name ?? '';
 
   const stateDir = join(config.home, 'cluster', `bench-${process.pid}`);
-  const env = { ...process.env, WEFT_LOG_LEVEL: process.env.WEFT_LOG_LEVEL ?? 'warn' };
-  for (let runNo = 1; runNo <= opts.runs; runNo++) {
-    progress.line(`${backend} run ${runNo}/${opts.runs}: starting ${opts.orchestrators} orchestrator(s) and ${Object.entries(workers).map(([r, n]) => `${n} ${r}`).join(', ')} worker(s)…`);
-    if (scenarios.length) {
-      const sup = await startCluster({ orchestrators: opts.orchestrators, workers, backend, stateDir, env, concurrency: opts.concurrency }, opts.basePort, log);
-      try {
-        doc.versions.postgresql ??= await postgresVersion(sup.database);
-        const urls = sup.orchestratorUrls();
-        const results = await measureScenarios(scenarios, urls, opts, runNo, csv, progress);
-        for (const s of doc.scenarios) s.runs.push(results.get(s.id)!);
-        if (throughput) doc.throughput.push(await measureThroughput('cluster', urls, opts.workersPerRuntime, opts, runNo, progress));
-      } finally {
-        await sup.stop();
-      }
-    }
-    if (throughput) {
-      const sup = await startCluster({ orchestrators: 1, workers: { native: 1 }, backend, stateDir, env, concurrency: opts.concurrency }, opts.basePort, log);
-      try {
-        doc.versions.postgresql ??= await postgresVersion(sup.database);
-        if (!scenarios.length) {
-          /* the full-cluster figure needs the full cluster */
+  const database = await benchDatabase(config, backend, log);
+  const env = { ...process.env, WEFT_LOG_LEVEL: process.env.WEFT_LOG_LEVEL ?? 'warn', WEFT_DATABASE_URL: database.url };
+  const inProcess = IN_PROCESS.filter((x) => scenarios.some((s) => s.id === x.of));
+  const history = opts.historySteps > 0 && scenarios.some((s) => s.id === 'linear');
+  const extra = (id: string, of: string, label: string): ScenarioResult => {
+    const d = SCENARIOS.find((x) => x.id === of)!;
+    return { id, reference_name: '', tier: 1, label, runtime: d.runtime, pattern: d.pattern, steps: d.steps, sequential_stages: d.sequential_stages, runs: [] };
+  };
+  for (const x of inProcess) doc.scenarios.push(extra(x.id, x.of, x.label));
+  if (history) doc.scenarios.push(extra(HISTORY_ID, 'linear', `linear (native) after ${opts.historySteps.toLocaleString('en-US')} finished steps in the tables`));
+  try {
+    for (let runNo = 1; runNo <= opts.runs; runNo++) {
+      if (inProcess.length) {
+        progress.line(`${backend} run ${runNo}/${opts.runs}: in one process (orchestrator + native worker, no HTTP)…`);
+        const measured = await measureInProcess({
+          databaseUrl: database.url,
+          backend,
+          amqpUrl: config.amqpUrl,
+          scenarios: inProcess.map((x) => SCENARIOS.find((d) => d.id === x.of)!),
+          samples: opts.samples,
+          warmup: opts.warmup,
+          log,
+        });
+        for (const x of inProcess) {
+          const r = toRunResult(runNo, measured.get(x.of)!);
+          doc.scenarios.find((s) => s.id === x.id)!.runs.push(r);
+          progress.line(`  ${`run ${runNo} · ${x.id}`.padEnd(34)} n=${r.client.n} P50 ${r.client.p50.toFixed(2)} ms  P95 ${r.client.p95.toFixed(2)} ms  ✓ results`);
         }
-        doc.throughput.push(await measureThroughput('1+1', sup.orchestratorUrls(), 1, opts, runNo, progress));
-      } finally {
-        await sup.stop();
+      }
+      progress.line(`${backend} run ${runNo}/${opts.runs}: starting ${opts.orchestrators} orchestrator(s) and ${Object.entries(workers).map(([r, n]) => `${n} ${r}`).join(', ')} worker(s)…`);
+      if (scenarios.length) {
+        const sup = await startCluster({ orchestrators: opts.orchestrators, workers, backend, stateDir, env, concurrency: opts.concurrency }, opts.basePort, log);
+        try {
+          doc.versions.postgresql ??= await postgresVersion(sup.database);
+          const urls = sup.orchestratorUrls();
+          const results = await measureScenarios(scenarios, urls, opts, runNo, csv, progress);
+          for (const s of doc.scenarios) if (results.has(s.id)) s.runs.push(results.get(s.id)!);
+          if (throughput) doc.throughput.push(await measureThroughput('cluster', sup, opts.workersPerRuntime, opts, runNo, progress));
+          if (history && runNo === 1) {
+            progress.line(`${backend} run 1: writing ${opts.historySteps.toLocaleString('en-US')} finished steps into the tables…`);
+            const db = await openDatabase({ url: database.url, log, max: 1 });
+            try {
+              await seedHistory(db, opts.historySteps);
+            } finally {
+              await db.close();
+            }
+          }
+          if (history) {
+            const linear = scenarios.filter((s) => s.id === 'linear');
+            const after = await measureScenarios(linear, urls, opts, runNo, csv, progress, HISTORY_ID);
+            doc.scenarios.find((s) => s.id === HISTORY_ID)!.runs.push(after.get('linear')!);
+          }
+        } finally {
+          await sup.stop();
+        }
+      }
+      if (throughput) {
+        const sup = await startCluster({ orchestrators: 1, workers: { native: 1 }, backend, stateDir, env, concurrency: opts.concurrency }, opts.basePort, log);
+        try {
+          doc.versions.postgresql ??= await postgresVersion(sup.database);
+          doc.throughput.push(await measureThroughput('1+1', sup, 1, opts, runNo, progress));
+        } finally {
+          await sup.stop();
+        }
       }
     }
+  } finally {
+    await database.drop();
   }
   doc.elapsed_s = Math.round((Date.now() - started) / 100) / 10;
   doc.machine.load_avg = [loadAtStart, Math.round(os.loadavg()[0]! * 100) / 100];
@@ -541,6 +678,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--concurrency <n>', 'steps each worker runs at once', int('--concurrency', 1), 32)
     .option('--in-flight <n>', 'concurrent tasks in the throughput scenario', int('--in-flight', 1), 64)
     .option('--throughput-seconds <s>', 'throughput window per topology', int('--throughput-seconds', 1))
+    .option('--history-steps <n>', 'finished steps written into the tables before linear is measured again (default 1,000,000; --quick 100,000; 0 skips)', int('--history-steps', 0))
     .option('--no-interleave', 'measure the scenarios one after the other instead of interleaving their samples')
     .option('--out <dir>', 'results directory', join(packageRoot(), 'bench', 'results'))
     .option('--write-docs', 'also write docs/benchmarks.md (the latest full report)', false)
@@ -561,6 +699,7 @@ export function registerBenchCommand(program: Command): void {
         concurrency: o.concurrency,
         inFlight: o.inFlight,
         throughputSeconds: o.throughputSeconds ?? (quick ? 3 : 10),
+        historySteps: o.historySteps ?? (quick ? 100_000 : 1_000_000),
         interleave: o.interleave !== false,
         out: o.out,
         writeDocs: Boolean(o.writeDocs),

@@ -18,7 +18,7 @@ async function freeBase(): Promise<number> {
   throw new Error('no free port block found between 20000 and 60000');
 }
 
-describe('weft bench --quick --scenarios linear, end to end on the real services', () => {
+describe('weft bench --quick --scenarios linear --history-steps 400, end to end on the real services', () => {
   let db: TestDatabase;
   let home: string;
   let out: string;
@@ -29,7 +29,7 @@ describe('weft bench --quick --scenarios linear, end to end on the real services
     home = mkdtempSync(join(tmpdir(), 'weft-bench-home-'));
     out = mkdtempSync(join(tmpdir(), 'weft-bench-out-'));
     const base = await freeBase();
-    const child = spawn(process.execPath, ['--import', 'tsx', join(packageRoot(), 'src/cli/main.ts'), 'bench', '--quick', '--scenarios', 'linear', '--backend', 'pg', '--base-port', String(base), '--out', out], {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(packageRoot(), 'src/cli/main.ts'), 'bench', '--quick', '--scenarios', 'linear', '--history-steps', '400', '--backend', 'pg', '--base-port', String(base), '--out', out], {
       cwd: packageRoot(),
       env: { ...process.env, WEFT_DATABASE_URL: db.url, WEFT_HOME: home, WEFT_LOG_LEVEL: 'warn' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -50,7 +50,7 @@ describe('weft bench --quick --scenarios linear, end to end on the real services
     rmSync(out, { recursive: true, force: true });
   });
 
-  it('exits 0 and writes percentiles.json with 10 verified samples of linear', () => {
+  it('exits 0 and writes percentiles.json with 10 verified samples of linear, in one process, and after the history', () => {
     expect(result.code, result.stderr).toBe(0);
     const dirs = readdirSync(out).filter((d) => d.endsWith('-pg'));
     expect(dirs).toHaveLength(1);
@@ -58,10 +58,12 @@ describe('weft bench --quick --scenarios linear, end to end on the real services
     expect(doc.schema).toBe('weft-bench/1');
     expect(doc.backend).toBe('pg');
     expect(doc.quick).toBe(true);
-    expect(doc.scenarios.map((s) => s.id)).toEqual(['linear']);
-    const run = doc.scenarios[0]!.runs;
-    expect(run).toHaveLength(1);
-    const r = run[0]!;
+    expect(doc.scenarios.map((s) => s.id)).toEqual(['linear', 'in_process_linear', 'linear_history']);
+    for (const s of doc.scenarios) {
+      expect(s.runs, s.id).toHaveLength(1);
+      expect(s.runs[0]!.verified, s.id).toBe(10);
+    }
+    const r = doc.scenarios[0]!.runs[0]!;
     expect(r.client.n).toBe(10);
     expect(r.samples_ms).toHaveLength(10);
     expect(r.verified).toBe(10);
@@ -75,6 +77,12 @@ describe('weft bench --quick --scenarios linear, end to end on the real services
     expect(doc.versions.postgresql).toMatch(/^\d+/);
     expect(doc.config.database).toBe('url');
     expect(doc.throughput).toEqual([]);
+  });
+
+  it('ran against a database of its own, and dropped it', async () => {
+    const { rows } = await db.db.query(`SELECT datname FROM pg_database WHERE datname LIKE 'weft_bench_%_pg'`);
+    expect(rows).toEqual([]);
+    expect(result.stderr).toContain('writing 400 finished steps into the tables');
   });
 
   it('writes the report with the reference column, and leaves no cluster process behind', () => {

@@ -87,17 +87,24 @@ describe('FFI overhead and targets', () => {
     for (const x of o) expect(Math.round(x.overhead_pct)).toBe(22 + (x.language === 'ruby' ? 0 : 1));
   });
 
-  const tp = (steps_per_s: number): ThroughputResult => ({ topology: '1+1', run: 1, orchestrators: 1, workers: 1, in_flight: 64, duration_s: 10, tasks: 0, steps: 0, steps_per_s, tasks_per_s: steps_per_s / 4, latency: summarize([1]), verified: 0 });
+  const tp = (steps_per_s: number, cpu = 2): ThroughputResult => ({
+    topology: '1+1', run: 1, orchestrators: 1, workers: 1, in_flight: 64, duration_s: 10, tasks: 0, steps: 0, steps_per_s, tasks_per_s: steps_per_s / 4,
+    latency: summarize([1]), verified: 0, cpu_ms_per_step: { total: cpu, orchestrators: cpu / 4, workers: cpu / 4, postgres: cpu / 2 },
+  });
 
   it('the reference misses every target; good figures meet them', () => {
     const ref = targets(TAS166, 'pg', [tp(100)]);
     expect(ref.filter((t) => t.status === 'MET').map((t) => t.name)).toEqual([]);
     const good = targets(
-      single({ linear: 8, diamond: 6, single_task: 8, concurrent_2x: 9, python_linear: 8.1, ruby_linear: 8.2, typescript_linear: 8.15, csv: 15 }),
+      single({
+        linear: 8, diamond: 6, single_task: 8, concurrent_2x: 9, python_linear: 8.1, ruby_linear: 8.2, typescript_linear: 8.15, csv: 15,
+        in_process_linear: 3.5, single_step: 1.8, linear_history: 8.4,
+      }),
       'pg',
-      [tp(2500)],
+      [tp(3500, 0.5)],
     );
     expect(good.filter((t) => t.status !== 'MET')).toEqual([]);
+    expect(good.find((t) => t.name.startsWith('linear-4 P50 after'))!.value).toBe('+5.0 % (8.00 ms → 8.40 ms)');
   });
 
   it('the linear limit is 10 ms on pg and 15 ms on rabbitmq', () => {
@@ -106,9 +113,17 @@ describe('FFI overhead and targets', () => {
     expect(targets(f, 'rabbitmq', [])[0]).toMatchObject({ status: 'MET', target: '≤ 15 ms' });
   });
 
+  it('history slower by more than 10 %, a step costing more CPU, or too few steps/s are MISSED', () => {
+    const t = targets(single({ linear: 8, linear_history: 9 }), 'pg', [tp(2900, 0.7)]);
+    expect(t.find((x) => x.name.startsWith('linear-4 P50 after'))!.status).toBe('MISSED');
+    expect(t.find((x) => x.name.startsWith('CPU per step'))).toMatchObject({ status: 'MISSED', value: '0.70 ms' });
+    expect(t.find((x) => x.name.startsWith('throughput'))!.status).toBe('MISSED');
+  });
+
   it('unmeasured targets are n/a', () => {
     const t = targets(single({ linear: 8 }), 'pg', []);
-    expect(t.find((x) => x.name === 'batch throughput')!.status).toBe('n/a');
+    expect(t.find((x) => x.name === 'CSV batch, 1000 rows')!.status).toBe('n/a');
+    expect(t.find((x) => x.name.startsWith('linear-4 P50, in one process'))!.status).toBe('n/a');
     expect(t.find((x) => x.name.startsWith('throughput'))!.status).toBe('n/a');
   });
 

@@ -59,7 +59,7 @@ describe('renderReport', () => {
     expect(markdown).toContain('+23 %');
     expect(markdown).toContain('| python | 200B | sequential | 20000 | 26.3 µs |');
     expect(markdown).toMatch(/diamond < linear \(native\) \| .* \| \*\*PASS\*\*/);
-    expect(markdown).toMatch(/linear-4 P50 \(pg\) \| ≤ 10 ms \| 257 ms \| 9\.\d\d ms \| \*\*MET\*\*/);
+    expect(markdown).toMatch(/linear-4 P50, cluster \(pg\) \| ≤ 10 ms \| 257 ms \| 9\.\d\d ms \| \*\*MET\*\*/);
     expect(markdown).toContain('2,400 steps/s');
   });
 
@@ -84,7 +84,7 @@ describe('renderReport', () => {
     expect(both).toContain('## Backend: PostgreSQL queue');
     expect(both).toContain('## Backend: RabbitMQ');
     expect(both).toContain('RabbitMQ 3.10.8');
-    expect(both).toContain('linear-4 P50 (rabbitmq) | ≤ 15 ms');
+    expect(both).toContain('linear-4 P50, cluster (rabbitmq) | ≤ 15 ms');
   });
 
   it('says when the machine was busier than its cores, and explains a negative FFI overhead', () => {

@@ -60,7 +60,7 @@ describe('selectScenarios', () => {
     expect(r.throughput).toBe(false);
   });
   it('an unknown name is an error that lists the known ones', () => {
-    expect(() => selectScenarios(['linaer'])).toThrow(/"linaer", which is not a scenario; use any of linear, diamond/);
+    expect(() => selectScenarios(['linaer'])).toThrow(/"linaer", which is not a scenario; use any of single_step, linear, diamond/);
   });
 });
 

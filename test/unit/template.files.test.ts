@@ -9,6 +9,11 @@ const ROOT = join(import.meta.dirname, '..', '..', 'templates');
 
 /** Expected shape per base file: step → [handler, type, depends_on]. */
 const SHAPES: Record<string, { namespace: string; name: string; steps: Record<string, [string, string, string[]]> }> = {
+  'single.yaml': {
+    namespace: 'e2e_single',
+    name: 'one_step',
+    steps: { square: ['linear.square', 'standard', []] },
+  },
   'linear.yaml': {
     namespace: 'e2e_linear',
     name: 'mathematical_sequence',

@@ -85,6 +85,6 @@ describe('runValidate', () => {
     const code = await runValidate([join(import.meta.dirname, '..', '..', 'templates')], io);
     expect(err).toEqual([]);
     expect(code).toBe(0);
-    expect(out).toHaveLength(21);
+    expect(out).toHaveLength(22);
   });
 });
