@@ -10,7 +10,14 @@
  * timed) and pipelined (256 in flight). Then RSS before/after `--rss-calls`
  * pipelined 200 B calls per runtime.
  *
+ * Then the cold-call table, which models a step boundary: one 200 B call,
+ * then an idle gap (`--gaps`, ms) in which the event loop sleeps and the
+ * interpreter thread parks, repeated `--cold-samples` times. The targets'
+ * samples are interleaved (one of each per round, in a rotating order), so a
+ * burst of background load hits them all alike.
+ *
  *   npm run bench:bridge -- [--calls 20000] [--rss-calls 200000] [--only python,ruby]
+ *                           [--cold-samples 400] [--gaps 2,20] [--cold-only]
  *
  * Prints a Markdown table; writes raw JSON to bench/results/bridge-<timestamp>.json.
  * Run through the npm script, which passes --expose-gc so cells start from a
@@ -34,6 +41,9 @@ const RSS_CALLS = Number(arg('rss-calls', '200000'));
 const WARMUP = Math.min(2000, CALLS);
 const PIPELINE = 256;
 const only = arg('only', 'native,typescript,python,ruby').split(',') as Target[];
+const COLD_SAMPLES = Number(arg('cold-samples', '400'));
+const GAPS_MS = arg('gaps', '2,20').split(',').map(Number);
+const COLD_ONLY = process.argv.includes('--cold-only');
 
 const root = packageRoot();
 const fixtures = join(root, 'test', 'native', 'fixtures', 'handlers');
@@ -141,6 +151,55 @@ async function pipelined(t: Target, name: string, payload: string, calls = CALLS
   };
 }
 
+interface ColdCell {
+  target: Target;
+  gapMs: number;
+  samples: number;
+  p50us: number;
+  p99us: number;
+  meanUs: number;
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * One call after each idle gap, per target, interleaved: what a step boundary
+ * costs when the interpreter thread has parked since the previous step.
+ */
+async function cold(targets: Target[], gaps: number[], samples: number): Promise<ColdCell[]> {
+  const calls = targets.map((t) => caller(t));
+  const lat = new Map<string, number[]>();
+  const key = (t: Target, g: number) => `${t}@${g}`;
+  for (const g of gaps) for (const t of targets) lat.set(key(t, g), []);
+  for (let i = 0; i < 20; i++) for (const c of calls) await c(small); // warm the code paths
+  for (let i = 0; i < samples; i++) {
+    for (const g of gaps) {
+      for (let k = 0; k < targets.length; k++) {
+        const j = (i + k) % targets.length;
+        const t = targets[j];
+        await pause(g);
+        if (t === 'native') {
+          const s = process.hrtime.bigint();
+          nativeCall(small);
+          lat.get(key(t, g))!.push(Number(process.hrtime.bigint() - s) / 1000);
+        } else {
+          const s = process.hrtime.bigint();
+          await calls[j](small);
+          lat.get(key(t, g))!.push(Number(process.hrtime.bigint() - s) / 1000);
+        }
+      }
+    }
+  }
+  const out: ColdCell[] = [];
+  for (const g of gaps) {
+    for (const t of targets) {
+      const xs = lat.get(key(t, g))!.sort((a, b) => a - b);
+      out.push({ target: t, gapMs: g, samples: xs.length, p50us: pct(xs, 0.5), p99us: pct(xs, 0.99), meanUs: xs.reduce((a, b) => a + b, 0) / xs.length });
+    }
+  }
+  return out;
+}
+
 function version(cmd: string, args: string[]): string {
   try {
     return execFileSync(cmd, args, { encoding: 'utf8' }).trim();
@@ -151,6 +210,7 @@ function version(cmd: string, args: string[]): string {
 
 async function main() {
   const startedAt = new Date();
+  const loadAtStart = os.loadavg();
   if (only.includes('python')) await bridge.load('python', { handlersDir: join(fixtures, 'python') });
   if (only.includes('ruby')) await bridge.load('ruby', { handlersDir: join(fixtures, 'ruby') });
   if (only.includes('typescript')) await bridge.registerTypescriptHandlers({ 'probe.echo': (s) => s.context });
@@ -164,7 +224,7 @@ async function main() {
     await new Promise((r) => setTimeout(r, 50));
   };
   const cells: Cell[] = [];
-  for (const [name, payload] of Object.entries(payloads)) {
+  for (const [name, payload] of Object.entries(COLD_ONLY ? {} : payloads)) {
     for (const t of only) {
       await settle();
       process.stderr.write(`bench: ${t} ${name} sequential...\n`);
@@ -177,7 +237,7 @@ async function main() {
   }
 
   const rss: Array<{ target: Target; calls: number; rssBeforeMb: number; rssAfterMb: number; callsPerSec: number }> = [];
-  for (const t of only) {
+  for (const t of COLD_ONLY ? [] : only) {
     await settle();
     process.stderr.write(`bench: ${t} RSS over ${RSS_CALLS} calls...\n`);
     const before = process.memoryUsage.rss();
@@ -186,8 +246,15 @@ async function main() {
     rss.push({ target: t, calls: RSS_CALLS, rssBeforeMb: before / 2 ** 20, rssAfterMb: after / 2 ** 20, callsPerSec: c.callsPerSec });
   }
 
+  await settle();
+  process.stderr.write(`bench: cold calls, ${COLD_SAMPLES} per target and gap (${GAPS_MS.join(', ')} ms)...\n`);
+  const coldCells = await cold(only, GAPS_MS, COLD_SAMPLES);
+
   const machine = {
     date: startedAt.toISOString(),
+    git: version('git', ['-C', root, 'rev-parse', '--short', 'HEAD']),
+    loadAvgStart: loadAtStart,
+    loadAvgEnd: os.loadavg(),
     os: `${os.type()} ${os.release()}`,
     cpus: `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}`,
     node: process.version,
@@ -196,6 +263,8 @@ async function main() {
     calls: CALLS,
     rssCalls: RSS_CALLS,
     pipeline: PIPELINE,
+    coldSamples: COLD_SAMPLES,
+    gapsMs: GAPS_MS,
   };
   const stats = bridge.stats();
 
@@ -212,13 +281,24 @@ async function main() {
     '| target | calls (200 B, pipelined) | RSS before MB | RSS after MB | calls/s |',
     '|---|---:|---:|---:|---:|',
     ...rss.map((r) => `| ${r.target} | ${r.calls} | ${r.rssBeforeMb.toFixed(1)} | ${r.rssAfterMb.toFixed(1)} | ${Math.round(r.callsPerSec)} |`),
+    '',
+    `Cold calls: one 200 B \`echo\` call after each idle gap, ${COLD_SAMPLES} per cell, targets interleaved; ` +
+      `load average (1/5/15 min) ${machine.loadAvgStart.map((x) => x.toFixed(2)).join(' ')} at the start, ` +
+      `${machine.loadAvgEnd.map((x) => x.toFixed(2)).join(' ')} at the end. Extra = p50 minus native's p50.`,
+    '',
+    '| target | gap ms | p50 µs | p99 µs | mean µs | extra p50 µs |',
+    '|---|---:|---:|---:|---:|---:|',
+    ...coldCells.map((c) => {
+      const base = coldCells.find((x) => x.target === 'native' && x.gapMs === c.gapMs);
+      return `| ${c.target} | ${c.gapMs} | ${f(c.p50us)} | ${f(c.p99us)} | ${f(c.meanUs)} | ${base ? f(c.p50us - base.p50us) : '–'} |`;
+    }),
   ];
   process.stdout.write(lines.join('\n') + '\n');
 
   const dir = join(root, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `bridge-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ machine, cells, rss, stats }, null, 2));
+  writeFileSync(file, JSON.stringify({ machine, cells, rss, cold: coldCells, stats }, null, 2));
   process.stderr.write(`bench: wrote ${file}\n`);
 }
 
