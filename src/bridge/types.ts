@@ -45,6 +45,16 @@ export interface ForeignError {
   /** true: do not retry (PermanentError, invalid_return, handler_not_found). */
   permanent: boolean;
   kind: ForeignErrorKind;
+  /** On `circuit_open`: the runtime's last own failure, the reason the breaker opened. */
+  lastFailure?: RuntimeFailure;
+}
+
+/** A failure of the runtime itself (what the circuit breaker counts). */
+export interface RuntimeFailure {
+  /** e.g. `HandlerTimeout`, `RuntimeBroken`, `SlowCall`. */
+  class: string;
+  message: string;
+  kind: ForeignErrorKind;
 }
 
 /** A call's outcome. dispatch() never rejects for handler failures. */
@@ -57,9 +67,17 @@ export interface LoadOptions {
   sdkDir?: string;
 }
 
-/** Circuit breaker and runtime limits; every field optional. */
+/**
+ * Circuit breaker and runtime limits; every field optional.
+ *
+ * The breaker protects the runtime, not against the handler: it counts only
+ * the runtime's own failures (a timeout, a broken interpreter, a call slower
+ * than `slowCallMs`). A handler that raises, returns something that is not
+ * JSON or is not found was answered by a healthy runtime and counts as a
+ * success; `queue_full` is load and is not counted at all.
+ */
 export interface RuntimeConfig {
-  /** Consecutive failures that open the breaker (default 5). */
+  /** Consecutive runtime failures that open the breaker (default 5). */
   failureThreshold?: number;
   /** Successful half-open probes that close it (default 2). */
   successThreshold?: number;
@@ -73,6 +91,17 @@ export interface RuntimeConfig {
   graceMs?: number;
   /** Bounded queue size; a full queue answers `queue_full` (default 4096). */
   queueCapacity?: number;
+  /**
+   * python and ruby, {@link NativeBridge.call} only: how long (µs) the JS
+   * thread may wait for a short call's result before the call goes on
+   * asynchronously (default 0 = never wait; at most 1 s). It waits only when
+   * the runtime has no other call in flight and the handler's recent runs
+   * fit in the budget; a result that arrives in time skips a thread wake-up
+   * and an event-loop round trip.
+   */
+  syncWaitUs?: number;
+  /** How long (µs) the runtime's thread spins for the next call before it sleeps (default 0; at most 10 ms). */
+  idleSpinUs?: number;
 }
 
 /** A log2-bucketed latency histogram; bucket i counts values below `upperBoundsUs[i]` µs. */
@@ -93,10 +122,22 @@ export interface RuntimeStats {
   inFlight: number;
   /** Handlers that returned after their call had already timed out. */
   lateResults: number;
-  breaker: { state: 'closed' | 'open' | 'half_open'; consecutiveFailures: number; timesOpened: number };
+  /** call() answered synchronously: a python/ruby result that came within syncWaitUs, or an inline typescript handler. */
+  syncReturns: number;
+  /** call() waited its syncWaitUs in vain and went on asynchronously. */
+  syncWaitMisses: number;
+  breaker: {
+    state: 'closed' | 'open' | 'half_open';
+    consecutiveFailures: number;
+    timesOpened: number;
+    /** The runtime's last own failure since the breaker was last reset, or null. */
+    lastFailure: RuntimeFailure | null;
+  };
   broken: boolean;
   brokenReason: string;
   phase: 'idle' | 'loading' | 'ready' | 'failed';
+  /** The settings in force (every field filled). */
+  config: Required<RuntimeConfig>;
   histograms: {
     /** JS thread: copying the call out of V8 into the native job. */
     serialise: HistogramSnapshot;
@@ -141,8 +182,26 @@ export interface NativeBridge {
   load(runtime: 'python' | 'ruby', opts: LoadOptions): Promise<{ handlers: string[] }>;
   /** Registers the JS handlers the `typescript` target calls (through the same native path). */
   registerTypescriptHandlers(map: Record<string, TypescriptStepHandler>): Promise<{ handlers: string[] }>;
-  /** Runs one call. Never rejects for handler failures: resolves `{ ok: false, error }`. */
+  /**
+   * Runs one call, always asynchronously: python and ruby on their
+   * interpreter thread, typescript handed over through the bridge's own
+   * thread. Never rejects for handler failures: resolves `{ ok: false, error }`.
+   */
   dispatch(runtime: BridgeRuntime, call: BridgeCall): Promise<BridgeResult>;
+  /**
+   * The step path: the same call and the same results and errors as
+   * {@link dispatch}, but answered synchronously when it can be. python and
+   * ruby: the JS thread waits up to `syncWaitUs` for a short call on an idle
+   * runtime (see {@link RuntimeConfig.syncWaitUs}), else a Promise as
+   * dispatch. typescript: the handler runs inline on the JS thread (same
+   * breaker, counters and timeout); a handler that returns a Promise gives a
+   * Promise. Never throws or rejects for handler failures.
+   *
+   * @example
+   * const r = bridge.call('python', { handler: 'linear.square', payload, timeoutMs: 30_000 });
+   * const result = r instanceof Promise ? await r : r;
+   */
+  call(runtime: BridgeRuntime, call: BridgeCall): BridgeResult | Promise<BridgeResult>;
   /** Breaker thresholds, grace period, queue size. */
   configure(runtime: BridgeRuntime, config: RuntimeConfig): void;
   /** Lock-free counters and histograms, per runtime. */
