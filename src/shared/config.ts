@@ -26,16 +26,71 @@ export interface WeftConfig {
   pollIntervalMs: number;
   /** An `enqueued` step older than this with no claim is dispatched again. */
   redispatchAfterMs: number;
+  /** The native bridge's settings for the runtime a worker serves; unset = the bridge's default. */
+  bridge: BridgeSettings;
 }
 
+/**
+ * Settings of the native bridge (python, ruby, typescript workers), passed to
+ * the bridge runner's `configure`. Field names match the bridge's
+ * `RuntimeConfig`; the bridge's defaults are in docs/handlers-python-ruby.md.
+ */
+export interface BridgeSettings {
+  /** WEFT_BREAKER_FAILURE_THRESHOLD: consecutive runtime failures (timeouts, a stuck interpreter) that open the breaker. */
+  failureThreshold?: number;
+  /** WEFT_BREAKER_SUCCESS_THRESHOLD: successful half-open probes that close it. */
+  successThreshold?: number;
+  /** WEFT_BREAKER_COOLDOWN_MS: how long it stays open before it lets a probe through. */
+  cooldownMs?: number;
+  /** WEFT_BREAKER_SLOW_CALL_MS: an answer slower than this counts as a runtime failure (0 = off). */
+  slowCallMs?: number;
+  /** WEFT_BREAKER_HALF_OPEN_PROBES: probes allowed in flight while half-open. */
+  halfOpenMaxProbes?: number;
+  /** WEFT_BRIDGE_GRACE_MS: after a timeout, how long a handler may take to return before the runtime is marked broken. */
+  graceMs?: number;
+  /** WEFT_BRIDGE_QUEUE_CAPACITY: calls a runtime may hold queued; more answer queue_full. */
+  queueCapacity?: number;
+  /** WEFT_BRIDGE_SYNC_WAIT_US: how long the worker's JS thread may wait for a short python/ruby call (0 = never). */
+  syncWaitUs?: number;
+  /** WEFT_BRIDGE_IDLE_SPIN_US: how long an interpreter thread looks for the next call before it sleeps. */
+  idleSpinUs?: number;
+}
+
+const BRIDGE_ENV: ReadonlyArray<[keyof BridgeSettings, string, number, number]> = [
+  // field, variable, minimum, maximum
+  ['failureThreshold', 'WEFT_BREAKER_FAILURE_THRESHOLD', 1, 1_000_000],
+  ['successThreshold', 'WEFT_BREAKER_SUCCESS_THRESHOLD', 1, 1_000_000],
+  ['cooldownMs', 'WEFT_BREAKER_COOLDOWN_MS', 0, 86_400_000],
+  ['slowCallMs', 'WEFT_BREAKER_SLOW_CALL_MS', 0, 86_400_000],
+  ['halfOpenMaxProbes', 'WEFT_BREAKER_HALF_OPEN_PROBES', 1, 1_000_000],
+  ['graceMs', 'WEFT_BRIDGE_GRACE_MS', 0, 86_400_000],
+  ['queueCapacity', 'WEFT_BRIDGE_QUEUE_CAPACITY', 1, 1_000_000],
+  ['syncWaitUs', 'WEFT_BRIDGE_SYNC_WAIT_US', 0, 1_000_000],
+  ['idleSpinUs', 'WEFT_BRIDGE_IDLE_SPIN_US', 0, 10_000],
+];
+
 function intFrom(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): number {
+  return optionalInt(env, name, min, Number.MAX_SAFE_INTEGER, `${fallback}`) ?? fallback;
+}
+
+function optionalInt(env: NodeJS.ProcessEnv, name: string, min: number, max: number, dflt = "the bridge's default"): number | undefined {
   const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
+  if (raw === undefined || raw === '') return undefined;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) {
-    throw new ConfigError(`${name}=${JSON.stringify(raw)} is not an integer ≥ ${min}; unset it to use ${fallback}`);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`;
+    throw new ConfigError(`${name}=${JSON.stringify(raw)} is not an integer ${range}; unset it to use ${dflt}`);
   }
   return n;
+}
+
+function bridgeSettings(env: NodeJS.ProcessEnv): BridgeSettings {
+  const out: BridgeSettings = {};
+  for (const [field, name, min, max] of BRIDGE_ENV) {
+    const v = optionalInt(env, name, min, max);
+    if (v !== undefined) out[field] = v;
+  }
+  return out;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): WeftConfig {
@@ -57,5 +112,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WeftConfig {
     leaseMs: intFrom(env, 'WEFT_LEASE_MS', 30_000, 100),
     pollIntervalMs: intFrom(env, 'WEFT_POLL_INTERVAL_MS', 1_000, 10),
     redispatchAfterMs: intFrom(env, 'WEFT_REDISPATCH_AFTER_MS', 30_000, 100),
+    bridge: bridgeSettings(env),
   };
 }
