@@ -1,3 +1,5 @@
+import type { BridgeSettings } from '../shared/config.js';
+
 /**
  * The typed boundary between weft's worker host and the native bridge
  * (issue 4). The worker depends only on {@link NativeBridge}, so its unit
@@ -68,7 +70,9 @@ export interface LoadOptions {
 }
 
 /**
- * Circuit breaker and runtime limits; every field optional.
+ * Circuit breaker and runtime limits; every field optional (the fields and
+ * their defaults are documented on {@link BridgeSettings}, which the worker
+ * fills from the environment).
  *
  * The breaker protects the runtime, not against the handler: it counts only
  * the runtime's own failures (a timeout, a broken interpreter, a call slower
@@ -76,33 +80,7 @@ export interface LoadOptions {
  * JSON or is not found was answered by a healthy runtime and counts as a
  * success; `queue_full` is load and is not counted at all.
  */
-export interface RuntimeConfig {
-  /** Consecutive runtime failures that open the breaker (default 5). */
-  failureThreshold?: number;
-  /** Successful half-open probes that close it (default 2). */
-  successThreshold?: number;
-  /** How long it stays open before probing (default 5000 ms). */
-  cooldownMs?: number;
-  /** A call slower than this counts as a failure (default 0 = off). */
-  slowCallMs?: number;
-  /** Probes allowed in flight while half-open (default 1). */
-  halfOpenMaxProbes?: number;
-  /** After a timeout, how long the handler may take to return before the runtime is marked broken (default 2000 ms). */
-  graceMs?: number;
-  /** Bounded queue size; a full queue answers `queue_full` (default 4096). */
-  queueCapacity?: number;
-  /**
-   * python and ruby, {@link NativeBridge.call} only: how long (µs) the JS
-   * thread may wait for a short call's result before the call goes on
-   * asynchronously (default 0 = never wait; at most 1 s). It waits only when
-   * the runtime has no other call in flight and the handler's recent runs
-   * fit in the budget; a result that arrives in time skips a thread wake-up
-   * and an event-loop round trip.
-   */
-  syncWaitUs?: number;
-  /** How long (µs) the runtime's thread spins for the next call before it sleeps (default 0; at most 10 ms). */
-  idleSpinUs?: number;
-}
+export type RuntimeConfig = BridgeSettings;
 
 /** A log2-bucketed latency histogram; bucket i counts values below `upperBoundsUs[i]` µs. */
 export interface HistogramSnapshot {

@@ -31,28 +31,36 @@ export interface WeftConfig {
 }
 
 /**
- * Settings of the native bridge (python, ruby, typescript workers), passed to
- * the bridge runner's `configure`. Field names match the bridge's
- * `RuntimeConfig`; the bridge's defaults are in docs/handlers-python-ruby.md.
+ * Settings of the native bridge for one runtime: the bridge's `configure()`
+ * takes them (its `RuntimeConfig` is this type) and the worker reads them
+ * from the environment. Every field is optional; a field left out keeps the
+ * bridge's value, whose default is given below.
  */
 export interface BridgeSettings {
-  /** WEFT_BREAKER_FAILURE_THRESHOLD: consecutive runtime failures (timeouts, a stuck interpreter) that open the breaker. */
+  /** WEFT_BREAKER_FAILURE_THRESHOLD: consecutive runtime failures (timeouts, a stuck interpreter) that open the breaker (default 5). */
   failureThreshold?: number;
-  /** WEFT_BREAKER_SUCCESS_THRESHOLD: successful half-open probes that close it. */
+  /** WEFT_BREAKER_SUCCESS_THRESHOLD: successful half-open probes that close it (default 2). */
   successThreshold?: number;
-  /** WEFT_BREAKER_COOLDOWN_MS: how long it stays open before it lets a probe through. */
+  /** WEFT_BREAKER_COOLDOWN_MS: how long it stays open before it lets a probe through (default 5000 ms). */
   cooldownMs?: number;
-  /** WEFT_BREAKER_SLOW_CALL_MS: an answer slower than this counts as a runtime failure (0 = off). */
+  /** WEFT_BREAKER_SLOW_CALL_MS: an answer slower than this counts as a runtime failure (default 0 = off). */
   slowCallMs?: number;
-  /** WEFT_BREAKER_HALF_OPEN_PROBES: probes allowed in flight while half-open. */
+  /** WEFT_BREAKER_HALF_OPEN_PROBES: probes allowed in flight while half-open (default 1). */
   halfOpenMaxProbes?: number;
-  /** WEFT_BRIDGE_GRACE_MS: after a timeout, how long a handler may take to return before the runtime is marked broken. */
+  /** WEFT_BRIDGE_GRACE_MS: after a timeout, how long the handler may take to return before the runtime is marked broken (default 2000 ms). */
   graceMs?: number;
-  /** WEFT_BRIDGE_QUEUE_CAPACITY: calls a runtime may hold queued; more answer queue_full. */
+  /** WEFT_BRIDGE_QUEUE_CAPACITY: bounded queue size; a full queue answers `queue_full` (default 4096). */
   queueCapacity?: number;
-  /** WEFT_BRIDGE_SYNC_WAIT_US: how long the worker's JS thread may wait for a short python/ruby call (0 = never). */
+  /**
+   * WEFT_BRIDGE_SYNC_WAIT_US: python and ruby, the bridge's `call()` only:
+   * how long (µs) the JS thread may wait for a short call's result before the
+   * call goes on asynchronously (default 300; 0 = never wait; at most 1 s).
+   * It waits only when the runtime has no other call in flight and the
+   * handler's recent runs fit in the budget; a result that arrives in time
+   * skips a thread wake-up and an event-loop round trip.
+   */
   syncWaitUs?: number;
-  /** WEFT_BRIDGE_IDLE_SPIN_US: how long an interpreter thread looks for the next call before it sleeps. */
+  /** WEFT_BRIDGE_IDLE_SPIN_US: how long (µs) the runtime's thread looks for the next call before it sleeps (default 0; at most 10 ms). */
   idleSpinUs?: number;
 }
 
