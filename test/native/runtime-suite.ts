@@ -250,7 +250,8 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
 
       it('opens on timeouts, names the last failure in its rejections, and probes its way closed', async () => {
         bridge.resetBreaker(runtime);
-        bridge.configure(runtime, { failureThreshold: 2, cooldownMs: 200, successThreshold: 2 });
+        // a cooldown long enough that no stall of a loaded machine reopens the gate before the rejection is checked
+        bridge.configure(runtime, { failureThreshold: 2, cooldownMs: 1000, successThreshold: 2 });
         const breaker = () => bridge.stats(runtime).breaker;
         const openedBefore = breaker().timesOpened;
         const admitted = async (handler: string, context: unknown = {}, timeoutMs = 10_000) =>
