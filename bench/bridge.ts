@@ -3,14 +3,29 @@
  *
  * Per-call round trip of the `echo` step handler (returns step.context) for:
  *   native      a plain TypeScript function called directly: JSON.parse -> handler -> JSON.stringify
- *   typescript  the same function through the bridge (queue -> native thread -> TSFN -> JS -> native -> resolve)
- *   python      CPython on its own thread through the bridge (SDK parses and serialises the step)
- *   ruby        CRuby on its own thread through the bridge (same)
+ *   typescript  the same function through bridge.call(): run inline on the JS thread with the
+ *               bridge's breaker, counters, histograms and timeout
+ *   python      CPython on its own thread through bridge.call() (SDK parses and serialises the
+ *               step); the JS thread waits up to syncWaitUs for a short call's result
+ *   ruby        CRuby on its own thread through bridge.call() (same)
+ *   X·dispatch  the same through bridge.dispatch(), the always-asynchronous path (typescript:
+ *               queue -> native thread -> TSFN -> JS -> native -> resolve), for A/B in one run
  * with a ~200 B and a ~20 KB step payload, sequential (1 in flight, each call
  * timed) and pipelined (256 in flight). Then RSS before/after `--rss-calls`
  * pipelined 200 B calls per runtime.
  *
+ * Then the cold-call table, which models a step boundary: one 200 B call,
+ * then an idle gap (`--gaps`, ms) in which the event loop sleeps and the
+ * interpreter thread parks, repeated `--cold-samples` times. The targets'
+ * samples are interleaved (one of each per round, in a rotating order), so a
+ * burst of background load hits them all alike.
+ *
  *   npm run bench:bridge -- [--calls 20000] [--rss-calls 200000] [--only python,ruby]
+ *                           [--paths call,dispatch] [--cold-samples 400] [--gaps 2,20] [--cold-only]
+ *                           [--variants 'python:call:syncWaitUs=100,idleSpinUs=0;ruby:dispatch:idleSpinUs=50']
+ *
+ * --variants adds rows (sequential and cold tables) that run a target with other runtime
+ * settings, interleaved with the rest; each sample applies its variant's settings first.
  *
  * Prints a Markdown table; writes raw JSON to bench/results/bridge-<timestamp>.json.
  * Run through the npm script, which passes --expose-gc so cells start from a
@@ -21,9 +36,17 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 
-import { openBridge, packageRoot, type BridgeRuntime } from '../src/bridge/index.js';
+import { openBridge, packageRoot, type BridgeResult, type BridgeRuntime, type RuntimeConfig } from '../src/bridge/index.js';
 
 type Target = 'native' | BridgeRuntime;
+
+/** One row: a target through one path, optionally with other runtime settings. */
+interface Variant {
+  label: string;
+  target: Target;
+  path: 'call' | 'dispatch';
+  config?: RuntimeConfig;
+}
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -34,6 +57,24 @@ const RSS_CALLS = Number(arg('rss-calls', '200000'));
 const WARMUP = Math.min(2000, CALLS);
 const PIPELINE = 256;
 const only = arg('only', 'native,typescript,python,ruby').split(',') as Target[];
+const COLD_SAMPLES = Number(arg('cold-samples', '400'));
+const GAPS_MS = arg('gaps', '2,20').split(',').map(Number);
+const COLD_ONLY = process.argv.includes('--cold-only');
+const PATHS = arg('paths', 'call,dispatch').split(',');
+
+function variants(): Variant[] {
+  const out: Variant[] = [];
+  for (const t of only) {
+    if (t === 'native') out.push({ label: 'native', target: t, path: 'call' });
+    else for (const p of PATHS) out.push({ label: p === 'call' ? t : `${t}·dispatch`, target: t, path: p as Variant['path'] });
+  }
+  for (const spec of arg('variants', '').split(';').filter(Boolean)) {
+    const [t, p, kv = ''] = spec.split(':');
+    const config = Object.fromEntries(kv.split(',').filter(Boolean).map((x) => [x.split('=')[0], Number(x.split('=')[1])])) as RuntimeConfig;
+    out.push({ label: `${p === 'call' ? t : `${t}·dispatch`} ${kv}`, target: t as Target, path: p as Variant['path'], config });
+  }
+  return out;
+}
 
 const root = packageRoot();
 const fixtures = join(root, 'test', 'native', 'fixtures', 'handlers');
@@ -52,12 +93,36 @@ const nativeCall = (payload: string) => JSON.stringify(echo(JSON.parse(payload))
 
 const bridge = openBridge();
 
-function caller(t: Target): (payload: string) => Promise<string> {
-  if (t === 'native') return async (p) => nativeCall(p);
-  return async (p) => {
-    const r = await bridge.dispatch(t, { handler: 'probe.echo', payload: p, timeoutMs: 60_000 });
-    if (!r.ok) throw new Error(`${t}: ${r.error.class}: ${r.error.message}`);
-    return r.json;
+/** The runtimes' settings at start, which a variant's own settings are applied over. */
+const baseConfig = new Map<BridgeRuntime, RuntimeConfig>();
+
+function unwrap(v: Variant, r: BridgeResult): string {
+  if (!r.ok) throw new Error(`${v.label}: ${r.error.class}: ${r.error.message}`);
+  return r.json;
+}
+
+/** A call of the variant; a synchronous answer of bridge.call() is not awaited. */
+function caller(v: Variant): (payload: string) => string | Promise<string> {
+  const t = v.target;
+  if (t === 'native') return (p) => nativeCall(p);
+  const apply = v.config ? () => bridge.configure(t, { ...baseConfig.get(t), ...v.config }) : () => {};
+  const restore = v.config ? () => bridge.configure(t, baseConfig.get(t)!) : () => {};
+  if (v.path === 'dispatch') {
+    return async (p) => {
+      apply();
+      try {
+        return unwrap(v, await bridge.dispatch(t, { handler: 'probe.echo', payload: p, timeoutMs: 60_000 }));
+      } finally {
+        restore();
+      }
+    };
+  }
+  return (p) => {
+    apply();
+    const r = bridge.call(t, { handler: 'probe.echo', payload: p, timeoutMs: 60_000 });
+    if (r instanceof Promise) return r.then((x) => unwrap(v, x)).finally(restore);
+    restore();
+    return unwrap(v, r);
   };
 }
 
@@ -66,7 +131,7 @@ function pct(sorted: number[], q: number): number {
 }
 
 interface Cell {
-  target: Target;
+  target: string;
   payload: string;
   payloadBytes: number;
   mode: 'sequential' | 'pipelined';
@@ -77,12 +142,12 @@ interface Cell {
   callsPerSec: number;
 }
 
-async function sequential(t: Target, name: string, payload: string): Promise<Cell> {
-  const call = caller(t);
+async function sequential(v: Variant, name: string, payload: string): Promise<Cell> {
+  const call = caller(v);
   for (let i = 0; i < WARMUP; i++) await call(payload);
   const lat = new Float64Array(CALLS);
   const t0 = process.hrtime.bigint();
-  if (t === 'native') {
+  if (v.target === 'native') {
     // synchronous baseline: no Promise in the measurement
     for (let i = 0; i < CALLS; i++) {
       const s = process.hrtime.bigint();
@@ -92,14 +157,15 @@ async function sequential(t: Target, name: string, payload: string): Promise<Cel
   } else {
     for (let i = 0; i < CALLS; i++) {
       const s = process.hrtime.bigint();
-      await call(payload);
+      const r = call(payload);
+      if (typeof r !== 'string') await r;
       lat[i] = Number(process.hrtime.bigint() - s) / 1000;
     }
   }
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
   const sorted = Array.from(lat).sort((a, b) => a - b);
   return {
-    target: t,
+    target: v.label,
     payload: name,
     payloadBytes: Buffer.byteLength(payload),
     mode: 'sequential',
@@ -111,8 +177,8 @@ async function sequential(t: Target, name: string, payload: string): Promise<Cel
   };
 }
 
-async function pipelined(t: Target, name: string, payload: string, calls = CALLS, collect = true): Promise<Cell> {
-  const call = caller(t);
+async function pipelined(v: Variant, name: string, payload: string, calls = CALLS, collect = true): Promise<Cell> {
+  const call = caller(v);
   const lat: number[] = [];
   let next = 0;
   const t0 = process.hrtime.bigint();
@@ -129,7 +195,7 @@ async function pipelined(t: Target, name: string, payload: string, calls = CALLS
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
   lat.sort((a, b) => a - b);
   return {
-    target: t,
+    target: v.label,
     payload: name,
     payloadBytes: Buffer.byteLength(payload),
     mode: 'pipelined',
@@ -139,6 +205,77 @@ async function pipelined(t: Target, name: string, payload: string, calls = CALLS
     meanUs: (wall * 1e6) / calls, // wall time per call
     callsPerSec: calls / wall,
   };
+}
+
+interface ColdCell {
+  target: string;
+  gapMs: number;
+  samples: number;
+  p50us: number;
+  p99us: number;
+  meanUs: number;
+  /** Median µs per phase, from the bridge's own histograms around each sample (bridged targets only). */
+  phasesP50us?: Record<Phase, number>;
+}
+
+const PHASES = ['serialise', 'queueWait', 'run', 'return'] as const;
+type Phase = (typeof PHASES)[number];
+
+/** Sum (ns) and count of each phase histogram of a runtime now. */
+function phaseTotals(rt: BridgeRuntime): Record<Phase, [number, number]> {
+  const h = bridge.stats(rt).histograms;
+  return Object.fromEntries(PHASES.map((p) => [p, [h[p].sumNs, h[p].count]])) as Record<Phase, [number, number]>;
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * One call after each idle gap, per target, interleaved: what a step boundary
+ * costs when the interpreter thread has parked since the previous step.
+ */
+async function cold(vs: Variant[], gaps: number[], samples: number): Promise<ColdCell[]> {
+  const calls = vs.map((v) => caller(v));
+  const lat = new Map<string, number[]>();
+  // per cell and phase: the phase's time in each sample (the histogram's sum moved by that one call)
+  const phases = new Map<string, Record<Phase, number[]>>();
+  const key = (v: Variant, g: number) => `${v.label}@${g}`;
+  for (const g of gaps) {
+    for (const v of vs) {
+      lat.set(key(v, g), []);
+      phases.set(key(v, g), Object.fromEntries(PHASES.map((p) => [p, []])) as unknown as Record<Phase, number[]>);
+    }
+  }
+  for (let i = 0; i < 20; i++) for (const c of calls) await c(small); // warm the code paths
+  for (let i = 0; i < samples; i++) {
+    for (const g of gaps) {
+      for (let k = 0; k < vs.length; k++) {
+        const j = (i + k) % vs.length;
+        const v = vs[j];
+        const before = v.target === 'native' ? undefined : phaseTotals(v.target); // before the gap, off the clock
+        await pause(g);
+        const s = process.hrtime.bigint();
+        const r = calls[j](small);
+        if (typeof r !== 'string') await r;
+        lat.get(key(v, g))!.push(Number(process.hrtime.bigint() - s) / 1000);
+        if (before) {
+          const after = phaseTotals(v.target as BridgeRuntime);
+          const acc = phases.get(key(v, g))!;
+          for (const p of PHASES) if (after[p][1] - before[p][1] === 1) acc[p].push((after[p][0] - before[p][0]) / 1000);
+        }
+      }
+    }
+  }
+  const out: ColdCell[] = [];
+  for (const g of gaps) {
+    for (const v of vs) {
+      const xs = lat.get(key(v, g))!.sort((a, b) => a - b);
+      const acc = phases.get(key(v, g))!;
+      const phasesP50us =
+        v.target === 'native' ? undefined : (Object.fromEntries(PHASES.map((p) => [p, acc[p].length ? pct(acc[p].sort((a, b) => a - b), 0.5) : NaN])) as Record<Phase, number>);
+      out.push({ target: v.label, gapMs: g, samples: xs.length, p50us: pct(xs, 0.5), p99us: pct(xs, 0.99), meanUs: xs.reduce((a, b) => a + b, 0) / xs.length, phasesP50us });
+    }
+  }
+  return out;
 }
 
 function version(cmd: string, args: string[]): string {
@@ -151,10 +288,17 @@ function version(cmd: string, args: string[]): string {
 
 async function main() {
   const startedAt = new Date();
+  const loadAtStart = os.loadavg();
   if (only.includes('python')) await bridge.load('python', { handlersDir: join(fixtures, 'python') });
   if (only.includes('ruby')) await bridge.load('ruby', { handlersDir: join(fixtures, 'ruby') });
   if (only.includes('typescript')) await bridge.registerTypescriptHandlers({ 'probe.echo': (s) => s.context });
-  for (const rt of ['python', 'ruby', 'typescript'] as const) bridge.configure(rt, { failureThreshold: 1_000_000 });
+  for (const rt of ['python', 'ruby', 'typescript'] as const) {
+    bridge.configure(rt, { failureThreshold: 1_000_000 });
+    const { syncWaitUs, idleSpinUs } = bridge.stats(rt).config;
+    baseConfig.set(rt, { syncWaitUs, idleSpinUs });
+  }
+  const all = variants();
+  const plain = all.filter((v) => !v.config);
 
   // Each cell starts from a collected V8 heap, and all 200 B cells run before
   // the 20 KB ones, so one cell's garbage (V8 GC pauses on the JS thread) does
@@ -164,30 +308,38 @@ async function main() {
     await new Promise((r) => setTimeout(r, 50));
   };
   const cells: Cell[] = [];
-  for (const [name, payload] of Object.entries(payloads)) {
-    for (const t of only) {
+  for (const [name, payload] of Object.entries(COLD_ONLY ? {} : payloads)) {
+    for (const v of all) {
       await settle();
-      process.stderr.write(`bench: ${t} ${name} sequential...\n`);
-      cells.push(await sequential(t, name, payload));
+      process.stderr.write(`bench: ${v.label} ${name} sequential...\n`);
+      cells.push(await sequential(v, name, payload));
+      if (v.config) continue;
       await settle();
-      process.stderr.write(`bench: ${t} ${name} pipelined...\n`);
-      await pipelined(t, name, payload, WARMUP, false);
-      cells.push(await pipelined(t, name, payload));
+      process.stderr.write(`bench: ${v.label} ${name} pipelined...\n`);
+      await pipelined(v, name, payload, WARMUP, false);
+      cells.push(await pipelined(v, name, payload));
     }
   }
 
-  const rss: Array<{ target: Target; calls: number; rssBeforeMb: number; rssAfterMb: number; callsPerSec: number }> = [];
-  for (const t of only) {
+  const rss: Array<{ target: string; calls: number; rssBeforeMb: number; rssAfterMb: number; callsPerSec: number }> = [];
+  for (const v of COLD_ONLY ? [] : plain) {
     await settle();
-    process.stderr.write(`bench: ${t} RSS over ${RSS_CALLS} calls...\n`);
+    process.stderr.write(`bench: ${v.label} RSS over ${RSS_CALLS} calls...\n`);
     const before = process.memoryUsage.rss();
-    const c = await pipelined(t, '200B', small, RSS_CALLS, false);
+    const c = await pipelined(v, '200B', small, RSS_CALLS, false);
     const after = process.memoryUsage.rss();
-    rss.push({ target: t, calls: RSS_CALLS, rssBeforeMb: before / 2 ** 20, rssAfterMb: after / 2 ** 20, callsPerSec: c.callsPerSec });
+    rss.push({ target: v.label, calls: RSS_CALLS, rssBeforeMb: before / 2 ** 20, rssAfterMb: after / 2 ** 20, callsPerSec: c.callsPerSec });
   }
+
+  await settle();
+  process.stderr.write(`bench: cold calls, ${COLD_SAMPLES} per target and gap (${GAPS_MS.join(', ')} ms)...\n`);
+  const coldCells = await cold(all, GAPS_MS, COLD_SAMPLES);
 
   const machine = {
     date: startedAt.toISOString(),
+    git: version('git', ['-C', root, 'rev-parse', '--short', 'HEAD']),
+    loadAvgStart: loadAtStart,
+    loadAvgEnd: os.loadavg(),
     os: `${os.type()} ${os.release()}`,
     cpus: `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}`,
     node: process.version,
@@ -196,6 +348,9 @@ async function main() {
     calls: CALLS,
     rssCalls: RSS_CALLS,
     pipeline: PIPELINE,
+    coldSamples: COLD_SAMPLES,
+    gapsMs: GAPS_MS,
+    runtimeConfig: Object.fromEntries(baseConfig),
   };
   const stats = bridge.stats();
 
@@ -203,7 +358,8 @@ async function main() {
   const lines = [
     `## Bridge round trip (${machine.date}, ${machine.cpus}, Node ${machine.node}, CPython ${machine.python}, Ruby ${machine.ruby})`,
     '',
-    `Handler \`echo\` (returns step.context); ${CALLS} calls per cell after ${WARMUP} warm-up; pipelined = ${PIPELINE} in flight (µs/call = wall time / calls).`,
+    `Handler \`echo\` (returns step.context); ${CALLS} calls per cell after ${WARMUP} warm-up; pipelined = ${PIPELINE} in flight (µs/call = wall time / calls). ` +
+      `Runtime settings: ${[...baseConfig].map(([rt, c]) => `${rt} syncWaitUs=${c.syncWaitUs} idleSpinUs=${c.idleSpinUs}`).join(', ')}.`,
     '',
     '| target | payload | mode | p50 µs | p99 µs | µs/call | calls/s |',
     '|---|---|---|---:|---:|---:|---:|',
@@ -212,13 +368,28 @@ async function main() {
     '| target | calls (200 B, pipelined) | RSS before MB | RSS after MB | calls/s |',
     '|---|---:|---:|---:|---:|',
     ...rss.map((r) => `| ${r.target} | ${r.calls} | ${r.rssBeforeMb.toFixed(1)} | ${r.rssAfterMb.toFixed(1)} | ${Math.round(r.callsPerSec)} |`),
+    '',
+    `Cold calls: one 200 B \`echo\` call after each idle gap, ${COLD_SAMPLES} per cell, targets interleaved; ` +
+      `load average (1/5/15 min) ${machine.loadAvgStart.map((x) => x.toFixed(2)).join(' ')} at the start, ` +
+      `${machine.loadAvgEnd.map((x) => x.toFixed(2)).join(' ')} at the end. Extra = p50 minus native's p50. ` +
+      'The phase columns are medians from the bridge\'s histograms around each sample: serialise (JS thread: checks, copy, enqueue), ' +
+      'queue (until the runtime thread started it), run (the handler, with its JSON parse and serialise), ' +
+      'return (until the JS thread had the result).',
+    '',
+    '| target | gap ms | p50 µs | p99 µs | mean µs | extra p50 µs | p50 serialise | queue | run | return |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...coldCells.map((c) => {
+      const base = coldCells.find((x) => x.target === 'native' && x.gapMs === c.gapMs);
+      const ph = c.phasesP50us ? PHASES.map((p) => f(c.phasesP50us![p])).join(' | ') : '– | – | – | –';
+      return `| ${c.target} | ${c.gapMs} | ${f(c.p50us)} | ${f(c.p99us)} | ${f(c.meanUs)} | ${base ? f(c.p50us - base.p50us) : '–'} | ${ph} |`;
+    }),
   ];
   process.stdout.write(lines.join('\n') + '\n');
 
   const dir = join(root, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `bridge-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ machine, cells, rss, stats }, null, 2));
+  writeFileSync(file, JSON.stringify({ machine, cells, rss, cold: coldCells, stats }, null, 2));
   process.stderr.write(`bench: wrote ${file}\n`);
 }
 

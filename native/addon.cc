@@ -23,6 +23,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   if (!host) return exports;  // a JS exception is pending
   Export<&BridgeHost::Load>(env, exports, host, "load");
   Export<&BridgeHost::Dispatch>(env, exports, host, "dispatch");
+  Export<&BridgeHost::Call>(env, exports, host, "call");
+  Export<&BridgeHost::BeginTypescript>(env, exports, host, "beginTypescript");
+  Export<&BridgeHost::DeferTypescript>(env, exports, host, "deferTypescript");
   Export<&BridgeHost::Configure>(env, exports, host, "configure");
   Export<&BridgeHost::ResetBreaker>(env, exports, host, "resetBreaker");
   Export<&BridgeHost::Stats>(env, exports, host, "stats");

@@ -3,8 +3,23 @@
 //
 // Threads and locks:
 //  - Every Napi method (Load, Dispatch, Configure, Stats, ...) runs on the JS
-//    thread and never waits on Python or Ruby: it checks the breaker (atomics),
-//    copies the call into a Job and pushes it on the runtime's bounded queue.
+//    thread: it checks the breaker (atomics), copies the call into a Job and
+//    pushes it on the runtime's bounded queue.
+//  - Call() is Dispatch()'s fast path. For python and ruby it may wait for
+//    the result on the JS thread, but only in a spin bounded by the runtime's
+//    syncWaitUs (default 0 = off, at most 1 s), only when the runtime has no
+//    other call in flight, and only for a handler whose recent runs fit in
+//    that budget; when the budget runs out the call goes on asynchronously
+//    exactly like Dispatch() (Job::handoff decides who delivers). Python and
+//    Ruby handlers never call back into JS, so this wait cannot deadlock
+//    (pitfall 19), and nothing but the interpreter's own thread ever touches
+//    either interpreter (pitfalls 7 and 13). The wait yields the CPU between
+//    checks (see AwaitShort). For typescript, the JS side of Call() runs the
+//    handler inline on the JS thread (BeginTypescript, then CompleteTypescript,
+//    or DeferTypescript first when it returns a Promise: no thread at all,
+//    never a blocking hand-off) with the same breaker, counters, histograms
+//    and timeout (checked on return while synchronous, by the watchdog once
+//    it is a Promise).
 //  - The CompletionSink methods are called from runtime threads and the
 //    watchdog; they only post a Message to the thread-safe function, under
 //    postMu_, and drop it once the environment is gone (alive_ == false), so
@@ -19,6 +34,7 @@
 #include <napi.h>
 
 #include <mutex>
+#include <string>
 #include <unordered_map>
 
 #include "common/completion-sink.h"
@@ -34,6 +50,9 @@ class BridgeHost : public CompletionSink {
 
   Napi::Value Load(const Napi::CallbackInfo& info);
   Napi::Value Dispatch(const Napi::CallbackInfo& info);
+  Napi::Value Call(const Napi::CallbackInfo& info);
+  Napi::Value BeginTypescript(const Napi::CallbackInfo& info);
+  Napi::Value DeferTypescript(const Napi::CallbackInfo& info);
   Napi::Value Configure(const Napi::CallbackInfo& info);
   Napi::Value ResetBreaker(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
@@ -68,9 +87,21 @@ class BridgeHost : public CompletionSink {
   void Hold(Napi::Env env);
   void Release(Napi::Env env);
   RuntimeWorker* RuntimeArg(const Napi::CallbackInfo& info, size_t i);
-  void Settle(Napi::Env env, const JobPtr& job);  // JS thread: stats, breaker, resolve the Promise
+  // The checks every call passes before it may run (shut down, broken, not
+  // loaded, breaker); false with *e filled when it may not. Counts it.
+  bool Admit(RuntimeWorker* rt, int64_t now, bool* probe, ForeignError* e);
+  Napi::Value Submit(const Napi::CallbackInfo& info, bool allowSync);
+  bool SyncEligible(RuntimeWorker* rt, const std::string& handler);
+  Napi::Value AwaitShort(Napi::Env env, const JobPtr& job, RuntimeWorker* rt);
+  // Hands the job's Promise over to the thread-safe function path.
+  napi_value Defer(Napi::Env env, const JobPtr& job);
+  // JS thread, once per job: stats, breaker, the BridgeResult object.
+  napi_value Outcome(Napi::Env env, const JobPtr& job);
+  // JS thread: Outcome() and resolve the job's Promise.
+  void Deliver(Napi::Env env, const JobPtr& job);
+  void NoteRunTime(RuntimeWorker* rt, const std::string& handler, int64_t ns);
   Napi::Object ErrorObject(Napi::Env env, RuntimeId rt, const ForeignError& e);
-  Napi::Value Immediate(Napi::Env env, RuntimeId rt, ErrorKind kind, const std::string& cls, const std::string& msg);
+  Napi::Value Answer(Napi::Env env, RuntimeId rt, const ForeignError& e, bool promise);
   void OnLoaded(Napi::Env env, Message* msg);
   void OnInvokeTs(Napi::Env env, Message* msg);
 
@@ -84,6 +115,9 @@ class BridgeHost : public CompletionSink {
   RuntimeWorker* runtimes_[kRuntimeCount];
   napi_deferred loadDeferred_[kRuntimeCount] = {};
   std::unordered_map<uint64_t, JobPtr> tsJobs_;  // typescript jobs handed to JS, JS thread only
+  // Recent run time per handler (an average that follows the last few runs),
+  // which decides whether Call() may wait for it synchronously. JS thread only.
+  std::unordered_map<std::string, int64_t> runNs_[kRuntimeCount];
   Napi::FunctionReference tsInvoker_;
   Napi::FunctionReference eventListener_;
 };

@@ -32,30 +32,33 @@ void CircuitBreaker::Open(int64_t nowNs) {
   opened_.fetch_add(1, std::memory_order_relaxed);
 }
 
-void CircuitBreaker::Record(bool success, int64_t latencyNs, bool probe, int64_t nowNs) {
+bool CircuitBreaker::Record(bool success, int64_t latencyNs, bool probe, int64_t nowNs) {
   uint32_t slow = slowCallMs_.load(std::memory_order_relaxed);
   if (success && slow > 0 && latencyNs > int64_t(slow) * 1000000) success = false;
   if (probe) probesInFlight_.fetch_sub(1, std::memory_order_relaxed);
   int s = state_.load(std::memory_order_acquire);
   if (s == kHalfOpen) {
-    if (!probe) return;  // admitted before the breaker opened; says nothing about now
+    if (!probe) return !success;  // admitted before the breaker opened; says nothing about now
     if (!success) {
       Open(nowNs);
-      return;
+      return true;
     }
     if (probeSuccesses_.fetch_add(1) + 1 >= successThreshold_.load(std::memory_order_relaxed)) {
       failures_.store(0, std::memory_order_relaxed);
       state_.store(kClosed, std::memory_order_release);
     }
-    return;
+    return false;
   }
-  if (s == kOpen) return;
+  if (s == kOpen) return !success;
   if (success) {
     failures_.store(0, std::memory_order_relaxed);
   } else if (failures_.fetch_add(1) + 1 >= failureThreshold_.load(std::memory_order_relaxed)) {
     Open(nowNs);
   }
+  return !success;
 }
+
+void CircuitBreaker::ReleaseProbe() { probesInFlight_.fetch_sub(1, std::memory_order_relaxed); }
 
 void CircuitBreaker::Configure(const BreakerConfig& c) {
   failureThreshold_.store(c.failureThreshold ? c.failureThreshold : 1);

@@ -5,10 +5,17 @@
 // thread when a dispatch resolves; Configure() on the JS thread. All state is
 // std::atomic so stats() can read it from anywhere.
 //
+// It protects the runtime, not against the handler: the caller (BridgeHost)
+// records as a failure only what says the runtime itself is unwell (a
+// timeout, a broken interpreter, a bridge error) and as a success every call
+// the runtime answered in time, whether the handler returned a value, raised,
+// returned something that is not JSON or named a missing handler. Load
+// (queue_full) is not recorded at all.
+//
 // Semantics:
-//  - closed: every call is allowed. A failure (or a success slower than
+//  - closed: every call is allowed. A failure (or an answer slower than
 //    slowCallMs) counts towards failureThreshold consecutive failures; any
-//    normal success resets the count. Reaching the threshold opens it.
+//    other answer resets the count. Reaching the threshold opens it.
 //  - open: calls are rejected until cooldownMs have passed since opening;
 //    then the first ShouldAllow() moves it to half-open and admits a probe.
 //  - half-open: at most halfOpenMaxProbes calls are in flight at once. A
@@ -33,8 +40,11 @@ class CircuitBreaker {
 
   // Returns whether a call may run now; sets *probe when it is a half-open probe.
   bool ShouldAllow(int64_t nowNs, bool* probe);
-  // The outcome of a call that ShouldAllow() admitted.
-  void Record(bool success, int64_t latencyNs, bool probe, int64_t nowNs);
+  // The outcome of a call that ShouldAllow() admitted. Returns whether it
+  // counted as a failure (a failure, or an answer slower than slowCallMs).
+  bool Record(bool success, int64_t latencyNs, bool probe, int64_t nowNs);
+  // A probe admitted by ShouldAllow() that never ran (refused by a full queue).
+  void ReleaseProbe();
   void Configure(const BreakerConfig& c);
   void Reset();
 

@@ -1,5 +1,8 @@
 #include "common/job-queue.h"
 
+#include "common/clock.h"
+#include <sched.h>
+
 namespace weft {
 
 bool JobQueue::TryPush(JobPtr job) {
@@ -8,32 +11,42 @@ bool JobQueue::TryPush(JobPtr job) {
     std::lock_guard<std::mutex> lock(mu_);
     if (items_.size() >= capacity_) return false;
     items_.push_back(std::move(job));
+    size_.store(items_.size(), std::memory_order_release);
     wake = waiters_ > 0;
   }
   if (wake) cv_.notify_one();
   return true;
 }
 
-bool JobQueue::Pop(JobPtr* out) {
+bool JobQueue::Pop(JobPtr* out, int64_t spinNs) {
+  if (spinNs > 0 && size_.load(std::memory_order_acquire) == 0) {
+    // Yields rather than pauses, for the same reason as BridgeHost::AwaitShort.
+    int64_t until = NowNs() + spinNs;
+    while (size_.load(std::memory_order_acquire) == 0 && !interrupted_.load(std::memory_order_acquire) &&
+           NowNs() < until) {
+      sched_yield();
+    }
+  }
   std::unique_lock<std::mutex> lock(mu_);
-  while (items_.empty() && !interrupted_) {
+  while (items_.empty() && !interrupted_.load(std::memory_order_relaxed)) {
     ++waiters_;
     cv_.wait(lock);
     --waiters_;
   }
-  if (interrupted_) {
-    interrupted_ = false;
+  if (interrupted_.load(std::memory_order_relaxed)) {
+    interrupted_.store(false, std::memory_order_relaxed);
     if (items_.empty()) return false;
   }
   *out = std::move(items_.front());
   items_.pop_front();
+  size_.store(items_.size(), std::memory_order_release);
   return true;
 }
 
 void JobQueue::Interrupt() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    interrupted_ = true;
+    interrupted_.store(true, std::memory_order_release);
   }
   cv_.notify_all();
 }
@@ -42,6 +55,7 @@ std::vector<JobPtr> JobQueue::Drain() {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<JobPtr> out(std::make_move_iterator(items_.begin()), std::make_move_iterator(items_.end()));
   items_.clear();
+  size_.store(0, std::memory_order_release);
   return out;
 }
 
@@ -50,9 +64,11 @@ void JobQueue::SetCapacity(size_t c) {
   capacity_ = c ? c : 1;
 }
 
-size_t JobQueue::Size() {
+size_t JobQueue::Capacity() {
   std::lock_guard<std::mutex> lock(mu_);
-  return items_.size();
+  return capacity_;
 }
+
+size_t JobQueue::Size() { return size_.load(std::memory_order_acquire); }
 
 }  // namespace weft

@@ -2,12 +2,17 @@
 //
 // Threads: TryPush() from the JS thread (never blocks beyond the short
 // internal mutex; a full queue is refused, not waited on). Pop() from the one
-// runtime thread, which sleeps on the condvar. Interrupt() from any thread,
-// including Ruby's unblocking function, wakes a Pop() without an item. Drain()
-// from any thread. The queue is heap-allocated and never destroyed (a leaky
-// singleton, bridge-findings pitfall 16) so exit() cannot destroy a condvar
-// that a thread still waits on.
+// runtime thread: it first spins for at most `spinNs` reading two atomics
+// (no lock; it yields its CPU between reads), then sleeps on the condvar. A push only signals the
+// condvar (a futex wake) when the runtime thread really sleeps on it, so a
+// push that lands during the spin costs no system call on either side.
+// Interrupt() from any thread, including Ruby's unblocking function, wakes a
+// Pop() (spinning or sleeping) without an item. Drain() from any thread. The
+// queue is heap-allocated and never destroyed (a leaky singleton,
+// bridge-findings pitfall 16) so exit() cannot destroy a condvar that a
+// thread still waits on.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -23,11 +28,13 @@ class JobQueue {
   explicit JobQueue(size_t capacity) : capacity_(capacity) {}
 
   bool TryPush(JobPtr job);
-  // Blocks until a job arrives (returns true) or Interrupt() is called (false).
-  bool Pop(JobPtr* out);
+  // Blocks until a job arrives (returns true) or Interrupt() is called
+  // (false), spinning for up to spinNs before it sleeps.
+  bool Pop(JobPtr* out, int64_t spinNs = 0);
   void Interrupt();
   std::vector<JobPtr> Drain();
   void SetCapacity(size_t c);
+  size_t Capacity();
   size_t Size();
 
  private:
@@ -36,7 +43,9 @@ class JobQueue {
   std::deque<JobPtr> items_;
   size_t capacity_;
   int waiters_ = 0;
-  bool interrupted_ = false;
+  // Written under mu_, also read without it by the spin.
+  std::atomic<size_t> size_{0};
+  std::atomic<bool> interrupted_{false};
 };
 
 }  // namespace weft

@@ -1,12 +1,21 @@
 // Job: the plain "baton" one dispatch carries through the bridge.
 //
-// Threads: created on the JS thread by BridgeHost::Dispatch, run on the
-// runtime's own native thread, possibly timed out by the TimeoutWatchdog
-// thread, resolved back on the JS thread. Whoever moves `state` from Queued or
+// Threads: created on the JS thread by BridgeHost::Dispatch/Call, run on the
+// runtime's own native thread (or, for the inline typescript target, on the
+// JS thread itself), possibly timed out by the TimeoutWatchdog thread,
+// resolved back on the JS thread. Whoever moves `state` from Queued or
 // Running to a terminal value with a compare-and-swap "claims" the job and is
 // the only party that writes the outcome fields; everyone else leaves them
 // alone. No napi_value is ever stored here; `deferred` is an opaque handle only
 // the JS thread uses.
+//
+// Hand-off of the outcome to the JS thread (`handoff`): a claimer that finds
+// kSyncWaiting swaps it to kDelivered and posts nothing, because the JS
+// thread is waiting for exactly this job in a bounded spin (or is still
+// inside an inline typescript handler) and reads the outcome itself. A JS
+// thread that gives up swaps kSyncWaiting to kAsync; from then on the claimer
+// posts the job through the thread-safe function as usual. The two
+// compare-and-swaps decide the race: exactly one side delivers.
 #pragma once
 #include <node_api.h>
 
@@ -67,6 +76,12 @@ struct ForeignError {
   bool permanent = false;
 };
 
+enum Handoff : int {
+  kAsync = 0,        // the claimer posts the job through the thread-safe function
+  kSyncWaiting = 1,  // the JS thread waits for this job synchronously (or runs it inline)
+  kDelivered = 2,    // claimed while the JS thread waited: it reads the outcome, nothing is posted
+};
+
 enum JobState : int {
   kQueued = 0,
   kRunning = 1,
@@ -85,13 +100,16 @@ struct Job {
 
   int64_t dispatchNs = 0;  // JS thread entered Dispatch
   int64_t enqueuedNs = 0;  // pushed on the queue
-  int64_t startNs = 0;     // runtime thread picked it up
+  int64_t startNs = 0;     // runtime thread picked it up: its timeout counts from here
   int64_t endNs = 0;       // handler returned (or the job was claimed)
+  int64_t deadlineNs = 0;  // startNs + timeoutMs, once the watchdog watches it
 
   std::atomic<int> state{kQueued};
+  std::atomic<int> handoff{kAsync};
   std::atomic<bool> handlerReturned{false};  // set when the handler itself came back
 
   napi_deferred deferred = nullptr;  // JS thread only
+  bool settled = false;              // JS thread only: counted and handed to JS once
 
   // Outcome: written only by the claimer, read on the JS thread afterwards.
   bool ok = false;

@@ -19,6 +19,8 @@ struct RuntimeStats {
   std::atomic<uint64_t> rejectedQueueFull{0};  // queue_full without running
   std::atomic<int64_t> inFlight{0};            // accepted and not yet resolved
   std::atomic<uint64_t> lateResults{0};        // handler returned after its job timed out
+  std::atomic<uint64_t> syncReturns{0};        // call() answered synchronously (no thread-safe function round trip)
+  std::atomic<uint64_t> syncWaitMisses{0};     // call() waited its sync budget, then went on asynchronously
 
   LatencyHistogram serialise;  // JS thread: copying the call's strings out of V8 into the job
   LatencyHistogram queueWait;  // queued -> picked up by the runtime thread

@@ -50,6 +50,7 @@ RuntimeWorker::Admission RuntimeWorker::Enqueue(const JobPtr& job) {
 bool RuntimeWorker::BeginJob(const JobPtr& job) {
   if (!job->Claim(kQueued, kRunning)) return false;
   job->startNs = NowNs();
+  watchdog_->Watch(job, this);
   return true;
 }
 

@@ -6,7 +6,8 @@
 //  - ThreadMain() (subclass) runs on the runtime's own native thread for the
 //    rest of the process; BeginJob()/FinishJob() are called only from there
 //    (the typescript target calls FinishJob's logic from the JS thread
-//    through BridgeHost instead).
+//    through BridgeHost instead). BeginJob() starts the job's timeout.
+//  - lastFailure is read and written on the JS thread only (BridgeHost).
 //  - Interrupt() is called by the TimeoutWatchdog thread and must not block.
 //  - MarkBroken() may be called from any thread; it is idempotent.
 //  - stats and breaker are atomics, read from anywhere without locks.
@@ -47,6 +48,7 @@ class RuntimeWorker {
   std::string Start(LoadOptions opts);
   Admission Enqueue(const JobPtr& job);
   void SetQueueCapacity(size_t c) { queue_.SetCapacity(c); }
+  size_t queueCapacity() { return queue_.Capacity(); }
 
   // Watchdog thread: interrupt the handler of `jobId` if it is still the one running.
   virtual void Interrupt(uint64_t jobId) {}
@@ -59,11 +61,27 @@ class RuntimeWorker {
   RuntimeStats stats;
   CircuitBreaker breaker;
   std::atomic<uint32_t> graceMs{2000};
+  // How long the JS thread may wait synchronously for a short call's result
+  // before it lets the call finish asynchronously (0 = never wait).
+  std::atomic<uint32_t> syncWaitUs{0};
+  // How long the runtime thread spins for the next job before it sleeps.
+  std::atomic<uint32_t> idleSpinUs{0};
+
+  // The runtime's last own failure (timeout, broken, slow call), which an
+  // open breaker names in its rejections. JS thread only.
+  struct Failure {
+    std::string errorClass;
+    std::string message;
+    ErrorKind kind = ErrorKind::None;
+  } lastFailure;
 
  protected:
   virtual void ThreadMain() = 0;
-  // Runtime thread: Queued -> Running. False if the job was claimed meanwhile (timed out).
+  // Runtime thread: Queued -> Running and start its timeout. False if the job
+  // was claimed meanwhile (the runtime was marked broken).
   bool BeginJob(const JobPtr& job);
+  // Runtime thread: wait for the next job (false when woken without one).
+  bool NextJob(JobPtr* job) { return queue_.Pop(job, int64_t(idleSpinUs.load(std::memory_order_relaxed)) * 1000); }
   // Runtime thread: the handler came back. Claims the job unless the watchdog did.
   void FinishJob(const JobPtr& job, bool ok, std::string json, ForeignError error);
   void ReportLoaded(bool ok, std::vector<std::string> handlers, ForeignError error);

@@ -11,18 +11,21 @@ void TimeoutWatchdog::Start() {
 }
 
 void TimeoutWatchdog::Watch(const JobPtr& job, RuntimeWorker* rt) {
-  int64_t deadline = job->dispatchNs + int64_t(job->timeoutMs) * 1000000;
+  int64_t deadline = job->startNs + int64_t(job->timeoutMs) * 1000000;
+  job->deadlineNs = deadline;
   bool wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
     entries_.emplace(deadline, Entry{job, rt, false});
     wake = deadline < sleepingUntil_;
+    if (wake) sleepingUntil_ = 0;  // one wake-up is enough until it sleeps again
   }
   if (wake) cv_.notify_one();
 }
 
 void TimeoutWatchdog::Unwatch(Job* job) {
-  int64_t deadline = job->dispatchNs + int64_t(job->timeoutMs) * 1000000;
+  int64_t deadline = job->deadlineNs;
+  if (deadline == 0) return;  // never watched (still queued when it was claimed)
   std::lock_guard<std::mutex> lock(mu_);
   auto range = entries_.equal_range(deadline);
   for (auto it = range.first; it != range.second; ++it) {
@@ -42,6 +45,8 @@ void TimeoutWatchdog::Loop() {
       entries_.erase(entries_.begin());
       Fire(e, now, lock);
     }
+    // A spurious or stale wake-up (the deadline it slept for was unwatched)
+    // just goes round again; nothing here depends on why it woke.
     if (entries_.empty()) {
       sleepingUntil_ = INT64_MAX;
       cv_.wait(lock);
@@ -67,28 +72,21 @@ void TimeoutWatchdog::Fire(Entry& e, int64_t now, std::unique_lock<std::mutex>& 
     }
     return;
   }
-  bool wasRunning = false;
-  if (job->Claim(kQueued, kTimedOut)) {
-  } else if (job->Claim(kRunning, kTimedOut)) {
-    wasRunning = true;
-  } else {
-    return;  // finished in the meantime
-  }
+  // Only running jobs are watched (their timeout counts from the handler's start).
+  if (!job->Claim(kRunning, kTimedOut)) return;  // finished in the meantime
   job->endNs = now;
   job->error.kind = ErrorKind::Timeout;
   job->error.errorClass = "HandlerTimeout";
   job->error.message = std::string("handler \"") + job->handler + "\" did not return within " +
-                       std::to_string(job->timeoutMs) + " ms (" + e.rt->name() + ")" +
-                       (wasRunning ? "; the runtime was asked to interrupt it" : " (it was still queued)");
-  if (wasRunning) {
-    int64_t graceAt = now + int64_t(e.rt->graceMs.load()) * 1000000;
-    entries_.emplace(graceAt, Entry{e.job, e.rt, true});
-  }
+                       std::to_string(job->timeoutMs) + " ms of starting (" + e.rt->name() +
+                       "); the runtime was asked to interrupt it";
+  int64_t graceAt = now + int64_t(e.rt->graceMs.load()) * 1000000;
+  entries_.emplace(graceAt, Entry{e.job, e.rt, true});
   JobPtr keep = e.job;
   RuntimeWorker* rt = e.rt;
   lock.unlock();
   sink_->Resolve(keep);
-  if (wasRunning) rt->Interrupt(keep->id);
+  rt->Interrupt(keep->id);
   lock.lock();
 }
 

@@ -198,7 +198,7 @@ void PythonRuntime::ThreadMain() {
 
   for (;;) {
     JobPtr job;
-    if (!queue_.Pop(&job)) continue;
+    if (!NextJob(&job)) continue;
     if (!BeginJob(job)) continue;
     RunJob(job);
   }

@@ -138,7 +138,7 @@ struct WaitCtx {
 
 void* PopWithoutGvl(void* arg) {
   WaitCtx* w = static_cast<WaitCtx*>(arg);
-  w->rt->queue().Pop(w->slot);
+  w->rt->WaitForJob(w->slot);
   return nullptr;
 }
 

@@ -34,6 +34,7 @@ class RubyRuntime : public RuntimeWorker {
 
   // Used by the C callbacks in ruby-runtime.cc.
   JobQueue& queue() { return queue_; }
+  bool WaitForJob(JobPtr* job) { return NextJob(job); }  // without the GVL
   uint64_t runningJob() const { return runningJob_.load(); }
   bool WaitInterruptRequest(uint64_t* jobId);  // without the GVL
   void WakeInterruptWaiter();                   // ubf

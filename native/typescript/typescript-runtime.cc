@@ -10,7 +10,7 @@ void TypescriptRuntime::ThreadMain() {
   ReportLoaded(true, {}, ForeignError());
   for (;;) {
     JobPtr job;
-    if (!queue_.Pop(&job)) continue;
+    if (!NextJob(&job)) continue;
     if (!BeginJob(job)) continue;
     sink_->InvokeTypescript(std::move(job));
   }

@@ -25,6 +25,9 @@ import { BRIDGE_RUNTIMES } from './types.js';
 interface NativeAddon {
   load(runtime: number, handlerDirs: string[], sdkDir: string): Promise<string[]>;
   dispatch(runtime: number, handler: string, payload: string, timeoutMs: number): Promise<BridgeResult>;
+  call(runtime: number, handler: string, payload: string, timeoutMs: number): BridgeResult | Promise<BridgeResult>;
+  beginTypescript(handler: string, timeoutMs: number): number | BridgeResult;
+  deferTypescript(jobId: number): Promise<BridgeResult>;
   configure(runtime: number, config: RuntimeConfig): void;
   resetBreaker(runtime: number): void;
   stats(runtime: number): Omit<RuntimeStats, 'histograms'> & {
@@ -32,12 +35,18 @@ interface NativeAddon {
   };
   isBroken(runtime: number): boolean;
   setTypescriptInvoker(fn: (jobId: number, handler: string, payload: string) => void): void;
-  completeTypescript(jobId: number, ok: boolean, value: string | [string, string, string[], boolean, string]): void;
+  completeTypescript(jobId: number, ok: boolean, value: string | ThrownDescription): BridgeResult | undefined;
   setEventListener(fn: (event: string, runtime: string, detail: string) => void): void;
   shutdown(): void;
   processInfo(): { signalChainInstalled: boolean; sigchldReinstalls: number; outstanding: number };
   histogramUpperBoundsUs: number[];
 }
+
+/** class, message, backtrace, permanent, kind: a thrown value as completeTypescript takes it. */
+type ThrownDescription = [string, string, string[], boolean, string];
+
+/** What completeTypescript answers: the outcome of an inline call, or undefined when its Promise gets it. */
+type TypescriptOutcome = BridgeResult | Promise<BridgeResult> | undefined;
 
 const RUNTIME_INDEX: Record<BridgeRuntime, number> = { python: 0, ruby: 1, typescript: 2 };
 
@@ -127,7 +136,7 @@ function findNonJson(v: unknown, depth = 0): string | null {
   return null;
 }
 
-function describeThrown(e: unknown): [string, string, string[], boolean, string] {
+function describeThrown(e: unknown): ThrownDescription {
   if (e instanceof Error) {
     const lines = (e.stack ?? '').split('\n').slice(1).map((l) => l.trim().replace(/^at /, ''));
     const permanent = (e as { permanent?: unknown }).permanent === true || e.name === 'PermanentError';
@@ -152,7 +161,7 @@ export class AddonBridge implements NativeBridge {
       if (event !== 'broken') return;
       for (const l of this.brokenListeners) l(runtime as BridgeRuntime, detail);
     });
-    native.setTypescriptInvoker((id, handler, payload) => this.runTypescript(id, handler, payload));
+    native.setTypescriptInvoker((id, handler, payload) => void this.runTypescript(id, handler, payload, false));
   }
 
   async load(runtime: 'python' | 'ruby', opts: LoadOptions): Promise<{ handlers: string[] }> {
@@ -182,6 +191,17 @@ export class AddonBridge implements NativeBridge {
     const idx = RUNTIME_INDEX[runtime];
     if (idx === undefined) throw new TypeError(`unknown runtime "${String(runtime)}"; expected python, ruby or typescript`);
     return this.native.dispatch(idx, call.handler, call.payload, call.timeoutMs);
+  }
+
+  call(runtime: BridgeRuntime, call: BridgeCall): BridgeResult | Promise<BridgeResult> {
+    if (runtime === 'typescript') {
+      const id = this.native.beginTypescript(call.handler, call.timeoutMs);
+      if (typeof id !== 'number') return id; // rejected without running (breaker, broken, not loaded)
+      return this.runTypescript(id, call.handler, call.payload, true)!;
+    }
+    const idx = RUNTIME_INDEX[runtime];
+    if (idx === undefined) throw new TypeError(`unknown runtime "${String(runtime)}"; expected python, ruby or typescript`);
+    return this.native.call(idx, call.handler, call.payload, call.timeoutMs);
   }
 
   configure(runtime: BridgeRuntime, config: RuntimeConfig): void {
@@ -227,51 +247,53 @@ export class AddonBridge implements NativeBridge {
     }
   }
 
-  // The typescript target: the native thread hands the job back here.
-  private runTypescript(id: number, handler: string, payload: string): void {
+  /**
+   * Runs a typescript-target handler on the JS thread: handed back by the
+   * bridge's thread (dispatch), or `inline` (call), where the outcome of a
+   * handler that settles synchronously is answered at once.
+   */
+  private runTypescript(id: number, handler: string, payload: string, inline: boolean): TypescriptOutcome {
     const fn = this.tsHandlers.get(handler);
     if (!fn) {
       const known = [...this.tsHandlers.keys()].sort().join(', ') || '(none)';
-      this.native.completeTypescript(id, false, [
+      return this.native.completeTypescript(id, false, [
         'HandlerNotFound',
         `no TypeScript handler is registered as "${handler}"; known handlers: ${known}`,
         [],
         true,
         'handler_not_found',
       ]);
-      return;
     }
     let out: unknown;
     try {
       out = fn(JSON.parse(payload));
     } catch (e) {
-      this.native.completeTypescript(id, false, describeThrown(e));
-      return;
+      return this.native.completeTypescript(id, false, describeThrown(e));
     }
     if (out !== null && typeof out === 'object' && typeof (out as PromiseLike<unknown>).then === 'function') {
+      const pending = inline ? this.native.deferTypescript(id) : undefined;
       (out as PromiseLike<unknown>).then(
         (v) => this.finishTypescript(id, handler, v),
         (e) => this.native.completeTypescript(id, false, describeThrown(e)),
       );
-    } else {
-      this.finishTypescript(id, handler, out);
+      return pending;
     }
+    return this.finishTypescript(id, handler, out);
   }
 
-  private finishTypescript(id: number, handler: string, value: unknown): void {
+  private finishTypescript(id: number, handler: string, value: unknown): TypescriptOutcome {
     const bad = findNonJson(value);
     if (bad) {
       const article = /^[aeiou]/i.test(bad) ? 'an' : 'a';
-      this.native.completeTypescript(id, false, [
+      return this.native.completeTypescript(id, false, [
         'InvalidReturn',
         `handler "${handler}" returned ${article} ${bad}, which is not JSON; return objects, arrays, strings, numbers, booleans or null`,
         [],
         true,
         'invalid_return',
       ]);
-      return;
     }
-    this.native.completeTypescript(id, true, JSON.stringify(value));
+    return this.native.completeTypescript(id, true, JSON.stringify(value));
   }
 }
 

@@ -1,3 +1,5 @@
+import type { BridgeSettings } from '../shared/config.js';
+
 /**
  * The typed boundary between weft's worker host and the native bridge
  * (issue 4). The worker depends only on {@link NativeBridge}, so its unit
@@ -45,6 +47,16 @@ export interface ForeignError {
   /** true: do not retry (PermanentError, invalid_return, handler_not_found). */
   permanent: boolean;
   kind: ForeignErrorKind;
+  /** On `circuit_open`: the runtime's last own failure, the reason the breaker opened. */
+  lastFailure?: RuntimeFailure;
+}
+
+/** A failure of the runtime itself (what the circuit breaker counts). */
+export interface RuntimeFailure {
+  /** e.g. `HandlerTimeout`, `RuntimeBroken`, `SlowCall`. */
+  class: string;
+  message: string;
+  kind: ForeignErrorKind;
 }
 
 /** A call's outcome. dispatch() never rejects for handler failures. */
@@ -57,23 +69,18 @@ export interface LoadOptions {
   sdkDir?: string;
 }
 
-/** Circuit breaker and runtime limits; every field optional. */
-export interface RuntimeConfig {
-  /** Consecutive failures that open the breaker (default 5). */
-  failureThreshold?: number;
-  /** Successful half-open probes that close it (default 2). */
-  successThreshold?: number;
-  /** How long it stays open before probing (default 5000 ms). */
-  cooldownMs?: number;
-  /** A call slower than this counts as a failure (default 0 = off). */
-  slowCallMs?: number;
-  /** Probes allowed in flight while half-open (default 1). */
-  halfOpenMaxProbes?: number;
-  /** After a timeout, how long the handler may take to return before the runtime is marked broken (default 2000 ms). */
-  graceMs?: number;
-  /** Bounded queue size; a full queue answers `queue_full` (default 4096). */
-  queueCapacity?: number;
-}
+/**
+ * Circuit breaker and runtime limits; every field optional (the fields and
+ * their defaults are documented on {@link BridgeSettings}, which the worker
+ * fills from the environment).
+ *
+ * The breaker protects the runtime, not against the handler: it counts only
+ * the runtime's own failures (a timeout, a broken interpreter, a call slower
+ * than `slowCallMs`). A handler that raises, returns something that is not
+ * JSON or is not found was answered by a healthy runtime and counts as a
+ * success; `queue_full` is load and is not counted at all.
+ */
+export type RuntimeConfig = BridgeSettings;
 
 /** A log2-bucketed latency histogram; bucket i counts values below `upperBoundsUs[i]` µs. */
 export interface HistogramSnapshot {
@@ -93,10 +100,22 @@ export interface RuntimeStats {
   inFlight: number;
   /** Handlers that returned after their call had already timed out. */
   lateResults: number;
-  breaker: { state: 'closed' | 'open' | 'half_open'; consecutiveFailures: number; timesOpened: number };
+  /** call() answered synchronously: a python/ruby result that came within syncWaitUs, or an inline typescript handler. */
+  syncReturns: number;
+  /** call() waited its syncWaitUs in vain and went on asynchronously. */
+  syncWaitMisses: number;
+  breaker: {
+    state: 'closed' | 'open' | 'half_open';
+    consecutiveFailures: number;
+    timesOpened: number;
+    /** The runtime's last own failure since the breaker was last reset, or null. */
+    lastFailure: RuntimeFailure | null;
+  };
   broken: boolean;
   brokenReason: string;
   phase: 'idle' | 'loading' | 'ready' | 'failed';
+  /** The settings in force (every field filled). */
+  config: Required<RuntimeConfig>;
   histograms: {
     /** JS thread: copying the call out of V8 into the native job. */
     serialise: HistogramSnapshot;
@@ -141,8 +160,26 @@ export interface NativeBridge {
   load(runtime: 'python' | 'ruby', opts: LoadOptions): Promise<{ handlers: string[] }>;
   /** Registers the JS handlers the `typescript` target calls (through the same native path). */
   registerTypescriptHandlers(map: Record<string, TypescriptStepHandler>): Promise<{ handlers: string[] }>;
-  /** Runs one call. Never rejects for handler failures: resolves `{ ok: false, error }`. */
+  /**
+   * Runs one call, always asynchronously: python and ruby on their
+   * interpreter thread, typescript handed over through the bridge's own
+   * thread. Never rejects for handler failures: resolves `{ ok: false, error }`.
+   */
   dispatch(runtime: BridgeRuntime, call: BridgeCall): Promise<BridgeResult>;
+  /**
+   * The step path: the same call and the same results and errors as
+   * {@link dispatch}, but answered synchronously when it can be. python and
+   * ruby: the JS thread waits up to `syncWaitUs` for a short call on an idle
+   * runtime (see {@link RuntimeConfig.syncWaitUs}), else a Promise as
+   * dispatch. typescript: the handler runs inline on the JS thread (same
+   * breaker, counters and timeout); a handler that returns a Promise gives a
+   * Promise. Never throws or rejects for handler failures.
+   *
+   * @example
+   * const r = bridge.call('python', { handler: 'linear.square', payload, timeoutMs: 30_000 });
+   * const result = r instanceof Promise ? await r : r;
+   */
+  call(runtime: BridgeRuntime, call: BridgeCall): BridgeResult | Promise<BridgeResult>;
   /** Breaker thresholds, grace period, queue size. */
   configure(runtime: BridgeRuntime, config: RuntimeConfig): void;
   /** Lock-free counters and histograms, per runtime. */

@@ -15,7 +15,7 @@ export async function runWorker(
   log: Logger,
   opts: { runtime: string; handlers: string; namespaces?: string; concurrency: number; port?: number },
 ): Promise<void> {
-  const runner = await createRunner(opts.runtime, opts.handlers, log);
+  const runner = await createRunner(opts.runtime, opts.handlers, log, config.bridge);
   const store = await connectStore(config, log, { applicationName: `weft-worker-${opts.runtime}` });
   const bus = createMessageBus(config, store.db, log);
   const worker = new Worker({

@@ -32,6 +32,8 @@ export interface WeftConfig {
   retentionMs: number;
   /** With autovacuum off on the server, how often weft vacuums and analyses its tables. */
   vacuumIntervalMs: number;
+  /** The native bridge's settings for the runtime a worker serves; unset = the bridge's default. */
+  bridge: BridgeSettings;
 }
 
 /**
@@ -49,14 +51,75 @@ export function parseDuration(name: string, raw: string | undefined): number {
   return Math.round(Number(m[1]) * unit);
 }
 
+/**
+ * Settings of the native bridge for one runtime: the bridge's `configure()`
+ * takes them (its `RuntimeConfig` is this type) and the worker reads them
+ * from the environment. Every field is optional; a field left out keeps the
+ * bridge's value, whose default is given below.
+ */
+export interface BridgeSettings {
+  /** WEFT_BREAKER_FAILURE_THRESHOLD: consecutive runtime failures (timeouts, a stuck interpreter) that open the breaker (default 5). */
+  failureThreshold?: number;
+  /** WEFT_BREAKER_SUCCESS_THRESHOLD: successful half-open probes that close it (default 2). */
+  successThreshold?: number;
+  /** WEFT_BREAKER_COOLDOWN_MS: how long it stays open before it lets a probe through (default 5000 ms). */
+  cooldownMs?: number;
+  /** WEFT_BREAKER_SLOW_CALL_MS: an answer slower than this counts as a runtime failure (default 0 = off). */
+  slowCallMs?: number;
+  /** WEFT_BREAKER_HALF_OPEN_PROBES: probes allowed in flight while half-open (default 1). */
+  halfOpenMaxProbes?: number;
+  /** WEFT_BRIDGE_GRACE_MS: after a timeout, how long the handler may take to return before the runtime is marked broken (default 2000 ms). */
+  graceMs?: number;
+  /** WEFT_BRIDGE_QUEUE_CAPACITY: bounded queue size; a full queue answers `queue_full` (default 4096). */
+  queueCapacity?: number;
+  /**
+   * WEFT_BRIDGE_SYNC_WAIT_US: python and ruby, the bridge's `call()` only:
+   * how long (µs) the JS thread may wait for a short call's result before the
+   * call goes on asynchronously (default 300; 0 = never wait; at most 1 s).
+   * It waits only when the runtime has no other call in flight and the
+   * handler's recent runs fit in the budget; a result that arrives in time
+   * skips a thread wake-up and an event-loop round trip.
+   */
+  syncWaitUs?: number;
+  /** WEFT_BRIDGE_IDLE_SPIN_US: how long (µs) the runtime's thread looks for the next call before it sleeps (default 0; at most 10 ms). */
+  idleSpinUs?: number;
+}
+
+const BRIDGE_ENV: ReadonlyArray<[keyof BridgeSettings, string, number, number]> = [
+  // field, variable, minimum, maximum
+  ['failureThreshold', 'WEFT_BREAKER_FAILURE_THRESHOLD', 1, 1_000_000],
+  ['successThreshold', 'WEFT_BREAKER_SUCCESS_THRESHOLD', 1, 1_000_000],
+  ['cooldownMs', 'WEFT_BREAKER_COOLDOWN_MS', 0, 86_400_000],
+  ['slowCallMs', 'WEFT_BREAKER_SLOW_CALL_MS', 0, 86_400_000],
+  ['halfOpenMaxProbes', 'WEFT_BREAKER_HALF_OPEN_PROBES', 1, 1_000_000],
+  ['graceMs', 'WEFT_BRIDGE_GRACE_MS', 0, 86_400_000],
+  ['queueCapacity', 'WEFT_BRIDGE_QUEUE_CAPACITY', 1, 1_000_000],
+  ['syncWaitUs', 'WEFT_BRIDGE_SYNC_WAIT_US', 0, 1_000_000],
+  ['idleSpinUs', 'WEFT_BRIDGE_IDLE_SPIN_US', 0, 10_000],
+];
+
 function intFrom(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): number {
+  return optionalInt(env, name, min, Number.MAX_SAFE_INTEGER, `${fallback}`) ?? fallback;
+}
+
+function optionalInt(env: NodeJS.ProcessEnv, name: string, min: number, max: number, dflt = "the bridge's default"): number | undefined {
   const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
+  if (raw === undefined || raw === '') return undefined;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) {
-    throw new ConfigError(`${name}=${JSON.stringify(raw)} is not an integer ≥ ${min}; unset it to use ${fallback}`);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`;
+    throw new ConfigError(`${name}=${JSON.stringify(raw)} is not an integer ${range}; unset it to use ${dflt}`);
   }
   return n;
+}
+
+function bridgeSettings(env: NodeJS.ProcessEnv): BridgeSettings {
+  const out: BridgeSettings = {};
+  for (const [field, name, min, max] of BRIDGE_ENV) {
+    const v = optionalInt(env, name, min, max);
+    if (v !== undefined) out[field] = v;
+  }
+  return out;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): WeftConfig {
@@ -81,5 +144,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WeftConfig {
     maxLosses: intFrom(env, 'WEFT_STEP_MAX_LOSSES', 5, 1),
     retentionMs: parseDuration('WEFT_RETENTION', env.WEFT_RETENTION),
     vacuumIntervalMs: intFrom(env, 'WEFT_VACUUM_INTERVAL_MS', 30_000, 1_000),
+    bridge: bridgeSettings(env),
   };
 }

@@ -1,6 +1,7 @@
+import type { BridgeSettings } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import type { ClaimedStep } from '../store/events.js';
-import type { BridgeRuntime, NativeBridge } from '../bridge/types.js';
+import type { BridgeResult, BridgeRuntime, NativeBridge } from '../bridge/types.js';
 import { loadHandlerDir } from './handler-registry.js';
 import { handlerStepJson, type RunOutcome, type StepRunner } from './runner.js';
 
@@ -8,10 +9,18 @@ let openRunners = 0;
 
 /**
  * Python, Ruby, or TypeScript through the native bridge: the step is
- * serialised once, crosses the addon's dispatch path (breaker check, queue,
- * interpreter thread) and comes back as JSON text that is stored as is.
+ * serialised once, crosses the addon's call path (breaker check, then the
+ * interpreter thread for python and ruby, the JS thread itself for
+ * typescript) and comes back as JSON text that is stored as is. `settings`
+ * (from `loadConfig().bridge`) go to the runtime's breaker and limits.
  */
-export async function createBridgeRunner(runtime: BridgeRuntime, handlersDir: string, log: Logger, bridge?: NativeBridge): Promise<StepRunner> {
+export async function createBridgeRunner(
+  runtime: BridgeRuntime,
+  handlersDir: string,
+  log: Logger,
+  bridge?: NativeBridge,
+  settings: BridgeSettings = {},
+): Promise<BridgeRunner> {
   const b = bridge ?? (await import('../bridge/index.js')).openBridge();
   let keys: string[];
   if (runtime === 'typescript') {
@@ -20,9 +29,16 @@ export async function createBridgeRunner(runtime: BridgeRuntime, handlersDir: st
   } else {
     keys = (await b.load(runtime, { handlersDir })).handlers;
   }
-  log.info({ runtime, handlers: keys.length }, 'bridge runtime loaded');
   openRunners++;
-  return new BridgeRunner(b, runtime, keys);
+  const runner = new BridgeRunner(b, runtime, keys);
+  runner.configure(settings);
+  log.info({ runtime, handlers: keys.length, settings: b.stats(runtime).config }, 'bridge runtime loaded');
+  return runner;
+}
+
+function toOutcome(r: BridgeResult): RunOutcome {
+  if (r.ok) return { ok: true, result: undefined, json: r.json };
+  return { ok: false, error: { ...r.error } };
 }
 
 export class BridgeRunner implements StepRunner {
@@ -43,14 +59,23 @@ export class BridgeRunner implements StepRunner {
     return this.keys;
   }
 
-  async run(step: ClaimedStep): Promise<RunOutcome> {
-    const r = await this.bridge.dispatch(this.runtime, {
+  /** Breaker thresholds and the runtime's limits; fields left out keep their value. */
+  configure(settings: BridgeSettings): void {
+    this.bridge.configure(this.runtime, settings);
+  }
+
+  /**
+   * Runs the step through `call`, the bridge's fast path: a short python or
+   * ruby handler, or any synchronous typescript handler, is answered without
+   * a thread hand-off back to the event loop; the rest resolves later.
+   */
+  run(step: ClaimedStep): Promise<RunOutcome> {
+    const r = this.bridge.call(this.runtime, {
       handler: step.handler,
       payload: handlerStepJson(step),
       timeoutMs: step.timeout_ms,
     });
-    if (r.ok) return { ok: true, result: undefined, json: r.json };
-    return { ok: false, error: { ...r.error } };
+    return r instanceof Promise ? r.then(toOutcome) : Promise.resolve(toOutcome(r));
   }
 
   isBroken(): boolean {

@@ -5,7 +5,9 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { createBridgeRunner } from '../../src/worker/bridge-runner.js';
+import type { RuntimeStats } from '../../src/bridge/index.js';
+import { loadConfig } from '../../src/shared/config.js';
+import { createRunner } from '../../src/worker/runners.js';
 import { handlerStepJson, toHandlerStep } from '../../src/worker/runner.js';
 import type { ClaimedStep } from '../../src/store/events.js';
 import { silentLogger } from '../../src/shared/logger.js';
@@ -38,8 +40,24 @@ describe('bridge runner', () => {
   });
 
   it('runs the seed linear workflow through Ruby and maps failures', async () => {
-    const runner = await createBridgeRunner('ruby', join(repoRoot, 'handlers', 'ruby'), silentLogger());
+    // The worker's path: settings from the environment, through loadConfig, into the runner's configure.
+    const config = loadConfig({
+      WEFT_BREAKER_FAILURE_THRESHOLD: '7',
+      WEFT_BREAKER_COOLDOWN_MS: '1234',
+      WEFT_BREAKER_SUCCESS_THRESHOLD: '3',
+      WEFT_BRIDGE_GRACE_MS: '2500',
+      WEFT_BRIDGE_SYNC_WAIT_US: '400',
+    });
+    const runner = await createRunner('ruby', join(repoRoot, 'handlers', 'ruby'), silentLogger(), config.bridge);
     expect(runner.runtime).toBe('ruby');
+    expect((runner.stats!() as RuntimeStats).config).toMatchObject({
+      failureThreshold: 7,
+      cooldownMs: 1234,
+      successThreshold: 3,
+      graceMs: 2500,
+      syncWaitUs: 400,
+      slowCallMs: 0, // left at the bridge's default
+    });
     expect(runner.handlerKeys()).toEqual(expect.arrayContaining(['linear.square', 'csv.analyze', 'approval.finalize']));
     let parent: unknown;
     const results = [];
@@ -61,6 +79,8 @@ describe('bridge runner', () => {
     }
     const missing = await runner.run(claimed('nope.nope', 'x', {}));
     expect(!missing.ok && missing.error.kind).toBe('handler_not_found');
+    // handler failures are answers of a healthy runtime: they do not move the breaker
+    expect((runner.stats!() as RuntimeStats).breaker).toMatchObject({ state: 'closed', consecutiveFailures: 0, lastFailure: null });
     expect(runner.isBroken()).toBe(false);
     await runner.close();
   });

@@ -5,13 +5,16 @@
  * what an interpreter needs: it can be initialised once per process.
  */
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { openBridge, type AddonBridge, type BridgeResult, type BridgeRuntime } from '../../src/bridge/index.js';
 import { probeHandlers } from './fixtures/ts-handlers.js';
-import { fixtures, repoRoot, sleep, stepPayload } from './helpers.js';
+import { fixtures, repoRoot, sleep, stepPayload, until } from './helpers.js';
 
 const DEFAULTS = { failureThreshold: 1000, successThreshold: 2, cooldownMs: 5000, slowCallMs: 0, graceMs: 2000 };
+
+type Mode = 'dispatch' | 'call';
+const MODES: Mode[] = ['dispatch', 'call'];
 
 function ok(r: BridgeResult): unknown {
   if (!r.ok) throw new Error(`expected ok, got ${JSON.stringify(r.error)}`);
@@ -26,8 +29,18 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
   const seeded = runtime !== 'typescript';
   let bridge: AddonBridge;
   let handlers: string[] = [];
-  const call = (handler: string, context: unknown = {}, timeoutMs = 10_000, more: Record<string, unknown> = {}) =>
-    bridge.dispatch(runtime, { handler, payload: stepPayload(context, more), timeoutMs });
+  let defaultSyncWaitUs = 0;
+  const request = (handler: string, context: unknown = {}, timeoutMs = 10_000, more: Record<string, unknown> = {}) => ({
+    handler,
+    payload: stepPayload(context, more),
+    timeoutMs,
+  });
+  const through = (mode: Mode) => (handler: string, context: unknown = {}, timeoutMs = 10_000, more: Record<string, unknown> = {}) =>
+    mode === 'dispatch'
+      ? bridge.dispatch(runtime, request(handler, context, timeoutMs, more))
+      : Promise.resolve(bridge.call(runtime, request(handler, context, timeoutMs, more)));
+  // The step path (what the worker's runner uses).
+  const call = through('call');
 
   describe(`bridge: ${runtime}`, () => {
     beforeAll(async () => {
@@ -40,6 +53,7 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
         }));
       }
       bridge.configure(runtime, DEFAULTS);
+      defaultSyncWaitUs = bridge.stats(runtime).config.syncWaitUs;
     });
 
     it('loads the handlers and lists their keys', () => {
@@ -48,189 +62,385 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
       if (seeded) expect(handlers).toEqual(expect.arrayContaining(['linear.square', 'diamond.end', 'csv.aggregate', 'approval.route']));
     });
 
-    it('runs a handler and passes the step fields through', async () => {
-      expect(ok(await call('probe.ok'))).toEqual({ language: runtime, step_name: 'probe_step', attempt: 1, sum: 6 });
-      expect(ok(await call('probe.class_handler', { n: 21 }))).toBe(42);
-    });
+    // Every behaviour through both paths: dispatch() (always asynchronous)
+    // and call() (the fast path, with the runtime's default sync budget).
+    for (const mode of MODES) {
+      describe(`through ${mode}()`, () => {
+        const call = through(mode);
+        it('runs a handler and passes the step fields through', async () => {
+          expect(ok(await call('probe.ok'))).toEqual({ language: runtime, step_name: 'probe_step', attempt: 1, sum: 6 });
+          expect(ok(await call('probe.class_handler', { n: 21 }))).toBe(42);
+        });
 
-    it('keeps class, message and backtrace of a raised error, retryable', async () => {
-      const e = err(await call('probe.boom', { why: 'disk on fire' }));
-      expect(e.language).toBe(runtime);
-      expect(e.class).toBe({ python: 'ValueError', ruby: 'ArgumentError', typescript: 'TypeError' }[runtime]);
-      expect(e.message).toBe('boom: disk on fire');
-      expect(e.kind).toBe('raised');
-      expect(e.permanent).toBe(false);
-      const inner = { python: /probe\.py:\d+:in _inner/, ruby: /probe\.rb:\d+:in `probe_inner'/, typescript: /inner .*ts-handlers\.ts:\d+/ }[runtime];
-      expect(e.backtrace[0]).toMatch(inner);
-    });
+        it('keeps class, message and backtrace of a raised error, retryable', async () => {
+          const e = err(await call('probe.boom', { why: 'disk on fire' }));
+          expect(e.language).toBe(runtime);
+          expect(e.class).toBe({ python: 'ValueError', ruby: 'ArgumentError', typescript: 'TypeError' }[runtime]);
+          expect(e.message).toBe('boom: disk on fire');
+          expect(e.kind).toBe('raised');
+          expect(e.permanent).toBe(false);
+          const inner = { python: /probe\.py:\d+:in _inner/, ruby: /probe\.rb:\d+:in `probe_inner'/, typescript: /inner .*ts-handlers\.ts:\d+/ }[runtime];
+          expect(e.backtrace[0]).toMatch(inner);
+        });
 
-    it('marks PermanentError as permanent', async () => {
-      const e = err(await call('probe.permanent'));
-      expect(e.class).toMatch(/PermanentError$/);
-      expect(e.message).toBe('cannot ever work');
-      expect(e.permanent).toBe(true);
-    });
+        it('marks PermanentError as permanent', async () => {
+          const e = err(await call('probe.permanent'));
+          expect(e.class).toMatch(/PermanentError$/);
+          expect(e.message).toBe('cannot ever work');
+          expect(e.permanent).toBe(true);
+        });
 
-    it('rejects a non-JSON return with a message naming the handler and the type', async () => {
-      const e = err(await call('probe.bad_return'));
-      expect(e.kind).toBe('invalid_return');
-      expect(e.permanent).toBe(true);
-      expect(e.message).toMatch(/^handler "probe\.bad_return" returned a [Ss]et, which is not JSON; return /);
-      const n = err(await call('probe.nested_bad_return'));
-      expect(n.kind).toBe('invalid_return');
-      expect(n.message).toContain('"probe.nested_bad_return"');
-    });
+        it('rejects a non-JSON return with a message naming the handler and the type', async () => {
+          const e = err(await call('probe.bad_return'));
+          expect(e.kind).toBe('invalid_return');
+          expect(e.permanent).toBe(true);
+          expect(e.message).toMatch(/^handler "probe\.bad_return" returned a [Ss]et, which is not JSON; return /);
+          const n = err(await call('probe.nested_bad_return'));
+          expect(n.kind).toBe('invalid_return');
+          expect(n.message).toContain('"probe.nested_bad_return"');
+        });
 
-    it('rejects NaN as not JSON', async () => {
-      const e = err(await call('probe.nan'));
-      expect(e.kind).toBe('invalid_return');
-      expect(e.message).toMatch(/^handler "probe\.nan" returned a (float|Float|number) NaN/);
-    });
+        it('rejects NaN as not JSON', async () => {
+          const e = err(await call('probe.nan'));
+          expect(e.kind).toBe('invalid_return');
+          expect(e.message).toMatch(/^handler "probe\.nan" returned a (float|Float|number) NaN/);
+        });
 
-    it('answers an unknown handler key with the known keys', async () => {
-      const e = err(await call('probe.does_not_exist'));
-      expect(e.kind).toBe('handler_not_found');
-      expect(e.message).toContain('"probe.does_not_exist"');
-      expect(e.message).toContain('probe.ok');
-    });
+        it('answers an unknown handler key with the known keys', async () => {
+          const e = err(await call('probe.does_not_exist'));
+          expect(e.kind).toBe('handler_not_found');
+          expect(e.message).toContain('"probe.does_not_exist"');
+          expect(e.message).toContain('probe.ok');
+        });
 
-    it('carries unicode both ways', async () => {
-      const text = 'Grüße, 世界! 🎉 naïve — ok';
-      const out = ok(await call('probe.unicode', { text })) as Record<string, unknown>;
-      expect(out.text).toBe(text);
-      expect(out.reversed).toBe([...text].reverse().join(''));
-      expect(out.length).toBe([...text].length);
-      expect(out.extra).toBe('日本語 ✓ 🎉 é');
-    });
+        it('carries unicode both ways', async () => {
+          const text = 'Grüße, 世界! 🎉 naïve — ok';
+          const out = ok(await call('probe.unicode', { text })) as Record<string, unknown>;
+          expect(out.text).toBe(text);
+          expect(out.reversed).toBe([...text].reverse().join(''));
+          expect(out.length).toBe([...text].length);
+          expect(out.extra).toBe('日本語 ✓ 🎉 é');
+        });
 
-    it('handles a 10 MB context', async () => {
-      const blob = 'x'.repeat(10 * 1024 * 1024 - 5) + 'tail!';
-      const out = ok(await call('probe.size', { blob }, 60_000)) as Record<string, unknown>;
-      expect(out).toEqual({ bytes: blob.length, tail: 'tail!' });
-    });
+        it('handles a 10 MB context', async () => {
+          const blob = 'x'.repeat(10 * 1024 * 1024 - 5) + 'tail!';
+          const out = ok(await call('probe.size', { blob }, 60_000)) as Record<string, unknown>;
+          expect(out).toEqual({ bytes: blob.length, tail: 'tail!' });
+        });
 
-    it('returns decision and batches in the shared shapes', async () => {
-      expect(ok(await call('probe.decision'))).toEqual({ $weft: 'decision', steps: ['a', 'b'] });
-      expect(ok(await call('probe.batches'))).toEqual({ $weft: 'batches', cursors: [{ start: 0 }, { start: 10 }] });
-    });
+        it('returns decision and batches in the shared shapes', async () => {
+          expect(ok(await call('probe.decision'))).toEqual({ $weft: 'decision', steps: ['a', 'b'] });
+          expect(ok(await call('probe.batches'))).toEqual({ $weft: 'batches', cursors: [{ start: 0 }, { start: 10 }] });
+        });
 
-    it('times out a hanging handler at once and stays healthy', async () => {
-      const before = bridge.stats(runtime).timedOut;
-      const e = err(await call('probe.spin', {}, 150));
-      expect(e.kind).toBe('timeout');
-      expect(e.permanent).toBe(false);
-      expect(e.message).toContain('150 ms');
-      expect(bridge.stats(runtime).timedOut).toBe(before + 1);
-      // the interrupted runtime serves the next calls normally
-      for (let i = 0; i < 3; i++) expect(ok(await call('probe.ok'))).toMatchObject({ sum: 6 });
-      expect(bridge.isBroken(runtime)).toBe(false);
-    });
-
-    it('never lets a late interrupt hit the next job', async () => {
-      // The handler outlives its timeout, then returns; the jobs queued behind it must all succeed.
-      const late = call('probe.sleep_then_return', { seconds: 0.4 }, 100);
-      const next = Array.from({ length: 5 }, () => call('probe.ok'));
-      expect(err(await late).kind).toBe('timeout');
-      for (const r of await Promise.all(next)) expect(ok(r)).toMatchObject({ sum: 6 });
-      await sleep(100);
-      expect(ok(await call('probe.ok'))).toMatchObject({ sum: 6 });
-    });
-
-    it('opens the breaker, rejects, half-opens and closes', async () => {
-      bridge.resetBreaker(runtime);
-      bridge.configure(runtime, { failureThreshold: 3, cooldownMs: 1000, successThreshold: 2 });
-      for (let i = 0; i < 3; i++) expect(err(await call('probe.flaky', { fail: true })).kind).toBe('raised');
-      expect(bridge.stats(runtime).breaker.state).toBe('open');
-      const rejectedBefore = bridge.stats(runtime).rejectedByBreaker;
-      const completedBefore = bridge.stats(runtime).completed;
-      const rejected = err(await call('probe.flaky', { fail: false }));
-      expect(rejected.kind).toBe('circuit_open');
-      expect(rejected.permanent).toBe(false);
-      expect(bridge.stats(runtime).rejectedByBreaker).toBe(rejectedBefore + 1);
-      expect(bridge.stats(runtime).completed).toBe(completedBefore); // it did not run
-      await sleep(1050);
-      // a failing probe re-opens it
-      expect(err(await call('probe.flaky', { fail: true })).kind).toBe('raised');
-      expect(bridge.stats(runtime).breaker.state).toBe('open');
-      await sleep(1050);
-      expect(ok(await call('probe.flaky', { fail: false }))).toBe('fine');
-      expect(bridge.stats(runtime).breaker.state).toBe('half_open');
-      expect(ok(await call('probe.flaky', { fail: false }))).toBe('fine');
-      expect(bridge.stats(runtime).breaker.state).toBe('closed');
-      bridge.configure(runtime, DEFAULTS);
-    });
-
-    it('opens the breaker on calls slower than the latency threshold', async () => {
-      bridge.resetBreaker(runtime);
-      bridge.configure(runtime, { failureThreshold: 2, slowCallMs: 50, cooldownMs: 60_000 });
-      expect(ok(await call('probe.sleep_then_return', { seconds: 0.1 }))).toBe('late');
-      expect(bridge.stats(runtime).breaker.state).toBe('closed');
-      expect(ok(await call('probe.sleep_then_return', { seconds: 0.1 }))).toBe('late');
-      expect(bridge.stats(runtime).breaker.state).toBe('open');
-      expect(err(await call('probe.ok')).kind).toBe('circuit_open');
-      bridge.resetBreaker(runtime);
-      bridge.configure(runtime, DEFAULTS);
-      expect(ok(await call('probe.ok'))).toMatchObject({ sum: 6 });
-    });
-
-    if (runtime !== 'typescript') {
-      it('interrupts a handler that rescues ordinary exceptions (the timeout is not one)', async () => {
-        bridge.configure(runtime, { graceMs: 1500 });
-        try {
-          expect(err(await call('probe.swallow_exception', {}, 150)).kind).toBe('timeout');
-          const after = await call('probe.ok');
-          expect(ok(after)).toMatchObject({ sum: 6 }); // it was interrupted: the runtime is free again
+        it('times out a hanging handler at once and stays healthy', async () => {
+          const before = bridge.stats(runtime).timedOut;
+          const e = err(await call('probe.spin', {}, 150));
+          expect(e.kind).toBe('timeout');
+          expect(e.permanent).toBe(false);
+          expect(e.message).toContain('150 ms');
+          expect(bridge.stats(runtime).timedOut).toBe(before + 1);
+          // the interrupted runtime serves the next calls normally
+          for (let i = 0; i < 3; i++) expect(ok(await call('probe.ok'))).toMatchObject({ sum: 6 });
           expect(bridge.isBroken(runtime)).toBe(false);
-        } finally {
-          bridge.configure(runtime, { graceMs: DEFAULTS.graceMs });
-        }
-      });
+        });
 
-      it('answers queue_full at once when the bounded queue is full', async () => {
-        bridge.configure(runtime, { queueCapacity: 1 });
-        const before = bridge.stats(runtime).rejectedQueueFull;
-        try {
-          const busy = call('probe.busy', { seconds: 0.3 });
-          const rest = await Promise.all(Array.from({ length: 6 }, () => call('probe.ok')));
-          const kinds = rest.map((r) => (r.ok ? 'ok' : r.error.kind));
-          const full = kinds.filter((k) => k === 'queue_full').length;
-          expect(full).toBeGreaterThanOrEqual(4); // one may run, one may wait
-          expect(kinds.every((k) => k === 'ok' || k === 'queue_full')).toBe(true);
-          const e = rest.find((r) => !r.ok);
-          expect(e && !e.ok && e.error.permanent).toBe(false);
-          expect(bridge.stats(runtime).rejectedQueueFull - before).toBe(full);
-          expect(ok(await busy)).toBe(true);
-        } finally {
-          bridge.configure(runtime, { queueCapacity: 4096 });
-        }
-      });
+        it('never lets a late interrupt hit the next job', async () => {
+          // The handler outlives its timeout, then returns; the jobs queued behind it must all succeed.
+          const late = call('probe.sleep_then_return', { seconds: 0.4 }, 100);
+          const next = Array.from({ length: 5 }, () => call('probe.ok'));
+          expect(err(await late).kind).toBe('timeout');
+          for (const r of await Promise.all(next)) expect(ok(r)).toMatchObject({ sum: 6 });
+          await sleep(100);
+          expect(ok(await call('probe.ok'))).toMatchObject({ sum: 6 });
+        });
 
-      it('never blocks the JS thread while a handler computes', async () => {
-        let ticks = 0;
-        const timer = setInterval(() => ticks++, 10);
-        const started = Date.now();
-        const r = await call('probe.busy', { seconds: 0.5 });
-        clearInterval(timer);
-        expect(ok(r)).toBe(true);
-        expect(Date.now() - started).toBeGreaterThanOrEqual(490);
-        // the event loop kept turning during the 500 ms the interpreter was busy
-        expect(ticks).toBeGreaterThan(5);
+        it('opens the breaker on calls slower than the latency threshold', async () => {
+          bridge.resetBreaker(runtime);
+          bridge.configure(runtime, { failureThreshold: 2, slowCallMs: 50, cooldownMs: 60_000 });
+          expect(ok(await call('probe.sleep_then_return', { seconds: 0.1 }))).toBe('late');
+          expect(bridge.stats(runtime).breaker.state).toBe('closed');
+          expect(ok(await call('probe.sleep_then_return', { seconds: 0.1 }))).toBe('late');
+          expect(bridge.stats(runtime).breaker.state).toBe('open');
+          expect(err(await call('probe.ok')).kind).toBe('circuit_open');
+          bridge.resetBreaker(runtime);
+          bridge.configure(runtime, DEFAULTS);
+          expect(ok(await call('probe.ok'))).toMatchObject({ sum: 6 });
+        });
+
+        if (runtime !== 'typescript') {
+          it('interrupts a handler that rescues ordinary exceptions (the timeout is not one)', async () => {
+            bridge.configure(runtime, { graceMs: 1500 });
+            try {
+              expect(err(await call('probe.swallow_exception', {}, 150)).kind).toBe('timeout');
+              const after = await call('probe.ok');
+              expect(ok(after)).toMatchObject({ sum: 6 }); // it was interrupted: the runtime is free again
+              expect(bridge.isBroken(runtime)).toBe(false);
+            } finally {
+              bridge.configure(runtime, { graceMs: DEFAULTS.graceMs });
+            }
+          });
+
+          it('answers queue_full at once when the bounded queue is full', async () => {
+            bridge.configure(runtime, { queueCapacity: 1 });
+            const before = bridge.stats(runtime).rejectedQueueFull;
+            try {
+              const busy = call('probe.busy', { seconds: 0.3 });
+              const rest = await Promise.all(Array.from({ length: 6 }, () => call('probe.ok')));
+              const kinds = rest.map((r) => (r.ok ? 'ok' : r.error.kind));
+              const full = kinds.filter((k) => k === 'queue_full').length;
+              expect(full).toBeGreaterThanOrEqual(4); // one may run, one may wait
+              expect(kinds.every((k) => k === 'ok' || k === 'queue_full')).toBe(true);
+              const e = rest.find((r) => !r.ok);
+              expect(e && !e.ok && e.error.permanent).toBe(false);
+              expect(bridge.stats(runtime).rejectedQueueFull - before).toBe(full);
+              expect(ok(await busy)).toBe(true);
+            } finally {
+              bridge.configure(runtime, { queueCapacity: 4096 });
+            }
+          });
+
+          it('never blocks the JS thread while a handler computes', async () => {
+            let ticks = 0;
+            const timer = setInterval(() => ticks++, 10);
+            const started = Date.now();
+            const r = await call('probe.busy', { seconds: 0.5 });
+            clearInterval(timer);
+            expect(ok(r)).toBe(true);
+            expect(Date.now() - started).toBeGreaterThanOrEqual(490);
+            // the event loop kept turning during the 500 ms the interpreter was busy
+            expect(ticks).toBeGreaterThan(5);
+          });
+        }
+
+        it('counts calls and fills the timing histograms', async () => {
+          const s0 = bridge.stats(runtime);
+          await Promise.all(Array.from({ length: 50 }, () => call('probe.ok')));
+          const s = bridge.stats(runtime);
+          expect(s.dispatched - s0.dispatched).toBe(50);
+          expect(s.completed - s0.completed).toBe(50);
+          expect(s.inFlight).toBe(0);
+          for (const h of ['serialise', 'queueWait', 'run', 'return'] as const) {
+            expect(s.histograms[h].count - s0.histograms[h].count).toBe(50);
+            expect(s.histograms[h].counts.reduce((a, b) => a + b, 0)).toBe(s.histograms[h].count);
+          }
+          expect(s.phase).toBe('ready');
+        });
+
       });
     }
 
-    it('counts calls and fills the timing histograms', async () => {
-      const s0 = bridge.stats(runtime);
-      await Promise.all(Array.from({ length: 50 }, () => call('probe.ok')));
-      const s = bridge.stats(runtime);
-      expect(s.dispatched - s0.dispatched).toBe(50);
-      expect(s.completed - s0.completed).toBe(50);
-      expect(s.inFlight).toBe(0);
-      for (const h of ['serialise', 'queueWait', 'run', 'return'] as const) {
-        expect(s.histograms[h].count - s0.histograms[h].count).toBe(50);
-        expect(s.histograms[h].counts.reduce((a, b) => a + b, 0)).toBe(s.histograms[h].count);
-      }
-      expect(s.phase).toBe('ready');
+    describe('the breaker counts only the runtime\'s own failures', () => {
+      it('never opens on handlers that raise, return something that is not JSON or are not found', async () => {
+        bridge.resetBreaker(runtime);
+        bridge.configure(runtime, { failureThreshold: 2, cooldownMs: 60_000 });
+        const openedBefore = bridge.stats(runtime).breaker.timesOpened;
+        try {
+          for (let i = 0; i < 5; i++) {
+            expect(err(await call('probe.flaky', { fail: true }))).toMatchObject({ kind: 'raised', message: 'flaky failure' });
+            expect(err(await call('probe.bad_return')).kind).toBe('invalid_return');
+            expect(err(await call('probe.does_not_exist')).kind).toBe('handler_not_found');
+          }
+          expect(bridge.stats(runtime).breaker).toEqual({ state: 'closed', consecutiveFailures: 0, timesOpened: openedBefore, lastFailure: null });
+          expect(ok(await call('probe.flaky', { fail: false }))).toBe('fine');
+        } finally {
+          bridge.configure(runtime, DEFAULTS);
+        }
+      });
+
+      it('opens on timeouts, names the last failure in its rejections, and probes its way closed', async () => {
+        bridge.resetBreaker(runtime);
+        // a cooldown long enough that no stall of a loaded machine reopens the gate before the rejection is checked
+        bridge.configure(runtime, { failureThreshold: 2, cooldownMs: 1000, successThreshold: 2 });
+        const breaker = () => bridge.stats(runtime).breaker;
+        const openedBefore = breaker().timesOpened;
+        const admitted = async (handler: string, context: unknown = {}, timeoutMs = 10_000) =>
+          until(`the ${runtime} breaker to let a probe through`, async () => {
+            const r = await call(handler, context, timeoutMs);
+            return r.ok || r.error.kind !== 'circuit_open' ? r : undefined;
+          });
+        try {
+          expect(err(await call('probe.spin', {}, 50)).kind).toBe('timeout');
+          expect(breaker()).toMatchObject({ state: 'closed', consecutiveFailures: 1 });
+          // an answer, even a raise, says the runtime is healthy
+          expect(err(await call('probe.flaky', { fail: true })).kind).toBe('raised');
+          expect(breaker()).toMatchObject({ state: 'closed', consecutiveFailures: 0 });
+          expect(err(await call('probe.spin', {}, 50)).kind).toBe('timeout');
+          expect(err(await call('probe.spin', {}, 50)).kind).toBe('timeout');
+          expect(breaker()).toMatchObject({ state: 'open', timesOpened: openedBefore + 1 });
+
+          const completedBefore = bridge.stats(runtime).completed;
+          const rejectedBefore = bridge.stats(runtime).rejectedByBreaker;
+          const rejected = err(await call('probe.ok'));
+          expect(rejected).toMatchObject({ kind: 'circuit_open', class: 'CircuitOpen', permanent: false, language: runtime });
+          expect(rejected.message).toMatch(
+            new RegExp(`^the ${runtime} circuit breaker is open after repeated failures of the runtime itself .*; the last was HandlerTimeout: handler "probe\\.spin" did not return within 50 ms of starting`),
+          );
+          expect(rejected.lastFailure).toEqual({ class: 'HandlerTimeout', kind: 'timeout', message: expect.stringContaining('"probe.spin" did not return within 50 ms') });
+          expect(breaker().lastFailure).toEqual(rejected.lastFailure);
+          expect(bridge.stats(runtime).rejectedByBreaker).toBe(rejectedBefore + 1);
+          expect(bridge.stats(runtime).completed).toBe(completedBefore); // it did not run
+
+          // after the cooldown a probe runs; a raising probe is an answer, not a failure
+          expect(err(await admitted('probe.flaky', { fail: true })).kind).toBe('raised');
+          expect(breaker().state).toBe('half_open');
+          // a probe that times out opens it again
+          expect(err(await call('probe.spin', {}, 50)).kind).toBe('timeout');
+          expect(breaker()).toMatchObject({ state: 'open', timesOpened: openedBefore + 2 });
+          // two good probes close it
+          expect(ok(await admitted('probe.flaky', { fail: false }))).toBe('fine');
+          expect(breaker().state).toBe('half_open');
+          expect(ok(await call('probe.flaky', { fail: false }))).toBe('fine');
+          expect(breaker()).toMatchObject({ state: 'closed', consecutiveFailures: 0 });
+        } finally {
+          bridge.resetBreaker(runtime);
+          bridge.configure(runtime, DEFAULTS);
+        }
+      });
+
+      it('forgets the last failure when reset', async () => {
+        bridge.configure(runtime, { failureThreshold: 1, cooldownMs: 60_000 });
+        try {
+          expect(err(await call('probe.spin', {}, 30)).kind).toBe('timeout');
+          expect(bridge.stats(runtime).breaker.lastFailure?.class).toBe('HandlerTimeout');
+          bridge.resetBreaker(runtime);
+          expect(bridge.stats(runtime).breaker).toMatchObject({ state: 'closed', lastFailure: null });
+          expect(ok(await call('probe.ok'))).toMatchObject({ sum: 6 });
+        } finally {
+          bridge.configure(runtime, DEFAULTS);
+        }
+      });
     });
+
+    if (runtime !== 'typescript') {
+      describe('timeouts count from the handler\'s start', () => {
+        for (const mode of MODES) {
+          it(`a call queued behind a slow one does not time out because of the wait (${mode})`, async () => {
+            const call = through(mode);
+            const slow = call('probe.sleep_then_return', { seconds: 0.3 }, 10_000);
+            const queued = Array.from({ length: 3 }, () => call('probe.ok', {}, 100)); // each waits ~300 ms, 3x its timeout
+            for (const r of await Promise.all(queued)) expect(ok(r)).toMatchObject({ sum: 6 });
+            expect(ok(await slow)).toBe('late');
+          });
+        }
+
+        it('a queued handler that runs too long still times out, counted from its start', async () => {
+          const slow = call('probe.sleep_then_return', { seconds: 0.2 }, 10_000);
+          const spin = call('probe.spin', {}, 100);
+          const e = err(await spin);
+          expect(e).toMatchObject({ kind: 'timeout', class: 'HandlerTimeout', permanent: false });
+          expect(e.message).toBe(`handler "probe.spin" did not return within 100 ms of starting (${runtime}); the runtime was asked to interrupt it`);
+          expect(ok(await slow)).toBe('late');
+          await until('the interrupted runtime to answer again', async () => (await call('probe.ok')).ok);
+        });
+      });
+
+      describe('call(): waits for a short call on the JS thread', () => {
+        const fast = (handler: string, context: unknown = {}, timeoutMs = 10_000) => bridge.call(runtime, request(handler, context, timeoutMs));
+        beforeAll(() => bridge.configure(runtime, { syncWaitUs: 1_000_000 })); // 1 s: nothing short can miss it
+        afterAll(() => bridge.configure(runtime, { syncWaitUs: defaultSyncWaitUs }));
+
+        it('answers synchronously with the same results and errors as dispatch()', async () => {
+          const cases: Array<[string, unknown]> = [
+            ['probe.ok', {}],
+            ['probe.class_handler', { n: 4 }],
+            ['probe.boom', { why: 'sync' }],
+            ['probe.permanent', {}],
+            ['probe.bad_return', {}],
+            ['probe.nan', {}],
+            ['probe.does_not_exist', {}],
+          ];
+          for (const [handler, context] of cases) {
+            const viaDispatch = await bridge.dispatch(runtime, request(handler, context));
+            const before = bridge.stats(runtime).syncReturns;
+            const r = fast(handler, context);
+            expect(r, handler).not.toBeInstanceOf(Promise);
+            expect(r, handler).toEqual(viaDispatch);
+            expect(bridge.stats(runtime).syncReturns).toBe(before + 1);
+          }
+        });
+
+        it('answers a timeout synchronously when it fires within the wait', async () => {
+          const r = fast('probe.spin', {}, 30);
+          expect(r).not.toBeInstanceOf(Promise);
+          const e = err(r as BridgeResult);
+          expect(e).toMatchObject({ kind: 'timeout', class: 'HandlerTimeout', permanent: false, language: runtime });
+          expect(e.message).toBe(`handler "probe.spin" did not return within 30 ms of starting (${runtime}); the runtime was asked to interrupt it`);
+          await until('the interrupted runtime to answer again', async () => (await call('probe.ok')).ok);
+        });
+
+        it('does not wait while another call is in flight, and still answers it', async () => {
+          const busy = bridge.dispatch(runtime, request('probe.sleep_then_return', { seconds: 0.2 }));
+          const misses = bridge.stats(runtime).syncWaitMisses;
+          const r = fast('probe.ok');
+          expect(r).toBeInstanceOf(Promise);
+          expect(ok(await r)).toMatchObject({ sum: 6 });
+          expect(ok(await busy)).toBe('late');
+          expect(bridge.stats(runtime).syncWaitMisses).toBe(misses);
+        });
+
+        // probe.nap runs here first: the bridge has no run time for it yet, so the first call waits.
+        it('goes on asynchronously when the handler outlasts the wait, then stops waiting for that handler', async () => {
+          bridge.configure(runtime, { syncWaitUs: 200 });
+          try {
+            const s0 = bridge.stats(runtime);
+            const first = fast('probe.nap', { seconds: 0.3 });
+            expect(first).toBeInstanceOf(Promise);
+            expect(ok(await first)).toBe('rested');
+            expect(bridge.stats(runtime).syncWaitMisses).toBe(s0.syncWaitMisses + 1);
+            // its recent run is far longer than the wait: the next call does not wait at all
+            const second = fast('probe.nap', { seconds: 0.01 });
+            expect(second).toBeInstanceOf(Promise);
+            expect(ok(await second)).toBe('rested');
+            expect(bridge.stats(runtime).syncWaitMisses).toBe(s0.syncWaitMisses + 1);
+            expect(bridge.stats(runtime).inFlight).toBe(0);
+          } finally {
+            bridge.configure(runtime, { syncWaitUs: 1_000_000 });
+          }
+        });
+      });
+    } else {
+      describe('call(): typescript runs inline on the JS thread', () => {
+        const fast = (handler: string, context: unknown = {}, timeoutMs = 10_000) => bridge.call(runtime, request(handler, context, timeoutMs));
+        const withoutBacktrace = (r: BridgeResult) => (r.ok ? r : { ...r, error: { ...r.error, backtrace: r.error.backtrace.slice(0, 1) } });
+
+        it('answers a synchronous handler at once with the same results and errors as dispatch()', async () => {
+          for (const [handler, context] of [['probe.ok', {}], ['probe.boom', { why: 'inline' }], ['probe.permanent', {}], ['probe.bad_return', {}], ['probe.does_not_exist', {}]] as const) {
+            const viaDispatch = await bridge.dispatch(runtime, request(handler, context));
+            const before = bridge.stats(runtime);
+            const r = fast(handler, context);
+            expect(r, handler).not.toBeInstanceOf(Promise);
+            // the stack below the handler differs between the two paths
+            expect(withoutBacktrace(r as BridgeResult), handler).toEqual(withoutBacktrace(viaDispatch));
+            const after = bridge.stats(runtime);
+            expect(after.syncReturns).toBe(before.syncReturns + 1);
+            expect(after.dispatched).toBe(before.dispatched + 1);
+            expect(after.histograms.run.count).toBe(before.histograms.run.count + 1);
+            expect(after.inFlight).toBe(0);
+          }
+        });
+
+        it('answers a synchronous handler that overran its timeout as a timeout, when it returns', async () => {
+          const before = bridge.stats(runtime);
+          const r = fast('probe.busy', { seconds: 0.1 }, 20);
+          expect(r).not.toBeInstanceOf(Promise);
+          const e = err(r as BridgeResult);
+          expect(e).toMatchObject({ kind: 'timeout', class: 'HandlerTimeout', permanent: false });
+          expect(e.message).toMatch(/^handler "probe\.busy" did not return within 20 ms of starting \(typescript\); it ran synchronously for \d+ ms, which nothing can interrupt, and its result was dropped$/);
+          expect(bridge.stats(runtime).timedOut).toBe(before.timedOut + 1);
+          expect(bridge.stats(runtime).lateResults).toBe(before.lateResults + 1);
+        });
+
+        it('gives a Promise for an async handler and times it out from its start', async () => {
+          const r = fast('probe.nap', { seconds: 0.5 }, 50);
+          expect(r).toBeInstanceOf(Promise);
+          const e = err(await r);
+          expect(e.kind).toBe('timeout');
+          expect(e.message).toBe('handler "probe.nap" did not return within 50 ms of starting (typescript); the runtime was asked to interrupt it');
+          expect(ok(await fast('probe.nap', { seconds: 0.01 }))).toBe('rested');
+        });
+      });
+    }
 
     if (extra) extra(() => bridge);
 
@@ -241,13 +451,17 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
       bridge.onBroken((rt, reason) => events.push(`${rt}: ${reason}`));
       const e = err(await call('probe.stubborn', {}, 100));
       expect(e.kind).toBe('timeout');
-      for (let i = 0; i < 100 && !bridge.isBroken(runtime); i++) await sleep(20);
-      expect(bridge.isBroken(runtime)).toBe(true);
+      await until(`the ${runtime} runtime to be marked broken`, () => bridge.isBroken(runtime));
       expect(bridge.stats(runtime).brokenReason).toContain('probe.stubborn');
       const after = err(await call('probe.ok'));
       expect(after.kind).toBe('runtime_broken');
       expect(after.permanent).toBe(false);
-      await sleep(50);
+      expect(after.message).toMatch(new RegExp(`^the ${runtime} runtime is broken: handler "probe.stubborn" ignored its timeout`));
+      // the fast path answers it synchronously, dispatch() the same through its Promise
+      const fast = bridge.call(runtime, request('probe.ok'));
+      expect(fast).not.toBeInstanceOf(Promise);
+      expect(fast).toEqual(await bridge.dispatch(runtime, request('probe.ok')));
+      await until('the broken event', () => events.length > 0);
       expect(events).toHaveLength(1);
       expect(events[0]).toMatch(new RegExp(`^${runtime}: handler "probe.stubborn" ignored its timeout`));
     });

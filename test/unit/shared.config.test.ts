@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+
+import { loadConfig } from '../../src/shared/config.js';
+import { ConfigError } from '../../src/shared/errors.js';
+
+describe('loadConfig: bridge settings', () => {
+  it('leaves every bridge setting to the bridge when nothing is set', () => {
+    expect(loadConfig({}).bridge).toEqual({});
+    expect(loadConfig({ WEFT_BREAKER_FAILURE_THRESHOLD: '' }).bridge).toEqual({});
+  });
+
+  it('reads each WEFT_BREAKER_* and WEFT_BRIDGE_* variable into the field configure() takes', () => {
+    const env = {
+      WEFT_BREAKER_FAILURE_THRESHOLD: '9',
+      WEFT_BREAKER_SUCCESS_THRESHOLD: '3',
+      WEFT_BREAKER_COOLDOWN_MS: '15000',
+      WEFT_BREAKER_SLOW_CALL_MS: '2000',
+      WEFT_BREAKER_HALF_OPEN_PROBES: '2',
+      WEFT_BRIDGE_GRACE_MS: '5000',
+      WEFT_BRIDGE_QUEUE_CAPACITY: '64',
+      WEFT_BRIDGE_SYNC_WAIT_US: '0',
+      WEFT_BRIDGE_IDLE_SPIN_US: '50',
+    };
+    expect(loadConfig(env).bridge).toEqual({
+      failureThreshold: 9,
+      successThreshold: 3,
+      cooldownMs: 15000,
+      slowCallMs: 2000,
+      halfOpenMaxProbes: 2,
+      graceMs: 5000,
+      queueCapacity: 64,
+      syncWaitUs: 0,
+      idleSpinUs: 50,
+    });
+  });
+
+  it('refuses a value that is not an integer in range, naming the variable and the range', () => {
+    const bad = (env: Record<string, string>) => () => loadConfig(env);
+    expect(bad({ WEFT_BREAKER_FAILURE_THRESHOLD: '0' })).toThrow(ConfigError);
+    expect(bad({ WEFT_BREAKER_FAILURE_THRESHOLD: '0' })).toThrow(
+      'WEFT_BREAKER_FAILURE_THRESHOLD="0" is not an integer from 1 to 1000000; unset it to use the bridge\'s default',
+    );
+    expect(bad({ WEFT_BREAKER_COOLDOWN_MS: '5s' })).toThrow('WEFT_BREAKER_COOLDOWN_MS="5s" is not an integer from 0 to 86400000');
+    expect(bad({ WEFT_BRIDGE_SYNC_WAIT_US: '2000000' })).toThrow('WEFT_BRIDGE_SYNC_WAIT_US="2000000" is not an integer from 0 to 1000000');
+    expect(bad({ WEFT_LEASE_MS: '10' })).toThrow('WEFT_LEASE_MS="10" is not an integer ≥ 100; unset it to use 30000');
+  });
+});
