@@ -1,7 +1,8 @@
 import client from 'prom-client';
 import type { Database } from '../store/database.js';
 import type { MessageBus } from '../messaging/types.js';
-import { RESULTS_QUEUE } from '../messaging/queues.js';
+import { RESULTS_QUEUE, stepQueue } from '../messaging/queues.js';
+import { namespaceRuntimes } from '../store/templates.js';
 
 /**
  * The orchestrator's Prometheus metrics (GET /metrics). Hot-path updates are
@@ -63,10 +64,7 @@ export class OrchestratorMetrics {
       labelNames: ['queue'],
       registers,
       async collect() {
-        const { rows } = await db.query<{ namespace: string; runtime: string }>(
-          `SELECT DISTINCT t.namespace, s->>'runtime' AS runtime FROM weft.templates t, jsonb_array_elements(t.definition->'steps') s`,
-        );
-        const queues = [RESULTS_QUEUE, ...rows.map((r) => `step.${r.namespace}.${r.runtime}`)];
+        const queues = [RESULTS_QUEUE, ...(await namespaceRuntimes(db)).map((r) => stepQueue(r.namespace, r.runtime))];
         const depth = await bus.depth(queues);
         this.reset();
         for (const [q, n] of Object.entries(depth)) this.set({ queue: q }, n);
