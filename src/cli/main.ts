@@ -9,6 +9,8 @@ import { runWorker } from './worker.js';
 import { runTask } from './run.js';
 import { registerClusterCommand } from './cluster.js';
 import { registerBenchCommand } from './bench.js';
+import { registerTokenCommand } from './token.js';
+import { registerDashboardCommand } from './dashboard.js';
 
 const program = new Command();
 program
@@ -24,7 +26,9 @@ Environment:
   WEFT_MESSAGING        pg (default) | rabbitmq
   WEFT_AMQP_URL         RabbitMQ URL (default amqp://guest:guest@127.0.0.1:5672)
   WEFT_LOG_LEVEL        trace | debug | info (default) | warn | error
-  WEFT_ORCHESTRATOR_URL orchestrator for \`weft run\`; unset = run one in-process`,
+  WEFT_ORCHESTRATOR_URL orchestrator for \`weft run\`; unset = run one in-process
+  WEFT_API_TOKEN        bearer token \`weft run\` sends to WEFT_ORCHESTRATOR_URL
+  WEFT_TASK_RATE_LIMIT  tasks one API token may create per minute (default 6000)`,
   );
 
 program
@@ -48,7 +52,8 @@ program
   .option('--port <port>', 'HTTP port', (v) => Number(v), 8080)
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--templates <dir>', 'register every template under this directory at start')
-  .action(async (opts: { port: number; host: string; templates?: string }) => {
+  .option('--insecure', 'allow a non-loopback --host without any API token (weft token create)', false)
+  .action(async (opts: { port: number; host: string; templates?: string; insecure: boolean }) => {
     await runOrchestrator(loadConfig(), createLogger({ name: 'weft-orchestrator' }), opts);
   });
 
@@ -74,12 +79,16 @@ program
   .option('--timeout <ms>', 'how long --wait waits', (v) => Number(v), 120_000)
   .option('--templates <dir>', 'in-process mode: templates to register', 'templates')
   .option('--handlers <dir>', 'in-process mode: directory with one sub-directory of handlers per runtime', 'handlers')
+  .option('--ui', 'in-process mode: serve the dashboard on 127.0.0.1 and keep it up after the task until Ctrl-C', false)
+  .option('--port <port>', 'with --ui: HTTP port', (v) => Number(v), 8080)
   .action(async (template: string, opts) => {
     process.exitCode = await runTask(loadConfig(), template, opts);
   });
 
 registerClusterCommand(program);
 registerBenchCommand(program);
+registerTokenCommand(program);
+registerDashboardCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof WeftError) {
