@@ -41,7 +41,7 @@ export async function readActivity(db: Database, windowS: number, bucketS: numbe
     db.query<{ namespace: string | null; n: number; p50: number; p90: number; p99: number; max: number }>(
       `SELECT namespace, count(*)::int AS n,
               percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50, percentile_cont(0.9) WITHIN GROUP (ORDER BY ms) AS p90,
-              percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99, max(ms) AS max
+              percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99, max(ms)::float8 AS max
          FROM (SELECT namespace, extract(epoch FROM completed_at - created_at) * 1000 AS ms FROM weft.tasks
                 WHERE completed_at >= to_timestamp($1) AND state = 'complete') x
         GROUP BY GROUPING SETS ((namespace), ())`,

@@ -13,11 +13,23 @@ export interface Series {
  * A uPlot line (or bar) chart in a box of fixed height, so data arriving
  * later never moves the page. `x` are Unix seconds, or indexes with `bars`.
  */
-export function Chart(props: { title: string; x: number[]; series: Series[]; unit?: string; height?: number; bars?: boolean; xLabels?: string[] }) {
+export function Chart(props: {
+  title: string;
+  x: number[];
+  series: Series[];
+  unit?: string;
+  height?: number;
+  /** Bars drawn over each other in series order: put the largest series first. */
+  bars?: boolean;
+  /** Stepped lines over an index axis (histograms). */
+  steps?: boolean;
+  xLabels?: string[];
+}) {
+  const indexed = props.bars || props.steps;
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const height = props.height ?? 200;
-  const shape = `${props.bars ? 'b' : 'l'}|${props.series.map((s) => s.label).join('|')}|${props.xLabels?.join('|') ?? ''}`;
+  const shape = `${props.bars ? 'b' : props.steps ? 's' : 'l'}|${props.series.map((s) => s.label).join('|')}|${props.xLabels?.join('|') ?? ''}`;
   const data = [props.x, ...props.series.map((s) => s.values)] as uPlot.AlignedData;
 
   useEffect(() => {
@@ -29,9 +41,9 @@ export function Chart(props: { title: string; x: number[]; series: Series[]; uni
       height,
       legend: { show: true },
       cursor: { show: true },
-      scales: { x: { time: !props.bars } },
+      scales: { x: { time: !indexed } },
       axes: [
-        props.bars ? { values: (_u, ticks) => ticks.map((t) => props.xLabels?.[t] ?? ''), gap: 4 } : {},
+        indexed ? { values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) ? (props.xLabels?.[t] ?? '') : '')), gap: 4 } : {},
         { values: (_u, ticks) => ticks.map((t) => `${+t.toPrecision(3)}${props.unit ? ` ${props.unit}` : ''}`), size: 70 },
       ],
       series: [
@@ -39,9 +51,9 @@ export function Chart(props: { title: string; x: number[]; series: Series[]; uni
         ...props.series.map((s, i) => ({
           label: s.label,
           stroke: PALETTE[i % PALETTE.length],
-          fill: props.bars ? `${PALETTE[i % PALETTE.length]}99` : undefined,
+          fill: props.bars ? `${PALETTE[i % PALETTE.length]}cc` : props.steps ? `${PALETTE[i % PALETTE.length]}22` : undefined,
           width: props.bars ? 0 : 2,
-          paths: props.bars ? uPlot.paths.bars!({ size: [0.6 / Math.max(1, props.series.length), 60] }) : undefined,
+          paths: props.bars ? uPlot.paths.bars!({ size: [0.6, 60] }) : props.steps ? uPlot.paths.stepped!({ align: 1 }) : undefined,
           points: { show: false },
           spanGaps: false,
         })),

@@ -83,7 +83,7 @@ function BridgePanel(props: { w: Proc }) {
         return html`<tr><td>${label}</td><td class="num">${h?.count ?? 0}</td><td class="num">${us(quantileUs(h, 0.5))}</td><td class="num">${us(quantileUs(h, 0.99))}</td><td class="num">${us(h && h.count ? h.sumNs / h.count / 1000 : null)}</td></tr>`;
       })}</tbody></table>
     ${bounds.length > 0 &&
-    html`<${Chart} title=${`${props.w.runtime}: calls per latency bucket, by phase`} bars x=${bounds.map((_, i) => i)} xLabels=${bounds.map((b) => `≤${us(b)}`)}
+    html`<${Chart} title=${`${props.w.runtime}: calls per latency bucket, by phase`} steps x=${bounds.map((_, i) => i)} xLabels=${bounds.map((b) => `≤${us(b)}`)}
       series=${PHASES.map(([k, label]) => ({ label, values: (hs[k]?.counts ?? []).slice(0, last) }))} height=${180} />`}
   </div>`;
 }
