@@ -1,20 +1,13 @@
 import { html } from 'htm/preact';
-import { useEffect, useState } from 'preact/hooks';
-import { api } from '../api.js';
+import { useState } from 'preact/hooks';
+import { usePeriodic } from '../periodic.js';
+import type { Activity } from '../../store/activity.js';
+import type { PoolStats } from '../../store/database.js';
 import { Chart } from '../chart.js';
 import { ms } from '../format.js';
 
-interface Stats {
-  window_s: number;
-  bucket_s: number;
-  buckets: number[];
-  steps_per_s: Record<string, number[]>;
-  task_latency: Record<string, { n: number; p50: number; p90: number; p99: number; max: number }>;
-  task_latency_series: { p50: Array<number | null>; p99: Array<number | null> };
-  step_phases: Record<string, { n: number; queue_p50: number; queue_p99: number; run_p50: number; run_p99: number }>;
-  queue_depth: Record<string, number>;
-  pool: { total: number; idle: number; inUse: number; waiting: number; acquires: number; slowAcquires: number; maxAcquireMs: number; acquireMsTotal: number };
-}
+/** GET /v1/stats: the store's Activity (JSON has no Dates in it) plus queue depth and the pool. */
+type Stats = Activity & { queue_depth: Record<string, number>; pool: PoolStats };
 
 const WINDOWS: Array<[number, string]> = [
   [300, '5 min'],
@@ -25,26 +18,7 @@ const WINDOWS: Array<[number, string]> = [
 /** Throughput and latency over a window; re-read every five seconds while open. */
 export function Stats() {
   const [windowS, setWindowS] = useState(900);
-  const [s, setS] = useState<Stats | null>(null);
-  const [error, setError] = useState('');
-  useEffect(() => {
-    let stop = false;
-    let timer: ReturnType<typeof setTimeout>;
-    const tick = async () => {
-      try {
-        const d = await api<Stats>(`/v1/stats?window_s=${windowS}`);
-        if (!stop) (setS(d), setError(''));
-      } catch (err) {
-        if (!stop) setError((err as Error).message);
-      }
-      if (!stop) timer = setTimeout(tick, 5_000);
-    };
-    void tick();
-    return () => {
-      stop = true;
-      clearTimeout(timer);
-    };
-  }, [windowS]);
+  const { data: s, error } = usePeriodic<Stats>(`/v1/stats?window_s=${windowS}`, 5_000);
   const series = s ? Object.entries(s.steps_per_s).sort(([a], [b]) => a.localeCompare(b)).map(([label, values]) => ({ label, values })) : [];
   return html`<section aria-labelledby="stats-title">
     <div class="page-head"><h1 id="stats-title">Throughput and latency</h1>

@@ -4,6 +4,8 @@ import { api, followEvents, ApiError } from '../api.js';
 import { Dag, layoutDag, type DagEdge, type DagNode } from '../dag.js';
 import { json, ms, stateClass, time } from '../format.js';
 import { StateBadge } from './tasks.js';
+import type { Wire } from '../wire.js';
+import type { StepView, TaskView as StoreTaskView } from '../../store/tasks.js';
 
 interface StepError {
   language?: string;
@@ -14,46 +16,19 @@ interface StepError {
   kind?: string;
   permanent?: boolean;
 }
-interface Step {
-  id: string;
-  name: string;
-  template_step: string;
-  type: string;
-  runtime: string;
-  handler: string;
-  state: string;
-  attempts: number;
-  max_attempts: number;
-  parents: string[];
-  result: unknown;
+/** A step of GET /v1/tasks/:id, with the engine-side additions rendered when present. */
+type Step = Omit<Wire<StepView>, 'error' | 'batch'> & {
   error: StepError | null;
   batch: { cursor?: unknown; index?: number; total?: number; no_op?: boolean } | null;
   inputs?: unknown;
-  run_after: string | null;
-  created_at: string;
-  enqueued_at: string | null;
-  started_at: string | null;
-  finished_at: string | null;
-  duration_ms: number | null;
-  /** Engine-side additions, rendered when present. */
   worker_id?: string | null;
   queue?: string | null;
   attempts_log?: Array<{ attempt: number; error?: StepError | null; worker_id?: string; started_at?: string; finished_at?: string }>;
-}
-export interface TaskView {
-  id: string;
-  namespace: string;
-  name: string;
-  version: string;
-  state: string;
-  context: unknown;
-  idempotency_key: string | null;
+};
+export type TaskView = Omit<Wire<StoreTaskView>, 'steps' | 'error'> & {
   error: { step?: string; reason?: string; error?: StepError } | null;
-  created_at: string;
-  completed_at: string | null;
-  duration_ms: number | null;
   steps: Step[];
-}
+};
 interface TemplateStep {
   name: string;
   depends_on: string[];

@@ -3,16 +3,10 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { Dag, layoutDag } from '../dag.js';
 import { time } from '../format.js';
+import type { Wire } from '../wire.js';
+import type { TemplateSummary as StoreTemplateSummary } from '../../store/templates.js';
 
-interface TemplateSummary {
-  namespace: string;
-  name: string;
-  version: string;
-  description?: string;
-  steps: number;
-  runtimes: string[];
-  registered_at: string;
-}
+type TemplateSummary = Wire<StoreTemplateSummary>;
 interface Version {
   version: string;
   digest: string;

@@ -1,6 +1,5 @@
 import { html } from 'htm/preact';
-import { useEffect, useState } from 'preact/hooks';
-import { api } from '../api.js';
+import { usePeriodic } from '../periodic.js';
 import { Chart } from '../chart.js';
 import { ago, time, us } from '../format.js';
 
@@ -93,29 +92,7 @@ function BridgePanel(props: { w: Proc }) {
  * time passing, not of events, so this view re-reads every two seconds.
  */
 export function Workers() {
-  const [data, setData] = useState<{ stale_after_ms: number; workers: Proc[]; orchestrators: Proc[] } | null>(null);
-  const [error, setError] = useState('');
-  useEffect(() => {
-    let stop = false;
-    let timer: ReturnType<typeof setTimeout>;
-    const tick = async () => {
-      try {
-        const d = await api<{ stale_after_ms: number; workers: Proc[]; orchestrators: Proc[] }>('/v1/workers');
-        if (!stop) {
-          setData(d);
-          setError('');
-        }
-      } catch (err) {
-        if (!stop) setError((err as Error).message);
-      }
-      if (!stop) timer = setTimeout(tick, 2_000);
-    };
-    void tick();
-    return () => {
-      stop = true;
-      clearTimeout(timer);
-    };
-  }, []);
+  const { data, error } = usePeriodic<{ stale_after_ms: number; workers: Proc[]; orchestrators: Proc[] }>('/v1/workers', 2_000);
   const row = (w: Proc) => html`<tr key=${w.id} data-worker=${w.id} data-pid=${w.pid} data-stale=${String(w.stale)} class=${w.stale ? 'stale' : ''}>
     <td class="mono">${w.id}</td><td>${w.runtime ?? '–'}</td><td>${w.host}</td><td class="num">${w.pid}</td>
     <td>${time(w.started_at)}</td>
