@@ -182,7 +182,7 @@ describe('migrate', () => {
     const tables = relations.filter((r) => r.kind === 'r').map((r) => r.name);
     expect(tables.sort()).toEqual(
       [
-        'dead_letters', 'processes', 'queue_messages', 'schema_migrations', 'step_edges', 'step_transition_rules',
+        'api_tokens', 'dead_letters', 'processes', 'queue_messages', 'schema_migrations', 'step_edges', 'step_transition_rules',
         'step_transitions', 'steps', 'task_transition_rules', 'task_transitions', 'tasks', 'templates',
       ].sort(),
     );
