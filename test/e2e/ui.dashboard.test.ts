@@ -1,3 +1,6 @@
+/// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
+// (page.evaluate callbacks run in the browser)
 /**
  * The dashboard in a real browser (Debian's Chromium through playwright-core)
  * against a real orchestrator, native workers in this process and `weft
@@ -43,23 +46,17 @@ describe('dashboard in Chromium', () => {
     await d.engine.orchestrators[0]!.waitForTask(done, 20_000);
     const page = await open('/tasks');
     await page.locator(`tr[data-task="${done}"] [data-state="complete"]`).waitFor();
-    // Count layout shifts from here on: live updates must not move anything.
-    await page.evaluate(() => {
-      (window as any).__shift = 0;
-      new PerformanceObserver((list) => {
-        for (const e of list.getEntries() as any[]) if (!e.hadRecentInput) (window as any).__shift += e.value;
-      }).observe({ type: 'layout-shift', buffered: false });
-    });
     const live = await create('slow_chain', { delay_ms: 500 });
     // A new task is not an event; it shows on the next page load. Its end is.
     await page.reload();
     await page.locator(`tr[data-task="${live}"] [data-state="running"]`).waitFor();
     await page.evaluate(() => ((window as any).__marker = 'no reload'));
+    // Count layout shifts from here on: the live update must not move anything.
     await page.evaluate(() => {
       (window as any).__shift = 0;
       new PerformanceObserver((list) => {
         for (const e of list.getEntries() as any[]) if (!e.hadRecentInput) (window as any).__shift += e.value;
-      }).observe({ type: 'layout-shift', buffered: false });
+      }).observe({ type: 'layout-shift' as any, buffered: false });
     });
     await page.locator(`tr[data-task="${live}"] [data-state="complete"]`).waitFor({ timeout: 20_000 });
     await eventually('the complete count to include both tasks', async () => (await page.locator('[data-count="complete"] b').textContent()) === '2');
