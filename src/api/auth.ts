@@ -18,7 +18,7 @@ declare module 'fastify' {
 export interface AuthOptions {
   /** Serve without tokens on a non-loopback address (`--insecure`). */
   insecure?: boolean;
-  /** How long "are there any tokens?" is cached (ms); `weft token create` in another process takes effect within it. */
+  /** How long "are there any tokens?" and each token's lookup are cached (ms): `weft token create` and `revoke` in another process take effect within it. */
   cacheMs?: number;
 }
 
@@ -64,6 +64,8 @@ type AuthError = { status: number; code: string; message: string };
  */
 export class ApiAuth {
   private cached: { at: number; required: boolean } | undefined;
+  /** Tokens looked up in the last `cacheMs`, by secret: one query per token per second, not per request. */
+  private readonly known = new Map<string, { at: number; token: TokenRow | undefined }>();
   private readonly cacheMs: number;
 
   constructor(
@@ -83,6 +85,17 @@ export class ApiAuth {
     return required;
   }
 
+  /** The live token with this secret; a revocation takes effect within `cacheMs`. */
+  private async lookup(secret: string): Promise<TokenRow | undefined> {
+    const now = Date.now();
+    const hit = this.known.get(secret);
+    if (hit && now - hit.at < this.cacheMs) return hit.token;
+    const token = await findLiveToken(this.db, secret);
+    if (this.known.size >= 1_000) this.known.clear();
+    this.known.set(secret, { at: now, token });
+    return token;
+  }
+
   install(app: FastifyInstance): void {
     app.decorateRequest('apiToken', undefined);
     app.addHook('onRequest', async (req, reply) => {
@@ -92,7 +105,7 @@ export class ApiAuth {
     app.get('/v1/auth', async (req) => {
       const required = await this.tokensRequired();
       const header = bearer(req);
-      const token = required && header ? await findLiveToken(this.db, header) : undefined;
+      const token = required && header ? await this.lookup(header) : undefined;
       return { required, open_to_this_caller: !required && this.openTo(req), token: token ? { name: token.name, scopes: token.scopes } : null };
     });
   }
@@ -117,7 +130,7 @@ export class ApiAuth {
     if (!presented) {
       return { status: 401, code: 'token_required', message: `${req.method} ${url} needs a bearer token with scope ${scope}: send Authorization: Bearer <token> (weft token create --scope ${scope})` };
     }
-    const token = await findLiveToken(this.db, presented);
+    const token = await this.lookup(presented);
     if (!token) return { status: 401, code: 'token_invalid', message: 'the bearer token is unknown or revoked; `weft token list` shows the live ones' };
     if (!scopeAllows(token.scopes, scope)) {
       return {
