@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Installs what this machine lacks to build and run weft: the Debian packages
-# the native bridge needs (Ruby's headers and library, pkg-config). Quick and
-# silent when everything is already there; safe to run again.
+# Installs what this machine lacks to build, run and test weft: the Debian
+# packages the native bridge needs (Ruby's headers and library, pkg-config)
+# and Chromium, which the dashboard's browser tests drive (test/e2e; no
+# browser is ever downloaded from elsewhere). Quick and silent when
+# everything is already there; safe to run again.
 set -euo pipefail
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in ruby-dev pkg-config; do
+for pkg in ruby-dev pkg-config chromium; do
   have_pkg "$pkg" || need+=("$pkg")
 done
 

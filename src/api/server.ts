@@ -9,6 +9,14 @@ import { parseTemplate, validateTemplateObject } from '../core/template/parse.js
 import { TemplateError } from '../core/template/errors.js';
 import { ConflictError, NotFoundError, ValidationError, WeftError } from '../shared/errors.js';
 import { isUuid } from '../shared/ids.js';
+import { TERMINAL_TASK_STATES } from '../core/states.js';
+import type { LiveEvents } from '../orchestration/live-events.js';
+import { ApiAuth, type AuthOptions } from './auth.js';
+import { fieldPath, taskId } from './params.js';
+import { taskRoutes } from './routes/tasks.js';
+import { systemRoutes } from './routes/system.js';
+import { catalogRoutes } from './routes/catalog.js';
+import { uiRoutes } from './ui.js';
 
 export interface ApiOptions {
   orchestrator: Orchestrator;
@@ -17,25 +25,22 @@ export interface ApiOptions {
   log: Logger;
   /** Largest request body accepted (bytes); a context is stored as JSONB. */
   bodyLimit?: number;
+  /** Task ends and step changes for the server-sent events; without it the streams only say hello. */
+  liveEvents?: LiveEvents;
+  /** Bearer tokens (see auth.ts); always on: with no token stored the API answers loopback callers only. */
+  auth?: AuthOptions;
+  /** Tasks one token may create per minute (default 6000). */
+  createPerMinute?: number;
+  /** Serve the dashboard at `/` (default true). */
+  ui?: boolean;
 }
-
-const createTaskSchema = {
-  type: 'object',
-  required: ['namespace', 'name'],
-  additionalProperties: false,
-  properties: {
-    namespace: { type: 'string', minLength: 1 },
-    name: { type: 'string', minLength: 1 },
-    version: { type: 'string', minLength: 1 },
-    context: {},
-    idempotency_key: { type: 'string', minLength: 1, maxLength: 200 },
-  },
-} as const;
 
 /**
  * The orchestrator's HTTP API:
  *
  *   POST /v1/tasks                 create → 201 {id}; 400 bad input (names the field), 404 unknown template, 409 repeated idempotency key
+ *   GET  /v1/tasks, cancel, retry, server-sent events: routes/tasks.ts; workers, stats: routes/system.ts;
+ *        template versions, bench results: routes/catalog.ts; the dashboard at /: ui.ts; tokens: auth.ts
  *   GET  /v1/tasks/:id             task state and every step (state, attempts, result, error, timings)
  *   GET  /v1/tasks/:id/wait        long-poll: returns the moment the task ends (or after timeout_ms, with ended: false)
  *   GET  /v1/templates             registered templates
@@ -43,7 +48,7 @@ const createTaskSchema = {
  *   GET  /health                   database and broker
  *   GET  /metrics                  Prometheus text
  *
- * Errors are `{ "error": { "code", "message", "path"? } }`.
+ * Errors are `{ "error": { "code", "message", "path"? } }`. docs/api.md documents every endpoint.
  */
 export function buildApi(options: ApiOptions): FastifyInstance {
   const { orchestrator, db, bus } = options;
@@ -55,6 +60,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'], { parseAs: 'string' }, (_req, body, done) =>
     done(null, { __yaml: body as string }),
   );
+  new ApiAuth(db, options.log, options.auth).install(app);
 
   app.setErrorHandler((err: FastifyError, _req, reply) => {
     if (err.validation) {
@@ -71,6 +77,8 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     }
     if (err instanceof NotFoundError) return reply.status(404).send({ error: { code: err.code, message: err.message } });
     if (err instanceof ConflictError) return reply.status(409).send({ error: { code: err.code, message: err.message, ...err.details } });
+    if (err instanceof WeftError && err.code === 'not_implemented') return reply.status(501).send({ error: { code: err.code, message: err.message } });
+    if (err.statusCode === 429) return reply.status(429).send({ error: { code: 'rate_limited', message: err.message } });
     if (err.statusCode === 413) {
       return reply.status(413).send({ error: { code: 'too_large', message: `request body is larger than the limit of ${options.bodyLimit ?? 32 * 1024 * 1024} bytes` } });
     }
@@ -82,11 +90,10 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     return reply.status(500).send({ error: { code, message: err.message } });
   });
 
-  app.post('/v1/tasks', { schema: { body: createTaskSchema } }, async (req, reply) => {
-    const body = req.body as { namespace: string; name: string; version?: string; context?: unknown; idempotency_key?: string };
-    const created = await orchestrator.createTask(body);
-    return reply.status(201).send({ id: created.id, state: 'running', dispatched: created.dispatched });
-  });
+  void app.register(taskRoutes, { orchestrator, db, liveEvents: options.liveEvents ?? orchestrator.taskEvents, createPerMinute: options.createPerMinute });
+  void app.register(systemRoutes, { db, bus });
+  void app.register(catalogRoutes, { db });
+  if (options.ui !== false) void app.register(uiRoutes);
 
   app.get('/v1/tasks/:id', async (req, reply) => {
     const id = taskId(req.params);
@@ -121,6 +128,9 @@ export function buildApi(options: ApiOptions): FastifyInstance {
         ? parseTemplate(body.__yaml, 'request body')
         : validateTemplateObject(body, 'request body');
     const outcome = await orchestrator.templates.register(def);
+    if (outcome === 'created') {
+      options.log.info({ template: `${def.namespace}/${def.name}@${def.version}`, token: req.apiToken?.name ?? null }, 'template version registered');
+    }
     return reply.status(outcome === 'created' ? 201 : 200).send({ namespace: def.namespace, name: def.name, version: def.version, outcome });
   });
 
@@ -140,18 +150,4 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   });
 
   return app;
-}
-
-function taskId(params: unknown): string {
-  const id = (params as { id: string }).id;
-  if (!isUuid(id)) throw new ValidationError(`task id ${JSON.stringify(id)} is not a UUID`, 'id');
-  return id;
-}
-
-/** `/context/amount` + {missingProperty: 'x'} → `context.amount.x` */
-function fieldPath(instancePath: string, params: Record<string, unknown>): string {
-  const parts = instancePath.split('/').filter(Boolean);
-  if (typeof params.missingProperty === 'string') parts.push(params.missingProperty);
-  if (typeof params.additionalProperty === 'string') parts.push(params.additionalProperty);
-  return parts.join('.');
 }

@@ -9,6 +9,8 @@ import { runWorker } from './worker.js';
 import { runTask } from './run.js';
 import { registerClusterCommand } from './cluster.js';
 import { registerBenchCommand } from './bench.js';
+import { registerTokenCommand } from './token.js';
+import { registerDashboardCommand } from './dashboard.js';
 
 const program = new Command();
 program
@@ -28,7 +30,10 @@ Environment:
   WEFT_LEASE_MS         a worker silent this long loses its running steps (default 30000)
   WEFT_STEP_MAX_LOSSES  a step that lost its worker this many times fails (default 5)
   WEFT_RETENTION        delete finished tasks this long after they ended, e.g. 7d (default: keep)
-  WEFT_VACUUM_INTERVAL_MS  with autovacuum off, how often weft vacuums its tables (default 30000)`,
+  WEFT_VACUUM_INTERVAL_MS  with autovacuum off, how often weft vacuums its tables (default 30000)
+
+  WEFT_API_TOKEN        bearer token \`weft run\` sends to WEFT_ORCHESTRATOR_URL
+  WEFT_TASK_RATE_LIMIT  tasks one API token may create per minute (default 6000)`,
   );
 
 program
@@ -52,7 +57,8 @@ program
   .option('--port <port>', 'HTTP port', (v) => Number(v), 8080)
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--templates <dir>', 'register every template under this directory at start')
-  .action(async (opts: { port: number; host: string; templates?: string }) => {
+  .option('--insecure', 'allow a non-loopback --host without any API token (weft token create)', false)
+  .action(async (opts: { port: number; host: string; templates?: string; insecure: boolean }) => {
     await runOrchestrator(loadConfig(), createLogger({ name: 'weft-orchestrator' }), opts);
   });
 
@@ -78,12 +84,16 @@ program
   .option('--timeout <ms>', 'how long --wait waits', (v) => Number(v), 120_000)
   .option('--templates <dir>', 'in-process mode: templates to register', 'templates')
   .option('--handlers <dir>', 'in-process mode: directory with one sub-directory of handlers per runtime', 'handlers')
+  .option('--ui', 'in-process mode: serve the dashboard on 127.0.0.1 and keep it up after the task until Ctrl-C', false)
+  .option('--port <port>', 'with --ui: HTTP port', (v) => Number(v), 8080)
   .action(async (template: string, opts) => {
     process.exitCode = await runTask(loadConfig(), template, opts);
   });
 
 registerClusterCommand(program);
 registerBenchCommand(program);
+registerTokenCommand(program);
+registerDashboardCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof WeftError) {

@@ -5,11 +5,11 @@ import { connectStore } from '../store/connect.js';
 import { createMessageBus } from '../messaging/index.js';
 import { Orchestrator } from '../orchestration/orchestrator.js';
 import { loadTemplateDir } from '../core/template/load.js';
-import { buildApi } from '../api/server.js';
+import { serveApi } from './serve-api.js';
 import { onShutdownSignal } from './lifecycle.js';
 
 /** `weft orchestrator`: HTTP API + result processing until SIGTERM. */
-export async function runOrchestrator(config: WeftConfig, log: Logger, opts: { port: number; host: string; templates?: string }): Promise<void> {
+export async function runOrchestrator(config: WeftConfig, log: Logger, opts: { port: number; host: string; templates?: string; insecure?: boolean }): Promise<void> {
   const templates = opts.templates ? await loadTemplateDir(opts.templates) : [];
   const store = await connectStore(config, log, { applicationName: 'weft-orchestrator' });
   const bus = createMessageBus(config, store.db, log);
@@ -27,9 +27,13 @@ export async function runOrchestrator(config: WeftConfig, log: Logger, opts: { p
   });
   await orchestrator.registerTemplates(templates);
   await orchestrator.start();
-  const api = buildApi({ orchestrator, db: store.db, bus, log });
-  await api.listen({ port: opts.port, host: opts.host });
-  log.info({ url: `http://${opts.host}:${opts.port}`, messaging: bus.backend, database: store.source }, 'orchestrator listening');
+  const api = await serveApi({ orchestrator, db: store.db, bus, log, host: opts.host, port: opts.port, insecure: opts.insecure, createPerMinute: config.taskRateLimitPerMinute }).catch(async (err) => {
+    await orchestrator.stop();
+    await bus.close();
+    await store.close();
+    throw err;
+  });
+  log.info({ url: api.url, dashboard: `${api.url}/`, messaging: bus.backend, database: store.source }, 'orchestrator listening');
   onShutdownSignal(log, async () => {
     await api.close();
     await orchestrator.stop();

@@ -1,16 +1,10 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { WeftConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
-import { processId } from '../shared/ids.js';
 import { ValidationError } from '../shared/errors.js';
-import { connectStore } from '../store/connect.js';
 import { getTaskView, type TaskView } from '../store/tasks.js';
-import { createMessageBus } from '../messaging/index.js';
-import { Orchestrator } from '../orchestration/orchestrator.js';
-import { loadTemplateDir } from '../core/template/load.js';
-import { Worker, type StepEvent } from '../worker/worker.js';
-import { createRunner } from '../worker/runners.js';
+import type { StepEvent } from '../worker/worker.js';
+import { startEmbeddedEngine } from './embedded-engine.js';
+import { serveApi } from './serve-api.js';
 
 export interface RunOptions {
   context: string;
@@ -19,10 +13,10 @@ export interface RunOptions {
   timeout: number;
   templates: string;
   handlers: string;
+  /** Serve the dashboard on 127.0.0.1 while the task runs, and afterwards until Ctrl-C. */
+  ui?: boolean;
+  port?: number;
 }
-
-/** Where each runtime's handlers live under the --handlers directory. */
-const HANDLER_DIRS: Record<string, string> = { native: 'typescript', typescript: 'typescript', python: 'python', ruby: 'ruby' };
 
 /**
  * `weft run NAMESPACE/NAME`: submit a task. With WEFT_ORCHESTRATOR_URL it
@@ -41,7 +35,7 @@ export async function runTask(config: WeftConfig, target: string, opts: RunOptio
     throw new ValidationError(`--context is not JSON: ${(err as Error).message}; e.g. --context '{"even_number": 6}'`, 'context');
   }
   const out = (s: string) => process.stdout.write(`${s}\n`);
-  if (config.orchestratorUrl) return runRemote(config.orchestratorUrl, { namespace, name, version, context }, opts, out);
+  if (config.orchestratorUrl) return runRemote(config.orchestratorUrl, config.apiToken, { namespace, name, version, context }, opts, out);
   return runInProcess(config, { namespace, name, version, context }, opts, out);
 }
 
@@ -52,30 +46,13 @@ async function runInProcess(
   out: (s: string) => void,
 ): Promise<number> {
   const log = createLogger({ level: process.env.WEFT_LOG_LEVEL ?? 'warn' });
-  const store = await connectStore(config, log);
-  const bus = createMessageBus(config, store.db, log);
-  const orchestrator = new Orchestrator({
-    db: store.db,
-    bus,
-    log,
-    processId: processId('run'),
-    pollIntervalMs: config.pollIntervalMs,
-    leaseMs: config.leaseMs,
-    maxLosses: config.maxLosses,
-    retentionMs: config.retentionMs,
-    vacuumIntervalMs: config.vacuumIntervalMs,
-  });
-  const workers: Worker[] = [];
+  const engine = await startEmbeddedEngine(config, log, { templates: opts.templates, handlers: opts.handlers, name: 'run' });
+  const { orchestrator, store } = engine;
+  let ui: Awaited<ReturnType<typeof serveApi>> | undefined;
   try {
-    if (existsSync(opts.templates)) await orchestrator.registerTemplates(await loadTemplateDir(opts.templates));
     const { def } = await orchestrator.templates.get(req.namespace, req.name, req.version);
-    await orchestrator.start();
-    for (const runtime of new Set(def.steps.map((s) => s.runtime))) {
-      const runner = await createRunner(runtime, join(opts.handlers, HANDLER_DIRS[runtime]!), log);
-      const worker = new Worker({ db: store.db, bus, log, runner, workerId: processId(`run-${runtime}`), namespaces: [def.namespace], leaseMs: config.leaseMs });
-      await worker.start();
-      workers.push(worker);
-    }
+    await engine.addWorkers(new Set(def.steps.map((s) => s.runtime)), [def.namespace]);
+    if (opts.ui) ui = await serveApi({ orchestrator, db: store.db, bus: engine.bus, log, host: '127.0.0.1', port: opts.port ?? 8080 });
     const t0 = performance.now();
     let taskId = '';
     // The workers finish steps themselves; their events are this run's progress lines.
@@ -85,33 +62,53 @@ async function runInProcess(
       const detail = e.state === 'complete' ? short(e.result) : e.state === 'cancelled' ? 'cancelled' : short((e.error as { message?: string })?.message ?? e.error);
       out(`  ${mark} ${e.name.padEnd(28)} ${detail.padEnd(24)} ${(performance.now() - t0).toFixed(1).padStart(8)} ms`);
     };
-    if (opts.wait) for (const w of workers) w.on('step', progress);
+    if (opts.wait) for (const w of engine.workers) w.on('step', progress);
     const created = await orchestrator.createTask(req);
     taskId = created.id;
+    if (ui) out(`dashboard: ${ui.url}/#/tasks/${created.id}`);
+    let code = 0;
     if (!opts.wait) {
       out(created.id);
-      return 0;
+    } else {
+      if (!opts.json) out(`task ${created.id}  ${def.namespace}/${def.name}@${def.version}`);
+      const ended = await orchestrator.waitForTask(created.id, opts.timeout);
+      const view = (await getTaskView(store.db, created.id))!;
+      code = report(view, ended, opts, out);
     }
-    if (!opts.json) out(`task ${created.id}  ${def.namespace}/${def.name}@${def.version}`);
-    const ended = await orchestrator.waitForTask(created.id, opts.timeout);
-    const view = (await getTaskView(store.db, created.id))!;
-    return report(view, ended, opts, out);
+    if (ui) {
+      out('the dashboard stays up until Ctrl-C');
+      await untilSignal();
+    }
+    return code;
   } finally {
-    await Promise.all(workers.map((w) => w.stop(5_000)));
-    await orchestrator.stop();
-    await bus.close();
-    await store.close();
+    await ui?.close();
+    await engine.stop();
   }
+}
+
+/** Resolves on the first SIGINT or SIGTERM. */
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      resolve();
+    };
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+  });
 }
 
 async function runRemote(
   base: string,
+  token: string | undefined,
   req: { namespace: string; name: string; version?: string; context: unknown },
   opts: RunOptions,
   out: (s: string) => void,
 ): Promise<number> {
   const url = base.replace(/\/$/, '');
-  const res = await fetch(`${url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(req) });
+  const auth: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+  const res = await fetch(`${url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify(req) });
   const body = (await res.json()) as { id?: string; error?: { message: string } };
   if (res.status !== 201 || !body.id) {
     process.stderr.write(`weft: ${res.status} ${body.error?.message ?? JSON.stringify(body)}\n`);
@@ -125,7 +122,7 @@ async function runRemote(
   const deadline = Date.now() + opts.timeout;
   for (;;) {
     const left = Math.max(0, deadline - Date.now());
-    const w = await fetch(`${url}/v1/tasks/${body.id}/wait?timeout_ms=${Math.min(left, 30_000)}`);
+    const w = await fetch(`${url}/v1/tasks/${body.id}/wait?timeout_ms=${Math.min(left, 30_000)}`, { headers: auth });
     const view = (await w.json()) as TaskView & { ended: boolean };
     if (view.ended || left === 0) {
       if (!opts.json) for (const s of view.steps) out(`  ${s.state === 'complete' ? '✓' : '✗'} ${s.name.padEnd(28)} ${short(s.result ?? s.error)}`);

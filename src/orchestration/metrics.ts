@@ -4,6 +4,7 @@ import type { MessageBus } from '../messaging/types.js';
 import { stepQueue } from '../messaging/queues.js';
 import { listProcesses } from '../store/processes.js';
 import { addSnapshots, type BucketSnapshot } from '../shared/histogram.js';
+import { namespaceRuntimes } from '../store/templates.js';
 
 /**
  * The orchestrator's Prometheus metrics (GET /metrics). Hot-path updates are
@@ -62,10 +63,7 @@ export class OrchestratorMetrics {
       labelNames: ['queue'],
       registers,
       async collect() {
-        const { rows } = await db.query<{ namespace: string; runtime: string }>(
-          `SELECT DISTINCT t.namespace, s->>'runtime' AS runtime FROM weft.templates t, jsonb_array_elements(t.definition->'steps') s`,
-        );
-        const queues = rows.map((r) => stepQueue(r.namespace, r.runtime));
+        const queues = (await namespaceRuntimes(db)).map((r) => stepQueue(r.namespace, r.runtime));
         const depth = await bus.depth(queues);
         this.reset();
         for (const [q, n] of Object.entries(depth)) this.set({ queue: q }, n);
@@ -74,7 +72,7 @@ export class OrchestratorMetrics {
     // Step metrics come from the workers, which finish the steps: each
     // publishes its counters and step latency histogram with its heartbeat.
     const workers = async () =>
-      (await listProcesses(db, 'worker')).map((p) => ({ runtime: p.runtime ?? 'unknown', info: p.info as WorkerInfo }));
+      (await listProcesses(db, { kind: 'worker' })).map((p) => ({ runtime: p.runtime ?? 'unknown', info: p.info as WorkerInfo }));
     new client.Gauge({
       name: 'weft_steps_total',
       help: 'Steps handled by the workers now registered, by runtime and outcome (claimed, succeeded, failed, retried, lost)',

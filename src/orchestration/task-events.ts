@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../shared/logger.js';
 import type { Database } from '../store/database.js';
 import { signalsOf, type Signals } from '../store/signals.js';
+import type { LiveEvents } from './live-events.js';
 
 /** How often a waiter re-reads its task, in case a notification was lost. */
 const RECHECK_MS = 1_000;
@@ -42,7 +43,7 @@ export type LiveEvent = StepChange | ({ kind: 'task' } & TaskEndEvent);
  * watch is registered in weft.task_watchers, which the finishing worker's
  * statement reads, so unwatched tasks cost nothing.
  */
-export class TaskEvents {
+export class TaskEvents implements LiveEvents {
   private readonly emitter = new EventEmitter();
   private readonly signals: Signals;
   private readonly watcherId = `w${randomBytes(6).toString('hex')}`;

@@ -15,6 +15,10 @@ export interface WeftConfig {
   logLevel: string;
   /** Base URL of an orchestrator for `weft run`; unset = run one in-process. */
   orchestratorUrl: string | undefined;
+  /** Bearer token `weft run` sends to that orchestrator (`weft token create`). */
+  apiToken: string | undefined;
+  /** Tasks one API token (or loopback address, while no token exists) may create per minute. */
+  taskRateLimitPerMinute: number;
   pool: {
     max: number;
     /** Log a warning when getting a connection takes longer than this. */
@@ -134,6 +138,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WeftConfig {
     amqpUrl: env.WEFT_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672',
     logLevel: env.WEFT_LOG_LEVEL ?? 'info',
     orchestratorUrl: env.WEFT_ORCHESTRATOR_URL || undefined,
+    apiToken: env.WEFT_API_TOKEN || undefined,
+    taskRateLimitPerMinute: intFrom(env, 'WEFT_TASK_RATE_LIMIT', 6_000, 1),
     pool: {
       max: intFrom(env, 'WEFT_DB_POOL_MAX', 10, 1),
       slowAcquireThresholdMs: intFrom(env, 'WEFT_SLOW_ACQUIRE_THRESHOLD_MS', 50),

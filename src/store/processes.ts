@@ -6,7 +6,11 @@ import { ASYNC_COMMIT_CTE, WITH_ASYNC_COMMIT } from './sql.js';
  * weft.processes: every running orchestrator and worker, with a heartbeat.
  * A worker's heartbeat is its lease on every step it runs: a running step
  * whose worker has not heartbeaten for WEFT_LEASE_MS is run again
- * (weft.requeue_lost_steps). `info` is what the dashboard shows.
+ * (weft.requeue_lost_steps). `info` is what the dashboard shows; a worker's is
+ * `{ namespaces, concurrency, in_flight, port?, counts: { claimed, succeeded, failed, retried, lost }, bridge?, step_latency_ms, flushes }`
+ * (bridge = the addon's RuntimeStats for the worker's runtime). A graceful
+ * stop deletes the row; a row whose heartbeat is older than `staleAfterMs`
+ * belongs to a process that stopped heartbeating (killed, hung, cut off).
  */
 export interface ProcessRow {
   id: string;
@@ -17,7 +21,12 @@ export interface ProcessRow {
   started_at: Date;
   heartbeat_at: Date;
   info: Record<string, unknown>;
+  /** ms since the last heartbeat, by the database's clock (so host clock skew does not matter). */
+  heartbeat_age_ms: number;
+  stale: boolean;
 }
+
+export const DEFAULT_STALE_AFTER_MS = 5_000;
 
 /** Register (or re-register) this process. */
 export async function registerProcess(
@@ -50,12 +59,18 @@ export async function deregisterProcess(db: Database, id: string): Promise<void>
   await db.query('DELETE FROM weft.processes WHERE id = $1', [id]);
 }
 
-/** Live and recently stopped processes, newest heartbeat first. */
-export async function listProcesses(db: Database, kind?: ProcessRow['kind']): Promise<ProcessRow[]> {
+/** Live and recently stopped processes, optionally of one kind. */
+export async function listProcesses(
+  db: Database,
+  opts: { staleAfterMs?: number; kind?: ProcessRow['kind'] } = {},
+): Promise<ProcessRow[]> {
   const { rows } = await db.query<ProcessRow>(
-    `SELECT id, kind, runtime, host, pid, started_at, heartbeat_at, info FROM weft.processes
-      WHERE $1::text IS NULL OR kind = $1 ORDER BY heartbeat_at DESC`,
-    [kind ?? null],
+    `SELECT id, kind, runtime, host, pid, started_at, heartbeat_at, info,
+            (extract(epoch FROM clock_timestamp() - heartbeat_at) * 1000)::int AS heartbeat_age_ms,
+            heartbeat_at < clock_timestamp() - make_interval(secs => $1 / 1000.0) AS stale
+       FROM weft.processes WHERE $2::text IS NULL OR kind = $2
+      ORDER BY kind, runtime NULLS FIRST, started_at`,
+    [opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS, opts.kind ?? null],
   );
   return rows;
 }

@@ -143,3 +143,11 @@ export class TemplateVersions {
     return hit;
   }
 }
+
+/** Every (namespace, runtime) pair some registered template has a step for: the step queues that can hold messages. */
+export async function namespaceRuntimes(db: Database): Promise<Array<{ namespace: string; runtime: string }>> {
+  const { rows } = await db.query<{ namespace: string; runtime: string }>(
+    `SELECT DISTINCT t.namespace, s->>'runtime' AS runtime FROM weft.templates t, jsonb_array_elements(t.definition->'steps') s ORDER BY 1, 2`,
+  );
+  return rows;
+}

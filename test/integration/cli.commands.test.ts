@@ -15,6 +15,12 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminUrl, databaseUrl, runId } from '../support/urls.js';
 import { acquireEmbeddedPostgres } from '../../src/store/embedded.js';
+import { readMigrations } from '../../src/store/migrate.js';
+
+// What `weft migrate` applies to an empty database: every migration there is, in order.
+const MIGRATIONS = await readMigrations();
+const ALL_NAMES = MIGRATIONS.map((m) => m.name).join(', ');
+const LATEST = Math.max(...MIGRATIONS.map((m) => m.version));
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const COMMAND_TIMEOUT_MS = 90_000;
@@ -265,20 +271,20 @@ describe('weft migrate with WEFT_DATABASE_URL', () => {
     const first = await weft(['migrate'], env);
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
-    expect(first.stdout).toBe(`applied 001_initial, 002_step_boundary to ${url}; schema is at version 2\n`);
+    expect(first.stdout).toBe(`applied ${ALL_NAMES} to ${url}; schema is at version ${LATEST}\n`);
 
     const c = new pg.Client(url);
     await c.connect();
     try {
       const { rows } = await c.query('SELECT version, name FROM weft.schema_migrations ORDER BY version');
-      expect(rows).toEqual([{ version: 1, name: '001_initial' }, { version: 2, name: '002_step_boundary' }]);
+      expect(rows).toEqual(MIGRATIONS.map((m) => ({ version: m.version, name: m.name })));
     } finally {
       await c.end();
     }
 
     const second = await weft(['migrate'], env);
     expect(second.code).toBe(0);
-    expect(second.stdout).toBe(`${url} is up to date (schema version 2)\n`);
+    expect(second.stdout).toBe(`${url} is up to date (schema version ${LATEST})\n`);
   });
 
   it('a database that does not exist: exits 1 with a DatabaseError that says how to fix the URL', async () => {
@@ -321,7 +327,7 @@ describe('weft migrate on the embedded PostgreSQL (no WEFT_DATABASE_URL)', () =>
 
     const first = await weft(['migrate'], env);
     expect(first.code, first.stderr).toBe(0);
-    expect(first.stdout).toBe(`applied 001_initial, 002_step_boundary to embedded PostgreSQL (${home}/pg); schema is at version 2\n`);
+    expect(first.stdout).toBe(`applied ${ALL_NAMES} to embedded PostgreSQL (${home}/pg); schema is at version ${LATEST}\n`);
     expect(first.stderr).toContain(`initialising embedded PostgreSQL in ${home}/pg`);
     expect(first.stderr).toContain(`starting embedded PostgreSQL on 127.0.0.1:${port}`);
     const record = JSON.parse(await fs.readFile(path.join(home, 'pg-embedded.json'), 'utf8')) as { port: number; pid: number | null };
@@ -337,7 +343,7 @@ describe('weft migrate on the embedded PostgreSQL (no WEFT_DATABASE_URL)', () =>
 
     const second = await weft(['migrate'], env);
     expect(second.code, second.stderr).toBe(0);
-    expect(second.stdout).toBe(`embedded PostgreSQL (${home}/pg) is up to date (schema version 2)\n`);
+    expect(second.stdout).toBe(`embedded PostgreSQL (${home}/pg) is up to date (schema version ${LATEST})\n`);
     expect(second.stderr).not.toContain('initialising embedded PostgreSQL');
     expect(second.stderr).toContain(`starting embedded PostgreSQL on 127.0.0.1:${port}`);
     const again = /stopping embedded PostgreSQL \(pid (\d+)\)/.exec(second.stderr);
@@ -362,7 +368,7 @@ describe('weft migrate on the embedded PostgreSQL (no WEFT_DATABASE_URL)', () =>
 
       const r = await weft(['migrate'], { WEFT_DATABASE_URL: undefined, WEFT_HOME: home, WEFT_LOG_LEVEL: 'info' });
       expect(r.code, r.stderr).toBe(0);
-      expect(r.stdout).toBe(`applied 001_initial, 002_step_boundary to embedded PostgreSQL (${home}/pg); schema is at version 2\n`);
+      expect(r.stdout).toBe(`applied ${ALL_NAMES} to embedded PostgreSQL (${home}/pg); schema is at version ${LATEST}\n`);
       expect(r.stderr).toContain(`reusing embedded PostgreSQL on 127.0.0.1:${port} (pid ${postmaster}`);
       expect(r.stderr).not.toContain('stopping embedded PostgreSQL');
       // Still up for us: same postmaster, and the migrated schema is there.
@@ -371,7 +377,7 @@ describe('weft migrate on the embedded PostgreSQL (no WEFT_DATABASE_URL)', () =>
       await c.connect();
       try {
         const { rows } = await c.query('SELECT name FROM weft.schema_migrations ORDER BY version');
-        expect(rows).toEqual([{ name: '001_initial' }, { name: '002_step_boundary' }]);
+        expect(rows).toEqual(MIGRATIONS.map((m) => ({ name: m.name })));
       } finally {
         await c.end();
       }

@@ -182,7 +182,7 @@ describe('migrate', () => {
     const tables = relations.filter((r) => r.kind === 'r').map((r) => r.name);
     expect(tables.sort()).toEqual(
       [
-        'outbox', 'processes', 'queue_waiters', 'schema_migrations', 'step_edges', 'step_transition_rules',
+        'api_tokens', 'outbox', 'processes', 'queue_waiters', 'schema_migrations', 'step_edges', 'step_transition_rules',
         'step_transitions', 'steps', 'task_transition_rules', 'task_transitions', 'task_watchers', 'tasks', 'templates',
       ].sort(),
     );

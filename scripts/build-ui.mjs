@@ -1,0 +1,31 @@
+// Bundles the dashboard (src/ui) into dist/ui with esbuild: app.js, app.css
+// and index.html, served by the orchestrator at `/` (src/api/ui.ts). Runs in
+// `npm run build` and `npm install` (prepare); nothing is fetched at run time.
+import { build } from 'esbuild';
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const out = join(root, 'dist', 'ui');
+mkdirSync(out, { recursive: true });
+await build({
+  entryPoints: { app: join(root, 'src/ui/main.ts') },
+  bundle: true,
+  format: 'esm',
+  target: ['chrome110', 'firefox115', 'safari16'],
+  minify: true,
+  sourcemap: true,
+  legalComments: 'linked',
+  outdir: out,
+  logLevel: 'warning',
+});
+await build({
+  entryPoints: { app: join(root, 'src/ui/app.css') },
+  bundle: true,
+  minify: true,
+  outdir: out,
+  logLevel: 'warning',
+});
+copyFileSync(join(root, 'src/ui/index.html'), join(out, 'index.html'));
+console.log(`ui: built ${out}`);

@@ -1,0 +1,43 @@
+import type { Command } from 'commander';
+import { loadConfig } from '../shared/config.js';
+import { createLogger } from '../shared/logger.js';
+import { RUNTIMES } from '../core/template/types.js';
+import { startEmbeddedEngine } from './embedded-engine.js';
+import { serveApi } from './serve-api.js';
+import { onShutdownSignal } from './lifecycle.js';
+
+/**
+ * `weft dashboard`: an orchestrator with the dashboard and a worker per
+ * runtime in this process, on the embedded PostgreSQL unless
+ * WEFT_DATABASE_URL is set. The quickest way to see weft in a browser.
+ */
+export function registerDashboardCommand(program: Command): void {
+  program
+    .command('dashboard')
+    .description('serve the dashboard with an in-process orchestrator and a worker per runtime (the embedded default)')
+    .option('--port <port>', 'HTTP port', (v) => Number(v), 8080)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--insecure', 'allow a non-loopback address without any API token', false)
+    .option('--templates <dir>', 'templates to register', 'templates')
+    .option('--handlers <dir>', 'directory with one sub-directory of handlers per runtime', 'handlers')
+    .option('--runtimes <list>', 'comma-separated runtimes to start workers for', RUNTIMES.join(','))
+    .action(async (opts: { port: number; host: string; insecure: boolean; templates: string; handlers: string; runtimes: string }) => {
+      const config = loadConfig();
+      const log = createLogger({ name: 'weft-dashboard', level: process.env.WEFT_LOG_LEVEL ?? 'warn' });
+      const engine = await startEmbeddedEngine(config, log, { templates: opts.templates, handlers: opts.handlers, name: 'dashboard' });
+      let api: Awaited<ReturnType<typeof serveApi>> | undefined;
+      try {
+        await engine.addWorkers(opts.runtimes.split(',').map((r) => r.trim()).filter(Boolean));
+        api = await serveApi({ orchestrator: engine.orchestrator, db: engine.store.db, bus: engine.bus, log, host: opts.host, port: opts.port, insecure: opts.insecure, createPerMinute: config.taskRateLimitPerMinute });
+      } catch (err) {
+        await engine.stop().catch(() => undefined);
+        throw err;
+      }
+      process.stdout.write(`weft dashboard: ${api.url}/  (database: ${engine.store.source}; Ctrl-C stops)\n`);
+      const served = api;
+      onShutdownSignal(log, async () => {
+        await served.close();
+        await engine.stop();
+      });
+    });
+}

@@ -1,0 +1,208 @@
+/** The endpoints the dashboard reads: task list, cancel/retry, workers, stats, template versions, bench results, server-sent events. */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { startEngine, type Engine } from '../support/engine.js';
+import { buildApi } from '../../src/api/server.js';
+import { catalogRoutes } from '../../src/api/routes/catalog.js';
+import { PgMessageBus } from '../../src/messaging/pg.js';
+import { silentLogger } from '../../src/shared/logger.js';
+import { idPrefixRange } from '../../src/store/task-list.js';
+import Fastify from 'fastify';
+
+/** Read server-sent events from `url` until `until` says stop (or the deadline passes). */
+async function readStream(url: string, until: (events: Array<{ event: string; data: any }>) => boolean, timeoutMs = 20_000) {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), timeoutMs);
+  const events: Array<{ event: string; data: any }> = [];
+  try {
+    const res = await fetch(url, { signal: ctl.signal });
+    expect(res.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = '';
+    while (!until(events)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += value;
+      for (let cut = buf.indexOf('\n\n'); cut >= 0; cut = buf.indexOf('\n\n')) {
+        const frame = buf.slice(0, cut);
+        buf = buf.slice(cut + 2);
+        const ev = /^event: (.*)$/m.exec(frame)?.[1];
+        const data = /^data: (.*)$/m.exec(frame)?.[1];
+        if (ev && data) events.push({ event: ev, data: JSON.parse(data) });
+      }
+    }
+  } catch (err) {
+    if (!ctl.signal.aborted) throw err;
+  } finally {
+    clearTimeout(timer);
+    ctl.abort();
+  }
+  return events;
+}
+
+describe('dashboard endpoints', () => {
+  let tdb: TestDatabase;
+  let engine: Engine;
+  let api: FastifyInstance;
+  let base: string;
+  const ids: string[] = [];
+  const get = (url: string) => api.inject({ method: 'GET', url });
+  const post = (url: string, payload?: unknown) => api.inject({ method: 'POST', url, payload: payload as object });
+
+  beforeAll(async () => {
+    tdb = await createTestDatabase();
+    engine = await startEngine({ backend: 'pg', url: tdb.url, namespaces: ['e2e_linear', 'e2e_diamond'] });
+    api = buildApi({ orchestrator: engine.orchestrators[0]!, db: engine.db, bus: new PgMessageBus(engine.db, silentLogger()), log: silentLogger(), ui: false });
+    await api.listen({ host: '127.0.0.1', port: 0 });
+    base = `http://127.0.0.1:${(api.server.address() as { port: number }).port}`;
+    for (let i = 0; i < 5; i++) ids.push((await engine.run('e2e_linear', 'mathematical_sequence', { even_number: 2 })).id);
+    ids.push((await engine.run('e2e_diamond', 'diamond_pattern', { even_number: 4 })).id);
+  });
+  afterAll(async () => {
+    await api?.close();
+    await engine?.stop();
+    await tdb?.drop();
+  });
+
+  it('lists tasks newest first in cursor pages, with counts by state beside the filters', async () => {
+    const first = (await get('/v1/tasks?limit=4')).json();
+    expect(first.tasks.map((t: { id: string }) => t.id)).toEqual([...ids].reverse().slice(0, 4));
+    expect(first.tasks[0]).toMatchObject({ namespace: 'e2e_diamond', state: 'complete', steps: 4, steps_complete: 4, steps_failed: 0 });
+    expect(first.tasks[0].duration_ms).toBeGreaterThan(0);
+    expect(first.counts).toEqual({ pending: 0, running: 0, complete: 6, error: 0, cancelled: 0 });
+    const second = (await get(`/v1/tasks?limit=4&cursor=${first.next_cursor}`)).json();
+    expect(second.tasks.map((t: { id: string }) => t.id)).toEqual([...ids].reverse().slice(4));
+    expect(second.next_cursor).toBeNull();
+
+    const linear = (await get('/v1/tasks?namespace=e2e_linear&name=mathematical_sequence')).json();
+    expect(linear.tasks).toHaveLength(5);
+    expect(linear.counts.complete).toBe(5);
+    expect((await get('/v1/tasks?state=error')).json()).toMatchObject({ tasks: [], counts: { complete: 6 } });
+    const byPrefix = (await get(`/v1/tasks?q=${ids[2]!.slice(0, 13)}`)).json();
+    expect(byPrefix.tasks.map((t: { id: string }) => t.id)).toContain(ids[2]);
+    expect((await get(`/v1/tasks?q=${ids[2]}`)).json().tasks.map((t: { id: string }) => t.id)).toEqual([ids[2]]);
+    const future = new Date(Date.now() + 60_000).toISOString();
+    expect((await get(`/v1/tasks?created_after=${future}`)).json().tasks).toEqual([]);
+    expect((await get(`/v1/tasks?created_before=${future}`)).json().tasks).toHaveLength(6);
+  });
+
+  it.each([
+    ['/v1/tasks?state=done', 'state', 'state must be one of pending, running, complete, error, cancelled, got "done"'],
+    ['/v1/tasks?limit=0', 'limit', 'limit must be an integer between 1 and 500, got "0"'],
+    ['/v1/tasks?cursor=abc', 'cursor', 'cursor "abc" is not a cursor this API returned'],
+    ['/v1/tasks?created_after=yesterday', 'created_after', 'created_after must be an ISO 8601 date-time such as 2026-01-31T12:00:00Z, got "yesterday"'],
+    ['/v1/stats?window_s=100&bucket_s=7', 'bucket_s', 'window_s (100) must be a multiple of bucket_s (7) and at most 1000 buckets long'],
+  ])('answers 400 naming the parameter for %s', async (url, path, message) => {
+    const res = await get(url);
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toEqual({ code: 'invalid_input', message, path, details: [] });
+  });
+
+  it('turns an id prefix into a primary-key range', () => {
+    expect(idPrefixRange('01a2')).toEqual(['01a20000-0000-0000-0000-000000000000', '01a2ffff-ffff-ffff-ffff-ffffffffffff']);
+    expect(idPrefixRange('01A22475-F5F0')).toEqual(['01a22475-f5f0-0000-0000-000000000000', '01a22475-f5f0-ffff-ffff-ffffffffffff']);
+    expect(idPrefixRange('order-42')).toBeUndefined();
+  });
+
+  it('routes cancel and retry to the engine, checking the request first', async () => {
+    expect((await post('/v1/tasks/42/cancel')).json().error).toMatchObject({ path: 'id', message: 'task id "42" is not a UUID' });
+    const bad = await post(`/v1/tasks/${ids[0]}/retry`, { stp: 'x' });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.message).toContain('must NOT have additional properties');
+  });
+
+  // Wait for the engine: cancelTask / retryTask in src/store/control.ts.
+  it('answers 409 for cancelling an ended task and 404 for an unknown one', async () => {
+    const { id } = await engine.orchestrators[0]!.createTask({ namespace: 'e2e_linear', name: 'mathematical_sequence', context: { even_number: 2 } });
+    await engine.orchestrators[0]!.waitForTask(id, 20_000);
+    const ended = await post(`/v1/tasks/${id}/cancel`);
+    expect(ended.statusCode).toBe(409);
+    expect(ended.json().error.message).toContain('complete');
+    expect((await post('/v1/tasks/01a21e54-5be0-76be-97b1-9441a6c8e351/cancel')).statusCode).toBe(404);
+  });
+  it('refuses to retry a task that did not fail (409) and a step that does not exist (404)', async () => {
+    const done = await post(`/v1/tasks/${ids[0]}/retry`);
+    expect(done.statusCode).toBe(409);
+    const noStep = await post(`/v1/tasks/${ids[0]}/retry`, { step: 'nope' });
+    expect(noStep.statusCode).toBe(404);
+  });
+
+  it('lists registered processes, marking one whose heartbeat stopped', async () => {
+    await engine.db.query(
+      `INSERT INTO weft.processes (id, kind, runtime, host, pid, heartbeat_at, info) VALUES
+         ('w-fresh', 'worker', 'python', 'h', 1, now(), '{"in_flight": 1}'),
+         ('w-silent', 'worker', 'ruby', 'h', 2, now() - interval '30 seconds', '{}'),
+         ('o-1', 'orchestrator', NULL, 'h', 3, now(), '{}')`,
+    );
+    const body = (await get('/v1/workers')).json();
+    expect(body.stale_after_ms).toBe(5000);
+    expect(body.workers.map((w: { id: string; stale: boolean }) => [w.id, w.stale])).toEqual(expect.arrayContaining([['w-fresh', false], ['w-silent', true]]));
+    expect(body.workers.find((w: { id: string }) => w.id === 'w-fresh').info).toEqual({ in_flight: 1 });
+    expect(body.orchestrators.map((o: { id: string }) => o.id)).toContain('o-1');
+    expect((await get('/v1/workers?stale_after_ms=60000')).json().workers.find((w: { id: string }) => w.id === 'w-silent').stale).toBe(false);
+    await engine.db.query(`DELETE FROM weft.processes WHERE id IN ('w-fresh', 'w-silent', 'o-1')`);
+  });
+
+  it('reports steps per second, task latency percentiles and step phases over a window', async () => {
+    const s = (await get('/v1/stats?window_s=300&bucket_s=10')).json();
+    expect(s.buckets).toHaveLength(30);
+    const finished = Object.entries(s.steps_per_s as Record<string, number[]>).map(([k, v]) => [k, v.reduce((a, b) => a + b, 0) * 10]);
+    const { rows } = await engine.db.query<{ ns: string; steps: number; tasks: number }>(
+      `SELECT t.namespace AS ns, count(*)::int AS steps, count(DISTINCT t.id)::int AS tasks FROM weft.steps s JOIN weft.tasks t ON t.id = s.task_id
+        WHERE t.state = 'complete' GROUP BY 1`,
+    );
+    expect(Object.fromEntries(finished)).toEqual(Object.fromEntries(rows.map((r) => [`${r.ns}/native`, r.steps])));
+    expect(s.task_latency['*'].n).toBe(rows.reduce((a, r) => a + r.tasks, 0));
+    expect(s.task_latency.e2e_diamond.n).toBe(1);
+    expect(s.task_latency['*'].p50).toBeGreaterThan(0);
+    expect(typeof s.task_latency['*'].max).toBe('number');
+    expect(s.step_phases.native.n).toBe(rows.reduce((a, r) => a + r.steps, 0));
+    expect(s.queue_depth['orchestration.results']).toBe(0);
+    expect(s.pool.total).toBeGreaterThan(0);
+  });
+
+  it('returns every version of a template with its definition, and 404 for an unknown one', async () => {
+    const t = (await get('/v1/templates/e2e_linear/mathematical_sequence')).json();
+    expect(t.versions.map((v: { version: string }) => v.version)).toEqual(['1.0.0']);
+    expect(t.versions[0].definition.steps[1].depends_on).toEqual(['linear_step_1']);
+    const missing = await get('/v1/templates/e2e_linear/nope');
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json().error.message).toBe('no template e2e_linear/nope is registered; GET /v1/templates lists them');
+  });
+
+  it('serves the latest bench document per backend and the latest bridge run', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-bench-'));
+    for (const [n, commit] of [['2026-01-01T00-00-00Z-pg', 'old'], ['2026-02-01T00-00-00Z-pg', 'new']]) {
+      mkdirSync(join(dir, n!));
+      writeFileSync(join(dir, n!, 'percentiles.json'), JSON.stringify({ schema: 'weft-bench/1', backend: 'pg', git: { commit } }));
+    }
+    writeFileSync(join(dir, 'bridge-2026-01-01T00-00-00Z.json'), JSON.stringify({ cells: [] }));
+    const app = Fastify();
+    await app.register(catalogRoutes, { db: engine.db, benchDir: dir });
+    const body = (await app.inject({ method: 'GET', url: '/v1/bench' })).json();
+    expect(body.runs.pg).toMatchObject({ git: { commit: 'new' }, results_dir: '2026-02-01T00-00-00Z-pg' });
+    expect(body.runs.rabbitmq).toBeUndefined();
+    expect(body.bridge).toEqual({ cells: [], file: 'bridge-2026-01-01T00-00-00Z.json' });
+    await app.close();
+  });
+
+  it('streams a task\'s step changes and its end, and every task end on /v1/events', async () => {
+    const all = readStream(`${base}/v1/events`, (evs) => evs.some((e) => e.event === 'task'));
+    const { id } = await engine.orchestrators[0]!.createTask({ namespace: 'e2e_linear', name: 'mathematical_sequence', context: { even_number: 4 } });
+    const one = await readStream(`${base}/v1/tasks/${id}/events`, (evs) => evs.some((e) => e.event === 'task'));
+    expect(one[0]).toEqual({ event: 'hello', data: { task_id: id, state: expect.any(String), live_steps: true } });
+    const ended = one.find((e) => e.event === 'task');
+    expect(ended?.data).toEqual({ kind: 'task', task_id: id, state: 'complete' });
+    // Step changes arrive from this orchestrator's reports (unless the task ended before the stream opened).
+    if (one[0]!.data.state === 'running') {
+      expect(one.filter((e) => e.event === 'step').map((e) => e.data.name)).toContain('linear_step_4');
+    }
+    const events = await all;
+    expect(events.find((e) => e.event === 'task')?.data).toMatchObject({ kind: 'task', task_id: id, state: 'complete' });
+    expect((await get('/v1/tasks/01a21e54-5be0-76be-97b1-9441a6c8e351/events')).statusCode).toBe(404);
+  });
+});
