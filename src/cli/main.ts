@@ -11,6 +11,7 @@ import { registerClusterCommand } from './cluster.js';
 import { registerBenchCommand } from './bench.js';
 import { registerTokenCommand } from './token.js';
 import { registerDashboardCommand } from './dashboard.js';
+import { registerControlCommands } from './control.js';
 
 const program = new Command();
 program
@@ -94,6 +95,7 @@ registerClusterCommand(program);
 registerBenchCommand(program);
 registerTokenCommand(program);
 registerDashboardCommand(program);
+registerControlCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof WeftError) {

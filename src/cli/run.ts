@@ -58,9 +58,7 @@ async function runInProcess(
     // The workers finish steps themselves; their events are this run's progress lines.
     const progress = (e: StepEvent) => {
       if (e.task_id !== taskId || opts.json) return;
-      const mark = e.state === 'complete' ? '✓' : e.state === 'waiting_retry' ? '↻' : e.state === 'cancelled' ? '⊘' : '✗';
-      const detail = e.state === 'complete' ? short(e.result) : e.state === 'cancelled' ? 'cancelled' : short((e.error as { message?: string })?.message ?? e.error);
-      out(`  ${mark} ${e.name.padEnd(28)} ${detail.padEnd(24)} ${(performance.now() - t0).toFixed(1).padStart(8)} ms`);
+      out(`  ${stepMark(e.state)} ${e.name.padEnd(28)} ${stepDetail(e).padEnd(24)} ${(performance.now() - t0).toFixed(1).padStart(8)} ms`);
     };
     if (opts.wait) for (const w of engine.workers) w.on('step', progress);
     const created = await orchestrator.createTask(req);
@@ -125,7 +123,7 @@ async function runRemote(
     const w = await fetch(`${url}/v1/tasks/${body.id}/wait?timeout_ms=${Math.min(left, 30_000)}`, { headers: auth });
     const view = (await w.json()) as TaskView & { ended: boolean };
     if (view.ended || left === 0) {
-      if (!opts.json) for (const s of view.steps) out(`  ${s.state === 'complete' ? '✓' : '✗'} ${s.name.padEnd(28)} ${short(s.result ?? s.error)}`);
+      if (!opts.json) for (const s of view.steps) out(`  ${stepMark(s.state)} ${s.name.padEnd(28)} ${stepDetail(s)}`);
       return report(view, view.ended, opts, out);
     }
   }
@@ -139,11 +137,26 @@ function report(view: TaskView, ended: boolean, opts: RunOptions, out: (s: strin
   } else if (view.state === 'complete') {
     const sinks = view.steps.filter((s) => !view.steps.some((o) => o.parents.includes(s.name)));
     out(`${view.state} in ${view.duration_ms} ms (server side); result: ${sinks.map((s) => `${s.name} = ${JSON.stringify(s.result)}`).join(', ')}`);
+  } else if (view.state === 'cancelled') {
+    const by = (view.error as { by?: string } | null)?.by;
+    out(`cancelled${by ? ` by ${by}` : ''} after ${view.duration_ms} ms`);
   } else {
     const err = view.error as { step?: string; reason?: string; error?: { class?: string; message?: string } } | null;
     out(`${view.state}: step ${err?.step} failed (${err?.reason}): ${err?.error?.class}: ${err?.error?.message}`);
   }
   return ended && view.state === 'complete' ? 0 : 1;
+}
+
+function stepMark(state: string): string {
+  return { complete: '✓', waiting_retry: '↻', cancelled: '⊘', error: '✗' }[state] ?? '·';
+}
+
+/** A step's result, error message, or its state when it has neither (cancelled, not run yet). */
+function stepDetail(s: { state: string; result?: unknown; error?: unknown }): string {
+  if (s.state === 'complete') return short(s.result);
+  const message = (s.error as { message?: string } | null | undefined)?.message;
+  if (s.state === 'error' || s.state === 'waiting_retry') return short(message ?? s.error);
+  return s.state;
 }
 
 function short(value: unknown): string {

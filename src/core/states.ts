@@ -1,7 +1,7 @@
 /**
  * Task and step state machines: the one table of legal transitions.
  *
- * The same table is seeded into PostgreSQL by migrations 001 and 002 (tables
+ * The same table is seeded into PostgreSQL by migrations 001, 002 and 004 (tables
  * `weft.task_transition_rules` and `weft.step_transition_rules`), compiled into
  * the check constraints of the transition logs, so the database itself refuses
  * an illegal move. test/integration/store.transitions.test.ts checks that the
@@ -21,6 +21,11 @@
  *
  * A worker presumed lost may still bring its result before anyone else
  * claimed the step: enqueued → complete | waiting_retry | error.
+ *
+ * An operator may cancel a pending or running task (its open steps become
+ * cancelled) and retry one that ended in error or was cancelled (its failed
+ * and cancelled steps become enqueued or pending again, the task running):
+ * migration 004.
  *
  * `succeeded` and `failed` are the intermediate states of migration 001,
  * when a worker reported and an orchestrator accepted; they stay legal for
@@ -57,16 +62,18 @@ export const STEP_TRANSITIONS: Readonly<Record<StepState, readonly StepState[]>>
   failed: ['waiting_retry', 'error'],
   waiting_retry: ['enqueued', 'cancelled'],
   complete: [],
-  error: [],
-  cancelled: [],
+  // error, cancelled → enqueued | pending: an operator retried the task (migration 004).
+  error: ['enqueued', 'pending'],
+  cancelled: ['enqueued', 'pending'],
 };
 
 export const TASK_TRANSITIONS: Readonly<Record<TaskState, readonly TaskState[]>> = {
   pending: ['running', 'complete', 'error', 'cancelled'],
   running: ['complete', 'error', 'cancelled'],
   complete: [],
-  error: [],
-  cancelled: [],
+  // An operator retried it (migration 004): it runs again from its failed or cancelled steps.
+  error: ['running'],
+  cancelled: ['running'],
 };
 
 export const TERMINAL_STEP_STATES: ReadonlySet<StepState> = new Set(['complete', 'error', 'cancelled']);

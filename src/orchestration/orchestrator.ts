@@ -10,7 +10,10 @@ import {
   redispatchStale,
   requeueLostSteps,
   staleOutbox,
+  stepNotice,
+  type Notice,
 } from '../store/dispatch.js';
+import { CANCEL_CHANNEL, cancelTask, retryTask } from '../store/control.js';
 import { deregisterProcess, forgetStaleProcesses, heartbeatProcess, registerProcess } from '../store/processes.js';
 import { analyzeNeverAnalyzed, deleteExpiredTasks, describeMaintenance, vacuumTables } from '../store/maintenance.js';
 import { initialSteps } from '../core/plan.js';
@@ -169,6 +172,36 @@ export class Orchestrator {
     this.metrics.tasksCreated.inc();
     if (this.log.isLevelEnabled('debug')) this.log.debug({ task_id: taskId, dispatched: dispatch.steps.length }, 'task created');
     return { id: taskId, dispatched: dispatch.steps.length };
+  }
+
+  /**
+   * Cancel a pending or running task (NotFoundError, or ConflictError naming
+   * its state once it has ended): its open steps become cancelled in one
+   * commit; then waiters hear it ended, and each worker running one of its
+   * steps is told to interrupt it (`weft_cancel`). `by` is kept in the audit rows.
+   */
+  async cancelTask(taskId: string, by: string): Promise<{ state: 'cancelled'; interrupted: number }> {
+    const o = await cancelTask(this.db, taskId, by, this.pid);
+    const notices: Notice[] = o.taskEnds.map((t) => ({ channel: 'weft_task', payload: JSON.stringify(t) }));
+    for (const f of o.finished) if (f.watched) notices.push(stepNotice(f.task_id, f.step_id, f.name, f.state, f.attempt));
+    if (o.interrupted.length) notices.push({ channel: CANCEL_CHANNEL, payload: JSON.stringify({ steps: o.interrupted.map((i) => i.step_id) }) });
+    this.bus.deliver(o.dispatch, notices);
+    this.log.info({ task_id: taskId, by, interrupted: o.interrupted.length }, 'task cancelled');
+    return { state: 'cancelled', interrupted: o.interrupted.length };
+  }
+
+  /**
+   * Run a task that ended in error or was cancelled again from its failed and
+   * cancelled steps, or from one named step (see weft.retry_task); delivers
+   * the steps it made ready.
+   */
+  async retryTask(taskId: string, opts: { step?: string; by: string }): Promise<{ state: 'running'; enqueued: number }> {
+    const o = await retryTask(this.db, taskId, { ...opts, pid: this.pid, mode: this.bus.dispatchMode });
+    const notices: Notice[] = [];
+    for (const s of o.dispatch.steps) if (s.watched) notices.push(stepNotice(s.task_id, s.step_id, s.name ?? '', 'enqueued', 0));
+    this.bus.deliver(o.dispatch, notices);
+    this.log.info({ task_id: taskId, step: opts.step, by: opts.by, enqueued: o.enqueued }, 'task retried');
+    return { state: 'running', enqueued: o.enqueued };
   }
 
   /** Resolve when the task has ended (true) or `timeoutMs` passed (false); NotFoundError for an unknown task. */

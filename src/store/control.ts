@@ -1,24 +1,85 @@
 import type { Database } from './database.js';
-import { WeftError } from '../shared/errors.js';
+import { readEvents, type StatementOutcome, type StepEventRow } from './events.js';
+import type { DispatchMode } from './tasks.js';
+import { ConflictError, NotFoundError } from '../shared/errors.js';
 
 /**
- * Cancel and retry: engine operations. The engine engineer owns their
- * bodies (they change task and step states on the hot path's terms); the
- * API and the dashboard call them through exactly these signatures.
+ * Cancel and retry (weft.cancel_task and weft.retry_task, migrations/004):
+ * one statement and one commit each. The caller delivers what they return
+ * after COMMIT (Orchestrator.cancelTask / retryTask): wakes or publishes the
+ * steps a retry enqueued, tells waiters a cancelled task ended, and tells
+ * each worker running a cancelled step to interrupt it.
+ *
  * Both throw NotFoundError for an unknown task (or step) and ConflictError
  * when the task is in a state the operation does not apply to, with a
  * message that says which state it is in.
  */
 
-/** Cancel a running task and its open steps; `by` names who asked (for the audit row). */
-export async function cancelTask(_db: Database, taskId: string, _by: string): Promise<{ state: string }> {
-  throw new WeftError('not_implemented', `cancelling tasks is not implemented yet (task ${taskId}); it is being built in the engine`);
+/**
+ * Workers LISTEN here: `{ "steps": [ids] }` are cancelled steps that were
+ * running; a worker running one interrupts its handler.
+ */
+export const CANCEL_CHANNEL = 'weft_cancel';
+
+/** A cancelled step that was running, and the worker running it. */
+export interface Interrupted {
+  step_id: string;
+  task_id: string;
+  worker: string;
 }
 
-/** Retry a failed task (every failed step) or one failed step of it. */
-export async function retryTask(_db: Database, taskId: string, opts: { step?: string; by: string }): Promise<{ state: string }> {
-  throw new WeftError(
-    'not_implemented',
-    `retrying ${opts.step ? `step ${opts.step} of ` : ''}task ${taskId} is not implemented yet; it is being built in the engine`,
-  );
+export interface CancelOutcome extends StatementOutcome {
+  state: 'cancelled';
+  /** Running steps now cancelled: their workers are told to interrupt them. */
+  interrupted: Interrupted[];
+}
+
+export interface RetryOutcome extends StatementOutcome {
+  state: 'running';
+  /** Steps reopened ready to run (the others wait for their parents). */
+  enqueued: number;
+}
+
+/** Cancel a pending or running task and its open steps; `by` names who asked (kept in the audit rows). */
+export async function cancelTask(db: Database, taskId: string, by: string, pid = 'api'): Promise<CancelOutcome> {
+  const rows = await controlQuery(db, 'SELECT * FROM weft.cancel_task($1, $2, $3)', [taskId, by, pid]);
+  const interrupted: Interrupted[] = [];
+  for (const r of rows) {
+    if (r.kind === 'finished' && r.detail?.from === 'running' && typeof r.detail.worker === 'string') {
+      interrupted.push({ step_id: r.step_id!, task_id: r.task_id, worker: r.detail.worker });
+    }
+  }
+  return { ...readEvents(rows), state: 'cancelled', interrupted };
+}
+
+/**
+ * Run a task that ended in error or was cancelled again from its failed and
+ * cancelled steps (with a fresh retry budget), or from one named failed
+ * step when it is the only failed one.
+ */
+export async function retryTask(
+  db: Database,
+  taskId: string,
+  opts: { step?: string; by: string; pid?: string; mode?: DispatchMode },
+): Promise<RetryOutcome> {
+  const rows = await controlQuery(db, 'SELECT * FROM weft.retry_task($1, $2, $3, $4, $5)', [
+    taskId,
+    opts.step ?? null,
+    opts.by,
+    opts.pid ?? 'api',
+    (opts.mode ?? 'wake') === 'outbox',
+  ]);
+  const outcome = readEvents(rows);
+  return { ...outcome, state: 'running', enqueued: outcome.dispatch.steps.length };
+}
+
+async function controlQuery(db: Database, sql: string, params: unknown[]): Promise<StepEventRow[]> {
+  try {
+    return (await db.query<StepEventRow>(sql, params)).rows;
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    if (e.code === 'WF404') throw new NotFoundError(e.message ?? 'not found');
+    if (e.code === 'WF409') throw new ConflictError(e.message ?? 'conflict');
+    throw err;
+  }
 }

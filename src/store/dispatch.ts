@@ -14,6 +14,11 @@ export interface Notice {
   payload: string;
 }
 
+/** A step of a watched task changed state (the dashboard's live view; see TaskEvents.watch). */
+export function stepNotice(task_id: string, step_id: string, name: string, state: string, attempt: number): Notice {
+  return { channel: 'weft_step', payload: JSON.stringify({ task_id, step_id, name, state, attempt }) };
+}
+
 /**
  * After COMMIT: wake one waiting consumer per ready step of each queue and
  * send `notices`, in one round trip with an asynchronous commit

@@ -33,6 +33,12 @@ export interface StepRunner {
   /** Handler keys this runner can serve. */
   handlerKeys(): string[];
   run(step: ClaimedStep): Promise<RunOutcome>;
+  /**
+   * Interrupt the run of this step, if it is in flight (its task was
+   * cancelled): `run()` then answers a `cancelled` error at once. Returns
+   * whether a run was found.
+   */
+  cancel?(stepId: string): boolean;
   /** True once the runtime cannot be trusted with more work (a handler that would not stop); the worker then exits. */
   isBroken(): boolean;
   /** Runtime statistics, when the runner has any (the bridge's counters and histograms). */

@@ -6,8 +6,10 @@ import { stepQueue } from '../messaging/queues.js';
 import type { ClaimedStep, FinishedStep, StatementOutcome, TaskEnded } from '../store/events.js';
 import { claimIds, claimQueued, type WaiterRegistration } from '../store/claim.js';
 import { finishSteps, finishWithExpansion, type FinishItem, type FinishOptions } from '../store/finish.js';
-import { dispatchDueRetries, type Notice } from '../store/dispatch.js';
+import { dispatchDueRetries, stepNotice, type Notice } from '../store/dispatch.js';
 import { deregisterProcess, heartbeatProcess, registerProcess } from '../store/processes.js';
+import { CANCEL_CHANNEL } from '../store/control.js';
+import { signalsOf } from '../store/signals.js';
 import { namespacesForRuntime, TemplateVersions } from '../store/templates.js';
 import { describeError } from '../shared/errors.js';
 import { BucketHistogram, LATENCY_MS_BUCKETS } from '../shared/histogram.js';
@@ -54,6 +56,8 @@ interface Running {
   /** Settles once the step's finish has committed (or the step was found lost). */
   done: Promise<void>;
   settle: () => void;
+  /** Its task was cancelled: the outcome is not written (the step is `cancelled` already). */
+  cancelled?: boolean;
 }
 
 interface Pending {
@@ -118,8 +122,9 @@ export class Worker extends EventEmitter {
   private retryTimer: NodeJS.Timeout | undefined;
   private retryAt = Infinity;
   private stopping = false;
+  private unlistenCancel: (() => void) | undefined;
   /** Counters for /health, /metrics and weft.processes.info. */
-  readonly counts = { claimed: 0, succeeded: 0, failed: 0, retried: 0, lost: 0 };
+  readonly counts = { claimed: 0, succeeded: 0, failed: 0, retried: 0, lost: 0, cancelled: 0 };
   /** Finish statements and the runs they carried: their ratio is the group commit's batch size. */
   readonly flushes = { statements: 0, runs: 0 };
   /** From starting a step to its outcome committed (ms); published with the heartbeat for the orchestrators' /metrics. */
@@ -156,6 +161,7 @@ export class Worker extends EventEmitter {
 
   async start(): Promise<void> {
     await registerProcess(this.db, { id: this.id, kind: 'worker', runtime: this.runner.runtime, info: this.info() });
+    this.unlistenCancel = await signalsOf(this.db, this.log).listen(CANCEL_CHANNEL, (payload) => this.onCancel(payload));
     this.heartbeatTimer = setInterval(() => void this.beat(), Math.min(HEARTBEAT_MS, Math.max(50, Math.floor(this.leaseMs / 3))));
     this.heartbeatTimer.unref();
     await this.serve(this.fixedNamespaces ?? (await namespacesForRuntime(this.db, this.runner.runtime)));
@@ -225,6 +231,8 @@ export class Worker extends EventEmitter {
       outcome = { ok: false, error: { language: 'weft', class: 'RunnerError', message: describeError(err).message, backtrace: [], permanent: false, kind: 'raised' } };
     }
     const durationMs = performance.now() - started;
+    const run = this.running.get(`${step.id}#${step.attempt}`);
+    if (run?.cancelled) return this.dropCancelled(run);
     let pending: Pending;
     try {
       pending = await this.toFinish(step, outcome, durationMs);
@@ -239,6 +247,38 @@ export class Worker extends EventEmitter {
     this.pending.push(pending);
     this.scheduleFlush();
     if (this.runner.isBroken()) this.emit('broken', this.runner.runtime);
+  }
+
+  /**
+   * Steps of a cancelled task that this worker runs: tell the runner to
+   * interrupt them (Python and Ruby get the same interrupt as a timeout).
+   * Their outcome is dropped when it comes; were this notice lost, the
+   * finish would be refused by the fence instead (the step is not running).
+   */
+  private onCancel(payload: string): void {
+    let ids: unknown;
+    try {
+      ids = (JSON.parse(payload) as { steps?: unknown }).steps;
+    } catch {
+      return;
+    }
+    if (!Array.isArray(ids) || this.running.size === 0) return;
+    const wanted = new Set(ids);
+    for (const run of this.running.values()) {
+      if (!wanted.has(run.step.id) || run.cancelled) continue;
+      run.cancelled = true;
+      const interrupted = this.runner.cancel?.(run.step.id) ?? false;
+      this.log.info({ task_id: run.step.task_id, step: run.step.name, attempt: run.step.attempt, interrupted }, 'step cancelled with its task');
+    }
+  }
+
+  private dropCancelled(run: Running): void {
+    const { step } = run;
+    this.counts.cancelled++;
+    this.running.delete(`${step.id}#${step.attempt}`);
+    run.settle();
+    if (this.listenerCount('step')) this.emit('step', { task_id: step.task_id, step_id: step.id, name: step.name, state: 'cancelled', attempts: step.attempt } satisfies StepEvent);
+    this.subscription?.poke();
   }
 
   /** What to report: the result (checked and interpreted for the step's type), or the failure with the retry policy applied. */
@@ -407,7 +447,10 @@ export class Worker extends EventEmitter {
       if (run && accepted.has(p.step.id)) this.stepLatency.observe(now - run.startedAt);
       if (!accepted.has(p.step.id)) {
         this.counts.lost++;
-        this.log.warn({ task_id: p.step.task_id, step: p.step.name, attempt: p.step.attempt }, 'step was taken from this worker (its lease expired) before it finished; result discarded');
+        this.log.warn(
+          { task_id: p.step.task_id, step: p.step.name, attempt: p.step.attempt },
+          'the step was no longer this run\'s when it finished (cancelled, or its lease expired and it was taken); result discarded',
+        );
       }
       run?.settle();
       this.running.delete(key);
@@ -474,6 +517,7 @@ export class Worker extends EventEmitter {
     clearInterval(this.refreshTimer);
     clearTimeout(this.retryTimer);
     await this.subscription?.stop();
+    this.unlistenCancel?.();
     const drained = Promise.allSettled([...this.running.values()].map((r) => r.done));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
@@ -498,8 +542,4 @@ function stepEvent(p: Pending, f: FinishedStep): StepEvent {
   if (p.outcome.ok) e.result = p.outcome.json !== undefined ? JSON.parse(p.outcome.json) : p.outcome.result;
   else e.error = p.outcome.error;
   return e;
-}
-
-function stepNotice(task_id: string, step_id: string, name: string, state: string, attempt: number): Notice {
-  return { channel: 'weft_step', payload: JSON.stringify({ task_id, step_id, name, state, attempt }) };
 }

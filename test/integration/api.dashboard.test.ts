@@ -161,7 +161,7 @@ describe('dashboard endpoints', () => {
     expect(s.task_latency['*'].p50).toBeGreaterThan(0);
     expect(typeof s.task_latency['*'].max).toBe('number');
     expect(s.step_phases.native.n).toBe(rows.reduce((a, r) => a + r.steps, 0));
-    expect(s.queue_depth['orchestration.results']).toBe(0);
+    expect(s.queue_depth['step.e2e_linear.native']).toBe(0); // every task ended: no ready step waits
     expect(s.pool.total).toBeGreaterThan(0);
   });
 
@@ -196,8 +196,8 @@ describe('dashboard endpoints', () => {
     const one = await readStream(`${base}/v1/tasks/${id}/events`, (evs) => evs.some((e) => e.event === 'task'));
     expect(one[0]).toEqual({ event: 'hello', data: { task_id: id, state: expect.any(String), live_steps: true } });
     const ended = one.find((e) => e.event === 'task');
-    expect(ended?.data).toEqual({ kind: 'task', task_id: id, state: 'complete' });
-    // Step changes arrive from this orchestrator's reports (unless the task ended before the stream opened).
+    expect(ended?.data).toMatchObject({ kind: 'task', task_id: id, state: 'complete', namespace: 'e2e_linear', name: 'mathematical_sequence' });
+    // Step changes arrive from the workers that make them (unless the task ended before the stream opened).
     if (one[0]!.data.state === 'running') {
       expect(one.filter((e) => e.event === 'step').map((e) => e.data.name)).toContain('linear_step_4');
     }

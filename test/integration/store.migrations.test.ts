@@ -92,9 +92,9 @@ describe('migrate', () => {
       expect([ra.applied.length, rb.applied.length].sort()).toEqual([0, migrations.length]);
       expect(ra.current).toBe(rb.current);
       expect(await appliedRows(a)).toEqual(migrations.map((m) => ({ version: m.version, name: m.name, checksum: m.checksum })));
-      // The seed rows of 001 and 002 were inserted once (a second run would have failed on their primary key, but count anyway).
+      // The seed rows of 001, 002 and 004 were inserted once (a second run would have failed on their primary key, but count anyway).
       const { rows } = await a.query('SELECT (SELECT count(*) FROM weft.step_transition_rules)::int AS s, (SELECT count(*) FROM weft.task_transition_rules)::int AS t');
-      expect(rows[0]).toEqual({ s: 22, t: 7 });
+      expect(rows[0]).toEqual({ s: 26, t: 9 });
     }
   });
 
@@ -191,12 +191,12 @@ describe('migrate', () => {
       `SELECT n.nspname AS schema, p.proname AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')`,
     );
-    // The units of work of the step boundary (migration 002), and the transition rules they are checked
+    // The units of work of the step boundary (migration 002) and of cancel and retry (004), and the transition rules they are checked
     // against; NOTIFY is sent after commit (weft.wake), never by a trigger.
     expect(functions.map((f) => f.name).sort()).toEqual([
-      'claim_ids', 'claim_queued', 'claimed_events', 'compile_transition_rules', 'create_task',
+      'cancel_task', 'claim_ids', 'claim_queued', 'claimed_events', 'compile_transition_rules', 'create_task',
       'delete_expired_tasks', 'dispatch_due_retries', 'fail_task', 'finish_steps', 'insert_steps', 'legal_step_transition',
-      'legal_task_transition', 'lock_queues', 'redispatch_stale', 'register_waiter', 'requeue_lost_steps', 'wake',
+      'legal_task_transition', 'lock_queues', 'redispatch_stale', 'register_waiter', 'requeue_lost_steps', 'retry_task', 'wake',
     ]);
     expect(functions.every((f) => f.schema === 'weft')).toBe(true);
 

@@ -27,8 +27,13 @@ describe('step state machine', () => {
     expect(() => assertStepTransition(from, to)).toThrow(`illegal step transition ${from} → ${to}`);
   });
 
-  it('has no way out of a terminal state', () => {
-    for (const s of TERMINAL_STEP_STATES) expect(STEP_TRANSITIONS[s]).toEqual([]);
+  it('leaves a terminal state only when an operator retries (error or cancelled back to pending or enqueued)', () => {
+    expect(STEP_TRANSITIONS.complete).toEqual([]);
+    for (const s of TERMINAL_STEP_STATES) {
+      for (const to of STEP_TRANSITIONS[s]) expect(['pending', 'enqueued']).toContain(to);
+    }
+    expect(() => assertStepTransition('complete', 'enqueued')).toThrow('nothing (it is terminal)');
+    expect(() => assertStepTransition('error', 'running')).toThrow('from error a step may go to enqueued, pending');
   });
 
   it('reaches complete on the happy path in four moves', () => {
@@ -48,9 +53,12 @@ describe('task state machine', () => {
     else expect(() => assertTaskTransition(from, to)).toThrow(IllegalTransitionError);
   });
 
-  it('says a terminal state leads nowhere', () => {
+  it('says complete leads nowhere, and error or cancelled only back to running (a retry)', () => {
+    expect(() => assertTaskTransition('complete', 'running')).toThrow('it is terminal');
     for (const s of TERMINAL_TASK_STATES) {
-      expect(() => assertTaskTransition(s, 'running')).toThrow('it is terminal');
+      for (const to of TASK_STATES) if (to !== 'running') expect(() => assertTaskTransition(s, to)).toThrow(IllegalTransitionError);
     }
+    expect(() => assertTaskTransition('error', 'running')).not.toThrow();
+    expect(() => assertTaskTransition('cancelled', 'running')).not.toThrow();
   });
 });

@@ -4,7 +4,6 @@ import type { Orchestrator } from '../../orchestration/orchestrator.js';
 import type { LiveEvents } from '../../orchestration/live-events.js';
 import type { Database } from '../../store/database.js';
 import { listTasks } from '../../store/task-list.js';
-import { cancelTask, retryTask } from '../../store/control.js';
 import { getTaskState } from '../../store/tasks.js';
 import { TASK_STATES, type TaskState } from '../../core/states.js';
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
@@ -103,13 +102,13 @@ export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions):
 
   app.post('/v1/tasks/:id/cancel', async (req) => {
     const id = taskId(req.params);
-    return { id, ...(await cancelTask(db, id, actor(req))) };
+    return { id, ...(await orchestrator.cancelTask(id, actor(req))) };
   });
 
   app.post('/v1/tasks/:id/retry', { schema: { body: retrySchema } }, async (req) => {
     const id = taskId(req.params);
     const step = (req.body as { step?: string } | null)?.step;
-    return { id, ...(await retryTask(db, id, { step, by: actor(req) })) };
+    return { id, ...(await orchestrator.retryTask(id, { step, by: actor(req) })) };
   });
 
   app.get('/v1/tasks/:id/events', async (req, reply) => {

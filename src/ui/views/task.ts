@@ -17,13 +17,14 @@ interface StepError {
   permanent?: boolean;
 }
 /** A step of GET /v1/tasks/:id, with the engine-side additions rendered when present. */
-type Step = Omit<Wire<StepView>, 'error' | 'batch'> & {
+type Step = Omit<Wire<StepView>, 'error' | 'errors' | 'batch'> & {
   error: StepError | null;
+  /** Every failed attempt's error, oldest first, each with its attempt number. */
+  errors: Array<StepError & { attempt?: number }>;
   batch: { cursor?: unknown; index?: number; total?: number; no_op?: boolean } | null;
   inputs?: unknown;
   worker_id?: string | null;
   queue?: string | null;
-  attempts_log?: Array<{ attempt: number; error?: StepError | null; worker_id?: string; started_at?: string; finished_at?: string }>;
 };
 export type TaskView = Omit<Wire<StoreTaskView>, 'steps' | 'error'> & {
   error: { step?: string; reason?: string; error?: StepError } | null;
@@ -95,7 +96,11 @@ function StepPanel(props: { task: TaskView; step: Step; onAction: (what: string,
   const decision = s.type === 'decision' && (s.result as { $weft?: string; steps?: string[] } | null)?.$weft === 'decision' ? (s.result as { steps: string[] }).steps : undefined;
   const batches = s.type === 'batchable' && (s.result as { $weft?: string; cursors?: unknown[] } | null)?.$weft === 'batches' ? (s.result as { cursors: unknown[] }).cursors : undefined;
   const workers = batches ? task.steps.filter((o) => o.parents.includes(s.name) && o.type === 'batch_worker') : [];
-  const attempts = s.attempts_log?.length ? s.attempts_log : s.error ? [{ attempt: s.attempts, error: s.error, worker_id: s.worker_id ?? undefined }] : [];
+  const attempts = s.errors?.length
+    ? s.errors.map((e, i) => ({ attempt: e.attempt ?? i + 1, error: e, worker_id: undefined as string | undefined }))
+    : s.error
+      ? [{ attempt: s.attempts, error: s.error, worker_id: s.worker_id ?? undefined }]
+      : [];
   const span = (a: string | null, b: string | null) => (a && b ? new Date(b).getTime() - new Date(a).getTime() : null);
   return html`<section class="card step-panel" aria-labelledby="step-title" data-step-panel=${s.name}>
     <div class="page-head">
