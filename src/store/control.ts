@@ -83,3 +83,34 @@ async function controlQuery(db: Database, sql: string, params: unknown[]): Promi
     throw err;
   }
 }
+
+/** Why a worker gives steps back (weft.release_steps): kept in the transition rows. */
+export interface ReleaseRequest {
+  steps: Array<{ id: string; attempt: number }>;
+  /** Run them again this much later (0: enqueue now). */
+  delayMs: number;
+  reason: string;
+}
+
+/**
+ * Give back steps this worker holds without running them, and without using
+ * their retry budget: its runtime refused them (breaker open, queue full),
+ * or they were claimed in its name and never started. Fenced like a finish.
+ */
+export async function releaseSteps(db: Database, worker: string, r: ReleaseRequest, mode: DispatchMode): Promise<StatementOutcome> {
+  const { rows } = await db.query<StepEventRow>('SELECT * FROM weft.release_steps($1, $2::uuid[], $3::int[], $4, $5, $6)', [
+    worker,
+    r.steps.map((s) => s.id),
+    r.steps.map((s) => s.attempt),
+    Math.max(0, Math.round(r.delayMs)),
+    r.reason,
+    mode === 'outbox',
+  ]);
+  return readEvents(rows);
+}
+
+/** Steps running in this worker's name for longer than `olderThanMs` (to compare with what it really runs). */
+export async function runningStepsOf(db: Database, worker: string, olderThanMs: number): Promise<Array<{ id: string; attempt: number }>> {
+  const { rows } = await db.query<{ id: string; attempt: number }>('SELECT * FROM weft.running_steps_of($1, $2)', [worker, Math.round(olderThanMs)]);
+  return rows;
+}

@@ -1,5 +1,4 @@
 import client from 'prom-client';
-import type { Worker } from './worker.js';
 import type { StepRunner } from './runner.js';
 import type { RuntimeStats, HistogramSnapshot } from '../bridge/types.js';
 
@@ -12,7 +11,7 @@ const PHASE_LABEL: Record<(typeof PHASES)[number], string> = { serialise: 'seria
  * runtimes the addon's lock-free counters and timing histograms, exported
  * as Prometheus histograms with the addon's own (log2, µs) buckets.
  */
-export function workerMetrics(worker: Pick<Worker, 'counts' | 'inFlight'>, runner: StepRunner): client.Registry {
+export function workerMetrics(worker: { readonly counts: Readonly<Record<string, number>>; inFlight(): number }, runner: StepRunner): client.Registry {
   const registry = new client.Registry();
   const registers = [registry];
   const runtime = runner.runtime;

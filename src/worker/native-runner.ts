@@ -77,23 +77,49 @@ export function fromThrown(err: unknown): RunOutcome {
 /**
  * Check a handler's return value is JSON. `undefined` becomes null and a
  * bigint its decimal string (weft's convention for integers past 2^53);
- * anything else that JSON cannot carry is a permanent error naming the type.
+ * anything else that JSON cannot carry (NaN and ±Infinity included, which
+ * JSON.stringify would silently turn into null) is a permanent error naming
+ * the type and where it is in the value.
  */
 export function toJsonResult(handlerKey: string, value: unknown): RunOutcome {
   try {
     const text = JSON.stringify(value === undefined ? null : value, (_k, v) => {
       if (typeof v === 'bigint') return v.toString();
-      if (typeof v === 'function' || typeof v === 'symbol') throw new TypeError(`a ${typeof v}`);
-      if (v instanceof Map || v instanceof Set) throw new TypeError(`a ${v.constructor.name}`);
+      if (notJson(v)) throw new TypeError(notJson(v)!);
       return v;
     });
     return { ok: true, result: undefined, json: text };
   } catch (err) {
+    const at = firstNotJson(value);
     return failure(
       'InvalidReturnError',
-      `handler "${handlerKey}" returned a value that is not JSON (${(err as Error).message}); return objects, arrays, strings, numbers, booleans or null`,
+      `handler "${handlerKey}" returned a value that is not JSON (${(err as Error).message}${at ? ` at ${at}` : ''}); ` +
+        'return objects, arrays, strings, finite numbers, booleans or null',
       true,
       'invalid_return',
     );
   }
+}
+
+/** What JSON cannot carry about `v` itself, or undefined. */
+function notJson(v: unknown): string | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) ? undefined : `the number ${v}`;
+  if (typeof v === 'function' || typeof v === 'symbol') return `a ${typeof v}`;
+  if (v instanceof Map || v instanceof Set) return `a ${v.constructor.name}`;
+  return undefined;
+}
+
+/** The path (`$.a[2].b`) of the first value JSON cannot carry, searched breadth-first without recursion. */
+function firstNotJson(root: unknown): string | undefined {
+  const queue: Array<[unknown, string]> = [[root, '$']];
+  const seen = new Set<object>();
+  for (let i = 0; i < queue.length; i++) {
+    const [v, path] = queue[i]!;
+    if (notJson(v)) return path;
+    if (v === null || typeof v !== 'object' || seen.has(v)) continue;
+    seen.add(v);
+    const entries: Array<[string, unknown]> = Array.isArray(v) ? v.map((x, j) => [`[${j}]`, x]) : Object.entries(v).map(([k, x]) => [/^[A-Za-z_$][\w$]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`, x]);
+    for (const [suffix, child] of entries) queue.push([child, path + suffix]);
+  }
+  return undefined;
 }

@@ -8,7 +8,7 @@ import { claimIds, claimQueued, type WaiterRegistration } from '../store/claim.j
 import { finishSteps, finishWithExpansion, type FinishItem, type FinishOptions } from '../store/finish.js';
 import { dispatchDueRetries, stepNotice, type Notice } from '../store/dispatch.js';
 import { deregisterProcess, heartbeatProcess, registerProcess } from '../store/processes.js';
-import { CANCEL_CHANNEL } from '../store/control.js';
+import { CANCEL_CHANNEL, releaseSteps, runningStepsOf } from '../store/control.js';
 import { signalsOf } from '../store/signals.js';
 import { namespacesForRuntime, TemplateVersions } from '../store/templates.js';
 import { describeError } from '../shared/errors.js';
@@ -36,6 +36,8 @@ export interface WorkerOptions {
   namespaceRefreshMs?: number;
   /** Extra facts for weft.processes.info (e.g. the health port). */
   info?: Record<string, unknown>;
+  /** How often to look for steps claimed in this worker's name that it never started (default 5 s). */
+  orphanCheckMs?: number;
 }
 
 /** A step's outcome as `weft run` and the tests see it. */
@@ -67,6 +69,8 @@ interface Pending {
   outcome: RunOutcome;
   /** Set for decision and batch outcomes: the steps they create are planned under the task lock. */
   expansion?: { kind: 'decision'; steps: string[] } | { kind: 'batches'; cursors: unknown[] };
+  /** The runtime refused the call (e.g. its breaker is open): give the step back without using an attempt. */
+  refused?: string;
 }
 
 /** How long a heartbeat may take to come; the dashboard shows a worker as gone after a few missed ones. */
@@ -77,6 +81,17 @@ const HEARTBEAT_MS = 1_000;
  * two let it use both while batches still form behind them.
  */
 const MAX_FLUSHES = 2;
+
+/**
+ * Answers of a runtime that did not run the handler at all: its breaker is
+ * open (after timeouts or a stuck interpreter), its queue is full, it is not
+ * loaded. The step goes back to the queue for later, for this or another
+ * worker, without using an attempt.
+ */
+const RUNTIME_REFUSALS: ReadonlySet<string> = new Set(['circuit_open', 'queue_full', 'not_loaded']);
+const REFUSED_RETRY_MS = 1_000;
+/** How often a worker looks for steps claimed in its name that it never started, and how old they must be. */
+const ORPHAN_CHECK_MS = 5_000;
 
 /**
  * A worker process's engine. It claims ready steps of its queues, runs their
@@ -123,8 +138,10 @@ export class Worker extends EventEmitter {
   private retryAt = Infinity;
   private stopping = false;
   private unlistenCancel: (() => void) | undefined;
+  private orphansCheckedAt = 0;
+  private readonly orphanCheckMs: number;
   /** Counters for /health, /metrics and weft.processes.info. */
-  readonly counts = { claimed: 0, succeeded: 0, failed: 0, retried: 0, lost: 0, cancelled: 0 };
+  readonly counts = { claimed: 0, succeeded: 0, failed: 0, retried: 0, lost: 0, cancelled: 0, given_back: 0 };
   /** Finish statements and the runs they carried: their ratio is the group commit's batch size. */
   readonly flushes = { statements: 0, runs: 0 };
   /** From starting a step to its outcome committed (ms); published with the heartbeat for the orchestrators' /metrics. */
@@ -143,6 +160,7 @@ export class Worker extends EventEmitter {
     this.fixedNamespaces = options.namespaces?.length ? options.namespaces : undefined;
     this.templates = new TemplateVersions(this.db);
     this.extraInfo = options.info ?? {};
+    this.orphanCheckMs = options.orphanCheckMs ?? ORPHAN_CHECK_MS;
   }
 
   get runtime(): string {
@@ -234,6 +252,13 @@ export class Worker extends EventEmitter {
     const run = this.running.get(`${step.id}#${step.attempt}`);
     if (run?.cancelled) return this.dropCancelled(run);
     let pending: Pending;
+    if (!outcome.ok && RUNTIME_REFUSALS.has(outcome.error.kind)) {
+      const error = outcome.error;
+      pending = { step, outcome, refused: error.kind, item: { id: step.id, attempt: step.attempt, ok: false, error, retryMs: REFUSED_RETRY_MS, durationMs } };
+      this.pending.push(pending);
+      this.scheduleFlush();
+      return;
+    }
     try {
       pending = await this.toFinish(step, outcome, durationMs);
     } catch (err) {
@@ -353,8 +378,10 @@ export class Worker extends EventEmitter {
     this.reserved += reserve;
     try {
       let room = reserve;
-      const plain = batch.filter((p) => !p.expansion);
+      const plain = batch.filter((p) => !p.expansion && !p.refused);
       const outcomes: StatementOutcome[] = [];
+      const refused = batch.filter((p) => p.refused);
+      if (refused.length) outcomes.push(await this.giveBack(refused));
       if (plain.length) outcomes.push(await finishSteps(this.db, this.id, plain.map((p) => p.item), this.finishOptions(room)));
       for (const p of batch.filter((x) => x.expansion)) {
         room -= outcomes.at(-1)?.claimed.length ?? 0;
@@ -379,6 +406,40 @@ export class Worker extends EventEmitter {
       this.flushing--;
     }
     if (this.pending.length) this.scheduleFlush();
+  }
+
+  /** Steps the runtime refused: back to the queue a little later, no attempt used (weft.release_steps). */
+  private async giveBack(refused: Pending[]): Promise<StatementOutcome> {
+    const first = refused[0]!.outcome;
+    const why = first.ok ? '' : `${first.error.kind}: ${first.error.message}`;
+    const o = await releaseSteps(
+      this.db,
+      this.id,
+      { steps: refused.map((p) => ({ id: p.step.id, attempt: p.step.attempt })), delayMs: REFUSED_RETRY_MS, reason: `the ${this.runner.runtime} runtime refused the call (${why})` },
+      this.bus.dispatchMode,
+    );
+    this.log.warn({ steps: refused.length, retry_in_ms: REFUSED_RETRY_MS, why }, 'the runtime refused steps; they go back to the queue without using an attempt');
+    return o;
+  }
+
+  /**
+   * Steps claimed in this worker's name that it is not running (the answer
+   * of a claim or a finish that claimed them was lost with its connection):
+   * give them back at once, instead of leaving them to a lease that this
+   * live worker keeps renewing.
+   */
+  private async releaseOrphans(): Promise<void> {
+    const mine = await runningStepsOf(this.db, this.id, this.orphanCheckMs);
+    const orphans = mine.filter((s) => !this.running.has(`${s.id}#${s.attempt}`));
+    if (orphans.length === 0) return;
+    const o = await releaseSteps(
+      this.db,
+      this.id,
+      { steps: orphans, delayMs: 0, reason: 'claimed for this worker, which never started it (the answer to the claim was lost)' },
+      this.bus.dispatchMode,
+    );
+    this.log.warn({ steps: o.finished.length }, 'gave back steps claimed in this worker\'s name that it never started');
+    this.announce(o, o.finished);
   }
 
   private async finishExpansion(p: Pending, options: FinishOptions): Promise<StatementOutcome> {
@@ -409,6 +470,11 @@ export class Worker extends EventEmitter {
     for (const f of o.finished) {
       const p = byId.get(f.step_id);
       if (!p) continue;
+      if (p.refused) {
+        this.counts.given_back++;
+        if (f.run_after) this.wakeRetriesAt(f.run_after.getTime());
+        continue;
+      }
       this.countAndLog(p, f);
       if (this.listenerCount('step')) this.emit('step', stepEvent(p, f));
       if (f.run_after) this.wakeRetriesAt(f.run_after.getTime());
@@ -504,6 +570,10 @@ export class Worker extends EventEmitter {
     try {
       if (!(await heartbeatProcess(this.db, this.id, this.info()))) {
         await registerProcess(this.db, { id: this.id, kind: 'worker', runtime: this.runner.runtime, info: this.info() });
+      }
+      if (!this.stopping && performance.now() - this.orphansCheckedAt >= this.orphanCheckMs) {
+        this.orphansCheckedAt = performance.now();
+        await this.releaseOrphans();
       }
     } catch (err) {
       this.log.warn({ err: describeError(err).message }, 'heartbeat failed');

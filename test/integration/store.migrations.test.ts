@@ -196,7 +196,8 @@ describe('migrate', () => {
     expect(functions.map((f) => f.name).sort()).toEqual([
       'cancel_task', 'claim_ids', 'claim_queued', 'claimed_events', 'compile_transition_rules', 'create_task',
       'delete_expired_tasks', 'dispatch_due_retries', 'fail_task', 'finish_steps', 'insert_steps', 'legal_step_transition',
-      'legal_task_transition', 'lock_queues', 'redispatch_stale', 'register_waiter', 'requeue_lost_steps', 'retry_task', 'wake',
+      'legal_task_transition', 'lock_queues', 'redispatch_stale', 'register_waiter', 'release_steps', 'requeue_lost_steps', 'retry_task',
+      'running_steps_of', 'wake',
     ]);
     expect(functions.every((f) => f.schema === 'weft')).toBe(true);
 

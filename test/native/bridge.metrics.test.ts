@@ -22,7 +22,7 @@ describe('worker metrics for a bridged runtime', () => {
     const failed = await runner.run(step(99, { even_number: 7 }));
     expect(failed.ok).toBe(false);
 
-    const registry = workerMetrics({ counts: { claimed: 26, succeeded: 25, failed: 1, retried: 0, lost: 0, cancelled: 0 }, inFlight: () => 0 }, runner);
+    const registry = workerMetrics({ counts: { claimed: 26, succeeded: 25, failed: 1, retried: 0, lost: 0 }, inFlight: () => 0 }, runner);
     const text = await registry.metrics();
     expect(text).toContain(`weft_bridge_calls{runtime="python",outcome="dispatched"} ${before + 26}`);
     expect(text).toMatch(/weft_bridge_calls\{runtime="python",outcome="failed"\} [1-9]/);

@@ -9,6 +9,7 @@ import { openDatabase, type Database } from '../../src/store/database.js';
 import { Orchestrator } from '../../src/orchestration/orchestrator.js';
 import { Worker } from '../../src/worker/worker.js';
 import { NativeRunner } from '../../src/worker/native-runner.js';
+import type { StepRunner } from '../../src/worker/runner.js';
 import { HandlerRegistry, loadHandlerDir } from '../../src/worker/handler-registry.js';
 import type { StepHandler } from '../../src/worker/sdk.js';
 import { loadTemplateDir } from '../../src/core/template/load.js';
@@ -40,8 +41,10 @@ export interface Engine {
   workers: Worker[];
   db: Database;
   queuePrefix: string;
-  /** Start one more native worker (e.g. after killing another). */
-  addWorker(): Promise<Worker>;
+  /** Native handlers of templates/ and the test's own, for runners a test builds itself. */
+  registry: HandlerRegistry;
+  /** Start one more worker (e.g. after killing another): native, or with the runner and options given. */
+  addWorker(opts?: { runner?: StepRunner; workerId?: string; orphanCheckMs?: number }): Promise<Worker>;
   run(namespace: string, name: string, context: unknown, timeoutMs?: number): Promise<TaskView>;
   stop(): Promise<void>;
 }
@@ -92,9 +95,19 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
   }
   const workers: Worker[] = [];
   const namespaces = o.namespaces ?? [...new Set(templates.filter((t) => t.steps.some((s) => s.runtime === 'native')).map((t) => t.namespace))];
-  const addWorker = async () => {
+  const addWorker = async (w_?: { runner?: StepRunner; workerId?: string; orphanCheckMs?: number }) => {
     const { db, bus } = await connect();
-    const w = new Worker({ db, bus, log, runner: new NativeRunner(registry), workerId: processId(`worker${workers.length}`), namespaces, leaseMs: o.leaseMs ?? 30_000, concurrency: o.concurrency ?? 8 });
+    const w = new Worker({
+      db,
+      bus,
+      log,
+      runner: w_?.runner ?? new NativeRunner(registry),
+      workerId: w_?.workerId ?? processId(`worker${workers.length}`),
+      namespaces,
+      leaseMs: o.leaseMs ?? 30_000,
+      concurrency: o.concurrency ?? 8,
+      orphanCheckMs: w_?.orphanCheckMs,
+    });
     await w.start();
     workers.push(w);
     return w;
@@ -107,6 +120,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     workers,
     db: reader,
     queuePrefix,
+    registry,
     addWorker,
     async run(namespace, name, context, timeoutMs = 30_000) {
       const orch = orchestrators[rr++ % orchestrators.length]!;
