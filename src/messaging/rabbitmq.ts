@@ -58,6 +58,8 @@ export class RabbitMessageBus implements MessageBus {
   private readonly asserted = new Set<string>();
   private readonly consumers = new Set<ConsumerState>();
   private closed = false;
+  /** Why the broker blocks publishers (a disk or memory alarm), while it does. */
+  private blocked: string | undefined;
   private readonly prefix: string;
   private readonly dlx: string;
 
@@ -94,9 +96,20 @@ export class RabbitMessageBus implements MessageBus {
       throw new MessagingError(
         `cannot connect to RabbitMQ at ${this.options.url.replace(/\/\/([^:@/]+):[^@]*@/, '//$1:***@')}: ${(err as Error).message}. ` +
           'Start it (rabbitmq-server -detached) or set WEFT_AMQP_URL; or use WEFT_MESSAGING=pg.',
+        { cause: err },
       );
     }
     conn.on('error', (err: Error) => this.log.warn({ err: err.message }, 'RabbitMQ connection error'));
+    // A broker that runs out of disk or memory blocks publishers: say so in
+    // /health, and do not wait for confirms that cannot come.
+    conn.connection.on('blocked', (reason: string) => {
+      this.blocked = reason || 'resource alarm';
+      this.log.warn({ reason: this.blocked }, 'RabbitMQ is blocking publishers; step messages wait in the outbox until it stops');
+    });
+    conn.connection.on('unblocked', () => {
+      this.blocked = undefined;
+      this.log.info('RabbitMQ accepts publishers again');
+    });
     conn.on('close', () => this.lost(conn));
     const publisher = await conn.createConfirmChannel();
     publisher.on('error', (err: Error) => this.log.warn({ err: err.message }, 'RabbitMQ publish channel error'));
@@ -158,7 +171,15 @@ export class RabbitMessageBus implements MessageBus {
             contentType: 'application/json',
           });
         }
-        await ch.waitForConfirms();
+        await withTimeout(
+          ch.waitForConfirms(),
+          Math.max(1, deadline - Date.now()),
+          () =>
+            new MessagingError(
+              `RabbitMQ did not confirm ${messages.length} step message(s) within ${this.options.publishTimeoutMs ?? 10_000} ms` +
+                (this.blocked ? ` (it is blocking publishers: ${this.blocked})` : ''),
+            ),
+        );
         return;
       } catch (err) {
         if (this.closed || Date.now() > deadline) {
@@ -292,7 +313,8 @@ export class RabbitMessageBus implements MessageBus {
 
   async health(): Promise<BusHealth> {
     try {
-      await this.connect();
+      await withTimeout(this.connect(), 5_000, () => new MessagingError('RabbitMQ did not accept a connection within 5 s'));
+      if (this.blocked) return { ok: false, backend: 'rabbitmq', detail: `RabbitMQ is blocking publishers: ${this.blocked}` };
       return { ok: true, backend: 'rabbitmq', detail: 'connected' };
     } catch (err) {
       return { ok: false, backend: 'rabbitmq', detail: (err as Error).message };
@@ -328,4 +350,15 @@ function settle(h: Held, how: 'ack' | 'requeue'): void {
   } catch {
     /* channel gone: the broker redelivers it, and the claim drops the duplicate */
   }
+}
+
+/** `p`, or the error `timeout()` makes once `ms` have passed (the promise itself is left to settle). */
+function withTimeout<T>(p: Promise<T>, ms: number, timeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(timeout()), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }

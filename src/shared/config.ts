@@ -23,6 +23,10 @@ export interface WeftConfig {
     max: number;
     /** Log a warning when getting a connection takes longer than this. */
     slowAcquireThresholdMs: number;
+    /** Opening a connection fails after this long (a server that does not answer). */
+    connectTimeoutMs: number;
+    /** A statement whose answer takes longer fails, and its connection is dropped (a frozen server); maintenance is exempt. */
+    queryTimeoutMs: number;
   };
   /** How long a worker's steps survive without a heartbeat of the worker (it heartbeats every second). */
   leaseMs: number;
@@ -143,6 +147,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WeftConfig {
     pool: {
       max: intFrom(env, 'WEFT_DB_POOL_MAX', 10, 1),
       slowAcquireThresholdMs: intFrom(env, 'WEFT_SLOW_ACQUIRE_THRESHOLD_MS', 50),
+      connectTimeoutMs: intFrom(env, 'WEFT_DB_CONNECT_TIMEOUT_MS', 5_000, 100),
+      queryTimeoutMs: intFrom(env, 'WEFT_DB_QUERY_TIMEOUT_MS', 30_000, 100),
     },
     leaseMs: intFrom(env, 'WEFT_LEASE_MS', 30_000, 100),
     pollIntervalMs: intFrom(env, 'WEFT_POLL_INTERVAL_MS', 1_000, 10),

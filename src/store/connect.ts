@@ -1,6 +1,6 @@
 import type { Logger } from '../shared/logger.js';
 import type { WeftConfig } from '../shared/config.js';
-import { openDatabase, redactUrl, type Database } from './database.js';
+import { describeDatabase, openDatabase, redactUrl, type Database, type DatabaseLocation } from './database.js';
 import { acquireEmbeddedPostgres } from './embedded.js';
 import { migrate } from './migrate.js';
 
@@ -8,6 +8,8 @@ export interface Store {
   db: Database;
   /** 'url' when WEFT_DATABASE_URL was given, 'embedded' for weft's private PostgreSQL. */
   source: 'url' | 'embedded';
+  /** Where it is (host, port, database, user; never the password): logged at start and shown by /health. */
+  location: DatabaseLocation;
   /** Close the pool and, for the embedded server, let go of it (it stops when no weft process uses it). */
   close(): Promise<void>;
 }
@@ -36,6 +38,8 @@ export async function connectStore(
       url,
       max: config.pool.max,
       slowAcquireThresholdMs: config.pool.slowAcquireThresholdMs,
+      connectTimeoutMs: config.pool.connectTimeoutMs,
+      queryTimeoutMs: config.pool.queryTimeoutMs,
       log,
       applicationName: options.applicationName,
     });
@@ -45,9 +49,12 @@ export async function connectStore(
     await release?.();
     throw err;
   }
+  const location = describeDatabase(url);
+  log.info({ database: location, source: release ? 'embedded' : 'WEFT_DATABASE_URL' }, `using PostgreSQL ${location.database} on ${location.host}:${location.port}`);
   log.debug({ url: redactUrl(url) }, 'database ready');
   return {
     db,
+    location,
     source: release ? 'embedded' : 'url',
     async close() {
       await db.close().catch(() => undefined);

@@ -27,6 +27,10 @@ export interface DatabaseOptions {
   slowAcquireThresholdMs?: number;
   log: Logger;
   applicationName?: string;
+  /** Opening a connection fails after this long (default 5 s). */
+  connectTimeoutMs?: number;
+  /** A statement fails when its answer takes longer (default 30 s); `longQuery` is exempt. */
+  queryTimeoutMs?: number;
 }
 
 // Keep int8 (bigint) as strings (the default) but give jsonb/json the native
@@ -53,6 +57,10 @@ export class Database {
       connectionString: options.url,
       max: this.max,
       idleTimeoutMillis: 30_000,
+      // Every wait is bounded (issue 9): a server that does not answer (frozen,
+      // or a network that drops packets) fails the caller instead of hanging it.
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
+      query_timeout: options.queryTimeoutMs ?? 30_000,
       application_name: options.applicationName ?? 'weft',
       keepAlive: true,
       // JIT compiling weft's short statements costs more than running them
@@ -80,9 +88,26 @@ export class Database {
   async query<R extends pg.QueryResultRow = any>(text: string, values?: unknown[], name?: string): Promise<pg.QueryResult<R>> {
     const client = await this.acquire();
     try {
-      return await client.query<R>(name ? { name, text, values } : { text, values });
-    } finally {
+      const result = await client.query<R>(name ? { name, text, values } : { text, values });
       client.release();
+      return result;
+    } catch (err) {
+      // A connection that died or timed out mid-statement is not reused.
+      client.release(isDisconnect(err) ? (err as Error) : undefined);
+      throw err;
+    }
+  }
+
+
+  /** A statement that may legitimately run for long (ANALYZE, VACUUM): the read timeout does not apply. */
+  async queryLong(text: string): Promise<void> {
+    const client = await this.acquire();
+    try {
+      await client.query({ text, query_timeout: NO_READ_TIMEOUT } as pg.QueryConfig);
+      client.release();
+    } catch (err) {
+      client.release(isDisconnect(err) ? (err as Error) : undefined);
+      throw err;
     }
   }
 
@@ -136,18 +161,21 @@ export class Database {
   async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const client = await this.acquire();
+      let broken: Error | undefined;
       try {
         await client.query('BEGIN');
         const result = await work(client);
         await client.query('COMMIT');
         return result;
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
+        if (isDisconnect(err)) broken = err as Error;
+        else await client.query('ROLLBACK').catch(() => undefined);
         const code = (err as { code?: string }).code;
         if ((code === '40001' || code === '40P01') && attempt < 5) continue;
         throw err;
       } finally {
-        client.release();
+        // A connection that died or timed out mid-transaction is not reused.
+        client.release(broken);
       }
     }
   }
@@ -196,8 +224,33 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
 /** The connection died (not the statement): the server went away, or the backend was terminated. */
 export function isDisconnect(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
-  if (typeof e.code === 'string' && (e.code.startsWith('08') || ['57P01', '57P02', '57P03', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE'].includes(e.code))) return true;
-  return /Connection terminated|connection is closed|Client has encountered a connection error/i.test(e.message ?? '');
+  if (typeof e.code === 'string' && (e.code.startsWith('08') || ['57P01', '57P02', '57P03', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT'].includes(e.code))) return true;
+  return /Connection terminated|connection is closed|Client has encountered a connection error|Query read timeout|timeout exceeded when trying to connect/i.test(e.message ?? '');
+}
+
+/** For statements that may legitimately run for long (VACUUM): the pool's read timeout does not apply. */
+export const NO_READ_TIMEOUT = 7 * 24 * 3_600_000;
+
+/** Where a connection URL points, without its password (for logs and /health). */
+export interface DatabaseLocation {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+}
+
+export function describeDatabase(url: string): DatabaseLocation {
+  try {
+    const u = new URL(url);
+    return {
+      host: decodeURIComponent(u.hostname || u.searchParams.get('host') || 'localhost'),
+      port: Number(u.port || 5432),
+      database: decodeURIComponent(u.pathname.replace(/^\//, '')) || decodeURIComponent(u.username) || 'postgres',
+      user: decodeURIComponent(u.username),
+    };
+  } catch {
+    return { host: '?', port: 0, database: '?', user: '?' };
+  }
 }
 
 export function redactUrl(url: string): string {

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { Database } from './database.js';
+import { isDisconnect, type Database } from './database.js';
 import type { PlannedStep } from '../core/plan.js';
 import type { StepState } from '../core/states.js';
 import { emptyDispatch, mergeOutcomes, readEvents, type StatementOutcome, type StepEventRow } from './events.js';
@@ -189,6 +189,7 @@ export async function finishWithExpansion(
 ): Promise<StatementOutcome> {
   const client = await db.acquire();
   let open = false;
+  let broken: Error | undefined;
   try {
     const lock = inlined(client, LOCK_FOR_EXPANSION_SQL, { step: new Uuid(item.id), attempt: item.attempt, worker });
     open = true;
@@ -223,9 +224,10 @@ export async function finishWithExpansion(
     open = false;
     return readEvents(events);
   } catch (err) {
-    if (open) await client.query('ROLLBACK').catch(() => undefined);
+    if (isDisconnect(err)) broken = err as Error;
+    else if (open) await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   } finally {
-    client.release();
+    client.release(broken); // a connection that died or timed out is not reused
   }
 }

@@ -1,4 +1,5 @@
-import type { Database } from './database.js';
+import type pg from 'pg';
+import { NO_READ_TIMEOUT, type Database } from './database.js';
 import type { Logger } from '../shared/logger.js';
 
 /**
@@ -31,7 +32,7 @@ export async function analyzeNeverAnalyzed(db: Database): Promise<string[]> {
     `SELECT format('%I.%I', schemaname, relname) AS name FROM pg_stat_user_tables
       WHERE schemaname = 'weft' AND last_analyze IS NULL AND last_autoanalyze IS NULL`,
   );
-  for (const r of rows) await db.query(`ANALYZE ${r.name}`);
+  for (const r of rows) await db.queryLong(`ANALYZE ${r.name}`);
   return rows.map((r) => r.name);
 }
 
@@ -50,7 +51,7 @@ export async function vacuumTables(db: Database, which: 'hot' | 'all'): Promise<
     if (!rows[0]?.ok) return false;
     try {
       const tables = which === 'hot' ? HOT : [...CHURNING, ...GROWING];
-      await client.query(`VACUUM (ANALYZE, SKIP_LOCKED) ${tables.join(', ')}`);
+      await client.query({ text: `VACUUM (ANALYZE, SKIP_LOCKED) ${tables.join(', ')}`, query_timeout: NO_READ_TIMEOUT } as pg.QueryConfig);
       return true;
     } finally {
       await client.query('SELECT pg_advisory_unlock($1, $2)', [...MAINTENANCE_LOCK]);

@@ -129,7 +129,7 @@ export class Signals {
 
   private ensureConnected(): Promise<void> {
     if (this.client || this.closed) return this.connecting ?? Promise.resolve();
-    const client = new pg.Client({ connectionString: this.db.url, application_name: 'weft-listen', keepAlive: true });
+    const client = new pg.Client({ connectionString: this.db.url, application_name: 'weft-listen', keepAlive: true, connectionTimeoutMillis: 5_000 });
     this.client = client;
     client.on('notification', (n) => this.onNotification(n));
     client.on('error', (err) => this.lost(client, err));

@@ -177,10 +177,11 @@ export class Worker extends EventEmitter {
     return this.running.size;
   }
 
+  /** Register, listen and start consuming; if that fails (a dependency is down) it may be called again. */
   async start(): Promise<void> {
     await registerProcess(this.db, { id: this.id, kind: 'worker', runtime: this.runner.runtime, info: this.info() });
-    this.unlistenCancel = await signalsOf(this.db, this.log).listen(CANCEL_CHANNEL, (payload) => this.onCancel(payload));
-    this.heartbeatTimer = setInterval(() => void this.beat(), Math.min(HEARTBEAT_MS, Math.max(50, Math.floor(this.leaseMs / 3))));
+    this.unlistenCancel ??= await signalsOf(this.db, this.log).listen(CANCEL_CHANNEL, (payload) => this.onCancel(payload));
+    this.heartbeatTimer ??= setInterval(() => void this.beat(), Math.min(HEARTBEAT_MS, Math.max(50, Math.floor(this.leaseMs / 3))));
     this.heartbeatTimer.unref();
     await this.serve(this.fixedNamespaces ?? (await namespacesForRuntime(this.db, this.runner.runtime)));
     if (!this.fixedNamespaces) {
@@ -200,10 +201,18 @@ export class Worker extends EventEmitter {
     const all = [...new Set([...this.served, ...namespaces])].sort();
     if (this.stopping || all.length === this.served.length) return;
     const first = this.served.length === 0;
-    this.served = all;
-    this.queues = all.map((ns) => stepQueue(ns, this.runner.runtime));
+    const queues = all.map((ns) => stepQueue(ns, this.runner.runtime));
     const previous = this.subscription;
-    this.subscription = await this.bus.consume(this.queues, this.consumer(), { prefetch: this.concurrency });
+    // The consumer reads this.queues when it claims: set them for the new subscription, back if it fails.
+    const before = this.queues;
+    this.queues = queues;
+    try {
+      this.subscription = await this.bus.consume(queues, this.consumer(), { prefetch: this.concurrency });
+    } catch (err) {
+      this.queues = before;
+      throw err;
+    }
+    this.served = all;
     this.waiter = this.subscription.waiter;
     await previous?.stop();
     if (!first) this.log.info({ namespaces: all }, 'serving new namespaces');

@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
@@ -55,46 +54,4 @@ export async function startDashboard(): Promise<Dashboard> {
   };
 }
 
-export interface WeftProcess {
-  pid: number;
-  child: ChildProcess;
-  output(): string;
-  /** SIGTERM (or `signal`) this process by its pid and wait for it to exit. */
-  stop(signal?: NodeJS.Signals): Promise<void>;
-}
-
-/** The real `weft` CLI as a child process against the test database. */
-export function spawnWeft(args: string[], env: Record<string, string>): WeftProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-    cwd: packageRoot(),
-    env: { ...process.env, WEFT_LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  child.stderr!.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return {
-    pid: child.pid!,
-    child,
-    output: () => out,
-    async stop(signal = 'SIGTERM') {
-      if (child.exitCode === null && child.signalCode === null) {
-        try {
-          process.kill(child.pid!, signal);
-        } catch {
-          /* already gone */
-        }
-        const killer = setTimeout(() => {
-          try {
-            process.kill(child.pid!, 'SIGKILL');
-          } catch {
-            /* gone */
-          }
-        }, 10_000);
-        await exited;
-        clearTimeout(killer);
-      }
-    },
-  };
-}
+export { spawnWeft, type WeftProcess } from '../support/weft-process.js';

@@ -110,7 +110,7 @@ describe.each<Backend>(['pg', 'rabbitmq'])('failures, retries and bad handlers (
     expect(view.state).toBe('error');
     expect(view.steps[0]!.attempts).toBe(1);
     expect(view.steps[0]!.error).toMatchObject({ class: 'InvalidReturnError', permanent: true });
-    expect((view.steps[0]!.error as { message: string }).message).toContain('handler "test.garbage" returned a value that is not JSON (a Map)');
+    expect((view.steps[0]!.error as { message: string }).message).toContain('handler "test.garbage" returned a value that is not JSON (a Map at $)');
   });
 
   it('a decision naming a step that is not its child fails the task with a DecisionError', async () => {

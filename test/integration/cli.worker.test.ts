@@ -1,0 +1,127 @@
+/**
+ * `weft worker` as a real process when its dependencies misbehave (issue 9):
+ * started while PostgreSQL is unreachable it waits, saying why, instead of
+ * exiting; its health port is bound before it claims anything; /health names
+ * the database in use.
+ */
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { spawnWeft, type WeftProcess } from '../support/weft-process.js';
+import { openDatabase, type Database } from '../../src/store/database.js';
+import { migrate } from '../../src/store/migrate.js';
+import { silentLogger } from '../../src/shared/logger.js';
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: T | undefined;
+  for (;;) {
+    last = await read().catch(() => last);
+    if (last !== undefined && ok(last)) return last;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function health(port: number): Promise<{ status: number; body: Record<string, any> }> {
+  const res = await fetch(`http://127.0.0.1:${port}/health`);
+  return { status: res.status, body: (await res.json()) as Record<string, any> };
+}
+
+/** A TCP forwarder to PostgreSQL that can be opened later, on a port chosen now. */
+function pgProxy(port: number) {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(5432, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => undefined);
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  return {
+    open: () => new Promise<void>((r) => server.listen(port, '127.0.0.1', r)),
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+describe('weft worker and its dependencies', () => {
+  let tdb: TestDatabase;
+  let db: Database;
+  const started: WeftProcess[] = [];
+
+  beforeAll(async () => {
+    tdb = await createTestDatabase();
+    db = await openDatabase({ url: tdb.url, log: silentLogger(), max: 2 });
+    await migrate(db, silentLogger());
+  });
+  afterAll(async () => {
+    await Promise.all(started.map((p) => p.stop('SIGKILL')));
+    await db?.close();
+    await tdb?.drop();
+  });
+
+  it('started while PostgreSQL is unreachable, it waits (503 "starting", saying why) and serves once it is back', async () => {
+    const dbPort = await freePort();
+    const healthPort = await freePort();
+    const proxied = tdb.url.replace('127.0.0.1:5432', `127.0.0.1:${dbPort}`);
+    expect(proxied).not.toBe(tdb.url);
+    const worker = spawnWeft(['worker', '--runtime', 'native', '--handlers', 'handlers/typescript', '--port', String(healthPort)], {
+      WEFT_DATABASE_URL: proxied,
+      WEFT_LOG_LEVEL: 'info',
+      WEFT_LOG_FORMAT: 'json',
+    });
+    started.push(worker);
+
+    const waiting = await until('/health to answer', () => health(healthPort), (h) => h.body.status === 'starting' && /ECONNREFUSED/.test(h.body.reason));
+    expect(waiting.status).toBe(503);
+    expect(waiting.body).toMatchObject({ status: 'starting', runtime: 'native', waiting_for: 'database' });
+    await until('the log to say why', async () => worker.output(), (o) => o.includes('PostgreSQL is unreachable; waiting for it'));
+    expect(worker.child.exitCode).toBeNull();
+
+    const proxy = pgProxy(dbPort);
+    await proxy.open();
+    try {
+      const ready = await until('the worker to start', () => health(healthPort), (h) => h.status === 200, 60_000);
+      const name = new URL(tdb.url).pathname.slice(1);
+      expect(ready.body).toMatchObject({ status: 'healthy', database: { host: '127.0.0.1', port: dbPort, database: name, source: 'url' } });
+      expect(JSON.stringify(ready.body)).not.toMatch(/password/i);
+      expect(worker.output()).toContain(`using PostgreSQL ${name} on 127.0.0.1:${dbPort}`);
+      await worker.stop('SIGTERM');
+      expect(worker.child.exitCode).toBe(0);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('a health port already taken stops it before it registers or claims anything', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const worker = spawnWeft(['worker', '--runtime', 'native', '--handlers', 'handlers/typescript', '--port', String(port)], {
+        WEFT_DATABASE_URL: tdb.url,
+      });
+      started.push(worker);
+      await new Promise<void>((r) => worker.child.once('exit', () => r()));
+      expect(worker.child.exitCode).not.toBe(0);
+      expect(worker.output()).toContain('EADDRINUSE');
+      const { rows } = await db.query('SELECT id FROM weft.processes');
+      expect(rows).toEqual([]);
+    } finally {
+      await new Promise((r) => taken.close(r));
+    }
+  });
+});
