@@ -65,6 +65,12 @@ module Weft
     end
     Object.prepend(StrictToJson)
 
+    def utf8?(string)
+      string.encode(Encoding::UTF_8).valid_encoding?
+    rescue EncodingError
+      false
+    end
+
     def article(word)
       word.match?(/\A[AEIOUaeiou]/) ? 'an' : 'a'
     end
@@ -72,7 +78,8 @@ module Weft
     # The first non-JSON value inside +value+, as [path, class name]; nil when all is JSON.
     def find_bad(value, path)
       case value
-      when nil, true, false, String, Integer then nil
+      when nil, true, false, Integer then nil
+      when String then utf8?(value) ? nil : [path, 'String that is not valid UTF-8 (a lone surrogate, or binary bytes)']
       when Float then value.finite? ? nil : [path, "Float #{value}"]
       when Array
         value.each_with_index do |v, i|
