@@ -88,7 +88,8 @@ program
   .option('--ui', 'in-process mode: serve the dashboard on 127.0.0.1 and keep it up after the task until Ctrl-C', false)
   .option('--port <port>', 'with --ui: HTTP port', (v) => Number(v), 8080)
   .action(async (template: string, opts) => {
-    process.exitCode = await runTask(loadConfig(), template, opts);
+    // Exit now: a handler still running when --wait gave up must not keep the process alive.
+    process.exit(await runTask(loadConfig(), template, opts));
   });
 
 registerClusterCommand(program);

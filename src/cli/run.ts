@@ -6,6 +6,9 @@ import type { StepEvent } from '../worker/worker.js';
 import { startEmbeddedEngine } from './embedded-engine.js';
 import { serveApi } from './serve-api.js';
 
+/** `weft run --wait` gave up waiting (--timeout) while the task was still running: not a failure of the task. */
+export const EXIT_STILL_RUNNING = 3;
+
 export interface RunOptions {
   context: string;
   wait: boolean;
@@ -133,7 +136,7 @@ function report(view: TaskView, ended: boolean, opts: RunOptions, out: (s: strin
   if (opts.json) {
     out(JSON.stringify(view, null, 2));
   } else if (!ended) {
-    out(`still ${view.state} after ${opts.timeout} ms`);
+    out(`still ${view.state} after ${opts.timeout} ms; it goes on wherever workers serve it (weft worker), or stop it with: weft cancel ${view.id}`);
   } else if (view.state === 'complete') {
     const sinks = view.steps.filter((s) => !view.steps.some((o) => o.parents.includes(s.name)));
     out(`${view.state} in ${view.duration_ms} ms (server side); result: ${sinks.map((s) => `${s.name} = ${JSON.stringify(s.result)}`).join(', ')}`);
@@ -144,7 +147,8 @@ function report(view: TaskView, ended: boolean, opts: RunOptions, out: (s: strin
     const err = view.error as { step?: string; reason?: string; error?: { class?: string; message?: string } } | null;
     out(`${view.state}: step ${err?.step} failed (${err?.reason}): ${err?.error?.class}: ${err?.error?.message}`);
   }
-  return ended && view.state === 'complete' ? 0 : 1;
+  if (!ended) return EXIT_STILL_RUNNING;
+  return view.state === 'complete' ? 0 : 1;
 }
 
 function stepMark(state: string): string {

@@ -83,7 +83,8 @@ export async function deleteExpiredTasks(db: Database, keepMs: number, limit = 2
 export async function describeMaintenance(db: Database, log: Logger, intervalMs: number): Promise<boolean> {
   const on = await autovacuumOn(db);
   if (!on) {
-    log.warn(
+    // Not a warning: nothing is wrong, weft takes care of it.
+    log.info(
       { vacuum_every_ms: intervalMs },
       'PostgreSQL runs with autovacuum off; weft vacuums and analyses its own tables itself (set WEFT_VACUUM_INTERVAL_MS to change how often)',
     );

@@ -86,21 +86,25 @@ export class Signals {
     for (const n of notices) this.pendingNotices.push({ channel: n.channel, payload: `${this.id}:${n.payload}` });
     if (this.scheduled || (this.pendingQueues.size === 0 && this.pendingNotices.length === 0)) return;
     this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      const queues = this.pendingQueues;
-      const notes = this.pendingNotices;
-      this.pendingQueues = new Map();
-      this.pendingNotices = [];
-      const run = wake(this.db, queues, this.wakeChannel, notes).then(
-        (local) => {
-          for (const c of local) this.consumers.get(c)?.();
-        },
-        (err: Error) => this.log.warn({ err: err.message, queues: [...queues.keys()] }, 'waking consumers failed; they will find the steps on their next poll'),
-      );
-      this.inFlight = run.finally(() => {
-        if (this.inFlight === run) this.inFlight = undefined;
-      });
+    setImmediate(() => this.flush());
+  }
+
+  /** Send what is pending: one weft.wake round trip. */
+  private flush(): void {
+    if (!this.scheduled) return;
+    this.scheduled = false;
+    const queues = this.pendingQueues;
+    const notes = this.pendingNotices;
+    this.pendingQueues = new Map();
+    this.pendingNotices = [];
+    const run = wake(this.db, queues, this.wakeChannel, notes).then(
+      (local) => {
+        for (const c of local) this.consumers.get(c)?.();
+      },
+      (err: Error) => this.log.warn({ err: err.message, queues: [...queues.keys()] }, 'waking consumers failed; they will find the steps on their next poll'),
+    );
+    this.inFlight = run.finally(() => {
+      if (this.inFlight === run) this.inFlight = undefined;
     });
   }
 
@@ -168,6 +172,7 @@ export class Signals {
   }
 
   async close(): Promise<void> {
+    this.flush(); // what was sent just before closing still goes (e.g. `weft cancel` telling the workers)
     this.closed = true;
     await this.inFlight;
     const c = this.client;

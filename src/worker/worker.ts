@@ -137,6 +137,8 @@ export class Worker extends EventEmitter {
   private retryTimer: NodeJS.Timeout | undefined;
   private retryAt = Infinity;
   private stopping = false;
+  /** stop() has returned: outcomes that arrive now are not written (the pool may be closed). */
+  private stopped = false;
   private unlistenCancel: (() => void) | undefined;
   private orphansCheckedAt = 0;
   private readonly orphanCheckMs: number;
@@ -378,6 +380,7 @@ export class Worker extends EventEmitter {
   }
 
   private async flush(): Promise<void> {
+    if (this.stopped) return this.abandon(this.pending.splice(0));
     if (this.flushing >= MAX_FLUSHES || this.pending.length === 0) return;
     this.flushing++;
     const batch = this.pending;
@@ -402,6 +405,7 @@ export class Worker extends EventEmitter {
       for (const o of outcomes) this.applied(batch, o);
       this.release(batch, outcomes);
     } catch (err) {
+      if (this.stopped) return this.abandon(batch);
       // The database is unreachable (or the statement failed for another
       // reason): keep the results and try again; the heartbeat keeps the
       // leases, and the database's fence refuses them if the steps were taken.
@@ -415,6 +419,12 @@ export class Worker extends EventEmitter {
       this.flushing--;
     }
     if (this.pending.length) this.scheduleFlush();
+  }
+
+  /** Outcomes that came after stop() gave up draining: their steps run again once their lease expires. */
+  private abandon(batch: Pending[]): void {
+    if (batch.length === 0) return;
+    this.log.warn({ steps: batch.length }, 'outcomes arrived after the worker stopped; not written (their steps run again once their lease expires)');
   }
 
   /** Steps the runtime refused: back to the queue a little later, no attempt used (weft.release_steps). */
@@ -612,6 +622,7 @@ export class Worker extends EventEmitter {
     } else {
       await deregisterProcess(this.db, this.id).catch(() => undefined);
     }
+    this.stopped = true;
     this.log.info({ ...this.counts, finish_statements: this.flushes.statements, finished_runs: this.flushes.runs }, 'worker stopped');
   }
 }
