@@ -1,3 +1,4 @@
+import { integer } from './options.js';
 /**
  * `weft bench`: the seed's end-to-end benchmark, done right (issue 5).
  *
@@ -655,11 +656,6 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   return 0;
 }
 
-const int = (name: string, min: number) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new ConfigError(`${name} must be an integer ≥ ${min}, got "${v}"`);
-  return n;
-};
 
 /** Add `weft bench` to the CLI. */
 export function registerBenchCommand(program: Command): void {
@@ -667,18 +663,18 @@ export function registerBenchCommand(program: Command): void {
     .command('bench')
     .description('end-to-end latency benchmark in the seed\'s tiers on a local cluster; writes bench/results/<timestamp>-<backend>/')
     .option('--backend <backend>', 'pg | rabbitmq | both', 'pg')
-    .option('--runs <n>', 'independent runs, the cluster restarted between them', int('--runs', 1))
-    .option('--samples <n>', 'samples per scenario after the warm-up', int('--samples', 1))
-    .option('--warmup <n>', 'warm-up tasks per scenario (not measured)', int('--warmup', 0))
+    .option('--runs <n>', 'independent runs, the cluster restarted between them', integer(1))
+    .option('--samples <n>', 'samples per scenario after the warm-up', integer(1))
+    .option('--warmup <n>', 'warm-up tasks per scenario (not measured)', integer(0))
     .option('--scenarios <list>', 'comma-separated scenario ids, tier1..tier5 or throughput (default: all)')
     .option('--quick', '10 samples, one run, a 3 s throughput window', false)
-    .option('--base-port <port>', 'cluster base port (default 8080, moving up by 1000 past busy ports)', int('--base-port', 1))
-    .option('--orchestrators <n>', 'orchestrators in the cluster', int('--orchestrators', 1), 2)
-    .option('--workers-per-runtime <n>', 'workers per runtime in the cluster', int('--workers-per-runtime', 1), 2)
-    .option('--concurrency <n>', 'steps each worker runs at once', int('--concurrency', 1), 32)
-    .option('--in-flight <n>', 'concurrent tasks in the throughput scenario', int('--in-flight', 1), 64)
-    .option('--throughput-seconds <s>', 'throughput window per topology', int('--throughput-seconds', 1))
-    .option('--history-steps <n>', 'finished steps written into the tables before linear is measured again (default 1,000,000; --quick 100,000; 0 skips)', int('--history-steps', 0))
+    .option('--base-port <port>', 'cluster base port (default 8080, moving up by 1000 past busy ports)', integer(1))
+    .option('--orchestrators <n>', 'orchestrators in the cluster', integer(1), 2)
+    .option('--workers-per-runtime <n>', 'workers per runtime in the cluster', integer(1), 2)
+    .option('--concurrency <n>', 'steps each worker runs at once', integer(1), 32)
+    .option('--in-flight <n>', 'concurrent tasks in the throughput scenario', integer(1), 64)
+    .option('--throughput-seconds <s>', 'throughput window per topology', integer(1))
+    .option('--history-steps <n>', 'finished steps written into the tables before linear is measured again (default 1,000,000; --quick 100,000; 0 skips)', integer(0))
     .option('--no-interleave', 'measure the scenarios one after the other instead of interleaving their samples')
     .option('--out <dir>', 'results directory', join(packageRoot(), 'bench', 'results'))
     .option('--write-docs', 'also write docs/benchmarks.md (the latest full report)', false)

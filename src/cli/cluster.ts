@@ -30,6 +30,7 @@
  * weft cluster status
  * weft cluster stop
  */
+import { integer, port } from './options.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -584,12 +585,12 @@ export function registerClusterCommand(program: Command): void {
   cluster
     .command('start')
     .description('start the cluster; returns once every process is healthy')
-    .option('--orchestrators <n>', 'orchestrator processes', (v) => Number(v), 2)
+    .option('--orchestrators <n>', 'orchestrator processes', integer(1, 64), 2)
     .option('--workers <spec>', 'worker processes per runtime', 'native=2,python=2,ruby=2,typescript=2')
     .option('--backend <backend>', 'messaging: pg | rabbitmq', 'pg')
-    .option('--base-port <port>', 'orchestrators on base.., workers on base+20 (native), +120 (ruby), +220 (python), +320 (typescript)', (v) => Number(v), 8080)
-    .option('--concurrency <n>', 'steps each worker runs at once', (v) => Number(v), 32)
-    .option('--timeout <ms>', 'how long each process may take to become healthy', (v) => Number(v), 120_000)
+    .option('--base-port <port>', 'orchestrators on base.., workers on base+20 (native), +120 (ruby), +220 (python), +320 (typescript)', port, 8080)
+    .option('--concurrency <n>', 'steps each worker runs at once', integer(1, 10_000), 32)
+    .option('--timeout <ms>', 'how long each process may take to become healthy', integer(1), 120_000)
     .option('--foreground', 'supervise in this terminal instead of a detached supervisor', false)
     .action(async (o: StartOptions) => {
       if (o.backend !== 'pg' && o.backend !== 'rabbitmq') throw new ConfigError(`--backend "${o.backend}" is not a messaging backend; use pg or rabbitmq`);

@@ -1,3 +1,4 @@
+import { port } from './options.js';
 import type { Command } from 'commander';
 import { loadConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
@@ -15,7 +16,7 @@ export function registerDashboardCommand(program: Command): void {
   program
     .command('dashboard')
     .description('serve the dashboard with an in-process orchestrator and a worker per runtime (the embedded default)')
-    .option('--port <port>', 'HTTP port', (v) => Number(v), 8080)
+    .option('--port <port>', 'HTTP port', port, 8080)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--insecure', 'allow a non-loopback address without any API token', false)
     .option('--templates <dir>', 'templates to register', 'templates')

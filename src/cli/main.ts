@@ -2,6 +2,9 @@ import { Command, Option } from 'commander';
 import { loadConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
 import { WeftError } from '../shared/errors.js';
+import { settingsHelp } from '../shared/settings.js';
+import { packageVersion } from '../shared/paths.js';
+import { integer, port } from './options.js';
 import { runValidate } from './validate.js';
 import { runMigrate } from './migrate.js';
 import { runOrchestrator } from './orchestrator.js';
@@ -18,24 +21,8 @@ program
   .name('weft')
   .description('A durable DAG workflow engine with TypeScript, Python and Ruby step handlers')
   .showHelpAfterError()
-  .addHelpText(
-    'after',
-    `
-Environment:
-  WEFT_DATABASE_URL     PostgreSQL URL; unset = weft's embedded PostgreSQL under WEFT_HOME
-  WEFT_HOME             state directory (default .weft)
-  WEFT_MESSAGING        pg (default) | rabbitmq
-  WEFT_AMQP_URL         RabbitMQ URL (default amqp://guest:guest@127.0.0.1:5672)
-  WEFT_LOG_LEVEL        trace | debug | info (default) | warn | error
-  WEFT_ORCHESTRATOR_URL orchestrator for \`weft run\`; unset = run one in-process
-  WEFT_LEASE_MS         a worker silent this long loses its running steps (default 30000)
-  WEFT_STEP_MAX_LOSSES  a step that lost its worker this many times fails (default 5)
-  WEFT_RETENTION        delete finished tasks this long after they ended, e.g. 7d (default: keep)
-  WEFT_VACUUM_INTERVAL_MS  with autovacuum off, how often weft vacuums its tables (default 30000)
-
-  WEFT_API_TOKEN        bearer token \`weft run\` sends to WEFT_ORCHESTRATOR_URL
-  WEFT_TASK_RATE_LIMIT  tasks one API token may create per minute (default 6000)`,
-  );
+  .version(packageVersion(), '-V, --version', 'print the version of weft')
+  .addHelpText('after', () => `\nEnvironment (docs/operations.md explains each):\n${settingsHelp()}\n\nExit codes: 0 done, 1 failed (a failed or cancelled task, bad input), 3 still running when\n--wait gave up, 70 a worker whose runtime broke, 130 a second signal while shutting down.\n`);
 
 program
   .command('validate')
@@ -55,7 +42,7 @@ program
 program
   .command('orchestrator')
   .description('run an orchestrator: HTTP API, task creation, retries and the sweeps')
-  .option('--port <port>', 'HTTP port', (v) => Number(v), 8080)
+  .option('--port <port>', 'HTTP port', port, 8080)
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--templates <dir>', 'register every template under this directory at start')
   .option('--insecure', 'allow a non-loopback --host without any API token (weft token create)', false)
@@ -69,8 +56,8 @@ program
   .addOption(new Option('--runtime <runtime>', 'handler runtime').choices(['native', 'typescript', 'python', 'ruby']).default('native'))
   .requiredOption('--handlers <dir>', 'directory of handler modules for that runtime')
   .option('--namespaces <list>', 'comma-separated namespaces to serve (default: every namespace with steps of this runtime)')
-  .option('--concurrency <n>', 'steps run at once (Python and Ruby: one per interpreter whatever this says)', (v) => Number(v), 32)
-  .option('--port <port>', 'HTTP port for /health and /metrics (default: none)', (v) => Number(v))
+  .option('--concurrency <n>', 'steps run at once (Python and Ruby: one per interpreter whatever this says)', integer(1, 10_000), 32)
+  .option('--port <port>', 'HTTP port for /health and /metrics (default: none)', port)
   .action(async (opts: { runtime: string; handlers: string; namespaces?: string; concurrency: number; port?: number }) => {
     await runWorker(loadConfig(), createLogger({ name: `weft-worker-${opts.runtime}` }), opts);
   });
@@ -82,11 +69,11 @@ program
   .option('--context <json>', 'the task input as JSON', '{}')
   .option('--wait', 'wait for the task to end; exit non-zero if it fails', false)
   .option('--json', 'print the final task as JSON', false)
-  .option('--timeout <ms>', 'how long --wait waits', (v) => Number(v), 120_000)
+  .option('--timeout <ms>', 'how long --wait waits', integer(1), 120_000)
   .option('--templates <dir>', 'in-process mode: templates to register', 'templates')
   .option('--handlers <dir>', 'in-process mode: directory with one sub-directory of handlers per runtime', 'handlers')
   .option('--ui', 'in-process mode: serve the dashboard on 127.0.0.1 and keep it up after the task until Ctrl-C', false)
-  .option('--port <port>', 'with --ui: HTTP port', (v) => Number(v), 8080)
+  .option('--port <port>', 'with --ui: HTTP port', port, 8080)
   .action(async (template: string, opts) => {
     // Exit now: a handler still running when --wait gave up must not keep the process alive.
     process.exit(await runTask(loadConfig(), template, opts));

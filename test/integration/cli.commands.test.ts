@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminUrl, databaseUrl, runId } from '../support/urls.js';
 import { acquireEmbeddedPostgres } from '../../src/store/embedded.js';
 import { readMigrations } from '../../src/store/migrate.js';
+import { SETTINGS } from '../../src/shared/settings.js';
 
 // What `weft migrate` applies to an empty database: every migration there is, in order.
 const MIGRATIONS = await readMigrations();
@@ -155,8 +156,24 @@ describe('weft --help', () => {
       expect(r.stdout).toMatch(new RegExp(`^\\s+${cmd}\\b`, 'm'));
     }
     expect(r.stdout).toContain('Usage: weft');
-    expect(r.stdout).toContain('WEFT_DATABASE_URL');
-    expect(r.stdout).toContain('WEFT_HOME');
+    for (const setting of SETTINGS) expect(r.stdout).toContain(setting.name);
+    expect(r.stdout).toMatch(/Exit codes: 0 done, 1 failed/);
+  });
+
+  it('--version prints the package version', async () => {
+    const r = await weft(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).version);
+  });
+
+  it.each([
+    [['worker', '--handlers', 'handlers/typescript', '--concurrency', 'lots'], "'--concurrency <n>' argument 'lots' is invalid. expected a whole number from 1 to 10000"],
+    [['run', 'e2e_linear/mathematical_sequence', '--timeout', '1.5'], "'--timeout <ms>' argument '1.5' is invalid. expected a whole number ≥ 1"],
+    [['orchestrator', '--port', '70000'], "'--port <port>' argument '70000' is invalid. expected a whole number from 0 to 65535"],
+  ])('a numeric option that is not a number in range is refused before anything starts: weft %j', async (args, message) => {
+    const r = await weft(args);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(message);
   });
 });
 

@@ -1,0 +1,62 @@
+/**
+ * The catalogue of every `WEFT_*` environment variable: its default and what
+ * it does, in one list. `weft --help` prints it, and a unit test checks that
+ * every variable the source reads is here and that the README and
+ * docs/operations.md list each one, so the three never drift apart.
+ *
+ * Reading and checking the values is `loadConfig`'s job (config.ts); this is
+ * the documentation of them.
+ */
+export interface Setting {
+  name: string;
+  /** The default, as a person would write it; "unset" when there is none. */
+  default: string;
+  meaning: string;
+}
+
+export const SETTINGS: readonly Setting[] = [
+  { name: 'WEFT_DATABASE_URL', default: 'unset', meaning: 'PostgreSQL to use; unset = the embedded PostgreSQL under WEFT_HOME' },
+  { name: 'WEFT_HOME', default: '.weft', meaning: 'embedded database, logs, cluster state' },
+  { name: 'WEFT_EMBEDDED_PG_PORT', default: '54329, or the last port used', meaning: 'port of the embedded PostgreSQL' },
+  { name: 'WEFT_MESSAGING', default: 'pg', meaning: 'pg (the steps table is the queue, LISTEN/NOTIFY wake-ups) or rabbitmq' },
+  { name: 'WEFT_AMQP_URL', default: 'amqp://guest:guest@127.0.0.1:5672', meaning: 'RabbitMQ' },
+  { name: 'WEFT_QUEUE_PREFIX', default: 'weft', meaning: 'prefix of RabbitMQ queue names' },
+  { name: 'WEFT_LOG_LEVEL', default: 'info', meaning: 'trace | debug | info | warn | error; nothing per step above debug' },
+  { name: 'WEFT_LOG_FORMAT', default: 'pretty on a terminal', meaning: 'json: JSON lines even on a terminal' },
+  { name: 'WEFT_LEASE_MS', default: '30000', meaning: 'a worker silent this long loses its running steps (they run again, no attempt used)' },
+  { name: 'WEFT_STEP_MAX_LOSSES', default: '5', meaning: 'a step that lost its worker this many times fails with WorkerLostError' },
+  { name: 'WEFT_POLL_INTERVAL_MS', default: '1000', meaning: 'fallback poll and sweep period' },
+  { name: 'WEFT_REDISPATCH_AFTER_MS', default: '30000', meaning: 'RabbitMQ: an enqueued step unclaimed this long is published again' },
+  { name: 'WEFT_DB_POOL_MAX', default: '10', meaning: 'connections per process' },
+  { name: 'WEFT_SLOW_ACQUIRE_THRESHOLD_MS', default: '50', meaning: 'warn when a caller waits longer for a connection' },
+  { name: 'WEFT_DB_CONNECT_TIMEOUT_MS', default: '5000', meaning: 'opening a connection fails after this long' },
+  { name: 'WEFT_DB_QUERY_TIMEOUT_MS', default: '30000', meaning: 'a statement whose answer takes longer fails and its connection is dropped (maintenance excepted)' },
+  { name: 'WEFT_RETENTION', default: 'unset', meaning: 'delete tasks this long after they ended: 7d, 12h, 30m; unset keeps them' },
+  { name: 'WEFT_VACUUM_INTERVAL_MS', default: '30000', meaning: "with the server's autovacuum off, how often weft vacuums its tables" },
+  { name: 'WEFT_ORCHESTRATOR_URL', default: 'unset', meaning: 'weft run / cancel / retry talk to this orchestrator; unset = run one in-process' },
+  { name: 'WEFT_API_TOKEN', default: 'unset', meaning: 'bearer token those commands send (weft token create)' },
+  { name: 'WEFT_TASK_RATE_LIMIT', default: '6000', meaning: 'tasks one API token may create per minute' },
+  { name: 'WEFT_BREAKER_FAILURE_THRESHOLD', default: '5', meaning: 'consecutive failures of a Python/Ruby/TypeScript runtime itself (timeouts, a stuck interpreter; never a handler that raises) that open its breaker' },
+  { name: 'WEFT_BREAKER_COOLDOWN_MS', default: '5000', meaning: 'how long an open breaker refuses calls before it lets a probe through' },
+  { name: 'WEFT_BREAKER_SUCCESS_THRESHOLD', default: '2', meaning: 'successful probes that close a half-open breaker' },
+  { name: 'WEFT_BREAKER_HALF_OPEN_PROBES', default: '1', meaning: 'probes allowed in flight while half-open' },
+  { name: 'WEFT_BREAKER_SLOW_CALL_MS', default: '0 (off)', meaning: 'an answer slower than this counts as a runtime failure' },
+  { name: 'WEFT_BRIDGE_GRACE_MS', default: '2000', meaning: 'after a timeout, how long a handler may take to return before the runtime is marked broken and the worker exits' },
+  { name: 'WEFT_BRIDGE_QUEUE_CAPACITY', default: '4096', meaning: 'calls a runtime may hold queued; more are refused (queue_full, no attempt used)' },
+  { name: 'WEFT_BRIDGE_SYNC_WAIT_US', default: '300', meaning: 'how long the worker may wait for a short Python/Ruby step before it lets it finish asynchronously (0 = never)' },
+  { name: 'WEFT_BRIDGE_IDLE_SPIN_US', default: '0', meaning: 'how long an interpreter thread looks for the next step before it sleeps' },
+  { name: 'WEFT_BRIDGE_PATH', default: 'build/Release/weft_bridge.node', meaning: 'the native addon to load' },
+  { name: 'WEFT_PYTHON_HOME', default: 'found by the build', meaning: 'weft bench: PYTHONHOME for the Python workers it starts' },
+];
+
+/** The catalogue as aligned text, for `weft --help`. */
+export function settingsHelp(): string {
+  const width = Math.max(...SETTINGS.map((s) => s.name.length)) + 2;
+  return SETTINGS.map((s) => `  ${s.name.padEnd(width)}${s.meaning} (default: ${s.default})`).join('\n');
+}
+
+/** The catalogue as a Markdown table, as pasted in the README and docs/operations.md. */
+export function settingsMarkdown(): string {
+  const rows = SETTINGS.map((s) => `| \`${s.name}\` | ${s.default} | ${s.meaning} |`);
+  return ['| variable | default | meaning |', '|---|---|---|', ...rows].join('\n');
+}
