@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Database } from './database.js';
+import { redactUrl, type Database } from './database.js';
 import type { Logger } from '../shared/logger.js';
 import { DatabaseError } from '../shared/errors.js';
 import { packageRoot } from '../shared/paths.js';
@@ -55,14 +55,10 @@ export async function migrate(db: Database, log: Logger): Promise<MigrateResult>
       'SELECT version, name, checksum FROM weft.schema_migrations ORDER BY version',
     );
     const done = new Map(rows.map((r) => [r.version, r]));
+    const edited = migrations.filter((m) => done.has(m.version) && done.get(m.version)!.checksum !== m.checksum);
+    if (edited.length > 0) throw editedMigrationsError(edited.map((m) => m.name), redactUrl(db.url));
     for (const m of migrations) {
-      const prior = done.get(m.version);
-      if (prior) {
-        if (prior.checksum !== m.checksum) {
-          log.warn({ migration: m.name }, `migration ${m.name} changed after it was applied; add a new migration instead of editing one`);
-        }
-        continue;
-      }
+      if (done.has(m.version)) continue;
       try {
         await client.query('BEGIN');
         await client.query(m.sql);
@@ -89,4 +85,20 @@ export async function migrate(db: Database, log: Logger): Promise<MigrateResult>
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
     client.release();
   }
+}
+
+/**
+ * A migration this weft ships differs from the one the database applied. The
+ * schema it describes may then lack what the code calls (a function added by
+ * an edit the database never ran), so weft refuses to start rather than fail
+ * later, one statement at a time.
+ */
+function editedMigrationsError(names: string[], location: string): DatabaseError {
+  const list = names.join(', ');
+  return new DatabaseError(
+    `the database at ${location} applied ${names.length === 1 ? 'migration' : 'migrations'} ${list} with different content from this weft's ` +
+      `(migrations/${names[0]}.sql changed after it was applied). Landed migrations are never edited, so this database was made by a ` +
+      'development build of weft: recreate it (for the embedded PostgreSQL, stop every weft process and remove WEFT_HOME/pg; with ' +
+      'WEFT_DATABASE_URL, drop and recreate that database), or run the weft build that created it.',
+  );
 }

@@ -1,6 +1,6 @@
 /**
  * Migrations (issue 2, "Storage"): applied once, safe when several processes start together (advisory
- * lock), an edited migration is warned about, and everything lives in schema `weft`.
+ * lock), an edited migration stops the process with instructions, and everything lives in schema `weft`.
  *
  * The racing tests need a database no migration has touched, so they create their own with CREATE
  * DATABASE (not from the migrated template) and drop it afterwards.
@@ -107,20 +107,20 @@ describe('migrate', () => {
     expect(await appliedRows(dbs[0]!)).toHaveLength(migrations.length);
   });
 
-  it('warns when an applied migration was changed afterwards (checksum differs), and applies nothing', async () => {
+  it('refuses to start when an applied migration was changed afterwards (checksum differs), naming it and how to recover', async () => {
     const db = await pool(await freshDatabase());
     await migrate(db, silentLogger());
     await db.query(`UPDATE weft.schema_migrations SET checksum = 'deadbeefdeadbeef' WHERE name = '001_initial'`);
-    const { log, lines } = capturingLogger();
-    const result = await migrate(db, log);
-    expect(result.applied).toEqual([]);
-    const warnings = lines.filter((l) => l.level === WARN);
-    expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatchObject({
-      migration: '001_initial',
-      msg: 'migration 001_initial changed after it was applied; add a new migration instead of editing one',
-    });
-    // The stored checksum is left as it was: the warning repeats until someone looks.
+    const failure = await migrate(db, silentLogger()).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(failure).toBeInstanceOf(DatabaseError);
+    const message = (failure as Error).message;
+    expect(message).toContain('applied migration 001_initial with different content');
+    expect(message).toContain('remove WEFT_HOME/pg');
+    expect(message).not.toMatch(/password/i);
+    // Nothing was changed: the stored checksum stays, so the refusal repeats until someone acts.
     const rows = await appliedRows(db);
     expect(rows.find((r) => r.name === '001_initial')!.checksum).toBe('deadbeefdeadbeef');
   });
