@@ -18,7 +18,8 @@ export function createLogger(options: { level?: string; name?: string; pretty?: 
     return pino({
       level,
       base,
-      transport: { target: 'pino-pretty', options: { destination: 2, colorize: true, ignore: 'pid,hostname' } },
+      // Colours only where the terminal supports them and NO_COLOR is unset (pino-pretty's own check).
+      transport: { target: 'pino-pretty', options: { destination: 2, ignore: 'pid,hostname' } },
     });
   }
   return pino({ level, base }, pino.destination({ dest: 2, sync: false }));
