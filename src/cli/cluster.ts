@@ -566,16 +566,16 @@ async function stopCluster(config: WeftConfig): Promise<number> {
   return 0;
 }
 
-async function clusterStatus(config: WeftConfig): Promise<number> {
+async function clusterStatus(config: WeftConfig, json: boolean): Promise<number> {
   const s = readClusterState(clusterDir(config));
   if (!s || !pidAlive(s.supervisor_pid)) {
-    process.stdout.write('no cluster running\n');
+    process.stdout.write(json ? `${JSON.stringify({ running: false })}\n` : 'no cluster running\n');
     return 3;
   }
   for (const p of s.processes) {
     p.healthy = pidAlive(p.pid) && (await getJson(`${p.url}/health`, 1000).then((r) => r.status === 200, () => false));
   }
-  process.stdout.write(`${formatState(s)}\n`);
+  process.stdout.write(json ? `${JSON.stringify({ running: true, ...s }, null, 2)}\n` : `${formatState(s)}\n`);
   return s.processes.every((p) => p.healthy) ? 0 : 3;
 }
 
@@ -608,7 +608,8 @@ export function registerClusterCommand(program: Command): void {
   cluster
     .command('status')
     .description('show each process with its pid, URL and health; exit 3 unless all are healthy')
-    .action(async () => {
-      process.exitCode = await clusterStatus(loadConfig());
+    .option('--json', 'print the cluster state as JSON', false)
+    .action(async (o: { json: boolean }) => {
+      process.exitCode = await clusterStatus(loadConfig(), o.json);
     });
 }

@@ -28,8 +28,9 @@ program
   .command('validate')
   .description('check template files (or directories of them); exits non-zero listing every problem')
   .argument('<paths...>', 'template files or directories')
-  .action(async (paths: string[]) => {
-    process.exitCode = await runValidate(paths, { out: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`) });
+  .option('--json', 'print one JSON document: { ok, templates, problems }', false)
+  .action(async (paths: string[], opts: { json: boolean }) => {
+    process.exitCode = await runValidate(paths, { out: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`), json: opts.json });
   });
 
 program

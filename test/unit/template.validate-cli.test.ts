@@ -30,6 +30,22 @@ describe('runValidate', () => {
     expect(err).toEqual([]);
   });
 
+  it('--json prints one document with the good templates and every problem, and the same exit code', async () => {
+    const good = join(dir, 'a.yaml');
+    const bad = join(dir, 'b.yaml');
+    await writeFile(good, GOOD);
+    await writeFile(bad, 'namespace: demo\nname: bad\nversion: 1\nstepz: []\n');
+    expect(await runValidate([dir, join(dir, 'missing.yaml')], { ...io, json: true })).toBe(2);
+    expect(err).toEqual([]);
+    expect(out).toHaveLength(1);
+    const report = JSON.parse(out[0]!);
+    expect(report.ok).toBe(false);
+    expect(report.templates).toEqual([{ file: good, template: 'demo/flow@1.0.0', steps: 2 }]);
+    expect(report.problems.map((p: { file: string }) => p.file)).toContain(bad);
+    expect(report.problems.find((p: { file: string }) => p.file === bad)).toMatchObject({ message: expect.any(String), hint: expect.any(String), line: expect.any(Number) });
+    expect(report.problems.at(-1)).toMatchObject({ file: join(dir, 'missing.yaml'), message: expect.stringContaining('does not exist') });
+  });
+
   it('prints every problem of a bad file and returns 1', async () => {
     const good = join(dir, 'a.yaml');
     const bad = join(dir, 'b.yaml');
