@@ -65,8 +65,12 @@ if (flag !== -1) {
 const problems = [];
 if (!run('g++', ['--version'])) problems.push('g++ (the C++ compiler) was not found: apt-get install -y g++ make');
 if (!run('make', ['--version'])) problems.push('make was not found: apt-get install -y make');
-if (!existsSync('/usr/include/node/node_api.h'))
-  problems.push('Node headers /usr/include/node/node_api.h are missing: apt-get install -y libnode-dev (or set npm_config_nodedir to a Node source/headers tree)');
+// Node's headers: an explicit npm_config_nodedir, else the installation of
+// the node running this script (Debian's /usr, nvm's and volta's prefixes all
+// keep them in <prefix>/include/node), else node-gyp's own lookup (its header
+// cache, which it fills from Node's release site when it can reach it).
+const nodePrefix = dirname(dirname(process.execPath));
+const nodedir = process.env.npm_config_nodedir || (existsSync(join(nodePrefix, 'include', 'node', 'node_api.h')) ? nodePrefix : undefined);
 const py = pythonInfo();
 if (!py) {
   problems.push(`${pyConfig} did not answer: install a CPython 3.11 with its development files (apt-get install -y python3-dev, or pyenv install 3.11.7 built with --enable-shared), or set WEFT_PYTHON_CONFIG to its python3-config`);
@@ -86,7 +90,7 @@ if (problems.length) {
 
 const gyp = join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
 const args = [gyp, 'rebuild', '-j', '2'];
-args.push(`--nodedir=${process.env.npm_config_nodedir || '/usr'}`);
+if (nodedir) args.push(`--nodedir=${nodedir}`);
 const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
 if (r.status !== 0) {
   process.stderr.write('weft: node-gyp failed building the native bridge; see the compiler output above\n');

@@ -6,21 +6,34 @@
 # everything is already there; safe to run again.
 set -euo pipefail
 
+if [[ "${WEFT_SKIP_SYSTEM_DEPS:-}" == 1 ]]; then
+  echo "setup: WEFT_SKIP_SYSTEM_DEPS=1, not checking Debian packages (ruby-dev pkg-config chromium)"
+  exit 0
+fi
+
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in ruby-dev pkg-config chromium; do
-  have_pkg "$pkg" || need+=("$pkg")
-done
+if command -v dpkg-query >/dev/null; then
+  for pkg in ruby-dev pkg-config chromium; do
+    have_pkg "$pkg" || need+=("$pkg")
+  done
+else
+  echo "setup: not a Debian system (no dpkg); install Ruby 3.1 with its headers, pkg-config and Chromium yourself, then run npm install with WEFT_SKIP_SYSTEM_DEPS=1" >&2
+  exit 1
+fi
 
 if ((${#need[@]})); then
-  if [[ $(id -u) -ne 0 ]]; then
-    echo "setup: missing Debian packages: ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
+  echo "setup: missing Debian packages: ${need[*]} (the native bridge needs ruby-dev and pkg-config, the browser tests chromium)"
+  if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
+    echo "setup: not installing them (not root, or no apt-get). Run:  sudo apt-get install -y --no-install-recommends ${need[*]}" >&2
+    echo "setup: then npm install again (or set WEFT_SKIP_SYSTEM_DEPS=1 to skip this check)" >&2
     exit 1
   fi
-  echo "setup: installing ${need[*]}"
+  echo "setup: installing them with apt-get (as root)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  echo "setup: installed ${need[*]}"
 fi
 
 # Python's embedding library (libpython3.11.so) ships with the machine's
