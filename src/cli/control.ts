@@ -1,5 +1,6 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
+import { requestJson } from '../shared/http-json.js';
 import { loadConfig, type WeftConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
 import { isUuid, processId } from '../shared/ids.js';
@@ -46,11 +47,9 @@ async function control(
   if (!isUuid(id)) throw new ValidationError(`task id "${id}" is not a UUID; \`weft run\` prints it, and GET /v1/tasks lists them`, 'id');
   if (config.orchestratorUrl) {
     const url = `${config.orchestratorUrl.replace(/\/$/, '')}/v1/tasks/${encodeURIComponent(id)}/${op}`;
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (config.apiToken) headers.authorization = `Bearer ${config.apiToken}`;
-    const res = await fetch(url, { method: 'POST', headers, body: JSON.stringify(step ? { step } : {}) });
-    const body = (await res.json().catch(() => ({}))) as { error?: { message?: string }; interrupted?: number; enqueued?: number };
-    if (!res.ok) throw new WeftError('api', `${res.status} ${body.error?.message ?? res.statusText}`);
+    const res = await requestJson('POST', url, { body: step ? { step } : {}, token: config.apiToken });
+    const body = (typeof res.body === 'object' && res.body !== null ? res.body : {}) as { error?: { message?: string }; interrupted?: number; enqueued?: number };
+    if (res.status >= 300) throw new WeftError('api', `${res.status} ${body.error?.message ?? JSON.stringify(res.body)}`);
     return body;
   }
   const log = createLogger({ level: process.env.WEFT_LOG_LEVEL ?? 'warn' });

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
 import { RUNTIMES } from '../core/template/types.js';
-import { startEmbeddedEngine } from './embedded-engine.js';
+import { startEmbeddedEngine } from '../ops/engine.js';
 import { serveApi } from './serve-api.js';
 import { onShutdownSignal } from './lifecycle.js';
 

@@ -1,9 +1,10 @@
 import type { WeftConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
-import { ValidationError } from '../shared/errors.js';
+import { ValidationError, WeftError } from '../shared/errors.js';
+import { HttpUnreachableError, requestJson } from '../shared/http-json.js';
 import { getTaskView, type TaskView } from '../store/tasks.js';
 import type { StepEvent } from '../worker/worker.js';
-import { startEmbeddedEngine } from './embedded-engine.js';
+import { startEmbeddedEngine } from '../ops/engine.js';
 import { serveApi } from './serve-api.js';
 
 /** `weft run --wait` gave up waiting (--timeout) while the task was still running: not a failure of the task. */
@@ -108,11 +109,10 @@ async function runRemote(
   out: (s: string) => void,
 ): Promise<number> {
   const url = base.replace(/\/$/, '');
-  const auth: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
-  const res = await fetch(`${url}/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify(req) });
-  const body = (await res.json()) as { id?: string; error?: { message: string } };
-  if (res.status !== 201 || !body.id) {
-    process.stderr.write(`weft: ${res.status} ${body.error?.message ?? JSON.stringify(body)}\n`);
+  const res = await requestJson('POST', `${url}/v1/tasks`, { body: req, token });
+  const body = res.body as { id?: string; error?: { message: string } } | undefined;
+  if (res.status !== 201 || !body?.id) {
+    process.stderr.write(`weft: ${res.status} ${body?.error?.message ?? JSON.stringify(body)}\n`);
     return 1;
   }
   if (!opts.wait) {
@@ -123,13 +123,32 @@ async function runRemote(
   const deadline = Date.now() + opts.timeout;
   for (;;) {
     const left = Math.max(0, deadline - Date.now());
-    const w = await fetch(`${url}/v1/tasks/${body.id}/wait?timeout_ms=${Math.min(left, 30_000)}`, { headers: auth });
-    const view = (await w.json()) as TaskView & { ended: boolean };
+    const w = await waitOnce(`${url}/v1/tasks/${body.id}/wait?timeout_ms=${Math.min(left, 30_000)}`, token, left);
+    if (!w) continue; // the orchestrator is restarting or its database is away: ask again
+    const view = w as TaskView & { ended: boolean };
     if (view.ended || left === 0) {
       if (!opts.json) for (const s of view.steps) out(`  ${stepMark(s.state)} ${s.name.padEnd(28)} ${stepDetail(s)}`);
       return report(view, view.ended, opts, out);
     }
   }
+}
+
+/**
+ * One long-poll. An orchestrator that is stopping, restarting or without its
+ * database answers 503 (or not at all) for a while: wait a little and return
+ * undefined, so the caller asks again until its own deadline. Any other
+ * answer that is not the task is an error.
+ */
+async function waitOnce(url: string, token: string | undefined, leftMs: number): Promise<unknown> {
+  try {
+    const res = await requestJson('GET', url, { token, timeoutMs: Math.min(leftMs, 30_000) + 10_000 });
+    if (res.status === 200) return res.body;
+    if (res.status !== 503 || leftMs === 0) throw new WeftError('api', `${res.status} ${(res.body as { error?: { message?: string } })?.error?.message ?? JSON.stringify(res.body)}`);
+  } catch (err) {
+    if (!(err instanceof HttpUnreachableError) || leftMs === 0) throw err;
+  }
+  await new Promise((r) => setTimeout(r, Math.min(1_000, leftMs)));
+  return undefined;
 }
 
 function report(view: TaskView, ended: boolean, opts: RunOptions, out: (s: string) => void): number {

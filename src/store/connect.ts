@@ -1,7 +1,7 @@
 import type { Logger } from '../shared/logger.js';
 import type { WeftConfig } from '../shared/config.js';
 import { describeDatabase, openDatabase, redactUrl, type Database, type DatabaseLocation } from './database.js';
-import { acquireEmbeddedPostgres } from './embedded.js';
+import { acquireEmbeddedPostgres } from '../ops/embedded-postgres.js';
 import { migrate } from './migrate.js';
 
 export interface Store {

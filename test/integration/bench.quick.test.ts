@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
-import { clusterPorts, portFree } from '../../src/cli/cluster.js';
+import { clusterPorts } from '../../src/ops/cluster.js';
+import { portIsFree } from '../../src/ops/ports.js';
 import type { BenchDocument } from '../../src/bench/types.js';
 import { packageRoot } from '../../src/shared/paths.js';
 
@@ -13,7 +14,7 @@ async function freeBase(): Promise<number> {
   for (let i = 0; i < 50; i++) {
     const base = 20_000 + Math.floor(Math.random() * 400) * 100;
     const ports = clusterPorts({ orchestrators: 2, workers: { native: 2 }, basePort: base });
-    if ((await Promise.all(ports.map(portFree))).every(Boolean)) return base;
+    if ((await Promise.all(ports.map(portIsFree))).every(Boolean)) return base;
   }
   throw new Error('no free port block found between 20000 and 60000');
 }

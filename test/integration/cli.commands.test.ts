@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminUrl, databaseUrl, runId } from '../support/urls.js';
-import { acquireEmbeddedPostgres } from '../../src/store/embedded.js';
+import { acquireEmbeddedPostgres } from '../../src/ops/embedded-postgres.js';
 import { readMigrations } from '../../src/store/migrate.js';
 import { SETTINGS } from '../../src/shared/settings.js';
 

@@ -16,7 +16,7 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acquireEmbeddedPostgres, EmbeddedPostgresError, type EmbeddedPostgres } from '../../src/store/embedded.js';
+import { acquireEmbeddedPostgres, EmbeddedPostgresError, type EmbeddedPostgres } from '../../src/ops/embedded-postgres.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../..');

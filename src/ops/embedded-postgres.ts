@@ -33,11 +33,13 @@ import { execFile, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants as fsConstants, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { DatabaseError } from '../shared/errors.js';
+import { FileLock } from './file-lock.js';
+import { freePort, portIsFree } from './ports.js';
+import { isAlive, processIdentity, sameProcess, type ProcessIdentity } from './processes.js';
 
 export interface EmbeddedPostgres {
   /** `postgres://postgres:<password>@127.0.0.1:<port>/weft` */
@@ -78,10 +80,7 @@ export class EmbeddedPostgresError extends DatabaseError {
 export const DEFAULT_EMBEDDED_PG_PORT = 54329;
 const DATABASE = 'weft';
 const SUPERUSER = 'postgres';
-const LOCK_WAIT_MS = 90_000;
-const LOCK_POLL_MS = 50;
-/** A lock file with no holder written into it is a creator that died between open and write. */
-const EMPTY_LOCK_STALE_MS = 10_000;
+const LOCK_PURPOSE = 'starting or stopping the embedded PostgreSQL';
 /** sun_path is 108 bytes on Linux, 104 on macOS; postgres adds `/.s.PGSQL.<port>` (and `.lock`). */
 const MAX_SOCKET_PATH = 100;
 
@@ -118,7 +117,7 @@ export async function acquireEmbeddedPostgres(opts: EmbeddedPostgresOptions = {}
   const requestedPort = opts.port ?? portFromEnv();
 
   await fs.mkdir(layout.clientsDir, { recursive: true, mode: 0o755 });
-  const lock = await FileLock.acquire(layout.lockFile);
+  const lock = await FileLock.acquire(layout.lockFile, LOCK_PURPOSE);
   let result: { record: ServerRecord; startedByUs: boolean };
   try {
     // Register first: from here on no releaser will stop the server under us.
@@ -323,7 +322,7 @@ async function startServer(
 }
 
 async function stopIfUnused(layout: Layout, log: (msg: string) => void): Promise<void> {
-  const lock = await FileLock.acquire(layout.lockFile);
+  const lock = await FileLock.acquire(layout.lockFile, LOCK_PURPOSE);
   try {
     const others = liveClients(layout);
     if (others.length > 0) {
@@ -421,25 +420,6 @@ async function choosePort(requested: number | undefined, recorded: number, log: 
   const port = await freePort();
   log(`port ${recorded} is in use by another program; embedded PostgreSQL will use port ${port} (set WEFT_EMBEDDED_PG_PORT to choose one)`);
   return port;
-}
-
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once('error', () => resolve(false));
-    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => server.close(() => resolve(true)));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function connectionUrl(record: ServerRecord, database: string): string {
@@ -679,137 +659,6 @@ function stopAtExit(layout: Layout): void {
 
 /** pg_ctl's path, resolved during acquire: an 'exit' handler cannot import. */
 let knownPgCtl: string | null = null;
-
-// ---------------------------------------------------------------------------------------------------------
-// Processes and the lock
-
-interface ProcessIdentity {
-  pid: number;
-  /** Start time in clock ticks since boot (Linux /proc), so a reused pid is not mistaken for a live client. */
-  start: string | null;
-}
-
-function processIdentity(pid: number): ProcessIdentity {
-  return { pid, start: processStart(pid) };
-}
-
-function processStart(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name (which may contain spaces and parentheses); starttime is field 22.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-/** A zombie (exited, not yet reaped by its parent) counts as dead: it holds no port and no files. */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true; // no /proc (macOS): trust kill(0)
-  }
-}
-
-function sameProcess(pid: number, recorded: ProcessIdentity | null): boolean {
-  if (!isAlive(pid)) return false;
-  if (!recorded || recorded.start === null) return true;
-  const now = processStart(pid);
-  return now === null || now === recorded.start;
-}
-
-/**
- * An exclusive lock file (`open(path, 'wx')`) holding `{pid, start, token}`. A lock whose holder is dead
- * is broken; waiting is bounded.
- */
-class FileLock {
-  private constructor(
-    private readonly file: string,
-    private readonly token: string,
-  ) {}
-
-  static async acquire(file: string): Promise<FileLock> {
-    const token = randomBytes(8).toString('hex');
-    const content = JSON.stringify({ ...processIdentity(process.pid), token });
-    const deadline = Date.now() + LOCK_WAIT_MS;
-    for (;;) {
-      try {
-        const handle = await fs.open(file, 'wx', 0o644);
-        try {
-          await handle.writeFile(content);
-        } finally {
-          await handle.close();
-        }
-        return new FileLock(file, token);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-          throw new EmbeddedPostgresError(
-            `cannot create the lock file ${file}: ${(err as Error).message}; check that ${path.dirname(file)} is writable by this user`,
-            { cause: err },
-          );
-        }
-      }
-      const holder = await FileLock.inspect(file);
-      if (holder.stale) {
-        await FileLock.breakStale(file, holder.text);
-        continue;
-      }
-      if (Date.now() > deadline) {
-        throw new EmbeddedPostgresError(
-          `timed out after ${LOCK_WAIT_MS / 1000} s waiting for ${file}, held by ${holder.pid === null ? 'an unknown process' : `pid ${holder.pid}`}, ` +
-            `which is starting or stopping the embedded PostgreSQL; if no weft process is running, delete ${file}`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, LOCK_POLL_MS));
-    }
-  }
-
-  private static async inspect(file: string): Promise<{ stale: boolean; pid: number | null; text: string | null }> {
-    let text: string;
-    let mtimeMs: number;
-    try {
-      [text, { mtimeMs }] = await Promise.all([fs.readFile(file, 'utf8'), fs.stat(file)]);
-    } catch {
-      return { stale: false, pid: null, text: null }; // just released: try again
-    }
-    if (text === '') return { stale: Date.now() - mtimeMs > EMPTY_LOCK_STALE_MS, pid: null, text };
-    try {
-      const holder = JSON.parse(text) as ProcessIdentity;
-      return { stale: !sameProcess(holder.pid, holder), pid: holder.pid, text };
-    } catch {
-      return { stale: Date.now() - mtimeMs > EMPTY_LOCK_STALE_MS, pid: null, text };
-    }
-  }
-
-  /**
-   * Two waiters may find the same stale lock; a plain unlink could then delete the lock the faster one has
-   * just taken. So the lock is renamed aside (atomic), and put back if it turns out not to be the stale one.
-   */
-  private static async breakStale(file: string, staleText: string | null): Promise<void> {
-    const aside = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
-    try {
-      await fs.rename(file, aside);
-    } catch {
-      return; // already gone
-    }
-    const text = await fs.readFile(aside, 'utf8').catch(() => null);
-    if (text !== staleText) await fs.link(aside, file).catch(() => {});
-    await fs.rm(aside, { force: true });
-  }
-
-  async release(): Promise<void> {
-    const text = await fs.readFile(this.file, 'utf8').catch(() => null);
-    if (text !== null && text.includes(this.token)) await fs.rm(this.file, { force: true });
-  }
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // Small helpers

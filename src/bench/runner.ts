@@ -1,0 +1,633 @@
+/**
+ * `weft bench`: the seed's end-to-end benchmark, done right (issue 5).
+ *
+ * For each backend and run: start a fresh local cluster (ClusterSupervisor),
+ * run every selected scenario (warm-up, then N samples), the throughput
+ * scenario on the full cluster, then restart with 1 orchestrator + 1 native
+ * worker for the 1+1 throughput figure. Writes
+ * `bench/results/<timestamp>-<backend>/{percentiles.json, report.md, *.svg}`
+ * and, with --write-docs, `docs/benchmarks.md`.
+ *
+ * A sample is timed from sending POST /v1/tasks to the moment the long-poll
+ * GET /v1/tasks/:id/wait returns (the server answers when the task ends; no
+ * sleep loop), over one keep-alive connection per in-flight task. Every
+ * sample's results are checked; a wrong one stops the bench with exit 1.
+ *
+ * @example
+ * weft bench --quick                       # 10 samples, one run, pg (< 2 min)
+ * weft bench --backend both --runs 2 --write-docs
+ * weft bench --report bench/results/2026-11-27T19-30-00Z-pg   # regenerate report.md from the JSON
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join, resolve } from 'node:path';
+import pg from 'pg';
+import { loadConfig } from '../shared/config.js';
+import { createLogger, type Logger } from '../shared/logger.js';
+import { ConfigError, WeftError } from '../shared/errors.js';
+import { packageRoot } from '../shared/paths.js';
+import { generateProductsCsv } from '../examples/products.js';
+import { ClusterSupervisor, clusterPorts, type ClusterRuntime, type ClusterSpec } from '../ops/cluster.js';
+import { portIsFree } from '../ops/ports.js';
+import { requestJson as httpJson } from '../shared/http-json.js';
+import { contextFor, expectedCsvAggregate, selectScenarios, verifyOutcome, type ScenarioDef } from './scenarios.js';
+import { percentile, summarize } from './stats.js';
+import type { Backend, BenchDocument, PhaseBreakdown, RunResult, ScenarioResult, ThroughputResult } from './types.js';
+import { renderReport, type BridgeResults } from './report.js';
+import { CpuMeter, postmasterOf, serverPids } from './cpu.js';
+import { seedHistory } from './history.js';
+import { measureInProcess } from './in-process.js';
+import { SCENARIOS } from './scenarios.js';
+import { acquireEmbeddedPostgres } from '../ops/embedded-postgres.js';
+import { openDatabase } from '../store/database.js';
+
+/** A task came back wrong, or the service answered something unexpected: the bench fails. */
+export class BenchFailure extends WeftError {
+  override name = 'BenchFailure';
+  constructor(message: string) {
+    super('bench_failed', message);
+  }
+}
+
+interface TaskSample {
+  client_ms: number;
+  /** POST /v1/tasks round trip (the create transaction and first dispatch included). */
+  post_ms: number;
+  server_ms: number;
+  view: any;
+}
+
+/** Create one task and wait for it through the long-poll; check its results. */
+async function runOne(base: string, s: ScenarioDef, context: Record<string, unknown>, csvExpected?: Record<string, unknown>): Promise<TaskSample> {
+  const t0 = performance.now();
+  const created = await requestJson('POST', `${base}/v1/tasks`, { namespace: s.namespace, name: s.name, context });
+  if (created.status !== 201) throw new BenchFailure(`POST ${base}/v1/tasks for ${s.namespace}/${s.name} answered ${created.status}: ${JSON.stringify(created.body)}`);
+  const id = created.body.id as string;
+  const post_ms = performance.now() - t0;
+  const waited = await requestJson('GET', `${base}/v1/tasks/${id}/wait?timeout_ms=${s.timeoutMs}`, undefined, s.timeoutMs + 10_000);
+  const client_ms = performance.now() - t0;
+  if (waited.status !== 200) throw new BenchFailure(`GET ${base}/v1/tasks/${id}/wait answered ${waited.status}: ${JSON.stringify(waited.body)}`);
+  const view = waited.body;
+  if (!view.ended) throw new BenchFailure(`${s.id}: task ${id} did not end within ${s.timeoutMs} ms (state ${view.state})`);
+  const problem = verifyOutcome(s, view, csvExpected);
+  if (problem) throw new BenchFailure(`${s.id}: task ${id} has a wrong result: ${problem}`);
+  return { client_ms, post_ms, server_ms: Number(view.duration_ms), view };
+}
+
+const t = (d: string | null | undefined) => (d ? new Date(d).getTime() : NaN);
+
+/** Where one chain task's time went, from the step timestamps the wait returns (ms resolution). */
+export function phasesOf(view: any, clientMs: number, postMs: number): PhaseBreakdown {
+  const steps = [...(view.steps as any[])].sort((a, b) => t(a.enqueued_at) - t(b.enqueued_at));
+  let queue = 0;
+  let exec = 0;
+  let orch = 0;
+  steps.forEach((s, i) => {
+    queue += t(s.started_at) - t(s.enqueued_at);
+    exec += t(s.finished_at) - t(s.started_at);
+    if (i > 0) orch += t(s.enqueued_at) - t(steps[i - 1].finished_at);
+  });
+  return {
+    create_ms: t(steps[0]?.enqueued_at) - t(view.created_at),
+    queue_ms: queue,
+    execute_ms: exec,
+    orchestrate_ms: orch,
+    finalize_ms: t(view.completed_at) - t(steps.at(-1)?.finished_at),
+    client_ms: clientMs - Number(view.duration_ms),
+    post_ms: postMs,
+  };
+}
+
+function medianPhases(list: PhaseBreakdown[]): PhaseBreakdown | undefined {
+  if (!list.length) return undefined;
+  const keys = Object.keys(list[0]!) as Array<keyof PhaseBreakdown>;
+  const median = (k: keyof PhaseBreakdown) => {
+    const v = list.map((p) => p[k]).filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
+    return v.length ? Math.round(percentile(v, 0.5) * 1000) / 1000 : NaN;
+  };
+  return Object.fromEntries(keys.map((k) => [k, median(k)])) as unknown as PhaseBreakdown;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Progress
+
+class Progress {
+  private readonly tty = process.stderr.isTTY === true;
+  private last = 0;
+  update(label: string, k: number, n: number, samples: number[]): void {
+    if (!this.tty) return;
+    const now = Date.now();
+    if (k !== n && now - this.last < 80) return;
+    this.last = now;
+    const p50 = samples.length ? `${percentile(samples, 0.5).toFixed(2)} ms` : '…';
+    process.stderr.write(`\r\x1b[2K  ${label.padEnd(34)} sample ${String(k).padStart(3)}/${n}  P50 ${p50}`);
+  }
+  line(text: string): void {
+    process.stderr.write(`${this.tty ? '\r\x1b[2K' : ''}${text}\n`);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Environment: machine, versions, commit
+
+function run(cmd: string, args: string[], cwd = packageRoot()): string | null {
+  try {
+    return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 15_000 }).trim();
+  } catch {
+    return null;
+  }
+}
+
+function pythonVersion(): string | null {
+  const home = process.env.WEFT_PYTHON_HOME || run(process.execPath, [join(packageRoot(), 'scripts', 'build-native.mjs'), '--flags', 'py-home']);
+  const py = home ? join(home, 'bin', 'python3') : 'python3';
+  return run(existsSync(py) ? py : 'python3', ['-c', 'import sys; print(sys.version.split()[0])']);
+}
+
+async function postgresVersion(url: string): Promise<string | null> {
+  const c = new pg.Client({ connectionString: url });
+  try {
+    await c.connect();
+    const { rows } = await c.query<{ server_version: string }>('SHOW server_version');
+    return rows[0]?.server_version ?? null;
+  } catch {
+    return null;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+async function rabbitVersion(url: string): Promise<string | null> {
+  try {
+    const amqp = await import('amqplib');
+    const conn = await amqp.connect(url);
+    const props = (conn as unknown as { connection: { serverProperties?: { version?: string } } }).connection.serverProperties;
+    await conn.close();
+    return props?.version ?? null;
+  } catch {
+    return run('rabbitmqctl', ['version']);
+  }
+}
+
+function machine(): BenchDocument['machine'] {
+  return { cpu_model: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, memory_gb: Math.round((os.totalmem() / 2 ** 30) * 10) / 10, os: `${os.type()} ${os.release()} ${os.arch()}` };
+}
+
+function gitInfo(): BenchDocument['git'] {
+  const status = run('git', ['status', '--porcelain', '--untracked-files=no']);
+  return { commit: run('git', ['rev-parse', 'HEAD']), branch: run('git', ['rev-parse', '--abbrev-ref', 'HEAD']), dirty: status === null ? null : status.length > 0 };
+}
+
+/** The newest `bench/results/bridge-*.json` (from `npm run bench:bridge`), if any. */
+export function latestBridgeResults(dir = join(packageRoot(), 'bench', 'results')): BridgeResults | undefined {
+  if (!existsSync(dir)) return undefined;
+  const files = readdirSync(dir).filter((f) => /^bridge-.*\.json$/.test(f)).sort();
+  const last = files.at(-1);
+  if (!last) return undefined;
+  try {
+    return { file: `bench/results/${last}`, ...(JSON.parse(readFileSync(join(dir, last), 'utf8')) as Omit<BridgeResults, 'file'>) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Write `<dir>/<file>` and its charts (in `<dir>/<chartsSubdir>/` when given). */
+export function writeReports(docs: BenchDocument[], o: { dir: string; file: string; chartsSubdir?: string; bridge?: BridgeResults }): void {
+  const prefix = o.chartsSubdir ? `${o.chartsSubdir}/` : '';
+  const { markdown, charts } = renderReport(docs, { bridge: o.bridge, chartPrefix: prefix });
+  const chartDir = join(o.dir, o.chartsSubdir ?? '');
+  mkdirSync(chartDir, { recursive: true });
+  for (const [name, svg] of Object.entries(charts)) writeFileSync(join(chartDir, name), svg);
+  writeFileSync(join(o.dir, o.file), markdown);
+}
+
+// ------------------------------------------------------------------------------------------------
+// The runner
+
+export interface BenchOptions {
+  backend: 'pg' | 'rabbitmq' | 'both';
+  runs: number;
+  samples: number;
+  warmup: number;
+  scenarios?: string;
+  quick: boolean;
+  basePort?: number;
+  orchestrators: number;
+  workersPerRuntime: number;
+  concurrency: number;
+  inFlight: number;
+  throughputSeconds: number;
+  /** Finished steps written into the tables before the history scenario (0: skip it). */
+  historySteps: number;
+  /** Sample k of every scenario before sample k + 1 of any (default true). */
+  interleave: boolean;
+  out: string;
+  writeDocs: boolean;
+  report?: string[];
+}
+
+/** Clusters this process runs right now: a signal stops them by pid before the bench exits. */
+const active = new Set<ClusterSupervisor>();
+
+function stopOnSignal(progress: Progress): void {
+  let stopping = false;
+  const handle = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    progress.line(`\n${signal}: stopping the benchmark cluster…`);
+    void Promise.allSettled([...active].map((c) => c.stop())).then(() => process.exit(130));
+  };
+  process.once('SIGINT', handle);
+  process.once('SIGTERM', handle);
+}
+
+async function startCluster(spec: Omit<ClusterSpec, 'basePort'>, basePort: number | undefined, log: Logger): Promise<ClusterSupervisor> {
+  // An explicit --base-port must be free; the default moves up in steps of 1000 past busy ports.
+  const candidates = basePort !== undefined ? [basePort] : Array.from({ length: 20 }, (_, i) => 8080 + i * 1000);
+  for (const base of candidates) {
+    const free = await Promise.all(clusterPorts({ ...spec, basePort: base }).map(portIsFree));
+    if (free.every(Boolean) || basePort !== undefined) {
+      const sup = new ClusterSupervisor({ ...spec, basePort: base }, log);
+      active.add(sup);
+      await sup.start().catch((err: unknown) => {
+        active.delete(sup);
+        throw err;
+      });
+      const stop = sup.stop.bind(sup);
+      sup.stop = async (...args) => {
+        await stop(...args);
+        active.delete(sup);
+      };
+      return sup;
+    }
+  }
+  throw new ConfigError('no free block of ports from 8080 to 27080; pass --base-port');
+}
+
+type Csv = { file: string; expected: Record<string, unknown> };
+
+/** One sample of a scenario: `i` picks the orchestrator for round-robin. */
+async function takeSample(s: ScenarioDef, urls: string[], i: number, csv: Csv): Promise<{ client_ms: number; server_ms: number; post_ms?: number; view?: any }> {
+  if (s.mode === 'concurrent') {
+    const t0 = performance.now();
+    const both = await Promise.all(urls.map((u, k) => runOne(u, s, contextFor(s, { instance: k }))));
+    return { client_ms: performance.now() - t0, server_ms: Math.max(...both.map((b) => b.server_ms)) };
+  }
+  const base = s.mode === 'round_robin' ? urls[i % urls.length]! : urls[0]!;
+  return runOne(base, s, contextFor(s, { csvFile: csv.file }), s.pattern === 'csv' ? csv.expected : undefined);
+}
+
+interface Collector {
+  s: ScenarioDef;
+  client: number[];
+  server: number[];
+  phases: PhaseBreakdown[];
+}
+
+function finishRun(c: Collector, runNo: number, progress: Progress, label = c.s.id): RunResult {
+  const result: RunResult = {
+    run: runNo,
+    client: summarize(c.client),
+    server: summarize(c.server),
+    samples_ms: c.client.map((v) => Math.round(v * 1000) / 1000),
+    server_ms: c.server,
+    verified: c.client.length,
+    ...(c.phases.length ? { phases_p50: medianPhases(c.phases) } : {}),
+  };
+  progress.line(`  ${`run ${runNo} · T${c.s.tier} ${label}`.padEnd(34)} n=${result.client.n} P50 ${result.client.p50.toFixed(2)} ms  P95 ${result.client.p95.toFixed(2)} ms  server P50 ${result.server.p50.toFixed(2)} ms  ✓ results`);
+  return result;
+}
+
+/**
+ * Measure every scenario of one run. Interleaved (the default): warm-up
+ * rounds, then sample k of every scenario before sample k + 1 of any, so a
+ * change in the machine's background load during the run lands on every
+ * scenario alike and same-run comparisons (FFI overhead vs native,
+ * diamond vs linear) stay fair. `--no-interleave` runs them one after the
+ * other, as the reference's Criterion groups did.
+ */
+async function measureScenarios(scenarios: ScenarioDef[], urls: string[], opts: BenchOptions, runNo: number, csv: Csv, progress: Progress, label?: string): Promise<Map<string, RunResult>> {
+  const cols: Collector[] = scenarios.map((s) => ({ s, client: [], server: [], phases: [] }));
+  const out = new Map<string, RunResult>();
+  const record = (c: Collector, i: number, sample: Awaited<ReturnType<typeof takeSample>>) => {
+    if (i < opts.warmup) return;
+    c.client.push(sample.client_ms);
+    c.server.push(sample.server_ms);
+    if (c.s.sequential && sample.view) c.phases.push(phasesOf(sample.view, sample.client_ms, sample.post_ms ?? NaN));
+  };
+  const total = opts.warmup + opts.samples;
+  if (opts.interleave) {
+    for (let i = 0; i < total; i++) {
+      for (const c of cols) {
+        record(c, i, await takeSample(c.s, urls, i, csv));
+        progress.update(`run ${runNo} · ${i < opts.warmup ? 'warm-up' : `T${c.s.tier} ${c.s.id}`}`, Math.max(0, i + 1 - opts.warmup), opts.samples, c.client);
+      }
+    }
+    for (const c of cols) out.set(c.s.id, finishRun(c, runNo, progress, label));
+  } else {
+    for (const c of cols) {
+      for (let i = 0; i < total; i++) {
+        record(c, i, await takeSample(c.s, urls, i, csv));
+        progress.update(`run ${runNo} · T${c.s.tier} ${c.s.id}`, Math.max(0, i + 1 - opts.warmup), opts.samples, c.client);
+      }
+      out.set(c.s.id, finishRun(c, runNo, progress, label));
+    }
+  }
+  return out;
+}
+
+/** Many linear tasks in flight for a while: steps completed per second. */
+async function measureThroughput(topology: ThroughputResult['topology'], sup: ClusterSupervisor, workers: number, opts: BenchOptions, runNo: number, progress: Progress): Promise<ThroughputResult> {
+  const urls = sup.orchestratorUrls();
+  const s = { id: 'throughput', tier: 1, label: 'throughput', runtime: 'native', pattern: 'linear', namespace: 'e2e_linear', name: 'mathematical_sequence', steps: 4, sequential_stages: 4, mode: 'single', timeoutMs: 30_000, sequential: false } as const satisfies ScenarioDef;
+  // Warm the connections and the workers first.
+  await Promise.all(Array.from({ length: Math.min(opts.inFlight, 16) }, (_, i) => runOne(urls[i % urls.length]!, s, contextFor(s))));
+  const latencies: number[] = [];
+  let next = 0;
+  const meter = await cpuMeterFor(sup);
+  meter?.start();
+  const start = performance.now();
+  const end = start + opts.throughputSeconds * 1000;
+  let lastTick = 0;
+  const lane = async () => {
+    while (performance.now() < end) {
+      const r = await runOne(urls[next++ % urls.length]!, s, contextFor(s));
+      if (performance.now() <= end) latencies.push(r.client_ms);
+      if (process.stderr.isTTY && performance.now() - lastTick > 250) {
+        lastTick = performance.now();
+        process.stderr.write(`\r\x1b[2K  run ${runNo} · throughput ${topology}  ${latencies.length} tasks  ${((latencies.length * 4) / ((performance.now() - start) / 1000)).toFixed(0)} steps/s`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: opts.inFlight }, lane));
+  const used = meter?.read();
+  const seconds = opts.throughputSeconds;
+  const tasks = latencies.length;
+  const out: ThroughputResult = {
+    topology,
+    run: runNo,
+    orchestrators: urls.length,
+    workers,
+    in_flight: opts.inFlight,
+    duration_s: seconds,
+    tasks,
+    steps: tasks * 4,
+    steps_per_s: Math.round((tasks * 4 * 10) / seconds) / 10,
+    tasks_per_s: Math.round((tasks * 10) / seconds) / 10,
+    latency: summarize(latencies.length ? latencies : [0]),
+    verified: tasks,
+    ...(used && tasks ? { cpu_ms_per_step: cpuPerStep(used, tasks * 4) } : {}),
+  };
+  const cpuNote = out.cpu_ms_per_step ? `, CPU ${out.cpu_ms_per_step.total.toFixed(2)} ms/step` : '';
+  progress.line(`  run ${runNo} · throughput ${topology.padEnd(8)} ${out.steps_per_s.toFixed(0)} steps/s (${tasks} tasks in ${seconds} s, ${opts.inFlight} in flight, latency P50 ${out.latency.p50.toFixed(1)} ms${cpuNote}) ✓ results`);
+  return out;
+}
+
+/**
+ * CPU of the cluster's orchestrators and workers (by pid) and of the
+ * PostgreSQL server (its postmaster and every child), when they run on this
+ * machine; undefined when /proc cannot see the server.
+ */
+async function cpuMeterFor(sup: ClusterSupervisor): Promise<CpuMeter | undefined> {
+  const c = new pg.Client({ connectionString: sup.database });
+  let backend: number | undefined;
+  try {
+    await c.connect();
+    backend = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
+  } catch {
+    backend = undefined;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+  const postmaster = backend !== undefined ? postmasterOf(backend) : undefined;
+  if (postmaster === undefined || serverPids(postmaster).length === 0) return undefined;
+  const pidsOf = (role: 'orchestrator' | 'worker') => () => sup.processes().filter((p) => p.role === role && p.pid !== null).map((p) => p.pid!);
+  return new CpuMeter({ orchestrators: pidsOf('orchestrator'), workers: pidsOf('worker'), postgres: () => serverPids(postmaster) });
+}
+
+function cpuPerStep(used: Record<string, number>, steps: number): NonNullable<ThroughputResult['cpu_ms_per_step']> {
+  const per = (k: string) => Math.round(((used[k] ?? 0) / steps) * 1000) / 1000;
+  const total = Math.round((((used.orchestrators ?? 0) + (used.workers ?? 0) + (used.postgres ?? 0)) / steps) * 1000) / 1000;
+  return { total, orchestrators: per('orchestrators'), workers: per('workers'), postgres: per('postgres') };
+}
+
+/**
+ * A database of its own for one backend's runs (dropped at the end), on the
+ * server the bench would use (WEFT_DATABASE_URL, or the embedded one), so
+ * "empty" means empty and the history scenario starts from a known size.
+ */
+async function benchDatabase(config: ReturnType<typeof loadConfig>, backend: Backend, log: Logger): Promise<{ url: string; drop(): Promise<void> }> {
+  let admin = config.databaseUrl;
+  let release: (() => Promise<void>) | undefined;
+  if (!admin) {
+    const embedded = await acquireEmbeddedPostgres({ home: config.home, log: (m) => log.info(m) });
+    admin = embedded.localUrl;
+    release = () => embedded.release();
+  }
+  const name = `weft_bench_${process.pid}_${backend}`;
+  const [base, query] = admin.split('?') as [string, string | undefined];
+  const url = `${base.slice(0, base.lastIndexOf('/'))}/${name}${query ? `?${query}` : ''}`;
+  const exec = async (sql: string) => {
+    const c = new pg.Client({ connectionString: admin });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+  };
+  await exec(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await exec(`CREATE DATABASE ${name}`);
+  return {
+    url,
+    async drop() {
+      await exec(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
+      await release?.();
+    },
+  };
+}
+
+function toRunResult(runNo: number, samples: Array<{ ms: number; server_ms: number }>): RunResult {
+  return {
+    run: runNo,
+    client: summarize(samples.map((x) => x.ms)),
+    server: summarize(samples.map((x) => x.server_ms)),
+    samples_ms: samples.map((x) => Math.round(x.ms * 1000) / 1000),
+    server_ms: samples.map((x) => x.server_ms),
+    verified: samples.length,
+  };
+}
+
+/** Scenarios measured outside the cluster, with ids of their own. */
+const IN_PROCESS = [
+  { id: 'in_process_single_step', of: 'single_step', label: 'single-step task, in one process (weft run path)' },
+  { id: 'in_process_linear', of: 'linear', label: 'linear (native), in one process (weft run path)' },
+] as const;
+const HISTORY_ID = 'linear_history';
+
+function runtimesFor(scenarios: ScenarioDef[], throughput: boolean): Set<ClusterRuntime> {
+  const set = new Set<ClusterRuntime>(scenarios.map((s) => s.runtime));
+  if (throughput) set.add('native');
+  return set;
+}
+
+async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, progress: Progress): Promise<{ doc: BenchDocument; dir: string }> {
+  const started = Date.now();
+  const loadAtStart = Math.round(os.loadavg()[0]! * 100) / 100;
+  const { scenarios, throughput } = selectScenarios(opts.scenarios?.split(','));
+  const runtimes = runtimesFor(scenarios, throughput);
+  const workers = Object.fromEntries([...runtimes].map((r) => [r, opts.workersPerRuntime])) as Partial<Record<ClusterRuntime, number>>;
+  const config = loadConfig();
+  const stamp = new Date().toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+  const dir = resolve(opts.out, `${stamp}-${backend}`);
+  mkdirSync(dir, { recursive: true });
+  const csvFile = join(dir, 'products.csv');
+  const csvText = generateProductsCsv(1000);
+  writeFileSync(csvFile, csvText);
+  const csv = { file: csvFile, expected: expectedCsvAggregate(csvText) };
+
+  const doc: BenchDocument = {
+    schema: 'weft-bench/1',
+    generated_at: new Date().toISOString(),
+    backend,
+    quick: opts.quick,
+    machine: machine(),
+    versions: { node: process.version, postgresql: null, rabbitmq: backend === 'rabbitmq' ? await rabbitVersion(config.amqpUrl) : null, python: runtimes.has('python') ? pythonVersion() : null, ruby: runtimes.has('ruby') ? run('ruby', ['-e', 'print RUBY_VERSION']) : null },
+    config: {
+      orchestrators: opts.orchestrators,
+      workers,
+      samples: opts.samples,
+      warmup: opts.warmup,
+      runs: opts.runs,
+      database: config.databaseUrl ? 'url' : 'embedded',
+      messaging: backend,
+      log_level: process.env.WEFT_LOG_LEVEL ?? 'warn',
+      worker_concurrency: opts.concurrency,
+      throughput_in_flight: opts.inFlight,
+      throughput_seconds: opts.throughputSeconds,
+      interleaved: opts.interleave,
+      scenarios: [...scenarios.map((s) => s.id), ...(throughput ? ['throughput'] : [])],
+    },
+    git: gitInfo(),
+    scenarios: scenarios.map<ScenarioResult>((s) => ({ id: s.id, reference_name: '', tier: s.tier, label: s.label, runtime: s.runtime, pattern: s.pattern, steps: s.steps, sequential_stages: s.sequential_stages, runs: [] })),
+    throughput: [],
+    elapsed_s: 0,
+  };
+  const { REFERENCE } = await import('../bench/reference.js');
+  for (const s of doc.scenarios) s.reference_name = REFERENCE[s.id]?.name ?? '';
+
+  const stateDir = join(config.home, 'cluster', `bench-${process.pid}`);
+  const database = await benchDatabase(config, backend, log);
+  const env = { ...process.env, WEFT_LOG_LEVEL: process.env.WEFT_LOG_LEVEL ?? 'warn', WEFT_DATABASE_URL: database.url };
+  const inProcess = IN_PROCESS.filter((x) => scenarios.some((s) => s.id === x.of));
+  const history = opts.historySteps > 0 && scenarios.some((s) => s.id === 'linear');
+  const extra = (id: string, of: string, label: string): ScenarioResult => {
+    const d = SCENARIOS.find((x) => x.id === of)!;
+    return { id, reference_name: '', tier: 1, label, runtime: d.runtime, pattern: d.pattern, steps: d.steps, sequential_stages: d.sequential_stages, runs: [] };
+  };
+  for (const x of inProcess) doc.scenarios.push(extra(x.id, x.of, x.label));
+  if (history) doc.scenarios.push(extra(HISTORY_ID, 'linear', `linear (native) after ${opts.historySteps.toLocaleString('en-US')} finished steps in the tables`));
+  try {
+    for (let runNo = 1; runNo <= opts.runs; runNo++) {
+      if (inProcess.length) {
+        progress.line(`${backend} run ${runNo}/${opts.runs}: in one process (orchestrator + native worker, no HTTP)…`);
+        const measured = await measureInProcess({
+          databaseUrl: database.url,
+          backend,
+          amqpUrl: config.amqpUrl,
+          scenarios: inProcess.map((x) => SCENARIOS.find((d) => d.id === x.of)!),
+          samples: opts.samples,
+          warmup: opts.warmup,
+          log,
+        });
+        for (const x of inProcess) {
+          const r = toRunResult(runNo, measured.get(x.of)!);
+          doc.scenarios.find((s) => s.id === x.id)!.runs.push(r);
+          progress.line(`  ${`run ${runNo} · ${x.id}`.padEnd(34)} n=${r.client.n} P50 ${r.client.p50.toFixed(2)} ms  P95 ${r.client.p95.toFixed(2)} ms  ✓ results`);
+        }
+      }
+      progress.line(`${backend} run ${runNo}/${opts.runs}: starting ${opts.orchestrators} orchestrator(s) and ${Object.entries(workers).map(([r, n]) => `${n} ${r}`).join(', ')} worker(s)…`);
+      if (scenarios.length) {
+        const sup = await startCluster({ orchestrators: opts.orchestrators, workers, backend, stateDir, env, concurrency: opts.concurrency }, opts.basePort, log);
+        try {
+          doc.versions.postgresql ??= await postgresVersion(sup.database);
+          const urls = sup.orchestratorUrls();
+          const results = await measureScenarios(scenarios, urls, opts, runNo, csv, progress);
+          for (const s of doc.scenarios) if (results.has(s.id)) s.runs.push(results.get(s.id)!);
+          if (throughput) doc.throughput.push(await measureThroughput('cluster', sup, opts.workersPerRuntime, opts, runNo, progress));
+          if (history && runNo === 1) {
+            progress.line(`${backend} run 1: writing ${opts.historySteps.toLocaleString('en-US')} finished steps into the tables…`);
+            const db = await openDatabase({ url: database.url, log, max: 1 });
+            try {
+              await seedHistory(db, opts.historySteps);
+            } finally {
+              await db.close();
+            }
+          }
+          if (history) {
+            const linear = scenarios.filter((s) => s.id === 'linear');
+            const after = await measureScenarios(linear, urls, opts, runNo, csv, progress, HISTORY_ID);
+            doc.scenarios.find((s) => s.id === HISTORY_ID)!.runs.push(after.get('linear')!);
+          }
+        } finally {
+          await sup.stop();
+        }
+      }
+      if (throughput) {
+        const sup = await startCluster({ orchestrators: 1, workers: { native: 1 }, backend, stateDir, env, concurrency: opts.concurrency }, opts.basePort, log);
+        try {
+          doc.versions.postgresql ??= await postgresVersion(sup.database);
+          doc.throughput.push(await measureThroughput('1+1', sup, 1, opts, runNo, progress));
+        } finally {
+          await sup.stop();
+        }
+      }
+    }
+  } finally {
+    await database.drop();
+  }
+  doc.elapsed_s = Math.round((Date.now() - started) / 100) / 10;
+  doc.machine.load_avg = [loadAtStart, Math.round(os.loadavg()[0]! * 100) / 100];
+  writeFileSync(join(dir, 'percentiles.json'), `${JSON.stringify(doc, null, 2)}\n`);
+  return { doc, dir };
+}
+
+export async function runBench(opts: BenchOptions): Promise<number> {
+  const log = createLogger({ name: 'weft-bench', level: process.env.WEFT_LOG_LEVEL ?? 'warn' });
+  const progress = new Progress();
+  const bridge = latestBridgeResults();
+  const docsDir = join(packageRoot(), 'docs');
+
+  if (opts.report?.length) {
+    const loaded = opts.report.map((d) => ({ dir: resolve(d), doc: JSON.parse(readFileSync(join(resolve(d), 'percentiles.json'), 'utf8')) as BenchDocument }));
+    for (const l of loaded) writeReports([l.doc], { dir: l.dir, file: 'report.md', bridge });
+    if (opts.writeDocs) writeReports(loaded.map((l) => l.doc), { dir: docsDir, file: 'benchmarks.md', chartsSubdir: 'benchmarks', bridge });
+    progress.line(`regenerated ${loaded.map((l) => join(l.dir, 'report.md')).join(', ')}${opts.writeDocs ? ' and docs/benchmarks.md' : ''}`);
+    return 0;
+  }
+
+  stopOnSignal(progress);
+  const backends: Backend[] = opts.backend === 'both' ? ['pg', 'rabbitmq'] : [opts.backend];
+  const done: Array<{ doc: BenchDocument; dir: string }> = [];
+  for (const b of backends) {
+    const r = await benchBackend(b, opts, log, progress);
+    writeReports([r.doc], { dir: r.dir, file: 'report.md', bridge });
+    progress.line(`${b}: wrote ${join(r.dir, 'percentiles.json')} and report.md (${r.doc.elapsed_s} s)`);
+    done.push(r);
+  }
+  if (opts.writeDocs) {
+    writeReports(done.map((d) => d.doc), { dir: docsDir, file: 'benchmarks.md', chartsSubdir: 'benchmarks', bridge });
+    progress.line(`wrote ${join(docsDir, 'benchmarks.md')}`);
+  }
+  return 0;
+}
+
+
+
+/** The API's answer as JSON; a body that is not JSON fails the bench. */
+async function requestJson(method: 'GET' | 'POST', url: string, body?: unknown, timeoutMs = 60_000): Promise<{ status: number; body: any }> {
+  const res = await httpJson(method, url, { body, timeoutMs });
+  if (typeof res.body === 'string') throw new BenchFailure(`${method} ${url} answered ${res.status} with a body that is not JSON: ${res.body.slice(0, 200)}`);
+  return res;
+}
