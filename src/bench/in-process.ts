@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../shared/logger.js';
+import { WeftError } from '../shared/errors.js';
 import { openDatabase } from '../store/database.js';
 import { migrate } from '../store/migrate.js';
 import { getTaskView } from '../store/tasks.js';
@@ -29,8 +30,11 @@ export interface InProcessSample {
 }
 
 /** Thrown when an in-process task ended wrong: the bench stops, as for the cluster's. */
-export class InProcessFailure extends Error {
+export class InProcessFailure extends WeftError {
   override name = 'InProcessFailure';
+  constructor(message: string) {
+    super('bench_failed', message);
+  }
 }
 
 /**

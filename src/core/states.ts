@@ -1,3 +1,4 @@
+import { WeftError } from '../shared/errors.js';
 /**
  * Task and step state machines: the one table of legal transitions.
  *
@@ -79,7 +80,7 @@ export const TASK_TRANSITIONS: Readonly<Record<TaskState, readonly TaskState[]>>
 export const TERMINAL_STEP_STATES: ReadonlySet<StepState> = new Set(['complete', 'error', 'cancelled']);
 export const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set(['complete', 'error', 'cancelled']);
 
-export class IllegalTransitionError extends Error {
+export class IllegalTransitionError extends WeftError {
   override name = 'IllegalTransitionError';
   constructor(
     readonly kind: 'task' | 'step',
@@ -89,6 +90,7 @@ export class IllegalTransitionError extends Error {
     const table = kind === 'task' ? TASK_TRANSITIONS : STEP_TRANSITIONS;
     const legal = (table as Record<string, readonly string[]>)[from];
     super(
+      'illegal_transition',
       legal === undefined
         ? `${kind} state "${from}" is not a ${kind} state (known: ${Object.keys(table).join(', ')})`
         : `illegal ${kind} transition ${from} → ${to}; from ${from} a ${kind} may go to ${

@@ -13,6 +13,7 @@
  * A message is a prompt to look, so a duplicate is harmless (the claim is a
  * compare-and-set) and a lost one is repaired by a sweep.
  */
+import { WeftError } from '../shared/errors.js';
 import type { Dispatch, OutboxMessage } from '../store/events.js';
 import type { Notice } from '../store/dispatch.js';
 import type { DispatchMode } from '../store/tasks.js';
@@ -76,6 +77,9 @@ export interface MessageBus {
 }
 
 /** Raised when a message cannot be delivered to the backend; says which and why. */
-export class MessagingError extends Error {
+export class MessagingError extends WeftError {
   override name = 'MessagingError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('messaging_unavailable', message, options);
+  }
 }
