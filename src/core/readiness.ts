@@ -1,6 +1,10 @@
 /**
  * Step readiness over a snapshot of one task's step instances.
  * Pure: `now` is a parameter (epoch ms), never read from the clock.
+ *
+ * The rule weft.create_task and weft.finish_steps implement in SQL with the
+ * `pending_parents` countdown: test/integration/store.readiness.test.ts
+ * checks the statements against it on random DAGs.
  */
 import type { StepState } from './states.js';
 

@@ -1,6 +1,10 @@
 /**
  * A task's execution status, derived from its steps: what orchestration
  * should do next with the task.
+ *
+ * The rule weft.finish_steps implements in SQL (a task completes when its
+ * last open step does): test/integration/store.readiness.test.ts checks the
+ * statements against it on random DAGs.
  */
 import type { StepState } from './states.js';
 import { readySteps, type StepSnapshot } from './readiness.js';
