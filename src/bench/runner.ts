@@ -22,7 +22,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
-import pg from 'pg';
+import { withConnection } from '../store/one-off.js';
+import { brokerVersion } from '../messaging/broker-admin.js';
 import { loadConfig } from '../shared/config.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { ConfigError, WeftError } from '../shared/errors.js';
@@ -146,28 +147,11 @@ function pythonVersion(): string | null {
 }
 
 async function postgresVersion(url: string): Promise<string | null> {
-  const c = new pg.Client({ connectionString: url });
-  try {
-    await c.connect();
-    const { rows } = await c.query<{ server_version: string }>('SHOW server_version');
-    return rows[0]?.server_version ?? null;
-  } catch {
-    return null;
-  } finally {
-    await c.end().catch(() => undefined);
-  }
+  return withConnection(url, async (c) => (await c.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version ?? null).catch(() => null);
 }
 
 async function rabbitVersion(url: string): Promise<string | null> {
-  try {
-    const amqp = await import('amqplib');
-    const conn = await amqp.connect(url);
-    const props = (conn as unknown as { connection: { serverProperties?: { version?: string } } }).connection.serverProperties;
-    await conn.close();
-    return props?.version ?? null;
-  } catch {
-    return run('rabbitmqctl', ['version']);
-  }
+  return (await brokerVersion(url)) ?? run('rabbitmqctl', ['version']);
 }
 
 function machine(): BenchDocument['machine'] {
@@ -390,16 +374,7 @@ async function measureThroughput(topology: ThroughputResult['topology'], sup: Cl
  * machine; undefined when /proc cannot see the server.
  */
 async function cpuMeterFor(sup: ClusterSupervisor): Promise<CpuMeter | undefined> {
-  const c = new pg.Client({ connectionString: sup.database });
-  let backend: number | undefined;
-  try {
-    await c.connect();
-    backend = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
-  } catch {
-    backend = undefined;
-  } finally {
-    await c.end().catch(() => undefined);
-  }
+  const backend = await withConnection(sup.database, async (c) => (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid).catch(() => undefined);
   const postmaster = backend !== undefined ? postmasterOf(backend) : undefined;
   if (postmaster === undefined || serverPids(postmaster).length === 0) return undefined;
   const pidsOf = (role: 'orchestrator' | 'worker') => () => sup.processes().filter((p) => p.role === role && p.pid !== null).map((p) => p.pid!);
@@ -428,15 +403,7 @@ async function benchDatabase(config: ReturnType<typeof loadConfig>, backend: Bac
   const name = `weft_bench_${process.pid}_${backend}`;
   const [base, query] = admin.split('?') as [string, string | undefined];
   const url = `${base.slice(0, base.lastIndexOf('/'))}/${name}${query ? `?${query}` : ''}`;
-  const exec = async (sql: string) => {
-    const c = new pg.Client({ connectionString: admin });
-    await c.connect();
-    try {
-      await c.query(sql);
-    } finally {
-      await c.end().catch(() => undefined);
-    }
-  };
+  const exec = (sql: string) => withConnection(admin, (c) => c.query(sql));
   await exec(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   await exec(`CREATE DATABASE ${name}`);
   return {

@@ -7,6 +7,16 @@ export function stepQueue(namespace: string, runtime: string): string {
   return `step.${namespace}.${runtime}`;
 }
 
+/** RabbitMQ: where a queue's rejected messages go. */
+export function deadLetterQueue(queue: string): string {
+  return `${queue}.dlq`;
+}
+
+/** RabbitMQ: the exchange that routes rejected messages of every queue under `prefix`. */
+export function deadLetterExchange(prefix: string): string {
+  return `${prefix}.dlx`;
+}
+
 /** Body of a step message (RabbitMQ): which step of which task is ready. */
 export interface StepMessage {
   task_id: string;

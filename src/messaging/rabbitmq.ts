@@ -4,7 +4,7 @@ import type { Database } from '../store/database.js';
 import type { Dispatch, OutboxMessage } from '../store/events.js';
 import { deleteOutbox, type Notice } from '../store/dispatch.js';
 import { signalsOf, type Signals } from '../store/signals.js';
-import { isStepMessage } from './queues.js';
+import { deadLetterExchange, deadLetterQueue, isStepMessage } from './queues.js';
 import { MessagingError, type BusHealth, type ConsumeOptions, type MessageBus, type StepConsumer, type Subscription } from './types.js';
 
 export interface RabbitBusOptions {
@@ -69,7 +69,7 @@ export class RabbitMessageBus implements MessageBus {
     private readonly log: Logger,
   ) {
     this.prefix = options.prefix ?? 'weft';
-    this.dlx = `${this.prefix}.dlx`;
+    this.dlx = deadLetterExchange(this.prefix);
     this.signals = signalsOf(db, log);
   }
 
@@ -151,8 +151,8 @@ export class RabbitMessageBus implements MessageBus {
       durable: true,
       arguments: { 'x-dead-letter-exchange': this.dlx, 'x-dead-letter-routing-key': q },
     });
-    await channel.assertQueue(`${q}.dlq`, { durable: true });
-    await channel.bindQueue(`${q}.dlq`, this.dlx, q);
+    await channel.assertQueue(deadLetterQueue(q), { durable: true });
+    await channel.bindQueue(deadLetterQueue(q), this.dlx, q);
     this.asserted.add(q);
   }
 
@@ -327,7 +327,7 @@ export class RabbitMessageBus implements MessageBus {
     const ch = await this.connection!.createChannel();
     for (const q of this.asserted) {
       await ch.deleteQueue(q).catch(() => undefined);
-      await ch.deleteQueue(`${q}.dlq`).catch(() => undefined);
+      await ch.deleteQueue(deadLetterQueue(q)).catch(() => undefined);
     }
     await ch.close().catch(() => undefined);
   }

@@ -45,6 +45,8 @@ import { redactUrl } from '../store/database.js';
 import { acquireEmbeddedPostgres } from './embedded-postgres.js';
 import { portIsFree } from './ports.js';
 import { isAlive } from './processes.js';
+import { loadTemplateDir } from '../core/template/load.js';
+import { deletePrefixQueues } from '../messaging/broker-admin.js';
 
 export const RUNTIMES = ['native', 'ruby', 'python', 'typescript'] as const;
 export type ClusterRuntime = (typeof RUNTIMES)[number];
@@ -357,29 +359,10 @@ export class ClusterSupervisor {
     this.writeState();
   }
 
-  /** Queues are `<prefix>.orchestration.results` and `<prefix>.step.<namespace>.<runtime>` (+ `.dlq`). */
+  /** Delete the RabbitMQ queues of this cluster's private prefix, for every namespace of the bundled templates. */
   private async deleteQueues(): Promise<void> {
-    const { loadTemplateDir } = await import('../core/template/load.js');
-    const amqp = await import('amqplib');
     const templates = await loadTemplateDir(join(packageRoot(), 'templates'));
-    const names = new Set<string>(['orchestration.results']);
-    for (const t of templates) for (const rt of RUNTIMES) names.add(`step.${t.namespace}.${rt}`);
-    const conn = await amqp.connect(loadConfig(this.spec.env).amqpUrl);
-    try {
-      let ch = await conn.createChannel();
-      for (const n of names) {
-        for (const q of [`${this.queuePrefix}.${n}`, `${this.queuePrefix}.${n}.dlq`]) {
-          try {
-            await ch.deleteQueue(q);
-          } catch {
-            ch = await conn.createChannel(); // a channel error closes the channel
-          }
-        }
-      }
-      await ch.deleteExchange(`${this.queuePrefix}.dlx`).catch(() => undefined);
-    } finally {
-      await conn.close().catch(() => undefined);
-    }
+    await deletePrefixQueues(loadConfig(this.spec.env).amqpUrl, this.queuePrefix!, new Set(templates.map((t) => t.namespace)), RUNTIMES);
   }
 
   snapshot(): ClusterState {

@@ -35,7 +35,7 @@ import { closeSync, constants as fsConstants, existsSync, openSync, readdirSync,
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
+import { withConnection } from '../store/one-off.js';
 import { DatabaseError } from '../shared/errors.js';
 import { FileLock } from './file-lock.js';
 import { freePort, portIsFree } from './ports.js';
@@ -369,20 +369,8 @@ async function runningPostmaster(dataDir: string): Promise<number | null> {
  * (unless `mustSucceed`, then it throws an error that says why).
  */
 async function ensureDatabase(record: ServerRecord, mustSucceed = false): Promise<boolean> {
-  const tryConnect = async (database: string): Promise<pg.Client> => {
-    const client = new pg.Client({ connectionString: connectionUrl(record, database), connectionTimeoutMillis: 5_000 });
-    client.on('error', () => {}); // a server shutting down must not crash us; errors surface via the calls
-    try {
-      await client.connect();
-      return client;
-    } catch (err) {
-      await client.end().catch(() => {});
-      throw err;
-    }
-  };
   try {
-    const client = await tryConnect(DATABASE);
-    await client.end();
+    await withConnection(connectionUrl(record, DATABASE), async () => undefined);
     return true;
   } catch (err) {
     if ((err as { code?: string }).code !== '3D000') {
@@ -394,14 +382,13 @@ async function ensureDatabase(record: ServerRecord, mustSucceed = false): Promis
     }
   }
   // Database `weft` does not exist yet.
-  const admin = await tryConnect('postgres');
-  try {
-    await admin.query(`CREATE DATABASE ${DATABASE}`);
-  } catch (err) {
-    if ((err as { code?: string }).code !== '42P04') throw err; // someone else created it meanwhile
-  } finally {
-    await admin.end();
-  }
+  await withConnection(connectionUrl(record, 'postgres'), async (admin) => {
+    try {
+      await admin.query(`CREATE DATABASE ${DATABASE}`);
+    } catch (err) {
+      if ((err as { code?: string }).code !== '42P04') throw err; // someone else created it meanwhile
+    }
+  });
   return true;
 }
 
