@@ -8,7 +8,7 @@
 import { loadConfig } from '../src/shared/config.js';
 import { createLogger } from '../src/shared/logger.js';
 import { processId } from '../src/shared/ids.js';
-import { connectStore } from '../src/store/connect.js';
+import { connectStore } from '../src/ops/connect-store.js';
 import { createMessageBus } from '../src/messaging/index.js';
 import { Orchestrator } from '../src/orchestration/orchestrator.js';
 import { Worker } from '../src/worker/worker.js';

@@ -5,7 +5,7 @@ import { loadConfig, type WeftConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
 import { isUuid, processId } from '../shared/ids.js';
 import { ValidationError, WeftError } from '../shared/errors.js';
-import { connectStore } from '../store/connect.js';
+import { connectStore } from '../ops/connect-store.js';
 import { createMessageBus } from '../messaging/index.js';
 import { Orchestrator } from '../orchestration/orchestrator.js';
 

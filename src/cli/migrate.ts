@@ -1,6 +1,6 @@
 import type { WeftConfig } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
-import { connectStore } from '../store/connect.js';
+import { connectStore } from '../ops/connect-store.js';
 import { migrate } from '../store/migrate.js';
 import { redactUrl } from '../store/database.js';
 

@@ -1,7 +1,7 @@
 import type { WeftConfig } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { processId } from '../shared/ids.js';
-import { connectStore } from '../store/connect.js';
+import { connectStore } from '../ops/connect-store.js';
 import { createMessageBus } from '../messaging/index.js';
 import { Orchestrator } from '../orchestration/orchestrator.js';
 import { loadTemplateDir } from '../core/template/load.js';

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { loadConfig, type WeftConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
-import { connectStore } from '../store/connect.js';
+import { connectStore } from '../ops/connect-store.js';
 import type { Database } from '../store/database.js';
 import { createToken, listTokens, parseScopes, revokeToken, type TokenRow } from '../store/tokens.js';
 

@@ -40,7 +40,7 @@ import type { Logger } from '../shared/logger.js';
 import { ConfigError, WeftError } from '../shared/errors.js';
 import { packageRoot } from '../shared/paths.js';
 import { getJson } from '../shared/http-json.js';
-import { connectStore, type Store } from '../store/connect.js';
+import { connectStore, type Store } from './connect-store.js';
 import { redactUrl } from '../store/database.js';
 import { acquireEmbeddedPostgres } from './embedded-postgres.js';
 import { portIsFree } from './ports.js';

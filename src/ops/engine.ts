@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { WeftConfig } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { processId } from '../shared/ids.js';
-import { connectStore, type Store } from '../store/connect.js';
+import { connectStore, type Store } from './connect-store.js';
 import { createMessageBus } from '../messaging/index.js';
 import type { MessageBus } from '../messaging/types.js';
 import { Orchestrator } from '../orchestration/orchestrator.js';

@@ -1,8 +1,8 @@
 import type { Logger } from '../shared/logger.js';
 import type { WeftConfig } from '../shared/config.js';
-import { describeDatabase, openDatabase, redactUrl, type Database, type DatabaseLocation } from './database.js';
-import { acquireEmbeddedPostgres } from '../ops/embedded-postgres.js';
-import { migrate } from './migrate.js';
+import { describeDatabase, openDatabase, redactUrl, type Database, type DatabaseLocation } from '../store/database.js';
+import { acquireEmbeddedPostgres } from './embedded-postgres.js';
+import { migrate } from '../store/migrate.js';
 
 export interface Store {
   db: Database;
