@@ -8,8 +8,6 @@ import { listTemplates } from '../store/templates.js';
 import { parseTemplate, validateTemplateObject } from '../core/template/parse.js';
 import { TemplateError } from '../core/template/errors.js';
 import { ConflictError, NotFoundError, ValidationError, WeftError } from '../shared/errors.js';
-import { isUuid } from '../shared/ids.js';
-import { TERMINAL_TASK_STATES } from '../core/states.js';
 import type { LiveEvents } from '../orchestration/live-events.js';
 import { ApiAuth, type AuthOptions } from './auth.js';
 import { fieldPath, taskId } from './params.js';

@@ -481,7 +481,7 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
     throughput: [],
     elapsed_s: 0,
   };
-  const { REFERENCE } = await import('../bench/reference.js');
+  const { REFERENCE } = await import("./reference.js");
   for (const s of doc.scenarios) s.reference_name = REFERENCE[s.id]?.name ?? '';
 
   const stateDir = join(config.home, 'cluster', `bench-${process.pid}`);
