@@ -1,4 +1,5 @@
 import type { Database } from '../store/database.js';
+import { backoffMs } from '../shared/retry.js';
 import type { Logger } from '../shared/logger.js';
 import type { Dispatch, OutboxMessage } from '../store/events.js';
 import type { Notice } from '../store/dispatch.js';
@@ -75,7 +76,7 @@ export class PgMessageBus implements MessageBus {
             if (claimed === room) pending = true; // there may be more
           } catch (err) {
             failures++;
-            const delay = Math.min(5_000, 100 * 2 ** Math.min(failures, 6));
+            const delay = Math.round(backoffMs(failures, 200, 5_000));
             this.log.warn({ err: (err as Error).message, queues, retry_in_ms: delay }, 'claiming from the PostgreSQL queue failed; retrying');
             await sleep(delay);
             pending = true;

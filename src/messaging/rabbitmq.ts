@@ -1,4 +1,5 @@
 import amqp from 'amqplib';
+import { backoffMs } from '../shared/retry.js';
 import type { Logger } from '../shared/logger.js';
 import type { Database } from '../store/database.js';
 import type { Dispatch, OutboxMessage } from '../store/events.js';
@@ -137,7 +138,7 @@ export class RabbitMessageBus implements MessageBus {
         this.log.info({ attempt }, 'RabbitMQ connection re-established');
         return;
       } catch (err) {
-        const delay = Math.min(5_000, 100 * 2 ** Math.min(attempt, 6));
+        const delay = Math.round(backoffMs(attempt, 200, 5_000));
         this.log.warn({ err: (err as Error).message, retry_in_ms: delay }, 'RabbitMQ reconnect failed');
         await new Promise((r) => setTimeout(r, delay));
       }

@@ -11,7 +11,7 @@
  *      processes neither race to start the server nor to migrate;
  *   2. spawns the children with their ports, one log file each;
  *   3. waits for GET /health of each (orchestrator and worker --port);
- *   4. restarts a child that exits (backoff 0.5 s doubling to 30 s);
+ *   4. restarts a child that exits (after 0.5 s, then backing off with jitter up to 30 s);
  *   5. on SIGTERM stops the children by pid (SIGTERM, then SIGKILL after a
  *      grace period), deletes the RabbitMQ queues of its private prefix and
  *      lets go of the embedded PostgreSQL.
@@ -45,6 +45,7 @@ import { redactUrl } from '../store/database.js';
 import { acquireEmbeddedPostgres } from './embedded-postgres.js';
 import { portIsFree } from './ports.js';
 import { isAlive } from './processes.js';
+import { backoffMs } from '../shared/retry.js';
 import { loadTemplateDir } from '../core/template/load.js';
 import { deletePrefixQueues } from '../messaging/broker-admin.js';
 
@@ -148,6 +149,8 @@ interface Managed {
   child?: ChildProcess;
   exited?: Promise<void>;
   backoffMs: number;
+  /** Restarts since the child was last healthy. */
+  restartsInARow: number;
   restartTimer?: NodeJS.Timeout;
 }
 
@@ -245,6 +248,7 @@ export class ClusterSupervisor {
         state: { name, role, runtime, port, url: `http://127.0.0.1:${port}`, pid: null, restarts: 0, log: join(spec.stateDir, 'logs', `${name}.log`), healthy: false },
         args: [node, ...args, ...cmd],
         backoffMs: 500,
+        restartsInARow: 0,
       });
     for (let i = 0; i < spec.orchestrators; i++) {
       const port = spec.basePort + PORT_OFFSETS.orchestrator + i;
@@ -289,12 +293,14 @@ export class ClusterSupervisor {
           void this.waitHealthy(c).then(
             () => {
               c.backoffMs = 500;
+              c.restartsInARow = 0;
               this.writeState();
             },
             (err: Error) => this.log.error({ process: c.state.name, err: err.message }, 'restarted process did not become healthy'),
           );
         }, c.backoffMs);
-        c.backoffMs = Math.min(c.backoffMs * 2, 30_000);
+        c.restartsInARow++;
+        c.backoffMs = Math.round(backoffMs(c.restartsInARow + 1, 1_000, 30_000));
       });
     });
     child.once('error', (err) => this.log.error({ process: c.state.name, err: err.message }, 'could not spawn a cluster process'));

@@ -15,9 +15,13 @@ export function backoffMs(attempt: number, baseMs = 250, maxMs = 10_000): number
   return ceiling / 2 + Math.random() * (ceiling / 2);
 }
 
-/** Codes of a dependency that is unreachable or went away: worth waiting for, not a mistake to report. */
+/**
+ * Codes of a dependency that is unreachable or went away (sockets, PostgreSQL's
+ * class 08 and admin shutdowns 57P0x): worth waiting for or retrying, not a
+ * mistake to report. The one such table in weft.
+ */
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', '57P01', '57P02', '57P03']);
-const UNREACHABLE_MESSAGE = /Connection terminated|connection is closed|timeout exceeded when trying to connect|Query read timeout|Socket closed|CONNECTION_FORCED|Connection closed|the database system is (starting up|shutting down)/i;
+const UNREACHABLE_MESSAGE = /Connection terminated|connection is closed|Client has encountered a connection error|timeout exceeded when trying to connect|Query read timeout|Socket closed|CONNECTION_FORCED|Connection closed|the database system is (starting up|shutting down)/i;
 
 /** Whether `err` (or an error it wraps) says a dependency is unreachable rather than misconfigured. */
 export function isUnreachable(err: unknown): boolean {

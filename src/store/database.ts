@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { isUnreachable } from '../shared/retry.js';
 import type { Logger } from '../shared/logger.js';
 import { DatabaseError } from '../shared/errors.js';
 
@@ -221,11 +222,12 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   return db;
 }
 
-/** The connection died (not the statement): the server went away, or the backend was terminated. */
+/**
+ * The connection died (not the statement): the server went away, or the
+ * backend was terminated. The one table of such codes is isUnreachable's.
+ */
 export function isDisconnect(err: unknown): boolean {
-  const e = err as { code?: string; message?: string };
-  if (typeof e.code === 'string' && (e.code.startsWith('08') || ['57P01', '57P02', '57P03', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT'].includes(e.code))) return true;
-  return /Connection terminated|connection is closed|Client has encountered a connection error|Query read timeout|timeout exceeded when trying to connect/i.test(e.message ?? '');
+  return isUnreachable(err);
 }
 
 /** For statements that may legitimately run for long (VACUUM): the pool's read timeout does not apply. */

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { backoffMs } from '../shared/retry.js';
 import pg from 'pg';
 import type { Logger } from '../shared/logger.js';
 import type { Database } from './database.js';
@@ -166,7 +167,7 @@ export class Signals {
     client.removeAllListeners('end');
     client.end().catch(() => undefined);
     this.failures++;
-    const delay = Math.min(5_000, 250 * 2 ** Math.min(this.failures, 5));
+    const delay = Math.round(backoffMs(this.failures, 500, 5_000));
     if (this.failures === 1) this.log.warn({ err: err.message }, 'lost the LISTEN connection; polling until it is back');
     setTimeout(() => void this.ensureConnected(), delay).unref();
   }

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { backoffMs } from '../shared/retry.js';
 import type { Database } from '../store/database.js';
 import type { Logger } from '../shared/logger.js';
 import type { MessageBus, StepConsumer, Subscription } from '../messaging/types.js';
@@ -410,7 +411,7 @@ export class Worker extends EventEmitter {
       // reason): keep the results and try again; the heartbeat keeps the
       // leases, and the database's fence refuses them if the steps were taken.
       this.flushFailures++;
-      const delay = Math.min(5_000, 50 * 2 ** Math.min(this.flushFailures, 7));
+      const delay = Math.round(backoffMs(this.flushFailures, 100, 5_000));
       this.log.warn({ steps: batch.length, err: describeError(err).message, retry_in_ms: delay }, 'writing step outcomes failed; retrying');
       this.pending = [...batch, ...this.pending];
       await new Promise((r) => setTimeout(r, delay));
