@@ -52,7 +52,7 @@ export function serverPids(postmaster: number): number[] {
   return pids;
 }
 
-export interface CpuSample {
+interface CpuSample {
   at: number;
   byGroup: Record<string, number>;
 }

@@ -35,10 +35,6 @@ export function referenceP50(id: string): number | undefined {
 
 export const REFERENCE_BATCH_ROWS_PER_S = 2700;
 export const REFERENCE_FFI_OVERHEAD_PCT = 23;
-/** ~64 ms per sequential step (257 ms / 4). */
-export const REFERENCE_PER_STAGE_MS = 64;
-/** The seed's language-parity threshold ("all FFI languages within 3 ms"). */
-export const REFERENCE_LANGUAGE_SPREAD_MS = 3;
 
 /** The seed's earlier TAS-71 baseline, which the seed itself shows is internally inconsistent. */
 export const TAS71_BASELINE: Record<string, number> = {

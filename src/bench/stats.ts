@@ -68,14 +68,6 @@ export function round3(v: number): number {
   return Math.round(v * 1000) / 1000;
 }
 
-/**
- * Running median of a stream, for the TTY progress line: O(n log n) per
- * update is fine at 50 samples.
- */
-export function runningP50(values: readonly number[]): number | undefined {
-  return values.length === 0 ? undefined : percentile(values, 0.5);
-}
-
 /** Cumulative distribution: sorted values with their cumulative fraction (i + 1) / n. */
 export function cdf(values: readonly number[]): Array<{ x: number; f: number }> {
   const x = [...values].sort((a, b) => a - b);

@@ -1,6 +1,6 @@
 import type { LiveEvent, TaskEndEvent } from './task-events.js';
 
-export type { LiveEvent, StepChange, TaskEndEvent } from './task-events.js';
+export type { LiveEvent, TaskEndEvent } from './task-events.js';
 
 /**
  * What the dashboard's server-sent events are made of, as the API sees it

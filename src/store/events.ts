@@ -101,10 +101,6 @@ export function emptyDispatch(): Dispatch {
   return { enqueued: new Map(), outbox: [], steps: [] };
 }
 
-export function isEmptyDispatch(d: Dispatch): boolean {
-  return d.enqueued.size === 0 && d.outbox.length === 0;
-}
-
 /** Decode the rows of one statement. */
 export function readEvents(rows: StepEventRow[]): StatementOutcome {
   const out: StatementOutcome = { claimed: [], dispatch: emptyDispatch(), finished: [], taskEnds: [] };

@@ -1,23 +1,6 @@
 import type pg from 'pg';
 import { isUuid } from '../shared/ids.js';
 
-/**
- * Replace named parameters ($task, $steps, ...) with positional ones.
- *
- * @example
- *   named('SELECT * FROM weft.steps WHERE id = $step', { step: id }) // { text: '... id = $1', values: [id] }
- */
-export function named(sql: string, params: Record<string, unknown>): { text: string; values: unknown[] } {
-  const order: string[] = [];
-  const text = sql.replace(/\$([a-z_]+)/g, (_, name: string) => {
-    if (!(name in params)) throw new Error(`SQL names $${name}, which was not given`);
-    let i = order.indexOf(name);
-    if (i < 0) i = order.push(name) - 1;
-    return `$${i + 1}`;
-  });
-  return { text, values: order.map((n) => params[n]) };
-}
-
 /** A value that must be a UUID when inlined (checked, never quoted blindly). */
 export class Uuid {
   constructor(readonly value: string) {

@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SETTINGS, settingsHelp } from '../../src/shared/settings.js';
+import { SETTINGS, settingsHelp, settingsMarkdown } from '../../src/shared/settings.js';
 
 const root = join(import.meta.dirname, '..', '..');
 
@@ -34,9 +34,10 @@ describe('settings catalogue', () => {
     expect(SETTINGS.map((s) => s.name).filter((n) => !used.has(n))).toEqual([]);
   });
 
-  it.each(['README.md', 'docs/operations.md'])('is listed in full in %s', (doc) => {
+  it.each(['README.md', 'docs/operations.md'])('is listed in full in %s, as settingsMarkdown() renders it', (doc) => {
     const text = readFileSync(join(root, doc), 'utf8');
     expect(SETTINGS.map((s) => s.name).filter((n) => !text.includes(`\`${n}\``))).toEqual([]);
+    expect(text, `the table in ${doc} is out of date: run npm run docs:settings`).toContain(settingsMarkdown());
   });
 
   it('renders one help line per setting, with its default', () => {

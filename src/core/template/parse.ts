@@ -192,9 +192,6 @@ const TEMPLATE_SCHEMA = {
 
 let shapeValidator: ValidateFunction | undefined;
 
-/** The JSON Schema of a template file's shape, for editors and other tools. */
-export const templateJsonSchema: Readonly<Record<string, unknown>> = TEMPLATE_SCHEMA;
-
 function shapeFindings(value: Record<string, unknown>): Finding[] {
   shapeValidator ??= new Ajv({ allErrors: true, verbose: true, strict: true }).compile(TEMPLATE_SCHEMA);
   if (shapeValidator(value)) return [];
