@@ -52,11 +52,6 @@ export function serverPids(postmaster: number): number[] {
   return pids;
 }
 
-interface CpuSample {
-  at: number;
-  byGroup: Record<string, number>;
-}
-
 /**
  * CPU of process groups (e.g. orchestrators, workers, postgres), each a
  * function returning its current pids, so processes started between two
