@@ -50,7 +50,7 @@ interface Variant {
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : dflt;
+  return (i >= 0 && process.argv[i + 1]) || dflt;
 }
 const CALLS = Number(arg('calls', '20000'));
 const RSS_CALLS = Number(arg('rss-calls', '200000'));
@@ -127,7 +127,7 @@ function caller(v: Variant): (payload: string) => string | Promise<string> {
 }
 
 function pct(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 }
 
 interface Cell {
@@ -250,11 +250,11 @@ async function cold(vs: Variant[], gaps: number[], samples: number): Promise<Col
     for (const g of gaps) {
       for (let k = 0; k < vs.length; k++) {
         const j = (i + k) % vs.length;
-        const v = vs[j];
+        const v = vs[j]!;
         const before = v.target === 'native' ? undefined : phaseTotals(v.target); // before the gap, off the clock
         await pause(g);
         const s = process.hrtime.bigint();
-        const r = calls[j](small);
+        const r = calls[j]!(small);
         if (typeof r !== 'string') await r;
         lat.get(key(v, g))!.push(Number(process.hrtime.bigint() - s) / 1000);
         if (before) {

@@ -91,7 +91,7 @@ export function runFixture(
 /** The last line of stdout parsed as JSON (fixtures print their findings that way). */
 export function lastJson<T = Record<string, unknown>>(r: ChildResult): T {
   const lines = r.stdout.trim().split('\n');
-  const last = lines[lines.length - 1];
+  const last = lines[lines.length - 1] ?? '';
   try {
     return JSON.parse(last) as T;
   } catch {

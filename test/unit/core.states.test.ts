@@ -38,7 +38,7 @@ describe('step state machine', () => {
 
   it('reaches complete on the happy path in four moves', () => {
     const path = ['pending', 'enqueued', 'running', 'succeeded', 'complete'] as const;
-    for (let i = 1; i < path.length; i++) expect(isLegalStepTransition(path[i - 1], path[i])).toBe(true);
+    for (let i = 1; i < path.length; i++) expect(isLegalStepTransition(path[i - 1]!, path[i]!)).toBe(true);
   });
 
   it('names an unknown state', () => {

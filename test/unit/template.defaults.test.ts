@@ -41,14 +41,14 @@ describe('parseTemplate: defaults', () => {
       'namespace: demo\nname: flow\nversion: 1.0.0\ndescription: d\nsteps:\n  - name: a\n    description: first\n    handler: h\n    type: batchable\n    retry: { max_attempts: 5, backoff: fixed }\n    timeout_ms: 1000\n    inputs: { k: [1, { x: true }] }\n    batch: { worker_template: w }\n  - { name: w, handler: h, type: batch_worker, depends_on: [a] }\n',
       't.yaml',
     );
-    const [a] = def.steps;
+    const a = def.steps[0]!;
     expect(a.retry).toEqual({ max_attempts: 5, backoff: 'fixed', base_ms: DEFAULT_RETRY.base_ms, max_ms: DEFAULT_RETRY.max_ms });
     expect(a.batch).toEqual({ worker_template: 'w', ...DEFAULT_BATCH });
     expect(a.timeout_ms).toBe(1000);
     expect(a.inputs).toEqual({ k: [1, { x: true }] });
     expect(a.description).toBe('first');
     expect(def.description).toBe('d');
-    expect(def.steps[1].batch).toBeUndefined();
+    expect(def.steps[1]!.batch).toBeUndefined();
   });
 
   it('keeps input_schema as given', () => {
@@ -75,8 +75,8 @@ describe('validateTemplateObject (JSON from the API)', () => {
     const input = structuredClone(good);
     const def = validateTemplateObject(input, 'request body');
     expect(def.steps[1]).toMatchObject({ depends_on: ['a'], retry: { ...DEFAULT_RETRY, max_attempts: 1 }, type: 'standard', runtime: 'native' });
-    def.steps[1].depends_on.push('x');
-    expect(input.steps[1].depends_on).toEqual(['a']);
+    def.steps[1]!.depends_on.push('x');
+    expect(input.steps[1]!.depends_on).toEqual(['a']);
   });
 
   it('reports the same problems as YAML, without line numbers', () => {

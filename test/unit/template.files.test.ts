@@ -123,7 +123,7 @@ describe('templates/', () => {
     it(`${file} validates and has the expected shape`, async () => {
       const def: TemplateDefinition = await loadTemplateFile(join(ROOT, file));
       const base = file.split('/').pop()!;
-      const shape = SHAPES[base];
+      const shape = SHAPES[base]!;
       const suffix = runtime === 'native' ? '' : SUFFIX[runtime];
       expect(def.namespace).toBe(`${shape.namespace}${suffix}`);
       expect(def.name).toBe(shape.name);
@@ -138,8 +138,8 @@ describe('templates/', () => {
         expect(new Set(def.steps.map((s) => s.runtime))).toEqual(new Set([runtime]));
       }
       if (base === 'csv_batch.yaml') {
-        expect(def.steps[0].batch).toEqual({ worker_template: 'process_csv_batch', batch_size: 200, max_workers: 5 });
-        expect(def.steps[0].inputs).toEqual({ batch_size: 200, max_workers: 5 });
+        expect(def.steps[0]!.batch).toEqual({ worker_template: 'process_csv_batch', batch_size: 200, max_workers: 5 });
+        expect(def.steps[0]!.inputs).toEqual({ batch_size: 200, max_workers: 5 });
       }
     });
   }
@@ -169,10 +169,10 @@ describe('docs/templates.md', () => {
     const { parseTemplate } = await import('../../src/core/template/parse.js');
     const { compileInputSchema } = await import('../../src/core/template/input-schema.js');
     const md = await readFile(join(import.meta.dirname, '..', '..', 'docs', 'templates.md'), 'utf8');
-    const example = md.split('## A worked example')[1].split('```yaml\n')[1].split('```')[0];
+    const example = md.split('## A worked example')[1]!.split('```yaml\n')[1]!.split('```')[0]!;
     const def = parseTemplate(example, 'docs example');
     expect(def.steps.map((s) => s.runtime)).toEqual(['native', 'native', 'python']);
-    expect(def.steps[1].retry).toEqual({ max_attempts: 5, backoff: 'linear', base_ms: 100, max_ms: 10_000 });
+    expect(def.steps[1]!.retry).toEqual({ max_attempts: 5, backoff: 'linear', base_ms: 100, max_ms: 10_000 });
     const check = compileInputSchema(def);
     expect(check({ even_number: 3 })).toEqual({
       ok: false,

@@ -78,11 +78,11 @@ const randomDag = fc
   .map(([n, picks, shuffleKeys]) => {
     const steps: GraphStep[] = [];
     for (let i = 0; i < n; i++) {
-      const deps = i === 0 ? [] : [...new Set(picks[i].map((p) => `s${p % i}`))];
+      const deps = i === 0 ? [] : [...new Set(picks[i]!.map((p) => `s${p % i}`))];
       steps.push(s(`s${i}`, ...deps));
     }
     return steps
-      .map((step, i) => ({ step, k: shuffleKeys[i] }))
+      .map((step, i) => ({ step, k: shuffleKeys[i]! }))
       .sort((a, b) => a.k - b.k)
       .map((x) => x.step);
   });
@@ -110,7 +110,7 @@ describe('graph helpers on random DAGs', () => {
         (steps, pickStep, pickDep) => {
           // Pick an edge dep → step and add a path back: dep depends on step.
           const withDeps = steps.filter((x) => x.depends_on.length > 0);
-          const step = withDeps[pickStep % withDeps.length];
+          const step = withDeps[pickStep % withDeps.length]!;
           const dep = step.depends_on[pickDep % step.depends_on.length];
           const mutated = steps.map((x) => (x.name === dep ? s(x.name, ...x.depends_on, step.name) : x));
           const cycle = findCycle(mutated);

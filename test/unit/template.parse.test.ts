@@ -24,7 +24,7 @@ function problemsOf(src: string, file = 't.yaml'): { err: TemplateError; problem
 function only(src: string): TemplateProblem {
   const { problems } = problemsOf(src);
   expect(problems.map((p) => p.message)).toHaveLength(1);
-  return problems[0];
+  return problems[0]!;
 }
 
 describe('parseTemplate: YAML and top level', () => {
@@ -32,33 +32,33 @@ describe('parseTemplate: YAML and top level', () => {
     const { err, problems } = problemsOf('namespace: demo\nsteps: [a, b\nname: x\n', 'linear.yaml');
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatchObject({ path: '', line: 3, column: 1 });
-    expect(problems[0].message).toMatch(/^YAML syntax error: Flow sequence .* end with a \]$/);
-    expect(problems[0].hint).toMatch(/indentation/);
+    expect(problems[0]!.message).toMatch(/^YAML syntax error: Flow sequence .* end with a \]$/);
+    expect(problems[0]!.hint).toMatch(/indentation/);
     expect(err.message).toMatch(/^template linear\.yaml:3:1: YAML syntax error: /);
   });
 
   it('reports tabs used as indentation', () => {
-    const p = problemsOf('namespace: demo\nsteps:\n\t- name: a\n').problems[0];
+    const p = problemsOf('namespace: demo\nsteps:\n\t- name: a\n').problems[0]!;
     expect(p.message).toMatch(/YAML syntax error: Tabs are not allowed/);
     expect(p).toMatchObject({ line: 3, column: 1 });
     expect(p.hint).toMatch(/spaces/);
   });
 
   it('reports a key given twice', () => {
-    const p = problemsOf(`${HEAD}name: again\nsteps: [{ name: a, handler: h }]\n`).problems[0];
+    const p = problemsOf(`${HEAD}name: again\nsteps: [{ name: a, handler: h }]\n`).problems[0]!;
     expect(p.message).toMatch(/YAML syntax error: Map keys must be unique/);
     expect(p.line).toBe(4);
     expect(p.hint).toMatch(/repeated keys/);
   });
 
   it('reports an unclosed quote and a second YAML document, with hints', () => {
-    const q = problemsOf('namespace: demo\nname: "flow\n').problems[0];
+    const q = problemsOf('namespace: demo\nname: "flow\n').problems[0]!;
     expect(q.message).toBe('YAML syntax error: Missing closing "quote');
     expect(q.hint).toBe('check the indentation and that every [, { and quote is closed');
-    const d = problemsOf('namespace: demo\n---\nname: flow\n').problems[0];
+    const d = problemsOf('namespace: demo\n---\nname: flow\n').problems[0]!;
     expect(d).toMatchObject({ line: 2, column: 1 });
     expect(d.hint).toBe('a template file holds one YAML document: remove the extra "---" or split the file');
-    const k = problemsOf('namespace: demo\nname: a: b\n').problems[0];
+    const k = problemsOf('namespace: demo\nname: a: b\n').problems[0]!;
     expect(k.hint).toBe('write one "key: value" per line; quote a value that contains ": "');
   });
 
@@ -107,9 +107,9 @@ describe('parseTemplate: fields', () => {
   it('reports an unknown top-level field with a suggestion, and lists the fields when nothing is close', () => {
     const { problems } = problemsOf(`${HEAD}runtim: python\nzzzzzzzzz: 1\nsteps: [{ name: a, handler: h }]\n`);
     expect(problems[0]).toMatchObject({ path: 'runtim', line: 4, column: 1 });
-    expect(problems[0].message).toBe('unknown field "runtim" at the top level; did you mean "runtime"?');
-    expect(problems[1].message).toBe('unknown field "zzzzzzzzz" at the top level');
-    expect(problems[1].hint).toMatch(/^remove it; the fields allowed at the top level are: namespace, name, version, description, runtime, input_schema, steps$/);
+    expect(problems[0]!.message).toBe('unknown field "runtim" at the top level; did you mean "runtime"?');
+    expect(problems[1]!.message).toBe('unknown field "zzzzzzzzz" at the top level');
+    expect(problems[1]!.hint).toMatch(/^remove it; the fields allowed at the top level are: namespace, name, version, description, runtime, input_schema, steps$/);
   });
 
   it('reports unknown fields in retry and batch', () => {
@@ -130,25 +130,25 @@ describe('parseTemplate: fields', () => {
       'the template is missing the required field "version"',
       'the template is missing the required field "steps"',
     ]);
-    expect(problems[2].hint).toBe('add version: 1.0.0');
+    expect(problems[2]!.hint).toBe('add version: 1.0.0');
   });
 
   it('reports a step without name or handler, naming the step when it can', () => {
     const { problems } = problemsOf(`${HEAD}steps:\n  - name: a\n  - handler: h\n`);
     expect(problems[0]).toMatchObject({ path: 'steps[0]', message: 'steps[0] ("a") is missing the required field "handler"', line: 5, column: 5 });
-    expect(problems[0].hint).toMatch(/handler: linear\.square/);
+    expect(problems[0]!.hint).toMatch(/handler: linear\.square/);
     expect(problems[1]).toMatchObject({ path: 'steps[1]', message: 'steps[1] is missing the required field "name"', line: 6 });
   });
 
   it('rejects bad names and suggests a valid one', () => {
     const { problems } = problemsOf(`namespace: My-Space\nname: 9lives\nversion: 1.0.0\nsteps: [{ name: stepOne, handler: h }]\n`);
     expect(problems.map((p) => p.path)).toEqual(['namespace', 'name', 'steps[0].name']);
-    expect(problems[0].message).toBe(
+    expect(problems[0]!.message).toBe(
       'namespace "My-Space" is not a valid name; names must match [a-z][a-z0-9_]* (a lowercase letter, then lowercase letters, digits or underscores)',
     );
-    expect(problems[0].hint).toBe('rename it, e.g. "my_space"');
-    expect(problems[1].hint).toBe('rename it, e.g. "lives"');
-    expect(problems[2].hint).toBe('rename it, e.g. "step_one"');
+    expect(problems[0]!.hint).toBe('rename it, e.g. "my_space"');
+    expect(problems[1]!.hint).toBe('rename it, e.g. "lives"');
+    expect(problems[2]!.hint).toBe('rename it, e.g. "step_one"');
   });
 
   it('rejects a handler key that is empty or has spaces', () => {
@@ -175,9 +175,9 @@ describe('parseTemplate: fields', () => {
   it('rejects an unknown runtime and an unknown step type, listing the allowed values', () => {
     const { problems } = problemsOf(`${HEAD}runtime: jvm\nsteps: [{ name: a, handler: h, type: desicion }]\n`);
     expect(problems[0]).toMatchObject({ path: 'runtime', message: 'runtime is "jvm", which is not a known runtime; allowed: native, typescript, python, ruby' });
-    expect(problems[0].hint).toBe('use one of: native, typescript, python, ruby');
-    expect(problems[1].path).toBe('steps[0].type');
-    expect(problems[1].message).toBe(
+    expect(problems[0]!.hint).toBe('use one of: native, typescript, python, ruby');
+    expect(problems[1]!.path).toBe('steps[0].type');
+    expect(problems[1]!.message).toBe(
       'steps[0].type is "desicion", which is not a known step type; allowed: standard, decision, deferred_convergence, batchable, batch_worker; did you mean "decision"?',
     );
   });
@@ -198,11 +198,11 @@ describe('parseTemplate: fields', () => {
       `${HEAD}steps:\n  - name: a\n    handler: h\n  - name: b\n    handler: h\n    depends_on: a\n    inputs: [1, 2]\n    timeout_ms: "1000"\n  - just_a_string\n`,
     );
     const byPath = Object.fromEntries(problems.map((p) => [p.path, p]));
-    expect(byPath['steps[1].depends_on'].message).toBe('steps[1].depends_on is a string ("a"); expected a list');
-    expect(byPath['steps[1].depends_on'].hint).toBe('write a list of step names: depends_on: [a]');
-    expect(byPath['steps[1].inputs'].message).toBe('steps[1].inputs is a list; expected a mapping (key: value lines)');
-    expect(byPath['steps[1].timeout_ms'].message).toBe('steps[1].timeout_ms is a string ("1000"); expected a whole number');
-    expect(byPath['steps[2]'].message).toBe('steps[2] is a string ("just_a_string"); expected a mapping (key: value lines)');
+    expect(byPath['steps[1].depends_on']!.message).toBe('steps[1].depends_on is a string ("a"); expected a list');
+    expect(byPath['steps[1].depends_on']!.hint).toBe('write a list of step names: depends_on: [a]');
+    expect(byPath['steps[1].inputs']!.message).toBe('steps[1].inputs is a list; expected a mapping (key: value lines)');
+    expect(byPath['steps[1].timeout_ms']!.message).toBe('steps[1].timeout_ms is a string ("1000"); expected a whole number');
+    expect(byPath['steps[2]']!.message).toBe('steps[2] is a string ("just_a_string"); expected a mapping (key: value lines)');
     expect(problems).toHaveLength(4);
   });
 
@@ -214,8 +214,8 @@ describe('parseTemplate: fields', () => {
 
   it('rejects steps that is not a list and an empty (null) depends_on', () => {
     const { problems } = problemsOf(`${HEAD}steps:\n  name: a\n`);
-    expect(problems[0].message).toBe('steps is a mapping; expected a list');
-    expect(problems[0].hint).toMatch(/each step starts with "- name:/);
+    expect(problems[0]!.message).toBe('steps is a mapping; expected a list');
+    expect(problems[0]!.hint).toMatch(/each step starts with "- name:/);
     const p = only(`${HEAD}steps:\n  - name: a\n    handler: h\n    depends_on:\n`);
     expect(p.message).toBe('steps[0].depends_on is empty; expected a list');
   });
@@ -239,7 +239,7 @@ describe('parseTemplate: fields', () => {
       'steps[0].batch.max_workers is 1001, out of range; it must be between 1 and 1000',
     ]);
     expect(problems[3]).toMatchObject({ path: 'steps[0].timeout_ms', line: 9, column: 17 });
-    expect(problems[3].hint).toBe('set timeout_ms to a value between 1 and 86400000');
+    expect(problems[3]!.hint).toBe('set timeout_ms to a value between 1 and 86400000');
   });
 
   it('rejects base_ms greater than max_ms, including a defaulted max_ms', () => {
@@ -250,7 +250,7 @@ describe('parseTemplate: fields', () => {
       'steps[0].retry.base_ms is 500, greater than max_ms 100; the first delay would exceed the largest delay allowed',
       'steps[1].retry.base_ms is 20000, greater than max_ms 10000 (max_ms defaults to 10000); the first delay would exceed the largest delay allowed',
     ]);
-    expect(problems[0].path).toBe('steps[0].retry.base_ms');
+    expect(problems[0]!.path).toBe('steps[0].retry.base_ms');
   });
 
   it('rejects an inputs field that is not a mapping and an input_schema that is not a mapping', () => {
@@ -294,7 +294,7 @@ describe('parseTemplate: the step graph', () => {
     const { err, problems } = problemsOf(abc('    depends_on: [b, step_9]\n'), 'linear.yaml');
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatchObject({ path: 'steps[2].depends_on[1]', line: 12, column: 21 });
-    expect(problems[0].message).toBe('steps[2].depends_on names "step_9", which is not a step of this template; steps are: a, b, c');
+    expect(problems[0]!.message).toBe('steps[2].depends_on names "step_9", which is not a step of this template; steps are: a, b, c');
     expect(err.message).toBe(
       'template linear.yaml:12:21: steps[2].depends_on names "step_9", which is not a step of this template; steps are: a, b, c — fix: add a step named "step_9" or remove it from depends_on',
     );
@@ -361,8 +361,8 @@ describe('parseTemplate: batches', () => {
   it('rejects a worker_template that names no step', () => {
     const { problems } = problemsOf(`${base}    type: batchable\n    batch: { worker_template: nowhere }\n`);
     expect(problems[0]).toMatchObject({ path: 'steps[0].batch.worker_template' });
-    expect(problems[0].message).toBe('steps[0].batch.worker_template names "nowhere", which is not a step of this template; batch_worker steps are: (none)');
-    expect(problems[0].hint).toBe('add a step named "nowhere" with type: batch_worker');
+    expect(problems[0]!.message).toBe('steps[0].batch.worker_template names "nowhere", which is not a step of this template; batch_worker steps are: (none)');
+    expect(problems[0]!.hint).toBe('add a step named "nowhere" with type: batch_worker');
   });
 
   it('rejects a worker_template that is not a batch_worker step', () => {

@@ -34,14 +34,14 @@ export function findCycle(steps: readonly GraphStep[]): string[] | null {
     const stack: { name: string; next: number }[] = [{ name: start.name, next: 0 }];
     colour.set(start.name, GREY);
     while (stack.length > 0) {
-      const top = stack[stack.length - 1];
+      const top = stack[stack.length - 1]!;
       const deps = byName.get(top.name)!.depends_on;
       if (top.next >= deps.length) {
         colour.set(top.name, BLACK);
         stack.pop();
         continue;
       }
-      const dep = deps[top.next++];
+      const dep = deps[top.next++]!;
       if (!byName.has(dep)) continue;
       const c = colour.get(dep);
       if (c === GREY) {

@@ -495,7 +495,7 @@ function stepFindings(steps: unknown[]): Finding[] {
     const cycle = findCycle(graph as GraphStep[]);
     if (!cycle) break;
     // cycle = [a, b, …, a] in run order: b depends on a, and so on.
-    const first = cycle[1];
+    const first = cycle[1]!; // a cycle has at least two entries
     const edges = cycle.slice(1).map((n, i) => `${n} depends on ${cycle[i]}`);
     out.push({
       at: ['steps', firstIndex.get(first)!, 'depends_on'],
@@ -771,7 +771,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 function yamlMessage(message: string): string {
   // yaml's pretty messages end with " at line L, column C:" and a code excerpt.
-  return message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+  return (message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
 }
 
 function yamlHint(code: string): string {
