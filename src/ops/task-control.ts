@@ -1,0 +1,42 @@
+/**
+ * Cancel or retry a task, for `weft cancel` and `weft retry`: through the
+ * orchestrator at WEFT_ORCHESTRATOR_URL when one is set (sending
+ * WEFT_API_TOKEN), otherwise on the database directly, as an orchestrator
+ * would (the audit rows name the operating-system user).
+ */
+import { userInfo } from 'node:os';
+import { requestJson } from '../shared/http-json.js';
+import type { WeftConfig } from '../shared/config.js';
+import { createLogger } from '../shared/logger.js';
+import { isUuid, processId } from '../shared/ids.js';
+import { ValidationError, WeftError } from '../shared/errors.js';
+import { createMessageBus } from '../messaging/index.js';
+import { Orchestrator } from '../orchestration/orchestrator.js';
+import { connectStore } from './connect-store.js';
+
+export async function controlTask(
+  config: WeftConfig,
+  id: string,
+  op: 'cancel' | 'retry',
+  step: string | undefined,
+): Promise<{ interrupted?: number; enqueued?: number }> {
+  if (!isUuid(id)) throw new ValidationError(`task id "${id}" is not a UUID; \`weft run\` prints it, and GET /v1/tasks lists them`, 'id');
+  if (config.orchestratorUrl) {
+    const url = `${config.orchestratorUrl.replace(/\/$/, '')}/v1/tasks/${encodeURIComponent(id)}/${op}`;
+    const res = await requestJson('POST', url, { body: step ? { step } : {}, token: config.apiToken });
+    const body = (typeof res.body === 'object' && res.body !== null ? res.body : {}) as { error?: { message?: string }; interrupted?: number; enqueued?: number };
+    if (res.status >= 300) throw new WeftError('api', `${res.status} ${body.error?.message ?? JSON.stringify(res.body)}`);
+    return body;
+  }
+  const log = createLogger({ level: process.env.WEFT_LOG_LEVEL ?? 'warn' });
+  const store = await connectStore(config, log, { applicationName: `weft-${op}` });
+  const bus = createMessageBus(config, store.db, log);
+  try {
+    const orchestrator = new Orchestrator({ db: store.db, bus, log, processId: processId(op) });
+    const by = `cli:${userInfo().username}`;
+    return op === 'cancel' ? await orchestrator.cancelTask(id, by) : await orchestrator.retryTask(id, { step, by });
+  } finally {
+    await bus.close();
+    await store.close();
+  }
+}
