@@ -1,3 +1,4 @@
+import type http from 'node:http';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Orchestrator } from '../orchestration/orchestrator.js';
 import type { Database } from '../store/database.js';
@@ -55,9 +56,11 @@ export interface ApiOptions {
  * `Retry-After`, naming the dependency; on close (SIGTERM) long-polls and
  * event streams end at once, telling the client to retry.
  */
-export function buildApi(options: ApiOptions): FastifyInstance {
+export function buildApi(options: ApiOptions, serverFactory?: (handler: http.RequestListener) => http.Server): FastifyInstance {
   const { orchestrator, db, bus } = options;
   const app = Fastify({
+    // An orchestrator binds its port before its dependencies are up (src/cli/serve-api.ts) and hands it over here.
+    ...(serverFactory ? { serverFactory: (handler: http.RequestListener) => serverFactory(handler) } : {}),
     logger: false,
     bodyLimit: options.bodyLimit ?? 32 * 1024 * 1024,
     ajv: { customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false } },
