@@ -34,6 +34,7 @@ const ROUTES: Array<[string, string, unknown?]> = [
   ['POST', '/v1/templates', { namespace: 'o', name: 't', version: '1.0.0', steps: [{ name: 'a', handler: 'linear.square' }] }],
   ['GET', '/v1/workers'],
   ['GET', '/v1/stats'],
+  ['GET', '/metrics'],
 ];
 
 function expectDatabase503(res: LightMyRequestResponse, route: string): void {
