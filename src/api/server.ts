@@ -230,7 +230,8 @@ export function unavailableDependency(err: unknown): { code: string; dependency:
       };
     }
   }
-  if (err instanceof DatabaseError || isUnreachable(err)) {
+  // 53300: the server has no connection slot left; like an outage, waiting is the answer.
+  if (err instanceof DatabaseError || isUnreachable(err) || (err as { code?: unknown }).code === '53300') {
     return {
       code: 'database_unavailable',
       dependency: 'database',

@@ -77,6 +77,13 @@ describe('API: values PostgreSQL cannot store, nesting and idempotent retries', 
     expect(await tasks()).toBe(before);
   });
 
+  it('names the path of a deep body exactly, however its strings and keys are written', async () => {
+    const tricky = `{"namespace":"e2e_linear","name":"mathematical_sequence","context":{"s":"[[[{{{\\"]]","list":[1,"]",{"k\\"ey":0}],"odd key":${'['.repeat(200)}${']'.repeat(200)}}}`;
+    const res = await postText('/v1/tasks', tricky);
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.path).toBe(`context["odd key"]${'[0]'.repeat(MAX_JSON_DEPTH - 1)}`);
+  });
+
   it('refuses a template whose values PostgreSQL cannot store or that nests too deeply, in JSON and YAML', async () => {
     const json = await postText('/v1/templates', '{"namespace":"api_v","name":"t","version":"1.0.0","description":"a\\u0000","steps":[{"name":"a","handler":"linear.square"}]}');
     expect(json.statusCode).toBe(400);
