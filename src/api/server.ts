@@ -64,11 +64,21 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
     logger: false,
     bodyLimit: options.bodyLimit ?? 32 * 1024 * 1024,
     ajv: { customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false } },
+    // Requests arriving while the server closes get weft's own 503 (the onRequest hook below).
+    return503OnClosing: false,
   });
   installJsonBodyParser(app);
   // Aborted when the server closes (SIGTERM): long-polls answer at once instead of holding the shutdown.
   const closing = new AbortController();
   app.addHook('preClose', async () => closing.abort());
+  app.addHook('onRequest', async (_req, reply) => {
+    if (!closing.signal.aborted) return;
+    return reply
+      .status(503)
+      .header('retry-after', '1')
+      .header('connection', 'close')
+      .send({ error: { code: 'shutting_down', message: 'this orchestrator is shutting down; retry (another orchestrator, or this one once restarted, answers)', retry_after_s: 1 } });
+  });
   let lastOutageLog = 0;
   app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'], { parseAs: 'string' }, (_req, body, done) =>
     done(null, { __yaml: body as string }),

@@ -8,6 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { spawnWeft, type WeftProcess } from '../support/weft-process.js';
 import { freePort, tcpProxy, until, type TcpProxy } from '../support/tcp-proxy.js';
+import { buildApi } from '../../src/api/server.js';
+import { PgMessageBus } from '../../src/messaging/pg.js';
+import { Orchestrator } from '../../src/orchestration/orchestrator.js';
+import { silentLogger } from '../../src/shared/logger.js';
 
 async function get(url: string): Promise<{ status: number; headers: Headers; body: Record<string, any> }> {
   const res = await fetch(url);
@@ -113,5 +117,22 @@ describe('weft orchestrator: start while PostgreSQL is down, stop with open long
       expect(text).toContain('retry: 1000');
       expect(text).toContain('event: shutdown');
     }
+  });
+
+  it('in process too: closing the API answers a long-poll in flight 503 shutting_down with Retry-After at once', async () => {
+    const log = silentLogger();
+    const bus = new PgMessageBus(tdb.db, log);
+    const app = buildApi({ orchestrator: new Orchestrator({ db: tdb.db, bus, log, processId: 'orchestrator-close-test' }), db: tdb.db, bus, log, ui: false });
+    await app.ready();
+    const { rows } = await tdb.db.query<{ id: string }>("SELECT id FROM weft.tasks WHERE state = 'running' LIMIT 1");
+    const poll = app.inject({ method: 'GET', url: `/v1/tasks/${rows[0]!.id}/wait?timeout_ms=60000` });
+    await new Promise((r) => setTimeout(r, 200));
+    const started = Date.now();
+    await app.close();
+    expect(Date.now() - started).toBeLessThan(2_000);
+    const res = await poll;
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['retry-after']).toBe('1');
+    expect(res.json().error).toMatchObject({ code: 'shutting_down', retry_after_s: 1 });
   });
 });
