@@ -86,6 +86,23 @@ describe('weft orchestrator: start while PostgreSQL is down, stop with open long
     expect(created.status).toBe(201);
   });
 
+  it('stopped (SIGTERM) while it waits for PostgreSQL, it exits 0 at once', async () => {
+    const port = await freePort();
+    const waiting = spawnWeft(['orchestrator', '--port', String(port)], {
+      WEFT_DATABASE_URL: tdb.url.replace('127.0.0.1:5432', `127.0.0.1:${await freePort()}`),
+      WEFT_MESSAGING: 'pg',
+    });
+    try {
+      await until('/health to answer', () => get(`http://127.0.0.1:${port}/health`), (h) => h.body.status === 'starting');
+      const started = Date.now();
+      await waiting.stop('SIGTERM');
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(waiting.child.exitCode).toBe(0);
+    } finally {
+      await waiting.stop('SIGKILL');
+    }
+  });
+
   it('on SIGTERM ends long-polls (503 shutting_down, Retry-After) and event streams (a shutdown event) and exits 0 within 2 s', async () => {
     expect(base).toBeDefined();
     // No worker runs: the task stays running, so every wait below would last its full minute.
