@@ -20,6 +20,7 @@ export const MAX_BODY_DEPTH = MAX_JSON_DEPTH + 1;
  */
 export function installJsonBodyParser(app: FastifyInstance): void {
   const parse = app.getDefaultJsonParser('error', 'error');
+  app.decorateRequest('bodyStorable', false);
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
     const text = body as string;
@@ -27,8 +28,22 @@ export function installJsonBodyParser(app: FastifyInstance): void {
       const path = deepTextPath(text, MAX_BODY_DEPTH);
       return done(tooDeep(path), undefined);
     }
+    // JSON text cannot carry a raw NUL (control characters must be escaped) nor a lone
+    // surrogate (the body was decoded from UTF-8): without a `\u` escape every value is storable.
+    req.bodyStorable = !text.includes('\\u');
     parse(req, text, done);
   });
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * The JSON body is known to nest at most MAX_BODY_DEPTH levels and to hold
+     * no `\u` escape, so {@link assertStorable} has nothing to find in it: the
+     * hot path skips walking the value.
+     */
+    bodyStorable: boolean;
+  }
 }
 
 function tooDeep(path: string): ValidationError {

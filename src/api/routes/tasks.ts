@@ -85,8 +85,10 @@ export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions):
     async (req, reply) => {
       const body = req.body as { namespace: string; name: string; version?: string; context?: unknown; idempotency_key?: string };
       // Values PostgreSQL would refuse (or that no handler could parse) are the caller's to fix: 400 naming the path.
-      assertStorable(body.context ?? {}, 'context');
-      assertStorableText({ namespace: body.namespace, name: body.name, version: body.version, idempotency_key: body.idempotency_key }, '');
+      if (!req.bodyStorable) {
+        assertStorable(body.context ?? {}, 'context');
+        assertStorableText({ namespace: body.namespace, name: body.name, version: body.version, idempotency_key: body.idempotency_key }, '');
+      }
       try {
         const created = await orchestrator.createTask(body);
         return reply.status(201).send({ id: created.id, state: 'running', dispatched: created.dispatched });
