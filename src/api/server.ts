@@ -1,3 +1,4 @@
+import type http from 'node:http';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Orchestrator } from '../orchestration/orchestrator.js';
 import type { Database } from '../store/database.js';
@@ -7,10 +8,14 @@ import { getTaskViewJson } from '../store/tasks.js';
 import { listTemplates } from '../store/templates.js';
 import { parseTemplate, validateTemplateObject } from '../core/template/parse.js';
 import { TemplateError } from '../core/template/errors.js';
-import { ConflictError, NotFoundError, ValidationError, WeftError } from '../shared/errors.js';
+import { ConflictError, DatabaseError, NotFoundError, ValidationError, WeftError, describeError } from '../shared/errors.js';
+import { isUnreachable } from '../shared/retry.js';
+import { MessagingError } from '../messaging/types.js';
 import type { LiveEvents } from '../orchestration/live-events.js';
 import { ApiAuth, type AuthOptions } from './auth.js';
 import { fieldPath, taskId } from './params.js';
+import { assertStorable, installJsonBodyParser } from './json-body.js';
+import { MAX_JSON_DEPTH } from '../core/json-depth.js';
 import { taskRoutes } from './routes/tasks.js';
 import { systemRoutes } from './routes/system.js';
 import { catalogRoutes } from './routes/catalog.js';
@@ -43,18 +48,38 @@ export interface ApiOptions {
  *   GET  /v1/tasks/:id/wait        long-poll: returns the moment the task ends (or after timeout_ms, with ended: false)
  *   GET  /v1/templates             registered templates
  *   POST /v1/templates             register a template (YAML or JSON body)
- *   GET  /health                   database and broker
+ *   GET  /health                   database and broker: 200 healthy, or 503 degraded with the reasons
  *   GET  /metrics                  Prometheus text
  *
  * Errors are `{ "error": { "code", "message", "path"? } }`. docs/api.md documents every endpoint.
+ * While PostgreSQL or the broker is unreachable every route answers 503 with
+ * `Retry-After`, naming the dependency; on close (SIGTERM) long-polls and
+ * event streams end at once, telling the client to retry.
  */
-export function buildApi(options: ApiOptions): FastifyInstance {
+export function buildApi(options: ApiOptions, serverFactory?: (handler: http.RequestListener) => http.Server): FastifyInstance {
   const { orchestrator, db, bus } = options;
   const app = Fastify({
+    // An orchestrator binds its port before its dependencies are up (src/cli/serve-api.ts) and hands it over here.
+    ...(serverFactory ? { serverFactory: (handler: http.RequestListener) => serverFactory(handler) } : {}),
     logger: false,
     bodyLimit: options.bodyLimit ?? 32 * 1024 * 1024,
     ajv: { customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false } },
+    // Requests arriving while the server closes get weft's own 503 (the onRequest hook below).
+    return503OnClosing: false,
   });
+  installJsonBodyParser(app);
+  // Aborted when the server closes (SIGTERM): long-polls answer at once instead of holding the shutdown.
+  const closing = new AbortController();
+  app.addHook('preClose', async () => closing.abort());
+  app.addHook('onRequest', async (_req, reply) => {
+    if (!closing.signal.aborted) return;
+    return reply
+      .status(503)
+      .header('retry-after', '1')
+      .header('connection', 'close')
+      .send({ error: { code: 'shutting_down', message: 'this orchestrator is shutting down; retry (another orchestrator, or this one once restarted, answers)', retry_after_s: 1 } });
+  });
+  let lastOutageLog = 0;
   app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'], { parseAs: 'string' }, (_req, body, done) =>
     done(null, { __yaml: body as string }),
   );
@@ -73,12 +98,30 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     if (err instanceof TemplateError) {
       return reply.status(400).send({ error: { code: err.code, message: err.message, problems: err.problems } });
     }
+    const down = unavailableDependency(err);
+    if (down) {
+      // One line per 10 s: during an outage every request fails the same way.
+      if (Date.now() - lastOutageLog > 10_000) {
+        lastOutageLog = Date.now();
+        options.log.warn({ dependency: down.dependency, reason: down.reason }, `${down.dependency} is unavailable; answering 503`);
+      }
+      return reply
+        .status(503)
+        .header('retry-after', String(RETRY_AFTER_S))
+        .send({ error: { code: down.code, message: down.message, dependency: down.dependency, reason: down.reason, retry_after_s: RETRY_AFTER_S } });
+    }
     if (err instanceof NotFoundError) return reply.status(404).send({ error: { code: err.code, message: err.message } });
     if (err instanceof ConflictError) return reply.status(409).send({ error: { code: err.code, message: err.message, ...err.details } });
     if (err instanceof WeftError && err.code === 'not_implemented') return reply.status(501).send({ error: { code: err.code, message: err.message } });
     if (err.statusCode === 429) return reply.status(429).send({ error: { code: 'rate_limited', message: err.message } });
     if (err.statusCode === 413) {
       return reply.status(413).send({ error: { code: 'too_large', message: `request body is larger than the limit of ${options.bodyLimit ?? 32 * 1024 * 1024} bytes` } });
+    }
+    // A value PostgreSQL refused that the checks above let through (class 22: data exception):
+    // the request's fault, not the server's.
+    const pgCode = (err as { code?: unknown }).code;
+    if (typeof pgCode === 'string' && /^22[0-9A-Z]{3}$/.test(pgCode)) {
+      return reply.status(400).send({ error: { code: 'invalid_input', message: `PostgreSQL refused a value of this request (SQLSTATE ${pgCode}: ${err.message}); check the values sent` } });
     }
     if (err.statusCode && err.statusCode < 500) {
       return reply.status(err.statusCode).send({ error: { code: 'bad_request', message: err.message } });
@@ -108,9 +151,22 @@ export function buildApi(options: ApiOptions): FastifyInstance {
       throw new ValidationError(`timeout_ms must be a number of milliseconds between 0 and 600000, got ${JSON.stringify(raw)}`, 'timeout_ms');
     }
     // A client that goes away stops its wait (and frees the connection) at once.
+    // The response's 'close' fires on a disconnect (the request's may fire once its body is read).
     const gone = new AbortController();
-    req.raw.once('close', () => gone.abort());
-    await orchestrator.waitForTask(id, timeoutMs, gone.signal);
+    reply.raw.once('close', () => gone.abort());
+    const stop = () => gone.abort();
+    closing.signal.addEventListener('abort', stop, { once: true });
+    try {
+      await orchestrator.waitForTask(id, timeoutMs, gone.signal);
+    } finally {
+      closing.signal.removeEventListener('abort', stop);
+    }
+    if (closing.signal.aborted) {
+      return reply
+        .status(503)
+        .header('retry-after', '1')
+        .send({ error: { code: 'shutting_down', message: 'this orchestrator is shutting down; repeat the wait (another orchestrator, or this one once restarted, answers it)', retry_after_s: 1 } });
+    }
     // The view says whether the task has ended (`ended`), read after the wait.
     const view = await getTaskViewJson(db, id);
     if (!view) throw new NotFoundError(`no task ${id}`);
@@ -121,10 +177,11 @@ export function buildApi(options: ApiOptions): FastifyInstance {
 
   app.post('/v1/templates', async (req, reply) => {
     const body = req.body as { __yaml?: string } | Record<string, unknown>;
-    const def =
-      body && typeof body === 'object' && '__yaml' in body && typeof body.__yaml === 'string'
-        ? parseTemplate(body.__yaml, 'request body')
-        : validateTemplateObject(body, 'request body');
+    const yaml = body && typeof body === 'object' && '__yaml' in body && typeof body.__yaml === 'string' ? body.__yaml : undefined;
+    if (yaml === undefined) assertStorable(body, '');
+    const def = yaml !== undefined ? parseYamlTemplate(yaml) : validateTemplateObject(body, 'request body');
+    // A YAML body's depth is known only once parsed; its strings may carry NUL too.
+    assertStorable(def, '');
     const outcome = await orchestrator.templates.register(def);
     if (outcome === 'created') {
       options.log.info({ template: `${def.namespace}/${def.name}@${def.version}`, token: req.apiToken?.name ?? null }, 'template version registered');
@@ -133,13 +190,24 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   });
 
   app.get('/health', async (_req, reply) => {
-    const dbOk = await db.query('SELECT 1').then(
-      () => ({ ok: true, detail: 'ok' }),
-      (err: Error) => ({ ok: false, detail: err.message }),
-    );
-    const broker = await bus.health();
-    const ok = dbOk.ok && broker.ok;
-    return reply.status(ok ? 200 : 503).send({ status: ok ? 'healthy' : 'unhealthy', database: dbOk, messaging: broker, pool: db.poolStats() });
+    const [dbOk, broker] = await Promise.all([
+      within(
+        db.query('SELECT 1').then(() => ({ ok: true, detail: 'ok' })),
+        HEALTH_CHECK_MS,
+        `PostgreSQL did not answer within ${HEALTH_CHECK_MS} ms`,
+      ).catch((err: Error) => ({ ok: false, detail: `PostgreSQL is unreachable: ${describeError(err).message}` })),
+      within(bus.health(), HEALTH_CHECK_MS, `the ${bus.backend} message bus did not answer within ${HEALTH_CHECK_MS} ms`).catch((err: Error) => ({
+        ok: false,
+        backend: bus.backend,
+        detail: err.message,
+      })),
+    ]);
+    const reasons: string[] = [];
+    if (!dbOk.ok) reasons.push(`database: ${dbOk.detail}`);
+    if (!broker.ok) reasons.push(`${bus.backend === 'rabbitmq' ? 'broker' : 'messaging'}: ${broker.detail}`);
+    const ok = reasons.length === 0;
+    if (!ok) reply.header('retry-after', String(RETRY_AFTER_S));
+    return reply.status(ok ? 200 : 503).send({ status: ok ? 'healthy' : 'degraded', reasons, database: dbOk, messaging: broker, pool: db.poolStats() });
   });
 
   app.get('/metrics', async (_req, reply) => {
@@ -148,4 +216,61 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   });
 
   return app;
+}
+
+/** What a 503 asks the client to wait before retrying (s). */
+export const RETRY_AFTER_S = 5;
+/** /health answers within this even when a dependency hangs (ms). */
+const HEALTH_CHECK_MS = 3_000;
+
+/**
+ * The dependency an error says is down, if it does: the broker (a
+ * MessagingError anywhere in its causes) or PostgreSQL (refused, reset,
+ * timed out, shutting down: see isUnreachable). Undefined for any other error.
+ */
+export function unavailableDependency(err: unknown): { code: string; dependency: 'database' | 'broker'; message: string; reason: string } | undefined {
+  const reason = describeError(err).message;
+  for (let e = err as { cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (e instanceof MessagingError) {
+      return {
+        code: 'broker_unavailable',
+        dependency: 'broker',
+        message: `the message broker (RabbitMQ) is unavailable or blocking publishers; retry in ${RETRY_AFTER_S} s`,
+        reason,
+      };
+    }
+  }
+  // 53300: the server has no connection slot left; like an outage, waiting is the answer.
+  if (err instanceof DatabaseError || isUnreachable(err) || (err as { code?: unknown }).code === '53300') {
+    return {
+      code: 'database_unavailable',
+      dependency: 'database',
+      message:
+        `PostgreSQL is unreachable, so this request could not be answered; retry in ${RETRY_AFTER_S} s ` +
+        '(a POST /v1/tasks retried with the same idempotency_key is never created twice)',
+      reason,
+    };
+  }
+  return undefined;
+}
+
+/** `promise`, or a rejection with `message` after `ms`. */
+function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+/** parseTemplate, with a YAML nested deep enough to overflow the parser's stack answered as bad input. */
+function parseYamlTemplate(yaml: string) {
+  try {
+    return parseTemplate(yaml, 'request body');
+  } catch (err) {
+    if (err instanceof RangeError) {
+      throw new ValidationError(`the template nests too deeply to be read (at most ${MAX_JSON_DEPTH} levels, MAX_JSON_DEPTH); flatten it`, '');
+    }
+    throw err;
+  }
 }

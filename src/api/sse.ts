@@ -23,7 +23,8 @@ export function openEventStream(req: FastifyRequest, reply: FastifyReply): Event
     connection: 'keep-alive',
     'x-accel-buffering': 'no',
   });
-  res.write(': weft\n\n');
+  // `retry`: how long an EventSource waits before reconnecting when the stream ends.
+  res.write(': weft\nretry: 1000\n\n');
   const closers: Array<() => void> = [];
   let closed = false;
   const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);

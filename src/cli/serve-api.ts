@@ -1,9 +1,10 @@
+import http from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { Orchestrator } from '../orchestration/orchestrator.js';
 import type { Database } from '../store/database.js';
 import type { MessageBus } from '../messaging/types.js';
 import type { Logger } from '../shared/logger.js';
-import { buildApi } from '../api/server.js';
+import { buildApi, RETRY_AFTER_S } from '../api/server.js';
 import { assertSafeBinding } from '../api/auth.js';
 import { liveTokenCount } from '../store/tokens.js';
 
@@ -18,30 +19,105 @@ export interface ServeApiOptions {
   createPerMinute?: number;
 }
 
+export interface ServedApi {
+  url: string;
+  app: FastifyInstance;
+  /** End long-polls and event streams (telling clients to retry), then stop listening. */
+  close(): Promise<void>;
+}
+
+/**
+ * A bound API port before the API exists: an orchestrator binds it first (a
+ * port clash stops it before anything else) and answers every request with
+ * 503 "starting", naming what it waits for, until {@link serveApi} hands the
+ * port to the API.
+ */
+export interface BoundPort {
+  url: string;
+  server: http.Server;
+  /** What /health says the process waits for, and why. */
+  waiting(waitingFor: string, reason: string): void;
+  /** Stop listening (for a process that quits before serving). */
+  close(): Promise<void>;
+  /** @internal route requests to the API. */
+  attach(handler: http.RequestListener): void;
+}
+
+/** How long a closing API lets responses in flight finish before cutting their connections (ms). */
+const CLOSE_GRACE_MS = 1_500;
+
+export async function bindApiPort(host: string, port: number): Promise<BoundPort> {
+  const state = { waitingFor: 'database', reason: 'connecting' };
+  let handler: http.RequestListener | undefined;
+  const starting: http.RequestListener = (req, res) => {
+    const health = (req.url ?? '').split('?')[0] === '/health';
+    const body = health
+      ? { status: 'starting', waiting_for: state.waitingFor, reason: state.reason }
+      : { error: { code: 'starting', message: `the orchestrator is starting: waiting for the ${state.waitingFor} (${state.reason}); retry in ${RETRY_AFTER_S} s`, retry_after_s: RETRY_AFTER_S } };
+    res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': String(RETRY_AFTER_S) });
+    res.end(JSON.stringify(body));
+  };
+  const server = http.createServer((req, res) => (handler ?? starting)(req, res));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const bound = typeof address === 'object' && address ? address.port : port;
+  const shown = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+  return {
+    url: `http://${shown}:${bound}`,
+    server,
+    waiting(waitingFor, reason) {
+      Object.assign(state, { waitingFor, reason });
+    },
+    attach(h) {
+      handler = h;
+    },
+    async close() {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeIdleConnections();
+      const cut = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
+      await closed;
+      clearTimeout(cut);
+    },
+  };
+}
+
 /**
  * The HTTP API and the dashboard of one orchestrator, listening: refuses an
  * open API on a non-loopback address, hands the dashboard's streams
- * the orchestrator's live events. `close()` stops both.
+ * the orchestrator's live events. Serves on `bound` when given (see
+ * {@link bindApiPort}), else binds `host:port` itself. `close()` stops both.
  */
-export async function serveApi(o: ServeApiOptions): Promise<{ url: string; app: FastifyInstance; close(): Promise<void> }> {
+export async function serveApi(o: ServeApiOptions, bound?: BoundPort): Promise<ServedApi> {
   assertSafeBinding(o.host, await liveTokenCount(o.db), o.insecure === true);
+  const port = bound ?? (await bindApiPort(o.host, o.port));
   // The orchestrator's task events: every task end, and live step changes of watched tasks.
   const liveEvents = o.orchestrator.taskEvents;
-  const app = buildApi({ orchestrator: o.orchestrator, db: o.db, bus: o.bus, log: o.log, liveEvents, auth: { insecure: o.insecure }, createPerMinute: o.createPerMinute });
+  const app = buildApi(
+    { orchestrator: o.orchestrator, db: o.db, bus: o.bus, log: o.log, liveEvents, auth: { insecure: o.insecure }, createPerMinute: o.createPerMinute },
+    (handler) => {
+      port.attach(handler);
+      return port.server;
+    },
+  );
   try {
-    await app.listen({ port: o.port, host: o.host });
+    await app.ready();
   } catch (err) {
-    await app.close();
+    await port.close();
     throw err;
   }
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : o.port;
-  const host = o.host.includes(':') ? `[${o.host}]` : o.host === '0.0.0.0' ? '127.0.0.1' : o.host;
   return {
-    url: `http://${host}:${port}`,
+    url: port.url,
     app,
     async close() {
+      // The API's close hooks end long-polls and streams first; then the port, waiting for those answers.
       await app.close();
+      await port.close();
     },
   };
 }

@@ -54,3 +54,40 @@ function walk(v: unknown, path: string): { path: string; problem: string } | und
   }
   return undefined;
 }
+
+/**
+ * {@link unstorableJson} for a value already parsed (a request body): the
+ * first string or key, in document order, that jsonb cannot store. Walks
+ * without recursion, so a value nested thousands deep cannot overflow the stack.
+ *
+ * @example
+ *   unstorableValue({ a: ['ok', 'x\u0000'] }) // { path: '$.a[1]', problem: 'contains the character U+0000 (NUL)' }
+ */
+export function unstorableValue(root: unknown, rootPath = '$'): { path: string; problem: string } | undefined {
+  const stack: Array<[unknown, string]> = [[root, rootPath]];
+  while (stack.length > 0) {
+    const [v, path] = stack.pop()!;
+    if (v instanceof BadKey) return { path, problem: `has a key that ${v.problem}` };
+    if (typeof v === 'string') {
+      const problem = problemOf(v);
+      if (problem) return { path, problem };
+    } else if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) stack.push([v[i], `${path}[${i}]`]);
+    } else if (v && typeof v === 'object') {
+      // A bad key is reported once the siblings before it are found clean: document order.
+      const children: Array<[unknown, string]> = [];
+      for (const [k, child] of Object.entries(v)) {
+        const at = /^[A-Za-z_$][\w$]*$/.test(k) ? `${path}.${k}` : `${path}[${JSON.stringify(k)}]`;
+        const keyProblem = problemOf(k);
+        children.push([keyProblem ? new BadKey(keyProblem) : child, at]);
+        if (keyProblem) break;
+      }
+      for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]!);
+    }
+  }
+  return undefined;
+}
+
+class BadKey {
+  constructor(readonly problem: string) {}
+}

@@ -105,6 +105,31 @@ export async function createTask(
   }
 }
 
+/**
+ * The task created with this idempotency key, and which fields of `req`
+ * differ from the ones it was created with (`context` compared as jsonb,
+ * so key order and spacing do not count; a request without `version`
+ * matches any version). Undefined when no task has the key.
+ */
+export async function taskForIdempotentRequest(
+  db: Database,
+  key: string,
+  req: { namespace: string; name: string; version?: string; context: unknown },
+): Promise<{ id: string; differs: string[] } | undefined> {
+  const { rows } = await db.query<{ id: string; namespace: string; name: string; version: string; same_context: boolean }>(
+    'SELECT id, namespace, name, version, context = $2::jsonb AS same_context FROM weft.tasks WHERE idempotency_key = $1',
+    [key, JSON.stringify(req.context ?? {})],
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  const differs: string[] = [];
+  if (row.namespace !== req.namespace) differs.push('namespace');
+  if (row.name !== req.name) differs.push('name');
+  if (req.version !== undefined && row.version !== req.version) differs.push('version');
+  if (!row.same_context) differs.push('context');
+  return { id: row.id, differs };
+}
+
 /** The task created with this idempotency key, if any. */
 export async function taskIdByIdempotencyKey(db: Database, key: string): Promise<string | undefined> {
   const { rows } = await db.query<{ id: string }>('SELECT id FROM weft.tasks WHERE idempotency_key = $1', [key]);

@@ -76,14 +76,20 @@ describe('HTTP API', () => {
     expect(await counts()).toEqual(before);
   });
 
-  it('answers 409 for a repeated idempotency key, and creates nothing the second time', async () => {
+  it('answers a repeated idempotency key with the existing task (200), or 409 when the request differs, and creates nothing the second time', async () => {
     const req = { namespace: 'e2e_linear', name: 'mathematical_sequence', context: { even_number: 4 }, idempotency_key: 'order-42' };
-    expect((await post('/v1/tasks', req)).statusCode).toBe(201);
+    const first = await post('/v1/tasks', req);
+    expect(first.statusCode).toBe(201);
     const before = await counts();
     const again = await post('/v1/tasks', req);
-    expect(again.statusCode).toBe(409);
-    expect(again.json().error.message).toContain('idempotency_key "order-42" already exists');
-    expect(await counts()).toEqual(before);
+    expect(again.statusCode).toBe(200);
+    expect(again.json().id).toBe(first.json().id);
+    const changed = await post('/v1/tasks', { ...req, context: { even_number: 8 } });
+    expect(changed.statusCode).toBe(409);
+    expect(changed.json().error.message).toContain('idempotency_key "order-42" already exists');
+    expect(changed.json().error.task_id).toBe(first.json().id);
+    // (The first task runs meanwhile: its steps' transitions grow, its rows do not.)
+    expect(await counts()).toMatchObject({ tasks: before.tasks, steps: before.steps });
   });
 
   it('answers 400 for an id that is not a UUID and 404 for an unknown task', async () => {

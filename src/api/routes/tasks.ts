@@ -1,12 +1,13 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import type { Orchestrator } from '../../orchestration/orchestrator.js';
 import type { LiveEvents } from '../../orchestration/live-events.js';
 import type { Database } from '../../store/database.js';
 import { listTasks } from '../../store/task-list.js';
-import { getTaskState } from '../../store/tasks.js';
+import { getTaskState, getTaskViewJson, taskForIdempotentRequest, taskIdByIdempotencyKey } from '../../store/tasks.js';
 import { TASK_STATES, type TaskState } from '../../core/states.js';
-import { NotFoundError, ValidationError } from '../../shared/errors.js';
+import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
+import { assertStorable, assertStorableText } from '../json-body.js';
 import { actor } from '../auth.js';
 import { dateParam, intParam, taskId } from '../params.js';
 import { openEventStream, type EventStream } from '../sse.js';
@@ -42,8 +43,10 @@ const retrySchema = {
 /**
  * Task routes beyond the single-task reads in server.ts:
  *
- *   POST /v1/tasks                 create (rate-limited per token)
+ *   POST /v1/tasks                 create (rate-limited per token); a repeated idempotency key answers
+ *                                  200 with the existing task when the request is the same, 409 naming it otherwise
  *   GET  /v1/tasks                 list: filters, cursor pagination, counts by state
+ *   GET  /v1/tasks/by-key/:key     the task created with this idempotency key
  *   POST /v1/tasks/:id/cancel      cancel a running task
  *   POST /v1/tasks/:id/retry       retry a failed task, or one step: {"step": "name"}
  *   GET  /v1/tasks/:id/events      server-sent events: `step` and `task` changes of one task
@@ -52,8 +55,13 @@ const retrySchema = {
 export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions): Promise<void> {
   const { orchestrator, db, liveEvents } = opts;
   const streams = new Set<EventStream>();
+  // On close (SIGTERM) every stream ends at once, saying why: an EventSource reconnects by itself
+  // (to another orchestrator behind the same address, or this one restarted).
   app.addHook('preClose', async () => {
-    for (const s of streams) s.close();
+    for (const s of streams) {
+      s.send('shutdown', { message: 'this orchestrator is shutting down; reconnect', retry_after_ms: 1_000 });
+      s.close();
+    }
   });
 
   await app.register(rateLimit, { global: false });
@@ -76,10 +84,53 @@ export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions):
     },
     async (req, reply) => {
       const body = req.body as { namespace: string; name: string; version?: string; context?: unknown; idempotency_key?: string };
-      const created = await orchestrator.createTask(body);
-      return reply.status(201).send({ id: created.id, state: 'running', dispatched: created.dispatched });
+      // Values PostgreSQL would refuse (or that no handler could parse) are the caller's to fix: 400 naming the path.
+      if (!req.bodyStorable) {
+        assertStorable(body.context ?? {}, 'context');
+        assertStorableText({ namespace: body.namespace, name: body.name, version: body.version, idempotency_key: body.idempotency_key }, '');
+      }
+      try {
+        const created = await orchestrator.createTask(body);
+        return reply.status(201).send({ id: created.id, state: 'running', dispatched: created.dispatched });
+      } catch (err) {
+        if (!(err instanceof ConflictError) || body.idempotency_key === undefined) throw err;
+        return replayIdempotent(body as typeof body & { idempotency_key: string }, reply, err);
+      }
     },
   );
+
+  /**
+   * A create repeated with the same idempotency key (a client's retry after a
+   * lost answer): the same request gets the existing task (200), a different
+   * one a 409 naming the task and the fields that differ.
+   */
+  async function replayIdempotent(
+    body: { namespace: string; name: string; version?: string; context?: unknown; idempotency_key: string },
+    reply: FastifyReply,
+    conflict: ConflictError,
+  ) {
+    const existing = await taskForIdempotentRequest(db, body.idempotency_key, { ...body, context: body.context ?? {} });
+    if (!existing) throw conflict; // deleted (retention) between the insert and this read: report the conflict as it was
+    if (existing.differs.length > 0) {
+      throw new ConflictError(
+        `a task with idempotency_key ${JSON.stringify(body.idempotency_key)} already exists (${existing.id}) and was created with a different ` +
+          `${existing.differs.join(', ')}; use a new key to create another task, or GET /v1/tasks/${existing.id}`,
+        { task_id: existing.id, differs: existing.differs },
+      );
+    }
+    const view = await getTaskViewJson(db, existing.id);
+    if (!view) throw conflict;
+    return reply.status(200).header('location', `/v1/tasks/${existing.id}`).type('application/json; charset=utf-8').send(view);
+  }
+
+  app.get('/v1/tasks/by-key/:key', async (req, reply) => {
+    const key = (req.params as { key: string }).key;
+    assertStorableText(key, 'key');
+    const id = await taskIdByIdempotencyKey(db, key);
+    const view = id ? await getTaskViewJson(db, id) : undefined;
+    if (!view) throw new NotFoundError(`no task has idempotency_key ${JSON.stringify(key)}`);
+    return reply.type('application/json; charset=utf-8').send(view);
+  });
 
   app.get('/v1/tasks', async (req) => {
     const q = req.query as Record<string, string | undefined>;

@@ -1,0 +1,66 @@
+import net from 'node:net';
+
+/** A port nothing listens on right now (free until someone binds it). */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+/** Poll `read` until `ok` holds (errors count as "not yet"); throws naming `what` and the last value after `ms`. */
+export async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: T | undefined;
+  for (;;) {
+    last = await read().catch(() => last);
+    if (last !== undefined && ok(last)) return last;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export interface TcpProxy {
+  port: number;
+  /** Start forwarding (listen on `port`). */
+  open(): Promise<void>;
+  /** Stop listening and cut every forwarded connection: the target looks down (connection refused). */
+  close(): Promise<void>;
+  /** Keep accepting connections but forward nothing: the target looks frozen (connects and reads time out). */
+  freeze(): void;
+}
+
+/**
+ * A TCP forwarder to `target` (PostgreSQL by default) on a port chosen now,
+ * opened and closed by the test: an outage of a shared server without
+ * touching the server.
+ */
+export function tcpProxy(port: number, target = { host: '127.0.0.1', port: 5432 }): TcpProxy {
+  const sockets = new Set<net.Socket>();
+  let frozen = false;
+  const server = net.createServer((client) => {
+    sockets.add(client);
+    client.on('close', () => sockets.delete(client));
+    client.on('error', () => undefined);
+    if (frozen) return; // accepted, never answered
+    const upstream = net.connect(target.port, target.host);
+    sockets.add(upstream);
+    upstream.on('close', () => sockets.delete(upstream));
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    client.pipe(upstream).pipe(client);
+  });
+  return {
+    port,
+    open: () => new Promise<void>((r) => server.listen(port, '127.0.0.1', r)),
+    async close() {
+      for (const s of sockets) s.destroy();
+      if (server.listening) await new Promise((r) => server.close(r));
+    },
+    freeze() {
+      frozen = true;
+      for (const s of sockets) s.pause();
+    },
+  };
+}
