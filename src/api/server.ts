@@ -59,7 +59,7 @@ export interface ApiOptions {
 export function buildApi(options: ApiOptions, serverFactory?: (handler: http.RequestListener) => http.Server): FastifyInstance {
   const { orchestrator, db, bus } = options;
   const app = Fastify({
-    // An orchestrator binds its port before its dependencies are up (src/cli/serve-api.ts) and hands it over here.
+    // An orchestrator binds its port before its dependencies are up (src/ops/serve-api.ts) and hands it over here.
     ...(serverFactory ? { serverFactory: (handler: http.RequestListener) => serverFactory(handler) } : {}),
     logger: false,
     bodyLimit: options.bodyLimit ?? 32 * 1024 * 1024,

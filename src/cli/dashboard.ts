@@ -4,8 +4,8 @@ import { loadConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
 import { RUNTIMES } from '../core/template/types.js';
 import { startEmbeddedEngine } from '../ops/engine.js';
-import { serveApi } from './serve-api.js';
-import { onShutdownSignal } from './lifecycle.js';
+import { serveApi } from '../ops/serve-api.js';
+import { onShutdownSignal } from '../ops/lifecycle.js';
 
 /**
  * `weft dashboard`: an orchestrator with the dashboard and a worker per

@@ -5,7 +5,7 @@ import { HttpUnreachableError, requestJson } from '../shared/http-json.js';
 import { getTaskView, type TaskView } from '../store/tasks.js';
 import type { StepEvent } from '../worker/worker.js';
 import { startEmbeddedEngine } from '../ops/engine.js';
-import { serveApi } from './serve-api.js';
+import { serveApi } from '../ops/serve-api.js';
 
 /** `weft run --wait` gave up waiting (--timeout) while the task was still running: not a failure of the task. */
 export const EXIT_STILL_RUNNING = 3;

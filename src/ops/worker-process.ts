@@ -3,7 +3,7 @@ import type { WeftConfig } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { processId } from '../shared/ids.js';
 import { untilReachable } from '../shared/retry.js';
-import { connectStore, type Store } from '../ops/connect-store.js';
+import { connectStore, type Store } from './connect-store.js';
 import { createMessageBus } from '../messaging/index.js';
 import type { MessageBus } from '../messaging/types.js';
 import { Worker } from '../worker/worker.js';
