@@ -170,7 +170,8 @@ void PythonRuntime::ThreadMain() {
         invoke_ = PyObject_GetAttrString(bridgeMod.get(), "invoke");
         describe_ = PyObject_GetAttrString(bridgeMod.get(), "describe");
         timeoutExc_ = invoke_ && describe_ ? PyObject_GetAttrString(weftMod.get(), "HandlerTimeout") : nullptr;
-        Ref loader(timeoutExc_ ? PyObject_GetAttrString(bridgeMod.get(), "load_handlers") : nullptr);
+        cancelExc_ = timeoutExc_ ? PyObject_GetAttrString(weftMod.get(), "Cancelled") : nullptr;
+        Ref loader(cancelExc_ ? PyObject_GetAttrString(bridgeMod.get(), "load_handlers") : nullptr);
         Ref dirs(PyList_New(0));
         for (auto& d : opts_.handlerDirs) {
           Ref s(PyUnicode_FromString(d.c_str()));
@@ -206,7 +207,18 @@ void PythonRuntime::ThreadMain() {
 
 void PythonRuntime::RunJob(const JobPtr& job) {
   PyEval_RestoreThread(static_cast<PyThreadState*>(tstate_));
-  runningJob_.store(job->id, std::memory_order_release);
+  runningJob_.store(job->id);
+  // Cancelled between BeginJob and here: the interrupt thread may have
+  // looked for this job before it was running, so do not start it at all.
+  // (seq_cst store then load: either this sees the claim, or the interrupt
+  // thread, which takes the GIL after the claim, sees runningJob_.)
+  if (job->state.load() != kRunning) {
+    runningJob_.store(0);
+    tstate_ = PyEval_SaveThread();
+    std::string().swap(job->payload);
+    job->handlerReturned.store(true, std::memory_order_release);
+    return;
+  }
   bool ok = false;
   std::string json;
   ForeignError err;
@@ -234,10 +246,11 @@ void PythonRuntime::RunJob(const JobPtr& job) {
   FinishJob(job, ok, std::move(json), std::move(err));
 }
 
-void PythonRuntime::Interrupt(uint64_t jobId) {
+void PythonRuntime::Interrupt(uint64_t jobId, Reason why) {
   {
     std::lock_guard<std::mutex> lock(irqMu_);
     irqRequest_ = jobId;
+    irqReason_ = why;
   }
   irqCv_.notify_one();
 }
@@ -245,17 +258,20 @@ void PythonRuntime::Interrupt(uint64_t jobId) {
 void PythonRuntime::InterruptLoop() {
   for (;;) {
     uint64_t want;
+    Reason why;
     {
       std::unique_lock<std::mutex> lock(irqMu_);
       irqCv_.wait(lock, [this] { return irqRequest_ != 0; });
       want = irqRequest_;
+      why = irqReason_;
       irqRequest_ = 0;
     }
     // Waits for the GIL (up to the 5 ms switch interval while Python code
     // runs); this thread exists so that wait never delays the watchdog.
     PyGILState_STATE g = PyGILState_Ensure();
     if (runningJob_.load(std::memory_order_acquire) == want) {
-      PyThreadState_SetAsyncExc(threadIdent_, static_cast<PyObject*>(timeoutExc_));
+      PyObject* exc = why == Reason::kCancel ? static_cast<PyObject*>(cancelExc_) : static_cast<PyObject*>(timeoutExc_);
+      PyThreadState_SetAsyncExc(threadIdent_, exc);
     }
     PyGILState_Release(g);
   }

@@ -6,10 +6,13 @@
 //    process (bridge-findings pitfall 12) and runs every handler. It holds the
 //    GIL only while a job runs; it waits for work with the GIL released, so
 //    Python threads started by handlers keep running.
-//  - The "weft-py-irq" thread delivers timeouts: Interrupt() (watchdog
-//    thread) only records the job id and wakes it; it takes the GIL and, if
-//    that job is still the one running, sets an async HandlerTimeout
-//    exception on the interpreter thread. The interpreter thread clears any
+//  - The "weft-py-irq" thread delivers timeouts and cancellations:
+//    Interrupt() (watchdog thread, or the JS thread for a cancel) only
+//    records the job id and wakes it; it takes the GIL and, if that job is
+//    still the one running, sets an async HandlerTimeout (or Cancelled)
+//    exception on the interpreter thread. Like every async exception it
+//    lands between bytecodes: a handler blocked in one C call (a single long
+//    time.sleep) sees it only when that call returns. The interpreter thread clears any
 //    pending async exception, under the GIL, after every call, so a late
 //    interrupt never reaches the next job (pitfall 15).
 //  - The JS thread never touches Python; nothing here includes Python.h so
@@ -26,7 +29,7 @@ class PythonRuntime : public RuntimeWorker {
  public:
   PythonRuntime(CompletionSink* sink, TimeoutWatchdog* watchdog)
       : RuntimeWorker(RuntimeId::Python, sink, watchdog) {}
-  void Interrupt(uint64_t jobId) override;
+  void Interrupt(uint64_t jobId, Reason why) override;
 
  protected:
   void ThreadMain() override;
@@ -39,12 +42,14 @@ class PythonRuntime : public RuntimeWorker {
   void* invoke_ = nullptr;     // weft._bridge.invoke(key, payload) -> str
   void* describe_ = nullptr;   // weft._bridge.describe(exc) -> (kind, class, message, backtrace, permanent)
   void* timeoutExc_ = nullptr; // weft.HandlerTimeout
+  void* cancelExc_ = nullptr;  // weft.Cancelled
   void* tstate_ = nullptr;     // the persistent PyThreadState
   unsigned long threadIdent_ = 0;
 
   std::mutex irqMu_;
   std::condition_variable irqCv_;
   uint64_t irqRequest_ = 0;
+  Reason irqReason_ = Reason::kTimeout;
   NativeThread irqThread_;
 };
 

@@ -24,9 +24,10 @@ import { BRIDGE_RUNTIMES } from './types.js';
 /** The addon's raw exports (native/addon.cc). Internal: use NativeBridge. */
 interface NativeAddon {
   load(runtime: number, handlerDirs: string[], sdkDir: string): Promise<string[]>;
-  dispatch(runtime: number, handler: string, payload: string, timeoutMs: number): Promise<BridgeResult>;
-  call(runtime: number, handler: string, payload: string, timeoutMs: number): BridgeResult | Promise<BridgeResult>;
-  beginTypescript(handler: string, timeoutMs: number): number | BridgeResult;
+  dispatch(runtime: number, handler: string, payload: string, timeoutMs: number, key?: number): Promise<BridgeResult>;
+  call(runtime: number, handler: string, payload: string, timeoutMs: number, key?: number): BridgeResult | Promise<BridgeResult>;
+  beginTypescript(handler: string, timeoutMs: number, key?: number): number | BridgeResult;
+  cancel(runtime: number, key: number): boolean;
   deferTypescript(jobId: number): Promise<BridgeResult>;
   configure(runtime: number, config: RuntimeConfig): void;
   resetBreaker(runtime: number): void;
@@ -190,18 +191,24 @@ export class AddonBridge implements NativeBridge {
   dispatch(runtime: BridgeRuntime, call: BridgeCall): Promise<BridgeResult> {
     const idx = RUNTIME_INDEX[runtime];
     if (idx === undefined) throw new TypeError(`unknown runtime "${String(runtime)}"; expected python, ruby or typescript`);
-    return this.native.dispatch(idx, call.handler, call.payload, call.timeoutMs);
+    return this.native.dispatch(idx, call.handler, call.payload, call.timeoutMs, call.key);
   }
 
   call(runtime: BridgeRuntime, call: BridgeCall): BridgeResult | Promise<BridgeResult> {
     if (runtime === 'typescript') {
-      const id = this.native.beginTypescript(call.handler, call.timeoutMs);
+      const id = this.native.beginTypescript(call.handler, call.timeoutMs, call.key);
       if (typeof id !== 'number') return id; // rejected without running (breaker, broken, not loaded)
       return this.runTypescript(id, call.handler, call.payload, true)!;
     }
     const idx = RUNTIME_INDEX[runtime];
     if (idx === undefined) throw new TypeError(`unknown runtime "${String(runtime)}"; expected python, ruby or typescript`);
-    return this.native.call(idx, call.handler, call.payload, call.timeoutMs);
+    return this.native.call(idx, call.handler, call.payload, call.timeoutMs, call.key);
+  }
+
+  cancel(runtime: BridgeRuntime, key: number): boolean {
+    const idx = RUNTIME_INDEX[runtime];
+    if (idx === undefined) throw new TypeError(`unknown runtime "${String(runtime)}"; expected python, ruby or typescript`);
+    return this.native.cancel(idx, key);
   }
 
   configure(runtime: BridgeRuntime, config: RuntimeConfig): void {

@@ -4,6 +4,8 @@
  * Each of those files runs in its own vitest fork (one process), which is
  * what an interpreter needs: it can be initialised once per process.
  */
+import { existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -441,6 +443,79 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
         });
       });
     }
+
+    describe('cancel(runtime, key)', () => {
+      let nextKey = 1_000;
+      const keyed = (mode: Mode, handler: string, context: unknown, timeoutMs: number) => {
+        const key = nextKey++;
+        const req = { ...request(handler, context, timeoutMs), key };
+        const r = mode === 'dispatch' ? bridge.dispatch(runtime, req) : Promise.resolve(bridge.call(runtime, req));
+        return { key, result: r };
+      };
+      const marker = (name: string) => join(tmpdir(), `weft-cancel-${runtime}-${process.pid}-${name}-${nextKey}`);
+      const cancelledError = {
+        language: runtime,
+        class: 'Cancelled',
+        message: 'the task was cancelled',
+        permanent: true,
+        kind: 'cancelled',
+        backtrace: [],
+      };
+
+      for (const mode of MODES) {
+        it(`settles a running handler as cancelled at once, far before its timeout, and stays healthy (${mode})`, async () => {
+          const started = marker('started');
+          const running = keyed(mode, 'probe.until_cancelled', { started }, 60_000);
+          await until('the handler to start', () => existsSync(started));
+          const t0 = performance.now();
+          expect(bridge.cancel(runtime, running.key)).toBe(true);
+          expect(err(await running.result)).toEqual(cancelledError);
+          // It settled within the cancel itself; the 60 s timeout never came into it.
+          expect(performance.now() - t0).toBeLessThan(1_000);
+          // A second cancel of the same call finds nothing.
+          expect(bridge.cancel(runtime, running.key)).toBe(false);
+          // The interpreter thread is free again: the next call runs (it could not, were the handler still running).
+          expect(ok(await call('probe.ok'))).toMatchObject({ language: runtime });
+          if (seeded) {
+            const seen = ok(await call('probe.cancel_seen')) as string[];
+            expect(seen[seen.length - 1]).toBe(runtime === 'python' ? 'Cancelled' : 'Weft::Cancelled');
+          }
+          expect(bridge.isBroken(runtime)).toBe(false);
+          // A cancel is the caller's decision, not a failure of the runtime: the breaker does not count it.
+          expect(bridge.stats(runtime).breaker).toMatchObject({ state: 'closed', consecutiveFailures: 0 });
+          rmSync(started, { force: true });
+        });
+      }
+
+      if (seeded) {
+        for (const mode of MODES) {
+          it(`drops a call queued behind a running one: it never runs (${mode})`, async () => {
+            const started = marker('started');
+            const touched = marker('touched');
+            const running = keyed(mode, 'probe.until_cancelled', { started }, 60_000);
+            await until('the handler to start', () => existsSync(started));
+            const queued = keyed(mode, 'probe.touch', { path: touched }, 60_000);
+            expect(bridge.cancel(runtime, queued.key)).toBe(true);
+            expect(err(await queued.result)).toEqual(cancelledError);
+            expect(bridge.stats(runtime).inFlight).toBe(1);
+            expect(bridge.cancel(runtime, running.key)).toBe(true);
+            expect(err(await running.result).kind).toBe('cancelled');
+            // Had the dropped call stayed in the queue it would run now, before this one.
+            expect(ok(await call('probe.touch', { path: `${touched}-after` }))).toBe('touched');
+            expect(existsSync(touched)).toBe(false);
+            rmSync(started, { force: true });
+            rmSync(`${touched}-after`, { force: true });
+          });
+        }
+      }
+
+      it('answers false for a key no call in flight has, and for a call already settled', async () => {
+        expect(bridge.cancel(runtime, 987_654_321)).toBe(false);
+        const done = keyed('dispatch', 'probe.ok', {}, 10_000);
+        expect(ok(await done.result)).toMatchObject({ language: runtime });
+        expect(bridge.cancel(runtime, done.key)).toBe(false);
+      });
+    });
 
     if (extra) extra(() => bridge);
 

@@ -16,6 +16,15 @@ class HandlerTimeout(BaseException):
     """
 
 
+class Cancelled(BaseException):
+    """Raised inside a handler whose task was cancelled while it ran.
+
+    A BaseException, like HandlerTimeout, so ``except Exception`` does not
+    swallow it; use ``try/finally`` to clean up. The step's outcome is
+    already settled as ``cancelled`` when it arrives.
+    """
+
+
 class InvalidReturn(Exception):
     """A handler returned a value that is not JSON (reported, never retried)."""
 
