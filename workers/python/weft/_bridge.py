@@ -37,8 +37,32 @@ def load_handlers(dirs):
                 spec = importlib.util.spec_from_file_location(modname, path)
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[modname] = module
-                spec.loader.exec_module(module)
+                try:
+                    spec.loader.exec_module(module)
+                except BaseException as exc:
+                    sys.modules.pop(modname, None)
+                    _mark_load_location(exc, path)
+                    raise
     return _sdk.handlers()
+
+
+def _mark_load_location(exc, path):
+    """Note on ``exc`` where loading ``path`` failed, for describe(): the
+    file and line of a SyntaxError, else of the deepest frame in a file of
+    the handlers (not importlib's), which is where the error was raised."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = (exc.filename, exc.lineno)
+    else:
+        frames = [
+            f
+            for f in traceback.extract_tb(exc.__traceback__)
+            if not f.filename.startswith("<") and os.path.abspath(f.filename) != _THIS_FILE
+        ]
+        where = (frames[-1].filename, frames[-1].lineno) if frames else (path, None)
+    try:
+        exc.__weft_load__ = (path, where[0], where[1])
+    except AttributeError:  # an exception type without a __dict__: keep it as it is
+        pass
 
 
 def _find_bad(value, path):
@@ -95,4 +119,19 @@ def describe(exc):
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if os.path.abspath(f.filename) != _THIS_FILE]
     backtrace = [f"{f.filename}:{f.lineno}:in {f.name}" for f in reversed(frames)]
     permanent = isinstance(exc, (_sdk.PermanentError, _sdk.InvalidReturn, _sdk.HandlerNotFound))
-    return (kind, type(exc).__qualname__, str(exc), backtrace, permanent)
+    return (kind, type(exc).__qualname__, _message(exc), backtrace, permanent)
+
+
+def _message(exc):
+    """str(exc), led by ``file:line:`` when it failed loading a handler file
+    (SyntaxError's own text names only the file's base name)."""
+    load = getattr(exc, "__weft_load__", None)
+    if not load:
+        return str(exc)
+    path, file, line = load
+    text = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc)
+    if isinstance(exc, SyntaxError) and exc.text and exc.text.strip():
+        text += f": {exc.text.strip()}"
+    where = f"{file}:{line}" if line else file
+    loading = "" if os.path.abspath(file) == os.path.abspath(path) else f" (while loading {path})"
+    return f"{where}: {text}{loading}"

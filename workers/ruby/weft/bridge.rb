@@ -16,10 +16,24 @@ module Weft
         Dir.glob(File.join(dir, '**', '*.rb')).sort.each do |path|
           next if File.basename(path).start_with?('_')
 
-          require File.expand_path(path)
+          load_file(File.expand_path(path))
         end
       end
       Weft.handlers
+    end
+
+    # Requires one handler file. A failure keeps its class and backtrace, but
+    # its message is led by the file and line where it was raised (a
+    # SyntaxError's message names them already).
+    def load_file(path)
+      require path
+    rescue SyntaxError
+      raise
+    rescue Exception => e # rubocop:disable Lint/RescueException - re-raised, with its place in the message
+      where = (e.backtrace_locations || []).find { |l| l.absolute_path && !l.absolute_path.start_with?(__dir__) }
+      where = where ? "#{where.absolute_path}:#{where.lineno}" : path
+      loading = where.start_with?("#{path}:") ? '' : " (while loading #{path})"
+      raise e.exception("#{where}: #{e.message}#{loading}")
     end
 
     # Runs one step: +payload+ is the step's JSON, the result is JSON.
