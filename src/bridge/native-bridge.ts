@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { jsonDepthProblem, MAX_JSON_DEPTH } from '../core/json-depth.js';
 import { BridgeLoadError, HandlerLoadError } from './errors.js';
 import type {
   BridgeCall,
@@ -97,7 +98,10 @@ function loadAddon(): NativeAddon {
   return addon;
 }
 
-/** The first value inside `v` that JSON cannot carry, as a readable type name. */
+/** findNonJson's answer for a container past MAX_JSON_DEPTH (the walk stops there). */
+const TOO_DEEP = 'too deep';
+
+/** The first value inside `v` that JSON cannot carry, as a readable type name, or TOO_DEEP. */
 function findNonJson(v: unknown, depth = 0): string | null {
   if (v === null) return null;
   switch (typeof v) {
@@ -115,7 +119,7 @@ function findNonJson(v: unknown, depth = 0): string | null {
     case 'symbol':
       return 'symbol';
   }
-  if (depth > 200) return 'value nested more than 200 levels deep';
+  if (depth + 1 > MAX_JSON_DEPTH) return TOO_DEEP;
   if (Array.isArray(v)) {
     for (const x of v) {
       const bad = findNonJson(x, depth + 1);
@@ -290,6 +294,16 @@ export class AddonBridge implements NativeBridge {
 
   private finishTypescript(id: number, handler: string, value: unknown): TypescriptOutcome {
     const bad = findNonJson(value);
+    const deep = bad === TOO_DEEP ? jsonDepthProblem(value) : undefined;
+    if (deep) {
+      return this.native.completeTypescript(id, false, [
+        'InvalidReturn',
+        `handler "${handler}" returned a result that nests deeper than ${deep.max} levels at ${deep.path}; flatten it (weft keeps every JSON value within ${deep.max} levels)`,
+        [],
+        true,
+        'invalid_return',
+      ]);
+    }
     if (bad) {
       const article = /^[aeiou]/i.test(bad) ? 'an' : 'a';
       return this.native.completeTypescript(id, false, [

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { jsonDepthProblem, MAX_JSON_DEPTH } from '../../src/core/json-depth.js';
 import { openBridge, type AddonBridge, type BridgeResult, type BridgeRuntime } from '../../src/bridge/index.js';
 import { probeHandlers } from './fixtures/ts-handlers.js';
 import { fixtures, repoRoot, sleep, stepPayload, until } from './helpers.js';
@@ -443,6 +444,47 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
         });
       });
     }
+
+    describe(`JSON nesting up to MAX_JSON_DEPTH (${MAX_JSON_DEPTH})`, () => {
+      const nest = (depth: number, inner: unknown = 'deepest'): unknown => {
+        let v = inner;
+        for (let i = 0; i < depth; i++) v = i % 2 ? [v] : { k: v };
+        return v;
+      };
+      it('a context and a parent\'s result nested exactly the limit deep reach the handler intact', async () => {
+        const deep = nest(MAX_JSON_DEPTH) as Record<string, unknown>;
+        expect(jsonDepthProblem(deep)).toBeUndefined();
+        expect(ok(await call('probe.echo', deep))).toEqual(deep);
+        // dependency_results puts one more level between the step and the value
+        expect(ok(await call('probe.parent_result', {}, 10_000, { dependency_results: { parent: deep } }))).toEqual(deep);
+      });
+
+      const tooDeep = (depth: number) =>
+        `handler "probe.nest" returned a result that nests deeper than ${MAX_JSON_DEPTH} levels at $${'[0]'.repeat(MAX_JSON_DEPTH)}; ` +
+        `flatten it (weft keeps every JSON value within ${MAX_JSON_DEPTH} levels)`;
+      it('a result exactly the limit deep comes back intact', async () => {
+        const r = ok(await call('probe.nest', { depth: MAX_JSON_DEPTH }));
+        expect(jsonDepthProblem(r)).toBeUndefined();
+        expect(JSON.stringify(r)).toBe('['.repeat(MAX_JSON_DEPTH) + '1' + ']'.repeat(MAX_JSON_DEPTH));
+      });
+      // Ruby's generator and the typescript target's JSON check stop at the
+      // limit themselves; Python only where its encoder would recurse too
+      // deep. Everything else deeper than the limit is the worker's check
+      // (test/integration/engine.depth.test.ts).
+      for (const depth of [MAX_JSON_DEPTH + 1, 1_500]) {
+        const sdkRefuses = runtime !== 'python' || depth > 900;
+        it(`a result ${depth} levels deep ${sdkRefuses ? 'is a permanent invalid_return naming the limit and the path' : 'crosses the bridge as text'}`, async () => {
+          const r = await call('probe.nest', { depth });
+          if (!sdkRefuses) {
+            expect(r.ok && r.json.length).toBe(2 * depth + 1);
+            return;
+          }
+          const e = err(r);
+          expect(e).toMatchObject({ kind: 'invalid_return', permanent: true, class: runtime === 'ruby' ? 'Weft::InvalidReturn' : 'InvalidReturn' });
+          expect(e.message).toBe(tooDeep(depth));
+        });
+      }
+    });
 
     describe('cancel(runtime, key)', () => {
       let nextKey = 1_000;

@@ -90,6 +90,31 @@ def _find_bad(value, path):
     return (path, type(value).__name__)
 
 
+def _too_deep_path(root):
+    """JSONPath (``$.a[0]``, as weft writes it) of the first container deeper
+    than MAX_JSON_DEPTH, walked without recursion."""
+    stack = [(root, "$", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if not isinstance(value, (dict, list, tuple)):
+            continue
+        if depth + 1 > _sdk.MAX_JSON_DEPTH:
+            return path
+        if isinstance(value, dict):
+            children = [(v, path + _path_key(str(k))) for k, v in value.items()]
+        else:
+            children = [(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        for v, p in reversed(children):
+            stack.append((v, p, depth + 1))
+    return "$"
+
+
+def _path_key(key):
+    if key and (key[0].isascii() and (key[0].isalpha() or key[0] in "_$")) and all(c.isascii() and (c.isalnum() or c in "_$") for c in key):
+        return f".{key}"
+    return f"[{json.dumps(key, ensure_ascii=False)}]"
+
+
 def invoke(key, payload):
     entry = _sdk._registry.get(key)
     if entry is None:
@@ -99,6 +124,13 @@ def invoke(key, payload):
     result = entry[0](step)
     try:
         return _dumps(result)
+    except RecursionError:
+        # Only far past the limit (~1,000 levels); the worker checks every
+        # result text against MAX_JSON_DEPTH and says the same thing.
+        raise _sdk.InvalidReturn(
+            f'handler "{key}" returned a result that nests deeper than {_sdk.MAX_JSON_DEPTH} levels at '
+            f"{_too_deep_path(result)}; flatten it (weft keeps every JSON value within {_sdk.MAX_JSON_DEPTH} levels)"
+        ) from None
     except (TypeError, ValueError):
         bad = _find_bad(result, "value")
         where, what = bad if bad else ("value", type(result).__name__)

@@ -1,6 +1,8 @@
 """The public pieces of the weft Python SDK (re-exported by ``weft``)."""
 
 MAX_SAFE_INTEGER = 2**53 - 1
+# weft's one limit on JSON nesting (src/core/json-depth.ts): [] and {} are one level.
+MAX_JSON_DEPTH = 64
 
 _registry = {}  # key -> (callable(step) -> value, origin description)
 

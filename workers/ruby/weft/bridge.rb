@@ -4,6 +4,12 @@ module Weft
   # Called by the native bridge only (native/ruby/ruby-runtime.cc).
   module Bridge
     JSON_TYPES = 'return Hashes, Arrays, Strings, Numbers, true/false or nil'
+    # The step puts two levels above a value weft stored (at most
+    # MAX_JSON_DEPTH deep): the step object, then dependency_results (a
+    # parent's result) or batch (its cursor) or context's own object.
+    # JSON.parse's default of 100 would do today; this says why it must not
+    # fall below 66.
+    PARSE_MAX_NESTING = MAX_JSON_DEPTH + 2
 
     module_function
 
@@ -43,7 +49,7 @@ module Weft
         known = Weft.handlers.join(', ')
         raise HandlerNotFound, "no Ruby handler is registered as \"#{key}\"; known handlers: #{known.empty? ? '(none)' : known}"
       end
-      result = entry[0].call(Step.new(JSON.parse(payload)))
+      result = entry[0].call(Step.new(JSON.parse(payload, max_nesting: PARSE_MAX_NESTING)))
       strict_generate(key, result)
     end
 
@@ -55,7 +61,11 @@ module Weft
     # ~1 ms for a 20 KB result; this costs nothing on the valid path.)
     def strict_generate(key, result)
       Thread.current[:weft_strict_json] = true
-      JSON.generate(result)
+      JSON.generate(result, max_nesting: MAX_JSON_DEPTH)
+    rescue JSON::NestingError
+      # (a NestingError is not a GeneratorError: it would escape as a retryable raise)
+      raise InvalidReturn, "handler \"#{key}\" returned a result that nests deeper than #{MAX_JSON_DEPTH} levels at " \
+                           "#{too_deep_path(result)}; flatten it (weft keeps every JSON value within #{MAX_JSON_DEPTH} levels)"
     rescue NotJson, JSON::GeneratorError
       where, what = find_bad(result, 'value') || ['value', result.class.name]
       detail = where == 'value' ? '' : " at #{where}"
@@ -78,6 +88,25 @@ module Weft
       end
     end
     Object.prepend(StrictToJson)
+
+    # JSONPath (`$.a[0]`, as weft writes it) of the first container deeper
+    # than MAX_JSON_DEPTH, walked without recursion.
+    def too_deep_path(root)
+      stack = [[root, '$', 0]]
+      until stack.empty?
+        value, path, depth = stack.pop
+        next unless value.is_a?(Hash) || value.is_a?(Array)
+        return path if depth + 1 > MAX_JSON_DEPTH
+
+        children = value.is_a?(Array) ? value.each_with_index.map { |v, i| [v, "#{path}[#{i}]"] } : value.map { |k, v| [v, path + path_key(k.to_s)] }
+        children.reverse_each { |v, p| stack.push([v, p, depth + 1]) }
+      end
+      '$'
+    end
+
+    def path_key(key)
+      key.match?(/\A[A-Za-z_$][\w$]*\z/) ? ".#{key}" : "[#{JSON.generate(key)}]"
+    end
 
     def utf8?(string)
       string.encode(Encoding::UTF_8).valid_encoding?
