@@ -49,8 +49,50 @@ module Weft
         known = Weft.handlers.join(', ')
         raise HandlerNotFound, "no Ruby handler is registered as \"#{key}\"; known handlers: #{known.empty? ? '(none)' : known}"
       end
-      result = entry[0].call(Step.new(JSON.parse(payload, max_nesting: PARSE_MAX_NESTING)))
+      result = entry[0].call(Step.new(parse_step(payload)))
       strict_generate(key, result)
+    end
+
+    # The step, parsed. JSON that Ruby's parser refuses (some lone UTF-16
+    # surrogates, e.g. "\udc00\ud800") fails for good: no retry reads it
+    # better. weft itself never stores such values (jsonb refuses them).
+    def parse_step(payload)
+      # json 2.6 reads a lone high surrogate as '?' or merges it with the next
+      # escape ("\ud800\u0000" became U+10000): refuse rather than hand the
+      # handler changed data. JSON.stringify escapes little, so a step without
+      # any \u escape (nearly all of them) skips the scan.
+      if payload.include?('\\u') && lone_surrogate?(payload)
+        raise UnreadableStep, 'this step holds a lone UTF-16 surrogate (a \\uD800-\\uDFFF escape without its pair), which ' \
+                              "Ruby's JSON parser would read wrongly; weft never stores such values"
+      end
+      JSON.parse(payload, max_nesting: PARSE_MAX_NESTING)
+    rescue JSON::ParserError => e
+      raise UnreadableStep, "Ruby's JSON parser cannot read this step (#{e.class}: #{e.message[0, 200]}); " \
+                            'it holds a value weft does not store, such as a lone UTF-16 surrogate'
+    end
+
+    # A \uXXXX surrogate escape (not an escaped backslash before "u"), with
+    # the run of escaped backslashes before it.
+    SURROGATE_ESCAPE = /(?<!\\)((?:\\\\)*)\\u([dD][89a-fA-F][0-9a-fA-F]{2})/
+
+    # Whether the JSON text has a surrogate escape that is not half of a
+    # high-then-low pair.
+    def lone_surrogate?(text)
+      high_end = nil # where the last unpaired high surrogate's escape ended
+      text.scan(SURROGATE_ESCAPE) do
+        m = Regexp.last_match
+        start = m.begin(0) + m[1].length
+        if m[2].to_i(16) < 0xDC00
+          return true if high_end
+
+          high_end = m.end(0)
+        else
+          return true unless high_end == start
+
+          high_end = nil
+        end
+      end
+      !high_end.nil?
     end
 
     # JSON.generate, except that a value JSON has no type for raises

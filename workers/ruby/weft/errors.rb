@@ -16,6 +16,9 @@ module Weft
   # A handler returned something that is not JSON (reported, never retried).
   class InvalidReturn < StandardError; end
 
+  # The step's JSON could not be parsed by Ruby (reported, never retried).
+  class UnreadableStep < PermanentError; end
+
   # No handler is registered under the requested key.
   class HandlerNotFound < StandardError; end
 end
