@@ -163,7 +163,11 @@ Napi::Object BridgeHost::ErrorObject(Napi::Env env, RuntimeId rt, const ForeignE
 
 napi_value BridgeHost::Outcome(Napi::Env env, const JobPtr& job) {
   job->settled = true;
-  if (job->callKey) keyed_[int(job->runtime)].erase(job->callKey);
+  if (job->callKey) {
+    auto& keyed = keyed_[int(job->runtime)];
+    auto it = keyed.find(job->callKey);
+    if (it != keyed.end() && it->second == job) keyed.erase(it);  // a caller may reuse a settled call's key
+  }
   RuntimeWorker* rt = runtimes_[int(job->runtime)];
   RuntimeStats& s = rt->stats;
   int64_t now = NowNs();
