@@ -6,6 +6,7 @@
 #include "python/python-runtime.h"
 
 #include <dlfcn.h>
+#include <signal.h>
 
 #include <cstdlib>
 #include <string>
@@ -177,6 +178,10 @@ void PythonRuntime::ThreadMain() {
           Ref s(PyUnicode_FromString(d.c_str()));
           if (s) PyList_Append(dirs.get(), s.get());
         }
+        // Before the handlers load, so a handler file's own signal.signal() calls come after it.
+        Ref wake(loader ? PyObject_CallMethod(bridgeMod.get(), "install_wake_signal", nullptr) : nullptr);
+        if (wake && PyLong_Check(wake.get())) wakeSignal_ = int(PyLong_AsLong(wake.get()));
+        PyErr_Clear();  // no wake signal: interrupts still work, only not out of blocking calls
         Ref keys(loader ? PyObject_CallOneArg(loader.get(), dirs.get()) : nullptr);
         if (keys && PyList_Check(keys.get())) {
           for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys.get()); i++)
@@ -188,6 +193,7 @@ void PythonRuntime::ThreadMain() {
     if (!ok) err = TakeError(static_cast<PyObject*>(describe_));
   }
   threadIdent_ = PyThread_get_thread_ident();
+  thread_ = pthread_self();
   // Pitfall 12: release the GIL, keeping this thread's state for later jobs.
   tstate_ = PyEval_SaveThread();
   if (!ok) {
@@ -269,11 +275,15 @@ void PythonRuntime::InterruptLoop() {
     // Waits for the GIL (up to the 5 ms switch interval while Python code
     // runs); this thread exists so that wait never delays the watchdog.
     PyGILState_STATE g = PyGILState_Ensure();
+    bool raised = false;
     if (runningJob_.load(std::memory_order_acquire) == want) {
       PyObject* exc = why == Reason::kCancel ? static_cast<PyObject*>(cancelExc_) : static_cast<PyObject*>(timeoutExc_);
-      PyThreadState_SetAsyncExc(threadIdent_, exc);
+      raised = PyThreadState_SetAsyncExc(threadIdent_, exc) == 1;
     }
     PyGILState_Release(g);
+    // Wake a blocking call so the exception can be raised out of it. A late
+    // signal (the job ended meanwhile) only runs the do-nothing handler.
+    if (raised && wakeSignal_ > 0) pthread_kill(thread_, wakeSignal_);
   }
 }
 

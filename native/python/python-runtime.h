@@ -10,14 +10,19 @@
 //    Interrupt() (watchdog thread, or the JS thread for a cancel) only
 //    records the job id and wakes it; it takes the GIL and, if that job is
 //    still the one running, sets an async HandlerTimeout (or Cancelled)
-//    exception on the interpreter thread. Like every async exception it
-//    lands between bytecodes: a handler blocked in one C call (a single long
-//    time.sleep) sees it only when that call returns. The interpreter thread clears any
+//    exception on the interpreter thread. An async exception lands only
+//    between bytecodes, so it then also sends the interpreter thread the SDK's
+//    wake signal (a real-time signal with a do-nothing Python handler): a
+//    blocking call (time.sleep, a socket read) returns EINTR, Python runs
+//    the handler, and the pending exception is raised out of the call. A C
+//    call that retries EINTR itself still sees it only when it returns. The interpreter thread clears any
 //    pending async exception, under the GIL, after every call, so a late
 //    interrupt never reaches the next job (pitfall 15).
 //  - The JS thread never touches Python; nothing here includes Python.h so
 //    this header is safe for every translation unit (pitfall 18).
 #pragma once
+#include <pthread.h>
+
 #include <condition_variable>
 #include <mutex>
 
@@ -45,6 +50,8 @@ class PythonRuntime : public RuntimeWorker {
   void* cancelExc_ = nullptr;  // weft.Cancelled
   void* tstate_ = nullptr;     // the persistent PyThreadState
   unsigned long threadIdent_ = 0;
+  pthread_t thread_{};  // the interpreter thread, for the wake signal
+  int wakeSignal_ = 0;  // 0 when the SDK has none
 
   std::mutex irqMu_;
   std::condition_variable irqCv_;

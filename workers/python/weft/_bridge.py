@@ -9,6 +9,7 @@ and returns its result as JSON; ``describe(exc)`` turns an exception into
 import importlib.util
 import json
 import os
+import signal
 import sys
 import traceback
 
@@ -18,6 +19,26 @@ _loads = json.loads
 _dumps = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode
 _THIS_FILE = os.path.abspath(__file__)
 _JSON_TYPES = "return dicts, lists, strings, numbers, booleans or None"
+
+
+# The signal the bridge sends the interpreter thread after it raised an
+# interrupt (timeout, cancel) in it. A real-time signal nothing else in a weft
+# worker uses (Node, libuv and Ruby leave them alone).
+WAKE_SIGNAL = signal.SIGRTMIN + 6
+
+
+def _wake(signum, frame):
+    """Does nothing, and that is the point: the signal makes a blocking call
+    (time.sleep, a socket read) return EINTR, Python then runs this handler,
+    and running it lets the pending async exception (HandlerTimeout,
+    Cancelled) be raised, out of the blocking call. Without a pending one
+    (a signal that came late) the call just goes on."""
+
+
+def install_wake_signal():
+    """Called once by the bridge, on the interpreter's main thread."""
+    signal.signal(WAKE_SIGNAL, _wake)
+    return int(WAKE_SIGNAL)
 
 
 def load_handlers(dirs):
