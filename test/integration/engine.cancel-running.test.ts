@@ -23,11 +23,14 @@ const FIXTURES = join(packageRoot(), 'test/integration/fixtures/cancel-handlers/
 const STEP_TIMEOUT_MS = 120_000;
 const template = (name: string, steps: string) =>
   parseTemplate(`namespace: t_cancelrun\nname: ${name}\nversion: 1.0.0\nsteps:\n${steps}`, `${name}.yaml`);
+const HANDLERS = { naps: 'cancelrun.sleep_loop', 'one long time.sleep': 'cancelrun.sleep_long' };
 const templates = [
-  template(
-    'long',
-    `  - { name: nap, handler: cancelrun.sleep_loop, runtime: python, timeout_ms: ${STEP_TIMEOUT_MS} }\n` +
-      '  - { name: after, handler: cancelrun.quick, runtime: python, depends_on: [nap] }',
+  ...Object.values(HANDLERS).map((handler) =>
+    template(
+      handler.replace('cancelrun.', ''),
+      `  - { name: nap, handler: ${handler}, runtime: python, timeout_ms: ${STEP_TIMEOUT_MS} }\n` +
+        '  - { name: after, handler: cancelrun.quick, runtime: python, depends_on: [nap] }',
+    ),
   ),
   template('quick', '  - { name: double, handler: cancelrun.quick, runtime: python }'),
 ];
@@ -63,14 +66,16 @@ describe('cancelling a task while its Python step runs', () => {
     for (const f of Object.values(files)) rmSync(f, { force: true });
   });
 
-  it('interrupts the handler, ends the step cancelled well before its timeout, and the worker runs the next task', async () => {
+  it.each(Object.entries(HANDLERS))('a handler in %s: interrupted, the step ends cancelled well before its timeout, and the worker runs the next task', async (_what, handler) => {
+    for (const f of Object.values(files)) rmSync(f, { force: true });
     const orchestrator = engine.orchestrators[0]!;
     const events: Array<{ name: string; state: string }> = [];
-    worker.on('step', (e: { name: string; state: string }) => events.push(e));
+    const onStep = (e: { name: string; state: string }) => events.push(e);
+    worker.on('step', onStep);
     let broken = false;
     worker.on('broken', () => (broken = true));
 
-    const { id } = await orchestrator.createTask({ namespace: 't_cancelrun', name: 'long', context: files });
+    const { id } = await orchestrator.createTask({ namespace: 't_cancelrun', name: handler.replace('cancelrun.', ''), context: files });
     await until('the python handler to start', () => existsSync(files.started), Boolean);
 
     const t0 = Date.now();
@@ -99,5 +104,6 @@ describe('cancelling a task while its Python step runs', () => {
     expect(next.steps[0]!.result).toEqual({ n: 42 });
     expect(runner.isBroken()).toBe(false);
     expect(broken).toBe(false);
+    worker.off('step', onStep);
   });
 });
