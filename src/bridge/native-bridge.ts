@@ -11,6 +11,7 @@ import { jsonDepthProblem, MAX_JSON_DEPTH } from '../core/json-depth.js';
 import { BridgeLoadError, HandlerLoadError } from './errors.js';
 import type {
   BridgeCall,
+  BridgeStep,
   BridgeResult,
   BridgeRuntime,
   BridgeStats,
@@ -159,6 +160,8 @@ export class AddonBridge implements NativeBridge {
   private readonly tsHandlers = new Map<string, TypescriptStepHandler>();
   private tsLoaded: Promise<unknown> | undefined;
   private readonly brokenListeners: Array<(runtime: BridgeRuntime, reason: string) => void> = [];
+  /** AbortControllers of typescript calls made with a key, until they settle. */
+  private readonly tsAborts = new Map<number, AbortController>();
 
   constructor(native: NativeAddon) {
     this.native = native;
@@ -202,7 +205,17 @@ export class AddonBridge implements NativeBridge {
     if (runtime === 'typescript') {
       const id = this.native.beginTypescript(call.handler, call.timeoutMs, call.key);
       if (typeof id !== 'number') return id; // rejected without running (breaker, broken, not loaded)
-      return this.runTypescript(id, call.handler, call.payload, true)!;
+      if (call.key === undefined) return this.runTypescript(id, call.handler, call.payload, true)!;
+      // A call that may be cancelled: its handler gets step.signal, aborted by cancel().
+      const abort = new AbortController();
+      this.tsAborts.set(call.key, abort);
+      const forget = () => {
+        if (this.tsAborts.get(call.key!) === abort) this.tsAborts.delete(call.key!);
+      };
+      const out = this.runTypescript(id, call.handler, call.payload, true, abort.signal)!;
+      if (out instanceof Promise) return out.finally(forget);
+      forget();
+      return out;
     }
     const idx = RUNTIME_INDEX[runtime];
     if (idx === undefined) throw new TypeError(`unknown runtime "${String(runtime)}"; expected python, ruby or typescript`);
@@ -212,7 +225,13 @@ export class AddonBridge implements NativeBridge {
   cancel(runtime: BridgeRuntime, key: number): boolean {
     const idx = RUNTIME_INDEX[runtime];
     if (idx === undefined) throw new TypeError(`unknown runtime "${String(runtime)}"; expected python, ruby or typescript`);
-    return this.native.cancel(idx, key);
+    const found = this.native.cancel(idx, key);
+    if (runtime === 'typescript') {
+      const abort = this.tsAborts.get(key);
+      this.tsAborts.delete(key);
+      if (found) abort?.abort(Object.assign(new Error('the task was cancelled'), { name: 'Cancelled' }));
+    }
+    return found;
   }
 
   configure(runtime: BridgeRuntime, config: RuntimeConfig): void {
@@ -263,7 +282,7 @@ export class AddonBridge implements NativeBridge {
    * bridge's thread (dispatch), or `inline` (call), where the outcome of a
    * handler that settles synchronously is answered at once.
    */
-  private runTypescript(id: number, handler: string, payload: string, inline: boolean): TypescriptOutcome {
+  private runTypescript(id: number, handler: string, payload: string, inline: boolean, signal?: AbortSignal): TypescriptOutcome {
     const fn = this.tsHandlers.get(handler);
     if (!fn) {
       const known = [...this.tsHandlers.keys()].sort().join(', ') || '(none)';
@@ -277,7 +296,9 @@ export class AddonBridge implements NativeBridge {
     }
     let out: unknown;
     try {
-      out = fn(JSON.parse(payload));
+      const step = JSON.parse(payload) as BridgeStep;
+      if (signal) step.signal = signal;
+      out = fn(step);
     } catch (e) {
       return this.native.completeTypescript(id, false, describeThrown(e));
     }

@@ -150,6 +150,8 @@ export interface BridgeStep {
   inputs: Record<string, unknown>;
   dependency_results: Record<string, unknown>;
   batch: null | { cursor: unknown; index: number; total: number; no_op: boolean };
+  /** Aborted when {@link NativeBridge.cancel} cancels this call (typescript target, calls made through `call()` with a key). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -193,8 +195,8 @@ export interface NativeBridge {
    * dropped and never runs; a running python or ruby handler is interrupted
    * the way a timeout interrupts it (`weft.Cancelled` / `Weft::Cancelled` is
    * raised in it), and the runtime is marked broken if it has not returned
-   * after the grace period; a typescript handler keeps running and its result
-   * is dropped. Returns false when no call with that key is in flight (or it
+   * after the grace period; a typescript handler's `step.signal` is aborted
+   * (calls made through `call()`) and its late result is dropped. Returns false when no call with that key is in flight (or it
    * had just finished: its own outcome is on its way).
    *
    * @example
