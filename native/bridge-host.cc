@@ -28,6 +28,13 @@ uint32_t U32(const Napi::Object& o, const char* key, uint32_t dflt) {
   if (!(d >= 0)) return dflt;
   return d > 4294967295.0 ? 4294967295u : uint32_t(d);
 }
+// The optional call key at info[i] (for cancel): a whole number from 1 to
+// 2^53-1, else 0 (none).
+uint64_t CallKey(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsNumber()) return 0;
+  double k = info[i].As<Napi::Number>().DoubleValue();
+  return k >= 1 && k <= 9007199254740991.0 ? uint64_t(k) : 0;
+}
 }  // namespace
 
 BridgeHost* BridgeHost::Create(Napi::Env env) {
@@ -437,10 +444,7 @@ Napi::Value BridgeHost::Submit(const Napi::CallbackInfo& info, bool allowSync) {
   job->timeoutMs = t >= 1 ? (t > 86400000 ? 86400000u : uint32_t(t)) : 1u;
   job->probe = probe;
   job->dispatchNs = t0;
-  if (info.Length() > 4 && info[4].IsNumber()) {
-    double k = info[4].As<Napi::Number>().DoubleValue();
-    if (k >= 1 && k <= 9007199254740991.0) job->callKey = uint64_t(k);
-  }
+  job->callKey = CallKey(info, 4);
   bool sync = allowSync && SyncEligible(rt, job->handler);
   if (sync) job->handoff.store(kSyncWaiting, std::memory_order_relaxed);
   RuntimeWorker::Admission a = rt->Enqueue(job);
@@ -494,13 +498,8 @@ Napi::Value BridgeHost::BeginTypescript(const Napi::CallbackInfo& info) {
   job->probe = probe;
   job->dispatchNs = job->enqueuedNs = job->startNs = t0;
   job->state.store(kRunning, std::memory_order_relaxed);
-  if (info.Length() > 2 && info[2].IsNumber()) {
-    double k = info[2].As<Napi::Number>().DoubleValue();
-    if (k >= 1 && k <= 9007199254740991.0) {
-      job->callKey = uint64_t(k);
-      keyed_[int(RuntimeId::Typescript)][job->callKey] = job;
-    }
-  }
+  job->callKey = CallKey(info, 2);
+  if (job->callKey) keyed_[int(RuntimeId::Typescript)][job->callKey] = job;
   // Until DeferTypescript the JS thread is inside the handler, which nothing
   // can interrupt: its timeout is checked when it returns, and the watchdog
   // watches it only once it has returned a Promise.
