@@ -25,6 +25,17 @@ describeRuntime('ruby', (get) => {
     );
   });
 
+  it('refuses a step nested deeper than the limit plus the step envelope for good, saying so', async () => {
+    let context: unknown = 1;
+    for (let i = 0; i < 66; i++) context = { k: context }; // 67 levels with the step object
+    const r = await get().dispatch('ruby', { handler: 'probe.echo', payload: stepPayload(context), timeoutMs: 10_000 });
+    if (r.ok) throw new Error(`expected an error, got ${r.json}`);
+    expect(r.error).toMatchObject({ class: 'Weft::UnreadableStep', kind: 'raised', permanent: true });
+    expect(r.error.message).toBe(
+      "Ruby's JSON parser cannot read this step (JSON::NestingError: nesting of 67 is too deep); it holds a value weft does not store (nested deeper than 64 levels, or a lone UTF-16 surrogate)",
+    );
+  });
+
   it('still reads escaped surrogate pairs, and an escaped backslash before "ud800"', async () => {
     // JSON.stringify writes a pair as the character itself: escape it by hand.
     const payload = stepPayload({ emoji: 'EMOJI', literal: '\\ud800' }).replace('"EMOJI"', '"\\ud83d\\ude00"');

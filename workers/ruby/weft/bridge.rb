@@ -53,9 +53,10 @@ module Weft
       strict_generate(key, result)
     end
 
-    # The step, parsed. JSON that Ruby's parser refuses (some lone UTF-16
-    # surrogates, e.g. "\udc00\ud800") fails for good: no retry reads it
-    # better. weft itself never stores such values (jsonb refuses them).
+    # The step, parsed. JSON that Ruby's parser refuses (nesting past
+    # PARSE_MAX_NESTING; some lone UTF-16 surrogates, e.g. "\udc00\ud800")
+    # fails for good: no retry reads it better. weft itself stores no such
+    # values (the API refuses the one, jsonb the other).
     def parse_step(payload)
       # json 2.6 reads a lone high surrogate as '?' or merges it with the next
       # escape ("\ud800\u0000" became U+10000): refuse rather than hand the
@@ -67,8 +68,8 @@ module Weft
       end
       JSON.parse(payload, max_nesting: PARSE_MAX_NESTING)
     rescue JSON::ParserError => e
-      raise UnreadableStep, "Ruby's JSON parser cannot read this step (#{e.class}: #{e.message[0, 200]}); " \
-                            'it holds a value weft does not store, such as a lone UTF-16 surrogate'
+      raise UnreadableStep, "Ruby's JSON parser cannot read this step (#{e.class}: #{e.message[0, 200]}); it holds a value " \
+                            "weft does not store (nested deeper than #{MAX_JSON_DEPTH} levels, or a lone UTF-16 surrogate)"
     end
 
     # A \uXXXX surrogate escape (not an escaped backslash before "u"), with
