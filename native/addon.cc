@@ -34,6 +34,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Export<&BridgeHost::CompleteTypescript>(env, exports, host, "completeTypescript");
   Export<&BridgeHost::SetEventListener>(env, exports, host, "setEventListener");
   Export<&BridgeHost::Shutdown>(env, exports, host, "shutdown");
+  Export<&BridgeHost::Cancel>(env, exports, host, "cancel");
   Export<&BridgeHost::ProcessInfo>(env, exports, host, "processInfo");
   Napi::Array bounds = Napi::Array::New(env, weft::LatencyHistogram::kBuckets);
   for (int i = 0; i < weft::LatencyHistogram::kBuckets; i++)

@@ -28,6 +28,13 @@ uint32_t U32(const Napi::Object& o, const char* key, uint32_t dflt) {
   if (!(d >= 0)) return dflt;
   return d > 4294967295.0 ? 4294967295u : uint32_t(d);
 }
+// The optional call key at info[i] (for cancel): a whole number from 1 to
+// 2^53-1, else 0 (none).
+uint64_t CallKey(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsNumber()) return 0;
+  double k = info[i].As<Napi::Number>().DoubleValue();
+  return k >= 1 && k <= 9007199254740991.0 ? uint64_t(k) : 0;
+}
 }  // namespace
 
 BridgeHost* BridgeHost::Create(Napi::Env env) {
@@ -163,6 +170,11 @@ Napi::Object BridgeHost::ErrorObject(Napi::Env env, RuntimeId rt, const ForeignE
 
 napi_value BridgeHost::Outcome(Napi::Env env, const JobPtr& job) {
   job->settled = true;
+  if (job->callKey) {
+    auto& keyed = keyed_[int(job->runtime)];
+    auto it = keyed.find(job->callKey);
+    if (it != keyed.end() && it->second == job) keyed.erase(it);  // a caller may reuse a settled call's key
+  }
   RuntimeWorker* rt = runtimes_[int(job->runtime)];
   RuntimeStats& s = rt->stats;
   int64_t now = NowNs();
@@ -188,6 +200,13 @@ napi_value BridgeHost::Outcome(Napi::Env env, const JobPtr& job) {
     if (kind == ErrorKind::Timeout) s.timedOut.fetch_add(1, std::memory_order_relaxed);
     else s.failed.fetch_add(1, std::memory_order_relaxed);
     value = ErrorObject(env, job->runtime, job->error);
+  }
+  if (kind == ErrorKind::Cancelled) {
+    // Stopped by its caller: says nothing about the runtime's health, and a
+    // long call cancelled must not count as a slow one.
+    if (job->probe) rt->breaker.ReleaseProbe();
+    s.inFlight.fetch_sub(1, std::memory_order_relaxed);
+    return value;
   }
   // The breaker protects the runtime, not against the handler: a handler
   // that raised, returned something that is not JSON or was not found was
@@ -425,6 +444,7 @@ Napi::Value BridgeHost::Submit(const Napi::CallbackInfo& info, bool allowSync) {
   job->timeoutMs = t >= 1 ? (t > 86400000 ? 86400000u : uint32_t(t)) : 1u;
   job->probe = probe;
   job->dispatchNs = t0;
+  job->callKey = CallKey(info, 4);
   bool sync = allowSync && SyncEligible(rt, job->handler);
   if (sync) job->handoff.store(kSyncWaiting, std::memory_order_relaxed);
   RuntimeWorker::Admission a = rt->Enqueue(job);
@@ -446,6 +466,7 @@ Napi::Value BridgeHost::Submit(const Napi::CallbackInfo& info, bool allowSync) {
     return Answer(env, id, e, !allowSync);
   }
   s.inFlight.fetch_add(1, std::memory_order_relaxed);
+  if (job->callKey) keyed_[int(id)][job->callKey] = job;
   if (sync) return AwaitShort(env, job, rt);
   return Napi::Value(env, Defer(env, job));
 }
@@ -456,7 +477,7 @@ Napi::Value BridgeHost::Dispatch(const Napi::CallbackInfo& info) { return Submit
 // call(runtime, handler, payload, timeoutMs) -> BridgeResult | Promise<BridgeResult>
 Napi::Value BridgeHost::Call(const Napi::CallbackInfo& info) { return Submit(info, true); }
 
-// beginTypescript(handler, timeoutMs) -> jobId | BridgeResult (rejected without running)
+// beginTypescript(handler, timeoutMs, key?) -> jobId | BridgeResult (rejected without running)
 // The inline typescript target: the handler runs on the JS thread right after
 // this returns; its timeout counts from now.
 Napi::Value BridgeHost::BeginTypescript(const Napi::CallbackInfo& info) {
@@ -477,6 +498,8 @@ Napi::Value BridgeHost::BeginTypescript(const Napi::CallbackInfo& info) {
   job->probe = probe;
   job->dispatchNs = job->enqueuedNs = job->startNs = t0;
   job->state.store(kRunning, std::memory_order_relaxed);
+  job->callKey = CallKey(info, 2);
+  if (job->callKey) keyed_[int(RuntimeId::Typescript)][job->callKey] = job;
   // Until DeferTypescript the JS thread is inside the handler, which nothing
   // can interrupt: its timeout is checked when it returns, and the watchdog
   // watches it only once it has returned a Promise.
@@ -674,6 +697,53 @@ Napi::Value BridgeHost::SetEventListener(const Napi::CallbackInfo& info) {
 Napi::Value BridgeHost::Shutdown(const Napi::CallbackInfo& info) {
   shutdown_ = true;
   return info.Env().Undefined();
+}
+
+// cancel(runtime, key) -> boolean
+// Settles the call made with `key` at once with a permanent `cancelled`
+// error: a queued call is taken off the queue and never runs; a running one
+// is interrupted the way a timeout interrupts it (HandlerTimeout's sibling,
+// Cancelled, raised in the handler) and, if it ignores that, the runtime is
+// marked broken after its grace period. false when no such call is in flight
+// or it finished just before (its own outcome is on its way).
+Napi::Value BridgeHost::Cancel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RuntimeWorker* rt = RuntimeArg(info, 0);
+  if (info.Length() < 2 || !info[1].IsNumber()) throw Napi::TypeError::New(env, "cancel(runtime, key: number)");
+  auto& keyed = keyed_[int(rt->id())];
+  auto it = keyed.find(uint64_t(info[1].As<Napi::Number>().DoubleValue()));
+  if (it == keyed.end()) return Napi::Boolean::New(env, false);
+  JobPtr job = it->second;
+  bool running = false;
+  if (job->Claim(kQueued, kCancelled)) {
+    rt->Unqueue(job.get());
+  } else if (job->Claim(kRunning, kCancelled)) {
+    running = true;
+  } else {
+    return Napi::Boolean::New(env, false);  // already claimed: its outcome is being delivered
+  }
+  job->endNs = NowNs();
+  job->ok = false;
+  job->error = ForeignError();
+  job->error.kind = ErrorKind::Cancelled;
+  job->error.errorClass = "Cancelled";
+  job->error.message = "the task was cancelled";
+  job->error.permanent = true;
+  if (running) {
+    watchdog_->Unwatch(job.get());
+    if (rt->id() == RuntimeId::Typescript) {
+      // A JS handler cannot be interrupted and holds no thread: its late
+      // settlement is dropped (CompleteTypescript finds the job claimed).
+      job->handlerReturned.store(true, std::memory_order_release);
+    } else {
+      watchdog_->WatchGrace(job, rt);
+      rt->Interrupt(job->id, RuntimeWorker::Reason::kCancel);
+    }
+  }
+  // The JS thread is here, so it waits for nothing (handoff stays kAsync):
+  // resolve the Promise now.
+  if (!job->settled) Deliver(env, job);
+  return Napi::Boolean::New(env, true);
 }
 
 Napi::Value BridgeHost::ProcessInfo(const Napi::CallbackInfo& info) {

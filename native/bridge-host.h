@@ -20,6 +20,10 @@
 //    never a blocking hand-off) with the same breaker, counters, histograms
 //    and timeout (checked on return while synchronous, by the watchdog once
 //    it is a Promise).
+//  - Cancel() runs on the JS thread: it claims a queued job (and takes it off
+//    the queue) or a running one (and asks its runtime to interrupt the
+//    handler, as a timeout does, with the watchdog's grace period after
+//    it), then resolves the job's Promise at once with a `cancelled` error.
 //  - The CompletionSink methods are called from runtime threads and the
 //    watchdog; they only post a Message to the thread-safe function, under
 //    postMu_, and drop it once the environment is gone (alive_ == false), so
@@ -61,6 +65,7 @@ class BridgeHost : public CompletionSink {
   Napi::Value CompleteTypescript(const Napi::CallbackInfo& info);
   Napi::Value SetEventListener(const Napi::CallbackInfo& info);
   Napi::Value Shutdown(const Napi::CallbackInfo& info);
+  Napi::Value Cancel(const Napi::CallbackInfo& info);
   Napi::Value ProcessInfo(const Napi::CallbackInfo& info);
 
   // CompletionSink (any thread)
@@ -115,6 +120,9 @@ class BridgeHost : public CompletionSink {
   RuntimeWorker* runtimes_[kRuntimeCount];
   napi_deferred loadDeferred_[kRuntimeCount] = {};
   std::unordered_map<uint64_t, JobPtr> tsJobs_;  // typescript jobs handed to JS, JS thread only
+  // Calls made with a key (call/dispatch's 5th argument) until they settle,
+  // so cancel(runtime, key) can find them. JS thread only.
+  std::unordered_map<uint64_t, JobPtr> keyed_[kRuntimeCount];
   // Recent run time per handler (an average that follows the last few runs),
   // which decides whether Call() may wait for it synchronously. JS thread only.
   std::unordered_map<std::string, int64_t> runNs_[kRuntimeCount];

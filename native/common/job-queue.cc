@@ -59,6 +59,18 @@ std::vector<JobPtr> JobQueue::Drain() {
   return out;
 }
 
+bool JobQueue::Remove(const Job* job) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = items_.begin(); it != items_.end(); ++it) {
+    if (it->get() == job) {
+      items_.erase(it);
+      size_.store(items_.size(), std::memory_order_release);
+      return true;
+    }
+  }
+  return false;
+}
+
 void JobQueue::SetCapacity(size_t c) {
   std::lock_guard<std::mutex> lock(mu_);
   capacity_ = c ? c : 1;

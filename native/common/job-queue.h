@@ -7,7 +7,7 @@
 // condvar (a futex wake) when the runtime thread really sleeps on it, so a
 // push that lands during the spin costs no system call on either side.
 // Interrupt() from any thread, including Ruby's unblocking function, wakes a
-// Pop() (spinning or sleeping) without an item. Drain() from any thread. The
+// Pop() (spinning or sleeping) without an item. Drain() and Remove() from any thread. The
 // queue is heap-allocated and never destroyed (a leaky singleton,
 // bridge-findings pitfall 16) so exit() cannot destroy a condvar that a
 // thread still waits on.
@@ -33,6 +33,8 @@ class JobQueue {
   bool Pop(JobPtr* out, int64_t spinNs = 0);
   void Interrupt();
   std::vector<JobPtr> Drain();
+  // Takes one job out (a cancelled call that has not started); false if it is not queued.
+  bool Remove(const Job* job);
   void SetCapacity(size_t c);
   size_t Capacity();
   size_t Size();

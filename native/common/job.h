@@ -3,7 +3,7 @@
 // Threads: created on the JS thread by BridgeHost::Dispatch/Call, run on the
 // runtime's own native thread (or, for the inline typescript target, on the
 // JS thread itself), possibly timed out by the TimeoutWatchdog thread,
-// resolved back on the JS thread. Whoever moves `state` from Queued or
+// cancelled by the JS thread (BridgeHost::Cancel), resolved back on the JS thread. Whoever moves `state` from Queued or
 // Running to a terminal value with a compare-and-swap "claims" the job and is
 // the only party that writes the outcome fields; everyone else leaves them
 // alone. No napi_value is ever stored here; `deferred` is an opaque handle only
@@ -50,6 +50,7 @@ enum class ErrorKind : int {
   RuntimeBroken,    // the runtime is marked broken (retryable elsewhere)
   QueueFull,        // the runtime's bounded queue is full (retryable)
   NotLoaded,        // dispatch before load() finished
+  Cancelled,        // its task was cancelled: dropped from the queue or interrupted (permanent)
 };
 
 inline const char* ErrorKindName(ErrorKind k) {
@@ -62,6 +63,7 @@ inline const char* ErrorKindName(ErrorKind k) {
     case ErrorKind::RuntimeBroken: return "runtime_broken";
     case ErrorKind::QueueFull: return "queue_full";
     case ErrorKind::NotLoaded: return "not_loaded";
+    case ErrorKind::Cancelled: return "cancelled";
     default: return "none";
   }
 }
@@ -88,6 +90,7 @@ enum JobState : int {
   kFinished = 2,  // claimed by the runtime thread with the handler's outcome
   kTimedOut = 3,  // claimed by the watchdog
   kAborted = 4,   // claimed by MarkBroken / shutdown while still queued
+  kCancelled = 5, // claimed by BridgeHost::Cancel (JS thread), queued or running
 };
 
 struct Job {
@@ -97,6 +100,7 @@ struct Job {
   std::string payload;  // released by the runtime once copied into the interpreter
   uint32_t timeoutMs = 0;
   bool probe = false;  // admitted by a half-open breaker
+  uint64_t callKey = 0;  // the caller's key for cancel(); 0 = none. JS thread only
 
   int64_t dispatchNs = 0;  // JS thread entered Dispatch
   int64_t enqueuedNs = 0;  // pushed on the queue

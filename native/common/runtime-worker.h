@@ -8,7 +8,8 @@
 //    (the typescript target calls FinishJob's logic from the JS thread
 //    through BridgeHost instead). BeginJob() starts the job's timeout.
 //  - lastFailure is read and written on the JS thread only (BridgeHost).
-//  - Interrupt() is called by the TimeoutWatchdog thread and must not block.
+//  - Interrupt() is called by the TimeoutWatchdog thread (a timeout) or the
+//    JS thread (BridgeHost::Cancel) and must not block.
 //  - MarkBroken() may be called from any thread; it is idempotent.
 //  - stats and breaker are atomics, read from anywhere without locks.
 // Instances are heap-allocated once per process and never destroyed.
@@ -50,8 +51,12 @@ class RuntimeWorker {
   void SetQueueCapacity(size_t c) { queue_.SetCapacity(c); }
   size_t queueCapacity() { return queue_.Capacity(); }
 
-  // Watchdog thread: interrupt the handler of `jobId` if it is still the one running.
-  virtual void Interrupt(uint64_t jobId) {}
+  // Why a running handler is interrupted: it chooses the exception raised in it.
+  enum class Reason { kTimeout, kCancel };
+  // Watchdog or JS thread: interrupt the handler of `jobId` if it is still the one running.
+  virtual void Interrupt(uint64_t jobId, Reason why) {}
+  // JS thread: take a cancelled job out of the queue before it starts.
+  bool Unqueue(const Job* job) { return queue_.Remove(job); }
   // Any thread.
   void MarkBroken(const std::string& reason);
   bool broken() const { return broken_.load(std::memory_order_acquire); }

@@ -36,6 +36,18 @@ void TimeoutWatchdog::Unwatch(Job* job) {
   }
 }
 
+void TimeoutWatchdog::WatchGrace(const JobPtr& job, RuntimeWorker* rt) {
+  int64_t graceAt = NowNs() + int64_t(rt->graceMs.load()) * 1000000;
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    entries_.emplace(graceAt, Entry{job, rt, true});
+    wake = graceAt < sleepingUntil_;
+    if (wake) sleepingUntil_ = 0;
+  }
+  if (wake) cv_.notify_one();
+}
+
 void TimeoutWatchdog::Loop() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
@@ -64,8 +76,10 @@ void TimeoutWatchdog::Fire(Entry& e, int64_t now, std::unique_lock<std::mutex>& 
   if (e.grace) {
     if (!job->handlerReturned.load(std::memory_order_acquire)) {
       lock.unlock();
-      e.rt->MarkBroken("handler \"" + job->handler + "\" ignored its timeout of " +
-                       std::to_string(job->timeoutMs) + " ms and had not returned " +
+      std::string ignored = job->state.load() == kCancelled
+                                ? std::string("its cancellation (its task was cancelled)")
+                                : "its timeout of " + std::to_string(job->timeoutMs) + " ms";
+      e.rt->MarkBroken("handler \"" + job->handler + "\" ignored " + ignored + " and had not returned " +
                        std::to_string(e.rt->graceMs.load()) +
                        " ms later; the interpreter thread is stuck, so restart this worker process");
       lock.lock();
@@ -86,7 +100,7 @@ void TimeoutWatchdog::Fire(Entry& e, int64_t now, std::unique_lock<std::mutex>& 
   RuntimeWorker* rt = e.rt;
   lock.unlock();
   sink_->Resolve(keep);
-  rt->Interrupt(keep->id);
+  rt->Interrupt(keep->id, RuntimeWorker::Reason::kTimeout);
   lock.lock();
 }
 

@@ -42,6 +42,10 @@ class TimeoutWatchdog {
   void Watch(const JobPtr& job, RuntimeWorker* rt);
   // The job was claimed by someone else than the watchdog; a no-op for a job never watched.
   void Unwatch(Job* job);
+  // A running job was cancelled (claimed by the JS thread) and its handler
+  // interrupted: like a timeout, mark the runtime broken if the handler has
+  // not returned within the grace period.
+  void WatchGrace(const JobPtr& job, RuntimeWorker* rt);
 
  private:
   struct Entry {

@@ -6,6 +6,7 @@
 #include "python/python-runtime.h"
 
 #include <dlfcn.h>
+#include <signal.h>
 
 #include <cstdlib>
 #include <string>
@@ -170,12 +171,17 @@ void PythonRuntime::ThreadMain() {
         invoke_ = PyObject_GetAttrString(bridgeMod.get(), "invoke");
         describe_ = PyObject_GetAttrString(bridgeMod.get(), "describe");
         timeoutExc_ = invoke_ && describe_ ? PyObject_GetAttrString(weftMod.get(), "HandlerTimeout") : nullptr;
-        Ref loader(timeoutExc_ ? PyObject_GetAttrString(bridgeMod.get(), "load_handlers") : nullptr);
+        cancelExc_ = timeoutExc_ ? PyObject_GetAttrString(weftMod.get(), "Cancelled") : nullptr;
+        Ref loader(cancelExc_ ? PyObject_GetAttrString(bridgeMod.get(), "load_handlers") : nullptr);
         Ref dirs(PyList_New(0));
         for (auto& d : opts_.handlerDirs) {
           Ref s(PyUnicode_FromString(d.c_str()));
           if (s) PyList_Append(dirs.get(), s.get());
         }
+        // Before the handlers load, so a handler file's own signal.signal() calls come after it.
+        Ref wake(loader ? PyObject_CallMethod(bridgeMod.get(), "install_wake_signal", nullptr) : nullptr);
+        if (wake && PyLong_Check(wake.get())) wakeSignal_ = int(PyLong_AsLong(wake.get()));
+        PyErr_Clear();  // no wake signal: interrupts still work, only not out of blocking calls
         Ref keys(loader ? PyObject_CallOneArg(loader.get(), dirs.get()) : nullptr);
         if (keys && PyList_Check(keys.get())) {
           for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys.get()); i++)
@@ -187,6 +193,7 @@ void PythonRuntime::ThreadMain() {
     if (!ok) err = TakeError(static_cast<PyObject*>(describe_));
   }
   threadIdent_ = PyThread_get_thread_ident();
+  thread_ = pthread_self();
   // Pitfall 12: release the GIL, keeping this thread's state for later jobs.
   tstate_ = PyEval_SaveThread();
   if (!ok) {
@@ -206,7 +213,18 @@ void PythonRuntime::ThreadMain() {
 
 void PythonRuntime::RunJob(const JobPtr& job) {
   PyEval_RestoreThread(static_cast<PyThreadState*>(tstate_));
-  runningJob_.store(job->id, std::memory_order_release);
+  runningJob_.store(job->id);
+  // Cancelled between BeginJob and here: the interrupt thread may have
+  // looked for this job before it was running, so do not start it at all.
+  // (seq_cst store then load: either this sees the claim, or the interrupt
+  // thread, which takes the GIL after the claim, sees runningJob_.)
+  if (job->state.load() != kRunning) {
+    runningJob_.store(0);
+    tstate_ = PyEval_SaveThread();
+    std::string().swap(job->payload);
+    job->handlerReturned.store(true, std::memory_order_release);
+    return;
+  }
   bool ok = false;
   std::string json;
   ForeignError err;
@@ -234,10 +252,11 @@ void PythonRuntime::RunJob(const JobPtr& job) {
   FinishJob(job, ok, std::move(json), std::move(err));
 }
 
-void PythonRuntime::Interrupt(uint64_t jobId) {
+void PythonRuntime::Interrupt(uint64_t jobId, Reason why) {
   {
     std::lock_guard<std::mutex> lock(irqMu_);
     irqRequest_ = jobId;
+    irqReason_ = why;
   }
   irqCv_.notify_one();
 }
@@ -245,19 +264,26 @@ void PythonRuntime::Interrupt(uint64_t jobId) {
 void PythonRuntime::InterruptLoop() {
   for (;;) {
     uint64_t want;
+    Reason why;
     {
       std::unique_lock<std::mutex> lock(irqMu_);
       irqCv_.wait(lock, [this] { return irqRequest_ != 0; });
       want = irqRequest_;
+      why = irqReason_;
       irqRequest_ = 0;
     }
     // Waits for the GIL (up to the 5 ms switch interval while Python code
     // runs); this thread exists so that wait never delays the watchdog.
     PyGILState_STATE g = PyGILState_Ensure();
+    bool raised = false;
     if (runningJob_.load(std::memory_order_acquire) == want) {
-      PyThreadState_SetAsyncExc(threadIdent_, static_cast<PyObject*>(timeoutExc_));
+      PyObject* exc = why == Reason::kCancel ? static_cast<PyObject*>(cancelExc_) : static_cast<PyObject*>(timeoutExc_);
+      raised = PyThreadState_SetAsyncExc(threadIdent_, exc) == 1;
     }
     PyGILState_Release(g);
+    // Wake a blocking call so the exception can be raised out of it. A late
+    // signal (the job ended meanwhile) only runs the do-nothing handler.
+    if (raised && wakeSignal_ > 0) pthread_kill(thread_, wakeSignal_);
   }
 }
 

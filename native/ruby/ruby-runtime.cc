@@ -23,6 +23,7 @@ namespace {
 VALUE g_bridge = Qnil;        // Weft::Bridge
 VALUE g_mainThread = Qnil;    // the Ruby thread running handlers
 VALUE g_timeoutClass = Qnil;  // Weft::HandlerTimeout
+VALUE g_cancelClass = Qnil;   // Weft::Cancelled
 VALUE g_permanentClass = Qnil;
 VALUE g_invalidReturnClass = Qnil;
 VALUE g_notFoundClass = Qnil;
@@ -46,6 +47,7 @@ VALUE StartProtected(VALUE arg) {
   VALUE weft = rb_const_get(rb_cObject, rb_intern("Weft"));
   g_bridge = rb_const_get(weft, rb_intern("Bridge"));
   g_timeoutClass = rb_const_get(weft, rb_intern("HandlerTimeout"));
+  g_cancelClass = rb_const_get(weft, rb_intern("Cancelled"));
   g_permanentClass = rb_const_get(weft, rb_intern("PermanentError"));
   g_invalidReturnClass = rb_const_get(weft, rb_intern("InvalidReturn"));
   g_notFoundClass = rb_const_get(weft, rb_intern("HandlerNotFound"));
@@ -154,11 +156,12 @@ VALUE WaitProtected(VALUE arg) {
 struct IrqWait {
   RubyRuntime* rt;
   uint64_t jobId;
+  bool cancel;
 };
 
 void* IrqWaitWithoutGvl(void* arg) {
   IrqWait* w = static_cast<IrqWait*>(arg);
-  w->rt->WaitInterruptRequest(&w->jobId);
+  w->rt->WaitInterruptRequest(&w->jobId, &w->cancel);
   return nullptr;
 }
 void UbfWakeIrq(void* arg) { static_cast<IrqWait*>(arg)->rt->WakeInterruptWaiter(); }
@@ -168,6 +171,11 @@ VALUE RaiseTimeoutProtected(VALUE) {
   return rb_funcall(g_mainThread, g_idRaise, 2, g_timeoutClass, msg);
 }
 
+VALUE RaiseCancelProtected(VALUE) {
+  VALUE msg = rb_utf8_str_new_cstr("the task was cancelled");
+  return rb_funcall(g_mainThread, g_idRaise, 2, g_cancelClass, msg);
+}
+
 VALUE IrqIteration(VALUE arg) {
   IrqWait* w = reinterpret_cast<IrqWait*>(arg);
   w->jobId = 0;
@@ -175,14 +183,14 @@ VALUE IrqIteration(VALUE arg) {
   // Holding the GVL again: the main Ruby thread cannot switch jobs now.
   if (w->jobId != 0 && w->rt->runningJob() == w->jobId) {
     int st = 0;
-    rb_protect(RaiseTimeoutProtected, Qnil, &st);
+    rb_protect(w->cancel ? RaiseCancelProtected : RaiseTimeoutProtected, Qnil, &st);
     if (st) rb_set_errinfo(Qnil);
   }
   return Qnil;
 }
 
 VALUE IrqThreadBody(void* arg) {
-  IrqWait w{static_cast<RubyRuntime*>(arg), 0};
+  IrqWait w{static_cast<RubyRuntime*>(arg), 0, false};
   for (;;) {
     int st = 0;
     rb_protect(IrqIteration, reinterpret_cast<VALUE>(&w), &st);
@@ -193,11 +201,12 @@ VALUE IrqThreadBody(void* arg) {
 
 }  // namespace
 
-bool RubyRuntime::WaitInterruptRequest(uint64_t* jobId) {
+bool RubyRuntime::WaitInterruptRequest(uint64_t* jobId, bool* cancel) {
   std::unique_lock<std::mutex> lock(irqMu_);
   irqCv_.wait(lock, [this] { return irqRequest_ != 0 || irqWake_; });
   irqWake_ = false;
   *jobId = irqRequest_;
+  *cancel = irqReason_ == Reason::kCancel;
   irqRequest_ = 0;
   return *jobId != 0;
 }
@@ -210,10 +219,11 @@ void RubyRuntime::WakeInterruptWaiter() {
   irqCv_.notify_all();
 }
 
-void RubyRuntime::Interrupt(uint64_t jobId) {
+void RubyRuntime::Interrupt(uint64_t jobId, Reason why) {
   {
     std::lock_guard<std::mutex> lock(irqMu_);
     irqRequest_ = jobId;
+    irqReason_ = why;
   }
   irqCv_.notify_all();
 }
@@ -265,6 +275,7 @@ void RubyRuntime::Serve() {
   rb_gc_register_address(&g_bridge);
   rb_gc_register_address(&g_mainThread);
   rb_gc_register_address(&g_timeoutClass);
+  rb_gc_register_address(&g_cancelClass);
   rb_gc_register_address(&g_permanentClass);
   rb_gc_register_address(&g_invalidReturnClass);
   rb_gc_register_address(&g_notFoundClass);
@@ -310,7 +321,14 @@ void RubyRuntime::Serve() {
 
 void RubyRuntime::RunJob(const JobPtr& job) {
   std::string out;
-  runningJob_.store(job->id, std::memory_order_release);
+  runningJob_.store(job->id);
+  // Cancelled between BeginJob and here: do not start it (see PythonRuntime::RunJob).
+  if (job->state.load() != kRunning) {
+    runningJob_.store(0);
+    std::string().swap(job->payload);
+    job->handlerReturned.store(true, std::memory_order_release);
+    return;
+  }
   CallArgs c{job->handler.data(), long(job->handler.size()), job->payload.data(), long(job->payload.size()), &out};
   int st = 0;
   rb_protect(InvokeProtected, reinterpret_cast<VALUE>(&c), &st);

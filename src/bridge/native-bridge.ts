@@ -7,9 +7,11 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { jsonDepthProblem, MAX_JSON_DEPTH } from '../core/json-depth.js';
 import { BridgeLoadError, HandlerLoadError } from './errors.js';
 import type {
   BridgeCall,
+  BridgeStep,
   BridgeResult,
   BridgeRuntime,
   BridgeStats,
@@ -24,9 +26,10 @@ import { BRIDGE_RUNTIMES } from './types.js';
 /** The addon's raw exports (native/addon.cc). Internal: use NativeBridge. */
 interface NativeAddon {
   load(runtime: number, handlerDirs: string[], sdkDir: string): Promise<string[]>;
-  dispatch(runtime: number, handler: string, payload: string, timeoutMs: number): Promise<BridgeResult>;
-  call(runtime: number, handler: string, payload: string, timeoutMs: number): BridgeResult | Promise<BridgeResult>;
-  beginTypescript(handler: string, timeoutMs: number): number | BridgeResult;
+  dispatch(runtime: number, handler: string, payload: string, timeoutMs: number, key?: number): Promise<BridgeResult>;
+  call(runtime: number, handler: string, payload: string, timeoutMs: number, key?: number): BridgeResult | Promise<BridgeResult>;
+  beginTypescript(handler: string, timeoutMs: number, key?: number): number | BridgeResult;
+  cancel(runtime: number, key: number): boolean;
   deferTypescript(jobId: number): Promise<BridgeResult>;
   configure(runtime: number, config: RuntimeConfig): void;
   resetBreaker(runtime: number): void;
@@ -96,7 +99,10 @@ function loadAddon(): NativeAddon {
   return addon;
 }
 
-/** The first value inside `v` that JSON cannot carry, as a readable type name. */
+/** findNonJson's answer for a container past MAX_JSON_DEPTH (the walk stops there). */
+const TOO_DEEP = 'too deep';
+
+/** The first value inside `v` that JSON cannot carry, as a readable type name, or TOO_DEEP. */
 function findNonJson(v: unknown, depth = 0): string | null {
   if (v === null) return null;
   switch (typeof v) {
@@ -114,7 +120,7 @@ function findNonJson(v: unknown, depth = 0): string | null {
     case 'symbol':
       return 'symbol';
   }
-  if (depth > 200) return 'value nested more than 200 levels deep';
+  if (depth + 1 > MAX_JSON_DEPTH) return TOO_DEEP;
   if (Array.isArray(v)) {
     for (const x of v) {
       const bad = findNonJson(x, depth + 1);
@@ -154,6 +160,8 @@ export class AddonBridge implements NativeBridge {
   private readonly tsHandlers = new Map<string, TypescriptStepHandler>();
   private tsLoaded: Promise<unknown> | undefined;
   private readonly brokenListeners: Array<(runtime: BridgeRuntime, reason: string) => void> = [];
+  /** AbortControllers of typescript calls made with a key, until they settle. */
+  private readonly tsAborts = new Map<number, AbortController>();
 
   constructor(native: NativeAddon) {
     this.native = native;
@@ -190,18 +198,40 @@ export class AddonBridge implements NativeBridge {
   dispatch(runtime: BridgeRuntime, call: BridgeCall): Promise<BridgeResult> {
     const idx = RUNTIME_INDEX[runtime];
     if (idx === undefined) throw new TypeError(`unknown runtime "${String(runtime)}"; expected python, ruby or typescript`);
-    return this.native.dispatch(idx, call.handler, call.payload, call.timeoutMs);
+    return this.native.dispatch(idx, call.handler, call.payload, call.timeoutMs, call.key);
   }
 
   call(runtime: BridgeRuntime, call: BridgeCall): BridgeResult | Promise<BridgeResult> {
     if (runtime === 'typescript') {
-      const id = this.native.beginTypescript(call.handler, call.timeoutMs);
+      const id = this.native.beginTypescript(call.handler, call.timeoutMs, call.key);
       if (typeof id !== 'number') return id; // rejected without running (breaker, broken, not loaded)
-      return this.runTypescript(id, call.handler, call.payload, true)!;
+      if (call.key === undefined) return this.runTypescript(id, call.handler, call.payload, true)!;
+      // A call that may be cancelled: its handler gets step.signal, aborted by cancel().
+      const abort = new AbortController();
+      this.tsAborts.set(call.key, abort);
+      const forget = () => {
+        if (this.tsAborts.get(call.key!) === abort) this.tsAborts.delete(call.key!);
+      };
+      const out = this.runTypescript(id, call.handler, call.payload, true, abort.signal)!;
+      if (out instanceof Promise) return out.finally(forget);
+      forget();
+      return out;
     }
     const idx = RUNTIME_INDEX[runtime];
     if (idx === undefined) throw new TypeError(`unknown runtime "${String(runtime)}"; expected python, ruby or typescript`);
-    return this.native.call(idx, call.handler, call.payload, call.timeoutMs);
+    return this.native.call(idx, call.handler, call.payload, call.timeoutMs, call.key);
+  }
+
+  cancel(runtime: BridgeRuntime, key: number): boolean {
+    const idx = RUNTIME_INDEX[runtime];
+    if (idx === undefined) throw new TypeError(`unknown runtime "${String(runtime)}"; expected python, ruby or typescript`);
+    const found = this.native.cancel(idx, key);
+    if (runtime === 'typescript') {
+      const abort = this.tsAborts.get(key);
+      this.tsAborts.delete(key);
+      if (found) abort?.abort(Object.assign(new Error('the task was cancelled'), { name: 'Cancelled' }));
+    }
+    return found;
   }
 
   configure(runtime: BridgeRuntime, config: RuntimeConfig): void {
@@ -252,7 +282,7 @@ export class AddonBridge implements NativeBridge {
    * bridge's thread (dispatch), or `inline` (call), where the outcome of a
    * handler that settles synchronously is answered at once.
    */
-  private runTypescript(id: number, handler: string, payload: string, inline: boolean): TypescriptOutcome {
+  private runTypescript(id: number, handler: string, payload: string, inline: boolean, signal?: AbortSignal): TypescriptOutcome {
     const fn = this.tsHandlers.get(handler);
     if (!fn) {
       const known = [...this.tsHandlers.keys()].sort().join(', ') || '(none)';
@@ -266,7 +296,9 @@ export class AddonBridge implements NativeBridge {
     }
     let out: unknown;
     try {
-      out = fn(JSON.parse(payload));
+      const step = JSON.parse(payload) as BridgeStep;
+      if (signal) step.signal = signal;
+      out = fn(step);
     } catch (e) {
       return this.native.completeTypescript(id, false, describeThrown(e));
     }
@@ -283,6 +315,16 @@ export class AddonBridge implements NativeBridge {
 
   private finishTypescript(id: number, handler: string, value: unknown): TypescriptOutcome {
     const bad = findNonJson(value);
+    const deep = bad === TOO_DEEP ? jsonDepthProblem(value) : undefined;
+    if (deep) {
+      return this.native.completeTypescript(id, false, [
+        'InvalidReturn',
+        `handler "${handler}" returned a result that nests deeper than ${deep.max} levels at ${deep.path}; flatten it (weft keeps every JSON value within ${deep.max} levels)`,
+        [],
+        true,
+        'invalid_return',
+      ]);
+    }
     if (bad) {
       const article = /^[aeiou]/i.test(bad) ? 'an' : 'a';
       return this.native.completeTypescript(id, false, [

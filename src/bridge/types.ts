@@ -23,6 +23,12 @@ export interface BridgeCall {
   payload: string;
   /** Past this many ms the call resolves at once as a retryable `timeout`. */
   timeoutMs: number;
+  /**
+   * A positive integer (at most 2^53-1) naming this call for
+   * {@link NativeBridge.cancel}, unique among the runtime's calls in flight;
+   * leave it out when the call will never be cancelled.
+   */
+  key?: number;
 }
 
 /** Why a call did not produce a value. */
@@ -34,7 +40,8 @@ export type ForeignErrorKind =
   | 'handler_not_found' // no handler under that key; permanent
   | 'runtime_broken' // the runtime is stuck; this worker process should be restarted
   | 'queue_full' // too many calls in flight; retryable
-  | 'not_loaded'; // dispatch before load() finished
+  | 'not_loaded' // dispatch before load() finished
+  | 'cancelled'; // cancel() settled it (its task was cancelled); permanent
 
 /** An error as the handler's language reported it. */
 export interface ForeignError {
@@ -143,6 +150,8 @@ export interface BridgeStep {
   inputs: Record<string, unknown>;
   dependency_results: Record<string, unknown>;
   batch: null | { cursor: unknown; index: number; total: number; no_op: boolean };
+  /** Aborted when {@link NativeBridge.cancel} cancels this call (typescript target, calls made through `call()` with a key). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -180,6 +189,21 @@ export interface NativeBridge {
    * const result = r instanceof Promise ? await r : r;
    */
   call(runtime: BridgeRuntime, call: BridgeCall): BridgeResult | Promise<BridgeResult>;
+  /**
+   * Settles the call made with `key` at once as a permanent `cancelled`
+   * error (class `Cancelled`, "the task was cancelled"). A queued call is
+   * dropped and never runs; a running python or ruby handler is interrupted
+   * the way a timeout interrupts it (`weft.Cancelled` / `Weft::Cancelled` is
+   * raised in it), and the runtime is marked broken if it has not returned
+   * after the grace period; a typescript handler's `step.signal` is aborted
+   * (calls made through `call()`) and its late result is dropped. Returns false when no call with that key is in flight (or it
+   * had just finished: its own outcome is on its way).
+   *
+   * @example
+   * const pending = bridge.call('python', { handler: 'etl.load', payload, timeoutMs: 600_000, key: 7 });
+   * bridge.cancel('python', 7); // pending resolves { ok: false, error: { kind: 'cancelled', ... } }
+   */
+  cancel(runtime: BridgeRuntime, key: number): boolean;
   /** Breaker thresholds, grace period, queue size. */
   configure(runtime: BridgeRuntime, config: RuntimeConfig): void;
   /** Lock-free counters and histograms, per runtime. */

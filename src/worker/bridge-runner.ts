@@ -43,6 +43,9 @@ function toOutcome(r: BridgeResult): RunOutcome {
 
 export class BridgeRunner implements StepRunner {
   private closed = false;
+  /** The bridge's call key of each step in flight, for cancel(). */
+  private readonly calls = new Map<string, number>();
+  private nextKey = 1;
 
   /** Python and Ruby each run on one interpreter thread: one handler at a time. */
   readonly capacity: number | undefined;
@@ -70,12 +73,26 @@ export class BridgeRunner implements StepRunner {
    * a thread hand-off back to the event loop; the rest resolves later.
    */
   run(step: ClaimedStep): Promise<RunOutcome> {
+    const key = this.nextKey++;
     const r = this.bridge.call(this.runtime, {
       handler: step.handler,
       payload: handlerStepJson(step),
       timeoutMs: step.timeout_ms,
+      key,
     });
-    return r instanceof Promise ? r.then(toOutcome) : Promise.resolve(toOutcome(r));
+    if (!(r instanceof Promise)) return Promise.resolve(toOutcome(r));
+    this.calls.set(step.id, key);
+    return r.then((res) => {
+      if (this.calls.get(step.id) === key) this.calls.delete(step.id);
+      return toOutcome(res);
+    });
+  }
+
+  /** Its task was cancelled: the bridge drops the call if queued, interrupts it if running, and `run` answers `cancelled`. */
+  cancel(stepId: string): boolean {
+    const key = this.calls.get(stepId);
+    if (key === undefined) return false;
+    return this.bridge.cancel(this.runtime, key);
   }
 
   isBroken(): boolean {

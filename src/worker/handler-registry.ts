@@ -43,14 +43,20 @@ export async function loadHandlerDir(dir: string, registry = new HandlerRegistry
   }
   files = files.filter((f) => LOADABLE.has(extname(f)) && !f.endsWith('.d.ts') && !f.includes('.test.'));
   if (files.some((f) => f.endsWith('.ts') || f.endsWith('.mts')) && !tsLoaderRegistered && !process.env.VITEST) {
-    const { register } = await import('tsx/esm/api');
-    register();
+    // Both loaders: a `.ts` file in a folder whose package.json does not say
+    // "type": "module" (or that has none) is CommonJS to Node, and with only
+    // the ESM loader Node failed it with ERR_REQUIRE_CYCLE_MODULE.
+    const [esm, cjs] = await Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')]);
+    esm.register();
+    cjs.register();
     tsLoaderRegistered = true;
   }
   for (const file of files) {
-    const mod = (await import(pathToFileURL(file).href)) as { handlers?: Record<string, StepHandler> };
-    if (!mod.handlers || typeof mod.handlers !== 'object') continue;
-    for (const [key, fn] of Object.entries(mod.handlers)) registry.register(key, fn, file);
+    const mod = (await import(pathToFileURL(file).href)) as { handlers?: Record<string, StepHandler>; default?: { handlers?: Record<string, StepHandler> } };
+    // A CommonJS module (a .ts compiled as CommonJS, or `exports.handlers =`) may show its exports only on `default`.
+    const handlers = mod.handlers ?? mod.default?.handlers;
+    if (!handlers || typeof handlers !== 'object') continue;
+    for (const [key, fn] of Object.entries(handlers)) registry.register(key, fn, file);
   }
   return registry;
 }

@@ -8,10 +8,14 @@ import { toHandlerStep, type RunOutcome, type StepErrorRecord, type StepRunner }
  *
  * A step past its timeout_ms is reported as a retryable timeout at once; a
  * JavaScript handler cannot be interrupted, so its eventual result is
- * ignored.
+ * ignored. A step whose task is cancelled ({@link cancel}) is answered
+ * `cancelled` at once and its handler's `step.signal` is aborted, so a
+ * handler that passes it on (fetch, timers) or checks it stops its work too.
  */
 export class NativeRunner implements StepRunner {
   readonly runtime = 'native';
+  /** Steps in flight: their handler's AbortController. */
+  private readonly inFlight = new Map<string, AbortController>();
 
   constructor(private readonly registry: HandlerRegistry) {}
 
@@ -31,20 +35,37 @@ export class NativeRunner implements StepRunner {
       );
     }
     let timer: NodeJS.Timeout | undefined;
+    const abort = new AbortController();
+    this.inFlight.set(step.id, abort);
+    const cancelled = new Promise<never>((_, reject) => {
+      abort.signal.addEventListener('abort', () => reject(new StepCancelledError()), { once: true });
+    });
     try {
       const value = await Promise.race([
-        Promise.resolve().then(() => handler(toHandlerStep(step))),
+        Promise.resolve().then(() => handler({ ...toHandlerStep(step), signal: abort.signal })),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new StepTimeoutError(step)), step.timeout_ms);
         }),
+        cancelled,
       ]);
       return toJsonResult(step.handler, value);
     } catch (err) {
       if (err instanceof StepTimeoutError) return failure(err.name, err.message, false, 'timeout');
+      if (err instanceof StepCancelledError) return failure(err.name, err.message, true, 'cancelled');
       return fromThrown(err);
     } finally {
       clearTimeout(timer);
+      if (this.inFlight.get(step.id) === abort) this.inFlight.delete(step.id);
     }
+  }
+
+  /** Its task was cancelled: abort the handler's `step.signal`; `run` answers `cancelled` at once. */
+  cancel(stepId: string): boolean {
+    const abort = this.inFlight.get(stepId);
+    if (!abort) return false;
+    this.inFlight.delete(stepId);
+    abort.abort(new StepCancelledError());
+    return true;
   }
 
   isBroken(): boolean {
@@ -58,6 +79,14 @@ class StepTimeoutError extends Error {
   override name = 'StepTimeoutError';
   constructor(step: ClaimedStep) {
     super(`handler "${step.handler}" of step ${step.name} ran past its timeout_ms (${step.timeout_ms} ms); it will be retried`);
+  }
+}
+
+/** What a cancelled step answers, in every runtime: class `Cancelled`, permanent. */
+class StepCancelledError extends Error {
+  override name = 'Cancelled';
+  constructor() {
+    super('the task was cancelled');
   }
 }
 

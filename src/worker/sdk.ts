@@ -44,6 +44,13 @@ export interface Step {
   /** Results of the step's parents, by parent step name. */
   dependency_results: Record<string, any>;
   batch: BatchInfo | null;
+  /**
+   * Aborted when the step's task is cancelled while the handler runs (native
+   * TypeScript handlers only; the step has then already settled as
+   * `cancelled`). Pass it to `fetch` and friends, or check `signal.aborted`
+   * in long loops, so the work stops too.
+   */
+  signal?: AbortSignal;
 }
 
 export type StepHandler = (step: Step) => unknown | Promise<unknown>;

@@ -15,6 +15,7 @@ import { namespacesForRuntime, TemplateVersions } from '../store/templates.js';
 import { describeError } from '../shared/errors.js';
 import { BucketHistogram, LATENCY_MS_BUCKETS } from '../shared/histogram.js';
 import { unstorableJson } from '../core/json-storable.js';
+import { jsonDepthProblem, jsonTextDepth, MAX_JSON_DEPTH } from '../core/json-depth.js';
 import { interpretResult, OutcomeError } from '../core/outcome.js';
 import { expandBatch, expandDecision } from '../core/plan.js';
 import { decideAfterFailure } from '../core/retry.js';
@@ -322,6 +323,8 @@ export class Worker extends EventEmitter {
   private async toFinish(step: ClaimedStep, outcome: RunOutcome, durationMs: number): Promise<Pending> {
     if (outcome.ok) {
       const json = outcome.json ?? JSON.stringify(outcome.result === undefined ? null : outcome.result);
+      const tooDeep = jsonTextDepth(json) > MAX_JSON_DEPTH ? tooDeepResult(step.handler, json) : undefined;
+      if (tooDeep) return this.toFinish(step, { ok: false, error: tooDeep }, durationMs);
       const problem = unstorableJson(json);
       const rejected = problem
         ? new OutcomeError(`the handler returned a value that cannot be stored: the string at ${problem.path} ${problem.problem}; remove it or encode it (e.g. base64)`)
@@ -633,4 +636,28 @@ function stepEvent(p: Pending, f: FinishedStep): StepEvent {
   if (p.outcome.ok) e.result = p.outcome.json !== undefined ? JSON.parse(p.outcome.json) : p.outcome.result;
   else e.error = p.outcome.error;
   return e;
+}
+
+/**
+ * A result nested deeper than weft's one limit (MAX_JSON_DEPTH), as the
+ * permanent error every runtime reports: no reader downstream (Ruby's parser
+ * stops at 100 levels) could be trusted with it. The text is parsed only once
+ * its cheap scan found it too deep.
+ */
+function tooDeepResult(handler: string, json: string): StepErrorRecord | undefined {
+  let problem;
+  try {
+    problem = jsonDepthProblem(JSON.parse(json));
+  } catch {
+    return undefined; // not JSON at all: reported elsewhere
+  }
+  if (!problem) return undefined;
+  return {
+    language: 'weft',
+    class: 'InvalidReturn',
+    message: `handler "${handler}" returned a result that nests deeper than ${problem.max} levels at ${problem.path}; flatten it (weft keeps every JSON value within ${problem.max} levels)`,
+    backtrace: [],
+    permanent: true,
+    kind: 'invalid_return',
+  };
 }

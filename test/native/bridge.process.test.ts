@@ -96,7 +96,7 @@ describe('bridge: process', () => {
     expect(r.code, r.stderr).toBe(0);
     const out = lastJson<Record<string, any>>(r);
     expect(out.python).toMatchObject({ name: 'HandlerLoadError', language: 'python', errorClass: 'SyntaxError' });
-    expect(out.python.message).toContain('bad.py, line 3');
+    expect(out.python.message).toMatch(/\/bad\.py:3: invalid syntax/);
     expect(out.ruby).toMatchObject({ name: 'HandlerLoadError', language: 'ruby', errorClass: 'ArgumentError' });
     expect(out.ruby.message).toContain('bad handler file');
     expect(out.ruby.backtrace[0]).toMatch(/bad\.rb:1/);

@@ -1,9 +1,11 @@
 import { execFileSync } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { describeRuntime, describeSeedHandlers } from './runtime-suite.js';
-import { repoRoot, stepPayload } from './helpers.js';
+import { repoRoot, stepPayload, until } from './helpers.js';
 
 // The home the addon was built with (what binding.gyp baked in).
 const builtHome = execFileSync(process.execPath, [join(repoRoot, 'scripts', 'build-native.mjs'), '--flags', 'py-home'], {
@@ -38,6 +40,39 @@ describeRuntime('python', (get) => {
     expect(r.error.message).toBe('3');
     const after = await get().dispatch('python', { handler: 'probe.ok', payload: stepPayload(), timeoutMs: 5000 });
     expect(after.ok).toBe(true);
+  });
+
+  describe('a single blocking time.sleep(600) is interrupted (the wake signal)', () => {
+    let n = 0;
+    const started = () => join(tmpdir(), `weft-long-sleep-${process.pid}-${++n}`);
+    const seen = async () => {
+      const r = await get().dispatch('python', { handler: 'probe.cancel_seen', payload: stepPayload(), timeoutMs: 5000 });
+      return r.ok ? (JSON.parse(r.json) as string[]) : [];
+    };
+
+    it('by a cancel: the handler sees weft.Cancelled, and the next call runs', async () => {
+      const path = started();
+      const before = (await seen()).length;
+      const running = get().dispatch('python', { handler: 'probe.long_sleep', payload: stepPayload({ started: path }), timeoutMs: 600_000, key: 77 });
+      await until('the handler to start', () => existsSync(path));
+      expect(get().cancel('python', 77)).toBe(true);
+      expect(await running).toMatchObject({ ok: false, error: { kind: 'cancelled' } });
+      // Answered only once the sleep was interrupted: one interpreter thread.
+      const after = await seen();
+      expect(after.slice(before)).toEqual(['Cancelled']);
+      expect(get().isBroken('python')).toBe(false);
+      rmSync(path, { force: true });
+    });
+
+    it('by a timeout: the handler sees weft.HandlerTimeout, and the next call runs', async () => {
+      const path = started();
+      const before = (await seen()).length;
+      const r = await get().dispatch('python', { handler: 'probe.long_sleep', payload: stepPayload({ started: path }), timeoutMs: 100 });
+      expect(r).toMatchObject({ ok: false, error: { kind: 'timeout' } });
+      expect((await seen()).slice(before)).toEqual(['HandlerTimeout']);
+      expect(get().isBroken('python')).toBe(false);
+      rmSync(path, { force: true });
+    });
   });
 
   describeSeedHandlers('python', get);

@@ -12,6 +12,39 @@ describeRuntime('ruby', (get) => {
     expect(JSON.parse(r.json)).toMatchObject({ class_works: 'Integer', set: 2, pack: 'A', encoding: 'UTF-8', version: expect.stringMatching(/^3\.1\./) });
   });
 
+  it.each([
+    ['a lone high surrogate before a NUL (json 2.6 merged them into U+10000)', { s: '\ud800\u0000' }],
+    ['a lone high surrogate (json 2.6 read it as "?")', { s: '\ud800 tail' }],
+    ['a low surrogate before a high one (json 2.6 raised a retryable ParserError)', { '\udc00\ud800': 0 }],
+  ])('refuses a step holding %s for good, instead of changing it', async (_what, context) => {
+    const r = await get().dispatch('ruby', { handler: 'probe.echo', payload: stepPayload(context), timeoutMs: 10_000 });
+    if (r.ok) throw new Error(`expected an error, got ${r.json}`);
+    expect(r.error).toMatchObject({ class: 'Weft::UnreadableStep', kind: 'raised', permanent: true });
+    expect(r.error.message).toBe(
+      "this step holds a lone UTF-16 surrogate (a \\uD800-\\uDFFF escape without its pair), which Ruby's JSON parser would read wrongly; weft never stores such values",
+    );
+  });
+
+  it('refuses a step nested deeper than the limit plus the step envelope for good, saying so', async () => {
+    let context: unknown = 1;
+    for (let i = 0; i < 66; i++) context = { k: context }; // 67 levels with the step object
+    const r = await get().dispatch('ruby', { handler: 'probe.echo', payload: stepPayload(context), timeoutMs: 10_000 });
+    if (r.ok) throw new Error(`expected an error, got ${r.json}`);
+    expect(r.error).toMatchObject({ class: 'Weft::UnreadableStep', kind: 'raised', permanent: true });
+    expect(r.error.message).toBe(
+      "Ruby's JSON parser cannot read this step (JSON::NestingError: nesting of 67 is too deep); it holds a value weft does not store (nested deeper than 64 levels, or a lone UTF-16 surrogate)",
+    );
+  });
+
+  it('still reads escaped surrogate pairs, and an escaped backslash before "ud800"', async () => {
+    // JSON.stringify writes a pair as the character itself: escape it by hand.
+    const payload = stepPayload({ emoji: 'EMOJI', literal: '\\ud800' }).replace('"EMOJI"', '"\\ud83d\\ude00"');
+    expect(payload).toContain('"emoji":"\\ud83d\\ude00"');
+    const r = await get().dispatch('ruby', { handler: 'probe.echo', payload, timeoutMs: 10_000 });
+    if (!r.ok) throw new Error(JSON.stringify(r.error));
+    expect(JSON.parse(r.json)).toEqual({ emoji: '😀', literal: '\\ud800' });
+  });
+
   it('reads the message of a NameError raised from a C call (error_highlight disabled)', async () => {
     const r = await call('probe.name_error');
     if (r.ok) throw new Error('expected an error');

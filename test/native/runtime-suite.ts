@@ -4,9 +4,12 @@
  * Each of those files runs in its own vitest fork (one process), which is
  * what an interpreter needs: it can be initialised once per process.
  */
+import { existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { jsonDepthProblem, MAX_JSON_DEPTH } from '../../src/core/json-depth.js';
 import { openBridge, type AddonBridge, type BridgeResult, type BridgeRuntime } from '../../src/bridge/index.js';
 import { probeHandlers } from './fixtures/ts-handlers.js';
 import { fixtures, repoRoot, sleep, stepPayload, until } from './helpers.js';
@@ -441,6 +444,125 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
         });
       });
     }
+
+    describe(`JSON nesting up to MAX_JSON_DEPTH (${MAX_JSON_DEPTH})`, () => {
+      const nest = (depth: number, inner: unknown = 'deepest'): unknown => {
+        let v = inner;
+        for (let i = 0; i < depth; i++) v = i % 2 ? [v] : { k: v };
+        return v;
+      };
+      it('a context and a parent\'s result nested exactly the limit deep reach the handler intact', async () => {
+        const deep = nest(MAX_JSON_DEPTH) as Record<string, unknown>;
+        expect(jsonDepthProblem(deep)).toBeUndefined();
+        expect(ok(await call('probe.echo', deep))).toEqual(deep);
+        // dependency_results puts one more level between the step and the value
+        expect(ok(await call('probe.parent_result', {}, 10_000, { dependency_results: { parent: deep } }))).toEqual(deep);
+      });
+
+      const tooDeep = (depth: number) =>
+        `handler "probe.nest" returned a result that nests deeper than ${MAX_JSON_DEPTH} levels at $${'[0]'.repeat(MAX_JSON_DEPTH)}; ` +
+        `flatten it (weft keeps every JSON value within ${MAX_JSON_DEPTH} levels)`;
+      it('a result exactly the limit deep comes back intact', async () => {
+        const r = ok(await call('probe.nest', { depth: MAX_JSON_DEPTH }));
+        expect(jsonDepthProblem(r)).toBeUndefined();
+        expect(JSON.stringify(r)).toBe('['.repeat(MAX_JSON_DEPTH) + '1' + ']'.repeat(MAX_JSON_DEPTH));
+      });
+      // Ruby's generator and the typescript target's JSON check stop at the
+      // limit themselves; Python only where its encoder would recurse too
+      // deep. Everything else deeper than the limit is the worker's check
+      // (test/integration/engine.depth.test.ts).
+      for (const depth of [MAX_JSON_DEPTH + 1, 1_500]) {
+        const sdkRefuses = runtime !== 'python' || depth > 900;
+        it(`a result ${depth} levels deep ${sdkRefuses ? 'is a permanent invalid_return naming the limit and the path' : 'crosses the bridge as text'}`, async () => {
+          const r = await call('probe.nest', { depth });
+          if (!sdkRefuses) {
+            expect(r.ok && r.json.length).toBe(2 * depth + 1);
+            return;
+          }
+          const e = err(r);
+          expect(e).toMatchObject({ kind: 'invalid_return', permanent: true, class: runtime === 'ruby' ? 'Weft::InvalidReturn' : 'InvalidReturn' });
+          expect(e.message).toBe(tooDeep(depth));
+        });
+      }
+    });
+
+    describe('cancel(runtime, key)', () => {
+      let nextKey = 1_000;
+      const keyed = (mode: Mode, handler: string, context: unknown, timeoutMs: number) => {
+        const key = nextKey++;
+        const req = { ...request(handler, context, timeoutMs), key };
+        const r = mode === 'dispatch' ? bridge.dispatch(runtime, req) : Promise.resolve(bridge.call(runtime, req));
+        return { key, result: r };
+      };
+      const marker = (name: string) => join(tmpdir(), `weft-cancel-${runtime}-${process.pid}-${name}-${nextKey}`);
+      const cancelledError = {
+        language: runtime,
+        class: 'Cancelled',
+        message: 'the task was cancelled',
+        permanent: true,
+        kind: 'cancelled',
+        backtrace: [],
+      };
+
+      for (const mode of MODES) {
+        it(`settles a running handler as cancelled at once, far before its timeout, and stays healthy (${mode})`, async () => {
+          const started = marker('started');
+          const seenBefore = (ok(await call('probe.cancel_seen')) as string[]).length;
+          const running = keyed(mode, 'probe.until_cancelled', { started }, 60_000);
+          await until('the handler to start', () => existsSync(started));
+          const t0 = performance.now();
+          expect(bridge.cancel(runtime, running.key)).toBe(true);
+          expect(err(await running.result)).toEqual(cancelledError);
+          // It settled within the cancel itself; the 60 s timeout never came into it.
+          expect(performance.now() - t0).toBeLessThan(1_000);
+          // A second cancel of the same call finds nothing.
+          expect(bridge.cancel(runtime, running.key)).toBe(false);
+          // The interpreter thread is free again: the next call runs (it could not, were the handler still running).
+          expect(ok(await call('probe.ok'))).toMatchObject({ language: runtime });
+          // What the handler saw: the interrupt (python, ruby) or its aborted step.signal (typescript through call()).
+          if (seeded || mode === 'call') {
+            const seen = await until('the handler to see the cancel', async () => {
+              const list = ok(await call('probe.cancel_seen')) as string[];
+              return list.length > seenBefore ? list : undefined;
+            });
+            expect(seen[seen.length - 1]).toBe({ python: 'Cancelled', ruby: 'Weft::Cancelled', typescript: 'Cancelled' }[runtime]);
+          }
+          expect(bridge.isBroken(runtime)).toBe(false);
+          // A cancel is the caller's decision, not a failure of the runtime: the breaker does not count it.
+          expect(bridge.stats(runtime).breaker).toMatchObject({ state: 'closed', consecutiveFailures: 0 });
+          rmSync(started, { force: true });
+        });
+      }
+
+      if (seeded) {
+        for (const mode of MODES) {
+          it(`drops a call queued behind a running one: it never runs (${mode})`, async () => {
+            const started = marker('started');
+            const touched = marker('touched');
+            const running = keyed(mode, 'probe.until_cancelled', { started }, 60_000);
+            await until('the handler to start', () => existsSync(started));
+            const queued = keyed(mode, 'probe.touch', { path: touched }, 60_000);
+            expect(bridge.cancel(runtime, queued.key)).toBe(true);
+            expect(err(await queued.result)).toEqual(cancelledError);
+            expect(bridge.stats(runtime).inFlight).toBe(1);
+            expect(bridge.cancel(runtime, running.key)).toBe(true);
+            expect(err(await running.result).kind).toBe('cancelled');
+            // Had the dropped call stayed in the queue it would run now, before this one.
+            expect(ok(await call('probe.touch', { path: `${touched}-after` }))).toBe('touched');
+            expect(existsSync(touched)).toBe(false);
+            rmSync(started, { force: true });
+            rmSync(`${touched}-after`, { force: true });
+          });
+        }
+      }
+
+      it('answers false for a key no call in flight has, and for a call already settled', async () => {
+        expect(bridge.cancel(runtime, 987_654_321)).toBe(false);
+        const done = keyed('dispatch', 'probe.ok', {}, 10_000);
+        expect(ok(await done.result)).toMatchObject({ language: runtime });
+        expect(bridge.cancel(runtime, done.key)).toBe(false);
+      });
+    });
 
     if (extra) extra(() => bridge);
 

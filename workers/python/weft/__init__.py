@@ -16,6 +16,7 @@ docs/handlers-python-ruby.md).
 """
 
 from ._sdk import (
+    Cancelled,
     HandlerNotFound,
     HandlerTimeout,
     InvalidReturn,
@@ -31,6 +32,7 @@ from ._sdk import (
 )
 
 __all__ = [
+    "Cancelled",
     "HandlerNotFound",
     "HandlerTimeout",
     "InvalidReturn",

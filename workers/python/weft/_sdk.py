@@ -1,6 +1,8 @@
 """The public pieces of the weft Python SDK (re-exported by ``weft``)."""
 
 MAX_SAFE_INTEGER = 2**53 - 1
+# weft's one limit on JSON nesting (src/core/json-depth.ts): [] and {} are one level.
+MAX_JSON_DEPTH = 64
 
 _registry = {}  # key -> (callable(step) -> value, origin description)
 
@@ -13,6 +15,15 @@ class HandlerTimeout(BaseException):
     """Raised inside a handler that ran past its timeout.
 
     A BaseException, so ``except Exception`` in a handler does not swallow it.
+    """
+
+
+class Cancelled(BaseException):
+    """Raised inside a handler whose task was cancelled while it ran.
+
+    A BaseException, like HandlerTimeout, so ``except Exception`` does not
+    swallow it; use ``try/finally`` to clean up. The step's outcome is
+    already settled as ``cancelled`` when it arrives.
     """
 
 

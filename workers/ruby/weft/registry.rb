@@ -2,6 +2,9 @@
 
 module Weft
   MAX_SAFE_INTEGER = (2**53) - 1
+  # weft's one limit on JSON nesting (src/core/json-depth.ts): `[]` and `{}`
+  # are one level. Values weft stores and hands to handlers stay within it.
+  MAX_JSON_DEPTH = 64
   REGISTRY = {} # key => [callable, origin]
 
   module_function
