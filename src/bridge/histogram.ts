@@ -10,9 +10,9 @@ export function histogramPercentileUs(h: HistogramSnapshot, q: number): number {
   if (h.count === 0) return 0;
   const target = Math.max(1, Math.ceil(q * h.count));
   let seen = 0;
-  for (let i = 0; i < h.counts.length; i++) {
-    seen += h.counts[i];
-    if (seen >= target) return h.upperBoundsUs[i];
+  for (const [i, n] of h.counts.entries()) {
+    seen += n;
+    if (seen >= target) return h.upperBoundsUs[i] ?? Infinity;
   }
-  return h.upperBoundsUs[h.upperBoundsUs.length - 1];
+  return h.upperBoundsUs.at(-1) ?? 0;
 }

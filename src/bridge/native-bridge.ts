@@ -2,6 +2,7 @@
  * AddonBridge: the one implementation of {@link NativeBridge}, and the only
  * code in weft that loads the native addon (build/Release/weft_bridge.node).
  */
+import { describeThrown } from '../core/thrown.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
@@ -15,6 +16,7 @@ import type {
   BridgeResult,
   BridgeRuntime,
   BridgeStats,
+  HistogramSnapshot,
   LoadOptions,
   NativeBridge,
   RuntimeConfig,
@@ -142,13 +144,9 @@ function findNonJson(v: unknown, depth = 0): string | null {
   return null;
 }
 
-function describeThrown(e: unknown): ThrownDescription {
-  if (e instanceof Error) {
-    const lines = (e.stack ?? '').split('\n').slice(1).map((l) => l.trim().replace(/^at /, ''));
-    const permanent = (e as { permanent?: unknown }).permanent === true || e.name === 'PermanentError';
-    return [e.name || e.constructor.name, e.message, lines.filter(Boolean), permanent, 'raised'];
-  }
-  return ['NonErrorThrown', `the handler threw a non-Error value: ${String(e)}`, [], false, 'raised'];
+function thrownOutcome(e: unknown): ThrownDescription {
+  const t = describeThrown(e);
+  return [t.class, t.message, t.backtrace, t.permanent, 'raised'];
 }
 
 /**
@@ -249,7 +247,7 @@ export class AddonBridge implements NativeBridge {
     const one = (rt: BridgeRuntime): RuntimeStats => {
       const s = this.native.stats(RUNTIME_INDEX[rt]);
       const bounds = this.native.histogramUpperBoundsUs;
-      const h = (k: string) => ({ upperBoundsUs: bounds, ...s.histograms[k] });
+      const h = (k: string): HistogramSnapshot => ({ counts: [], count: 0, sumNs: 0, upperBoundsUs: bounds, ...s.histograms[k] });
       return { ...s, histograms: { serialise: h('serialise'), queueWait: h('queueWait'), run: h('run'), return: h('return') } };
     };
     if (runtime) return one(runtime);
@@ -300,13 +298,13 @@ export class AddonBridge implements NativeBridge {
       if (signal) step.signal = signal;
       out = fn(step);
     } catch (e) {
-      return this.native.completeTypescript(id, false, describeThrown(e));
+      return this.native.completeTypescript(id, false, thrownOutcome(e));
     }
     if (out !== null && typeof out === 'object' && typeof (out as PromiseLike<unknown>).then === 'function') {
       const pending = inline ? this.native.deferTypescript(id) : undefined;
       (out as PromiseLike<unknown>).then(
         (v) => this.finishTypescript(id, handler, v),
-        (e) => this.native.completeTypescript(id, false, describeThrown(e)),
+        (e) => this.native.completeTypescript(id, false, thrownOutcome(e)),
       );
       return pending;
     }

@@ -1,4 +1,5 @@
 import type { ClaimedStep } from '../store/events.js';
+import { describeThrown } from '../core/thrown.js';
 import type { HandlerRegistry } from './handler-registry.js';
 import { toHandlerStep, type RunOutcome, type StepErrorRecord, type StepRunner } from './runner.js';
 
@@ -27,7 +28,7 @@ export class NativeRunner implements StepRunner {
     const handler = this.registry.get(step.handler);
     if (!handler) {
       return failure(
-        'HandlerNotFoundError',
+        'HandlerNotFound',
         `no native handler "${step.handler}" is registered in this worker (step ${step.name}); known: ${this.registry.keys().join(', ') || 'none'}. ` +
           'Add it to a module under --handlers, or fix the step\'s handler key',
         true,
@@ -96,11 +97,8 @@ function failure(cls: string, message: string, permanent: boolean, kind: StepErr
 
 /** A thrown value as a stored error: class, message, stack; PermanentError (or `permanent: true`) is not retried. */
 export function fromThrown(err: unknown): RunOutcome {
-  if (err instanceof Error) {
-    const backtrace = (err.stack ?? '').split('\n').slice(1).map((l) => l.trim()).filter(Boolean);
-    return failure(err.name || err.constructor.name, err.message, (err as { permanent?: unknown }).permanent === true, 'raised', backtrace);
-  }
-  return failure(typeof err, `handler threw a non-Error value: ${String(err)}`, false, 'raised');
+  const t = describeThrown(err);
+  return failure(t.class, t.message, t.permanent, 'raised', t.backtrace);
 }
 
 /**
@@ -121,7 +119,7 @@ export function toJsonResult(handlerKey: string, value: unknown): RunOutcome {
   } catch (err) {
     const at = firstNotJson(value);
     return failure(
-      'InvalidReturnError',
+      'InvalidReturn',
       `handler "${handlerKey}" returned a value that is not JSON (${(err as Error).message}${at ? ` at ${at}` : ''}); ` +
         'return objects, arrays, strings, finite numbers, booleans or null',
       true,

@@ -109,7 +109,7 @@ describe.each<Backend>(['pg', 'rabbitmq'])('failures, retries and bad handlers (
     const view = await engine.run('t_fail', 'garbage', {});
     expect(view.state).toBe('error');
     expect(view.steps[0]!.attempts).toBe(1);
-    expect(view.steps[0]!.error).toMatchObject({ class: 'InvalidReturnError', permanent: true });
+    expect(view.steps[0]!.error).toMatchObject({ class: 'InvalidReturn', permanent: true });
     expect((view.steps[0]!.error as { message: string }).message).toContain('handler "test.garbage" returned a value that is not JSON (a Map at $)');
   });
 

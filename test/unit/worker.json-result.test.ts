@@ -17,7 +17,7 @@ describe('a native handler result as JSON (toJsonResult)', () => {
     const r = toJsonResult('stats.mean', value);
     expect(r.ok).toBe(false);
     if (r.ok) return;
-    expect(r.error).toMatchObject({ class: 'InvalidReturnError', permanent: true, kind: 'invalid_return' });
+    expect(r.error).toMatchObject({ class: 'InvalidReturn', permanent: true, kind: 'invalid_return' });
     expect(r.error.message).toContain(`handler "stats.mean" returned a value that is not JSON (${message})`);
   });
 });
