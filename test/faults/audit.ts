@@ -24,14 +24,14 @@ export interface Audit {
   problems: string[];
 }
 
-interface TransitionRow {
+export interface TransitionRow {
   id: string;
   seq: number;
   from_state: string | null;
   to_state: string;
 }
 
-function checkChains(rows: TransitionRow[], legal: Readonly<Record<string, readonly string[]>>, what: string, problems: string[]): { illegal: number; duplicated: number } {
+export function checkChains(rows: TransitionRow[], legal: Readonly<Record<string, readonly string[]>>, what: string, problems: string[]): { illegal: number; duplicated: number } {
   let illegal = 0;
   let duplicated = 0;
   let prev: TransitionRow | undefined;

@@ -27,14 +27,16 @@ export async function freePort(): Promise<number> {
 export function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1');
+    s.setTimeout(2_000, () => (s.destroy(), resolve(false)));
     s.once('connect', () => (s.destroy(), resolve(true)));
     s.once('error', () => resolve(false));
   });
 }
 
+/** Poll `ok` until it is true; an error it throws ends the wait at once (a process that exited, say). */
 export async function until(what: string, ok: () => Promise<boolean>, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!(await ok().catch(() => false))) {
+  while (!(await ok())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -95,7 +97,24 @@ export class PrivatePostgres {
     });
   }
 
-  async start(): Promise<void> {
+  /**
+   * Start the postmaster. After a kill -9 its old backends may still hold the
+   * shared memory for a moment ("pre-existing shared memory block is still in
+   * use"): such a refusal is tried again for up to `retryMs`.
+   */
+  async start(retryMs = 0): Promise<void> {
+    const deadline = Date.now() + retryMs;
+    for (;;) {
+      try {
+        return await this.startOnce();
+      } catch (err) {
+        if (Date.now() > deadline || !/still in use|lock file|already running/i.test(String(err))) throw err;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  private async startOnce(): Promise<void> {
     this.log = '';
     const child = spawn(
       join(this.bin, 'postgres'),
@@ -121,6 +140,15 @@ export class PrivatePostgres {
     const child = this.child;
     if (!child) return;
     child.kill('SIGQUIT');
+    await exited(child);
+    this.child = undefined;
+  }
+
+  /** kill -9 of the postmaster: its backends notice it is gone and exit by themselves. */
+  async kill9(): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    child.kill('SIGKILL');
     await exited(child);
     this.child = undefined;
   }

@@ -103,8 +103,7 @@ export class Deployment {
       `the orchestrator of ${this.name} to answer (output: ${p.output().slice(-1000)})`,
       async () => {
         if (p.child.exitCode !== null) throw new Error(`orchestrator exited ${p.child.exitCode}: ${p.output().slice(-2000)}`);
-        const res = await fetch(`http://127.0.0.1:${this.orchestratorPort}/health`);
-        return res.status === 200;
+        return healthy(this.orchestratorPort);
       },
       60_000,
     );
@@ -127,8 +126,7 @@ export class Deployment {
         `a ${kind} worker of ${this.name} to be healthy (output: ${p.output().slice(-1000)})`,
         async () => {
           if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`worker exited ${p.child.exitCode ?? p.child.signalCode}: ${p.output().slice(-2000)}`);
-          const res = await fetch(`http://127.0.0.1:${port}/health`);
-          return res.status === 200;
+          return healthy(port);
         },
         60_000,
       );
@@ -169,7 +167,7 @@ export class Deployment {
   }
 
   /** Submit a mix of tasks, `parallel` requests at a time, in an interleaved order. */
-  async load(mix: LoadMix, parallel = 8): Promise<void> {
+  async load(mix: LoadMix, parallel = 8, paceMs = 0): Promise<void> {
     const jobs: Array<() => Promise<void>> = [];
     const max = Math.max(mix.linear, mix.diamond, mix.python, mix.suicide ?? 0);
     for (let i = 0; i < max; i++) {
@@ -185,7 +183,10 @@ export class Deployment {
     let next = 0;
     await Promise.all(
       Array.from({ length: parallel }, async () => {
-        while (next < jobs.length) await jobs[next++]!();
+        while (next < jobs.length) {
+          await jobs[next++]!();
+          if (paceMs > 0) await new Promise((r) => setTimeout(r, paceMs));
+        }
       }),
     );
   }
@@ -198,8 +199,16 @@ export class Deployment {
     return rows[0]!.total === 0 ? 0 : rows[0]!.done / rows[0]!.total;
   }
 
+  async untilAccepted(n: number, ms = 60_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (this.expected.length < n) {
+      if (Date.now() > deadline) throw new Error(`${this.name}: only ${this.expected.length} of ${n} tasks accepted after ${ms} ms`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
   async untilProgress(fraction: number, ms = 60_000): Promise<void> {
-    await until(`${this.name}: ${fraction * 100}% of steps complete`, async () => (await this.progress()) >= fraction, ms);
+    await until(`${this.name}: ${fraction * 100}% of steps complete`, async () => (await this.progress().catch(() => 0)) >= fraction, ms);
   }
 
   /** Wait until no task is pending or running (or `ms` passes: the audit then counts the stragglers as lost). */
@@ -208,7 +217,7 @@ export class Deployment {
       await until(
         `${this.name}: every task to end`,
         async () => {
-          const { rows } = await this.db.query<{ open: number }>(`SELECT count(*)::int AS open FROM weft.tasks WHERE state IN ('pending', 'running')`);
+          const { rows } = await this.db.query<{ open: number }>(`SELECT count(*)::int AS open FROM weft.tasks WHERE state IN ('pending', 'running')`).catch(() => ({ rows: [{ open: -1 }] }));
           return rows[0]!.open === 0;
         },
         ms,
@@ -223,6 +232,15 @@ export class Deployment {
   async stopAll(): Promise<void> {
     await Promise.all(this.processes.map((p) => p.stop('SIGKILL')));
     await this.db.end().catch(() => undefined);
+  }
+}
+
+async function healthy(port: number): Promise<boolean> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2_000) });
+    return res.status === 200;
+  } catch {
+    return false; // not listening yet
   }
 }
 

@@ -58,7 +58,7 @@ describe('weft under faults', () => {
   async function scenario(
     name: string,
     backend: Backend,
-    opts: { mix?: LoadMix; env?: Record<string, string>; maxLosses?: number; python?: boolean },
+    opts: { mix?: LoadMix; env?: Record<string, string>; maxLosses?: number; python?: boolean; paceMs?: number },
     inject: (d: Deployment, workers: { native: WeftProcess[]; python?: WeftProcess }) => Promise<string[]>,
   ): Promise<Row> {
     const d = await Deployment.create(name.replace(/[^a-z0-9]+/gi, '_').toLowerCase(), pgCluster, rabbit, backend, opts.env);
@@ -70,7 +70,7 @@ describe('weft under faults', () => {
         opts.python === false ? undefined : d.startWorker('python', ['faults_python']),
       ]);
       const started = Date.now();
-      const loading = d.load(opts.mix ?? MIX);
+      const loading = d.load(opts.mix ?? MIX, opts.paceMs ? 4 : 8, opts.paceMs ?? 0);
       const faults = await inject(d, { native: [a, b], python });
       await loading;
       await d.drain(DRAIN_MS);
@@ -108,17 +108,25 @@ describe('weft under faults', () => {
   });
 
   it('kill -9 of the orchestrator while tasks are submitted and run: no accepted task lost, none duplicated', async () => {
-    const row = await scenario('orchestrator kill -9', 'rabbitmq', {}, async (d) => {
+    let retried = 0;
+    // Submitted slowly (4 at a time, 50 ms apart) so that the first kill lands mid-submission:
+    // the client sends again with the same idempotency key until a new orchestrator answers.
+    const row = await scenario('orchestrator kill -9', 'rabbitmq', { paceMs: 50 }, async (d) => {
       const faults: string[] = [];
-      for (const at of [0.05, 0.4]) {
-        await d.untilProgress(at);
-        await kill9(d.orchestrator!);
-        faults.push('kill -9 orchestrator');
-        await sleep(1_000);
-        await d.startOrchestrator();
-      }
+      await d.untilAccepted(40);
+      await kill9(d.orchestrator!);
+      faults.push('kill -9 orchestrator');
+      await sleep(1_000);
+      await d.startOrchestrator();
+      await d.untilProgress(0.4);
+      await kill9(d.orchestrator!);
+      faults.push('kill -9 orchestrator');
+      await sleep(1_000);
+      await d.startOrchestrator();
+      retried = d.retried;
       return faults;
     });
+    expect(retried).toBeGreaterThan(0);
     expectClean(row);
   });
 
@@ -129,6 +137,17 @@ describe('weft under faults', () => {
       await sleep(3_000);
       await pgCluster.start();
       return ['PostgreSQL immediate stop + restart after 3 s'];
+    });
+    expectClean(row);
+  });
+
+  it('kill -9 of the PostgreSQL postmaster mid-load (PostgreSQL queue): restarted, nothing lost, nothing completed twice', async () => {
+    const row = await scenario('PostgreSQL kill -9', 'pg', {}, async (d) => {
+      await d.untilProgress(0.3);
+      await pgCluster.kill9();
+      await sleep(2_000);
+      await pgCluster.start(20_000);
+      return ['kill -9 postmaster + restart after 2 s'];
     });
     expectClean(row);
   });
@@ -190,7 +209,8 @@ describe('weft under faults', () => {
         // Its own worker, one step at a time, restarted whenever it dies, as a supervisor would.
         const faults: string[] = [];
         const deadline = Date.now() + 75_000;
-        let worker = await d.startWorker('native', ['faults_suicide'], { concurrency: 1 });
+        // Not waited for: it may claim a self-killing step before its /health first answers.
+        let worker = await d.startWorker('native', ['faults_suicide'], { concurrency: 1, wait: false });
         for (;;) {
           const { rows: open } = await d.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM weft.tasks WHERE namespace = 'faults_suicide' AND state IN ('pending', 'running')`).catch(() => ({ rows: [{ n: 1 }] }));
           const submitted = d.expected.some((e) => e.namespace === 'faults_suicide');
