@@ -12,7 +12,7 @@ export interface Audit {
   lost: number;
   /** ended in the wrong state or with the wrong answer */
   wrong: number;
-  /** steps (and tasks) with more than one transition to `complete` */
+  /** steps (and tasks) with more than one transition to `complete`, and tasks the client never got an id for (a resubmission that created a second task) */
   duplicated: number;
   /** transitions not in src/core/states.ts, or that do not start from the state the previous one left (gaps in seq included) */
   illegal: number;
@@ -132,11 +132,14 @@ export async function audit(db: pg.Pool, expected: Expectation[], suicideLosses?
   );
   const s = checkChains(stepRows, STEP_TRANSITIONS, 'step', problems);
   const t = checkChains(taskRows, TASK_TRANSITIONS, 'task', problems);
+  // Each scenario has a database of its own: any other task is one the client did not ask for.
+  const { rows: extra } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM weft.tasks WHERE NOT (id = ANY($1::uuid[]))`, [ids]);
+  if (extra[0]!.n > 0) problems.push(`${extra[0]!.n} tasks in the database that no submission was answered with`);
   return {
     tasks: expected.length,
     lost,
     wrong,
-    duplicated: s.duplicated + t.duplicated,
+    duplicated: s.duplicated + t.duplicated + extra[0]!.n,
     illegal: s.illegal + t.illegal,
     faultAttempts,
     losses,

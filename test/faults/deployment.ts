@@ -37,6 +37,8 @@ export class Deployment {
   readonly expected: Expectation[] = [];
   readonly processes: WeftProcess[] = [];
   orchestratorPort = 0;
+  /** each worker's /health port */
+  readonly healthPorts = new Map<WeftProcess, number>();
   /** the orchestrator started last */
   orchestrator?: WeftProcess;
   /** submissions sent again because the orchestrator did not answer (it was down) */
@@ -121,6 +123,7 @@ export class Deployment {
         this.env(),
       ),
     );
+    this.healthPorts.set(p, port);
     if (opts.wait !== false) {
       await until(
         `a ${kind} worker of ${this.name} to be healthy (output: ${p.output().slice(-1000)})`,
@@ -132,6 +135,17 @@ export class Deployment {
       );
     }
     return p;
+  }
+
+  /** Steps a worker runs right now, from its /health (0 while it does not answer). */
+  async inFlight(worker: WeftProcess): Promise<number> {
+    try {
+      const res = await fetch(`http://127.0.0.1:${this.healthPorts.get(worker)}/health`, { signal: AbortSignal.timeout(2_000) });
+      const body = (await res.json()) as { in_flight?: unknown };
+      return Number(body.in_flight ?? 0);
+    } catch {
+      return 0;
+    }
   }
 
   /**

@@ -1,10 +1,11 @@
 /**
  * The fault suite's table: one row per scenario, printed and written as
  * Markdown to bench/results/faults/latest.md (ignored by git), and to
- * docs/faults.md when WEFT_FAULTS_WRITE_DOC=1, so the committed table always
+ * docs/faults.md and docs/operations.md (between its `faults:` markers) when
+ * WEFT_FAULTS_WRITE_DOC=1, so the committed table always
  * comes from a real run and is never edited by hand.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/shared/paths.js';
@@ -45,11 +46,29 @@ export function writeReport(rows: Row[]): string {
     '',
     table(rows),
     '',
+    '## Running it',
+    '',
+    '`npm run test:faults` (CI runs it after `npm test`). It needs the PostgreSQL server binaries ' +
+      '(`/usr/lib/postgresql/*/bin`) and `rabbitmq-server`, starts both privately in a temp dir on free ports ' +
+      '(the shared 5432 and 5672 are never touched), and stops every process it started by pid, even on failure. ' +
+      'Settings of its weft processes: `WEFT_LEASE_MS=3000`, `WEFT_POLL_INTERVAL_MS=500`, ' +
+      '`WEFT_REDISPATCH_AFTER_MS=5000`, `WEFT_STEP_MAX_LOSSES=3` in the self-killing handler scenario (5 elsewhere); ' +
+      'each native step pauses 100 ms so faults land while steps run. Every task is submitted with an idempotency ' +
+      'key and sent again while the orchestrator is down. The table is also written to ' +
+      '`bench/results/faults/latest.md` and `latest.json` on every run.',
+    '',
   ].join('\n');
   const dir = join(packageRoot(), 'bench', 'results', 'faults');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'latest.md'), text);
   writeFileSync(join(dir, 'latest.json'), JSON.stringify(rows, null, 2));
-  if (process.env.WEFT_FAULTS_WRITE_DOC === '1') writeFileSync(join(packageRoot(), 'docs', 'faults.md'), text);
+  if (process.env.WEFT_FAULTS_WRITE_DOC === '1') {
+    writeFileSync(join(packageRoot(), 'docs', 'faults.md'), text);
+    // The same table in docs/operations.md, between its markers.
+    const ops = join(packageRoot(), 'docs', 'operations.md');
+    const before = readFileSync(ops, 'utf8');
+    const after = before.replace(/(<!-- faults:begin[^>]*-->\n)[\s\S]*?(<!-- faults:end -->)/, `$1${table(rows)}\n$2`);
+    if (after !== before) writeFileSync(ops, after);
+  }
   return text;
 }
