@@ -67,7 +67,7 @@ describe('weft under faults', () => {
     opts: { mix?: LoadMix; env?: Record<string, string>; maxLosses?: number; python?: boolean; paceMs?: number },
     inject: (d: Deployment, workers: { native: WeftProcess[]; python?: WeftProcess }) => Promise<string[]>,
   ): Promise<Row> {
-    const d = await Deployment.create(name.replace(/[^a-z0-9]+/gi, '_').toLowerCase(), pgCluster, rabbit, backend, opts.env);
+    const d = await Deployment.create(`${name}_${backend}`.replace(/[^a-z0-9]+/gi, '_').toLowerCase(), pgCluster, rabbit, backend, opts.env);
     try {
       await d.startOrchestrator();
       const [a, b, python] = await Promise.all([
@@ -97,8 +97,8 @@ describe('weft under faults', () => {
     if (losses === 'none') expect(row.losses).toBe(0);
   }
 
-  it('kill -9 of workers mid-load: their steps run again elsewhere, none twice, no attempt used', async () => {
-    const row = await scenario('workers kill -9', 'rabbitmq', {}, async (d, { native: [a, b], python: py }) => {
+  it.each<Backend>(['rabbitmq', 'pg'])('kill -9 of workers mid-load (%s): their steps run again elsewhere, none twice, no attempt used', async (backend) => {
+    const row = await scenario('workers kill -9', backend, {}, async (d, { native: [a, b], python: py }) => {
       const faults: string[] = [];
       await d.untilProgress(0.15);
       await kill9(a!);
@@ -159,8 +159,8 @@ describe('weft under faults', () => {
     expectClean(row, 'none');
   });
 
-  it('every connection terminated (pg_terminate_backend), three times: the PostgreSQL queue carries on', async () => {
-    const row = await scenario('connections terminated', 'pg', {}, async (d) => {
+  it.each<Backend>(['pg', 'rabbitmq'])('every connection terminated (pg_terminate_backend), three times (%s): weft reconnects and carries on', async (backend) => {
+    const row = await scenario('connections terminated', backend, {}, async (d) => {
       const faults: string[] = [];
       for (const at of [0.15, 0.4, 0.65]) {
         await d.untilProgress(at);
