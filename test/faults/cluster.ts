@@ -136,27 +136,24 @@ export class PrivatePostgres {
   }
 
   /** The crash of `pg_ctl stop -m immediate`: SIGQUIT to the postmaster, no checkpoint; WAL recovery at the next start. */
-  async crash(): Promise<void> {
-    const child = this.child;
-    if (!child) return;
-    child.kill('SIGQUIT');
-    await exited(child);
-    this.child = undefined;
+  crash(): Promise<void> {
+    return this.signal('SIGQUIT');
   }
 
   /** kill -9 of the postmaster: its backends notice it is gone and exit by themselves. */
-  async kill9(): Promise<void> {
-    const child = this.child;
-    if (!child) return;
-    child.kill('SIGKILL');
-    await exited(child);
-    this.child = undefined;
+  kill9(): Promise<void> {
+    return this.signal('SIGKILL');
   }
 
-  async stop(): Promise<void> {
+  /** At the end of the suite: an immediate stop (nothing to keep), SIGKILL should it hang. */
+  stop(): Promise<void> {
+    return this.signal('SIGQUIT');
+  }
+
+  private async signal(sig: NodeJS.Signals): Promise<void> {
     const child = this.child;
     if (!child) return;
-    child.kill('SIGQUIT');
+    child.kill(sig);
     const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
     await exited(child);
     clearTimeout(killer);
