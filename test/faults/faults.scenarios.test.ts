@@ -66,6 +66,7 @@ describe('weft under faults', () => {
     backend: Backend,
     opts: { mix?: LoadMix; env?: Record<string, string>; maxLosses?: number; python?: boolean; paceMs?: number },
     inject: (d: Deployment, workers: { native: WeftProcess[]; python?: WeftProcess }) => Promise<string[]>,
+    note?: (d: Deployment) => string,
   ): Promise<Row> {
     const d = await Deployment.create(`${name}_${backend}`.replace(/[^a-z0-9]+/gi, '_').toLowerCase(), pgCluster, rabbit, backend, opts.env);
     try {
@@ -81,7 +82,7 @@ describe('weft under faults', () => {
       await loading;
       await d.drain(DRAIN_MS);
       const result = await audit(d.db, d.expected, opts.maxLosses);
-      const row: Row = { scenario: name, backend, faults: summarize(faults), faultCount: faults.length, wallMs: Date.now() - started, ...result };
+      const row: Row = { scenario: name, backend, faults: summarize(faults), faultCount: faults.length, note: note?.(d), wallMs: Date.now() - started, ...result };
       rows.push(row);
       if (result.problems.length > 0) console.error(`${name}:\n  ${result.problems.join('\n  ')}`);
       return row;
@@ -131,7 +132,7 @@ describe('weft under faults', () => {
       await d.startOrchestrator();
       retried = d.retried;
       return faults;
-    });
+    }, (d) => `${d.retried} POSTs retried with their idempotency key`);
     expect(retried).toBeGreaterThan(0);
     expectClean(row);
   });

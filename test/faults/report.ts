@@ -16,6 +16,9 @@ export interface Row extends Audit {
   backend: string;
   faults: string;
   faultCount: number;
+  /** what else the scenario saw, e.g. submissions sent again while the orchestrator was down */
+  note?: string;
+  /** from the first submission to the end of the audit (process start-up not included) */
   wallMs: number;
 }
 
@@ -24,7 +27,7 @@ export function table(rows: Row[]): string {
   const rule = '|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|';
   const lines = rows.map(
     (r) =>
-      `| ${r.scenario} | ${r.backend} | ${r.tasks} | ${r.faultCount}: ${r.faults} | ${r.lost} | ${r.wrong} | ${r.duplicated} | ${r.illegal} | ${r.faultAttempts} | ${r.losses} | ${(r.wallMs / 1000).toFixed(1)} s |`,
+      `| ${r.scenario} | ${r.backend} | ${r.tasks} | ${r.faultCount}: ${r.faults}${r.note ? ` (${r.note})` : ''} | ${r.lost} | ${r.wrong} | ${r.duplicated} | ${r.illegal} | ${r.faultAttempts} | ${r.losses} | ${(r.wallMs / 1000).toFixed(1)} s |`,
   );
   return [head, rule, ...lines].join('\n');
 }
@@ -42,7 +45,8 @@ export function writeReport(rows: Row[]): string {
       'steps run, waits for every task to end, then audits the database: every accepted task ended as expected ' +
       'with the right answer, no step or task has two transitions to `complete`, every transition is legal and ' +
       'follows the previous one, and no handler attempt (`steps.failures`, what `retry.max_attempts` counts) was ' +
-      'used by a fault. Worker losses (`steps.losses`) are what faults are meant to cost instead.',
+      'used by a fault. Worker losses (`steps.losses`) are what faults are meant to cost instead. ' +
+      'Wall time runs from the first submission to the end of the audit; starting the processes is not included.',
     '',
     table(rows),
     '',
