@@ -227,6 +227,14 @@ export class PrivateRabbit {
     await until(`RabbitMQ on port ${this.port}`, () => portOpen(this.port), 30_000);
   }
 
+  /** kill -9 of the node's Erlang VM: no clean shutdown, messages not yet on disk are gone. */
+  async kill9(): Promise<void> {
+    const pid = this.pid;
+    if (pid === undefined || !alive(pid)) return;
+    process.kill(pid, 'SIGKILL');
+    await until(`RabbitMQ pid ${pid} to exit`, async () => !alive(pid), 10_000);
+  }
+
   async stop(): Promise<void> {
     const pid = this.pid;
     if (pid === undefined || !alive(pid)) return;

@@ -160,6 +160,21 @@ describe('weft under faults', () => {
     expectClean(row, 'none');
   });
 
+  it('a worker killed while PostgreSQL is down (its results never written): its steps run again once the database is back', async () => {
+    const row = await scenario('worker killed during PostgreSQL outage', 'pg', {}, async (d, { native: [a] }) => {
+      await d.untilProgress(0.3);
+      await pgCluster.crash();
+      await sleep(1_000);
+      await kill9(a!);
+      const replacement = d.startWorker('native', NATIVE, { wait: false });
+      await sleep(1_000);
+      await pgCluster.start();
+      await replacement;
+      return ['PostgreSQL immediate stop', 'kill -9 native worker while it is down', 'PostgreSQL restart'];
+    });
+    expectClean(row, 'some');
+  });
+
   it.each<Backend>(['pg', 'rabbitmq'])('every connection terminated (pg_terminate_backend), three times (%s): weft reconnects and carries on', async (backend) => {
     const row = await scenario('connections terminated', backend, {}, async (d) => {
       const faults: string[] = [];
@@ -189,6 +204,17 @@ describe('weft under faults', () => {
       await sleep(2_000);
       await rabbit.start();
       return ['rabbitmqctl stop + rabbitmq-server start'];
+    });
+    expectClean(row);
+  });
+
+  it('RabbitMQ killed (kill -9 of its VM) mid-load and started again: lost messages are sent again, every task ends', async () => {
+    const row = await scenario('RabbitMQ kill -9', 'rabbitmq', {}, async (d) => {
+      await d.untilProgress(0.25);
+      await rabbit.kill9();
+      await sleep(2_000);
+      await rabbit.start();
+      return ['kill -9 RabbitMQ + rabbitmq-server start'];
     });
     expectClean(row);
   });
