@@ -77,7 +77,7 @@ describe('weft orchestrator: start while PostgreSQL is down, stop with open long
     await proxy.open();
     const ready = await until('the orchestrator to serve', () => get(`${base}/health`), (h) => h.status === 200, 60_000);
     expect(ready.body).toMatchObject({ status: 'healthy', reasons: [] });
-    expect(orchestrator.output()).toContain('orchestrator listening');
+    await until('the log to say it listens', async () => orchestrator.output(), (o) => o.includes('orchestrator listening')); // the log is written asynchronously
     const created = await fetch(`${base}/v1/tasks`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
