@@ -12,9 +12,20 @@ import { registerBenchCommand } from './bench.js';
 import { registerTokenCommand } from './token.js';
 import { registerDashboardCommand } from './dashboard.js';
 import { registerControlCommands } from './control.js';
+import { startTracing, stopTracing } from '../telemetry/index.js';
+
+/** Commands whose process runs tasks (or steps): they trace when OTEL_EXPORTER_OTLP_ENDPOINT or WEFT_OTEL=1 says so. */
+const TRACED_COMMANDS = new Set(['orchestrator', 'worker', 'run', 'cluster', 'bench', 'dashboard']);
 
 const program = new Command();
 program
+  .hook('preAction', async (_program, action) => {
+    if (!TRACED_COMMANDS.has(action.name())) return;
+    if (await startTracing({ service: `weft-${action.name()}` })) {
+      // A process that ends on its own (bench, a finished run) sends what it buffered first.
+      process.once('beforeExit', () => void stopTracing());
+    }
+  })
   .name('weft')
   .description('A durable DAG workflow engine with TypeScript, Python and Ruby step handlers')
   .showHelpAfterError()
@@ -34,7 +45,10 @@ Environment:
   WEFT_VACUUM_INTERVAL_MS  with autovacuum off, how often weft vacuums its tables (default 30000)
 
   WEFT_API_TOKEN        bearer token \`weft run\` sends to WEFT_ORCHESTRATOR_URL
-  WEFT_TASK_RATE_LIMIT  tasks one API token may create per minute (default 6000)`,
+  WEFT_TASK_RATE_LIMIT  tasks one API token may create per minute (default 6000)
+
+  OTEL_EXPORTER_OTLP_ENDPOINT  send OpenTelemetry traces there (OTLP/HTTP JSON; docs/tracing.md)
+  WEFT_OTEL             1: trace (default endpoint http://localhost:4318); 0: never trace`,
   );
 
 program
@@ -89,7 +103,9 @@ program
   .option('--port <port>', 'with --ui: HTTP port', (v) => Number(v), 8080)
   .action(async (template: string, opts) => {
     // Exit now: a handler still running when --wait gave up must not keep the process alive.
-    process.exit(await runTask(loadConfig(), template, opts));
+    const code = await runTask(loadConfig(), template, opts);
+    await stopTracing();
+    process.exit(code);
   });
 
 registerClusterCommand(program);

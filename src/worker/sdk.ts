@@ -44,6 +44,12 @@ export interface Step {
   /** Results of the step's parents, by parent step name. */
   dependency_results: Record<string, any>;
   batch: BatchInfo | null;
+  /**
+   * W3C trace context of this run (its `weft.step.run` span) when weft's
+   * tracing is on, for the handler's own spans to continue the task's trace
+   * (docs/tracing.md); absent when tracing is off.
+   */
+  traceparent?: string;
 }
 
 export type StepHandler = (step: Step) => unknown | Promise<unknown>;
