@@ -12,45 +12,115 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { startEngine, type Backend } from '../support/engine.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.js';
-import { parseTemplate } from '../../src/core/template/parse.js';
+import { loadTemplateDir } from '../../src/core/template/load.js';
+import type { TemplateDefinition } from '../../src/core/template/types.js';
+import { handlers } from './fixtures/trace-handlers/typescript/trace.js';
 import { createRunner } from '../../src/worker/runners.js';
 import type { StepRunner } from '../../src/worker/runner.js';
-import { trace } from '@opentelemetry/api';
-import { stepTraceContext, type Step } from '../../src/worker/sdk.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { packageRoot } from '../../src/shared/paths.js';
 import { flushTracing, startTracing, stopTracing, tracing } from '../../src/telemetry/index.js';
 import { parseTraceparent, taskRootSpanId, taskTraceId } from '../../src/telemetry/ids.js';
 
 const FIXTURES = join(packageRoot(), 'test/integration/fixtures/trace-handlers');
-const template = parseTemplate(
-  [
-    'namespace: t_trace',
-    'name: mixed',
-    'version: 1.0.0',
-    'steps:',
-    '  - { name: start, handler: trace.native, runtime: native }',
-    '  - { name: py, handler: trace.echo, runtime: python, depends_on: [start] }',
-    '  - { name: rb, handler: trace.echo, runtime: ruby, depends_on: [start] }',
-    '  - { name: join, handler: trace.native, runtime: native, depends_on: [py, rb] }',
-  ].join('\n'),
-  'mixed.yaml',
-);
 const LANGUAGE: Record<string, string> = { start: 'typescript', py: 'python', rb: 'ruby', join: 'typescript' };
-const handlers = {
-  'trace.native': (step: Step) => {
-    // A handler continuing the trace with its own span (docs/tracing.md).
-    trace.getTracer('test-handler').startSpan('handler work', { attributes: { 'weft.step.name': step.step_name } }, stepTraceContext(step)).end();
-    return { traceparent: step.traceparent ?? null, language: 'typescript' };
-  },
-};
+type Results = Record<string, { traceparent: string | null; language: string }>;
+
+/**
+ * The task's spans form one tree: one trace id (the task's), the root with
+ * the id every process derives, no dangling parent, and for every step its
+ * dispatch, its attempt span with claim, run (language, bridge phases, the
+ * handler's own span) and finish, and the handler got its run's context.
+ */
+function checkTrace(spans: ReceivedSpan[], taskId: string, backend: Backend, results: Results): ReceivedSpan[] {
+  const traceId = taskTraceId(taskId);
+  const mine = spans.filter((s) => s.attributes['weft.task.id'] === taskId || s.traceId === traceId);
+  // One trace: every span of this task, whatever process or runtime made it, carries the task's trace id.
+  expect(new Set(mine.map((s) => s.traceId))).toEqual(new Set([traceId]));
+  const byId = new Map(mine.map((s) => [s.spanId, s]));
+  expect(byId.size).toBe(mine.length); // no span id twice
+  if (process.env.DUMP_TREE) {
+    const show = (s: ReceivedSpan, d: number): void => {
+      console.log(`${'  '.repeat(d)}${s.name} [${s.service}] ${Number(s.endNs - s.startNs) / 1e3}us ${s.attributes['weft.language'] ?? ''} ${s.attributes['weft.bridge.ms'] ?? ''}`);
+      for (const c of mine.filter((x) => x.parentSpanId === s.spanId)) show(c, d + 1);
+    };
+    for (const r of mine.filter((x) => !x.parentSpanId)) show(r, 0);
+  }
+
+  // The root: weft.task, with the id every process derives from the task id, and no parent.
+  const root = mine.filter((s) => s.name === 'weft.task');
+  expect(root).toHaveLength(1);
+  expect(root[0]!.spanId).toBe(taskRootSpanId(taskId));
+  expect(root[0]!.parentSpanId).toBeUndefined();
+  expect(root[0]!.attributes['weft.task.state']).toBe('complete');
+  // Every other span's parent is a span of this trace: the tree has no dangling link.
+  for (const s of mine) {
+    if (s === root[0]) continue;
+    expect(s.parentSpanId, `${s.name} has a parent`).toBeDefined();
+    expect(byId.has(s.parentSpanId!), `the parent of ${s.name} is in the trace`).toBe(true);
+  }
+  const parentOf = (s: ReceivedSpan) => byId.get(s.parentSpanId!)!;
+  const childrenOf = (s: ReceivedSpan) => mine.filter((c) => c.parentSpanId === s.spanId);
+
+  const create = mine.filter((s) => s.name === 'weft.task.create');
+  expect(create).toHaveLength(1);
+  expect(parentOf(create[0]!).name).toBe('weft.task');
+  expect(create[0]!.attributes['weft.template']).toBe('mixed');
+
+  for (const name of Object.keys(LANGUAGE)) {
+    const step = mine.filter((s) => s.name === `weft.step ${name}`);
+    expect(step, `one weft.step span for ${name}`).toHaveLength(1);
+    const span = step[0]!;
+    expect(span.attributes['weft.step.name']).toBe(name);
+    expect(span.attributes['weft.language']).toBe(LANGUAGE[name]);
+    expect(span.attributes['weft.step.state']).toBe('complete');
+    expect(span.attributes['weft.step.attempt']).toBe(1);
+
+    // Its dispatch: a RabbitMQ message carries the publish span's context in its headers and parents the step;
+    // the PostgreSQL queue has no message, so the step hangs under the task and the dispatch is its sibling.
+    const dispatch = mine.filter((s) => s.name === 'weft.step.dispatch' && s.attributes['weft.step.id'] === span.attributes['weft.step.id']);
+    expect(dispatch, `one dispatch of ${name}`).toHaveLength(1);
+    expect(dispatch[0]!.attributes['messaging.system']).toBe(backend === 'pg' ? 'postgresql' : 'rabbitmq');
+    if (backend === 'rabbitmq') expect(parentOf(span)).toBe(dispatch[0]);
+    else expect(parentOf(span)).toBe(root[0]);
+
+    const children = childrenOf(span);
+    expect(children.map((c) => c.name).sort()).toEqual(['weft.step.claim', 'weft.step.finish', 'weft.step.run']);
+    const run = children.find((c) => c.name === 'weft.step.run')!;
+    expect(run.attributes['weft.language']).toBe(LANGUAGE[name]);
+    expect(run.attributes['weft.runtime']).toBe(name === 'py' ? 'python' : name === 'rb' ? 'ruby' : 'native');
+    expect(children.find((c) => c.name === 'weft.step.finish')!.attributes['weft.step.state']).toBe('complete');
+    expect(span.startNs <= run.startNs && run.endNs <= span.endNs).toBe(true);
+
+    // The handler got the run span's context, to continue the trace from.
+    const given = parseTraceparent(results[name]!.traceparent);
+    expect(given, `${name}'s handler got a traceparent`).toBeDefined();
+    expect(given!.traceId).toBe(traceId);
+    expect(given!.spanId).toBe(run.spanId);
+    expect(results[name]!.language).toBe(LANGUAGE[name]);
+
+    const under = childrenOf(run).sort((a, b) => (a.startNs < b.startNs ? -1 : a.startNs > b.startNs ? 1 : 0));
+    if (name === 'py' || name === 'rb') {
+      // Python and Ruby run through the bridge: its phases are child spans of the run, in order.
+      expect(under.map((p) => p.name)).toEqual(['weft.bridge.serialise', 'weft.bridge.queue_wait', 'weft.bridge.handler', 'weft.bridge.return']);
+      for (const p of under) expect(p.attributes['weft.language']).toBe(LANGUAGE[name]);
+    } else {
+      // TypeScript handlers run in the worker: the handler's own span sits under the run.
+      expect(under.map((p) => p.name)).toEqual(['handler work']);
+      expect(under[0]!.attributes['weft.step.name']).toBe(name);
+    }
+  }
+  return mine;
+}
 
 describe('OpenTelemetry: one trace per task, across runtimes and backends', () => {
   let tdb: TestDatabase;
   let receiver: OtlpReceiver;
   const runners: StepRunner[] = [];
+  let templates: TemplateDefinition[];
 
   beforeAll(async () => {
+    templates = await loadTemplateDir(join(FIXTURES, 'templates'));
     receiver = await startOtlpReceiver();
     expect(await startTracing({ service: 'weft-test', force: true, env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url } })).toBe(true);
     tdb = await createTestDatabase();
@@ -64,98 +134,22 @@ describe('OpenTelemetry: one trace per task, across runtimes and backends', () =
   });
 
   it.each(['pg', 'rabbitmq'] as Backend[])('%s: the spans of a TypeScript + Python + Ruby task form one tree', async (backend) => {
-    const engine = await startEngine({ backend, url: tdb.url, templates: [template], handlers: handlers as never, namespaces: ['t_trace'] });
+    const engine = await startEngine({ backend, url: tdb.url, templates, handlers: handlers as never, namespaces: ['t_trace'] });
     let taskId: string;
-    let results: Record<string, { traceparent: string | null; language: string }>;
+    let results: Results;
     try {
       for (const runner of runners) await engine.addWorker({ runner });
       const view = await engine.run('t_trace', 'mixed', {}, 30_000);
       expect(view.state).toBe('complete');
       taskId = view.id;
-      results = Object.fromEntries(view.steps.map((s) => [s.name, s.result as { traceparent: string | null; language: string }]));
+      results = Object.fromEntries(view.steps.map((s) => [s.name, s.result as Results[string]]));
     } finally {
       await engine.stop();
     }
     await flushTracing();
     expect(receiver.rejected).toEqual([]);
 
-    const traceId = taskTraceId(taskId);
-    const mine = receiver.spans.filter((s) => s.attributes['weft.task.id'] === taskId || s.traceId === traceId);
-    // One trace: every span of this task, whatever process or runtime made it, carries the task's trace id.
-    expect(new Set(mine.map((s) => s.traceId))).toEqual(new Set([traceId]));
-    const byId = new Map(mine.map((s) => [s.spanId, s]));
-    if (process.env.DUMP_TREE) {
-      const show = (s: ReceivedSpan, d: number): void => {
-        console.log(`${'  '.repeat(d)}${s.name} [${s.service}] ${Number(s.endNs - s.startNs) / 1e3}us ${s.attributes['weft.language'] ?? ''} ${s.attributes['weft.bridge.ms'] ?? ''}`);
-        for (const c of mine.filter((x) => x.parentSpanId === s.spanId)) show(c, d + 1);
-      };
-      for (const r of mine.filter((x) => !x.parentSpanId)) show(r, 0);
-    }
-    expect(byId.size).toBe(mine.length); // no span id twice
-
-    // The root: weft.task, with the id every process derives from the task id, and no parent.
-    const root = mine.filter((s) => s.name === 'weft.task');
-    expect(root).toHaveLength(1);
-    expect(root[0]!.spanId).toBe(taskRootSpanId(taskId));
-    expect(root[0]!.parentSpanId).toBeUndefined();
-    expect(root[0]!.attributes['weft.task.state']).toBe('complete');
-    // Every other span's parent is a span of this trace: the tree has no dangling link.
-    for (const s of mine) {
-      if (s === root[0]) continue;
-      expect(s.parentSpanId, `${s.name} has a parent`).toBeDefined();
-      expect(byId.has(s.parentSpanId!), `the parent of ${s.name} is in the trace`).toBe(true);
-    }
-    const parentOf = (s: ReceivedSpan) => byId.get(s.parentSpanId!)!;
-    const childrenOf = (s: ReceivedSpan) => mine.filter((c) => c.parentSpanId === s.spanId);
-
-    const create = mine.filter((s) => s.name === 'weft.task.create');
-    expect(create).toHaveLength(1);
-    expect(parentOf(create[0]!).name).toBe('weft.task');
-    expect(create[0]!.attributes['weft.template']).toBe('mixed');
-
-    for (const name of Object.keys(LANGUAGE)) {
-      const step = mine.filter((s) => s.name === `weft.step ${name}`);
-      expect(step, `one weft.step span for ${name}`).toHaveLength(1);
-      const span = step[0]!;
-      expect(span.attributes['weft.step.name']).toBe(name);
-      expect(span.attributes['weft.language']).toBe(LANGUAGE[name]);
-      expect(span.attributes['weft.step.state']).toBe('complete');
-      expect(span.attributes['weft.step.attempt']).toBe(1);
-
-      // Its dispatch: a RabbitMQ message carries the publish span's context in its headers and parents the step;
-      // the PostgreSQL queue has no message, so the step hangs under the task and the dispatch is its sibling.
-      const dispatch = mine.filter((s) => s.name === 'weft.step.dispatch' && s.attributes['weft.step.id'] === span.attributes['weft.step.id']);
-      expect(dispatch, `one dispatch of ${name}`).toHaveLength(1);
-      expect(dispatch[0]!.attributes['messaging.system']).toBe(backend === 'pg' ? 'postgresql' : 'rabbitmq');
-      if (backend === 'rabbitmq') expect(parentOf(span)).toBe(dispatch[0]);
-      else expect(parentOf(span)).toBe(root[0]);
-
-      const children = childrenOf(span);
-      expect(children.map((c) => c.name).sort()).toEqual(['weft.step.claim', 'weft.step.finish', 'weft.step.run']);
-      const run = children.find((c) => c.name === 'weft.step.run')!;
-      expect(run.attributes['weft.language']).toBe(LANGUAGE[name]);
-      expect(run.attributes['weft.runtime']).toBe(name === 'py' ? 'python' : name === 'rb' ? 'ruby' : 'native');
-      expect(children.find((c) => c.name === 'weft.step.finish')!.attributes['weft.step.state']).toBe('complete');
-      expect(span.startNs <= run.startNs && run.endNs <= span.endNs).toBe(true);
-
-      // The handler got the run span's context, to continue the trace from.
-      const given = parseTraceparent(results[name]!.traceparent);
-      expect(given, `${name}'s handler got a traceparent`).toBeDefined();
-      expect(given!.traceId).toBe(traceId);
-      expect(given!.spanId).toBe(run.spanId);
-      expect(results[name]!.language).toBe(LANGUAGE[name]);
-
-      // Python and Ruby run through the bridge: its phases are child spans of the run, in order.
-      const phases = childrenOf(run).sort((a, b) => (a.startNs < b.startNs ? -1 : a.startNs > b.startNs ? 1 : 0));
-      if (name === 'py' || name === 'rb') {
-        expect(phases.map((p) => p.name)).toEqual(['weft.bridge.serialise', 'weft.bridge.queue_wait', 'weft.bridge.handler', 'weft.bridge.return']);
-        for (const p of phases) expect(p.attributes['weft.language']).toBe(LANGUAGE[name]);
-      } else {
-        // TypeScript handlers run in the worker: the handler's own span sits under the run.
-        expect(phases.map((p) => p.name)).toEqual(['handler work']);
-        expect(phases[0]!.attributes['weft.step.name']).toBe(name);
-      }
-    }
+    checkTrace(receiver.spans, taskId, backend, results);
   });
 
   it('tracing off: handlers get no traceparent and nothing is exported', async () => {
@@ -163,7 +157,7 @@ describe('OpenTelemetry: one trace per task, across runtimes and backends', () =
     await stopTracing();
     expect(tracing.enabled).toBe(false);
     const before = receiver.spans.length;
-    const engine = await startEngine({ backend: 'pg', url: tdb.url, templates: [template], handlers: handlers as never, namespaces: ['t_trace'] });
+    const engine = await startEngine({ backend: 'pg', url: tdb.url, templates, handlers: handlers as never, namespaces: ['t_trace'] });
     try {
       for (const runner of runners) await engine.addWorker({ runner });
       const view = await engine.run('t_trace', 'mixed', {}, 30_000);
