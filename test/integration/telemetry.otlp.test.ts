@@ -7,10 +7,12 @@
  * of each run; the bridge phases of the Python and Ruby runs; and the
  * `traceparent` each handler got is its own run span.
  */
+import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { startEngine, type Backend } from '../support/engine.js';
+import { spawnWeft, type WeftProcess } from '../support/weft-process.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.js';
 import { loadTemplateDir } from '../../src/core/template/load.js';
 import type { TemplateDefinition } from '../../src/core/template/types.js';
@@ -167,5 +169,62 @@ describe('OpenTelemetry: one trace per task, across runtimes and backends', () =
       await engine.stop();
     }
     expect(receiver.spans.length).toBe(before);
+  });
+});
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+describe('OpenTelemetry across real processes: weft orchestrator and one weft worker per runtime', () => {
+  let tdb: TestDatabase;
+  let receiver: OtlpReceiver;
+  const processes: WeftProcess[] = [];
+
+  beforeAll(async () => {
+    receiver = await startOtlpReceiver();
+    tdb = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await Promise.all(processes.map((p) => p.stop('SIGKILL')));
+    await tdb?.drop();
+    await receiver?.close();
+  });
+
+  it('the API answers where the trace is, and the processes export one tree, sending what they buffered when stopped', async () => {
+    const port = await freePort();
+    const env = { WEFT_DATABASE_URL: tdb.url, WEFT_MESSAGING: 'pg', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, WEFT_POLL_INTERVAL_MS: '200' };
+    processes.push(spawnWeft(['orchestrator', '--port', String(port), '--templates', join(FIXTURES, 'templates')], env));
+    const base = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + 60_000;
+    while (!(await fetch(`${base}/health`).then((r) => r.ok, () => false))) {
+      if (Date.now() > deadline) throw new Error(`the orchestrator did not come up:\n${processes[0]!.output()}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    for (const [runtime, dir] of [['native', 'typescript'], ['python', 'python'], ['ruby', 'ruby']]) {
+      processes.push(spawnWeft(['worker', '--runtime', runtime!, '--handlers', join(FIXTURES, dir!), '--namespaces', 't_trace'], env));
+    }
+
+    const created = await fetch(`${base}/v1/tasks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ namespace: 't_trace', name: 'mixed', context: {} }),
+    });
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+    expect(created.headers.get('traceresponse')).toBe(`00-${taskTraceId(id)}-${taskRootSpanId(id)}-01`);
+    const waited = (await (await fetch(`${base}/v1/tasks/${id}/wait?timeout_ms=45000`)).json()) as { state: string };
+    expect(waited.state, processes.map((p) => p.output()).join('\n')).toBe('complete');
+    const view = (await (await fetch(`${base}/v1/tasks/${id}`)).json()) as { steps: Array<{ name: string; result: Results[string] }> };
+
+    // SIGTERM: each process exports what its batch processor still holds before it exits.
+    await Promise.all(processes.splice(0).map((p) => p.stop('SIGTERM')));
+    const mine = checkTrace(receiver.spans, id, 'pg', Object.fromEntries(view.steps.map((s) => [s.name, s.result])));
+    expect(mine.find((s) => s.name === 'weft.task.create')!.service).toBe('weft-orchestrator');
+    for (const s of mine.filter((x) => x.name.startsWith('weft.step '))) expect(s.service).toBe('weft-worker');
   });
 });
