@@ -154,6 +154,41 @@ describe('OpenTelemetry: one trace per task, across runtimes and backends', () =
     checkTrace(receiver.spans, taskId, backend, results);
   });
 
+  it('a retried step has a span per attempt, the failed one an error with its exception; a failed task\'s root is an error', async () => {
+    const engine = await startEngine({ backend: 'pg', url: tdb.url, templates, handlers: handlers as never, namespaces: ['t_trace'] });
+    let taskId: string;
+    try {
+      for (const runner of runners) await engine.addWorker({ runner });
+      const view = await engine.run('t_trace', 'flaky', {}, 30_000);
+      expect(view.state).toBe('error');
+      taskId = view.id;
+    } finally {
+      await engine.stop();
+    }
+    await flushTracing();
+    const traceId = taskTraceId(taskId);
+    const mine = receiver.spans.filter((s) => s.traceId === traceId);
+    const byId = new Map(mine.map((s) => [s.spanId, s]));
+    for (const s of mine) if (s.name !== 'weft.task') expect(byId.has(s.parentSpanId!), `the parent of ${s.name} is in the trace`).toBe(true);
+    const root = mine.find((s) => s.name === 'weft.task')!;
+    expect(root.attributes['weft.task.state']).toBe('error');
+    expect(root.statusCode).toBe(2); // ERROR
+
+    const shaky = mine.filter((s) => s.name === 'weft.step shaky').sort((a, b) => Number(a.attributes['weft.step.attempt']) - Number(b.attributes['weft.step.attempt']));
+    expect(shaky.map((s) => [s.attributes['weft.step.attempt'], s.attributes['weft.step.state'], s.statusCode])).toEqual([
+      [1, 'waiting_retry', 2],
+      [2, 'complete', 0],
+    ]);
+    const failedRun = mine.find((s) => s.name === 'weft.step.run' && s.parentSpanId === shaky[0]!.spanId)!;
+    expect(failedRun.statusCode).toBe(2);
+    expect(failedRun.events).toEqual(['exception']);
+    // Each attempt was dispatched: the first with the task, the retry when its backoff ran out.
+    expect(mine.filter((s) => s.name === 'weft.step.dispatch' && s.attributes['weft.step.name'] === 'shaky')).toHaveLength(2);
+
+    const doomed = mine.filter((s) => s.name === 'weft.step doomed');
+    expect(doomed.map((s) => [s.attributes['weft.language'], s.attributes['weft.step.state'], s.statusCode])).toEqual([['python', 'error', 2]]);
+  });
+
   it('tracing off: handlers get no traceparent and nothing is exported', async () => {
     await flushTracing();
     await stopTracing();
