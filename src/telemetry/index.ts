@@ -130,6 +130,7 @@ function stepAttributes(step: ClaimedStep): Attributes {
     'weft.task.id': step.task_id,
     'weft.namespace': step.namespace,
     'weft.template': step.template,
+    'weft.template.version': step.version,
     'weft.step.id': step.id,
     'weft.step.name': step.name,
     'weft.step.type': step.type,
