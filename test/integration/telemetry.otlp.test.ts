@@ -7,11 +7,12 @@
  * of each run; the bridge phases of the Python and Ruby runs; and the
  * `traceparent` each handler got is its own run span.
  */
-import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { startEngine, type Backend } from '../support/engine.js';
+import { freePort } from '../support/ports.js';
+import type { TaskView } from '../../src/store/tasks.js';
 import { spawnWeft, type WeftProcess } from '../support/weft-process.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.js';
 import { loadTemplateDir } from '../../src/core/template/load.js';
@@ -135,38 +136,30 @@ describe('OpenTelemetry: one trace per task, across runtimes and backends', () =
     await receiver?.close();
   });
 
-  it.each(['pg', 'rabbitmq'] as Backend[])('%s: the spans of a TypeScript + Python + Ruby task form one tree', async (backend) => {
+  /** Run one task of t_trace on an engine of this backend (an orchestrator, a native worker, the Python and Ruby workers). */
+  async function runTask(backend: Backend, name: string): Promise<TaskView> {
     const engine = await startEngine({ backend, url: tdb.url, templates, handlers: handlers as never, namespaces: ['t_trace'] });
-    let taskId: string;
-    let results: Results;
     try {
       for (const runner of runners) await engine.addWorker({ runner });
-      const view = await engine.run('t_trace', 'mixed', {}, 30_000);
-      expect(view.state).toBe('complete');
-      taskId = view.id;
-      results = Object.fromEntries(view.steps.map((s) => [s.name, s.result as Results[string]]));
+      return await engine.run('t_trace', name, {}, 30_000);
     } finally {
       await engine.stop();
     }
+  }
+
+  it.each(['pg', 'rabbitmq'] as Backend[])('%s: the spans of a TypeScript + Python + Ruby task form one tree', async (backend) => {
+    const view = await runTask(backend, 'mixed');
+    expect(view.state).toBe('complete');
     await flushTracing();
     expect(receiver.rejected).toEqual([]);
-
-    checkTrace(receiver.spans, taskId, backend, results);
+    checkTrace(receiver.spans, view.id, backend, Object.fromEntries(view.steps.map((s) => [s.name, s.result as Results[string]])));
   });
 
   it('a retried step has a span per attempt, the failed one an error with its exception; a failed task\'s root is an error', async () => {
-    const engine = await startEngine({ backend: 'pg', url: tdb.url, templates, handlers: handlers as never, namespaces: ['t_trace'] });
-    let taskId: string;
-    try {
-      for (const runner of runners) await engine.addWorker({ runner });
-      const view = await engine.run('t_trace', 'flaky', {}, 30_000);
-      expect(view.state).toBe('error');
-      taskId = view.id;
-    } finally {
-      await engine.stop();
-    }
+    const view = await runTask('pg', 'flaky');
+    expect(view.state).toBe('error');
     await flushTracing();
-    const traceId = taskTraceId(taskId);
+    const traceId = taskTraceId(view.id);
     const mine = receiver.spans.filter((s) => s.traceId === traceId);
     const byId = new Map(mine.map((s) => [s.spanId, s]));
     for (const s of mine) if (s.name !== 'weft.task') expect(byId.has(s.parentSpanId!), `the parent of ${s.name} is in the trace`).toBe(true);
@@ -194,26 +187,12 @@ describe('OpenTelemetry: one trace per task, across runtimes and backends', () =
     await stopTracing();
     expect(tracing.enabled).toBe(false);
     const before = receiver.spans.length;
-    const engine = await startEngine({ backend: 'pg', url: tdb.url, templates, handlers: handlers as never, namespaces: ['t_trace'] });
-    try {
-      for (const runner of runners) await engine.addWorker({ runner });
-      const view = await engine.run('t_trace', 'mixed', {}, 30_000);
-      expect(view.state).toBe('complete');
-      for (const s of view.steps) expect((s.result as { traceparent: unknown }).traceparent ?? null).toBeNull();
-    } finally {
-      await engine.stop();
-    }
+    const view = await runTask('pg', 'mixed');
+    expect(view.state).toBe('complete');
+    for (const s of view.steps) expect((s.result as { traceparent: unknown }).traceparent ?? null).toBeNull();
     expect(receiver.spans.length).toBe(before);
   });
 });
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 describe('OpenTelemetry across real processes: weft orchestrator and one weft worker per runtime', () => {
   let tdb: TestDatabase;
