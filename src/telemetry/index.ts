@@ -302,10 +302,12 @@ export interface BridgePhases {
 /**
  * Steps claimed by a statement that started at `startMs`: one `weft.step`
  * span per attempt (under the message's context if one came, else under the
- * task) and its `weft.step.claim`. `how`: a claim, or a continuation (claimed
- * by the finish of a parent in this worker).
+ * task) and its `weft.step.claim`. `how`: 'claim' (a claim statement), or
+ * 'finish' (claimed by the statement that finished other steps of this
+ * worker: a child that became ready there, or, on the PostgreSQL queue, a step
+ * waiting in one of its queues).
  */
-export function traceStepsClaimed(claimed: ClaimedStep[], startMs: number, how: 'claim' | 'continuation' = 'claim'): void {
+export function traceStepsClaimed(claimed: ClaimedStep[], startMs: number, how: 'claim' | 'finish' = 'claim'): void {
   if (!tracer) return;
   const at = now();
   const start = startMs || at;

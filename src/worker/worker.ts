@@ -245,7 +245,7 @@ export class Worker extends EventEmitter {
   // ---------------------------------------------------------------------------
 
   /** `claimStart`: when the claiming statement started (traceClock(); 0 with tracing off). */
-  private startAll(steps: ClaimedStep[], claimStart = 0, how: 'claim' | 'continuation' = 'claim'): void {
+  private startAll(steps: ClaimedStep[], claimStart = 0, how: 'claim' | 'finish' = 'claim'): void {
     if (tracing.enabled) traceStepsClaimed(steps, claimStart, how);
     for (const step of steps) {
       let settle!: () => void;
@@ -508,7 +508,7 @@ export class Worker extends EventEmitter {
       if (this.listenerCount('step')) this.emit('step', stepEvent(p, f));
       if (f.run_after) this.wakeRetriesAt(f.run_after.getTime());
     }
-    this.startAll(o.claimed, t0, 'continuation');
+    this.startAll(o.claimed, t0, 'finish');
     this.announce(o, o.finished);
   }
 
