@@ -155,6 +155,21 @@ describe('OpenTelemetry: one trace per task, across runtimes and backends', () =
     checkTrace(receiver.spans, view.id, backend, Object.fromEntries(view.steps.map((s) => [s.name, s.result as Results[string]])));
   });
 
+  it('a step claimed by the finish of its parent, in the same worker, has no dispatch and a finish claim', async () => {
+    const view = await runTask('pg', 'chain');
+    expect(view.state).toBe('complete');
+    await flushTracing();
+    const mine = receiver.spans.filter((s) => s.traceId === taskTraceId(view.id));
+    const byId = new Map(mine.map((s) => [s.spanId, s]));
+    for (const s of mine) if (s.name !== 'weft.task') expect(byId.has(s.parentSpanId!), `the parent of ${s.name} is in the trace`).toBe(true);
+    const claimOf = (step: string) => {
+      const span = mine.find((s) => s.name === `weft.step ${step}`)!;
+      return mine.find((s) => s.name === 'weft.step.claim' && s.parentSpanId === span.spanId)!.attributes['weft.claim'];
+    };
+    expect([claimOf('first'), claimOf('second')]).toEqual(['claim', 'finish']);
+    expect(mine.filter((s) => s.name === 'weft.step.dispatch').map((s) => s.attributes['weft.step.name'])).toEqual(['first']);
+  });
+
   it('a retried step has a span per attempt, the failed one an error with its exception; a failed task\'s root is an error', async () => {
     const view = await runTask('pg', 'flaky');
     expect(view.state).toBe('error');
