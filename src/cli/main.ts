@@ -21,7 +21,10 @@ const program = new Command();
 program
   .hook('preAction', async (_program, action) => {
     if (!TRACED_COMMANDS.has(action.name())) return;
-    if (await startTracing({ service: `weft-${action.name()}` })) {
+    // Named as the process's logger is: weft-orchestrator, weft-worker-python, ...
+    const runtime = action.name() === 'worker' ? (action.opts() as { runtime?: string }).runtime : undefined;
+    const service = runtime ? `weft-worker-${runtime}` : `weft-${action.name()}`;
+    if (await startTracing({ service, log: createLogger({ name: service }) })) {
       // A process that ends on its own (bench, a finished run) sends what it buffered first.
       process.once('beforeExit', () => void stopTracing());
     }

@@ -254,6 +254,9 @@ describe('OpenTelemetry across real processes: weft orchestrator and one weft wo
     await Promise.all(processes.splice(0).map((p) => p.stop('SIGTERM')));
     const mine = checkTrace(receiver.spans, id, 'pg', Object.fromEntries(view.steps.map((s) => [s.name, s.result])));
     expect(mine.find((s) => s.name === 'weft.task.create')!.service).toBe('weft-orchestrator');
-    for (const s of mine.filter((x) => x.name.startsWith('weft.step '))) expect(s.service).toBe('weft-worker');
+    const runtimeOf: Record<string, string> = { typescript: 'native', python: 'python', ruby: 'ruby' };
+    for (const s of mine.filter((x) => x.name.startsWith('weft.step '))) {
+      expect(s.service).toBe(`weft-worker-${runtimeOf[String(s.attributes['weft.language'])]}`);
+    }
   });
 });
