@@ -68,7 +68,7 @@ export async function startTracing(o: StartTracingOptions): Promise<boolean> {
   if (tracing.enabled) return true;
   if (!o.force && !tracingWanted(env)) return false;
   const { startSdk } = await import('./sdk.js');
-  const sdk = startSdk({ service: env.OTEL_SERVICE_NAME?.trim() || o.service, env, forcedIds });
+  const sdk = startSdk({ service: env.OTEL_SERVICE_NAME?.trim() || o.service, env, forcedIds, log: o.log });
   tracer = sdk.tracer;
   shutdownSdk = sdk.shutdown;
   flushSdk = sdk.flush;

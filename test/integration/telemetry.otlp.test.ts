@@ -23,6 +23,8 @@ import type { StepRunner } from '../../src/worker/runner.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { packageRoot } from '../../src/shared/paths.js';
 import { flushTracing, startTracing, stopTracing, tracing } from '../../src/telemetry/index.js';
+import { startSdk } from '../../src/telemetry/sdk.js';
+import type { Logger } from '../../src/shared/logger.js';
 import { parseTraceparent, taskRootSpanId, taskTraceId } from '../../src/telemetry/ids.js';
 
 const FIXTURES = join(packageRoot(), 'test/integration/fixtures/trace-handlers');
@@ -260,3 +262,28 @@ describe('OpenTelemetry across real processes: weft orchestrator and one weft wo
     }
   });
 });
+
+describe('OpenTelemetry: an endpoint that takes no spans', () => {
+  it('is reported, naming the endpoint and the setting to fix, instead of losing spans without a word', async () => {
+    const port = await freePort(); // nothing listens there
+    const warnings: Array<[Record<string, unknown>, string]> = [];
+    const log = { warn: (o: Record<string, unknown>, m: string) => warnings.push([o, m]), info: () => undefined } as unknown as Logger;
+    const env = { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_EXPORTER_OTLP_TIMEOUT: '500' };
+    const sdk = startSdk({ service: 'weft-test', env, forcedIds: {}, log });
+    try {
+      sdk.tracer.startSpan('lost').end();
+      await sdk.flush().catch(() => undefined); // it rejects; stopTracing and flushTracing swallow that
+    } finally {
+      await sdk.shutdown().catch(() => undefined);
+    }
+    expect(warnings).toHaveLength(1);
+    const [fields, message] = warnings[0]!;
+    expect(message).toBe(
+      'spans could not be sent to the OTLP endpoint and are lost; check OTEL_EXPORTER_OTLP_ENDPOINT (a collector listening for OTLP/HTTP there) or unset it',
+    );
+    expect(fields.endpoint).toBe(`http://127.0.0.1:${port}/v1/traces`);
+    expect(fields.lost_spans).toBe(1);
+    expect(String(fields.err)).toContain('ECONNREFUSED');
+  });
+});
+
