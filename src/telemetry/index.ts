@@ -21,7 +21,8 @@ import { formatTraceparent, parseTraceparent, taskRootSpanId, taskTraceId, taskT
  * process finds the trace of a step from the step's row alone:
  *
  *   weft.task                      root, written when the task ends (deterministic span id)
- *   ├─ weft.task.create            the orchestrator (or API) that created it
+ *   ├─ POST /v1/tasks              the API request, linked to the caller's traceparent
+ *   ├─ weft.task.create            the orchestrator that created it
  *   ├─ weft.step.dispatch          a step made ready: a RabbitMQ publish (its `traceparent`
  *   │  └─ weft.step <name>         header parents the consumer's span), or a PostgreSQL-queue wake
  *   └─ weft.step <name>            one attempt, in the worker; under the task when no message carried a context
@@ -164,6 +165,31 @@ export function traceTaskCreated(taskId: string, t: { namespace: string; name: s
     taskContext(taskId),
   );
   span.end();
+}
+
+/**
+ * `POST /v1/tasks` created a task: a SERVER span `POST /v1/tasks` in the
+ * task's trace, from `startMs` (traceClock() when the request was handled), with a
+ * link to the caller's span when the request carried a `traceparent`: the
+ * task's trace is its own (its id is the task's), the link leads back.
+ */
+export function traceApiTaskCreated(taskId: string, startMs: number, callerTraceparent: unknown): void {
+  if (!tracer) return;
+  const caller = parseTraceparent(Array.isArray(callerTraceparent) ? callerTraceparent[0] : callerTraceparent);
+  tracer
+    .startSpan(
+      'POST /v1/tasks',
+      {
+        kind: SpanKind.SERVER,
+        startTime: startMs || now(),
+        attributes: { 'weft.task.id': taskId, 'http.request.method': 'POST', 'http.route': '/v1/tasks', 'http.response.status_code': 201 },
+        links: caller
+          ? [{ context: { traceId: caller.traceId, spanId: caller.spanId, traceFlags: caller.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE, isRemote: true } }]
+          : [],
+      },
+      taskContext(taskId),
+    )
+    .end();
 }
 
 /** A task ended: its root span `weft.task`, from its creation (the database's clock says how long ago) to now. */

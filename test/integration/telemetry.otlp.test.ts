@@ -242,7 +242,8 @@ describe('OpenTelemetry across real processes: weft orchestrator and one weft wo
 
     const created = await fetch(`${base}/v1/tasks`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      // The caller's own trace: the API's span links back to it.
+      headers: { 'content-type': 'application/json', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
       body: JSON.stringify({ namespace: 't_trace', name: 'mixed', context: {} }),
     });
     expect(created.status).toBe(201);
@@ -256,6 +257,12 @@ describe('OpenTelemetry across real processes: weft orchestrator and one weft wo
     await Promise.all(processes.splice(0).map((p) => p.stop('SIGTERM')));
     const mine = checkTrace(receiver.spans, id, 'pg', Object.fromEntries(view.steps.map((s) => [s.name, s.result])));
     expect(mine.find((s) => s.name === 'weft.task.create')!.service).toBe('weft-orchestrator');
+    const api = mine.filter((s) => s.name === 'POST /v1/tasks');
+    expect(api).toHaveLength(1);
+    expect(api[0]!.kind).toBe(2); // SERVER
+    expect(api[0]!.service).toBe('weft-orchestrator');
+    expect(api[0]!.parentSpanId).toBe(taskRootSpanId(id));
+    expect(api[0]!.links).toEqual(['4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7']);
     const runtimeOf: Record<string, string> = { typescript: 'native', python: 'python', ruby: 'ruby' };
     for (const s of mine.filter((x) => x.name.startsWith('weft.step '))) {
       expect(s.service).toBe(`weft-worker-${runtimeOf[String(s.attributes['weft.language'])]}`);

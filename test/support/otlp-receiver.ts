@@ -12,6 +12,8 @@ export interface ReceivedSpan {
   endNs: bigint;
   attributes: Record<string, string | number | boolean>;
   events: string[];
+  /** Linked spans, as "traceId-spanId". */
+  links: string[];
   statusCode: number;
   service: string;
 }
@@ -81,6 +83,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
               endNs: BigInt(s.endTimeUnixNano),
               attributes: attrs(s.attributes),
               events: (s.events ?? []).map((e: { name: string }) => e.name),
+              links: (s.links ?? []).map((l: { traceId: string; spanId: string }) => `${id(l.traceId)}-${id(l.spanId)}`),
               statusCode: s.status?.code ?? 0,
               service,
             });

@@ -10,7 +10,7 @@ import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import { actor } from '../auth.js';
 import { dateParam, intParam, taskId } from '../params.js';
 import { openEventStream, type EventStream } from '../sse.js';
-import { traceparentOfTask, tracing } from '../../telemetry/index.js';
+import { traceApiTaskCreated, traceClock, traceparentOfTask, tracing } from '../../telemetry/index.js';
 
 export interface TaskRoutesOptions {
   orchestrator: Orchestrator;
@@ -77,9 +77,13 @@ export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions):
     },
     async (req, reply) => {
       const body = req.body as { namespace: string; name: string; version?: string; context?: unknown; idempotency_key?: string };
+      const t0 = traceClock();
       const created = await orchestrator.createTask(body);
-      // W3C Trace Context level 2: where the task's trace is (docs/tracing.md).
-      if (tracing.enabled) void reply.header('traceresponse', traceparentOfTask(created.id));
+      if (tracing.enabled) {
+        traceApiTaskCreated(created.id, t0, req.headers.traceparent);
+        // W3C Trace Context level 2: where the task's trace is (docs/tracing.md).
+        void reply.header('traceresponse', traceparentOfTask(created.id));
+      }
       return reply.status(201).send({ id: created.id, state: 'running', dispatched: created.dispatched });
     },
   );
