@@ -8,10 +8,12 @@
  * `traceparent` each handler got is its own run span.
  */
 import { join } from 'node:path';
+import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { startEngine, type Backend } from '../support/engine.js';
 import { freePort } from '../support/ports.js';
+import { AMQP_URL } from '../support/urls.js';
 import type { TaskView } from '../../src/store/tasks.js';
 import { spawnWeft, type WeftProcess } from '../support/weft-process.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.js';
@@ -215,6 +217,7 @@ describe('OpenTelemetry across real processes: weft orchestrator and one weft wo
   let tdb: TestDatabase;
   let receiver: OtlpReceiver;
   const processes: WeftProcess[] = [];
+  const prefix = `weft_test_otel_${process.pid}`;
 
   beforeAll(async () => {
     receiver = await startOtlpReceiver();
@@ -224,11 +227,26 @@ describe('OpenTelemetry across real processes: weft orchestrator and one weft wo
     await Promise.all(processes.map((p) => p.stop('SIGKILL')));
     await tdb?.drop();
     await receiver?.close();
+    // The RabbitMQ run's queues and exchange, named by its prefix.
+    const conn = await amqp.connect(AMQP_URL);
+    const ch = await conn.createChannel();
+    for (const runtime of ['native', 'python', 'ruby']) {
+      for (const q of [`${prefix}.step.t_trace.${runtime}`, `${prefix}.step.t_trace.${runtime}.dlq`]) await ch.deleteQueue(q).catch(() => undefined);
+    }
+    await ch.deleteExchange(`${prefix}.dlx`).catch(() => undefined);
+    await conn.close();
   });
 
-  it('the API answers where the trace is, and the processes export one tree, sending what they buffered when stopped', async () => {
+  it.each(['pg', 'rabbitmq'] as Backend[])('%s: the API answers where the trace is, and the processes export one tree, sending what they buffered when stopped', async (backend) => {
     const port = await freePort();
-    const env = { WEFT_DATABASE_URL: tdb.url, WEFT_MESSAGING: 'pg', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, WEFT_POLL_INTERVAL_MS: '200' };
+    const env = {
+      WEFT_DATABASE_URL: tdb.url,
+      WEFT_MESSAGING: backend,
+      WEFT_AMQP_URL: AMQP_URL,
+      WEFT_QUEUE_PREFIX: prefix,
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      WEFT_POLL_INTERVAL_MS: '200',
+    };
     processes.push(spawnWeft(['orchestrator', '--port', String(port), '--templates', join(FIXTURES, 'templates')], env));
     const base = `http://127.0.0.1:${port}`;
     const deadline = Date.now() + 60_000;
@@ -255,7 +273,7 @@ describe('OpenTelemetry across real processes: weft orchestrator and one weft wo
 
     // SIGTERM: each process exports what its batch processor still holds before it exits.
     await Promise.all(processes.splice(0).map((p) => p.stop('SIGTERM')));
-    const mine = checkTrace(receiver.spans, id, 'pg', Object.fromEntries(view.steps.map((s) => [s.name, s.result])));
+    const mine = checkTrace(receiver.spans, id, backend, Object.fromEntries(view.steps.map((s) => [s.name, s.result])));
     expect(mine.find((s) => s.name === 'weft.task.create')!.service).toBe('weft-orchestrator');
     const api = mine.filter((s) => s.name === 'POST /v1/tasks');
     expect(api).toHaveLength(1);
