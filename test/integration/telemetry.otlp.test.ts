@@ -7,6 +7,7 @@
  * of each run; the bridge phases of the Python and Ruby runs; and the
  * `traceparent` each handler got is its own run span.
  */
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -285,6 +286,15 @@ describe('OpenTelemetry across real processes: weft orchestrator and one weft wo
     for (const s of mine.filter((x) => x.name.startsWith('weft.step '))) {
       expect(s.service).toBe(`weft-worker-${runtimeOf[String(s.attributes['weft.language'])]}`);
     }
+  });
+});
+
+describe('OpenTelemetry off', () => {
+  it('a process that imports the engine with tracing off loads the API only, not the SDK or the exporter', () => {
+    const out = execFileSync(process.execPath, ['--import', 'tsx', join(FIXTURES, 'sdk-loaded.mts')], { cwd: packageRoot(), encoding: 'utf8' });
+    const { off, on } = JSON.parse(out) as { off: string[]; on: string[] };
+    expect(off).toEqual(['@opentelemetry/api']);
+    expect(on).toEqual(expect.arrayContaining(['@opentelemetry/sdk-trace-base', '@opentelemetry/exporter-trace-otlp-http']));
   });
 });
 
