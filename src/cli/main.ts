@@ -15,9 +15,23 @@ import { registerBenchCommand } from './bench.js';
 import { registerTokenCommand } from './token.js';
 import { registerDashboardCommand } from './dashboard.js';
 import { registerControlCommands } from './control.js';
+import { startTracing, stopTracing } from '../telemetry/index.js';
+
+/** Commands whose process runs tasks (or steps): they trace when OTEL_EXPORTER_OTLP_ENDPOINT or WEFT_OTEL=1 says so. */
+const TRACED_COMMANDS = new Set(['orchestrator', 'worker', 'run', 'cluster', 'bench', 'dashboard']);
 
 const program = new Command();
 program
+  .hook('preAction', async (_program, action) => {
+    if (!TRACED_COMMANDS.has(action.name())) return;
+    // Named as the process's logger is: weft-orchestrator, weft-worker-python, ...
+    const runtime = action.name() === 'worker' ? (action.opts() as { runtime?: string }).runtime : undefined;
+    const service = runtime ? `weft-worker-${runtime}` : `weft-${action.name()}`;
+    if (await startTracing({ service, log: createLogger({ name: service }) })) {
+      // A process that ends on its own (bench, a finished run) sends what it buffered first.
+      process.once('beforeExit', () => void stopTracing());
+    }
+  })
   .name('weft')
   .description('A durable DAG workflow engine with TypeScript, Python and Ruby step handlers')
   .showHelpAfterError()
@@ -77,7 +91,9 @@ program
   .option('--port <port>', 'with --ui: HTTP port', port, 8080)
   .action(async (template: string, opts) => {
     // Exit now: a handler still running when --wait gave up must not keep the process alive.
-    process.exit(await runTask(loadConfig(), template, opts));
+    const code = await runTask(loadConfig(), template, opts);
+    await stopTracing();
+    process.exit(code);
   });
 
 registerClusterCommand(program);

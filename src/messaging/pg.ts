@@ -4,6 +4,7 @@ import type { Logger } from '../shared/logger.js';
 import type { Dispatch, OutboxMessage } from '../store/events.js';
 import type { Notice } from '../store/dispatch.js';
 import { signalsOf, type Signals } from '../store/signals.js';
+import { traceDelivery, tracing } from '../telemetry/index.js';
 import type { BusHealth, ConsumeOptions, MessageBus, StepConsumer, Subscription } from './types.js';
 
 export interface PgBusOptions {
@@ -44,6 +45,7 @@ export class PgMessageBus implements MessageBus {
   }
 
   deliver(dispatch: Dispatch, notices: Notice[] = []): void {
+    if (tracing.enabled) traceDelivery('pg', dispatch, notices);
     if (dispatch.enqueued.size === 0 && notices.length === 0) return;
     this.signals.send(dispatch.enqueued, notices);
   }

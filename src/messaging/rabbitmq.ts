@@ -6,6 +6,7 @@ import type { Dispatch, OutboxMessage } from '../store/events.js';
 import { deleteOutbox, type Notice } from '../store/dispatch.js';
 import { signalsOf, type Signals } from '../store/signals.js';
 import { deadLetterExchange, deadLetterQueue, isStepMessage } from './queues.js';
+import { traceDelivery, traceMessageHeaders, traceMessageReceived, tracing } from '../telemetry/index.js';
 import { MessagingError, type BusHealth, type ConsumeOptions, type MessageBus, type StepConsumer, type Subscription } from './types.js';
 
 export interface RabbitBusOptions {
@@ -170,6 +171,7 @@ export class RabbitMessageBus implements MessageBus {
           ch.sendToQueue(this.name(m.queue), Buffer.from(JSON.stringify(m.body)), {
             persistent: true,
             contentType: 'application/json',
+            headers: tracing.enabled ? traceMessageHeaders(m.body, m.queue) : undefined,
           });
         }
         await withTimeout(
@@ -192,6 +194,7 @@ export class RabbitMessageBus implements MessageBus {
   }
 
   deliver(dispatch: Dispatch, notices: Notice[] = []): void {
+    if (tracing.enabled) traceDelivery('rabbitmq', dispatch, notices);
     if (notices.length) this.signals.send(undefined, notices);
     if (dispatch.outbox.length === 0) return;
     const work = this.republish(dispatch.outbox).catch((err: Error) =>
@@ -283,6 +286,7 @@ export class RabbitMessageBus implements MessageBus {
             ch.nack(msg, false, false);
             return;
           }
+          if (tracing.enabled) traceMessageReceived(body.step_id, msg.properties.headers);
           state.held.push({ stepId: body.step_id, channel: ch, msg });
           this.schedule(state);
         },

@@ -1,4 +1,5 @@
 import type { Logger } from '../shared/logger.js';
+import { stopTracing } from '../telemetry/index.js';
 
 /**
  * Run `shutdown` once on SIGTERM or SIGINT, then exit. A second signal
@@ -14,7 +15,8 @@ export function onShutdownSignal(log: Logger, shutdown: (signal: string) => Prom
     stopping = true;
     log.info({ signal }, 'shutting down');
     shutdown(signal).then(
-      () => process.exit(0),
+      // Spans still buffered go out before the process does (a no-op with tracing off).
+      () => stopTracing().then(() => process.exit(0)),
       (err) => {
         log.error({ err: (err as Error).message }, 'shutdown failed');
         process.exit(1);

@@ -23,6 +23,7 @@ import { NotFoundError, ValidationError, describeError } from '../shared/errors.
 import { TemplateCatalog } from './template-catalog.js';
 import { TaskEvents } from './task-events.js';
 import { OrchestratorMetrics } from './metrics.js';
+import { traceClock, traceTaskCreated, tracing } from '../telemetry/index.js';
 
 export interface OrchestratorOptions {
   db: Database;
@@ -150,6 +151,7 @@ export class Orchestrator {
    * ones, all in one statement, and get them to workers. Returns the task id.
    */
   async createTask(req: CreateTaskRequest): Promise<{ id: string; dispatched: number }> {
+    const t0 = traceClock();
     const { def, checkInput } = await this.templates.get(req.namespace, req.name, req.version);
     const context = req.context ?? {};
     const check = checkInput(context);
@@ -168,6 +170,7 @@ export class Orchestrator {
       this.pid,
       this.bus.dispatchMode,
     );
+    if (tracing.enabled) traceTaskCreated(taskId, def, t0, dispatch.steps.length);
     this.bus.deliver(dispatch);
     this.metrics.tasksCreated.inc();
     if (this.log.isLevelEnabled('debug')) this.log.debug({ task_id: taskId, dispatched: dispatch.steps.length }, 'task created');

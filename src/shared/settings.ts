@@ -46,6 +46,8 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'WEFT_BRIDGE_SYNC_WAIT_US', default: '300', meaning: 'how long the worker may wait for a short Python/Ruby step before it lets it finish asynchronously (0 = never)' },
   { name: 'WEFT_BRIDGE_IDLE_SPIN_US', default: '0', meaning: 'how long an interpreter thread looks for the next step before it sleeps' },
   { name: 'WEFT_BRIDGE_PATH', default: 'build/Release/weft_bridge.node', meaning: 'the native addon to load' },
+  { name: 'WEFT_OTEL', default: 'unset', meaning: '1: send OpenTelemetry traces (one per task) to OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4318; 0: never; unset: trace when an endpoint is set (docs/tracing.md)' },
+  { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', default: 'unset', meaning: 'OTLP/HTTP collector for traces; setting it turns tracing on (the standard OTEL_* variables apply too)' },
   { name: 'WEFT_PYTHON_HOME', default: 'found by the build', meaning: 'weft bench: PYTHONHOME for the Python workers it starts' },
 ];
 

@@ -4,6 +4,7 @@ import type { ClaimedStep } from '../store/events.js';
 import type { BridgeResult, BridgeRuntime, NativeBridge } from '../bridge/types.js';
 import { loadHandlerDir } from './handler-registry.js';
 import { handlerStepJson, type RunOutcome, type StepRunner } from './runner.js';
+import { traceBridgePhases, tracing, type BridgePhases } from '../telemetry/index.js';
 
 let openRunners = 0;
 
@@ -73,6 +74,10 @@ export class BridgeRunner implements StepRunner {
    * a thread hand-off back to the event loop; the rest resolves later.
    */
   run(step: ClaimedStep): Promise<RunOutcome> {
+    return tracing.enabled ? this.runTraced(step) : this.callBridge(step);
+  }
+
+  private callBridge(step: ClaimedStep): Promise<RunOutcome> {
     const key = this.nextKey++;
     const r = this.bridge.call(this.runtime, {
       handler: step.handler,
@@ -93,6 +98,33 @@ export class BridgeRunner implements StepRunner {
     const key = this.calls.get(stepId);
     if (key === undefined) return false;
     return this.bridge.cancel(this.runtime, key);
+  }
+
+  /**
+   * `run`, with the call's bridge phases for its trace. The bridge keeps
+   * per-runtime histograms, not per-call timings, so a call's phases are the
+   * change in each phase's sum across the call: exact when the call was the
+   * only one through this runtime meanwhile (Python and Ruby run one at a
+   * time), left out when another one overlapped it.
+   */
+  private async runTraced(step: ClaimedStep): Promise<RunOutcome> {
+    const before = this.phaseSums();
+    const outcome = await this.callBridge(step);
+    const after = this.phaseSums();
+    if (before && after && after.count - before.count === 1) {
+      const ms = (k: keyof BridgePhases) => (after[k] - before[k]) / 1e6;
+      traceBridgePhases(step, { serialise: ms('serialise'), queueWait: ms('queueWait'), handler: ms('handler'), return: ms('return') });
+    }
+    return outcome;
+  }
+
+  private phaseSums(): (BridgePhases & { count: number }) | undefined {
+    try {
+      const h = this.bridge.stats(this.runtime).histograms;
+      return { serialise: h.serialise.sumNs, queueWait: h.queueWait.sumNs, handler: h.run.sumNs, return: h.return.sumNs, count: h.return.count };
+    } catch {
+      return undefined;
+    }
   }
 
   isBroken(): boolean {

@@ -1,5 +1,6 @@
 import type { ClaimedStep } from '../store/events.js';
 import type { Step } from './sdk.js';
+import { traceparentForHandler, tracing } from '../telemetry/index.js';
 
 /** How a step's handler failed, as stored on the step and shown by the API. */
 export interface StepErrorRecord {
@@ -48,7 +49,7 @@ export interface StepRunner {
 
 /** The handler's view of a claimed step (context and parents' results parsed). */
 export function toHandlerStep(step: ClaimedStep): Step {
-  return {
+  const s: Step = {
     task_id: step.task_id,
     step_id: step.id,
     step_name: step.name,
@@ -58,6 +59,8 @@ export function toHandlerStep(step: ClaimedStep): Step {
     dependency_results: JSON.parse(step.dependencyResultsJson),
     batch: step.batch,
   };
+  if (tracing.enabled) s.traceparent = traceparentForHandler(step);
+  return s;
 }
 
 /**
@@ -66,9 +69,11 @@ export function toHandlerStep(step: ClaimedStep): Step {
  * JavaScript work and big integers reach Python and Ruby exactly.
  */
 export function handlerStepJson(step: ClaimedStep): string {
+  const traceparent = tracing.enabled ? traceparentForHandler(step) : undefined;
   return (
     `{"task_id":${JSON.stringify(step.task_id)},"step_id":${JSON.stringify(step.id)},"step_name":${JSON.stringify(step.name)},` +
     `"attempt":${step.attempt},"context":${step.contextJson},"inputs":${JSON.stringify(step.inputs ?? {})},` +
-    `"dependency_results":${step.dependencyResultsJson},"batch":${JSON.stringify(step.batch ?? null)}}`
+    `"dependency_results":${step.dependencyResultsJson},"batch":${JSON.stringify(step.batch ?? null)}` +
+    (traceparent ? `,"traceparent":"${traceparent}"}` : '}')
   );
 }

@@ -20,6 +20,8 @@
  * decimal strings (a `bigint` is converted for you).
  */
 export { decision, batches } from '../core/outcome.js';
+import { ROOT_CONTEXT, TraceFlags, trace, type Context } from '@opentelemetry/api';
+import { parseTraceparent } from '../telemetry/ids.js';
 
 export interface BatchInfo {
   /** The cursor this worker was created for (whatever the batchable step returned). */
@@ -51,9 +53,37 @@ export interface Step {
    * in long loops, so the work stops too.
    */
   signal?: AbortSignal;
+  /**
+   * W3C trace context of this run (its `weft.step.run` span) when weft's
+   * tracing is on, for the handler's own spans to continue the task's trace
+   * (docs/tracing.md); absent when tracing is off.
+   */
+  traceparent?: string;
 }
 
 export type StepHandler = (step: Step) => unknown | Promise<unknown>;
+
+/**
+ * The OpenTelemetry context of this run, to start the handler's own spans
+ * in (they then sit under the step's `weft.step.run` span in the task's
+ * trace); `ROOT_CONTEXT` when weft is not tracing. In a weft worker with
+ * tracing on, `trace.getTracer(...)` exports through weft's exporter.
+ *
+ * @example
+ *   import { trace } from '@opentelemetry/api';
+ *   import { defineHandlers, stepTraceContext } from 'weft';
+ *   export const handlers = defineHandlers({
+ *     'orders.charge': async (step) => {
+ *       const span = trace.getTracer('orders').startSpan('charge card', {}, stepTraceContext(step));
+ *       try { return await charge(step.context); } finally { span.end(); }
+ *     },
+ *   });
+ */
+export function stepTraceContext(step: Pick<Step, 'traceparent'>): Context {
+  const tp = parseTraceparent(step.traceparent);
+  if (!tp) return ROOT_CONTEXT;
+  return trace.setSpanContext(ROOT_CONTEXT, { traceId: tp.traceId, spanId: tp.spanId, traceFlags: tp.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE, isRemote: true });
+}
 
 /** Types a handler map; returns it unchanged. */
 export function defineHandlers<T extends Record<string, StepHandler>>(handlers: T): T {

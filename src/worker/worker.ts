@@ -21,6 +21,7 @@ import { expandBatch, expandDecision } from '../core/plan.js';
 import { decideAfterFailure } from '../core/retry.js';
 import { DEFAULT_RETRY, type StepType } from '../core/template/types.js';
 import type { RunOutcome, StepErrorRecord, StepRunner } from './runner.js';
+import { traceClock, traceStepDropped, traceStepRan, traceStepRunning, traceStepsClaimed, traceStepsFinished, tracing } from '../telemetry/index.js';
 
 export interface WorkerOptions {
   db: Database;
@@ -226,14 +227,16 @@ export class Worker extends EventEmitter {
     return {
       room: () => (this.stopping ? 0 : this.concurrency - this.running.size - this.reserved),
       claimQueued: async (room, waiter) => {
+        const t0 = traceClock();
         const outcome = await claimQueued(this.db, this.id, this.queues, room, waiter);
-        this.startAll(outcome.claimed);
+        this.startAll(outcome.claimed, t0);
         this.announce(outcome, []);
         return outcome.claimed.length;
       },
       claimDelivered: async (stepIds) => {
+        const t0 = traceClock();
         const outcome = await claimIds(this.db, this.id, stepIds);
-        this.startAll(outcome.claimed);
+        this.startAll(outcome.claimed, t0);
         this.announce(outcome, []);
       },
     };
@@ -243,7 +246,9 @@ export class Worker extends EventEmitter {
   // Running a step
   // ---------------------------------------------------------------------------
 
-  private startAll(steps: ClaimedStep[]): void {
+  /** `claimStart`: when the claiming statement started (traceClock(); 0 with tracing off). */
+  private startAll(steps: ClaimedStep[], claimStart = 0, how: 'claim' | 'finish' = 'claim'): void {
+    if (tracing.enabled) traceStepsClaimed(steps, claimStart, how);
     for (const step of steps) {
       let settle!: () => void;
       const done = new Promise<void>((r) => (settle = r));
@@ -256,12 +261,14 @@ export class Worker extends EventEmitter {
   private async execute(step: ClaimedStep): Promise<void> {
     const started = performance.now();
     let outcome: RunOutcome;
+    if (tracing.enabled) traceStepRunning(step);
     try {
       outcome = step.batch?.no_op ? { ok: true, result: { no_op: true } } : await this.runner.run(step);
     } catch (err) {
       outcome = { ok: false, error: { language: 'weft', class: 'RunnerError', message: describeError(err).message, backtrace: [], permanent: false, kind: 'raised' } };
     }
     const durationMs = performance.now() - started;
+    if (tracing.enabled) traceStepRan(step, outcome);
     const run = this.running.get(`${step.id}#${step.attempt}`);
     if (run?.cancelled) return this.dropCancelled(run);
     let pending: Pending;
@@ -312,6 +319,7 @@ export class Worker extends EventEmitter {
 
   private dropCancelled(run: Running): void {
     const { step } = run;
+    if (tracing.enabled) traceStepDropped(step);
     this.counts.cancelled++;
     this.running.delete(`${step.id}#${step.attempt}`);
     run.settle();
@@ -387,6 +395,7 @@ export class Worker extends EventEmitter {
     if (this.stopped) return this.abandon(this.pending.splice(0));
     if (this.flushing >= MAX_FLUSHES || this.pending.length === 0) return;
     this.flushing++;
+    const t0 = traceClock();
     const batch = this.pending;
     this.pending = [];
     // The slots this batch frees, and any others no other statement in flight has promised to fill.
@@ -406,7 +415,8 @@ export class Worker extends EventEmitter {
       this.flushes.statements += outcomes.length;
       this.flushes.runs += batch.length;
       this.flushFailures = 0;
-      for (const o of outcomes) this.applied(batch, o);
+      if (tracing.enabled) traceStepsFinished(batch.map((p) => p.step), outcomes, t0);
+      for (const o of outcomes) this.applied(batch, o, t0);
       this.release(batch, outcomes);
     } catch (err) {
       if (this.stopped) return this.abandon(batch);
@@ -488,7 +498,7 @@ export class Worker extends EventEmitter {
   }
 
   /** Act on a committed finish: counters, events, logs, retry timers, then run what it claimed and deliver what it enqueued. */
-  private applied(batch: Pending[], o: StatementOutcome): void {
+  private applied(batch: Pending[], o: StatementOutcome, t0 = 0): void {
     const byId = new Map(batch.map((p) => [p.step.id, p]));
     for (const f of o.finished) {
       const p = byId.get(f.step_id);
@@ -502,7 +512,7 @@ export class Worker extends EventEmitter {
       if (this.listenerCount('step')) this.emit('step', stepEvent(p, f));
       if (f.run_after) this.wakeRetriesAt(f.run_after.getTime());
     }
-    this.startAll(o.claimed);
+    this.startAll(o.claimed, t0, 'finish');
     this.announce(o, o.finished);
   }
 

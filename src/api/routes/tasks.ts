@@ -11,6 +11,7 @@ import { assertStorable, assertStorableText } from '../json-body.js';
 import { actor } from '../auth.js';
 import { dateParam, intParam, taskId } from '../params.js';
 import { openEventStream, type EventStream } from '../sse.js';
+import { traceApiTaskCreated, traceClock, traceparentOfTask, tracing } from '../../telemetry/index.js';
 
 export interface TaskRoutesOptions {
   orchestrator: Orchestrator;
@@ -90,7 +91,13 @@ export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions):
         assertStorableText({ namespace: body.namespace, name: body.name, version: body.version, idempotency_key: body.idempotency_key }, '');
       }
       try {
+        const t0 = traceClock();
         const created = await orchestrator.createTask(body);
+        if (tracing.enabled) {
+          traceApiTaskCreated(created.id, t0, req.headers.traceparent);
+          // W3C Trace Context level 2: where the task's trace is (docs/tracing.md).
+          void reply.header('traceresponse', traceparentOfTask(created.id));
+        }
         return reply.status(201).send({ id: created.id, state: 'running', dispatched: created.dispatched });
       } catch (err) {
         if (!(err instanceof ConflictError) || body.idempotency_key === undefined) throw err;

@@ -38,7 +38,7 @@ class HandlerNotFound(Exception):
 class Step:
     """What a handler gets: one attempt of one step of one task."""
 
-    __slots__ = ("task_id", "step_id", "step_name", "attempt", "context", "inputs", "dependency_results", "batch")
+    __slots__ = ("task_id", "step_id", "step_name", "attempt", "context", "inputs", "dependency_results", "batch", "traceparent")
 
     def __init__(self, data):
         self.task_id = data.get("task_id")
@@ -49,6 +49,9 @@ class Step:
         self.inputs = data.get("inputs") or {}
         self.dependency_results = data.get("dependency_results") or {}
         self.batch = data.get("batch")
+        # W3C trace context of this run when weft traces (docs/tracing.md), else None:
+        # pass it to your own tracer to continue the task's trace.
+        self.traceparent = data.get("traceparent")
 
     def __repr__(self):
         return f"Step({self.step_name!r}, attempt={self.attempt})"

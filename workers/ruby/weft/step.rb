@@ -3,7 +3,9 @@
 module Weft
   # What a handler gets: one attempt of one step of one task.
   class Step
-    attr_reader :task_id, :step_id, :step_name, :attempt, :context, :inputs, :dependency_results, :batch
+    attr_reader :task_id, :step_id, :step_name, :attempt, :context, :inputs, :dependency_results, :batch,
+                # W3C trace context of this run when weft traces (docs/tracing.md), else nil.
+                :traceparent
 
     def initialize(data)
       @task_id = data['task_id']
@@ -14,6 +16,7 @@ module Weft
       @inputs = data['inputs'] || {}
       @dependency_results = data['dependency_results'] || {}
       @batch = data['batch']
+      @traceparent = data['traceparent']
     end
 
     def inspect
