@@ -137,22 +137,10 @@ export interface RuntimeStats {
 
 export type BridgeStats = Record<BridgeRuntime, RuntimeStats>;
 
-/** A typescript-target handler: gets the parsed step, returns any JSON value. */
-export type TypescriptStepHandler = (step: BridgeStep) => unknown | Promise<unknown>;
-
-/** The step object handlers receive (the parsed payload). */
-export interface BridgeStep {
-  task_id?: string;
-  step_id?: string;
-  step_name?: string;
-  attempt?: number;
-  context: Record<string, unknown>;
-  inputs: Record<string, unknown>;
-  dependency_results: Record<string, unknown>;
-  batch: null | { cursor: unknown; index: number; total: number; no_op: boolean };
-  /** Aborted when {@link NativeBridge.cancel} cancels this call (typescript target, calls made through `call()` with a key). */
-  signal?: AbortSignal;
-}
+/** The step a typescript-target handler gets: the same type as a native handler's (src/core/step.ts). */
+import type { Step, StepHandler } from '../core/step.js';
+export type BridgeStep = Step;
+export type TypescriptStepHandler = StepHandler;
 
 /**
  * The native bridge as the worker host sees it.
