@@ -70,7 +70,12 @@ function variants(): Variant[] {
   }
   for (const spec of arg('variants', '').split(';').filter(Boolean)) {
     const [t, p, kv = ''] = spec.split(':');
-    const config = Object.fromEntries(kv.split(',').filter(Boolean).map((x) => [x.split('=')[0], Number(x.split('=')[1])])) as RuntimeConfig;
+    const config = Object.fromEntries(
+      kv
+        .split(',')
+        .filter(Boolean)
+        .map((x) => [x.split('=')[0], Number(x.split('=')[1])]),
+    ) as RuntimeConfig;
     out.push({ label: `${p === 'call' ? t : `${t}·dispatch`} ${kv}`, target: t as Target, path: p as Variant['path'], config });
   }
   return out;
@@ -271,8 +276,28 @@ async function cold(vs: Variant[], gaps: number[], samples: number): Promise<Col
       const xs = lat.get(key(v, g))!.sort((a, b) => a - b);
       const acc = phases.get(key(v, g))!;
       const phasesP50us =
-        v.target === 'native' ? undefined : (Object.fromEntries(PHASES.map((p) => [p, acc[p].length ? pct(acc[p].sort((a, b) => a - b), 0.5) : NaN])) as Record<Phase, number>);
-      out.push({ target: v.label, gapMs: g, samples: xs.length, p50us: pct(xs, 0.5), p99us: pct(xs, 0.99), meanUs: xs.reduce((a, b) => a + b, 0) / xs.length, phasesP50us });
+        v.target === 'native'
+          ? undefined
+          : (Object.fromEntries(
+              PHASES.map((p) => [
+                p,
+                acc[p].length
+                  ? pct(
+                      acc[p].sort((a, b) => a - b),
+                      0.5,
+                    )
+                  : NaN,
+              ]),
+            ) as Record<Phase, number>);
+      out.push({
+        target: v.label,
+        gapMs: g,
+        samples: xs.length,
+        p50us: pct(xs, 0.5),
+        p99us: pct(xs, 0.99),
+        meanUs: xs.reduce((a, b) => a + b, 0) / xs.length,
+        phasesP50us,
+      });
     }
   }
   return out;
@@ -343,7 +368,10 @@ async function main() {
     os: `${os.type()} ${os.release()}`,
     cpus: `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}`,
     node: process.version,
-    python: version(join(process.env.WEFT_PYTHON_HOME || version(process.execPath, [join(root, 'scripts', 'build-native.mjs'), '--flags', 'py-home']), 'bin', 'python3'), ['-c', 'import sys; print(sys.version.split()[0])']),
+    python: version(
+      join(process.env.WEFT_PYTHON_HOME || version(process.execPath, [join(root, 'scripts', 'build-native.mjs'), '--flags', 'py-home']), 'bin', 'python3'),
+      ['-c', 'import sys; print(sys.version.split()[0])'],
+    ),
     ruby: version('ruby', ['-e', 'print RUBY_VERSION']),
     calls: CALLS,
     rssCalls: RSS_CALLS,
@@ -363,7 +391,9 @@ async function main() {
     '',
     '| target | payload | mode | p50 µs | p99 µs | µs/call | calls/s |',
     '|---|---|---|---:|---:|---:|---:|',
-    ...cells.map((c) => `| ${c.target} | ${c.payload} (${c.payloadBytes} B) | ${c.mode} | ${f(c.p50us)} | ${f(c.p99us)} | ${f(c.meanUs)} | ${Math.round(c.callsPerSec)} |`),
+    ...cells.map(
+      (c) => `| ${c.target} | ${c.payload} (${c.payloadBytes} B) | ${c.mode} | ${f(c.p50us)} | ${f(c.p99us)} | ${f(c.meanUs)} | ${Math.round(c.callsPerSec)} |`,
+    ),
     '',
     '| target | calls (200 B, pipelined) | RSS before MB | RSS after MB | calls/s |',
     '|---|---:|---:|---:|---:|',
@@ -372,7 +402,7 @@ async function main() {
     `Cold calls: one 200 B \`echo\` call after each idle gap, ${COLD_SAMPLES} per cell, targets interleaved; ` +
       `load average (1/5/15 min) ${machine.loadAvgStart.map((x) => x.toFixed(2)).join(' ')} at the start, ` +
       `${machine.loadAvgEnd.map((x) => x.toFixed(2)).join(' ')} at the end. Extra = p50 minus native's p50. ` +
-      'The phase columns are medians from the bridge\'s histograms around each sample: serialise (JS thread: checks, copy, enqueue), ' +
+      "The phase columns are medians from the bridge's histograms around each sample: serialise (JS thread: checks, copy, enqueue), " +
       'queue (until the runtime thread started it), run (the handler, with its JSON parse and serialise), ' +
       'return (until the JS thread had the result).',
     '',

@@ -25,7 +25,14 @@ const bus = createMessageBus(config, store.db, log);
 const orch = new Orchestrator({ db: store.db, bus, log, processId: processId('bench') });
 await orch.registerTemplates(await loadTemplateDir('templates'));
 await orch.start();
-const worker = new Worker({ db: store.db, bus, log, runner: new NativeRunner(await loadHandlerDir('handlers/typescript')), workerId: processId('w'), namespaces: [namespace] });
+const worker = new Worker({
+  db: store.db,
+  bus,
+  log,
+  runner: new NativeRunner(await loadHandlerDir('handlers/typescript')),
+  workerId: processId('w'),
+  namespaces: [namespace],
+});
 await worker.start();
 const ctx = namespace.startsWith('e2e_conditional') ? { amount: 500, requester: 'b', purpose: 'b' } : { even_number: 6 };
 const times: number[] = [];

@@ -73,14 +73,21 @@ const nodePrefix = dirname(dirname(process.execPath));
 const nodedir = process.env.npm_config_nodedir || (existsSync(join(nodePrefix, 'include', 'node', 'node_api.h')) ? nodePrefix : undefined);
 const py = pythonInfo();
 if (!py) {
-  problems.push(`${pyConfig} did not answer: install a CPython 3.11 with its development files (apt-get install -y python3-dev, or pyenv install 3.11.7 built with --enable-shared), or set WEFT_PYTHON_CONFIG to its python3-config`);
+  problems.push(
+    `${pyConfig} did not answer: install a CPython 3.11 with its development files (apt-get install -y python3-dev, or pyenv install 3.11.7 built with --enable-shared), or set WEFT_PYTHON_CONFIG to its python3-config`,
+  );
 } else {
-  if (py.version !== '3.11') problems.push(`${pyConfig} is Python ${py.version}; weft's bridge needs CPython 3.11 (set WEFT_PYTHON_CONFIG to a 3.11 python3-config)`);
-  if (!py.shared) problems.push(`Python at ${py.prefix} was built without --enable-shared, so there is no libpython to embed: rebuild it with PYTHON_CONFIGURE_OPTS=--enable-shared`);
+  if (py.version !== '3.11')
+    problems.push(`${pyConfig} is Python ${py.version}; weft's bridge needs CPython 3.11 (set WEFT_PYTHON_CONFIG to a 3.11 python3-config)`);
+  if (!py.shared)
+    problems.push(
+      `Python at ${py.prefix} was built without --enable-shared, so there is no libpython to embed: rebuild it with PYTHON_CONFIGURE_OPTS=--enable-shared`,
+    );
   if (!run(pyConfig, ['--embed', '--ldflags'])) problems.push(`${pyConfig} --embed failed: install python3-dev`);
 }
 if (!run('pkg-config', ['--version'])) problems.push('pkg-config was not found: apt-get install -y pkg-config (or run npm run setup)');
-else if (!run('pkg-config', ['--cflags', 'ruby-3.1'])) problems.push('Ruby 3.1 development files were not found (pkg-config ruby-3.1): apt-get install -y ruby-dev (or run npm run setup)');
+else if (!run('pkg-config', ['--cflags', 'ruby-3.1']))
+  problems.push('Ruby 3.1 development files were not found (pkg-config ruby-3.1): apt-get install -y ruby-dev (or run npm run setup)');
 
 if (problems.length) {
   process.stderr.write('weft: cannot build the native bridge (build/Release/weft_bridge.node):\n');

@@ -123,12 +123,17 @@ export class ApiAuth {
       return {
         status: 401,
         code: 'token_required',
-        message: 'this API has no token yet and answers only loopback callers; create one with `weft token create --name NAME --scope read` and send it as Authorization: Bearer <token>',
+        message:
+          'this API has no token yet and answers only loopback callers; create one with `weft token create --name NAME --scope read` and send it as Authorization: Bearer <token>',
       };
     }
     const presented = bearer(req);
     if (!presented) {
-      return { status: 401, code: 'token_required', message: `${req.method} ${url} needs a bearer token with scope ${scope}: send Authorization: Bearer <token> (weft token create --scope ${scope})` };
+      return {
+        status: 401,
+        code: 'token_required',
+        message: `${req.method} ${url} needs a bearer token with scope ${scope}: send Authorization: Bearer <token> (weft token create --scope ${scope})`,
+      };
     }
     const token = await this.lookup(presented);
     if (!token) return { status: 401, code: 'token_invalid', message: 'the bearer token is unknown or revoked; `weft token list` shows the live ones' };
@@ -154,4 +159,3 @@ function bearer(req: FastifyRequest): string | undefined {
 export function actor(req: FastifyRequest): string {
   return req.apiToken ? `token:${req.apiToken.name}` : 'anonymous';
 }
-

@@ -30,6 +30,7 @@ export function intParam(raw: string | undefined, name: string, fallback: number
 export function dateParam(raw: string | undefined, name: string): Date | undefined {
   if (raw === undefined || raw === '') return undefined;
   const d = new Date(raw);
-  if (Number.isNaN(d.getTime())) throw new ValidationError(`${name} must be an ISO 8601 date-time such as 2026-01-31T12:00:00Z, got ${JSON.stringify(raw)}`, name);
+  if (Number.isNaN(d.getTime()))
+    throw new ValidationError(`${name} must be an ISO 8601 date-time such as 2026-01-31T12:00:00Z, got ${JSON.stringify(raw)}`, name);
   return d;
 }

@@ -77,7 +77,13 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
       .status(503)
       .header('retry-after', '1')
       .header('connection', 'close')
-      .send({ error: { code: 'shutting_down', message: 'this orchestrator is shutting down; retry (another orchestrator, or this one once restarted, answers)', retry_after_s: 1 } });
+      .send({
+        error: {
+          code: 'shutting_down',
+          message: 'this orchestrator is shutting down; retry (another orchestrator, or this one once restarted, answers)',
+          retry_after_s: 1,
+        },
+      });
   });
   let lastOutageLog = 0;
   app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'], { parseAs: 'string' }, (_req, body, done) =>
@@ -115,13 +121,17 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
     if (err instanceof WeftError && err.code === 'not_implemented') return reply.status(501).send({ error: { code: err.code, message: err.message } });
     if (err.statusCode === 429) return reply.status(429).send({ error: { code: 'rate_limited', message: err.message } });
     if (err.statusCode === 413) {
-      return reply.status(413).send({ error: { code: 'too_large', message: `request body is larger than the limit of ${options.bodyLimit ?? 32 * 1024 * 1024} bytes` } });
+      return reply
+        .status(413)
+        .send({ error: { code: 'too_large', message: `request body is larger than the limit of ${options.bodyLimit ?? 32 * 1024 * 1024} bytes` } });
     }
     // A value PostgreSQL refused that the checks above let through (class 22: data exception):
     // the request's fault, not the server's.
     const pgCode = (err as { code?: unknown }).code;
     if (typeof pgCode === 'string' && /^22[0-9A-Z]{3}$/.test(pgCode)) {
-      return reply.status(400).send({ error: { code: 'invalid_input', message: `PostgreSQL refused a value of this request (SQLSTATE ${pgCode}: ${err.message}); check the values sent` } });
+      return reply.status(400).send({
+        error: { code: 'invalid_input', message: `PostgreSQL refused a value of this request (SQLSTATE ${pgCode}: ${err.message}); check the values sent` },
+      });
     }
     if (err.statusCode && err.statusCode < 500) {
       return reply.status(err.statusCode).send({ error: { code: 'bad_request', message: err.message } });
@@ -165,7 +175,13 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
       return reply
         .status(503)
         .header('retry-after', '1')
-        .send({ error: { code: 'shutting_down', message: 'this orchestrator is shutting down; repeat the wait (another orchestrator, or this one once restarted, answers it)', retry_after_s: 1 } });
+        .send({
+          error: {
+            code: 'shutting_down',
+            message: 'this orchestrator is shutting down; repeat the wait (another orchestrator, or this one once restarted, answers it)',
+            retry_after_s: 1,
+          },
+        });
     }
     // The view says whether the task has ended (`ended`), read after the wait.
     const view = await getTaskViewJson(db, id);

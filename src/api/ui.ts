@@ -21,7 +21,9 @@ export async function uiRoutes(app: FastifyInstance, opts: { dir?: string } = {}
       reply
         .status(503)
         .type('text/html; charset=utf-8')
-        .send(`<!doctype html><title>weft</title><p>The dashboard is not built: run <code>npm run build</code> in ${dir.replace(/\/dist\/ui$/, '')} and reload.</p>`),
+        .send(
+          `<!doctype html><title>weft</title><p>The dashboard is not built: run <code>npm run build</code> in ${dir.replace(/\/dist\/ui$/, '')} and reload.</p>`,
+        ),
     );
     return;
   }

@@ -48,7 +48,8 @@ export function consistencyChecks(f: Figures): Check[] {
   const pair = (name: string, d: string, l: string) => {
     const dd = f[d]?.p50;
     const ll = f[l]?.p50;
-    if (!dd?.length || !ll?.length) return checks.push({ name, status: 'SKIP', threshold: 'diamond P50 < linear P50 in every run', detail: `not measured (${!dd?.length ? d : l})` });
+    if (!dd?.length || !ll?.length)
+      return checks.push({ name, status: 'SKIP', threshold: 'diamond P50 < linear P50 in every run', detail: `not measured (${!dd?.length ? d : l})` });
     const runs = Math.min(dd.length, ll.length);
     const bad: string[] = [];
     const all: string[] = [];
@@ -56,14 +57,26 @@ export function consistencyChecks(f: Figures): Check[] {
       all.push(`run ${i + 1}: ${ms(dd[i]!)} vs ${ms(ll[i]!)}`);
       if (!(dd[i]! < ll[i]!)) bad.push(`run ${i + 1}`);
     }
-    return checks.push({ name, status: bad.length ? 'FAIL' : 'PASS', threshold: 'diamond P50 < linear P50 in every run', detail: all.join('; ') + (bad.length ? ` — not faster in ${bad.join(', ')}` : '') });
+    return checks.push({
+      name,
+      status: bad.length ? 'FAIL' : 'PASS',
+      threshold: 'diamond P50 < linear P50 in every run',
+      detail: all.join('; ') + (bad.length ? ` — not faster in ${bad.join(', ')}` : ''),
+    });
   };
   pair('diamond < linear (native)', 'diamond', 'linear');
   for (const lang of LANGUAGES) pair(`${lang} diamond < ${lang} linear`, `${lang}_diamond`, `${lang}_linear`);
 
-  const langP50 = LANGUAGES.map((l) => [l, avgP50(f, `${l}_linear`)] as const).filter((x): x is readonly [(typeof LANGUAGES)[number], number] => x[1] !== undefined);
+  const langP50 = LANGUAGES.map((l) => [l, avgP50(f, `${l}_linear`)] as const).filter(
+    (x): x is readonly [(typeof LANGUAGES)[number], number] => x[1] !== undefined,
+  );
   if (langP50.length < 2) {
-    checks.push({ name: 'language spread (linear P50)', status: 'SKIP', threshold: `≤ ${LANGUAGE_SPREAD_MS} ms`, detail: 'fewer than two FFI languages measured' });
+    checks.push({
+      name: 'language spread (linear P50)',
+      status: 'SKIP',
+      threshold: `≤ ${LANGUAGE_SPREAD_MS} ms`,
+      detail: 'fewer than two FFI languages measured',
+    });
   } else {
     const vals = langP50.map((x) => x[1]);
     const spread = Math.max(...vals) - Math.min(...vals);
@@ -149,7 +162,13 @@ export function rowsPerSecond(p50Ms: number, rows = 1000): number {
 export function targets(f: Figures, backend: Backend, throughput: ThroughputResult[]): Target[] {
   const out: Target[] = [];
   const add = (name: string, target: string, reference: string, value: number | undefined, fmt: (v: number) => string, ok: (v: number) => boolean) =>
-    out.push({ name, target, reference, value: value === undefined ? 'not measured' : fmt(value), status: value === undefined ? 'n/a' : ok(value) ? 'MET' : 'MISSED' });
+    out.push({
+      name,
+      target,
+      reference,
+      value: value === undefined ? 'not measured' : fmt(value),
+      status: value === undefined ? 'n/a' : ok(value) ? 'MET' : 'MISSED',
+    });
   const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : undefined);
 
   const lin = avgP50(f, 'linear');
@@ -157,16 +176,38 @@ export function targets(f: Figures, backend: Backend, throughput: ThroughputResu
   add(`linear-4 P50, cluster (${backend})`, `≤ ${linLimit} ms`, '257 ms', lin, ms, (v) => v <= linLimit);
   add('linear-4 P50, in one process (weft run path)', '≤ 4 ms', 'n/a', avgP50(f, 'in_process_linear'), ms, (v) => v <= 4);
   const ffi = ffiOverhead(f);
-  for (const o of ffi) add(`FFI overhead, ${o.language}`, '≤ 3 %', '+23 %', o.overhead_pct, (v) => `${signedPct(v)} (${o.overhead_ms >= 0 ? '+' : '−'}${Math.abs(o.overhead_ms).toFixed(2)} ms)`, (v) => v <= 3);
+  for (const o of ffi)
+    add(
+      `FFI overhead, ${o.language}`,
+      '≤ 3 %',
+      '+23 %',
+      o.overhead_pct,
+      (v) => `${signedPct(v)} (${o.overhead_ms >= 0 ? '+' : '−'}${Math.abs(o.overhead_ms).toFixed(2)} ms)`,
+      (v) => v <= 3,
+    );
   if (ffi.length >= 2) {
     const vals = ffi.map((o) => o.native + o.overhead_ms);
     add('spread between the FFI languages', '≤ 0.5 ms', '≤ 3 ms', Math.max(...vals) - Math.min(...vals), ms, (v) => v <= 0.5);
   } else add('spread between the FFI languages', '≤ 0.5 ms', '≤ 3 ms', undefined, ms, () => false);
   const dia = avgP50(f, 'diamond');
-  add('diamond / linear', '≤ 0.80', `${(229.43 / 256.72).toFixed(2)}`, dia !== undefined && lin !== undefined ? dia / lin : undefined, (v) => v.toFixed(2), (v) => v <= 0.8);
+  add(
+    'diamond / linear',
+    '≤ 0.80',
+    `${(229.43 / 256.72).toFixed(2)}`,
+    dia !== undefined && lin !== undefined ? dia / lin : undefined,
+    (v) => v.toFixed(2),
+    (v) => v <= 0.8,
+  );
   const c2 = avgP50(f, 'concurrent_2x');
   const single = avgP50(f, 'single_task');
-  add('concurrent 2x / single', '≤ 1.15', `${(357.78 / 261.25).toFixed(2)}`, c2 !== undefined && single !== undefined ? c2 / single : undefined, (v) => v.toFixed(2), (v) => v <= 1.15);
+  add(
+    'concurrent 2x / single',
+    '≤ 1.15',
+    `${(357.78 / 261.25).toFixed(2)}`,
+    c2 !== undefined && single !== undefined ? c2 / single : undefined,
+    (v) => v.toFixed(2),
+    (v) => v <= 1.15,
+  );
   const one = throughput.filter((t) => t.topology === '1+1');
   add(
     'throughput, 1 orchestrator + 1 worker, 64 in flight',
@@ -190,6 +231,13 @@ export function targets(f: Figures, backend: Backend, throughput: ThroughputResu
     (v) => v <= 10,
   );
   const csv = avgP50(f, 'csv');
-  add('CSV batch, 1000 rows', '≥ 50,000 rows/s', '~2,700 rows/s', csv === undefined ? undefined : rowsPerSecond(csv), (v) => `${Math.round(v).toLocaleString('en-US')} rows/s`, (v) => v >= 50_000);
+  add(
+    'CSV batch, 1000 rows',
+    '≥ 50,000 rows/s',
+    '~2,700 rows/s',
+    csv === undefined ? undefined : rowsPerSecond(csv),
+    (v) => `${Math.round(v).toLocaleString('en-US')} rows/s`,
+    (v) => v >= 50_000,
+  );
   return out;
 }

@@ -34,7 +34,10 @@ function legend(items: Array<[string, string]>, x: number, y: number): string[] 
   let cx = x;
   const out: string[] = [];
   for (const [label, color] of items) {
-    out.push(`<rect x="${cx}" y="${y - 9}" width="12" height="12" fill="${color}"/>`, `<text x="${cx + 16}" y="${y + 1}" font-size="12" ${FONT}>${esc(label)}</text>`);
+    out.push(
+      `<rect x="${cx}" y="${y - 9}" width="12" height="12" fill="${color}"/>`,
+      `<text x="${cx + 16}" y="${y + 1}" font-size="12" ${FONT}>${esc(label)}</text>`,
+    );
     cx += 28 + label.length * 6.6;
   }
   return out;
@@ -67,7 +70,10 @@ export function latencyChart(rows: LatencyRow[], title: string): string {
   const x = (v: number) => left + ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotW;
   const body: string[] = [];
   for (let d = lo; d <= hi; d *= 10) {
-    body.push(`<line x1="${x(d)}" y1="${top - 6}" x2="${x(d)}" y2="${height - 44}" stroke="#e5e7eb"/>`, `<text x="${x(d)}" y="${height - 30}" text-anchor="middle" font-size="11" ${FONT}>${d} ms</text>`);
+    body.push(
+      `<line x1="${x(d)}" y1="${top - 6}" x2="${x(d)}" y2="${height - 44}" stroke="#e5e7eb"/>`,
+      `<text x="${x(d)}" y="${height - 30}" text-anchor="middle" font-size="11" ${FONT}>${d} ms</text>`,
+    );
   }
   rows.forEach((r, i) => {
     const y = top + i * rowH;
@@ -80,10 +86,23 @@ export function latencyChart(rows: LatencyRow[], title: string): string {
     bars.forEach(([v, color], k) => {
       if (v === undefined || !(v > 0)) return;
       const by = y + 2 + k * 13;
-      body.push(`<rect x="${left}" y="${by}" width="${Math.max(1, x(v) - left).toFixed(1)}" height="11" fill="${color}"/>`, `<text x="${(x(v) + 4).toFixed(1)}" y="${by + 10}" font-size="10" ${FONT}>${fmtMs(v)}</text>`);
+      body.push(
+        `<rect x="${left}" y="${by}" width="${Math.max(1, x(v) - left).toFixed(1)}" height="11" fill="${color}"/>`,
+        `<text x="${(x(v) + 4).toFixed(1)}" y="${by + 10}" font-size="10" ${FONT}>${fmtMs(v)}</text>`,
+      );
     });
   });
-  body.push(...legend([['weft P50', COLORS[0]!], ['weft P95', COLORS[1]!], ['reference P50 (seed)', COLORS[2]!]], left, height - 10));
+  body.push(
+    ...legend(
+      [
+        ['weft P50', COLORS[0]!],
+        ['weft P95', COLORS[1]!],
+        ['reference P50 (seed)', COLORS[2]!],
+      ],
+      left,
+      height - 10,
+    ),
+  );
   return svg(width, height, body, title);
 }
 
@@ -117,12 +136,24 @@ export function overheadChart(rows: OverheadRow[], title: string): string {
     const draw = (v: number, k: number, color: string, text: string) => {
       const x0 = Math.min(x(0), x(v));
       const w = Math.max(1, Math.abs(x(v) - x(0)));
-      body.push(`<rect x="${x0.toFixed(1)}" y="${y + k * 15}" width="${w.toFixed(1)}" height="13" fill="${color}"/>`, `<text x="${(Math.max(x(0), x(v)) + 4).toFixed(1)}" y="${y + k * 15 + 11}" font-size="10" ${FONT}>${esc(text)}</text>`);
+      body.push(
+        `<rect x="${x0.toFixed(1)}" y="${y + k * 15}" width="${w.toFixed(1)}" height="13" fill="${color}"/>`,
+        `<text x="${(Math.max(x(0), x(v)) + 4).toFixed(1)}" y="${y + k * 15 + 11}" font-size="10" ${FONT}>${esc(text)}</text>`,
+      );
     };
     draw(r.ours_pct, 0, COLORS[0]!, `${r.ours_pct >= 0 ? '+' : ''}${r.ours_pct.toFixed(1)} % (${r.ours_ms >= 0 ? '+' : ''}${r.ours_ms.toFixed(2)} ms)`);
     draw(r.reference_pct, 1, COLORS[2]!, `+${r.reference_pct} %`);
   });
-  body.push(...legend([['weft (linear P50 vs native)', COLORS[0]!], ['reference (seed)', COLORS[2]!]], left, height - 10));
+  body.push(
+    ...legend(
+      [
+        ['weft (linear P50 vs native)', COLORS[0]!],
+        ['reference (seed)', COLORS[2]!],
+      ],
+      left,
+      height - 10,
+    ),
+  );
   return svg(width, height, body, title);
 }
 
@@ -147,11 +178,17 @@ export function distributionChart(series: DistributionSeries[], title: string): 
   const y = (f: number) => top + (1 - f) * plotH;
   const body: string[] = [];
   for (const f of [0, 0.25, 0.5, 0.75, 0.95, 1]) {
-    body.push(`<line x1="${left}" y1="${y(f)}" x2="${width - right}" y2="${y(f)}" stroke="${f === 0.5 || f === 0.95 ? '#d1d5db' : '#f3f4f6'}"/>`, `<text x="${left - 6}" y="${y(f) + 4}" text-anchor="end" font-size="11" ${FONT}>${f === 0.5 ? 'P50' : f === 0.95 ? 'P95' : f.toFixed(2)}</text>`);
+    body.push(
+      `<line x1="${left}" y1="${y(f)}" x2="${width - right}" y2="${y(f)}" stroke="${f === 0.5 || f === 0.95 ? '#d1d5db' : '#f3f4f6'}"/>`,
+      `<text x="${left - 6}" y="${y(f) + 4}" text-anchor="end" font-size="11" ${FONT}>${f === 0.5 ? 'P50' : f === 0.95 ? 'P95' : f.toFixed(2)}</text>`,
+    );
   }
   const step = niceStep(maxX / 8);
-  for (let v = 0; v <= maxX; v += step) body.push(`<text x="${x(v)}" y="${height - bottom + 16}" text-anchor="middle" font-size="11" ${FONT}>${fmtMs(v)}</text>`);
-  body.push(`<text x="${left + plotW / 2}" y="${height - bottom + 34}" text-anchor="middle" font-size="12" ${FONT}>client latency, ms (create → observed completion)</text>`);
+  for (let v = 0; v <= maxX; v += step)
+    body.push(`<text x="${x(v)}" y="${height - bottom + 16}" text-anchor="middle" font-size="11" ${FONT}>${fmtMs(v)}</text>`);
+  body.push(
+    `<text x="${left + plotW / 2}" y="${height - bottom + 34}" text-anchor="middle" font-size="12" ${FONT}>client latency, ms (create → observed completion)</text>`,
+  );
   series.forEach((s, i) => {
     if (!s.samples.length) return;
     const pts = cdf(s.samples);
@@ -163,7 +200,13 @@ export function distributionChart(series: DistributionSeries[], title: string): 
     }
     body.push(`<path d="${d}" fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="1.8"/>`);
   });
-  body.push(...legend(series.map((s, i) => [`${s.label} (n=${s.samples.length})`, COLORS[i % COLORS.length]!] as [string, string]), left, height - 12));
+  body.push(
+    ...legend(
+      series.map((s, i) => [`${s.label} (n=${s.samples.length})`, COLORS[i % COLORS.length]!] as [string, string]),
+      left,
+      height - 12,
+    ),
+  );
   return svg(width, height, body, title);
 }
 

@@ -57,7 +57,14 @@ export async function measureInProcess(o: {
   const bus: MessageBus = o.backend === 'pg' ? new PgMessageBus(db, o.log) : new RabbitMessageBus({ url: o.amqpUrl, prefix }, db, o.log);
   const orchestrator = new Orchestrator({ db, bus, log: o.log, processId: `bench-in-process-${process.pid}` });
   const runner = new NativeRunner(await loadHandlerDir(join(packageRoot(), 'handlers', 'typescript')));
-  const worker = new Worker({ db, bus, log: o.log, runner, workerId: `bench-in-process-worker-${process.pid}`, namespaces: [...new Set(o.scenarios.map((s) => s.namespace))] });
+  const worker = new Worker({
+    db,
+    bus,
+    log: o.log,
+    runner,
+    workerId: `bench-in-process-worker-${process.pid}`,
+    namespaces: [...new Set(o.scenarios.map((s) => s.namespace))],
+  });
   const out = new Map<string, InProcessSample[]>(o.scenarios.map((s) => [s.id, []]));
   try {
     await orchestrator.registerTemplates(await loadTemplateDir(join(packageRoot(), 'templates')));

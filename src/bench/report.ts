@@ -16,7 +16,17 @@ import { distributionChart, latencyChart, overheadChart } from './charts.js';
 export interface BridgeResults {
   file: string;
   machine?: Record<string, unknown>;
-  cells: Array<{ target: string; payload: string; payloadBytes?: number; mode: string; calls: number; p50us: number; p99us: number; meanUs: number; callsPerSec: number }>;
+  cells: Array<{
+    target: string;
+    payload: string;
+    payloadBytes?: number;
+    mode: string;
+    calls: number;
+    p50us: number;
+    p99us: number;
+    meanUs: number;
+    callsPerSec: number;
+  }>;
 }
 
 export interface RenderOptions {
@@ -59,7 +69,16 @@ function tierTable(doc: BenchDocument, tier: number): string | undefined {
   if (!list.length) return undefined;
   const runs = maxRuns(doc);
   const last = (s: ScenarioResult) => s.runs[s.runs.length - 1]!;
-  const head = ['Scenario', ...Array.from({ length: runs }, (_, i) => `Run ${i + 1} P50`), 'Variance', `P95/P50 (Run ${runs})`, 'P95', 'Server P50', 'Reference P50 (Run 1 / Run 2)', 'vs reference'];
+  const head = [
+    'Scenario',
+    ...Array.from({ length: runs }, (_, i) => `Run ${i + 1} P50`),
+    'Variance',
+    `P95/P50 (Run ${runs})`,
+    'P95',
+    'Server P50',
+    'Reference P50 (Run 1 / Run 2)',
+    'vs reference',
+  ];
   const rows = list.map((s) => {
     const l = last(s);
     const avg = s.runs.reduce((a, r) => a + r.client.p50, 0) / s.runs.length;
@@ -91,7 +110,10 @@ function observations(doc: BenchDocument): string[] {
   }
   const last = (id: string) => doc.scenarios.find((s) => s.id === id)?.runs.at(-1);
   const l = last('linear');
-  if (l) out.push(`Client share of linear (client P50 − server P50): ${ms(l.client.p50 - l.server.p50)} — HTTP create, long-poll wake-up and the JSON of the task view.`);
+  if (l)
+    out.push(
+      `Client share of linear (client P50 − server P50): ${ms(l.client.p50 - l.server.p50)} — HTTP create, long-poll wake-up and the JSON of the task view.`,
+    );
   return out;
 }
 
@@ -123,14 +145,26 @@ function ffiSection(doc: BenchDocument): string | undefined {
     `**${signedPct(x.overhead_pct)}**`,
     `+${REFERENCE_FFI_OVERHEAD_PCT} % (${REFERENCE[`${x.language}_linear`]!.runs.map((v) => v.toFixed(2)).join(' / ')} ms)`,
   ]);
-  return table(['Worker', ...Array.from({ length: runs }, (_, i) => `P50 (Run ${i + 1})`), 'native linear (same runs)', 'Overhead', 'Overhead %', 'Reference'], rows);
+  return table(
+    ['Worker', ...Array.from({ length: runs }, (_, i) => `P50 (Run ${i + 1})`), 'native linear (same runs)', 'Overhead', 'Overhead %', 'Reference'],
+    rows,
+  );
 }
 
 function bridgeSection(bridge: BridgeResults | undefined): string {
   if (!bridge) return '_No `bench/results/bridge-*.json` found; run `npm run bench:bridge`._';
   const rows = bridge.cells
     .filter((c) => c.mode === 'sequential')
-    .map((c) => [c.target, c.payload, c.mode, String(c.calls), `${c.p50us.toFixed(1)} µs`, `${c.p99us.toFixed(1)} µs`, `${c.meanUs.toFixed(1)} µs`, Math.round(c.callsPerSec).toLocaleString('en-US')]);
+    .map((c) => [
+      c.target,
+      c.payload,
+      c.mode,
+      String(c.calls),
+      `${c.p50us.toFixed(1)} µs`,
+      `${c.p99us.toFixed(1)} µs`,
+      `${c.meanUs.toFixed(1)} µs`,
+      Math.round(c.callsPerSec).toLocaleString('en-US'),
+    ]);
   const m = bridge.machine ?? {};
   return [
     `From \`${bridge.file}\` (${String(m.date ?? '')}; ${String(m.cpus ?? '')}; Python ${String(m.python ?? '?')}, Ruby ${String(m.ruby ?? '?')}). One handler call through the bridge, no database or queue; sequential calls (pipelined cells are in the JSON).`,
@@ -150,7 +184,15 @@ function batchSection(doc: BenchDocument): string | undefined {
     '',
     table(
       ['Batch throughput', ...Array.from({ length: runs }, (_, i) => `Run ${i + 1} rows/s`), 'Rows/s (1000 / mean P50)', 'Reference rows/s', 'vs reference'],
-      [[`\`csv\` ${s.label}`, ...Array.from({ length: runs }, (_, i) => (s.runs[i] ? Math.round(rowsPerSecond(s.runs[i]!.client.p50)).toLocaleString('en-US') : '—')), `**${Math.round(rps).toLocaleString('en-US')}**`, `~${REFERENCE_BATCH_ROWS_PER_S.toLocaleString('en-US')} (357.76 / 367.86 ms)`, `${(rps / REFERENCE_BATCH_ROWS_PER_S).toFixed(1)}×`]],
+      [
+        [
+          `\`csv\` ${s.label}`,
+          ...Array.from({ length: runs }, (_, i) => (s.runs[i] ? Math.round(rowsPerSecond(s.runs[i]!.client.p50)).toLocaleString('en-US') : '—')),
+          `**${Math.round(rps).toLocaleString('en-US')}**`,
+          `~${REFERENCE_BATCH_ROWS_PER_S.toLocaleString('en-US')} (357.76 / 367.86 ms)`,
+          `${(rps / REFERENCE_BATCH_ROWS_PER_S).toFixed(1)}×`,
+        ],
+      ],
     ),
   ].join('\n');
 }
@@ -182,13 +224,38 @@ function phasesSection(doc: BenchDocument): string | undefined {
     .filter((x) => x.r?.phases_p50)
     .map(({ s, r }) => {
       const p = r!.phases_p50!;
-      return [s.id, ms(p.create_ms), ms(p.queue_ms), ms(p.execute_ms), ms(p.orchestrate_ms), ms(p.finalize_ms), ms(p.client_ms), ms(p.post_ms), ms(r!.client.p50), ms((p.queue_ms + p.execute_ms + p.orchestrate_ms) / s.sequential_stages)];
+      return [
+        s.id,
+        ms(p.create_ms),
+        ms(p.queue_ms),
+        ms(p.execute_ms),
+        ms(p.orchestrate_ms),
+        ms(p.finalize_ms),
+        ms(p.client_ms),
+        ms(p.post_ms),
+        ms(r!.client.p50),
+        ms((p.queue_ms + p.execute_ms + p.orchestrate_ms) / s.sequential_stages),
+      ];
     });
   if (!rows.length) return undefined;
   return [
-    'Medians over the last run\'s samples of each phase, from the step timestamps the long-poll returns (millisecond resolution, so single phases below 1 ms read as 0 or 1). Σ = summed over the 4 steps of the chain.',
+    "Medians over the last run's samples of each phase, from the step timestamps the long-poll returns (millisecond resolution, so single phases below 1 ms read as 0 or 1). Σ = summed over the 4 steps of the chain.",
     '',
-    table(['Scenario', 'create → 1st enqueue', 'queue Σ (enqueued → started)', 'execute Σ (started → finished)', 'orchestrate Σ (finished → next enqueued)', 'finalise', 'client − server (HTTP + wake-up)', 'POST round trip', 'client P50', 'per stage (queue + execute + orchestrate) / 4'], rows),
+    table(
+      [
+        'Scenario',
+        'create → 1st enqueue',
+        'queue Σ (enqueued → started)',
+        'execute Σ (started → finished)',
+        'orchestrate Σ (finished → next enqueued)',
+        'finalise',
+        'client − server (HTTP + wake-up)',
+        'POST round trip',
+        'client P50',
+        'per stage (queue + execute + orchestrate) / 4',
+      ],
+      rows,
+    ),
   ].join('\n');
 }
 
@@ -203,7 +270,11 @@ function chartsFor(doc: BenchDocument): Record<string, string> {
   const out: Record<string, string> = {};
   if (rows.length) out[`latency-${b}.svg`] = latencyChart(rows, `P50 / P95 per scenario vs the reference (${b}, log scale)`);
   const o = ffiOverhead(figuresOf(doc));
-  if (o.length) out[`overhead-${b}.svg`] = overheadChart(o.map((x) => ({ label: x.language, ours_pct: x.overhead_pct, ours_ms: x.overhead_ms, reference_pct: REFERENCE_FFI_OVERHEAD_PCT })), `FFI overhead vs native, linear P50 (${b})`);
+  if (o.length)
+    out[`overhead-${b}.svg`] = overheadChart(
+      o.map((x) => ({ label: x.language, ours_pct: x.overhead_pct, ours_ms: x.overhead_ms, reference_pct: REFERENCE_FFI_OVERHEAD_PCT })),
+      `FFI overhead vs native, linear P50 (${b})`,
+    );
   const series = ['linear', 'diamond', ...LANGUAGES.map((l) => `${l}_linear`), 'csv']
     .map((id) => doc.scenarios.find((s) => s.id === id && s.runs.length))
     .filter((s): s is ScenarioResult => s !== undefined)
@@ -222,7 +293,9 @@ function loadNote(docs: BenchDocument[]): string {
 function header(docs: BenchDocument[]): string[] {
   const d = docs[0]!;
   const c = d.config;
-  const workers = Object.entries(c.workers).map(([r, n]) => `${r}×${n}`).join(', ');
+  const workers = Object.entries(c.workers)
+    .map(([r, n]) => `${r}×${n}`)
+    .join(', ');
   const v = d.versions;
   const rabbit = docs.find((x) => x.versions.rabbitmq)?.versions.rabbitmq;
   const quick = docs.some((x) => x.quick);
@@ -230,7 +303,12 @@ function header(docs: BenchDocument[]): string[] {
     '# weft end-to-end benchmark results',
     '',
     `<!-- Generated by \`weft bench\` from percentiles.json. Do not edit: regenerate with \`weft bench --report <results dir>... [--write-docs]\`. -->`,
-    ...(quick ? ['', `> **Quick run** (\`--quick\`: ${c.samples} samples, ${c.runs} run, ${c.throughput_seconds} s throughput window): indicative only; the full report uses 50 samples × 2 runs.`] : []),
+    ...(quick
+      ? [
+          '',
+          `> **Quick run** (\`--quick\`: ${c.samples} samples, ${c.runs} run, ${c.throughput_seconds} s throughput window): indicative only; the full report uses 50 samples × 2 runs.`,
+        ]
+      : []),
     '',
     `**Generated:** ${d.generated_at}  `,
     `**Commit:** ${d.git.commit?.slice(0, 10) ?? 'unknown'} (branch ${d.git.branch ?? '?'}${d.git.dirty ? ', uncommitted changes in the tree' : ''})  `,
@@ -261,7 +339,10 @@ function backendSection(doc: BenchDocument, prefix: string, multi: boolean): str
     if (!t) continue;
     out.push('', `${h} ${title}`, '');
     if (tier === 4) {
-      const native = tierTable({ ...doc, scenarios: doc.scenarios.filter((s) => s.id === 'linear' || s.id === 'diamond').map((s) => ({ ...s, tier: 4 as const })) }, 4);
+      const native = tierTable(
+        { ...doc, scenarios: doc.scenarios.filter((s) => s.id === 'linear' || s.id === 'diamond').map((s) => ({ ...s, tier: 4 as const })) },
+        4,
+      );
       if (native) out.push('Native, same runs:', '', native, '', 'Through the bridge:', '');
     }
     out.push(t);
@@ -269,7 +350,10 @@ function backendSection(doc: BenchDocument, prefix: string, multi: boolean): str
       const ffi = ffiSection(doc);
       if (ffi) out.push('', `${h}# FFI overhead (vs native linear)`, '', ffi);
       if (ffiOverhead(figuresOf(doc)).some((x) => x.overhead_ms < 0)) {
-        out.push('', 'A negative overhead means native linear was slower than that language in these runs: the run-to-run noise is larger than the bridge\'s own cost (tens of µs per call, see the bridge table below), so the sign is not meaningful at this noise level.');
+        out.push(
+          '',
+          "A negative overhead means native linear was slower than that language in these runs: the run-to-run noise is larger than the bridge's own cost (tens of µs per call, see the bridge table below), so the sign is not meaningful at this noise level.",
+        );
       }
     }
     if (tier === 1) {
@@ -309,10 +393,10 @@ export function renderReport(docs: BenchDocument[], opts: RenderOptions = {}): R
     '## Methodology',
     '',
     `- ${docs[0]!.config.samples} samples per scenario after ${docs[0]!.config.warmup} warm-up tasks; ${docs[0]!.config.runs} run(s) per backend, each on a freshly started cluster (\`weft cluster\`'s supervisor).`,
-    '- Percentiles as in the reference\'s script: sort, k = (n − 1)·p, linear interpolation between neighbours.',
+    "- Percentiles as in the reference's script: sort, k = (n − 1)·p, linear interpolation between neighbours.",
     docs[0]!.config.interleaved
       ? '- Samples are interleaved: warm-up rounds over every scenario, then sample k of every scenario before sample k + 1 of any, so background load that changes during a run lands on all scenarios alike (the reference ran its groups one after the other).'
-      : '- Scenarios were measured one after the other (as the reference\'s Criterion groups were).',
+      : "- Scenarios were measured one after the other (as the reference's Criterion groups were).",
     '- Tier 1/2/4/5 tasks go to the first orchestrator; Tier 3 round-robins single tasks over the orchestrators, and runs one task per orchestrator concurrently (a sample ends when both have ended).',
     `- Throughput: ${docs[0]!.config.throughput_in_flight} linear tasks kept in flight for ${docs[0]!.config.throughput_seconds} s; steps/s = 4 × tasks completed in the window / window.`,
     '- Batch throughput = 1000 rows / CSV P50.',

@@ -63,7 +63,8 @@ interface TaskSample {
 async function runOne(base: string, s: ScenarioDef, context: Record<string, unknown>, csvExpected?: Record<string, unknown>): Promise<TaskSample> {
   const t0 = performance.now();
   const created = await requestJson('POST', `${base}/v1/tasks`, { namespace: s.namespace, name: s.name, context });
-  if (created.status !== 201) throw new BenchFailure(`POST ${base}/v1/tasks for ${s.namespace}/${s.name} answered ${created.status}: ${JSON.stringify(created.body)}`);
+  if (created.status !== 201)
+    throw new BenchFailure(`POST ${base}/v1/tasks for ${s.namespace}/${s.name} answered ${created.status}: ${JSON.stringify(created.body)}`);
   const id = created.body.id as string;
   const post_ms = performance.now() - t0;
   const waited = await requestJson('GET', `${base}/v1/tasks/${id}/wait?timeout_ms=${s.timeoutMs}`, undefined, s.timeoutMs + 10_000);
@@ -155,18 +156,29 @@ async function rabbitVersion(url: string): Promise<string | null> {
 }
 
 function machine(): BenchDocument['machine'] {
-  return { cpu_model: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, memory_gb: Math.round((os.totalmem() / 2 ** 30) * 10) / 10, os: `${os.type()} ${os.release()} ${os.arch()}` };
+  return {
+    cpu_model: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    memory_gb: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+  };
 }
 
 function gitInfo(): BenchDocument['git'] {
   const status = run('git', ['status', '--porcelain', '--untracked-files=no']);
-  return { commit: run('git', ['rev-parse', 'HEAD']), branch: run('git', ['rev-parse', '--abbrev-ref', 'HEAD']), dirty: status === null ? null : status.length > 0 };
+  return {
+    commit: run('git', ['rev-parse', 'HEAD']),
+    branch: run('git', ['rev-parse', '--abbrev-ref', 'HEAD']),
+    dirty: status === null ? null : status.length > 0,
+  };
 }
 
 /** The newest `bench/results/bridge-*.json` (from `npm run bench:bridge`), if any. */
 export function latestBridgeResults(dir = join(packageRoot(), 'bench', 'results')): BridgeResults | undefined {
   if (!existsSync(dir)) return undefined;
-  const files = readdirSync(dir).filter((f) => /^bridge-.*\.json$/.test(f)).sort();
+  const files = readdirSync(dir)
+    .filter((f) => /^bridge-.*\.json$/.test(f))
+    .sort();
   const last = files.at(-1);
   if (!last) return undefined;
   try {
@@ -252,7 +264,12 @@ async function startCluster(spec: Omit<ClusterSpec, 'basePort'>, basePort: numbe
 type Csv = { file: string; expected: Record<string, unknown> };
 
 /** One sample of a scenario: `i` picks the orchestrator for round-robin. */
-async function takeSample(s: ScenarioDef, urls: string[], i: number, csv: Csv): Promise<{ client_ms: number; server_ms: number; post_ms?: number; view?: any }> {
+async function takeSample(
+  s: ScenarioDef,
+  urls: string[],
+  i: number,
+  csv: Csv,
+): Promise<{ client_ms: number; server_ms: number; post_ms?: number; view?: any }> {
   if (s.mode === 'concurrent') {
     const t0 = performance.now();
     const both = await Promise.all(urls.map((u, k) => runOne(u, s, contextFor(s, { instance: k }))));
@@ -279,7 +296,9 @@ function finishRun(c: Collector, runNo: number, progress: Progress, label = c.s.
     verified: c.client.length,
     ...(c.phases.length ? { phases_p50: medianPhases(c.phases) } : {}),
   };
-  progress.line(`  ${`run ${runNo} · T${c.s.tier} ${label}`.padEnd(34)} n=${result.client.n} P50 ${result.client.p50.toFixed(2)} ms  P95 ${result.client.p95.toFixed(2)} ms  server P50 ${result.server.p50.toFixed(2)} ms  ✓ results`);
+  progress.line(
+    `  ${`run ${runNo} · T${c.s.tier} ${label}`.padEnd(34)} n=${result.client.n} P50 ${result.client.p50.toFixed(2)} ms  P95 ${result.client.p95.toFixed(2)} ms  server P50 ${result.server.p50.toFixed(2)} ms  ✓ results`,
+  );
   return result;
 }
 
@@ -291,7 +310,15 @@ function finishRun(c: Collector, runNo: number, progress: Progress, label = c.s.
  * diamond vs linear) stay fair. `--no-interleave` runs them one after the
  * other, as the reference's Criterion groups did.
  */
-async function measureScenarios(scenarios: ScenarioDef[], urls: string[], opts: BenchOptions, runNo: number, csv: Csv, progress: Progress, label?: string): Promise<Map<string, RunResult>> {
+async function measureScenarios(
+  scenarios: ScenarioDef[],
+  urls: string[],
+  opts: BenchOptions,
+  runNo: number,
+  csv: Csv,
+  progress: Progress,
+  label?: string,
+): Promise<Map<string, RunResult>> {
   const cols: Collector[] = scenarios.map((s) => ({ s, client: [], server: [], phases: [] }));
   const out = new Map<string, RunResult>();
   const record = (c: Collector, i: number, sample: Awaited<ReturnType<typeof takeSample>>) => {
@@ -322,9 +349,29 @@ async function measureScenarios(scenarios: ScenarioDef[], urls: string[], opts: 
 }
 
 /** Many linear tasks in flight for a while: steps completed per second. */
-async function measureThroughput(topology: ThroughputResult['topology'], sup: ClusterSupervisor, workers: number, opts: BenchOptions, runNo: number, progress: Progress): Promise<ThroughputResult> {
+async function measureThroughput(
+  topology: ThroughputResult['topology'],
+  sup: ClusterSupervisor,
+  workers: number,
+  opts: BenchOptions,
+  runNo: number,
+  progress: Progress,
+): Promise<ThroughputResult> {
   const urls = sup.orchestratorUrls();
-  const s = { id: 'throughput', tier: 1, label: 'throughput', runtime: 'native', pattern: 'linear', namespace: 'e2e_linear', name: 'mathematical_sequence', steps: 4, sequential_stages: 4, mode: 'single', timeoutMs: 30_000, sequential: false } as const satisfies ScenarioDef;
+  const s = {
+    id: 'throughput',
+    tier: 1,
+    label: 'throughput',
+    runtime: 'native',
+    pattern: 'linear',
+    namespace: 'e2e_linear',
+    name: 'mathematical_sequence',
+    steps: 4,
+    sequential_stages: 4,
+    mode: 'single',
+    timeoutMs: 30_000,
+    sequential: false,
+  } as const satisfies ScenarioDef;
   // Warm the connections and the workers first.
   await Promise.all(Array.from({ length: Math.min(opts.inFlight, 16) }, (_, i) => runOne(urls[i % urls.length]!, s, contextFor(s))));
   const latencies: number[] = [];
@@ -340,7 +387,9 @@ async function measureThroughput(topology: ThroughputResult['topology'], sup: Cl
       if (performance.now() <= end) latencies.push(r.client_ms);
       if (process.stderr.isTTY && performance.now() - lastTick > 250) {
         lastTick = performance.now();
-        process.stderr.write(`\r\x1b[2K  run ${runNo} · throughput ${topology}  ${latencies.length} tasks  ${((latencies.length * 4) / ((performance.now() - start) / 1000)).toFixed(0)} steps/s`);
+        process.stderr.write(
+          `\r\x1b[2K  run ${runNo} · throughput ${topology}  ${latencies.length} tasks  ${((latencies.length * 4) / ((performance.now() - start) / 1000)).toFixed(0)} steps/s`,
+        );
       }
     }
   };
@@ -364,7 +413,9 @@ async function measureThroughput(topology: ThroughputResult['topology'], sup: Cl
     ...(used && tasks ? { cpu_ms_per_step: cpuPerStep(used, tasks * 4) } : {}),
   };
   const cpuNote = out.cpu_ms_per_step ? `, CPU ${out.cpu_ms_per_step.total.toFixed(2)} ms/step` : '';
-  progress.line(`  run ${runNo} · throughput ${topology.padEnd(8)} ${out.steps_per_s.toFixed(0)} steps/s (${tasks} tasks in ${seconds} s, ${opts.inFlight} in flight, latency P50 ${out.latency.p50.toFixed(1)} ms${cpuNote}) ✓ results`);
+  progress.line(
+    `  run ${runNo} · throughput ${topology.padEnd(8)} ${out.steps_per_s.toFixed(0)} steps/s (${tasks} tasks in ${seconds} s, ${opts.inFlight} in flight, latency P50 ${out.latency.p50.toFixed(1)} ms${cpuNote}) ✓ results`,
+  );
   return out;
 }
 
@@ -374,10 +425,16 @@ async function measureThroughput(topology: ThroughputResult['topology'], sup: Cl
  * machine; undefined when /proc cannot see the server.
  */
 async function cpuMeterFor(sup: ClusterSupervisor): Promise<CpuMeter | undefined> {
-  const backend = await withConnection(sup.database, async (c) => (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid).catch(() => undefined);
+  const backend = await withConnection(sup.database, async (c) => (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid).catch(
+    () => undefined,
+  );
   const postmaster = backend !== undefined ? postmasterOf(backend) : undefined;
   if (postmaster === undefined || serverPids(postmaster).length === 0) return undefined;
-  const pidsOf = (role: 'orchestrator' | 'worker') => () => sup.processes().filter((p) => p.role === role && p.pid !== null).map((p) => p.pid!);
+  const pidsOf = (role: 'orchestrator' | 'worker') => () =>
+    sup
+      .processes()
+      .filter((p) => p.role === role && p.pid !== null)
+      .map((p) => p.pid!);
   return new CpuMeter({ orchestrators: pidsOf('orchestrator'), workers: pidsOf('worker'), postgres: () => serverPids(postmaster) });
 }
 
@@ -446,7 +503,10 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
   const runtimes = runtimesFor(scenarios, throughput);
   const workers = Object.fromEntries([...runtimes].map((r) => [r, opts.workersPerRuntime])) as Partial<Record<ClusterRuntime, number>>;
   const config = loadConfig();
-  const stamp = new Date().toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+  const stamp = new Date()
+    .toISOString()
+    .replace(/\.\d+Z$/, 'Z')
+    .replace(/:/g, '-');
   const dir = resolve(opts.out, `${stamp}-${backend}`);
   mkdirSync(dir, { recursive: true });
   const csvFile = join(dir, 'products.csv');
@@ -460,7 +520,13 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
     backend,
     quick: opts.quick,
     machine: machine(),
-    versions: { node: process.version, postgresql: null, rabbitmq: backend === 'rabbitmq' ? await rabbitVersion(config.amqpUrl) : null, python: runtimes.has('python') ? pythonVersion() : null, ruby: runtimes.has('ruby') ? run('ruby', ['-e', 'print RUBY_VERSION']) : null },
+    versions: {
+      node: process.version,
+      postgresql: null,
+      rabbitmq: backend === 'rabbitmq' ? await rabbitVersion(config.amqpUrl) : null,
+      python: runtimes.has('python') ? pythonVersion() : null,
+      ruby: runtimes.has('ruby') ? run('ruby', ['-e', 'print RUBY_VERSION']) : null,
+    },
     config: {
       orchestrators: opts.orchestrators,
       workers,
@@ -477,11 +543,21 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
       scenarios: [...scenarios.map((s) => s.id), ...(throughput ? ['throughput'] : [])],
     },
     git: gitInfo(),
-    scenarios: scenarios.map<ScenarioResult>((s) => ({ id: s.id, reference_name: '', tier: s.tier, label: s.label, runtime: s.runtime, pattern: s.pattern, steps: s.steps, sequential_stages: s.sequential_stages, runs: [] })),
+    scenarios: scenarios.map<ScenarioResult>((s) => ({
+      id: s.id,
+      reference_name: '',
+      tier: s.tier,
+      label: s.label,
+      runtime: s.runtime,
+      pattern: s.pattern,
+      steps: s.steps,
+      sequential_stages: s.sequential_stages,
+      runs: [],
+    })),
     throughput: [],
     elapsed_s: 0,
   };
-  const { REFERENCE } = await import("./reference.js");
+  const { REFERENCE } = await import('./reference.js');
   for (const s of doc.scenarios) s.reference_name = REFERENCE[s.id]?.name ?? '';
 
   const stateDir = join(config.home, 'cluster', `bench-${process.pid}`);
@@ -494,7 +570,8 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
     return { id, reference_name: '', tier: 1, label, runtime: d.runtime, pattern: d.pattern, steps: d.steps, sequential_stages: d.sequential_stages, runs: [] };
   };
   for (const x of inProcess) doc.scenarios.push(extra(x.id, x.of, x.label));
-  if (history) doc.scenarios.push(extra(HISTORY_ID, 'linear', `linear (native) after ${opts.historySteps.toLocaleString('en-US')} finished steps in the tables`));
+  if (history)
+    doc.scenarios.push(extra(HISTORY_ID, 'linear', `linear (native) after ${opts.historySteps.toLocaleString('en-US')} finished steps in the tables`));
   try {
     for (let runNo = 1; runNo <= opts.runs; runNo++) {
       if (inProcess.length) {
@@ -511,12 +588,22 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
         for (const x of inProcess) {
           const r = toRunResult(runNo, measured.get(x.of)!);
           doc.scenarios.find((s) => s.id === x.id)!.runs.push(r);
-          progress.line(`  ${`run ${runNo} · ${x.id}`.padEnd(34)} n=${r.client.n} P50 ${r.client.p50.toFixed(2)} ms  P95 ${r.client.p95.toFixed(2)} ms  ✓ results`);
+          progress.line(
+            `  ${`run ${runNo} · ${x.id}`.padEnd(34)} n=${r.client.n} P50 ${r.client.p50.toFixed(2)} ms  P95 ${r.client.p95.toFixed(2)} ms  ✓ results`,
+          );
         }
       }
-      progress.line(`${backend} run ${runNo}/${opts.runs}: starting ${opts.orchestrators} orchestrator(s) and ${Object.entries(workers).map(([r, n]) => `${n} ${r}`).join(', ')} worker(s)…`);
+      progress.line(
+        `${backend} run ${runNo}/${opts.runs}: starting ${opts.orchestrators} orchestrator(s) and ${Object.entries(workers)
+          .map(([r, n]) => `${n} ${r}`)
+          .join(', ')} worker(s)…`,
+      );
       if (scenarios.length) {
-        const sup = await startCluster({ orchestrators: opts.orchestrators, workers, backend, stateDir, env, concurrency: opts.concurrency }, opts.basePort, log);
+        const sup = await startCluster(
+          { orchestrators: opts.orchestrators, workers, backend, stateDir, env, concurrency: opts.concurrency },
+          opts.basePort,
+          log,
+        );
         try {
           doc.versions.postgresql ??= await postgresVersion(sup.database);
           const urls = sup.orchestratorUrls();
@@ -569,7 +656,11 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   if (opts.report?.length) {
     const loaded = opts.report.map((d) => ({ dir: resolve(d), doc: JSON.parse(readFileSync(join(resolve(d), 'percentiles.json'), 'utf8')) as BenchDocument }));
     for (const l of loaded) writeReports([l.doc], { dir: l.dir, file: 'report.md', bridge });
-    if (opts.writeDocs) writeReports(loaded.map((l) => l.doc), { dir: docsDir, file: 'benchmarks.md', chartsSubdir: 'benchmarks', bridge });
+    if (opts.writeDocs)
+      writeReports(
+        loaded.map((l) => l.doc),
+        { dir: docsDir, file: 'benchmarks.md', chartsSubdir: 'benchmarks', bridge },
+      );
     progress.line(`regenerated ${loaded.map((l) => join(l.dir, 'report.md')).join(', ')}${opts.writeDocs ? ' and docs/benchmarks.md' : ''}`);
     return 0;
   }
@@ -584,13 +675,14 @@ export async function runBench(opts: BenchOptions): Promise<number> {
     done.push(r);
   }
   if (opts.writeDocs) {
-    writeReports(done.map((d) => d.doc), { dir: docsDir, file: 'benchmarks.md', chartsSubdir: 'benchmarks', bridge });
+    writeReports(
+      done.map((d) => d.doc),
+      { dir: docsDir, file: 'benchmarks.md', chartsSubdir: 'benchmarks', bridge },
+    );
     progress.line(`wrote ${join(docsDir, 'benchmarks.md')}`);
   }
   return 0;
 }
-
-
 
 /** The API's answer as JSON; a body that is not JSON fails the bench. */
 async function requestJson(method: 'GET' | 'POST', url: string, body?: unknown, timeoutMs = 60_000): Promise<{ status: number; body: any }> {

@@ -49,24 +49,110 @@ const DAG_EXPECTED: Record<string, bigint> = (() => {
   const validate = sq(left * right);
   const transform = sq(left);
   const analyze = sq(right);
-  return { dag_init: init, dag_process_left: left, dag_process_right: right, dag_validate: validate, dag_transform: transform, dag_analyze: analyze, dag_finalize: sq(validate * transform * analyze) };
+  return {
+    dag_init: init,
+    dag_process_left: left,
+    dag_process_right: right,
+    dag_validate: validate,
+    dag_transform: transform,
+    dag_analyze: analyze,
+    dag_finalize: sq(validate * transform * analyze),
+  };
 })();
 
 function linear(id: string, tier: 1 | 3 | 4, runtime: Runtime, namespace: string, label: string, mode: ScenarioDef['mode'] = 'single'): ScenarioDef {
-  return { id, tier, label, runtime, pattern: 'linear', namespace, name: 'mathematical_sequence', steps: 4, sequential_stages: 4, mode, timeoutMs: 15_000, sequential: mode !== 'concurrent' };
+  return {
+    id,
+    tier,
+    label,
+    runtime,
+    pattern: 'linear',
+    namespace,
+    name: 'mathematical_sequence',
+    steps: 4,
+    sequential_stages: 4,
+    mode,
+    timeoutMs: 15_000,
+    sequential: mode !== 'concurrent',
+  };
 }
 function diamond(id: string, tier: 1 | 4, runtime: Runtime, namespace: string, label: string): ScenarioDef {
-  return { id, tier, label, runtime, pattern: 'diamond', namespace, name: 'diamond_pattern', steps: 4, sequential_stages: 3, mode: 'single', timeoutMs: 15_000, sequential: false };
+  return {
+    id,
+    tier,
+    label,
+    runtime,
+    pattern: 'diamond',
+    namespace,
+    name: 'diamond_pattern',
+    steps: 4,
+    sequential_stages: 3,
+    mode: 'single',
+    timeoutMs: 15_000,
+    sequential: false,
+  };
 }
 
 /** Every scenario, in report order. `id` is what `--scenarios` filters on. */
 export const SCENARIOS: readonly ScenarioDef[] = [
-  { id: 'single_step', tier: 1, label: 'single-step task (native)', runtime: 'native', pattern: 'single', namespace: 'e2e_single', name: 'one_step', steps: 1, sequential_stages: 1, mode: 'single', timeoutMs: 15_000, sequential: false },
+  {
+    id: 'single_step',
+    tier: 1,
+    label: 'single-step task (native)',
+    runtime: 'native',
+    pattern: 'single',
+    namespace: 'e2e_single',
+    name: 'one_step',
+    steps: 1,
+    sequential_stages: 1,
+    mode: 'single',
+    timeoutMs: 15_000,
+    sequential: false,
+  },
   linear('linear', 1, 'native', 'e2e_linear', 'linear (native)'),
   diamond('diamond', 1, 'native', 'e2e_diamond', 'diamond (native)'),
-  { id: 'conditional', tier: 2, label: 'conditional (amount 500)', runtime: 'native', pattern: 'conditional', namespace: 'e2e_conditional', name: 'approval_routing', steps: 4, sequential_stages: 4, mode: 'single', timeoutMs: 15_000, sequential: false },
-  { id: 'complex_dag', tier: 2, label: 'complex DAG', runtime: 'native', pattern: 'complex_dag', namespace: 'e2e_mixed_dag', name: 'complex_dag', steps: 7, sequential_stages: 4, mode: 'single', timeoutMs: 15_000, sequential: false },
-  { id: 'tree', tier: 2, label: 'hierarchical tree', runtime: 'native', pattern: 'tree', namespace: 'e2e_tree', name: 'hierarchical_tree', steps: 8, sequential_stages: 4, mode: 'single', timeoutMs: 20_000, sequential: false },
+  {
+    id: 'conditional',
+    tier: 2,
+    label: 'conditional (amount 500)',
+    runtime: 'native',
+    pattern: 'conditional',
+    namespace: 'e2e_conditional',
+    name: 'approval_routing',
+    steps: 4,
+    sequential_stages: 4,
+    mode: 'single',
+    timeoutMs: 15_000,
+    sequential: false,
+  },
+  {
+    id: 'complex_dag',
+    tier: 2,
+    label: 'complex DAG',
+    runtime: 'native',
+    pattern: 'complex_dag',
+    namespace: 'e2e_mixed_dag',
+    name: 'complex_dag',
+    steps: 7,
+    sequential_stages: 4,
+    mode: 'single',
+    timeoutMs: 15_000,
+    sequential: false,
+  },
+  {
+    id: 'tree',
+    tier: 2,
+    label: 'hierarchical tree',
+    runtime: 'native',
+    pattern: 'tree',
+    namespace: 'e2e_tree',
+    name: 'hierarchical_tree',
+    steps: 8,
+    sequential_stages: 4,
+    mode: 'single',
+    timeoutMs: 20_000,
+    sequential: false,
+  },
   linear('single_task', 3, 'native', 'e2e_linear', 'single task, round-robin over the orchestrators', 'round_robin'),
   { ...linear('concurrent_2x', 3, 'native', 'e2e_linear', 'one task per orchestrator, concurrently', 'concurrent'), steps: 8 },
   linear('python_linear', 4, 'python', 'e2e_linear_py', 'python linear'),
@@ -75,7 +161,20 @@ export const SCENARIOS: readonly ScenarioDef[] = [
   diamond('ruby_diamond', 4, 'ruby', 'e2e_diamond_rb', 'ruby diamond'),
   linear('typescript_linear', 4, 'typescript', 'e2e_linear_ts', 'typescript (bridge) linear'),
   diamond('typescript_diamond', 4, 'typescript', 'e2e_diamond_ts', 'typescript (bridge) diamond'),
-  { id: 'csv', tier: 5, label: 'CSV batch, 1000 rows', runtime: 'native', pattern: 'csv', namespace: 'e2e_csv', name: 'csv_product_inventory_analyzer', steps: 7, sequential_stages: 3, mode: 'single', timeoutMs: 45_000, sequential: false },
+  {
+    id: 'csv',
+    tier: 5,
+    label: 'CSV batch, 1000 rows',
+    runtime: 'native',
+    pattern: 'csv',
+    namespace: 'e2e_csv',
+    name: 'csv_product_inventory_analyzer',
+    steps: 7,
+    sequential_stages: 3,
+    mode: 'single',
+    timeoutMs: 45_000,
+    sequential: false,
+  },
 ];
 
 /** The throughput scenario's id for `--scenarios`. */
@@ -99,7 +198,9 @@ export function selectScenarios(filter: string[] | undefined): { scenarios: Scen
     const tier = /^tier([1-5])$/.exec(f);
     const hits = tier ? SCENARIOS.filter((s) => s.tier === Number(tier[1])) : SCENARIOS.filter((s) => s.id === f);
     if (hits.length === 0) {
-      throw new Error(`--scenarios names "${f}", which is not a scenario; use any of ${[...SCENARIOS.map((s) => s.id), 'tier1', '…', 'tier5', THROUGHPUT_ID].join(', ')}`);
+      throw new Error(
+        `--scenarios names "${f}", which is not a scenario; use any of ${[...SCENARIOS.map((s) => s.id), 'tier1', '…', 'tier5', THROUGHPUT_ID].join(', ')}`,
+      );
     }
     for (const h of hits) chosen.add(h.id);
   }
@@ -169,8 +270,12 @@ export function verifyOutcome(s: ScenarioDef, view: TaskOutcome, csvExpected?: R
       return String(v) === want ? undefined : `tree_final_convergence returned ${JSON.stringify(v)}, expected ${want}`;
     }
     case 'conditional': {
-      const names = view.steps.map((st) => st.name).sort().join(',');
-      if (names !== 'auto_approve,finalize_approval,routing_decision,validate_request') return `conditional created steps ${names}, expected auto_approve, finalize_approval, routing_decision, validate_request`;
+      const names = view.steps
+        .map((st) => st.name)
+        .sort()
+        .join(',');
+      if (names !== 'auto_approve,finalize_approval,routing_decision,validate_request')
+        return `conditional created steps ${names}, expected auto_approve, finalize_approval, routing_decision, validate_request`;
       const v = resultsByName(view).get('finalize_approval');
       const want = { approved: true, approvals: ['auto_approve'] };
       return canonicalJson(v) === canonicalJson(want) ? undefined : `finalize_approval returned ${JSON.stringify(v)}, expected ${JSON.stringify(want)}`;

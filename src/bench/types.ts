@@ -80,7 +80,13 @@ export interface BenchDocument {
   generated_at: string;
   backend: Backend;
   quick: boolean;
-  machine: { cpu_model: string; cores: number; memory_gb: number; os: string; /** 1-minute load average at the start and the end of the backend's runs (other work on the machine). */ load_avg?: [number, number] };
+  machine: {
+    cpu_model: string;
+    cores: number;
+    memory_gb: number;
+    os: string;
+    /** 1-minute load average at the start and the end of the backend's runs (other work on the machine). */ load_avg?: [number, number];
+  };
   versions: { node: string; postgresql: string | null; rabbitmq: string | null; python: string | null; ruby: string | null };
   config: {
     orchestrators: number;

@@ -10,7 +10,7 @@ import { integer } from './options.js';
 export function registerBenchCommand(program: Command): void {
   program
     .command('bench')
-    .description('end-to-end latency benchmark in the seed\'s tiers on a local cluster; writes bench/results/<timestamp>-<backend>/')
+    .description("end-to-end latency benchmark in the seed's tiers on a local cluster; writes bench/results/<timestamp>-<backend>/")
     .option('--backend <backend>', 'pg | rabbitmq | both', 'pg')
     .option('--runs <n>', 'independent runs, the cluster restarted between them', integer(1))
     .option('--samples <n>', 'samples per scenario after the warm-up', integer(1))
@@ -23,7 +23,11 @@ export function registerBenchCommand(program: Command): void {
     .option('--concurrency <n>', 'steps each worker runs at once', integer(1), 32)
     .option('--in-flight <n>', 'concurrent tasks in the throughput scenario', integer(1), 64)
     .option('--throughput-seconds <s>', 'throughput window per topology', integer(1))
-    .option('--history-steps <n>', 'finished steps written into the tables before linear is measured again (default 1,000,000; --quick 100,000; 0 skips)', integer(0))
+    .option(
+      '--history-steps <n>',
+      'finished steps written into the tables before linear is measured again (default 1,000,000; --quick 100,000; 0 skips)',
+      integer(0),
+    )
     .option('--no-interleave', 'measure the scenarios one after the other instead of interleaving their samples')
     .option('--out <dir>', 'results directory', join(packageRoot(), 'bench', 'results'))
     .option('--write-docs', 'also write docs/benchmarks.md (the latest full report)', false)

@@ -28,8 +28,22 @@ export function registerDashboardCommand(program: Command): void {
       const engine = await startEmbeddedEngine(config, log, { templates: opts.templates, handlers: opts.handlers, name: 'dashboard' });
       let api: Awaited<ReturnType<typeof serveApi>> | undefined;
       try {
-        await engine.addWorkers(opts.runtimes.split(',').map((r) => r.trim()).filter(Boolean));
-        api = await serveApi({ orchestrator: engine.orchestrator, db: engine.store.db, bus: engine.bus, log, host: opts.host, port: opts.port, insecure: opts.insecure, createPerMinute: config.taskRateLimitPerMinute });
+        await engine.addWorkers(
+          opts.runtimes
+            .split(',')
+            .map((r) => r.trim())
+            .filter(Boolean),
+        );
+        api = await serveApi({
+          orchestrator: engine.orchestrator,
+          db: engine.store.db,
+          bus: engine.bus,
+          log,
+          host: opts.host,
+          port: opts.port,
+          insecure: opts.insecure,
+          createPerMinute: config.taskRateLimitPerMinute,
+        });
       } catch (err) {
         await engine.stop().catch(() => undefined);
         throw err;

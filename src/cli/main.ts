@@ -36,7 +36,11 @@ program
   .description('A durable DAG workflow engine with TypeScript, Python and Ruby step handlers')
   .showHelpAfterError()
   .version(packageVersion(), '-V, --version', 'print the version of weft')
-  .addHelpText('after', () => `\nEnvironment (docs/operations.md explains each):\n${settingsHelp()}\n\nExit codes: 0 done, 1 failed (a failed or cancelled task, bad input), 3 still running when\n--wait gave up, 70 a worker whose runtime broke, 130 a second signal while shutting down.\n`);
+  .addHelpText(
+    'after',
+    () =>
+      `\nEnvironment (docs/operations.md explains each):\n${settingsHelp()}\n\nExit codes: 0 done, 1 failed (a failed or cancelled task, bad input), 3 still running when\n--wait gave up, 70 a worker whose runtime broke, 130 a second signal while shutting down.\n`,
+  );
 
 program
   .command('validate')

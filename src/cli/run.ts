@@ -143,7 +143,8 @@ async function waitOnce(url: string, token: string | undefined, leftMs: number):
   try {
     const res = await requestJson('GET', url, { token, timeoutMs: Math.min(leftMs, 30_000) + 10_000 });
     if (res.status === 200) return res.body;
-    if (res.status !== 503 || leftMs === 0) throw new WeftError('api', `${res.status} ${(res.body as { error?: { message?: string } })?.error?.message ?? JSON.stringify(res.body)}`);
+    if (res.status !== 503 || leftMs === 0)
+      throw new WeftError('api', `${res.status} ${(res.body as { error?: { message?: string } })?.error?.message ?? JSON.stringify(res.body)}`);
   } catch (err) {
     if (!(err instanceof HttpUnreachableError) || leftMs === 0) throw err;
   }
@@ -183,6 +184,6 @@ function stepDetail(s: { state: string; result?: unknown; error?: unknown }): st
 }
 
 function short(value: unknown): string {
-  const s = typeof value === 'string' ? value : JSON.stringify(value) ?? '';
+  const s = typeof value === 'string' ? value : (JSON.stringify(value) ?? '');
   return s.length > 40 ? `${s.slice(0, 37)}...` : s;
 }

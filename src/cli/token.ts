@@ -23,9 +23,7 @@ function row(t: TokenRow): string {
 
 /** `weft token create|list|revoke`: the API's bearer tokens, stored hashed in PostgreSQL. */
 export function registerTokenCommand(program: Command, out: Out = (s) => process.stdout.write(`${s}\n`)): void {
-  const token = program
-    .command('token')
-    .description('API tokens (scopes: read < write < admin); once one exists, every API call and the dashboard need one');
+  const token = program.command('token').description('API tokens (scopes: read < write < admin); once one exists, every API call and the dashboard need one');
 
   token
     .command('create')

@@ -25,10 +25,7 @@ export interface BatchesOutcome {
   cursors: unknown[];
 }
 
-export type HandlerOutcome =
-  | { kind: 'value'; value: unknown }
-  | { kind: 'decision'; steps: string[] }
-  | { kind: 'batches'; cursors: unknown[] };
+export type HandlerOutcome = { kind: 'value'; value: unknown } | { kind: 'decision'; steps: string[] } | { kind: 'batches'; cursors: unknown[] };
 
 /** A handler returned something its step type cannot accept. Permanent: do not retry. */
 export class OutcomeError extends WeftError {
@@ -130,9 +127,7 @@ export function interpretResult(stepType: StepType, value: unknown): HandlerOutc
     const v = value as Record<string, unknown>;
     checkKeys(v, [MARKER, 'cursors'], 'batches');
     if (!Array.isArray(v.cursors)) {
-      throw new OutcomeError(
-        `batches outcome "cursors" must be an array, but was ${describe(v.cursors)}; return batches([cursor, ...])`,
-      );
+      throw new OutcomeError(`batches outcome "cursors" must be an array, but was ${describe(v.cursors)}; return batches([cursor, ...])`);
     }
     return { kind: 'batches', cursors: [...v.cursors] };
   }

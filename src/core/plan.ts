@@ -109,12 +109,7 @@ export function initialSteps(t: TemplateDefinition): PlannedStep[] {
  *                  'route', ['manager_approval'])
  *   // [manager_approval (parents [route]), finalize (parents [manager_approval])]
  */
-export function expandDecision(
-  t: TemplateDefinition,
-  existing: ExistingStep[],
-  decisionStep: string,
-  chosen: string[],
-): PlannedStep[] {
+export function expandDecision(t: TemplateDefinition, existing: ExistingStep[], decisionStep: string, chosen: string[]): PlannedStep[] {
   const def = t.steps.find((s) => s.name === decisionStep);
   if (!def) {
     throw new DecisionError(
@@ -159,12 +154,7 @@ export function expandDecision(
  *   expandBatch(t, [{ name: 'analyze_csv', template_step: 'analyze_csv' }], 'analyze_csv', [{ offset: 0 }, { offset: 200 }])
  *   // [process_csv_batch_001, process_csv_batch_002, aggregate (parents: both workers)]
  */
-export function expandBatch(
-  t: TemplateDefinition,
-  existing: ExistingStep[],
-  batchableStep: string,
-  cursors: unknown[],
-): PlannedStep[] {
+export function expandBatch(t: TemplateDefinition, existing: ExistingStep[], batchableStep: string, cursors: unknown[]): PlannedStep[] {
   const def = t.steps.find((s) => s.name === batchableStep);
   if (!def) {
     throw new BatchError(
@@ -226,10 +216,7 @@ export function workerName(workerTemplate: string, index: number): string {
 
 // ---------------------------------------------------------------------------
 
-type Trigger =
-  | null
-  | { kind: 'decision'; step: string; chosen: ReadonlySet<string> }
-  | { kind: 'batch'; step: string; workers: PlannedStep[] };
+type Trigger = null | { kind: 'decision'; step: string; chosen: ReadonlySet<string> } | { kind: 'batch'; step: string; workers: PlannedStep[] };
 
 type Status = 'existing' | 'created' | 'pending' | 'dead';
 type GateVerdict = 'open' | 'pending' | 'dead';
@@ -289,10 +276,7 @@ function expand(t: TemplateDefinition, existing: ExistingStep[], trigger: Trigge
       status.set(s.name, 'existing');
       continue;
     }
-    const gates = [
-      ...s.depends_on.map((d) => byName.get(d)!).filter((d) => d.type === 'decision'),
-      ...(s.type === 'batch_worker' ? owners(s.name) : []),
-    ];
+    const gates = [...s.depends_on.map((d) => byName.get(d)!).filter((d) => d.type === 'decision'), ...(s.type === 'batch_worker' ? owners(s.name) : [])];
     const verdicts = gates.map((g) => gateVerdict(g, s));
     if (verdicts.includes('dead')) {
       status.set(s.name, 'dead');

@@ -56,9 +56,7 @@ export function backoffDelayMs(policy: RetryPolicy, attempt: number, random: () 
 }
 
 /** What orchestration does with a step whose attempt just failed. */
-export type FailureDecision =
-  | { action: 'retry'; delayMs: number }
-  | { action: 'fail'; reason: 'permanent' | 'attempts_exhausted' };
+export type FailureDecision = { action: 'retry'; delayMs: number } | { action: 'fail'; reason: 'permanent' | 'attempts_exhausted' };
 
 /**
  * Decide between retrying and failing after a failed attempt.
@@ -72,12 +70,7 @@ export type FailureDecision =
  *   decideAfterFailure(p, 3, false)          // { action: 'fail', reason: 'attempts_exhausted' }
  *   decideAfterFailure(p, 1, true)           // { action: 'fail', reason: 'permanent' }
  */
-export function decideAfterFailure(
-  policy: RetryPolicy,
-  attempts: number,
-  permanent: boolean,
-  random: () => number = Math.random,
-): FailureDecision {
+export function decideAfterFailure(policy: RetryPolicy, attempts: number, permanent: boolean, random: () => number = Math.random): FailureDecision {
   if (permanent) return { action: 'fail', reason: 'permanent' };
   if (attempts >= policy.max_attempts) return { action: 'fail', reason: 'attempts_exhausted' };
   return { action: 'retry', delayMs: backoffDelayMs(policy, Math.max(1, attempts), random) };

@@ -33,17 +33,7 @@ import { WeftError } from '../shared/errors.js';
  * the history of older tasks.
  */
 
-export const STEP_STATES = [
-  'pending',
-  'enqueued',
-  'running',
-  'succeeded',
-  'failed',
-  'waiting_retry',
-  'complete',
-  'error',
-  'cancelled',
-] as const;
+export const STEP_STATES = ['pending', 'enqueued', 'running', 'succeeded', 'failed', 'waiting_retry', 'complete', 'error', 'cancelled'] as const;
 export type StepState = (typeof STEP_STATES)[number];
 
 export const TASK_STATES = ['pending', 'running', 'complete', 'error', 'cancelled'] as const;
@@ -93,9 +83,7 @@ export class IllegalTransitionError extends WeftError {
       'illegal_transition',
       legal === undefined
         ? `${kind} state "${from}" is not a ${kind} state (known: ${Object.keys(table).join(', ')})`
-        : `illegal ${kind} transition ${from} → ${to}; from ${from} a ${kind} may go to ${
-            legal.length ? legal.join(', ') : 'nothing (it is terminal)'
-          }`,
+        : `illegal ${kind} transition ${from} → ${to}; from ${from} a ${kind} may go to ${legal.length ? legal.join(', ') : 'nothing (it is terminal)'}`,
     );
   }
 }

@@ -5,13 +5,20 @@
  * exact in every language.
  */
 
-export const PRODUCT_COLUMNS = [
-  'id', 'title', 'description', 'category', 'price', 'discountPercentage', 'rating', 'stock', 'brand', 'sku', 'weight',
-] as const;
+export const PRODUCT_COLUMNS = ['id', 'title', 'description', 'category', 'price', 'discountPercentage', 'rating', 'stock', 'brand', 'sku', 'weight'] as const;
 
 const CATEGORIES = [
-  'beauty', 'fragrances', 'furniture', 'groceries', 'home-decoration', 'kitchen-accessories',
-  'laptops', 'mens-shirts', 'mens-shoes', 'mens-watches', 'mobile-accessories',
+  'beauty',
+  'fragrances',
+  'furniture',
+  'groceries',
+  'home-decoration',
+  'kitchen-accessories',
+  'laptops',
+  'mens-shirts',
+  'mens-shoes',
+  'mens-watches',
+  'mobile-accessories',
 ];
 const ADJECTIVES = ['Classic', 'Deluxe', 'Essential', 'Premium', 'Compact', 'Vintage', 'Modern', 'Rugged'];
 const NOUNS = ['Kit', 'Set', 'Edition', 'Pack', 'Model', 'Series'];
@@ -41,9 +48,17 @@ export function generateProductsCsv(rows = 1000, seed = 20260123): string {
     const title = `${pick(ADJECTIVES)} ${category.replace(/-/g, ' ')} ${pick(NOUNS)} ${id}`;
     lines.push(
       [
-        id, title, `A ${title.toLowerCase()} for everyday use`, category,
-        (priceCents / 100).toFixed(2), (Math.floor(rand() * 2000) / 100).toFixed(2), (rating / 100).toFixed(2),
-        stock, pick(BRANDS), `SKU-${String(id).padStart(5, '0')}`, 1 + Math.floor(rand() * 9),
+        id,
+        title,
+        `A ${title.toLowerCase()} for everyday use`,
+        category,
+        (priceCents / 100).toFixed(2),
+        (Math.floor(rand() * 2000) / 100).toFixed(2),
+        (rating / 100).toFixed(2),
+        stock,
+        pick(BRANDS),
+        `SKU-${String(id).padStart(5, '0')}`,
+        1 + Math.floor(rand() * 9),
       ].join(','),
     );
   }

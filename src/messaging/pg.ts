@@ -89,10 +89,13 @@ export class PgMessageBus implements MessageBus {
         // from the queues in the same statement.
         pending = false;
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(() => {
-            pending = true;
-            resolve();
-          }, this.signals.isListening ? this.pollIntervalMs : Math.min(this.pollIntervalMs, 250));
+          const timer = setTimeout(
+            () => {
+              pending = true;
+              resolve();
+            },
+            this.signals.isListening ? this.pollIntervalMs : Math.min(this.pollIntervalMs, 250),
+          );
           sleeper = () => {
             clearTimeout(timer);
             resolve();

@@ -24,10 +24,5 @@ export interface StepMessage {
 }
 
 export function isStepMessage(body: unknown): body is StepMessage {
-  return (
-    typeof body === 'object' &&
-    body !== null &&
-    typeof (body as StepMessage).task_id === 'string' &&
-    typeof (body as StepMessage).step_id === 'string'
-  );
+  return typeof body === 'object' && body !== null && typeof (body as StepMessage).task_id === 'string' && typeof (body as StepMessage).step_id === 'string';
 }

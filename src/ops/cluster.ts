@@ -56,7 +56,12 @@ export type ClusterRuntime = (typeof RUNTIMES)[number];
 export const PORT_OFFSETS: Record<'orchestrator' | ClusterRuntime, number> = { orchestrator: 0, native: 20, ruby: 120, python: 220, typescript: 320 };
 
 /** The handler directory each runtime loads (native and typescript-through-the-bridge share the TypeScript handlers). */
-const HANDLER_DIRS: Record<ClusterRuntime, string> = { native: 'handlers/typescript', typescript: 'handlers/typescript', python: 'handlers/python', ruby: 'handlers/ruby' };
+const HANDLER_DIRS: Record<ClusterRuntime, string> = {
+  native: 'handlers/typescript',
+  typescript: 'handlers/typescript',
+  python: 'handlers/python',
+  ruby: 'handlers/ruby',
+};
 
 export class ClusterError extends WeftError {
   override name = 'ClusterError';
@@ -106,9 +111,13 @@ export interface ClusterState {
 /** Parse `native=2,python=2` (a bare runtime means 1). */
 export function parseWorkers(spec: string): Partial<Record<ClusterRuntime, number>> {
   const out: Partial<Record<ClusterRuntime, number>> = {};
-  for (const part of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const [rt, n = '1'] = part.split('=');
-    if (!RUNTIMES.includes(rt as ClusterRuntime)) throw new ConfigError(`--workers names runtime "${rt}"; use ${RUNTIMES.join(', ')} as runtime=count, e.g. native=2,python=2`);
+    if (!RUNTIMES.includes(rt as ClusterRuntime))
+      throw new ConfigError(`--workers names runtime "${rt}"; use ${RUNTIMES.join(', ')} as runtime=count, e.g. native=2,python=2`);
     const count = Number(n);
     if (!Number.isInteger(count) || count < 0 || count > 20) throw new ConfigError(`--workers ${rt}=${n}: the count must be an integer from 0 to 20`);
     out[rt as ClusterRuntime] = count;
@@ -212,7 +221,9 @@ export class ClusterSupervisor {
         // The children connect through the server's unix socket (cheaper per query than TCP).
         this.databaseUrl = embedded.localUrl;
       } else this.databaseUrl = config.databaseUrl;
-      this.store = await connectStore({ ...config, databaseUrl: this.databaseUrl, pool: { ...config.pool, max: 2 } }, this.log, { applicationName: 'weft-cluster' });
+      this.store = await connectStore({ ...config, databaseUrl: this.databaseUrl, pool: { ...config.pool, max: 2 } }, this.log, {
+        applicationName: 'weft-cluster',
+      });
       if (spec.backend === 'rabbitmq') {
         this.queuePrefix = spec.env.WEFT_QUEUE_PREFIX || `weft_cluster_${randomBytes(4).toString('hex')}`;
         this.ownsPrefix = !spec.env.WEFT_QUEUE_PREFIX;
@@ -245,7 +256,17 @@ export class ClusterSupervisor {
     const root = packageRoot();
     const add = (name: string, role: ChildState['role'], runtime: ClusterRuntime | null, port: number, cmd: string[]) =>
       this.children.push({
-        state: { name, role, runtime, port, url: `http://127.0.0.1:${port}`, pid: null, restarts: 0, log: join(spec.stateDir, 'logs', `${name}.log`), healthy: false },
+        state: {
+          name,
+          role,
+          runtime,
+          port,
+          url: `http://127.0.0.1:${port}`,
+          pid: null,
+          restarts: 0,
+          log: join(spec.stateDir, 'logs', `${name}.log`),
+          healthy: false,
+        },
         args: [node, ...args, ...cmd],
         backoffMs: 500,
         restartsInARow: 0,
@@ -257,7 +278,17 @@ export class ClusterSupervisor {
     for (const rt of RUNTIMES) {
       for (let i = 0; i < (spec.workers[rt] ?? 0); i++) {
         const port = spec.basePort + PORT_OFFSETS[rt] + i;
-        add(`worker-${rt}-${i + 1}`, 'worker', rt, port, ['worker', '--runtime', rt, '--handlers', join(root, HANDLER_DIRS[rt]), '--port', String(port), '--concurrency', String(spec.concurrency)]);
+        add(`worker-${rt}-${i + 1}`, 'worker', rt, port, [
+          'worker',
+          '--runtime',
+          rt,
+          '--handlers',
+          join(root, HANDLER_DIRS[rt]),
+          '--port',
+          String(port),
+          '--concurrency',
+          String(spec.concurrency),
+        ]);
       }
     }
   }
@@ -328,7 +359,9 @@ export class ClusterSupervisor {
       }
       await sleep(100);
     }
-    throw new ClusterError(`${c.state.name} did not answer GET ${c.state.url}/health with 200 within ${this.spec.healthTimeoutMs} ms; the end of ${c.state.log}:\n${tail(c.state.log)}`);
+    throw new ClusterError(
+      `${c.state.name} did not answer GET ${c.state.url}/health with 200 within ${this.spec.healthTimeoutMs} ms; the end of ${c.state.log}:\n${tail(c.state.log)}`,
+    );
   }
 
   /** Stop every child by pid (SIGTERM, SIGKILL after `graceMs`), clean up the queues, release the database. */
@@ -356,7 +389,8 @@ export class ClusterSupervisor {
         clearTimeout(killer);
       }),
     );
-    if (this.queuePrefix && this.ownsPrefix) await this.deleteQueues().catch((err: Error) => this.log.warn({ err: err.message }, 'could not delete the cluster queues'));
+    if (this.queuePrefix && this.ownsPrefix)
+      await this.deleteQueues().catch((err: Error) => this.log.warn({ err: err.message }, 'could not delete the cluster queues'));
     await this.store?.close();
     this.store = undefined;
     await this.releaseEmbedded?.();
@@ -420,13 +454,27 @@ function clusterDir(config: WeftConfig): string {
 }
 
 function formatState(s: ClusterState): string {
-  const rows = s.processes.map((p) => `  ${p.name.padEnd(22)} ${String(p.pid ?? '-').padStart(7)}  ${p.url.padEnd(22)} ${p.healthy ? 'healthy' : 'not healthy'}${p.restarts ? `  (restarted ${p.restarts}×)` : ''}`);
-  return [`cluster ${s.status}: supervisor pid ${s.supervisor_pid}, backend ${s.backend}, database ${s.database}${s.queue_prefix ? `, queue prefix ${s.queue_prefix}` : ''}`, ...rows].join('\n');
+  const rows = s.processes.map(
+    (p) =>
+      `  ${p.name.padEnd(22)} ${String(p.pid ?? '-').padStart(7)}  ${p.url.padEnd(22)} ${p.healthy ? 'healthy' : 'not healthy'}${p.restarts ? `  (restarted ${p.restarts}×)` : ''}`,
+  );
+  return [
+    `cluster ${s.status}: supervisor pid ${s.supervisor_pid}, backend ${s.backend}, database ${s.database}${s.queue_prefix ? `, queue prefix ${s.queue_prefix}` : ''}`,
+    ...rows,
+  ].join('\n');
 }
 
 export async function startForeground(config: WeftConfig, log: Logger, o: StartOptions): Promise<void> {
   const sup = new ClusterSupervisor(
-    { orchestrators: o.orchestrators, workers: parseWorkers(o.workers), backend: o.backend, basePort: o.basePort, stateDir: clusterDir(config), concurrency: o.concurrency, healthTimeoutMs: o.timeout },
+    {
+      orchestrators: o.orchestrators,
+      workers: parseWorkers(o.workers),
+      backend: o.backend,
+      basePort: o.basePort,
+      stateDir: clusterDir(config),
+      concurrency: o.concurrency,
+      healthTimeoutMs: o.timeout,
+    },
     log,
   );
   let stopping = false;
@@ -449,7 +497,9 @@ export async function startDetached(config: WeftConfig, o: StartOptions): Promis
   const dir = clusterDir(config);
   const existing = readClusterState(dir);
   if (existing && isAlive(existing.supervisor_pid) && existing.status !== 'stopped') {
-    process.stderr.write(`weft: a cluster is already running (supervisor pid ${existing.supervisor_pid}, ${existing.status}); run \`weft cluster stop\` first\n`);
+    process.stderr.write(
+      `weft: a cluster is already running (supervisor pid ${existing.supervisor_pid}, ${existing.status}); run \`weft cluster stop\` first\n`,
+    );
     return 1;
   }
   mkdirSync(dir, { recursive: true });
@@ -458,7 +508,24 @@ export async function startDetached(config: WeftConfig, o: StartOptions): Promis
   const { node, args } = cliCommand();
   const child = spawn(
     node,
-    [...args, 'cluster', 'start', '--foreground', '--orchestrators', String(o.orchestrators), '--workers', o.workers, '--backend', o.backend, '--base-port', String(o.basePort), '--concurrency', String(o.concurrency), '--timeout', String(o.timeout)],
+    [
+      ...args,
+      'cluster',
+      'start',
+      '--foreground',
+      '--orchestrators',
+      String(o.orchestrators),
+      '--workers',
+      o.workers,
+      '--backend',
+      o.backend,
+      '--base-port',
+      String(o.basePort),
+      '--concurrency',
+      String(o.concurrency),
+      '--timeout',
+      String(o.timeout),
+    ],
     { detached: true, stdio: ['ignore', fd, fd], cwd: process.cwd(), env: process.env },
   );
   closeSync(fd);
@@ -474,7 +541,9 @@ export async function startDetached(config: WeftConfig, o: StartOptions): Promis
       if (s.status === 'starting' && healthy.length !== shown) {
         shown = healthy.length;
         const waiting = s.processes.filter((p) => !p.healthy).map((p) => p.name);
-        process.stderr.write(`  ${healthy.length}/${s.processes.length} healthy${waiting.length ? `; waiting for ${waiting.slice(0, 4).join(', ')}${waiting.length > 4 ? ', …' : ''}` : ''}\n`);
+        process.stderr.write(
+          `  ${healthy.length}/${s.processes.length} healthy${waiting.length ? `; waiting for ${waiting.slice(0, 4).join(', ')}${waiting.length > 4 ? ', …' : ''}` : ''}\n`,
+        );
       }
       if (s.status === 'ready') {
         process.stdout.write(`${formatState(s)}\nlogs: ${join(dir, 'logs')}; stop with \`weft cluster stop\`\n`);
@@ -530,7 +599,12 @@ export async function clusterStatus(config: WeftConfig, json: boolean): Promise<
     return 3;
   }
   for (const p of s.processes) {
-    p.healthy = isAlive(p.pid) && (await getJson(`${p.url}/health`, 1000).then((r) => r.status === 200, () => false));
+    p.healthy =
+      isAlive(p.pid) &&
+      (await getJson(`${p.url}/health`, 1000).then(
+        (r) => r.status === 200,
+        () => false,
+      ));
   }
   process.stdout.write(json ? `${JSON.stringify({ running: true, ...s }, null, 2)}\n` : `${formatState(s)}\n`);
   return s.processes.every((p) => p.healthy) ? 0 : 3;

@@ -30,7 +30,10 @@ export async function connectStore(
     const embedded = await acquireEmbeddedPostgres({ home: config.home, log: (m) => log.info(m) });
     url = embedded.localUrl;
     release = () => embedded.release();
-    log.info({ port: embedded.port, data: embedded.dataDir, reused: !embedded.startedByUs }, 'using the embedded PostgreSQL (set WEFT_DATABASE_URL to use another)');
+    log.info(
+      { port: embedded.port, data: embedded.dataDir, reused: !embedded.startedByUs },
+      'using the embedded PostgreSQL (set WEFT_DATABASE_URL to use another)',
+    );
   }
   let db: Database;
   try {
@@ -50,7 +53,10 @@ export async function connectStore(
     throw err;
   }
   const location = describeDatabase(url);
-  log.info({ database: location, source: release ? 'embedded' : 'WEFT_DATABASE_URL' }, `using PostgreSQL ${location.database} on ${location.host}:${location.port}`);
+  log.info(
+    { database: location, source: release ? 'embedded' : 'WEFT_DATABASE_URL' },
+    `using PostgreSQL ${location.database} on ${location.host}:${location.port}`,
+  );
   log.debug({ url: redactUrl(url) }, 'database ready');
   return {
     db,

@@ -133,7 +133,11 @@ export async function acquireEmbeddedPostgres(opts: EmbeddedPostgresOptions = {}
   }
 
   const { record, startedByUs } = result;
-  if (!knownPgCtl) void postgresBinaries().then((b) => (knownPgCtl = b.pg_ctl), () => {});
+  if (!knownPgCtl)
+    void postgresBinaries().then(
+      (b) => (knownPgCtl = b.pg_ctl),
+      () => {},
+    );
   let released = false;
   return {
     url: connectionUrl(record, DATABASE),
@@ -276,13 +280,7 @@ async function initialise(layout: Layout, runAs: RunAs | null, log: (msg: string
   return record;
 }
 
-async function startServer(
-  layout: Layout,
-  runAs: RunAs | null,
-  pgCtl: string,
-  port: number,
-  log: (msg: string) => void,
-): Promise<number> {
+async function startServer(layout: Layout, runAs: RunAs | null, pgCtl: string, port: number, log: (msg: string) => void): Promise<number> {
   // The server (running as `postgres` when we are root) must be able to write its log and socket.
   const logHandle = await fs.open(layout.logFile, 'a', 0o640);
   await logHandle.close();
@@ -294,14 +292,7 @@ async function startServer(
   }
   // Only TCP on loopback is needed; the socket is a convenience for `psql -h <home>/pg-run`.
   const socketOpt = useSocket ? `-k ${shellQuote(layout.socketDir)}` : `-k ''`;
-  const args = [
-    'start',
-    '-D', layout.dataDir,
-    '-l', layout.logFile,
-    '-w',
-    '-t', '60',
-    '-o', `-p ${port} ${socketOpt} -c listen_addresses=127.0.0.1`,
-  ];
+  const args = ['start', '-D', layout.dataDir, '-l', layout.logFile, '-w', '-t', '60', '-o', `-p ${port} ${socketOpt} -c listen_addresses=127.0.0.1`];
   log(`starting embedded PostgreSQL on 127.0.0.1:${port} (data ${layout.dataDir}, log ${layout.logFile})`);
   const result = await runTool(pgCtl, args, runAs, true);
   if (result.code !== 0) {
@@ -375,10 +366,7 @@ async function ensureDatabase(record: ServerRecord, mustSucceed = false): Promis
   } catch (err) {
     if ((err as { code?: string }).code !== '3D000') {
       if (!mustSucceed) return false;
-      throw new EmbeddedPostgresError(
-        `cannot connect to the embedded PostgreSQL on 127.0.0.1:${record.port}: ${(err as Error).message}`,
-        { cause: err },
-      );
+      throw new EmbeddedPostgresError(`cannot connect to the embedded PostgreSQL on 127.0.0.1:${record.port}: ${(err as Error).message}`, { cause: err });
     }
   }
   // Database `weft` does not exist yet.
@@ -516,12 +504,7 @@ async function checkTraversable(target: string, runAs: RunAs | null): Promise<vo
 }
 
 /** Runs pg_ctl (as `postgres` when we are root). `detached` puts it, and so the postmaster, in a new session. */
-function runTool(
-  file: string,
-  args: string[],
-  runAs: RunAs | null,
-  detached: boolean,
-): Promise<{ code: number; stdout: string; stderr: string }> {
+function runTool(file: string, args: string[], runAs: RunAs | null, detached: boolean): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, {
       detached,

@@ -48,10 +48,9 @@ export class FileLock {
         return new FileLock(file, token);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-          throw new LockError(
-            `cannot create the lock file ${file}: ${(err as Error).message}; check that ${path.dirname(file)} is writable by this user`,
-            { cause: err },
-          );
+          throw new LockError(`cannot create the lock file ${file}: ${(err as Error).message}; check that ${path.dirname(file)} is writable by this user`, {
+            cause: err,
+          });
         }
       }
       const holder = await FileLock.inspect(file);

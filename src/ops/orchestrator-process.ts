@@ -22,7 +22,11 @@ import { onShutdownSignal } from './lifecycle.js';
  * naming it. On SIGTERM long-polls and event streams end at once, telling
  * their clients to retry.
  */
-export async function runOrchestrator(config: WeftConfig, log: Logger, opts: { port: number; host: string; templates?: string; insecure?: boolean }): Promise<void> {
+export async function runOrchestrator(
+  config: WeftConfig,
+  log: Logger,
+  opts: { port: number; host: string; templates?: string; insecure?: boolean },
+): Promise<void> {
   const templates = opts.templates ? await loadTemplateDir(opts.templates) : [];
   const port = await bindApiPort(opts.host, opts.port);
   let store: Store | undefined;
@@ -89,7 +93,8 @@ export async function runOrchestrator(config: WeftConfig, log: Logger, opts: { p
       port,
     );
     const broker = await bus.health();
-    if (!broker.ok) log.warn({ reason: broker.detail }, 'the broker is unreachable; tasks are accepted and their messages wait in weft.outbox until it is back');
+    if (!broker.ok)
+      log.warn({ reason: broker.detail }, 'the broker is unreachable; tasks are accepted and their messages wait in weft.outbox until it is back');
     log.info({ url: api.url, dashboard: `${api.url}/`, messaging: bus.backend, database: store.source }, 'orchestrator listening');
   } catch (err) {
     if (!api) {

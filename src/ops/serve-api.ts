@@ -53,7 +53,13 @@ export async function bindApiPort(host: string, port: number): Promise<BoundPort
     const health = (req.url ?? '').split('?')[0] === '/health';
     const body = health
       ? { status: 'starting', waiting_for: state.waitingFor, reason: state.reason }
-      : { error: { code: 'starting', message: `the orchestrator is starting: waiting for the ${state.waitingFor} (${state.reason}); retry in ${RETRY_AFTER_S} s`, retry_after_s: RETRY_AFTER_S } };
+      : {
+          error: {
+            code: 'starting',
+            message: `the orchestrator is starting: waiting for the ${state.waitingFor} (${state.reason}); retry in ${RETRY_AFTER_S} s`,
+            retry_after_s: RETRY_AFTER_S,
+          },
+        };
     res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': String(RETRY_AFTER_S) });
     res.end(JSON.stringify(body));
   };

@@ -24,7 +24,11 @@ export async function controlTask(
   if (config.orchestratorUrl) {
     const url = `${config.orchestratorUrl.replace(/\/$/, '')}/v1/tasks/${encodeURIComponent(id)}/${op}`;
     const res = await requestJson('POST', url, { body: step ? { step } : {}, token: config.apiToken });
-    const body = (typeof res.body === 'object' && res.body !== null ? res.body : {}) as { error?: { message?: string }; interrupted?: number; enqueued?: number };
+    const body = (typeof res.body === 'object' && res.body !== null ? res.body : {}) as {
+      error?: { message?: string };
+      interrupted?: number;
+      enqueued?: number;
+    };
     if (res.status >= 300) throw new WeftError('api', `${res.status} ${body.error?.message ?? JSON.stringify(res.body)}`);
     return body;
   }

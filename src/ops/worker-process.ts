@@ -85,7 +85,10 @@ export async function runWorker(
     log,
     runner,
     workerId: processId(`worker-${opts.runtime}`),
-    namespaces: opts.namespaces?.split(',').map((s) => s.trim()).filter(Boolean),
+    namespaces: opts.namespaces
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     concurrency: opts.concurrency,
     leaseMs: config.leaseMs,
     info: opts.port !== undefined ? { port: opts.port } : {},

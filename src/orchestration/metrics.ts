@@ -71,8 +71,7 @@ export class OrchestratorMetrics {
     });
     // Step metrics come from the workers, which finish the steps: each
     // publishes its counters and step latency histogram with its heartbeat.
-    const workers = async () =>
-      (await listProcesses(db, { kind: 'worker' })).map((p) => ({ runtime: p.runtime ?? 'unknown', info: p.info as WorkerInfo }));
+    const workers = async () => (await listProcesses(db, { kind: 'worker' })).map((p) => ({ runtime: p.runtime ?? 'unknown', info: p.info as WorkerInfo }));
     new client.Gauge({
       name: 'weft_steps_total',
       help: 'Steps handled by the workers now registered, by runtime and outcome (claimed, succeeded, failed, retried, lost)',

@@ -3,16 +3,7 @@ import type { Logger } from '../shared/logger.js';
 import type { MessageBus } from '../messaging/types.js';
 import { createTask, getTaskState } from '../store/tasks.js';
 import type { StatementOutcome } from '../store/events.js';
-import {
-  dispatchDueRetries,
-  expireWaiters,
-  nextRetryAt,
-  redispatchStale,
-  requeueLostSteps,
-  staleOutbox,
-  stepNotice,
-  type Notice,
-} from '../store/dispatch.js';
+import { dispatchDueRetries, expireWaiters, nextRetryAt, redispatchStale, requeueLostSteps, staleOutbox, stepNotice, type Notice } from '../store/dispatch.js';
 import { CANCEL_CHANNEL, cancelTask, retryTask } from '../store/control.js';
 import { deregisterProcess, forgetStaleProcesses, heartbeatProcess, registerProcess } from '../store/processes.js';
 import { analyzeNeverAnalyzed, deleteExpiredTasks, describeMaintenance, vacuumTables } from '../store/maintenance.js';
@@ -239,12 +230,15 @@ export class Orchestrator {
     if (this.stopped || at >= this.retryTimerAt) return;
     clearTimeout(this.retryTimer);
     this.retryTimerAt = at;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimerAt = Infinity;
-      const work = this.dispatchRetries();
-      this.inFlight.add(work);
-      void work.finally(() => this.inFlight.delete(work));
-    }, Math.max(0, at - Date.now()) + 2);
+    this.retryTimer = setTimeout(
+      () => {
+        this.retryTimerAt = Infinity;
+        const work = this.dispatchRetries();
+        this.inFlight.add(work);
+        void work.finally(() => this.inFlight.delete(work));
+      },
+      Math.max(0, at - Date.now()) + 2,
+    );
     this.retryTimer.unref();
   }
 

@@ -73,7 +73,14 @@ export class TaskEvents implements LiveEvents {
       await this.signals.listen('weft_step', (payload) => {
         const e = parse<Omit<StepChange, 'kind'> & { attempt?: number }>(payload);
         if (!e?.task_id || !this.watched.has(e.task_id)) return;
-        this.emitter.emit(`step:${e.task_id}`, { kind: 'step', task_id: e.task_id, step_id: e.step_id, name: e.name, state: e.state, attempts: e.attempt ?? e.attempts } satisfies StepChange);
+        this.emitter.emit(`step:${e.task_id}`, {
+          kind: 'step',
+          task_id: e.task_id,
+          step_id: e.step_id,
+          name: e.name,
+          state: e.state,
+          attempts: e.attempt ?? e.attempts,
+        } satisfies StepChange);
       }),
       this.signals.onReconnect(() => this.emitter.emit('reconnected')),
     );
@@ -112,9 +119,7 @@ export class TaskEvents implements LiveEvents {
         return;
       }
       this.watched.delete(taskId);
-      this.db
-        .query('DELETE FROM weft.task_watchers WHERE task_id = $1 AND watcher = $2', [taskId, this.watcherId])
-        .catch(() => undefined);
+      this.db.query('DELETE FROM weft.task_watchers WHERE task_id = $1 AND watcher = $2', [taskId, this.watcherId]).catch(() => undefined);
       if (this.watched.size === 0) {
         clearInterval(this.renewTimer);
         this.renewTimer = undefined;

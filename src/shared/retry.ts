@@ -21,7 +21,8 @@ export function backoffMs(attempt: number, baseMs = 250, maxMs = 10_000): number
  * mistake to report. The one such table in weft.
  */
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', '57P01', '57P02', '57P03']);
-const UNREACHABLE_MESSAGE = /Connection terminated|connection is closed|Client has encountered a connection error|timeout exceeded when trying to connect|Query read timeout|Socket closed|CONNECTION_FORCED|Connection closed|the database system is (starting up|shutting down)/i;
+const UNREACHABLE_MESSAGE =
+  /Connection terminated|connection is closed|Client has encountered a connection error|timeout exceeded when trying to connect|Query read timeout|Socket closed|CONNECTION_FORCED|Connection closed|the database system is (starting up|shutting down)/i;
 
 /** Whether `err` (or an error it wraps) says a dependency is unreachable rather than misconfigured. */
 export function isUnreachable(err: unknown): boolean {

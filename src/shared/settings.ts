@@ -30,24 +30,50 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'WEFT_DB_POOL_MAX', default: '10', meaning: 'connections per process' },
   { name: 'WEFT_SLOW_ACQUIRE_THRESHOLD_MS', default: '50', meaning: 'warn when a caller waits longer for a connection' },
   { name: 'WEFT_DB_CONNECT_TIMEOUT_MS', default: '5000', meaning: 'opening a connection fails after this long' },
-  { name: 'WEFT_DB_QUERY_TIMEOUT_MS', default: '30000', meaning: 'a statement whose answer takes longer fails and its connection is dropped (maintenance excepted)' },
+  {
+    name: 'WEFT_DB_QUERY_TIMEOUT_MS',
+    default: '30000',
+    meaning: 'a statement whose answer takes longer fails and its connection is dropped (maintenance excepted)',
+  },
   { name: 'WEFT_RETENTION', default: 'unset', meaning: 'delete tasks this long after they ended: 7d, 12h, 30m; unset keeps them' },
   { name: 'WEFT_VACUUM_INTERVAL_MS', default: '30000', meaning: "with the server's autovacuum off, how often weft vacuums its tables" },
   { name: 'WEFT_ORCHESTRATOR_URL', default: 'unset', meaning: 'weft run / cancel / retry talk to this orchestrator; unset = run one in-process' },
   { name: 'WEFT_API_TOKEN', default: 'unset', meaning: 'bearer token those commands send (weft token create)' },
   { name: 'WEFT_TASK_RATE_LIMIT', default: '6000', meaning: 'tasks one API token may create per minute' },
-  { name: 'WEFT_BREAKER_FAILURE_THRESHOLD', default: '5', meaning: 'consecutive failures of a Python/Ruby/TypeScript runtime itself (timeouts, a stuck interpreter; never a handler that raises) that open its breaker' },
+  {
+    name: 'WEFT_BREAKER_FAILURE_THRESHOLD',
+    default: '5',
+    meaning:
+      'consecutive failures of a Python/Ruby/TypeScript runtime itself (timeouts, a stuck interpreter; never a handler that raises) that open its breaker',
+  },
   { name: 'WEFT_BREAKER_COOLDOWN_MS', default: '5000', meaning: 'how long an open breaker refuses calls before it lets a probe through' },
   { name: 'WEFT_BREAKER_SUCCESS_THRESHOLD', default: '2', meaning: 'successful probes that close a half-open breaker' },
   { name: 'WEFT_BREAKER_HALF_OPEN_PROBES', default: '1', meaning: 'probes allowed in flight while half-open' },
   { name: 'WEFT_BREAKER_SLOW_CALL_MS', default: '0 (off)', meaning: 'an answer slower than this counts as a runtime failure' },
-  { name: 'WEFT_BRIDGE_GRACE_MS', default: '2000', meaning: 'after a timeout, how long a handler may take to return before the runtime is marked broken and the worker exits' },
+  {
+    name: 'WEFT_BRIDGE_GRACE_MS',
+    default: '2000',
+    meaning: 'after a timeout, how long a handler may take to return before the runtime is marked broken and the worker exits',
+  },
   { name: 'WEFT_BRIDGE_QUEUE_CAPACITY', default: '4096', meaning: 'calls a runtime may hold queued; more are refused (queue_full, no attempt used)' },
-  { name: 'WEFT_BRIDGE_SYNC_WAIT_US', default: '300', meaning: 'how long the worker may wait for a short Python/Ruby step before it lets it finish asynchronously (0 = never)' },
+  {
+    name: 'WEFT_BRIDGE_SYNC_WAIT_US',
+    default: '300',
+    meaning: 'how long the worker may wait for a short Python/Ruby step before it lets it finish asynchronously (0 = never)',
+  },
   { name: 'WEFT_BRIDGE_IDLE_SPIN_US', default: '0', meaning: 'how long an interpreter thread looks for the next step before it sleeps' },
   { name: 'WEFT_BRIDGE_PATH', default: 'build/Release/weft_bridge.node', meaning: 'the native addon to load' },
-  { name: 'WEFT_OTEL', default: 'unset', meaning: '1: send OpenTelemetry traces (one per task) to OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4318; 0: never; unset: trace when an endpoint is set (docs/tracing.md)' },
-  { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', default: 'unset', meaning: 'OTLP/HTTP collector for traces; setting it turns tracing on (the standard OTEL_* variables apply too)' },
+  {
+    name: 'WEFT_OTEL',
+    default: 'unset',
+    meaning:
+      '1: send OpenTelemetry traces (one per task) to OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4318; 0: never; unset: trace when an endpoint is set (docs/tracing.md)',
+  },
+  {
+    name: 'OTEL_EXPORTER_OTLP_ENDPOINT',
+    default: 'unset',
+    meaning: 'OTLP/HTTP collector for traces; setting it turns tracing on (the standard OTEL_* variables apply too)',
+  },
   { name: 'WEFT_PYTHON_HOME', default: 'found by the build', meaning: 'weft bench: PYTHONHOME for the Python workers it starts' },
 ];
 

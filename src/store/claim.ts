@@ -21,13 +21,7 @@ export interface WaiterRegistration {
  * statement (weft.claim_queued). With `waiter`, a short claim registers the
  * consumer as waiting and a full one removes the registration.
  */
-export async function claimQueued(
-  db: Database,
-  worker: string,
-  queues: string[],
-  limit: number,
-  waiter?: WaiterRegistration,
-): Promise<StatementOutcome> {
+export async function claimQueued(db: Database, worker: string, queues: string[], limit: number, waiter?: WaiterRegistration): Promise<StatementOutcome> {
   const { rows } = await db.query<StepEventRow>(
     'SELECT * FROM weft.claim_queued($1, $2, $3, $4, $5, $6)',
     [worker, queues, limit, waiter?.consumer ?? null, waiter?.channel ?? null, waiter?.ttlMs ?? 0],

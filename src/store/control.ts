@@ -57,11 +57,7 @@ export async function cancelTask(db: Database, taskId: string, by: string, pid =
  * cancelled steps (with a fresh retry budget), or from one named failed
  * step when it is the only failed one.
  */
-export async function retryTask(
-  db: Database,
-  taskId: string,
-  opts: { step?: string; by: string; pid?: string; mode?: DispatchMode },
-): Promise<RetryOutcome> {
+export async function retryTask(db: Database, taskId: string, opts: { step?: string; by: string; pid?: string; mode?: DispatchMode }): Promise<RetryOutcome> {
   const rows = await controlQuery(db, 'SELECT * FROM weft.retry_task($1, $2, $3, $4, $5)', [
     taskId,
     opts.step ?? null,

@@ -99,7 +99,6 @@ export class Database {
     }
   }
 
-
   /** A statement that may legitimately run for long (ANALYZE, VACUUM): the read timeout does not apply. */
   async queryLong(text: string): Promise<void> {
     const client = await this.acquire();

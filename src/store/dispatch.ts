@@ -25,12 +25,7 @@ export function stepNotice(task_id: string, step_id: string, name: string, state
  * (weft.wake). Returns the consumers registered on `localChannel`, for the
  * caller to wake in-process instead of through PostgreSQL.
  */
-export async function wake(
-  db: Database,
-  enqueued: Map<string, number>,
-  localChannel: string | null,
-  notices: Notice[],
-): Promise<string[]> {
+export async function wake(db: Database, enqueued: Map<string, number>, localChannel: string | null, notices: Notice[]): Promise<string[]> {
   const queues = enqueued.size ? [...enqueued.keys()] : null;
   const { rows } = await db.query<{ consumer: string }>(
     'SELECT consumer FROM weft.wake($1, $2, $3, $4, $5)',

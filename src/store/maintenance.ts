@@ -72,10 +72,11 @@ export function firstUuidv7At(ms: number): string {
  * steps, edges and transitions (weft.delete_expired_tasks). Returns how many.
  */
 export async function deleteExpiredTasks(db: Database, keepMs: number, limit = 200): Promise<number> {
-  const { rows } = await db.query<{ n: number }>(
-    `SELECT weft.delete_expired_tasks($1, make_interval(secs => $2 / 1000.0), $3) AS n`,
-    [firstUuidv7At(Date.now() - keepMs), keepMs, limit],
-  );
+  const { rows } = await db.query<{ n: number }>(`SELECT weft.delete_expired_tasks($1, make_interval(secs => $2 / 1000.0), $3) AS n`, [
+    firstUuidv7At(Date.now() - keepMs),
+    keepMs,
+    limit,
+  ]);
   return rows[0]?.n ?? 0;
 }
 

@@ -56,17 +56,17 @@ export async function migrate(db: Database, log: Logger): Promise<MigrateResult>
     );
     const done = new Map(rows.map((r) => [r.version, r]));
     const edited = migrations.filter((m) => done.has(m.version) && done.get(m.version)!.checksum !== m.checksum);
-    if (edited.length > 0) throw editedMigrationsError(edited.map((m) => m.name), redactUrl(db.url));
+    if (edited.length > 0)
+      throw editedMigrationsError(
+        edited.map((m) => m.name),
+        redactUrl(db.url),
+      );
     for (const m of migrations) {
       if (done.has(m.version)) continue;
       try {
         await client.query('BEGIN');
         await client.query(m.sql);
-        await client.query('INSERT INTO weft.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
-          m.version,
-          m.name,
-          m.checksum,
-        ]);
+        await client.query('INSERT INTO weft.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [m.version, m.name, m.checksum]);
         await client.query('COMMIT');
       } catch (err) {
         await client.query('ROLLBACK').catch(() => undefined);
@@ -77,7 +77,10 @@ export async function migrate(db: Database, log: Logger): Promise<MigrateResult>
     }
     const newer = rows.filter((r) => !migrations.some((m) => m.version === r.version));
     if (newer.length) {
-      log.warn({ migrations: newer.map((r) => r.name) }, 'the database has migrations this weft does not know; is an older weft running against a newer schema?');
+      log.warn(
+        { migrations: newer.map((r) => r.name) },
+        'the database has migrations this weft does not know; is an older weft running against a newer schema?',
+      );
     }
     const current = Math.max(0, ...migrations.map((m) => m.version), ...rows.map((r) => r.version));
     return { applied, current };

@@ -60,10 +60,7 @@ export async function deregisterProcess(db: Database, id: string): Promise<void>
 }
 
 /** Live and recently stopped processes, optionally of one kind. */
-export async function listProcesses(
-  db: Database,
-  opts: { staleAfterMs?: number; kind?: ProcessRow['kind'] } = {},
-): Promise<ProcessRow[]> {
+export async function listProcesses(db: Database, opts: { staleAfterMs?: number; kind?: ProcessRow['kind'] } = {}): Promise<ProcessRow[]> {
   const { rows } = await db.query<ProcessRow>(
     `SELECT id, kind, runtime, host, pid, started_at, heartbeat_at, info,
             (extract(epoch FROM clock_timestamp() - heartbeat_at) * 1000)::int AS heartbeat_age_ms,
@@ -77,9 +74,6 @@ export async function listProcesses(
 
 /** Forget processes that stopped heartbeating long ago (crashed without deregistering). */
 export async function forgetStaleProcesses(db: Database, olderThanMs: number): Promise<number> {
-  const { rowCount } = await db.query(
-    `DELETE FROM weft.processes WHERE heartbeat_at < clock_timestamp() - make_interval(secs => $1 / 1000.0)`,
-    [olderThanMs],
-  );
+  const { rowCount } = await db.query(`DELETE FROM weft.processes WHERE heartbeat_at < clock_timestamp() - make_interval(secs => $1 / 1000.0)`, [olderThanMs]);
   return rowCount ?? 0;
 }

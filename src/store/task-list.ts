@@ -43,7 +43,8 @@ export interface TaskSummary {
  * The cursor is the last id of the previous page.
  */
 export async function listTasks(db: Database, filter: TaskListFilter, page: { limit: number; cursor?: string }): Promise<TaskListPage> {
-  if (page.cursor !== undefined && !isUuid(page.cursor)) throw new ValidationError(`cursor ${JSON.stringify(page.cursor)} is not a cursor this API returned`, 'cursor');
+  if (page.cursor !== undefined && !isUuid(page.cursor))
+    throw new ValidationError(`cursor ${JSON.stringify(page.cursor)} is not a cursor this API returned`, 'cursor');
   const where: string[] = [];
   const values: unknown[] = [];
   const add = (sql: (p: string) => string, v: unknown) => {

@@ -61,12 +61,7 @@ const CREATE_TASK_SQL = 'SELECT * FROM weft.create_task($1, $2, $3, $4, $5::json
  * Throws ConflictError on a repeated idempotency key (the existing task's id
  * is on the error), NotFoundError for a template version that is not registered.
  */
-export async function createTask(
-  db: Database,
-  task: NewTask,
-  processId: string,
-  dispatchMode: DispatchMode,
-): Promise<{ taskId: string; dispatch: Dispatch }> {
+export async function createTask(db: Database, task: NewTask, processId: string, dispatchMode: DispatchMode): Promise<{ taskId: string; dispatch: Dispatch }> {
   const taskId = uuidv7();
   const { steps, edges } = stepRows(task.steps, new Map(), () => true);
   try {

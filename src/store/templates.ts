@@ -62,12 +62,7 @@ export async function registerTemplate(db: Database, def: TemplateDefinition): P
   return 'unchanged';
 }
 
-export async function getTemplate(
-  db: Database,
-  namespace: string,
-  name: string,
-  version?: string,
-): Promise<TemplateDefinition | undefined> {
+export async function getTemplate(db: Database, namespace: string, name: string, version?: string): Promise<TemplateDefinition | undefined> {
   if (version) {
     const { rows } = await db.query<{ definition: TemplateDefinition }>(
       'SELECT definition FROM weft.templates WHERE namespace = $1 AND name = $2 AND version = $3',

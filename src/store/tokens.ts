@@ -43,7 +43,14 @@ export function scopeAllows(held: readonly Scope[], needed: Scope): boolean {
 
 /** Check scope names from the CLI; the error lists the valid ones. */
 export function parseScopes(raw: readonly string[]): Scope[] {
-  const scopes = [...new Set(raw.flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean))];
+  const scopes = [
+    ...new Set(
+      raw
+        .flatMap((s) => s.split(','))
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
+  ];
   if (scopes.length === 0) throw new ValidationError('a token needs at least one scope: --scope read, write or admin', 'scope');
   for (const s of scopes) {
     if (!(SCOPES as readonly string[]).includes(s)) {
@@ -110,7 +117,11 @@ export async function findLiveToken(db: Database, token: string): Promise<TokenR
     'weft_token_touch',
   );
   if (rows[0]) return rows[0];
-  const again = await db.query<TokenRow>(`SELECT ${COLUMNS} FROM weft.api_tokens WHERE token_hash = $1 AND revoked_at IS NULL`, [hashToken(token)], 'weft_token_find');
+  const again = await db.query<TokenRow>(
+    `SELECT ${COLUMNS} FROM weft.api_tokens WHERE token_hash = $1 AND revoked_at IS NULL`,
+    [hashToken(token)],
+    'weft_token_find',
+  );
   return again.rows[0];
 }
 

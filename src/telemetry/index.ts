@@ -160,7 +160,13 @@ export function traceTaskCreated(taskId: string, t: { namespace: string; name: s
     {
       kind: SpanKind.INTERNAL,
       startTime: startMs || now(),
-      attributes: { 'weft.task.id': taskId, 'weft.namespace': t.namespace, 'weft.template': t.name, 'weft.template.version': t.version, 'weft.steps.dispatched': dispatched },
+      attributes: {
+        'weft.task.id': taskId,
+        'weft.namespace': t.namespace,
+        'weft.template': t.name,
+        'weft.template.version': t.version,
+        'weft.steps.dispatched': dispatched,
+      },
     },
     taskContext(taskId),
   );
@@ -358,7 +364,10 @@ export function traceStepRunning(step: ClaimedStep): void {
   st.runStart = now();
   st.run = tracer.startSpan(
     'weft.step.run',
-    { startTime: st.runStart, attributes: { 'weft.language': language(step.runtime), 'weft.runtime': step.runtime, 'weft.handler': step.handler, 'weft.step.id': step.id } },
+    {
+      startTime: st.runStart,
+      attributes: { 'weft.language': language(step.runtime), 'weft.runtime': step.runtime, 'weft.handler': step.handler, 'weft.step.id': step.id },
+    },
     trace.setSpan(ROOT_CONTEXT, st.span),
   );
 }

@@ -1,5 +1,12 @@
 import { trace, type Tracer } from '@opentelemetry/api';
-import { BasicTracerProvider, BatchSpanProcessor, RandomIdGenerator, type IdGenerator, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  RandomIdGenerator,
+  type IdGenerator,
+  type ReadableSpan,
+  type SpanExporter,
+} from '@opentelemetry/sdk-trace-base';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
@@ -118,7 +125,9 @@ export function startSdk(o: { service: string; env: NodeJS.ProcessEnv; forcedIds
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: o.service, [ATTR_SERVICE_VERSION]: version }),
     idGenerator: new WeftIdGenerator(o.forcedIds),
-    spanProcessors: [new BatchSpanProcessor(new ReportingExporter(new OTLPTraceExporter({ url: endpoint, timeoutMillis: exportTimeout(o.env) }), endpoint, o.log))],
+    spanProcessors: [
+      new BatchSpanProcessor(new ReportingExporter(new OTLPTraceExporter({ url: endpoint, timeoutMillis: exportTimeout(o.env) }), endpoint, o.log)),
+    ],
   });
   trace.setGlobalTracerProvider(provider);
   return {

@@ -47,7 +47,11 @@ export function Dag(props: {
   const { nodes, layout, onSelect } = props;
   return html`<div class="dag-wrap">
     <svg class="dag" role="group" aria-label=${props.label} viewBox=${`0 0 ${layout.width} ${layout.height}`} width=${layout.width} height=${layout.height}>
-      <defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="dag-arrow" /></marker></defs>
+      <defs>
+        <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+          <path d="M0,0 L10,5 L0,10 z" class="dag-arrow" />
+        </marker>
+      </defs>
       ${layout.paths.map((p) => html`<path key=${`${p.from}>${p.to}`} class="dag-edge" marker-end="url(#arrow)" d=${'M' + p.points.map((q) => `${q.x},${q.y}`).join(' L')} />`)}
       ${nodes.map((n) => {
         const at = layout.pos.get(n.id);

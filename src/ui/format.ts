@@ -16,7 +16,15 @@ export function us(v: number | null | undefined): string {
 export function time(v: string | Date | null | undefined): string {
   if (!v) return '–';
   const d = new Date(v);
-  return d.toLocaleString(undefined, { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+  return d.toLocaleString(undefined, {
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+    hour12: false,
+  });
 }
 
 export function ago(msAgo: number): string {

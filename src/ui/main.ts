@@ -55,9 +55,20 @@ function TokenScreen(props: { reason: string; onToken: () => void }) {
     <form class="card token-card" onSubmit=${submit} aria-labelledby="token-title">
       <h1 id="token-title">Token required</h1>
       <p>${props.reason}</p>
-      <p>Create one on the orchestrator's machine with <code>weft token create --name me --scope write</code> and paste it here. It is kept in this browser until you sign out.</p>
+      <p>
+        Create one on the orchestrator's machine with <code>weft token create --name me --scope write</code> and paste it here. It is kept in this browser until
+        you sign out.
+      </p>
       <label for="token-input">API token</label>
-      <input id="token-input" type="password" autocomplete="off" spellcheck="false" value=${value} onInput=${(e: Event) => setValue((e.target as HTMLInputElement).value)} required />
+      <input
+        id="token-input"
+        type="password"
+        autocomplete="off"
+        spellcheck="false"
+        value=${value}
+        onInput=${(e: Event) => setValue((e.target as HTMLInputElement).value)}
+        required
+      />
       <p class="form-error" role="alert">${error}</p>
       <button type="submit" class="primary">Use token</button>
     </form>
@@ -87,7 +98,14 @@ function App() {
     return onUnauthorized((e) => setNeedToken(e.message));
   }, []);
 
-  if (authError) return html`<main class="token-screen" id="main"><div class="card"><h1>weft</h1><p role="alert">${authError}</p><button onClick=${check}>Try again</button></div></main>`;
+  if (authError)
+    return html`<main class="token-screen" id="main">
+      <div class="card">
+        <h1>weft</h1>
+        <p role="alert">${authError}</p>
+        <button onClick=${check}>Try again</button>
+      </div>
+    </main>`;
   if (!auth) return html`<main class="token-screen" id="main" aria-busy="true"><p>Connecting…</p></main>`;
   if (needToken) return html`<${TokenScreen} reason=${needToken} onToken=${check} />`;
 
@@ -107,10 +125,10 @@ function App() {
     <a class="skip" href="#main" onClick=${(e: Event) => (e.preventDefault(), document.getElementById('main')?.focus())}>Skip to content</a>
     <header class="top">
       <a class="brand" href="#/tasks" aria-label="weft dashboard home">weft</a>
-      <nav aria-label="Sections">
-        ${NAV.map(([k, label]) => html`<a href=${`#/${k}`} aria-current=${section === k ? 'page' : undefined}>${label}</a>`)}
-      </nav>
-      <span class="who">${auth.token ? html`<span title=${auth.token.scopes.join(', ')}>${auth.token.name}</span> <button class="link" onClick=${() => (storeToken(null), location.reload())}>Sign out</button>` : auth.required ? '' : 'open (loopback)'}</span>
+      <nav aria-label="Sections">${NAV.map(([k, label]) => html`<a href=${`#/${k}`} aria-current=${section === k ? 'page' : undefined}>${label}</a>`)}</nav>
+      <span class="who"
+        >${auth.token ? html`<span title=${auth.token.scopes.join(', ')}>${auth.token.name}</span> <button class="link" onClick=${() => (storeToken(null), location.reload())}>Sign out</button>` : auth.required ? '' : 'open (loopback)'}</span
+      >
     </header>
     <main id="main" tabindex="-1">${view}</main>
   </div>`;

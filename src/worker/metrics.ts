@@ -45,8 +45,13 @@ export function workerMetrics(worker: { readonly counts: Readonly<Record<string,
       const s = stats();
       if (!s) return;
       const values: Record<string, number> = {
-        dispatched: s.dispatched, completed: s.completed, failed: s.failed, timed_out: s.timedOut,
-        rejected_by_breaker: s.rejectedByBreaker, rejected_queue_full: s.rejectedQueueFull, late_results: s.lateResults,
+        dispatched: s.dispatched,
+        completed: s.completed,
+        failed: s.failed,
+        timed_out: s.timedOut,
+        rejected_by_breaker: s.rejectedByBreaker,
+        rejected_queue_full: s.rejectedQueueFull,
+        late_results: s.lateResults,
       };
       for (const [outcome, n] of Object.entries(values)) this.set({ runtime, outcome }, n);
     },

@@ -30,7 +30,7 @@ export class NativeRunner implements StepRunner {
       return failure(
         'HandlerNotFound',
         `no native handler "${step.handler}" is registered in this worker (step ${step.name}); known: ${this.registry.keys().join(', ') || 'none'}. ` +
-          'Add it to a module under --handlers, or fix the step\'s handler key',
+          "Add it to a module under --handlers, or fix the step's handler key",
         true,
         'handler_not_found',
       );
@@ -145,7 +145,9 @@ function firstNotJson(root: unknown): string | undefined {
     if (notJson(v)) return path;
     if (v === null || typeof v !== 'object' || seen.has(v)) continue;
     seen.add(v);
-    const entries: Array<[string, unknown]> = Array.isArray(v) ? v.map((x, j) => [`[${j}]`, x]) : Object.entries(v).map(([k, x]) => [/^[A-Za-z_$][\w$]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`, x]);
+    const entries: Array<[string, unknown]> = Array.isArray(v)
+      ? v.map((x, j) => [`[${j}]`, x])
+      : Object.entries(v).map(([k, x]) => [/^[A-Za-z_$][\w$]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`, x]);
     for (const [suffix, child] of entries) queue.push([child, path + suffix]);
   }
   return undefined;

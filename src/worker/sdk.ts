@@ -45,7 +45,12 @@ import type { Step, StepHandler } from '../core/step.js';
 export function stepTraceContext(step: Pick<Step, 'traceparent'>): Context {
   const tp = parseTraceparent(step.traceparent);
   if (!tp) return ROOT_CONTEXT;
-  return trace.setSpanContext(ROOT_CONTEXT, { traceId: tp.traceId, spanId: tp.spanId, traceFlags: tp.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE, isRemote: true });
+  return trace.setSpanContext(ROOT_CONTEXT, {
+    traceId: tp.traceId,
+    spanId: tp.spanId,
+    traceFlags: tp.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
+    isRemote: true,
+  });
 }
 
 /** Types a handler map; returns it unchanged. */

@@ -265,7 +265,10 @@ export class Worker extends EventEmitter {
     try {
       outcome = step.batch?.no_op ? { ok: true, result: { no_op: true } } : await this.runner.run(step);
     } catch (err) {
-      outcome = { ok: false, error: { language: 'weft', class: 'RunnerError', message: describeError(err).message, backtrace: [], permanent: false, kind: 'raised' } };
+      outcome = {
+        ok: false,
+        error: { language: 'weft', class: 'RunnerError', message: describeError(err).message, backtrace: [], permanent: false, kind: 'raised' },
+      };
     }
     const durationMs = performance.now() - started;
     if (tracing.enabled) traceStepRan(step, outcome);
@@ -323,7 +326,8 @@ export class Worker extends EventEmitter {
     this.counts.cancelled++;
     this.running.delete(`${step.id}#${step.attempt}`);
     run.settle();
-    if (this.listenerCount('step')) this.emit('step', { task_id: step.task_id, step_id: step.id, name: step.name, state: 'cancelled', attempts: step.attempt } satisfies StepEvent);
+    if (this.listenerCount('step'))
+      this.emit('step', { task_id: step.task_id, step_id: step.id, name: step.name, state: 'cancelled', attempts: step.attempt } satisfies StepEvent);
     this.subscription?.poke();
   }
 
@@ -335,7 +339,9 @@ export class Worker extends EventEmitter {
       if (tooDeep) return this.toFinish(step, { ok: false, error: tooDeep }, durationMs);
       const problem = unstorableJson(json);
       const rejected = problem
-        ? new OutcomeError(`the handler returned a value that cannot be stored: the string at ${problem.path} ${problem.problem}; remove it or encode it (e.g. base64)`)
+        ? new OutcomeError(
+            `the handler returned a value that cannot be stored: the string at ${problem.path} ${problem.problem}; remove it or encode it (e.g. base64)`,
+          )
         : undefined;
       let expansion: Pending['expansion'];
       let invalid: unknown = rejected;
@@ -407,7 +413,15 @@ export class Worker extends EventEmitter {
       const outcomes: StatementOutcome[] = [];
       const refused = batch.filter((p) => p.refused);
       if (refused.length) outcomes.push(await this.giveBack(refused));
-      if (plain.length) outcomes.push(await finishSteps(this.db, this.id, plain.map((p) => p.item), this.finishOptions(room)));
+      if (plain.length)
+        outcomes.push(
+          await finishSteps(
+            this.db,
+            this.id,
+            plain.map((p) => p.item),
+            this.finishOptions(room),
+          ),
+        );
       for (const p of batch.filter((x) => x.expansion)) {
         room -= outcomes.at(-1)?.claimed.length ?? 0;
         outcomes.push(await this.finishExpansion(p, this.finishOptions(room)));
@@ -415,7 +429,12 @@ export class Worker extends EventEmitter {
       this.flushes.statements += outcomes.length;
       this.flushes.runs += batch.length;
       this.flushFailures = 0;
-      if (tracing.enabled) traceStepsFinished(batch.map((p) => p.step), outcomes, t0);
+      if (tracing.enabled)
+        traceStepsFinished(
+          batch.map((p) => p.step),
+          outcomes,
+          t0,
+        );
       for (const o of outcomes) this.applied(batch, o, t0);
       this.release(batch, outcomes);
     } catch (err) {
@@ -448,10 +467,17 @@ export class Worker extends EventEmitter {
     const o = await releaseSteps(
       this.db,
       this.id,
-      { steps: refused.map((p) => ({ id: p.step.id, attempt: p.step.attempt })), delayMs: REFUSED_RETRY_MS, reason: `the ${this.runner.runtime} runtime refused the call (${why})` },
+      {
+        steps: refused.map((p) => ({ id: p.step.id, attempt: p.step.attempt })),
+        delayMs: REFUSED_RETRY_MS,
+        reason: `the ${this.runner.runtime} runtime refused the call (${why})`,
+      },
       this.bus.dispatchMode,
     );
-    this.log.warn({ steps: refused.length, retry_in_ms: REFUSED_RETRY_MS, why }, 'the runtime refused steps; they go back to the queue without using an attempt');
+    this.log.warn(
+      { steps: refused.length, retry_in_ms: REFUSED_RETRY_MS, why },
+      'the runtime refused steps; they go back to the queue without using an attempt',
+    );
     return o;
   }
 
@@ -471,7 +497,7 @@ export class Worker extends EventEmitter {
       { steps: orphans, delayMs: 0, reason: 'claimed for this worker, which never started it (the answer to the claim was lost)' },
       this.bus.dispatchMode,
     );
-    this.log.warn({ steps: o.finished.length }, 'gave back steps claimed in this worker\'s name that it never started');
+    this.log.warn({ steps: o.finished.length }, "gave back steps claimed in this worker's name that it never started");
     this.announce(o, o.finished);
   }
 
@@ -484,9 +510,7 @@ export class Worker extends EventEmitter {
       this.id,
       p.item as Extract<FinishItem, { ok: true }>,
       (existing) =>
-        exp.kind === 'decision'
-          ? expandDecision(def, existing, step.template_step, exp.steps)
-          : expandBatch(def, existing, step.template_step, exp.cursors),
+        exp.kind === 'decision' ? expandDecision(def, existing, step.template_step, exp.steps) : expandBatch(def, existing, step.template_step, exp.cursors),
       (err) => {
         const e = describeError(err);
         const error: StepErrorRecord = { language: 'weft', class: e.class, message: e.message, backtrace: [], permanent: true, kind: 'invalid_outcome' };
@@ -548,7 +572,7 @@ export class Worker extends EventEmitter {
         this.counts.lost++;
         this.log.warn(
           { task_id: p.step.task_id, step: p.step.name, attempt: p.step.attempt },
-          'the step was no longer this run\'s when it finished (cancelled, or its lease expired and it was taken); result discarded',
+          "the step was no longer this run's when it finished (cancelled, or its lease expired and it was taken); result discarded",
         );
       }
       run?.settle();
@@ -576,13 +600,16 @@ export class Worker extends EventEmitter {
     if (this.stopping || at >= this.retryAt) return;
     clearTimeout(this.retryTimer);
     this.retryAt = at;
-    this.retryTimer = setTimeout(() => {
-      this.retryAt = Infinity;
-      dispatchDueRetries(this.db, this.id, this.bus.dispatchMode).then(
-        (o) => this.announce(o, []),
-        (err) => this.log.warn({ err: describeError(err).message }, 'dispatching a due retry failed; the orchestrator sweep will'),
-      );
-    }, Math.max(0, at - Date.now()) + 2);
+    this.retryTimer = setTimeout(
+      () => {
+        this.retryAt = Infinity;
+        dispatchDueRetries(this.db, this.id, this.bus.dispatchMode).then(
+          (o) => this.announce(o, []),
+          (err) => this.log.warn({ err: describeError(err).message }, 'dispatching a due retry failed; the orchestrator sweep will'),
+        );
+      },
+      Math.max(0, at - Date.now()) + 2,
+    );
     this.retryTimer.unref();
   }
 

@@ -151,7 +151,12 @@ describe('dashboard in Chromium', () => {
         [...document.querySelectorAll('button, a[href], input, select, textarea, [role="button"]')]
           .filter((el) => {
             const e = el as HTMLElement;
-            const labelled = e.getAttribute('aria-label') || e.getAttribute('aria-labelledby') || (e as HTMLInputElement).labels?.length || e.textContent?.trim() || e.getAttribute('title');
+            const labelled =
+              e.getAttribute('aria-label') ||
+              e.getAttribute('aria-labelledby') ||
+              (e as HTMLInputElement).labels?.length ||
+              e.textContent?.trim() ||
+              e.getAttribute('title');
             return !labelled;
           })
           .map((el) => el.outerHTML.slice(0, 80)),
@@ -163,20 +168,44 @@ describe('dashboard in Chromium', () => {
 
   it('shows workers as the registry describes them: heartbeat, in-flight, counts, breaker, bridge histograms; a silent one as stopped', async () => {
     // Rows in the shape workers will write (see src/store/processes.ts), kept fresh here like a worker would.
-    const hist = (counts: number[]) => ({ upperBoundsUs: counts.map((_, i) => 2 ** i), counts, count: counts.reduce((a, b) => a + b, 0), sumNs: 40_000 * counts.length });
+    const hist = (counts: number[]) => ({
+      upperBoundsUs: counts.map((_, i) => 2 ** i),
+      counts,
+      count: counts.reduce((a, b) => a + b, 0),
+      sumNs: 40_000 * counts.length,
+    });
     const bridge = {
-      dispatched: 120, completed: 117, failed: 3, timedOut: 0, rejectedByBreaker: 0, rejectedQueueFull: 0, inFlight: 2, lateResults: 0,
-      breaker: { state: 'closed', consecutiveFailures: 0, timesOpened: 1 }, broken: false, brokenReason: '', phase: 'ready',
+      dispatched: 120,
+      completed: 117,
+      failed: 3,
+      timedOut: 0,
+      rejectedByBreaker: 0,
+      rejectedQueueFull: 0,
+      inFlight: 2,
+      lateResults: 0,
+      breaker: { state: 'closed', consecutiveFailures: 0, timesOpened: 1 },
+      broken: false,
+      brokenReason: '',
+      phase: 'ready',
       histograms: { serialise: hist([0, 40, 70, 10]), queueWait: hist([0, 5, 60, 50, 5]), run: hist([0, 0, 10, 60, 40, 10]), return: hist([0, 30, 80, 10]) },
     };
-    const info = (runtime: string) => ({ namespaces: ['ui_e2e'], concurrency: 8, in_flight: 2, counts: { claimed: 120, succeeded: 117, failed: 3, retried: 2, lost: 0 }, ...(runtime === 'python' ? { bridge } : {}) });
+    const info = (runtime: string) => ({
+      namespaces: ['ui_e2e'],
+      concurrency: 8,
+      in_flight: 2,
+      counts: { claimed: 120, succeeded: 117, failed: 3, retried: 2, lost: 0 },
+      ...(runtime === 'python' ? { bridge } : {}),
+    });
     await d.engine.db.query(
       `INSERT INTO weft.processes (id, kind, runtime, host, pid, started_at, heartbeat_at, info) VALUES
          ('worker-ui-python', 'worker', 'python', 'ui-host', 4242, now() - interval '5 minutes', now(), $1),
          ('worker-ui-gone', 'worker', 'native', 'ui-host', 4343, now() - interval '9 minutes', now() - interval '1 minute', $2)`,
       [info('python'), info('native')],
     );
-    const beat = setInterval(() => void d.engine.db.query(`UPDATE weft.processes SET heartbeat_at = now() WHERE id = 'worker-ui-python'`).catch(() => undefined), 500);
+    const beat = setInterval(
+      () => void d.engine.db.query(`UPDATE weft.processes SET heartbeat_at = now() WHERE id = 'worker-ui-python'`).catch(() => undefined),
+      500,
+    );
     try {
       const page = await open('/workers');
       const live = page.locator('tr[data-worker="worker-ui-python"]');
@@ -208,7 +237,12 @@ describe('dashboard in Chromium', () => {
     expect(await row.getAttribute('data-stale')).toBe('false');
     await screenshot(page, 'workers');
     await worker.stop('SIGKILL');
-    await eventually('the killed worker to show as stopped or be gone', async () => (await row.count()) === 0 || (await row.getAttribute('data-stale')) === 'true', 30_000, 250);
+    await eventually(
+      'the killed worker to show as stopped or be gone',
+      async () => (await row.count()) === 0 || (await row.getAttribute('data-stale')) === 'true',
+      30_000,
+      250,
+    );
     await page.close();
   });
 
@@ -234,7 +268,11 @@ describe('dashboard in Chromium', () => {
     await page.locator('[data-step="explode"]').click();
     await page.getByRole('button', { name: 'Retry step' }).click();
     await page.getByText('Retry step explode: done').waitFor({ timeout: 20_000 });
-    await eventually('the step to run again', async () => (await getTaskView(d.engine.db, id))!.steps.find((s) => s.name === 'explode')!.attempts > attempts, 45_000);
+    await eventually(
+      'the step to run again',
+      async () => (await getTaskView(d.engine.db, id))!.steps.find((s) => s.name === 'explode')!.attempts > attempts,
+      45_000,
+    );
     await page.close();
     await worker.stop();
   });

@@ -31,7 +31,12 @@ export interface TransitionRow {
   to_state: string;
 }
 
-export function checkChains(rows: TransitionRow[], legal: Readonly<Record<string, readonly string[]>>, what: string, problems: string[]): { illegal: number; duplicated: number } {
+export function checkChains(
+  rows: TransitionRow[],
+  legal: Readonly<Record<string, readonly string[]>>,
+  what: string,
+  problems: string[],
+): { illegal: number; duplicated: number } {
   let illegal = 0;
   let duplicated = 0;
   let prev: TransitionRow | undefined;
@@ -74,10 +79,17 @@ export async function audit(db: pg.Pool, expected: Expectation[], suicideLosses?
   const problems: string[] = [];
   const ids = expected.map((e) => e.id);
   const { rows: tasks } = await db.query<{ id: string; state: string }>(`SELECT id, state FROM weft.tasks WHERE id = ANY($1::uuid[])`, [ids]);
-  const { rows: steps } = await db.query<{ id: string; task_id: string; name: string; state: string; result: unknown; failures: number; losses: number; attempts: number; error: { class?: string; message?: string } | null }>(
-    `SELECT s.id, s.task_id, s.name, s.state, s.result, s.failures, s.losses, s.attempts, s.error FROM weft.steps s WHERE s.task_id = ANY($1::uuid[])`,
-    [ids],
-  );
+  const { rows: steps } = await db.query<{
+    id: string;
+    task_id: string;
+    name: string;
+    state: string;
+    result: unknown;
+    failures: number;
+    losses: number;
+    attempts: number;
+    error: { class?: string; message?: string } | null;
+  }>(`SELECT s.id, s.task_id, s.name, s.state, s.result, s.failures, s.losses, s.attempts, s.error FROM weft.steps s WHERE s.task_id = ANY($1::uuid[])`, [ids]);
   const byTask = new Map(tasks.map((t) => [t.id, t]));
   const stepsOf = new Map<string, typeof steps>();
   for (const s of steps) stepsOf.set(s.task_id, [...(stepsOf.get(s.task_id) ?? []), s]);
@@ -101,7 +113,9 @@ export async function audit(db: pg.Pool, expected: Expectation[], suicideLosses?
     }
     if (t.state !== e.state) {
       wrong++;
-      problems.push(`task ${e.id} (${e.namespace}) ended ${t.state}, expected ${e.state}: ${JSON.stringify(mine.filter((s) => s.error).map((s) => [s.name, s.error]))}`);
+      problems.push(
+        `task ${e.id} (${e.namespace}) ended ${t.state}, expected ${e.state}: ${JSON.stringify(mine.filter((s) => s.error).map((s) => [s.name, s.error]))}`,
+      );
       continue;
     }
     if (e.step !== undefined) {
@@ -114,10 +128,18 @@ export async function audit(db: pg.Pool, expected: Expectation[], suicideLosses?
     }
     if (e.namespace === 'faults_suicide') {
       const k = mine.find((s) => s.name === 'kill_worker');
-      const ok = k && k.state === 'error' && k.error?.class === 'WorkerLostError' && k.failures === 0 && k.losses === suicideLosses && /lost its worker/.test(k.error.message ?? '');
+      const ok =
+        k &&
+        k.state === 'error' &&
+        k.error?.class === 'WorkerLostError' &&
+        k.failures === 0 &&
+        k.losses === suicideLosses &&
+        /lost its worker/.test(k.error.message ?? '');
       if (!ok) {
         wrong++;
-        problems.push(`task ${e.id}: its self-killing step ended ${JSON.stringify(k)}, expected error WorkerLostError after ${suicideLosses} losses and no failure`);
+        problems.push(
+          `task ${e.id}: its self-killing step ended ${JSON.stringify(k)}, expected error WorkerLostError after ${suicideLosses} losses and no failure`,
+        );
       }
     }
   }

@@ -118,8 +118,22 @@ export class PrivatePostgres {
     this.log = '';
     const child = spawn(
       join(this.bin, 'postgres'),
-      ['-D', this.dir, '-p', String(this.port), '-k', this.dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=on',
-        '-c', 'max_connections=200', '-c', 'shared_buffers=64MB'],
+      [
+        '-D',
+        this.dir,
+        '-p',
+        String(this.port),
+        '-k',
+        this.dir,
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        'fsync=on',
+        '-c',
+        'max_connections=200',
+        '-c',
+        'shared_buffers=64MB',
+      ],
       { ...(this.owner ?? {}), cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     child.stdout!.on('data', (c: Buffer) => (this.log += c.toString()));
@@ -223,7 +237,11 @@ export class PrivateRabbit {
 
   async start(): Promise<void> {
     await run(this.cmd('rabbitmq-server'), ['-detached'], { env: this.env(), cwd: this.dir });
-    await run(this.cmd('rabbitmqctl'), ['-n', this.node, 'wait', join(this.dir, 'pid'), '--timeout', '60'], { env: this.env(), cwd: this.dir, timeout: 70_000 });
+    await run(this.cmd('rabbitmqctl'), ['-n', this.node, 'wait', join(this.dir, 'pid'), '--timeout', '60'], {
+      env: this.env(),
+      cwd: this.dir,
+      timeout: 70_000,
+    });
     await until(`RabbitMQ on port ${this.port}`, () => portOpen(this.port), 30_000);
   }
 
@@ -238,7 +256,9 @@ export class PrivateRabbit {
   async stop(): Promise<void> {
     const pid = this.pid;
     if (pid === undefined || !alive(pid)) return;
-    await run(this.cmd('rabbitmqctl'), ['-n', this.node, 'stop', join(this.dir, 'pid')], { env: this.env(), cwd: this.dir, timeout: 30_000 }).catch(() => undefined);
+    await run(this.cmd('rabbitmqctl'), ['-n', this.node, 'stop', join(this.dir, 'pid')], { env: this.env(), cwd: this.dir, timeout: 30_000 }).catch(
+      () => undefined,
+    );
     if (alive(pid)) {
       process.kill(pid, 'SIGKILL');
       await until(`RabbitMQ pid ${pid} to exit`, async () => !alive(pid), 10_000);

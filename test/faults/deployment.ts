@@ -60,7 +60,13 @@ export class Deployment {
     return `faults_${this.name}`;
   }
 
-  static async create(name: string, pgCluster: PrivatePostgres, rabbit: PrivateRabbit, backend: Backend, extraEnv: Record<string, string> = {}): Promise<Deployment> {
+  static async create(
+    name: string,
+    pgCluster: PrivatePostgres,
+    rabbit: PrivateRabbit,
+    backend: Backend,
+    extraEnv: Record<string, string> = {},
+  ): Promise<Deployment> {
     const admin = new pg.Client(pgCluster.url());
     await admin.connect();
     try {
@@ -98,9 +104,7 @@ export class Deployment {
   /** Start an orchestrator (on the same port as the last one, so clients keep their address) and wait for its API. */
   async startOrchestrator(): Promise<WeftProcess> {
     this.orchestratorPort ||= await freePort();
-    const p = this.track(
-      spawnWeft(['orchestrator', '--port', String(this.orchestratorPort), '--templates', join(FIXTURES, 'templates')], this.env()),
-    );
+    const p = this.track(spawnWeft(['orchestrator', '--port', String(this.orchestratorPort), '--templates', join(FIXTURES, 'templates')], this.env()));
     await until(
       `the orchestrator of ${this.name} to answer (output: ${p.output().slice(-1000)})`,
       async () => {
@@ -119,7 +123,19 @@ export class Deployment {
     const handlers = kind === 'native' ? join(FIXTURES, 'handlers') : 'handlers/python';
     const p = this.track(
       spawnWeft(
-        ['worker', '--runtime', kind, '--handlers', handlers, '--namespaces', namespaces.join(','), '--concurrency', String(opts.concurrency ?? 4), '--port', String(port)],
+        [
+          'worker',
+          '--runtime',
+          kind,
+          '--handlers',
+          handlers,
+          '--namespaces',
+          namespaces.join(','),
+          '--concurrency',
+          String(opts.concurrency ?? 4),
+          '--port',
+          String(port),
+        ],
         this.env(),
       ),
     );
@@ -128,7 +144,8 @@ export class Deployment {
       await until(
         `a ${kind} worker of ${this.name} to be healthy (output: ${p.output().slice(-1000)})`,
         async () => {
-          if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`worker exited ${p.child.exitCode ?? p.child.signalCode}: ${p.output().slice(-2000)}`);
+          if (p.child.exitCode !== null || p.child.signalCode !== null)
+            throw new Error(`worker exited ${p.child.exitCode ?? p.child.signalCode}: ${p.output().slice(-2000)}`);
           return healthy(port);
         },
         60_000,
@@ -154,7 +171,13 @@ export class Deployment {
    * fault), so a request whose answer was lost never creates a second task.
    * A 409 for that key names the task the first request created.
    */
-  private async submit(key: string, namespace: string, name: string, context: Record<string, unknown>, expect: Omit<Expectation, 'id' | 'namespace'>): Promise<void> {
+  private async submit(
+    key: string,
+    namespace: string,
+    name: string,
+    context: Record<string, unknown>,
+    expect: Omit<Expectation, 'id' | 'namespace'>,
+  ): Promise<void> {
     const deadline = Date.now() + 60_000;
     for (;;) {
       try {
@@ -186,11 +209,21 @@ export class Deployment {
     const max = Math.max(mix.linear, mix.diamond, mix.python, mix.suicide ?? 0);
     for (let i = 0; i < max; i++) {
       const n = i;
-      if (i < mix.linear) jobs.push(() => this.submit(`linear-${n}`, 'faults_linear', 'chain', { n }, { state: 'complete', step: 'linear_4', value: String(n + 4) }));
-      if (i < mix.diamond) jobs.push(() => this.submit(`diamond-${n}`, 'faults_diamond', 'diamond', { n }, { state: 'complete', step: 'diamond_end', value: String(2 * n + 5) }));
+      if (i < mix.linear)
+        jobs.push(() => this.submit(`linear-${n}`, 'faults_linear', 'chain', { n }, { state: 'complete', step: 'linear_4', value: String(n + 4) }));
+      if (i < mix.diamond)
+        jobs.push(() => this.submit(`diamond-${n}`, 'faults_diamond', 'diamond', { n }, { state: 'complete', step: 'diamond_end', value: String(2 * n + 5) }));
       if (i < mix.python) {
         const even = 2 + 2 * (i % 2);
-        jobs.push(() => this.submit(`python-${n}`, 'faults_python', 'chain', { even_number: even }, { state: 'complete', step: 'linear_step_4', value: String(BigInt(even) ** 16n) }));
+        jobs.push(() =>
+          this.submit(
+            `python-${n}`,
+            'faults_python',
+            'chain',
+            { even_number: even },
+            { state: 'complete', step: 'linear_step_4', value: String(BigInt(even) ** 16n) },
+          ),
+        );
       }
       if (i < (mix.suicide ?? 0)) jobs.push(() => this.submit(`suicide-${n}`, 'faults_suicide', 'suicide', { n }, { state: 'error' }));
     }
@@ -231,7 +264,9 @@ export class Deployment {
       await until(
         `${this.name}: every task to end`,
         async () => {
-          const { rows } = await this.db.query<{ open: number }>(`SELECT count(*)::int AS open FROM weft.tasks WHERE state IN ('pending', 'running')`).catch(() => ({ rows: [{ open: -1 }] }));
+          const { rows } = await this.db
+            .query<{ open: number }>(`SELECT count(*)::int AS open FROM weft.tasks WHERE state IN ('pending', 'running')`)
+            .catch(() => ({ rows: [{ open: -1 }] }));
           return rows[0]!.open === 0;
         },
         ms,

@@ -82,7 +82,15 @@ describe('weft under faults', () => {
       await loading;
       await d.drain(DRAIN_MS);
       const result = await audit(d.db, d.expected, opts.maxLosses);
-      const row: Row = { scenario: name, backend, faults: summarize(faults), faultCount: faults.length, note: note?.(d), wallMs: Date.now() - started, ...result };
+      const row: Row = {
+        scenario: name,
+        backend,
+        faults: summarize(faults),
+        faultCount: faults.length,
+        note: note?.(d),
+        wallMs: Date.now() - started,
+        ...result,
+      };
       rows.push(row);
       if (result.problems.length > 0) console.error(`${name}:\n  ${result.problems.join('\n  ')}`);
       return row;
@@ -118,39 +126,60 @@ describe('weft under faults', () => {
     let retried = 0;
     // Submitted slowly (4 at a time, 50 ms apart) so that the first kill lands mid-submission:
     // the client sends again with the same idempotency key until a new orchestrator answers.
-    const row = await scenario('orchestrator kill -9', 'rabbitmq', { paceMs: 50 }, async (d) => {
-      const faults: string[] = [];
-      await d.untilAccepted(40);
-      await kill9(d.orchestrator!);
-      faults.push('kill -9 orchestrator');
-      await sleep(1_000);
-      await d.startOrchestrator();
-      await d.untilProgress(0.4);
-      await kill9(d.orchestrator!);
-      faults.push('kill -9 orchestrator');
-      await sleep(1_000);
-      await d.startOrchestrator();
-      retried = d.retried;
-      return faults;
-    }, (d) => `${d.retried} POSTs retried with their idempotency key`);
+    const row = await scenario(
+      'orchestrator kill -9',
+      'rabbitmq',
+      { paceMs: 50 },
+      async (d) => {
+        const faults: string[] = [];
+        await d.untilAccepted(40);
+        await kill9(d.orchestrator!);
+        faults.push('kill -9 orchestrator');
+        await sleep(1_000);
+        await d.startOrchestrator();
+        await d.untilProgress(0.4);
+        await kill9(d.orchestrator!);
+        faults.push('kill -9 orchestrator');
+        await sleep(1_000);
+        await d.startOrchestrator();
+        retried = d.retried;
+        return faults;
+      },
+      (d) => `${d.retried} POSTs retried with their idempotency key`,
+    );
     expect(retried).toBeGreaterThan(0);
     expectClean(row);
   });
 
   // Leases count only time the database was reachable: an outage costs no worker its steps.
   it.each([
-    { name: 'PostgreSQL crash', backend: 'rabbitmq' as Backend, how: 'immediate stop, WAL recovery', fault: 'PostgreSQL immediate stop + restart after 3 s', down: () => pgCluster.crash() },
-    { name: 'PostgreSQL kill -9', backend: 'pg' as Backend, how: 'kill -9 of the postmaster', fault: 'kill -9 postmaster + restart after 3 s', down: () => pgCluster.kill9() },
-  ])('PostgreSQL goes down mid-load ($how, $backend queue) and comes back: nothing lost, nothing run again, nothing completed twice', async ({ name, backend, fault, down }) => {
-    const row = await scenario(name, backend, {}, async (d) => {
-      await d.untilProgress(0.25);
-      await down();
-      await sleep(3_000);
-      await pgCluster.start(20_000); // after a kill -9, orphaned backends may hold its shared memory a moment
-      return [fault];
-    });
-    expectClean(row, 'none');
-  });
+    {
+      name: 'PostgreSQL crash',
+      backend: 'rabbitmq' as Backend,
+      how: 'immediate stop, WAL recovery',
+      fault: 'PostgreSQL immediate stop + restart after 3 s',
+      down: () => pgCluster.crash(),
+    },
+    {
+      name: 'PostgreSQL kill -9',
+      backend: 'pg' as Backend,
+      how: 'kill -9 of the postmaster',
+      fault: 'kill -9 postmaster + restart after 3 s',
+      down: () => pgCluster.kill9(),
+    },
+  ])(
+    'PostgreSQL goes down mid-load ($how, $backend queue) and comes back: nothing lost, nothing run again, nothing completed twice',
+    async ({ name, backend, fault, down }) => {
+      const row = await scenario(name, backend, {}, async (d) => {
+        await d.untilProgress(0.25);
+        await down();
+        await sleep(3_000);
+        await pgCluster.start(20_000); // after a kill -9, orphaned backends may hold its shared memory a moment
+        return [fault];
+      });
+      expectClean(row, 'none');
+    },
+  );
 
   it('a worker killed while PostgreSQL is down (its results never written): its steps run again once the database is back', async () => {
     const row = await scenario('worker killed during PostgreSQL outage', 'pg', {}, async (d, { native: [a] }) => {
@@ -167,31 +196,39 @@ describe('weft under faults', () => {
     expectClean(row, 'some');
   });
 
-  it.each<Backend>(['pg', 'rabbitmq'])('every connection terminated (pg_terminate_backend), three times (%s): weft reconnects and carries on', async (backend) => {
-    const row = await scenario('connections terminated', backend, {}, async (d) => {
-      const faults: string[] = [];
-      for (const at of [0.15, 0.4, 0.65]) {
-        await d.untilProgress(at);
-        const admin = new pg.Client(pgCluster.url());
-        await admin.connect();
-        try {
-          const { rows: killed } = await admin.query(
-            `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND application_name LIKE 'weft%'`,
-            [d.database],
-          );
-          faults.push(`${killed.length} connections terminated`);
-        } finally {
-          await admin.end();
+  it.each<Backend>(['pg', 'rabbitmq'])(
+    'every connection terminated (pg_terminate_backend), three times (%s): weft reconnects and carries on',
+    async (backend) => {
+      const row = await scenario('connections terminated', backend, {}, async (d) => {
+        const faults: string[] = [];
+        for (const at of [0.15, 0.4, 0.65]) {
+          await d.untilProgress(at);
+          const admin = new pg.Client(pgCluster.url());
+          await admin.connect();
+          try {
+            const { rows: killed } = await admin.query(
+              `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND application_name LIKE 'weft%'`,
+              [d.database],
+            );
+            faults.push(`${killed.length} connections terminated`);
+          } finally {
+            await admin.end();
+          }
         }
-      }
-      return faults;
-    });
-    expectClean(row);
-  });
+        return faults;
+      });
+      expectClean(row);
+    },
+  );
 
   it.each([
     { name: 'RabbitMQ restart', how: 'rabbitmqctl stop', fault: 'rabbitmqctl stop + rabbitmq-server start', down: () => rabbit.stop() },
-    { name: 'RabbitMQ kill -9', how: 'kill -9 of its VM, unwritten messages lost', fault: 'kill -9 RabbitMQ + rabbitmq-server start', down: () => rabbit.kill9() },
+    {
+      name: 'RabbitMQ kill -9',
+      how: 'kill -9 of its VM, unwritten messages lost',
+      fault: 'kill -9 RabbitMQ + rabbitmq-server start',
+      down: () => rabbit.kill9(),
+    },
   ])('RabbitMQ goes down mid-load ($how) and starts again: messages wait in the outbox or are sent again, every task ends', async ({ name, fault, down }) => {
     const row = await scenario(name, 'rabbitmq', {}, async (d) => {
       await d.untilProgress(0.25);
@@ -234,7 +271,9 @@ describe('weft under faults', () => {
         // Not waited for: it may claim a self-killing step before its /health first answers.
         let worker = await d.startWorker('native', ['faults_suicide'], { concurrency: 1, wait: false });
         for (;;) {
-          const { rows: open } = await d.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM weft.tasks WHERE namespace = 'faults_suicide' AND state IN ('pending', 'running')`).catch(() => ({ rows: [{ n: 1 }] }));
+          const { rows: open } = await d.db
+            .query<{ n: number }>(`SELECT count(*)::int AS n FROM weft.tasks WHERE namespace = 'faults_suicide' AND state IN ('pending', 'running')`)
+            .catch(() => ({ rows: [{ n: 1 }] }));
           const submitted = d.expected.some((e) => e.namespace === 'faults_suicide');
           if ((submitted && open[0]!.n === 0) || Date.now() > deadline) break;
           if (worker.child.exitCode !== null || worker.child.signalCode !== null) {

@@ -23,7 +23,8 @@ export interface Row extends Audit {
 }
 
 export function table(rows: Row[]): string {
-  const head = '| scenario | backend | tasks | faults injected | lost | wrong result | duplicated completions | illegal transitions | attempts used by faults | worker losses | wall time |';
+  const head =
+    '| scenario | backend | tasks | faults injected | lost | wrong result | duplicated completions | illegal transitions | attempts used by faults | worker losses | wall time |';
   const rule = '|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|';
   const lines = rows.map(
     (r) =>

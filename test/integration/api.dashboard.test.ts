@@ -140,7 +140,12 @@ describe('dashboard endpoints', () => {
     );
     const body = (await get('/v1/workers')).json();
     expect(body.stale_after_ms).toBe(5000);
-    expect(body.workers.map((w: { id: string; stale: boolean }) => [w.id, w.stale])).toEqual(expect.arrayContaining([['w-fresh', false], ['w-silent', true]]));
+    expect(body.workers.map((w: { id: string; stale: boolean }) => [w.id, w.stale])).toEqual(
+      expect.arrayContaining([
+        ['w-fresh', false],
+        ['w-silent', true],
+      ]),
+    );
     expect(body.workers.find((w: { id: string }) => w.id === 'w-fresh').info).toEqual({ in_flight: 1 });
     expect(body.orchestrators.map((o: { id: string }) => o.id)).toContain('o-1');
     expect((await get('/v1/workers?stale_after_ms=60000')).json().workers.find((w: { id: string }) => w.id === 'w-silent').stale).toBe(false);
@@ -176,7 +181,10 @@ describe('dashboard endpoints', () => {
 
   it('serves the latest bench document per backend and the latest bridge run', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'weft-bench-'));
-    for (const [n, commit] of [['2026-01-01T00-00-00Z-pg', 'old'], ['2026-02-01T00-00-00Z-pg', 'new']]) {
+    for (const [n, commit] of [
+      ['2026-01-01T00-00-00Z-pg', 'old'],
+      ['2026-02-01T00-00-00Z-pg', 'new'],
+    ]) {
       mkdirSync(join(dir, n!));
       writeFileSync(join(dir, n!, 'percentiles.json'), JSON.stringify({ schema: 'weft-bench/1', backend: 'pg', git: { commit } }));
     }
@@ -190,7 +198,7 @@ describe('dashboard endpoints', () => {
     await app.close();
   });
 
-  it('streams a task\'s step changes and its end, and every task end on /v1/events', async () => {
+  it("streams a task's step changes and its end, and every task end on /v1/events", async () => {
     const all = readStream(`${base}/v1/events`, (evs) => evs.some((e) => e.event === 'task'));
     const { id } = await engine.orchestrators[0]!.createTask({ namespace: 'e2e_linear', name: 'mathematical_sequence', context: { even_number: 4 } });
     const one = await readStream(`${base}/v1/tasks/${id}/events`, (evs) => evs.some((e) => e.event === 'task'));

@@ -22,7 +22,22 @@ import { silentLogger } from '../../src/shared/logger.js';
 const anyString = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 20 }),
   fc.array(fc.integer({ min: 0, max: 0xffff }), { maxLength: 12 }).map((codes) => String.fromCharCode(...codes)),
-  fc.constantFrom('', '\u0000', '\ud800', '\udfff', 'a\udc00b', '\\u0000', '"', '\\', '\n\r\t\b\f', '__proto__', 'constructor', 'e2e_linear', 'mathematical_sequence', '1.0.0'),
+  fc.constantFrom(
+    '',
+    '\u0000',
+    '\ud800',
+    '\udfff',
+    'a\udc00b',
+    '\\u0000',
+    '"',
+    '\\',
+    '\n\r\t\b\f',
+    '__proto__',
+    'constructor',
+    'e2e_linear',
+    'mathematical_sequence',
+    '1.0.0',
+  ),
 );
 
 const json = fc.letrec<{ value: unknown }>((tie) => ({
@@ -67,12 +82,14 @@ const anyBody = fc.record(
 );
 
 /** `levels` containers deep, objects or arrays, as text (JSON.stringify would overflow on the deepest). */
-const deepText = fc.record({ levels: fc.oneof(fc.integer({ min: 60, max: 70 }), fc.integer({ min: 70, max: 20_000 })), arrays: fc.boolean(), inContext: fc.boolean() }).map(({ levels, arrays, inContext }) => {
-  const open = arrays ? '['.repeat(levels) : '{"a":'.repeat(levels);
-  const close = arrays ? ']'.repeat(levels) : '}'.repeat(levels);
-  const value = `${open}${arrays ? '' : '1'}${close}`;
-  return inContext ? `{"namespace":"e2e_linear","name":"mathematical_sequence","context":{"even_number":2,"deep":${value}}}` : value;
-});
+const deepText = fc
+  .record({ levels: fc.oneof(fc.integer({ min: 60, max: 70 }), fc.integer({ min: 70, max: 20_000 })), arrays: fc.boolean(), inContext: fc.boolean() })
+  .map(({ levels, arrays, inContext }) => {
+    const open = arrays ? '['.repeat(levels) : '{"a":'.repeat(levels);
+    const close = arrays ? ']'.repeat(levels) : '}'.repeat(levels);
+    const value = `${open}${arrays ? '' : '1'}${close}`;
+    return inContext ? `{"namespace":"e2e_linear","name":"mathematical_sequence","context":{"even_number":2,"deep":${value}}}` : value;
+  });
 
 describe('POST /v1/tasks under fuzzing', () => {
   let tdb: TestDatabase;
@@ -104,7 +121,8 @@ describe('POST /v1/tasks under fuzzing', () => {
     if (res.statusCode >= 500 || res.statusCode < 200) throw new Error(`${res.statusCode} for ${payload.slice(0, 300)}: ${res.body.slice(0, 500)}`);
     if (res.statusCode >= 400) {
       const error = res.json().error;
-      if (typeof error?.code !== 'string' || typeof error?.message !== 'string') throw new Error(`${res.statusCode} without a JSON error: ${res.body.slice(0, 300)}`);
+      if (typeof error?.code !== 'string' || typeof error?.message !== 'string')
+        throw new Error(`${res.statusCode} without a JSON error: ${res.body.slice(0, 300)}`);
     }
     return res.statusCode;
   }
@@ -124,19 +142,29 @@ describe('POST /v1/tasks under fuzzing', () => {
 
   it('answers arbitrary JSON documents and nesting up to 20,000 levels 4xx, never 5xx or a hang', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.oneof(json.map((v) => JSON.stringify(v) ?? 'null'), deepText), async (text) => {
-        await send(text);
-      }),
+      fc.asyncProperty(
+        fc.oneof(
+          json.map((v) => JSON.stringify(v) ?? 'null'),
+          deepText,
+        ),
+        async (text) => {
+          await send(text);
+        },
+      ),
       { numRuns: 70 },
     );
   });
 
   it('answers texts that are not JSON, and odd content types, 4xx', async () => {
     await fc.assert(
-      fc.asyncProperty(anyString, fc.constantFrom('application/json', 'text/plain', 'application/yaml', 'application/octet-stream', 'application/json; charset=latin1'), async (text, type) => {
-        const status = await send(text, type);
-        expect(status).toBeGreaterThanOrEqual(400);
-      }),
+      fc.asyncProperty(
+        anyString,
+        fc.constantFrom('application/json', 'text/plain', 'application/yaml', 'application/octet-stream', 'application/json; charset=latin1'),
+        async (text, type) => {
+          const status = await send(text, type);
+          expect(status).toBeGreaterThanOrEqual(400);
+        },
+      ),
       { numRuns: 30 },
     );
   });

@@ -57,7 +57,12 @@ describe('HTTP API', () => {
     ['a missing field', { name: 'mathematical_sequence', context: {} }, 'namespace', "must have required property 'namespace'"],
     ['a wrong type', { namespace: 7, name: 'mathematical_sequence' }, 'namespace', 'must be string'],
     ['an unknown field', { namespace: 'e2e_linear', name: 'mathematical_sequence', contxt: {} }, 'contxt', 'must NOT have additional properties'],
-    ['an input_schema violation', { namespace: 'e2e_linear', name: 'mathematical_sequence', context: { even_number: 7 } }, 'context.even_number', 'multiple of 2'],
+    [
+      'an input_schema violation',
+      { namespace: 'e2e_linear', name: 'mathematical_sequence', context: { even_number: 7 } },
+      'context.even_number',
+      'multiple of 2',
+    ],
     ['a missing context field', { namespace: 'e2e_linear', name: 'mathematical_sequence', context: {} }, 'context.even_number', 'even_number'],
   ])('answers 400 naming the field for %s, and creates nothing', async (_what, payload, path, message) => {
     const before = await counts();
@@ -116,7 +121,9 @@ describe('HTTP API', () => {
     expect(bad.statusCode).toBe(400);
     const paths = bad.json().error.problems.map((p: { path: string }) => p.path);
     expect(paths).toEqual(expect.arrayContaining(['version', 'steps[0].depend_on']));
-    const listed = (await api.inject({ method: 'GET', url: '/v1/templates' })).json().templates.map((t: { namespace: string; name: string }) => `${t.namespace}/${t.name}`);
+    const listed = (await api.inject({ method: 'GET', url: '/v1/templates' }))
+      .json()
+      .templates.map((t: { namespace: string; name: string }) => `${t.namespace}/${t.name}`);
     expect(listed).toContain('api_t/one');
     expect(listed).not.toContain('api_t/two');
   });
@@ -126,12 +133,19 @@ describe('HTTP API', () => {
     expect(health.statusCode).toBe(200);
     expect(health.json()).toMatchObject({ status: 'healthy', database: { ok: true }, messaging: { ok: true, backend: 'pg' } });
     const metrics = (await api.inject({ method: 'GET', url: '/metrics' })).body;
-    for (const name of ['weft_step_latency_ms_bucket', 'weft_task_latency_ms_count', 'weft_steps{state="enqueued"}', 'weft_queue_depth', 'weft_db_pool_in_use', 'weft_db_pool_acquire_ms']) {
+    for (const name of [
+      'weft_step_latency_ms_bucket',
+      'weft_task_latency_ms_count',
+      'weft_steps{state="enqueued"}',
+      'weft_queue_depth',
+      'weft_db_pool_in_use',
+      'weft_db_pool_acquire_ms',
+    ]) {
       expect(metrics).toContain(name);
     }
   });
 
-  it('serves the workers\' step counts and latency, published with their heartbeats', async () => {
+  it("serves the workers' step counts and latency, published with their heartbeats", async () => {
     // The first test ran a 4-step task; the worker publishes its figures within a second.
     const deadline = Date.now() + 10_000;
     let body = '';

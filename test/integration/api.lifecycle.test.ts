@@ -63,7 +63,11 @@ describe('weft orchestrator: start while PostgreSQL is down, stop with open long
       WEFT_LOG_FORMAT: 'json',
     });
 
-    const waiting = await until('/health to answer', () => get(`${base}/health`), (h) => /ECONNREFUSED/.test(h.body.reason ?? ''));
+    const waiting = await until(
+      '/health to answer',
+      () => get(`${base}/health`),
+      (h) => /ECONNREFUSED/.test(h.body.reason ?? ''),
+    );
     expect(waiting.status).toBe(503);
     expect(waiting.headers.get('retry-after')).toBe('5');
     expect(waiting.body).toMatchObject({ status: 'starting', waiting_for: 'database' });
@@ -71,13 +75,26 @@ describe('weft orchestrator: start while PostgreSQL is down, stop with open long
     expect(api.status).toBe(503);
     expect(api.body.error.code).toBe('starting');
     expect(api.body.error.message).toMatch(/^the orchestrator is starting: waiting for the database \(.*ECONNREFUSED.*\); retry in 5 s$/);
-    await until('the log to say why', async () => orchestrator.output(), (o) => o.includes('PostgreSQL is unreachable; waiting for it'));
+    await until(
+      'the log to say why',
+      async () => orchestrator.output(),
+      (o) => o.includes('PostgreSQL is unreachable; waiting for it'),
+    );
     expect(orchestrator.child.exitCode).toBeNull();
 
     await proxy.open();
-    const ready = await until('the orchestrator to serve', () => get(`${base}/health`), (h) => h.status === 200, 60_000);
+    const ready = await until(
+      'the orchestrator to serve',
+      () => get(`${base}/health`),
+      (h) => h.status === 200,
+      60_000,
+    );
     expect(ready.body).toMatchObject({ status: 'healthy', reasons: [] });
-    await until('the log to say it listens', async () => orchestrator.output(), (o) => o.includes('orchestrator listening')); // the log is written asynchronously
+    await until(
+      'the log to say it listens',
+      async () => orchestrator.output(),
+      (o) => o.includes('orchestrator listening'),
+    ); // the log is written asynchronously
     const created = await fetch(`${base}/v1/tasks`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -93,7 +110,11 @@ describe('weft orchestrator: start while PostgreSQL is down, stop with open long
       WEFT_MESSAGING: 'pg',
     });
     try {
-      await until('/health to answer', () => get(`http://127.0.0.1:${port}/health`), (h) => h.body.status === 'starting');
+      await until(
+        '/health to answer',
+        () => get(`http://127.0.0.1:${port}/health`),
+        (h) => h.body.status === 'starting',
+      );
       const started = Date.now();
       await waiting.stop('SIGTERM');
       expect(Date.now() - started).toBeLessThan(2_000);
@@ -113,7 +134,11 @@ describe('weft orchestrator: start while PostgreSQL is down, stop with open long
     });
     const { id } = (await created.json()) as { id: string };
     const polls = Array.from({ length: 3 }, () =>
-      fetch(`${base}/v1/tasks/${id}/wait?timeout_ms=60000`).then(async (r) => ({ status: r.status, retryAfter: r.headers.get('retry-after'), body: (await r.json()) as any })),
+      fetch(`${base}/v1/tasks/${id}/wait?timeout_ms=60000`).then(async (r) => ({
+        status: r.status,
+        retryAfter: r.headers.get('retry-after'),
+        body: (await r.json()) as any,
+      })),
     );
     const streams = [readStream(`${base}/v1/tasks/${id}/events`), readStream(`${base}/v1/events`)];
     await Promise.all(streams.map((s) => s.hello));

@@ -152,7 +152,9 @@ describe('API while the broker is unreachable', () => {
     expect(health.statusCode).toBe(503);
     expect(health.headers['retry-after']).toBe('5');
     expect(health.json()).toMatchObject({ status: 'degraded', database: { ok: true }, messaging: { ok: false, backend: 'rabbitmq' } });
-    expect(health.json().reasons).toEqual([expect.stringMatching(/^broker: cannot connect to RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:\d+: .*ECONNREFUSED/)]);
+    expect(health.json().reasons).toEqual([
+      expect.stringMatching(/^broker: cannot connect to RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:\d+: .*ECONNREFUSED/),
+    ]);
 
     const stats = await api.inject({ method: 'GET', url: '/v1/stats' });
     expect(stats.statusCode).toBe(503);

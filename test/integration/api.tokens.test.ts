@@ -104,7 +104,11 @@ describe('API tokens', () => {
     expect(denied.json().error.message).toBe('token "reader" has scope read; POST /v1/tasks needs write');
     expect((await call('POST', '/v1/tasks', writer.token, task)).statusCode).toBe(201);
     expect((await call('POST', '/v1/templates', writer.token, yaml('1.0.0'))).statusCode).toBe(403);
-    expect((await call('GET', '/v1/auth', writer.token)).json()).toEqual({ required: true, open_to_this_caller: false, token: { name: 'writer', scopes: ['write'] } });
+    expect((await call('GET', '/v1/auth', writer.token)).json()).toEqual({
+      required: true,
+      open_to_this_caller: false,
+      token: { name: 'writer', scopes: ['write'] },
+    });
 
     expect((await call('POST', '/v1/templates', admin.token, yaml('1.0.0'))).statusCode).toBe(201);
     expect((await call('POST', '/v1/templates', admin.token, yaml('1.0.0'))).statusCode).toBe(200);
@@ -124,7 +128,10 @@ describe('API tokens', () => {
     for (let i = 0; i < 4; i++) codes.push((await call('POST', '/v1/tasks', again.token, task)).statusCode);
     expect(codes).toEqual([201, 201, 201, 429]);
     const limited = await call('POST', '/v1/tasks', again.token, task);
-    expect(limited.json().error).toMatchObject({ code: 'rate_limited', message: expect.stringMatching(/^token "writer" may create 3 tasks per minute; try again in \d+ s$/) });
+    expect(limited.json().error).toMatchObject({
+      code: 'rate_limited',
+      message: expect.stringMatching(/^token "writer" may create 3 tasks per minute; try again in \d+ s$/),
+    });
     // Another token has its own budget.
     expect((await call('POST', '/v1/tasks', admin.token, task)).statusCode).toBe(201);
     for (const t of ['reader', 'admin', 'writer']) await revokeToken(engine.db, t);

@@ -33,11 +33,36 @@ describe('API: values PostgreSQL cannot store, nesting and idempotent retries', 
   });
 
   it.each([
-    ['NUL in a context string', '{"namespace":"e2e_linear","name":"mathematical_sequence","context":{"even_number":2,"note":["ok","a\\u0000b"]}}', 'context.note[1]', 'U+0000 (NUL)'],
-    ['NUL in a context key', '{"namespace":"e2e_linear","name":"mathematical_sequence","context":{"even_number":2,"k\\u0000":1}}', 'context["k\\u0000"]', 'has a key that contains the character U+0000'],
-    ['a lone surrogate in the context', '{"namespace":"e2e_linear","name":"mathematical_sequence","context":{"even_number":2,"s":"\\ud800"}}', 'context.s', 'lone UTF-16 surrogate'],
-    ['NUL in the idempotency key', '{"namespace":"e2e_linear","name":"mathematical_sequence","context":{"even_number":2},"idempotency_key":"k\\u0000"}', 'idempotency_key', 'U+0000 (NUL)'],
-    ['a lone surrogate in the idempotency key', '{"namespace":"e2e_linear","name":"mathematical_sequence","context":{"even_number":2},"idempotency_key":"\\udc00x"}', 'idempotency_key', 'lone UTF-16 surrogate'],
+    [
+      'NUL in a context string',
+      '{"namespace":"e2e_linear","name":"mathematical_sequence","context":{"even_number":2,"note":["ok","a\\u0000b"]}}',
+      'context.note[1]',
+      'U+0000 (NUL)',
+    ],
+    [
+      'NUL in a context key',
+      '{"namespace":"e2e_linear","name":"mathematical_sequence","context":{"even_number":2,"k\\u0000":1}}',
+      'context["k\\u0000"]',
+      'has a key that contains the character U+0000',
+    ],
+    [
+      'a lone surrogate in the context',
+      '{"namespace":"e2e_linear","name":"mathematical_sequence","context":{"even_number":2,"s":"\\ud800"}}',
+      'context.s',
+      'lone UTF-16 surrogate',
+    ],
+    [
+      'NUL in the idempotency key',
+      '{"namespace":"e2e_linear","name":"mathematical_sequence","context":{"even_number":2},"idempotency_key":"k\\u0000"}',
+      'idempotency_key',
+      'U+0000 (NUL)',
+    ],
+    [
+      'a lone surrogate in the idempotency key',
+      '{"namespace":"e2e_linear","name":"mathematical_sequence","context":{"even_number":2},"idempotency_key":"\\udc00x"}',
+      'idempotency_key',
+      'lone UTF-16 surrogate',
+    ],
     ['NUL in the namespace', '{"namespace":"e2e\\u0000","name":"mathematical_sequence"}', 'namespace', 'U+0000 (NUL)'],
   ])('POST /v1/tasks with %s: 400 naming the path, nothing created', async (_what, body, path, problem) => {
     const before = await tasks();
@@ -68,7 +93,10 @@ describe('API: values PostgreSQL cannot store, nesting and idempotent retries', 
     const objects = await postText('/v1/tasks', `{"namespace":"e2e_linear","name":"mathematical_sequence","context":${nestedText(levels)}}`);
     expect(objects.statusCode).toBe(400);
     expect(objects.json().error.path).toBe(`context${'.a'.repeat(MAX_JSON_DEPTH)}`);
-    const arrays = await postText('/v1/tasks', `{"namespace":"e2e_linear","name":"mathematical_sequence","context":{"x":${'['.repeat(levels)}${']'.repeat(levels)}}}`);
+    const arrays = await postText(
+      '/v1/tasks',
+      `{"namespace":"e2e_linear","name":"mathematical_sequence","context":{"x":${'['.repeat(levels)}${']'.repeat(levels)}}}`,
+    );
     expect(arrays.statusCode).toBe(400);
     expect(arrays.json().error.path).toBe(`context.x${'[0]'.repeat(MAX_JSON_DEPTH - 1)}`);
     const templates = await postText('/v1/templates', `{"namespace":"x","steps":${'['.repeat(levels)}${']'.repeat(levels)}}`);
@@ -85,7 +113,10 @@ describe('API: values PostgreSQL cannot store, nesting and idempotent retries', 
   });
 
   it('refuses a template whose values PostgreSQL cannot store or that nests too deeply, in JSON and YAML', async () => {
-    const json = await postText('/v1/templates', '{"namespace":"api_v","name":"t","version":"1.0.0","description":"a\\u0000","steps":[{"name":"a","handler":"linear.square"}]}');
+    const json = await postText(
+      '/v1/templates',
+      '{"namespace":"api_v","name":"t","version":"1.0.0","description":"a\\u0000","steps":[{"name":"a","handler":"linear.square"}]}',
+    );
     expect(json.statusCode).toBe(400);
     expect(json.json().error).toMatchObject({ code: 'invalid_input', path: 'description' });
     const yaml = await api.inject({
@@ -108,10 +139,17 @@ describe('API: values PostgreSQL cannot store, nesting and idempotent retries', 
 
   describe('idempotency keys', () => {
     it('answers a repeated identical request with the existing task (200), whatever the key order', async () => {
-      const first = await api.inject({ method: 'POST', url: '/v1/tasks', payload: task({ idempotency_key: 'idem-same', context: { even_number: 2, b: 1, a: [1, 2] } }) });
+      const first = await api.inject({
+        method: 'POST',
+        url: '/v1/tasks',
+        payload: task({ idempotency_key: 'idem-same', context: { even_number: 2, b: 1, a: [1, 2] } }),
+      });
       expect(first.statusCode).toBe(201);
       const before = await tasks();
-      const again = await postText('/v1/tasks', '{"idempotency_key":"idem-same","context":{"a":[1,2],"b":1,"even_number":2},"name":"mathematical_sequence","namespace":"e2e_linear","version":"1.0.0"}');
+      const again = await postText(
+        '/v1/tasks',
+        '{"idempotency_key":"idem-same","context":{"a":[1,2],"b":1,"even_number":2},"name":"mathematical_sequence","namespace":"e2e_linear","version":"1.0.0"}',
+      );
       expect(again.statusCode).toBe(200);
       expect(again.headers.location).toBe(`/v1/tasks/${first.json().id}`);
       expect(again.json()).toMatchObject({ id: first.json().id, idempotency_key: 'idem-same', namespace: 'e2e_linear', context: { even_number: 2 } });

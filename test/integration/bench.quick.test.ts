@@ -30,11 +30,31 @@ describe('weft bench --quick --scenarios linear --history-steps 400, end to end 
     home = mkdtempSync(join(tmpdir(), 'weft-bench-home-'));
     out = mkdtempSync(join(tmpdir(), 'weft-bench-out-'));
     const base = await freeBase();
-    const child = spawn(process.execPath, ['--import', 'tsx', join(packageRoot(), 'src/cli/main.ts'), 'bench', '--quick', '--scenarios', 'linear', '--history-steps', '400', '--backend', 'pg', '--base-port', String(base), '--out', out], {
-      cwd: packageRoot(),
-      env: { ...process.env, WEFT_DATABASE_URL: db.url, WEFT_HOME: home, WEFT_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(packageRoot(), 'src/cli/main.ts'),
+        'bench',
+        '--quick',
+        '--scenarios',
+        'linear',
+        '--history-steps',
+        '400',
+        '--backend',
+        'pg',
+        '--base-port',
+        String(base),
+        '--out',
+        out,
+      ],
+      {
+        cwd: packageRoot(),
+        env: { ...process.env, WEFT_DATABASE_URL: db.url, WEFT_HOME: home, WEFT_LOG_LEVEL: 'warn' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -87,12 +107,18 @@ describe('weft bench --quick --scenarios linear --history-steps 400, end to end 
   });
 
   it('writes the report with the reference column, and leaves no cluster process behind', () => {
-    const dir = join(out, readdirSync(out).find((d) => d.endsWith('-pg'))!);
+    const dir = join(
+      out,
+      readdirSync(out).find((d) => d.endsWith('-pg'))!,
+    );
     const md = readFileSync(join(dir, 'report.md'), 'utf8');
     expect(md).toContain('258.17 / 255.26 ms');
     expect(md).toContain('Quick run');
     expect(readdirSync(dir)).toContain('latency-pg.svg');
-    const state = JSON.parse(readFileSync(join(home, 'cluster', readdirSync(join(home, 'cluster'))[0]!, 'state.json'), 'utf8')) as { status: string; processes: Array<{ pid: number | null }> };
+    const state = JSON.parse(readFileSync(join(home, 'cluster', readdirSync(join(home, 'cluster'))[0]!, 'state.json'), 'utf8')) as {
+      status: string;
+      processes: Array<{ pid: number | null }>;
+    };
     expect(state.status).toBe('stopped');
     expect(state.processes.every((p) => p.pid === null)).toBe(true);
   });

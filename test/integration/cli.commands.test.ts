@@ -167,7 +167,10 @@ describe('weft --help', () => {
   });
 
   it.each([
-    [['worker', '--handlers', 'handlers/typescript', '--concurrency', 'lots'], "'--concurrency <n>' argument 'lots' is invalid. expected a whole number from 1 to 10000"],
+    [
+      ['worker', '--handlers', 'handlers/typescript', '--concurrency', 'lots'],
+      "'--concurrency <n>' argument 'lots' is invalid. expected a whole number from 1 to 10000",
+    ],
     [['run', 'e2e_linear/mathematical_sequence', '--timeout', '1.5'], "'--timeout <ms>' argument '1.5' is invalid. expected a whole number ≥ 1"],
     [['orchestrator', '--port', '70000'], "'--port <port>' argument '70000' is invalid. expected a whole number from 0 to 65535"],
   ])('a numeric option that is not a number in range is refused before anything starts: weft %j', async (args, message) => {
@@ -243,9 +246,7 @@ describe('weft validate', () => {
     const r = await weft(['validate', missing]);
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toBe(
-      `weft validate: ${missing} does not exist; give the path of a template file or a directory of templates\n`,
-    );
+    expect(r.stderr).toBe(`weft validate: ${missing} does not exist; give the path of a template file or a directory of templates\n`);
   });
 
   it('a directory with no templates: exits 1 and says so', async () => {
@@ -323,7 +324,12 @@ describe('weft migrate on the embedded PostgreSQL (no WEFT_DATABASE_URL)', () =>
     const home = path.join(locked, 'home');
     await fs.mkdir(home, { mode: 0o755 });
     homes.push(home);
-    const r = await weft(['migrate'], { WEFT_DATABASE_URL: undefined, WEFT_HOME: home, WEFT_EMBEDDED_PG_PORT: String(await freePort()), WEFT_LOG_LEVEL: 'warn' });
+    const r = await weft(['migrate'], {
+      WEFT_DATABASE_URL: undefined,
+      WEFT_HOME: home,
+      WEFT_EMBEDDED_PG_PORT: String(await freePort()),
+      WEFT_LOG_LEVEL: 'warn',
+    });
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/^weft: the embedded PostgreSQL runs as the system user "postgres" \(uid \d+\) because weft runs as root, /);

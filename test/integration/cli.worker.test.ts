@@ -85,16 +85,29 @@ describe('weft worker and its dependencies', () => {
     });
     started.push(worker);
 
-    const waiting = await until('/health to answer', () => health(healthPort), (h) => h.body.status === 'starting' && /ECONNREFUSED/.test(h.body.reason));
+    const waiting = await until(
+      '/health to answer',
+      () => health(healthPort),
+      (h) => h.body.status === 'starting' && /ECONNREFUSED/.test(h.body.reason),
+    );
     expect(waiting.status).toBe(503);
     expect(waiting.body).toMatchObject({ status: 'starting', runtime: 'native', waiting_for: 'database' });
-    await until('the log to say why', async () => worker.output(), (o) => o.includes('PostgreSQL is unreachable; waiting for it'));
+    await until(
+      'the log to say why',
+      async () => worker.output(),
+      (o) => o.includes('PostgreSQL is unreachable; waiting for it'),
+    );
     expect(worker.child.exitCode).toBeNull();
 
     const proxy = pgProxy(dbPort);
     await proxy.open();
     try {
-      const ready = await until('the worker to start', () => health(healthPort), (h) => h.status === 200, 60_000);
+      const ready = await until(
+        'the worker to start',
+        () => health(healthPort),
+        (h) => h.status === 200,
+        60_000,
+      );
       const name = new URL(tdb.url).pathname.slice(1);
       expect(ready.body).toMatchObject({ status: 'healthy', database: { host: '127.0.0.1', port: dbPort, database: name, source: 'url' } });
       expect(JSON.stringify(ready.body)).not.toMatch(/password/i);

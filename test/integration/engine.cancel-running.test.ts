@@ -21,8 +21,7 @@ import { packageRoot } from '../../src/shared/paths.js';
 
 const FIXTURES = join(packageRoot(), 'test/integration/fixtures/cancel-handlers/python');
 const STEP_TIMEOUT_MS = 120_000;
-const template = (name: string, steps: string) =>
-  parseTemplate(`namespace: t_cancelrun\nname: ${name}\nversion: 1.0.0\nsteps:\n${steps}`, `${name}.yaml`);
+const template = (name: string, steps: string) => parseTemplate(`namespace: t_cancelrun\nname: ${name}\nversion: 1.0.0\nsteps:\n${steps}`, `${name}.yaml`);
 const HANDLERS = { naps: 'cancelrun.sleep_loop', 'one long time.sleep': 'cancelrun.sleep_long' };
 const templates = [
   ...Object.values(HANDLERS).map((handler) =>
@@ -66,44 +65,51 @@ describe('cancelling a task while its Python step runs', () => {
     for (const f of Object.values(files)) rmSync(f, { force: true });
   });
 
-  it.each(Object.entries(HANDLERS))('a handler in %s: interrupted, the step ends cancelled well before its timeout, and the worker runs the next task', async (_what, handler) => {
-    for (const f of Object.values(files)) rmSync(f, { force: true });
-    const orchestrator = engine.orchestrators[0]!;
-    const events: Array<{ name: string; state: string }> = [];
-    const onStep = (e: { name: string; state: string }) => events.push(e);
-    worker.on('step', onStep);
-    let broken = false;
-    worker.on('broken', () => (broken = true));
+  it.each(Object.entries(HANDLERS))(
+    'a handler in %s: interrupted, the step ends cancelled well before its timeout, and the worker runs the next task',
+    async (_what, handler) => {
+      for (const f of Object.values(files)) rmSync(f, { force: true });
+      const orchestrator = engine.orchestrators[0]!;
+      const events: Array<{ name: string; state: string }> = [];
+      const onStep = (e: { name: string; state: string }) => events.push(e);
+      worker.on('step', onStep);
+      let broken = false;
+      worker.on('broken', () => (broken = true));
 
-    const { id } = await orchestrator.createTask({ namespace: 't_cancelrun', name: handler.replace('cancelrun.', ''), context: files });
-    await until('the python handler to start', () => existsSync(files.started), Boolean);
+      const { id } = await orchestrator.createTask({ namespace: 't_cancelrun', name: handler.replace('cancelrun.', ''), context: files });
+      await until('the python handler to start', () => existsSync(files.started), Boolean);
 
-    const t0 = Date.now();
-    expect(await orchestrator.cancelTask(id, 'test:operator')).toEqual({ state: 'cancelled', interrupted: 1 });
-    // The worker heard the cancel, the bridge interrupted the handler, and the run settled.
-    await until('the worker to let go of the step', () => worker.inFlight(), (n) => n === 0);
-    const settledMs = Date.now() - t0;
-    expect(settledMs).toBeLessThan(STEP_TIMEOUT_MS / 10);
-    expect(events).toContainEqual(expect.objectContaining({ name: 'nap', state: 'cancelled' }));
-    // What the handler itself saw: weft.Cancelled, raised where it napped
-    // (the run settled at the cancel; the interrupt lands a moment later).
-    await until('the handler to be interrupted', () => existsSync(files.seen), Boolean);
-    expect(readFileSync(files.seen, 'utf8')).toBe('Cancelled');
+      const t0 = Date.now();
+      expect(await orchestrator.cancelTask(id, 'test:operator')).toEqual({ state: 'cancelled', interrupted: 1 });
+      // The worker heard the cancel, the bridge interrupted the handler, and the run settled.
+      await until(
+        'the worker to let go of the step',
+        () => worker.inFlight(),
+        (n) => n === 0,
+      );
+      const settledMs = Date.now() - t0;
+      expect(settledMs).toBeLessThan(STEP_TIMEOUT_MS / 10);
+      expect(events).toContainEqual(expect.objectContaining({ name: 'nap', state: 'cancelled' }));
+      // What the handler itself saw: weft.Cancelled, raised where it napped
+      // (the run settled at the cancel; the interrupt lands a moment later).
+      await until('the handler to be interrupted', () => existsSync(files.seen), Boolean);
+      expect(readFileSync(files.seen, 'utf8')).toBe('Cancelled');
 
-    const view = (await getTaskView(engine.db, id)) as TaskView;
-    expect(view.state).toBe('cancelled');
-    expect(view.steps.map((s) => [s.name, s.state])).toEqual([
-      ['nap', 'cancelled'],
-      ['after', 'cancelled'],
-    ]);
-    expect(view.steps[0]!.result ?? null).toBeNull();
+      const view = (await getTaskView(engine.db, id)) as TaskView;
+      expect(view.state).toBe('cancelled');
+      expect(view.steps.map((s) => [s.name, s.state])).toEqual([
+        ['nap', 'cancelled'],
+        ['after', 'cancelled'],
+      ]);
+      expect(view.steps[0]!.result ?? null).toBeNull();
 
-    // The same worker, with its one interpreter thread, runs the next task.
-    const next = await engine.run('t_cancelrun', 'quick', { n: 21 }, 15_000);
-    expect(next.state).toBe('complete');
-    expect(next.steps[0]!.result).toEqual({ n: 42 });
-    expect(runner.isBroken()).toBe(false);
-    expect(broken).toBe(false);
-    worker.off('step', onStep);
-  });
+      // The same worker, with its one interpreter thread, runs the next task.
+      const next = await engine.run('t_cancelrun', 'quick', { n: 21 }, 15_000);
+      expect(next.state).toBe('complete');
+      expect(next.steps[0]!.result).toEqual({ n: 42 });
+      expect(runner.isBroken()).toBe(false);
+      expect(broken).toBe(false);
+      worker.off('step', onStep);
+    },
+  );
 });

@@ -51,7 +51,7 @@ describe.each<Backend>(['pg', 'rabbitmq'])('two orchestrators and two workers, 2
       `SELECT s.id AS step_id, s.state, json_agg(json_build_array(t.from_state, t.to_state, t.seq) ORDER BY t.seq) AS moves
          FROM weft.steps s JOIN weft.step_transitions t ON t.step_id = s.id GROUP BY s.id`,
     );
-    expect(rows).toHaveLength(n / 2 * 4 + n / 2 * 4);
+    expect(rows).toHaveLength((n / 2) * 4 + (n / 2) * 4);
     for (const r of rows) {
       r.moves.forEach(([from, to, seq], i) => {
         expect(seq).toBe(i + 1);

@@ -11,8 +11,7 @@ import { STEP_TRANSITIONS, TASK_TRANSITIONS, type StepState, type TaskState } fr
 import { getTaskView, type TaskView } from '../../src/store/tasks.js';
 import { ConflictError, NotFoundError } from '../../src/shared/errors.js';
 
-const template = (name: string, steps: string) =>
-  parseTemplate(`namespace: t_control\nname: ${name}\nversion: 1.0.0\nsteps:\n${steps}`, `${name}.yaml`);
+const template = (name: string, steps: string) => parseTemplate(`namespace: t_control\nname: ${name}\nversion: 1.0.0\nsteps:\n${steps}`, `${name}.yaml`);
 
 const templates = [
   template(
@@ -39,7 +38,10 @@ const blocker = {
 const gate = { open: false };
 
 const handlers = {
-  'test.echo': (step: { step_name: string; dependency_results: Record<string, unknown> }) => ({ step: step.step_name, after: Object.keys(step.dependency_results) }),
+  'test.echo': (step: { step_name: string; dependency_results: Record<string, unknown> }) => ({
+    step: step.step_name,
+    after: Object.keys(step.dependency_results),
+  }),
   'test.blocked': async () => {
     blocker.started++;
     await blocker.gate;
@@ -112,7 +114,11 @@ describe.each<Backend>(['pg', 'rabbitmq'])('cancel and retry (%s)', (backend) =>
     blocker.reset();
     const orchestrator = engine.orchestrators[0]!;
     const { id } = await orchestrator.createTask({ namespace: 't_control', name: 'blocked' });
-    await until('the first step to run', () => view(id), (v) => step(v, 'first').state === 'running');
+    await until(
+      'the first step to run',
+      () => view(id),
+      (v) => step(v, 'first').state === 'running',
+    );
 
     const waiting = orchestrator.waitForTask(id, 30_000);
     expect(await orchestrator.cancelTask(id, 'test:operator')).toEqual({ state: 'cancelled', interrupted: 1 });
@@ -129,7 +135,11 @@ describe.each<Backend>(['pg', 'rabbitmq'])('cancel and retry (%s)', (backend) =>
 
     // The handler's result comes after the cancel: the worker drops it and frees the slot.
     blocker.release();
-    await until('the worker to let go of the step', async () => engine.workers.reduce((n, w) => n + w.inFlight(), 0), (n) => n === 0);
+    await until(
+      'the worker to let go of the step',
+      async () => engine.workers.reduce((n, w) => n + w.inFlight(), 0),
+      (n) => n === 0,
+    );
     const after = await view(id);
     expect(step(after, 'first').state).toBe('cancelled');
     expect(step(after, 'first').result ?? null).toBeNull();
@@ -182,7 +192,11 @@ describe.each<Backend>(['pg', 'rabbitmq'])('cancel and retry (%s)', (backend) =>
 
     blocker.reset();
     const { id } = await orchestrator.createTask({ namespace: 't_control', name: 'blocked' });
-    await until('the first step to run', () => view(id), (v) => step(v, 'first').state === 'running');
+    await until(
+      'the first step to run',
+      () => view(id),
+      (v) => step(v, 'first').state === 'running',
+    );
     await orchestrator.cancelTask(id, 'test');
     blocker.release();
     expect(await orchestrator.retryTask(id, { by: 'test' })).toEqual({ state: 'running', enqueued: 1 });

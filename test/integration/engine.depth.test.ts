@@ -18,8 +18,7 @@ import { packageRoot } from '../../src/shared/paths.js';
 
 const FIXTURES = join(packageRoot(), 'test/integration/fixtures/depth-handlers');
 const RUNTIMES = ['native', 'python', 'ruby'] as const;
-const template = (name: string, steps: string) =>
-  parseTemplate(`namespace: t_depth\nname: ${name}\nversion: 1.0.0\nsteps:\n${steps}`, `${name}.yaml`);
+const template = (name: string, steps: string) => parseTemplate(`namespace: t_depth\nname: ${name}\nversion: 1.0.0\nsteps:\n${steps}`, `${name}.yaml`);
 const templates = RUNTIMES.flatMap((r) => [
   template(
     `echo_${r}`,
@@ -69,19 +68,24 @@ describe(`JSON nested up to MAX_JSON_DEPTH (${MAX_JSON_DEPTH}), in every runtime
     expect(view.steps.map((s) => s.result)).toEqual([context, context]);
   });
 
-  it.each(RUNTIMES.flatMap((r) => [[r, MAX_JSON_DEPTH + 1], [r, 150]] as const))(
-    '%s: a result %i levels deep fails the step for good, naming the limit and the path',
-    async (runtime, depth) => {
-      const view = await engine.run('t_depth', `nest_${runtime}`, { depth }, 30_000);
-      expect(view.state).toBe('error');
-      const step = view.steps[0]!;
-      expect(step.attempts).toBe(1); // permanent: not retried
-      const path = '$' + '.a[0]'.repeat(MAX_JSON_DEPTH / 2);
-      expect(step.error).toMatchObject({
-        kind: 'invalid_return',
-        permanent: true,
-        message: `handler "depth.nest" returned a result that nests deeper than ${MAX_JSON_DEPTH} levels at ${path}; flatten it (weft keeps every JSON value within ${MAX_JSON_DEPTH} levels)`,
-      });
-    },
-  );
+  it.each(
+    RUNTIMES.flatMap(
+      (r) =>
+        [
+          [r, MAX_JSON_DEPTH + 1],
+          [r, 150],
+        ] as const,
+    ),
+  )('%s: a result %i levels deep fails the step for good, naming the limit and the path', async (runtime, depth) => {
+    const view = await engine.run('t_depth', `nest_${runtime}`, { depth }, 30_000);
+    expect(view.state).toBe('error');
+    const step = view.steps[0]!;
+    expect(step.attempts).toBe(1); // permanent: not retried
+    const path = '$' + '.a[0]'.repeat(MAX_JSON_DEPTH / 2);
+    expect(step.error).toMatchObject({
+      kind: 'invalid_return',
+      permanent: true,
+      message: `handler "depth.nest" returned a result that nests deeper than ${MAX_JSON_DEPTH} levels at ${path}; flatten it (weft keeps every JSON value within ${MAX_JSON_DEPTH} levels)`,
+    });
+  });
 });

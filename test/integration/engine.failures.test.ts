@@ -5,8 +5,7 @@ import { parseTemplate } from '../../src/core/template/parse.js';
 import { PermanentError, decision } from '../../src/worker/sdk.js';
 import { STEP_TRANSITIONS, type StepState } from '../../src/core/states.js';
 
-const template = (name: string, steps: string) =>
-  parseTemplate(`namespace: t_fail\nname: ${name}\nversion: 1.0.0\nsteps:\n${steps}`, `${name}.yaml`);
+const template = (name: string, steps: string) => parseTemplate(`namespace: t_fail\nname: ${name}\nversion: 1.0.0\nsteps:\n${steps}`, `${name}.yaml`);
 
 const fast = 'retry: { max_attempts: 3, backoff: fixed, base_ms: 20, max_ms: 20 }';
 const templates = [
@@ -80,7 +79,9 @@ describe.each<Backend>(['pg', 'rabbitmq'])('failures, retries and bad handlers (
     expect(first.attempts).toBe(3);
     expect(first.result).toEqual({ attempt: 3 });
     expect(first.error).toBeNull();
-    const { rows } = await engine.db.query(`SELECT count(*)::int AS n FROM weft.step_transitions WHERE step_id = $1 AND to_state = 'waiting_retry'`, [first.id]);
+    const { rows } = await engine.db.query(`SELECT count(*)::int AS n FROM weft.step_transitions WHERE step_id = $1 AND to_state = 'waiting_retry'`, [
+      first.id,
+    ]);
     expect(rows[0].n).toBe(2);
     await expectLegalHistories(engine, view.id);
   });
@@ -91,7 +92,12 @@ describe.each<Backend>(['pg', 'rabbitmq'])('failures, retries and bad handlers (
     const first = view.steps.find((s) => s.name === 'first')!;
     expect(first.state).toBe('error');
     expect(first.attempts).toBe(1);
-    expect(first.error).toMatchObject({ class: 'PermanentError', message: 'order_id is missing; this will never work', permanent: true, language: 'typescript' });
+    expect(first.error).toMatchObject({
+      class: 'PermanentError',
+      message: 'order_id is missing; this will never work',
+      permanent: true,
+      language: 'typescript',
+    });
     expect((first.error as { backtrace: string[] }).backtrace.length).toBeGreaterThan(0);
     expect(view.steps.find((s) => s.name === 'second')!.state).toBe('cancelled');
     expect(view.error).toMatchObject({ step: 'first', reason: 'permanent error', error: { class: 'PermanentError' } });
@@ -127,10 +133,7 @@ describe.each<Backend>(['pg', 'rabbitmq'])('failures, retries and bad handlers (
     const view = await engine.run('t_fail', 'slow', {});
     expect(view.state).toBe('complete');
     expect(view.steps[0]!.attempts).toBe(2);
-    const { rows } = await engine.db.query(
-      `SELECT metadata FROM weft.step_transitions WHERE step_id = $1 AND to_state = 'waiting_retry'`,
-      [view.steps[0]!.id],
-    );
+    const { rows } = await engine.db.query(`SELECT metadata FROM weft.step_transitions WHERE step_id = $1 AND to_state = 'waiting_retry'`, [view.steps[0]!.id]);
     expect(rows).toHaveLength(1);
   });
 

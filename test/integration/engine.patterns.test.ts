@@ -49,8 +49,13 @@ describe.each<Backend>(['pg', 'rabbitmq'])('every seed workflow completes with t
     const finalize = sq(validate * transform * analyze);
     expect(view.state).toBe('complete');
     expect(results(view)).toEqual({
-      dag_init: 36, dag_process_left: big(left), dag_process_right: big(right), dag_validate: big(validate),
-      dag_transform: big(transform), dag_analyze: big(analyze), dag_finalize: finalize.toString(),
+      dag_init: 36,
+      dag_process_left: big(left),
+      dag_process_right: big(right),
+      dag_validate: big(validate),
+      dag_transform: big(transform),
+      dag_analyze: big(analyze),
+      dag_finalize: finalize.toString(),
     });
   });
 
@@ -82,7 +87,10 @@ describe.each<Backend>(['pg', 'rabbitmq'])('every seed workflow completes with t
     writeFileSync(file, generateProductsCsv(1000));
     const view = await engine.run('e2e_csv', 'csv_product_inventory_analyzer', { csv_file_path: file });
     expect(view.state).toBe('complete');
-    const workers = view.steps.filter((s) => s.template_step === 'process_csv_batch').map((s) => s.name).sort();
+    const workers = view.steps
+      .filter((s) => s.template_step === 'process_csv_batch')
+      .map((s) => s.name)
+      .sort();
     expect(workers).toEqual(['process_csv_batch_001', 'process_csv_batch_002', 'process_csv_batch_003', 'process_csv_batch_004', 'process_csv_batch_005']);
 
     // Independent computation, straight from the text.

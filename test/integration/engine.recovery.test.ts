@@ -79,10 +79,32 @@ describe.each<Backend>(['pg', 'rabbitmq'])('a worker killed with SIGKILL in the 
   async function startChildWorker(): Promise<{ child: ChildProcess; stderr: () => string }> {
     const proc = spawn(
       process.execPath,
-      ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'worker', '--runtime', 'native', '--handlers', join(root, 'test/integration/fixtures/crash-handlers'), '--namespaces', 't_crash', '--concurrency', '1'],
+      [
+        '--import',
+        'tsx',
+        join(root, 'src/cli/main.ts'),
+        'worker',
+        '--runtime',
+        'native',
+        '--handlers',
+        join(root, 'test/integration/fixtures/crash-handlers'),
+        '--namespaces',
+        't_crash',
+        '--concurrency',
+        '1',
+      ],
       {
         cwd: root,
-        env: { ...process.env, WEFT_DATABASE_URL: tdb.url, WEFT_MESSAGING: backend, WEFT_AMQP_URL: AMQP_URL, WEFT_QUEUE_PREFIX: engine.queuePrefix, WEFT_LEASE_MS: '1500', WEFT_LOG_LEVEL: 'info', WEFT_LOG_FORMAT: 'json' },
+        env: {
+          ...process.env,
+          WEFT_DATABASE_URL: tdb.url,
+          WEFT_MESSAGING: backend,
+          WEFT_AMQP_URL: AMQP_URL,
+          WEFT_QUEUE_PREFIX: engine.queuePrefix,
+          WEFT_LEASE_MS: '1500',
+          WEFT_LOG_LEVEL: 'info',
+          WEFT_LOG_FORMAT: 'json',
+        },
         stdio: ['ignore', 'ignore', 'pipe'],
       },
     );
@@ -156,7 +178,12 @@ describe('RabbitMQ restarted in the middle of a run', () => {
       url: tdb.url,
       workers: 2,
       templates: [sleepTemplate],
-      handlers: { 'test.sleep': async () => { await new Promise((r) => setTimeout(r, 200)); return { ok: true }; } } as never,
+      handlers: {
+        'test.sleep': async () => {
+          await new Promise((r) => setTimeout(r, 200));
+          return { ok: true };
+        },
+      } as never,
       namespaces: ['t_restart'],
     });
   });
@@ -180,9 +207,7 @@ describe('RabbitMQ restarted in the middle of a run', () => {
     await run('rabbitmqctl', ['-q', 'start_app']);
     const views = await Promise.all(tasks);
     expect(views.map((v) => v.state)).toEqual(Array(20).fill('complete'));
-    const { rows } = await engine.db.query(
-      `SELECT count(*)::int AS n FROM weft.step_transitions WHERE to_state = 'complete'`,
-    );
+    const { rows } = await engine.db.query(`SELECT count(*)::int AS n FROM weft.step_transitions WHERE to_state = 'complete'`);
     expect(rows[0].n).toBe(60);
   }, 120_000);
 });
@@ -198,7 +223,12 @@ describe('every database connection killed in the middle of a run (pg)', () => {
       url: tdb.url,
       workers: 2,
       templates: [sleepTemplate],
-      handlers: { 'test.sleep': async () => { await new Promise((r) => setTimeout(r, 100)); return { ok: true }; } } as never,
+      handlers: {
+        'test.sleep': async () => {
+          await new Promise((r) => setTimeout(r, 100));
+          return { ok: true };
+        },
+      } as never,
       namespaces: ['t_restart'],
     });
   });

@@ -17,8 +17,7 @@ import { silentLogger } from '../../src/shared/logger.js';
 import { packageRoot } from '../../src/shared/paths.js';
 
 const FIXTURES = join(packageRoot(), 'test/integration/fixtures/value-handlers');
-const template = (name: string, steps: string) =>
-  parseTemplate(`namespace: t_values\nname: ${name}\nversion: 1.0.0\nsteps:\n${steps}`, `${name}.yaml`);
+const template = (name: string, steps: string) => parseTemplate(`namespace: t_values\nname: ${name}\nversion: 1.0.0\nsteps:\n${steps}`, `${name}.yaml`);
 const RUNTIMES = ['native', 'python', 'ruby'] as const;
 const templates = [
   ...RUNTIMES.map((r) => template(`bad_${r}`, `  - { name: bad, handler: values.bad, runtime: ${r} }`)),
@@ -31,8 +30,7 @@ const templates = [
 ];
 
 const handlers = {
-  'values.bad': (step: { context: { kind: string } }) =>
-    step.context.kind === 'nul' ? { text: 'before\u0000after' } : { nested: [1, { text: '\ud800' }] },
+  'values.bad': (step: { context: { kind: string } }) => (step.context.kind === 'nul' ? { text: 'before\u0000after' } : { nested: [1, { text: '\ud800' }] }),
 };
 
 describe('values a handler may return, in every runtime', () => {
@@ -55,24 +53,29 @@ describe('values a handler may return, in every runtime', () => {
     await tdb?.drop();
   });
 
-  it.each(RUNTIMES.flatMap((r) => [[r, 'nul'], [r, 'surrogate']] as const))(
-    '%s: a result with a %s character fails the step for good, naming where it is',
-    async (runtime, kind) => {
-      const view = await engine.run('t_values', `bad_${runtime}`, { kind }, 30_000);
-      expect(view.state).toBe('error');
-      const step = view.steps[0]!;
-      expect(step.attempts).toBe(1); // permanent: not retried
-      const error = step.error as { class: string; message: string; permanent: boolean };
-      expect(error.permanent).toBe(true);
-      if (runtime === 'ruby' && kind === 'surrogate') {
-        // Ruby cannot even write a lone surrogate as JSON: the SDK says so, and where.
-        expect(error.message).toContain('returned a String that is not valid UTF-8 (a lone surrogate, or binary bytes) at value["nested"][1]["text"]');
-        return;
-      }
-      const where = kind === 'nul' ? '$.text contains the character U+0000 (NUL)' : '$.nested[1].text contains a lone UTF-16 surrogate';
-      expect(error.message).toContain(`the handler returned a value that cannot be stored: the string at ${where}`);
-    },
-  );
+  it.each(
+    RUNTIMES.flatMap(
+      (r) =>
+        [
+          [r, 'nul'],
+          [r, 'surrogate'],
+        ] as const,
+    ),
+  )('%s: a result with a %s character fails the step for good, naming where it is', async (runtime, kind) => {
+    const view = await engine.run('t_values', `bad_${runtime}`, { kind }, 30_000);
+    expect(view.state).toBe('error');
+    const step = view.steps[0]!;
+    expect(step.attempts).toBe(1); // permanent: not retried
+    const error = step.error as { class: string; message: string; permanent: boolean };
+    expect(error.permanent).toBe(true);
+    if (runtime === 'ruby' && kind === 'surrogate') {
+      // Ruby cannot even write a lone surrogate as JSON: the SDK says so, and where.
+      expect(error.message).toContain('returned a String that is not valid UTF-8 (a lone surrogate, or binary bytes) at value["nested"][1]["text"]');
+      return;
+    }
+    const where = kind === 'nul' ? '$.text contains the character U+0000 (NUL)' : '$.nested[1].text contains a lone UTF-16 surrogate';
+    expect(error.message).toContain(`the handler returned a value that cannot be stored: the string at ${where}`);
+  });
 
   it('integers past 2^53 from Python and Ruby stay exact through the next steps and in the stored results', async () => {
     const orchestrator = engine.orchestrators[0]!;

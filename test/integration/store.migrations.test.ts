@@ -93,7 +93,9 @@ describe('migrate', () => {
       expect(ra.current).toBe(rb.current);
       expect(await appliedRows(a)).toEqual(migrations.map((m) => ({ version: m.version, name: m.name, checksum: m.checksum })));
       // The seed rows of 001, 002 and 004 were inserted once (a second run would have failed on their primary key, but count anyway).
-      const { rows } = await a.query('SELECT (SELECT count(*) FROM weft.step_transition_rules)::int AS s, (SELECT count(*) FROM weft.task_transition_rules)::int AS t');
+      const { rows } = await a.query(
+        'SELECT (SELECT count(*) FROM weft.step_transition_rules)::int AS s, (SELECT count(*) FROM weft.task_transition_rules)::int AS t',
+      );
       expect(rows[0]).toEqual({ s: 26, t: 9 });
     }
   });
@@ -182,8 +184,20 @@ describe('migrate', () => {
     const tables = relations.filter((r) => r.kind === 'r').map((r) => r.name);
     expect(tables.sort()).toEqual(
       [
-        'api_tokens', 'outbox', 'processes', 'queue_waiters', 'schema_migrations', 'step_edges', 'step_transition_rules',
-        'step_transitions', 'steps', 'task_transition_rules', 'task_transitions', 'task_watchers', 'tasks', 'templates',
+        'api_tokens',
+        'outbox',
+        'processes',
+        'queue_waiters',
+        'schema_migrations',
+        'step_edges',
+        'step_transition_rules',
+        'step_transitions',
+        'steps',
+        'task_transition_rules',
+        'task_transitions',
+        'task_watchers',
+        'tasks',
+        'templates',
       ].sort(),
     );
 
@@ -194,10 +208,27 @@ describe('migrate', () => {
     // The units of work of the step boundary (migration 002) and of cancel and retry (004), and the transition rules they are checked
     // against; NOTIFY is sent after commit (weft.wake), never by a trigger.
     expect(functions.map((f) => f.name).sort()).toEqual([
-      'cancel_task', 'claim_ids', 'claim_queued', 'claimed_events', 'compile_transition_rules', 'create_task',
-      'delete_expired_tasks', 'dispatch_due_retries', 'fail_task', 'finish_steps', 'insert_steps', 'legal_step_transition',
-      'legal_task_transition', 'lock_queues', 'redispatch_stale', 'register_waiter', 'release_steps', 'requeue_lost_steps', 'retry_task',
-      'running_steps_of', 'wake',
+      'cancel_task',
+      'claim_ids',
+      'claim_queued',
+      'claimed_events',
+      'compile_transition_rules',
+      'create_task',
+      'delete_expired_tasks',
+      'dispatch_due_retries',
+      'fail_task',
+      'finish_steps',
+      'insert_steps',
+      'legal_step_transition',
+      'legal_task_transition',
+      'lock_queues',
+      'redispatch_stale',
+      'register_waiter',
+      'release_steps',
+      'requeue_lost_steps',
+      'retry_task',
+      'running_steps_of',
+      'wake',
     ]);
     expect(functions.every((f) => f.schema === 'weft')).toBe(true);
 

@@ -209,9 +209,11 @@ describe('the PostgreSQL queue', () => {
         }
       }),
     );
-    await until(`all ${total} steps to be claimed (a lost wake-up would wait for the 60 s poll)`, () =>
-      consumers.reduce((n, c) => n + c.claimed.length, 0) === total,
-    15_000);
+    await until(
+      `all ${total} steps to be claimed (a lost wake-up would wait for the 60 s poll)`,
+      () => consumers.reduce((n, c) => n + c.claimed.length, 0) === total,
+      15_000,
+    );
     expect(new Set(consumers.flatMap((c) => c.claimed)).size).toBe(total);
   });
 
@@ -243,7 +245,7 @@ describe('the PostgreSQL queue', () => {
     const c = await consume(worker, queue, 10);
     await c.idle();
     expect(await bus.health()).toEqual({ ok: true, backend: 'pg', detail: 'listening' });
-    const before = await until('the consumer\'s LISTEN backend', async () => {
+    const before = await until("the consumer's LISTEN backend", async () => {
       const mine = await tdb.db.query<{ pid: number }>(
         `SELECT pid FROM pg_stat_activity WHERE application_name = 'weft-listen' AND datname = current_database() AND query LIKE $1`,
         [`%${c.sub.waiter!.channel}%`],

@@ -33,7 +33,9 @@ afterAll(async () => {
 const dagArb = fc
   .integer({ min: 1, max: 12 })
   .chain((n) =>
-    fc.tuple(...Array.from({ length: n }, (_, i) => (i === 0 ? fc.constant<number[]>([]) : fc.uniqueArray(fc.integer({ min: 0, max: i - 1 }), { maxLength: 3 })))),
+    fc.tuple(
+      ...Array.from({ length: n }, (_, i) => (i === 0 ? fc.constant<number[]>([]) : fc.uniqueArray(fc.integer({ min: 0, max: i - 1 }), { maxLength: 3 }))),
+    ),
   );
 
 let templateNo = 0;
@@ -109,7 +111,13 @@ describe('the SQL releases exactly the steps readySteps calls ready', () => {
           await expectTheRules(taskId, rows);
           const ready = rows.filter((r) => r.state === 'enqueued');
           if (ready.length === 0) break;
-          const claimed = (await claimIds(tdb.db, 'w', ready.map((r) => r.id))).claimed;
+          const claimed = (
+            await claimIds(
+              tdb.db,
+              'w',
+              ready.map((r) => r.id),
+            )
+          ).claimed;
           expect(claimed.map((c) => c.id).sort()).toEqual(ready.map((r) => r.id).sort());
           // Finish a random non-empty subset; the rest stay running into the next round.
           const done = claimed.filter((_, i) => i === 0 || g(fc.boolean));

@@ -65,10 +65,7 @@ async function stepIdOf(taskId: string, name: string): Promise<string> {
 }
 
 async function stepRow(id: string) {
-  const { rows } = await tdb.db.query(
-    'SELECT state, seq, attempts, failures, losses, worker_id, pending_parents FROM weft.steps WHERE id = $1',
-    [id],
-  );
+  const { rows } = await tdb.db.query('SELECT state, seq, attempts, failures, losses, worker_id, pending_parents FROM weft.steps WHERE id = $1', [id]);
   return rows[0] as { state: string; seq: number; attempts: number; failures: number; losses: number; worker_id: string | null; pending_parents: number };
 }
 
@@ -185,7 +182,10 @@ describe('the rule tables', () => {
     const accepted = { step: [] as string[], task: [] as string[] };
     const client = await tdb.db.acquire();
     try {
-      for (const [kind, states] of [['step', STEP_STATES], ['task', TASK_STATES]] as const) {
+      for (const [kind, states] of [
+        ['step', STEP_STATES],
+        ['task', TASK_STATES],
+      ] as const) {
         for (const from of states) {
           for (const to of states) {
             await client.query('BEGIN');
@@ -277,10 +277,11 @@ describe('an illegal transition is refused by the database', () => {
     const { taskId } = await newTask();
     const end = await stepIdOf(taskId, 'diamond_end');
     const err = await pgError(
-      tdb.db.query(
-        `INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id) VALUES ($1, 2, $2, NULL, 'running', $3)`,
-        [end, taskId, PID],
-      ),
+      tdb.db.query(`INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id) VALUES ($1, 2, $2, NULL, 'running', $3)`, [
+        end,
+        taskId,
+        PID,
+      ]),
     );
     expect(err.code).toBe('23514');
     expect(err.constraint).toBe('step_transitions_check');
@@ -294,10 +295,7 @@ describe('two writers racing the same transition: exactly one wins', () => {
     for (let i = 0; i < 40; i++) {
       const { taskId, dispatch } = await newTask();
       expect(dispatch.enqueued.get(QUEUE)).toBe(1);
-      const [a, b] = await Promise.all([
-        claimQueued(tdb.db, `worker-a-${i}`, [QUEUE], 8),
-        claimQueued(other, `worker-b-${i}`, [QUEUE], 8),
-      ]);
+      const [a, b] = await Promise.all([claimQueued(tdb.db, `worker-a-${i}`, [QUEUE], 8), claimQueued(other, `worker-b-${i}`, [QUEUE], 8)]);
       const winners = [...a.claimed, ...b.claimed];
       expect(winners, `round ${i}`).toHaveLength(1);
       const winner = winners[0]!;
@@ -325,10 +323,7 @@ describe('two writers racing the same transition: exactly one wins', () => {
     for (let i = 0; i < 20; i++) {
       const { dispatch } = await newTask();
       const step = await claim(dispatch.steps[0]!.step_id, 'w');
-      const [a, b] = await Promise.all([
-        finishSteps(tdb.db, 'w', [ok(step, 1)], serving(0)),
-        finishSteps(other, 'w', [ok(step, 2)], serving(0)),
-      ]);
+      const [a, b] = await Promise.all([finishSteps(tdb.db, 'w', [ok(step, 1)], serving(0)), finishSteps(other, 'w', [ok(step, 2)], serving(0))]);
       expect(a.finished.length + b.finished.length, `round ${i}`).toBe(1);
       const { rows } = await tdb.db.query('SELECT state, seq, result FROM weft.steps WHERE id = $1', [step.id]);
       expect(rows[0]).toEqual({ state: 'complete', seq: 4, result: a.finished.length ? 1 : 2 });
@@ -344,12 +339,12 @@ describe('two writers racing the same transition: exactly one wins', () => {
       expect(out.dispatch.enqueued.get(QUEUE)).toBe(2);
       const b = await claim(await stepIdOf(taskId, 'diamond_branch_b'), 'wb');
       const c = await claim(await stepIdOf(taskId, 'diamond_branch_c'), 'wc', other);
-      const [rb, rc] = await Promise.all([
-        finishSteps(tdb.db, 'wb', [ok(b, 1296)], serving(1)),
-        finishSteps(other, 'wc', [ok(c, 1296)], serving(1)),
-      ]);
+      const [rb, rc] = await Promise.all([finishSteps(tdb.db, 'wb', [ok(b, 1296)], serving(1)), finishSteps(other, 'wc', [ok(c, 1296)], serving(1))]);
       const released = [...rb.claimed, ...rc.claimed];
-      expect(released.map((r) => r.name), `round ${i}`).toEqual(['diamond_end']);
+      expect(
+        released.map((r) => r.name),
+        `round ${i}`,
+      ).toEqual(['diamond_end']);
       expect(JSON.parse(released[0]!.dependencyResultsJson)).toEqual({ diamond_branch_b: 1296, diamond_branch_c: 1296 });
       const end = await stepRow(released[0]!.id);
       expect(end).toMatchObject({ state: 'running', pending_parents: 0, attempts: 1 });
@@ -372,10 +367,7 @@ describe('two writers racing the same transition: exactly one wins', () => {
       const t2c = await byName(t2.taskId, 'diamond_branch_c');
       const t2b = await byName(t2.taskId, 'diamond_branch_b');
       const t1c = await byName(t1.taskId, 'diamond_branch_c');
-      const [a, b] = await Promise.all([
-        finishSteps(tdb.db, 'wa', [ok(t1b), ok(t2b)], serving(0)),
-        finishSteps(other, 'wb', [ok(t2c), ok(t1c)], serving(0)),
-      ]);
+      const [a, b] = await Promise.all([finishSteps(tdb.db, 'wa', [ok(t1b), ok(t2b)], serving(0)), finishSteps(other, 'wb', [ok(t2c), ok(t1c)], serving(0))]);
       expect(a.finished.length + b.finished.length, `round ${i}`).toBe(4);
       expect(a.dispatch.steps.length + b.dispatch.steps.length).toBe(2);
     }
@@ -425,7 +417,7 @@ describe('two writers racing the same transition: exactly one wins', () => {
 });
 
 describe('the finish statement', () => {
-  it('a chain continues in place: the children in the worker\'s own queue are claimed for it in the same statement', async () => {
+  it("a chain continues in place: the children in the worker's own queue are claimed for it in the same statement", async () => {
     const { taskId, dispatch } = await newTask();
     const start = await claim(dispatch.steps[0]!.step_id, 'w');
     // Room for both branches: both are claimed for w, nothing is left for anyone else.
@@ -444,7 +436,7 @@ describe('the finish statement', () => {
     expect(await stepRow(await stepIdOf(taskId, 'diamond_end'))).toMatchObject({ state: 'pending', pending_parents: 2 });
   });
 
-  it('children that do not all fit the worker\'s room, or are not in its queues, are enqueued for anyone', async () => {
+  it("children that do not all fit the worker's room, or are not in its queues, are enqueued for anyone", async () => {
     const first = await newTask();
     const s1 = await claim(first.dispatch.steps[0]!.step_id, 'w');
     const out = await finishSteps(tdb.db, 'w', [ok(s1)], serving(1));
@@ -466,7 +458,12 @@ describe('the finish statement', () => {
     let running = [await claim(dispatch.steps[0]!.step_id, 'w')];
     let ended: StatementOutcome['taskEnds'] = [];
     while (running.length) {
-      const out = await finishSteps(tdb.db, 'w', running.map((s) => ok(s, 1)), serving(8));
+      const out = await finishSteps(
+        tdb.db,
+        'w',
+        running.map((s) => ok(s, 1)),
+        serving(8),
+      );
       ended = [...ended, ...out.taskEnds];
       running = out.claimed;
     }
@@ -475,7 +472,10 @@ describe('the finish statement', () => {
     expect(v!.state).toBe('complete');
     expect(v!.steps.every((s) => s.state === 'complete')).toBe(true);
     expect(v!.completed_at).toBeInstanceOf(Date);
-    const { rows } = await tdb.db.query(`SELECT array_agg(coalesce(from_state, '') || '>' || to_state ORDER BY seq) AS p FROM weft.task_transitions WHERE task_id = $1`, [taskId]);
+    const { rows } = await tdb.db.query(
+      `SELECT array_agg(coalesce(from_state, '') || '>' || to_state ORDER BY seq) AS p FROM weft.task_transitions WHERE task_id = $1`,
+      [taskId],
+    );
     expect(rows[0].p).toEqual(['>pending', 'pending>running', 'running>complete']);
     expect(await auditMismatches()).toEqual([]);
   });
@@ -506,7 +506,12 @@ describe('the finish statement', () => {
     const s = view!.steps.find((x) => x.id === step.id)!;
     expect(s.errors).toEqual([expect.objectContaining({ class: 'Boom', message: 'no', attempt: 1 })]);
     expect(await pathOf(step.id)).toEqual([
-      '>pending', 'pending>enqueued', 'enqueued>running', 'running>waiting_retry', 'waiting_retry>enqueued', 'enqueued>running',
+      '>pending',
+      'pending>enqueued',
+      'enqueued>running',
+      'running>waiting_retry',
+      'waiting_retry>enqueued',
+      'enqueued>running',
     ]);
   });
 
@@ -520,7 +525,10 @@ describe('the finish statement', () => {
     expect(v!.state).toBe('error');
     expect(v!.error).toMatchObject({ step: 'diamond_start', reason: 'permanent error', error: { class: 'Boom' } });
     expect(Object.fromEntries(v!.steps.map((s) => [s.name, s.state]))).toEqual({
-      diamond_start: 'error', diamond_branch_b: 'cancelled', diamond_branch_c: 'cancelled', diamond_end: 'cancelled',
+      diamond_start: 'error',
+      diamond_branch_b: 'cancelled',
+      diamond_branch_c: 'cancelled',
+      diamond_end: 'cancelled',
     });
     expect(await auditMismatches()).toEqual([]);
   });
@@ -583,13 +591,11 @@ describe('lost workers', () => {
     // The worker was only slow: its result comes back before anyone claimed the step, and counts.
     const out = await finishSteps(tdb.db, 'gone', [ok(step)], serving(0));
     expect(finishedState(out, step.id)).toBe('complete');
-    expect(await pathOf(step.id)).toEqual([
-      '>pending', 'pending>enqueued', 'enqueued>running', 'running>enqueued', 'enqueued>running', 'running>complete',
-    ]);
+    expect(await pathOf(step.id)).toEqual(['>pending', 'pending>enqueued', 'enqueued>running', 'running>enqueued', 'enqueued>running', 'running>complete']);
     expect(await auditMismatches()).toEqual([]);
   });
 
-  it('once another worker claimed it, the lost worker\'s late result is refused', async () => {
+  it("once another worker claimed it, the lost worker's late result is refused", async () => {
     const { dispatch } = await newTask();
     await registerProcess(tdb.db, { id: 'gone2', kind: 'worker', runtime: 'native' });
     const step = await claim(dispatch.steps[0]!.step_id, 'gone2');
@@ -604,7 +610,7 @@ describe('lost workers', () => {
     expect(rows[0].result).toBe('fresh');
   });
 
-  it('a live worker\'s steps are left alone, and a step that lost its worker max times fails its task saying why', async () => {
+  it("a live worker's steps are left alone, and a step that lost its worker max times fails its task saying why", async () => {
     const { taskId, dispatch } = await newTask();
     await registerProcess(tdb.db, { id: 'alive-worker', kind: 'worker', runtime: 'native' });
     const step = await claim(dispatch.steps[0]!.step_id, 'alive-worker');
@@ -625,7 +631,7 @@ describe('lost workers', () => {
   });
 });
 
-describe('the broker\'s sweeps', () => {
+describe("the broker's sweeps", () => {
   it('an enqueued step nobody claimed for a while gets a new outbox message (enqueued → enqueued)', async () => {
     const { dispatch } = await newTask({ mode: 'outbox' });
     const stepId = dispatch.outbox[0]!.body.step_id;
@@ -660,7 +666,10 @@ describe('createTask is all-or-nothing', () => {
     for (let i = 0; i < 10; i++) {
       const key = `race-${i}-${Math.random().toString(36).slice(2, 10)}`;
       const before = await counts();
-      const outcomes = await Promise.allSettled([newTask({ idempotencyKey: key, mode: 'outbox' }), newTask({ idempotencyKey: key, mode: 'outbox', db: other })]);
+      const outcomes = await Promise.allSettled([
+        newTask({ idempotencyKey: key, mode: 'outbox' }),
+        newTask({ idempotencyKey: key, mode: 'outbox', db: other }),
+      ]);
       const won = outcomes.filter((o) => o.status === 'fulfilled');
       const lost = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
       expect(won, `round ${i}`).toHaveLength(1);
@@ -750,8 +759,16 @@ describe('getTaskView', () => {
     });
     for (const k of ['created_at', 'enqueued_at', 'started_at', 'finished_at'] as const) expect(byName.diamond_start![k]).toBeInstanceOf(Date);
     // Microseconds from PostgreSQL; the Dates carry milliseconds.
-    expect(Math.abs(byName.diamond_start!.duration_ms! - (byName.diamond_start!.finished_at!.getTime() - byName.diamond_start!.started_at!.getTime()))).toBeLessThan(1);
-    expect(byName.diamond_end).toMatchObject({ state: 'pending', attempts: 0, parents: ['diamond_branch_b', 'diamond_branch_c'], result: null, started_at: null });
+    expect(
+      Math.abs(byName.diamond_start!.duration_ms! - (byName.diamond_start!.finished_at!.getTime() - byName.diamond_start!.started_at!.getTime())),
+    ).toBeLessThan(1);
+    expect(byName.diamond_end).toMatchObject({
+      state: 'pending',
+      attempts: 0,
+      parents: ['diamond_branch_b', 'diamond_branch_c'],
+      result: null,
+      started_at: null,
+    });
     const noContext = await getTaskView(tdb.db, taskId, { withContext: false });
     expect(noContext!.context).toBeNull();
   });

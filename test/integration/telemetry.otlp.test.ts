@@ -49,7 +49,9 @@ function checkTrace(spans: ReceivedSpan[], taskId: string, backend: Backend, res
   expect(byId.size).toBe(mine.length); // no span id twice
   if (process.env.DUMP_TREE) {
     const show = (s: ReceivedSpan, d: number): void => {
-      console.log(`${'  '.repeat(d)}${s.name} [${s.service}] ${Number(s.endNs - s.startNs) / 1e3}us ${s.attributes['weft.language'] ?? ''} ${s.attributes['weft.bridge.ms'] ?? ''}`);
+      console.log(
+        `${'  '.repeat(d)}${s.name} [${s.service}] ${Number(s.endNs - s.startNs) / 1e3}us ${s.attributes['weft.language'] ?? ''} ${s.attributes['weft.bridge.ms'] ?? ''}`,
+      );
       for (const c of mine.filter((x) => x.parentSpanId === s.spanId)) show(c, d + 1);
     };
     for (const r of mine.filter((x) => !x.parentSpanId)) show(r, 0);
@@ -175,7 +177,7 @@ describe('OpenTelemetry: one trace per task, across runtimes and backends', () =
     expect(mine.filter((s) => s.name === 'weft.step.dispatch').map((s) => s.attributes['weft.step.name'])).toEqual(['first']);
   });
 
-  it('a retried step has a span per attempt, the failed one an error with its exception; a failed task\'s root is an error', async () => {
+  it("a retried step has a span per attempt, the failed one an error with its exception; a failed task's root is an error", async () => {
     const view = await runTask('pg', 'flaky');
     expect(view.state).toBe('error');
     await flushTracing();
@@ -187,7 +189,9 @@ describe('OpenTelemetry: one trace per task, across runtimes and backends', () =
     expect(root.attributes['weft.task.state']).toBe('error');
     expect(root.statusCode).toBe(2); // ERROR
 
-    const shaky = mine.filter((s) => s.name === 'weft.step shaky').sort((a, b) => Number(a.attributes['weft.step.attempt']) - Number(b.attributes['weft.step.attempt']));
+    const shaky = mine
+      .filter((s) => s.name === 'weft.step shaky')
+      .sort((a, b) => Number(a.attributes['weft.step.attempt']) - Number(b.attributes['weft.step.attempt']));
     expect(shaky.map((s) => [s.attributes['weft.step.attempt'], s.attributes['weft.step.state'], s.statusCode])).toEqual([
       [1, 'waiting_retry', 2],
       [2, 'complete', 0],
@@ -238,55 +242,67 @@ describe('OpenTelemetry across real processes: weft orchestrator and one weft wo
     await conn.close();
   });
 
-  it.each(['pg', 'rabbitmq'] as Backend[])('%s: the API answers where the trace is, and the processes export one tree, sending what they buffered when stopped', async (backend) => {
-    const port = await freePort();
-    const env = {
-      WEFT_DATABASE_URL: tdb.url,
-      WEFT_MESSAGING: backend,
-      WEFT_AMQP_URL: AMQP_URL,
-      WEFT_QUEUE_PREFIX: prefix,
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-      WEFT_POLL_INTERVAL_MS: '200',
-    };
-    processes.push(spawnWeft(['orchestrator', '--port', String(port), '--templates', join(FIXTURES, 'templates')], env));
-    const base = `http://127.0.0.1:${port}`;
-    const deadline = Date.now() + 60_000;
-    while (!(await fetch(`${base}/health`).then((r) => r.ok, () => false))) {
-      if (Date.now() > deadline) throw new Error(`the orchestrator did not come up:\n${processes[0]!.output()}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    for (const [runtime, dir] of [['native', 'typescript'], ['python', 'python'], ['ruby', 'ruby']]) {
-      processes.push(spawnWeft(['worker', '--runtime', runtime!, '--handlers', join(FIXTURES, dir!), '--namespaces', 't_trace'], env));
-    }
+  it.each(['pg', 'rabbitmq'] as Backend[])(
+    '%s: the API answers where the trace is, and the processes export one tree, sending what they buffered when stopped',
+    async (backend) => {
+      const port = await freePort();
+      const env = {
+        WEFT_DATABASE_URL: tdb.url,
+        WEFT_MESSAGING: backend,
+        WEFT_AMQP_URL: AMQP_URL,
+        WEFT_QUEUE_PREFIX: prefix,
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        WEFT_POLL_INTERVAL_MS: '200',
+      };
+      processes.push(spawnWeft(['orchestrator', '--port', String(port), '--templates', join(FIXTURES, 'templates')], env));
+      const base = `http://127.0.0.1:${port}`;
+      const deadline = Date.now() + 60_000;
+      while (
+        !(await fetch(`${base}/health`).then(
+          (r) => r.ok,
+          () => false,
+        ))
+      ) {
+        if (Date.now() > deadline) throw new Error(`the orchestrator did not come up:\n${processes[0]!.output()}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      for (const [runtime, dir] of [
+        ['native', 'typescript'],
+        ['python', 'python'],
+        ['ruby', 'ruby'],
+      ]) {
+        processes.push(spawnWeft(['worker', '--runtime', runtime!, '--handlers', join(FIXTURES, dir!), '--namespaces', 't_trace'], env));
+      }
 
-    const created = await fetch(`${base}/v1/tasks`, {
-      method: 'POST',
-      // The caller's own trace: the API's span links back to it.
-      headers: { 'content-type': 'application/json', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
-      body: JSON.stringify({ namespace: 't_trace', name: 'mixed', context: {} }),
-    });
-    expect(created.status).toBe(201);
-    const { id } = (await created.json()) as { id: string };
-    expect(created.headers.get('traceresponse')).toBe(`00-${taskTraceId(id)}-${taskRootSpanId(id)}-01`);
-    const waited = (await (await fetch(`${base}/v1/tasks/${id}/wait?timeout_ms=45000`)).json()) as { state: string };
-    expect(waited.state, processes.map((p) => p.output()).join('\n')).toBe('complete');
-    const view = (await (await fetch(`${base}/v1/tasks/${id}`)).json()) as { steps: Array<{ name: string; result: Results[string] }> };
+      const created = await fetch(`${base}/v1/tasks`, {
+        method: 'POST',
+        // The caller's own trace: the API's span links back to it.
+        headers: { 'content-type': 'application/json', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
+        body: JSON.stringify({ namespace: 't_trace', name: 'mixed', context: {} }),
+      });
+      expect(created.status).toBe(201);
+      const { id } = (await created.json()) as { id: string };
+      expect(created.headers.get('traceresponse')).toBe(`00-${taskTraceId(id)}-${taskRootSpanId(id)}-01`);
+      const waited = (await (await fetch(`${base}/v1/tasks/${id}/wait?timeout_ms=45000`)).json()) as { state: string };
+      expect(waited.state, processes.map((p) => p.output()).join('\n')).toBe('complete');
+      const view = (await (await fetch(`${base}/v1/tasks/${id}`)).json()) as { steps: Array<{ name: string; result: Results[string] }> };
 
-    // SIGTERM: each process exports what its batch processor still holds before it exits.
-    await Promise.all(processes.splice(0).map((p) => p.stop('SIGTERM')));
-    const mine = checkTrace(receiver.spans, id, backend, Object.fromEntries(view.steps.map((s) => [s.name, s.result])));
-    expect(mine.find((s) => s.name === 'weft.task.create')!.service).toBe('weft-orchestrator');
-    const api = mine.filter((s) => s.name === 'POST /v1/tasks');
-    expect(api).toHaveLength(1);
-    expect(api[0]!.kind).toBe(2); // SERVER
-    expect(api[0]!.service).toBe('weft-orchestrator');
-    expect(api[0]!.parentSpanId).toBe(taskRootSpanId(id));
-    expect(api[0]!.links).toEqual(['4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7']);
-    const runtimeOf: Record<string, string> = { typescript: 'native', python: 'python', ruby: 'ruby' };
-    for (const s of mine.filter((x) => x.name.startsWith('weft.step '))) {
-      expect(s.service).toBe(`weft-worker-${runtimeOf[String(s.attributes['weft.language'])]}`);
-    }
-  });
+      // SIGTERM: each process exports what its batch processor still holds before it exits.
+      await Promise.all(processes.splice(0).map((p) => p.stop('SIGTERM')));
+      const mine = checkTrace(receiver.spans, id, backend, Object.fromEntries(view.steps.map((s) => [s.name, s.result])));
+      expect(mine.find((s) => s.name === 'weft.task.create')!.service).toBe('weft-orchestrator');
+      const api = mine.filter((s) => s.name === 'POST /v1/tasks');
+      expect(api).toHaveLength(1);
+      expect(api[0]!.kind).toBe(2); // SERVER
+      expect(api[0]!.service).toBe('weft-orchestrator');
+      expect(api[0]!.parentSpanId).toBe(taskRootSpanId(id));
+      expect(api[0]!.links).toEqual(['4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7']);
+      const runtimeOf: Record<string, string> = { typescript: 'native', python: 'python', ruby: 'ruby' };
+      for (const s of mine.filter((x) => x.name.startsWith('weft.step '))) {
+        expect(s.service).toBe(`weft-worker-${runtimeOf[String(s.attributes['weft.language'])]}`);
+      }
+    },
+  );
 });
 
 describe('OpenTelemetry off', () => {
@@ -321,4 +337,3 @@ describe('OpenTelemetry: an endpoint that takes no spans', () => {
     expect(String(fields.err)).toContain('ECONNREFUSED');
   });
 });
-

@@ -87,7 +87,7 @@ describe.each<Backend>(['pg', 'rabbitmq'])('faults that use no attempt (%s)', (b
     }
   });
 
-  it('a step claimed in a live worker\'s name that it never started is given back at once, not held by its lease', async () => {
+  it("a step claimed in a live worker's name that it never started is given back at once, not held by its lease", async () => {
     const workerId = processId('orphans');
     const orchestrator = engine.orchestrators[0]!;
     const { id } = await orchestrator.createTask({ namespace: 'e2e_linear', name: 'mathematical_sequence', context: { even_number: 2 } });
@@ -111,7 +111,14 @@ describe.each<Backend>(['pg', 'rabbitmq'])('faults that use no attempt (%s)', (b
           WHERE t.step_id = $1 ORDER BY t.seq`,
         [first.id],
       );
-      expect(rows.map((r) => `${r.from_state}→${r.to_state}`)).toEqual(['null→pending', 'pending→enqueued', 'enqueued→running', 'running→enqueued', 'enqueued→running', 'running→complete']);
+      expect(rows.map((r) => `${r.from_state}→${r.to_state}`)).toEqual([
+        'null→pending',
+        'pending→enqueued',
+        'enqueued→running',
+        'running→enqueued',
+        'enqueued→running',
+        'running→complete',
+      ]);
       expect(rows[3]!.reason).toContain('never started it');
     } finally {
       await worker.stop(5_000);

@@ -27,7 +27,25 @@ class BigLiteral {
 
 type Value = null | boolean | number | string | BigLiteral | Value[] | { [k: string]: Value };
 
-const SPECIALS = ['\u0000', '\u0001', '\u001f', '\u007f', '"', '\\', '/', '\b\f\n\r\t', '\u2028\u2029', '\ud800', '\udfff', '\udc00\ud800', '😀', 'é', 'e\u0301', '\ufeff', '\uffff'];
+const SPECIALS = [
+  '\u0000',
+  '\u0001',
+  '\u001f',
+  '\u007f',
+  '"',
+  '\\',
+  '/',
+  '\b\f\n\r\t',
+  '\u2028\u2029',
+  '\ud800',
+  '\udfff',
+  '\udc00\ud800',
+  '😀',
+  'é',
+  'e\u0301',
+  '\ufeff',
+  '\uffff',
+];
 const text = fc
   .array(fc.oneof(fc.string({ unit: 'binary', maxLength: 8 }), fc.constantFrom(...SPECIALS), fc.string({ maxLength: 8 })), { maxLength: 4 })
   .map((parts) => parts.join(''));
@@ -66,14 +84,15 @@ function toText(v: Value, bigs: string[]): string {
     return v.digits;
   }
   if (Array.isArray(v)) return `[${v.map((x) => toText(x, bigs)).join(',')}]`;
-  if (v !== null && typeof v === 'object') return `{${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}:${toText(x, bigs)}`).join(',')}}`;
+  if (v !== null && typeof v === 'object')
+    return `{${Object.entries(v)
+      .map(([k, x]) => `${JSON.stringify(k)}:${toText(x, bigs)}`)
+      .join(',')}}`;
   return JSON.stringify(v);
 }
 
 // The context is {"v": value}, so it is at most MAX_JSON_DEPTH deep (and never falsy: the SDKs read a falsy context as {}).
-const contexts = fc
-  .tuple(value, fc.nat({ max: MAX_JSON_DEPTH }))
-  .map(([v, extra]) => ({ v: deepen(v, extra, MAX_JSON_DEPTH - 1) }) as Value);
+const contexts = fc.tuple(value, fc.nat({ max: MAX_JSON_DEPTH })).map(([v, extra]) => ({ v: deepen(v, extra, MAX_JSON_DEPTH - 1) }) as Value);
 
 describe('bridge: arbitrary JSON round-trips through the echo handlers', () => {
   let bridge: AddonBridge;

@@ -33,7 +33,10 @@ describe('bridge runner', () => {
   });
 
   it('builds the same step as JSON text around the context and results exactly as stored (big integers stay exact)', () => {
-    const step = { ...claimed('linear.square', 'linear_step_2', { even_number: 6 }), dependencyResultsJson: '{"linear_step_1":36,"big":123456789012345678901234567890}' };
+    const step = {
+      ...claimed('linear.square', 'linear_step_2', { even_number: 6 }),
+      dependencyResultsJson: '{"linear_step_1":36,"big":123456789012345678901234567890}',
+    };
     const text = handlerStepJson(step);
     expect(text).toContain('"big":123456789012345678901234567890');
     expect(JSON.parse(text)).toEqual(toHandlerStep(step));

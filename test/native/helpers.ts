@@ -51,7 +51,14 @@ export function killChildren(): void {
  */
 export function runFixture(
   script: string,
-  opts: { args?: string[]; nodeArgs?: string[]; timeoutMs?: number; env?: Record<string, string>; unsetEnv?: string[]; onLine?: (line: string, child: ChildProcess) => void } = {},
+  opts: {
+    args?: string[];
+    nodeArgs?: string[];
+    timeoutMs?: number;
+    env?: Record<string, string>;
+    unsetEnv?: string[];
+    onLine?: (line: string, child: ChildProcess) => void;
+  } = {},
 ): Promise<ChildResult> {
   const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', join(fixtures, script), ...(opts.args ?? [])], {
     cwd: repoRoot,

@@ -20,7 +20,7 @@ import { fixtures, until } from './helpers.js';
 const cancelled = { class: 'Cancelled', message: 'the task was cancelled', permanent: true, kind: 'cancelled' };
 
 describe('native runner: cancel', () => {
-  it('aborts the handler\'s step.signal and answers cancelled at once', async () => {
+  it("aborts the handler's step.signal and answers cancelled at once", async () => {
     const registry = new HandlerRegistry();
     let signal: AbortSignal | undefined;
     let reason: unknown;

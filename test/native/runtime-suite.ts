@@ -38,10 +38,12 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
     payload: stepPayload(context, more),
     timeoutMs,
   });
-  const through = (mode: Mode) => (handler: string, context: unknown = {}, timeoutMs = 10_000, more: Record<string, unknown> = {}) =>
-    mode === 'dispatch'
-      ? bridge.dispatch(runtime, request(handler, context, timeoutMs, more))
-      : Promise.resolve(bridge.call(runtime, request(handler, context, timeoutMs, more)));
+  const through =
+    (mode: Mode) =>
+    (handler: string, context: unknown = {}, timeoutMs = 10_000, more: Record<string, unknown> = {}) =>
+      mode === 'dispatch'
+        ? bridge.dispatch(runtime, request(handler, context, timeoutMs, more))
+        : Promise.resolve(bridge.call(runtime, request(handler, context, timeoutMs, more)));
   // The step path (what the worker's runner uses).
   const call = through('call');
 
@@ -229,11 +231,10 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
           }
           expect(s.phase).toBe('ready');
         });
-
       });
     }
 
-    describe('the breaker counts only the runtime\'s own failures', () => {
+    describe("the breaker counts only the runtime's own failures", () => {
       it('never opens on handlers that raise, return something that is not JSON or are not found', async () => {
         bridge.resetBreaker(runtime);
         bridge.configure(runtime, { failureThreshold: 2, cooldownMs: 60_000 });
@@ -277,9 +278,15 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
           const rejected = err(await call('probe.ok'));
           expect(rejected).toMatchObject({ kind: 'circuit_open', class: 'CircuitOpen', permanent: false, language: runtime });
           expect(rejected.message).toMatch(
-            new RegExp(`^the ${runtime} circuit breaker is open after repeated failures of the runtime itself .*; the last was HandlerTimeout: handler "probe\\.spin" did not return within 50 ms of starting`),
+            new RegExp(
+              `^the ${runtime} circuit breaker is open after repeated failures of the runtime itself .*; the last was HandlerTimeout: handler "probe\\.spin" did not return within 50 ms of starting`,
+            ),
           );
-          expect(rejected.lastFailure).toEqual({ class: 'HandlerTimeout', kind: 'timeout', message: expect.stringContaining('"probe.spin" did not return within 50 ms') });
+          expect(rejected.lastFailure).toEqual({
+            class: 'HandlerTimeout',
+            kind: 'timeout',
+            message: expect.stringContaining('"probe.spin" did not return within 50 ms'),
+          });
           expect(breaker().lastFailure).toEqual(rejected.lastFailure);
           expect(bridge.stats(runtime).rejectedByBreaker).toBe(rejectedBefore + 1);
           expect(bridge.stats(runtime).completed).toBe(completedBefore); // it did not run
@@ -316,7 +323,7 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
     });
 
     if (runtime !== 'typescript') {
-      describe('timeouts count from the handler\'s start', () => {
+      describe("timeouts count from the handler's start", () => {
         for (const mode of MODES) {
           it(`a call queued behind a slow one does not time out because of the wait (${mode})`, async () => {
             const call = through(mode);
@@ -408,7 +415,13 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
         const withoutBacktrace = (r: BridgeResult) => (r.ok ? r : { ...r, error: { ...r.error, backtrace: r.error.backtrace.slice(0, 1) } });
 
         it('answers a synchronous handler at once with the same results and errors as dispatch()', async () => {
-          for (const [handler, context] of [['probe.ok', {}], ['probe.boom', { why: 'inline' }], ['probe.permanent', {}], ['probe.bad_return', {}], ['probe.does_not_exist', {}]] as const) {
+          for (const [handler, context] of [
+            ['probe.ok', {}],
+            ['probe.boom', { why: 'inline' }],
+            ['probe.permanent', {}],
+            ['probe.bad_return', {}],
+            ['probe.does_not_exist', {}],
+          ] as const) {
             const viaDispatch = await bridge.dispatch(runtime, request(handler, context));
             const before = bridge.stats(runtime);
             const r = fast(handler, context);
@@ -429,7 +442,9 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
           expect(r).not.toBeInstanceOf(Promise);
           const e = err(r as BridgeResult);
           expect(e).toMatchObject({ kind: 'timeout', class: 'HandlerTimeout', permanent: false });
-          expect(e.message).toMatch(/^handler "probe\.busy" did not return within 20 ms of starting \(typescript\); it ran synchronously for \d+ ms, which nothing can interrupt, and its result was dropped$/);
+          expect(e.message).toMatch(
+            /^handler "probe\.busy" did not return within 20 ms of starting \(typescript\); it ran synchronously for \d+ ms, which nothing can interrupt, and its result was dropped$/,
+          );
           expect(bridge.stats(runtime).timedOut).toBe(before.timedOut + 1);
           expect(bridge.stats(runtime).lateResults).toBe(before.lateResults + 1);
         });
@@ -451,7 +466,7 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
         for (let i = 0; i < depth; i++) v = i % 2 ? [v] : { k: v };
         return v;
       };
-      it('a context and a parent\'s result nested exactly the limit deep reach the handler intact', async () => {
+      it("a context and a parent's result nested exactly the limit deep reach the handler intact", async () => {
         const deep = nest(MAX_JSON_DEPTH) as Record<string, unknown>;
         expect(jsonDepthProblem(deep)).toBeUndefined();
         expect(ok(await call('probe.echo', deep))).toEqual(deep);
@@ -643,7 +658,11 @@ export function describeSeedHandlers(runtime: 'python' | 'ruby', get: () => Addo
     const context = { csv_path: join(fixtures, 'products.csv'), batch_size: 4 };
     const plan = (await run('csv.analyze', context)) as { $weft: string; cursors: unknown[] };
     expect(plan.$weft).toBe('batches');
-    expect(plan.cursors).toEqual([{ start: 0, end: 4 }, { start: 4, end: 8 }, { start: 8, end: 11 }]);
+    expect(plan.cursors).toEqual([
+      { start: 0, end: 4 },
+      { start: 4, end: 8 },
+      { start: 8, end: 11 },
+    ]);
     const parts = [];
     for (const [i, cursor] of plan.cursors.entries()) {
       parts.push(await run('csv.process_batch', context, {}, { cursor, index: i + 1, total: plan.cursors.length, no_op: false }));

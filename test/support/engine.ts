@@ -127,7 +127,8 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
       const { id } = await orch.createTask({ namespace, name, context });
       const ended = await orch.waitForTask(id, timeoutMs);
       const view = (await getTaskView(reader, id))!;
-      if (!ended) throw new Error(`task ${id} (${namespace}/${name}) did not end in ${timeoutMs} ms; steps: ${view.steps.map((s) => `${s.name}=${s.state}`).join(', ')}`);
+      if (!ended)
+        throw new Error(`task ${id} (${namespace}/${name}) did not end in ${timeoutMs} ms; steps: ${view.steps.map((s) => `${s.name}=${s.state}`).join(', ')}`);
       return view;
     },
     async stop() {

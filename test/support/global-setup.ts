@@ -28,7 +28,10 @@ export default async function setup(): Promise<() => Promise<void>> {
     const c = new pg.Client(adminUrl());
     await c.connect();
     // Drop what test files left behind (they drop their own; this catches crashes).
-    const { rows } = await c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE starts_with(datname, $2) OR datname = $1`, [TEMPLATE_DB, prefix]);
+    const { rows } = await c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE starts_with(datname, $2) OR datname = $1`, [
+      TEMPLATE_DB,
+      prefix,
+    ]);
     for (const r of rows) await c.query(`DROP DATABASE IF EXISTS ${r.datname} WITH (FORCE)`).catch(() => undefined);
     await c.end();
   };

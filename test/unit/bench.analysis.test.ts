@@ -14,7 +14,7 @@ const TAS166: Figures = Object.fromEntries(Object.entries(REFERENCE).map(([id, r
 
 const check = (f: Figures, name: string) => consistencyChecks(f).find((c) => c.name === name)!;
 
-describe('consistency checks fail on the seed\'s TAS-71 baseline', () => {
+describe("consistency checks fail on the seed's TAS-71 baseline", () => {
   // TAS-71: diamond ≈ linear (127.26 vs 126.66); python diamond 185.85 > linear 183.87; ts 186.53 > 183.31; P95/P50 1.008.
   const tas71 = single(TAS71_BASELINE, 1.008);
 
@@ -35,21 +35,21 @@ describe('consistency checks fail on the seed\'s TAS-71 baseline', () => {
   });
 });
 
-describe('consistency checks on the seed\'s TAS-166 figures', () => {
-  it('each language\'s diamond < its linear passes', () => {
+describe("consistency checks on the seed's TAS-166 figures", () => {
+  it("each language's diamond < its linear passes", () => {
     for (const name of ['python diamond < python linear', 'ruby diamond < ruby linear', 'typescript diamond < typescript linear']) {
       expect(check(TAS166, name).status, name).toBe('PASS');
     }
   });
 
-  it('native diamond < linear is judged per run: the seed\'s own Run 2 (259.26 vs 255.26 ms) fails it', () => {
+  it("native diamond < linear is judged per run: the seed's own Run 2 (259.26 vs 255.26 ms) fails it", () => {
     const c = check(TAS166, 'diamond < linear (native)');
     expect(c.status).toBe('FAIL');
     expect(c.detail).toContain('not faster in run 2');
     expect(check({ ...TAS166, diamond: { p50: [199.6], p95: [201] }, linear: { p50: [258.17], p95: [270] } }, 'diamond < linear (native)').status).toBe('PASS');
   });
 
-  it('language spread: within the seed\'s 3 ms but not within our 0.5 ms, and the threshold is printed', () => {
+  it("language spread: within the seed's 3 ms but not within our 0.5 ms, and the threshold is printed", () => {
     const c = check(TAS166, 'language spread (linear P50)');
     expect(c.status).toBe('FAIL');
     expect(c.threshold).toContain('0.5 ms');
@@ -81,15 +81,26 @@ describe('consistency checks on the seed\'s TAS-166 figures', () => {
 });
 
 describe('FFI overhead and targets', () => {
-  it('reproduces the seed\'s +23 % FFI overhead from its own figures', () => {
+  it("reproduces the seed's +23 % FFI overhead from its own figures", () => {
     const o = ffiOverhead(TAS166);
     expect(o.map((x) => x.language)).toEqual(['python', 'ruby', 'typescript']);
     for (const x of o) expect(Math.round(x.overhead_pct)).toBe(22 + (x.language === 'ruby' ? 0 : 1));
   });
 
   const tp = (steps_per_s: number, cpu = 2): ThroughputResult => ({
-    topology: '1+1', run: 1, orchestrators: 1, workers: 1, in_flight: 64, duration_s: 10, tasks: 0, steps: 0, steps_per_s, tasks_per_s: steps_per_s / 4,
-    latency: summarize([1]), verified: 0, cpu_ms_per_step: { total: cpu, orchestrators: cpu / 4, workers: cpu / 4, postgres: cpu / 2 },
+    topology: '1+1',
+    run: 1,
+    orchestrators: 1,
+    workers: 1,
+    in_flight: 64,
+    duration_s: 10,
+    tasks: 0,
+    steps: 0,
+    steps_per_s,
+    tasks_per_s: steps_per_s / 4,
+    latency: summarize([1]),
+    verified: 0,
+    cpu_ms_per_step: { total: cpu, orchestrators: cpu / 4, workers: cpu / 4, postgres: cpu / 2 },
   });
 
   it('the reference misses every target; good figures meet them', () => {
@@ -97,8 +108,17 @@ describe('FFI overhead and targets', () => {
     expect(ref.filter((t) => t.status === 'MET').map((t) => t.name)).toEqual([]);
     const good = targets(
       single({
-        linear: 8, diamond: 6, single_task: 8, concurrent_2x: 9, python_linear: 8.1, ruby_linear: 8.2, typescript_linear: 8.15, csv: 15,
-        in_process_linear: 3.5, single_step: 1.8, linear_history: 8.4,
+        linear: 8,
+        diamond: 6,
+        single_task: 8,
+        concurrent_2x: 9,
+        python_linear: 8.1,
+        ruby_linear: 8.2,
+        typescript_linear: 8.15,
+        csv: 15,
+        in_process_linear: 3.5,
+        single_step: 1.8,
+        linear_history: 8.4,
       }),
       'pg',
       [tp(3500, 0.5)],

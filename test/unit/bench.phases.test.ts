@@ -3,7 +3,7 @@ import { phasesOf } from '../../src/bench/runner.js';
 
 const at = (ms: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, 0, ms)).toISOString();
 
-describe('phasesOf: where one chain task\'s time went, from its step timestamps', () => {
+describe("phasesOf: where one chain task's time went, from its step timestamps", () => {
   // Two steps: created 0; s1 enqueued 1, started 3, finished 6; s2 enqueued 8, started 9, finished 12; completed 14.
   const view = {
     created_at: at(0),

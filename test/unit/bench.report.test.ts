@@ -6,12 +6,31 @@ import type { BenchDocument, RunResult } from '../../src/bench/types.js';
 
 function runOf(run: number, center: number): RunResult {
   const samples = Array.from({ length: 10 }, (_, i) => center * (0.95 + i * 0.01));
-  return { run, client: summarize(samples), server: summarize(samples.map((v) => v - 1)), samples_ms: samples, server_ms: samples.map((v) => v - 1), verified: 10 };
+  return {
+    run,
+    client: summarize(samples),
+    server: summarize(samples.map((v) => v - 1)),
+    samples_ms: samples,
+    server_ms: samples.map((v) => v - 1),
+    verified: 10,
+  };
 }
 
 const P50: Record<string, number> = {
-  linear: 9, diamond: 7, conditional: 9.5, complex_dag: 12, tree: 13, single_task: 9.2, concurrent_2x: 10.1,
-  python_linear: 9.2, python_diamond: 7.3, ruby_linear: 9.25, ruby_diamond: 7.2, typescript_linear: 9.1, typescript_diamond: 7.1, csv: 18,
+  linear: 9,
+  diamond: 7,
+  conditional: 9.5,
+  complex_dag: 12,
+  tree: 13,
+  single_task: 9.2,
+  concurrent_2x: 10.1,
+  python_linear: 9.2,
+  python_diamond: 7.3,
+  ruby_linear: 9.25,
+  ruby_diamond: 7.2,
+  typescript_linear: 9.1,
+  typescript_diamond: 7.1,
+  csv: 18,
 };
 
 function doc(backend: 'pg' | 'rabbitmq', runs = 2): BenchDocument {
@@ -22,31 +41,77 @@ function doc(backend: 'pg' | 'rabbitmq', runs = 2): BenchDocument {
     quick: false,
     machine: { cpu_model: 'Test CPU', cores: 2, memory_gb: 8, os: 'Linux' },
     versions: { node: 'v20.0.0', postgresql: '18.4', rabbitmq: backend === 'rabbitmq' ? '3.10.8' : null, python: '3.11.7', ruby: '3.1.2' },
-    config: { orchestrators: 2, workers: { native: 2, python: 2, ruby: 2, typescript: 2 }, samples: 10, warmup: 3, runs, database: 'url', messaging: backend, log_level: 'warn', worker_concurrency: 8, throughput_in_flight: 64, throughput_seconds: 10, scenarios: SCENARIOS.map((s) => s.id) },
+    config: {
+      orchestrators: 2,
+      workers: { native: 2, python: 2, ruby: 2, typescript: 2 },
+      samples: 10,
+      warmup: 3,
+      runs,
+      database: 'url',
+      messaging: backend,
+      log_level: 'warn',
+      worker_concurrency: 8,
+      throughput_in_flight: 64,
+      throughput_seconds: 10,
+      scenarios: SCENARIOS.map((s) => s.id),
+    },
     git: { commit: 'abcdef0123456789', branch: 'main', dirty: false },
     scenarios: SCENARIOS.map((s) => ({
-      id: s.id, reference_name: '', tier: s.tier, label: s.label, runtime: s.runtime, pattern: s.pattern, steps: s.steps, sequential_stages: s.sequential_stages,
+      id: s.id,
+      reference_name: '',
+      tier: s.tier,
+      label: s.label,
+      runtime: s.runtime,
+      pattern: s.pattern,
+      steps: s.steps,
+      sequential_stages: s.sequential_stages,
       runs: Array.from({ length: runs }, (_, i) => ({
         ...runOf(i + 1, P50[s.id]! * (1 + i * 0.01)),
         ...(s.sequential ? { phases_p50: { create_ms: 1, queue_ms: 2, execute_ms: 2, orchestrate_ms: 2, finalize_ms: 1, client_ms: 1 } } : {}),
       })),
     })),
-    throughput: [{ topology: '1+1', run: 1, orchestrators: 1, workers: 1, in_flight: 64, duration_s: 10, tasks: 6000, steps: 24000, steps_per_s: 2400, tasks_per_s: 600, latency: summarize([20, 30]), verified: 6000 }],
+    throughput: [
+      {
+        topology: '1+1',
+        run: 1,
+        orchestrators: 1,
+        workers: 1,
+        in_flight: 64,
+        duration_s: 10,
+        tasks: 6000,
+        steps: 24000,
+        steps_per_s: 2400,
+        tasks_per_s: 600,
+        latency: summarize([20, 30]),
+        verified: 6000,
+      },
+    ],
     elapsed_s: 100,
   };
 }
 
-const bridge: BridgeResults = { file: 'bench/results/bridge-x.json', machine: { date: 'd', cpus: '2 x CPU', python: '3.11.7', ruby: '3.1.2' }, cells: [{ target: 'python', payload: '200B', mode: 'sequential', calls: 20000, p50us: 26.3, p99us: 71.9, meanUs: 27.5, callsPerSec: 36258 }] };
+const bridge: BridgeResults = {
+  file: 'bench/results/bridge-x.json',
+  machine: { date: 'd', cpus: '2 x CPU', python: '3.11.7', ruby: '3.1.2' },
+  cells: [{ target: 'python', payload: '200B', mode: 'sequential', calls: 20000, p50us: 26.3, p99us: 71.9, meanUs: 27.5, callsPerSec: 36258 }],
+};
 
 describe('renderReport', () => {
   const { markdown, charts } = renderReport([doc('pg')], { bridge, chartPrefix: 'charts/' });
 
-  it('has the seed\'s tier tables with Run 1 / Run 2 P50, variance and P95/P50', () => {
-    for (const h of ['Tier 1: core performance', 'Tier 2: complexity scaling', 'Tier 3: cluster performance', 'Tier 4: language comparison', 'Tier 5: batch processing']) expect(markdown).toContain(h);
+  it("has the seed's tier tables with Run 1 / Run 2 P50, variance and P95/P50", () => {
+    for (const h of [
+      'Tier 1: core performance',
+      'Tier 2: complexity scaling',
+      'Tier 3: cluster performance',
+      'Tier 4: language comparison',
+      'Tier 5: batch processing',
+    ])
+      expect(markdown).toContain(h);
     expect(markdown).toContain('| Scenario | Run 1 P50 | Run 2 P50 | Variance | P95/P50 (Run 2) |');
   });
 
-  it('puts the reference\'s figures and the ratio beside ours', () => {
+  it("puts the reference's figures and the ratio beside ours", () => {
     expect(markdown).toContain('258.17 / 255.26 ms');
     expect(markdown).toContain('199.60 / 259.26 ms');
     expect(markdown).toContain('357.76 / 367.86 ms');

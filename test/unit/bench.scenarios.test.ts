@@ -3,7 +3,10 @@ import { canonicalJson, contextFor, expectedCsvAggregate, SCENARIOS, selectScena
 import { generateProductsCsv } from '../../src/examples/products.js';
 
 const byId = (id: string) => SCENARIOS.find((s) => s.id === id)!;
-const done = (results: Record<string, unknown>) => ({ state: 'complete', steps: Object.entries(results).map(([name, result]) => ({ name, state: 'complete', result })) });
+const done = (results: Record<string, unknown>) => ({
+  state: 'complete',
+  steps: Object.entries(results).map(([name, result]) => ({ name, state: 'complete', result })),
+});
 const LINEAR = { linear_step_1: 36, linear_step_2: 1296, linear_step_3: 1679616, linear_step_4: 2821109907456 };
 
 describe('verifyOutcome', () => {
@@ -13,7 +16,9 @@ describe('verifyOutcome', () => {
   });
 
   it('rejects a wrong value, naming the step, what it got and what it expected', () => {
-    expect(verifyOutcome(byId('linear'), done({ ...LINEAR, linear_step_4: 2821109907457 }))).toBe('step linear_step_4 returned 2821109907457, expected 2821109907456');
+    expect(verifyOutcome(byId('linear'), done({ ...LINEAR, linear_step_4: 2821109907457 }))).toBe(
+      'step linear_step_4 returned 2821109907457, expected 2821109907456',
+    );
   });
 
   it('rejects a missing step and a task that did not complete', () => {
@@ -27,7 +32,9 @@ describe('verifyOutcome', () => {
     const base = { validate_request: {}, routing_decision: {}, auto_approve: {} };
     expect(verifyOutcome(s, done({ ...base, finalize_approval: { approvals: ['auto_approve'], approved: true } }))).toBeUndefined();
     expect(verifyOutcome(s, done({ ...base, finalize_approval: { approved: false, approvals: ['auto_approve'] } }))).toMatch(/^finalize_approval returned/);
-    expect(verifyOutcome(s, done({ validate_request: {}, routing_decision: {}, manager_approval: {}, finalize_approval: {} }))).toMatch(/^conditional created steps/);
+    expect(verifyOutcome(s, done({ validate_request: {}, routing_decision: {}, manager_approval: {}, finalize_approval: {} }))).toMatch(
+      /^conditional created steps/,
+    );
   });
 
   it('tree: 6^64 exactly', () => {
@@ -56,7 +63,15 @@ describe('selectScenarios', () => {
   });
   it('ids and tiers, in report order; throughput only when named', () => {
     const r = selectScenarios(['tier4', 'linear']);
-    expect(r.scenarios.map((s: ScenarioDef) => s.id)).toEqual(['linear', 'python_linear', 'python_diamond', 'ruby_linear', 'ruby_diamond', 'typescript_linear', 'typescript_diamond']);
+    expect(r.scenarios.map((s: ScenarioDef) => s.id)).toEqual([
+      'linear',
+      'python_linear',
+      'python_diamond',
+      'ruby_linear',
+      'ruby_diamond',
+      'typescript_linear',
+      'typescript_diamond',
+    ]);
     expect(r.throughput).toBe(false);
   });
   it('an unknown name is an error that lists the known ones', () => {

@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { cdf, percentile, relativeChange, summarize } from '../../src/bench/stats.js';
 
-describe('percentile (the reference script\'s definition: k = (n − 1)·p, linear interpolation)', () => {
+describe("percentile (the reference script's definition: k = (n − 1)·p, linear interpolation)", () => {
   it('interpolates between neighbours', () => {
     expect(percentile([1, 2, 3, 4], 0.5)).toBe(2.5);
     expect(percentile([10, 20, 30, 40, 50], 0.95)).toBeCloseTo(48, 10); // k = 3.8 → 40 + 0.8·10
     expect(percentile([10, 20, 30, 40, 50], 0.25)).toBe(20);
   });
 
-  it('does not depend on the input order and does not sort the caller\'s array', () => {
+  it("does not depend on the input order and does not sort the caller's array", () => {
     const xs = [5, 1, 4, 2, 3];
     expect(percentile(xs, 0.5)).toBe(3);
     expect(xs).toEqual([5, 1, 4, 2, 3]);

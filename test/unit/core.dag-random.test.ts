@@ -18,9 +18,7 @@ const dagArb = fc
   .integer({ min: 1, max: 25 })
   .chain((n) =>
     fc.tuple(
-      ...Array.from({ length: n }, (_, i) =>
-        i === 0 ? fc.constant<number[]>([]) : fc.uniqueArray(fc.integer({ min: 0, max: i - 1 }), { maxLength: 4 }),
-      ),
+      ...Array.from({ length: n }, (_, i) => (i === 0 ? fc.constant<number[]>([]) : fc.uniqueArray(fc.integer({ min: 0, max: i - 1 }), { maxLength: 4 }))),
     ),
   );
 
@@ -35,7 +33,10 @@ function shuffle<T>(xs: T[], g: Gen): T[] {
 
 /** Names are shuffled against creation order so nothing can lean on `s0` coming first. */
 function snapshots(dag: number[][], g: Gen, maxAttempts: (i: number) => number = () => 1): StepSnapshot[] {
-  const label = shuffle(dag.map((_, i) => i), g);
+  const label = shuffle(
+    dag.map((_, i) => i),
+    g,
+  );
   const steps = dag.map((ps, i) => ({
     name: `s${label[i]}`,
     state: 'pending' as const,
@@ -191,8 +192,7 @@ function randomTemplate(g: Gen): TemplateDefinition {
     const decisions = steps.filter((s) => s.type === 'decision');
     const joinable = steps.filter((s) => s.type !== 'decision').map((s) => s.name);
     const kind = g(fc.constantFrom, 'standard', 'decision', 'branch', 'join', 'batch') as string;
-    const pick = (min: number) =>
-      joinable.length >= min ? shuffle(joinable, g).slice(0, g(fc.integer, { min, max: Math.min(3, joinable.length) })) : null;
+    const pick = (min: number) => (joinable.length >= min ? shuffle(joinable, g).slice(0, g(fc.integer, { min, max: Math.min(3, joinable.length) })) : null);
     if (kind === 'branch' && decisions.length > 0) {
       steps.push(def(name, 'standard', [g(fc.constantFrom, ...decisions).name]));
     } else if (kind === 'join' && pick(1)) {

@@ -37,21 +37,51 @@ describe('interpretResult', () => {
   });
 
   const cases: Array<[string, StepType, unknown, string]> = [
-    ['a decision step returning a plain value', 'decision', 42, 'a decision step must return a decision outcome { "$weft": "decision", "steps": [...] }, but returned 42'],
-    ['a decision step returning null', 'decision', null, 'a decision step must return a decision outcome { "$weft": "decision", "steps": [...] }, but returned null'],
+    [
+      'a decision step returning a plain value',
+      'decision',
+      42,
+      'a decision step must return a decision outcome { "$weft": "decision", "steps": [...] }, but returned 42',
+    ],
+    [
+      'a decision step returning null',
+      'decision',
+      null,
+      'a decision step must return a decision outcome { "$weft": "decision", "steps": [...] }, but returned null',
+    ],
     ['a decision step returning undefined', 'decision', undefined, 'but returned undefined; return decision(["step_a", ...])'],
     ['a decision step returning a bare array', 'decision', ['a'], 'but returned ["a"]'],
     ['a decision step returning batches', 'decision', batches([1]), 'but returned {"$weft":"batches","cursors":[1]}'],
     ['a decision without steps', 'decision', { $weft: 'decision' }, 'decision outcome "steps" must be an array of step names (strings), but was undefined'],
-    ['a decision with a string for steps', 'decision', { $weft: 'decision', steps: 'a' }, 'decision outcome "steps" must be an array of step names (strings), but was "a"'],
+    [
+      'a decision with a string for steps',
+      'decision',
+      { $weft: 'decision', steps: 'a' },
+      'decision outcome "steps" must be an array of step names (strings), but was "a"',
+    ],
     ['a decision with a number among steps', 'decision', { $weft: 'decision', steps: ['a', 3] }, 'but was ["a",3]'],
-    ['a decision with an extra key', 'decision', { $weft: 'decision', steps: [], step: ['a'] }, 'decision outcome has unexpected key(s) "step"; expected exactly "$weft" and "steps"'],
-    ['a batchable step returning a plain array', 'batchable', [1, 2], 'a batchable step must return a batches outcome { "$weft": "batches", "cursors": [...] }, but returned [1,2]'],
+    [
+      'a decision with an extra key',
+      'decision',
+      { $weft: 'decision', steps: [], step: ['a'] },
+      'decision outcome has unexpected key(s) "step"; expected exactly "$weft" and "steps"',
+    ],
+    [
+      'a batchable step returning a plain array',
+      'batchable',
+      [1, 2],
+      'a batchable step must return a batches outcome { "$weft": "batches", "cursors": [...] }, but returned [1,2]',
+    ],
     ['a batchable step returning a decision', 'batchable', decision(['a']), 'a batchable step must return a batches outcome'],
     ['batches without cursors', 'batchable', { $weft: 'batches' }, 'batches outcome "cursors" must be an array, but was undefined'],
     ['batches with an object for cursors', 'batchable', { $weft: 'batches', cursors: { a: 1 } }, 'batches outcome "cursors" must be an array, but was {"a":1}'],
     ['batches with an extra key', 'batchable', { $weft: 'batches', cursors: [], total: 3 }, 'batches outcome has unexpected key(s) "total"'],
-    ['a standard step returning a decision', 'standard', decision(['a']), 'a standard step returned a "decision" outcome {"$weft":"decision","steps":["a"]}, but only decision steps may return decisions'],
+    [
+      'a standard step returning a decision',
+      'standard',
+      decision(['a']),
+      'a standard step returned a "decision" outcome {"$weft":"decision","steps":["a"]}, but only decision steps may return decisions',
+    ],
     ['a batch_worker returning batches', 'batch_worker', batches([]), 'a batch_worker step returned a "batches" outcome'],
     ['a standard step using the reserved key', 'deferred_convergence', { $weft: 1 }, 'a deferred_convergence step returned a reserved outcome {"$weft":1}'],
   ];

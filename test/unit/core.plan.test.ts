@@ -108,11 +108,7 @@ describe('initialSteps', () => {
   });
 
   it('creates a deferred_convergence step that no gate stands before (nothing else ever would)', () => {
-    const t = template('plain_join', [
-      step('a', 'standard', []),
-      step('b', 'standard', []),
-      step('join', 'deferred_convergence', ['a', 'b']),
-    ]);
+    const t = template('plain_join', [step('a', 'standard', []), step('b', 'standard', []), step('join', 'deferred_convergence', ['a', 'b'])]);
     expect(parents(initialSteps(t))).toEqual({ a: [], b: [], join: ['a', 'b'] });
   });
 
@@ -178,9 +174,7 @@ describe('expandDecision', () => {
       'step "validate_request" of template test/approval@1.0.0 is a standard step, not a decision step',
     );
     expect(() => expandDecision(approval, start, 'nope', [])).toThrow('template test/approval@1.0.0 has no step "nope"');
-    expect(() => expandDecision(approval, [], 'route_by_amount', [])).toThrow(
-      'decision step "route_by_amount" has no instance in this task',
-    );
+    expect(() => expandDecision(approval, [], 'route_by_amount', [])).toThrow('decision step "route_by_amount" has no instance in this task');
   });
 
   it('is idempotent: a second call with the same outcome creates nothing', () => {
@@ -284,9 +278,7 @@ describe('expandBatch', () => {
   it('refuses more cursors than max_workers, telling the handler author what to return', () => {
     const call = () => expandBatch(csv, start, 'analyze_csv', [1, 2, 3, 4, 5, 6]);
     expect(call).toThrow(BatchError);
-    expect(call).toThrow(
-      'batchable step "analyze_csv" returned 6 cursors, but batch.max_workers is 5; return at most 5 cursors',
-    );
+    expect(call).toThrow('batchable step "analyze_csv" returned 6 cursors, but batch.max_workers is 5; return at most 5 cursors');
   });
 
   it('is idempotent', () => {

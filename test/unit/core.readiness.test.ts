@@ -15,22 +15,13 @@ describe('readySteps', () => {
   });
 
   it('offers a pending step only when every parent is complete', () => {
-    const steps = [
-      snap('a', 'complete'),
-      snap('b', 'running'),
-      snap('c', 'pending', ['a']),
-      snap('d', 'pending', ['a', 'b']),
-      snap('e', 'pending', ['c']),
-    ];
+    const steps = [snap('a', 'complete'), snap('b', 'running'), snap('c', 'pending', ['a']), snap('d', 'pending', ['a', 'b']), snap('e', 'pending', ['c'])];
     expect(readySteps(steps, NOW)).toEqual(['c']);
   });
 
-  it.each(['succeeded', 'failed', 'waiting_retry', 'error', 'cancelled', 'enqueued'] as const)(
-    'does not count a parent in %s as complete',
-    (state) => {
-      expect(readySteps([snap('p', state, [], { run_after: NOW + 1 }), snap('c', 'pending', ['p'])], NOW)).not.toContain('c');
-    },
-  );
+  it.each(['succeeded', 'failed', 'waiting_retry', 'error', 'cancelled', 'enqueued'] as const)('does not count a parent in %s as complete', (state) => {
+    expect(readySteps([snap('p', state, [], { run_after: NOW + 1 }), snap('c', 'pending', ['p'])], NOW)).not.toContain('c');
+  });
 
   it('does not run a step whose parent is missing from the snapshot', () => {
     expect(readySteps([snap('c', 'pending', ['ghost'])], NOW)).toEqual([]);
@@ -49,12 +40,9 @@ describe('readySteps', () => {
     expect(readySteps([snap('r', 'waiting_retry', [], { attempts: 2, max_attempts: 3, run_after: 0 })], NOW)).toEqual(['r']);
   });
 
-  it.each(['enqueued', 'running', 'succeeded', 'failed', 'complete', 'error', 'cancelled'] as const)(
-    'never offers a step in %s',
-    (state) => {
-      expect(readySteps([snap('x', state)], NOW)).toEqual([]);
-    },
-  );
+  it.each(['enqueued', 'running', 'succeeded', 'failed', 'complete', 'error', 'cancelled'] as const)('never offers a step in %s', (state) => {
+    expect(readySteps([snap('x', state)], NOW)).toEqual([]);
+  });
 });
 
 describe('executionStatus', () => {

@@ -14,9 +14,7 @@ import {
 
 describe('step state machine', () => {
   const legal = STEP_STATES.flatMap((from) => STEP_TRANSITIONS[from].map((to) => [from, to] as const));
-  const illegal = STEP_STATES.flatMap((from) =>
-    STEP_STATES.filter((to) => !STEP_TRANSITIONS[from].includes(to)).map((to) => [from, to] as const),
-  );
+  const illegal = STEP_STATES.flatMap((from) => STEP_STATES.filter((to) => !STEP_TRANSITIONS[from].includes(to)).map((to) => [from, to] as const));
 
   it.each(legal)('allows %s → %s', (from, to) => {
     expect(() => assertStepTransition(from, to)).not.toThrow();

@@ -14,10 +14,7 @@ const happy = chain('a', [1, null, 'pending'], [2, 'pending', 'enqueued'], [3, '
 
 describe('checkChains', () => {
   it('accepts a legal history, a lost worker and a presumed-lost result included', () => {
-    const rows = [
-      ...happy,
-      ...chain('b', [1, null, 'pending'], [2, 'pending', 'running'], [3, 'running', 'enqueued'], [4, 'enqueued', 'complete']),
-    ];
+    const rows = [...happy, ...chain('b', [1, null, 'pending'], [2, 'pending', 'running'], [3, 'running', 'enqueued'], [4, 'enqueued', 'complete'])];
     const problems: string[] = [];
     expect(checkChains(rows, STEP_TRANSITIONS, 'step', problems)).toEqual({ illegal: 0, duplicated: 0 });
     expect(problems).toEqual([]);

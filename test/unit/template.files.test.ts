@@ -100,9 +100,7 @@ const SUFFIX: Record<string, string> = { python: '_py', ruby: '_rb', typescript:
 const EXPECTED_FILES: Record<string, string> = {
   ...Object.fromEntries(Object.keys(SHAPES).map((f) => [f, 'native'])),
   ...Object.fromEntries(
-    ['python', 'ruby'].flatMap((rt) =>
-      ['linear', 'diamond', 'complex_dag', 'tree', 'conditional', 'csv_batch'].map((b) => [`languages/${rt}/${b}.yaml`, rt]),
-    ),
+    ['python', 'ruby'].flatMap((rt) => ['linear', 'diamond', 'complex_dag', 'tree', 'conditional', 'csv_batch'].map((b) => [`languages/${rt}/${b}.yaml`, rt])),
   ),
   'languages/typescript/linear.yaml': 'typescript',
   'languages/typescript/diamond.yaml': 'typescript',

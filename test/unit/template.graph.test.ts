@@ -53,9 +53,7 @@ describe('topologicalOrder', () => {
   });
 
   it('throws on a cycle, printing it', () => {
-    expect(() => topologicalOrder([s('a', 'b'), s('b', 'a')])).toThrow(
-      'steps contain a dependency cycle: a → b → a; no topological order exists',
-    );
+    expect(() => topologicalOrder([s('a', 'b'), s('b', 'a')])).toThrow('steps contain a dependency cycle: a → b → a; no topological order exists');
   });
 });
 

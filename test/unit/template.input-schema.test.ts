@@ -47,15 +47,8 @@ describe('compileInputSchema', () => {
     });
     const r = check({ items: [{ sku: 'x' }, {}], 'odd key': 1, extra: true });
     expect(r.ok).toBe(false);
-    expect(!r.ok && r.problems.map((p) => p.path).sort()).toEqual([
-      'context.extra',
-      'context.items[0].sku',
-      'context.items[1].sku',
-      'context["odd key"]',
-    ]);
-    expect(!r.ok && r.problems.find((p) => p.path === 'context.extra')?.message).toBe(
-      "context.extra is not allowed by the template's input_schema",
-    );
+    expect(!r.ok && r.problems.map((p) => p.path).sort()).toEqual(['context.extra', 'context.items[0].sku', 'context.items[1].sku', 'context["odd key"]']);
+    expect(!r.ok && r.problems.find((p) => p.path === 'context.extra')?.message).toBe("context.extra is not allowed by the template's input_schema");
     expect(!r.ok && r.problems.find((p) => p.path === 'context.items[0].sku')?.message).toBe('context.items[0].sku must match format "uuid" (found "x")');
   });
 

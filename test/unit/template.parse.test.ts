@@ -64,7 +64,12 @@ describe('parseTemplate: YAML and top level', () => {
 
   it('refuses aliases that expand into a huge document', () => {
     const bomb = ['a: &a [1,1,1,1,1,1,1,1,1,1]'];
-    for (const [x, y] of [['b', 'a'], ['c', 'b'], ['d', 'c']]) bomb.push(`${x}: &${x} [${Array(10).fill(`*${y}`).join(',')}]`);
+    for (const [x, y] of [
+      ['b', 'a'],
+      ['c', 'b'],
+      ['d', 'c'],
+    ])
+      bomb.push(`${x}: &${x} [${Array(10).fill(`*${y}`).join(',')}]`);
     bomb.push(`e: [${Array(10).fill('*d').join(',')}]`);
     const p = only(`${bomb.join('\n')}\n`);
     expect(p.message).toBe('YAML could not be read: Excessive alias count indicates a resource exhaustion attack');
@@ -109,7 +114,9 @@ describe('parseTemplate: fields', () => {
     expect(problems[0]).toMatchObject({ path: 'runtim', line: 4, column: 1 });
     expect(problems[0]!.message).toBe('unknown field "runtim" at the top level; did you mean "runtime"?');
     expect(problems[1]!.message).toBe('unknown field "zzzzzzzzz" at the top level');
-    expect(problems[1]!.hint).toMatch(/^remove it; the fields allowed at the top level are: namespace, name, version, description, runtime, input_schema, steps$/);
+    expect(problems[1]!.hint).toMatch(
+      /^remove it; the fields allowed at the top level are: namespace, name, version, description, runtime, input_schema, steps$/,
+    );
   });
 
   it('reports unknown fields in retry and batch', () => {
@@ -174,7 +181,10 @@ describe('parseTemplate: fields', () => {
 
   it('rejects an unknown runtime and an unknown step type, listing the allowed values', () => {
     const { problems } = problemsOf(`${HEAD}runtime: jvm\nsteps: [{ name: a, handler: h, type: desicion }]\n`);
-    expect(problems[0]).toMatchObject({ path: 'runtime', message: 'runtime is "jvm", which is not a known runtime; allowed: native, typescript, python, ruby' });
+    expect(problems[0]).toMatchObject({
+      path: 'runtime',
+      message: 'runtime is "jvm", which is not a known runtime; allowed: native, typescript, python, ruby',
+    });
     expect(problems[0]!.hint).toBe('use one of: native, typescript, python, ruby');
     expect(problems[1]!.path).toBe('steps[0].type');
     expect(problems[1]!.message).toBe(
@@ -264,7 +274,9 @@ describe('parseTemplate: fields', () => {
   it('rejects an input_schema that is not a valid JSON Schema', () => {
     const p = only(`${HEAD}input_schema:\n  type: object\n  properties:\n    n: { type: integr }\nsteps: [{ name: a, handler: h }]\n`);
     expect(p.path).toBe('input_schema.properties.n.type');
-    expect(p.message).toMatch(/^input_schema is not a valid JSON Schema: input_schema\.properties\.n\.type is a string \("integr"\) and must be equal to one of the allowed values/);
+    expect(p.message).toMatch(
+      /^input_schema is not a valid JSON Schema: input_schema\.properties\.n\.type is a string \("integr"\) and must be equal to one of the allowed values/,
+    );
     expect(p).toMatchObject({ line: 7, column: 16 });
     const q = only(`${HEAD}input_schema: { required: 5 }\nsteps: [{ name: a, handler: h }]\n`);
     expect(q.path).toBe('input_schema.required');
@@ -342,7 +354,10 @@ describe('parseTemplate: the step graph', () => {
 
   it('rejects a deferred_convergence step with no dependencies', () => {
     const p = only(abc('    type: deferred_convergence\n'));
-    expect(p).toMatchObject({ path: 'steps[2]', message: 'steps[2] ("c") is a deferred_convergence step with no dependencies; it would have nothing to wait for' });
+    expect(p).toMatchObject({
+      path: 'steps[2]',
+      message: 'steps[2] ("c") is a deferred_convergence step with no dependencies; it would have nothing to wait for',
+    });
     const q = only(abc('    type: deferred_convergence\n    depends_on: []\n'));
     expect(q.path).toBe('steps[2].depends_on');
   });
@@ -406,7 +421,9 @@ describe('parseTemplate: batch workers and their batchable step', () => {
   });
 
   it('rejects a step named like a worker instance', () => {
-    const p = only(`${head}    depends_on: [analyze]\n  - name: work\n    handler: h\n    type: batch_worker\n    depends_on: [analyze]\n  - name: work_001\n    handler: h\n    depends_on: [work]\n`);
+    const p = only(
+      `${head}    depends_on: [analyze]\n  - name: work\n    handler: h\n    type: batch_worker\n    depends_on: [analyze]\n  - name: work_001\n    handler: h\n    depends_on: [work]\n`,
+    );
     expect(p.path).toBe('steps[3].name');
     expect(p.message).toBe(
       'steps[3].name "work_001" has the form of a worker instance of batch_worker "work" (work_001, work_002, …) and would clash with one',

@@ -42,7 +42,11 @@ describe('runValidate', () => {
     expect(report.ok).toBe(false);
     expect(report.templates).toEqual([{ file: good, template: 'demo/flow@1.0.0', steps: 2 }]);
     expect(report.problems.map((p: { file: string }) => p.file)).toContain(bad);
-    expect(report.problems.find((p: { file: string }) => p.file === bad)).toMatchObject({ message: expect.any(String), hint: expect.any(String), line: expect.any(Number) });
+    expect(report.problems.find((p: { file: string }) => p.file === bad)).toMatchObject({
+      message: expect.any(String),
+      hint: expect.any(String),
+      line: expect.any(Number),
+    });
     expect(report.problems.at(-1)).toMatchObject({ file: join(dir, 'missing.yaml'), message: expect.stringContaining('does not exist') });
   });
 

@@ -3,7 +3,11 @@ import { toJsonResult } from '../../src/worker/native-runner.js';
 
 describe('a native handler result as JSON (toJsonResult)', () => {
   it('keeps JSON values exactly and writes bigints as decimal strings', () => {
-    expect(toJsonResult('k', { a: [1, 'x', null, true], n: 2n ** 70n })).toEqual({ ok: true, result: undefined, json: '{"a":[1,"x",null,true],"n":"1180591620717411303424"}' });
+    expect(toJsonResult('k', { a: [1, 'x', null, true], n: 2n ** 70n })).toEqual({
+      ok: true,
+      result: undefined,
+      json: '{"a":[1,"x",null,true],"n":"1180591620717411303424"}',
+    });
     expect(toJsonResult('k', undefined)).toMatchObject({ ok: true, json: 'null' });
   });
 

@@ -44,6 +44,11 @@ async function latestBench(dir: string): Promise<{ dir: string; runs: Record<str
     if (doc) runs[m[1]!] = { ...doc, results_dir: n };
   }
   const bridgeFile = names.find((n) => /^bridge-.*\.json$/.test(n));
-  const bridge = bridgeFile ? await readFile(join(dir, bridgeFile), 'utf8').then((t) => ({ ...JSON.parse(t), file: bridgeFile }), () => null) : null;
+  const bridge = bridgeFile
+    ? await readFile(join(dir, bridgeFile), 'utf8').then(
+        (t) => ({ ...JSON.parse(t), file: bridgeFile }),
+        () => null,
+      )
+    : null;
   return { dir, runs, bridge };
 }

@@ -35,10 +35,7 @@ const createTaskSchema = {
 } as const;
 
 const retrySchema = {
-  anyOf: [
-    { type: 'null' },
-    { type: 'object', additionalProperties: false, properties: { step: { type: 'string', minLength: 1 } } },
-  ],
+  anyOf: [{ type: 'null' }, { type: 'object', additionalProperties: false, properties: { step: { type: 'string', minLength: 1 } } }],
 } as const;
 
 /**

@@ -4,8 +4,7 @@ import type { TemplateDefinition } from './types.js';
 
 // ajv-formats is CommonJS: depending on the loader the default import is the
 // plugin itself or a namespace holding it as `default`.
-const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ??
-  addFormatsModule) as unknown as (ajv: Ajv) => Ajv;
+const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as unknown as (ajv: Ajv) => Ajv;
 
 /**
  * The ajv instance used for templates' `input_schema`: strict mode off (a

@@ -249,9 +249,7 @@ function describeShapeError(e: ErrorObject, root: unknown): Finding {
         at: [...at, field],
         atKey: true,
         message: `unknown field "${field}" ${inWhere}${guess ? `; did you mean "${guess}"?` : ''}`,
-        hint: guess
-          ? `rename it to "${guess}"`
-          : `remove it; the fields allowed ${inWhere} are: ${known.join(', ')}`,
+        hint: guess ? `rename it to "${guess}"` : `remove it; the fields allowed ${inWhere} are: ${known.join(', ')}`,
       };
     }
     case 'type': {
@@ -461,8 +459,7 @@ function stepFindings(steps: unknown[]): Finding[] {
   const names = [...firstIndex.keys()];
   const typeOf = (s: RawStep): StepType =>
     typeof s.type === 'string' && (STEP_TYPES as readonly string[]).includes(s.type) ? (s.type as StepType) : 'standard';
-  const depsOf = (s: RawStep): string[] =>
-    Array.isArray(s.depends_on) ? s.depends_on.filter((d): d is string => typeof d === 'string') : [];
+  const depsOf = (s: RawStep): string[] => (Array.isArray(s.depends_on) ? s.depends_on.filter((d): d is string => typeof d === 'string') : []);
 
   // Dependencies: unknown steps and self-dependencies.
   for (const { index, step, name } of named) {
@@ -535,9 +532,7 @@ function stepFindings(steps: unknown[]): Finding[] {
         out.push({
           at,
           message: `steps[${index}].batch.worker_template names "${worker}", which is not a step of this template; batch_worker steps are: ${workers.length ? workers.join(', ') : '(none)'}`,
-          hint: workers.length
-            ? `name one of: ${workers.join(', ')}`
-            : `add a step named "${worker}" with type: batch_worker`,
+          hint: workers.length ? `name one of: ${workers.join(', ')}` : `add a step named "${worker}" with type: batch_worker`,
         });
       } else {
         const target = named.find((n) => n.index === workerIndex)!;
@@ -612,9 +607,7 @@ function stepFindings(steps: unknown[]): Finding[] {
   );
   for (const { index, step, name } of everyWorkerKnown ? named : []) {
     if (typeOf(step) !== 'batch_worker' || workerUsers.has(name)) continue;
-    const namedBySomeone = named.some(
-      (n) => isPlainObject(n.step.batch) && n.step.batch.worker_template === name,
-    );
+    const namedBySomeone = named.some((n) => isPlainObject(n.step.batch) && n.step.batch.worker_template === name);
     if (namedBySomeone) continue;
     out.push({
       at: ['steps', index, 'type'],
@@ -717,7 +710,6 @@ export function formatPath(at: readonly Segment[]): string {
   }
   return out;
 }
-
 
 function valueAt(root: unknown, at: Segment[]): unknown {
   let v: unknown = root;

@@ -10,13 +10,7 @@
 export const RUNTIMES = ['native', 'typescript', 'python', 'ruby'] as const;
 export type Runtime = (typeof RUNTIMES)[number];
 
-export const STEP_TYPES = [
-  'standard',
-  'decision',
-  'deferred_convergence',
-  'batchable',
-  'batch_worker',
-] as const;
+export const STEP_TYPES = ['standard', 'decision', 'deferred_convergence', 'batchable', 'batch_worker'] as const;
 export type StepType = (typeof STEP_TYPES)[number];
 
 export const BACKOFF_KINDS = ['exponential', 'linear', 'fixed'] as const;

@@ -20,7 +20,11 @@ function exampleContext(schema: Record<string, unknown> | undefined): string {
   const examples = schema.examples as unknown[] | undefined;
   if (Array.isArray(examples) && examples.length) return JSON.stringify(examples[0], null, 2);
   const props = (schema.properties ?? {}) as Record<string, { default?: unknown }>;
-  const withDefaults = Object.fromEntries(Object.entries(props).filter(([, p]) => p && 'default' in p).map(([k, p]) => [k, p.default]));
+  const withDefaults = Object.fromEntries(
+    Object.entries(props)
+      .filter(([, p]) => p && 'default' in p)
+      .map(([k, p]) => [k, p.default]),
+  );
   return JSON.stringify(withDefaults, null, 2);
 }
 
@@ -98,12 +102,14 @@ export function NewTask(props: { query: URLSearchParams }) {
     <h1 id="new-title">New task</h1>
     <form class="card new-task" onSubmit=${submit} novalidate>
       <div class="row">
-        <label>Template
+        <label
+          >Template
           <select name="template" value=${key} onChange=${(e: Event) => setKey((e.target as HTMLSelectElement).value)}>
             ${templates.map((t) => html`<option value=${`${t.namespace}/${t.name}`}>${t.namespace}/${t.name}</option>`)}
           </select>
         </label>
-        <label>Version
+        <label
+          >Version
           <select name="version" value=${version} onChange=${(e: Event) => setVersion((e.target as HTMLSelectElement).value)}>
             ${versions.map((v) => html`<option value=${v.version}>${v.version}</option>`)}
           </select>
@@ -111,12 +117,27 @@ export function NewTask(props: { query: URLSearchParams }) {
       </div>
       ${def?.description && html`<p class="muted">${def.description}</p>`}
       <label for="context-editor">Context (JSON)</label>
-      <textarea id="context-editor" name="context" rows="10" spellcheck="false" aria-invalid=${problems.length > 0} aria-describedby="context-problems"
-        value=${text} onInput=${(e: Event) => setText((e.target as HTMLTextAreaElement).value)} onBlur=${validate}></textarea>
+      <textarea
+        id="context-editor"
+        name="context"
+        rows="10"
+        spellcheck="false"
+        aria-invalid=${problems.length > 0}
+        aria-describedby="context-problems"
+        value=${text}
+        onInput=${(e: Event) => setText((e.target as HTMLTextAreaElement).value)}
+        onBlur=${validate}
+      ></textarea>
       <ul id="context-problems" class="problems" role="alert">
         ${problems.map((p) => html`<li data-path=${p.path}><code>${p.path}</code>: ${p.message}</li>`)}
       </ul>
-      ${def?.input_schema && html`<details><summary>input_schema</summary><pre>${JSON.stringify(def.input_schema, null, 2)}</pre></details>`}
+      ${
+        def?.input_schema &&
+        html`<details>
+          <summary>input_schema</summary>
+          <pre>${JSON.stringify(def.input_schema, null, 2)}</pre>
+        </details>`
+      }
       <p class="form-error" role="alert">${serverError}</p>
       <button type="submit" class="primary" disabled=${sending || !version}>${sending ? 'Creating…' : 'Create task'}</button>
     </form>

@@ -67,9 +67,18 @@ function ErrorBlock(props: { error: StepError; title?: string }) {
   const trace = e.backtrace?.length ? e.backtrace.join('\n') : e.stack;
   return html`<div class="error-block" data-error-class=${e.class}>
     ${props.title && html`<div class="muted">${props.title}</div>`}
-    <div><b class="err-class">${e.class ?? 'Error'}</b>${e.language ? html` <span class="muted">(${e.language}${e.kind ? `, ${e.kind}` : ''}${e.permanent ? ', permanent' : ''})</span>` : ''}</div>
+    <div>
+      <b class="err-class">${e.class ?? 'Error'}</b
+      >${e.language ? html` <span class="muted">(${e.language}${e.kind ? `, ${e.kind}` : ''}${e.permanent ? ', permanent' : ''})</span>` : ''}
+    </div>
     <div class="err-message">${e.message}</div>
-    ${trace && html`<details class="backtrace"><summary>Backtrace</summary><pre>${trace}</pre></details>`}
+    ${
+      trace &&
+      html`<details class="backtrace">
+        <summary>Backtrace</summary>
+        <pre>${trace}</pre>
+      </details>`
+    }
   </div>`;
 }
 
@@ -93,8 +102,14 @@ function JsonValue(props: { value: unknown; name: string; label: string }) {
 
 function StepPanel(props: { task: TaskView; step: Step; onAction: (what: string, run: () => Promise<unknown>) => void }) {
   const { step: s, task } = props;
-  const decision = s.type === 'decision' && (s.result as { $weft?: string; steps?: string[] } | null)?.$weft === 'decision' ? (s.result as { steps: string[] }).steps : undefined;
-  const batches = s.type === 'batchable' && (s.result as { $weft?: string; cursors?: unknown[] } | null)?.$weft === 'batches' ? (s.result as { cursors: unknown[] }).cursors : undefined;
+  const decision =
+    s.type === 'decision' && (s.result as { $weft?: string; steps?: string[] } | null)?.$weft === 'decision'
+      ? (s.result as { steps: string[] }).steps
+      : undefined;
+  const batches =
+    s.type === 'batchable' && (s.result as { $weft?: string; cursors?: unknown[] } | null)?.$weft === 'batches'
+      ? (s.result as { cursors: unknown[] }).cursors
+      : undefined;
   const workers = batches ? task.steps.filter((o) => o.parents.includes(s.name) && o.type === 'batch_worker') : [];
   const attempts = s.errors?.length
     ? s.errors.map((e, i) => ({ attempt: e.attempt ?? i + 1, error: e, worker_id: undefined as string | undefined }))
@@ -108,28 +123,52 @@ function StepPanel(props: { task: TaskView; step: Step; onAction: (what: string,
       ${s.state === 'error' && html`<button onClick=${() => props.onAction(`Retry step ${s.name}`, () => api(`/v1/tasks/${task.id}/retry`, { method: 'POST', body: { step: s.name } }))}>Retry step</button>`}
     </div>
     <dl class="facts">
-      <dt>Handler</dt><dd class="mono">${s.handler}</dd>
-      <dt>Runtime</dt><dd>${s.runtime}</dd>
-      <dt>Type</dt><dd>${s.type}${s.template_step !== s.name ? ` (of ${s.template_step})` : ''}</dd>
-      <dt>Attempts</dt><dd>${s.attempts} of ${s.max_attempts}</dd>
-      <dt>Worker</dt><dd class="mono">${s.worker_id ?? '–'}</dd>
-      ${s.queue ? html`<dt>Queue</dt><dd class="mono">${s.queue}</dd>` : ''}
-      <dt>Enqueued</dt><dd>${time(s.enqueued_at)}</dd>
-      <dt>Queue wait</dt><dd>${ms(span(s.enqueued_at, s.started_at))}</dd>
-      <dt>Run</dt><dd>${ms(s.duration_ms)}</dd>
-      ${s.run_after ? html`<dt>Retry after</dt><dd>${time(s.run_after)}</dd>` : ''}
+      <dt>Handler</dt>
+      <dd class="mono">${s.handler}</dd>
+      <dt>Runtime</dt>
+      <dd>${s.runtime}</dd>
+      <dt>Type</dt>
+      <dd>${s.type}${s.template_step !== s.name ? ` (of ${s.template_step})` : ''}</dd>
+      <dt>Attempts</dt>
+      <dd>${s.attempts} of ${s.max_attempts}</dd>
+      <dt>Worker</dt>
+      <dd class="mono">${s.worker_id ?? '–'}</dd>
+      ${
+        s.queue
+          ? html`<dt>Queue</dt>
+              <dd class="mono">${s.queue}</dd>`
+          : ''
+      }
+      <dt>Enqueued</dt>
+      <dd>${time(s.enqueued_at)}</dd>
+      <dt>Queue wait</dt>
+      <dd>${ms(span(s.enqueued_at, s.started_at))}</dd>
+      <dt>Run</dt>
+      <dd>${ms(s.duration_ms)}</dd>
+      ${
+        s.run_after
+          ? html`<dt>Retry after</dt>
+              <dd>${time(s.run_after)}</dd>`
+          : ''
+      }
     </dl>
     ${decision && html`<p class="outcome" data-decision>Decision: continue with ${decision.length ? decision.map((n, i) => html`${i ? ', ' : ''}<b>${n}</b>`) : 'no step'}</p>`}
     ${batches && html`<p class="outcome" data-batches>Batch fan-out: ${batches.length} cursor${batches.length === 1 ? '' : 's'} → ${workers.length} worker step${workers.length === 1 ? '' : 's'} (${workers.filter((w) => w.state === 'complete').length} complete)</p>`}
     ${s.batch && html`<p class="outcome">Batch ${String((s.batch.index ?? 0) + 1)} of ${String(s.batch.total ?? '?')}${s.batch.no_op ? ' (no-op)' : ''}; cursor <code>${JSON.stringify(s.batch.cursor)}</code></p>`}
-    ${attempts.length > 0 &&
-    html`<h3>Attempts with errors</h3>
-      <ol class="attempts">
-        ${attempts.map((a) => html`<li key=${a.attempt}>${a.error ? html`<${ErrorBlock} error=${a.error} title=${`attempt ${a.attempt}${a.worker_id ? ` on ${a.worker_id}` : ''}`} />` : html`attempt ${a.attempt}: ok`}</li>`)}
-      </ol>`}
+    ${
+      attempts.length > 0 &&
+      html`<h3>Attempts with errors</h3>
+        <ol class="attempts">
+          ${attempts.map((a) => html`<li key=${a.attempt}>${a.error ? html`<${ErrorBlock} error=${a.error} title=${`attempt ${a.attempt}${a.worker_id ? ` on ${a.worker_id}` : ''}`} />` : html`attempt ${a.attempt}: ok`}</li>`)}
+        </ol>`
+    }
     <h3>Result</h3>
     ${s.result === null || s.result === undefined ? html`<p class="muted">none yet</p>` : html`<${JsonValue} value=${s.result} name=${`${task.id}-${s.name}-result.json`} label="Result" />`}
-    ${s.inputs !== undefined && html`<h3>Inputs</h3><${JsonValue} value=${s.inputs} name=${`${s.name}-inputs.json`} label="Inputs" />`}
+    ${
+      s.inputs !== undefined &&
+      html`<h3>Inputs</h3>
+        <${JsonValue} value=${s.inputs} name=${`${s.name}-inputs.json`} label="Inputs" />`
+    }
   </section>`;
 }
 
@@ -145,7 +184,10 @@ function Waterfall(props: { task: TaskView; selected?: string; onSelect: (name: 
   const total = Math.max(1, end - t0);
   const pct = (t: string | null, fallback: number) => (100 * ((t ? new Date(t).getTime() : fallback) - t0)) / total;
   return html`<div class="waterfall" role="table" aria-label="Step timings: created, enqueued, started, finished">
-    <div class="wf-row wf-axis" role="row"><span role="columnheader">step</span><span role="columnheader" class="wf-scale"><span>0</span><span>${ms(total / 2)}</span><span>${ms(total)}</span></span></div>
+    <div class="wf-row wf-axis" role="row">
+      <span role="columnheader">step</span
+      ><span role="columnheader" class="wf-scale"><span>0</span><span>${ms(total / 2)}</span><span>${ms(total)}</span></span>
+    </div>
     ${[...task.steps]
       .sort((a, b) => new Date(a.enqueued_at ?? a.created_at).getTime() - new Date(b.enqueued_at ?? b.created_at).getTime())
       .map((s) => {
@@ -155,14 +197,21 @@ function Waterfall(props: { task: TaskView; selected?: string; onSelect: (name: 
         const finished = s.finished_at ? pct(s.finished_at, now) : started !== null ? pct(null, Math.min(now, end)) : null;
         return html`<div key=${s.id} role="row" class=${`wf-row${props.selected === s.name ? ' selected' : ''}`}>
           <button role="cell" class="link wf-name" onClick=${() => props.onSelect(s.name)}>${s.name}</button>
-          <span role="cell" class="wf-track" aria-label=${`${s.name}: queue wait ${ms(s.started_at && s.enqueued_at ? new Date(s.started_at).getTime() - new Date(s.enqueued_at).getTime() : null)}, run ${ms(s.duration_ms)}`}>
+          <span
+            role="cell"
+            class="wf-track"
+            aria-label=${`${s.name}: queue wait ${ms(s.started_at && s.enqueued_at ? new Date(s.started_at).getTime() - new Date(s.enqueued_at).getTime() : null)}, run ${ms(s.duration_ms)}`}
+          >
             ${enq !== null && html`<span class="wf-wait-parents" style=${`left:${created}%;width:${Math.max(0, enq - created)}%`}></span>`}
             ${enq !== null && html`<span class="wf-queue" style=${`left:${enq}%;width:${Math.max(0.3, (started ?? pct(null, Math.min(now, end))) - enq)}%`}></span>`}
             ${started !== null && finished !== null && html`<span class=${`wf-run ${stateClass(s.state)}`} style=${`left:${started}%;width:${Math.max(0.5, finished - started)}%`}></span>`}
           </span>
         </div>`;
       })}
-    <div class="wf-legend muted"><span class="wf-key wf-wait-parents"></span> waiting for parents <span class="wf-key wf-queue"></span> queue wait <span class="wf-key wf-run st-complete"></span> run</div>
+    <div class="wf-legend muted">
+      <span class="wf-key wf-wait-parents"></span> waiting for parents <span class="wf-key wf-queue"></span> queue wait
+      <span class="wf-key wf-run st-complete"></span> run
+    </div>
   </div>`;
 }
 
@@ -199,15 +248,11 @@ export function TaskPage(props: { id: string }) {
       const tv = await api<TemplateVersions>(`/v1/templates/${t.namespace}/${t.name}`).catch(() => undefined);
       setTemplate(tv?.versions.find((v) => v.version === t.version)?.definition.steps);
     });
-    followEvents(
-      `/v1/tasks/${props.id}/events`,
-      ctl.signal,
-      (event) => {
-        if (event === 'hello') setLive(true);
-        clearTimeout(timer.current);
-        timer.current = setTimeout(() => void load(), event === 'hello' ? 0 : 50);
-      },
-    );
+    followEvents(`/v1/tasks/${props.id}/events`, ctl.signal, (event) => {
+      if (event === 'hello') setLive(true);
+      clearTimeout(timer.current);
+      timer.current = setTimeout(() => void load(), event === 'hello' ? 0 : 50);
+    });
     return () => {
       ctl.abort();
       clearTimeout(timer.current);
@@ -229,8 +274,17 @@ export function TaskPage(props: { id: string }) {
     );
   };
 
-  if (error && !task) return html`<section><h1>Task</h1><p class="form-error" role="alert">${error}</p><a href="#/tasks">All tasks</a></section>`;
-  if (!task) return html`<section aria-busy="true"><h1>Task</h1><p>Loading…</p></section>`;
+  if (error && !task)
+    return html`<section>
+      <h1>Task</h1>
+      <p class="form-error" role="alert">${error}</p>
+      <a href="#/tasks">All tasks</a>
+    </section>`;
+  if (!task)
+    return html`<section aria-busy="true">
+      <h1>Task</h1>
+      <p>Loading…</p>
+    </section>`;
   const step = task.steps.find((s) => s.name === selected);
   const ghost = !step && selected ? graph.nodes.find((n) => n.id === selected && n.ghost) : undefined;
 
@@ -247,18 +301,45 @@ export function TaskPage(props: { id: string }) {
     </div>
     <p class="notice-slot" role="status">${notice && html`<span class=${notice.ok ? 'ok' : 'form-error'}>${notice.text}</span>`}</p>
     <dl class="facts inline">
-      <dt>Created</dt><dd>${time(task.created_at)}</dd>
-      <dt>Completed</dt><dd>${time(task.completed_at)}</dd>
-      <dt>Duration</dt><dd>${ms(task.duration_ms)}</dd>
-      <dt>Live</dt><dd>${live ? 'yes' : 'connecting'}</dd>
-      ${task.idempotency_key ? html`<dt>Idempotency key</dt><dd class="mono">${task.idempotency_key}</dd>` : ''}
+      <dt>Created</dt>
+      <dd>${time(task.created_at)}</dd>
+      <dt>Completed</dt>
+      <dd>${time(task.completed_at)}</dd>
+      <dt>Duration</dt>
+      <dd>${ms(task.duration_ms)}</dd>
+      <dt>Live</dt>
+      <dd>${live ? 'yes' : 'connecting'}</dd>
+      ${
+        task.idempotency_key
+          ? html`<dt>Idempotency key</dt>
+              <dd class="mono">${task.idempotency_key}</dd>`
+          : ''
+      }
     </dl>
     ${task.error?.error && html`<div class="card task-error"><b>Failed at step ${task.error.step}</b> (${task.error.reason}) <${ErrorBlock} error=${task.error.error} /></div>`}
     <div class="task-grid">
-      <div class="card"><h2>DAG</h2><${Dag} nodes=${graph.nodes} edges=${graph.edges} layout=${layout} label=${`Steps of task ${task.id}`} selected=${selected} onSelect=${setSelected} /></div>
-      <div class="card"><h2>Timeline</h2><${Waterfall} task=${task} selected=${selected} onSelect=${setSelected} /></div>
+      <div class="card">
+        <h2>DAG</h2>
+        <${Dag} nodes=${graph.nodes} edges=${graph.edges} layout=${layout} label=${`Steps of task ${task.id}`} selected=${selected} onSelect=${setSelected} />
+      </div>
+      <div class="card">
+        <h2>Timeline</h2>
+        <${Waterfall} task=${task} selected=${selected} onSelect=${setSelected} />
+      </div>
     </div>
-    ${step ? html`<${StepPanel} task=${task} step=${step} onAction=${act} />` : ghost ? html`<section class="card step-panel"><h2>${ghost.id}</h2><p class="muted">This template step has no step in this task (${ghost.sub}).</p></section>` : html`<p class="muted">Select a step in the DAG or the timeline to see its attempts, errors, result and timings.</p>`}
-    <details class="card"><summary>Context</summary><${JsonValue} value=${task.context} name=${`${task.id}-context.json`} label="Context" /></details>
+    ${
+      step
+        ? html`<${StepPanel} task=${task} step=${step} onAction=${act} />`
+        : ghost
+          ? html`<section class="card step-panel">
+              <h2>${ghost.id}</h2>
+              <p class="muted">This template step has no step in this task (${ghost.sub}).</p>
+            </section>`
+          : html`<p class="muted">Select a step in the DAG or the timeline to see its attempts, errors, result and timings.</p>`
+    }
+    <details class="card">
+      <summary>Context</summary>
+      <${JsonValue} value=${task.context} name=${`${task.id}-context.json`} label="Context" />
+    </details>
   </section>`;
 }

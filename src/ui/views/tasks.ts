@@ -108,40 +108,82 @@ export function TaskList(props: { query: URLSearchParams }) {
       <a class="button primary" href="#/new">New task</a>
     </div>
     <div class="counts" role="group" aria-label="Tasks by state">
-      <button class=${`chip${filters.state ? '' : ' on'}`} aria-pressed=${!filters.state} onClick=${() => go({ ...filters, state: '' })}>all <b>${page ? Object.values(page.counts).reduce((a, b) => a + b, 0) : '–'}</b></button>
+      <button class=${`chip${filters.state ? '' : ' on'}`} aria-pressed=${!filters.state} onClick=${() => go({ ...filters, state: '' })}>
+        all <b>${page ? Object.values(page.counts).reduce((a, b) => a + b, 0) : '–'}</b>
+      </button>
       ${STATES.map(
-        (s) => html`<button class=${`chip ${stateClass(s)}${filters.state === s ? ' on' : ''}`} aria-pressed=${filters.state === s} data-count=${s} onClick=${() => go({ ...filters, state: filters.state === s ? '' : s })}>
-          ${s} <b>${page?.counts[s] ?? '–'}</b>
-        </button>`,
+        (s) =>
+          html`<button
+            class=${`chip ${stateClass(s)}${filters.state === s ? ' on' : ''}`}
+            aria-pressed=${filters.state === s}
+            data-count=${s}
+            onClick=${() => go({ ...filters, state: filters.state === s ? '' : s })}
+          >
+            ${s} <b>${page?.counts[s] ?? '–'}</b>
+          </button>`,
       )}
     </div>
     <form class="filters card" onSubmit=${submit} aria-label="Filter tasks">
       <label>Search id<input name="q" placeholder="id or idempotency key" value=${draft.q} onInput=${field('q')} /></label>
       <label>Namespace<input name="namespace" value=${draft.namespace} onInput=${field('namespace')} /></label>
       <label>Name<input name="name" value=${draft.name} onInput=${field('name')} /></label>
-      <label>State<select name="state" value=${draft.state} onChange=${field('state')}>
-        <option value="">any</option>${STATES.map((s) => html`<option value=${s}>${s}</option>`)}
-      </select></label>
-      <label>Created after<input type="datetime-local" value=${toLocal(draft.created_after)} onInput=${(e: Event) => setDraft({ ...draft, created_after: toIso((e.target as HTMLInputElement).value) })} /></label>
-      <label>Created before<input type="datetime-local" value=${toLocal(draft.created_before)} onInput=${(e: Event) => setDraft({ ...draft, created_before: toIso((e.target as HTMLInputElement).value) })} /></label>
+      <label
+        >State<select name="state" value=${draft.state} onChange=${field('state')}>
+          <option value="">any</option>
+          ${STATES.map((s) => html`<option value=${s}>${s}</option>`)}
+        </select></label
+      >
+      <label
+        >Created after<input
+          type="datetime-local"
+          value=${toLocal(draft.created_after)}
+          onInput=${(e: Event) => setDraft({ ...draft, created_after: toIso((e.target as HTMLInputElement).value) })}
+      /></label>
+      <label
+        >Created before<input
+          type="datetime-local"
+          value=${toLocal(draft.created_before)}
+          onInput=${(e: Event) => setDraft({ ...draft, created_before: toIso((e.target as HTMLInputElement).value) })}
+      /></label>
       <div class="filter-actions"><button type="submit" class="primary">Apply</button><button type="button" onClick=${() => go({})}>Clear</button></div>
     </form>
     ${error && html`<p class="form-error" role="alert">${error}</p>`}
     <div class="table-wrap">
       <table class="tasks" aria-label="Tasks, newest first" aria-busy=${page === null}>
-        <thead><tr><th scope="col">Task</th><th scope="col">Template</th><th scope="col">State</th><th scope="col">Steps</th><th scope="col">Created</th><th scope="col" class="num">Duration</th></tr></thead>
+        <thead>
+          <tr>
+            <th scope="col">Task</th>
+            <th scope="col">Template</th>
+            <th scope="col">State</th>
+            <th scope="col">Steps</th>
+            <th scope="col">Created</th>
+            <th scope="col" class="num">Duration</th>
+          </tr>
+        </thead>
         <tbody>
           ${page?.tasks.map(
-            (t) => html`<tr key=${t.id} data-task=${t.id}>
-              <td><a class="mono" href=${`#/tasks/${t.id}`} title=${t.id}>${shortId(t.id)}</a></td>
-              <td>${t.namespace}/${t.name}<span class="muted">@${t.version}</span></td>
-              <td><${StateBadge} state=${t.state} /></td>
-              <td class="num"><span class="progress" aria-label=${`${t.steps_complete} of ${t.steps} steps complete`}><span style=${`width:${t.steps ? (100 * t.steps_complete) / t.steps : 0}%`}></span></span> ${t.steps_complete}/${t.steps}${t.steps_failed ? html` <span class="st-error-text">${t.steps_failed} failed</span>` : ''}</td>
-              <td>${time(t.created_at)}</td>
-              <td class="num">${ms(t.duration_ms)}</td>
-            </tr>`,
+            (t) =>
+              html`<tr key=${t.id} data-task=${t.id}>
+                <td><a class="mono" href=${`#/tasks/${t.id}`} title=${t.id}>${shortId(t.id)}</a></td>
+                <td>${t.namespace}/${t.name}<span class="muted">@${t.version}</span></td>
+                <td><${StateBadge} state=${t.state} /></td>
+                <td class="num">
+                  <span class="progress" aria-label=${`${t.steps_complete} of ${t.steps} steps complete`}
+                    ><span style=${`width:${t.steps ? (100 * t.steps_complete) / t.steps : 0}%`}></span
+                  ></span>
+                  ${t.steps_complete}/${t.steps}${t.steps_failed ? html` <span class="st-error-text">${t.steps_failed} failed</span>` : ''}
+                </td>
+                <td>${time(t.created_at)}</td>
+                <td class="num">${ms(t.duration_ms)}</td>
+              </tr>`,
           )}
-          ${page && page.tasks.length === 0 && html`<tr><td colspan="6" class="empty">No task matches. <a href="#/new">Create one</a>.</td></tr>`}
+          ${
+            page &&
+            page.tasks.length === 0 &&
+            html`<tr>
+              <td colspan="6" class="empty">No task matches. <a href="#/new">Create one</a>.</td>
+            </tr>`
+          }
         </tbody>
       </table>
     </div>

@@ -11,32 +11,52 @@ interface Version {
   version: string;
   digest: string;
   registered_at: string;
-  definition: { description?: string; input_schema?: unknown; steps: Array<{ name: string; depends_on: string[]; runtime: string; type: string; handler: string }> };
+  definition: {
+    description?: string;
+    input_schema?: unknown;
+    steps: Array<{ name: string; depends_on: string[]; runtime: string; type: string; handler: string }>;
+  };
 }
 
 export function TemplateList() {
   const [list, setList] = useState<TemplateSummary[] | null>(null);
   const [error, setError] = useState('');
   useEffect(() => {
-    api<{ templates: TemplateSummary[] }>('/v1/templates').then((r) => setList(r.templates), (e: Error) => setError(e.message));
+    api<{ templates: TemplateSummary[] }>('/v1/templates').then(
+      (r) => setList(r.templates),
+      (e: Error) => setError(e.message),
+    );
   }, []);
   const grouped = new Map<string, TemplateSummary[]>();
   for (const t of list ?? []) grouped.set(`${t.namespace}/${t.name}`, [...(grouped.get(`${t.namespace}/${t.name}`) ?? []), t]);
   return html`<section aria-labelledby="tpl-title">
     <h1 id="tpl-title">Templates</h1>
     ${error && html`<p class="form-error" role="alert">${error}</p>`}
-    <div class="table-wrap"><table aria-label="Registered templates" aria-busy=${list === null}>
-      <thead><tr><th scope="col">Template</th><th scope="col">Versions</th><th scope="col" class="num">Steps</th><th scope="col">Runtimes</th><th scope="col">Description</th></tr></thead>
-      <tbody>${[...grouped].map(
-        ([k, vs]) => html`<tr key=${k}>
-          <td><a href=${`#/templates/${k}`}>${k}</a></td>
-          <td>${vs.map((v) => v.version).join(', ')}</td>
-          <td class="num">${vs[vs.length - 1]!.steps}</td>
-          <td>${vs[vs.length - 1]!.runtimes.join(', ')}</td>
-          <td class="muted">${vs[vs.length - 1]!.description ?? ''}</td>
-        </tr>`,
-      )}</tbody>
-    </table></div>
+    <div class="table-wrap">
+      <table aria-label="Registered templates" aria-busy=${list === null}>
+        <thead>
+          <tr>
+            <th scope="col">Template</th>
+            <th scope="col">Versions</th>
+            <th scope="col" class="num">Steps</th>
+            <th scope="col">Runtimes</th>
+            <th scope="col">Description</th>
+          </tr>
+        </thead>
+        <tbody>
+          ${[...grouped].map(
+            ([k, vs]) =>
+              html`<tr key=${k}>
+                <td><a href=${`#/templates/${k}`}>${k}</a></td>
+                <td>${vs.map((v) => v.version).join(', ')}</td>
+                <td class="num">${vs[vs.length - 1]!.steps}</td>
+                <td>${vs[vs.length - 1]!.runtimes.join(', ')}</td>
+                <td class="muted">${vs[vs.length - 1]!.description ?? ''}</td>
+              </tr>`,
+          )}
+        </tbody>
+      </table>
+    </div>
   </section>`;
 }
 
@@ -63,17 +83,35 @@ export function TemplatePage(props: { namespace: string; name: string }) {
   }, [key]);
   const v = versions?.find((x) => x.version === open);
   return html`<section aria-labelledby="tpl-title">
-    <div class="page-head"><h1 id="tpl-title">${key}</h1><a class="button primary" href=${`#/new?template=${encodeURIComponent(key)}`}>Create a task</a></div>
+    <div class="page-head">
+      <h1 id="tpl-title">${key}</h1>
+      <a class="button primary" href=${`#/new?template=${encodeURIComponent(key)}`}>Create a task</a>
+    </div>
     ${error && html`<p class="form-error" role="alert">${error}</p>`}
     <div class="counts" role="tablist" aria-label="Versions">
       ${versions?.map((x) => html`<button role="tab" aria-selected=${x.version === open} class=${`chip${x.version === open ? ' on' : ''}`} onClick=${() => setOpen(x.version)}>${x.version}</button>`)}
     </div>
-    ${v &&
-    html`<div class="card" role="tabpanel">
-      <p>${v.definition.description ?? ''} <span class="muted">registered ${time(v.registered_at)} · digest <span class="mono">${v.digest.slice(0, 12)}</span></span></p>
-      <${VersionDag} v=${v} label=${`DAG of ${key}@${v.version}`} />
-      ${v.definition.input_schema ? html`<details><summary>input_schema</summary><pre>${JSON.stringify(v.definition.input_schema, null, 2)}</pre></details>` : ''}
-      <details><summary>Definition</summary><pre>${JSON.stringify(v.definition, null, 2)}</pre></details>
-    </div>`}
+    ${
+      v &&
+      html`<div class="card" role="tabpanel">
+        <p>
+          ${v.definition.description ?? ''}
+          <span class="muted">registered ${time(v.registered_at)} · digest <span class="mono">${v.digest.slice(0, 12)}</span></span>
+        </p>
+        <${VersionDag} v=${v} label=${`DAG of ${key}@${v.version}`} />
+        ${
+          v.definition.input_schema
+            ? html`<details>
+                <summary>input_schema</summary>
+                <pre>${JSON.stringify(v.definition.input_schema, null, 2)}</pre>
+              </details>`
+            : ''
+        }
+        <details>
+          <summary>Definition</summary>
+          <pre>${JSON.stringify(v.definition, null, 2)}</pre>
+        </details>
+      </div>`
+    }
   </section>`;
 }
