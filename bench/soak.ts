@@ -14,6 +14,7 @@ import { packageRoot } from '../src/shared/paths.js';
 const LIMITS_MB = { nativeGrowthMb: 4, heapUsedGrowthMb: 2, rssGrowthMb: 12 }; // RSS: one V8 new-space step (8 MB) on top
 const calls = process.argv[2] ?? '100000';
 let over = false;
+const mb = (n: number) => `${n >= 0 ? '+' : '−'}${Math.abs(n).toFixed(2)} MB`;
 
 for (const rt of ['python', 'ruby', 'typescript']) {
   const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(packageRoot(), 'test', 'native', 'fixtures', 'rss.mts'), rt, calls], {
@@ -33,8 +34,8 @@ for (const rt of ['python', 'ruby', 'typescript']) {
   const broken = Object.entries(LIMITS_MB).filter(([k, limit]) => out[k]! >= limit);
   if (out.failed! > 0 || broken.length > 0) over = true;
   console.log(
-    `${rt.padEnd(10)} ${calls} calls after warm-up: native +${out.nativeGrowthMb!.toFixed(2)} MB, heap +${out.heapUsedGrowthMb!.toFixed(2)} MB, ` +
-      `RSS +${out.rssGrowthMb!.toFixed(2)} MB, failed calls ${out.failed}${broken.length ? `  OVER: ${broken.map(([k]) => k).join(', ')}` : ''}`,
+    `${rt.padEnd(10)} ${calls} calls after warm-up: native ${mb(out.nativeGrowthMb!)}, heap ${mb(out.heapUsedGrowthMb!)}, ` +
+      `RSS ${mb(out.rssGrowthMb!)}, failed calls ${out.failed}${broken.length ? `  OVER: ${broken.map(([k]) => k).join(', ')}` : ''}`,
   );
 }
 process.exit(over ? 1 : 0);
