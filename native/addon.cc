@@ -12,7 +12,8 @@ using weft::BridgeHost;
 template <Napi::Value (BridgeHost::*M)(const Napi::CallbackInfo&)>
 void Export(Napi::Env env, Napi::Object exports, BridgeHost* host, const char* name) {
   exports.Set(name, Napi::Function::New(
-                        env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+                        env,
+                        [](const Napi::CallbackInfo& info) -> Napi::Value {
                           return (static_cast<BridgeHost*>(info.Data())->*M)(info);
                         },
                         name, host));

@@ -197,8 +197,10 @@ napi_value BridgeHost::Outcome(Napi::Env env, const JobPtr& job) {
     std::string().swap(job->resultJson);
     value = res;
   } else {
-    if (kind == ErrorKind::Timeout) s.timedOut.fetch_add(1, std::memory_order_relaxed);
-    else s.failed.fetch_add(1, std::memory_order_relaxed);
+    if (kind == ErrorKind::Timeout)
+      s.timedOut.fetch_add(1, std::memory_order_relaxed);
+    else
+      s.failed.fetch_add(1, std::memory_order_relaxed);
     value = ErrorObject(env, job->runtime, job->error);
   }
   if (kind == ErrorKind::Cancelled) {
@@ -220,7 +222,8 @@ napi_value BridgeHost::Outcome(Napi::Env env, const JobPtr& job) {
     if (answered) {
       f.errorClass = "SlowCall";
       f.message = std::string("handler \"") + job->handler + "\" took " + std::to_string(latency / 1000000) +
-                  " ms, more than the breaker's slowCallMs (" + std::to_string(rt->breaker.config().slowCallMs) + " ms)";
+                  " ms, more than the breaker's slowCallMs (" + std::to_string(rt->breaker.config().slowCallMs) +
+                  " ms)";
       f.kind = ErrorKind::Timeout;
     } else {
       f.errorClass = job->error.errorClass;
@@ -253,7 +256,7 @@ void BridgeHost::NoteRunTime(RuntimeWorker* rt, const std::string& handler, int6
   auto it = m.find(handler);
   if (it != m.end()) {
     it->second = (it->second * 3 + ns) / 4;  // follows the last few runs
-  } else if (m.size() < 4096) {               // handler keys are few; do not grow on garbage keys
+  } else if (m.size() < 4096) {              // handler keys are few; do not grow on garbage keys
     m.emplace(handler, ns);
   }
 }
@@ -269,8 +272,8 @@ void BridgeHost::OnLoaded(Napi::Env env, Message* msg) {
     for (size_t k = 0; k < msg->handlers.size(); k++) keys.Set(uint32_t(k), msg->handlers[k]);
     napi_resolve_deferred(env, d, keys);
   } else {
-    std::string text = std::string("could not load the ") + RuntimeName(msg->rt) + " handlers: " +
-                       msg->error.errorClass + ": " + msg->error.message;
+    std::string text = std::string("could not load the ") + RuntimeName(msg->rt) +
+                       " handlers: " + msg->error.errorClass + ": " + msg->error.message;
     Napi::Error e = Napi::Error::New(env, text);
     e.Set("language", RuntimeName(msg->rt));
     e.Set("errorClass", msg->error.errorClass);
@@ -520,7 +523,8 @@ Napi::Value BridgeHost::DeferTypescript(const Napi::CallbackInfo& info) {
   auto it = tsJobs_.find(uint64_t(info[0].As<Napi::Number>().DoubleValue()));
   if (it == tsJobs_.end()) throw Napi::Error::New(env, "deferTypescript: no such typescript job");
   JobPtr job = it->second;
-  if (job->deferred || job->settled) throw Napi::Error::New(env, "deferTypescript: the job was already deferred or answered");
+  if (job->deferred || job->settled)
+    throw Napi::Error::New(env, "deferTypescript: the job was already deferred or answered");
   job->handoff.store(kAsync, std::memory_order_release);
   napi_value promise = Defer(env, job);
   watchdog_->Watch(job, runtimes_[int(RuntimeId::Typescript)]);
@@ -656,7 +660,7 @@ Napi::Value BridgeHost::CompleteTypescript(const Napi::CallbackInfo& info) {
     }
     e.permanent = a.Get(uint32_t(3)).ToBoolean();
     std::string kind = a.Get(uint32_t(4)).ToString().Utf8Value();
-    e.kind = kind == "invalid_return" ? ErrorKind::InvalidReturn
+    e.kind = kind == "invalid_return"      ? ErrorKind::InvalidReturn
              : kind == "handler_not_found" ? ErrorKind::HandlerNotFound
                                            : ErrorKind::Raised;
   }
@@ -682,7 +686,8 @@ Napi::Value BridgeHost::CompleteTypescript(const Napi::CallbackInfo& info) {
     job->error.errorClass = "HandlerTimeout";
     job->error.message = std::string("handler \"") + job->handler + "\" did not return within " +
                          std::to_string(job->timeoutMs) + " ms of starting (typescript); it ran synchronously for " +
-                         std::to_string(ranNs / 1000000) + " ms, which nothing can interrupt, and its result was dropped";
+                         std::to_string(ranNs / 1000000) +
+                         " ms, which nothing can interrupt, and its result was dropped";
   }
   rt->stats.syncReturns.fetch_add(1, std::memory_order_relaxed);
   return Napi::Value(env, Outcome(env, job));

@@ -7,23 +7,23 @@
 set -euo pipefail
 
 if [[ "${WEFT_SKIP_SYSTEM_DEPS:-}" == 1 ]]; then
-  echo "setup: WEFT_SKIP_SYSTEM_DEPS=1, not checking Debian packages (ruby-dev pkg-config chromium)"
+  echo "setup: WEFT_SKIP_SYSTEM_DEPS=1, not checking Debian packages (ruby-dev pkg-config chromium clang-format)"
   exit 0
 fi
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 if command -v dpkg-query >/dev/null; then
-  for pkg in ruby-dev pkg-config chromium; do
+  for pkg in ruby-dev pkg-config chromium clang-format; do
     have_pkg "$pkg" || need+=("$pkg")
   done
 else
-  echo "setup: not a Debian system (no dpkg); install Ruby 3.1 with its headers, pkg-config and Chromium yourself, then run npm install with WEFT_SKIP_SYSTEM_DEPS=1" >&2
+  echo "setup: not a Debian system (no dpkg); install Ruby 3.1 with its headers, pkg-config, Chromium and clang-format yourself, then run npm install with WEFT_SKIP_SYSTEM_DEPS=1" >&2
   exit 1
 fi
 
 if ((${#need[@]})); then
-  echo "setup: missing Debian packages: ${need[*]} (the native bridge needs ruby-dev and pkg-config, the browser tests chromium)"
+  echo "setup: missing Debian packages: ${need[*]} (the native bridge needs ruby-dev and pkg-config, the browser tests chromium, npm run lint clang-format)"
   if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
     echo "setup: not installing them (not root, or no apt-get). Run:  sudo apt-get install -y --no-install-recommends ${need[*]}" >&2
     echo "setup: then npm install again (or set WEFT_SKIP_SYSTEM_DEPS=1 to skip this check)" >&2

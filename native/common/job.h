@@ -32,9 +32,12 @@ constexpr int kRuntimeCount = 3;
 
 inline const char* RuntimeName(RuntimeId id) {
   switch (id) {
-    case RuntimeId::Python: return "python";
-    case RuntimeId::Ruby: return "ruby";
-    default: return "typescript";
+    case RuntimeId::Python:
+      return "python";
+    case RuntimeId::Ruby:
+      return "ruby";
+    default:
+      return "typescript";
   }
 }
 
@@ -55,16 +58,26 @@ enum class ErrorKind : int {
 
 inline const char* ErrorKindName(ErrorKind k) {
   switch (k) {
-    case ErrorKind::Raised: return "raised";
-    case ErrorKind::Timeout: return "timeout";
-    case ErrorKind::CircuitOpen: return "circuit_open";
-    case ErrorKind::InvalidReturn: return "invalid_return";
-    case ErrorKind::HandlerNotFound: return "handler_not_found";
-    case ErrorKind::RuntimeBroken: return "runtime_broken";
-    case ErrorKind::QueueFull: return "queue_full";
-    case ErrorKind::NotLoaded: return "not_loaded";
-    case ErrorKind::Cancelled: return "cancelled";
-    default: return "none";
+    case ErrorKind::Raised:
+      return "raised";
+    case ErrorKind::Timeout:
+      return "timeout";
+    case ErrorKind::CircuitOpen:
+      return "circuit_open";
+    case ErrorKind::InvalidReturn:
+      return "invalid_return";
+    case ErrorKind::HandlerNotFound:
+      return "handler_not_found";
+    case ErrorKind::RuntimeBroken:
+      return "runtime_broken";
+    case ErrorKind::QueueFull:
+      return "queue_full";
+    case ErrorKind::NotLoaded:
+      return "not_loaded";
+    case ErrorKind::Cancelled:
+      return "cancelled";
+    default:
+      return "none";
   }
 }
 
@@ -87,10 +100,10 @@ enum Handoff : int {
 enum JobState : int {
   kQueued = 0,
   kRunning = 1,
-  kFinished = 2,  // claimed by the runtime thread with the handler's outcome
-  kTimedOut = 3,  // claimed by the watchdog
-  kAborted = 4,   // claimed by MarkBroken / shutdown while still queued
-  kCancelled = 5, // claimed by BridgeHost::Cancel (JS thread), queued or running
+  kFinished = 2,   // claimed by the runtime thread with the handler's outcome
+  kTimedOut = 3,   // claimed by the watchdog
+  kAborted = 4,    // claimed by MarkBroken / shutdown while still queued
+  kCancelled = 5,  // claimed by BridgeHost::Cancel (JS thread), queued or running
 };
 
 struct Job {
@@ -99,7 +112,7 @@ struct Job {
   std::string handler;
   std::string payload;  // released by the runtime once copied into the interpreter
   uint32_t timeoutMs = 0;
-  bool probe = false;  // admitted by a half-open breaker
+  bool probe = false;    // admitted by a half-open breaker
   uint64_t callKey = 0;  // the caller's key for cancel(); 0 = none. JS thread only
 
   int64_t dispatchNs = 0;  // JS thread entered Dispatch

@@ -22,10 +22,10 @@ struct RuntimeStats {
   std::atomic<uint64_t> syncReturns{0};        // call() answered synchronously (no thread-safe function round trip)
   std::atomic<uint64_t> syncWaitMisses{0};     // call() waited its sync budget, then went on asynchronously
 
-  LatencyHistogram serialise;  // JS thread: copying the call's strings out of V8 into the job
-  LatencyHistogram queueWait;  // queued -> picked up by the runtime thread
-  LatencyHistogram run;        // handler run, including the runtime's own JSON parse/serialise
-  LatencyHistogram returnTime; // handler returned -> Promise resolved on the JS thread
+  LatencyHistogram serialise;   // JS thread: copying the call's strings out of V8 into the job
+  LatencyHistogram queueWait;   // queued -> picked up by the runtime thread
+  LatencyHistogram run;         // handler run, including the runtime's own JSON parse/serialise
+  LatencyHistogram returnTime;  // handler returned -> Promise resolved on the JS thread
 };
 
 }  // namespace weft

@@ -69,8 +69,10 @@ ForeignError TakeError(PyObject* describe) {
     Ref d(PyObject_CallOneArg(static_cast<PyObject*>(describe), value));
     if (d && PyTuple_Check(d.get()) && PyTuple_GET_SIZE(d.get()) == 5) {
       std::string kind = Utf8(PyTuple_GET_ITEM(d.get(), 0));
-      if (kind == "invalid_return") err.kind = ErrorKind::InvalidReturn;
-      else if (kind == "handler_not_found") err.kind = ErrorKind::HandlerNotFound;
+      if (kind == "invalid_return")
+        err.kind = ErrorKind::InvalidReturn;
+      else if (kind == "handler_not_found")
+        err.kind = ErrorKind::HandlerNotFound;
       err.errorClass = Utf8(PyTuple_GET_ITEM(d.get(), 1));
       err.message = Utf8(PyTuple_GET_ITEM(d.get(), 2));
       PyObject* bt = PyTuple_GET_ITEM(d.get(), 3);
@@ -130,7 +132,8 @@ void PythonRuntime::ThreadMain() {
   PyStatus preStatus = Py_PreInitialize(&pre);
   if (PyStatus_Exception(preStatus)) {
     err.errorClass = "PythonInitError";
-    err.message = std::string("CPython pre-initialisation failed: ") + (preStatus.err_msg ? preStatus.err_msg : "unknown");
+    err.message =
+        std::string("CPython pre-initialisation failed: ") + (preStatus.err_msg ? preStatus.err_msg : "unknown");
     ReportLoaded(false, {}, err);
     return;
   }
@@ -232,8 +235,9 @@ void PythonRuntime::RunJob(const JobPtr& job) {
     Ref key(PyUnicode_FromStringAndSize(job->handler.data(), Py_ssize_t(job->handler.size())));
     Ref payload(key ? PyUnicode_FromStringAndSize(job->payload.data(), Py_ssize_t(job->payload.size())) : nullptr);
     std::string().swap(job->payload);  // a 10 MB context should not live twice
-    Ref result(payload ? PyObject_CallFunctionObjArgs(static_cast<PyObject*>(invoke_), key.get(), payload.get(), nullptr)
-                       : nullptr);
+    Ref result(payload
+                   ? PyObject_CallFunctionObjArgs(static_cast<PyObject*>(invoke_), key.get(), payload.get(), nullptr)
+                   : nullptr);
     // The job is over as far as interrupts go: stop targeting it and drop a
     // timeout that arrived too late to matter, before anything else runs.
     runningJob_.store(0, std::memory_order_release);

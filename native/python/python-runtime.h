@@ -32,8 +32,7 @@ namespace weft {
 
 class PythonRuntime : public RuntimeWorker {
  public:
-  PythonRuntime(CompletionSink* sink, TimeoutWatchdog* watchdog)
-      : RuntimeWorker(RuntimeId::Python, sink, watchdog) {}
+  PythonRuntime(CompletionSink* sink, TimeoutWatchdog* watchdog) : RuntimeWorker(RuntimeId::Python, sink, watchdog) {}
   void Interrupt(uint64_t jobId, Reason why) override;
 
  protected:
@@ -44,11 +43,11 @@ class PythonRuntime : public RuntimeWorker {
   void RunJob(const JobPtr& job);
 
   // Opaque Python objects (PyObject*), owned by the interpreter thread.
-  void* invoke_ = nullptr;     // weft._bridge.invoke(key, payload) -> str
-  void* describe_ = nullptr;   // weft._bridge.describe(exc) -> (kind, class, message, backtrace, permanent)
-  void* timeoutExc_ = nullptr; // weft.HandlerTimeout
-  void* cancelExc_ = nullptr;  // weft.Cancelled
-  void* tstate_ = nullptr;     // the persistent PyThreadState
+  void* invoke_ = nullptr;      // weft._bridge.invoke(key, payload) -> str
+  void* describe_ = nullptr;    // weft._bridge.describe(exc) -> (kind, class, message, backtrace, permanent)
+  void* timeoutExc_ = nullptr;  // weft.HandlerTimeout
+  void* cancelExc_ = nullptr;   // weft.Cancelled
+  void* tstate_ = nullptr;      // the persistent PyThreadState
   unsigned long threadIdent_ = 0;
   pthread_t thread_{};  // the interpreter thread, for the wake signal
   int wakeSignal_ = 0;  // 0 when the SDK has none

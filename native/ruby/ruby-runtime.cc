@@ -123,8 +123,10 @@ ForeignError DescribeError(int jumpState) {
       if (RB_TYPE_P(line, T_STRING)) err.backtrace.push_back(CopyString(line));
     }
   }
-  if (RTEST(rb_obj_is_kind_of(exc, g_invalidReturnClass))) err.kind = ErrorKind::InvalidReturn;
-  else if (RTEST(rb_obj_is_kind_of(exc, g_notFoundClass))) err.kind = ErrorKind::HandlerNotFound;
+  if (RTEST(rb_obj_is_kind_of(exc, g_invalidReturnClass)))
+    err.kind = ErrorKind::InvalidReturn;
+  else if (RTEST(rb_obj_is_kind_of(exc, g_notFoundClass)))
+    err.kind = ErrorKind::HandlerNotFound;
   err.permanent = RTEST(rb_obj_is_kind_of(exc, g_permanentClass)) || err.kind == ErrorKind::InvalidReturn ||
                   err.kind == ErrorKind::HandlerNotFound;
   RB_GC_GUARD(exc);

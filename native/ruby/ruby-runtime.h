@@ -28,8 +28,7 @@ namespace weft {
 
 class RubyRuntime : public RuntimeWorker {
  public:
-  RubyRuntime(CompletionSink* sink, TimeoutWatchdog* watchdog)
-      : RuntimeWorker(RuntimeId::Ruby, sink, watchdog) {}
+  RubyRuntime(CompletionSink* sink, TimeoutWatchdog* watchdog) : RuntimeWorker(RuntimeId::Ruby, sink, watchdog) {}
   void Interrupt(uint64_t jobId, Reason why) override;
 
   // Used by the C callbacks in ruby-runtime.cc.
@@ -37,7 +36,7 @@ class RubyRuntime : public RuntimeWorker {
   bool WaitForJob(JobPtr* job) { return NextJob(job); }  // without the GVL
   uint64_t runningJob() const { return runningJob_.load(); }
   bool WaitInterruptRequest(uint64_t* jobId, bool* cancel);  // without the GVL
-  void WakeInterruptWaiter();                   // ubf
+  void WakeInterruptWaiter();                                // ubf
 
  protected:
   void ThreadMain() override;

@@ -70,9 +70,7 @@ void InstallChldChain() {
   sigaction(SIGCHLD, &act, nullptr);
 }
 
-bool IsChain(const struct sigaction& a) {
-  return (a.sa_flags & SA_SIGINFO) && a.sa_sigaction == ChldChain;
-}
+bool IsChain(const struct sigaction& a) { return (a.sa_flags & SA_SIGINFO) && a.sa_sigaction == ChldChain; }
 
 void GuardLoop() {
   sigset_t all;

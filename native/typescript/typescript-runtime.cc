@@ -16,8 +16,7 @@ void TypescriptRuntime::ThreadMain() {
   }
 }
 
-void TypescriptRuntime::Complete(const JobPtr& job, bool ok, std::string json, ForeignError error,
-                                 bool* resolvedNow) {
+void TypescriptRuntime::Complete(const JobPtr& job, bool ok, std::string json, ForeignError error, bool* resolvedNow) {
   int64_t end = NowNs();
   job->handlerReturned.store(true, std::memory_order_release);
   *resolvedNow = false;
