@@ -26,3 +26,32 @@ export function onShutdownSignal(log: Logger, shutdown: (signal: string) => Prom
   process.on('SIGTERM', handle);
   process.on('SIGINT', handle);
 }
+
+/**
+ * The start-up half of a process that waits for its dependencies: SIGTERM or
+ * SIGINT aborts `signal` (ending any wait on it) before `shutdown` runs, and
+ * `quitting` turns the error of a wait that was ended so into `undefined`, so
+ * the caller just returns while `shutdown` ends the process. `stop` is the
+ * same shutdown for the process's own reasons (a broken runtime).
+ *
+ * @example
+ *   const { signal, quitting } = stopOnSignal(log, async () => { await store?.close(); });
+ *   store = await untilReachable('PostgreSQL', connect, { log, signal }).catch(quitting);
+ *   if (!store) return;
+ */
+export function stopOnSignal(
+  log: Logger,
+  shutdown: () => Promise<void>,
+): { signal: AbortSignal; quitting: (err: unknown) => undefined; stop: () => Promise<void> } {
+  const aborted = new AbortController();
+  const stop = () => {
+    aborted.abort();
+    return shutdown();
+  };
+  onShutdownSignal(log, stop);
+  const quitting = (err: unknown): undefined => {
+    if (!aborted.signal.aborted) throw err; // a signal while waiting: shutdown() is ending the process
+    return undefined;
+  };
+  return { signal: aborted.signal, quitting, stop };
+}

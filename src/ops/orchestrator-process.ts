@@ -8,7 +8,7 @@ import type { MessageBus } from '../messaging/types.js';
 import { Orchestrator } from '../orchestration/orchestrator.js';
 import { loadTemplateDir } from '../core/template/load.js';
 import { bindApiPort, serveApi, type ServedApi } from './serve-api.js';
-import { onShutdownSignal } from './lifecycle.js';
+import { stopOnSignal } from './lifecycle.js';
 
 /**
  * `weft orchestrator`: HTTP API + sweeps until SIGTERM.
@@ -34,24 +34,17 @@ export async function runOrchestrator(
   let orchestrator: Orchestrator | undefined;
   let api: ServedApi | undefined;
 
-  const aborted = new AbortController();
-  const shutdown = async () => {
-    aborted.abort();
+  const { signal, quitting } = stopOnSignal(log, async () => {
     await (api ?? port).close();
     await orchestrator?.stop();
     await bus?.close();
     await store?.close();
-  };
-  onShutdownSignal(log, shutdown);
-  const quitting = (err: unknown): undefined => {
-    if (!aborted.signal.aborted) throw err; // SIGTERM while waiting: shutdown() is ending the process
-    return undefined;
-  };
+  });
 
   try {
     store = await untilReachable('PostgreSQL', () => connectStore(config, log, { applicationName: 'weft-orchestrator' }), {
       log,
-      signal: aborted.signal,
+      signal,
       onWaiting: (reason) => port.waiting('database', reason),
     }).catch(quitting);
     if (!store) return;
@@ -85,7 +78,7 @@ export async function runOrchestrator(
           throw err;
         }
       },
-      { log, signal: aborted.signal, onWaiting: (reason) => port.waiting('database', reason) },
+      { log, signal, onWaiting: (reason) => port.waiting('database', reason) },
     ).catch(quitting);
     if (!orchestrator) return;
     api = await serveApi(

@@ -9,7 +9,7 @@ import type { MessageBus } from '../messaging/types.js';
 import { Worker } from '../worker/worker.js';
 import { createRunner } from '../worker/runners.js';
 import { workerMetrics } from '../worker/metrics.js';
-import { onShutdownSignal } from './lifecycle.js';
+import { stopOnSignal } from './lifecycle.js';
 
 /**
  * `weft worker`: serve one runtime's handlers until SIGTERM (drains in-flight
@@ -57,24 +57,20 @@ export async function runWorker(
     await health.listen({ port: opts.port!, host: '127.0.0.1' });
   }
 
-  const aborted = new AbortController();
-  const shutdown = async () => {
-    aborted.abort();
+  const {
+    signal,
+    quitting,
+    stop: shutdown,
+  } = stopOnSignal(log, async () => {
     await health?.close();
     await worker?.stop();
     await runner.close();
     await bus?.close();
     await store?.close();
-  };
-  onShutdownSignal(log, shutdown);
-
-  const quitting = (err: unknown): undefined => {
-    if (!aborted.signal.aborted) throw err; // SIGTERM while waiting: shutdown() is ending the process
-    return undefined;
-  };
+  });
   store = await untilReachable('PostgreSQL', () => connectStore(config, log, { applicationName: `weft-worker-${opts.runtime}` }), {
     log,
-    signal: aborted.signal,
+    signal,
     onWaiting: (reason) => Object.assign(starting, { waitingFor: 'database', reason }),
   }).catch(quitting);
   if (!store) return;
@@ -95,7 +91,7 @@ export async function runWorker(
   });
   const started = await untilReachable(config.messaging === 'rabbitmq' ? 'RabbitMQ' : 'PostgreSQL', () => candidate.start().then(() => true), {
     log,
-    signal: aborted.signal,
+    signal,
     onWaiting: (reason) => Object.assign(starting, { waitingFor: config.messaging === 'rabbitmq' ? 'broker' : 'database', reason }),
   }).catch(quitting);
   if (!started) return;

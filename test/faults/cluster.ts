@@ -13,16 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import { promisify } from 'node:util';
+import { freePort } from '../support/ports.js';
 
 const run = promisify(execFile);
-
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 export function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {

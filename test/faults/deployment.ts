@@ -6,7 +6,8 @@
 import pg from 'pg';
 import { join } from 'node:path';
 import { spawnWeft, type WeftProcess } from '../support/weft-process.js';
-import { freePort, until, type PrivatePostgres, type PrivateRabbit } from './cluster.js';
+import { freePort } from '../support/ports.js';
+import { until, type PrivatePostgres, type PrivateRabbit } from './cluster.js';
 
 export const FIXTURES = join(import.meta.dirname, 'fixtures');
 

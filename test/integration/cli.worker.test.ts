@@ -7,54 +7,15 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { freePort, tcpProxy, until } from '../support/tcp-proxy.js';
 import { spawnWeft, type WeftProcess } from '../support/weft-process.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { migrate } from '../../src/store/migrate.js';
 import { silentLogger } from '../../src/shared/logger.js';
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
-async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: T | undefined;
-  for (;;) {
-    last = await read().catch(() => last);
-    if (last !== undefined && ok(last)) return last;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 async function health(port: number): Promise<{ status: number; body: Record<string, any> }> {
   const res = await fetch(`http://127.0.0.1:${port}/health`);
   return { status: res.status, body: (await res.json()) as Record<string, any> };
-}
-
-/** A TCP forwarder to PostgreSQL that can be opened later, on a port chosen now. */
-function pgProxy(port: number) {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(5432, '127.0.0.1');
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => undefined);
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  return {
-    open: () => new Promise<void>((r) => server.listen(port, '127.0.0.1', r)),
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => server.close(r));
-    },
-  };
 }
 
 describe('weft worker and its dependencies', () => {
@@ -99,7 +60,7 @@ describe('weft worker and its dependencies', () => {
     );
     expect(worker.child.exitCode).toBeNull();
 
-    const proxy = pgProxy(dbPort);
+    const proxy = tcpProxy(dbPort);
     await proxy.open();
     try {
       const ready = await until(

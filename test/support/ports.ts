@@ -1,10 +1,2 @@
-import net from 'node:net';
-
-/** A TCP port on 127.0.0.1 that was free a moment ago (for a child process to bind). */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
+/** A TCP port on 127.0.0.1 that was free a moment ago (for a child process to bind): the engine's own helper. */
+export { freePort } from '../../src/ops/ports.js';

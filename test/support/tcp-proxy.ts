@@ -1,13 +1,6 @@
 import net from 'node:net';
 
-/** A port nothing listens on right now (free until someone binds it). */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
+export { freePort } from './ports.js';
 
 /** Poll `read` until `ok` holds (errors count as "not yet"); throws naming `what` and the last value after `ms`. */
 export async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
