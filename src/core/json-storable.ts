@@ -23,7 +23,8 @@ export function unstorableJson(text: string): { path: string; problem: string } 
   return walk(value, '$');
 }
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** A UTF-16 surrogate without its other half. */
+export const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 function problemOf(s: string): string | undefined {
   if (s.includes('\u0000')) return 'contains the character U+0000 (NUL)';

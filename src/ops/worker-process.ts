@@ -39,8 +39,10 @@ export async function runWorker(
         return reply.status(503).send({ status: 'starting', runtime: runner.runtime, waiting_for: starting.waitingFor, reason: starting.reason });
       }
       const broken = runner.isBroken();
-      return reply.status(broken ? 503 : 200).send({
-        status: broken ? 'broken' : 'healthy',
+      const health = worker.health();
+      return reply.status(broken || health.status !== 'healthy' ? 503 : 200).send({
+        status: broken ? 'broken' : health.status,
+        ...(health.status === 'degraded' ? { reason: health.reason } : {}),
         runtime: runner.runtime,
         database: { ...store.location, source: store.source },
         namespaces: worker.namespaces(),

@@ -2,10 +2,11 @@ import type pg from 'pg';
 import { isDisconnect, type Database } from './database.js';
 import type { PlannedStep } from '../core/plan.js';
 import type { StepState } from '../core/states.js';
-import { emptyDispatch, mergeOutcomes, readEvents, type StatementOutcome, type StepEventRow } from './events.js';
+import { emptyDispatch, mergeOutcomes, readEvents, type FinishedStep, type StatementOutcome, type StepEventRow } from './events.js';
 import type { WaiterRegistration } from './claim.js';
 import { stepRows } from './tasks.js';
 import { inlined, Uuid } from './sql.js';
+import { storableErrorRecord, type ErrorRecordShape } from '../core/error-record.js';
 
 /**
  * The step boundary (issue 8): the worker that finished steps records their
@@ -69,7 +70,8 @@ export function itemsJson(items: FinishItem[]): { successes: string | null; fail
           id: i.id,
           attempt: i.attempt,
           duration_ms: finite(i.durationMs),
-          error: i.error,
+          // The worker made it storable already; this is the last guard before the database.
+          error: storableErrorRecord(i.error as ErrorRecordShape),
           retry_ms: i.retryMs === null ? null : Math.max(0, Math.round(i.retryMs)),
           reason: i.reason ?? null,
         }),
@@ -113,9 +115,15 @@ function isDataError(err: unknown): boolean {
  * `finished`. If PostgreSQL refuses the batch because of one item's data (a
  * result jsonb cannot hold), the items are finished one by one and the
  * offending one fails permanently with PostgreSQL's reason, so one bad value
- * never blocks the others or hangs its step.
+ * never blocks the others or hangs its step. That holds for a failure too
+ * (issue 15): the error record is made storable first, and a failure the
+ * database still refuses is recorded as an UnstorableFailureError instead.
  */
-export async function finishSteps(db: Database, worker: string, items: FinishItem[], o: FinishOptions): Promise<StatementOutcome> {
+export function finishSteps(db: Database, worker: string, items: FinishItem[], o: FinishOptions): Promise<StatementOutcome> {
+  return finishOrSplit(db, worker, items, o, false);
+}
+
+async function finishOrSplit(db: Database, worker: string, items: FinishItem[], o: FinishOptions, replacement: boolean): Promise<StatementOutcome> {
   try {
     const { rows } = await db.query<StepEventRow>(FINISH_SQL, finishParams(worker, items, null, o), 'weft_finish_steps');
     return readEvents(rows);
@@ -125,32 +133,53 @@ export async function finishSteps(db: Database, worker: string, items: FinishIte
       const parts: StatementOutcome[] = [];
       let room = o.room;
       for (const item of items) {
-        const part = await finishSteps(db, worker, [item], { ...o, room });
+        const part = await finishOrSplit(db, worker, [item], { ...o, room }, false);
         room = Math.max(0, room - part.claimed.length);
         parts.push(part);
       }
       return mergeOutcomes(parts);
     }
-    const item = items[0]!;
-    if (!item.ok) throw err; // our own error record cannot be refused: something else is wrong
-    const refused: FinishItem = {
-      id: item.id,
-      attempt: item.attempt,
-      ok: false,
-      durationMs: item.durationMs,
-      retryMs: null,
+    if (replacement) throw err; // even the replacement was refused: something else is wrong
+    return finishOrSplit(db, worker, [refusedItem(items[0]!, err as Error)], o, true);
+  }
+}
+
+/**
+ * What to record instead of an item PostgreSQL refused because of its data:
+ * a permanent failure naming the database's reason, so the step ends and
+ * nothing blocks behind it.
+ */
+function refusedItem(item: FinishItem, err: Error): FinishItem {
+  const base = { id: item.id, attempt: item.attempt, ok: false as const, durationMs: item.durationMs, retryMs: null };
+  if (item.ok) {
+    return {
+      ...base,
       reason: 'result refused by the database',
       error: {
         language: 'weft',
         class: 'InvalidResultError',
-        message: `the handler's result could not be stored: ${(err as Error).message}. Return JSON that PostgreSQL's jsonb can hold (no \\u0000, no lone surrogates, under 255 MB)`,
+        message: `the handler's result could not be stored: ${err.message}. Return JSON that PostgreSQL's jsonb can hold (no \\u0000, no lone surrogates, under 255 MB)`,
         backtrace: [],
         permanent: true,
         kind: 'invalid_return',
       },
     };
-    return finishSteps(db, worker, [refused], o);
   }
+  const reported = storableErrorRecord(item.error as ErrorRecordShape);
+  return {
+    ...base,
+    reason: 'failure refused by the database',
+    error: {
+      language: 'weft',
+      class: 'UnstorableFailureError',
+      message:
+        `the step failed (${reported.class}: ${reported.message.slice(0, 1_024)}), but the failure could not be recorded as reported: ${err.message}. ` +
+        'It is failed for good instead of retried; fix what the database refused, then retry the task',
+      backtrace: [],
+      permanent: true,
+      kind: 'unstorable_failure',
+    },
+  };
 }
 
 /** A step of the task, as an expansion (decision or batch outcome) needs to know it. */
@@ -180,6 +209,23 @@ const LOCK_FOR_EXPANSION_SQL = `
  * finished as `onRejected` says (a permanent failure naming the problem).
  */
 export async function finishWithExpansion(
+  db: Database,
+  worker: string,
+  item: Extract<FinishItem, { ok: true }>,
+  plan: (existing: ExistingStep[]) => PlannedStep[] | undefined,
+  onRejected: (err: unknown) => FinishItem,
+  o: FinishOptions,
+): Promise<StatementOutcome> {
+  try {
+    return await expandAndFinish(db, worker, item, plan, onRejected, o);
+  } catch (err) {
+    // The steps or the result could not be stored (rolled back): the step fails for good, saying why.
+    if (!isDataError(err)) throw err;
+    return finishOrSplit(db, worker, [refusedItem(item, err as Error)], o, true);
+  }
+}
+
+async function expandAndFinish(
   db: Database,
   worker: string,
   item: Extract<FinishItem, { ok: true }>,
@@ -230,4 +276,31 @@ export async function finishWithExpansion(
   } finally {
     client.release(broken); // a connection that died or timed out is not reused
   }
+}
+
+const RECORDED_SQL = `
+  SELECT DISTINCT ON (t.step_id) t.step_id, t.task_id, s.name, t.to_state AS state, i.attempt
+    FROM unnest($2::uuid[], $3::int[]) AS i(id, attempt)
+    JOIN weft.step_transitions t ON t.step_id = i.id
+    JOIN weft.steps s ON s.id = i.id
+   WHERE t.process_id = $1 AND t.from_state IN ('running', 'enqueued')
+     AND t.to_state IN ('complete', 'waiting_retry', 'error', 'cancelled', 'enqueued')
+     AND t.metadata->>'attempt' = i.attempt::text
+   ORDER BY t.step_id, t.seq`;
+
+/**
+ * Of these runs, the ones whose outcome `worker` itself has recorded already
+ * (a transition out of that attempt, written by this worker): a finish whose
+ * COMMIT succeeded but whose answer was lost with its connection, written
+ * again and refused by the fence (issue 15). Read only when a finish was
+ * refused, never on the hot path.
+ */
+export async function recordedOutcomes(db: Database, worker: string, runs: Array<{ id: string; attempt: number }>): Promise<FinishedStep[]> {
+  if (runs.length === 0) return [];
+  const { rows } = await db.query<{ step_id: string; task_id: string; name: string; state: StepState; attempt: number }>(RECORDED_SQL, [
+    worker,
+    runs.map((r) => r.id),
+    runs.map((r) => r.attempt),
+  ]);
+  return rows.map((r) => ({ ...r, watched: false }));
 }

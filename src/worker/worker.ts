@@ -6,7 +6,7 @@ import type { MessageBus, StepConsumer, Subscription } from '../messaging/types.
 import { stepQueue } from '../messaging/queues.js';
 import type { ClaimedStep, FinishedStep, StatementOutcome, TaskEnded } from '../store/events.js';
 import { claimIds, claimQueued, type WaiterRegistration } from '../store/claim.js';
-import { finishSteps, finishWithExpansion, type FinishItem, type FinishOptions } from '../store/finish.js';
+import { finishSteps, finishWithExpansion, recordedOutcomes, type FinishItem, type FinishOptions } from '../store/finish.js';
 import { dispatchDueRetries, stepNotice, type Notice } from '../store/dispatch.js';
 import { deregisterProcess, heartbeatProcess, registerProcess } from '../store/processes.js';
 import { CANCEL_CHANNEL, releaseSteps, runningStepsOf } from '../store/control.js';
@@ -15,6 +15,7 @@ import { namespacesForRuntime, TemplateVersions } from '../store/templates.js';
 import { describeError } from '../shared/errors.js';
 import { BucketHistogram, LATENCY_MS_BUCKETS } from '../shared/histogram.js';
 import { unstorableJson } from '../core/json-storable.js';
+import { storableErrorRecord } from '../core/error-record.js';
 import { jsonDepthProblem, jsonTextDepth, MAX_JSON_DEPTH } from '../core/json-depth.js';
 import { interpretResult, OutcomeError } from '../core/outcome.js';
 import { expandBatch, expandDecision } from '../core/plan.js';
@@ -93,6 +94,8 @@ const MAX_FLUSHES = 2;
  */
 const RUNTIME_REFUSALS: ReadonlySet<string> = new Set(['circuit_open', 'queue_full', 'not_loaded']);
 const REFUSED_RETRY_MS = 1_000;
+/** Failed writes of step outcomes in a row after which the worker's /health says `degraded`. */
+const DEGRADED_AFTER_FLUSH_FAILURES = 3;
 /** How often a worker looks for steps claimed in its name that it never started, and how old they must be. */
 const ORPHAN_CHECK_MS = 5_000;
 
@@ -135,6 +138,8 @@ export class Worker extends EventEmitter {
   private reserved = 0;
   private flushScheduled = false;
   private flushFailures = 0;
+  /** The last failure to write outcomes, and since when they have been failing (for /health). */
+  private flushError: { since: Date; message: string } | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -270,6 +275,9 @@ export class Worker extends EventEmitter {
         error: { language: 'weft', class: 'RunnerError', message: describeError(err).message, backtrace: [], permanent: false, kind: 'raised' },
       };
     }
+    // Every runtime's error record, made storable here once (NUL and lone surrogates replaced, sizes capped):
+    // the logs, the events and the finish all see the same bounded record.
+    if (!outcome.ok) outcome = { ok: false, error: storableErrorRecord(outcome.error) };
     const durationMs = performance.now() - started;
     if (tracing.enabled) traceStepRan(step, outcome);
     const run = this.running.get(`${step.id}#${step.attempt}`);
@@ -429,6 +437,7 @@ export class Worker extends EventEmitter {
       this.flushes.statements += outcomes.length;
       this.flushes.runs += batch.length;
       this.flushFailures = 0;
+      this.flushError = undefined;
       if (tracing.enabled)
         traceStepsFinished(
           batch.map((p) => p.step),
@@ -436,15 +445,20 @@ export class Worker extends EventEmitter {
           t0,
         );
       for (const o of outcomes) this.applied(batch, o, t0);
-      this.release(batch, outcomes);
+      const recorded = await this.alreadyRecorded(batch, outcomes);
+      this.release(batch, outcomes, recorded);
     } catch (err) {
       if (this.stopped) return this.abandon(batch);
       // The database is unreachable (or the statement failed for another
       // reason): keep the results and try again; the heartbeat keeps the
       // leases, and the database's fence refuses them if the steps were taken.
+      // (A value the database refuses never gets here: finishSteps fails
+      // that one step for good instead.) Failing again and again makes the
+      // worker's /health degraded, naming the reason.
       this.flushFailures++;
+      this.flushError = { since: this.flushError?.since ?? new Date(), message: describeError(err).message };
       const delay = Math.round(backoffMs(this.flushFailures, 100, 5_000));
-      this.log.warn({ steps: batch.length, err: describeError(err).message, retry_in_ms: delay }, 'writing step outcomes failed; retrying');
+      this.log.warn({ steps: batch.length, err: this.flushError.message, retry_in_ms: delay }, 'writing step outcomes failed; retrying');
       this.pending = [...batch, ...this.pending];
       await new Promise((r) => setTimeout(r, delay));
     } finally {
@@ -452,6 +466,44 @@ export class Worker extends EventEmitter {
       this.flushing--;
     }
     if (this.pending.length) this.scheduleFlush();
+  }
+
+  /**
+   * `healthy`, or `degraded` once writing step outcomes has failed
+   * {@link DEGRADED_AFTER_FLUSH_FAILURES} times in a row: the reason names the
+   * error, since when, and how many outcomes wait (for /health).
+   */
+  health(): { status: 'healthy' } | { status: 'degraded'; reason: string } {
+    const e = this.flushError;
+    if (!e || this.flushFailures < DEGRADED_AFTER_FLUSH_FAILURES) return { status: 'healthy' };
+    return {
+      status: 'degraded',
+      reason:
+        `writing step outcomes failed ${this.flushFailures} times in a row since ${e.since.toISOString()} (${e.message}); ` +
+        `${this.pending.length} outcome(s) wait and are retried with backoff`,
+    };
+  }
+
+  /**
+   * Runs of the batch the fence refused that this worker had recorded itself
+   * already: a finish whose COMMIT succeeded but whose answer was lost with
+   * its connection, written again. Not lost, so not counted or logged as such.
+   */
+  private async alreadyRecorded(batch: Pending[], outcomes: StatementOutcome[]): Promise<Map<string, FinishedStep>> {
+    const accepted = new Set(outcomes.flatMap((o) => o.finished.map((f) => f.step_id)));
+    const refused = batch.filter((p) => !accepted.has(p.step.id));
+    if (refused.length === 0) return new Map();
+    try {
+      const found = await recordedOutcomes(
+        this.db,
+        this.id,
+        refused.map((p) => ({ id: p.step.id, attempt: p.step.attempt })),
+      );
+      return new Map(found.map((f) => [f.step_id, f]));
+    } catch (err) {
+      this.log.warn({ steps: refused.length, err: describeError(err).message }, 'could not check whether refused outcomes were recorded already');
+      return new Map();
+    }
   }
 
   /** Outcomes that came after stop() gave up draining: their steps run again once their lease expires. */
@@ -560,15 +612,30 @@ export class Worker extends EventEmitter {
     }
   }
 
-  /** Drop the finished runs from `running`: accepted, or refused by the fence (the step was taken from this worker). */
-  private release(batch: Pending[], outcomes: StatementOutcome[]): void {
+  /**
+   * Drop the finished runs from `running`: accepted, recorded by an earlier
+   * write of this worker whose answer was lost (`recorded`), or refused by
+   * the fence (the step was taken from this worker).
+   */
+  private release(batch: Pending[], outcomes: StatementOutcome[], recorded: Map<string, FinishedStep>): void {
     const accepted = new Set(outcomes.flatMap((o) => o.finished.map((f) => f.step_id)));
     const now = performance.now();
     for (const p of batch) {
       const key = `${p.step.id}#${p.step.attempt}`;
       const run = this.running.get(key);
-      if (run && accepted.has(p.step.id)) this.stepLatency.observe(now - run.startedAt);
-      if (!accepted.has(p.step.id)) {
+      const earlier = recorded.get(p.step.id);
+      if (run && (accepted.has(p.step.id) || earlier)) this.stepLatency.observe(now - run.startedAt);
+      if (earlier) {
+        if (p.refused) this.counts.given_back++;
+        else {
+          this.countAndLog(p, earlier);
+          if (this.listenerCount('step')) this.emit('step', stepEvent(p, earlier));
+        }
+        this.log.info(
+          { task_id: p.step.task_id, step: p.step.name, attempt: p.step.attempt, state: earlier.state },
+          "the step's outcome was already recorded by this worker (the answer to its first write was lost with the connection)",
+        );
+      } else if (!accepted.has(p.step.id)) {
         this.counts.lost++;
         this.log.warn(
           { task_id: p.step.task_id, step: p.step.name, attempt: p.step.attempt },
@@ -614,7 +681,9 @@ export class Worker extends EventEmitter {
   }
 
   private info(): Record<string, unknown> {
+    const health = this.health();
     return {
+      ...(health.status === 'degraded' ? { degraded: health.reason } : {}),
       namespaces: this.served,
       concurrency: this.concurrency,
       in_flight: this.running.size,

@@ -12,6 +12,10 @@ import { spawnWeft, type WeftProcess } from '../support/weft-process.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { migrate } from '../../src/store/migrate.js';
 import { silentLogger } from '../../src/shared/logger.js';
+import { registerTemplate } from '../../src/store/templates.js';
+import { createTask } from '../../src/store/tasks.js';
+import { parseTemplate } from '../../src/core/template/parse.js';
+import { initialSteps } from '../../src/core/plan.js';
 
 async function health(port: number): Promise<{ status: number; body: Record<string, any> }> {
   const res = await fetch(`http://127.0.0.1:${port}/health`);
@@ -77,6 +81,72 @@ describe('weft worker and its dependencies', () => {
       expect(worker.child.exitCode).toBe(0);
     } finally {
       await proxy.close();
+    }
+  });
+
+  it('cut off from PostgreSQL while it holds an outcome, its /health says degraded and why; it writes the outcome once the database is back', async () => {
+    const def = parseTemplate(
+      'namespace: t_health\nname: one_second\nversion: 1.0.0\nsteps:\n  - { name: only, handler: crash.one_second }\n',
+      'one_second.yaml',
+    );
+    await registerTemplate(db, def);
+    const dbPort = await freePort();
+    const healthPort = await freePort();
+    const proxy = tcpProxy(dbPort);
+    await proxy.open();
+    const worker = spawnWeft(
+      ['worker', '--runtime', 'native', '--handlers', 'test/integration/fixtures/crash-handlers', '--namespaces', 't_health', '--port', String(healthPort)],
+      { WEFT_DATABASE_URL: tdb.url.replace('127.0.0.1:5432', `127.0.0.1:${dbPort}`) },
+    );
+    started.push(worker);
+    try {
+      await until(
+        'the worker to start',
+        () => health(healthPort),
+        (h) => h.status === 200,
+        60_000,
+      );
+      const { taskId } = await createTask(
+        db,
+        { namespace: def.namespace, name: def.name, version: def.version, context: {}, steps: initialSteps(def) },
+        'test',
+        'wake',
+      );
+      await until(
+        'the step to run',
+        async () => (await db.query(`SELECT state FROM weft.steps WHERE task_id = $1`, [taskId])).rows[0]?.state,
+        (s) => s === 'running',
+      );
+      // The handler takes a second; its outcome then cannot be written.
+      await proxy.close();
+      const degraded = await until(
+        '/health to say degraded',
+        () => health(healthPort),
+        (h) => h.body.status === 'degraded',
+      );
+      expect(degraded.status).toBe(503);
+      expect(degraded.body.reason).toMatch(
+        /^writing step outcomes failed \d+ times in a row since \S+ \(.*ECONNREFUSED.*\); 1 outcome\(s\) wait and are retried with backoff$/,
+      );
+      await proxy.open();
+      await until(
+        'the task to complete',
+        async () => (await db.query(`SELECT state FROM weft.tasks WHERE id = $1`, [taskId])).rows[0]?.state,
+        (s) => s === 'complete',
+      );
+      expect(
+        (
+          await until(
+            '/health to say healthy',
+            () => health(healthPort),
+            (h) => h.status === 200,
+          )
+        ).body.status,
+      ).toBe('healthy');
+    } finally {
+      await worker.stop('SIGTERM');
+      await proxy.close();
+      await db.query('DELETE FROM weft.processes'); // as if it had never been: the next test counts rows
     }
   });
 

@@ -576,6 +576,45 @@ describe('the finish statement', () => {
       message: expect.stringContaining('could not be stored'),
     });
   });
+
+  it('a batch with one failure PostgreSQL refuses: the others are applied, that one fails for good, naming what was refused', async () => {
+    const [t1, t2] = await Promise.all([newTask(), newTask()]);
+    const s1 = await claim(t1.dispatch.steps[0]!.step_id, 'w');
+    const s2 = await claim(t2.dispatch.steps[0]!.step_id, 'w');
+    // A retry delay past int4: a data error (22003) of this one item, not of the connection.
+    const bad = failed(s2, 2 ** 31);
+    const out = await finishSteps(tdb.db, 'w', [ok(s1), bad], serving(0));
+    expect(finishedState(out, s1.id)).toBe('complete');
+    expect(finishedState(out, s2.id)).toBe('error');
+    const v = await getTaskView(tdb.db, t2.taskId);
+    expect(v!.state).toBe('error');
+    const step = v!.steps.find((s) => s.id === s2.id)!;
+    expect(step.error).toMatchObject({ class: 'UnstorableFailureError', permanent: true, kind: 'unstorable_failure' });
+    expect((step.error as { message: string }).message).toMatch(
+      /^the step failed \(Boom: no\), but the failure could not be recorded as reported: .*out of range for type integer\. It is failed for good/,
+    );
+    expect(await auditMismatches()).toEqual([]);
+  });
+
+  it('an error record with NUL, lone surrogates and an 8 MB message is stored, replaced and capped, by the store itself', async () => {
+    const { taskId, dispatch } = await newTask();
+    const s = await claim(dispatch.steps[0]!.step_id, 'w');
+    const item = {
+      ...failed(s, null, true),
+      error: {
+        language: 'ruby',
+        class: 'Bad\u0000Class',
+        message: `nul \u0000 half \ud800 ${'x'.repeat(8 << 20)}`,
+        backtrace: ['a\udc00:1'],
+        permanent: true,
+        kind: 'raised',
+      },
+    } as FinishItem;
+    expect(finishedState(await finishSteps(tdb.db, 'w', [item], serving(0)), s.id)).toBe('error');
+    const error = (await getTaskView(tdb.db, taskId))!.steps.find((x) => x.id === s.id)!.error as Record<string, unknown>;
+    expect(error).toMatchObject({ class: 'Bad\uFFFDClass', backtrace: ['a\uFFFD:1'], truncated: true });
+    expect(error.message).toMatch(/^nul \uFFFD half \uFFFD x+ … \[cut by weft: 8388625 bytes in all, 65536 kept\]$/);
+  });
 });
 
 describe('lost workers', () => {

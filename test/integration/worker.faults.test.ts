@@ -12,6 +12,11 @@ import type { ClaimedStep } from '../../src/store/events.js';
 import { claimQueued } from '../../src/store/claim.js';
 import { processId } from '../../src/shared/ids.js';
 import { getTaskView } from '../../src/store/tasks.js';
+import { openDatabase } from '../../src/store/database.js';
+import { PgMessageBus } from '../../src/messaging/pg.js';
+import { Worker } from '../../src/worker/worker.js';
+import { freePort, tcpProxy } from '../support/tcp-proxy.js';
+import { capturingLogger } from '../support/log.js';
 
 /** A native runner whose runtime refuses its first `n` calls, as an open breaker does. */
 class RefusingRunner implements StepRunner {
@@ -123,6 +128,54 @@ describe.each<Backend>(['pg', 'rabbitmq'])('faults that use no attempt (%s)', (b
     } finally {
       await worker.stop(5_000);
       engine.workers.splice(engine.workers.indexOf(worker), 1);
+    }
+  });
+});
+
+describe('a finish whose COMMIT succeeded but whose answer was lost', () => {
+  let tdb: TestDatabase;
+  let engine: Engine;
+
+  beforeAll(async () => {
+    tdb = await createTestDatabase();
+    engine = await startEngine({ backend: 'pg', url: tdb.url, workers: 0, namespaces: ['e2e_linear'] });
+  });
+  afterAll(async () => {
+    await engine?.stop();
+    await tdb?.drop();
+  });
+
+  it('is written again, found already recorded by this very attempt, and neither counted nor logged as lost', async () => {
+    const port = await freePort();
+    const cutter = tcpProxy(port);
+    await cutter.open();
+    const { log, lines } = capturingLogger();
+    const db = await openDatabase({ url: tdb.url.replace('127.0.0.1:5432', `127.0.0.1:${port}`), log, max: 4 });
+    const worker = new Worker({
+      db,
+      bus: new PgMessageBus(db, log, { pollIntervalMs: 200 }),
+      log,
+      runner: new NativeRunner(engine.registry),
+      workerId: processId('lost-answer'),
+      namespaces: ['e2e_linear'],
+      orphanCheckMs: 300,
+    });
+    await worker.start();
+    try {
+      // The first finish statement commits, and its answer never reaches the worker.
+      const cut = cutter.cutAnswerTo('weft_finish_steps');
+      const view = await engine.run('e2e_linear', 'mathematical_sequence', { even_number: 2 });
+      await cut;
+      expect(view.state).toBe('complete');
+      expect(view.steps.map((s) => s.result)).toEqual([4, 16, 256, 65536]);
+      expect(worker.counts).toMatchObject({ lost: 0, succeeded: 4 });
+      const said = lines.map((l) => l.msg);
+      expect(said).toContain("the step's outcome was already recorded by this worker (the answer to its first write was lost with the connection)");
+      expect(said.filter((m) => m.includes('result discarded'))).toEqual([]);
+    } finally {
+      await worker.stop(5_000);
+      await db.close();
+      await cutter.close();
     }
   });
 });

@@ -22,6 +22,14 @@ export interface TcpProxy {
   close(): Promise<void>;
   /** Keep accepting connections but forward nothing: the target looks frozen (connects and reads time out). */
   freeze(): void;
+  /**
+   * Once: on the next connection whose client sends bytes containing
+   * `marker` (e.g. a prepared statement's name), cut the connection when the
+   * target's answer arrives, without forwarding it. PostgreSQL answers an
+   * autocommit statement after its COMMIT, so the statement took effect and
+   * the client never hears so. Resolves when the cut happened.
+   */
+  cutAnswerTo(marker: string): Promise<void>;
 }
 
 /**
@@ -32,6 +40,7 @@ export interface TcpProxy {
 export function tcpProxy(port: number, target = { host: '127.0.0.1', port: 5432 }): TcpProxy {
   const sockets = new Set<net.Socket>();
   let frozen = false;
+  let cut: { marker: Buffer; done: () => void } | undefined;
   const server = net.createServer((client) => {
     sockets.add(client);
     client.on('close', () => sockets.delete(client));
@@ -42,7 +51,20 @@ export function tcpProxy(port: number, target = { host: '127.0.0.1', port: 5432 
     upstream.on('close', () => sockets.delete(upstream));
     upstream.on('error', () => client.destroy());
     client.on('close', () => upstream.destroy());
-    client.pipe(upstream).pipe(client);
+    let armed = false;
+    forward(client, upstream, (chunk) => {
+      if (cut && chunk.includes(cut.marker)) armed = true;
+      return true;
+    });
+    forward(upstream, client, () => {
+      if (!armed || !cut) return true;
+      const { done } = cut;
+      cut = undefined;
+      client.destroy();
+      upstream.destroy();
+      done();
+      return false;
+    });
   });
   return {
     port,
@@ -55,5 +77,19 @@ export function tcpProxy(port: number, target = { host: '127.0.0.1', port: 5432 
       frozen = true;
       for (const s of sockets) s.pause();
     },
+    cutAnswerTo(marker: string) {
+      return new Promise<void>((done) => {
+        cut = { marker: Buffer.from(marker), done };
+      });
+    },
   };
+}
+
+/** Copy `from` to `to` with backpressure, each chunk only if `pass(chunk)` says so. */
+function forward(from: net.Socket, to: net.Socket, pass: (chunk: Buffer) => boolean): void {
+  from.on('data', (chunk: Buffer) => {
+    if (pass(chunk) && !to.write(chunk)) from.pause();
+  });
+  to.on('drain', () => from.resume());
+  from.on('end', () => to.end());
 }
