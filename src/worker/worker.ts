@@ -224,6 +224,11 @@ export class Worker extends EventEmitter {
     }
     this.served = all;
     this.waiter = this.subscription.waiter;
+    // Slots freed while consume() was attaching queues poked no one (or the
+    // previous subscription): a broker consumer may hold a delivery it took
+    // while busy, and with a prefetch of 1 the broker sends nothing more on
+    // that queue until it is claimed (issue 15). Look again now.
+    this.subscription.poke();
     await previous?.stop();
     if (!first) this.log.info({ namespaces: all }, 'serving new namespaces');
   }
