@@ -23,6 +23,23 @@ export interface StepMessage {
   step_id: string;
 }
 
-export function isStepMessage(body: unknown): body is StepMessage {
-  return typeof body === 'object' && body !== null && typeof (body as StepMessage).task_id === 'string' && typeof (body as StepMessage).step_id === 'string';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * What is wrong with a message body as a step message, or undefined when it
+ * is one: an object whose `task_id` and `step_id` are UUIDs. A message that
+ * fails this is dead-lettered with the reason; claimed, it would fail on its
+ * data at every delivery.
+ *
+ * @example
+ *   stepMessageProblem({ task_id: '…uuid…', step_id: 'x' }) // 'step_id "x" is not a UUID'
+ */
+export function stepMessageProblem(body: unknown): string | undefined {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'the body is not a JSON object {"task_id": UUID, "step_id": UUID}';
+  for (const field of ['task_id', 'step_id'] as const) {
+    const v = (body as Record<string, unknown>)[field];
+    if (typeof v !== 'string') return `${field} is ${v === undefined ? 'missing' : `a ${typeof v}`}; expected a UUID string`;
+    if (!UUID.test(v)) return `${field} ${JSON.stringify(v.slice(0, 100))} is not a UUID`;
+  }
+  return undefined;
 }

@@ -1,11 +1,11 @@
 import amqp from 'amqplib';
-import { backoffMs } from '../shared/retry.js';
+import { backoffMs, isUnreachable } from '../shared/retry.js';
 import type { Logger } from '../shared/logger.js';
-import type { Database } from '../store/database.js';
+import { isDataError, type Database } from '../store/database.js';
 import type { Dispatch, OutboxMessage } from '../store/events.js';
 import { deleteOutbox, type Notice } from '../store/dispatch.js';
 import { signalsOf, type Signals } from '../store/signals.js';
-import { deadLetterExchange, deadLetterQueue, isStepMessage } from './queues.js';
+import { deadLetterExchange, deadLetterQueue, stepMessageProblem, type StepMessage } from './queues.js';
 import { traceDelivery, traceMessageHeaders, traceMessageReceived, tracing } from '../telemetry/index.js';
 import { MessagingError, type BusHealth, type ConsumeOptions, type MessageBus, type StepConsumer, type Subscription } from './types.js';
 
@@ -19,6 +19,8 @@ export interface RabbitBusOptions {
 
 interface Held {
   stepId: string;
+  /** The queue it came from (its full name), for dead-lettering. */
+  queue: string;
   channel: amqp.Channel;
   msg: amqp.ConsumeMessage;
 }
@@ -33,6 +35,10 @@ interface ConsumerState {
   held: Held[];
   claiming: boolean;
   scheduled: boolean;
+  /** Claims in a row that failed because PostgreSQL was unreachable (the backoff grows with it). */
+  unreachable: number;
+  /** While PostgreSQL is unreachable: when to try the held deliveries again. */
+  retryTimer?: NodeJS.Timeout;
 }
 
 /**
@@ -214,7 +220,7 @@ export class RabbitMessageBus implements MessageBus {
   }
 
   async consume(queues: string[], consumer: StepConsumer, options: ConsumeOptions): Promise<Subscription> {
-    const state: ConsumerState = { queues, consumer, options, active: true, held: [], claiming: false, scheduled: false };
+    const state: ConsumerState = { queues, consumer, options, active: true, held: [], claiming: false, scheduled: false, unreachable: 0 };
     this.consumers.add(state);
     await this.connect();
     if (!state.channel) await this.attach(state);
@@ -222,6 +228,7 @@ export class RabbitMessageBus implements MessageBus {
       poke: () => this.schedule(state),
       stop: async () => {
         state.active = false;
+        clearTimeout(state.retryTimer);
         this.consumers.delete(state);
         const ch = state.channel;
         state.channel = undefined;
@@ -244,22 +251,85 @@ export class RabbitMessageBus implements MessageBus {
     });
   }
 
+  /**
+   * Claim held deliveries, as many as the consumer has room for, and settle
+   * them:
+   * - claimed (or found stale: a duplicate): acknowledged;
+   * - PostgreSQL unreachable: kept, unacknowledged (so the prefetch holds the
+   *   broker back), and tried again after a backoff, as the PostgreSQL
+   *   queue's consumer does; handing them back at once made the broker
+   *   redeliver them ~1,500 times a second (issue 15);
+   * - refused because of a message's data: that message is dead-lettered with
+   *   the reason, the others are claimed one by one;
+   * - any other failure: handed back to the broker.
+   */
   private async claimHeld(state: ConsumerState): Promise<void> {
-    if (state.claiming || !state.active) return;
+    if (state.claiming || !state.active || state.retryTimer) return;
     const room = state.consumer.room();
     if (room <= 0 || state.held.length === 0) return;
     const batch = state.held.splice(0, room);
     state.claiming = true;
     try {
-      await state.consumer.claimDelivered(batch.map((h) => h.stepId));
-      for (const h of batch) settle(h, 'ack');
+      await this.claimAndSettle(state, batch);
+      state.unreachable = 0;
     } catch (err) {
-      this.log.warn({ err: (err as Error).message, steps: batch.length }, 'claiming delivered steps failed; the messages go back to the broker');
-      for (const h of batch) settle(h, 'requeue');
+      if (isUnreachable(err) && state.active) {
+        state.held.unshift(...batch);
+        state.unreachable++;
+        const delay = Math.round(backoffMs(state.unreachable, 200, 5_000));
+        this.log.warn(
+          { err: (err as Error).message, steps: batch.length, retry_in_ms: delay },
+          'PostgreSQL is unreachable; holding the delivered steps and claiming them again after a backoff',
+        );
+        state.retryTimer = setTimeout(() => {
+          state.retryTimer = undefined;
+          this.schedule(state);
+        }, delay);
+      } else {
+        this.log.warn({ err: (err as Error).message, steps: batch.length }, 'claiming delivered steps failed; the messages go back to the broker');
+        for (const h of batch) settle(h, 'requeue');
+      }
     } finally {
       state.claiming = false;
     }
     this.schedule(state);
+  }
+
+  private async claimAndSettle(state: ConsumerState, batch: Held[]): Promise<void> {
+    try {
+      await state.consumer.claimDelivered(batch.map((h) => h.stepId));
+    } catch (err) {
+      if (!isDataError(err)) throw err;
+      if (batch.length === 1) return this.deadLetter(batch[0]!, `claiming step ${batch[0]!.stepId} failed on its data: ${(err as Error).message}`);
+      for (const h of batch) await this.claimAndSettle(state, [h]);
+      return;
+    }
+    for (const h of batch) settle(h, 'ack');
+  }
+
+  /**
+   * Move a message that can never be claimed to its queue's dead-letter queue
+   * with the reason (header `x-weft-dead-letter-reason`), then acknowledge
+   * it. Should that publish fail, the broker dead-letters it (a rejection,
+   * without the reason).
+   */
+  private deadLetter(h: Held, reason: string): void {
+    this.log.warn({ queue: h.queue, reason, body: h.msg.content.toString('utf8').slice(0, 200) }, 'dead-lettering a step message');
+    const publisher = this.publisher;
+    try {
+      if (!publisher) throw new Error('not connected');
+      publisher.sendToQueue(deadLetterQueue(h.queue), h.msg.content, {
+        persistent: true,
+        contentType: h.msg.properties.contentType,
+        headers: { ...h.msg.properties.headers, 'x-weft-dead-letter-reason': reason.slice(0, 1_000), 'x-weft-queue': h.queue },
+      });
+      publisher.waitForConfirms().then(
+        () => settle(h, 'ack'),
+        () => settle(h, 'reject'),
+      );
+    } catch {
+      settle(h, 'reject');
+    }
   }
 
   private async attach(state: ConsumerState): Promise<void> {
@@ -281,13 +351,11 @@ export class RabbitMessageBus implements MessageBus {
           } catch {
             body = undefined;
           }
-          if (!isStepMessage(body)) {
-            this.log.warn({ queue, body: msg.content.toString('utf8').slice(0, 200) }, 'dead-lettering a message that is not a step message');
-            ch.nack(msg, false, false);
-            return;
-          }
-          if (tracing.enabled) traceMessageReceived(body.step_id, msg.properties.headers);
-          state.held.push({ stepId: body.step_id, channel: ch, msg });
+          const problem = stepMessageProblem(body);
+          if (problem) return this.deadLetter({ stepId: '', queue: this.name(queue), channel: ch, msg }, `not a step message: ${problem}`);
+          const step = body as StepMessage;
+          if (tracing.enabled) traceMessageReceived(step.step_id, msg.properties.headers);
+          state.held.push({ stepId: step.step_id, queue: this.name(queue), channel: ch, msg });
           this.schedule(state);
         },
         { noAck: false },
@@ -347,11 +415,11 @@ export class RabbitMessageBus implements MessageBus {
   }
 }
 
-/** Acknowledge or requeue a delivery; a channel that is gone means the broker redelivers it anyway. */
-function settle(h: Held, how: 'ack' | 'requeue'): void {
+/** Acknowledge, requeue or reject (dead-letter) a delivery; a channel that is gone means the broker redelivers it anyway. */
+function settle(h: Held, how: 'ack' | 'requeue' | 'reject'): void {
   try {
     if (how === 'ack') h.channel.ack(h.msg);
-    else h.channel.nack(h.msg, false, true);
+    else h.channel.nack(h.msg, false, how === 'requeue');
   } catch {
     /* channel gone: the broker redelivers it, and the claim drops the duplicate */
   }

@@ -229,6 +229,18 @@ export function isDisconnect(err: unknown): boolean {
   return isUnreachable(err);
 }
 
+/**
+ * PostgreSQL refused a statement because of a value it carries, not because
+ * of the connection: data exceptions (SQLSTATE class 22, e.g. \u0000 in
+ * jsonb, a malformed uuid, a number out of range) and limits exceeded (54).
+ * Running it again cannot succeed; the item that carries the value must be
+ * set aside so that it blocks nothing else.
+ */
+export function isDataError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('54'));
+}
+
 /** For statements that may legitimately run for long (VACUUM): the pool's read timeout does not apply. */
 export const NO_READ_TIMEOUT = 7 * 24 * 3_600_000;
 

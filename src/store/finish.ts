@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { isDisconnect, type Database } from './database.js';
+import { isDataError, isDisconnect, type Database } from './database.js';
 import type { PlannedStep } from '../core/plan.js';
 import type { StepState } from '../core/states.js';
 import { emptyDispatch, mergeOutcomes, readEvents, type FinishedStep, type StatementOutcome, type StepEventRow } from './events.js';
@@ -101,12 +101,6 @@ function finishParams(worker: string, items: FinishItem[], expansion: string | n
     o.waiter?.channel ?? null,
     o.waiter?.ttlMs ?? 0,
   ];
-}
-
-/** SQLSTATE classes of a value PostgreSQL will not store: data exceptions (22) and limits exceeded (54). */
-function isDataError(err: unknown): boolean {
-  const code = (err as { code?: string }).code;
-  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('54'));
 }
 
 /**
