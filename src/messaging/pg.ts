@@ -51,7 +51,7 @@ export class PgMessageBus implements MessageBus {
   }
 
   /** Nothing to publish: the PostgreSQL queue writes no outbox. */
-  async republish(_messages: OutboxMessage[]): Promise<void> {}
+  async republish(_messages: OutboxMessage[], _options?: { timeoutMs?: number }): Promise<void> {}
 
   async consume(queues: string[], consumer: StepConsumer, _options: ConsumeOptions): Promise<Subscription> {
     const id = `${this.signals.wakeChannel}_${++consumers}`;

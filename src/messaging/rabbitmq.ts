@@ -164,10 +164,10 @@ export class RabbitMessageBus implements MessageBus {
     this.asserted.add(q);
   }
 
-  /** Publish with confirms; waits (up to publishTimeoutMs) for a lost connection to come back. */
-  private async publish(messages: OutboxMessage[]): Promise<void> {
+  /** Publish with confirms; waits (up to `timeoutMs`, default publishTimeoutMs) for a lost connection to come back and for the confirms. */
+  private async publish(messages: OutboxMessage[], timeoutMs = this.options.publishTimeoutMs ?? 10_000): Promise<void> {
     if (messages.length === 0) return;
-    const deadline = Date.now() + (this.options.publishTimeoutMs ?? 10_000);
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
       try {
         await this.connect();
@@ -185,7 +185,7 @@ export class RabbitMessageBus implements MessageBus {
           Math.max(1, deadline - Date.now()),
           () =>
             new MessagingError(
-              `RabbitMQ did not confirm ${messages.length} step message(s) within ${this.options.publishTimeoutMs ?? 10_000} ms` +
+              `RabbitMQ did not confirm ${messages.length} step message(s) within ${timeoutMs} ms` +
                 (this.blocked ? ` (it is blocking publishers: ${this.blocked})` : ''),
             ),
         );
@@ -210,9 +210,9 @@ export class RabbitMessageBus implements MessageBus {
     void work.finally(() => this.publishing.delete(work));
   }
 
-  async republish(messages: OutboxMessage[]): Promise<void> {
+  async republish(messages: OutboxMessage[], options: { timeoutMs?: number } = {}): Promise<void> {
     if (messages.length === 0) return;
-    await this.publish(messages);
+    await this.publish(messages, options.timeoutMs);
     await deleteOutbox(
       this.db,
       messages.map((m) => m.id),
@@ -411,7 +411,8 @@ export class RabbitMessageBus implements MessageBus {
     const conn = this.connection;
     this.connection = undefined;
     this.publisher = undefined;
-    if (conn) await conn.close().catch(() => undefined);
+    // A connection that dies while closing never answers close(): its 'close' event ends the wait instead.
+    if (conn) await Promise.race([conn.close().catch(() => undefined), new Promise((r) => conn.once('close', r))]);
   }
 }
 

@@ -66,8 +66,12 @@ export interface MessageBus {
    * `notices`. Never throws; what fails here is repaired by polls and sweeps.
    */
   deliver(dispatch: Dispatch, notices?: Notice[]): void;
-  /** Publish outbox messages a crash left behind, then delete them (the outbox sweep). */
-  republish(messages: OutboxMessage[]): Promise<void>;
+  /**
+   * Publish outbox messages a crash left behind, then delete them (the
+   * outbox sweep). `timeoutMs` bounds the wait for the broker's confirms
+   * (default: the bus's publish timeout, 10 s).
+   */
+  republish(messages: OutboxMessage[], options?: { timeoutMs?: number }): Promise<void>;
   consume(queues: string[], consumer: StepConsumer, options: ConsumeOptions): Promise<Subscription>;
   /** Ready steps (or messages) waiting in each queue, for metrics. */
   depth(queues: string[]): Promise<Record<string, number>>;

@@ -76,6 +76,9 @@ export class Orchestrator {
   private retryTimer: NodeJS.Timeout | undefined;
   private retryTimerAt = Infinity;
   private sweeping: Promise<void> | undefined;
+  private outboxSweeping: Promise<void> | undefined;
+  /** How long one outbox sweep waits for the broker's confirms: a few sweep periods, at least 2 s. */
+  private readonly outboxWaitMs: number;
   private lastHotVacuum = 0;
   private lastVacuum = Date.now();
   private lastRetention = 0;
@@ -96,6 +99,7 @@ export class Orchestrator {
     this.redispatchAfterMs = options.redispatchAfterMs ?? 30_000;
     this.retentionMs = options.retentionMs ?? 0;
     this.vacuumIntervalMs = options.vacuumIntervalMs ?? 30_000;
+    this.outboxWaitMs = Math.max(2_000, 5 * this.pollIntervalMs);
     this.templates = new TemplateCatalog(this.db);
     this.taskEvents = new TaskEvents(this.db, this.log);
     this.metrics = new OrchestratorMetrics(this.db, this.bus);
@@ -124,7 +128,7 @@ export class Orchestrator {
     this.stopped = true;
     clearInterval(this.sweepTimer);
     clearTimeout(this.retryTimer);
-    await Promise.allSettled([...this.inFlight, this.sweeping]);
+    await Promise.allSettled([...this.inFlight, this.sweeping, this.outboxSweeping]);
     for (const off of this.unsubscribe.splice(0)) off();
     await this.taskEvents.close();
     await deregisterProcess(this.db, this.pid).catch(() => undefined);
@@ -284,9 +288,12 @@ export class Orchestrator {
         for (const f of lost.finished) this.log.error({ task_id: f.task_id, step: f.name }, 'step lost its worker too many times; task failed');
         this.deliver(lost);
       }
-      if (this.bus.dispatchMode === 'outbox') {
-        await this.bus.republish(await staleOutbox(this.db, OUTBOX_GRACE_MS));
-        this.deliver(await redispatchStale(this.db, this.pid, this.redispatchAfterMs));
+      // Broker messages go out on their own: a broker that blocks publishers (a disk or memory alarm) holds up
+      // only them, never the lease and retry sweeps or this heartbeat (issue 15).
+      if (this.bus.dispatchMode === 'outbox' && !this.outboxSweeping) {
+        this.outboxSweeping = this.sweepOutbox().finally(() => {
+          this.outboxSweeping = undefined;
+        });
       }
       if (now - this.lastHotVacuum >= HOT_VACUUM_EVERY_MS) {
         this.lastHotVacuum = now;
@@ -306,6 +313,21 @@ export class Orchestrator {
       }
     } catch (err) {
       this.log.warn({ err: describeError(err).message }, 'sweep failed; retrying next interval');
+    }
+  }
+
+  /**
+   * Broker only: publish the outbox rows a crash (or a failed publish) left
+   * behind, then dispatch again the steps no worker claimed in time. One at
+   * a time; the sweep starts the next one once this one has ended, and the
+   * wait for the broker's confirms is bounded by {@link outboxWaitMs}.
+   */
+  private async sweepOutbox(): Promise<void> {
+    try {
+      await this.bus.republish(await staleOutbox(this.db, OUTBOX_GRACE_MS), { timeoutMs: this.outboxWaitMs });
+      this.deliver(await redispatchStale(this.db, this.pid, this.redispatchAfterMs));
+    } catch (err) {
+      this.log.warn({ err: describeError(err).message }, 'outbox sweep failed; the messages stay in the outbox and are sent by a later sweep');
     }
   }
 
