@@ -45,6 +45,8 @@ import { redactUrl } from '../store/database.js';
 import { acquireEmbeddedPostgres } from './embedded-postgres.js';
 import { portIsFree } from './ports.js';
 import { isAlive } from './processes.js';
+import { recordProcessExit } from '../store/processes.js';
+import { describeExit } from '../core/process-exit.js';
 import { backoffMs } from '../shared/retry.js';
 import { loadTemplateDir } from '../core/template/load.js';
 import { deletePrefixQueues } from '../messaging/broker-admin.js';
@@ -83,6 +85,10 @@ export interface ClusterSpec {
   concurrency?: number;
   /** Give up on a child that is not healthy after this long. */
   healthTimeoutMs?: number;
+  /** Template directory of the orchestrators (default: the bundled templates/). */
+  templates?: string;
+  /** Handler directory per runtime (default: the bundled handlers/). */
+  handlers?: Partial<Record<ClusterRuntime, string>>;
 }
 
 export interface ChildState {
@@ -168,7 +174,7 @@ interface Managed {
  * child answers GET /health with 200; `stop()` stops them all by pid.
  */
 export class ClusterSupervisor {
-  readonly spec: Required<Omit<ClusterSpec, 'env'>> & { env: NodeJS.ProcessEnv };
+  readonly spec: Required<Omit<ClusterSpec, 'env' | 'templates' | 'handlers'>> & Pick<ClusterSpec, 'templates' | 'handlers'> & { env: NodeJS.ProcessEnv };
   private readonly log: Logger;
   private readonly children: Managed[] = [];
   private store?: Store;
@@ -181,6 +187,8 @@ export class ClusterSupervisor {
   private queuePrefix: string | null = null;
   private ownsPrefix = false;
   private readonly startedAt = new Date().toISOString();
+  /** Exits being written to weft.processes (awaited before the store closes). */
+  private readonly recording = new Set<Promise<void>>();
 
   constructor(spec: ClusterSpec, log: Logger) {
     this.spec = { concurrency: 32, healthTimeoutMs: 120_000, env: process.env, ...spec };
@@ -273,7 +281,13 @@ export class ClusterSupervisor {
       });
     for (let i = 0; i < spec.orchestrators; i++) {
       const port = spec.basePort + PORT_OFFSETS.orchestrator + i;
-      add(`orchestrator-${i + 1}`, 'orchestrator', null, port, ['orchestrator', '--port', String(port), '--templates', join(root, 'templates')]);
+      add(`orchestrator-${i + 1}`, 'orchestrator', null, port, [
+        'orchestrator',
+        '--port',
+        String(port),
+        '--templates',
+        spec.templates ?? join(root, 'templates'),
+      ]);
     }
     for (const rt of RUNTIMES) {
       for (let i = 0; i < (spec.workers[rt] ?? 0); i++) {
@@ -283,7 +297,7 @@ export class ClusterSupervisor {
           '--runtime',
           rt,
           '--handlers',
-          join(root, HANDLER_DIRS[rt]),
+          spec.handlers?.[rt] ?? join(root, HANDLER_DIRS[rt]),
           '--port',
           String(port),
           '--concurrency',
@@ -312,6 +326,7 @@ export class ClusterSupervisor {
       child.once('exit', (code, signal) => {
         c.state.pid = null;
         c.state.healthy = false;
+        if (c.state.role === 'worker' && child.pid) this.recordExit(c, child.pid, code, signal);
         resolve();
         if (this.stopping) return;
         this.log.warn({ process: c.state.name, code, signal, restartInMs: c.backoffMs }, 'cluster process exited; restarting it');
@@ -335,6 +350,27 @@ export class ClusterSupervisor {
       });
     });
     child.once('error', (err) => this.log.error({ process: c.state.name, err: err.message }, 'could not spawn a cluster process'));
+  }
+
+  /**
+   * Write how a worker ended on its row in weft.processes: the lease sweep
+   * then names the cause (a crash's signal, a kill, an exit code) of each
+   * loss of the steps it was running, instead of "went silent" (issue 15).
+   */
+  private recordExit(c: Managed, pid: number, code: number | null, signal: NodeJS.Signals | null): void {
+    const db = this.store?.db;
+    if (!db) return;
+    const exit = describeExit(code, signal);
+    const work = recordProcessExit(db, { pid, exit, seenBy: 'the weft cluster supervisor' }).then(
+      // No row: it stopped cleanly (and deregistered), or never registered.
+      (id) => {
+        if (id) this.log.info({ process: c.state.name, worker: id, ...exit }, 'recorded how the worker ended');
+      },
+      (err: Error) =>
+        this.log.warn({ process: c.state.name, err: err.message }, 'could not record how the worker ended; its lost steps will read "went silent"'),
+    );
+    this.recording.add(work);
+    void work.finally(() => this.recording.delete(work));
   }
 
   private async waitHealthy(c: Managed): Promise<void> {
@@ -391,6 +427,7 @@ export class ClusterSupervisor {
     );
     if (this.queuePrefix && this.ownsPrefix)
       await this.deleteQueues().catch((err: Error) => this.log.warn({ err: err.message }, 'could not delete the cluster queues'));
+    await Promise.allSettled([...this.recording]);
     await this.store?.close();
     this.store = undefined;
     await this.releaseEmbedded?.();

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type { Database } from './database.js';
 import { ASYNC_COMMIT_CTE, WITH_ASYNC_COMMIT } from './sql.js';
+import type { ProcessExit } from '../core/process-exit.js';
 
 /**
  * weft.processes: every running orchestrator and worker, with a heartbeat.
@@ -76,4 +77,19 @@ export async function listProcesses(db: Database, opts: { staleAfterMs?: number;
 export async function forgetStaleProcesses(db: Database, olderThanMs: number): Promise<number> {
   const { rowCount } = await db.query(`DELETE FROM weft.processes WHERE heartbeat_at < clock_timestamp() - make_interval(secs => $1 / 1000.0)`, [olderThanMs]);
   return rowCount ?? 0;
+}
+
+/**
+ * Record how the process `pid` on `host` ended, as `seenBy` (its supervisor)
+ * saw it: on its latest row, which it left behind unless it stopped cleanly.
+ * The lease sweep names this as the cause when it runs that worker's steps
+ * again. Returns the process id, or undefined when it has no row.
+ */
+export async function recordProcessExit(db: Database, p: { host?: string; pid: number; exit: ProcessExit; seenBy: string }): Promise<string | undefined> {
+  const { rows } = await db.query<{ id: string | null }>('SELECT weft.record_process_exit($1, $2, $3::jsonb) AS id', [
+    p.host ?? hostname(),
+    p.pid,
+    JSON.stringify({ ...p.exit, seen_by: p.seenBy }),
+  ]);
+  return rows[0]?.id ?? undefined;
 }

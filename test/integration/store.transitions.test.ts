@@ -13,7 +13,8 @@ import { createTask, getTaskView, type DispatchMode } from '../../src/store/task
 import { claimIds, claimQueued } from '../../src/store/claim.js';
 import { finishSteps, type FinishItem, type FinishOptions } from '../../src/store/finish.js';
 import { dispatchDueRetries, redispatchStale, requeueLostSteps } from '../../src/store/dispatch.js';
-import { registerProcess } from '../../src/store/processes.js';
+import { recordProcessExit, registerProcess } from '../../src/store/processes.js';
+import { describeExit, type ProcessExit } from '../../src/core/process-exit.js';
 import type { ClaimedStep, StatementOutcome } from '../../src/store/events.js';
 import { registerTemplate } from '../../src/store/templates.js';
 import { STEP_STATES, STEP_TRANSITIONS, TASK_STATES, TASK_TRANSITIONS } from '../../src/core/states.js';
@@ -666,6 +667,48 @@ describe('lost workers', () => {
     expect(v!.state).toBe('error');
     expect(v!.error).toMatchObject({ step: 'diamond_start', reason: 'worker lost 5 times', error: { class: 'WorkerLostError', permanent: true } });
     expect((v!.error as { error: { message: string } }).error.message).toContain('lost its worker 5 times');
+    expect(await auditMismatches()).toEqual([]);
+  });
+});
+
+describe('why workers were lost', () => {
+  it("each loss is written into the step's errors with its cause, and WorkerLostError counts the causes", async () => {
+    const { taskId, dispatch } = await newTask();
+    const stepId = dispatch.steps[0]!.step_id;
+    /** A worker claims the step and is lost; its supervisor saw it exit as `exit` says, or nobody saw it go. */
+    const lose = async (worker: string, exit?: ProcessExit) => {
+      await registerProcess(tdb.db, { id: worker, kind: 'worker', runtime: 'native' });
+      await claim(stepId, worker);
+      if (exit) expect(await recordProcessExit(tdb.db, { pid: process.pid, exit, seenBy: 'the test' })).toBe(worker);
+      await tdb.db.query(`UPDATE weft.processes SET heartbeat_at = now() - interval '1 hour' WHERE id = $1`, [worker]);
+      await tdb.db.query(`UPDATE weft.steps SET started_at = now() - interval '1 hour' WHERE id = $1`, [stepId]);
+      return requeueLostSteps(tdb.db, PID, 1_000, 4, 'wake');
+    };
+    await lose('crash-1', describeExit(null, 'SIGSEGV'));
+    await lose('silent-1');
+    await lose('crash-2', describeExit(null, 'SIGSEGV'));
+    const out = await lose('exit-70', describeExit(70, null));
+    expect(out.finished).toEqual([expect.objectContaining({ step_id: stepId, state: 'error' })]);
+    const v = (await getTaskView(tdb.db, taskId))!;
+    const step = v.steps.find((s) => s.id === stepId)!;
+    expect((step.error as { message: string }).message).toBe(
+      'step diamond_start lost its worker 4 times: 2 crashed (SIGSEGV), 1 exited (code 70), 1 went silent (killed from outside, ' +
+        'crashed with no supervisor watching, or cut off from the database); it is not run again (the last worker, exit-70, was running ' +
+        'attempt 4). A handler that kills or hangs its process (os._exit, a crash, running out of memory) does this: fix the handler (a crash ' +
+        "report is in that worker's log), then retry the task",
+    );
+    expect((step.errors as Array<Record<string, unknown>>).map((e) => [e.attempt, e.cause, e.signal ?? e.code ?? null, e.message])).toEqual([
+      [1, 'crashed', 'SIGSEGV', 'attempt 1 lost its worker crash-1: it crashed (SIGSEGV), as the test saw'],
+      [
+        2,
+        'went silent',
+        null,
+        'attempt 2 lost its worker silent-1: it went silent (killed from outside, crashed with no supervisor watching, or cut off from the database)',
+      ],
+      [3, 'crashed', 'SIGSEGV', 'attempt 3 lost its worker crash-2: it crashed (SIGSEGV), as the test saw'],
+      [4, 'exited', 70, 'attempt 4 lost its worker exit-70: it exited (code 70), as the test saw'],
+    ]);
+    expect(v.error).toMatchObject({ reason: 'worker lost 4 times', error: { class: 'WorkerLostError' } });
     expect(await auditMismatches()).toEqual([]);
   });
 });
