@@ -135,8 +135,7 @@ BEGIN
                                'backtrace', '[]'::jsonb,
                                'message', format('step %s lost its worker %s times: %s; it is not run again (the last worker, %s, '
                                                  || 'was running attempt %s). A handler that kills or hangs its process (os._exit, '
-                                                 || 'a crash, running out of memory) does this: fix the handler (a crash report '
-                                                 || 'is in that worker''s log), then retry the task',
+                                                 || 'a crash, running out of memory) does this: fix the handler, then retry the task',
                                                  s.name, s.losses + 1,
                                                  weft.loss_summary(coalesce(s.errors, '[]'::jsonb) || jsonb_build_array(w.loss), s.losses + 1),
                                                  coalesce(s.worker_id, '?'), s.attempts))

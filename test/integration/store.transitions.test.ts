@@ -694,8 +694,7 @@ describe('why workers were lost', () => {
     expect((step.error as { message: string }).message).toBe(
       'step diamond_start lost its worker 4 times: 2 crashed (SIGSEGV), 1 exited (code 70), 1 went silent (killed from outside, ' +
         'crashed with no supervisor watching, or cut off from the database); it is not run again (the last worker, exit-70, was running ' +
-        'attempt 4). A handler that kills or hangs its process (os._exit, a crash, running out of memory) does this: fix the handler (a crash ' +
-        "report is in that worker's log), then retry the task",
+        'attempt 4). A handler that kills or hangs its process (os._exit, a crash, running out of memory) does this: fix the handler, then retry the task',
     );
     expect((step.errors as Array<Record<string, unknown>>).map((e) => [e.attempt, e.cause, e.signal ?? e.code ?? null, e.message])).toEqual([
       [1, 'crashed', 'SIGSEGV', 'attempt 1 lost its worker crash-1: it crashed (SIGSEGV), as the test saw'],
