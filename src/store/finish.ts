@@ -210,26 +210,10 @@ export async function finishWithExpansion(
   onRejected: (err: unknown) => FinishItem,
   o: FinishOptions,
 ): Promise<StatementOutcome> {
-  try {
-    return await expandAndFinish(db, worker, item, plan, onRejected, o);
-  } catch (err) {
-    // The steps or the result could not be stored (rolled back): the step fails for good, saying why.
-    if (!isDataError(err)) throw err;
-    return finishOrSplit(db, worker, [refusedItem(item, err as Error)], o, true);
-  }
-}
-
-async function expandAndFinish(
-  db: Database,
-  worker: string,
-  item: Extract<FinishItem, { ok: true }>,
-  plan: (existing: ExistingStep[]) => PlannedStep[] | undefined,
-  onRejected: (err: unknown) => FinishItem,
-  o: FinishOptions,
-): Promise<StatementOutcome> {
   const client = await db.acquire();
   let open = false;
   let broken: Error | undefined;
+  let refused: Error;
   try {
     const lock = inlined(client, LOCK_FOR_EXPANSION_SQL, { step: new Uuid(item.id), attempt: item.attempt, worker });
     open = true;
@@ -266,10 +250,13 @@ async function expandAndFinish(
   } catch (err) {
     if (isDisconnect(err)) broken = err as Error;
     else if (open) await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
+    if (!isDataError(err)) throw err;
+    refused = err as Error;
   } finally {
     client.release(broken); // a connection that died or timed out is not reused
   }
+  // The steps or the result could not be stored (rolled back): the step fails for good, saying why.
+  return finishOrSplit(db, worker, [refusedItem(item, refused)], o, true);
 }
 
 const RECORDED_SQL = `

@@ -7,7 +7,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
-import { freePort, tcpProxy, until } from '../support/tcp-proxy.js';
+import { freePort, proxiedDatabase, tcpProxy, until } from '../support/tcp-proxy.js';
 import { spawnWeft, type WeftProcess } from '../support/weft-process.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { migrate } from '../../src/store/migrate.js';
@@ -90,13 +90,11 @@ describe('weft worker and its dependencies', () => {
       'one_second.yaml',
     );
     await registerTemplate(db, def);
-    const dbPort = await freePort();
     const healthPort = await freePort();
-    const proxy = tcpProxy(dbPort);
-    await proxy.open();
+    const { proxy, url } = await proxiedDatabase(tdb.url);
     const worker = spawnWeft(
       ['worker', '--runtime', 'native', '--handlers', 'test/integration/fixtures/crash-handlers', '--namespaces', 't_health', '--port', String(healthPort)],
-      { WEFT_DATABASE_URL: tdb.url.replace('127.0.0.1:5432', `127.0.0.1:${dbPort}`) },
+      { WEFT_DATABASE_URL: url },
     );
     started.push(worker);
     try {

@@ -15,7 +15,7 @@ import { getTaskView } from '../../src/store/tasks.js';
 import { openDatabase } from '../../src/store/database.js';
 import { PgMessageBus } from '../../src/messaging/pg.js';
 import { Worker } from '../../src/worker/worker.js';
-import { freePort, tcpProxy } from '../support/tcp-proxy.js';
+import { proxiedDatabase } from '../support/tcp-proxy.js';
 import { capturingLogger } from '../support/log.js';
 
 /** A native runner whose runtime refuses its first `n` calls, as an open breaker does. */
@@ -146,11 +146,9 @@ describe('a finish whose COMMIT succeeded but whose answer was lost', () => {
   });
 
   it('is written again, found already recorded by this very attempt, and neither counted nor logged as lost', async () => {
-    const port = await freePort();
-    const cutter = tcpProxy(port);
-    await cutter.open();
+    const { proxy: cutter, url } = await proxiedDatabase(tdb.url);
     const { log, lines } = capturingLogger();
-    const db = await openDatabase({ url: tdb.url.replace('127.0.0.1:5432', `127.0.0.1:${port}`), log, max: 4 });
+    const db = await openDatabase({ url, log, max: 4 });
     const worker = new Worker({
       db,
       bus: new PgMessageBus(db, log, { pollIntervalMs: 200 }),

@@ -13,7 +13,7 @@ import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { startEngine, type Engine } from '../support/engine.js';
-import { freePort, tcpProxy, until } from '../support/tcp-proxy.js';
+import { proxiedDatabase, until } from '../support/tcp-proxy.js';
 import { capturingLogger } from '../support/log.js';
 import { AMQP_URL } from '../support/urls.js';
 import { openDatabase } from '../../src/store/database.js';
@@ -135,11 +135,9 @@ describe('RabbitMQ: a claim that fails', () => {
     ))!;
 
   it('while PostgreSQL is unreachable, the delivered step is held and claimed again after a growing backoff, not handed back at once', async () => {
-    const port = await freePort();
-    const proxy = tcpProxy(port);
-    await proxy.open();
+    const { proxy, url } = await proxiedDatabase(tdb.url);
     const { log, lines } = capturingLogger();
-    const db = await openDatabase({ url: tdb.url.replace('127.0.0.1:5432', `127.0.0.1:${port}`), log, max: 4 });
+    const db = await openDatabase({ url, log, max: 4 });
     const bus = new RabbitMessageBus({ url: AMQP_URL, prefix: engine.queuePrefix }, db, log);
     const worker = new Worker({ db, bus, log, runner: new NativeRunner(engine.registry), workerId: processId('cut-off'), namespaces: ['e2e_linear'] });
     await worker.start();

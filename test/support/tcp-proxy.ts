@@ -1,6 +1,8 @@
 import net from 'node:net';
 
-export { freePort } from './ports.js';
+import { freePort } from './ports.js';
+
+export { freePort };
 
 /** Poll `read` until `ok` holds (errors count as "not yet"); throws naming `what` and the last value after `ms`. */
 export async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
@@ -92,4 +94,17 @@ function forward(from: net.Socket, to: net.Socket, pass: (chunk: Buffer) => bool
   });
   to.on('drain', () => from.resume());
   from.on('end', () => to.end());
+}
+
+/**
+ * A proxy to PostgreSQL, open, and `databaseUrl` rewritten to go through it:
+ * for a worker whose database the test cuts off (or whose answers it drops).
+ */
+export async function proxiedDatabase(databaseUrl: string): Promise<{ proxy: TcpProxy; url: string }> {
+  const port = await freePort();
+  const proxy = tcpProxy(port);
+  await proxy.open();
+  const url = new URL(databaseUrl);
+  url.host = `127.0.0.1:${port}`;
+  return { proxy, url: url.toString() };
 }
