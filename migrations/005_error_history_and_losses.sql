@@ -20,28 +20,250 @@
 -- 1. Whole errors for the latest attempts only
 -- ---------------------------------------------------------------------------
 
--- Entries of steps.errors older than the latest 3 lose their backtrace and
--- keep the first 1,024 characters of their message (`trimmed: true`). A
--- trigger, so that every writer of `errors` (a failed finish, a lost worker)
--- is capped in one place; it fires only for updates that set `errors`, never
--- for a step that completes.
-CREATE FUNCTION weft.trim_step_errors() RETURNS trigger
-LANGUAGE plpgsql AS $fn$
+-- `p_errors` with `p_entry` appended, and entries older than the latest 3
+-- without their backtrace and with the first 1,024 characters of their
+-- message (`trimmed: true`). Every writer of steps.errors goes through it: a
+-- failed finish (weft.finish_steps, below) and a lost worker
+-- (weft.requeue_lost_steps, section 2).
+CREATE FUNCTION weft.append_error(p_errors jsonb, p_entry jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $fn$
+DECLARE
+  v_all jsonb := coalesce(p_errors, '[]'::jsonb) || jsonb_build_array(p_entry);
 BEGIN
-  NEW.errors := (
+  IF jsonb_array_length(v_all) <= 3 THEN
+    RETURN v_all;
+  END IF;
+  RETURN (
     SELECT jsonb_agg(CASE WHEN e.n <= e.total - 3 AND e.x->'trimmed' IS NULL AND jsonb_typeof(e.x) = 'object'
                           THEN (e.x - 'backtrace') || jsonb_build_object(
                                  'backtrace', '[]'::jsonb, 'trimmed', true,
                                  'message', CASE WHEN length(e.x->>'message') > 1024 THEN left(e.x->>'message', 1024) || '…'
                                                  ELSE coalesce(e.x->>'message', '') END)
                           ELSE e.x END ORDER BY e.n)
-      FROM (SELECT a.x, a.n, count(*) OVER () AS total FROM jsonb_array_elements(NEW.errors) WITH ORDINALITY AS a(x, n)) AS e);
-  RETURN NEW;
+      FROM (SELECT a.x, a.n, count(*) OVER () AS total FROM jsonb_array_elements(v_all) WITH ORDINALITY AS a(x, n)) AS e);
 END $fn$;
 
-CREATE TRIGGER steps_trim_errors BEFORE UPDATE OF errors ON weft.steps
-  FOR EACH ROW WHEN (jsonb_typeof(NEW.errors) = 'array' AND jsonb_array_length(NEW.errors) > 3)
-  EXECUTE FUNCTION weft.trim_step_errors();
+-- As in 002, but a failure's error is appended through weft.append_error
+-- (the one changed line: `errors = weft.append_error(...)`).
+CREATE OR REPLACE FUNCTION weft.finish_steps(p_worker text, p_ids uuid[], p_successes jsonb, p_failures jsonb, p_expansion jsonb,
+                                  p_queues text[], p_room integer, p_claim_queued boolean, p_outbox boolean,
+                                  p_consumer text, p_channel text, p_waiter_ttl_ms integer)
+RETURNS SETOF weft.step_event
+LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+DECLARE
+  v_events   weft.step_event[];
+  v_more     weft.step_event[];
+  v_fail     jsonb;
+  v_failed   record;
+  v_claimed  uuid[];
+  v_picked   uuid[];
+  v_event    weft.step_event;
+  v_accepted integer := 0;
+  v_n        integer;
+  v_pass     integer;
+  v_room     integer;
+  v_task     uuid;
+  v_ns       text;
+BEGIN
+  IF p_claim_queued THEN
+    PERFORM weft.lock_queues(p_queues, false);
+  END IF;
+
+  IF p_expansion IS NOT NULL THEN
+    SELECT s.task_id, t.namespace INTO v_task, v_ns
+      FROM weft.steps s JOIN weft.tasks t ON t.id = s.task_id
+     WHERE s.id = ((p_successes->0)->>'id')::uuid;
+    RETURN QUERY SELECT * FROM weft.insert_steps(v_task, v_ns, p_expansion->'steps', p_expansion->'edges', p_worker, p_outbox);
+    UPDATE weft.tasks SET open_steps = open_steps + jsonb_array_length(p_expansion->'steps') WHERE id = v_task;
+  END IF;
+
+  -- Applied in one pass in the common case. An item not accepted may be the
+  -- result of a worker presumed lost that came back before anyone else
+  -- claimed its step: it holds the step again, and a second pass applies it.
+  FOR v_pass IN 1..2 LOOP
+    -- Failures first: a task failing in this batch releases nothing.
+    IF p_failures IS NOT NULL THEN
+      WITH failed AS (
+        UPDATE weft.steps s
+           SET state = CASE WHEN t.state = 'cancelled' THEN 'cancelled'
+                            WHEN t.state = 'running' AND i.retry_ms IS NOT NULL THEN 'waiting_retry'
+                            ELSE 'error' END,
+               seq = s.seq + 1, failures = s.failures + 1, error = i.error,
+               errors = weft.append_error(s.errors, i.error || jsonb_build_object('attempt', s.attempts)),
+               run_after = CASE WHEN t.state = 'running' AND i.retry_ms IS NOT NULL
+                                THEN clock_timestamp() + make_interval(secs => i.retry_ms / 1000.0) END,
+               finished_at = clock_timestamp(), updated_at = clock_timestamp()
+          FROM jsonb_to_recordset(p_failures) AS i(id uuid, attempt int, error jsonb, retry_ms int, reason text, duration_ms float8),
+               weft.tasks t
+         WHERE s.id = ANY(p_ids) AND s.id = i.id AND t.id = s.task_id AND s.state = 'running'
+           AND s.attempts = i.attempt AND s.worker_id IS NOT DISTINCT FROM p_worker AND s.finished_at IS NULL
+        RETURNING s.id, s.task_id, s.seq, s.state, s.name, s.attempts, s.run_after, s.error, t.state AS task_state,
+                  i.reason, i.retry_ms, i.duration_ms),
+      transitions AS (
+        INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
+        SELECT id, seq, task_id, 'running', state, p_worker,
+               jsonb_strip_nulls(jsonb_build_object('attempt', attempts, 'duration_ms', duration_ms, 'delay_ms', retry_ms,
+                                                    'reason', CASE WHEN state = 'error' THEN coalesce(reason, 'task already ended') END))
+          FROM failed)
+      SELECT array_agg(ROW('finished', f.id, f.task_id, f.state, NULL, f.name, f.attempts,
+                           jsonb_strip_nulls(jsonb_build_object('run_after', f.run_after)), NULL, NULL, NULL)::weft.step_event),
+             jsonb_agg(jsonb_build_object('task', f.task_id, 'step', f.name, 'reason', f.reason, 'error', f.error) ORDER BY f.task_id)
+               FILTER (WHERE f.state = 'error' AND f.task_state = 'running'),
+             count(*)
+        INTO v_more, v_fail, v_n
+        FROM failed f;
+      v_events := v_events || v_more;
+      v_accepted := v_accepted + v_n;
+      FOR v_failed IN SELECT x AS f FROM jsonb_array_elements(coalesce(v_fail, '[]'::jsonb)) AS x LOOP
+        v_events := v_events || ARRAY(SELECT e FROM weft.fail_task((v_failed.f->>'task')::uuid, v_failed.f->>'step',
+                                                                   v_failed.f->>'reason', v_failed.f->'error', p_worker) AS e);
+      END LOOP;
+    END IF;
+
+    -- Successes: complete, count the children down, claim or enqueue the ready ones, complete tasks.
+    IF p_successes IS NOT NULL THEN
+      WITH done AS (
+        UPDATE weft.steps s
+           SET state = CASE WHEN t.state = 'cancelled' THEN 'cancelled' ELSE 'complete' END,
+               seq = s.seq + 1, result = i.result, error = NULL, finished_at = clock_timestamp(), updated_at = clock_timestamp()
+          FROM jsonb_to_recordset(p_successes) AS i(id uuid, attempt int, result jsonb, duration_ms float8), weft.tasks t
+         WHERE s.id = ANY(p_ids) AND s.id = i.id AND t.id = s.task_id AND s.state = 'running'
+           AND s.attempts = i.attempt AND s.worker_id IS NOT DISTINCT FROM p_worker AND s.finished_at IS NULL
+        RETURNING s.id, s.task_id, s.seq, s.state, s.name, s.attempts, t.state AS task_state, i.duration_ms),
+      released AS (
+        SELECT e.to_step AS id, count(*)::int AS n
+          FROM done d JOIN weft.step_edges e ON e.from_step = d.id
+         WHERE d.state = 'complete' AND d.task_state = 'running'
+         GROUP BY e.to_step
+         ORDER BY e.to_step),
+      -- Claim on release only if every released child of this worker's queues fits its room.
+      fits AS (
+        SELECT count(*) <= p_room AS ok FROM released r JOIN weft.steps c ON c.id = r.id WHERE c.queue = ANY(p_queues)),
+      children AS (
+        UPDATE weft.steps c
+           SET pending_parents = c.pending_parents - r.n,
+               state = CASE WHEN c.state <> 'pending' OR c.pending_parents > r.n THEN c.state
+                            WHEN c.queue = ANY(p_queues) AND (SELECT ok FROM fits) THEN 'running'
+                            ELSE 'enqueued' END,
+               seq = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n THEN c.seq + 1 ELSE c.seq END,
+               attempts = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n AND c.queue = ANY(p_queues) AND (SELECT ok FROM fits)
+                               THEN c.attempts + 1 ELSE c.attempts END,
+               worker_id = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n AND c.queue = ANY(p_queues) AND (SELECT ok FROM fits)
+                                THEN p_worker ELSE c.worker_id END,
+               started_at = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n AND c.queue = ANY(p_queues) AND (SELECT ok FROM fits)
+                                 THEN clock_timestamp() ELSE c.started_at END,
+               enqueued_at = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n THEN clock_timestamp() ELSE c.enqueued_at END,
+               updated_at = clock_timestamp()
+          FROM released r
+         WHERE c.id = r.id
+        RETURNING c.id, c.task_id, c.seq, c.state, c.queue, c.name, c.attempts, c.pending_parents),
+      moved AS (
+        SELECT * FROM children WHERE pending_parents = 0 AND state IN ('running', 'enqueued')),
+      transitions AS (
+        INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
+        SELECT id, seq, task_id, 'running', state, p_worker, jsonb_build_object('attempt', attempts, 'duration_ms', duration_ms)
+          FROM done
+        UNION ALL
+        SELECT id, seq, task_id, 'pending', state, p_worker,
+               CASE WHEN state = 'running' THEN jsonb_build_object('attempt', attempts, 'claimed', 'on release') END
+          FROM moved),
+      messages AS (
+        INSERT INTO weft.outbox (queue, body)
+        SELECT queue, jsonb_build_object('task_id', task_id, 'step_id', id) FROM moved WHERE state = 'enqueued' AND p_outbox
+        RETURNING id, queue, body),
+      tasks_done AS (
+        -- The task completes when this was its last open step.
+        UPDATE weft.tasks t
+           SET open_steps = t.open_steps - k.n,
+               state = CASE WHEN t.state = 'running' AND t.open_steps = k.n THEN 'complete' ELSE t.state END,
+               seq = CASE WHEN t.state = 'running' AND t.open_steps = k.n THEN t.seq + 1 ELSE t.seq END,
+               completed_at = CASE WHEN t.state = 'running' AND t.open_steps = k.n THEN clock_timestamp() ELSE t.completed_at END,
+               updated_at = clock_timestamp()
+          FROM (SELECT d.task_id, count(*)::int AS n FROM done d WHERE d.state = 'complete' AND d.task_state = 'running'
+                 GROUP BY d.task_id ORDER BY d.task_id) AS k
+         WHERE t.id = k.task_id
+        RETURNING t.id, t.seq, t.state, t.open_steps, t.namespace, t.name, extract(epoch FROM t.completed_at - t.created_at) * 1000 AS ms),
+      task_transitions AS (
+        INSERT INTO weft.task_transitions (task_id, seq, from_state, to_state, process_id)
+        SELECT id, seq, 'running', 'complete', p_worker FROM tasks_done WHERE state = 'complete' AND open_steps = 0)
+      SELECT v_events || coalesce(array_agg(ev) FILTER (WHERE (ev).kind <> 'claim'), '{}'),
+             coalesce(v_claimed, '{}') || coalesce(array_agg((ev).step_id) FILTER (WHERE (ev).kind = 'claim'), '{}'),
+             v_accepted + count(*) FILTER (WHERE (ev).kind = 'finished')
+        INTO v_events, v_claimed, v_accepted
+        FROM (
+          SELECT ROW('finished', d.id, d.task_id, d.state, NULL, d.name, d.attempts, NULL, NULL, NULL, NULL)::weft.step_event AS ev
+            FROM done d
+          UNION ALL
+          SELECT ROW(CASE m.state WHEN 'running' THEN 'claim' ELSE 'enqueued' END, m.id, m.task_id, m.state, m.queue, m.name,
+                     m.attempts, NULL, NULL, NULL, NULL)::weft.step_event
+            FROM moved m WHERE NOT (m.state = 'enqueued' AND p_outbox)
+          UNION ALL
+          SELECT ROW('outbox', (o.body->>'step_id')::uuid, (o.body->>'task_id')::uuid, 'enqueued', o.queue, NULL, NULL,
+                     jsonb_build_object('id', o.id, 'body', o.body), NULL, NULL, NULL)::weft.step_event FROM messages o
+          UNION ALL
+          SELECT ROW('task_ended', NULL, t.id, 'complete', NULL, NULL, NULL,
+                     jsonb_build_object('namespace', t.namespace, 'name', t.name, 'ms', t.ms), NULL, NULL, NULL)::weft.step_event
+            FROM tasks_done t WHERE t.state = 'complete' AND t.open_steps = 0) AS e;
+    END IF;
+    EXIT WHEN v_pass = 2 OR v_accepted >= array_length(p_ids, 1);
+      WITH back AS (
+        UPDATE weft.steps s SET state = 'running', seq = s.seq + 1, updated_at = clock_timestamp()
+          FROM (SELECT x.id, x.attempt FROM jsonb_to_recordset(coalesce(p_successes, '[]') || coalesce(p_failures, '[]'))
+                                       AS x(id uuid, attempt int)) AS i
+         WHERE s.id = ANY(p_ids) AND s.id = i.id AND s.state = 'enqueued' AND s.attempts = i.attempt
+           AND s.worker_id IS NOT DISTINCT FROM p_worker AND s.finished_at IS NULL
+        RETURNING s.id, s.task_id, s.seq, s.attempts)
+      INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
+      SELECT id, seq, task_id, 'enqueued', 'running', p_worker,
+             jsonb_build_object('attempt', attempts, 'reason', 'its worker came back with the result before anyone else claimed it')
+        FROM back;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    EXIT WHEN v_n = 0;
+  END LOOP;
+
+  -- Fill the room left from the queues.
+  v_room := p_room - coalesce(array_length(v_claimed, 1), 0);
+  IF p_claim_queued THEN
+    IF v_room > 0 THEN
+      WITH picked AS (
+        SELECT m.id
+          FROM unnest(p_queues) AS q(name),
+               LATERAL (SELECT id FROM weft.steps
+                         WHERE state = 'enqueued' AND queue = q.name
+                         ORDER BY enqueued_at LIMIT v_room FOR UPDATE SKIP LOCKED) AS m
+         LIMIT v_room),
+      claimed AS (
+        UPDATE weft.steps s
+           SET state = 'running', seq = s.seq + 1, attempts = s.attempts + 1, worker_id = p_worker,
+               started_at = clock_timestamp(), finished_at = NULL, updated_at = clock_timestamp()
+          FROM picked
+         WHERE s.id = picked.id AND s.state = 'enqueued'
+        RETURNING s.id, s.task_id, s.seq, s.attempts),
+      transitions AS (
+        INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
+        SELECT id, seq, task_id, 'enqueued', 'running', p_worker, jsonb_build_object('attempt', attempts) FROM claimed)
+      SELECT array_agg(id) INTO v_picked FROM claimed;
+      v_claimed := coalesce(v_claimed, '{}') || coalesce(v_picked, '{}');
+      v_room := v_room - coalesce(array_length(v_picked, 1), 0);
+    END IF;
+    PERFORM weft.register_waiter(p_queues, p_consumer, p_channel, p_waiter_ttl_ms, v_room > 0);
+  END IF;
+
+  -- Whether anyone watches these tasks live (weft_step notifications): one probe of a tiny table.
+  IF EXISTS (SELECT 1 FROM weft.task_watchers) THEN
+    v_events := ARRAY(SELECT ROW(e.kind, e.step_id, e.task_id, e.state, e.queue, e.name, e.attempt, e.detail, e.context,
+                                 e.dependency_results,
+                                 EXISTS (SELECT 1 FROM weft.task_watchers w WHERE w.task_id = e.task_id))::weft.step_event
+                        FROM unnest(v_events) AS e);
+  END IF;
+  FOREACH v_event IN ARRAY coalesce(v_events, '{}') LOOP
+    RETURN NEXT v_event;
+  END LOOP;
+  IF v_claimed IS NOT NULL AND array_length(v_claimed, 1) > 0 THEN
+    RETURN QUERY SELECT * FROM weft.claimed_events(v_claimed);
+  END IF;
+END $fn$;
 
 -- ---------------------------------------------------------------------------
 -- 2. How each worker was lost
@@ -129,7 +351,7 @@ BEGIN
        SET state = CASE WHEN s.losses + 1 >= p_max_losses THEN 'error' ELSE 'enqueued' END,
            seq = s.seq + 1, losses = s.losses + 1,
            enqueued_at = CASE WHEN s.losses + 1 >= p_max_losses THEN s.enqueued_at ELSE clock_timestamp() END,
-           errors = coalesce(s.errors, '[]'::jsonb) || jsonb_build_array(w.loss),
+           errors = weft.append_error(s.errors, w.loss),
            error = CASE WHEN s.losses + 1 >= p_max_losses
                         THEN jsonb_build_object('class', 'WorkerLostError', 'permanent', true, 'kind', 'worker_lost', 'language', 'weft',
                                'backtrace', '[]'::jsonb,

@@ -205,9 +205,10 @@ describe('migrate', () => {
       `SELECT n.nspname AS schema, p.proname AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')`,
     );
-    // The units of work of the step boundary (migration 002) and of cancel and retry (004), and the transition rules they are checked
-    // against; NOTIFY is sent after commit (weft.wake), never by a trigger.
+    // The units of work of the step boundary (migration 002) and of cancel and retry (004), the transition rules they are checked
+    // against, and the error history's helpers (005); NOTIFY is sent after commit (weft.wake), never by a trigger.
     expect(functions.map((f) => f.name).sort()).toEqual([
+      'append_error',
       'cancel_task',
       'claim_ids',
       'claim_queued',
@@ -222,6 +223,10 @@ describe('migrate', () => {
       'legal_step_transition',
       'legal_task_transition',
       'lock_queues',
+      'loss_entry',
+      'loss_label',
+      'loss_summary',
+      'record_process_exit',
       'redispatch_stale',
       'register_waiter',
       'release_steps',
