@@ -4,8 +4,11 @@ import { loadConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
 import { RUNTIMES } from '../core/template/types.js';
 import { startEmbeddedEngine } from '../ops/engine.js';
-import { serveApi } from '../ops/serve-api.js';
+import { bindingNeedsToken, serveApi } from '../ops/serve-api.js';
 import { onShutdownSignal } from '../ops/lifecycle.js';
+import { connectStore, type Store } from '../ops/connect-store.js';
+import { assertSafeBinding } from '../api/auth.js';
+import { liveTokenCount } from '../store/tokens.js';
 
 /**
  * `weft dashboard`: an orchestrator with the dashboard and a worker per
@@ -25,7 +28,18 @@ export function registerDashboardCommand(program: Command): void {
     .action(async (opts: { port: number; host: string; insecure: boolean; templates: string; handlers: string; runtimes: string }) => {
       const config = loadConfig();
       const log = createLogger({ name: 'weft-dashboard', level: process.env.WEFT_LOG_LEVEL ?? 'warn' });
-      const engine = await startEmbeddedEngine(config, log, { templates: opts.templates, handlers: opts.handlers, name: 'dashboard' });
+      // A non-loopback --host needs a token (or --insecure): refused before a worker or the orchestrator starts.
+      let store: Store | undefined;
+      if (bindingNeedsToken(opts.host, opts.insecure)) {
+        store = await connectStore(config, log);
+        try {
+          assertSafeBinding(opts.host, await liveTokenCount(store.db), false);
+        } catch (err) {
+          await store.close();
+          throw err;
+        }
+      }
+      const engine = await startEmbeddedEngine(config, log, { templates: opts.templates, handlers: opts.handlers, name: 'dashboard', store });
       let api: Awaited<ReturnType<typeof serveApi>> | undefined;
       try {
         await engine.addWorkers(
@@ -43,6 +57,7 @@ export function registerDashboardCommand(program: Command): void {
           port: opts.port,
           insecure: opts.insecure,
           createPerMinute: config.taskRateLimitPerMinute,
+          limits: config.api,
         });
       } catch (err) {
         await engine.stop().catch(() => undefined);
