@@ -133,6 +133,19 @@ export class ApiAuth {
     return required;
   }
 
+  /**
+   * {@link tokensRequired}, or while PostgreSQL cannot say, the last answer it
+   * gave (false before any): for checks that must not fail with the database,
+   * such as the open-mode guard in front of /health.
+   */
+  async tokensRequiredOrLastKnown(): Promise<boolean> {
+    try {
+      return await this.tokensRequired();
+    } catch {
+      return this.cached?.required ?? false;
+    }
+  }
+
   /** The live token with this secret; a revocation takes effect within `cacheMs`. An unknown secret counts against its address. */
   private async lookup(secret: string, address: string): Promise<TokenRow | undefined> {
     const now = Date.now();

@@ -1,4 +1,4 @@
-import type http from 'node:http';
+import http from 'node:http';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Orchestrator } from '../orchestration/orchestrator.js';
 import type { Database } from '../store/database.js';
@@ -19,7 +19,7 @@ import { assertStorable, installJsonBodyParser, MAX_BODY_DEPTH } from './json-bo
 import { MAX_JSON_DEPTH } from '../core/json-depth.js';
 import { DEFAULT_API_SETTINGS, DEFAULT_TASK_RATE_LIMIT, type ApiSettings } from '../shared/config.js';
 import { answerClientError, errorBody, installOpenModeGuard, setSecurityHeaders } from './protections.js';
-import { applyServerLimits, BodyBudget, installBodyLimits, tooLargeBody } from './limits.js';
+import { applyServerLimits, BodyBudget, CONNECTIONS_CHECKING_INTERVAL_MS, installBodyLimits, tooLargeBody } from './limits.js';
 import { perTokenRateLimit } from './rate-limits.js';
 import { yamlTextDepth } from './yaml-depth.js';
 import { scrubSecrets, secretsOf } from '../shared/redact.js';
@@ -70,7 +70,8 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
   const limits: ApiSettings = { ...DEFAULT_API_SETTINGS, ...options.limits };
   const app = Fastify({
     // An orchestrator binds its port before its dependencies are up (src/ops/serve-api.ts) and hands it over here.
-    ...(serverFactory ? { serverFactory: (handler: http.RequestListener) => serverFactory(handler) } : {}),
+    serverFactory: (handler: http.RequestListener) =>
+      serverFactory ? serverFactory(handler) : http.createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }, handler),
     logger: false,
     bodyLimit: limits.bodyLimitBytes,
     ajv: { customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false } },
@@ -107,7 +108,7 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
     done(null, { __yaml: body as string }),
   );
   const auth = new ApiAuth(db, options.log, options.auth);
-  installOpenModeGuard(app, { tokensRequired: () => auth.tokensRequired(), allowedHosts: limits.allowedHosts });
+  installOpenModeGuard(app, { tokensRequired: () => auth.tokensRequiredOrLastKnown(), allowedHosts: limits.allowedHosts });
   auth.install(app);
   installBodyLimits(app, limits, new BodyBudget(limits.bodyBudgetBytes, options.bodyWaitMs));
   void app.register(rateLimit, { global: false });
