@@ -238,23 +238,26 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
 
   app.get('/v1/templates', async () => ({ templates: await listTemplates(db) }));
 
-  app.post(
-    '/v1/templates',
-    { config: { rateLimit: perTokenRateLimit('register', 'templates', limits.templateRateLimitPerMinute, 'WEFT_TEMPLATE_RATE_LIMIT') } },
-    async (req, reply) => {
-      const body = req.body as { __yaml?: string } | Record<string, unknown>;
-      const yaml = body && typeof body === 'object' && '__yaml' in body && typeof body.__yaml === 'string' ? body.__yaml : undefined;
-      if (yaml === undefined) assertStorable(body, '');
-      const def = yaml !== undefined ? parseYamlTemplate(yaml) : validateTemplateObject(body, 'request body');
-      // A YAML body's depth is known only once parsed; its strings may carry NUL too.
-      assertStorable(def, '');
-      const outcome = await orchestrator.templates.register(def);
-      if (outcome === 'created') {
-        options.log.info({ template: `${def.namespace}/${def.name}@${def.version}`, token: req.apiToken?.name ?? null }, 'template version registered');
-      }
-      return reply.status(outcome === 'created' ? 201 : 200).send({ namespace: def.namespace, name: def.name, version: def.version, outcome });
-    },
-  );
+  // In a plugin, so that it loads after @fastify/rate-limit and gets its limit.
+  void app.register(async (scope) => {
+    scope.post(
+      '/v1/templates',
+      { config: { rateLimit: perTokenRateLimit('register', 'templates', limits.templateRateLimitPerMinute, 'WEFT_TEMPLATE_RATE_LIMIT') } },
+      async (req, reply) => {
+        const body = req.body as { __yaml?: string } | Record<string, unknown>;
+        const yaml = body && typeof body === 'object' && '__yaml' in body && typeof body.__yaml === 'string' ? body.__yaml : undefined;
+        if (yaml === undefined) assertStorable(body, '');
+        const def = yaml !== undefined ? parseYamlTemplate(yaml) : validateTemplateObject(body, 'request body');
+        // A YAML body's depth is known only once parsed; its strings may carry NUL too.
+        assertStorable(def, '');
+        const outcome = await orchestrator.templates.register(def);
+        if (outcome === 'created') {
+          options.log.info({ template: `${def.namespace}/${def.name}@${def.version}`, token: req.apiToken?.name ?? null }, 'template version registered');
+        }
+        return reply.status(outcome === 'created' ? 201 : 200).send({ namespace: def.namespace, name: def.name, version: def.version, outcome });
+      },
+    );
+  });
 
   // /health is open to anyone: whatever a driver's message quotes of the connection URL stays hidden.
   const dbSecrets = secretsOf(db.url);
