@@ -55,9 +55,7 @@ export function yamlTextDepth(text: string, stopAbove = Number.POSITIVE_INFINITY
       if (c === '#' && (i === 0 || line[i - 1] === ' ' || line[i - 1] === '\t')) break;
       if (atNode && (c === '-' || c === '?') && spaceAfter && flow === 0) {
         onLine++;
-        continue;
-      }
-      if ((atNode || flow > 0) && (c === '[' || c === '{')) {
+      } else if ((atNode || flow > 0) && (c === '[' || c === '{')) {
         flow++;
         atNode = true;
       } else if (flow > 0 && (c === ']' || c === '}')) {

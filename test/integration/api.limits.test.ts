@@ -196,7 +196,9 @@ describe('API limits', () => {
     for (let i = 0; i < 3; i++) created.push((await postJson(base, '/v1/tasks', task(), admin.token)).status);
     expect(created).toEqual([201, 201, 429]);
 
-    const running = (await (await postJson(base, '/v1/tasks', stuck, (await createToken(engine.db, 'limits-other', ['write'])).token)).json()) as { id: string };
+    const running = (await (await postJson(base, '/v1/tasks', stuck, (await createToken(engine.db, 'limits-other', ['write'])).token)).json()) as {
+      id: string;
+    };
     const retries: number[] = [];
     for (let i = 0; i < 3; i++) retries.push((await postJson(base, `/v1/tasks/${running.id}/retry`, {}, admin.token)).status);
     expect(retries).toEqual([409, 409, 429]);
@@ -211,7 +213,9 @@ describe('API limits', () => {
     expect((await register('1.0.0')).status).toBe(201);
     const second = await register('1.0.1');
     expect(second.status).toBe(429);
-    expect((await second.json()).error.message).toMatch(/^token "limits-admin" may register 1 templates per minute on this orchestrator \(WEFT_TEMPLATE_RATE_LIMIT\)/);
+    expect((await second.json()).error.message).toMatch(
+      /^token "limits-admin" may register 1 templates per minute on this orchestrator \(WEFT_TEMPLATE_RATE_LIMIT\)/,
+    );
   });
 
   it("ends a revoked token's event streams and long-polls at once", async () => {
