@@ -4,11 +4,9 @@ import { loadConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
 import { RUNTIMES } from '../core/template/types.js';
 import { startEmbeddedEngine } from '../ops/engine.js';
-import { bindingNeedsToken, serveApi } from '../ops/serve-api.js';
+import { bindingNeedsToken, refuseOpenBinding, serveApi } from '../ops/serve-api.js';
 import { onShutdownSignal } from '../ops/lifecycle.js';
 import { connectStore, type Store } from '../ops/connect-store.js';
-import { assertSafeBinding } from '../api/auth.js';
-import { liveTokenCount } from '../store/tokens.js';
 
 /**
  * `weft dashboard`: an orchestrator with the dashboard and a worker per
@@ -33,7 +31,7 @@ export function registerDashboardCommand(program: Command): void {
       if (bindingNeedsToken(opts.host, opts.insecure)) {
         store = await connectStore(config, log);
         try {
-          assertSafeBinding(opts.host, await liveTokenCount(store.db), false);
+          await refuseOpenBinding(opts, store.db);
         } catch (err) {
           await store.close();
           throw err;
@@ -56,8 +54,7 @@ export function registerDashboardCommand(program: Command): void {
           host: opts.host,
           port: opts.port,
           insecure: opts.insecure,
-          createPerMinute: config.taskRateLimitPerMinute,
-          limits: config.api,
+          settings: config,
         });
       } catch (err) {
         await engine.stop().catch(() => undefined);

@@ -64,8 +64,7 @@ async function runInProcess(
         log,
         host: '127.0.0.1',
         port: opts.port ?? 8080,
-        createPerMinute: config.taskRateLimitPerMinute,
-        limits: config.api,
+        settings: config,
       });
     }
     const t0 = performance.now();

@@ -7,10 +7,8 @@ import { createMessageBus } from '../messaging/index.js';
 import type { MessageBus } from '../messaging/types.js';
 import { Orchestrator } from '../orchestration/orchestrator.js';
 import { loadTemplateDir } from '../core/template/load.js';
-import { bindApiPort, bindingNeedsToken, serveApi, type BoundPort, type ServedApi } from './serve-api.js';
+import { bindApiPort, bindingNeedsToken, refuseOpenBinding, serveApi, type BoundPort, type ServedApi } from './serve-api.js';
 import { stopOnSignal } from './lifecycle.js';
-import { assertSafeBinding } from '../api/auth.js';
-import { liveTokenCount } from '../store/tokens.js';
 
 /**
  * `weft orchestrator`: HTTP API + sweeps until SIGTERM.
@@ -57,7 +55,7 @@ export async function runOrchestrator(
     if (tokenFirst) {
       store = await connect();
       if (!store) return;
-      assertSafeBinding(opts.host, await liveTokenCount(store.db), false);
+      await refuseOpenBinding(opts, store.db);
     }
     const bound = (port = await bindApiPort(opts.host, opts.port, config.api));
     store ??= await connect();
@@ -95,20 +93,7 @@ export async function runOrchestrator(
       { log, signal, onWaiting: (reason) => bound.waiting('database', reason) },
     ).catch(quitting);
     if (!orchestrator) return;
-    api = await serveApi(
-      {
-        orchestrator,
-        db,
-        bus,
-        log,
-        host: opts.host,
-        port: opts.port,
-        insecure: opts.insecure,
-        createPerMinute: config.taskRateLimitPerMinute,
-        limits: config.api,
-      },
-      bound,
-    );
+    api = await serveApi({ orchestrator, db, bus, log, host: opts.host, port: opts.port, insecure: opts.insecure, settings: config }, bound);
     const broker = await bus.health();
     if (!broker.ok)
       log.warn({ reason: broker.detail }, 'the broker is unreachable; tasks are accepted and their messages wait in weft.outbox until it is back');

@@ -8,7 +8,7 @@ import { buildApi, RETRY_AFTER_S } from '../api/server.js';
 import { assertSafeBinding, isLoopback } from '../api/auth.js';
 import { answerClientError, errorBody, setSecurityHeaders } from '../api/protections.js';
 import { applyServerLimits, CONNECTIONS_CHECKING_INTERVAL_MS } from '../api/limits.js';
-import { DEFAULT_API_SETTINGS, type ApiSettings } from '../shared/config.js';
+import { DEFAULT_API_SETTINGS, type ApiSettings, type WeftConfig } from '../shared/config.js';
 import { liveTokenCount } from '../store/tokens.js';
 
 export interface ServeApiOptions {
@@ -19,9 +19,8 @@ export interface ServeApiOptions {
   host: string;
   port: number;
   insecure?: boolean;
-  createPerMinute?: number;
-  /** The API's limits (config.api); defaults: DEFAULT_API_SETTINGS. */
-  limits?: Partial<ApiSettings>;
+  /** Rate and API limits from the environment (loadConfig()); the defaults when omitted. */
+  settings?: Pick<WeftConfig, 'taskRateLimitPerMinute' | 'api'>;
 }
 
 export interface ServedApi {
@@ -58,6 +57,11 @@ const CLOSE_GRACE_MS = 1_500;
  */
 export function bindingNeedsToken(host: string, insecure: boolean | undefined): boolean {
   return insecure !== true && !isLoopback(host);
+}
+
+/** Throw the ConfigError of {@link assertSafeBinding} when `host` needs a token and none exists in `db`. */
+export async function refuseOpenBinding(o: { host: string; insecure?: boolean }, db: Database): Promise<void> {
+  if (bindingNeedsToken(o.host, o.insecure)) assertSafeBinding(o.host, await liveTokenCount(db), false);
 }
 
 export async function bindApiPort(host: string, port: number, limits: Partial<ApiSettings> = {}): Promise<BoundPort> {
@@ -116,8 +120,8 @@ export async function bindApiPort(host: string, port: number, limits: Partial<Ap
  * {@link bindApiPort}), else binds `host:port` itself. `close()` stops both.
  */
 export async function serveApi(o: ServeApiOptions, bound?: BoundPort): Promise<ServedApi> {
-  if (bindingNeedsToken(o.host, o.insecure)) assertSafeBinding(o.host, await liveTokenCount(o.db), false);
-  const port = bound ?? (await bindApiPort(o.host, o.port, o.limits));
+  await refuseOpenBinding(o, o.db);
+  const port = bound ?? (await bindApiPort(o.host, o.port, o.settings?.api));
   // The orchestrator's task events: every task end, and live step changes of watched tasks.
   const liveEvents = o.orchestrator.taskEvents;
   const app = buildApi(
@@ -128,8 +132,8 @@ export async function serveApi(o: ServeApiOptions, bound?: BoundPort): Promise<S
       log: o.log,
       liveEvents,
       auth: { insecure: o.insecure },
-      createPerMinute: o.createPerMinute,
-      limits: o.limits,
+      createPerMinute: o.settings?.taskRateLimitPerMinute,
+      limits: o.settings?.api,
     },
     (handler) => {
       port.attach(handler);
