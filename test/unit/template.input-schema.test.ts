@@ -139,3 +139,20 @@ describe('schema patterns on the linear-time engine', () => {
     expect(() => compileSchemaPattern('(a{1,9}){1,9}b{1,99}c{1,99}')).toThrow(/compiles to \d+ instructions, more than 500 \(MAX_PATTERN_PROGRAM\)/);
   });
 });
+
+describe('a stored template whose pattern RE2 cannot run', () => {
+  it('refuses its contexts with a problem that says why and how to fix it, instead of failing the request', () => {
+    const r = compileInputSchema({ input_schema: { type: 'object', properties: { x: { type: 'string', pattern: '^(?!admin$).+' } } } })({ x: 'bob' });
+    expect(r).toEqual({
+      ok: false,
+      problems: [
+        {
+          path: 'context',
+          message: expect.stringMatching(
+            /^context cannot be checked: a pattern of the template's input_schema cannot be used \(the linear-time pattern engine \(RE2 syntax\) cannot run it: .*\); register a new version of the template without it$/,
+          ),
+        },
+      ],
+    });
+  });
+});

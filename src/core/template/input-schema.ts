@@ -165,7 +165,17 @@ export function compileInputSchema(template: Pick<TemplateDefinition, 'input_sch
   const key = JSON.stringify(template.input_schema);
   let validate = compiled.get(key);
   if (validate === undefined) {
-    validate = createInputSchemaAjv().compile(template.input_schema);
+    try {
+      validate = createInputSchemaAjv().compile(template.input_schema);
+    } catch (err) {
+      // A version registered before patterns ran on RE2 may hold one RE2 cannot run: refuse its contexts, saying why.
+      if (!(err instanceof SchemaPatternError)) throw err;
+      const problem = {
+        path: 'context',
+        message: `context cannot be checked: a pattern of the template's input_schema cannot be used (${err.message}); register a new version of the template without it`,
+      };
+      return () => ({ ok: false, problems: [problem] });
+    }
     if (compiled.size >= MAX_COMPILED) compiled.delete(compiled.keys().next().value!);
     compiled.set(key, validate);
   }
