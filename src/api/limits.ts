@@ -109,7 +109,9 @@ export function installBodyLimits(app: FastifyInstance, limits: Pick<ApiSettings
         );
       return payload;
     }
-    reply.raw.once('close', release);
+    // A client that went away while it waited has no answer left to end: give the bytes back now.
+    if (reply.raw.closed || reply.raw.destroyed) release();
+    else reply.raw.once('close', release);
     return payload;
   });
 }
