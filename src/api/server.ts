@@ -101,6 +101,8 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
       });
   });
   let lastOutageLog = 0;
+  // /health is open to anyone: whatever a driver's message quotes of the connection URL stays hidden (here and in 503s).
+  const dbSecrets = secretsOf(db.url);
   // JSON and YAML only: a type an HTML form can send (text/plain, form encodings) is answered 415,
   // so a page elsewhere cannot post a body here.
   app.removeContentTypeParser('text/plain');
@@ -137,12 +139,12 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
       // One line per 10 s: during an outage every request fails the same way.
       if (Date.now() - lastOutageLog > 10_000) {
         lastOutageLog = Date.now();
-        options.log.warn({ dependency: down.dependency, reason: down.reason }, `${down.dependency} is unavailable; answering 503`);
+        options.log.warn({ dependency: down.dependency, reason: scrubSecrets(down.reason, dbSecrets) }, `${down.dependency} is unavailable; answering 503`);
       }
       return reply
         .status(503)
         .header('retry-after', String(RETRY_AFTER_S))
-        .send({ error: { code: down.code, message: down.message, dependency: down.dependency, reason: down.reason, retry_after_s: RETRY_AFTER_S } });
+        .send(errorBody(down.code, down.message, { dependency: down.dependency, reason: scrubSecrets(down.reason, dbSecrets), retry_after_s: RETRY_AFTER_S }));
     }
     if (err instanceof NotFoundError) return reply.status(404).send({ error: { code: err.code, message: err.message } });
     if (err instanceof ConflictError) return reply.status(409).send({ error: { code: err.code, message: err.message, ...err.details } });
@@ -259,8 +261,6 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
     );
   });
 
-  // /health is open to anyone: whatever a driver's message quotes of the connection URL stays hidden.
-  const dbSecrets = secretsOf(db.url);
   app.get('/health', async (_req, reply) => {
     const [dbOk, broker] = await Promise.all([
       within(
