@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Database } from '../store/database.js';
 import type { Logger } from '../shared/logger.js';
 import { ConfigError } from '../shared/errors.js';
-import { findLiveToken, liveTokenCount, scopeAllows, type Scope, type TokenRow } from '../store/tokens.js';
+import { SCOPES, findLiveToken, liveTokenCount, scopeAllows, type Scope, type TokenRow } from '../store/tokens.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -106,7 +106,10 @@ export class ApiAuth {
       const required = await this.tokensRequired();
       const header = bearer(req);
       const token = required && header ? await this.lookup(header) : undefined;
-      return { required, open_to_this_caller: !required && this.openTo(req), token: token ? { name: token.name, scopes: token.scopes } : null };
+      const open = !required && this.openTo(req);
+      // What this caller may do, so a client (the dashboard) offers only the actions it is allowed.
+      const allows = SCOPES.filter((s) => open || (token !== undefined && scopeAllows(token.scopes, s)));
+      return { required, open_to_this_caller: open, token: token ? { name: token.name, scopes: token.scopes } : null, allows };
     });
   }
 

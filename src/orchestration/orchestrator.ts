@@ -162,7 +162,8 @@ export class Orchestrator {
       this.bus.dispatchMode,
     );
     if (tracing.enabled) traceTaskCreated(taskId, def, t0, dispatch.steps.length);
-    this.bus.deliver(dispatch);
+    const started = this.taskEvents.startNotice({ task_id: taskId, state: 'running', namespace: def.namespace, name: def.name, cause: 'created' });
+    this.bus.deliver(dispatch, started ? [started] : []);
     this.metrics.tasksCreated.inc();
     if (this.log.isLevelEnabled('debug')) this.log.debug({ task_id: taskId, dispatched: dispatch.steps.length }, 'task created');
     return { id: taskId, dispatched: dispatch.steps.length };
@@ -172,15 +173,15 @@ export class Orchestrator {
    * Cancel a pending or running task (NotFoundError, or ConflictError naming
    * its state once it has ended): its open steps become cancelled in one
    * commit; then waiters hear it ended, and each worker running one of its
-   * steps is told to interrupt it (`weft_cancel`). `by` is kept in the audit rows.
+   * steps is told to interrupt it (`weft_cancel`). `by` and `reason` are kept in the audit rows.
    */
-  async cancelTask(taskId: string, by: string): Promise<{ state: 'cancelled'; interrupted: number }> {
-    const o = await cancelTask(this.db, taskId, by, this.pid);
+  async cancelTask(taskId: string, by: string, reason?: string): Promise<{ state: 'cancelled'; interrupted: number }> {
+    const o = await cancelTask(this.db, taskId, by, this.pid, reason);
     const notices: Notice[] = o.taskEnds.map((t) => ({ channel: 'weft_task', payload: JSON.stringify(t) }));
     for (const f of o.finished) if (f.watched) notices.push(stepNotice(f.task_id, f.step_id, f.name, f.state, f.attempt));
     if (o.interrupted.length) notices.push({ channel: CANCEL_CHANNEL, payload: JSON.stringify({ steps: o.interrupted.map((i) => i.step_id) }) });
     this.bus.deliver(o.dispatch, notices);
-    this.log.info({ task_id: taskId, by, interrupted: o.interrupted.length }, 'task cancelled');
+    this.log.info({ task_id: taskId, by, reason, interrupted: o.interrupted.length }, 'task cancelled');
     return { state: 'cancelled', interrupted: o.interrupted.length };
   }
 
@@ -193,6 +194,8 @@ export class Orchestrator {
     const o = await retryTask(this.db, taskId, { ...opts, pid: this.pid, mode: this.bus.dispatchMode });
     const notices: Notice[] = [];
     for (const s of o.dispatch.steps) if (s.watched) notices.push(stepNotice(s.task_id, s.step_id, s.name ?? '', 'enqueued', 0));
+    const started = this.taskEvents.startNotice({ task_id: taskId, state: 'running', cause: 'retried', by: opts.by });
+    if (started) notices.push(started);
     this.bus.deliver(o.dispatch, notices);
     this.log.info({ task_id: taskId, step: opts.step, by: opts.by, enqueued: o.enqueued }, 'task retried');
     return { state: 'running', enqueued: o.enqueued };

@@ -78,7 +78,8 @@ describe('API tokens', () => {
     expect(remote.statusCode).toBe(401);
     expect(remote.json().error.code).toBe('token_required');
     expect((await call('GET', '/health', undefined, undefined, '192.0.2.7')).statusCode).toBe(200);
-    expect((await call('GET', '/v1/auth')).json()).toEqual({ required: false, open_to_this_caller: true, token: null });
+    expect((await call('GET', '/v1/auth')).json()).toEqual({ required: false, open_to_this_caller: true, token: null, allows: ['read', 'write', 'admin'] });
+    expect((await call('GET', '/v1/auth', undefined, undefined, '192.0.2.7')).json()).toMatchObject({ open_to_this_caller: false, allows: [] });
   });
 
   it('with tokens, requires one with the route scope, stores only a hash, and forgets revoked ones', async () => {
@@ -108,7 +109,10 @@ describe('API tokens', () => {
       required: true,
       open_to_this_caller: false,
       token: { name: 'writer', scopes: ['write'] },
+      allows: ['read', 'write'],
     });
+    expect((await call('GET', '/v1/auth', reader.token)).json().allows).toEqual(['read']);
+    expect((await call('GET', '/v1/auth')).json().allows).toEqual([]);
 
     expect((await call('POST', '/v1/templates', admin.token, yaml('1.0.0'))).statusCode).toBe(201);
     expect((await call('POST', '/v1/templates', admin.token, yaml('1.0.0'))).statusCode).toBe(200);

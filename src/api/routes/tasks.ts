@@ -5,6 +5,7 @@ import type { LiveEvents } from '../../orchestration/live-events.js';
 import type { Database } from '../../store/database.js';
 import { listTasks } from '../../store/task-list.js';
 import { getTaskState, getTaskViewJson, taskForIdempotentRequest, taskIdByIdempotencyKey } from '../../store/tasks.js';
+import { taskHistory } from '../../store/history.js';
 import { TASK_STATES, type TaskState } from '../../core/states.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
 import { assertStorable, assertStorableText } from '../json-body.js';
@@ -34,6 +35,16 @@ const createTaskSchema = {
   },
 } as const;
 
+/** A cancel may say why (kept in the task's audit row and error); 1 … 1000 characters. */
+const cancelSchema = {
+  type: ['object', 'null'],
+  additionalProperties: false,
+  properties: { reason: { type: 'string', minLength: 1, maxLength: 1000 } },
+} as const;
+
+/** Most transitions one history answer holds (a 1000-step task has about 4000). */
+const HISTORY_LIMIT = 10_000;
+
 const retrySchema = {
   anyOf: [{ type: 'null' }, { type: 'object', additionalProperties: false, properties: { step: { type: 'string', minLength: 1 } } }],
 } as const;
@@ -45,10 +56,11 @@ const retrySchema = {
  *                                  200 with the existing task when the request is the same, 409 naming it otherwise
  *   GET  /v1/tasks                 list: filters, cursor pagination, counts by state
  *   GET  /v1/tasks/by-key/:key     the task created with this idempotency key
- *   POST /v1/tasks/:id/cancel      cancel a running task
- *   POST /v1/tasks/:id/retry       retry a failed task, or one step: {"step": "name"}
+ *   POST /v1/tasks/:id/cancel      cancel a running task, optionally saying why: {"reason": "…"}
+ *   POST /v1/tasks/:id/retry       retry a failed or cancelled task, or one step: {"step": "name"}
+ *   GET  /v1/tasks/:id/history     the audit trail: every transition of the task and its steps (or one step's), who and why
  *   GET  /v1/tasks/:id/events      server-sent events: `step` and `task` changes of one task
- *   GET  /v1/events                server-sent events: `task` ends of every task
+ *   GET  /v1/events                server-sent events: every task's start (`task_started`) and end (`task`)
  */
 export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions): Promise<void> {
   const { orchestrator, db, liveEvents } = opts;
@@ -155,15 +167,28 @@ export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions):
     );
   });
 
-  app.post('/v1/tasks/:id/cancel', async (req) => {
+  app.post('/v1/tasks/:id/cancel', { schema: { body: cancelSchema } }, async (req) => {
     const id = taskId(req.params);
-    return { id, ...(await orchestrator.cancelTask(id, actor(req))) };
+    const reason = (req.body as { reason?: string } | null)?.reason?.trim();
+    if (reason !== undefined) assertStorableText(reason, 'reason');
+    return { id, ...(await orchestrator.cancelTask(id, actor(req), reason || undefined)) };
   });
 
   app.post('/v1/tasks/:id/retry', { schema: { body: retrySchema } }, async (req) => {
     const id = taskId(req.params);
     const step = (req.body as { step?: string } | null)?.step;
     return { id, ...(await orchestrator.retryTask(id, { step, by: actor(req) })) };
+  });
+
+  app.get('/v1/tasks/:id/history', async (req) => {
+    const id = taskId(req.params);
+    const q = req.query as { step?: string; limit?: string };
+    const step = q.step === undefined || q.step === '' ? undefined : q.step;
+    if (step !== undefined) assertStorableText(step, 'step');
+    const history = await taskHistory(db, id, { step, limit: intParam(q.limit, 'limit', HISTORY_LIMIT, 1, HISTORY_LIMIT) });
+    if (history) return { task_id: id, ...history };
+    if (step !== undefined && (await getTaskState(db, id))) throw new NotFoundError(`task ${id} has no step ${JSON.stringify(step)}`);
+    throw new NotFoundError(`no task ${id}`);
   });
 
   app.get('/v1/tasks/:id/events', async (req, reply) => {
@@ -184,6 +209,9 @@ export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions):
     streams.add(stream);
     stream.onClose(() => streams.delete(stream));
     stream.send('hello', { live: liveEvents !== undefined });
-    if (liveEvents) stream.onClose(liveEvents.onTaskEnd((e) => stream.send('task', { kind: 'task', ...e })));
+    if (liveEvents) {
+      stream.onClose(liveEvents.onTaskEnd((e) => stream.send('task', { kind: 'task', ...e })));
+      stream.onClose(liveEvents.onTaskStart((e) => stream.send('task_started', { kind: 'task_started', ...e })));
+    }
   });
 }
