@@ -35,6 +35,17 @@ const createTaskSchema = {
   },
 } as const;
 
+/** What POST /v1/tasks/check reads: a task request without its idempotency key. */
+const checkTaskSchema = {
+  ...createTaskSchema,
+  properties: {
+    namespace: createTaskSchema.properties.namespace,
+    name: createTaskSchema.properties.name,
+    version: createTaskSchema.properties.version,
+    context: {},
+  },
+} as const;
+
 /** A cancel may say why (kept in the task's audit row and error); 1 … 1000 characters. */
 const cancelSchema = {
   type: ['object', 'null'],
@@ -54,6 +65,7 @@ const retrySchema = {
  *
  *   POST /v1/tasks                 create (rate-limited per token); a repeated idempotency key answers
  *                                  200 with the existing task when the request is the same, 409 naming it otherwise
+ *   POST /v1/tasks/check           check a task request's context against its template's input_schema, creating nothing
  *   GET  /v1/tasks                 list: filters, cursor pagination, counts by state
  *   GET  /v1/tasks/by-key/:key     the task created with this idempotency key
  *   POST /v1/tasks/:id/cancel      cancel a running task, optionally saying why: {"reason": "…"}
@@ -138,6 +150,16 @@ export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions):
     if (!view) throw conflict;
     return reply.status(200).header('location', `/v1/tasks/${existing.id}`).type('application/json; charset=utf-8').send(view);
   }
+
+  // A task request checked against its template's input_schema, creating nothing: the dashboard's
+  // New-task form shows the problems as the server words them (and needs no schema compiler of its own).
+  app.post('/v1/tasks/check', { schema: { body: checkTaskSchema }, config: { scope: 'read' } }, async (req) => {
+    const body = req.body as { namespace: string; name: string; version?: string; context?: unknown };
+    if (!req.bodyStorable) assertStorable(body.context ?? {}, 'context');
+    const { def, checkInput } = await orchestrator.templates.get(body.namespace, body.name, body.version);
+    const check = checkInput(body.context ?? {});
+    return { namespace: def.namespace, name: def.name, version: def.version, ...check };
+  });
 
   app.get('/v1/tasks/by-key/:key', async (req, reply) => {
     const key = (req.params as { key: string }).key;
