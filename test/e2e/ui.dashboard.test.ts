@@ -116,6 +116,7 @@ describe('dashboard in Chromium', () => {
     expect(await trace.locator('pre').isVisible()).toBe(false);
     await trace.locator('summary').click();
     expect(await trace.locator('pre').textContent()).toContain('check_inventory');
+    await panel.scrollIntoViewIfNeeded();
     await screenshot(page, 'python-backtrace');
     await page.close();
     await worker.stop();
@@ -275,6 +276,7 @@ describe('dashboard in Chromium', () => {
     expect(await page.locator('[data-history="task"] tr[data-step-name="fetch"][data-transition="running>cancelled"] .why').textContent()).toBe(
       'task cancelled',
     );
+    await row.scrollIntoViewIfNeeded();
     await screenshot(page, 'task-cancelled');
 
     // A cancelled task can run again.

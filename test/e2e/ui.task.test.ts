@@ -157,7 +157,6 @@ describe('a task page in Chromium', () => {
     const long = page.locator('[data-step="extract_customer_records_from_the_legacy_billing_system"]');
     expect(await long.locator('title').textContent()).toBe('extract_customer_records_from_the_legacy_billing_system (complete)');
     expect(await long.locator('.dag-label').textContent()).toMatch(/^extract_customer_.+…$/);
-    await screenshot(page, 'dag-fit');
 
     const zoom = async () => Number(await page.locator('[data-zoom]').getAttribute('data-zoom'));
     const viewBox = async () => (await page.locator('svg.dag').getAttribute('viewBox'))!.split(' ').map(Number);

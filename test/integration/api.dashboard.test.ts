@@ -378,4 +378,30 @@ describe('dashboard endpoints', () => {
     const ok = (await get(`/v1/tasks?q=${ids[0]}`)).json().tasks[0];
     expect(ok.error).toBeNull();
   });
+  it('checks a task request against its template, creating nothing: every problem with its path, or ok', async () => {
+    const before = (await get('/v1/tasks?limit=1')).json().counts;
+    const bad = await post('/v1/tasks/check', { namespace: 'e2e_linear', name: 'mathematical_sequence', context: { even_number: 3, extra: 1 } });
+    expect(bad.statusCode).toBe(200);
+    expect(bad.json()).toEqual({
+      namespace: 'e2e_linear',
+      name: 'mathematical_sequence',
+      version: '1.0.0',
+      ok: false,
+      problems: expect.arrayContaining([expect.objectContaining({ path: 'context.even_number', message: expect.stringContaining('context.even_number') })]),
+    });
+    const created = await post('/v1/tasks', { namespace: 'e2e_linear', name: 'mathematical_sequence', context: { even_number: 3, extra: 1 } });
+    expect(created.statusCode).toBe(400);
+    // The same problems, in the same words, as creating the task would answer.
+    expect(created.json().error.details).toEqual(bad.json().problems);
+    expect((await post('/v1/tasks/check', { namespace: 'e2e_linear', name: 'mathematical_sequence', context: { even_number: 4 } })).json()).toMatchObject({
+      ok: true,
+    });
+    expect((await get('/v1/tasks?limit=1')).json().counts).toEqual(before);
+    const unknown = await post('/v1/tasks/check', { namespace: 'e2e_linear', name: 'nope', context: {} });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json().error.message).toContain('no template e2e_linear/nope is registered');
+    const extra = await post('/v1/tasks/check', { namespace: 'e2e_linear', name: 'mathematical_sequence', idempotency_key: 'k' });
+    expect(extra.statusCode).toBe(400);
+    expect(extra.json().error.path).toBe('idempotency_key');
+  });
 });

@@ -55,6 +55,7 @@ describe('API tokens', () => {
     expect(requiredScope('GET', '/v1/tasks/:id')).toBe('read');
     expect(requiredScope('POST', '/v1/tasks')).toBe('write');
     expect(requiredScope('POST', '/v1/tasks/:id/cancel')).toBe('write');
+    expect(requiredScope('POST', '/v1/tasks/check')).toBe('read');
     expect(requiredScope('POST', '/v1/templates')).toBe('admin');
     expect(scopeAllows(['admin'], 'read')).toBe(true);
     expect(scopeAllows(['write'], 'admin')).toBe(false);
@@ -100,6 +101,8 @@ describe('API tokens', () => {
     expect((await call('GET', '/metrics', reader.token)).statusCode).toBe(200);
     expect((await call('GET', '/health')).statusCode).toBe(200);
 
+    // A reader may check a task request (it creates nothing), not create one.
+    expect((await call('POST', '/v1/tasks/check', reader.token, task)).json()).toMatchObject({ ok: true });
     const denied = await call('POST', '/v1/tasks', reader.token, task);
     expect(denied.statusCode).toBe(403);
     expect(denied.json().error.message).toBe('token "reader" has scope read; POST /v1/tasks needs write');

@@ -153,7 +153,7 @@ export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions):
 
   // A task request checked against its template's input_schema, creating nothing: the dashboard's
   // New-task form shows the problems as the server words them (and needs no schema compiler of its own).
-  app.post('/v1/tasks/check', { schema: { body: checkTaskSchema }, config: { scope: 'read' } }, async (req) => {
+  app.post('/v1/tasks/check', { schema: { body: checkTaskSchema } }, async (req) => {
     const body = req.body as { namespace: string; name: string; version?: string; context?: unknown };
     if (!req.bodyStorable) assertStorable(body.context ?? {}, 'context');
     const { def, checkInput } = await orchestrator.templates.get(body.namespace, body.name, body.version);
