@@ -5,7 +5,8 @@
 -- reason the rows are what migration 004 wrote.
 --
 -- The function of 004 is replaced whole (a new argument is a new signature);
--- only the three lines that write `p_reason` differ from it.
+-- only the three lines that write `p_reason` differ from it. (Numbered 006:
+-- 005 is taken by the worker hardening of the same issue.)
 --
 -- Never edit this file once it has landed: add the next number instead.
 
