@@ -162,8 +162,11 @@ export class Orchestrator {
       this.bus.dispatchMode,
     );
     if (tracing.enabled) traceTaskCreated(taskId, def, t0, dispatch.steps.length);
-    const started = this.taskEvents.startNotice({ task_id: taskId, state: 'running', namespace: def.namespace, name: def.name, cause: 'created' });
-    this.bus.deliver(dispatch, started ? [started] : []);
+    // Told only while some dashboard watches the task list: otherwise a creation costs nothing more.
+    const started = this.taskEvents.startsWatched()
+      ? [this.taskEvents.startNotice({ task_id: taskId, state: 'running', namespace: def.namespace, name: def.name, cause: 'created' })]
+      : undefined;
+    this.bus.deliver(dispatch, started);
     this.metrics.tasksCreated.inc();
     if (this.log.isLevelEnabled('debug')) this.log.debug({ task_id: taskId, dispatched: dispatch.steps.length }, 'task created');
     return { id: taskId, dispatched: dispatch.steps.length };
@@ -194,8 +197,7 @@ export class Orchestrator {
     const o = await retryTask(this.db, taskId, { ...opts, pid: this.pid, mode: this.bus.dispatchMode });
     const notices: Notice[] = [];
     for (const s of o.dispatch.steps) if (s.watched) notices.push(stepNotice(s.task_id, s.step_id, s.name ?? '', 'enqueued', 0));
-    const started = this.taskEvents.startNotice({ task_id: taskId, state: 'running', cause: 'retried', by: opts.by });
-    if (started) notices.push(started);
+    if (this.taskEvents.startsWatched()) notices.push(this.taskEvents.startNotice({ task_id: taskId, state: 'running', cause: 'retried', by: opts.by }));
     this.bus.deliver(o.dispatch, notices);
     this.log.info({ task_id: taskId, step: opts.step, by: opts.by, enqueued: o.enqueued }, 'task retried');
     return { state: 'running', enqueued: o.enqueued };

@@ -129,7 +129,7 @@ export class TaskEvents implements LiveEvents {
   /**
    * Every task that starts running (created or retried) in any process,
    * while the listener is subscribed. Task starts are sent only while some
-   * process has such a listener (see {@link startNotice}): subscribing
+   * process has such a listener (see {@link startsWatched}): subscribing
    * announces it to every orchestrator, and renews the announcement while
    * it lasts, so an unwatched list costs task creation nothing.
    */
@@ -150,13 +150,13 @@ export class TaskEvents implements LiveEvents {
     this.signals.send(undefined, [{ channel: LIST_WATCH_CHANNEL, payload: this.watcherId }]);
   }
 
-  /**
-   * The notice telling a task start to the processes that watch the task
-   * list (for Orchestrator.createTask and retryTask to deliver after
-   * COMMIT), or undefined while nobody watches it.
-   */
-  startNotice(event: TaskStartEvent): Notice | undefined {
-    if (Date.now() >= this.listWatchedUntil) return undefined;
+  /** Whether some process watches the task list (announced within WATCH_TTL_MS): task starts are worth telling. */
+  startsWatched(): boolean {
+    return Date.now() < this.listWatchedUntil;
+  }
+
+  /** The notice telling a task start to the processes that watch the task list, for the caller to deliver after COMMIT. */
+  startNotice(event: TaskStartEvent): Notice {
     return { channel: START_CHANNEL, payload: JSON.stringify(event) };
   }
 

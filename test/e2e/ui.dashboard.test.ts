@@ -13,6 +13,10 @@ import { launchBrowser, screenshot, eventually, type Browser } from '../support/
 import { FIXTURES, spawnWeft, startDashboard, type Dashboard, type WeftProcess } from './harness.js';
 import { getTaskView } from '../../src/store/tasks.js';
 
+/** Scroll the page so that `selector` starts just below the sticky header (for a screenshot of it). */
+const scrollTo = (page: Page, selector: string) =>
+  page.evaluate((sel) => window.scrollTo(0, document.querySelector(sel)!.getBoundingClientRect().top + window.scrollY - 60), selector);
+
 describe('dashboard in Chromium', () => {
   let d: Dashboard;
   let browser: Browser;
@@ -116,7 +120,7 @@ describe('dashboard in Chromium', () => {
     expect(await trace.locator('pre').isVisible()).toBe(false);
     await trace.locator('summary').click();
     expect(await trace.locator('pre').textContent()).toContain('check_inventory');
-    await panel.scrollIntoViewIfNeeded();
+    await scrollTo(page, '[data-step-panel="explode"]');
     await screenshot(page, 'python-backtrace');
     await page.close();
     await worker.stop();
@@ -276,7 +280,7 @@ describe('dashboard in Chromium', () => {
     expect(await page.locator('[data-history="task"] tr[data-step-name="fetch"][data-transition="running>cancelled"] .why').textContent()).toBe(
       'task cancelled',
     );
-    await row.scrollIntoViewIfNeeded();
+    await scrollTo(page, '[data-cancelled]');
     await screenshot(page, 'task-cancelled');
 
     // A cancelled task can run again.

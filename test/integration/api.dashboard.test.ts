@@ -279,14 +279,14 @@ describe('dashboard endpoints', () => {
     const [a, b] = [new TaskEvents(poolA, log), new TaskEvents(poolB, log)];
     try {
       await Promise.all([a.start(), b.start()]);
-      const event: TaskStartEvent = { task_id: ids[0]!, state: 'running', cause: 'created' };
-      expect(a.startNotice(event)).toBeUndefined();
-      expect(b.startNotice(event)).toBeUndefined();
-      const seen: TaskStartEvent[] = [];
-      const stop = b.onTaskStart((e) => seen.push(e));
-      expect(b.startNotice(event)).toBeDefined();
+      expect(a.startsWatched()).toBe(false);
+      expect(b.startsWatched()).toBe(false);
+      const stop = b.onTaskStart(() => undefined);
+      expect(b.startsWatched()).toBe(true);
       const deadline = Date.now() + 10_000;
-      while (!a.startNotice(event) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      while (!a.startsWatched() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(a.startsWatched()).toBe(true);
+      const event: TaskStartEvent = { task_id: ids[0]!, state: 'running', cause: 'created' };
       expect(a.startNotice(event)).toEqual({ channel: 'weft_task_start', payload: JSON.stringify(event) });
       stop();
     } finally {

@@ -54,7 +54,14 @@ export function taskGraph(task: TaskView, template: TemplateStep[] | undefined):
     label: s.name,
     state: s.state,
     group: s.type === 'batch_worker' && s.template_step !== s.name ? s.template_step : undefined,
-    sub: `${s.runtime} · ${s.type === 'standard' ? '' : `${s.type} · `}${s.attempts > 1 ? `attempt ${budgetAttempt(s)}/${s.max_attempts} · ` : ''}${s.duration_ms !== null ? ms(s.duration_ms) : ''}`,
+    sub: [
+      s.runtime,
+      s.type === 'standard' ? '' : s.type,
+      s.attempts > 1 ? `attempt ${budgetAttempt(s)}/${s.max_attempts}` : '',
+      s.duration_ms !== null ? ms(s.duration_ms) : '',
+    ]
+      .filter(Boolean)
+      .join(' · '),
   }));
   const edges: DagEdge[] = task.steps.flatMap((s) => s.parents.map((p) => ({ from: p, to: s.name })));
   const made = new Set(task.steps.flatMap((s) => [s.name, s.template_step]));

@@ -46,14 +46,16 @@ const at = (v: string) => new Date(v).getTime();
 const NO_WAIT_MS = 2;
 
 /** One run's stretch from a step's own fields: enough when it ran once. */
-function segmentsOfStep(s: TimedStep, now: number): Segment[] {
+function segmentsOfStep(s: TimedStep, now: number, ended: number | null): Segment[] {
   const out: Segment[] = [];
   const created = at(s.created_at);
   const enq = s.enqueued_at ? at(s.enqueued_at) : null;
   const started = s.started_at ? at(s.started_at) : null;
   const finished = s.finished_at ? at(s.finished_at) : null;
   if (enq !== null && enq - created >= NO_WAIT_MS) out.push({ kind: 'parents', start: created, end: enq });
+  // Never queued: still waiting for its parents, or waited until its task ended (cancelled with it).
   if (enq === null && started === null && s.state === 'pending') out.push({ kind: 'parents', start: created, end: now, open: true });
+  if (enq === null && started === null && s.state === 'cancelled' && ended !== null) out.push({ kind: 'parents', start: created, end: ended });
   if (enq !== null && (started === null || started >= enq))
     out.push({ kind: 'queue', start: enq, end: started ?? now, open: started === null && s.state === 'enqueued' });
   if (started !== null) {
@@ -123,7 +125,7 @@ export function Waterfall(props: {
   const t0 = at(props.createdAt);
   const rows = props.steps.map((s) => {
     const h = props.history?.get(s.name);
-    return { s, segments: h?.length ? segmentsOfHistory(h, now) : segmentsOfStep(s, now) };
+    return { s, segments: h?.length ? segmentsOfHistory(h, now) : segmentsOfStep(s, now, props.completedAt ? at(props.completedAt) : null) };
   });
   const end = Math.max(props.completedAt && !props.active ? at(props.completedAt) : now, ...rows.flatMap((r) => r.segments.map((g) => g.end)));
   const total = Math.max(1, end - t0);
