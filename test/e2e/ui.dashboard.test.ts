@@ -51,8 +51,8 @@ describe('dashboard in Chromium', () => {
     const page = await open('/tasks');
     await page.locator(`tr[data-task="${done}"] [data-state="complete"]`).waitFor();
     await page.evaluate(() => ((window as any).__marker = 'no reload'));
-    // A task created after the page loaded shows up, running, while it runs (the steps take 3 × 1.5 s).
-    const live = await create('slow_chain', { delay_ms: 1_500 });
+    // A task created after the page loaded shows up, running, while it runs (the steps take 3 × 2 s).
+    const live = await create('slow_chain', { delay_ms: 2_000 });
     await page.locator(`tr[data-task="${live}"] [data-state="running"]`).waitFor({ timeout: 10_000 });
     expect((await getTaskView(d.engine.db, live))!.state).toBe('running');
     expect(await page.evaluate(() => (window as any).__marker)).toBe('no reload');
