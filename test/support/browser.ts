@@ -9,8 +9,9 @@ export const CHROMIUM = process.env.WEFT_TEST_CHROMIUM ?? '/usr/bin/chromium';
 /**
  * The strictest Content-Security-Policy the dashboard must work under:
  * every script, style, image and connection from its own origin, nothing
- * inline, no eval. The browser tests serve the page with it, so anything
- * the policy blocks is a console error and fails the test.
+ * inline, no eval. The browser tests serve the page with it (beside the
+ * policy the server sends), so anything either blocks is a console error
+ * and fails the test.
  */
 export const STRICT_CSP =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; font-src 'self'; " +
@@ -53,10 +54,12 @@ export async function launchBrowser(opts: { timezoneId?: string } = {}): Promise
     viewport: { width: 1280, height: 800 },
     timezoneId: opts.timezoneId,
   });
-  // The page itself (`/` of a loopback server) gets the strict policy; what it loads is checked against it.
+  // The page itself (`/` of a loopback server) gets the strict policy beside the server's own (a
+  // comma joins policies, and the browser enforces each); what it loads is checked against both.
   await context.route(/^http:\/\/127\.0\.0\.1:\d+\/(\?[^#]*)?$/, async (route) => {
     const response = await route.fetch();
-    await route.fulfill({ response, headers: { ...response.headers(), 'content-security-policy': STRICT_CSP } });
+    const served = response.headers()['content-security-policy'];
+    await route.fulfill({ response, headers: { ...response.headers(), 'content-security-policy': served ? `${served}, ${STRICT_CSP}` : STRICT_CSP } });
   });
   const errors: string[] = [];
   return {
