@@ -1,6 +1,8 @@
-// Bundles the dashboard (src/ui) into dist/ui with esbuild: app.js, app.css
-// and index.html, served by the orchestrator at `/` (src/api/ui.ts). Runs in
-// `npm run build` and `npm install` (prepare); nothing is fetched at run time.
+// Bundles the dashboard (src/ui) into dist/ui with esbuild: app.js, app.css,
+// index.html and favicon.svg, served by the orchestrator at `/` (src/api/ui.ts).
+// Runs in `npm run build` and `npm install` (prepare); nothing is fetched at
+// run time, and nothing is inline: the page works under a Content-Security-Policy
+// of 'self' alone (no 'unsafe-inline', no 'unsafe-eval', no data: URLs).
 import { build } from 'esbuild';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -27,5 +29,5 @@ await build({
   outdir: out,
   logLevel: 'warning',
 });
-copyFileSync(join(root, 'src/ui/index.html'), join(out, 'index.html'));
+for (const file of ['index.html', 'favicon.svg']) copyFileSync(join(root, 'src/ui', file), join(out, file));
 console.log(`ui: built ${out}`);

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Database } from '../store/database.js';
 import type { Logger } from '../shared/logger.js';
 import { ConfigError } from '../shared/errors.js';
-import { findLiveToken, liveTokenCount, liveTokenIds, scopeAllows, type Scope, type TokenRow } from '../store/tokens.js';
+import { SCOPES, findLiveToken, liveTokenCount, liveTokenIds, scopeAllows, type Scope, type TokenRow } from '../store/tokens.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -24,7 +24,8 @@ export interface AuthOptions {
 
 /**
  * The scope each route needs, in one table. Everything not listed as open
- * needs `read`; creating, cancelling and retrying tasks need `write`;
+ * needs `read` (so does checking a task request, POST /v1/tasks/check);
+ * creating, cancelling and retrying tasks need `write`;
  * registering templates needs `admin`. Open: /health (for load balancers),
  * /v1/auth (so the dashboard can tell whether to ask for a token) and the
  * dashboard's static files (the page itself carries no data).
@@ -33,6 +34,8 @@ export function requiredScope(method: string, url: string): Scope | 'open' {
   if (url === '/health' || url === '/v1/auth') return 'open';
   if (!url.startsWith('/v1/') && url !== '/metrics') return 'open';
   if (method === 'POST' && url === '/v1/templates') return 'admin';
+  // Checks a context against a template, creating nothing: what a reader may see anyway.
+  if (method === 'POST' && url === '/v1/tasks/check') return 'read';
   if (method !== 'GET' && method !== 'HEAD') return 'write';
   return 'read';
 }
@@ -182,7 +185,10 @@ export class ApiAuth {
       const header = bearer(req);
       const address = req.socket.remoteAddress ?? '';
       const token = required && header && this.failures.blockedFor(address) === 0 ? await this.lookup(header, address) : undefined;
-      return { required, open_to_this_caller: !required && this.openTo(req), token: token ? { name: token.name, scopes: token.scopes } : null };
+      const open = !required && this.openTo(req);
+      // What this caller may do, so a client (the dashboard) offers only the actions it is allowed.
+      const allows = SCOPES.filter((s) => open || (token !== undefined && scopeAllows(token.scopes, s)));
+      return { required, open_to_this_caller: open, token: token ? { name: token.name, scopes: token.scopes } : null, allows };
     });
   }
 

@@ -15,17 +15,17 @@ export function errorBody(code: string, message: string, extra: Record<string, u
 
 /**
  * The dashboard is bundled and served from this origin (dist/ui): scripts,
- * styles and data come from `'self'` only; `data:` images are its empty
- * favicon. `'unsafe-eval'` is there because the New-task form compiles the
- * template's input_schema with ajv, which generates its checker as code;
- * inline scripts and every other origin stay refused. No page may frame it
+ * styles, its favicon and data come from `'self'` only, nothing inline and
+ * nothing evaluated (the New-task form has the server check a context,
+ * POST /v1/tasks/check, instead of compiling the schema in the browser; the
+ * browser tests run it under this policy). No page may frame it
  * (clickjacking the Cancel button).
  */
 const CONTENT_SECURITY_POLICY = [
   "default-src 'none'",
-  "script-src 'self' 'unsafe-eval'",
+  "script-src 'self'",
   "style-src 'self'",
-  "img-src 'self' data:",
+  "img-src 'self'",
   "connect-src 'self'",
   "font-src 'self'",
   "base-uri 'none'",

@@ -18,12 +18,14 @@ export async function controlTask(
   config: WeftConfig,
   id: string,
   op: 'cancel' | 'retry',
-  step: string | undefined,
+  opts: { step?: string; reason?: string } = {},
 ): Promise<{ interrupted?: number; enqueued?: number }> {
   if (!isUuid(id)) throw new ValidationError(`task id "${id}" is not a UUID; \`weft run\` prints it, and GET /v1/tasks lists them`, 'id');
+  const { step, reason } = opts;
   if (config.orchestratorUrl) {
     const url = `${config.orchestratorUrl.replace(/\/$/, '')}/v1/tasks/${encodeURIComponent(id)}/${op}`;
-    const res = await requestJson('POST', url, { body: step ? { step } : {}, token: config.apiToken });
+    const request = op === 'cancel' ? (reason ? { reason } : {}) : step ? { step } : {};
+    const res = await requestJson('POST', url, { body: request, token: config.apiToken });
     const body = (typeof res.body === 'object' && res.body !== null ? res.body : {}) as {
       error?: { message?: string };
       interrupted?: number;
@@ -38,7 +40,7 @@ export async function controlTask(
   try {
     const orchestrator = new Orchestrator({ db: store.db, bus, log, processId: processId(op) });
     const by = `cli:${userInfo().username}`;
-    return op === 'cancel' ? await orchestrator.cancelTask(id, by) : await orchestrator.retryTask(id, { step, by });
+    return op === 'cancel' ? await orchestrator.cancelTask(id, by, reason) : await orchestrator.retryTask(id, { step, by });
   } finally {
     await bus.close();
     await store.close();

@@ -166,7 +166,11 @@ export class Orchestrator {
       this.bus.dispatchMode,
     );
     if (tracing.enabled) traceTaskCreated(taskId, def, t0, dispatch.steps.length);
-    this.bus.deliver(dispatch);
+    // Told only while some dashboard watches the task list: otherwise a creation costs nothing more.
+    const started = this.taskEvents.startsWatched()
+      ? [this.taskEvents.startNotice({ task_id: taskId, state: 'running', namespace: def.namespace, name: def.name, cause: 'created' })]
+      : undefined;
+    this.bus.deliver(dispatch, started);
     this.metrics.tasksCreated.inc();
     if (this.log.isLevelEnabled('debug')) this.log.debug({ task_id: taskId, dispatched: dispatch.steps.length }, 'task created');
     return { id: taskId, dispatched: dispatch.steps.length };
@@ -176,15 +180,15 @@ export class Orchestrator {
    * Cancel a pending or running task (NotFoundError, or ConflictError naming
    * its state once it has ended): its open steps become cancelled in one
    * commit; then waiters hear it ended, and each worker running one of its
-   * steps is told to interrupt it (`weft_cancel`). `by` is kept in the audit rows.
+   * steps is told to interrupt it (`weft_cancel`). `by` and `reason` are kept in the audit rows.
    */
-  async cancelTask(taskId: string, by: string): Promise<{ state: 'cancelled'; interrupted: number }> {
-    const o = await cancelTask(this.db, taskId, by, this.pid);
+  async cancelTask(taskId: string, by: string, reason?: string): Promise<{ state: 'cancelled'; interrupted: number }> {
+    const o = await cancelTask(this.db, taskId, by, this.pid, reason);
     const notices: Notice[] = o.taskEnds.map((t) => ({ channel: 'weft_task', payload: JSON.stringify(t) }));
     for (const f of o.finished) if (f.watched) notices.push(stepNotice(f.task_id, f.step_id, f.name, f.state, f.attempt));
     if (o.interrupted.length) notices.push({ channel: CANCEL_CHANNEL, payload: JSON.stringify({ steps: o.interrupted.map((i) => i.step_id) }) });
     this.bus.deliver(o.dispatch, notices);
-    this.log.info({ task_id: taskId, by, interrupted: o.interrupted.length }, 'task cancelled');
+    this.log.info({ task_id: taskId, by, reason, interrupted: o.interrupted.length }, 'task cancelled');
     return { state: 'cancelled', interrupted: o.interrupted.length };
   }
 
@@ -197,6 +201,7 @@ export class Orchestrator {
     const o = await retryTask(this.db, taskId, { ...opts, pid: this.pid, mode: this.bus.dispatchMode });
     const notices: Notice[] = [];
     for (const s of o.dispatch.steps) if (s.watched) notices.push(stepNotice(s.task_id, s.step_id, s.name ?? '', 'enqueued', 0));
+    if (this.taskEvents.startsWatched()) notices.push(this.taskEvents.startNotice({ task_id: taskId, state: 'running', cause: 'retried', by: opts.by }));
     this.bus.deliver(o.dispatch, notices);
     this.log.info({ task_id: taskId, step: opts.step, by: opts.by, enqueued: o.enqueued }, 'task retried');
     return { state: 'running', enqueued: o.enqueued };

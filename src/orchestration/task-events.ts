@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../shared/logger.js';
 import type { Database } from '../store/database.js';
 import { signalsOf, type Signals } from '../store/signals.js';
+import type { Notice } from '../store/dispatch.js';
 import type { LiveEvents } from './live-events.js';
 
 /** How often a waiter re-reads its task, in case a notification was lost. */
@@ -31,6 +32,23 @@ export interface StepChange {
 
 export type LiveEvent = StepChange | ({ kind: 'task' } & TaskEndEvent);
 
+/** A task started running: it was created, or retried after it ended. */
+export interface TaskStartEvent {
+  task_id: string;
+  state: 'running';
+  /** The template (on creation). */
+  namespace?: string;
+  name?: string;
+  cause: 'created' | 'retried';
+  /** Who retried it (`token:NAME`, `anonymous`). */
+  by?: string;
+}
+
+/** Task starts are told on this channel, only while someone watches the task list. */
+const START_CHANNEL = 'weft_task_start';
+/** A process watching the task list says so here (and again every WATCH_TTL_MS / 3 while it does). */
+const LIST_WATCH_CHANNEL = 'weft_list_watch';
+
 /**
  * Tells waiters the moment a task ends, whichever process ended it: the
  * worker that finished the task's last step (or the process that failed or
@@ -51,6 +69,10 @@ export class TaskEvents implements LiveEvents {
   private unlisten: Array<() => void> = [];
   private renewTimer: NodeJS.Timeout | undefined;
   private started = false;
+  private startListeners = 0;
+  private listWatchTimer: NodeJS.Timeout | undefined;
+  /** Until when some process (this one included) watches the task list, as last announced. */
+  private listWatchedUntil = 0;
 
   constructor(
     private readonly db: Database,
@@ -82,6 +104,13 @@ export class TaskEvents implements LiveEvents {
           attempts: e.attempt ?? e.attempts,
         } satisfies StepChange);
       }),
+      await this.signals.listen(START_CHANNEL, (payload) => {
+        const e = parse<TaskStartEvent>(payload);
+        if (e?.task_id) this.emitter.emit('start', e);
+      }),
+      await this.signals.listen(LIST_WATCH_CHANNEL, () => {
+        this.listWatchedUntil = Date.now() + WATCH_TTL_MS;
+      }),
       this.signals.onReconnect(() => this.emitter.emit('reconnected')),
     );
   }
@@ -95,6 +124,40 @@ export class TaskEvents implements LiveEvents {
   onTaskEnd(listener: (e: TaskEndEvent) => void): () => void {
     this.emitter.on('*', listener);
     return () => this.emitter.off('*', listener);
+  }
+
+  /**
+   * Every task that starts running (created or retried) in any process,
+   * while the listener is subscribed. Task starts are sent only while some
+   * process has such a listener (see {@link startsWatched}): subscribing
+   * announces it to every orchestrator, and renews the announcement while
+   * it lasts, so an unwatched list costs task creation nothing.
+   */
+  onTaskStart(listener: (e: TaskStartEvent) => void): () => void {
+    this.emitter.on('start', listener);
+    if (++this.startListeners === 1) {
+      this.announceListWatch();
+      this.listWatchTimer = setInterval(() => this.announceListWatch(), WATCH_TTL_MS / 3);
+      this.listWatchTimer.unref();
+    }
+    return () => {
+      this.emitter.off('start', listener);
+      if (--this.startListeners === 0) clearInterval(this.listWatchTimer);
+    };
+  }
+
+  private announceListWatch(): void {
+    this.signals.send(undefined, [{ channel: LIST_WATCH_CHANNEL, payload: this.watcherId }]);
+  }
+
+  /** Whether some process watches the task list (announced within WATCH_TTL_MS): task starts are worth telling. */
+  startsWatched(): boolean {
+    return Date.now() < this.listWatchedUntil;
+  }
+
+  /** The notice telling a task start to the processes that watch the task list, for the caller to deliver after COMMIT. */
+  startNotice(event: TaskStartEvent): Notice {
+    return { channel: START_CHANNEL, payload: JSON.stringify(event) };
   }
 
   /**
@@ -185,6 +248,7 @@ export class TaskEvents implements LiveEvents {
   async close(): Promise<void> {
     for (const off of this.unlisten.splice(0)) off();
     clearInterval(this.renewTimer);
+    clearInterval(this.listWatchTimer);
     this.started = false;
   }
 }

@@ -4,7 +4,7 @@ import type { DispatchMode } from './tasks.js';
 import { ConflictError, NotFoundError } from '../shared/errors.js';
 
 /**
- * Cancel and retry (weft.cancel_task and weft.retry_task, migrations/004):
+ * Cancel and retry (weft.cancel_task and weft.retry_task, migrations/004 and 006):
  * one statement and one commit each. The caller delivers what they return
  * after COMMIT (Orchestrator.cancelTask / retryTask): wakes or publishes the
  * steps a retry enqueued, tells waiters a cancelled task ended, and tells
@@ -40,9 +40,12 @@ export interface RetryOutcome extends StatementOutcome {
   enqueued: number;
 }
 
-/** Cancel a pending or running task and its open steps; `by` names who asked (kept in the audit rows). */
-export async function cancelTask(db: Database, taskId: string, by: string, pid = 'api'): Promise<CancelOutcome> {
-  const rows = await controlQuery(db, 'SELECT * FROM weft.cancel_task($1, $2, $3)', [taskId, by, pid]);
+/**
+ * Cancel a pending or running task and its open steps; `by` names who asked
+ * and `reason` says why (both kept in the task's audit row, migrations/006).
+ */
+export async function cancelTask(db: Database, taskId: string, by: string, pid = 'api', reason?: string): Promise<CancelOutcome> {
+  const rows = await controlQuery(db, 'SELECT * FROM weft.cancel_task($1, $2, $3, $4)', [taskId, by, pid, reason ?? null]);
   const interrupted: Interrupted[] = [];
   for (const r of rows) {
     if (r.kind === 'finished' && r.detail?.from === 'running' && typeof r.detail.worker === 'string') {

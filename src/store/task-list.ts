@@ -35,7 +35,26 @@ export interface TaskSummary {
   steps: number;
   steps_complete: number;
   steps_failed: number;
+  /** Where and why an `error` or `cancelled` task stopped; null otherwise. */
+  error: TaskFailure | null;
 }
+
+/** The list's summary of a task's error: enough for one line (the task view has it whole). */
+export interface TaskFailure {
+  /** The step that failed (absent for a cancel). */
+  step?: string;
+  /** `permanent error`, `attempts exhausted (3 of 3)`, `cancelled`, … */
+  reason?: string;
+  /** The error's class, as its runtime named it. */
+  class?: string;
+  /** The error's message, or a cancel's reason; its first LIST_MESSAGE_CHARS characters. */
+  message?: string;
+  /** Who cancelled it (`token:NAME`, `anonymous`). */
+  by?: string;
+}
+
+/** How much of an error message a row of the list carries. */
+const LIST_MESSAGE_CHARS = 300;
 
 /**
  * Newest first, keyset-paginated on the id: ids are UUIDv7, so id order is
@@ -81,7 +100,10 @@ export async function listTasks(db: Database, filter: TaskListFilter, page: { li
     db.query(
       `SELECT t.id, t.namespace, t.name, t.version, t.state, t.created_at, t.completed_at,
               (extract(epoch FROM t.completed_at - t.created_at) * 1000)::int AS duration_ms,
-              s.steps, s.steps_complete, s.steps_failed
+              s.steps, s.steps_complete, s.steps_failed,
+              CASE WHEN t.error IS NOT NULL THEN jsonb_strip_nulls(jsonb_build_object(
+                'step', t.error->>'step', 'reason', t.error->>'reason', 'by', t.error->>'by', 'class', t.error->'error'->>'class',
+                'message', left(coalesce(t.error->'error'->>'message', t.error->>'message'), ${LIST_MESSAGE_CHARS}))) END AS error
          FROM weft.tasks t,
               LATERAL (SELECT count(*)::int AS steps,
                               count(*) FILTER (WHERE state = 'complete')::int AS steps_complete,

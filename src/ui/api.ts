@@ -66,6 +66,18 @@ export interface AuthState {
   required: boolean;
   open_to_this_caller: boolean;
   token: { name: string; scopes: string[] } | null;
+  /** The scopes this caller may use (`read`, `write`, `admin`): the API's answer, so the views offer only what it allows. */
+  allows: string[];
+}
+
+let allowed = new Set<string>();
+/** Remember what the API said this caller may do (GET /v1/auth). */
+export function setAllowed(auth: AuthState): void {
+  allowed = new Set(auth.allows);
+}
+/** Whether this caller's token (or the open API) allows `scope`: actions it does not allow are not offered. */
+export function can(scope: 'read' | 'write' | 'admin'): boolean {
+  return allowed.has(scope);
 }
 
 /**

@@ -1,6 +1,8 @@
 import { html, render } from 'htm/preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api, onUnauthorized, storeToken, storedToken, type AuthState } from './api.js';
+import { api, can, onUnauthorized, setAllowed, storeToken, storedToken, type AuthState } from './api.js';
+import { currentZone, setZone, type Zone } from './format.js';
+import { useTitle } from './hooks.js';
 import { TaskList } from './views/tasks.js';
 import { TaskPage } from './views/task.js';
 import { NewTask } from './views/new-task.js';
@@ -32,6 +34,27 @@ const NAV: Array<[string, string]> = [
   ['stats', 'Throughput'],
   ['bench', 'Benchmarks'],
 ];
+
+/** The title of each section's page; a task's and a template's page name themselves. */
+const TITLES: Record<string, string> = {
+  tasks: 'Tasks',
+  new: 'New task',
+  templates: 'Templates',
+  workers: 'Workers',
+  stats: 'Throughput',
+  bench: 'Benchmarks',
+};
+
+function ZoneSwitch(props: { zone: Zone; onZone: (z: Zone) => void }) {
+  return html`<span class="zone" role="group" aria-label="Show times in">
+    ${(['local', 'utc'] as const).map(
+      (z) =>
+        html`<button class=${`chip${props.zone === z ? ' on' : ''}`} aria-pressed=${props.zone === z} data-zone=${z} onClick=${() => props.onZone(z)}>
+          ${z === 'utc' ? 'UTC' : 'local'}
+        </button>`,
+    )}
+  </span>`;
+}
 
 function TokenScreen(props: { reason: string; onToken: () => void }) {
   const [value, setValue] = useState('');
@@ -80,10 +103,18 @@ function App() {
   const [auth, setAuth] = useState<AuthState | null>(null);
   const [authError, setAuthError] = useState('');
   const [needToken, setNeedToken] = useState('');
+  const [zone, setZoneState] = useState(currentZone());
+  const [section = 'tasks', ...rest] = route.parts;
+  useTitle(
+    auth && !needToken && !authError && !(section === 'tasks' && rest[0]) && !(section === 'templates' && rest.length >= 2)
+      ? (TITLES[section] ?? 'Not found')
+      : undefined,
+  );
 
   const check = async () => {
     try {
       const a = await api<AuthState>('/v1/auth');
+      setAllowed(a);
       setAuth(a);
       setAuthError('');
       if (a.required && !a.token) setNeedToken(storedToken() ? 'The stored token is unknown or revoked.' : 'This weft API requires a bearer token.');
@@ -109,9 +140,8 @@ function App() {
   if (!auth) return html`<main class="token-screen" id="main" aria-busy="true"><p>Connecting…</p></main>`;
   if (needToken) return html`<${TokenScreen} reason=${needToken} onToken=${check} />`;
 
-  const [section = 'tasks', ...rest] = route.parts;
   let view;
-  if (section === 'tasks' && rest[0]) view = html`<${TaskPage} key=${rest[0]} id=${rest[0]} />`;
+  if (section === 'tasks' && rest[0]) view = html`<${TaskPage} key=${rest[0]} id=${rest[0]} step=${route.query.get('step') ?? undefined} />`;
   else if (section === 'tasks') view = html`<${TaskList} query=${route.query} />`;
   else if (section === 'new') view = html`<${NewTask} query=${route.query} />`;
   else if (section === 'templates' && rest.length >= 2) view = html`<${TemplatePage} key=${rest.join('/')} namespace=${rest[0]} name=${rest[1]} />`;
@@ -125,9 +155,12 @@ function App() {
     <a class="skip" href="#main" onClick=${(e: Event) => (e.preventDefault(), document.getElementById('main')?.focus())}>Skip to content</a>
     <header class="top">
       <a class="brand" href="#/tasks" aria-label="weft dashboard home">weft</a>
-      <nav aria-label="Sections">${NAV.map(([k, label]) => html`<a href=${`#/${k}`} aria-current=${section === k ? 'page' : undefined}>${label}</a>`)}</nav>
+      <nav aria-label="Sections">
+        ${NAV.filter(([k]) => k !== 'new' || can('write')).map(([k, label]) => html`<a href=${`#/${k}`} aria-current=${section === k ? 'page' : undefined}>${label}</a>`)}
+      </nav>
+      <${ZoneSwitch} zone=${zone} onZone=${(z: Zone) => (setZone(z), setZoneState(z))} />
       <span class="who"
-        >${auth.token ? html`<span title=${auth.token.scopes.join(', ')}>${auth.token.name}</span> <button class="link" onClick=${() => (storeToken(null), location.reload())}>Sign out</button>` : auth.required ? '' : 'open (loopback)'}</span
+        >${auth.token ? html`<span title=${`token ${auth.token.name}, scope ${auth.token.scopes.join(', ')}`}>${auth.token.name} <span class="muted">(${auth.token.scopes.join(', ')})</span></span> <button class="link" onClick=${() => (storeToken(null), location.reload())}>Sign out</button>` : auth.required ? '' : 'open (loopback)'}</span
       >
     </header>
     <main id="main" tabindex="-1">${view}</main>

@@ -13,6 +13,10 @@ import { launchBrowser, screenshot, eventually, type Browser } from '../support/
 import { FIXTURES, spawnWeft, startDashboard, type Dashboard, type WeftProcess } from './harness.js';
 import { getTaskView } from '../../src/store/tasks.js';
 
+/** Scroll the page so that `selector` starts just below the sticky header (for a screenshot of it). */
+const scrollTo = (page: Page, selector: string) =>
+  page.evaluate((sel) => window.scrollTo(0, document.querySelector(sel)!.getBoundingClientRect().top + window.scrollY - 60), selector);
+
 describe('dashboard in Chromium', () => {
   let d: Dashboard;
   let browser: Browser;
@@ -29,7 +33,7 @@ describe('dashboard in Chromium', () => {
 
   beforeAll(async () => {
     d = await startDashboard();
-    browser = await launchBrowser();
+    browser = await launchBrowser({ timezoneId: 'Asia/Kolkata' });
   });
   afterEach(() => {
     const errors = browser.errors.splice(0);
@@ -41,16 +45,17 @@ describe('dashboard in Chromium', () => {
     await d?.stop();
   });
 
-  it('lists tasks with counts by state, and a row turns complete live without moving the layout', async () => {
+  it('lists tasks with counts by state; a new task appears when created and turns complete live, without a reload or moving the layout', async () => {
     const done = await create('slow_chain', { delay_ms: 0 });
     await d.engine.orchestrators[0]!.waitForTask(done, 20_000);
     const page = await open('/tasks');
     await page.locator(`tr[data-task="${done}"] [data-state="complete"]`).waitFor();
-    const live = await create('slow_chain', { delay_ms: 500 });
-    // A new task is not an event; it shows on the next page load. Its end is.
-    await page.reload();
-    await page.locator(`tr[data-task="${live}"] [data-state="running"]`).waitFor();
     await page.evaluate(() => ((window as any).__marker = 'no reload'));
+    // A task created after the page loaded shows up, running, while it runs (the steps take 3 × 2 s).
+    const live = await create('slow_chain', { delay_ms: 2_000 });
+    await page.locator(`tr[data-task="${live}"] [data-state="running"]`).waitFor({ timeout: 10_000 });
+    expect((await getTaskView(d.engine.db, live))!.state).toBe('running');
+    expect(await page.evaluate(() => (window as any).__marker)).toBe('no reload');
     // Count layout shifts from here on: the live update must not move anything.
     await page.evaluate(() => {
       (window as any).__shift = 0;
@@ -115,6 +120,7 @@ describe('dashboard in Chromium', () => {
     expect(await trace.locator('pre').isVisible()).toBe(false);
     await trace.locator('summary').click();
     expect(await trace.locator('pre').textContent()).toContain('check_inventory');
+    await scrollTo(page, '[data-step-panel="explode"]');
     await screenshot(page, 'python-backtrace');
     await page.close();
     await worker.stop();
@@ -246,14 +252,101 @@ describe('dashboard in Chromium', () => {
     await page.close();
   });
 
-  // Waits for the engine: cancelTask in src/store/control.ts.
-  it('cancels a long task from its page and shows it cancelled', async () => {
+  it('cancels a long task only after confirming, keeps the reason in its history, and offers to retry it', async () => {
     const id = await create('slow_chain', { delay_ms: 15_000 });
     const page = await open(`/tasks/${id}`);
     await page.locator('[data-task-state="running"]').waitFor();
+    // Changing one's mind cancels nothing.
     await page.getByRole('button', { name: 'Cancel task' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    await dialog.getByRole('button', { name: 'Keep it running' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    expect((await getTaskView(d.engine.db, id))!.state).toBe('running');
+
+    await page.getByRole('button', { name: 'Cancel task' }).click();
+    await dialog.getByLabel('Reason').fill('wrong customer selected');
+    await dialog.getByRole('button', { name: 'Cancel the task' }).click();
     await page.locator('[data-task-state="cancelled"]').waitFor({ timeout: 20_000 });
     expect((await getTaskView(d.engine.db, id))!.state).toBe('cancelled');
+    expect(await page.locator('[data-cancelled]').textContent()).toContain('Cancelled by anonymous: wrong customer selected');
+
+    // The history says who cancelled and why, beside the steps it stopped.
+    await page.locator('[data-history="task"] summary').click();
+    const row = page.locator('[data-history="task"] tr[data-transition="running>cancelled"][data-step-name=""]');
+    await row.waitFor();
+    expect(await row.locator('[data-who]').textContent()).toBe('anonymous');
+    expect(await row.locator('.why').textContent()).toBe('cancelled: wrong customer selected');
+    expect(await page.locator('[data-history="task"] tr[data-step-name="fetch"][data-transition="running>cancelled"] .why').textContent()).toBe(
+      'task cancelled',
+    );
+    await scrollTo(page, '[data-cancelled]');
+    await screenshot(page, 'task-cancelled');
+
+    // A cancelled task can run again.
+    await page.getByRole('button', { name: 'Retry task' }).click();
+    await page.locator('[data-task-state="running"]').waitFor({ timeout: 20_000 });
+    await page.locator('[data-history="task"] tr[data-transition="cancelled>running"]').waitFor();
+    await page.getByRole('button', { name: 'Cancel task' }).click();
+    await dialog.getByRole('button', { name: 'Cancel the task' }).click();
+    await page.locator('[data-task-state="cancelled"]').waitFor({ timeout: 20_000 });
+    expect(await page.locator('[data-cancelled]').textContent()).toContain('(no reason given)');
+    await page.close();
+  });
+
+  it('says in the list where and why each failed or cancelled task stopped', async () => {
+    const failed = await create('flaky_chain', { delay_ms: 0, failures: 99 });
+    expect(await d.engine.orchestrators[0]!.waitForTask(failed, 20_000)).toBe(true);
+    const cancelled = await create('slow_chain', { delay_ms: 15_000 });
+    await d.engine.orchestrators[0]!.cancelTask(cancelled, 'token:ops', 'superseded by a newer import');
+    const page = await open('/tasks');
+    const failure = page.locator(`tr[data-task="${failed}"] [data-error]`);
+    await failure.waitFor();
+    expect(await failure.textContent()).toBe('at wobbly: InventoryError: sku A-42 is not in the warehouse (attempt 3) (attempts exhausted (3 of 3))');
+    expect(await page.locator(`tr[data-task="${cancelled}"] [data-error]`).textContent()).toBe('cancelled by token:ops: superseded by a newer import');
+    expect(await page.locator(`tr[data-task] [data-state="complete"]`).first().locator('xpath=ancestor::tr').locator('[data-error]').count()).toBe(0);
+    await page.close();
+  });
+
+  it('names every page in its title, and shows times with their zone, how long ago, and in UTC on request', async () => {
+    const id = await create('slow_chain', { delay_ms: 0 });
+    expect(await d.engine.orchestrators[0]!.waitForTask(id, 20_000)).toBe(true);
+    const titles: Array<[string, string]> = [
+      ['/tasks', 'Tasks · weft'],
+      ['/new', 'New task · weft'],
+      ['/templates', 'Templates · weft'],
+      ['/templates/ui_e2e/slow_chain', 'Template ui_e2e/slow_chain · weft'],
+      ['/workers', 'Workers · weft'],
+      ['/stats', 'Throughput · weft'],
+      ['/bench', 'Benchmarks · weft'],
+      [`/tasks/${id}`, `Task ui_e2e/slow_chain ${id.slice(0, 8)}…${id.slice(-4)} · weft`],
+      [`/tasks/${id}?step=transform`, `Task ui_e2e/slow_chain ${id.slice(0, 8)}…${id.slice(-4)} · transform · weft`],
+    ];
+    const page = await open('/tasks');
+    for (const [hash, title] of titles) {
+      await page.goto(`${d.url}/#${hash}`);
+      await eventually(`the title of ${hash}`, async () => (await page.title()) === title, 10_000);
+    }
+
+    // The browser runs in Asia/Kolkata (UTC+5:30): local times name that zone; the switch shows UTC.
+    await page.goto(`${d.url}/#/tasks/${id}`);
+    const created = (await getTaskView(d.engine.db, id))!.created_at;
+    const shown = page.locator('.facts time').first();
+    await shown.waitFor();
+    const local = new Date(created.getTime() + 5.5 * 3600_000).toISOString();
+    expect(await shown.textContent()).toBe(`${local.slice(0, 10)} ${local.slice(11, 19)} GMT+5:30`);
+    expect(await shown.getAttribute('title')).toBe(
+      `${created.toISOString().slice(0, 10)} ${created.toISOString().slice(11, 23)} UTC · ${local.slice(0, 10)} ${local.slice(11, 23)} GMT+5:30`,
+    );
+    expect(await page.locator('.facts .rel').first().textContent()).toMatch(/^\((just now|\d+ s ago)\)$/);
+    await page.getByRole('button', { name: 'UTC' }).click();
+    expect(await shown.textContent()).toBe(`${created.toISOString().slice(0, 10)} ${created.toISOString().slice(11, 19)} UTC`);
+    // The choice is kept in this browser.
+    await page.reload();
+    await page.locator('.facts time').first().waitFor();
+    expect(await page.locator('.facts time').first().textContent()).toMatch(/ UTC$/);
+    await page.getByRole('button', { name: 'local' }).click();
+    expect(await page.locator('.facts time').first().textContent()).toMatch(/ GMT\+5:30$/);
     await page.close();
   });
 

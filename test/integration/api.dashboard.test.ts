@@ -1,4 +1,7 @@
-/** The endpoints the dashboard reads: task list, cancel/retry, workers, stats, template versions, bench results, server-sent events. */
+/**
+ * The endpoints the dashboard reads: task list, cancel/retry, the audit trail (history), workers, stats,
+ * template versions, bench results, server-sent events.
+ */
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +14,43 @@ import { catalogRoutes } from '../../src/api/routes/catalog.js';
 import { PgMessageBus } from '../../src/messaging/pg.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { idPrefixRange } from '../../src/store/task-list.js';
+import { parseTemplate } from '../../src/core/template/parse.js';
+import { PermanentError } from '../../src/worker/sdk.js';
+import { TaskEvents, type TaskStartEvent } from '../../src/orchestration/task-events.js';
+import { openDatabase } from '../../src/store/database.js';
 import Fastify from 'fastify';
+
+/** Templates of the history tests: a step that fails once and is retried after 50 ms, one that always fails, one that waits to be cancelled. */
+const historyTemplates = [
+  parseTemplate(
+    'namespace: api_hist\nname: flaky\nversion: 1.0.0\nsteps:\n' +
+      '  - { name: first, handler: hist.ok }\n' +
+      '  - { name: wobbly, handler: hist.flaky, depends_on: [first], retry: { max_attempts: 3, backoff: fixed, base_ms: 50, max_ms: 50 } }',
+    'flaky.yaml',
+  ),
+  parseTemplate(
+    'namespace: api_hist\nname: broken\nversion: 1.0.0\nsteps:\n  - { name: first, handler: hist.ok }\n  - { name: boom, handler: hist.broken, depends_on: [first] }',
+    'broken.yaml',
+  ),
+  parseTemplate('namespace: api_hist\nname: slow\nversion: 1.0.0\nsteps:\n  - { name: nap, handler: hist.slow }', 'slow.yaml'),
+];
+const historyHandlers = {
+  'hist.ok': () => ({ ok: true }),
+  'hist.flaky': (step: { attempt: number }) => {
+    if (step.attempt === 1) throw new Error('first try fails');
+    return { attempt: step.attempt };
+  },
+  'hist.broken': () => {
+    throw new PermanentError('the ledger is closed for the night');
+  },
+  'hist.slow': async (step: { signal?: AbortSignal }) => {
+    await new Promise((r) => {
+      const timer = setTimeout(r, 30_000);
+      step.signal?.addEventListener('abort', () => (clearTimeout(timer), r(undefined)));
+    });
+    return {};
+  },
+};
 
 /** Read server-sent events from `url` until `until` says stop (or the deadline passes). */
 async function readStream(url: string, until: (events: Array<{ event: string; data: any }>) => boolean, timeoutMs = 20_000) {
@@ -55,7 +94,13 @@ describe('dashboard endpoints', () => {
 
   beforeAll(async () => {
     tdb = await createTestDatabase();
-    engine = await startEngine({ backend: 'pg', url: tdb.url, namespaces: ['e2e_linear', 'e2e_diamond'] });
+    engine = await startEngine({
+      backend: 'pg',
+      url: tdb.url,
+      namespaces: ['e2e_linear', 'e2e_diamond', 'api_hist'],
+      templates: historyTemplates,
+      handlers: historyHandlers as never,
+    });
     api = buildApi({ orchestrator: engine.orchestrators[0]!, db: engine.db, bus: new PgMessageBus(engine.db, silentLogger()), log: silentLogger(), ui: false });
     await api.listen({ host: '127.0.0.1', port: 0 });
     base = `http://127.0.0.1:${(api.server.address() as { port: number }).port}`;
@@ -212,5 +257,151 @@ describe('dashboard endpoints', () => {
     const events = await all;
     expect(events.find((e) => e.event === 'task')?.data).toMatchObject({ kind: 'task', task_id: id, state: 'complete' });
     expect((await get('/v1/tasks/01a21e54-5be0-76be-97b1-9441a6c8e351/events')).statusCode).toBe(404);
+  });
+  it('streams every task start on /v1/events: a creation, then a retry naming who retried', async () => {
+    const started = readStream(`${base}/v1/events`, (evs) => evs.filter((e) => e.event === 'task_started').length >= 2);
+    // The stream's subscription reaches the orchestrator before the task is created.
+    await new Promise((r) => setTimeout(r, 300));
+    const { id } = await engine.orchestrators[0]!.createTask({ namespace: 'api_hist', name: 'broken', context: {} });
+    expect(await engine.orchestrators[0]!.waitForTask(id, 20_000)).toBe(true);
+    expect((await post(`/v1/tasks/${id}/retry`)).statusCode).toBe(200);
+    const events = await started;
+    expect(events.filter((e) => e.event === 'task_started').map((e) => e.data)).toEqual([
+      { kind: 'task_started', task_id: id, state: 'running', namespace: 'api_hist', name: 'broken', cause: 'created' },
+      { kind: 'task_started', task_id: id, state: 'running', cause: 'retried', by: 'anonymous' },
+    ]);
+  });
+
+  it('tells task starts only while some process watches the task list, learning of a watcher in another process', async () => {
+    const log = silentLogger();
+    // Two more "processes": each its own pool, so its own LISTEN connection (signals are per pool).
+    const [poolA, poolB] = await Promise.all([openDatabase({ url: tdb.url, log, max: 2 }), openDatabase({ url: tdb.url, log, max: 2 })]);
+    const [a, b] = [new TaskEvents(poolA, log), new TaskEvents(poolB, log)];
+    try {
+      await Promise.all([a.start(), b.start()]);
+      expect(a.startsWatched()).toBe(false);
+      expect(b.startsWatched()).toBe(false);
+      const stop = b.onTaskStart(() => undefined);
+      expect(b.startsWatched()).toBe(true);
+      const deadline = Date.now() + 10_000;
+      while (!a.startsWatched() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(a.startsWatched()).toBe(true);
+      const event: TaskStartEvent = { task_id: ids[0]!, state: 'running', cause: 'created' };
+      expect(a.startNotice(event)).toEqual({ channel: 'weft_task_start', payload: JSON.stringify(event) });
+      stop();
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      await Promise.all([poolA.close(), poolB.close()]);
+    }
+  });
+
+  it('keeps a cancel reason with who cancelled, in the history, the task view and the list', async () => {
+    const { id } = await engine.orchestrators[0]!.createTask({ namespace: 'api_hist', name: 'slow', context: {} });
+    const res = await post(`/v1/tasks/${id}/cancel`, { reason: 'wrong customer selected' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ id, state: 'cancelled' });
+    const history = (await get(`/v1/tasks/${id}/history`)).json();
+    const task = history.transitions.filter((t: { step: string | null }) => t.step === null);
+    expect(task.map((t: { from: string; to: string }) => `${t.from}→${t.to}`)).toEqual(['null→pending', 'pending→running', 'running→cancelled']);
+    expect(task[2].metadata).toEqual({ by: 'anonymous', reason: 'wrong customer selected' });
+    expect(task[2].process).toMatch(/^orch0-/);
+    expect(history.transitions.find((t: { step: string; to: string }) => t.step === 'nap' && t.to === 'cancelled').metadata).toEqual({
+      reason: 'task cancelled',
+      by: 'anonymous',
+    });
+    expect((await get(`/v1/tasks/${id}`)).json().error).toEqual({ reason: 'cancelled', by: 'anonymous', message: 'wrong customer selected' });
+    const row = (await get('/v1/tasks?namespace=api_hist&name=slow')).json().tasks[0];
+    expect(row).toMatchObject({ id, state: 'cancelled', error: { reason: 'cancelled', by: 'anonymous', message: 'wrong customer selected' } });
+  });
+
+  it.each([
+    [{ reason: '' }, 'reason', 'reason must NOT have fewer than 1 characters'],
+    [{ reason: 'x'.repeat(1001) }, 'reason', 'reason must NOT have more than 1000 characters'],
+    [{ why: 'no' }, 'why', 'must NOT have additional properties'],
+    [{ reason: 'nul \u0000 byte' }, 'reason', 'reason'],
+  ])('refuses a bad cancel body %j naming the field, and cancels nothing', async (body, path, message) => {
+    const { id } = await engine.orchestrators[0]!.createTask({ namespace: 'api_hist', name: 'slow', context: {} });
+    const res = await post(`/v1/tasks/${id}/cancel`, body);
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.code).toBe('invalid_input');
+    expect(res.json().error.message).toContain(message);
+    if (path !== 'why') expect(res.json().error.path).toBe(path);
+    expect((await get(`/v1/tasks/${id}`)).json().state).toBe('running');
+    expect((await post(`/v1/tasks/${id}/cancel`)).statusCode).toBe(200);
+  });
+
+  it("answers a task's audit trail: a failed attempt with its retry delay, the retry that followed, one step's alone", async () => {
+    const { id } = await engine.orchestrators[0]!.createTask({ namespace: 'api_hist', name: 'flaky', context: {} });
+    expect(await engine.orchestrators[0]!.waitForTask(id, 20_000)).toBe(true);
+    const all = (await get(`/v1/tasks/${id}/history`)).json();
+    expect(all).toMatchObject({ task_id: id, truncated: false });
+    const times = all.transitions.map((t: { at: string }) => Date.parse(t.at));
+    expect(times).toEqual([...times].sort((x: number, y: number) => x - y));
+    const wobbly = (await get(`/v1/tasks/${id}/history?step=wobbly`)).json();
+    expect(wobbly.transitions.every((t: { step: string }) => t.step === 'wobbly')).toBe(true);
+    // The first run starts from pending (claimed by the worker that finished its parent) or from the queue.
+    const moves = wobbly.transitions.map((t: { from: string | null; to: string }) => `${t.from}→${t.to}`);
+    expect(moves[0]).toBe('null→pending');
+    expect(moves.slice(-5)).toEqual(
+      ['→running', 'running→waiting_retry', 'waiting_retry→enqueued', 'enqueued→running', 'running→complete'].map((m, i) =>
+        i === 0 ? expect.stringMatching(/(pending|enqueued)→running$/) : m,
+      ),
+    );
+    const [failed, backoff, second] = wobbly.transitions.slice(-4, -1);
+    // The delay the worker chose for the fixed 50 ms backoff (less the time already spent reporting).
+    expect(failed.metadata).toMatchObject({ attempt: 1, delay_ms: expect.any(Number) });
+    expect(failed.metadata.delay_ms).toBeLessThanOrEqual(50);
+    expect(backoff.metadata).toEqual({ reason: 'backoff elapsed', next_attempt: 2 });
+    expect(second.metadata).toEqual({ attempt: 2 });
+    expect(wobbly.transitions[2].process).toBe(engine.workers[0]!.id);
+    expect(all.transitions.filter((t: { step: string }) => t.step === 'wobbly')).toEqual(wobbly.transitions);
+
+    const limited = (await get(`/v1/tasks/${id}/history?limit=3`)).json();
+    expect(limited.truncated).toBe(true);
+    expect(limited.transitions).toEqual(all.transitions.slice(0, 3));
+    const none = await get(`/v1/tasks/${id}/history?step=nope`);
+    expect(none.statusCode).toBe(404);
+    expect(none.json().error.message).toBe(`task ${id} has no step "nope"`);
+    expect((await get('/v1/tasks/01a21e54-5be0-76be-97b1-9441a6c8e351/history')).statusCode).toBe(404);
+    expect((await get(`/v1/tasks/${id}/history?limit=0`)).json().error.path).toBe('limit');
+  });
+
+  it('says in the list where and why a task failed: the step, the error class and message', async () => {
+    const { id } = await engine.orchestrators[0]!.createTask({ namespace: 'api_hist', name: 'broken', context: {} });
+    expect(await engine.orchestrators[0]!.waitForTask(id, 20_000)).toBe(true);
+    const row = (await get(`/v1/tasks?q=${id}`)).json().tasks[0];
+    expect(row).toMatchObject({
+      id,
+      state: 'error',
+      error: { step: 'boom', reason: 'permanent error', class: 'PermanentError', message: 'the ledger is closed for the night' },
+    });
+    const ok = (await get(`/v1/tasks?q=${ids[0]}`)).json().tasks[0];
+    expect(ok.error).toBeNull();
+  });
+  it('checks a task request against its template, creating nothing: every problem with its path, or ok', async () => {
+    const before = (await get('/v1/tasks?limit=1')).json().counts;
+    const bad = await post('/v1/tasks/check', { namespace: 'e2e_linear', name: 'mathematical_sequence', context: { even_number: 3, extra: 1 } });
+    expect(bad.statusCode).toBe(200);
+    expect(bad.json()).toEqual({
+      namespace: 'e2e_linear',
+      name: 'mathematical_sequence',
+      version: '1.0.0',
+      ok: false,
+      problems: expect.arrayContaining([expect.objectContaining({ path: 'context.even_number', message: expect.stringContaining('context.even_number') })]),
+    });
+    const created = await post('/v1/tasks', { namespace: 'e2e_linear', name: 'mathematical_sequence', context: { even_number: 3, extra: 1 } });
+    expect(created.statusCode).toBe(400);
+    // The same problems, in the same words, as creating the task would answer.
+    expect(created.json().error.details).toEqual(bad.json().problems);
+    expect((await post('/v1/tasks/check', { namespace: 'e2e_linear', name: 'mathematical_sequence', context: { even_number: 4 } })).json()).toMatchObject({
+      ok: true,
+    });
+    expect((await get('/v1/tasks?limit=1')).json().counts).toEqual(before);
+    const unknown = await post('/v1/tasks/check', { namespace: 'e2e_linear', name: 'nope', context: {} });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json().error.message).toContain('no template e2e_linear/nope is registered');
+    const extra = await post('/v1/tasks/check', { namespace: 'e2e_linear', name: 'mathematical_sequence', idempotency_key: 'k' });
+    expect(extra.statusCode).toBe(400);
+    expect(extra.json().error.path).toBe('idempotency_key');
   });
 });

@@ -141,6 +141,8 @@ describe('an API with no token, driven by other web pages', () => {
       expect({ what, csp: get('content-security-policy') }).toEqual({ what, csp: expect.stringContaining("frame-ancestors 'none'") });
       expect(get('content-security-policy')).toContain("default-src 'none'");
       expect(get('content-security-policy')).toContain("script-src 'self'");
+      // The dashboard needs nothing inline and nothing evaluated (test/e2e runs it under this policy).
+      expect(get('content-security-policy')).not.toContain('unsafe-');
       expect({ what, xfo: get('x-frame-options'), nosniff: get('x-content-type-options'), referrer: get('referrer-policy') }).toEqual({
         what,
         xfo: 'DENY',

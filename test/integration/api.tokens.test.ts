@@ -55,6 +55,7 @@ describe('API tokens', () => {
     expect(requiredScope('GET', '/v1/tasks/:id')).toBe('read');
     expect(requiredScope('POST', '/v1/tasks')).toBe('write');
     expect(requiredScope('POST', '/v1/tasks/:id/cancel')).toBe('write');
+    expect(requiredScope('POST', '/v1/tasks/check')).toBe('read');
     expect(requiredScope('POST', '/v1/templates')).toBe('admin');
     expect(scopeAllows(['admin'], 'read')).toBe(true);
     expect(scopeAllows(['write'], 'admin')).toBe(false);
@@ -78,7 +79,8 @@ describe('API tokens', () => {
     expect(remote.statusCode).toBe(401);
     expect(remote.json().error.code).toBe('token_required');
     expect((await call('GET', '/health', undefined, undefined, '192.0.2.7')).statusCode).toBe(200);
-    expect((await call('GET', '/v1/auth')).json()).toEqual({ required: false, open_to_this_caller: true, token: null });
+    expect((await call('GET', '/v1/auth')).json()).toEqual({ required: false, open_to_this_caller: true, token: null, allows: ['read', 'write', 'admin'] });
+    expect((await call('GET', '/v1/auth', undefined, undefined, '192.0.2.7')).json()).toMatchObject({ open_to_this_caller: false, allows: [] });
   });
 
   it('with tokens, requires one with the route scope, stores only a hash, and forgets revoked ones', async () => {
@@ -99,6 +101,8 @@ describe('API tokens', () => {
     expect((await call('GET', '/metrics', reader.token)).statusCode).toBe(200);
     expect((await call('GET', '/health')).statusCode).toBe(200);
 
+    // A reader may check a task request (it creates nothing), not create one.
+    expect((await call('POST', '/v1/tasks/check', reader.token, task)).json()).toMatchObject({ ok: true });
     const denied = await call('POST', '/v1/tasks', reader.token, task);
     expect(denied.statusCode).toBe(403);
     expect(denied.json().error.message).toBe('token "reader" has scope read; POST /v1/tasks needs write');
@@ -108,7 +112,10 @@ describe('API tokens', () => {
       required: true,
       open_to_this_caller: false,
       token: { name: 'writer', scopes: ['write'] },
+      allows: ['read', 'write'],
     });
+    expect((await call('GET', '/v1/auth', reader.token)).json().allows).toEqual(['read']);
+    expect((await call('GET', '/v1/auth')).json().allows).toEqual([]);
 
     expect((await call('POST', '/v1/templates', admin.token, yaml('1.0.0'))).statusCode).toBe(201);
     expect((await call('POST', '/v1/templates', admin.token, yaml('1.0.0'))).statusCode).toBe(200);

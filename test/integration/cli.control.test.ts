@@ -58,12 +58,12 @@ describe('weft run, cancel and retry from the command line', () => {
     expect(run.stdout).toContain(`still running after 1500 ms; it goes on wherever workers serve it (weft worker), or stop it with: weft cancel ${id0}`);
     const id = /^task ([0-9a-f-]{36})/m.exec(run.stdout)![1]!;
 
-    const cancel = await weft(['cancel', id], env);
+    const cancel = await weft(['cancel', id, '--reason', 'stuck on a slow mirror'], env);
     expect(cancel.stderr).toBe('');
     expect(cancel).toMatchObject({ code: 0, stdout: `task ${id} cancelled (1 running step interrupted)\n` });
     const cancelled = (await getTaskView(db, id))!;
     expect(cancelled.state).toBe('cancelled');
-    expect(cancelled.error).toMatchObject({ reason: 'cancelled', by: expect.stringMatching(/^cli:/) });
+    expect(cancelled.error).toMatchObject({ reason: 'cancelled', by: expect.stringMatching(/^cli:/), message: 'stuck on a slow mirror' });
     expect(cancelled.steps[0]!.state).toBe('cancelled');
 
     const again = await weft(['cancel', id], env);

@@ -6,6 +6,17 @@ import { packageRoot } from '../../src/shared/paths.js';
 
 export const CHROMIUM = process.env.WEFT_TEST_CHROMIUM ?? '/usr/bin/chromium';
 
+/**
+ * The strictest Content-Security-Policy the dashboard must work under:
+ * every script, style, image and connection from its own origin, nothing
+ * inline, no eval. The browser tests serve the page with it (beside the
+ * policy the server sends), so anything either blocks is a console error
+ * and fails the test.
+ */
+export const STRICT_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; font-src 'self'; " +
+  "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 export interface Browser {
   context: BrowserContext;
   /** A new page at 1280×800 (or `viewport`) that records console errors and uncaught exceptions. */
@@ -17,10 +28,12 @@ export interface Browser {
 
 /**
  * Debian's Chromium, headless, driven by playwright-core, with a fresh
- * profile per call (playwright passes it as --user-data-dir). Nothing is downloaded: `scripts/setup.sh` installs the
- * browser with apt-get.
+ * profile per call (playwright passes it as --user-data-dir), serving the
+ * dashboard under {@link STRICT_CSP}. `timezoneId` sets the browser's zone
+ * (default: the machine's). Nothing is downloaded: `scripts/setup.sh`
+ * installs the browser with apt-get.
  */
-export async function launchBrowser(): Promise<Browser> {
+export async function launchBrowser(opts: { timezoneId?: string } = {}): Promise<Browser> {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`no Chromium at ${CHROMIUM}: run \`bash scripts/setup.sh\` (it installs Debian's chromium), or set WEFT_TEST_CHROMIUM`);
   }
@@ -39,6 +52,14 @@ export async function launchBrowser(): Promise<Browser> {
       '--disable-sync',
     ],
     viewport: { width: 1280, height: 800 },
+    timezoneId: opts.timezoneId,
+  });
+  // The page itself (`/` of a loopback server) gets the strict policy beside the server's own (a
+  // comma joins policies, and the browser enforces each); what it loads is checked against both.
+  await context.route(/^http:\/\/127\.0\.0\.1:\d+\/(\?[^#]*)?$/, async (route) => {
+    const response = await route.fetch();
+    const served = response.headers()['content-security-policy'];
+    await route.fulfill({ response, headers: { ...response.headers(), 'content-security-policy': served ? `${served}, ${STRICT_CSP}` : STRICT_CSP } });
   });
   const errors: string[] = [];
   return {

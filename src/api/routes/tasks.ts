@@ -4,6 +4,7 @@ import type { LiveEvents } from '../../orchestration/live-events.js';
 import type { Database } from '../../store/database.js';
 import { listTasks } from '../../store/task-list.js';
 import { getTaskState, getTaskViewJson, taskForIdempotentRequest, taskIdByIdempotencyKey } from '../../store/tasks.js';
+import { taskHistory } from '../../store/history.js';
 import { TASK_STATES, type TaskState } from '../../core/states.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
 import { assertStorable, assertStorableText } from '../json-body.js';
@@ -36,6 +37,27 @@ const createTaskSchema = {
   },
 } as const;
 
+/** What POST /v1/tasks/check reads: a task request without its idempotency key. */
+const checkTaskSchema = {
+  ...createTaskSchema,
+  properties: {
+    namespace: createTaskSchema.properties.namespace,
+    name: createTaskSchema.properties.name,
+    version: createTaskSchema.properties.version,
+    context: {},
+  },
+} as const;
+
+/** A cancel may say why (kept in the task's audit row and error); 1 … 1000 characters. */
+const cancelSchema = {
+  type: ['object', 'null'],
+  additionalProperties: false,
+  properties: { reason: { type: 'string', minLength: 1, maxLength: 1000 } },
+} as const;
+
+/** Most transitions one history answer holds (a 1000-step task has about 4000). */
+const HISTORY_LIMIT = 10_000;
+
 const retrySchema = {
   anyOf: [{ type: 'null' }, { type: 'object', additionalProperties: false, properties: { step: { type: 'string', minLength: 1 } } }],
 } as const;
@@ -45,12 +67,14 @@ const retrySchema = {
  *
  *   POST /v1/tasks                 create (rate-limited per token); a repeated idempotency key answers
  *                                  200 with the existing task when the request is the same, 409 naming it otherwise
+ *   POST /v1/tasks/check           check a task request's context against its template's input_schema, creating nothing
  *   GET  /v1/tasks                 list: filters, cursor pagination, counts by state
  *   GET  /v1/tasks/by-key/:key     the task created with this idempotency key
- *   POST /v1/tasks/:id/cancel      cancel a running task
- *   POST /v1/tasks/:id/retry       retry a failed task, or one step: {"step": "name"}
+ *   POST /v1/tasks/:id/cancel      cancel a running task, optionally saying why: {"reason": "…"}
+ *   POST /v1/tasks/:id/retry       retry a failed or cancelled task, or one step: {"step": "name"}
+ *   GET  /v1/tasks/:id/history     the audit trail: every transition of the task and its steps (or one step's), who and why
  *   GET  /v1/tasks/:id/events      server-sent events: `step` and `task` changes of one task
- *   GET  /v1/events                server-sent events: `task` ends of every task
+ *   GET  /v1/events                server-sent events: every task's start (`task_started`) and end (`task`)
  */
 export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions): Promise<void> {
   const { orchestrator, db, liveEvents } = opts;
@@ -128,6 +152,16 @@ export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions):
     return reply.status(200).header('location', `/v1/tasks/${existing.id}`).type('application/json; charset=utf-8').send(view);
   }
 
+  // A task request checked against its template's input_schema, creating nothing: the dashboard's
+  // New-task form shows the problems as the server words them (and needs no schema compiler of its own).
+  app.post('/v1/tasks/check', { schema: { body: checkTaskSchema } }, async (req) => {
+    const body = req.body as { namespace: string; name: string; version?: string; context?: unknown };
+    if (!req.bodyStorable) assertStorable(body.context ?? {}, 'context');
+    const { def, checkInput } = await orchestrator.templates.get(body.namespace, body.name, body.version);
+    const check = checkInput(body.context ?? {});
+    return { namespace: def.namespace, name: def.name, version: def.version, ...check };
+  });
+
   app.get('/v1/tasks/by-key/:key', async (req, reply) => {
     const key = (req.params as { key: string }).key;
     assertStorableText(key, 'key');
@@ -156,9 +190,11 @@ export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions):
     );
   });
 
-  app.post('/v1/tasks/:id/cancel', async (req) => {
+  app.post('/v1/tasks/:id/cancel', { schema: { body: cancelSchema } }, async (req) => {
     const id = taskId(req.params);
-    return { id, ...(await orchestrator.cancelTask(id, actor(req))) };
+    const reason = (req.body as { reason?: string } | null)?.reason?.trim();
+    if (reason !== undefined) assertStorableText(reason, 'reason');
+    return { id, ...(await orchestrator.cancelTask(id, actor(req), reason || undefined)) };
   });
 
   app.post(
@@ -170,6 +206,17 @@ export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions):
       return { id, ...(await orchestrator.retryTask(id, { step, by: actor(req) })) };
     },
   );
+
+  app.get('/v1/tasks/:id/history', async (req) => {
+    const id = taskId(req.params);
+    const q = req.query as { step?: string; limit?: string };
+    const step = q.step === undefined || q.step === '' ? undefined : q.step;
+    if (step !== undefined) assertStorableText(step, 'step');
+    const history = await taskHistory(db, id, { step, limit: intParam(q.limit, 'limit', HISTORY_LIMIT, 1, HISTORY_LIMIT) });
+    if (history) return { task_id: id, ...history };
+    if (step !== undefined && (await getTaskState(db, id))) throw new NotFoundError(`task ${id} has no step ${JSON.stringify(step)}`);
+    throw new NotFoundError(`no task ${id}`);
+  });
 
   app.get('/v1/tasks/:id/events', async (req, reply) => {
     const id = taskId(req.params);
@@ -185,6 +232,9 @@ export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions):
   app.get('/v1/events', async (req, reply) => {
     const stream = openStream(req, reply);
     stream.send('hello', { live: liveEvents !== undefined });
-    if (liveEvents) stream.onClose(liveEvents.onTaskEnd((e) => stream.send('task', { kind: 'task', ...e })));
+    if (liveEvents) {
+      stream.onClose(liveEvents.onTaskEnd((e) => stream.send('task', { kind: 'task', ...e })));
+      stream.onClose(liveEvents.onTaskStart((e) => stream.send('task_started', { kind: 'task_started', ...e })));
+    }
   });
 }

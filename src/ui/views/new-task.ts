@@ -1,7 +1,13 @@
 import { html } from 'htm/preact';
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError } from '../api.js';
-import { compileInputSchema, type InputProblem } from '../../core/template/input-schema.js';
+import { useTitle } from '../hooks.js';
+
+/** One input_schema problem, as the API names it. */
+interface InputProblem {
+  path: string;
+  message: string;
+}
 
 interface TemplateSummary {
   namespace: string;
@@ -12,6 +18,10 @@ interface TemplateSummary {
 interface Version {
   version: string;
   definition: { input_schema?: Record<string, unknown>; description?: string };
+}
+
+function describe(err: unknown): string {
+  return err instanceof ApiError ? `${err.status} ${err.code}${err.path ? ` (${err.path})` : ''}: ${err.message}` : (err as Error).message;
 }
 
 /** A starting context: the schema's first example, else its defaults, else `{}`. */
@@ -29,13 +39,18 @@ function exampleContext(schema: Record<string, unknown> | undefined): string {
 }
 
 /**
- * Create a task from a template. The context is checked in the browser
- * against the template's input_schema with the same code the server runs
- * (core/template/input-schema.ts), so the messages are the server's; the
- * request is still the public POST /v1/tasks, and its errors are shown as
- * they come.
+ * Create a task from a template. The browser checks that the context is
+ * JSON; the server checks it against the template's input_schema (POST
+ * /v1/tasks/check, on leaving the editor and before creating), so every
+ * problem is listed with its path, in the server's words, before anything
+ * is created; the request is then the public POST /v1/tasks, and its errors
+ * are shown as they come. (The browser compiles no schema: a validator that
+ * generates code would need `unsafe-eval`, which the dashboard's
+ * Content-Security-Policy forbids, and a template's patterns then run only
+ * under the server's limits.)
  */
 export function NewTask(props: { query: URLSearchParams }) {
+  useTitle('New task');
   const [templates, setTemplates] = useState<TemplateSummary[]>([]);
   const [key, setKey] = useState(props.query.get('template') ?? '');
   const [versions, setVersions] = useState<Version[]>([]);
@@ -66,9 +81,9 @@ export function NewTask(props: { query: URLSearchParams }) {
   }, [key]);
 
   const def = versions.find((v) => v.version === version)?.definition;
-  const check = useMemo(() => compileInputSchema({ input_schema: def?.input_schema }), [def]);
 
-  const validate = (): { ok: true; context: unknown } | { ok: false } => {
+  const [namespace, name] = key.split('/');
+  const validate = async (): Promise<{ ok: true; context: unknown } | { ok: false }> => {
     let context: unknown;
     try {
       context = JSON.parse(text);
@@ -76,23 +91,28 @@ export function NewTask(props: { query: URLSearchParams }) {
       setProblems([{ path: 'context', message: `context is not JSON: ${(err as Error).message}` }]);
       return { ok: false };
     }
-    const r = check(context);
-    setProblems(r.ok ? [] : r.problems);
-    return r.ok ? { ok: true, context } : { ok: false };
+    if (!version) return { ok: false };
+    try {
+      const r = await api<{ ok: boolean; problems?: InputProblem[] }>('/v1/tasks/check', { method: 'POST', body: { namespace, name, version, context } });
+      setProblems(r.problems ?? []);
+      return r.ok ? { ok: true, context } : { ok: false };
+    } catch (err) {
+      setServerError(describe(err));
+      return { ok: false };
+    }
   };
 
   const submit = async (e: Event) => {
     e.preventDefault();
     setServerError('');
-    const v = validate();
-    if (!v.ok) return;
-    const [namespace, name] = key.split('/');
     setSending(true);
     try {
+      const v = await validate();
+      if (!v.ok) return;
       const created = await api<{ id: string }>('/v1/tasks', { method: 'POST', body: { namespace, name, version, context: v.context } });
       location.hash = `#/tasks/${created.id}`;
     } catch (err) {
-      setServerError(err instanceof ApiError ? `${err.status} ${err.code}${err.path ? ` (${err.path})` : ''}: ${err.message}` : (err as Error).message);
+      setServerError(describe(err));
     } finally {
       setSending(false);
     }
@@ -126,7 +146,7 @@ export function NewTask(props: { query: URLSearchParams }) {
         aria-describedby="context-problems"
         value=${text}
         onInput=${(e: Event) => setText((e.target as HTMLTextAreaElement).value)}
-        onBlur=${validate}
+        onBlur=${() => void validate()}
       ></textarea>
       <ul id="context-problems" class="problems" role="alert">
         ${problems.map((p) => html`<li data-path=${p.path}><code>${p.path}</code>: ${p.message}</li>`)}

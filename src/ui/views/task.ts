@@ -1,9 +1,12 @@
 import { html } from 'htm/preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { api, followEvents, ApiError } from '../api.js';
-import { Dag, layoutDag, type DagEdge, type DagNode } from '../dag.js';
-import { json, ms, stateClass, time } from '../format.js';
+import { api, can, followEvents, ApiError } from '../api.js';
+import { Dag, type DagEdge, type DagNode } from '../dag.js';
+import { json, ms, shortId } from '../format.js';
+import { When, useNow, useTitle } from '../hooks.js';
 import { StateBadge } from './tasks.js';
+import { HistoryTable, TaskHistoryPanel, useHistory, type Transition } from './history.js';
+import { Waterfall } from './timeline.js';
 import type { Wire } from '../wire.js';
 import type { StepView, TaskView as StoreTaskView } from '../../store/tasks.js';
 
@@ -50,7 +53,15 @@ export function taskGraph(task: TaskView, template: TemplateStep[] | undefined):
     id: s.name,
     label: s.name,
     state: s.state,
-    sub: `${s.runtime} · ${s.type === 'standard' ? '' : `${s.type} · `}${s.attempts > 1 ? `${s.attempts} attempts · ` : ''}${s.duration_ms !== null ? ms(s.duration_ms) : ''}`,
+    group: s.type === 'batch_worker' && s.template_step !== s.name ? s.template_step : undefined,
+    sub: [
+      s.runtime,
+      s.type === 'standard' ? '' : s.type,
+      s.attempts > 1 ? `attempt ${budgetAttempt(s)}/${s.max_attempts}` : '',
+      s.duration_ms !== null ? ms(s.duration_ms) : '',
+    ]
+      .filter(Boolean)
+      .join(' · '),
   }));
   const edges: DagEdge[] = task.steps.flatMap((s) => s.parents.map((p) => ({ from: p, to: s.name })));
   const made = new Set(task.steps.flatMap((s) => [s.name, s.template_step]));
@@ -60,6 +71,34 @@ export function taskGraph(task: TaskView, template: TemplateStep[] | undefined):
     for (const d of t.depends_on) edges.push({ from: d, to: t.name });
   }
   return { nodes, edges };
+}
+
+/**
+ * The attempt a step is at against its retry budget (`max_attempts` counts
+ * failed runs, and a task retry gives a fresh budget): the run going on or
+ * the one that succeeded is failures + 1, a step that failed for good
+ * counts its failures. Runs lost with a worker or given back use none.
+ */
+function budgetAttempt(s: Step): number {
+  if (s.state === 'error' || s.state === 'cancelled' || s.state === 'failed') return s.failures;
+  if (s.attempts === 0) return 0;
+  return Math.min(s.failures + 1, s.max_attempts);
+}
+
+/** "attempt 2 of 3 · 5 runs in all, 1 lost with its worker": the budget and the total across retries. */
+function attemptsText(s: Step): string {
+  const n = budgetAttempt(s);
+  let head: string;
+  if (s.attempts === 0) head = `not run yet (up to ${s.max_attempts} attempts)`;
+  else if (s.state === 'error') head = `${n} of ${s.max_attempts} attempts failed`;
+  else if (s.state === 'cancelled') head = `cancelled after ${n} failed attempt${n === 1 ? '' : 's'} of ${s.max_attempts}`;
+  else if (s.state === 'waiting_retry') head = `${s.failures} of ${s.max_attempts} attempts failed; attempt ${n} waits for its backoff`;
+  else if (s.state === 'complete' || s.state === 'succeeded') head = `succeeded on attempt ${n} of ${s.max_attempts}`;
+  else head = `attempt ${n} of ${s.max_attempts}`;
+  const extra: string[] = [];
+  if (s.attempts !== n) extra.push(`${s.attempts} run${s.attempts === 1 ? '' : 's'} in all`);
+  if (s.losses > 0) extra.push(`${s.losses} lost with ${s.losses === 1 ? 'its worker' : 'their workers'}`);
+  return extra.length ? `${head} · ${extra.join(', ')}` : head;
 }
 
 function ErrorBlock(props: { error: StepError; title?: string }) {
@@ -100,8 +139,14 @@ function JsonValue(props: { value: unknown; name: string; label: string }) {
   </div>`;
 }
 
-function StepPanel(props: { task: TaskView; step: Step; onAction: (what: string, run: () => Promise<unknown>) => void }) {
+/** A step can run again from its failure: it failed for good, or was cancelled, and its task has ended. */
+function retriable(task: TaskView, s: Step): boolean {
+  return (s.state === 'error' || s.state === 'cancelled') && (task.state === 'error' || task.state === 'cancelled');
+}
+
+function StepPanel(props: { task: TaskView; step: Step; version: number; onAction: (what: string, run: () => Promise<unknown>) => void }) {
   const { step: s, task } = props;
+  const history = useHistory(task.id, { step: s.name, enabled: true, version: props.version });
   const decision =
     s.type === 'decision' && (s.result as { $weft?: string; steps?: string[] } | null)?.$weft === 'decision'
       ? (s.result as { steps: string[] }).steps
@@ -120,7 +165,15 @@ function StepPanel(props: { task: TaskView; step: Step; onAction: (what: string,
   return html`<section class="card step-panel" aria-labelledby="step-title" data-step-panel=${s.name}>
     <div class="page-head">
       <h2 id="step-title">${s.name} <${StateBadge} state=${s.state} /></h2>
-      ${s.state === 'error' && html`<button onClick=${() => props.onAction(`Retry step ${s.name}`, () => api(`/v1/tasks/${task.id}/retry`, { method: 'POST', body: { step: s.name } }))}>Retry step</button>`}
+      ${
+        retriable(task, s) &&
+        can('write') &&
+        html`<button
+          onClick=${() => props.onAction(`Retry step ${s.name}`, () => api(`/v1/tasks/${task.id}/retry`, { method: 'POST', body: { step: s.name } }))}
+        >
+          Retry step
+        </button>`
+      }
     </div>
     <dl class="facts">
       <dt>Handler</dt>
@@ -130,7 +183,7 @@ function StepPanel(props: { task: TaskView; step: Step; onAction: (what: string,
       <dt>Type</dt>
       <dd>${s.type}${s.template_step !== s.name ? ` (of ${s.template_step})` : ''}</dd>
       <dt>Attempts</dt>
-      <dd>${s.attempts} of ${s.max_attempts}</dd>
+      <dd data-attempts>${attemptsText(s)}</dd>
       <dt>Worker</dt>
       <dd class="mono">${s.worker_id ?? '–'}</dd>
       ${
@@ -140,7 +193,7 @@ function StepPanel(props: { task: TaskView; step: Step; onAction: (what: string,
           : ''
       }
       <dt>Enqueued</dt>
-      <dd>${time(s.enqueued_at)}</dd>
+      <dd><${When} at=${s.enqueued_at} /></dd>
       <dt>Queue wait</dt>
       <dd>${ms(span(s.enqueued_at, s.started_at))}</dd>
       <dt>Run</dt>
@@ -148,13 +201,18 @@ function StepPanel(props: { task: TaskView; step: Step; onAction: (what: string,
       ${
         s.run_after
           ? html`<dt>Retry after</dt>
-              <dd>${time(s.run_after)}</dd>`
+              <dd><${When} at=${s.run_after} /></dd>`
           : ''
       }
     </dl>
     ${decision && html`<p class="outcome" data-decision>Decision: continue with ${decision.length ? decision.map((n, i) => html`${i ? ', ' : ''}<b>${n}</b>`) : 'no step'}</p>`}
     ${batches && html`<p class="outcome" data-batches>Batch fan-out: ${batches.length} cursor${batches.length === 1 ? '' : 's'} → ${workers.length} worker step${workers.length === 1 ? '' : 's'} (${workers.filter((w) => w.state === 'complete').length} complete)</p>`}
-    ${s.batch && html`<p class="outcome">Batch ${String((s.batch.index ?? 0) + 1)} of ${String(s.batch.total ?? '?')}${s.batch.no_op ? ' (no-op)' : ''}; cursor <code>${JSON.stringify(s.batch.cursor)}</code></p>`}
+    ${
+      s.batch &&
+      html`<p class="outcome" data-batch>
+        ${s.batch.no_op ? 'The placeholder of an empty batch (no-op)' : html`Batch ${String(s.batch.index ?? '?')} of ${String(s.batch.total ?? '?')}; cursor <code>${JSON.stringify(s.batch.cursor)}</code>`}
+      </p>`
+    }
     ${
       attempts.length > 0 &&
       html`<h3>Attempts with errors</h3>
@@ -169,70 +227,76 @@ function StepPanel(props: { task: TaskView; step: Step; onAction: (what: string,
       html`<h3>Inputs</h3>
         <${JsonValue} value=${s.inputs} name=${`${s.name}-inputs.json`} label="Inputs" />`
     }
+    <h3>History</h3>
+    ${history.error && html`<p class="form-error" role="alert">${history.error}</p>`}
+    ${history.data ? html`<${HistoryTable} transitions=${history.data.transitions} label=${`History of step ${s.name}`} showStep=${false} />` : html`<p class="muted">Loading…</p>`}
   </section>`;
 }
 
-/** enqueued → started → finished of every step on one time axis from the task's creation. */
-function Waterfall(props: { task: TaskView; selected?: string; onSelect: (name: string) => void }) {
-  const { task } = props;
-  const t0 = new Date(task.created_at).getTime();
-  const now = Date.now();
-  const end = Math.max(
-    task.completed_at ? new Date(task.completed_at).getTime() : now,
-    ...task.steps.map((s) => new Date(s.finished_at ?? s.started_at ?? s.enqueued_at ?? s.created_at).getTime()),
-  );
-  const total = Math.max(1, end - t0);
-  const pct = (t: string | null, fallback: number) => (100 * ((t ? new Date(t).getTime() : fallback) - t0)) / total;
-  return html`<div class="waterfall" role="table" aria-label="Step timings: created, enqueued, started, finished">
-    <div class="wf-row wf-axis" role="row">
-      <span role="columnheader">step</span
-      ><span role="columnheader" class="wf-scale"><span>0</span><span>${ms(total / 2)}</span><span>${ms(total)}</span></span>
-    </div>
-    ${[...task.steps]
-      .sort((a, b) => new Date(a.enqueued_at ?? a.created_at).getTime() - new Date(b.enqueued_at ?? b.created_at).getTime())
-      .map((s) => {
-        const created = pct(s.created_at, t0);
-        const enq = s.enqueued_at ? pct(s.enqueued_at, t0) : null;
-        const started = s.started_at ? pct(s.started_at, now) : null;
-        const finished = s.finished_at ? pct(s.finished_at, now) : started !== null ? pct(null, Math.min(now, end)) : null;
-        return html`<div key=${s.id} role="row" class=${`wf-row${props.selected === s.name ? ' selected' : ''}`}>
-          <button role="cell" class="link wf-name" onClick=${() => props.onSelect(s.name)}>${s.name}</button>
-          <span
-            role="cell"
-            class="wf-track"
-            aria-label=${`${s.name}: queue wait ${ms(s.started_at && s.enqueued_at ? new Date(s.started_at).getTime() - new Date(s.enqueued_at).getTime() : null)}, run ${ms(s.duration_ms)}`}
-          >
-            ${enq !== null && html`<span class="wf-wait-parents" style=${`left:${created}%;width:${Math.max(0, enq - created)}%`}></span>`}
-            ${enq !== null && html`<span class="wf-queue" style=${`left:${enq}%;width:${Math.max(0.3, (started ?? pct(null, Math.min(now, end))) - enq)}%`}></span>`}
-            ${started !== null && finished !== null && html`<span class=${`wf-run ${stateClass(s.state)}`} style=${`left:${started}%;width:${Math.max(0.5, finished - started)}%`}></span>`}
-          </span>
-        </div>`;
-      })}
-    <div class="wf-legend muted">
-      <span class="wf-key wf-wait-parents"></span> waiting for parents <span class="wf-key wf-queue"></span> queue wait
-      <span class="wf-key wf-run st-complete"></span> run
-    </div>
-  </div>`;
+/**
+ * Cancel after confirming, with a reason the audit trail keeps (a native
+ * modal dialog: focus stays in it, Escape closes it).
+ */
+function CancelDialog(props: { task: TaskView; onAction: (what: string, run: () => Promise<unknown>) => void }) {
+  const dialog = useRef<HTMLDialogElement>(null);
+  const [reason, setReason] = useState('');
+  const confirm = (e: Event) => {
+    e.preventDefault();
+    dialog.current?.close();
+    const body = reason.trim() ? { reason: reason.trim() } : undefined;
+    props.onAction('Cancel', () => api(`/v1/tasks/${props.task.id}/cancel`, { method: 'POST', body }));
+  };
+  return html`<button class="danger" onClick=${() => dialog.current?.showModal()}>Cancel task</button>
+    <dialog ref=${dialog} class="card confirm" aria-labelledby="cancel-title">
+      <form method="dialog" onSubmit=${confirm}>
+        <h2 id="cancel-title">Cancel ${props.task.namespace}/${props.task.name} ${shortId(props.task.id)}?</h2>
+        <p>Its open steps stop (running handlers are told to), and it ends as <b>cancelled</b>. It can be retried later.</p>
+        <label for="cancel-reason">Reason (kept in the task's history with your token's name)</label>
+        <textarea
+          id="cancel-reason"
+          rows="3"
+          maxlength="1000"
+          value=${reason}
+          onInput=${(e: Event) => setReason((e.target as HTMLTextAreaElement).value)}
+        ></textarea>
+        <div class="filter-actions">
+          <button type="submit" class="danger">Cancel the task</button>
+          <button type="button" onClick=${() => dialog.current?.close()}>Keep it running</button>
+        </div>
+      </form>
+    </dialog>`;
+}
+
+/** Transitions by step name (the waterfall draws each attempt from them). */
+function byStep(transitions: Transition[] | undefined): Map<string, Transition[]> | undefined {
+  if (!transitions) return undefined;
+  const out = new Map<string, Transition[]>();
+  for (const t of transitions) if (t.step !== null) out.set(t.step, [...(out.get(t.step) ?? []), t]);
+  return out;
 }
 
 /**
- * One task: its DAG (live), the waterfall, a step's details, and the
- * actions. Every change arrives as an event and is followed by one GET of
- * the task, so the page shows what the API says, never a guess.
+ * One task: its DAG (live), the waterfall, a step's details (the selected
+ * step is in the URL: #/tasks/ID?step=NAME), its history, and the actions
+ * the token allows. Every change arrives as an event and is followed by one
+ * GET of the task, so the page shows what the API says, never a guess.
  */
-export function TaskPage(props: { id: string }) {
+export function TaskPage(props: { id: string; step?: string }) {
   const [task, setTask] = useState<TaskView | null>(null);
+  const [version, setVersion] = useState(0);
   const [template, setTemplate] = useState<TemplateStep[] | undefined>(undefined);
   const [error, setError] = useState('');
-  const [selected, setSelected] = useState<string | undefined>(undefined);
   const [notice, setNotice] = useState<{ ok: boolean; text: string } | null>(null);
   const [live, setLive] = useState(false);
   const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  const selected = props.step;
+  useTitle(task ? `Task ${task.namespace}/${task.name} ${shortId(task.id)}${selected ? ` · ${selected}` : ''}` : 'Task');
 
   const load = async () => {
     try {
       const t = await api<TaskView>(`/v1/tasks/${props.id}`);
       setTask(t);
+      setVersion((v) => v + 1);
       setError('');
       return t;
     } catch (err) {
@@ -260,8 +324,15 @@ export function TaskPage(props: { id: string }) {
   }, [props.id]);
 
   const graph = useMemo(() => (task ? taskGraph(task, template) : { nodes: [], edges: [] }), [task, template]);
-  const shape = graph.nodes.map((n) => n.id).join(',') + '|' + graph.edges.map((e) => `${e.from}>${e.to}`).join(',');
-  const layout = useMemo(() => layoutDag(graph.nodes, graph.edges), [shape]);
+  // Steps that ran more than once (or lost a worker) are drawn attempt by attempt, from the history.
+  const retried = task?.steps.some((s) => s.attempts > 1 || s.losses > 0 || s.failures > 0 || s.state === 'waiting_retry') ?? false;
+  const history = useHistory(props.id, { enabled: retried, version });
+  const historyByStep = useMemo(() => byStep(history.data?.transitions), [history.data]);
+  const active = task ? ACTIVE.has(task.state) : false;
+  const now = useNow(1_000, active);
+  const select = (name: string) => {
+    location.hash = `#/tasks/${props.id}?step=${encodeURIComponent(name)}`;
+  };
 
   const act = (what: string, run: () => Promise<unknown>) => {
     setNotice(null);
@@ -287,6 +358,8 @@ export function TaskPage(props: { id: string }) {
     </section>`;
   const step = task.steps.find((s) => s.name === selected);
   const ghost = !step && selected ? graph.nodes.find((n) => n.id === selected && n.ghost) : undefined;
+  const writable = can('write');
+  const cancelled = task.state === 'cancelled' ? (task.error as { by?: string; message?: string } | null) : null;
 
   return html`<section class="task-page" aria-labelledby="task-title" data-task-state=${task.state}>
     <div class="page-head">
@@ -295,18 +368,23 @@ export function TaskPage(props: { id: string }) {
         <div class="mono muted">${task.id}</div>
       </div>
       <div class="actions">
-        ${ACTIVE.has(task.state) && html`<button class="danger" onClick=${() => act('Cancel', () => api(`/v1/tasks/${task.id}/cancel`, { method: 'POST' }))}>Cancel task</button>`}
-        ${task.state === 'error' && html`<button onClick=${() => act('Retry', () => api(`/v1/tasks/${task.id}/retry`, { method: 'POST' }))}>Retry task</button>`}
+        ${writable && ACTIVE.has(task.state) && html`<${CancelDialog} task=${task} onAction=${act} />`}
+        ${
+          writable &&
+          (task.state === 'error' || task.state === 'cancelled') &&
+          html`<button onClick=${() => act('Retry', () => api(`/v1/tasks/${task.id}/retry`, { method: 'POST' }))}>Retry task</button>`
+        }
+        ${!writable && html`<span class="muted" data-read-only>This token may only read: no cancel or retry.</span>`}
       </div>
     </div>
     <p class="notice-slot" role="status">${notice && html`<span class=${notice.ok ? 'ok' : 'form-error'}>${notice.text}</span>`}</p>
     <dl class="facts inline">
       <dt>Created</dt>
-      <dd>${time(task.created_at)}</dd>
+      <dd><${When} at=${task.created_at} /></dd>
       <dt>Completed</dt>
-      <dd>${time(task.completed_at)}</dd>
+      <dd><${When} at=${task.completed_at} /></dd>
       <dt>Duration</dt>
-      <dd>${ms(task.duration_ms)}</dd>
+      <dd data-duration>${active ? `${ms(now - new Date(task.created_at).getTime())} so far` : ms(task.duration_ms)}</dd>
       <dt>Live</dt>
       <dd>${live ? 'yes' : 'connecting'}</dd>
       ${
@@ -317,26 +395,44 @@ export function TaskPage(props: { id: string }) {
       }
     </dl>
     ${task.error?.error && html`<div class="card task-error"><b>Failed at step ${task.error.step}</b> (${task.error.reason}) <${ErrorBlock} error=${task.error.error} /></div>`}
+    ${
+      cancelled &&
+      html`<div class="card task-error" data-cancelled>
+        <b>Cancelled</b
+        >${cancelled.by ? html` by <span class="mono">${cancelled.by}</span>` : ''}${cancelled.message ? html`: <span class="cancel-reason">${cancelled.message}</span>` : ' (no reason given)'}
+      </div>`
+    }
     <div class="task-grid">
       <div class="card">
         <h2>DAG</h2>
-        <${Dag} nodes=${graph.nodes} edges=${graph.edges} layout=${layout} label=${`Steps of task ${task.id}`} selected=${selected} onSelect=${setSelected} />
+        <${Dag} nodes=${graph.nodes} edges=${graph.edges} label=${`Steps of task ${task.id}`} selected=${selected} onSelect=${select} />
       </div>
       <div class="card">
         <h2>Timeline</h2>
-        <${Waterfall} task=${task} selected=${selected} onSelect=${setSelected} />
+        <${Waterfall}
+          steps=${task.steps}
+          createdAt=${task.created_at}
+          completedAt=${task.completed_at}
+          active=${active}
+          history=${historyByStep}
+          selected=${selected}
+          onSelect=${select}
+        />
       </div>
     </div>
     ${
       step
-        ? html`<${StepPanel} task=${task} step=${step} onAction=${act} />`
+        ? html`<${StepPanel} task=${task} step=${step} version=${version} onAction=${act} />`
         : ghost
           ? html`<section class="card step-panel">
               <h2>${ghost.id}</h2>
               <p class="muted">This template step has no step in this task (${ghost.sub}).</p>
             </section>`
-          : html`<p class="muted">Select a step in the DAG or the timeline to see its attempts, errors, result and timings.</p>`
+          : selected
+            ? html`<p class="form-error" role="alert">This task has no step ${selected}.</p>`
+            : html`<p class="muted">Select a step in the DAG or the timeline to see its attempts, errors, result, timings and history.</p>`
     }
+    <${TaskHistoryPanel} taskId=${task.id} version=${version} />
     <details class="card">
       <summary>Context</summary>
       <${JsonValue} value=${task.context} name=${`${task.id}-context.json`} label="Context" />

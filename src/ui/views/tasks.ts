@@ -1,21 +1,12 @@
 import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, followEvents } from '../api.js';
-import { ms, shortId, stateClass, time } from '../format.js';
+import { api, can, followEvents } from '../api.js';
+import { ms, shortId, stateClass } from '../format.js';
+import { When } from '../hooks.js';
+import type { Wire } from '../wire.js';
+import type { TaskFailure, TaskSummary as StoreTaskSummary } from '../../store/task-list.js';
 
-interface TaskSummary {
-  id: string;
-  namespace: string;
-  name: string;
-  version: string;
-  state: string;
-  created_at: string;
-  completed_at: string | null;
-  duration_ms: number | null;
-  steps: number;
-  steps_complete: number;
-  steps_failed: number;
-}
+type TaskSummary = Wire<StoreTaskSummary>;
 interface Page {
   tasks: TaskSummary[];
   next_cursor: string | null;
@@ -37,9 +28,21 @@ export function StateBadge(props: { state: string }) {
   return html`<span class=${`badge ${stateClass(props.state)}`} data-state=${props.state}>${props.state}</span>`;
 }
 
+/** While rows of the page run, it is read again this often: their step counts move without events. */
+const RUNNING_REFRESH_MS = 3_000;
+
+/** One line saying where and why a task stopped: `explode: LookupError: sku A-42 …`, `cancelled by token:ops: wrong input`. */
+function failureLine(e: TaskFailure): string {
+  if (e.reason === 'cancelled') return `cancelled${e.by ? ` by ${e.by}` : ''}${e.message ? `: ${e.message}` : ''}`;
+  const what = [e.class, e.message].filter(Boolean).join(': ');
+  return `${e.step ? `at ${e.step}: ` : ''}${what || e.reason || 'failed'}${what && e.reason ? ` (${e.reason})` : ''}`;
+}
+
 /**
  * The task list: filters in the URL (so a view can be shared), keyset pages,
- * counts by state, and rows that change state live from /v1/events.
+ * counts by state, and live rows: /v1/events tells every task's start
+ * (created, retried) and end, and a page with running rows is read again
+ * every few seconds for their progress.
  */
 export function TaskList(props: { query: URLSearchParams }) {
   const filters = Object.fromEntries(FILTERS.map((k) => [k, props.query.get(k) ?? ''])) as Record<(typeof FILTERS)[number], string>;
@@ -69,13 +72,13 @@ export function TaskList(props: { query: URLSearchParams }) {
     void load();
     const ctl = new AbortController();
     let timer: ReturnType<typeof setTimeout> | undefined;
-    // A task end updates its row at once and refreshes the page (durations,
-    // counts) shortly after; a burst of ends costs one request.
+    // A task's start or end updates its row at once and refreshes the page
+    // (new rows, durations, counts) shortly after; a burst costs one request.
     followEvents(
       '/v1/events',
       ctl.signal,
-      (event, data: { task_id: string; state: string }) => {
-        if (event !== 'task') return;
+      (event, data: { task_id: string; state: TaskSummary['state'] }) => {
+        if (event !== 'task' && event !== 'task_started') return;
         const p = pageRef.current;
         if (p?.tasks.some((t) => t.id === data.task_id)) {
           setPage({ ...p, tasks: p.tasks.map((t) => (t.id === data.task_id ? { ...t, state: data.state } : t)) });
@@ -91,6 +94,13 @@ export function TaskList(props: { query: URLSearchParams }) {
     };
   }, [key]);
 
+  const running = page?.tasks.some((t) => t.state === 'running' || t.state === 'pending') ?? false;
+  useEffect(() => {
+    if (!running) return;
+    const every = setInterval(() => void load(), RUNNING_REFRESH_MS);
+    return () => clearInterval(every);
+  }, [running, key]);
+
   const go = (next: Record<string, string>) => {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(next)) if (v) q.set(k, v);
@@ -105,7 +115,7 @@ export function TaskList(props: { query: URLSearchParams }) {
   return html`<section aria-labelledby="tasks-title">
     <div class="page-head">
       <h1 id="tasks-title">Tasks</h1>
-      <a class="button primary" href="#/new">New task</a>
+      ${can('write') && html`<a class="button primary" href="#/new">New task</a>`}
     </div>
     <div class="counts" role="group" aria-label="Tasks by state">
       <button class=${`chip${filters.state ? '' : ' on'}`} aria-pressed=${!filters.state} onClick=${() => go({ ...filters, state: '' })}>
@@ -165,7 +175,10 @@ export function TaskList(props: { query: URLSearchParams }) {
             (t) =>
               html`<tr key=${t.id} data-task=${t.id}>
                 <td><a class="mono" href=${`#/tasks/${t.id}`} title=${t.id}>${shortId(t.id)}</a></td>
-                <td>${t.namespace}/${t.name}<span class="muted">@${t.version}</span></td>
+                <td class="tpl-cell">
+                  ${t.namespace}/${t.name}<span class="muted">@${t.version}</span>
+                  ${t.error && html`<div class="row-error" data-error title=${failureLine(t.error)}>${failureLine(t.error)}</div>`}
+                </td>
                 <td><${StateBadge} state=${t.state} /></td>
                 <td class="num">
                   <span class="progress" aria-label=${`${t.steps_complete} of ${t.steps} steps complete`}
@@ -173,7 +186,7 @@ export function TaskList(props: { query: URLSearchParams }) {
                   ></span>
                   ${t.steps_complete}/${t.steps}${t.steps_failed ? html` <span class="st-error-text">${t.steps_failed} failed</span>` : ''}
                 </td>
-                <td>${time(t.created_at)}</td>
+                <td><${When} at=${t.created_at} /></td>
                 <td class="num">${ms(t.duration_ms)}</td>
               </tr>`,
           )}
@@ -181,7 +194,7 @@ export function TaskList(props: { query: URLSearchParams }) {
             page &&
             page.tasks.length === 0 &&
             html`<tr>
-              <td colspan="6" class="empty">No task matches. <a href="#/new">Create one</a>.</td>
+              <td colspan="6" class="empty">No task matches.${can('write') ? html` <a href="#/new">Create one</a>.` : ''}</td>
             </tr>`
           }
         </tbody>

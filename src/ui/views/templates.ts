@@ -1,8 +1,8 @@
 import { html } from 'htm/preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { api } from '../api.js';
-import { Dag, layoutDag } from '../dag.js';
-import { time } from '../format.js';
+import { api, can } from '../api.js';
+import { Dag } from '../dag.js';
+import { When, useTitle } from '../hooks.js';
 import type { Wire } from '../wire.js';
 import type { TemplateSummary as StoreTemplateSummary } from '../../store/templates.js';
 
@@ -61,14 +61,19 @@ export function TemplateList() {
 }
 
 function VersionDag(props: { v: Version; label: string }) {
-  const nodes = props.v.definition.steps.map((s) => ({ id: s.name, label: s.name, sub: `${s.runtime}${s.type === 'standard' ? '' : ` · ${s.type}`}` }));
-  const edges = props.v.definition.steps.flatMap((s) => s.depends_on.map((d) => ({ from: d, to: s.name })));
-  const layout = useMemo(() => layoutDag(nodes, edges), [props.v.digest]);
-  return html`<${Dag} nodes=${nodes} edges=${edges} layout=${layout} label=${props.label} />`;
+  const graph = useMemo(
+    () => ({
+      nodes: props.v.definition.steps.map((s) => ({ id: s.name, label: s.name, sub: `${s.runtime}${s.type === 'standard' ? '' : ` · ${s.type}`}` })),
+      edges: props.v.definition.steps.flatMap((s) => s.depends_on.map((d) => ({ from: d, to: s.name }))),
+    }),
+    [props.v.digest],
+  );
+  return html`<${Dag} nodes=${graph.nodes} edges=${graph.edges} label=${props.label} />`;
 }
 
 export function TemplatePage(props: { namespace: string; name: string }) {
   const key = `${props.namespace}/${props.name}`;
+  useTitle(`Template ${key}`);
   const [versions, setVersions] = useState<Version[] | null>(null);
   const [error, setError] = useState('');
   const [open, setOpen] = useState('');
@@ -85,7 +90,7 @@ export function TemplatePage(props: { namespace: string; name: string }) {
   return html`<section aria-labelledby="tpl-title">
     <div class="page-head">
       <h1 id="tpl-title">${key}</h1>
-      <a class="button primary" href=${`#/new?template=${encodeURIComponent(key)}`}>Create a task</a>
+      ${can('write') && html`<a class="button primary" href=${`#/new?template=${encodeURIComponent(key)}`}>Create a task</a>`}
     </div>
     ${error && html`<p class="form-error" role="alert">${error}</p>`}
     <div class="counts" role="tablist" aria-label="Versions">
@@ -96,7 +101,7 @@ export function TemplatePage(props: { namespace: string; name: string }) {
       html`<div class="card" role="tabpanel">
         <p>
           ${v.definition.description ?? ''}
-          <span class="muted">registered ${time(v.registered_at)} · digest <span class="mono">${v.digest.slice(0, 12)}</span></span>
+          <span class="muted">registered <${When} at=${v.registered_at} /> · digest <span class="mono">${v.digest.slice(0, 12)}</span></span>
         </p>
         <${VersionDag} v=${v} label=${`DAG of ${key}@${v.version}`} />
         ${
