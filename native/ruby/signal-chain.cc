@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "common/native-thread.h"
+#include "common/thread-registry.h"
 
 namespace weft {
 
@@ -17,7 +18,7 @@ struct sigaction g_saved[NSIG];
 struct sigaction g_ruby[NSIG];
 bool g_have[NSIG];
 
-pthread_t g_rubyThread;
+ThreadRegistry g_rubyThreads;
 struct sigaction g_nodeSegv;
 struct sigaction g_rubySegv;
 struct sigaction g_rubyChld;
@@ -47,7 +48,7 @@ void Forward(int sig, siginfo_t* info, void* ctx, const struct sigaction& to, bo
 }
 
 void SegvChain(int sig, siginfo_t* info, void* ctx) {
-  if (pthread_equal(pthread_self(), g_rubyThread)) {
+  if (g_rubyThreads.Contains(pthread_self())) {
     Forward(sig, info, ctx, g_rubySegv, true);
   } else {
     Forward(sig, info, ctx, g_nodeSegv, true);
@@ -99,7 +100,7 @@ void SignalChain::SaveBeforeRuby() {
 }
 
 void SignalChain::RestoreAfterRuby(pthread_t rubyThread) {
-  g_rubyThread = rubyThread;
+  g_rubyThreads.Add(rubyThread);
   for (int s = 1; s < NSIG; s++) {
     if (!g_have[s] || s == SIGKILL || s == SIGSTOP) continue;
     sigaction(s, nullptr, &g_ruby[s]);
@@ -126,6 +127,9 @@ void SignalChain::RestoreAfterRuby(pthread_t rubyThread) {
   g_guard = new NativeThread();  // leaky: runs until the process ends
   g_guard->Start("weft-sigchld", 64u << 10, GuardLoop);
 }
+
+void SignalChain::AddRubyThread(pthread_t t) { g_rubyThreads.Add(t); }
+void SignalChain::RemoveRubyThread(pthread_t t) { g_rubyThreads.Remove(t); }
 
 bool SignalChain::installed() { return g_installed.load(); }
 unsigned long SignalChain::reinstalls() { return g_reinstalls.load(); }

@@ -25,7 +25,7 @@ export async function runWorker(
   log: Logger,
   opts: { runtime: string; handlers: string; namespaces?: string; concurrency: number; port?: number },
 ): Promise<void> {
-  const runner = await createRunner(opts.runtime, opts.handlers, log, config.bridge);
+  const runner = await createRunner(opts.runtime, opts.handlers, log, config.bridge, opts.concurrency);
   const starting = { waitingFor: 'database', reason: 'connecting' };
   let store: Store | undefined;
   let bus: MessageBus | undefined;
@@ -101,7 +101,7 @@ export async function runWorker(
   // ends the process, so its supervisor starts a fresh one; the stuck step
   // is retried elsewhere once its lease expires.
   worker.on('broken', (runtime: string) => {
-    log.error({ runtime }, 'runtime is broken (a handler ignored its timeout); exiting so a fresh worker can take over');
+    log.error({ runtime }, 'runtime is broken (too many handlers ignored their timeout or cancel); exiting so a fresh worker can take over');
     void shutdown().finally(() => process.exit(70));
   });
 }
