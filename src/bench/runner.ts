@@ -261,6 +261,7 @@ async function startCluster(spec: Omit<ClusterSpec, 'basePort'>, basePort: numbe
   throw new ConfigError('no free block of ports from 8080 to 27080; pass --base-port');
 }
 
+/** The products CSV: its name in the examples data folder, and the aggregate a correct run computes from it. */
 type Csv = { file: string; expected: Record<string, unknown> };
 
 /** One sample of a scenario: `i` picks the orchestrator for round-robin. */
@@ -509,10 +510,10 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
     .replace(/:/g, '-');
   const dir = resolve(opts.out, `${stamp}-${backend}`);
   mkdirSync(dir, { recursive: true });
-  const csvFile = join(dir, 'products.csv');
+  // The CSV examples read only their data folder: the workers get this run's folder as theirs (env below).
   const csvText = generateProductsCsv(1000);
-  writeFileSync(csvFile, csvText);
-  const csv = { file: csvFile, expected: expectedCsvAggregate(csvText) };
+  writeFileSync(join(dir, 'products.csv'), csvText);
+  const csv = { file: 'products.csv', expected: expectedCsvAggregate(csvText) };
 
   const doc: BenchDocument = {
     schema: 'weft-bench/1',
@@ -562,7 +563,7 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
 
   const stateDir = join(config.home, 'cluster', `bench-${process.pid}`);
   const database = await benchDatabase(config, backend, log);
-  const env = { ...process.env, WEFT_LOG_LEVEL: process.env.WEFT_LOG_LEVEL ?? 'warn', WEFT_DATABASE_URL: database.url };
+  const env = { ...process.env, WEFT_LOG_LEVEL: process.env.WEFT_LOG_LEVEL ?? 'warn', WEFT_DATABASE_URL: database.url, WEFT_EXAMPLES_DATA_DIR: dir };
   const inProcess = IN_PROCESS.filter((x) => scenarios.some((s) => s.id === x.of));
   const history = opts.historySteps > 0 && scenarios.some((s) => s.id === 'linear');
   const extra = (id: string, of: string, label: string): ScenarioResult => {

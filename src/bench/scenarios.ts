@@ -207,13 +207,17 @@ export function selectScenarios(filter: string[] | undefined): { scenarios: Scen
   return { scenarios: SCENARIOS.filter((s) => chosen.has(s.id)), throughput };
 }
 
-/** The task context each scenario sends (the CSV path is supplied by the runner). */
+/**
+ * The task context each scenario sends. The CSV examples read only their data
+ * folder: the runner writes the products CSV into the run's folder, points the
+ * workers' WEFT_EXAMPLES_DATA_DIR at it and supplies the file's name.
+ */
 export function contextFor(s: ScenarioDef, extra: { csvFile?: string; instance?: number } = {}): Record<string, unknown> {
   switch (s.pattern) {
     case 'conditional':
       return { amount: 500, requester: 'benchmark', purpose: 'benchmark_test' };
     case 'csv':
-      if (!extra.csvFile) throw new Error('the csv scenario needs the path of the generated products CSV');
+      if (!extra.csvFile) throw new Error('the csv scenario needs the name of the generated products CSV in the examples data folder');
       return { csv_file_path: extra.csvFile, analysis_mode: 'inventory' };
     default:
       return extra.instance === undefined ? { even_number: 6 } : { even_number: 6, _instance: extra.instance };

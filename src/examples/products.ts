@@ -66,7 +66,6 @@ export function generateProductsCsv(rows = 1000, seed = 20260123): string {
 }
 
 export interface Product {
-  id: number;
   title: string;
   category: string;
   priceCents: number;
@@ -74,33 +73,65 @@ export interface Product {
   stock: number;
 }
 
-function toHundredths(text: string, what: string): number {
-  const m = /^(\d+)(?:\.(\d{1,2}))?$/.exec(text.trim());
-  if (!m) throw new Error(`${what} is not a decimal with at most 2 places: ${JSON.stringify(text)}`);
+/** The columns the CSV examples read, in the order their error message names them. */
+const NEEDED = ['title', 'category', 'price', 'rating', 'stock'] as const;
+const DECIMAL = /^(\d{1,9})(?:\.(\d{1,2}))?$/;
+const WHOLE = /^\d{1,9}$/;
+
+/** A CSV the examples cannot read: the message names the line and column, never the file's text. */
+export class ProductsCsvError extends Error {
+  override name = 'ProductsCsvError';
+}
+
+/**
+ * Parse the products CSV the way the Python and Ruby examples do
+ * (handlers/python/csv_batch.py, handlers/ruby/csv_batch.rb), so that the
+ * three give the same results and the same errors: lines split on "\n" (a
+ * trailing "\r" dropped, lines of only spaces and tabs skipped), fields on
+ * "," with no quoting (the generator never writes a comma inside a field),
+ * a leading byte-order mark ignored, numbers checked exactly.
+ */
+export function parseProducts(csv: string): Product[] {
+  const lines = csv
+    .replace(/^\ufeff/, '')
+    .split('\n')
+    .map((text, i) => ({ no: i + 1, text: text.endsWith('\r') ? text.slice(0, -1) : text }))
+    .filter((l) => !/^[ \t]*$/.test(l.text));
+  const [header, ...rows] = lines;
+  const cols = header ? header.text.split(',') : [];
+  const at = Object.fromEntries(
+    NEEDED.map((name) => {
+      const i = cols.indexOf(name);
+      if (i < 0)
+        throw new ProductsCsvError(`CSV header (line ${header?.no ?? 1}) has no "${name}" column; it must name ${NEEDED.slice(0, -1).join(', ')} and stock`);
+      return [name, i];
+    }),
+  ) as Record<(typeof NEEDED)[number], number>;
+  return rows.map(({ no, text }) => {
+    const f = text.split(',');
+    if (f.length !== cols.length) throw new ProductsCsvError(`CSV line ${no} has ${f.length} fields, but the header has ${cols.length}`);
+    if (!WHOLE.test(f[at.stock]!)) throw new ProductsCsvError(`CSV line ${no}: stock must be a whole number such as 42 (at most 9 digits)`);
+    return {
+      title: f[at.title]!,
+      category: f[at.category]!,
+      priceCents: hundredths(f[at.price]!, no, 'price'),
+      ratingHundredths: hundredths(f[at.rating]!, no, 'rating'),
+      stock: Number(f[at.stock]),
+    };
+  });
+}
+
+function hundredths(text: string, line: number, column: string): number {
+  const m = DECIMAL.exec(text);
+  if (!m) throw new ProductsCsvError(`CSV line ${line}: ${column} must be a decimal such as 12.34 (at most 9 digits before the point and 2 after)`);
   return Number(m[1]) * 100 + Number((m[2] ?? '').padEnd(2, '0'));
 }
 
-/** Parse the CSV (no quoted fields: the generator never writes commas inside a field). */
-export function parseProducts(csv: string): Product[] {
-  const [header, ...lines] = csv.split('\n').filter((l) => l.trim() !== '');
-  const cols = (header ?? '').split(',');
-  const at = (name: string) => {
-    const i = cols.indexOf(name);
-    if (i < 0) throw new Error(`CSV header has no column "${name}" (has: ${cols.join(', ')})`);
-    return i;
-  };
-  const [iId, iTitle, iCat, iPrice, iRating, iStock] = ['id', 'title', 'category', 'price', 'rating', 'stock'].map(at) as number[];
-  return lines.map((line, n) => {
-    const f = line.split(',');
-    return {
-      id: Number(f[iId!]),
-      title: f[iTitle!]!,
-      category: f[iCat!]!,
-      priceCents: toHundredths(f[iPrice!]!, `row ${n + 1} price`),
-      ratingHundredths: toHundredths(f[iRating!]!, `row ${n + 1} rating`),
-      stock: Number(f[iStock!]),
-    };
-  });
+/** a + b, refused once it passes 2^53 - 1: beyond that JavaScript numbers are not exact and the three examples would differ. */
+function exactSum(a: number, b: number, what: string): number {
+  const sum = a + b;
+  if (sum > Number.MAX_SAFE_INTEGER) throw new ProductsCsvError(`the ${what} passes ${Number.MAX_SAFE_INTEGER}, more than this example sums exactly`);
+  return sum;
 }
 
 export interface BatchSummary {
@@ -123,18 +154,19 @@ export function summarise(rows: Product[]): BatchSummary {
   let value = 0;
   let ratings = 0;
   let max: Product | undefined;
-  const counts: Record<string, number> = {};
+  const counts = new Map<string, number>();
   for (const p of rows) {
-    value += p.priceCents * p.stock;
-    ratings += p.ratingHundredths;
-    counts[p.category] = (counts[p.category] ?? 0) + 1;
+    value = exactSum(value, p.priceCents * p.stock, 'inventory value in cents');
+    ratings = exactSum(ratings, p.ratingHundredths, 'sum of ratings in hundredths');
+    counts.set(p.category, (counts.get(p.category) ?? 0) + 1);
     if (!max || p.priceCents > max.priceCents) max = p;
   }
   return finish(rows.length, value, counts, max ? max.priceCents : 0, max?.title ?? null, ratings);
 }
 
-function finish(n: number, value: number, counts: Record<string, number>, maxCents: number, maxTitle: string | null, ratings: number): BatchSummary {
-  const sorted = Object.fromEntries(Object.entries(counts).sort(([a], [b]) => a.localeCompare(b)));
+function finish(n: number, value: number, counts: Map<string, number>, maxCents: number, maxTitle: string | null, ratings: number): BatchSummary {
+  // Code-unit order, as Python and Ruby sort (localeCompare would depend on the machine's locale).
+  const sorted = Object.fromEntries([...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   return {
     processed_count: n,
     total_inventory_value_cents: value,
@@ -147,9 +179,9 @@ function finish(n: number, value: number, counts: Record<string, number>, maxCen
   };
 }
 
-/** Merge batch summaries: sums, merged counts, the global maximum, the overall average. */
+/** Merge batch summaries: sums, merged counts, the global maximum (the first batch's on a tie), the overall average. */
 export function mergeSummaries(parts: BatchSummary[]): BatchSummary {
-  const counts: Record<string, number> = {};
+  const counts = new Map<string, number>();
   let n = 0;
   let value = 0;
   let ratings = 0;
@@ -157,9 +189,9 @@ export function mergeSummaries(parts: BatchSummary[]): BatchSummary {
   let maxTitle: string | null = null;
   for (const p of parts) {
     n += p.processed_count;
-    value += p.total_inventory_value_cents;
-    ratings += p.rating_sum_hundredths;
-    for (const [c, k] of Object.entries(p.category_counts)) counts[c] = (counts[c] ?? 0) + k;
+    value = exactSum(value, p.total_inventory_value_cents, 'inventory value in cents');
+    ratings = exactSum(ratings, p.rating_sum_hundredths, 'sum of ratings in hundredths');
+    for (const [c, k] of Object.entries(p.category_counts)) counts.set(c, (counts.get(c) ?? 0) + k);
     const pc = Math.round(p.max_price * 100);
     if (p.max_price_product !== null && (maxTitle === null || pc > maxCents)) {
       maxCents = pc;

@@ -74,6 +74,12 @@ export const SETTINGS: readonly Setting[] = [
     default: 'unset',
     meaning: 'OTLP/HTTP collector for traces; setting it turns tracing on (the standard OTEL_* variables apply too)',
   },
+  {
+    name: 'WEFT_EXAMPLES_DATA_DIR',
+    default: 'handlers/data',
+    meaning:
+      "the only folder the shipped CSV examples read: context.csv_file_path names a file inside it; the default is the data folder beside the example handlers; weft bench sets it to each run's folder",
+  },
   { name: 'WEFT_PYTHON_HOME', default: 'found by the build', meaning: 'weft bench: PYTHONHOME for the Python workers it starts' },
 ];
 

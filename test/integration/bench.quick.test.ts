@@ -19,7 +19,7 @@ async function freeBase(): Promise<number> {
   throw new Error('no free port block found between 20000 and 60000');
 }
 
-describe('weft bench --quick --scenarios linear --history-steps 400, end to end on the real services', () => {
+describe('weft bench --quick --scenarios linear,csv --history-steps 400, end to end on the real services', () => {
   let db: TestDatabase;
   let home: string;
   let out: string;
@@ -39,7 +39,7 @@ describe('weft bench --quick --scenarios linear --history-steps 400, end to end 
         'bench',
         '--quick',
         '--scenarios',
-        'linear',
+        'linear,csv',
         '--history-steps',
         '400',
         '--backend',
@@ -71,7 +71,7 @@ describe('weft bench --quick --scenarios linear --history-steps 400, end to end 
     rmSync(out, { recursive: true, force: true });
   });
 
-  it('exits 0 and writes percentiles.json with 10 verified samples of linear, in one process, and after the history', () => {
+  it('exits 0 and writes percentiles.json with 10 verified samples of linear, csv, in one process, and after the history', () => {
     expect(result.code, result.stderr).toBe(0);
     const dirs = readdirSync(out).filter((d) => d.endsWith('-pg'));
     expect(dirs).toHaveLength(1);
@@ -79,7 +79,8 @@ describe('weft bench --quick --scenarios linear --history-steps 400, end to end 
     expect(doc.schema).toBe('weft-bench/1');
     expect(doc.backend).toBe('pg');
     expect(doc.quick).toBe(true);
-    expect(doc.scenarios.map((s) => s.id)).toEqual(['linear', 'in_process_linear', 'linear_history']);
+    // csv: the CSV example reads the run's products.csv through the workers' WEFT_EXAMPLES_DATA_DIR, and every sample's aggregate is verified.
+    expect(doc.scenarios.map((s) => s.id)).toEqual(['linear', 'csv', 'in_process_linear', 'linear_history']);
     for (const s of doc.scenarios) {
       expect(s.runs, s.id).toHaveLength(1);
       expect(s.runs[0]!.verified, s.id).toBe(10);

@@ -14,15 +14,21 @@ describe.each<Backend>(['pg', 'rabbitmq'])('every seed workflow completes with t
   let engine: Engine;
   let dir: string;
 
+  const savedDataDir = process.env.WEFT_EXAMPLES_DATA_DIR;
+
   beforeAll(async () => {
     tdb = await createTestDatabase();
     engine = await startEngine({ backend, url: tdb.url, workers: 2 });
+    // The CSV handlers read only the examples data folder: this test's own.
     dir = mkdtempSync(join(tmpdir(), 'weft-csv-'));
+    process.env.WEFT_EXAMPLES_DATA_DIR = dir;
   });
   afterAll(async () => {
     await engine?.stop();
     await tdb?.drop();
     rmSync(dir, { recursive: true, force: true });
+    if (savedDataDir === undefined) delete process.env.WEFT_EXAMPLES_DATA_DIR;
+    else process.env.WEFT_EXAMPLES_DATA_DIR = savedDataDir;
   });
 
   it('linear: each step squares its parent', async () => {
@@ -85,7 +91,7 @@ describe.each<Backend>(['pg', 'rabbitmq'])('every seed workflow completes with t
   it('CSV batch: 5 parallel workers, the aggregate equals a direct computation over the file', async () => {
     const file = join(dir, 'products.csv');
     writeFileSync(file, generateProductsCsv(1000));
-    const view = await engine.run('e2e_csv', 'csv_product_inventory_analyzer', { csv_file_path: file });
+    const view = await engine.run('e2e_csv', 'csv_product_inventory_analyzer', { csv_file_path: 'products.csv' });
     expect(view.state).toBe('complete');
     const workers = view.steps
       .filter((s) => s.template_step === 'process_csv_batch')
@@ -120,9 +126,8 @@ describe.each<Backend>(['pg', 'rabbitmq'])('every seed workflow completes with t
   });
 
   it('CSV batch with nothing to batch still converges through one no-op worker', async () => {
-    const file = join(dir, 'empty.csv');
-    writeFileSync(file, generateProductsCsv(0));
-    const view = await engine.run('e2e_csv', 'csv_product_inventory_analyzer', { csv_file_path: file });
+    writeFileSync(join(dir, 'empty.csv'), generateProductsCsv(0));
+    const view = await engine.run('e2e_csv', 'csv_product_inventory_analyzer', { csv_file_path: 'empty.csv' });
     expect(view.state).toBe('complete');
     const placeholder = view.steps.find((s) => s.template_step === 'process_csv_batch')!;
     expect(placeholder.name).toBe('process_csv_batch_000');

@@ -12,7 +12,7 @@
  * the event loop, the loop itself with a handler that computes without an
  * await.
  */
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +20,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonDepthProblem, MAX_JSON_DEPTH } from '../../src/core/json-depth.js';
 import { openBridge, type AddonBridge, type BridgeResult, type BridgeRuntime } from '../../src/bridge/index.js';
 import { probeHandlers } from './fixtures/ts-handlers.js';
+import { parseProducts, summarise } from '../../src/examples/products.js';
+import { expectedCsvAggregate } from '../../src/bench/scenarios.js';
 import { fixtures, repoRoot, sleep, stepPayload, until } from './helpers.js';
 
 const DEFAULTS = { failureThreshold: 1000, successThreshold: 2, cooldownMs: 5000, slowCallMs: 0, graceMs: 2000 };
@@ -86,6 +88,8 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
 
   describe(`bridge: ${runtime} (${model})`, () => {
     beforeAll(async () => {
+      // The seed's CSV handlers then read their shipped data folder (before the interpreter starts: Python reads its environment once).
+      delete process.env.WEFT_EXAMPLES_DATA_DIR;
       bridge = openBridge();
       if (runtime === 'typescript') {
         ({ handlers } = await bridge.registerTypescriptHandlers(probeHandlers));
@@ -715,27 +719,28 @@ export function describeSeedHandlers(runtime: 'python' | 'ruby', get: () => Addo
     });
   });
 
-  it('csv: analyze, process each batch, aggregate', async () => {
-    const context = { csv_path: join(fixtures, 'products.csv'), batch_size: 4 };
-    const plan = (await run('csv.analyze', context)) as { $weft: string; cursors: unknown[] };
-    expect(plan.$weft).toBe('batches');
-    expect(plan.cursors).toEqual([
-      { start: 0, end: 4 },
-      { start: 4, end: 8 },
-      { start: 8, end: 11 },
-    ]);
-    const parts = [];
+  it('csv: reads products.csv from the shipped data folder, in the batches the inputs ask for, with the results of the TypeScript example', async () => {
+    const payload = (context: unknown, more: Record<string, unknown>) => stepPayload(context, { inputs: { batch_size: 200, max_workers: 5 }, ...more });
+    const call = async (handler: string, context: unknown, more: Record<string, unknown> = {}) =>
+      get().dispatch(runtime, { handler, payload: payload(context, more), timeoutMs: 10_000 });
+    const context = { csv_file_path: 'products.csv' };
+    const plan = ok(await call('csv.analyze', context)) as { $weft: string; cursors: Array<{ start_row: number; end_row: number }> };
+    expect(plan).toEqual({ $weft: 'batches', cursors: [0, 200, 400, 600, 800].map((s) => ({ start_row: s, end_row: s + 200 })) });
+    const parts: Record<string, unknown> = {};
     for (const [i, cursor] of plan.cursors.entries()) {
-      parts.push(await run('csv.process_batch', context, {}, { cursor, index: i + 1, total: plan.cursors.length, no_op: false }));
+      const batch = { cursor, index: i + 1, total: plan.cursors.length, no_op: false };
+      parts[`process_csv_batch_00${i + 1}`] = ok(await call('csv.process_batch', context, { batch }));
     }
-    const agg = await run('csv.aggregate', context, { process_batch: parts });
-    expect(agg).toEqual({
-      total_products: 11,
-      total_inventory_value: 8141.76, // sum of price x stock, checked by hand
-      category_counts: { home: 3, kitchen: 4, sport: 4 },
-      most_expensive_product: 'Espresso Machine',
-      most_expensive_price: 349,
-      average_rating: 4.3,
-    });
+    const agg = ok(await call('csv.aggregate', context, { dependency_results: parts }));
+    const text = readFileSync(join(repoRoot, 'handlers', 'data', 'products.csv'), 'utf8');
+    const whole = summarise(parseProducts(text));
+    expect(agg).toEqual(whole);
+    expect(agg).toMatchObject({ processed_count: 1000, ...expectedCsvAggregate(text) });
+    // Given no WEFT_EXAMPLES_DATA_DIR, the folder is the one beside the handlers.
+    const refused = err(await call('csv.analyze', { csv_file_path: '/etc/passwd' }));
+    expect(refused.permanent).toBe(true);
+    expect(refused.message).toBe(
+      `context.csv_file_path is an absolute path; name a CSV file inside the examples data folder ${join(repoRoot, 'handlers', 'data')}, e.g. "products.csv" (WEFT_EXAMPLES_DATA_DIR sets the folder)`,
+    );
   });
 }

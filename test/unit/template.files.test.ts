@@ -1,9 +1,11 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { findCycle } from '../../src/core/template/graph.js';
 import { loadTemplateDir, loadTemplateFile } from '../../src/core/template/load.js';
 import type { TemplateDefinition } from '../../src/core/template/types.js';
+import { compileInputSchema } from '../../src/core/template/input-schema.js';
+import { generateProductsCsv } from '../../src/examples/products.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', 'templates');
 
@@ -125,7 +127,7 @@ describe('templates/', () => {
       const suffix = runtime === 'native' ? '' : SUFFIX[runtime];
       expect(def.namespace).toBe(`${shape.namespace}${suffix}`);
       expect(def.name).toBe(shape.name);
-      expect(def.version).toBe('1.0.0');
+      expect(def.version).toBe(base === 'csv_batch.yaml' ? '1.1.0' : '1.0.0'); // 1.1.0: csv_file_path inside the examples data folder (issue 15)
       expect(def.runtime).toBe(runtime);
       expect(def.steps).toHaveLength(Object.keys(shape.steps).length);
       expect(Object.fromEntries(def.steps.map((s) => [s.name, [s.handler, s.type, s.depends_on]]))).toEqual(shape.steps);
@@ -158,6 +160,20 @@ describe('templates/', () => {
       required: ['amount', 'requester', 'purpose'],
       properties: { amount: { type: 'number', exclusiveMinimum: 0 }, requester: { type: 'string' }, purpose: { type: 'string' } },
     });
+  });
+});
+
+describe('the CSV examples', () => {
+  it('are one definition in three runtimes, whose example context passes the input_schema and names the shipped sample', async () => {
+    const files = ['csv_batch.yaml', 'languages/python/csv_batch.yaml', 'languages/ruby/csv_batch.yaml'];
+    const [ts, ...others] = await Promise.all(files.map((f) => loadTemplateFile(join(ROOT, f))));
+    const runtimeFree = (d: TemplateDefinition) => ({ ...d, namespace: '', runtime: '', steps: d.steps.map((s) => ({ ...s, runtime: '' })) });
+    for (const d of others) expect(runtimeFree(d!)).toEqual(runtimeFree(ts!));
+    const examples = (ts!.input_schema as { examples: unknown[] }).examples;
+    expect(examples).toEqual([{ csv_file_path: 'products.csv' }]);
+    expect(compileInputSchema(ts!)(examples[0])).toEqual({ ok: true });
+    // The sample the examples ship is the products CSV the benchmark generates.
+    expect(readFileSync(join(ROOT, '..', 'handlers', 'data', 'products.csv'), 'utf8')).toBe(generateProductsCsv(1000));
   });
 });
 
