@@ -15,6 +15,7 @@
 
 #include "common/clock.h"
 #include "common/completion-sink.h"
+#include "common/fatal-signals.h"
 
 #ifndef WEFT_PYTHON_HOME
 #error "WEFT_PYTHON_HOME must be defined by binding.gyp"
@@ -153,6 +154,25 @@ bool RegisterNativeModule() {
 
 PyObject* Attr(PyObject* mod, const char* name) { return mod ? PyObject_GetAttrString(mod, name) : nullptr; }
 
+// faulthandler for faults on Python's threads: a handler that crashes the
+// worker (a C extension's segfault) leaves every Python thread's traceback on
+// stderr, naming the handler, before the process dies of the signal. The
+// router (FatalSignals) keeps faults on other threads away from it. Requires
+// the GIL; without it (no stderr), crashes are only not reported.
+void EnableCrashReports() {
+  Ref fh(PyImport_ImportModule("faulthandler"));
+  Ref done(fh ? PyObject_CallMethod(fh.get(), "enable", nullptr) : nullptr);
+  if (!done) {
+    PyErr_Clear();
+    return;
+  }
+  for (int sig : FatalSignals::kSignals) {
+    struct sigaction installed;
+    if (sigaction(sig, nullptr, &installed) == 0) FatalSignals::SetPython(sig, installed);
+  }
+  FatalSignals::Install();
+}
+
 }  // namespace
 
 // A thread of the pool that runs plain `def` handlers.
@@ -166,6 +186,8 @@ struct PythonRuntime::Slot {
 
 void PythonRuntime::ThreadMain() {
   g_python = this;
+  FatalSignals::SaveNode();
+  FatalSignals::PythonThreads().Add(pthread_self());
   ForeignError err;
   err.kind = ErrorKind::Raised;
 
@@ -267,6 +289,7 @@ void PythonRuntime::ThreadMain() {
       }
     }
     if (!ok) err = TakeError(static_cast<PyObject*>(describe_));
+    if (ok) EnableCrashReports();
   }
   // Pitfall 12: release the GIL, keeping this thread's state for the loop.
   mainTstate_ = PyEval_SaveThread();
@@ -274,7 +297,10 @@ void PythonRuntime::ThreadMain() {
     ReportLoaded(false, {}, err);
     return;  // the interpreter stays idle; dispatches answer not_loaded
   }
-  irqThread_.Start("weft-py-irq", 256u << 10, [this] { InterruptLoop(); });
+  irqThread_.Start("weft-py-irq", 256u << 10, [this] {
+    FatalSignals::PythonThreads().Add(pthread_self());
+    InterruptLoop();
+  });
   {
     std::lock_guard<std::mutex> lock(slotsMu_);
     poolOpen_ = true;
@@ -332,6 +358,7 @@ void PythonRuntime::SetQueueCapacity(size_t c) {
 }
 
 void PythonRuntime::SlotMain(Slot* slot) {
+  FatalSignals::PythonThreads().Add(pthread_self());
   // A thread state of its own for its whole life (pitfall 12).
   PyGILState_STATE gil = PyGILState_Ensure();
   slot->ident = PyThread_get_thread_ident();
@@ -349,6 +376,7 @@ void PythonRuntime::SlotMain(Slot* slot) {
   Ref retired(PyObject_CallNoArgs(static_cast<PyObject*>(slotRetired_)));
   PyErr_Clear();
   PyGILState_Release(gil);  // deletes this thread's state
+  FatalSignals::PythonThreads().Remove(pthread_self());
 }
 
 bool PythonRuntime::RunJob(Slot* slot, const JobPtr& job) {

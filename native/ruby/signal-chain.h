@@ -15,7 +15,8 @@
 //    pool, registered with AddRubyThread) go to Ruby's handler (machine stack
 //    overflow -> SystemStackError; a crash prints Ruby's report with the
 //    handler's backtrace); all others to Node's/V8's (WebAssembly
-//    out-of-bounds traps -> RuntimeError) (pitfall 3);
+//    out-of-bounds traps -> RuntimeError) (pitfall 3), through the router in
+//    common/fatal-signals.h that Python's crash reports share;
 //  - SIGCHLD: calls Ruby's handler and whichever one it displaced (libuv's),
 //    and a guard thread re-installs this chain every 50 ms if libuv replaced
 //    it, then sends a synthetic SIGCHLD so a Ruby waitpid that missed the
