@@ -99,8 +99,8 @@ void RuntimeWorker::HandlerStuck(const JobPtr& job, const std::string& why) {
       id_, "stuck",
       why + "; its slot was given up and " +
           (job->async ? std::string("the event loop goes on") : std::string("a new thread took its place")) + " (" +
-          std::to_string(now) + " of at most " + std::to_string(limit - 1) +
-          " stuck handlers before the worker restarts)");
+          std::to_string(now) + " stuck now; at " + std::to_string(limit) +
+          " the worker restarts, WEFT_BRIDGE_MAX_STUCK)");
 }
 
 void RuntimeWorker::ReportLoaded(bool ok, std::vector<std::string> handlers, ForeignError error) {

@@ -39,13 +39,17 @@ export async function runWorker(
         return reply.status(503).send({ status: 'starting', runtime: runner.runtime, waiting_for: starting.waitingFor, reason: starting.reason });
       }
       const broken = runner.isBroken();
+      const bridge = runner.stats?.() as { threads?: number; running?: number; stuck?: number } | undefined;
+      const stuck = bridge?.stuck ?? 0;
       return reply.status(broken ? 503 : 200).send({
-        status: broken ? 'broken' : 'healthy',
+        status: broken ? 'broken' : stuck > 0 ? 'degraded' : 'healthy',
+        ...(stuck > 0 && !broken ? { reasons: [`${stuck} handler(s) stuck: they ignored a timeout or cancel; their threads were replaced`] } : {}),
         runtime: runner.runtime,
         database: { ...store.location, source: store.source },
         namespaces: worker.namespaces(),
         in_flight: worker.inFlight(),
         counts: worker.counts,
+        ...(bridge ? { handlers: { threads: bridge.threads, running: bridge.running, stuck } } : {}),
       });
     });
     health.get('/metrics', async (_req, reply) => {
@@ -100,8 +104,8 @@ export async function runWorker(
   // A runtime that cannot be trusted any more (a handler that would not stop)
   // ends the process, so its supervisor starts a fresh one; the stuck step
   // is retried elsewhere once its lease expires.
-  worker.on('broken', (runtime: string) => {
-    log.error({ runtime }, 'runtime is broken (too many handlers ignored their timeout or cancel); exiting so a fresh worker can take over');
+  worker.once('broken', (runtime: string, reason?: string) => {
+    log.error({ runtime, reason }, 'runtime is broken (too many handlers ignored their timeout or cancel); exiting so a fresh worker can take over');
     void shutdown().finally(() => process.exit(70));
   });
 }

@@ -57,7 +57,7 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     name: 'WEFT_BRIDGE_THREADS',
-    default: 'the worker\'s --concurrency',
+    default: "the worker's --concurrency",
     meaning: 'Python/Ruby: threads that run plain (def, Ruby) handlers at once; Python async def handlers need none',
   },
   {

@@ -168,6 +168,10 @@ export class BridgeRunner implements StepRunner {
     return this.bridge.isBroken(this.runtime);
   }
 
+  onBroken(listener: (reason: string) => void): void {
+    this.bridge.onBroken((runtime, reason) => runtime === this.runtime && listener(reason));
+  }
+
   stats(): unknown {
     return this.bridge.stats(this.runtime);
   }
