@@ -31,8 +31,49 @@ export function installJsonBodyParser(app: FastifyInstance): void {
     // JSON text cannot carry a raw NUL (control characters must be escaped) nor a lone
     // surrogate (the body was decoded from UTF-8): without a `\u` escape every value is storable.
     req.bodyStorable = !text.includes('\\u');
-    parse(req, text, done);
+    parse(req, text, (err, value) => (err && text.length > 0 ? done(explainBadJson(text, err), undefined) : done(err, value)));
   });
+}
+
+/**
+ * fastify's parser answers every refusal with "Body is not valid JSON". Say
+ * what is wrong: where the syntax breaks, or which key would have poisoned an
+ * object's prototype (`__proto__`, `constructor.prototype`: refused, as
+ * fastify does, since a handler's JSON.parse-and-merge could be misled).
+ */
+function explainBadJson(text: string, original: Error): Error {
+  let value: unknown;
+  try {
+    value = JSON.parse(text); // JSON.parse makes "__proto__" an own property: safe to read here
+  } catch (err) {
+    return new ValidationError(`the body is not valid JSON: ${(err as Error).message}; send a JSON document with content-type: application/json`, '');
+  }
+  const path = poisonedKeyPath(value);
+  if (path === undefined) return original;
+  return new ValidationError(
+    `${path} is a key weft refuses (it would set an object's prototype in a JavaScript handler that merges the value); rename the key`,
+    path,
+  );
+}
+
+/** The API path of the first `__proto__` key, or `constructor` holding `prototype`, in a parsed JSON value. */
+function poisonedKeyPath(root: unknown): string | undefined {
+  const stack: Array<[unknown, string]> = [[root, '']];
+  while (stack.length > 0) {
+    const [v, path] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (Array.isArray(v)) {
+      v.forEach((item, i) => stack.push([item, `${path}[${i}]`]));
+      continue;
+    }
+    for (const [k, child] of Object.entries(v)) {
+      const at = /^[A-Za-z_$][\w$]*$/.test(k) ? `${path}${path ? '.' : ''}${k}` : `${path}[${JSON.stringify(k)}]`;
+      if (k === '__proto__') return at;
+      if (k === 'constructor' && child !== null && typeof child === 'object' && Object.hasOwn(child, 'prototype')) return `${at}.prototype`;
+      stack.push([child, at]);
+    }
+  }
+  return undefined;
 }
 
 declare module 'fastify' {

@@ -1,9 +1,10 @@
-import { ValidationError } from '../shared/errors.js';
+import { NotFoundError, ValidationError } from '../shared/errors.js';
 import { isUuid } from '../shared/ids.js';
 
-/** The `:id` route parameter, checked to be a UUID (400 naming `id` otherwise). */
+/** The `:id` route parameter, checked to be a UUID (400 naming `id` otherwise; 404 when empty, as in `/v1/tasks/`). */
 export function taskId(params: unknown): string {
   const id = (params as { id: string }).id;
+  if (id === '') throw new NotFoundError('the path names no task: GET /v1/tasks lists tasks, GET /v1/tasks/<id> reads one');
   if (!isUuid(id)) throw new ValidationError(`task id ${JSON.stringify(id)} is not a UUID`, 'id');
   return id;
 }

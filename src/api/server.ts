@@ -1,4 +1,4 @@
-import type http from 'node:http';
+import http from 'node:http';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Orchestrator } from '../orchestration/orchestrator.js';
 import type { Database } from '../store/database.js';
@@ -12,10 +12,17 @@ import { ConflictError, DatabaseError, NotFoundError, ValidationError, WeftError
 import { isUnreachable } from '../shared/retry.js';
 import { MessagingError } from '../messaging/types.js';
 import type { LiveEvents } from '../orchestration/live-events.js';
+import rateLimit from '@fastify/rate-limit';
 import { ApiAuth, type AuthOptions } from './auth.js';
 import { fieldPath, taskId } from './params.js';
-import { assertStorable, installJsonBodyParser } from './json-body.js';
+import { assertStorable, installJsonBodyParser, MAX_BODY_DEPTH } from './json-body.js';
 import { MAX_JSON_DEPTH } from '../core/json-depth.js';
+import { DEFAULT_API_SETTINGS, DEFAULT_TASK_RATE_LIMIT, type ApiSettings } from '../shared/config.js';
+import { answerClientError, errorBody, installOpenModeGuard, setSecurityHeaders } from './protections.js';
+import { applyServerLimits, BodyBudget, CONNECTIONS_CHECKING_INTERVAL_MS, installBodyLimits, tooLargeBody } from './limits.js';
+import { perTokenRateLimit } from './rate-limits.js';
+import { yamlTextDepth } from './yaml-depth.js';
+import { scrubSecrets, secretsOf } from '../shared/redact.js';
 import { taskRoutes } from './routes/tasks.js';
 import { systemRoutes } from './routes/system.js';
 import { catalogRoutes } from './routes/catalog.js';
@@ -26,13 +33,15 @@ export interface ApiOptions {
   db: Database;
   bus: MessageBus;
   log: Logger;
-  /** Largest request body accepted (bytes); a context is stored as JSONB. */
-  bodyLimit?: number;
+  /** Body limit and budget, timeouts, connection cap, allowed hosts, template rate (config.api); defaults: DEFAULT_API_SETTINGS. */
+  limits?: Partial<ApiSettings>;
+  /** How long a request waits for room in the body budget before its 503 (ms; default 10 s). */
+  bodyWaitMs?: number;
   /** Task ends and step changes for the server-sent events; without it the streams only say hello. */
   liveEvents?: LiveEvents;
   /** Bearer tokens (see auth.ts); always on: with no token stored the API answers loopback callers only. */
   auth?: AuthOptions;
-  /** Tasks one token may create per minute (default 6000). */
+  /** Tasks one token may create, and retries it may start, per minute (default DEFAULT_TASK_RATE_LIMIT). */
   createPerMinute?: number;
   /** Serve the dashboard at `/` (default true). */
   ui?: boolean;
@@ -58,15 +67,21 @@ export interface ApiOptions {
  */
 export function buildApi(options: ApiOptions, serverFactory?: (handler: http.RequestListener) => http.Server): FastifyInstance {
   const { orchestrator, db, bus } = options;
+  const limits: ApiSettings = { ...DEFAULT_API_SETTINGS, ...options.limits };
   const app = Fastify({
     // An orchestrator binds its port before its dependencies are up (src/ops/serve-api.ts) and hands it over here.
-    ...(serverFactory ? { serverFactory: (handler: http.RequestListener) => serverFactory(handler) } : {}),
+    serverFactory: (handler: http.RequestListener) =>
+      serverFactory ? serverFactory(handler) : http.createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }, handler),
     logger: false,
-    bodyLimit: options.bodyLimit ?? 32 * 1024 * 1024,
+    bodyLimit: limits.bodyLimitBytes,
     ajv: { customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false } },
     // Requests arriving while the server closes get weft's own 503 (the onRequest hook below).
     return503OnClosing: false,
+    clientErrorHandler: answerClientError,
   });
+  applyServerLimits(app.server, limits);
+  // First of all: every answer carries the security headers, errors and event streams included.
+  app.addHook('onRequest', async (_req, reply) => setSecurityHeaders(reply.raw));
   installJsonBodyParser(app);
   // Aborted when the server closes (SIGTERM): long-polls answer at once instead of holding the shutdown.
   const closing = new AbortController();
@@ -86,10 +101,25 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
       });
   });
   let lastOutageLog = 0;
-  app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'], { parseAs: 'string' }, (_req, body, done) =>
+  // /health is open to anyone: whatever a driver's message quotes of the connection URL stays hidden (here and in 503s).
+  const dbSecrets = secretsOf(db.url);
+  // JSON and YAML only: a type an HTML form can send (text/plain, form encodings) is answered 415,
+  // so a page elsewhere cannot post a body here.
+  app.removeContentTypeParser('text/plain');
+  app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string' }, (_req, body, done) =>
     done(null, { __yaml: body as string }),
   );
-  new ApiAuth(db, options.log, options.auth).install(app);
+  const auth = new ApiAuth(db, options.log, options.auth);
+  installOpenModeGuard(app, { tokensRequired: () => auth.tokensRequiredOrLastKnown(), allowedHosts: limits.allowedHosts });
+  auth.install(app);
+  installBodyLimits(app, limits, new BodyBudget(limits.bodyBudgetBytes, options.bodyWaitMs));
+  void app.register(rateLimit, { global: false });
+
+  app.setNotFoundHandler((req, reply) =>
+    reply
+      .status(404)
+      .send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]}; docs/api.md lists the API's routes (they start with /v1/)`)),
+  );
 
   app.setErrorHandler((err: FastifyError, _req, reply) => {
     if (err.validation) {
@@ -109,21 +139,27 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
       // One line per 10 s: during an outage every request fails the same way.
       if (Date.now() - lastOutageLog > 10_000) {
         lastOutageLog = Date.now();
-        options.log.warn({ dependency: down.dependency, reason: down.reason }, `${down.dependency} is unavailable; answering 503`);
+        options.log.warn({ dependency: down.dependency, reason: scrubSecrets(down.reason, dbSecrets) }, `${down.dependency} is unavailable; answering 503`);
       }
       return reply
         .status(503)
         .header('retry-after', String(RETRY_AFTER_S))
-        .send({ error: { code: down.code, message: down.message, dependency: down.dependency, reason: down.reason, retry_after_s: RETRY_AFTER_S } });
+        .send(errorBody(down.code, down.message, { dependency: down.dependency, reason: scrubSecrets(down.reason, dbSecrets), retry_after_s: RETRY_AFTER_S }));
     }
     if (err instanceof NotFoundError) return reply.status(404).send({ error: { code: err.code, message: err.message } });
     if (err instanceof ConflictError) return reply.status(409).send({ error: { code: err.code, message: err.message, ...err.details } });
     if (err instanceof WeftError && err.code === 'not_implemented') return reply.status(501).send({ error: { code: err.code, message: err.message } });
     if (err.statusCode === 429) return reply.status(429).send({ error: { code: 'rate_limited', message: err.message } });
-    if (err.statusCode === 413) {
+    if (err.statusCode === 413) return reply.status(413).header('connection', 'close').send(tooLargeBody(limits.bodyLimitBytes));
+    if (err.statusCode === 415) {
       return reply
-        .status(413)
-        .send({ error: { code: 'too_large', message: `request body is larger than the limit of ${options.bodyLimit ?? 32 * 1024 * 1024} bytes` } });
+        .status(415)
+        .send(
+          errorBody(
+            'unsupported_media_type',
+            `content-type ${JSON.stringify(_req.headers['content-type'] ?? '')} is not accepted: send JSON (content-type: application/json), or a template as YAML (content-type: application/yaml)`,
+          ),
+        );
     }
     // A value PostgreSQL refused that the checks above let through (class 22: data exception):
     // the request's fault, not the server's.
@@ -141,7 +177,13 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
     return reply.status(500).send({ error: { code, message: err.message } });
   });
 
-  void app.register(taskRoutes, { orchestrator, db, liveEvents: options.liveEvents ?? orchestrator.taskEvents, createPerMinute: options.createPerMinute });
+  void app.register(taskRoutes, {
+    orchestrator,
+    db,
+    liveEvents: options.liveEvents ?? orchestrator.taskEvents,
+    createPerMinute: options.createPerMinute ?? DEFAULT_TASK_RATE_LIMIT,
+    auth,
+  });
   void app.register(systemRoutes, { db, bus });
   void app.register(catalogRoutes, { db });
   if (options.ui !== false) void app.register(uiRoutes);
@@ -166,11 +208,18 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
     reply.raw.once('close', () => gone.abort());
     const stop = () => gone.abort();
     closing.signal.addEventListener('abort', stop, { once: true });
+    let revoked: string | undefined;
+    const letGo = auth.holdOpen(req, (message) => {
+      revoked = message;
+      gone.abort();
+    });
     try {
       await orchestrator.waitForTask(id, timeoutMs, gone.signal);
     } finally {
       closing.signal.removeEventListener('abort', stop);
+      letGo();
     }
+    if (revoked !== undefined) return reply.status(401).send(errorBody('token_invalid', revoked));
     if (closing.signal.aborted) {
       return reply
         .status(503)
@@ -191,18 +240,25 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
 
   app.get('/v1/templates', async () => ({ templates: await listTemplates(db) }));
 
-  app.post('/v1/templates', async (req, reply) => {
-    const body = req.body as { __yaml?: string } | Record<string, unknown>;
-    const yaml = body && typeof body === 'object' && '__yaml' in body && typeof body.__yaml === 'string' ? body.__yaml : undefined;
-    if (yaml === undefined) assertStorable(body, '');
-    const def = yaml !== undefined ? parseYamlTemplate(yaml) : validateTemplateObject(body, 'request body');
-    // A YAML body's depth is known only once parsed; its strings may carry NUL too.
-    assertStorable(def, '');
-    const outcome = await orchestrator.templates.register(def);
-    if (outcome === 'created') {
-      options.log.info({ template: `${def.namespace}/${def.name}@${def.version}`, token: req.apiToken?.name ?? null }, 'template version registered');
-    }
-    return reply.status(outcome === 'created' ? 201 : 200).send({ namespace: def.namespace, name: def.name, version: def.version, outcome });
+  // In a plugin, so that it loads after @fastify/rate-limit and gets its limit.
+  void app.register(async (scope) => {
+    scope.post(
+      '/v1/templates',
+      { config: { rateLimit: perTokenRateLimit('register', 'templates', limits.templateRateLimitPerMinute, 'WEFT_TEMPLATE_RATE_LIMIT') } },
+      async (req, reply) => {
+        const body = req.body as { __yaml?: string } | Record<string, unknown>;
+        const yaml = body && typeof body === 'object' && '__yaml' in body && typeof body.__yaml === 'string' ? body.__yaml : undefined;
+        if (yaml === undefined) assertStorable(body, '');
+        const def = yaml !== undefined ? parseYamlTemplate(yaml) : validateTemplateObject(body, 'request body');
+        // A YAML body's depth is known only once parsed; its strings may carry NUL too.
+        assertStorable(def, '');
+        const outcome = await orchestrator.templates.register(def);
+        if (outcome === 'created') {
+          options.log.info({ template: `${def.namespace}/${def.name}@${def.version}`, token: req.apiToken?.name ?? null }, 'template version registered');
+        }
+        return reply.status(outcome === 'created' ? 201 : 200).send({ namespace: def.namespace, name: def.name, version: def.version, outcome });
+      },
+    );
   });
 
   app.get('/health', async (_req, reply) => {
@@ -211,7 +267,7 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
         db.query('SELECT 1').then(() => ({ ok: true, detail: 'ok' })),
         HEALTH_CHECK_MS,
         `PostgreSQL did not answer within ${HEALTH_CHECK_MS} ms`,
-      ).catch((err: Error) => ({ ok: false, detail: `PostgreSQL is unreachable: ${describeError(err).message}` })),
+      ).catch((err: Error) => ({ ok: false, detail: `PostgreSQL is unreachable: ${scrubSecrets(describeError(err).message, dbSecrets)}` })),
       within(bus.health(), HEALTH_CHECK_MS, `the ${bus.backend} message bus did not answer within ${HEALTH_CHECK_MS} ms`).catch((err: Error) => ({
         ok: false,
         backend: bus.backend,
@@ -279,8 +335,25 @@ function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T>
   return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
-/** parseTemplate, with a YAML nested deep enough to overflow the parser's stack answered as bad input. */
+/**
+ * Nesting a YAML body may show before it is parsed: the estimate of
+ * yamlTextDepth is off by a level here and there; the parsed value is then
+ * checked exactly.
+ */
+const MAX_YAML_TEXT_DEPTH = MAX_BODY_DEPTH + 16;
+
+/**
+ * parseTemplate, after a linear scan has refused a YAML text nested far too
+ * deep (before the parser spends seconds on it or overflows its stack).
+ */
 function parseYamlTemplate(yaml: string) {
+  const deep = yamlTextDepth(yaml, MAX_YAML_TEXT_DEPTH);
+  if (deep.depth > MAX_YAML_TEXT_DEPTH) {
+    throw new ValidationError(
+      `the template nests deeper than ${MAX_JSON_DEPTH} levels (MAX_JSON_DEPTH) by line ${deep.line}, the most weft stores; flatten it`,
+      '',
+    );
+  }
   try {
     return parseTemplate(yaml, 'request body');
   } catch (err) {

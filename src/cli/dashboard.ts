@@ -4,8 +4,9 @@ import { loadConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
 import { RUNTIMES } from '../core/template/types.js';
 import { startEmbeddedEngine } from '../ops/engine.js';
-import { serveApi } from '../ops/serve-api.js';
+import { bindingNeedsToken, refuseOpenBinding, serveApi } from '../ops/serve-api.js';
 import { onShutdownSignal } from '../ops/lifecycle.js';
+import { connectStore, type Store } from '../ops/connect-store.js';
 
 /**
  * `weft dashboard`: an orchestrator with the dashboard and a worker per
@@ -25,7 +26,18 @@ export function registerDashboardCommand(program: Command): void {
     .action(async (opts: { port: number; host: string; insecure: boolean; templates: string; handlers: string; runtimes: string }) => {
       const config = loadConfig();
       const log = createLogger({ name: 'weft-dashboard', level: process.env.WEFT_LOG_LEVEL ?? 'warn' });
-      const engine = await startEmbeddedEngine(config, log, { templates: opts.templates, handlers: opts.handlers, name: 'dashboard' });
+      // A non-loopback --host needs a token (or --insecure): refused before a worker or the orchestrator starts.
+      let store: Store | undefined;
+      if (bindingNeedsToken(opts.host, opts.insecure)) {
+        store = await connectStore(config, log);
+        try {
+          await refuseOpenBinding(opts, store.db);
+        } catch (err) {
+          await store.close();
+          throw err;
+        }
+      }
+      const engine = await startEmbeddedEngine(config, log, { templates: opts.templates, handlers: opts.handlers, name: 'dashboard', store });
       let api: Awaited<ReturnType<typeof serveApi>> | undefined;
       try {
         await engine.addWorkers(
@@ -42,7 +54,7 @@ export function registerDashboardCommand(program: Command): void {
           host: opts.host,
           port: opts.port,
           insecure: opts.insecure,
-          createPerMinute: config.taskRateLimitPerMinute,
+          settings: config,
         });
       } catch (err) {
         await engine.stop().catch(() => undefined);

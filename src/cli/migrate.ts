@@ -2,7 +2,7 @@ import type { WeftConfig } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { connectStore } from '../ops/connect-store.js';
 import { migrate } from '../store/migrate.js';
-import { redactUrl } from '../store/database.js';
+import { redactUrl } from '../shared/redact.js';
 
 /** `weft migrate`: apply pending migrations and say what happened. */
 export async function runMigrate(config: WeftConfig, log: Logger): Promise<number> {

@@ -56,7 +56,17 @@ async function runInProcess(
   try {
     const { def } = await orchestrator.templates.get(req.namespace, req.name, req.version);
     await engine.addWorkers(new Set(def.steps.map((s) => s.runtime)), [def.namespace]);
-    if (opts.ui) ui = await serveApi({ orchestrator, db: store.db, bus: engine.bus, log, host: '127.0.0.1', port: opts.port ?? 8080 });
+    if (opts.ui) {
+      ui = await serveApi({
+        orchestrator,
+        db: store.db,
+        bus: engine.bus,
+        log,
+        host: '127.0.0.1',
+        port: opts.port ?? 8080,
+        settings: config,
+      });
+    }
     const t0 = performance.now();
     let taskId = '';
     // The workers finish steps themselves; their events are this run's progress lines.

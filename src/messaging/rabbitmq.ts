@@ -8,6 +8,7 @@ import { signalsOf, type Signals } from '../store/signals.js';
 import { deadLetterExchange, deadLetterQueue, isStepMessage } from './queues.js';
 import { traceDelivery, traceMessageHeaders, traceMessageReceived, tracing } from '../telemetry/index.js';
 import { MessagingError, type BusHealth, type ConsumeOptions, type MessageBus, type StepConsumer, type Subscription } from './types.js';
+import { redactUrl } from '../shared/redact.js';
 
 export interface RabbitBusOptions {
   url: string;
@@ -96,7 +97,7 @@ export class RabbitMessageBus implements MessageBus {
       conn = await amqp.connect(this.options.url, { noDelay: true, timeout: 5_000 });
     } catch (err) {
       throw new MessagingError(
-        `cannot connect to RabbitMQ at ${this.options.url.replace(/\/\/([^:@/]+):[^@]*@/, '//$1:***@')}: ${(err as Error).message}. ` +
+        `cannot connect to RabbitMQ at ${redactUrl(this.options.url)}: ${(err as Error).message}. ` +
           'Start it (rabbitmq-server -detached) or set WEFT_AMQP_URL; or use WEFT_MESSAGING=pg.',
         { cause: err },
       );

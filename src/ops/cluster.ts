@@ -41,7 +41,7 @@ import { ConfigError, WeftError } from '../shared/errors.js';
 import { packageRoot } from '../shared/paths.js';
 import { getJson } from '../shared/http-json.js';
 import { connectStore, type Store } from './connect-store.js';
-import { redactUrl } from '../store/database.js';
+import { redactUrl } from '../shared/redact.js';
 import { acquireEmbeddedPostgres } from './embedded-postgres.js';
 import { portIsFree } from './ports.js';
 import { isAlive } from './processes.js';

@@ -1,6 +1,7 @@
 import type { Logger } from '../shared/logger.js';
 import type { WeftConfig } from '../shared/config.js';
-import { describeDatabase, openDatabase, redactUrl, type Database, type DatabaseLocation } from '../store/database.js';
+import { describeDatabase, openDatabase, type Database, type DatabaseLocation } from '../store/database.js';
+import { redactUrl } from '../shared/redact.js';
 import { acquireEmbeddedPostgres } from './embedded-postgres.js';
 import { migrate } from '../store/migrate.js';
 

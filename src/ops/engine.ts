@@ -32,9 +32,9 @@ export interface EmbeddedEngine {
 export async function startEmbeddedEngine(
   config: WeftConfig,
   log: Logger,
-  opts: { templates: string; handlers: string; name: string },
+  opts: { templates: string; handlers: string; name: string; store?: Store },
 ): Promise<EmbeddedEngine> {
-  const store = await connectStore(config, log);
+  const store = opts.store ?? (await connectStore(config, log));
   const bus = createMessageBus(config, store.db, log);
   const orchestrator = new Orchestrator({
     db: store.db,

@@ -5,7 +5,10 @@ import type { Database } from '../store/database.js';
 import type { MessageBus } from '../messaging/types.js';
 import type { Logger } from '../shared/logger.js';
 import { buildApi, RETRY_AFTER_S } from '../api/server.js';
-import { assertSafeBinding } from '../api/auth.js';
+import { assertSafeBinding, isLoopback } from '../api/auth.js';
+import { answerClientError, errorBody, setSecurityHeaders } from '../api/protections.js';
+import { applyServerLimits, CONNECTIONS_CHECKING_INTERVAL_MS } from '../api/limits.js';
+import { DEFAULT_API_SETTINGS, type ApiSettings, type WeftConfig } from '../shared/config.js';
 import { liveTokenCount } from '../store/tokens.js';
 
 export interface ServeApiOptions {
@@ -16,7 +19,8 @@ export interface ServeApiOptions {
   host: string;
   port: number;
   insecure?: boolean;
-  createPerMinute?: number;
+  /** Rate and API limits from the environment (loadConfig()); the defaults when omitted. */
+  settings?: Pick<WeftConfig, 'taskRateLimitPerMinute' | 'api'>;
 }
 
 export interface ServedApi {
@@ -46,24 +50,39 @@ export interface BoundPort {
 /** How long a closing API lets responses in flight finish before cutting their connections (ms). */
 const CLOSE_GRACE_MS = 1_500;
 
-export async function bindApiPort(host: string, port: number): Promise<BoundPort> {
+/**
+ * Whether listening on `host` needs a token to exist first: a non-loopback
+ * address without `--insecure`. The caller then checks before it binds the
+ * port or starts anything (see {@link assertSafeBinding}).
+ */
+export function bindingNeedsToken(host: string, insecure: boolean | undefined): boolean {
+  return insecure !== true && !isLoopback(host);
+}
+
+/** Throw the ConfigError of {@link assertSafeBinding} when `host` needs a token and none exists in `db`. */
+export async function refuseOpenBinding(o: { host: string; insecure?: boolean }, db: Database): Promise<void> {
+  if (bindingNeedsToken(o.host, o.insecure)) assertSafeBinding(o.host, await liveTokenCount(db), false);
+}
+
+export async function bindApiPort(host: string, port: number, limits: Partial<ApiSettings> = {}): Promise<BoundPort> {
   const state = { waitingFor: 'database', reason: 'connecting' };
   let handler: http.RequestListener | undefined;
   const starting: http.RequestListener = (req, res) => {
     const health = (req.url ?? '').split('?')[0] === '/health';
     const body = health
       ? { status: 'starting', waiting_for: state.waitingFor, reason: state.reason }
-      : {
-          error: {
-            code: 'starting',
-            message: `the orchestrator is starting: waiting for the ${state.waitingFor} (${state.reason}); retry in ${RETRY_AFTER_S} s`,
-            retry_after_s: RETRY_AFTER_S,
-          },
-        };
+      : errorBody('starting', `the orchestrator is starting: waiting for the ${state.waitingFor} (${state.reason}); retry in ${RETRY_AFTER_S} s`, {
+          retry_after_s: RETRY_AFTER_S,
+        });
     res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': String(RETRY_AFTER_S) });
     res.end(JSON.stringify(body));
   };
-  const server = http.createServer((req, res) => (handler ?? starting)(req, res));
+  const server = http.createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }, (req, res) => {
+    setSecurityHeaders(res);
+    (handler ?? starting)(req, res);
+  });
+  applyServerLimits(server, { ...DEFAULT_API_SETTINGS, ...limits });
+  server.on('clientError', answerClientError);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -95,17 +114,27 @@ export async function bindApiPort(host: string, port: number): Promise<BoundPort
 
 /**
  * The HTTP API and the dashboard of one orchestrator, listening: refuses an
- * open API on a non-loopback address, hands the dashboard's streams
- * the orchestrator's live events. Serves on `bound` when given (see
+ * open API on a non-loopback address (callers that start more than the API
+ * check {@link bindingNeedsToken} before anything else), hands the dashboard's
+ * streams the orchestrator's live events. Serves on `bound` when given (see
  * {@link bindApiPort}), else binds `host:port` itself. `close()` stops both.
  */
 export async function serveApi(o: ServeApiOptions, bound?: BoundPort): Promise<ServedApi> {
-  assertSafeBinding(o.host, await liveTokenCount(o.db), o.insecure === true);
-  const port = bound ?? (await bindApiPort(o.host, o.port));
+  await refuseOpenBinding(o, o.db);
+  const port = bound ?? (await bindApiPort(o.host, o.port, o.settings?.api));
   // The orchestrator's task events: every task end, and live step changes of watched tasks.
   const liveEvents = o.orchestrator.taskEvents;
   const app = buildApi(
-    { orchestrator: o.orchestrator, db: o.db, bus: o.bus, log: o.log, liveEvents, auth: { insecure: o.insecure }, createPerMinute: o.createPerMinute },
+    {
+      orchestrator: o.orchestrator,
+      db: o.db,
+      bus: o.bus,
+      log: o.log,
+      liveEvents,
+      auth: { insecure: o.insecure },
+      createPerMinute: o.settings?.taskRateLimitPerMinute,
+      limits: o.settings?.api,
+    },
     (handler) => {
       port.attach(handler);
       return port.server;

@@ -17,8 +17,13 @@ export interface WeftConfig {
   orchestratorUrl: string | undefined;
   /** Bearer token `weft run` sends to that orchestrator (`weft token create`). */
   apiToken: string | undefined;
-  /** Tasks one API token (or loopback address, while no token exists) may create per minute. */
+  /**
+   * Tasks one API token may create (and retries it may start) per minute; while no token exists, one
+   * non-loopback address (`--insecure`). Loopback callers of an open API are not limited.
+   */
   taskRateLimitPerMinute: number;
+  /** The HTTP API's limits and open-mode protections (docs/operations.md, "Limits"). */
+  api: ApiSettings;
   pool: {
     max: number;
     /** Log a warning when getting a connection takes longer than this. */
@@ -43,6 +48,41 @@ export interface WeftConfig {
   /** The native bridge's settings for the runtime a worker serves; unset = the bridge's default. */
   bridge: BridgeSettings;
 }
+
+/** The HTTP API's limits (WEFT_API_*, WEFT_TEMPLATE_RATE_LIMIT); {@link DEFAULT_API_SETTINGS} holds the defaults. */
+export interface ApiSettings {
+  /** WEFT_API_BODY_LIMIT: the largest request body accepted, in bytes (413 above). */
+  bodyLimitBytes: number;
+  /** WEFT_API_BODY_BUDGET: bytes of request bodies read and handled at once; more wait, then get 503. */
+  bodyBudgetBytes: number;
+  /** WEFT_API_REQUEST_TIMEOUT_MS: a request's headers and body must arrive within this (headers within a third of it). */
+  requestTimeoutMs: number;
+  /** WEFT_API_MAX_CONNECTIONS: open connections (event streams included); more are closed at once. */
+  maxConnections: number;
+  /** WEFT_API_ALLOWED_HOSTS: host names an open API (no token yet) answers besides loopback names and its own address. */
+  allowedHosts: string[];
+  /** WEFT_TEMPLATE_RATE_LIMIT: template registrations per token (per address while open) per minute. */
+  templateRateLimitPerMinute: number;
+}
+
+/**
+ * Why these defaults: a task's context travels in its body and is stored as JSONB; the API holds
+ * several copies of a body while it handles it (the text, the parsed value, the statement's
+ * parameter), about five times its size. 2 MiB is Temporal's payload limit too, so a workflow that
+ * fits there fits here. 16 MiB of bodies at once: 64 concurrent 2 MiB bodies raised an orchestrator's
+ * memory by ~160 MB (four 31 MiB bodies, before these limits: by ~480 MB).
+ */
+export const DEFAULT_API_SETTINGS: Readonly<ApiSettings> = Object.freeze({
+  bodyLimitBytes: 2 * 1024 * 1024,
+  bodyBudgetBytes: 16 * 1024 * 1024,
+  requestTimeoutMs: 30_000,
+  maxConnections: 2_048,
+  allowedHosts: [],
+  templateRateLimitPerMinute: 600,
+});
+
+/** Tasks one token may create per minute by default: far above one client's needs, a brake on a runaway loop. */
+export const DEFAULT_TASK_RATE_LIMIT = 60_000;
 
 /**
  * A duration setting: `500ms`, `30s`, `15m`, `12h`, `7d`, or a number of
@@ -153,6 +193,28 @@ function bridgeSettings(env: NodeJS.ProcessEnv): BridgeSettings {
   return out;
 }
 
+function apiSettings(env: NodeJS.ProcessEnv): ApiSettings {
+  const d = DEFAULT_API_SETTINGS;
+  const bodyLimitBytes = intFrom(env, 'WEFT_API_BODY_LIMIT', d.bodyLimitBytes, 1_024);
+  const bodyBudgetBytes = intFrom(env, 'WEFT_API_BODY_BUDGET', Math.max(d.bodyBudgetBytes, bodyLimitBytes), 1_024);
+  if (bodyBudgetBytes < bodyLimitBytes) {
+    throw new ConfigError(
+      `WEFT_API_BODY_BUDGET=${bodyBudgetBytes} is smaller than WEFT_API_BODY_LIMIT=${bodyLimitBytes}: a body of the limit could never be read; raise the budget or lower the limit`,
+    );
+  }
+  return {
+    bodyLimitBytes,
+    bodyBudgetBytes,
+    requestTimeoutMs: intFrom(env, 'WEFT_API_REQUEST_TIMEOUT_MS', d.requestTimeoutMs, 1_000),
+    maxConnections: intFrom(env, 'WEFT_API_MAX_CONNECTIONS', d.maxConnections, 1),
+    allowedHosts: (env.WEFT_API_ALLOWED_HOSTS ?? '')
+      .split(',')
+      .map((h) => h.trim().toLowerCase())
+      .filter(Boolean),
+    templateRateLimitPerMinute: intFrom(env, 'WEFT_TEMPLATE_RATE_LIMIT', d.templateRateLimitPerMinute, 1),
+  };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): WeftConfig {
   const messaging = env.WEFT_MESSAGING ?? 'pg';
   if (messaging !== 'pg' && messaging !== 'rabbitmq') {
@@ -166,7 +228,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WeftConfig {
     logLevel: env.WEFT_LOG_LEVEL ?? 'info',
     orchestratorUrl: env.WEFT_ORCHESTRATOR_URL || undefined,
     apiToken: env.WEFT_API_TOKEN || undefined,
-    taskRateLimitPerMinute: intFrom(env, 'WEFT_TASK_RATE_LIMIT', 6_000, 1),
+    taskRateLimitPerMinute: intFrom(env, 'WEFT_TASK_RATE_LIMIT', DEFAULT_TASK_RATE_LIMIT, 1),
+    api: apiSettings(env),
     pool: {
       max: intFrom(env, 'WEFT_DB_POOL_MAX', 10, 1),
       slowAcquireThresholdMs: intFrom(env, 'WEFT_SLOW_ACQUIRE_THRESHOLD_MS', 50),

@@ -39,7 +39,29 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'WEFT_VACUUM_INTERVAL_MS', default: '30000', meaning: "with the server's autovacuum off, how often weft vacuums its tables" },
   { name: 'WEFT_ORCHESTRATOR_URL', default: 'unset', meaning: 'weft run / cancel / retry talk to this orchestrator; unset = run one in-process' },
   { name: 'WEFT_API_TOKEN', default: 'unset', meaning: 'bearer token those commands send (weft token create)' },
-  { name: 'WEFT_TASK_RATE_LIMIT', default: '6000', meaning: 'tasks one API token may create per minute' },
+  {
+    name: 'WEFT_TASK_RATE_LIMIT',
+    default: '60000',
+    meaning: 'tasks one API token may create, and retries it may start, per minute, in each orchestrator; loopback callers of an open API are not limited',
+  },
+  { name: 'WEFT_TEMPLATE_RATE_LIMIT', default: '600', meaning: 'template registrations one API token may make per minute, in each orchestrator' },
+  { name: 'WEFT_API_BODY_LIMIT', default: '2097152 (2 MiB)', meaning: 'largest request body in bytes; larger ones get 413' },
+  {
+    name: 'WEFT_API_BODY_BUDGET',
+    default: '16777216 (16 MiB)',
+    meaning: 'bytes of request bodies one orchestrator reads and handles at once; more wait up to 10 s, then get 503 with Retry-After',
+  },
+  {
+    name: 'WEFT_API_REQUEST_TIMEOUT_MS',
+    default: '30000',
+    meaning: "a request's headers and body must arrive within this (headers within a third of it); long-polls and event streams are not limited",
+  },
+  { name: 'WEFT_API_MAX_CONNECTIONS', default: '2048', meaning: 'open HTTP connections per orchestrator (event streams included); more are closed at once' },
+  {
+    name: 'WEFT_API_ALLOWED_HOSTS',
+    default: 'unset',
+    meaning: 'comma-separated host names an API with no token answers besides loopback names and its own address (DNS rebinding protection)',
+  },
   {
     name: 'WEFT_BREAKER_FAILURE_THRESHOLD',
     default: '5',

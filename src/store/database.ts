@@ -2,6 +2,7 @@ import pg from 'pg';
 import { isUnreachable } from '../shared/retry.js';
 import type { Logger } from '../shared/logger.js';
 import { DatabaseError } from '../shared/errors.js';
+import { redactUrl, scrubSecrets, secretsOf } from '../shared/redact.js';
 
 /**
  * The connection pool every weft process uses, with the statistics the
@@ -213,7 +214,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   } catch (err) {
     await db.close().catch(() => undefined);
     throw new DatabaseError(
-      `cannot connect to PostgreSQL at ${redactUrl(options.url)}: ${(err as Error).message}. ` +
+      `cannot connect to PostgreSQL at ${redactUrl(options.url)}: ${scrubSecrets((err as Error).message, secretsOf(options.url))}. ` +
         'Check WEFT_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/weft), or unset it to use the embedded PostgreSQL.',
       { cause: err },
     );
@@ -252,8 +253,4 @@ export function describeDatabase(url: string): DatabaseLocation {
   } catch {
     return { host: '?', port: 0, database: '?', user: '?' };
   }
-}
-
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
 }

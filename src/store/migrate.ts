@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { redactUrl, type Database } from './database.js';
+import type { Database } from './database.js';
+import { redactUrl } from '../shared/redact.js';
 import type { Logger } from '../shared/logger.js';
 import { DatabaseError } from '../shared/errors.js';
 import { packageRoot } from '../shared/paths.js';

@@ -129,3 +129,13 @@ export async function liveTokenCount(db: Database): Promise<number> {
   const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM weft.api_tokens WHERE revoked_at IS NULL', [], 'weft_token_count');
   return rows[0]!.n;
 }
+
+/** Which of these token ids are still live (not revoked): long-lived answers held with a revoked one are ended. */
+export async function liveTokenIds(db: Database, ids: readonly string[]): Promise<Set<string>> {
+  const { rows } = await db.query<{ id: string }>(
+    'SELECT id FROM weft.api_tokens WHERE id = ANY($1::uuid[]) AND revoked_at IS NULL',
+    [ids],
+    'weft_token_live_ids',
+  );
+  return new Set(rows.map((r) => r.id));
+}

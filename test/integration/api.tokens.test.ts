@@ -130,7 +130,7 @@ describe('API tokens', () => {
     const limited = await call('POST', '/v1/tasks', again.token, task);
     expect(limited.json().error).toMatchObject({
       code: 'rate_limited',
-      message: expect.stringMatching(/^token "writer" may create 3 tasks per minute; try again in \d+ s$/),
+      message: expect.stringMatching(/^token "writer" may create 3 tasks per minute on this orchestrator \(WEFT_TASK_RATE_LIMIT\); try again in \d+ s$/),
     });
     // Another token has its own budget.
     expect((await call('POST', '/v1/tasks', admin.token, task)).statusCode).toBe(201);

@@ -45,3 +45,44 @@ describe('loadConfig: bridge settings', () => {
     expect(bad({ WEFT_LEASE_MS: '10' })).toThrow('WEFT_LEASE_MS="10" is not an integer ≥ 100; unset it to use 30000');
   });
 });
+
+describe('loadConfig: API limits', () => {
+  it('defaults to a 2 MiB body, a 16 MiB budget, 60000 tasks per token per minute, and reads each setting', () => {
+    const d = loadConfig({});
+    expect(d.api).toEqual({
+      bodyLimitBytes: 2_097_152,
+      bodyBudgetBytes: 16_777_216,
+      requestTimeoutMs: 30_000,
+      maxConnections: 2_048,
+      allowedHosts: [],
+      templateRateLimitPerMinute: 600,
+    });
+    expect(d.taskRateLimitPerMinute).toBe(60_000);
+    const c = loadConfig({
+      WEFT_API_BODY_LIMIT: '65536',
+      WEFT_API_BODY_BUDGET: '131072',
+      WEFT_API_REQUEST_TIMEOUT_MS: '10000',
+      WEFT_API_MAX_CONNECTIONS: '64',
+      WEFT_API_ALLOWED_HOSTS: ' Weft.Internal , build-box ',
+      WEFT_TEMPLATE_RATE_LIMIT: '5',
+    });
+    expect(c.api).toEqual({
+      bodyLimitBytes: 65_536,
+      bodyBudgetBytes: 131_072,
+      requestTimeoutMs: 10_000,
+      maxConnections: 64,
+      allowedHosts: ['weft.internal', 'build-box'],
+      templateRateLimitPerMinute: 5,
+    });
+    // A body limit above the default budget raises the budget with it.
+    expect(loadConfig({ WEFT_API_BODY_LIMIT: String(64 * 1024 * 1024) }).api.bodyBudgetBytes).toBe(64 * 1024 * 1024);
+  });
+
+  it('refuses a budget smaller than the body limit, naming both', () => {
+    expect(() => loadConfig({ WEFT_API_BODY_LIMIT: '4096', WEFT_API_BODY_BUDGET: '2048' })).toThrow(
+      new ConfigError(
+        'WEFT_API_BODY_BUDGET=2048 is smaller than WEFT_API_BODY_LIMIT=4096: a body of the limit could never be read; raise the budget or lower the limit',
+      ),
+    );
+  });
+});

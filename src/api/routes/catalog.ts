@@ -34,7 +34,7 @@ export async function catalogRoutes(app: FastifyInstance, opts: CatalogRoutesOpt
  * Result directories are named `<UTC time>-<backend>`, bridge runs
  * `bridge-<UTC time>.json`, so the lexically last name is the newest.
  */
-async function latestBench(dir: string): Promise<{ dir: string; runs: Record<string, unknown>; bridge: unknown }> {
+async function latestBench(dir: string): Promise<{ runs: Record<string, unknown>; bridge: unknown }> {
   const names = (await readdir(dir).catch(() => [] as string[])).sort().reverse();
   const runs: Record<string, unknown> = {};
   for (const n of names) {
@@ -50,5 +50,6 @@ async function latestBench(dir: string): Promise<{ dir: string; runs: Record<str
         () => null,
       )
     : null;
-  return { dir, runs, bridge };
+  // Names relative to bench/results only: the server's own directories are none of a caller's business.
+  return { runs, bridge };
 }

@@ -1,5 +1,4 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
-import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Orchestrator } from '../../orchestration/orchestrator.js';
 import type { LiveEvents } from '../../orchestration/live-events.js';
 import type { Database } from '../../store/database.js';
@@ -8,7 +7,8 @@ import { getTaskState, getTaskViewJson, taskForIdempotentRequest, taskIdByIdempo
 import { TASK_STATES, type TaskState } from '../../core/states.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
 import { assertStorable, assertStorableText } from '../json-body.js';
-import { actor } from '../auth.js';
+import { actor, type ApiAuth } from '../auth.js';
+import { perTokenRateLimit } from '../rate-limits.js';
 import { dateParam, intParam, taskId } from '../params.js';
 import { openEventStream, type EventStream } from '../sse.js';
 import { traceApiTaskCreated, traceClock, traceparentOfTask, tracing } from '../../telemetry/index.js';
@@ -17,8 +17,10 @@ export interface TaskRoutesOptions {
   orchestrator: Orchestrator;
   db: Database;
   liveEvents?: LiveEvents;
-  /** Tasks one token (or, while the API is open, one address) may create per minute. */
-  createPerMinute?: number;
+  /** Tasks one token may create, and retries it may start, per minute (see perTokenRateLimit). */
+  createPerMinute: number;
+  /** Ends event streams whose token is revoked. */
+  auth: ApiAuth;
 }
 
 const createTaskSchema = {
@@ -62,24 +64,23 @@ export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions):
     }
   });
 
-  await app.register(rateLimit, { global: false });
+  /** An event stream that ends at shutdown (above) and when its token is revoked. */
+  function openStream(req: FastifyRequest, reply: FastifyReply): EventStream {
+    const stream = openEventStream(req, reply);
+    streams.add(stream);
+    stream.onClose(() => streams.delete(stream));
+    stream.onClose(
+      opts.auth.holdOpen(req, (message) => {
+        stream.send('revoked', { message });
+        stream.close();
+      }),
+    );
+    return stream;
+  }
+
   app.post(
     '/v1/tasks',
-    {
-      schema: { body: createTaskSchema },
-      config: {
-        rateLimit: {
-          max: opts.createPerMinute ?? 6_000,
-          timeWindow: 60_000,
-          keyGenerator: (req) => (req.apiToken ? `token:${req.apiToken.id}` : `ip:${req.ip}`),
-          errorResponseBuilder: (req, ctx) => ({
-            statusCode: 429,
-            code: 'rate_limited',
-            message: `${req.apiToken ? `token ${JSON.stringify(req.apiToken.name)}` : 'this address'} may create ${ctx.max} tasks per minute; try again in ${Math.ceil(ctx.ttl / 1000)} s`,
-          }),
-        },
-      },
-    },
+    { schema: { body: createTaskSchema }, config: { rateLimit: perTokenRateLimit('create', 'tasks', opts.createPerMinute, 'WEFT_TASK_RATE_LIMIT') } },
     async (req, reply) => {
       const body = req.body as { namespace: string; name: string; version?: string; context?: unknown; idempotency_key?: string };
       // Values PostgreSQL would refuse (or that no handler could parse) are the caller's to fix: 400 naming the path.
@@ -160,19 +161,21 @@ export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions):
     return { id, ...(await orchestrator.cancelTask(id, actor(req))) };
   });
 
-  app.post('/v1/tasks/:id/retry', { schema: { body: retrySchema } }, async (req) => {
-    const id = taskId(req.params);
-    const step = (req.body as { step?: string } | null)?.step;
-    return { id, ...(await orchestrator.retryTask(id, { step, by: actor(req) })) };
-  });
+  app.post(
+    '/v1/tasks/:id/retry',
+    { schema: { body: retrySchema }, config: { rateLimit: perTokenRateLimit('start', 'retries', opts.createPerMinute, 'WEFT_TASK_RATE_LIMIT') } },
+    async (req) => {
+      const id = taskId(req.params);
+      const step = (req.body as { step?: string } | null)?.step;
+      return { id, ...(await orchestrator.retryTask(id, { step, by: actor(req) })) };
+    },
+  );
 
   app.get('/v1/tasks/:id/events', async (req, reply) => {
     const id = taskId(req.params);
     const state = await getTaskState(db, id);
     if (!state) throw new NotFoundError(`no task ${id}`);
-    const stream = openEventStream(req, reply);
-    streams.add(stream);
-    stream.onClose(() => streams.delete(stream));
+    const stream = openStream(req, reply);
     // The current state first: a change between the client's GET and this
     // subscription is then not missed.
     stream.send('hello', { task_id: id, state, live_steps: liveEvents !== undefined });
@@ -180,9 +183,7 @@ export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions):
   });
 
   app.get('/v1/events', async (req, reply) => {
-    const stream = openEventStream(req, reply);
-    streams.add(stream);
-    stream.onClose(() => streams.delete(stream));
+    const stream = openStream(req, reply);
     stream.send('hello', { live: liveEvents !== undefined });
     if (liveEvents) stream.onClose(liveEvents.onTaskEnd((e) => stream.send('task', { kind: 'task', ...e })));
   });

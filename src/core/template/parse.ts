@@ -20,7 +20,7 @@ import semver from 'semver';
 import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Document, type Node } from 'yaml';
 import { TemplateError, type TemplateProblem } from './errors.js';
 import { findCycle, type GraphStep } from './graph.js';
-import { createInputSchemaAjv, pointerToSegments as pointerSegments } from './input-schema.js';
+import { createInputSchemaAjv, pointerToSegments as pointerSegments, schemaPatternProblems } from './input-schema.js';
 import {
   BACKOFF_KINDS,
   DEFAULT_BATCH,
@@ -421,6 +421,14 @@ function inputSchemaFindings(schema: Record<string, unknown>): Finding[] {
       });
     }
     return out;
+  }
+  const patterns = schemaPatternProblems(schema);
+  if (patterns.length > 0) {
+    return patterns.map((p) => ({
+      at: ['input_schema', ...p.at],
+      message: `${formatPath(['input_schema', ...p.at])}: ${p.message}`,
+      hint: 'schema patterns run on a linear-time engine (RE2): no lookaround or backreferences; a string checked by a pattern is at most 10000 characters',
+    }));
   }
   try {
     ajv.compile(schema);
