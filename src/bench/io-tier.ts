@@ -139,6 +139,7 @@ export async function measureIoTier(o: IoTierOptions): Promise<IoSection> {
     );
     try {
       const base = sup.orchestratorUrls()[0]!;
+      o.line(`${o.backend} io: warming up every variant with ${Math.max(...o.tasks)} tasks at once…`);
       // Warm-up (not measured), every variant at the largest N: first imports, prepared statements, the
       // connections of that many tasks at once and the threads of the pools (which grow on demand), so that
       // the first variant of a round pays no more than the others.

@@ -1,32 +1,20 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
-import { clusterPorts } from '../../src/ops/cluster.js';
-import { portIsFree } from '../../src/ops/ports.js';
+import { freeClusterBase } from '../support/ports.js';
+import { runWeft, type WeftRun } from '../support/weft-process.js';
 import { IO_VARIANTS } from '../../src/bench/io.js';
 import type { BenchDocument } from '../../src/bench/types.js';
-import { packageRoot } from '../../src/shared/paths.js';
 
 const TASKS = [8, 16];
-
-/** A base port whose whole block (1 orchestrator, a worker per runtime) is free. */
-async function freeBase(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const base = 20_000 + Math.floor(Math.random() * 400) * 100;
-    const ports = clusterPorts({ orchestrators: 1, workers: { native: 1, typescript: 1, python: 1, ruby: 1 }, basePort: base });
-    if ((await Promise.all(ports.map(portIsFree))).every(Boolean)) return base;
-  }
-  throw new Error('no free port block found between 20000 and 60000');
-}
 
 describe(`weft bench --quick --scenarios io --io-tasks ${TASKS.join(',')}, end to end on the real services`, () => {
   let db: TestDatabase;
   let home: string;
   let out: string;
-  let result: { code: number | null; stdout: string; stderr: string; pid: number };
+  let result: WeftRun;
   let doc: BenchDocument;
   let dir: string;
 
@@ -34,40 +22,12 @@ describe(`weft bench --quick --scenarios io --io-tasks ${TASKS.join(',')}, end t
     db = await createTestDatabase();
     home = mkdtempSync(join(tmpdir(), 'weft-bench-io-home-'));
     out = mkdtempSync(join(tmpdir(), 'weft-bench-io-out-'));
-    const base = await freeBase();
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        join(packageRoot(), 'src/cli/main.ts'),
-        'bench',
-        '--quick',
-        '--scenarios',
-        'io',
-        '--io-tasks',
-        TASKS.join(','),
-        '--backend',
-        'pg',
-        '--base-port',
-        String(base),
-        '--out',
-        out,
-      ],
-      {
-        cwd: packageRoot(),
-        env: { ...process.env, WEFT_DATABASE_URL: db.url, WEFT_HOME: home, WEFT_LOG_LEVEL: 'warn' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
+    const base = await freeClusterBase({ orchestrators: 1, workers: { native: 1, typescript: 1, python: 1, ruby: 1 } });
+    result = await runWeft(
+      ['bench', '--quick', '--scenarios', 'io', '--io-tasks', TASKS.join(','), '--backend', 'pg', '--base-port', String(base), '--out', out],
+      { WEFT_DATABASE_URL: db.url, WEFT_HOME: home },
+      100_000,
     );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGTERM'), 100_000);
-    const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-    clearTimeout(timer);
-    result = { code, stdout, stderr, pid: child.pid! };
     const found = readdirSync(out).filter((d) => d.endsWith('-pg'));
     if (found.length === 1) {
       dir = join(out, found[0]!);

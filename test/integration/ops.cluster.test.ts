@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { AMQP_URL } from '../support/urls.js';
-import { ClusterSupervisor, clusterPorts } from '../../src/ops/cluster.js';
-import { portIsFree } from '../../src/ops/ports.js';
+import { freeClusterBase } from '../support/ports.js';
+import { ClusterSupervisor } from '../../src/ops/cluster.js';
 import { loadTemplateDir } from '../../src/core/template/load.js';
 import { registerTemplate } from '../../src/store/templates.js';
 import { stepQueue } from '../../src/messaging/queues.js';
@@ -22,14 +22,6 @@ import { silentLogger } from '../../src/shared/logger.js';
 import { packageRoot } from '../../src/shared/paths.js';
 
 const IO = join(packageRoot(), 'bench', 'io');
-
-async function freeBase(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const base = 20_000 + Math.floor(Math.random() * 400) * 100;
-    if ((await Promise.all(clusterPorts({ orchestrators: 1, workers: { native: 1 }, basePort: base }).map(portIsFree))).every(Boolean)) return base;
-  }
-  throw new Error('no free port block found between 20000 and 60000');
-}
 
 async function queueExists(name: string): Promise<boolean> {
   const conn = await amqp.connect(AMQP_URL);
@@ -63,7 +55,7 @@ describe('a cluster with its own templates and handlers, on RabbitMQ', () => {
         orchestrators: 1,
         workers: { native: 1 },
         backend: 'rabbitmq',
-        basePort: await freeBase(),
+        basePort: await freeClusterBase({ orchestrators: 1, workers: { native: 1 } }),
         stateDir,
         env,
         templates: join(IO, 'templates'),
