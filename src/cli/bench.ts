@@ -32,9 +32,8 @@ export function registerBenchCommand(program: Command): void {
     .option('--io-rounds <n>', 'rounds of the I/O-bound tier (default 3; --quick 1)', integer(1))
     .option(
       '--io-tasks <list>',
-      `tasks created at once in the I/O-bound tier, each from 1 to ${IO_CONCURRENCY} (its workers' concurrency)`,
+      `tasks created at once in the I/O-bound tier, each from 1 to ${IO_CONCURRENCY} (its workers' concurrency; default ${IO_TASKS.join(',')})`,
       integerList(1, IO_CONCURRENCY),
-      [...IO_TASKS],
     )
     .option('--no-interleave', 'measure the scenarios one after the other instead of interleaving their samples')
     .option('--out <dir>', 'results directory', join(packageRoot(), 'bench', 'results'))
@@ -58,7 +57,7 @@ export function registerBenchCommand(program: Command): void {
         throughputSeconds: o.throughputSeconds ?? (quick ? 3 : 10),
         historySteps: o.historySteps ?? (quick ? 100_000 : 1_000_000),
         ioRounds: o.ioRounds ?? (quick ? 1 : 3),
-        ioTasks: o.ioTasks,
+        ioTasks: o.ioTasks ?? [...IO_TASKS],
         interleave: o.interleave !== false,
         out: o.out,
         writeDocs: Boolean(o.writeDocs),
