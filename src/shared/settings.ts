@@ -118,6 +118,12 @@ export const SETTINGS: readonly Setting[] = [
       "the only folder the shipped CSV examples read: context.csv_file_path names a file inside it; the default is the data folder beside the example handlers; weft bench sets it to each run's folder",
   },
   { name: 'WEFT_PYTHON_HOME', default: 'found by the build', meaning: 'weft bench: PYTHONHOME for the Python workers it starts' },
+  {
+    name: 'WEFT_BENCH_IO_ORIGIN',
+    default: 'unset',
+    meaning:
+      'weft bench sets it for the workers of its I/O tier: http://127.0.0.1:PORT of its test server, the only place their HTTP handlers (bench/io/) may fetch',
+  },
 ];
 
 /** The catalogue as aligned text, for `weft --help`. */
