@@ -62,7 +62,8 @@ describe('weft bench --quick --scenarios linear,csv --history-steps 400, end to 
   });
 
   it('ran against a database of its own, and dropped it', async () => {
-    const { rows } = await db.db.query(`SELECT datname FROM pg_database WHERE datname LIKE 'weft_bench_%_pg'`);
+    // its own name: another bench may be running beside this one
+    const { rows } = await db.db.query(`SELECT datname FROM pg_database WHERE datname = $1`, [`weft_bench_${result.pid}_pg`]);
     expect(rows).toEqual([]);
     expect(result.stderr).toContain('writing 400 finished steps into the tables');
   });
