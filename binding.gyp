@@ -44,6 +44,7 @@
         "native/addon.cc",
         "native/bridge-host.cc",
         "native/common/circuit-breaker.cc",
+        "native/common/fatal-signals.cc",
         "native/common/job-queue.cc",
         "native/common/native-thread.cc",
         "native/common/runtime-worker.cc",

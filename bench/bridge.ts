@@ -7,12 +7,14 @@
  *               bridge's breaker, counters, histograms and timeout
  *   python      CPython on its own thread through bridge.call() (SDK parses and serialises the
  *               step); the JS thread waits up to syncWaitUs for a short call's result
+ *   python-async  the same as an `async def` handler on the interpreter's event loop
  *   ruby        CRuby on its own thread through bridge.call() (same)
  *   X·dispatch  the same through bridge.dispatch(), the always-asynchronous path (typescript:
  *               queue -> native thread -> TSFN -> JS -> native -> resolve), for A/B in one run
  * with a ~200 B and a ~20 KB step payload, sequential (1 in flight, each call
- * timed) and pipelined (256 in flight). Then RSS before/after `--rss-calls`
- * pipelined 200 B calls per runtime.
+ * timed) and pipelined (256 in flight, spread over the runtime's `--threads`
+ * handler threads, 32 by default as in a worker). Then RSS before/after
+ * `--rss-calls` pipelined 200 B calls per runtime.
  *
  * Then the cold-call table, which models a step boundary: one 200 B call,
  * then an idle gap (`--gaps`, ms) in which the event loop sleeps and the
@@ -20,7 +22,7 @@
  * samples are interleaved (one of each per round, in a rotating order), so a
  * burst of background load hits them all alike.
  *
- *   npm run bench:bridge -- [--calls 20000] [--rss-calls 200000] [--only python,ruby]
+ *   npm run bench:bridge -- [--calls 20000] [--rss-calls 200000] [--only python,python-async,ruby] [--threads 32]
  *                           [--paths call,dispatch] [--cold-samples 400] [--gaps 2,20] [--cold-only]
  *                           [--variants 'python:call:syncWaitUs=100,idleSpinUs=0;ruby:dispatch:idleSpinUs=50']
  *
@@ -38,7 +40,11 @@ import { join } from 'node:path';
 
 import { openBridge, packageRoot, type BridgeResult, type BridgeRuntime, type RuntimeConfig } from '../src/bridge/index.js';
 
-type Target = 'native' | BridgeRuntime;
+type Target = 'native' | BridgeRuntime | 'python-async';
+
+/** The runtime a target goes through, and the handler it calls there. */
+const route = (t: Exclude<Target, 'native'>): { runtime: BridgeRuntime; handler: string } =>
+  t === 'python-async' ? { runtime: 'python', handler: 'overlap.async_context' } : { runtime: t, handler: 'probe.echo' };
 
 /** One row: a target through one path, optionally with other runtime settings. */
 interface Variant {
@@ -56,7 +62,8 @@ const CALLS = Number(arg('calls', '20000'));
 const RSS_CALLS = Number(arg('rss-calls', '200000'));
 const WARMUP = Math.min(2000, CALLS);
 const PIPELINE = 256;
-const only = arg('only', 'native,typescript,python,ruby').split(',') as Target[];
+const THREADS = Number(arg('threads', '32'));
+const only = arg('only', 'native,typescript,python,python-async,ruby').split(',') as Target[];
 const COLD_SAMPLES = Number(arg('cold-samples', '400'));
 const GAPS_MS = arg('gaps', '2,20').split(',').map(Number);
 const COLD_ONLY = process.argv.includes('--cold-only');
@@ -83,6 +90,7 @@ function variants(): Variant[] {
 
 const root = packageRoot();
 const fixtures = join(root, 'test', 'native', 'fixtures', 'handlers');
+const overlap = join(root, 'test', 'fixtures', 'overlap-handlers');
 
 function step(context: unknown): string {
   return JSON.stringify({ task_id: 't-1', step_id: 's-1', step_name: 'bench', attempt: 1, context, inputs: {}, dependency_results: {}, batch: null });
@@ -108,15 +116,15 @@ function unwrap(v: Variant, r: BridgeResult): string {
 
 /** A call of the variant; a synchronous answer of bridge.call() is not awaited. */
 function caller(v: Variant): (payload: string) => string | Promise<string> {
-  const t = v.target;
-  if (t === 'native') return (p) => nativeCall(p);
+  if (v.target === 'native') return (p) => nativeCall(p);
+  const { runtime: t, handler } = route(v.target);
   const apply = v.config ? () => bridge.configure(t, { ...baseConfig.get(t), ...v.config }) : () => {};
   const restore = v.config ? () => bridge.configure(t, baseConfig.get(t)!) : () => {};
   if (v.path === 'dispatch') {
     return async (p) => {
       apply();
       try {
-        return unwrap(v, await bridge.dispatch(t, { handler: 'probe.echo', payload: p, timeoutMs: 60_000 }));
+        return unwrap(v, await bridge.dispatch(t, { handler, payload: p, timeoutMs: 60_000 }));
       } finally {
         restore();
       }
@@ -124,7 +132,7 @@ function caller(v: Variant): (payload: string) => string | Promise<string> {
   }
   return (p) => {
     apply();
-    const r = bridge.call(t, { handler: 'probe.echo', payload: p, timeoutMs: 60_000 });
+    const r = bridge.call(t, { handler, payload: p, timeoutMs: 60_000 });
     if (r instanceof Promise) return r.then((x) => unwrap(v, x)).finally(restore);
     restore();
     return unwrap(v, r);
@@ -256,14 +264,15 @@ async function cold(vs: Variant[], gaps: number[], samples: number): Promise<Col
       for (let k = 0; k < vs.length; k++) {
         const j = (i + k) % vs.length;
         const v = vs[j]!;
-        const before = v.target === 'native' ? undefined : phaseTotals(v.target); // before the gap, off the clock
+        const rt = v.target === 'native' ? undefined : route(v.target).runtime;
+        const before = rt && phaseTotals(rt); // before the gap, off the clock
         await pause(g);
         const s = process.hrtime.bigint();
         const r = calls[j]!(small);
         if (typeof r !== 'string') await r;
         lat.get(key(v, g))!.push(Number(process.hrtime.bigint() - s) / 1000);
         if (before) {
-          const after = phaseTotals(v.target as BridgeRuntime);
+          const after = phaseTotals(rt!);
           const acc = phases.get(key(v, g))!;
           for (const p of PHASES) if (after[p][1] - before[p][1] === 1) acc[p].push((after[p][0] - before[p][0]) / 1000);
         }
@@ -314,7 +323,10 @@ function version(cmd: string, args: string[]): string {
 async function main() {
   const startedAt = new Date();
   const loadAtStart = os.loadavg();
-  if (only.includes('python')) await bridge.load('python', { handlersDir: join(fixtures, 'python') });
+  for (const rt of ['python', 'ruby'] as const) bridge.configure(rt, { threads: THREADS });
+  if (only.includes('python') || only.includes('python-async')) {
+    await bridge.load('python', { handlersDir: [join(fixtures, 'python'), join(overlap, 'python')] });
+  }
   if (only.includes('ruby')) await bridge.load('ruby', { handlersDir: join(fixtures, 'ruby') });
   if (only.includes('typescript')) await bridge.registerTypescriptHandlers({ 'probe.echo': (s) => s.context });
   for (const rt of ['python', 'ruby', 'typescript'] as const) {
@@ -376,6 +388,7 @@ async function main() {
     calls: CALLS,
     rssCalls: RSS_CALLS,
     pipeline: PIPELINE,
+    threads: THREADS,
     coldSamples: COLD_SAMPLES,
     gapsMs: GAPS_MS,
     runtimeConfig: Object.fromEntries(baseConfig),
@@ -386,7 +399,7 @@ async function main() {
   const lines = [
     `## Bridge round trip (${machine.date}, ${machine.cpus}, Node ${machine.node}, CPython ${machine.python}, Ruby ${machine.ruby})`,
     '',
-    `Handler \`echo\` (returns step.context); ${CALLS} calls per cell after ${WARMUP} warm-up; pipelined = ${PIPELINE} in flight (µs/call = wall time / calls). ` +
+    `Handler \`echo\` (returns step.context); ${CALLS} calls per cell after ${WARMUP} warm-up; pipelined = ${PIPELINE} in flight over ${THREADS} handler threads (µs/call = wall time / calls). ` +
       `Runtime settings: ${[...baseConfig].map(([rt, c]) => `${rt} syncWaitUs=${c.syncWaitUs} idleSpinUs=${c.idleSpinUs}`).join(', ')}.`,
     '',
     '| target | payload | mode | p50 µs | p99 µs | µs/call | calls/s |',

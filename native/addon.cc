@@ -37,6 +37,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Export<&BridgeHost::Shutdown>(env, exports, host, "shutdown");
   Export<&BridgeHost::Cancel>(env, exports, host, "cancel");
   Export<&BridgeHost::ProcessInfo>(env, exports, host, "processInfo");
+  Export<&BridgeHost::AsyncHandlers>(env, exports, host, "asyncHandlers");
   Napi::Array bounds = Napi::Array::New(env, weft::LatencyHistogram::kBuckets);
   for (int i = 0; i < weft::LatencyHistogram::kBuckets; i++)
     bounds.Set(uint32_t(i), weft::LatencyHistogram::UpperBoundUs(i));

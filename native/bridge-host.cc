@@ -101,6 +101,13 @@ void BridgeHost::InvokeTypescript(JobPtr job) {
   Post(m);
 }
 
+void BridgeHost::HandlerEvent(RuntimeId rt, const char* event, std::string detail) {
+  Message* m = new Message{Message::kEvent, nullptr, rt};
+  m->event = event;
+  m->reason = std::move(detail);
+  Post(m);
+}
+
 void BridgeHost::Hold(Napi::Env env) {
   if (outstanding_++ == 0) tsfn_.Ref(env);
 }
@@ -132,6 +139,9 @@ void BridgeHost::OnMessage(Napi::Env env, Napi::Function, BridgeHost* host, Mess
         break;
       case Message::kInvokeTs:
         host->OnInvokeTs(env, msg);
+        break;
+      case Message::kEvent:
+        host->OnEvent(env, msg);
         break;
     }
   } catch (const Napi::Error& e) {
@@ -285,11 +295,26 @@ void BridgeHost::OnLoaded(Napi::Env env, Message* msg) {
   }
 }
 
+void BridgeHost::OnEvent(Napi::Env env, Message* msg) {
+  RuntimeWorker* rt = runtimes_[int(msg->rt)];
+  if (std::string(msg->event) == "stuck") {
+    // A handler that will not stop is a failure of the runtime itself.
+    rt->breaker.Record(false, 0, false, NowNs());
+    rt->lastFailure.errorClass = "StuckHandler";
+    rt->lastFailure.message = msg->reason;
+    rt->lastFailure.kind = ErrorKind::Timeout;
+  }
+  if (!eventListener_.IsEmpty()) {
+    eventListener_.Call({Napi::String::New(env, msg->event), Napi::String::New(env, RuntimeName(msg->rt)),
+                         Napi::String::New(env, msg->reason)});
+  }
+}
+
 void BridgeHost::OnInvokeTs(Napi::Env env, Message* msg) {
   JobPtr job = msg->job;
   if (job->state.load() != kRunning || tsInvoker_.IsEmpty()) {
     // Timed out while crossing over: do not start a handler nobody waits for.
-    job->handlerReturned.store(true);
+    static_cast<TypescriptRuntime*>(runtimes_[2])->NeverRan(job);
     if (tsInvoker_.IsEmpty()) {
       bool now = false;
       ForeignError e;
@@ -509,6 +534,7 @@ Napi::Value BridgeHost::BeginTypescript(const Napi::CallbackInfo& info) {
   job->handoff.store(kSyncWaiting, std::memory_order_relaxed);
   tsJobs_[job->id] = job;
   rt->stats.inFlight.fetch_add(1, std::memory_order_relaxed);
+  rt->stats.running.fetch_add(1, std::memory_order_relaxed);
   rt->stats.serialise.Record(NowNs() - t0);
   return Napi::Number::New(env, double(job->id));
 }
@@ -532,7 +558,9 @@ Napi::Value BridgeHost::DeferTypescript(const Napi::CallbackInfo& info) {
 }
 
 // configure(runtime, {failureThreshold, successThreshold, cooldownMs, slowCallMs, halfOpenMaxProbes, graceMs,
-//                     queueCapacity, syncWaitUs (at most 1 s), idleSpinUs (at most 10 ms)})
+//                     queueCapacity, syncWaitUs (at most 1 s), idleSpinUs (at most 10 ms),
+//                     threads (python, ruby: grows the handler pool, at most 4096), maxStuck,
+//                     loopBlockedMs (python)})
 Napi::Value BridgeHost::Configure(const Napi::CallbackInfo& info) {
   RuntimeWorker* rt = RuntimeArg(info, 0);
   if (info.Length() < 2 || !info[1].IsObject()) throw Napi::TypeError::New(info.Env(), "configure(runtime, options)");
@@ -550,6 +578,14 @@ Napi::Value BridgeHost::Configure(const Napi::CallbackInfo& info) {
   uint32_t spin = U32(o, "idleSpinUs", rt->idleSpinUs.load());
   rt->idleSpinUs.store(spin > 10000 ? 10000 : spin);
   if (o.Has("queueCapacity")) rt->SetQueueCapacity(U32(o, "queueCapacity", 4096));
+  uint32_t stuck = U32(o, "maxStuck", rt->maxStuck.load());
+  rt->maxStuck.store(stuck ? stuck : 1);
+  uint32_t threads = U32(o, "threads", 0);
+  if (threads) rt->SetThreads(threads > 4096 ? 4096 : threads);
+  if (rt->id() == RuntimeId::Python) {
+    auto* py = static_cast<PythonRuntime*>(rt);
+    py->loopBlockedMs.store(U32(o, "loopBlockedMs", py->loopBlockedMs.load()));
+  }
   return info.Env().Undefined();
 }
 
@@ -575,6 +611,16 @@ Napi::Value BridgeHost::Stats(const Napi::CallbackInfo& info) {
   o.Set("lateResults", double(s.lateResults.load()));
   o.Set("syncReturns", double(s.syncReturns.load()));
   o.Set("syncWaitMisses", double(s.syncWaitMisses.load()));
+  o.Set("running", double(s.running.load()));
+  o.Set("stuck", double(s.stuck.load()));
+  o.Set("stuckTotal", double(s.stuckTotal.load()));
+  o.Set("threads", double(s.threads.load()));
+  if (rt->id() == RuntimeId::Python) {
+    Napi::Object loop = Napi::Object::New(env);
+    loop.Set("blocked", double(s.loopBlocked.load()));
+    loop.Set("maxLagMs", double(s.loopMaxLagUs.load()) / 1000.0);
+    o.Set("loop", loop);
+  }
   static const char* kStates[] = {"closed", "open", "half_open"};
   Napi::Object b = Napi::Object::New(env);
   b.Set("state", kStates[rt->breaker.state()]);
@@ -619,6 +665,9 @@ Napi::Value BridgeHost::Stats(const Napi::CallbackInfo& info) {
   c.Set("queueCapacity", double(rt->queueCapacity()));
   c.Set("syncWaitUs", double(rt->syncWaitUs.load()));
   c.Set("idleSpinUs", double(rt->idleSpinUs.load()));
+  c.Set("maxStuck", double(rt->maxStuck.load()));
+  if (rt->id() == RuntimeId::Python)
+    c.Set("loopBlockedMs", double(static_cast<PythonRuntime*>(rt)->loopBlockedMs.load()));
   o.Set("config", c);
   return o;
 }
@@ -736,11 +785,9 @@ Napi::Value BridgeHost::Cancel(const Napi::CallbackInfo& info) {
   job->error.permanent = true;
   if (running) {
     watchdog_->Unwatch(job.get());
-    if (rt->id() == RuntimeId::Typescript) {
-      // A JS handler cannot be interrupted and holds no thread: its late
-      // settlement is dropped (CompleteTypescript finds the job claimed).
-      job->handlerReturned.store(true, std::memory_order_release);
-    } else {
+    // A JS handler cannot be interrupted and holds no thread: its late
+    // settlement is dropped (CompleteTypescript finds the job claimed).
+    if (rt->id() != RuntimeId::Typescript) {
       watchdog_->WatchGrace(job, rt);
       rt->Interrupt(job->id, RuntimeWorker::Reason::kCancel);
     }
@@ -749,6 +796,16 @@ Napi::Value BridgeHost::Cancel(const Napi::CallbackInfo& info) {
   // resolve the Promise now.
   if (!job->settled) Deliver(env, job);
   return Napi::Boolean::New(env, true);
+}
+
+// asyncHandlers(runtime) -> string[]: the loaded handlers that run on an event loop (python's async def).
+Napi::Value BridgeHost::AsyncHandlers(const Napi::CallbackInfo& info) {
+  RuntimeWorker* rt = RuntimeArg(info, 0);
+  Napi::Array out = Napi::Array::New(info.Env());
+  if (rt->phase() != RuntimeWorker::kReady) return out;
+  std::vector<std::string> keys = rt->AsyncHandlers();
+  for (size_t i = 0; i < keys.size(); i++) out.Set(uint32_t(i), keys[i]);
+  return out;
 }
 
 Napi::Value BridgeHost::ProcessInfo(const Napi::CallbackInfo& info) {

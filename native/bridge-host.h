@@ -25,9 +25,10 @@
 //    handler, as a timeout does, with the watchdog's grace period after
 //    it), then resolves the job's Promise at once with a `cancelled` error.
 //  - The CompletionSink methods are called from runtime threads and the
-//    watchdog; they only post a Message to the thread-safe function, under
-//    postMu_, and drop it once the environment is gone (alive_ == false), so
-//    no thread touches a finalized TSFN.
+//    watchdog (HandlerEvent: "stuck" counts as a failure of the runtime in
+//    its breaker, recorded on the JS thread like every other outcome); they only post a Message to the thread-safe
+//    function, under postMu_, and drop it once the environment is gone (alive_ == false), so no thread touches a
+//    finalized TSFN.
 //  - The TSFN is Unref'd while idle and Ref'd only while a load or dispatch
 //    is outstanding (outstanding_, JS thread only), so an idle bridge never
 //    keeps Node alive and a busy one never lets it exit with Promises pending
@@ -67,22 +68,25 @@ class BridgeHost : public CompletionSink {
   Napi::Value Shutdown(const Napi::CallbackInfo& info);
   Napi::Value Cancel(const Napi::CallbackInfo& info);
   Napi::Value ProcessInfo(const Napi::CallbackInfo& info);
+  Napi::Value AsyncHandlers(const Napi::CallbackInfo& info);
 
   // CompletionSink (any thread)
   void Resolve(JobPtr job) override;
   void Loaded(RuntimeId rt, bool ok, std::vector<std::string> handlers, ForeignError error) override;
   void Broken(RuntimeId rt, std::string reason) override;
   void InvokeTypescript(JobPtr job) override;
+  void HandlerEvent(RuntimeId rt, const char* event, std::string detail) override;
 
  private:
   struct Message {
-    enum Type { kResolve, kLoaded, kBroken, kInvokeTs } type;
+    enum Type { kResolve, kLoaded, kBroken, kInvokeTs, kEvent } type;
     JobPtr job;
     RuntimeId rt = RuntimeId::Python;
     bool ok = false;
     std::vector<std::string> handlers;
     ForeignError error;
-    std::string reason;
+    std::string reason;  // kBroken: why; kEvent: the detail
+    const char* event = "";
   };
   static void OnMessage(Napi::Env env, Napi::Function fn, BridgeHost* host, Message* msg);
   using Tsfn = Napi::TypedThreadSafeFunction<BridgeHost, Message, &BridgeHost::OnMessage>;
@@ -109,6 +113,7 @@ class BridgeHost : public CompletionSink {
   Napi::Value Answer(Napi::Env env, RuntimeId rt, const ForeignError& e, bool promise);
   void OnLoaded(Napi::Env env, Message* msg);
   void OnInvokeTs(Napi::Env env, Message* msg);
+  void OnEvent(Napi::Env env, Message* msg);
 
   Tsfn tsfn_;
   std::mutex postMu_;

@@ -23,6 +23,11 @@ class CompletionSink {
   virtual void Broken(RuntimeId rt, std::string reason) = 0;
   // The typescript target: run this job's handler in JS on the JS thread.
   virtual void InvokeTypescript(JobPtr job) = 0;
+  // Something the worker should hear about a handler: "stuck" (it ignored
+  // its interrupt; counted as a failure of the runtime), "recovered" (a
+  // stuck one returned), "loop_blocked" (an async handler blocked Python's
+  // event loop). `detail` is a sentence for the log.
+  virtual void HandlerEvent(RuntimeId rt, const char* event, std::string detail) = 0;
 };
 
 }  // namespace weft

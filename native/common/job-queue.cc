@@ -18,23 +18,21 @@ bool JobQueue::TryPush(JobPtr job) {
   return true;
 }
 
-bool JobQueue::Pop(JobPtr* out, int64_t spinNs) {
+bool JobQueue::Pop(JobPtr* out, int64_t spinNs, std::atomic<bool>* wake) {
+  auto woken = [wake] { return wake && wake->load(std::memory_order_acquire); };
   if (spinNs > 0 && size_.load(std::memory_order_acquire) == 0) {
     // Yields rather than pauses, for the same reason as BridgeHost::AwaitShort.
     int64_t until = NowNs() + spinNs;
-    while (size_.load(std::memory_order_acquire) == 0 && !interrupted_.load(std::memory_order_acquire) &&
-           NowNs() < until) {
-      sched_yield();
-    }
+    while (size_.load(std::memory_order_acquire) == 0 && !woken() && NowNs() < until) sched_yield();
   }
   std::unique_lock<std::mutex> lock(mu_);
-  while (items_.empty() && !interrupted_.load(std::memory_order_relaxed)) {
+  while (items_.empty() && !woken()) {
     ++waiters_;
     cv_.wait(lock);
     --waiters_;
   }
-  if (interrupted_.load(std::memory_order_relaxed)) {
-    interrupted_.store(false, std::memory_order_relaxed);
+  if (woken()) {
+    wake->store(false, std::memory_order_release);
     if (items_.empty()) return false;
   }
   *out = std::move(items_.front());
@@ -43,11 +41,13 @@ bool JobQueue::Pop(JobPtr* out, int64_t spinNs) {
   return true;
 }
 
-void JobQueue::Interrupt() {
+void JobQueue::Wake(std::atomic<bool>* wake) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    interrupted_.store(true, std::memory_order_release);
+    wake->store(true, std::memory_order_release);
   }
+  // Every sleeper wakes and looks at its own flag: a wake is rare (Ruby's
+  // unblocking function), a lost one would leave a Ruby thread deaf.
   cv_.notify_all();
 }
 

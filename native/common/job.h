@@ -97,6 +97,17 @@ enum Handoff : int {
   kDelivered = 2,    // claimed while the JS thread waited: it reads the outcome, nothing is posted
 };
 
+// Whether a running job's handler itself has come back. The watchdog may
+// declare a handler that ignored its interrupt past the grace period stuck;
+// the thread that runs it learns so when (if ever) it returns. One
+// compare-and-swap decides between the two, so each stuck handler is counted
+// once and recovered once.
+enum HandlerState : int {
+  kHandlerOut = 0,    // started (or about to), not back yet
+  kHandlerBack = 1,   // returned, or will never run
+  kHandlerStuck = 2,  // declared stuck by the watchdog; its slot was replaced
+};
+
 enum JobState : int {
   kQueued = 0,
   kRunning = 1,
@@ -123,7 +134,9 @@ struct Job {
 
   std::atomic<int> state{kQueued};
   std::atomic<int> handoff{kAsync};
-  std::atomic<bool> handlerReturned{false};  // set when the handler itself came back
+  std::atomic<int> handlerState{kHandlerOut};
+  // Python only: an `async def` handler, run on the interpreter's event loop (not on a thread of the pool).
+  bool async = false;
 
   napi_deferred deferred = nullptr;  // JS thread only
   bool settled = false;              // JS thread only: counted and handed to JS once
@@ -134,6 +147,15 @@ struct Job {
   ForeignError error;
 
   bool Claim(int from, int to) { return state.compare_exchange_strong(from, to, std::memory_order_acq_rel); }
+
+  // The handler came back (or will never run). True when the watchdog had
+  // declared it stuck meanwhile: its thread was replaced and should retire.
+  bool MarkReturned() { return handlerState.exchange(kHandlerBack, std::memory_order_acq_rel) == kHandlerStuck; }
+  // Watchdog, at the end of the grace period: true when the handler is still out.
+  bool MarkStuck() {
+    int out = kHandlerOut;
+    return handlerState.compare_exchange_strong(out, kHandlerStuck, std::memory_order_acq_rel);
+  }
 };
 
 using JobPtr = std::shared_ptr<Job>;

@@ -21,6 +21,14 @@ struct RuntimeStats {
   std::atomic<uint64_t> lateResults{0};        // handler returned after its job timed out
   std::atomic<uint64_t> syncReturns{0};        // call() answered synchronously (no thread-safe function round trip)
   std::atomic<uint64_t> syncWaitMisses{0};     // call() waited its sync budget, then went on asynchronously
+  std::atomic<int64_t> running{0};             // handlers running now (stuck ones included)
+  std::atomic<int64_t> stuck{0};               // handlers declared stuck that have not returned
+  std::atomic<uint64_t> stuckTotal{0};         // handlers ever declared stuck
+  std::atomic<uint32_t> threads{0};            // threads that run handlers (python, ruby), stuck ones excluded
+  // Python's event loop (async def handlers): how often a handler blocked it
+  // past loopBlockedMs, and the longest block seen.
+  std::atomic<uint64_t> loopBlocked{0};
+  std::atomic<uint64_t> loopMaxLagUs{0};
 
   LatencyHistogram serialise;   // JS thread: copying the call's strings out of V8 into the job
   LatencyHistogram queueWait;   // queued -> picked up by the runtime thread

@@ -29,37 +29,50 @@ RuntimeWorker::Admission RuntimeWorker::Enqueue(const JobPtr& job) {
   if (broken()) return kBrokenRuntime;
   if (phase() != kReady) return kNotReady;
   job->enqueuedNs = NowNs();
-  if (!queue_.TryPush(job)) return kQueueFull;
-  // MarkBroken may have drained the queue between the check and the push;
+  if (!Push(job)) return kQueueFull;
+  // MarkBroken may have drained the queues between the check and the push;
   // drain again so nothing waits on a thread that will never serve it.
-  if (broken()) {
-    for (auto& j : queue_.Drain()) {
-      if (j->Claim(kQueued, kAborted)) {
-        j->endNs = NowNs();
-        j->error.kind = ErrorKind::RuntimeBroken;
-        j->error.errorClass = "RuntimeBroken";
-        j->error.message = std::string("the ") + name() + " runtime is broken: " + brokenReason_;
-        watchdog_->Unwatch(j.get());
-        sink_->Resolve(j);
-      }
+  if (broken()) AbortQueued();
+  return kAccepted;
+}
+
+void RuntimeWorker::AbortQueued() {
+  for (auto& j : DrainQueued()) {
+    if (j->Claim(kQueued, kAborted)) {
+      j->endNs = NowNs();
+      j->error.kind = ErrorKind::RuntimeBroken;
+      j->error.errorClass = "RuntimeBroken";
+      j->error.message = std::string("the ") + name() + " runtime is broken: " + brokenReason_;
+      watchdog_->Unwatch(j.get());
+      sink_->Resolve(j);
     }
   }
-  return kAccepted;
 }
 
 bool RuntimeWorker::BeginJob(const JobPtr& job) {
   if (!job->Claim(kQueued, kRunning)) return false;
   job->startNs = NowNs();
+  stats.running.fetch_add(1, std::memory_order_relaxed);
   watchdog_->Watch(job, this);
   return true;
 }
 
-void RuntimeWorker::FinishJob(const JobPtr& job, bool ok, std::string json, ForeignError error) {
+bool RuntimeWorker::HandlerReturned(const JobPtr& job) {
+  bool wasStuck = job->MarkReturned();
+  stats.running.fetch_sub(1, std::memory_order_relaxed);
+  if (wasStuck) {
+    stats.stuck.fetch_sub(1, std::memory_order_relaxed);
+    sink_->HandlerEvent(id_, "recovered", "handler \"" + job->handler + "\" returned at last; its thread retires");
+  }
+  return wasStuck;
+}
+
+bool RuntimeWorker::FinishJob(const JobPtr& job, bool ok, std::string json, ForeignError error) {
   int64_t end = NowNs();
-  job->handlerReturned.store(true, std::memory_order_release);
+  bool retire = HandlerReturned(job);
   if (!job->Claim(kRunning, kFinished)) {
     stats.lateResults.fetch_add(1, std::memory_order_relaxed);
-    return;
+    return retire;
   }
   job->endNs = end;
   job->ok = ok;
@@ -67,6 +80,27 @@ void RuntimeWorker::FinishJob(const JobPtr& job, bool ok, std::string json, Fore
   job->error = std::move(error);
   watchdog_->Unwatch(job.get());
   sink_->Resolve(job);
+  return retire;
+}
+
+void RuntimeWorker::HandlerStuck(const JobPtr& job, const std::string& why) {
+  if (!job->MarkStuck()) return;  // it came back just now
+  uint32_t now = uint32_t(stats.stuck.fetch_add(1, std::memory_order_relaxed) + 1);
+  stats.stuckTotal.fetch_add(1, std::memory_order_relaxed);
+  uint32_t limit = maxStuck.load(std::memory_order_relaxed);
+  if (now >= limit) {
+    MarkBroken(why + "; " + std::to_string(now) + " handler" + (now == 1 ? " is" : "s are") +
+               " stuck at once (the limit is " + std::to_string(limit) +
+               ", WEFT_BRIDGE_MAX_STUCK), so restart this worker process");
+    return;
+  }
+  if (!job->async) ReplaceThread(job);
+  sink_->HandlerEvent(
+      id_, "stuck",
+      why + "; its slot was given up and " +
+          (job->async ? std::string("the event loop goes on") : std::string("a new thread took its place")) + " (" +
+          std::to_string(now) + " stuck now; at " + std::to_string(limit) +
+          " the worker restarts, WEFT_BRIDGE_MAX_STUCK)");
 }
 
 void RuntimeWorker::ReportLoaded(bool ok, std::vector<std::string> handlers, ForeignError error) {
@@ -78,16 +112,7 @@ void RuntimeWorker::MarkBroken(const std::string& reason) {
   if (g_marking[int(id_)].exchange(true)) return;
   brokenReason_ = reason;
   broken_.store(true, std::memory_order_release);
-  for (auto& j : queue_.Drain()) {
-    if (j->Claim(kQueued, kAborted)) {
-      j->endNs = NowNs();
-      j->error.kind = ErrorKind::RuntimeBroken;
-      j->error.errorClass = "RuntimeBroken";
-      j->error.message = std::string("the ") + name() + " runtime is broken: " + reason;
-      watchdog_->Unwatch(j.get());
-      sink_->Resolve(j);
-    }
-  }
+  AbortQueued();
   sink_->Broken(id_, reason);
 }
 

@@ -74,14 +74,13 @@ void TimeoutWatchdog::Loop() {
 void TimeoutWatchdog::Fire(Entry& e, int64_t now, std::unique_lock<std::mutex>& lock) {
   Job* job = e.job.get();
   if (e.grace) {
-    if (!job->handlerReturned.load(std::memory_order_acquire)) {
+    if (job->handlerState.load(std::memory_order_acquire) == kHandlerOut) {
       lock.unlock();
       std::string ignored = job->state.load() == kCancelled
                                 ? std::string("its cancellation (its task was cancelled)")
                                 : "its timeout of " + std::to_string(job->timeoutMs) + " ms";
-      e.rt->MarkBroken("handler \"" + job->handler + "\" ignored " + ignored + " and had not returned " +
-                       std::to_string(e.rt->graceMs.load()) +
-                       " ms later; the interpreter thread is stuck, so restart this worker process");
+      e.rt->HandlerStuck(e.job, "handler \"" + job->handler + "\" ignored " + ignored + " and had not returned " +
+                                    std::to_string(e.rt->graceMs.load()) + " ms later");
       lock.lock();
     }
     return;

@@ -18,8 +18,10 @@
 // claims a timed-out job (Running -> TimedOut), resolves it through the
 // CompletionSink at once, asks the runtime to interrupt the handler
 // (RuntimeWorker::Interrupt must not block), and after the runtime's grace
-// period marks the runtime broken if the handler still has not returned. The
-// object is a leaky singleton (never destroyed).
+// period reports the handler stuck if it still has not returned
+// (RuntimeWorker::HandlerStuck: its thread is replaced, or the runtime is
+// marked broken when too many are stuck at once). The object is a leaky
+// singleton (never destroyed).
 #pragma once
 #include <condition_variable>
 #include <cstdint>
@@ -43,8 +45,8 @@ class TimeoutWatchdog {
   // The job was claimed by someone else than the watchdog; a no-op for a job never watched.
   void Unwatch(Job* job);
   // A running job was cancelled (claimed by the JS thread) and its handler
-  // interrupted: like a timeout, mark the runtime broken if the handler has
-  // not returned within the grace period.
+  // interrupted: like a timeout, report it stuck if the handler has not
+  // returned within the grace period.
   void WatchGrace(const JobPtr& job, RuntimeWorker* rt);
 
  private:

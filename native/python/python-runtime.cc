@@ -6,7 +6,8 @@
 #include "python/python-runtime.h"
 
 #include <dlfcn.h>
-#include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <string>
@@ -14,6 +15,7 @@
 
 #include "common/clock.h"
 #include "common/completion-sink.h"
+#include "common/fatal-signals.h"
 
 #ifndef WEFT_PYTHON_HOME
 #error "WEFT_PYTHON_HOME must be defined by binding.gyp"
@@ -49,6 +51,23 @@ std::string Utf8(PyObject* o) {
   return std::string(s, size_t(n));
 }
 
+// Reads describe()'s (kind, class, message, backtrace, permanent) into *err.
+bool FromDescription(PyObject* d, ForeignError* err) {
+  if (!PyTuple_Check(d) || PyTuple_GET_SIZE(d) != 5) return false;
+  std::string kind = Utf8(PyTuple_GET_ITEM(d, 0));
+  err->kind = kind == "invalid_return"      ? ErrorKind::InvalidReturn
+              : kind == "handler_not_found" ? ErrorKind::HandlerNotFound
+                                            : ErrorKind::Raised;
+  err->errorClass = Utf8(PyTuple_GET_ITEM(d, 1));
+  err->message = Utf8(PyTuple_GET_ITEM(d, 2));
+  PyObject* bt = PyTuple_GET_ITEM(d, 3);
+  if (PyList_Check(bt)) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(bt); i++) err->backtrace.push_back(Utf8(PyList_GET_ITEM(bt, i)));
+  }
+  err->permanent = PyObject_IsTrue(PyTuple_GET_ITEM(d, 4)) == 1;
+  return true;
+}
+
 // Turns the pending Python exception into a ForeignError. Uses the SDK's
 // describe() for class/message/backtrace; falls back to plain C calls if
 // that fails too. Requires the GIL; leaves no exception set.
@@ -67,19 +86,7 @@ ForeignError TakeError(PyObject* describe) {
   Ref t(type), v(value), b(tb);
   if (describe && value) {
     Ref d(PyObject_CallOneArg(static_cast<PyObject*>(describe), value));
-    if (d && PyTuple_Check(d.get()) && PyTuple_GET_SIZE(d.get()) == 5) {
-      std::string kind = Utf8(PyTuple_GET_ITEM(d.get(), 0));
-      if (kind == "invalid_return")
-        err.kind = ErrorKind::InvalidReturn;
-      else if (kind == "handler_not_found")
-        err.kind = ErrorKind::HandlerNotFound;
-      err.errorClass = Utf8(PyTuple_GET_ITEM(d.get(), 1));
-      err.message = Utf8(PyTuple_GET_ITEM(d.get(), 2));
-      PyObject* bt = PyTuple_GET_ITEM(d.get(), 3);
-      if (PyList_Check(bt)) {
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(bt); i++) err.backtrace.push_back(Utf8(PyList_GET_ITEM(bt, i)));
-      }
-      err.permanent = PyObject_IsTrue(PyTuple_GET_ITEM(d.get(), 4)) == 1;
+    if (d && FromDescription(d.get(), &err)) {
       PyErr_Clear();
       return err;
     }
@@ -99,9 +106,88 @@ std::string HomeDir() {
   return (env && *env) ? std::string(env) : std::string(WEFT_PYTHON_HOME);
 }
 
+PythonRuntime* g_python = nullptr;  // the one PythonRuntime, for weft._native
+
+// ---- weft._native: what the SDK's event loop calls back into ----
+
+PyObject* NativeTakeAsync(PyObject*, PyObject*) { return static_cast<PyObject*>(g_python->TakeAsync()); }
+
+PyObject* NativeFinish(PyObject*, PyObject* const* args, Py_ssize_t n) {
+  if (n != 3) {
+    PyErr_SetString(PyExc_TypeError, "finish(job_id, ok, value)");
+    return nullptr;
+  }
+  unsigned long long id = PyLong_AsUnsignedLongLong(args[0]);
+  if (PyErr_Occurred()) return nullptr;
+  g_python->FinishAsync(uint64_t(id), PyObject_IsTrue(args[1]) == 1, args[2]);
+  Py_RETURN_NONE;
+}
+
+PyObject* NativeLoopBlocked(PyObject*, PyObject* const* args, Py_ssize_t n) {
+  if (n != 2) {
+    PyErr_SetString(PyExc_TypeError, "loop_blocked(handler, ms)");
+    return nullptr;
+  }
+  double ms = PyFloat_AsDouble(args[1]);
+  if (PyErr_Occurred()) return nullptr;
+  g_python->LoopBlocked(Utf8(args[0]), ms);
+  Py_RETURN_NONE;
+}
+
+PyMethodDef g_nativeMethods[] = {
+    {"take_async", NativeTakeAsync, METH_NOARGS,
+     "The async jobs queued for the event loop, claimed: [(id, key, payload)]."},
+    {"finish", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(NativeFinish)), METH_FASTCALL,
+     "finish(job_id, ok, value): an async job's outcome (value: result JSON, or describe()'s tuple)."},
+    {"loop_blocked", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(NativeLoopBlocked)), METH_FASTCALL,
+     "loop_blocked(handler, ms): the event loop was kept from running for ms by this handler."},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyModuleDef g_nativeModule = {PyModuleDef_HEAD_INIT, "weft._native",
+                              "The native bridge's side of the event loop (weft internal).", -1, g_nativeMethods};
+
+// Creates weft._native and registers it in sys.modules. Requires the GIL.
+bool RegisterNativeModule() {
+  Ref mod(PyModule_Create(&g_nativeModule));
+  return mod && PyDict_SetItemString(PyImport_GetModuleDict(), "weft._native", mod.get()) == 0;
+}
+
+PyObject* Attr(PyObject* mod, const char* name) { return mod ? PyObject_GetAttrString(mod, name) : nullptr; }
+
+// faulthandler for faults on Python's threads: a handler that crashes the
+// worker (a C extension's segfault) leaves every Python thread's traceback on
+// stderr, naming the handler, before the process dies of the signal. The
+// router (FatalSignals) keeps faults on other threads away from it. Requires
+// the GIL; without it (no stderr), crashes are only not reported.
+void EnableCrashReports() {
+  Ref fh(PyImport_ImportModule("faulthandler"));
+  Ref done(fh ? PyObject_CallMethod(fh.get(), "enable", nullptr) : nullptr);
+  if (!done) {
+    PyErr_Clear();
+    return;
+  }
+  for (int sig : FatalSignals::kSignals) {
+    struct sigaction installed;
+    if (sigaction(sig, nullptr, &installed) == 0) FatalSignals::SetPython(sig, installed);
+  }
+  FatalSignals::Install();
+}
+
 }  // namespace
 
+// A thread of the pool that runs plain `def` handlers.
+struct PythonRuntime::Slot {
+  uint32_t index = 0;
+  NativeThread thread;
+  unsigned long ident = 0;  // Python's id of this thread, for PyThreadState_SetAsyncExc
+  void* tstate = nullptr;   // its persistent PyThreadState
+  std::atomic<uint64_t> runningJob{0};
+};
+
 void PythonRuntime::ThreadMain() {
+  g_python = this;
+  FatalSignals::SaveNode();
+  FatalSignals::PythonThreads().Add(pthread_self());
   ForeignError err;
   err.kind = ErrorKind::Raised;
 
@@ -162,71 +248,149 @@ void PythonRuntime::ThreadMain() {
   }
 
   // Now holding the GIL on Python's main thread.
+  loopFd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   std::vector<std::string> handlers;
   bool ok = false;
   {
     PyObject* sysPath = PySys_GetObject("path");  // borrowed
     Ref sdk(PyUnicode_FromString(opts_.sdkDir.c_str()));
-    if (sysPath && sdk && PyList_Insert(sysPath, 0, sdk.get()) == 0) {
+    if (loopFd_ < 0) {
+      PyErr_SetFromErrno(PyExc_OSError);
+    } else if (RegisterNativeModule() && sysPath && sdk && PyList_Insert(sysPath, 0, sdk.get()) == 0) {
       Ref weftMod(PyImport_ImportModule("weft"));
       Ref bridgeMod(weftMod ? PyImport_ImportModule("weft._bridge") : nullptr);
-      if (bridgeMod) {
-        invoke_ = PyObject_GetAttrString(bridgeMod.get(), "invoke");
-        describe_ = PyObject_GetAttrString(bridgeMod.get(), "describe");
-        timeoutExc_ = invoke_ && describe_ ? PyObject_GetAttrString(weftMod.get(), "HandlerTimeout") : nullptr;
-        cancelExc_ = timeoutExc_ ? PyObject_GetAttrString(weftMod.get(), "Cancelled") : nullptr;
-        Ref loader(cancelExc_ ? PyObject_GetAttrString(bridgeMod.get(), "load_handlers") : nullptr);
-        Ref dirs(PyList_New(0));
-        for (auto& d : opts_.handlerDirs) {
-          Ref s(PyUnicode_FromString(d.c_str()));
-          if (s) PyList_Append(dirs.get(), s.get());
-        }
-        // Before the handlers load, so a handler file's own signal.signal() calls come after it.
-        Ref wake(loader ? PyObject_CallMethod(bridgeMod.get(), "install_wake_signal", nullptr) : nullptr);
-        if (wake && PyLong_Check(wake.get())) wakeSignal_ = int(PyLong_AsLong(wake.get()));
-        PyErr_Clear();  // no wake signal: interrupts still work, only not out of blocking calls
-        Ref keys(loader ? PyObject_CallOneArg(loader.get(), dirs.get()) : nullptr);
-        if (keys && PyList_Check(keys.get())) {
-          for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys.get()); i++)
-            handlers.push_back(Utf8(PyList_GET_ITEM(keys.get(), i)));
-          ok = true;
-        }
+      PyObject* b = bridgeMod.get();
+      invoke_ = Attr(b, "invoke");
+      describe_ = Attr(b, "describe");
+      slotStarted_ = Attr(b, "slot_started");
+      slotRetired_ = Attr(b, "slot_retired");
+      interrupted_ = Attr(b, "interrupted");
+      cancelAsync_ = Attr(b, "cancel_async");
+      serveLoop_ = Attr(b, "serve_loop");
+      timeoutExc_ = Attr(weftMod.get(), "HandlerTimeout");
+      cancelExc_ = Attr(weftMod.get(), "Cancelled");
+      Ref loader(Attr(b, "load_handlers"));
+      Ref asyncKeys(Attr(b, "async_handlers"));
+      bool found = invoke_ && describe_ && slotStarted_ && slotRetired_ && interrupted_ && cancelAsync_ && serveLoop_ &&
+                   timeoutExc_ && cancelExc_ && loader && asyncKeys;
+      Ref dirs(PyList_New(0));
+      for (auto& d : opts_.handlerDirs) {
+        Ref s(PyUnicode_FromString(d.c_str()));
+        if (s) PyList_Append(dirs.get(), s.get());
+      }
+      Ref keys(found ? PyObject_CallOneArg(loader.get(), dirs.get()) : nullptr);
+      Ref async(keys ? PyObject_CallNoArgs(asyncKeys.get()) : nullptr);
+      if (keys && PyList_Check(keys.get()) && async && PyList_Check(async.get())) {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys.get()); i++)
+          handlers.push_back(Utf8(PyList_GET_ITEM(keys.get(), i)));
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(async.get()); i++)
+          asyncKeys_.insert(Utf8(PyList_GET_ITEM(async.get(), i)));
+        ok = true;
       }
     }
     if (!ok) err = TakeError(static_cast<PyObject*>(describe_));
+    if (ok) EnableCrashReports();
   }
-  threadIdent_ = PyThread_get_thread_ident();
-  thread_ = pthread_self();
-  // Pitfall 12: release the GIL, keeping this thread's state for later jobs.
-  tstate_ = PyEval_SaveThread();
+  // Pitfall 12: release the GIL, keeping this thread's state for the loop.
+  mainTstate_ = PyEval_SaveThread();
   if (!ok) {
     ReportLoaded(false, {}, err);
     return;  // the interpreter stays idle; dispatches answer not_loaded
   }
-  irqThread_.Start("weft-py-irq", 256u << 10, [this] { InterruptLoop(); });
+  irqThread_.Start("weft-py-irq", 256u << 10, [this] {
+    FatalSignals::PythonThreads().Add(pthread_self());
+    InterruptLoop();
+  });
+  {
+    std::lock_guard<std::mutex> lock(slotsMu_);
+    poolOpen_ = true;
+    while (liveThreads_ < wantThreads_) SpawnLocked();
+  }
   ReportLoaded(true, std::move(handlers), ForeignError());
+  ServeLoop();
+}
 
+void PythonRuntime::ServeLoop() {
+  for (;;) {
+    PyEval_RestoreThread(static_cast<PyThreadState*>(mainTstate_));
+    // Runs the event loop; it returns only if the loop itself failed.
+    Ref r(PyObject_CallFunction(static_cast<PyObject*>(serveLoop_), "id", loopFd_,
+                                double(loopBlockedMs.load(std::memory_order_relaxed))));
+    ForeignError e = TakeError(static_cast<PyObject*>(describe_));
+    mainTstate_ = PyEval_SaveThread();
+    sink_->HandlerEvent(id_, "loop_failed",
+                        "the event loop of the async Python handlers stopped (" + e.errorClass + ": " + e.message +
+                            "); it starts again in 1 s");
+    usleep(1000 * 1000);
+  }
+}
+
+void PythonRuntime::SetThreads(uint32_t n) {
+  std::lock_guard<std::mutex> lock(slotsMu_);
+  if (n > wantThreads_) wantThreads_ = n;
+  if (!poolOpen_) return;  // the loading thread starts them
+  while (liveThreads_ < wantThreads_) SpawnLocked();
+}
+
+void PythonRuntime::SpawnLocked() {
+  Slot* slot = new Slot();  // leaky, like every thread's state here
+  slot->index = uint32_t(slots_.size()) + 1;
+  slots_.push_back(slot);
+  liveThreads_++;
+  stats.threads.store(liveThreads_, std::memory_order_relaxed);
+  std::string name = "weft-py-" + std::to_string(slot->index);
+  std::string err = slot->thread.Start(name.c_str(), NativeThread::kInterpreterStack, [this, slot] { SlotMain(slot); });
+  if (!err.empty()) {
+    liveThreads_--;
+    stats.threads.store(liveThreads_, std::memory_order_relaxed);
+  }
+}
+
+void PythonRuntime::ReplaceThread(const JobPtr&) {
+  std::lock_guard<std::mutex> lock(slotsMu_);
+  liveThreads_--;
+  while (liveThreads_ < wantThreads_) SpawnLocked();
+}
+
+void PythonRuntime::SetQueueCapacity(size_t c) {
+  queue_.SetCapacity(c);
+  asyncQueue_.SetCapacity(c);
+}
+
+void PythonRuntime::SlotMain(Slot* slot) {
+  FatalSignals::PythonThreads().Add(pthread_self());
+  // A thread state of its own for its whole life (pitfall 12).
+  PyGILState_STATE gil = PyGILState_Ensure();
+  slot->ident = PyThread_get_thread_ident();
+  Ref named(PyObject_CallFunction(static_cast<PyObject*>(slotStarted_), "I", unsigned(slot->index)));
+  PyErr_Clear();
+  slot->tstate = PyEval_SaveThread();
   for (;;) {
     JobPtr job;
     if (!NextJob(&job)) continue;
     if (!BeginJob(job)) continue;
-    RunJob(job);
+    if (RunJob(slot, job)) break;
   }
+  // Its handler was declared stuck and another thread took its place: retire.
+  PyEval_RestoreThread(static_cast<PyThreadState*>(slot->tstate));
+  Ref retired(PyObject_CallNoArgs(static_cast<PyObject*>(slotRetired_)));
+  PyErr_Clear();
+  PyGILState_Release(gil);  // deletes this thread's state
+  FatalSignals::PythonThreads().Remove(pthread_self());
 }
 
-void PythonRuntime::RunJob(const JobPtr& job) {
-  PyEval_RestoreThread(static_cast<PyThreadState*>(tstate_));
-  runningJob_.store(job->id);
+bool PythonRuntime::RunJob(Slot* slot, const JobPtr& job) {
+  PyEval_RestoreThread(static_cast<PyThreadState*>(slot->tstate));
+  slot->runningJob.store(job->id);
   // Cancelled between BeginJob and here: the interrupt thread may have
   // looked for this job before it was running, so do not start it at all.
   // (seq_cst store then load: either this sees the claim, or the interrupt
-  // thread, which takes the GIL after the claim, sees runningJob_.)
+  // thread, which takes the GIL after the claim, sees runningJob.)
   if (job->state.load() != kRunning) {
-    runningJob_.store(0);
-    tstate_ = PyEval_SaveThread();
+    slot->runningJob.store(0);
+    slot->tstate = PyEval_SaveThread();
     std::string().swap(job->payload);
-    job->handlerReturned.store(true, std::memory_order_release);
-    return;
+    return HandlerReturned(job);
   }
   bool ok = false;
   std::string json;
@@ -240,8 +404,8 @@ void PythonRuntime::RunJob(const JobPtr& job) {
                    : nullptr);
     // The job is over as far as interrupts go: stop targeting it and drop a
     // timeout that arrived too late to matter, before anything else runs.
-    runningJob_.store(0, std::memory_order_release);
-    PyThreadState_SetAsyncExc(threadIdent_, nullptr);
+    slot->runningJob.store(0, std::memory_order_release);
+    PyThreadState_SetAsyncExc(slot->ident, nullptr);
     if (result && PyUnicode_Check(result.get())) {
       Py_ssize_t n = 0;
       const char* s = PyUnicode_AsUTF8AndSize(result.get(), &n);
@@ -252,42 +416,138 @@ void PythonRuntime::RunJob(const JobPtr& job) {
     }
     if (!ok) err = TakeError(static_cast<PyObject*>(describe_));
   }
-  tstate_ = PyEval_SaveThread();
+  slot->tstate = PyEval_SaveThread();
+  return FinishJob(job, ok, std::move(json), std::move(err));
+}
+
+bool PythonRuntime::Push(const JobPtr& job) {
+  if (asyncKeys_.count(job->handler) == 0) return queue_.TryPush(job);
+  job->async = true;
+  if (!asyncQueue_.TryPush(job)) return false;
+  // One wake-up per batch: the loop takes everything queued when it wakes.
+  if (!loopWakePending_.exchange(true, std::memory_order_acq_rel)) {
+    uint64_t one = 1;
+    ssize_t w = write(loopFd_, &one, sizeof one);
+    (void)w;  // only EAGAIN (the counter is full, so the loop is awake anyway)
+  }
+  return true;
+}
+
+bool PythonRuntime::Unqueue(const Job* job) { return job->async ? asyncQueue_.Remove(job) : queue_.Remove(job); }
+
+std::vector<JobPtr> PythonRuntime::DrainQueued() {
+  std::vector<JobPtr> all = queue_.Drain();
+  for (auto& j : asyncQueue_.Drain()) all.push_back(std::move(j));
+  return all;
+}
+
+void* PythonRuntime::TakeAsync() {
+  // Cleared before taking: a push after this point writes the eventfd again.
+  loopWakePending_.store(false, std::memory_order_release);
+  std::vector<JobPtr> jobs = asyncQueue_.Drain();
+  PyObject* out = PyList_New(0);
+  if (!out) return nullptr;
+  for (auto& job : jobs) {
+    if (!BeginJob(job)) continue;  // cancelled while queued
+    Ref item(Py_BuildValue("(Ks#s#)", (unsigned long long)job->id, job->handler.data(), Py_ssize_t(job->handler.size()),
+                           job->payload.data(), Py_ssize_t(job->payload.size())));
+    std::string().swap(job->payload);
+    if (!item || PyList_Append(out, item.get()) != 0) {
+      ForeignError e = TakeError(static_cast<PyObject*>(describe_));
+      FinishJob(job, false, std::string(), std::move(e));
+      continue;
+    }
+    asyncJobs_[job->id] = job;
+  }
+  return out;
+}
+
+void PythonRuntime::FinishAsync(uint64_t id, bool ok, void* value) {
+  auto it = asyncJobs_.find(id);
+  if (it == asyncJobs_.end()) return;
+  JobPtr job = std::move(it->second);
+  asyncJobs_.erase(it);
+  PyObject* v = static_cast<PyObject*>(value);
+  std::string json;
+  ForeignError err;
+  if (ok && PyUnicode_Check(v)) {
+    Py_ssize_t n = 0;
+    const char* s = PyUnicode_AsUTF8AndSize(v, &n);
+    if (s) {
+      json.assign(s, size_t(n));
+    } else {
+      ok = false;
+      err = TakeError(static_cast<PyObject*>(describe_));
+    }
+  } else if (!FromDescription(v, &err)) {
+    ok = false;
+    err.kind = ErrorKind::Raised;
+    err.errorClass = "BridgeError";
+    err.message = "an async handler's outcome came back in a form the bridge does not know";
+  }
   FinishJob(job, ok, std::move(json), std::move(err));
+}
+
+void PythonRuntime::LoopBlocked(const std::string& handler, double ms) {
+  stats.loopBlocked.fetch_add(1, std::memory_order_relaxed);
+  uint64_t us = ms > 0 ? uint64_t(ms * 1000) : 0;
+  uint64_t seen = stats.loopMaxLagUs.load(std::memory_order_relaxed);
+  while (us > seen && !stats.loopMaxLagUs.compare_exchange_weak(seen, us)) {
+  }
+  std::string who = handler.empty() ? std::string("no handler's task was running (weft's own code, or a callback)")
+                                    : "handler \"" + handler + "\"";
+  sink_->HandlerEvent(
+      id_, "loop_blocked",
+      "the event loop of the async Python handlers was blocked for " + std::to_string(int64_t(ms)) + " ms by " + who +
+          ": an async def handler called something that blocks (time.sleep, a synchronous HTTP client or driver, "
+          "heavy computation), so every other async handler waited. Use await asyncio.sleep() and asyncio-based "
+          "clients, or make it a plain def handler (those run on threads of their own)");
 }
 
 void PythonRuntime::Interrupt(uint64_t jobId, Reason why) {
   {
     std::lock_guard<std::mutex> lock(irqMu_);
-    irqRequest_ = jobId;
-    irqReason_ = why;
+    irqRequests_.emplace_back(jobId, why);
   }
   irqCv_.notify_one();
 }
 
 void PythonRuntime::InterruptLoop() {
   for (;;) {
-    uint64_t want;
-    Reason why;
+    std::deque<std::pair<uint64_t, Reason>> batch;
     {
       std::unique_lock<std::mutex> lock(irqMu_);
-      irqCv_.wait(lock, [this] { return irqRequest_ != 0; });
-      want = irqRequest_;
-      why = irqReason_;
-      irqRequest_ = 0;
+      irqCv_.wait(lock, [this] { return !irqRequests_.empty(); });
+      batch.swap(irqRequests_);
     }
     // Waits for the GIL (up to the 5 ms switch interval while Python code
     // runs); this thread exists so that wait never delays the watchdog.
     PyGILState_STATE g = PyGILState_Ensure();
-    bool raised = false;
-    if (runningJob_.load(std::memory_order_acquire) == want) {
+    for (auto& [want, why] : batch) {
       PyObject* exc = why == Reason::kCancel ? static_cast<PyObject*>(cancelExc_) : static_cast<PyObject*>(timeoutExc_);
-      raised = PyThreadState_SetAsyncExc(threadIdent_, exc) == 1;
+      unsigned long ident = 0;
+      {
+        std::lock_guard<std::mutex> lock(slotsMu_);
+        for (Slot* s : slots_) {
+          if (s->runningJob.load(std::memory_order_acquire) == want) {
+            ident = s->ident;
+            break;
+          }
+        }
+      }
+      if (ident != 0) {
+        // Only this thread: the others keep running their handlers.
+        if (PyThreadState_SetAsyncExc(ident, exc) == 1) {
+          Ref r(PyObject_CallFunction(static_cast<PyObject*>(interrupted_), "k", ident));
+          PyErr_Clear();
+        }
+      } else if (asyncJobs_.count(want)) {
+        Ref r(PyObject_CallFunction(static_cast<PyObject*>(cancelAsync_), "Ks", (unsigned long long)want,
+                                    why == Reason::kCancel ? "cancel" : "timeout"));
+        PyErr_Clear();
+      }
     }
     PyGILState_Release(g);
-    // Wake a blocking call so the exception can be raised out of it. A late
-    // signal (the job ended meanwhile) only runs the do-nothing handler.
-    if (raised && wakeSignal_ > 0) pthread_kill(thread_, wakeSignal_);
   }
 }
 

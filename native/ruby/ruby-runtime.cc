@@ -21,13 +21,14 @@ namespace {
 
 // Kept Ruby objects: registered with the GC (pitfall 9).
 VALUE g_bridge = Qnil;        // Weft::Bridge
-VALUE g_mainThread = Qnil;    // the Ruby thread running handlers
+VALUE g_mainThread = Qnil;    // Ruby's main thread: the pool's control thread
 VALUE g_timeoutClass = Qnil;  // Weft::HandlerTimeout
 VALUE g_cancelClass = Qnil;   // Weft::Cancelled
 VALUE g_permanentClass = Qnil;
 VALUE g_invalidReturnClass = Qnil;
 VALUE g_notFoundClass = Qnil;
-ID g_idInvoke, g_idMessage, g_idBacktrace, g_idRaise, g_idLoadHandlers;
+VALUE g_slotThreads = Qnil;  // every pool thread, so the GC keeps them
+ID g_idInvoke, g_idMessage, g_idBacktrace, g_idRaise, g_idLoadHandlers, g_idName;
 
 // ---- protected bodies: plain data only, nothing with a destructor ----
 
@@ -133,101 +134,179 @@ ForeignError DescribeError(int jumpState) {
   return err;
 }
 
-// ---- waiting for work without the GVL (pitfall 7) ----
+// ---- a pool thread: waiting for work without the GVL (pitfall 7) ----
 
 struct WaitCtx {
   RubyRuntime* rt;
-  JobPtr* slot;  // lives in Serve()'s frame, outside rb_protect
+  JobPtr* slot;  // lives in SlotLoop()'s frame, outside rb_protect
+  std::atomic<bool>* wake;
 };
 
 void* PopWithoutGvl(void* arg) {
   WaitCtx* w = static_cast<WaitCtx*>(arg);
-  w->rt->WaitForJob(w->slot);
+  w->rt->WaitForJob(w->slot, w->wake);
   return nullptr;
 }
 
-void UbfWakeQueue(void* arg) { static_cast<WaitCtx*>(arg)->rt->queue().Interrupt(); }
+// Ruby's unblocking function: wakes this pool thread alone.
+void UbfWakeSlot(void* arg) {
+  WaitCtx* w = static_cast<WaitCtx*>(arg);
+  w->rt->WakeSlot(w->wake);
+}
 
 VALUE WaitProtected(VALUE arg) {
-  rb_thread_call_without_gvl(PopWithoutGvl, reinterpret_cast<void*>(arg), UbfWakeQueue, reinterpret_cast<void*>(arg));
+  rb_thread_call_without_gvl(PopWithoutGvl, reinterpret_cast<void*>(arg), UbfWakeSlot, reinterpret_cast<void*>(arg));
   return Qnil;
 }
 
-// ---- the watchdog Ruby thread ----
-
-struct IrqWait {
-  RubyRuntime* rt;
-  uint64_t jobId;
+struct RaiseArgs {
+  VALUE thread;
   bool cancel;
 };
 
-void* IrqWaitWithoutGvl(void* arg) {
-  IrqWait* w = static_cast<IrqWait*>(arg);
-  w->rt->WaitInterruptRequest(&w->jobId, &w->cancel);
+VALUE RaiseProtected(VALUE arg) {
+  RaiseArgs* a = reinterpret_cast<RaiseArgs*>(arg);
+  VALUE msg = rb_utf8_str_new_cstr(a->cancel ? "the task was cancelled"
+                                             : "the step handler exceeded its timeout (weft bridge watchdog)");
+  return rb_funcall(a->thread, g_idRaise, 2, a->cancel ? g_cancelClass : g_timeoutClass, msg);
+}
+
+// ---- the control thread (Ruby's main thread, after loading) ----
+
+void* ControlWaitWithoutGvl(void* arg) {
+  static_cast<RubyRuntime*>(arg)->WaitControl();
   return nullptr;
 }
-void UbfWakeIrq(void* arg) { static_cast<IrqWait*>(arg)->rt->WakeInterruptWaiter(); }
+void UbfWakeControl(void* arg) { static_cast<RubyRuntime*>(arg)->WakeControl(); }
 
-VALUE RaiseTimeoutProtected(VALUE) {
-  VALUE msg = rb_utf8_str_new_cstr("the step handler exceeded its timeout (weft bridge watchdog)");
-  return rb_funcall(g_mainThread, g_idRaise, 2, g_timeoutClass, msg);
-}
-
-VALUE RaiseCancelProtected(VALUE) {
-  VALUE msg = rb_utf8_str_new_cstr("the task was cancelled");
-  return rb_funcall(g_mainThread, g_idRaise, 2, g_cancelClass, msg);
-}
-
-VALUE IrqIteration(VALUE arg) {
-  IrqWait* w = reinterpret_cast<IrqWait*>(arg);
-  w->jobId = 0;
-  rb_thread_call_without_gvl(IrqWaitWithoutGvl, w, UbfWakeIrq, w);
-  // Holding the GVL again: the main Ruby thread cannot switch jobs now.
-  if (w->jobId != 0 && w->rt->runningJob() == w->jobId) {
-    int st = 0;
-    rb_protect(w->cancel ? RaiseCancelProtected : RaiseTimeoutProtected, Qnil, &st);
-    if (st) rb_set_errinfo(Qnil);
-  }
-  return Qnil;
-}
-
-VALUE IrqThreadBody(void* arg) {
-  IrqWait w{static_cast<RubyRuntime*>(arg), 0, false};
-  for (;;) {
-    int st = 0;
-    rb_protect(IrqIteration, reinterpret_cast<VALUE>(&w), &st);
-    if (st) rb_set_errinfo(Qnil);
-  }
+VALUE ControlProtected(VALUE arg) {
+  RubyRuntime* rt = reinterpret_cast<RubyRuntime*>(arg);
+  rb_thread_call_without_gvl(ControlWaitWithoutGvl, rt, UbfWakeControl, rt);
+  // Holding the GVL again: no pool thread can switch jobs now.
+  rt->ControlIteration();
   return Qnil;
 }
 
 }  // namespace
 
-bool RubyRuntime::WaitInterruptRequest(uint64_t* jobId, bool* cancel) {
-  std::unique_lock<std::mutex> lock(irqMu_);
-  irqCv_.wait(lock, [this] { return irqRequest_ != 0 || irqWake_; });
-  irqWake_ = false;
-  *jobId = irqRequest_;
-  *cancel = irqReason_ == Reason::kCancel;
-  irqRequest_ = 0;
-  return *jobId != 0;
+struct RubyRuntime::Slot {
+  uint32_t index = 0;
+  VALUE thread = Qnil;  // kept alive by g_slotThreads
+  std::atomic<uint64_t> runningJob{0};
+  std::atomic<bool> wake{false};  // set by the unblocking function
+  RubyRuntime* rt = nullptr;
+};
+
+namespace {
+
+VALUE SlotBody(void* arg) {
+  RubyRuntime::Slot* slot = static_cast<RubyRuntime::Slot*>(arg);
+  SignalChain::AddRubyThread(pthread_self());
+  slot->rt->SlotLoop(slot);
+  SignalChain::RemoveRubyThread(pthread_self());
+  return Qnil;
 }
 
-void RubyRuntime::WakeInterruptWaiter() {
+struct SpawnArgs {
+  RubyRuntime::Slot* slot;
+};
+
+VALUE SpawnProtected(VALUE arg) {
+  RubyRuntime::Slot* slot = reinterpret_cast<SpawnArgs*>(arg)->slot;
+  VALUE th = rb_thread_create(SlotBody, slot);
+  rb_ary_push(g_slotThreads, th);
+  slot->thread = th;
+  std::string name = "weft-ruby-" + std::to_string(slot->index);
+  rb_funcall(th, g_idName, 1, rb_utf8_str_new(name.data(), long(name.size())));
+  return Qnil;
+}
+
+}  // namespace
+
+bool RubyRuntime::WaitControl() {
+  std::unique_lock<std::mutex> lock(ctlMu_);
+  ctlCv_.wait(lock, [this] { return !irqRequests_.empty() || liveThreads_ < wantThreads_ || ctlWake_; });
+  ctlWake_ = false;
+  return true;
+}
+
+void RubyRuntime::WakeControl() {
   {
-    std::lock_guard<std::mutex> lock(irqMu_);
-    irqWake_ = true;
+    std::lock_guard<std::mutex> lock(ctlMu_);
+    ctlWake_ = true;
   }
-  irqCv_.notify_all();
+  ctlCv_.notify_all();
 }
 
 void RubyRuntime::Interrupt(uint64_t jobId, Reason why) {
   {
-    std::lock_guard<std::mutex> lock(irqMu_);
-    irqRequest_ = jobId;
-    irqReason_ = why;
+    std::lock_guard<std::mutex> lock(ctlMu_);
+    irqRequests_.emplace_back(jobId, why);
   }
-  irqCv_.notify_all();
+  ctlCv_.notify_all();
+}
+
+void RubyRuntime::SetThreads(uint32_t n) {
+  {
+    std::lock_guard<std::mutex> lock(ctlMu_);
+    if (n <= wantThreads_) return;
+    wantThreads_ = n;
+  }
+  ctlCv_.notify_all();  // the control thread starts them once loaded
+}
+
+void RubyRuntime::ReplaceThread(const JobPtr&) {
+  {
+    std::lock_guard<std::mutex> lock(ctlMu_);
+    liveThreads_--;
+    stats.threads.store(liveThreads_, std::memory_order_relaxed);
+  }
+  ctlCv_.notify_all();
+}
+
+void RubyRuntime::ControlIteration() {
+  std::deque<std::pair<uint64_t, Reason>> batch;
+  {
+    std::lock_guard<std::mutex> lock(ctlMu_);
+    batch.swap(irqRequests_);
+  }
+  for (auto& [want, why] : batch) {
+    for (Slot* s : slots_) {
+      if (s->runningJob.load(std::memory_order_acquire) != want) continue;
+      RaiseArgs a{s->thread, why == Reason::kCancel};
+      int st = 0;
+      rb_protect(RaiseProtected, reinterpret_cast<VALUE>(&a), &st);
+      if (st) rb_set_errinfo(Qnil);
+      break;
+    }
+  }
+  SpawnPending();
+}
+
+void RubyRuntime::SpawnPending() {
+  for (;;) {
+    Slot* slot;
+    {
+      std::lock_guard<std::mutex> lock(ctlMu_);
+      if (liveThreads_ >= wantThreads_) return;
+      slot = new Slot();  // leaky, like every thread's state here
+      slot->index = uint32_t(slots_.size()) + 1;
+      slot->rt = this;
+      liveThreads_++;
+      stats.threads.store(liveThreads_, std::memory_order_relaxed);
+    }
+    slots_.push_back(slot);
+    SpawnArgs a{slot};
+    int st = 0;
+    rb_protect(SpawnProtected, reinterpret_cast<VALUE>(&a), &st);
+    if (st) {
+      rb_set_errinfo(Qnil);
+      std::lock_guard<std::mutex> lock(ctlMu_);
+      liveThreads_--;
+      stats.threads.store(liveThreads_, std::memory_order_relaxed);
+      return;  // Ruby could not start a thread now; the next request tries again
+    }
+  }
 }
 
 void RubyRuntime::ThreadMain() {
@@ -281,11 +360,14 @@ void RubyRuntime::Serve() {
   rb_gc_register_address(&g_permanentClass);
   rb_gc_register_address(&g_invalidReturnClass);
   rb_gc_register_address(&g_notFoundClass);
+  rb_gc_register_address(&g_slotThreads);
   g_idInvoke = rb_intern("invoke");
   g_idMessage = rb_intern("message");
   g_idBacktrace = rb_intern("backtrace");
   g_idRaise = rb_intern("raise");
   g_idLoadHandlers = rb_intern("load_handlers");
+  g_idName = rb_intern("name=");
+  g_slotThreads = rb_ary_new();
 
   VALUE dirs = rb_ary_new();
   for (auto& d : opts_.handlerDirs) rb_ary_push(dirs, rb_utf8_str_new_cstr(d.c_str()));
@@ -305,43 +387,48 @@ void RubyRuntime::Serve() {
     for (long i = 0; i < RARRAY_LEN(keys); i++) handlers.push_back(CopyString(rb_ary_entry(keys, i)));
   }
   g_mainThread = rb_thread_current();
-  rb_thread_create(IrqThreadBody, this);
+  SpawnPending();
   ReportLoaded(true, std::move(handlers), ForeignError());
 
   for (;;) {
+    // Pending interrupts of this thread fire when the wait returns; rb_protect swallows them.
+    rb_protect(ControlProtected, reinterpret_cast<VALUE>(this), &st);
+    if (st) rb_set_errinfo(Qnil);
+  }
+}
+
+void RubyRuntime::SlotLoop(Slot* slot) {
+  for (;;) {
     JobPtr job;
-    WaitCtx w{this, &job};
-    // Pending interrupts (a late Thread#raise) fire when the wait returns;
-    // rb_protect swallows them and the popped job is kept in `job`.
+    WaitCtx w{this, &job, &slot->wake};
+    // A late Thread#raise fires when the wait returns; rb_protect swallows it
+    // and the popped job is kept in `job`.
+    int st = 0;
     rb_protect(WaitProtected, reinterpret_cast<VALUE>(&w), &st);
     if (st) rb_set_errinfo(Qnil);
     if (!job) continue;
     if (!BeginJob(job)) continue;
-    RunJob(job);
+    if (RunJob(slot, job)) return;  // declared stuck and replaced: retire
   }
 }
 
-void RubyRuntime::RunJob(const JobPtr& job) {
+bool RubyRuntime::RunJob(Slot* slot, const JobPtr& job) {
   std::string out;
-  runningJob_.store(job->id);
+  slot->runningJob.store(job->id);
   // Cancelled between BeginJob and here: do not start it (see PythonRuntime::RunJob).
   if (job->state.load() != kRunning) {
-    runningJob_.store(0);
+    slot->runningJob.store(0);
     std::string().swap(job->payload);
-    job->handlerReturned.store(true, std::memory_order_release);
-    return;
+    return HandlerReturned(job);
   }
   CallArgs c{job->handler.data(), long(job->handler.size()), job->payload.data(), long(job->payload.size()), &out};
   int st = 0;
   rb_protect(InvokeProtected, reinterpret_cast<VALUE>(&c), &st);
-  runningJob_.store(0, std::memory_order_release);
+  slot->runningJob.store(0, std::memory_order_release);
   std::string().swap(job->payload);
-  if (st == 0) {
-    FinishJob(job, true, std::move(out), ForeignError());
-  } else {
-    ForeignError err = DescribeError(st);
-    FinishJob(job, false, std::string(), std::move(err));
-  }
+  if (st == 0) return FinishJob(job, true, std::move(out), ForeignError());
+  ForeignError err = DescribeError(st);
+  return FinishJob(job, false, std::string(), std::move(err));
 }
 
 }  // namespace weft

@@ -1,26 +1,36 @@
-// RubyRuntime: CRuby 3.1 embedded on its own native thread.
+// RubyRuntime: CRuby 3.1 embedded, its handlers running on a pool of Ruby threads.
 //
 // Threads and locks:
 //  - The "weft-ruby" thread calls ruby_setup()/ruby_options() and therefore
-//    IS Ruby's main thread; it is the ONLY native thread that ever calls the
-//    Ruby C API (a call from any other thread segfaults: pitfall 7). It waits
-//    for work inside rb_thread_call_without_gvl() with an unblocking function,
-//    so Ruby threads started by handlers keep running between jobs.
-//  - Timeouts and cancellations: Interrupt() (TimeoutWatchdog thread, or the
-//    JS thread for a cancel) only records the job id and signals a condvar. A long-lived Ruby thread created with
-//    rb_thread_create waits on that condvar without the GVL, then, holding
-//    the GVL, checks that the job is still the one running and calls
-//    Thread#raise(Weft::HandlerTimeout or Weft::Cancelled) on the main Ruby thread, so a late
-//    timeout never hits the next job (pitfall 15).
+//    IS Ruby's main thread. Only threads Ruby knows ever call the Ruby C API
+//    (a call from any other thread segfaults: pitfall 7): this main thread
+//    and the Ruby threads it creates with rb_thread_create.
+//  - Handlers run on a pool of Ruby threads ("weft-ruby-N", SetThreads;
+//    default 1). Each waits for a job inside rb_thread_call_without_gvl()
+//    with an unblocking function that wakes only it, runs the handler
+//    holding the GVL, and Ruby releases the GVL while a handler sleeps or
+//    waits for I/O, so the others run meanwhile.
+//  - After loading, the main thread is the pool's control thread: it waits
+//    (without the GVL) for requests from other native threads, then, holding
+//    the GVL, carries them out: start pool threads (SetThreads, JS thread;
+//    ReplaceThread, watchdog thread) and interrupt a handler (Interrupt(),
+//    watchdog or JS thread) with Thread#raise(Weft::HandlerTimeout or
+//    Weft::Cancelled) on exactly the pool thread running that job, after
+//    checking, holding the GVL, that it still runs it, so a late interrupt
+//    never hits the next job (pitfall 15).
 //  - Every call into Ruby is wrapped in rb_protect; frames Ruby can longjmp
 //    through hold no C++ objects with destructors (pitfall 8). Class, message
 //    and backtrace of an exception are each read under their own rb_protect
 //    (pitfall 6).
+//  - ctlMu_ guards the request queue and the thread counts.
 //  - Nothing here includes ruby.h, so this header is safe for every
 //    translation unit (pitfall 18).
 #pragma once
 #include <condition_variable>
+#include <deque>
 #include <mutex>
+#include <utility>
+#include <vector>
 
 #include "common/runtime-worker.h"
 
@@ -30,26 +40,33 @@ class RubyRuntime : public RuntimeWorker {
  public:
   RubyRuntime(CompletionSink* sink, TimeoutWatchdog* watchdog) : RuntimeWorker(RuntimeId::Ruby, sink, watchdog) {}
   void Interrupt(uint64_t jobId, Reason why) override;
+  void SetThreads(uint32_t n) override;
 
+  struct Slot;
   // Used by the C callbacks in ruby-runtime.cc.
-  JobQueue& queue() { return queue_; }
-  bool WaitForJob(JobPtr* job) { return NextJob(job); }  // without the GVL
-  uint64_t runningJob() const { return runningJob_.load(); }
-  bool WaitInterruptRequest(uint64_t* jobId, bool* cancel);  // without the GVL
-  void WakeInterruptWaiter();                                // ubf
+  bool WaitForJob(JobPtr* job, std::atomic<bool>* wake) { return NextJob(job, wake); }  // without the GVL
+  void WakeSlot(std::atomic<bool>* wake) { queue_.Wake(wake); }                         // ubf
+  void SlotLoop(Slot* slot);                                                            // a pool thread
+  bool WaitControl();       // without the GVL: true when there is work
+  void WakeControl();       // ubf
+  void ControlIteration();  // holding the GVL
 
  protected:
   void ThreadMain() override;
+  void ReplaceThread(const JobPtr& job) override;
 
  private:
   void Serve();
-  void RunJob(const JobPtr& job);
+  bool RunJob(Slot* slot, const JobPtr& job);  // true: the slot must retire
+  void SpawnPending();                         // holding the GVL
 
-  std::mutex irqMu_;
-  std::condition_variable irqCv_;
-  uint64_t irqRequest_ = 0;
-  Reason irqReason_ = Reason::kTimeout;
-  bool irqWake_ = false;
+  std::mutex ctlMu_;
+  std::condition_variable ctlCv_;
+  std::deque<std::pair<uint64_t, Reason>> irqRequests_;  // guarded by ctlMu_
+  bool ctlWake_ = false;                                 // guarded by ctlMu_
+  uint32_t wantThreads_ = 1;                             // guarded by ctlMu_
+  uint32_t liveThreads_ = 0;                             // guarded by ctlMu_: started, not lost to a stuck handler
+  std::vector<Slot*> slots_;                             // the control thread only (leaky)
 };
 
 }  // namespace weft

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <ctime>
 
+#include "common/fatal-signals.h"
 #include "common/native-thread.h"
 
 namespace weft {
@@ -17,9 +18,6 @@ struct sigaction g_saved[NSIG];
 struct sigaction g_ruby[NSIG];
 bool g_have[NSIG];
 
-pthread_t g_rubyThread;
-struct sigaction g_nodeSegv;
-struct sigaction g_rubySegv;
 struct sigaction g_rubyChld;
 struct sigaction g_otherChld[2];
 std::atomic<int> g_otherIdx{0};
@@ -27,38 +25,20 @@ std::atomic<bool> g_installed{false};
 std::atomic<unsigned long> g_reinstalls{0};
 NativeThread* g_guard = nullptr;
 
-void Forward(int sig, siginfo_t* info, void* ctx, const struct sigaction& to, bool fatal) {
+void Forward(int sig, siginfo_t* info, void* ctx, const struct sigaction& to) {
   if (to.sa_flags & SA_SIGINFO) {
     if (to.sa_sigaction) to.sa_sigaction(sig, info, ctx);
     return;
   }
-  if (to.sa_handler == SIG_IGN) return;
-  if (to.sa_handler == SIG_DFL) {
-    if (fatal) {
-      // Let the faulting instruction re-run under the default action (core dump).
-      struct sigaction dfl = {};
-      dfl.sa_handler = SIG_DFL;
-      sigemptyset(&dfl.sa_mask);
-      sigaction(sig, &dfl, nullptr);
-    }
-    return;
-  }
+  if (to.sa_handler == SIG_IGN || to.sa_handler == SIG_DFL) return;
   to.sa_handler(sig);
-}
-
-void SegvChain(int sig, siginfo_t* info, void* ctx) {
-  if (pthread_equal(pthread_self(), g_rubyThread)) {
-    Forward(sig, info, ctx, g_rubySegv, true);
-  } else {
-    Forward(sig, info, ctx, g_nodeSegv, true);
-  }
 }
 
 void ChldChain(int sig, siginfo_t* info, void* ctx) {
   int savedErrno = errno;
-  Forward(sig, info, ctx, g_rubyChld, false);
+  Forward(sig, info, ctx, g_rubyChld);
   const struct sigaction& other = g_otherChld[g_otherIdx.load(std::memory_order_acquire)];
-  Forward(sig, info, ctx, other, false);
+  Forward(sig, info, ctx, other);
   errno = savedErrno;
 }
 
@@ -93,13 +73,14 @@ void GuardLoop() {
 }  // namespace
 
 void SignalChain::SaveBeforeRuby() {
+  FatalSignals::SaveNode();
   for (int s = 1; s < NSIG; s++) {
     g_have[s] = sigaction(s, nullptr, &g_saved[s]) == 0;
   }
 }
 
 void SignalChain::RestoreAfterRuby(pthread_t rubyThread) {
-  g_rubyThread = rubyThread;
+  FatalSignals::RubyThreads().Add(rubyThread);
   for (int s = 1; s < NSIG; s++) {
     if (!g_have[s] || s == SIGKILL || s == SIGSTOP) continue;
     sigaction(s, nullptr, &g_ruby[s]);
@@ -107,13 +88,10 @@ void SignalChain::RestoreAfterRuby(pthread_t rubyThread) {
     sigaction(s, &g_saved[s], nullptr);
   }
 
-  g_nodeSegv = g_saved[SIGSEGV];
-  g_rubySegv = g_ruby[SIGSEGV];
-  struct sigaction segv = {};
-  segv.sa_sigaction = SegvChain;
-  segv.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-  sigemptyset(&segv.sa_mask);
-  sigaction(SIGSEGV, &segv, nullptr);
+  // Faults on Ruby's threads go to Ruby's SIGSEGV handler; the other fault
+  // signals keep the handlers restored above for every thread.
+  FatalSignals::SetRuby(SIGSEGV, g_ruby[SIGSEGV]);
+  FatalSignals::Install();
 
   g_rubyChld = g_ruby[SIGCHLD];
   struct sigaction cur;
@@ -126,6 +104,9 @@ void SignalChain::RestoreAfterRuby(pthread_t rubyThread) {
   g_guard = new NativeThread();  // leaky: runs until the process ends
   g_guard->Start("weft-sigchld", 64u << 10, GuardLoop);
 }
+
+void SignalChain::AddRubyThread(pthread_t t) { FatalSignals::RubyThreads().Add(t); }
+void SignalChain::RemoveRubyThread(pthread_t t) { FatalSignals::RubyThreads().Remove(t); }
 
 bool SignalChain::installed() { return g_installed.load(); }
 unsigned long SignalChain::reinstalls() { return g_reinstalls.load(); }

@@ -18,7 +18,7 @@ void TypescriptRuntime::ThreadMain() {
 
 void TypescriptRuntime::Complete(const JobPtr& job, bool ok, std::string json, ForeignError error, bool* resolvedNow) {
   int64_t end = NowNs();
-  job->handlerReturned.store(true, std::memory_order_release);
+  HandlerReturned(job);  // a JS handler holds no thread: nothing retires
   *resolvedNow = false;
   if (!job->Claim(kRunning, kFinished)) {
     stats.lateResults.fetch_add(1, std::memory_order_relaxed);

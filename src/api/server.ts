@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Orchestrator } from '../orchestration/orchestrator.js';
@@ -85,6 +86,8 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
   installJsonBodyParser(app);
   // Aborted when the server closes (SIGTERM): long-polls answer at once instead of holding the shutdown.
   const closing = new AbortController();
+  // Every long-poll and event stream listens on it: thousands at once are expected, not a leak.
+  setMaxListeners(0, closing.signal);
   app.addHook('preClose', async () => closing.abort());
   app.addHook('onRequest', async (_req, reply) => {
     if (!closing.signal.aborted) return;

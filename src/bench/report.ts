@@ -11,6 +11,7 @@ import { REFERENCE, REFERENCE_BATCH_ROWS_PER_S, REFERENCE_FFI_OVERHEAD_PCT, refe
 import { avgP50, consistencyChecks, ffiOverhead, figuresOf, rowsPerSecond, signedPct, targets, LANGUAGES } from './analysis.js';
 import { relativeChange } from './stats.js';
 import { distributionChart, latencyChart, overheadChart } from './charts.js';
+import { IO_VARIANTS, ioRows, ioTargets } from './io.js';
 
 /** `bench/results/bridge-*.json` as `npm run bench:bridge` writes it. */
 export interface BridgeResults {
@@ -218,6 +219,40 @@ function throughputSection(doc: BenchDocument): string | undefined {
   );
 }
 
+const signedMs = (v: number) => (Number.isFinite(v) ? `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(2)} ms` : '—');
+
+function ioSection(doc: BenchDocument): string | undefined {
+  const io = doc.io;
+  if (!io?.results.length) return undefined;
+  const order = (variant: string) => IO_VARIANTS.findIndex((v) => v.id === variant);
+  const rows = ioRows(io).sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'sleep' ? -1 : 1) || a.tasks - b.tasks || order(a.variant) - order(b.variant));
+  const rounds = Math.max(...rows.map((r) => r.rounds));
+  const wait = `${io.wait_ms} ms`;
+  return [
+    `Each row: N tasks created at once, each with one step that waits ${wait} (\`sleep\`: the runtime's own sleep; \`http\`: one GET to a server the bench runs on 127.0.0.1, which answers after ${wait}), run by one worker process per runtime with \`--concurrency ${io.worker_concurrency}\`. Tasks/s is N divided by the wall time from the first \`POST /v1/tasks\` to the last task observed done, so task creation and the long-poll of all N are in it; "vs native" divides it by the native worker's tasks/s for the same N and kind in the same round: 1.00× means the runtime runs waiting steps as concurrently as native TypeScript, 1/N would mean one step at a time. Step P50 / P95 are the step's own run time over the N steps (started → finished in the database: the wait plus the worker's overhead and its result write), and P95 − ${wait} is what the runtime added to the wait at the 95th percentile. Medians over ${rounds} round(s); within a round the variants are interleaved; every task's result was checked.`,
+    '',
+    table(
+      ['Variant', 'N', 'Tasks/s', 'vs native', 'Step P50', 'Step P95', `P95 − ${wait}`],
+      rows.map((r) => [
+        `\`${r.variant}\` ${r.label}`,
+        String(r.tasks),
+        `**${r.tasks_per_s.toFixed(1)}**`,
+        r.vs_native === undefined ? '—' : `${r.vs_native.toFixed(2)}×`,
+        ms(r.step_p50),
+        ms(r.step_p95),
+        signedMs(r.p95_over_wait),
+      ]),
+    ),
+    '',
+    'Targets (issue 16):',
+    '',
+    table(
+      ['Target', 'Goal', 'weft', 'Status'],
+      ioTargets(io).map((x) => [x.name, x.target, x.value, x.status === 'MET' ? '**MET**' : x.status === 'MISSED' ? '**MISSED**' : 'n/a']),
+    ),
+  ].join('\n');
+}
+
 function phasesSection(doc: BenchDocument): string | undefined {
   const rows = doc.scenarios
     .map((s) => ({ s, r: s.runs.at(-1) }))
@@ -365,6 +400,8 @@ function backendSection(doc: BenchDocument, prefix: string, multi: boolean): str
   if (batch) out.push('', `${h} Tier 5: batch processing`, '', batch);
   const tp = throughputSection(doc);
   if (tp) out.push('', `${h} Throughput (sustained, linear tasks)`, '', tp);
+  const io = ioSection(doc);
+  if (io) out.push('', `${h} I/O-bound steps (issue 16)`, '', io);
   const ph = phasesSection(doc);
   if (ph) out.push('', `${h} Where the time goes (linear chains)`, '', ph);
   const charts = chartsFor(doc);
@@ -372,8 +409,17 @@ function backendSection(doc: BenchDocument, prefix: string, multi: boolean): str
     out.push('', `${h} Charts`, '');
     for (const name of Object.keys(charts)) out.push(`![${name.replace(/\.svg$/, '')}](${prefix}${name})`, '');
   }
+  if (out.at(-1) !== '') out.push('');
   out.push(`Elapsed: ${doc.elapsed_s} s for this backend.`);
   return out;
+}
+
+function ioMethod(docs: BenchDocument[]): string[] {
+  const io = docs.find((d) => d.io)?.io;
+  if (!io) return [];
+  return [
+    `- I/O-bound steps: after the other tiers, a cluster of its own on the same database (1 orchestrator, one worker process per runtime with \`--concurrency ${io.worker_concurrency}\`, the templates and handlers of \`bench/io/\`, not the shipped ones) and an HTTP server on 127.0.0.1 that answers \`GET /wait\` after ${io.wait_ms} ms. A warm-up of every variant at the largest N (not measured), then ${io.rounds} round(s) (\`--io-rounds\`): in each, for N in ${io.tasks.join(', ')} (\`--io-tasks\`), every variant in turn creates N tasks at once. Every result is checked (the id the task sent comes back; for \`http\`, the server must have answered one request per task); the \`http\` handlers fetch only the bench's own server (\`WEFT_BENCH_IO_ORIGIN\`) and refuse any other URL.`,
+  ];
 }
 
 /** Render the Markdown report and its charts for one or more backend documents. */
@@ -400,6 +446,7 @@ export function renderReport(docs: BenchDocument[], opts: RenderOptions = {}): R
     '- Tier 1/2/4/5 tasks go to the first orchestrator; Tier 3 round-robins single tasks over the orchestrators, and runs one task per orchestrator concurrently (a sample ends when both have ended).',
     `- Throughput: ${docs[0]!.config.throughput_in_flight} linear tasks kept in flight for ${docs[0]!.config.throughput_seconds} s; steps/s = 4 × tasks completed in the window / window.`,
     '- Batch throughput = 1000 rows / CSV P50.',
+    ...ioMethod(docs),
     '- P95/P50 band and language spread thresholds are stated beside each check.',
     '',
     '### Commands used',

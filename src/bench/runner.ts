@@ -4,7 +4,8 @@
  * For each backend and run: start a fresh local cluster (ClusterSupervisor),
  * run every selected scenario (warm-up, then N samples), the throughput
  * scenario on the full cluster, then restart with 1 orchestrator + 1 native
- * worker for the 1+1 throughput figure. Writes
+ * worker for the 1+1 throughput figure. After the runs, the I/O-bound tier
+ * (io-tier.ts) starts a cluster of its own on the same database. Writes
  * `bench/results/<timestamp>-<backend>/{percentiles.json, report.md, *.svg}`
  * and, with --write-docs, `docs/benchmarks.md`.
  *
@@ -14,8 +15,9 @@
  * sample's results are checked; a wrong one stops the bench with exit 1.
  *
  * @example
- * weft bench --quick                       # 10 samples, one run, pg (< 2 min)
+ * weft bench --quick                       # 10 samples, one run, one I/O round, pg (a few minutes)
  * weft bench --backend both --runs 2 --write-docs
+ * weft bench --scenarios io --io-rounds 5   # only the I/O-bound tier
  * weft bench --report bench/results/2026-11-27T19-30-00Z-pg   # regenerate report.md from the JSON
  */
 import { execFileSync } from 'node:child_process';
@@ -26,13 +28,12 @@ import { withConnection } from '../store/one-off.js';
 import { brokerVersion } from '../messaging/broker-admin.js';
 import { loadConfig } from '../shared/config.js';
 import { createLogger, type Logger } from '../shared/logger.js';
-import { ConfigError, WeftError } from '../shared/errors.js';
 import { packageRoot } from '../shared/paths.js';
 import { generateProductsCsv } from '../examples/products.js';
-import { ClusterSupervisor, clusterPorts, type ClusterRuntime, type ClusterSpec } from '../ops/cluster.js';
-import { portIsFree } from '../ops/ports.js';
-import { requestJson as httpJson } from '../shared/http-json.js';
-import { contextFor, expectedCsvAggregate, selectScenarios, verifyOutcome, type ScenarioDef } from './scenarios.js';
+import type { ClusterRuntime, ClusterSupervisor } from '../ops/cluster.js';
+import { activeClusters, BenchFailure, createAndWait, startCluster } from './client.js';
+import { contextFor, expectedCsvAggregate, IO_TIER_ID, selectScenarios, THROUGHPUT_ID, verifyOutcome, type ScenarioDef } from './scenarios.js';
+import { measureIoTier } from './io-tier.js';
 import { percentile, summarize } from './stats.js';
 import type { Backend, BenchDocument, PhaseBreakdown, RunResult, ScenarioResult, ThroughputResult } from './types.js';
 import { renderReport, type BridgeResults } from './report.js';
@@ -42,14 +43,6 @@ import { measureInProcess } from './in-process.js';
 import { SCENARIOS } from './scenarios.js';
 import { acquireEmbeddedPostgres } from '../ops/embedded-postgres.js';
 import { openDatabase } from '../store/database.js';
-
-/** A task came back wrong, or the service answered something unexpected: the bench fails. */
-export class BenchFailure extends WeftError {
-  override name = 'BenchFailure';
-  constructor(message: string) {
-    super('bench_failed', message);
-  }
-}
 
 interface TaskSample {
   client_ms: number;
@@ -61,19 +54,9 @@ interface TaskSample {
 
 /** Create one task and wait for it through the long-poll; check its results. */
 async function runOne(base: string, s: ScenarioDef, context: Record<string, unknown>, csvExpected?: Record<string, unknown>): Promise<TaskSample> {
-  const t0 = performance.now();
-  const created = await requestJson('POST', `${base}/v1/tasks`, { namespace: s.namespace, name: s.name, context });
-  if (created.status !== 201)
-    throw new BenchFailure(`POST ${base}/v1/tasks for ${s.namespace}/${s.name} answered ${created.status}: ${JSON.stringify(created.body)}`);
-  const id = created.body.id as string;
-  const post_ms = performance.now() - t0;
-  const waited = await requestJson('GET', `${base}/v1/tasks/${id}/wait?timeout_ms=${s.timeoutMs}`, undefined, s.timeoutMs + 10_000);
-  const client_ms = performance.now() - t0;
-  if (waited.status !== 200) throw new BenchFailure(`GET ${base}/v1/tasks/${id}/wait answered ${waited.status}: ${JSON.stringify(waited.body)}`);
-  const view = waited.body;
-  if (!view.ended) throw new BenchFailure(`${s.id}: task ${id} did not end within ${s.timeoutMs} ms (state ${view.state})`);
+  const { view, post_ms, client_ms } = await createAndWait(base, { namespace: s.namespace, name: s.name, context }, s.timeoutMs, s.id);
   const problem = verifyOutcome(s, view, csvExpected);
-  if (problem) throw new BenchFailure(`${s.id}: task ${id} has a wrong result: ${problem}`);
+  if (problem) throw new BenchFailure(`${s.id}: task ${view.id} has a wrong result: ${problem}`);
   return { client_ms, post_ms, server_ms: Number(view.duration_ms), view };
 }
 
@@ -216,6 +199,10 @@ export interface BenchOptions {
   throughputSeconds: number;
   /** Finished steps written into the tables before the history scenario (0: skip it). */
   historySteps: number;
+  /** Rounds of the I/O-bound tier (every variant at every task count once per round). */
+  ioRounds: number;
+  /** Task counts of the I/O-bound tier, e.g. [32, 256]. */
+  ioTasks: number[];
   /** Sample k of every scenario before sample k + 1 of any (default true). */
   interleave: boolean;
   out: string;
@@ -223,42 +210,16 @@ export interface BenchOptions {
   report?: string[];
 }
 
-/** Clusters this process runs right now: a signal stops them by pid before the bench exits. */
-const active = new Set<ClusterSupervisor>();
-
 function stopOnSignal(progress: Progress): void {
   let stopping = false;
   const handle = (signal: NodeJS.Signals) => {
     if (stopping) process.exit(130);
     stopping = true;
     progress.line(`\n${signal}: stopping the benchmark cluster…`);
-    void Promise.allSettled([...active].map((c) => c.stop())).then(() => process.exit(130));
+    void Promise.allSettled([...activeClusters].map((c) => c.stop())).then(() => process.exit(130));
   };
   process.once('SIGINT', handle);
   process.once('SIGTERM', handle);
-}
-
-async function startCluster(spec: Omit<ClusterSpec, 'basePort'>, basePort: number | undefined, log: Logger): Promise<ClusterSupervisor> {
-  // An explicit --base-port must be free; the default moves up in steps of 1000 past busy ports.
-  const candidates = basePort !== undefined ? [basePort] : Array.from({ length: 20 }, (_, i) => 8080 + i * 1000);
-  for (const base of candidates) {
-    const free = await Promise.all(clusterPorts({ ...spec, basePort: base }).map(portIsFree));
-    if (free.every(Boolean) || basePort !== undefined) {
-      const sup = new ClusterSupervisor({ ...spec, basePort: base }, log);
-      active.add(sup);
-      await sup.start().catch((err: unknown) => {
-        active.delete(sup);
-        throw err;
-      });
-      const stop = sup.stop.bind(sup);
-      sup.stop = async (...args) => {
-        await stop(...args);
-        active.delete(sup);
-      };
-      return sup;
-    }
-  }
-  throw new ConfigError('no free block of ports from 8080 to 27080; pass --base-port');
 }
 
 /** The products CSV: its name in the examples data folder, and the aggregate a correct run computes from it. */
@@ -500,7 +461,7 @@ function runtimesFor(scenarios: ScenarioDef[], throughput: boolean): Set<Cluster
 async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, progress: Progress): Promise<{ doc: BenchDocument; dir: string }> {
   const started = Date.now();
   const loadAtStart = Math.round(os.loadavg()[0]! * 100) / 100;
-  const { scenarios, throughput } = selectScenarios(opts.scenarios?.split(','));
+  const { scenarios, throughput, io } = selectScenarios(opts.scenarios?.split(','));
   const runtimes = runtimesFor(scenarios, throughput);
   const workers = Object.fromEntries([...runtimes].map((r) => [r, opts.workersPerRuntime])) as Partial<Record<ClusterRuntime, number>>;
   const config = loadConfig();
@@ -525,8 +486,8 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
       node: process.version,
       postgresql: null,
       rabbitmq: backend === 'rabbitmq' ? await rabbitVersion(config.amqpUrl) : null,
-      python: runtimes.has('python') ? pythonVersion() : null,
-      ruby: runtimes.has('ruby') ? run('ruby', ['-e', 'print RUBY_VERSION']) : null,
+      python: runtimes.has('python') || io ? pythonVersion() : null,
+      ruby: runtimes.has('ruby') || io ? run('ruby', ['-e', 'print RUBY_VERSION']) : null,
     },
     config: {
       orchestrators: opts.orchestrators,
@@ -541,7 +502,7 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
       throughput_in_flight: opts.inFlight,
       throughput_seconds: opts.throughputSeconds,
       interleaved: opts.interleave,
-      scenarios: [...scenarios.map((s) => s.id), ...(throughput ? ['throughput'] : [])],
+      scenarios: [...scenarios.map((s) => s.id), ...(throughput ? [THROUGHPUT_ID] : []), ...(io ? [IO_TIER_ID] : [])],
     },
     git: gitInfo(),
     scenarios: scenarios.map<ScenarioResult>((s) => ({
@@ -594,12 +555,12 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
           );
         }
       }
-      progress.line(
-        `${backend} run ${runNo}/${opts.runs}: starting ${opts.orchestrators} orchestrator(s) and ${Object.entries(workers)
-          .map(([r, n]) => `${n} ${r}`)
-          .join(', ')} worker(s)…`,
-      );
       if (scenarios.length) {
+        progress.line(
+          `${backend} run ${runNo}/${opts.runs}: starting ${opts.orchestrators} orchestrator(s) and ${Object.entries(workers)
+            .map(([r, n]) => `${n} ${r}`)
+            .join(', ')} worker(s)…`,
+        );
         const sup = await startCluster(
           { orchestrators: opts.orchestrators, workers, backend, stateDir, env, concurrency: opts.concurrency },
           opts.basePort,
@@ -638,6 +599,19 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
           await sup.stop();
         }
       }
+    }
+    if (io) {
+      doc.versions.postgresql ??= await postgresVersion(database.url);
+      doc.io = await measureIoTier({
+        backend,
+        rounds: opts.ioRounds,
+        tasks: opts.ioTasks,
+        basePort: opts.basePort,
+        env,
+        stateDir,
+        log,
+        line: (t) => progress.line(t),
+      });
     }
   } finally {
     await database.drop();
@@ -683,11 +657,4 @@ export async function runBench(opts: BenchOptions): Promise<number> {
     progress.line(`wrote ${join(docsDir, 'benchmarks.md')}`);
   }
   return 0;
-}
-
-/** The API's answer as JSON; a body that is not JSON fails the bench. */
-async function requestJson(method: 'GET' | 'POST', url: string, body?: unknown, timeoutMs = 60_000): Promise<{ status: number; body: any }> {
-  const res = await httpJson(method, url, { body, timeoutMs });
-  if (typeof res.body === 'string') throw new BenchFailure(`${method} ${url} answered ${res.status} with a body that is not JSON: ${res.body.slice(0, 200)}`);
-  return res;
 }

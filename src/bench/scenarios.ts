@@ -180,14 +180,19 @@ export const SCENARIOS: readonly ScenarioDef[] = [
 /** The throughput scenario's id for `--scenarios`. */
 export const THROUGHPUT_ID = 'throughput';
 
+/** The I/O-bound tier's id for `--scenarios` (src/bench/io.ts). */
+export const IO_TIER_ID = 'io';
+
 /**
- * Resolve a `--scenarios` list: scenario ids, `tier1`..`tier5`, or `throughput`.
- * Unknown names are an error that lists the known ones.
+ * Resolve a `--scenarios` list: scenario ids, `tier1`..`tier5`, `throughput`
+ * or `io` (the I/O-bound tier). Unknown names are an error that lists the
+ * known ones.
  */
-export function selectScenarios(filter: string[] | undefined): { scenarios: ScenarioDef[]; throughput: boolean } {
-  if (!filter || filter.length === 0) return { scenarios: [...SCENARIOS], throughput: true };
+export function selectScenarios(filter: string[] | undefined): { scenarios: ScenarioDef[]; throughput: boolean; io: boolean } {
+  if (!filter || filter.length === 0) return { scenarios: [...SCENARIOS], throughput: true, io: true };
   const chosen = new Set<string>();
   let throughput = false;
+  let io = false;
   for (const raw of filter) {
     const f = raw.trim();
     if (!f) continue;
@@ -195,16 +200,20 @@ export function selectScenarios(filter: string[] | undefined): { scenarios: Scen
       throughput = true;
       continue;
     }
+    if (f === IO_TIER_ID) {
+      io = true;
+      continue;
+    }
     const tier = /^tier([1-5])$/.exec(f);
     const hits = tier ? SCENARIOS.filter((s) => s.tier === Number(tier[1])) : SCENARIOS.filter((s) => s.id === f);
     if (hits.length === 0) {
       throw new Error(
-        `--scenarios names "${f}", which is not a scenario; use any of ${[...SCENARIOS.map((s) => s.id), 'tier1', '…', 'tier5', THROUGHPUT_ID].join(', ')}`,
+        `--scenarios names "${f}", which is not a scenario; use any of ${[...SCENARIOS.map((s) => s.id), 'tier1', '…', 'tier5', THROUGHPUT_ID, IO_TIER_ID].join(', ')}`,
       );
     }
     for (const h of hits) chosen.add(h.id);
   }
-  return { scenarios: SCENARIOS.filter((s) => chosen.has(s.id)), throughput };
+  return { scenarios: SCENARIOS.filter((s) => chosen.has(s.id)), throughput, io };
 }
 
 /**

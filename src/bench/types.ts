@@ -107,6 +107,45 @@ export interface BenchDocument {
   git: { commit: string | null; branch: string | null; dirty: boolean | null };
   scenarios: ScenarioResult[];
   throughput: ThroughputResult[];
+  /** The I/O-bound tier; absent in older files and when it was not run. */
+  io?: IoSection;
   /** Wall time of the whole backend run, seconds. */
   elapsed_s: number;
+}
+
+/** One variant of the I/O tier at one task count in one round. */
+export interface IoRound {
+  round: number;
+  /** First POST /v1/tasks sent → last of the tasks observed done, ms. */
+  wall_ms: number;
+  /** tasks / wall time. */
+  tasks_per_s: number;
+  /** Run time of each task's step (the task view's step duration_ms: started → finished, the wait plus overhead), ms. */
+  step: Summary;
+  /** Tasks whose result was checked and found right (always = tasks, or the bench failed). */
+  verified: number;
+}
+
+export interface IoResult {
+  /** e.g. python_async_sleep */
+  variant: string;
+  label: string;
+  /** sleep: the step waits; http: the step GETs the bench's local test server, which answers after the wait. */
+  kind: 'sleep' | 'http';
+  runtime: Runtime;
+  /** Tasks created at once. */
+  tasks: number;
+  rounds: IoRound[];
+}
+
+/** The I/O-bound tier (issue 16): many tasks at once whose one step mostly waits, one worker per runtime. */
+export interface IoSection {
+  /** How long each step waits (or the test server takes to answer), ms. */
+  wait_ms: number;
+  /** The task counts measured, e.g. [32, 256]. */
+  tasks: number[];
+  rounds: number;
+  /** --concurrency of each worker (one per runtime). */
+  worker_concurrency: number;
+  results: IoResult[];
 }

@@ -12,6 +12,7 @@ import { jsonDepthProblem, MAX_JSON_DEPTH } from '../core/json-depth.js';
 import { BridgeLoadError, HandlerLoadError } from './errors.js';
 import type {
   BridgeCall,
+  BridgeEvent,
   BridgeStep,
   BridgeResult,
   BridgeRuntime,
@@ -44,6 +45,7 @@ interface NativeAddon {
   setEventListener(fn: (event: string, runtime: string, detail: string) => void): void;
   shutdown(): void;
   processInfo(): { signalChainInstalled: boolean; sigchldReinstalls: number; outstanding: number };
+  asyncHandlers(runtime: number): string[];
   histogramUpperBoundsUs: number[];
 }
 
@@ -158,25 +160,29 @@ export class AddonBridge implements NativeBridge {
   private readonly tsHandlers = new Map<string, TypescriptStepHandler>();
   private tsLoaded: Promise<unknown> | undefined;
   private readonly brokenListeners: Array<(runtime: BridgeRuntime, reason: string) => void> = [];
+  private readonly eventListeners: Array<(event: BridgeEvent, runtime: BridgeRuntime, detail: string) => void> = [];
   /** AbortControllers of typescript calls made with a key, until they settle. */
   private readonly tsAborts = new Map<number, AbortController>();
 
   constructor(native: NativeAddon) {
     this.native = native;
     native.setEventListener((event, runtime, detail) => {
-      if (event !== 'broken') return;
-      for (const l of this.brokenListeners) l(runtime as BridgeRuntime, detail);
+      if (event === 'broken') {
+        for (const l of this.brokenListeners) l(runtime as BridgeRuntime, detail);
+      } else {
+        for (const l of this.eventListeners) l(event as BridgeEvent, runtime as BridgeRuntime, detail);
+      }
     });
     native.setTypescriptInvoker((id, handler, payload) => void this.runTypescript(id, handler, payload, false));
   }
 
-  async load(runtime: 'python' | 'ruby', opts: LoadOptions): Promise<{ handlers: string[] }> {
+  async load(runtime: 'python' | 'ruby', opts: LoadOptions): Promise<{ handlers: string[]; asyncHandlers: string[] }> {
     if (runtime !== 'python' && runtime !== 'ruby') throw new TypeError(`load() takes 'python' or 'ruby', got ${String(runtime)}`);
     const dirs = (Array.isArray(opts.handlersDir) ? opts.handlersDir : [opts.handlersDir]).map((d) => resolve(d));
     const sdkDir = resolve(opts.sdkDir ?? join(packageRoot(), 'workers', runtime));
     try {
       const handlers = await this.native.load(RUNTIME_INDEX[runtime], dirs, sdkDir);
-      return { handlers };
+      return { handlers, asyncHandlers: this.native.asyncHandlers(RUNTIME_INDEX[runtime]).sort() };
     } catch (err) {
       const e = err as Error & { errorClass?: string; backtrace?: string[] };
       throw new HandlerLoadError(e.message, runtime, e.errorClass ?? 'Error', e.backtrace ?? [], { cause: err });
@@ -260,6 +266,10 @@ export class AddonBridge implements NativeBridge {
 
   onBroken(listener: (runtime: BridgeRuntime, reason: string) => void): void {
     this.brokenListeners.push(listener);
+  }
+
+  onEvent(listener: (event: BridgeEvent, runtime: BridgeRuntime, detail: string) => void): void {
+    this.eventListeners.push(listener);
   }
 
   /** Process-level facts for tests and diagnostics (signal chain state, outstanding calls). */

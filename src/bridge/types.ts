@@ -69,6 +69,9 @@ export interface RuntimeFailure {
 /** A call's outcome. dispatch() never rejects for handler failures. */
 export type BridgeResult = { ok: true; json: string } | { ok: false; error: ForeignError };
 
+/** What {@link NativeBridge.onEvent} reports. */
+export type BridgeEvent = 'stuck' | 'recovered' | 'loop_blocked' | 'loop_failed';
+
 export interface LoadOptions {
   /** Every `*.py` / `*.rb` under these directories is loaded. */
   handlersDir: string | string[];
@@ -111,6 +114,16 @@ export interface RuntimeStats {
   syncReturns: number;
   /** call() waited its syncWaitUs in vain and went on asynchronously. */
   syncWaitMisses: number;
+  /** Handlers running now (stuck ones included). */
+  running: number;
+  /** Handlers that ignored a timeout or cancel past the grace period and have not returned. */
+  stuck: number;
+  /** Handlers ever declared stuck. */
+  stuckTotal: number;
+  /** python and ruby: threads that run plain handlers (stuck ones not counted). */
+  threads: number;
+  /** python: how often an `async def` handler blocked the event loop past loopBlockedMs, and the longest block seen. */
+  loop?: { blocked: number; maxLagMs: number };
   breaker: {
     state: 'closed' | 'open' | 'half_open';
     consecutiveFailures: number;
@@ -153,8 +166,12 @@ export type TypescriptStepHandler = StepHandler;
  * bridge.onBroken((rt, why) => { log.error({ rt, why }); process.exit(70); });
  */
 export interface NativeBridge {
-  /** Starts the runtime's interpreter thread (once per process) and loads its handlers; resolves with the registered keys. */
-  load(runtime: 'python' | 'ruby', opts: LoadOptions): Promise<{ handlers: string[] }>;
+  /**
+   * Starts the runtime's interpreter (once per process) and loads its
+   * handlers; resolves with the registered keys, and those that run on an
+   * event loop instead of a thread (Python's `async def` handlers).
+   */
+  load(runtime: 'python' | 'ruby', opts: LoadOptions): Promise<{ handlers: string[]; asyncHandlers: string[] }>;
   /** Registers the JS handlers the `typescript` target calls (through the same native path). */
   registerTypescriptHandlers(map: Record<string, TypescriptStepHandler>): Promise<{ handlers: string[] }>;
   /**
@@ -201,6 +218,13 @@ export interface NativeBridge {
   isBroken(runtime: BridgeRuntime): boolean;
   /** Called once per runtime that becomes broken. */
   onBroken(listener: (runtime: BridgeRuntime, reason: string) => void): void;
+  /**
+   * What a worker should log about its handlers: `stuck` (one ignored its
+   * timeout or cancel past the grace period; its thread was replaced),
+   * `recovered` (a stuck one returned), `loop_blocked` (an async Python
+   * handler blocked the event loop), `loop_failed`. `detail` is a sentence.
+   */
+  onEvent(listener: (event: BridgeEvent, runtime: BridgeRuntime, detail: string) => void): void;
   /** Stops accepting calls and waits (bounded) for in-flight ones. Interpreters stay in the process. */
   shutdown(opts?: { drainMs?: number }): Promise<void>;
 }

@@ -4,7 +4,8 @@ import type { Command } from 'commander';
 import { ConfigError } from '../shared/errors.js';
 import { packageRoot } from '../shared/paths.js';
 import { runBench } from '../bench/runner.js';
-import { integer } from './options.js';
+import { IO_CONCURRENCY, IO_TASKS } from '../bench/io.js';
+import { integer, integerList } from './options.js';
 
 /** Add `weft bench` to the CLI. */
 export function registerBenchCommand(program: Command): void {
@@ -15,8 +16,8 @@ export function registerBenchCommand(program: Command): void {
     .option('--runs <n>', 'independent runs, the cluster restarted between them', integer(1))
     .option('--samples <n>', 'samples per scenario after the warm-up', integer(1))
     .option('--warmup <n>', 'warm-up tasks per scenario (not measured)', integer(0))
-    .option('--scenarios <list>', 'comma-separated scenario ids, tier1..tier5 or throughput (default: all)')
-    .option('--quick', '10 samples, one run, a 3 s throughput window', false)
+    .option('--scenarios <list>', 'comma-separated scenario ids, tier1..tier5, throughput or io (default: all)')
+    .option('--quick', '10 samples, one run, a 3 s throughput window, one I/O round', false)
     .option('--base-port <port>', 'cluster base port (default 8080, moving up by 1000 past busy ports)', integer(1))
     .option('--orchestrators <n>', 'orchestrators in the cluster', integer(1), 2)
     .option('--workers-per-runtime <n>', 'workers per runtime in the cluster', integer(1), 2)
@@ -27,6 +28,12 @@ export function registerBenchCommand(program: Command): void {
       '--history-steps <n>',
       'finished steps written into the tables before linear is measured again (default 1,000,000; --quick 100,000; 0 skips)',
       integer(0),
+    )
+    .option('--io-rounds <n>', 'rounds of the I/O-bound tier (default 3; --quick 1)', integer(1))
+    .option(
+      '--io-tasks <list>',
+      `tasks created at once in the I/O-bound tier, each from 1 to ${IO_CONCURRENCY} (its workers' concurrency; default ${IO_TASKS.join(',')})`,
+      integerList(1, IO_CONCURRENCY),
     )
     .option('--no-interleave', 'measure the scenarios one after the other instead of interleaving their samples')
     .option('--out <dir>', 'results directory', join(packageRoot(), 'bench', 'results'))
@@ -49,6 +56,8 @@ export function registerBenchCommand(program: Command): void {
         inFlight: o.inFlight,
         throughputSeconds: o.throughputSeconds ?? (quick ? 3 : 10),
         historySteps: o.historySteps ?? (quick ? 100_000 : 1_000_000),
+        ioRounds: o.ioRounds ?? (quick ? 1 : 3),
+        ioTasks: o.ioTasks ?? [...IO_TASKS],
         interleave: o.interleave !== false,
         out: o.out,
         writeDocs: Boolean(o.writeDocs),

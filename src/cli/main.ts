@@ -75,7 +75,12 @@ program
   .addOption(new Option('--runtime <runtime>', 'handler runtime').choices(['native', 'typescript', 'python', 'ruby']).default('native'))
   .requiredOption('--handlers <dir>', 'directory of handler modules for that runtime')
   .option('--namespaces <list>', 'comma-separated namespaces to serve (default: every namespace with steps of this runtime)')
-  .option('--concurrency <n>', 'steps run at once (Python and Ruby: one per interpreter whatever this says)', integer(1, 10_000), 32)
+  .option(
+    '--concurrency <n>',
+    'steps run at once (Python and Ruby: also the size of their thread pool, unless WEFT_BRIDGE_THREADS says otherwise)',
+    integer(1, 10_000),
+    32,
+  )
   .option('--port <port>', 'HTTP port for /health and /metrics (default: none)', port)
   .action(async (opts: { runtime: string; handlers: string; namespaces?: string; concurrency: number; port?: number }) => {
     await runWorker(loadConfig(), createLogger({ name: `weft-worker-${opts.runtime}` }), opts);

@@ -21,5 +21,20 @@ export function integer(min: number, max = Number.MAX_SAFE_INTEGER): (value: str
   };
 }
 
+/**
+ * A comma-separated list of whole numbers in range, e.g. `8,16`.
+ *
+ * @example
+ *   .option('--io-tasks <list>', 'task counts', integerList(1, 256))
+ */
+export function integerList(min: number, max = Number.MAX_SAFE_INTEGER): (value: string) => number[] {
+  const one = integer(min, max);
+  return (value) => {
+    const parts = value.split(',').map((p) => p.trim());
+    if (parts.some((p) => p === '')) throw new InvalidArgumentError('expected a comma-separated list of whole numbers, e.g. 32,256.');
+    return parts.map(one);
+  };
+}
+
 /** A TCP port (0 = any free port). */
 export const port = integer(0, 65_535);

@@ -50,6 +50,7 @@ import { describeExit } from '../core/process-exit.js';
 import { backoffMs } from '../shared/retry.js';
 import { loadTemplateDir } from '../core/template/load.js';
 import { deletePrefixQueues } from '../messaging/broker-admin.js';
+import { namespacesForRuntime } from '../store/templates.js';
 
 export const RUNTIMES = ['native', 'ruby', 'python', 'typescript'] as const;
 export type ClusterRuntime = (typeof RUNTIMES)[number];
@@ -85,9 +86,9 @@ export interface ClusterSpec {
   concurrency?: number;
   /** Give up on a child that is not healthy after this long. */
   healthTimeoutMs?: number;
-  /** Template directory of the orchestrators (default: the bundled templates/). */
+  /** Template directory the orchestrators register (default: the shipped templates/). */
   templates?: string;
-  /** Handler directory per runtime (default: the bundled handlers/). */
+  /** Handler directory per runtime, instead of the shipped handlers/ (weft bench's I/O tier loads its own). */
   handlers?: Partial<Record<ClusterRuntime, string>>;
 }
 
@@ -174,7 +175,7 @@ interface Managed {
  * child answers GET /health with 200; `stop()` stops them all by pid.
  */
 export class ClusterSupervisor {
-  readonly spec: Required<Omit<ClusterSpec, 'env' | 'templates' | 'handlers'>> & Pick<ClusterSpec, 'templates' | 'handlers'> & { env: NodeJS.ProcessEnv };
+  readonly spec: Required<Omit<ClusterSpec, 'env'>> & { env: NodeJS.ProcessEnv };
   private readonly log: Logger;
   private readonly children: Managed[] = [];
   private store?: Store;
@@ -191,7 +192,7 @@ export class ClusterSupervisor {
   private readonly recording = new Set<Promise<void>>();
 
   constructor(spec: ClusterSpec, log: Logger) {
-    this.spec = { concurrency: 32, healthTimeoutMs: 120_000, env: process.env, ...spec };
+    this.spec = { concurrency: 32, healthTimeoutMs: 120_000, env: process.env, templates: join(packageRoot(), 'templates'), handlers: {}, ...spec };
     this.log = log;
   }
 
@@ -281,13 +282,7 @@ export class ClusterSupervisor {
       });
     for (let i = 0; i < spec.orchestrators; i++) {
       const port = spec.basePort + PORT_OFFSETS.orchestrator + i;
-      add(`orchestrator-${i + 1}`, 'orchestrator', null, port, [
-        'orchestrator',
-        '--port',
-        String(port),
-        '--templates',
-        spec.templates ?? join(root, 'templates'),
-      ]);
+      add(`orchestrator-${i + 1}`, 'orchestrator', null, port, ['orchestrator', '--port', String(port), '--templates', spec.templates]);
     }
     for (const rt of RUNTIMES) {
       for (let i = 0; i < (spec.workers[rt] ?? 0); i++) {
@@ -297,7 +292,7 @@ export class ClusterSupervisor {
           '--runtime',
           rt,
           '--handlers',
-          spec.handlers?.[rt] ?? join(root, HANDLER_DIRS[rt]),
+          spec.handlers[rt] ?? join(root, HANDLER_DIRS[rt]),
           '--port',
           String(port),
           '--concurrency',
@@ -436,10 +431,15 @@ export class ClusterSupervisor {
     this.writeState();
   }
 
-  /** Delete the RabbitMQ queues of this cluster's private prefix, for every namespace of the bundled templates. */
+  /**
+   * Delete the RabbitMQ queues of this cluster's private prefix: for every namespace of its templates and
+   * every namespace the database holds, since the workers serve all of a runtime's namespaces it knows
+   * (a bench database holds the shipped templates and the I/O tier's).
+   */
   private async deleteQueues(): Promise<void> {
-    const templates = await loadTemplateDir(join(packageRoot(), 'templates'));
-    await deletePrefixQueues(loadConfig(this.spec.env).amqpUrl, this.queuePrefix!, new Set(templates.map((t) => t.namespace)), RUNTIMES);
+    const namespaces = new Set((await loadTemplateDir(this.spec.templates)).map((t) => t.namespace));
+    if (this.store) for (const rt of RUNTIMES) for (const ns of await namespacesForRuntime(this.store.db, rt)) namespaces.add(ns);
+    await deletePrefixQueues(loadConfig(this.spec.env).amqpUrl, this.queuePrefix!, namespaces, RUNTIMES);
   }
 
   snapshot(): ClusterState {

@@ -25,7 +25,7 @@ export async function runWorker(
   log: Logger,
   opts: { runtime: string; handlers: string; namespaces?: string; concurrency: number; port?: number },
 ): Promise<void> {
-  const runner = await createRunner(opts.runtime, opts.handlers, log, config.bridge);
+  const runner = await createRunner(opts.runtime, opts.handlers, log, config.bridge, opts.concurrency);
   const starting = { waitingFor: 'database', reason: 'connecting' };
   let store: Store | undefined;
   let bus: MessageBus | undefined;
@@ -39,15 +39,23 @@ export async function runWorker(
         return reply.status(503).send({ status: 'starting', runtime: runner.runtime, waiting_for: starting.waitingFor, reason: starting.reason });
       }
       const broken = runner.isBroken();
-      const health = worker.health();
-      return reply.status(broken || health.status !== 'healthy' ? 503 : 200).send({
-        status: broken ? 'broken' : health.status,
-        ...(health.status === 'degraded' ? { reason: health.reason } : {}),
+      const fit = worker.health();
+      const bridge = runner.stats?.() as { threads?: number; running?: number; stuck?: number } | undefined;
+      const stuck = bridge?.stuck ?? 0;
+      // Outcomes it cannot write make it unfit (503); stuck handlers only cost it their threads (200).
+      const reasons = [
+        ...(fit.status === 'degraded' ? [fit.reason] : []),
+        ...(stuck > 0 ? [`${stuck} handler(s) stuck: they ignored a timeout or cancel; their threads were replaced`] : []),
+      ];
+      return reply.status(broken || fit.status !== 'healthy' ? 503 : 200).send({
+        status: broken ? 'broken' : reasons.length ? 'degraded' : 'healthy',
+        ...(reasons.length && !broken ? { reason: reasons.join('; ') } : {}),
         runtime: runner.runtime,
         database: { ...store.location, source: store.source },
         namespaces: worker.namespaces(),
         in_flight: worker.inFlight(),
         counts: worker.counts,
+        ...(bridge ? { handlers: { threads: bridge.threads, running: bridge.running, stuck } } : {}),
       });
     });
     health.get('/metrics', async (_req, reply) => {
@@ -102,8 +110,8 @@ export async function runWorker(
   // A runtime that cannot be trusted any more (a handler that would not stop)
   // ends the process, so its supervisor starts a fresh one; the stuck step
   // is retried elsewhere once its lease expires.
-  worker.on('broken', (runtime: string) => {
-    log.error({ runtime }, 'runtime is broken (a handler ignored its timeout); exiting so a fresh worker can take over');
+  worker.once('broken', (runtime: string, reason?: string) => {
+    log.error({ runtime, reason }, 'runtime is broken (too many handlers ignored their timeout or cancel); exiting so a fresh worker can take over');
     void shutdown().finally(() => process.exit(70));
   });
 }

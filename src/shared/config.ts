@@ -116,8 +116,28 @@ export interface BridgeSettings {
   slowCallMs?: number;
   /** WEFT_BREAKER_HALF_OPEN_PROBES: probes allowed in flight while half-open (default 1). */
   halfOpenMaxProbes?: number;
-  /** WEFT_BRIDGE_GRACE_MS: after a timeout, how long the handler may take to return before the runtime is marked broken (default 2000 ms). */
+  /** WEFT_BRIDGE_GRACE_MS: after a timeout or cancel, how long the handler may take to return before it is declared stuck (default 2000 ms). */
   graceMs?: number;
+  /**
+   * WEFT_BRIDGE_THREADS: python and ruby: threads that run plain (`def`,
+   * Ruby) handlers at once (default: the worker's --concurrency). The pool
+   * only grows. Python's `async def` handlers need none: they run on one
+   * event loop, as many at once as the worker's concurrency allows.
+   */
+  threads?: number;
+  /**
+   * WEFT_BRIDGE_MAX_STUCK: handlers stuck at once (they ignored a timeout
+   * or cancel past the grace period) that make the worker recycle its
+   * process (exit 70 after draining; default: a quarter of the threads, at
+   * least 1). Fewer are reported and their threads replaced.
+   */
+  maxStuck?: number;
+  /**
+   * WEFT_PYTHON_LOOP_BLOCKED_MS: an `async def` handler that keeps Python's
+   * event loop from running others for longer than this is reported by name
+   * (default 100 ms).
+   */
+  loopBlockedMs?: number;
   /** WEFT_BRIDGE_QUEUE_CAPACITY: bounded queue size; a full queue answers `queue_full` (default 4096). */
   queueCapacity?: number;
   /**
@@ -144,6 +164,9 @@ const BRIDGE_ENV: ReadonlyArray<[keyof BridgeSettings, string, number, number]> 
   ['queueCapacity', 'WEFT_BRIDGE_QUEUE_CAPACITY', 1, 1_000_000],
   ['syncWaitUs', 'WEFT_BRIDGE_SYNC_WAIT_US', 0, 1_000_000],
   ['idleSpinUs', 'WEFT_BRIDGE_IDLE_SPIN_US', 0, 10_000],
+  ['threads', 'WEFT_BRIDGE_THREADS', 1, 4_096],
+  ['maxStuck', 'WEFT_BRIDGE_MAX_STUCK', 1, 4_096],
+  ['loopBlockedMs', 'WEFT_PYTHON_LOOP_BLOCKED_MS', 1, 86_400_000],
 ];
 
 function intFrom(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): number {

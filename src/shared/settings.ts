@@ -75,7 +75,22 @@ export const SETTINGS: readonly Setting[] = [
   {
     name: 'WEFT_BRIDGE_GRACE_MS',
     default: '2000',
-    meaning: 'after a timeout, how long a handler may take to return before the runtime is marked broken and the worker exits',
+    meaning: 'after a timeout or cancel, how long a Python/Ruby/TypeScript handler may take to return before it is declared stuck and loses its slot',
+  },
+  {
+    name: 'WEFT_BRIDGE_THREADS',
+    default: "the worker's --concurrency",
+    meaning: 'Python/Ruby: threads that run plain (def, Ruby) handlers at once; Python async def handlers need none',
+  },
+  {
+    name: 'WEFT_BRIDGE_MAX_STUCK',
+    default: 'a quarter of the threads, at least 1',
+    meaning: 'handlers stuck at once that make the worker drain and exit 70 for its supervisor to restart it; fewer are reported and replaced',
+  },
+  {
+    name: 'WEFT_PYTHON_LOOP_BLOCKED_MS',
+    default: '100',
+    meaning: 'an async def handler that keeps the event loop from running others this long is named in a warning',
   },
   { name: 'WEFT_BRIDGE_QUEUE_CAPACITY', default: '4096', meaning: 'calls a runtime may hold queued; more are refused (queue_full, no attempt used)' },
   {
@@ -83,7 +98,7 @@ export const SETTINGS: readonly Setting[] = [
     default: '300',
     meaning: 'how long the worker may wait for a short Python/Ruby step before it lets it finish asynchronously (0 = never)',
   },
-  { name: 'WEFT_BRIDGE_IDLE_SPIN_US', default: '0', meaning: 'how long an interpreter thread looks for the next step before it sleeps' },
+  { name: 'WEFT_BRIDGE_IDLE_SPIN_US', default: '0', meaning: 'how long an idle handler thread looks for the next step before it sleeps' },
   { name: 'WEFT_BRIDGE_PATH', default: 'build/Release/weft_bridge.node', meaning: 'the native addon to load' },
   {
     name: 'WEFT_OTEL',
@@ -103,6 +118,12 @@ export const SETTINGS: readonly Setting[] = [
       "the only folder the shipped CSV examples read: context.csv_file_path names a file inside it; the default is the data folder beside the example handlers; weft bench sets it to each run's folder",
   },
   { name: 'WEFT_PYTHON_HOME', default: 'found by the build', meaning: 'weft bench: PYTHONHOME for the Python workers it starts' },
+  {
+    name: 'WEFT_BENCH_IO_ORIGIN',
+    default: 'unset',
+    meaning:
+      'weft bench sets it for the workers of its I/O tier: http://127.0.0.1:PORT of its test server, the only place their HTTP handlers (bench/io/) may fetch',
+  },
 ];
 
 /** The catalogue as aligned text, for `weft --help`. */

@@ -8,12 +8,19 @@ import { traceBridgePhases, tracing, type BridgePhases } from '../telemetry/inde
 
 let openRunners = 0;
 
+/** Steps a worker runs at once unless told otherwise (`weft worker --concurrency`). */
+export const DEFAULT_CONCURRENCY = 32;
+/** How often the same handler's blocking of the event loop is logged at most. */
+const LOOP_BLOCKED_LOG_EVERY_MS = 60_000;
+
 /**
  * Python, Ruby, or TypeScript through the native bridge: the step is
- * serialised once, crosses the addon's call path (breaker check, then the
- * interpreter thread for python and ruby, the JS thread itself for
- * typescript) and comes back as JSON text that is stored as is. `settings`
- * (from `loadConfig().bridge`) go to the runtime's breaker and limits.
+ * serialised once, crosses the addon's call path (breaker check, then a
+ * thread of the runtime's pool or Python's event loop for python and ruby,
+ * the JS thread itself for typescript) and comes back as JSON text that is
+ * stored as is. `settings` (from `loadConfig().bridge`) go to the runtime's
+ * breaker and limits; its pool gets `settings.threads` threads, by default
+ * the worker's `concurrency`.
  */
 export async function createBridgeRunner(
   runtime: BridgeRuntime,
@@ -21,19 +28,26 @@ export async function createBridgeRunner(
   log: Logger,
   bridge?: NativeBridge,
   settings: BridgeSettings = {},
+  concurrency = DEFAULT_CONCURRENCY,
 ): Promise<BridgeRunner> {
   const b = bridge ?? (await import('../bridge/index.js')).openBridge();
+  const threads = settings.threads ?? concurrency;
+  const pool: BridgeSettings = { ...settings, threads, maxStuck: settings.maxStuck ?? Math.max(1, Math.floor(threads / 4)) };
   let keys: string[];
+  let asyncKeys: string[] = [];
   if (runtime === 'typescript') {
     const registry = await loadHandlerDir(handlersDir);
     keys = (await b.registerTypescriptHandlers(Object.fromEntries(registry.keys().map((k) => [k, registry.get(k)!])) as never)).handlers;
   } else {
-    keys = (await b.load(runtime, { handlersDir })).handlers;
+    // Sized before it loads, so its threads start with the interpreter.
+    b.configure(runtime, pool);
+    ({ handlers: keys, asyncHandlers: asyncKeys } = await b.load(runtime, { handlersDir }));
   }
   openRunners++;
-  const runner = new BridgeRunner(b, runtime, keys);
-  runner.configure(settings);
-  log.info({ runtime, handlers: keys.length, settings: b.stats(runtime).config }, 'bridge runtime loaded');
+  const runner = new BridgeRunner(b, runtime, keys, runtime === 'typescript' || asyncKeys.length ? undefined : threads);
+  runner.configure(pool);
+  runner.logEvents(log);
+  log.info({ runtime, handlers: keys.length, async_handlers: asyncKeys.length, settings: b.stats(runtime).config }, 'bridge runtime loaded');
   return runner;
 }
 
@@ -48,15 +62,38 @@ export class BridgeRunner implements StepRunner {
   private readonly calls = new Map<string, number>();
   private nextKey = 1;
 
-  /** Python and Ruby each run on one interpreter thread: one handler at a time. */
-  readonly capacity: number | undefined;
-
+  /**
+   * @param capacity handlers it can run at once, when fewer than the
+   * worker's concurrency: python and ruby with only plain handlers run as
+   * many as their pool has threads; Python's async handlers and typescript
+   * handlers need no thread each (undefined).
+   */
   constructor(
     private readonly bridge: NativeBridge,
     readonly runtime: BridgeRuntime,
     private readonly keys: string[],
-  ) {
-    this.capacity = runtime === 'typescript' ? undefined : 1;
+    readonly capacity?: number,
+  ) {}
+
+  /** Logs what the bridge reports about its handlers (stuck ones, a blocked event loop), never per step. */
+  logEvents(log: Logger): void {
+    const lastBlocked = new Map<string, number>();
+    this.bridge.onEvent((event, runtime, detail) => {
+      if (runtime !== this.runtime) return;
+      if (event === 'loop_blocked') {
+        const handler = /by handler "([^"]*)"/.exec(detail)?.[1] ?? '';
+        const now = Date.now();
+        if (now - (lastBlocked.get(handler) ?? -Infinity) < LOOP_BLOCKED_LOG_EVERY_MS) return;
+        lastBlocked.set(handler, now);
+        log.warn({ runtime, handler }, detail);
+      } else if (event === 'stuck') {
+        log.warn({ runtime }, `a handler is stuck: ${detail}`);
+      } else if (event === 'recovered') {
+        log.info({ runtime }, detail);
+      } else {
+        log.error({ runtime }, detail);
+      }
+    });
   }
 
   handlerKeys(): string[] {
@@ -104,8 +141,8 @@ export class BridgeRunner implements StepRunner {
    * `run`, with the call's bridge phases for its trace. The bridge keeps
    * per-runtime histograms, not per-call timings, so a call's phases are the
    * change in each phase's sum across the call: exact when the call was the
-   * only one through this runtime meanwhile (Python and Ruby run one at a
-   * time), left out when another one overlapped it.
+   * only one through this runtime meanwhile, left out when another one
+   * overlapped it.
    */
   private async runTraced(step: ClaimedStep): Promise<RunOutcome> {
     const before = this.phaseSums();
@@ -129,6 +166,10 @@ export class BridgeRunner implements StepRunner {
 
   isBroken(): boolean {
     return this.bridge.isBroken(this.runtime);
+  }
+
+  onBroken(listener: (reason: string) => void): void {
+    this.bridge.onBroken((runtime, reason) => runtime === this.runtime && listener(reason));
   }
 
   stats(): unknown {

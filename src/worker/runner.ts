@@ -40,8 +40,10 @@ export interface StepRunner {
    * whether a run was found.
    */
   cancel?(stepId: string): boolean;
-  /** True once the runtime cannot be trusted with more work (a handler that would not stop); the worker then exits. */
+  /** True once the runtime cannot be trusted with more work (too many handlers that would not stop); the worker then exits. */
   isBroken(): boolean;
+  /** Calls `listener` once when the runtime becomes broken, whether or not a step is running then. */
+  onBroken?(listener: (reason: string) => void): void;
   /** Runtime statistics, when the runner has any (the bridge's counters and histograms). */
   stats?(): unknown;
   close(): Promise<void>;

@@ -7,13 +7,14 @@ import type { StepRunner } from './runner.js';
 
 /**
  * The runner for a runtime: native TypeScript handlers directly, the others
- * through the bridge, configured with `bridge` (`loadConfig().bridge`).
+ * through the bridge, configured with `bridge` (`loadConfig().bridge`) and
+ * sized for the worker's `concurrency` (default 32).
  */
-export async function createRunner(runtime: string, handlersDir: string, log: Logger, bridge: BridgeSettings = {}): Promise<StepRunner> {
+export async function createRunner(runtime: string, handlersDir: string, log: Logger, bridge: BridgeSettings = {}, concurrency?: number): Promise<StepRunner> {
   if (runtime === 'native') return new NativeRunner(await loadHandlerDir(handlersDir));
   if (runtime === 'python' || runtime === 'ruby' || runtime === 'typescript') {
     const { createBridgeRunner } = await import('./bridge-runner.js');
-    return createBridgeRunner(runtime, handlersDir, log, undefined, bridge);
+    return createBridgeRunner(runtime, handlersDir, log, undefined, bridge, concurrency);
   }
   throw new ConfigError(`unknown runtime "${runtime}"; use native, typescript, python or ruby`);
 }

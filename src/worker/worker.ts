@@ -148,6 +148,7 @@ export class Worker extends EventEmitter {
   /** stop() has returned: outcomes that arrive now are not written (the pool may be closed). */
   private stopped = false;
   private unlistenCancel: (() => void) | undefined;
+  private watchingBroken = false;
   private orphansCheckedAt = 0;
   private readonly orphanCheckMs: number;
   /** Counters for /health, /metrics and weft.processes.info. */
@@ -190,6 +191,11 @@ export class Worker extends EventEmitter {
   /** Register, listen and start consuming; if that fails (a dependency is down) it may be called again. */
   async start(): Promise<void> {
     await registerProcess(this.db, { id: this.id, kind: 'worker', runtime: this.runner.runtime, info: this.info() });
+    // A runtime can break between steps (too many handlers stuck at once), not only in one.
+    if (!this.watchingBroken) {
+      this.watchingBroken = true;
+      this.runner.onBroken?.((reason) => this.emit('broken', this.runner.runtime, reason));
+    }
     this.unlistenCancel ??= await signalsOf(this.db, this.log).listen(CANCEL_CHANNEL, (payload) => this.onCancel(payload));
     this.heartbeatTimer ??= setInterval(() => void this.beat(), Math.min(HEARTBEAT_MS, Math.max(50, Math.floor(this.leaseMs / 3))));
     this.heartbeatTimer.unref();

@@ -1,68 +1,28 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
-import { clusterPorts } from '../../src/ops/cluster.js';
-import { portIsFree } from '../../src/ops/ports.js';
+import { freeClusterBase } from '../support/ports.js';
+import { runWeft, type WeftRun } from '../support/weft-process.js';
 import type { BenchDocument } from '../../src/bench/types.js';
-import { packageRoot } from '../../src/shared/paths.js';
-
-/** A base port whose whole block (2 orchestrators, 2 native workers) is free. */
-async function freeBase(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const base = 20_000 + Math.floor(Math.random() * 400) * 100;
-    const ports = clusterPorts({ orchestrators: 2, workers: { native: 2 }, basePort: base });
-    if ((await Promise.all(ports.map(portIsFree))).every(Boolean)) return base;
-  }
-  throw new Error('no free port block found between 20000 and 60000');
-}
 
 describe('weft bench --quick --scenarios linear,csv --history-steps 400, end to end on the real services', () => {
   let db: TestDatabase;
   let home: string;
   let out: string;
-  let result: { code: number | null; stdout: string; stderr: string };
+  let result: WeftRun;
 
   beforeAll(async () => {
     db = await createTestDatabase();
     home = mkdtempSync(join(tmpdir(), 'weft-bench-home-'));
     out = mkdtempSync(join(tmpdir(), 'weft-bench-out-'));
-    const base = await freeBase();
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        join(packageRoot(), 'src/cli/main.ts'),
-        'bench',
-        '--quick',
-        '--scenarios',
-        'linear,csv',
-        '--history-steps',
-        '400',
-        '--backend',
-        'pg',
-        '--base-port',
-        String(base),
-        '--out',
-        out,
-      ],
-      {
-        cwd: packageRoot(),
-        env: { ...process.env, WEFT_DATABASE_URL: db.url, WEFT_HOME: home, WEFT_LOG_LEVEL: 'warn' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
+    const base = await freeClusterBase({ orchestrators: 2, workers: { native: 2 } });
+    result = await runWeft(
+      ['bench', '--quick', '--scenarios', 'linear,csv', '--history-steps', '400', '--backend', 'pg', '--base-port', String(base), '--out', out],
+      { WEFT_DATABASE_URL: db.url, WEFT_HOME: home },
+      90_000,
     );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGTERM'), 90_000);
-    const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-    clearTimeout(timer);
-    result = { code, stdout, stderr };
   }, 120_000);
 
   afterAll(async () => {
@@ -102,7 +62,8 @@ describe('weft bench --quick --scenarios linear,csv --history-steps 400, end to 
   });
 
   it('ran against a database of its own, and dropped it', async () => {
-    const { rows } = await db.db.query(`SELECT datname FROM pg_database WHERE datname LIKE 'weft_bench_%_pg'`);
+    // its own name: another bench may be running beside this one
+    const { rows } = await db.db.query(`SELECT datname FROM pg_database WHERE datname = $1`, [`weft_bench_${result.pid}_pg`]);
     expect(rows).toEqual([]);
     expect(result.stderr).toContain('writing 400 finished steps into the tables');
   });

@@ -9,12 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { freePort, proxiedDatabase, tcpProxy, until } from '../support/tcp-proxy.js';
 import { spawnWeft, type WeftProcess } from '../support/weft-process.js';
+import { startEngine } from '../support/engine.js';
+import { parseTemplate } from '../../src/core/template/parse.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { migrate } from '../../src/store/migrate.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { registerTemplate } from '../../src/store/templates.js';
 import { createTask } from '../../src/store/tasks.js';
-import { parseTemplate } from '../../src/core/template/parse.js';
 import { initialSteps } from '../../src/core/plan.js';
 
 async function health(port: number): Promise<{ status: number; body: Record<string, any> }> {
@@ -145,6 +146,74 @@ describe('weft worker and its dependencies', () => {
       await worker.stop('SIGTERM');
       await proxy.close();
       await db.query('DELETE FROM weft.processes'); // as if it had never been: the next test counts rows
+    }
+  });
+
+  it('a Python worker whose handler is stuck answers /health degraded and goes on; too many stuck and it exits 70 for its supervisor', async () => {
+    const stubborn = parseTemplate(
+      'namespace: t_stuck\nname: stubborn\nversion: 1.0.0\nsteps:\n' +
+        '  - { name: run, handler: overlap.stubborn, runtime: python, timeout_ms: 200, retry: { max_attempts: 1 } }\n',
+      'stubborn.yaml',
+    );
+    const quick = parseTemplate(
+      'namespace: t_stuck\nname: quick\nversion: 1.0.0\nsteps:\n  - { name: run, handler: overlap.echo, runtime: python }\n',
+      'quick.yaml',
+    );
+    const own = await createTestDatabase(); // its worker's process row must not meet the other tests'
+    const engine = await startEngine({ backend: 'pg', url: own.url, templates: [stubborn, quick], namespaces: ['t_stuck'], workers: 0 });
+    const healthPort = await freePort();
+    const worker = spawnWeft(
+      [
+        'worker',
+        '--runtime',
+        'python',
+        '--handlers',
+        'test/fixtures/overlap-handlers/python',
+        '--namespaces',
+        't_stuck',
+        '--concurrency',
+        '4',
+        '--port',
+        String(healthPort),
+      ],
+      { WEFT_DATABASE_URL: own.url, WEFT_BRIDGE_GRACE_MS: '300', WEFT_BRIDGE_MAX_STUCK: '2', WEFT_LOG_FORMAT: 'json' },
+    );
+    started.push(worker);
+    try {
+      await until(
+        'the worker to serve',
+        () => health(healthPort).catch(() => undefined),
+        (h) => h?.status === 200,
+        60_000,
+      );
+      const orchestrator = engine.orchestrators[0]!;
+      await orchestrator.createTask({ namespace: 't_stuck', name: 'stubborn', context: { seconds: 60 } });
+      const degraded = await until(
+        '/health to say degraded',
+        () => health(healthPort),
+        (h) => h.body.status === 'degraded',
+      );
+      expect(degraded.status).toBe(200);
+      expect(degraded.body.handlers).toEqual({ threads: 4, running: 1, stuck: 1 });
+      expect(degraded.body.reason).toBe('1 handler(s) stuck: they ignored a timeout or cancel; their threads were replaced');
+      await until(
+        'the warning naming the stuck handler',
+        async () => worker.output(),
+        (o) =>
+          o.includes('a handler is stuck: handler \\"overlap.stubborn\\" ignored its timeout of 200 ms') &&
+          o.includes('(1 stuck now; at 2 the worker restarts'),
+      );
+      // It goes on serving.
+      expect((await engine.run('t_stuck', 'quick', { id: 1 })).state).toBe('complete');
+      // A second stuck handler reaches WEFT_BRIDGE_MAX_STUCK: the worker drains and exits 70.
+      await orchestrator.createTask({ namespace: 't_stuck', name: 'stubborn', context: { seconds: 60 } });
+      await new Promise<void>((r) => (worker.child.exitCode !== null ? r() : worker.child.once('exit', () => r())));
+      expect(worker.child.exitCode).toBe(70);
+      expect(worker.output()).toContain('2 handlers are stuck at once (the limit is 2, WEFT_BRIDGE_MAX_STUCK), so restart this worker process');
+    } finally {
+      await worker.stop('SIGKILL');
+      await engine.stop();
+      await own.drop();
     }
   });
 

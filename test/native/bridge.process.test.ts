@@ -34,6 +34,22 @@ describe('bridge: process', () => {
     expect(out.stillOk).toBe(true);
   });
 
+  it('a Python handler that segfaults on a pool thread: the process dies of SIGSEGV, leaving the tracebacks that name the handler', async () => {
+    const r = await runFixture('crash.mts', { args: ['python'] });
+    expect(r.signal).toBe('SIGSEGV');
+    expect(r.stdout).not.toContain('survived');
+    expect(r.stderr).toContain('Fatal Python error: Segmentation fault');
+    expect(r.stderr).toMatch(/crash-handlers\/python\/crashing\.py", line \d+ in segfault/);
+  });
+
+  it("a Ruby handler that segfaults on a pool thread: Ruby's report names the handler, and the process dies of the signal", async () => {
+    const r = await runFixture('crash.mts', { args: ['ruby'] });
+    expect(r.signal).not.toBeNull();
+    expect(r.stdout).not.toContain('survived');
+    expect(r.stderr).toContain('[BUG] Segmentation fault');
+    expect(r.stderr).toMatch(/crash-handlers\/ruby\/crashing\.rb:\d+:in `block in <top \(required\)>'/);
+  });
+
   it("Node's child_process and Ruby's backticks both work in the same process", async () => {
     const r = await runFixture('children.mts', { timeoutMs: 60_000 });
     expect(r.code, r.stderr).toBe(0);

@@ -1,8 +1,16 @@
 /**
- * The behaviour every dispatch target must show, run once per runtime by
- * bridge.python.test.ts, bridge.ruby.test.ts and bridge.typescript.test.ts.
- * Each of those files runs in its own vitest fork (one process), which is
- * what an interpreter needs: it can be initialised once per process.
+ * The behaviour every dispatch target must show, run once per runtime and
+ * execution model by bridge.python.test.ts (plain handlers on a pool of
+ * threads), bridge.python-async.test.ts (the same probes as `async def`
+ * handlers on the event loop), bridge.ruby.test.ts (a pool of Ruby threads)
+ * and bridge.typescript.test.ts. Each of those files runs in its own vitest
+ * fork (one process), which is what an interpreter needs: it can be
+ * initialised once per process.
+ *
+ * The pools have several threads, so a case that needs a call to wait in the
+ * queue first occupies every slot (`occupy`): each thread of a pool, or, on
+ * the event loop, the loop itself with a handler that computes without an
+ * await.
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,6 +29,17 @@ const DEFAULTS = { failureThreshold: 1000, successThreshold: 2, cooldownMs: 5000
 type Mode = 'dispatch' | 'call';
 const MODES: Mode[] = ['dispatch', 'call'];
 
+/** How the runtime under test runs its handlers. */
+export type Model = 'threads' | 'async' | 'inline';
+
+export interface SuiteOptions {
+  model?: Model;
+  /** Handler directories to load (python, ruby); default: the probes and the seed handlers. */
+  handlersDir?: string[];
+  /** Threads of the pool (python and ruby); default 4. */
+  threads?: number;
+}
+
 function ok(r: BridgeResult): unknown {
   if (!r.ok) throw new Error(`expected ok, got ${JSON.stringify(r.error)}`);
   return JSON.parse(r.json);
@@ -30,8 +49,12 @@ function err(r: BridgeResult) {
   return r.error;
 }
 
-export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => AddonBridge) => void): void {
+export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => AddonBridge) => void, options: SuiteOptions = {}): void {
   const seeded = runtime !== 'typescript';
+  const model: Model = options.model ?? (runtime === 'typescript' ? 'inline' : 'threads');
+  const threads = options.threads ?? 4;
+  /** The class of what a handler sees when it is cancelled. */
+  const cancelledClass = model === 'async' ? 'CancelledError' : { python: 'Cancelled', ruby: 'Weft::Cancelled', typescript: 'Cancelled' }[runtime];
   let bridge: AddonBridge;
   let handlers: string[] = [];
   let defaultSyncWaitUs = 0;
@@ -49,7 +72,21 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
   // The step path (what the worker's runner uses).
   const call = through('call');
 
-  describe(`bridge: ${runtime}`, () => {
+  /**
+   * Calls that hold every slot of the runtime for about `seconds`: a thread
+   * of the pool each, or the event loop itself. Resolves once all have started.
+   */
+  let holds = 0;
+  const occupy = async (seconds: number): Promise<Array<Promise<BridgeResult>>> => {
+    const n = model === 'async' ? 1 : threads;
+    const markers = Array.from({ length: n }, (_, i) => join(tmpdir(), `weft-hold-${runtime}-${process.pid}-${++holds}-${i}`));
+    const calls = markers.map((started) => bridge.dispatch(runtime, request('probe.hold', { started, seconds }, 60_000)));
+    await until(`${n} handler(s) to hold every slot`, () => markers.every((m) => existsSync(m)));
+    for (const m of markers) rmSync(m, { force: true });
+    return calls;
+  };
+
+  describe(`bridge: ${runtime} (${model})`, () => {
     beforeAll(async () => {
       // The seed's CSV handlers then read their shipped data folder (before the interpreter starts: Python reads its environment once).
       delete process.env.WEFT_EXAMPLES_DATA_DIR;
@@ -57,9 +94,11 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
       if (runtime === 'typescript') {
         ({ handlers } = await bridge.registerTypescriptHandlers(probeHandlers));
       } else {
+        bridge.configure(runtime, { threads });
         ({ handlers } = await bridge.load(runtime, {
-          handlersDir: [join(fixtures, 'handlers', runtime), join(repoRoot, 'handlers', runtime)],
+          handlersDir: options.handlersDir ?? [join(fixtures, 'handlers', runtime), join(repoRoot, 'handlers', runtime)],
         }));
+        expect(bridge.stats(runtime).threads).toBe(threads);
       }
       bridge.configure(runtime, DEFAULTS);
       defaultSyncWaitUs = bridge.stats(runtime).config.syncWaitUs;
@@ -191,19 +230,19 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
           });
 
           it('answers queue_full at once when the bounded queue is full', async () => {
+            const busy = await occupy(0.3);
             bridge.configure(runtime, { queueCapacity: 1 });
             const before = bridge.stats(runtime).rejectedQueueFull;
             try {
-              const busy = call('probe.busy', { seconds: 0.3 });
               const rest = await Promise.all(Array.from({ length: 6 }, () => call('probe.ok')));
               const kinds = rest.map((r) => (r.ok ? 'ok' : r.error.kind));
               const full = kinds.filter((k) => k === 'queue_full').length;
-              expect(full).toBeGreaterThanOrEqual(4); // one may run, one may wait
+              expect(full).toBe(5); // every slot is busy: one call waits in the queue of one
               expect(kinds.every((k) => k === 'ok' || k === 'queue_full')).toBe(true);
               const e = rest.find((r) => !r.ok);
               expect(e && !e.ok && e.error.permanent).toBe(false);
               expect(bridge.stats(runtime).rejectedQueueFull - before).toBe(full);
-              expect(ok(await busy)).toBe(true);
+              for (const r of await Promise.all(busy)) expect(r.ok).toBe(true);
             } finally {
               bridge.configure(runtime, { queueCapacity: 4096 });
             }
@@ -329,12 +368,12 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
     if (runtime !== 'typescript') {
       describe("timeouts count from the handler's start", () => {
         for (const mode of MODES) {
-          it(`a call queued behind a slow one does not time out because of the wait (${mode})`, async () => {
+          it(`a call queued behind slow ones does not time out because of the wait (${mode})`, async () => {
             const call = through(mode);
-            const slow = call('probe.sleep_then_return', { seconds: 0.3 }, 10_000);
+            const slow = await occupy(0.3);
             const queued = Array.from({ length: 3 }, () => call('probe.ok', {}, 100)); // each waits ~300 ms, 3x its timeout
             for (const r of await Promise.all(queued)) expect(ok(r)).toMatchObject({ sum: 6 });
-            expect(ok(await slow)).toBe('late');
+            for (const r of await Promise.all(slow)) expect(r.ok).toBe(true);
           });
         }
 
@@ -536,7 +575,7 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
           expect(performance.now() - t0).toBeLessThan(1_000);
           // A second cancel of the same call finds nothing.
           expect(bridge.cancel(runtime, running.key)).toBe(false);
-          // The interpreter thread is free again: the next call runs (it could not, were the handler still running).
+          // The runtime serves the next call.
           expect(ok(await call('probe.ok'))).toMatchObject({ language: runtime });
           // What the handler saw: the interrupt (python, ruby) or its aborted step.signal (typescript through call()).
           if (seeded || mode === 'call') {
@@ -544,7 +583,7 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
               const list = ok(await call('probe.cancel_seen')) as string[];
               return list.length > seenBefore ? list : undefined;
             });
-            expect(seen[seen.length - 1]).toBe({ python: 'Cancelled', ruby: 'Weft::Cancelled', typescript: 'Cancelled' }[runtime]);
+            expect(seen[seen.length - 1]).toBe(cancelledClass);
           }
           expect(bridge.isBroken(runtime)).toBe(false);
           // A cancel is the caller's decision, not a failure of the runtime: the breaker does not count it.
@@ -555,21 +594,16 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
 
       if (seeded) {
         for (const mode of MODES) {
-          it(`drops a call queued behind a running one: it never runs (${mode})`, async () => {
-            const started = marker('started');
+          it(`drops a call queued behind running ones: it never runs (${mode})`, async () => {
             const touched = marker('touched');
-            const running = keyed(mode, 'probe.until_cancelled', { started }, 60_000);
-            await until('the handler to start', () => existsSync(started));
+            const busy = await occupy(0.3);
             const queued = keyed(mode, 'probe.touch', { path: touched }, 60_000);
             expect(bridge.cancel(runtime, queued.key)).toBe(true);
             expect(err(await queued.result)).toEqual(cancelledError);
-            expect(bridge.stats(runtime).inFlight).toBe(1);
-            expect(bridge.cancel(runtime, running.key)).toBe(true);
-            expect(err(await running.result).kind).toBe('cancelled');
-            // Had the dropped call stayed in the queue it would run now, before this one.
+            for (const r of await Promise.all(busy)) expect(r.ok).toBe(true);
+            // Had the dropped call stayed in the queue it would have run by now, before this one.
             expect(ok(await call('probe.touch', { path: `${touched}-after` }))).toBe('touched');
             expect(existsSync(touched)).toBe(false);
-            rmSync(started, { force: true });
             rmSync(`${touched}-after`, { force: true });
           });
         }
@@ -585,9 +619,35 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
 
     if (extra) extra(() => bridge);
 
+    it('a handler that ignores its timeout past the grace period is reported stuck and loses its slot; the others go on', async () => {
+      bridge.configure(runtime, { graceMs: 300, maxStuck: 3 });
+      const events: string[] = [];
+      bridge.onEvent((event, rt, detail) => rt === runtime && events.push(`${event}: ${detail}`));
+      const before = bridge.stats(runtime);
+      try {
+        expect(err(await call('probe.stubborn', {}, 100)).kind).toBe('timeout');
+        await until('the stuck handler to be reported', () => events.some((e) => e.startsWith('stuck: ')));
+        const stuck = events.find((e) => e.startsWith('stuck: '))!;
+        expect(stuck).toMatch(/^stuck: handler "probe\.stubborn" ignored its timeout of 100 ms and had not returned 300 ms later; its slot was given up/);
+        const s = bridge.stats(runtime);
+        expect(s.stuck).toBe(before.stuck + 1);
+        expect(s.stuckTotal).toBe(before.stuckTotal + 1);
+        // the pool kept its size, and every slot still serves
+        if (model === 'threads') expect(s.threads).toBe(threads);
+        const results = await Promise.all(Array.from({ length: 2 * threads }, () => call('probe.ok')));
+        for (const r of results) expect(ok(r)).toMatchObject({ sum: 6 });
+        expect(bridge.isBroken(runtime)).toBe(false);
+        // a runtime failure, for the breaker
+        expect(s.breaker.lastFailure).toMatchObject({ class: 'StuckHandler' });
+      } finally {
+        bridge.resetBreaker(runtime);
+        bridge.configure(runtime, { ...DEFAULTS, maxStuck: 1 });
+      }
+    });
+
     // Last: it leaves the runtime broken for the rest of this process.
-    it('marks the runtime broken when a handler ignores its timeout past the grace period', async () => {
-      bridge.configure(runtime, { graceMs: 300 });
+    it('marks the runtime broken when too many handlers are stuck at once', async () => {
+      bridge.configure(runtime, { graceMs: 300, maxStuck: bridge.stats(runtime).stuck + 1 });
       const events: string[] = [];
       bridge.onBroken((rt, reason) => events.push(`${rt}: ${reason}`));
       const e = err(await call('probe.stubborn', {}, 100));
@@ -598,6 +658,7 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
       expect(after.kind).toBe('runtime_broken');
       expect(after.permanent).toBe(false);
       expect(after.message).toMatch(new RegExp(`^the ${runtime} runtime is broken: handler "probe.stubborn" ignored its timeout`));
+      expect(after.message).toMatch(/handlers? (is|are) stuck at once \(the limit is \d+, WEFT_BRIDGE_MAX_STUCK\), so restart this worker process$/);
       // the fast path answers it synchronously, dispatch() the same through its Promise
       const fast = bridge.call(runtime, request('probe.ok'));
       expect(fast).not.toBeInstanceOf(Promise);

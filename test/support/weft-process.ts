@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { packageRoot } from '../../src/shared/paths.js';
 
 export interface WeftProcess {
@@ -43,4 +44,28 @@ export function spawnWeft(args: string[], env: Record<string, string>): WeftProc
       }
     },
   };
+}
+
+export interface WeftRun {
+  pid: number;
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run the real `weft` CLI to its end (SIGTERM after `killAfterMs`): its exit code and output. */
+export async function runWeft(args: string[], env: NodeJS.ProcessEnv, killAfterMs: number): Promise<WeftRun> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(packageRoot(), 'src/cli/main.ts'), ...args], {
+    cwd: packageRoot(),
+    env: { ...process.env, WEFT_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const timer = setTimeout(() => child.kill('SIGTERM'), killAfterMs);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  clearTimeout(timer);
+  return { pid: child.pid!, code, stdout, stderr };
 }

@@ -1,16 +1,30 @@
 """Called by the native bridge only (native/python/python-runtime.cc).
 
 ``load_handlers(dirs)`` imports every ``*.py`` under the given directories
-and returns the registered keys; ``invoke(key, payload_json)`` runs one step
-and returns its result as JSON; ``describe(exc)`` turns an exception into
-(kind, class, message, backtrace, permanent) for the JS side.
+and returns the registered keys; ``async_handlers()`` names the ``async def``
+ones. Plain handlers run on the bridge's pool of threads through
+``invoke(key, payload_json)``, which returns the result as JSON; async ones
+run as tasks on the event loop ``serve_loop`` keeps on the interpreter's main
+thread. ``describe(exc)`` turns an exception into (kind, class, message,
+backtrace, permanent) for the JS side.
+
+Three execution models, chosen per handler (docs/handlers-python-ruby.md):
+
+- ``async def``: a task on the one event loop; thousands can wait at once.
+- ``def``: one of the pool's threads (as many as the worker's concurrency);
+  the GIL is released while it sleeps or waits for I/O.
+- either, when it is short and alone: answered while the worker waits for it
+  synchronously (no thread hop back through the event loop of Node).
 """
 
+import asyncio
 import importlib.util
+import inspect
 import json
 import os
-import signal
 import sys
+import threading
+import time
 import traceback
 
 from . import _sdk
@@ -19,26 +33,52 @@ _loads = json.loads
 _dumps = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode
 _THIS_FILE = os.path.abspath(__file__)
 _JSON_TYPES = "return dicts, lists, strings, numbers, booleans or None"
+_get_ident = threading.get_ident
+
+# ---------------------------------------------------------------------------
+# The thread pool (plain def handlers)
+# ---------------------------------------------------------------------------
+
+# Thread ident -> Event of each pool thread: set by the bridge when it
+# interrupts that thread's handler (timeout, cancel), so the handler's
+# time.sleep returns at once and the pending exception is raised from it.
+_slot_events = {}
+_real_sleep = time.sleep
 
 
-# The signal the bridge sends the interpreter thread after it raised an
-# interrupt (timeout, cancel) in it. A real-time signal nothing else in a weft
-# worker uses (Node, libuv and Ruby leave them alone).
-WAKE_SIGNAL = signal.SIGRTMIN + 6
+def _sleep(secs):
+    """time.sleep, made interruptible on the pool's threads. CPython raises
+    an asynchronous exception only between bytecodes, and only its main
+    thread may run signal handlers, so a plain time.sleep on a pool thread
+    could not be cut short by a timeout or a cancel. Elsewhere, and for
+    anything that is not a positive number (which time.sleep itself
+    judges), it is time.sleep."""
+    event = _slot_events.get(_get_ident())
+    if event is None or secs.__class__ not in (int, float) or not secs > 0:
+        return _real_sleep(secs)
+    event.wait(secs)
 
 
-def _wake(signum, frame):
-    """Does nothing, and that is the point: the signal makes a blocking call
-    (time.sleep, a socket read) return EINTR, Python then runs this handler,
-    and running it lets the pending async exception (HandlerTimeout,
-    Cancelled) be raised, out of the blocking call. Without a pending one
-    (a signal that came late) the call just goes on."""
+_sleep.__doc__ = time.sleep.__doc__
+time.sleep = _sleep
 
 
-def install_wake_signal():
-    """Called once by the bridge, on the interpreter's main thread."""
-    signal.signal(WAKE_SIGNAL, _wake)
-    return int(WAKE_SIGNAL)
+def slot_started(index):
+    """A pool thread starts (on that thread)."""
+    threading.current_thread().name = f"weft-python-{index}"
+    _slot_events[_get_ident()] = threading.Event()
+
+
+def slot_retired():
+    """A pool thread whose handler was declared stuck returned at last and ends (on that thread)."""
+    _slot_events.pop(_get_ident(), None)
+
+
+def interrupted(ident):
+    """The bridge raised HandlerTimeout or Cancelled in that thread (called holding the GIL)."""
+    event = _slot_events.get(ident)
+    if event is not None:
+        event.set()
 
 
 def load_handlers(dirs):
@@ -65,6 +105,15 @@ def load_handlers(dirs):
                     _mark_load_location(exc, path)
                     raise
     return _sdk.handlers()
+
+
+def async_handlers():
+    """The keys of the registered handlers that are coroutine functions."""
+    return sorted(key for key, (fn, _origin) in _sdk._registry.items() if _is_async(fn))
+
+
+def _is_async(fn):
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
 
 
 def _mark_load_location(exc, path):
@@ -136,13 +185,32 @@ def _path_key(key):
     return f"[{json.dumps(key, ensure_ascii=False)}]"
 
 
-def invoke(key, payload):
+def _handler(key):
     entry = _sdk._registry.get(key)
     if entry is None:
         known = ", ".join(_sdk.handlers()) or "(none)"
         raise _sdk.HandlerNotFound(f'no Python handler is registered as "{key}"; known handlers: {known}')
-    step = _sdk.Step(_loads(payload))
-    result = entry[0](step)
+    return entry[0]
+
+
+def invoke(key, payload):
+    """Runs a plain handler on the calling pool thread."""
+    event = _slot_events.get(_get_ident())
+    if event is not None:
+        event.clear()  # a wake-up meant for this thread's previous handler
+    fn = _handler(key)
+    result = fn(_sdk.Step(_loads(payload)))
+    if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
+            result.close()
+        raise _sdk.InvalidReturn(
+            f'handler "{key}" returned an awaitable ({type(result).__name__}) from a plain function; '
+            "declare it `async def` so weft runs it on its event loop"
+        )
+    return _encode(key, result)
+
+
+def _encode(key, result):
     try:
         return _dumps(result)
     except RecursionError:
@@ -160,6 +228,98 @@ def invoke(key, payload):
         raise _sdk.InvalidReturn(
             f'handler "{key}" returned {article} {what}{detail}, which is not JSON; {_JSON_TYPES}'
         ) from None
+
+
+# ---------------------------------------------------------------------------
+# The event loop (async def handlers)
+# ---------------------------------------------------------------------------
+
+_loop = None
+_tasks = {}  # job id -> its task, until it finishes
+_CANCEL_MESSAGES = {
+    "cancel": "weft: the task was cancelled",
+    "timeout": "weft: the step handler exceeded its timeout",
+}
+
+
+def serve_loop(wake_fd, blocked_ms):
+    """Runs the event loop of the async handlers on this (the interpreter's
+    main) thread, for good. The bridge writes ``wake_fd`` (an eventfd) when
+    it queues async jobs; the loop then takes all of them at once."""
+    global _loop
+    from . import _native
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    _loop = loop
+    loop.add_reader(wake_fd, _drain, wake_fd, _native)
+    if async_handlers():
+        _watch_loop(loop, blocked_ms / 1000.0, _native)
+    loop.run_forever()
+
+
+def _drain(wake_fd, native):
+    try:
+        os.read(wake_fd, 8)
+    except BlockingIOError:
+        pass
+    for job_id, key, payload in native.take_async():
+        _tasks[job_id] = _loop.create_task(_run_async(job_id, key, payload, native), name=key)
+
+
+async def _run_async(job_id, key, payload, native):
+    try:
+        result = await _handler(key)(_sdk.Step(_loads(payload)))
+        text = _encode(key, result)
+    except BaseException as exc:  # noqa: BLE001 - every outcome goes back to the worker
+        native.finish(job_id, False, describe(exc))
+    else:
+        native.finish(job_id, True, text)
+    finally:
+        _tasks.pop(job_id, None)
+
+
+def cancel_async(job_id, reason):
+    """Cancels that job's task alone (called from the bridge's interrupt
+    thread, holding the GIL): its handler sees asyncio.CancelledError at its
+    current await, with a message saying why."""
+    loop = _loop
+    if loop is not None:
+        loop.call_soon_threadsafe(_cancel, job_id, _CANCEL_MESSAGES.get(reason, reason))
+
+
+def _cancel(job_id, message):
+    task = _tasks.get(job_id)
+    if task is not None:
+        task.cancel(message)
+
+
+def _watch_loop(loop, limit, native):
+    """Reports an async handler that keeps the loop from running longer than
+    ``limit`` seconds (it called something blocking): a callback on the loop
+    notes every beat, and a thread that wakes as often sees when the beats
+    stop and which task is running meanwhile."""
+    beat = max(0.005, limit / 2)
+    seen = [time.monotonic()]
+
+    def tick():
+        seen[0] = time.monotonic()
+        loop.call_later(beat, tick)
+
+    def watch():
+        reported = None
+        while True:
+            _real_sleep(beat)
+            last = seen[0]
+            lag = time.monotonic() - last
+            if lag <= limit + beat or reported == last:
+                continue
+            reported = last
+            task = asyncio.current_task(loop)
+            native.loop_blocked(task.get_name() if task is not None else "", lag * 1000.0)
+
+    loop.call_soon(tick)
+    threading.Thread(target=watch, name="weft-loop-watch", daemon=True).start()
 
 
 def describe(exc):

@@ -1,0 +1,210 @@
+/**
+ * Handlers running at the same time inside one process (issue 16): plain
+ * Python handlers on the pool's threads, `async def` ones on the event loop,
+ * Ruby handlers on Ruby's threads. Assertions are on what the handlers
+ * recorded (when each started and ended, which thread ran it) and on which
+ * call got which outcome, never on wall-clock thresholds.
+ */
+import fc from 'fast-check';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { openBridge, type AddonBridge, type BridgeResult, type BridgeRuntime } from '../../src/bridge/index.js';
+import { repoRoot, stepPayload, until } from './helpers.js';
+
+const THREADS = 16;
+const OVERLAP = join(repoRoot, 'test', 'fixtures', 'overlap-handlers');
+
+interface Span {
+  id: string | number;
+  start: number;
+  end: number;
+  thread?: string;
+}
+
+function ok(r: BridgeResult): unknown {
+  if (!r.ok) throw new Error(`expected ok, got ${JSON.stringify(r.error)}`);
+  return JSON.parse(r.json);
+}
+
+/** Every span overlaps every other: the last to start started before the first to end ended. */
+function allOverlap(spans: Span[]): boolean {
+  return Math.max(...spans.map((s) => s.start)) < Math.min(...spans.map((s) => s.end));
+}
+
+let bridge: AddonBridge;
+let pythonAsync: string[] = [];
+const events: Array<{ event: string; runtime: string; detail: string }> = [];
+
+beforeAll(async () => {
+  bridge = openBridge();
+  bridge.onEvent((event, runtime, detail) => events.push({ event, runtime, detail }));
+  for (const runtime of ['python', 'ruby'] as const) {
+    bridge.configure(runtime, { threads: THREADS, graceMs: 300, maxStuck: 8, loopBlockedMs: 100 });
+    const { asyncHandlers } = await bridge.load(runtime, { handlersDir: join(OVERLAP, runtime) });
+    if (runtime === 'python') pythonAsync = asyncHandlers;
+  }
+});
+
+const call = (runtime: BridgeRuntime, handler: string, context: unknown, timeoutMs = 30_000, key?: number) =>
+  bridge.dispatch(runtime, { handler, payload: stepPayload(context), timeoutMs, ...(key ? { key } : {}) });
+
+/** The three ways a foreign handler runs: what each calls its handlers. */
+const MODELS = [
+  {
+    name: 'python, plain def on threads',
+    runtime: 'python',
+    sleep: 'overlap.sleep',
+    echo: 'overlap.echo',
+    raise: 'overlap.raise',
+    wait: 'overlap.interruptible',
+    stubborn: 'overlap.stubborn',
+    cancelled: 'Cancelled',
+    timedOut: 'HandlerTimeout',
+  },
+  {
+    name: 'python, async def on the event loop',
+    runtime: 'python',
+    sleep: 'overlap.async_sleep',
+    echo: 'overlap.async_echo',
+    raise: 'overlap.async_raise',
+    wait: 'overlap.async_interruptible',
+    stubborn: 'overlap.async_stubborn',
+    cancelled: 'CancelledError',
+    timedOut: 'CancelledError',
+  },
+  {
+    name: 'ruby, threads',
+    runtime: 'ruby',
+    sleep: 'overlap.sleep',
+    echo: 'overlap.echo',
+    raise: 'overlap.raise',
+    wait: 'overlap.interruptible',
+    stubborn: 'overlap.stubborn',
+    cancelled: 'Weft::Cancelled',
+    timedOut: 'Weft::HandlerTimeout',
+  },
+] as const;
+
+let nextKey = 1;
+
+describe.each(MODELS)('$name', (m) => {
+  const runtime = m.runtime;
+  const seen = async () => ok(await call(runtime, 'overlap.seen', {})) as Array<[string, string]>;
+
+  it(`${THREADS} handlers that each wait 1 s all run at the same time`, async () => {
+    const results = await Promise.all(Array.from({ length: THREADS }, (_, i) => call(runtime, m.sleep, { id: i, seconds: 1 })));
+    const spans = results.map((r) => ok(r) as Span);
+    expect(spans.map((s) => s.id).sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: THREADS }, (_, i) => i));
+    expect(allOverlap(spans)).toBe(true);
+    if (m.sleep === 'overlap.sleep') expect(new Set(spans.map((s) => s.thread)).size).toBe(THREADS);
+  });
+
+  it('a timeout interrupts only the handler that ran too long; the others complete with their results', async () => {
+    const slow = call(runtime, m.wait, { id: `late-${m.wait}`, seconds: 30 }, 300);
+    const others = Array.from({ length: 4 }, (_, i) => call(runtime, m.sleep, { id: `other-${i}`, seconds: 0.6 }));
+    const late = await slow;
+    expect(late.ok ? 'ok' : late.error.kind).toBe('timeout');
+    const spans = (await Promise.all(others)).map((r) => ok(r) as Span);
+    expect(spans.map((s) => s.id)).toEqual(['other-0', 'other-1', 'other-2', 'other-3']);
+    const interrupted = await until('the handler to see its interrupt', async () => (await seen()).find(([id]) => id === `late-${m.wait}`));
+    expect(interrupted[1]).toBe(m.timedOut);
+    expect((await seen()).filter(([id]) => String(id).startsWith('other-'))).toEqual([]);
+  });
+
+  it('a cancel interrupts only that handler; the others complete with their results', async () => {
+    const key = nextKey++;
+    const id = `cancelled-${m.wait}-${key}`;
+    const victim = call(runtime, m.wait, { id, seconds: 30 }, 60_000, key);
+    const others = Array.from({ length: 4 }, (_, i) => call(runtime, m.sleep, { id: `kept-${i}`, seconds: 0.6 }));
+    await until('the victim to run', () => bridge.stats(runtime).running >= 5);
+    expect(bridge.cancel(runtime, key)).toBe(true);
+    const r = await victim;
+    expect(r.ok ? 'ok' : r.error.kind).toBe('cancelled');
+    for (const [i, res] of (await Promise.all(others)).entries()) expect((ok(res) as Span).id).toBe(`kept-${i}`);
+    const interrupted = await until('the handler to see the cancel', async () => (await seen()).find(([x]) => x === id));
+    expect(interrupted[1]).toBe(m.cancelled);
+  });
+
+  it('a handler raising on one thread does not touch the others; each gets its own outcome', async () => {
+    const calls = Array.from({ length: 12 }, (_, i) =>
+      i % 3 === 0 ? call(runtime, m.raise, { id: `r${i}`, seconds: 0.05 }) : call(runtime, m.sleep, { id: `s${i}`, seconds: 0.05 }),
+    );
+    for (const [i, r] of (await Promise.all(calls)).entries()) {
+      if (i % 3 === 0) {
+        expect(r.ok).toBe(false);
+        if (!r.ok) expect(r.error).toMatchObject({ kind: 'raised', message: `raised by r${i}`, permanent: false });
+      } else {
+        expect((ok(r) as Span).id).toBe(`s${i}`);
+      }
+    }
+  });
+
+  it('results never cross between concurrent calls (fuzz: distinct payloads, every result matched to its call)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.string({ maxLength: 40 }), { minLength: 20, maxLength: 80 }), async (payloads) => {
+        const results = await Promise.all(payloads.map((payload, i) => call(runtime, m.echo, { id: i, payload })));
+        for (const [i, r] of results.entries()) expect(ok(r)).toMatchObject({ id: i, payload: payloads[i] });
+      }),
+      { numRuns: 15 },
+    );
+  });
+
+  it('a stuck handler loses its slot while the others go on', async () => {
+    const before = bridge.stats(runtime);
+    const stuck = call(runtime, m.stubborn, { seconds: 2 }, 100);
+    const r = await stuck;
+    expect(r.ok ? 'ok' : r.error.kind).toBe('timeout');
+    await until('the stuck handler to be reported', () => bridge.stats(runtime).stuck > before.stuck);
+    const spans = (await Promise.all(Array.from({ length: THREADS }, (_, i) => call(runtime, m.sleep, { id: i, seconds: 0.3 })))).map((x) => ok(x) as Span);
+    expect(allOverlap(spans)).toBe(true); // the pool still has THREADS free slots
+    expect(bridge.isBroken(runtime)).toBe(false);
+    await until('the stuck handler to return at last', () => bridge.stats(runtime).stuck === before.stuck, 10_000);
+    expect(events.filter((e) => e.runtime === runtime && e.event === 'recovered').length).toBeGreaterThan(0);
+  });
+});
+
+describe('python: async def handlers', () => {
+  it('thousands wait at once on one event loop', async () => {
+    const results = await Promise.all(Array.from({ length: 1000 }, (_, i) => call('python', 'overlap.async_sleep', { id: i, seconds: 0.5 })));
+    expect(allOverlap(results.map((r) => ok(r) as Span))).toBe(true);
+  });
+
+  it('one that blocks the event loop is reported by name, and the others are late but complete', async () => {
+    const before = bridge.stats('python').loop!.blocked;
+    const others = Array.from({ length: 4 }, (_, i) => call('python', 'overlap.async_sleep', { id: i, seconds: 0.05 }));
+    const blocker = call('python', 'overlap.async_blocks_loop', { seconds: 0.5 });
+    expect(ok(await blocker)).toBe('blocked');
+    for (const r of await Promise.all(others)) expect(r.ok).toBe(true);
+    await until('the block to be reported', () => bridge.stats('python').loop!.blocked > before);
+    // (an earlier test's burst of 1,000 tasks may have been reported too, under load)
+    const e = await until('the report naming the blocker', () => events.find((x) => x.event === 'loop_blocked' && x.detail.includes('async_blocks_loop')));
+    expect(e.detail).toMatch(/^the event loop of the async Python handlers was blocked for \d+ ms by handler "overlap\.async_blocks_loop": /);
+    expect(bridge.stats('python').loop!.maxLagMs).toBeGreaterThan(100);
+  });
+
+  it('a plain def that returns a coroutine is refused, naming the fix', async () => {
+    const r = await call('python', 'overlap.returns_coroutine', {});
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.error).toMatchObject({ kind: 'invalid_return', permanent: true });
+      expect(r.error.message).toBe(
+        'handler "overlap.returns_coroutine" returned an awaitable (coroutine) from a plain function; declare it `async def` so weft runs it on its event loop',
+      );
+    }
+  });
+
+  it('load() names the async def handlers; plain ones run on threads named weft-python-N', async () => {
+    expect(pythonAsync).toEqual([
+      'overlap.async_blocks_loop',
+      'overlap.async_context',
+      'overlap.async_echo',
+      'overlap.async_interruptible',
+      'overlap.async_raise',
+      'overlap.async_sleep',
+      'overlap.async_stubborn',
+    ]);
+    const r = ok(await call('python', 'overlap.echo', { id: 1 })) as { thread: string };
+    expect(r.thread).toMatch(/^weft-python-\d+$/);
+  });
+});
