@@ -189,7 +189,14 @@ export class Deployment {
           signal: AbortSignal.timeout(10_000),
         });
         const text = await res.text();
-        const id = res.status === 201 ? (JSON.parse(text) as { id: string }).id : res.status === 409 ? /[0-9a-f]{8}-[0-9a-f-]{27}/.exec(text)?.[0] : undefined;
+        // 200: a retry of a POST whose first try was committed though its answer was lost (the kill
+        // landed between COMMIT and the reply): the idempotency key gives back the same task.
+        const id =
+          res.status === 201 || res.status === 200
+            ? (JSON.parse(text) as { id: string }).id
+            : res.status === 409
+              ? /[0-9a-f]{8}-[0-9a-f-]{27}/.exec(text)?.[0]
+              : undefined;
         if (id) {
           this.expected.push({ id, namespace, ...expect });
           return;
