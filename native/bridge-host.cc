@@ -17,6 +17,9 @@ namespace {
 // Long enough for a short handler's cold round trip on a loaded 2-vCPU VM
 // (wake-up + run), short enough that a miss costs little (bench:bridge).
 constexpr uint32_t kDefaultSyncWaitUs = 300;
+// A handler whose recent runs took at most this long is "short": the queue
+// spreads bursts of its jobs over two threads, not the whole pool (JobQueue).
+constexpr int64_t kShortRunNs = 100 * 1000;
 
 std::atomic<bool> g_claimed{false};
 BridgeHost* g_host = nullptr;
@@ -473,6 +476,11 @@ Napi::Value BridgeHost::Submit(const Napi::CallbackInfo& info, bool allowSync) {
   job->probe = probe;
   job->dispatchNs = t0;
   job->callKey = CallKey(info, 4);
+  {
+    auto& runs = runNs_[int(id)];
+    auto it = runs.find(job->handler);
+    job->shortRun = it != runs.end() && it->second <= kShortRunNs;
+  }
   bool sync = allowSync && SyncEligible(rt, job->handler);
   if (sync) job->handoff.store(kSyncWaiting, std::memory_order_relaxed);
   RuntimeWorker::Admission a = rt->Enqueue(job);

@@ -10,45 +10,91 @@ bool JobQueue::TryPush(JobPtr job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (items_.size() >= capacity_) return false;
+    bool shortRun = job->shortRun;
     items_.push_back(std::move(job));
     size_.store(items_.size(), std::memory_order_release);
-    wake = waiters_ > 0;
+    // A short job left to the lanes still needs a thread standing by (Pop).
+    wake = waiters_ > woken_ && (!shortRun || shortRunners_ + woken_ < kShortLanes || !standby_);
+    if (wake) woken_++;
   }
   if (wake) cv_.notify_one();
   return true;
 }
 
-bool JobQueue::Pop(JobPtr* out, int64_t spinNs, std::atomic<bool>* wake) {
-  auto woken = [wake] { return wake && wake->load(std::memory_order_acquire); };
+bool JobQueue::Pop(JobPtr* out, int64_t spinNs, Seat* seat) {
+  auto woken = [seat] { return seat && seat->wake.load(std::memory_order_acquire); };
   if (spinNs > 0 && size_.load(std::memory_order_acquire) == 0) {
     // Yields rather than pauses, for the same reason as BridgeHost::AwaitShort.
     int64_t until = NowNs() + spinNs;
     while (size_.load(std::memory_order_acquire) == 0 && !woken() && NowNs() < until) sched_yield();
   }
   std::unique_lock<std::mutex> lock(mu_);
-  while (items_.empty() && !woken()) {
+  if (seat && seat->runningShort) {
+    seat->runningShort = false;
+    shortRunners_--;
+  }
+  // Take the head unless it is a short job and the lanes are busy with short
+  // ones (and moving): then it is theirs, and this thread sleeps.
+  auto mayTake = [this] {
+    return !items_.empty() &&
+           (!items_.front()->shortRun || shortRunners_ < kShortLanes || NowNs() - lastTakenNs_ > kStallNs);
+  };
+  while (!mayTake() && !woken()) {
+    // Short jobs wait for the lanes: one thread stands by, waking every
+    // kStallNs to see whether the lanes still move; the rest sleep.
+    bool standby = !items_.empty() && !standby_;
+    if (standby) standby_ = true;
     ++waiters_;
-    cv_.wait(lock);
+    bool timedOut = false;
+    if (standby) {
+      timedOut = cv_.wait_for(lock, std::chrono::nanoseconds(kStallNs)) == std::cv_status::timeout;
+      standby_ = false;
+    } else {
+      cv_.wait(lock);
+    }
     --waiters_;
+    if (!timedOut && woken_ > 0) woken_--;
   }
   if (woken()) {
-    wake->store(false, std::memory_order_release);
-    if (items_.empty()) return false;
+    seat->wake.store(false, std::memory_order_release);
+    if (!mayTake()) return false;
   }
   *out = std::move(items_.front());
   items_.pop_front();
   size_.store(items_.size(), std::memory_order_release);
+  lastTakenNs_ = NowNs();
+  bool wakeLane = false;
+  if ((*out)->shortRun) {
+    if (seat) {
+      seat->runningShort = true;
+      shortRunners_++;
+    }
+  } else if (!items_.empty() && items_.front()->shortRun && shortRunners_ + woken_ < kShortLanes && waiters_ > woken_) {
+    // This one may run long: the short ones queued behind it get a lane of their own.
+    woken_++;
+    wakeLane = true;
+  }
+  lock.unlock();
+  if (wakeLane) cv_.notify_one();
   return true;
 }
 
-void JobQueue::Wake(std::atomic<bool>* wake) {
+void JobQueue::Wake(Seat* seat) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    wake->store(true, std::memory_order_release);
+    seat->wake.store(true, std::memory_order_release);
   }
-  // Every sleeper wakes and looks at its own flag: a wake is rare (Ruby's
+  // Every sleeper wakes and looks at its own seat: a wake is rare (Ruby's
   // unblocking function), a lost one would leave a Ruby thread deaf.
   cv_.notify_all();
+}
+
+void JobQueue::Leave(Seat* seat) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (seat->runningShort) {
+    seat->runningShort = false;
+    shortRunners_--;
+  }
 }
 
 std::vector<JobPtr> JobQueue::Drain() {

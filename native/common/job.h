@@ -123,8 +123,9 @@ struct Job {
   std::string handler;
   std::string payload;  // released by the runtime once copied into the interpreter
   uint32_t timeoutMs = 0;
-  bool probe = false;    // admitted by a half-open breaker
-  uint64_t callKey = 0;  // the caller's key for cancel(); 0 = none. JS thread only
+  bool probe = false;     // admitted by a half-open breaker
+  bool shortRun = false;  // its handler's recent runs were short (JobQueue wakes fewer threads for it)
+  uint64_t callKey = 0;   // the caller's key for cancel(); 0 = none. JS thread only
 
   int64_t dispatchNs = 0;  // JS thread entered Dispatch
   int64_t enqueuedNs = 0;  // pushed on the queue

@@ -114,8 +114,8 @@ class RuntimeWorker {
   // was claimed meanwhile (cancelled, or the runtime was marked broken).
   bool BeginJob(const JobPtr& job);
   // A runtime thread: wait for the next job (false when woken without one).
-  bool NextJob(JobPtr* job, std::atomic<bool>* wake = nullptr) {
-    return queue_.Pop(job, int64_t(idleSpinUs.load(std::memory_order_relaxed)) * 1000, wake);
+  bool NextJob(JobPtr* job, JobQueue::Seat* seat = nullptr) {
+    return queue_.Pop(job, int64_t(idleSpinUs.load(std::memory_order_relaxed)) * 1000, seat);
   }
   // The handler came back (or a begun job will never run it). Returns true
   // when it had been declared stuck: its thread was replaced and must retire.

@@ -182,6 +182,7 @@ struct PythonRuntime::Slot {
   unsigned long ident = 0;  // Python's id of this thread, for PyThreadState_SetAsyncExc
   void* tstate = nullptr;   // its persistent PyThreadState
   std::atomic<uint64_t> runningJob{0};
+  JobQueue::Seat seat;
 };
 
 void PythonRuntime::ThreadMain() {
@@ -367,11 +368,12 @@ void PythonRuntime::SlotMain(Slot* slot) {
   slot->tstate = PyEval_SaveThread();
   for (;;) {
     JobPtr job;
-    if (!NextJob(&job)) continue;
+    if (!NextJob(&job, &slot->seat)) continue;
     if (!BeginJob(job)) continue;
     if (RunJob(slot, job)) break;
   }
   // Its handler was declared stuck and another thread took its place: retire.
+  queue_.Leave(&slot->seat);
   PyEval_RestoreThread(static_cast<PyThreadState*>(slot->tstate));
   Ref retired(PyObject_CallNoArgs(static_cast<PyObject*>(slotRetired_)));
   PyErr_Clear();
@@ -381,6 +383,10 @@ void PythonRuntime::SlotMain(Slot* slot) {
 
 bool PythonRuntime::RunJob(Slot* slot, const JobPtr& job) {
   PyEval_RestoreThread(static_cast<PyThreadState*>(slot->tstate));
+  // The handler's run counts from here: a wait for the GIL is queue time, not
+  // its run time, which decides whether its jobs are short (JobQueue). Its
+  // timeout was set from BeginJob's start and stays.
+  job->startNs = NowNs();
   slot->runningJob.store(job->id);
   // Cancelled between BeginJob and here: the interrupt thread may have
   // looked for this job before it was running, so do not start it at all.

@@ -139,19 +139,19 @@ ForeignError DescribeError(int jumpState) {
 struct WaitCtx {
   RubyRuntime* rt;
   JobPtr* slot;  // lives in SlotLoop()'s frame, outside rb_protect
-  std::atomic<bool>* wake;
+  JobQueue::Seat* seat;
 };
 
 void* PopWithoutGvl(void* arg) {
   WaitCtx* w = static_cast<WaitCtx*>(arg);
-  w->rt->WaitForJob(w->slot, w->wake);
+  w->rt->WaitForJob(w->slot, w->seat);
   return nullptr;
 }
 
 // Ruby's unblocking function: wakes this pool thread alone.
 void UbfWakeSlot(void* arg) {
   WaitCtx* w = static_cast<WaitCtx*>(arg);
-  w->rt->WakeSlot(w->wake);
+  w->rt->WakeSlot(w->seat);
 }
 
 VALUE WaitProtected(VALUE arg) {
@@ -193,7 +193,7 @@ struct RubyRuntime::Slot {
   uint32_t index = 0;
   VALUE thread = Qnil;  // kept alive by g_slotThreads
   std::atomic<uint64_t> runningJob{0};
-  std::atomic<bool> wake{false};  // set by the unblocking function
+  JobQueue::Seat seat;  // its place at the queue (the unblocking function wakes it)
   RubyRuntime* rt = nullptr;
 };
 
@@ -400,7 +400,7 @@ void RubyRuntime::Serve() {
 void RubyRuntime::SlotLoop(Slot* slot) {
   for (;;) {
     JobPtr job;
-    WaitCtx w{this, &job, &slot->wake};
+    WaitCtx w{this, &job, &slot->seat};
     // A late Thread#raise fires when the wait returns; rb_protect swallows it
     // and the popped job is kept in `job`.
     int st = 0;
@@ -408,7 +408,10 @@ void RubyRuntime::SlotLoop(Slot* slot) {
     if (st) rb_set_errinfo(Qnil);
     if (!job) continue;
     if (!BeginJob(job)) continue;
-    if (RunJob(slot, job)) return;  // declared stuck and replaced: retire
+    if (RunJob(slot, job)) {  // declared stuck and replaced: retire
+      queue_.Leave(&slot->seat);
+      return;
+    }
   }
 }
 

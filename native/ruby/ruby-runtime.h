@@ -44,9 +44,9 @@ class RubyRuntime : public RuntimeWorker {
 
   struct Slot;
   // Used by the C callbacks in ruby-runtime.cc.
-  bool WaitForJob(JobPtr* job, std::atomic<bool>* wake) { return NextJob(job, wake); }  // without the GVL
-  void WakeSlot(std::atomic<bool>* wake) { queue_.Wake(wake); }                         // ubf
-  void SlotLoop(Slot* slot);                                                            // a pool thread
+  bool WaitForJob(JobPtr* job, JobQueue::Seat* seat) { return NextJob(job, seat); }  // without the GVL
+  void WakeSlot(JobQueue::Seat* seat) { queue_.Wake(seat); }                         // ubf
+  void SlotLoop(Slot* slot);                                                         // a pool thread
   bool WaitControl();       // without the GVL: true when there is work
   void WakeControl();       // ubf
   void ControlIteration();  // holding the GVL

@@ -164,6 +164,26 @@ describe.each(MODELS)('$name', (m) => {
   });
 });
 
+describe.each(['python', 'ruby'] as const)('%s: how the pool shares out short handlers', (runtime) => {
+  it('a handler that has been quick but blocks this once does not hold up the quick calls queued behind it', async () => {
+    // Many quick runs: the bridge now counts it as short and gives its calls one lane.
+    for (let i = 0; i < 50; i++) ok(await call(runtime, 'overlap.quick_or_slow', { id: i }));
+    const order: string[] = [];
+    const slow = call(runtime, 'overlap.quick_or_slow', { id: 'slow', slow: 2 }).then((r) => order.push(String((ok(r) as Span).id)));
+    const quick = Array.from({ length: 10 }, (_, i) =>
+      call(runtime, 'overlap.quick_or_slow', { id: `q${i}` }).then((r) => order.push(String((ok(r) as Span).id))),
+    );
+    await Promise.all([slow, ...quick]);
+    expect(order.at(-1)).toBe('slow');
+    expect(order.slice(0, 10).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `q${i}`).sort());
+  });
+
+  it('a burst of short calls all complete, each with its own result', async () => {
+    const results = await Promise.all(Array.from({ length: 2_000 }, (_, i) => call(runtime, 'overlap.quick_or_slow', { id: i })));
+    expect(results.map((r) => (ok(r) as Span).id)).toEqual(Array.from({ length: 2_000 }, (_, i) => i));
+  });
+});
+
 describe('python: async def handlers', () => {
   it('thousands wait at once on one event loop', async () => {
     const results = await Promise.all(Array.from({ length: 1000 }, (_, i) => call('python', 'overlap.async_sleep', { id: i, seconds: 0.5 })));

@@ -68,7 +68,11 @@ describe('bridge runner: cancel', () => {
     const out = await run;
     expect(out).toEqual({ ok: false, error: { language: 'python', backtrace: [], ...cancelled } });
     expect(runner.cancel!(step.id)).toBe(false);
-    const next = await runner.run(claimedStep({ handler: 'probe.cancel_seen', name: 'next', runtime: 'python', context: {} }));
+    // The next step runs at once on another thread; the interrupted handler notes what it saw a moment later.
+    const next = await until('the handler to note the interrupt', async () => {
+      const r = await runner.run(claimedStep({ handler: 'probe.cancel_seen', name: 'next', runtime: 'python', context: {} }));
+      return r.ok && r.json !== '[]' ? r : undefined;
+    });
     expect(next).toEqual({ ok: true, result: undefined, json: '["Cancelled"]' });
     expect(runner.isBroken()).toBe(false);
     rmSync(started, { force: true });

@@ -196,21 +196,14 @@ def _handler(key):
 def invoke(key, payload):
     """Runs a plain handler on the calling pool thread."""
     event = _slot_events.get(_get_ident())
-    if event is not None:
+    if event is not None and event.is_set():
         event.clear()  # a wake-up meant for this thread's previous handler
-    fn = _handler(key)
-    result = fn(_sdk.Step(_loads(payload)))
-    if inspect.isawaitable(result):
-        if inspect.iscoroutine(result):
-            result.close()
-        raise _sdk.InvalidReturn(
-            f'handler "{key}" returned an awaitable ({type(result).__name__}) from a plain function; '
-            "declare it `async def` so weft runs it on its event loop"
-        )
-    return _encode(key, result)
+    entry = _sdk._registry.get(key)
+    fn = entry[0] if entry is not None else _handler(key)
+    return _encode(key, fn(_sdk.Step(_loads(payload))), plain=True)
 
 
-def _encode(key, result):
+def _encode(key, result, plain=False):
     try:
         return _dumps(result)
     except RecursionError:
@@ -221,6 +214,13 @@ def _encode(key, result):
             f"{_too_deep_path(result)}; flatten it (weft keeps every JSON value within {_sdk.MAX_JSON_DEPTH} levels)"
         ) from None
     except (TypeError, ValueError):
+        if plain and inspect.isawaitable(result):
+            if inspect.iscoroutine(result):
+                result.close()  # never awaited: no "coroutine was never awaited" warning later
+            raise _sdk.InvalidReturn(
+                f'handler "{key}" returned an awaitable ({type(result).__name__}) from a plain function; '
+                "declare it `async def` so weft runs it on its event loop"
+            ) from None
         bad = _find_bad(result, "value")
         where, what = bad if bad else ("value", type(result).__name__)
         article = "an" if what[:1] in "aeiou" else "a"
