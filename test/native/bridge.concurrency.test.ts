@@ -20,6 +20,7 @@ interface Span {
   start: number;
   end: number;
   thread?: string;
+  met?: boolean;
 }
 
 function ok(r: BridgeResult): unknown {
@@ -30,6 +31,18 @@ function ok(r: BridgeResult): unknown {
 /** Every span overlaps every other: the last to start started before the first to end ended. */
 function allOverlap(spans: Span[]): boolean {
   return Math.max(...spans.map((s) => s.start)) < Math.min(...spans.map((s) => s.end));
+}
+
+let groups = 0;
+/**
+ * `count` calls of a rendezvous handler: each waits until all `count` have
+ * started (at most 30 s). Every one reports `met` only if they all ran at
+ * once, which no slow start on a loaded machine can fake or break.
+ */
+async function rendezvous(runtime: BridgeRuntime, handler: string, count: number): Promise<Span[]> {
+  const group = `g${++groups}`;
+  const results = await Promise.all(Array.from({ length: count }, (_, i) => call(runtime, handler, { id: i, group, count })));
+  return results.map((r) => ok(r) as Span);
 }
 
 let bridge: AddonBridge;
@@ -55,6 +68,7 @@ const MODELS = [
     name: 'python, plain def on threads',
     runtime: 'python',
     sleep: 'overlap.sleep',
+    rendezvous: 'overlap.rendezvous',
     echo: 'overlap.echo',
     raise: 'overlap.raise',
     wait: 'overlap.interruptible',
@@ -66,6 +80,7 @@ const MODELS = [
     name: 'python, async def on the event loop',
     runtime: 'python',
     sleep: 'overlap.async_sleep',
+    rendezvous: 'overlap.async_rendezvous',
     echo: 'overlap.async_echo',
     raise: 'overlap.async_raise',
     wait: 'overlap.async_interruptible',
@@ -77,6 +92,7 @@ const MODELS = [
     name: 'ruby, threads',
     runtime: 'ruby',
     sleep: 'overlap.sleep',
+    rendezvous: 'overlap.rendezvous',
     echo: 'overlap.echo',
     raise: 'overlap.raise',
     wait: 'overlap.interruptible',
@@ -92,12 +108,12 @@ describe.each(MODELS)('$name', (m) => {
   const runtime = m.runtime;
   const seen = async () => ok(await call(runtime, 'overlap.seen', {})) as Array<[string, string]>;
 
-  it(`${THREADS} handlers that each wait 1 s all run at the same time`, async () => {
-    const results = await Promise.all(Array.from({ length: THREADS }, (_, i) => call(runtime, m.sleep, { id: i, seconds: 1 })));
-    const spans = results.map((r) => ok(r) as Span);
-    expect(spans.map((s) => s.id).sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: THREADS }, (_, i) => i));
+  it(`${THREADS} handlers that each wait until all ${THREADS} have started all run at the same time`, async () => {
+    const spans = await rendezvous(runtime, m.rendezvous, THREADS);
+    expect(spans.map((s) => s.id)).toEqual(Array.from({ length: THREADS }, (_, i) => i));
+    expect(spans.every((s) => s.met)).toBe(true);
     expect(allOverlap(spans)).toBe(true);
-    if (m.sleep === 'overlap.sleep') expect(new Set(spans.map((s) => s.thread)).size).toBe(THREADS);
+    if (m.rendezvous === 'overlap.rendezvous') expect(new Set(spans.map((s) => s.thread)).size).toBe(THREADS);
   });
 
   it('a timeout interrupts only the handler that ran too long; the others complete with their results', async () => {
@@ -152,12 +168,12 @@ describe.each(MODELS)('$name', (m) => {
 
   it('a stuck handler loses its slot while the others go on', async () => {
     const before = bridge.stats(runtime);
-    const stuck = call(runtime, m.stubborn, { seconds: 2 }, 100);
+    const stuck = call(runtime, m.stubborn, { seconds: 4 }, 100);
     const r = await stuck;
     expect(r.ok ? 'ok' : r.error.kind).toBe('timeout');
     await until('the stuck handler to be reported', () => bridge.stats(runtime).stuck > before.stuck);
-    const spans = (await Promise.all(Array.from({ length: THREADS }, (_, i) => call(runtime, m.sleep, { id: i, seconds: 0.3 })))).map((x) => ok(x) as Span);
-    expect(allOverlap(spans)).toBe(true); // the pool still has THREADS free slots
+    const spans = await rendezvous(runtime, m.rendezvous, THREADS);
+    expect(spans.every((s) => s.met)).toBe(true); // the pool still has THREADS free slots
     expect(bridge.isBroken(runtime)).toBe(false);
     await until('the stuck handler to return at last', () => bridge.stats(runtime).stuck === before.stuck, 10_000);
     expect(events.filter((e) => e.runtime === runtime && e.event === 'recovered').length).toBeGreaterThan(0);
@@ -186,8 +202,8 @@ describe.each(['python', 'ruby'] as const)('%s: how the pool shares out short ha
 
 describe('python: async def handlers', () => {
   it('thousands wait at once on one event loop', async () => {
-    const results = await Promise.all(Array.from({ length: 1000 }, (_, i) => call('python', 'overlap.async_sleep', { id: i, seconds: 0.5 })));
-    expect(allOverlap(results.map((r) => ok(r) as Span))).toBe(true);
+    const spans = await rendezvous('python', 'overlap.async_rendezvous', 1000);
+    expect(spans.every((s) => s.met)).toBe(true);
   });
 
   it('one that blocks the event loop is reported by name, and the others are late but complete', async () => {
@@ -221,6 +237,7 @@ describe('python: async def handlers', () => {
       'overlap.async_echo',
       'overlap.async_interruptible',
       'overlap.async_raise',
+      'overlap.async_rendezvous',
       'overlap.async_sleep',
       'overlap.async_stubborn',
     ]);

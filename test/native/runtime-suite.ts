@@ -12,7 +12,7 @@
  * the event loop, the loop itself with a handler that computes without an
  * await.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -73,17 +73,29 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
   const call = through('call');
 
   /**
-   * Calls that hold every slot of the runtime for about `seconds`: a thread
-   * of the pool each, or the event loop itself. Resolves once all have started.
+   * Calls that hold every slot of the runtime (a thread of the pool each, or
+   * the event loop itself) until `release()` (or `seconds`, a safety net).
+   * Resolves once all have started. Never a fixed hold: on a loaded machine
+   * a hold of 0.3 s could end before the test queued its calls behind it.
    */
   let holds = 0;
-  const occupy = async (seconds: number): Promise<Array<Promise<BridgeResult>>> => {
+  const occupy = async (seconds = 30): Promise<{ release: () => Promise<BridgeResult[]> }> => {
     const n = model === 'async' ? 1 : threads;
-    const markers = Array.from({ length: n }, (_, i) => join(tmpdir(), `weft-hold-${runtime}-${process.pid}-${++holds}-${i}`));
-    const calls = markers.map((started) => bridge.dispatch(runtime, request('probe.hold', { started, seconds }, 60_000)));
+    const hold = join(tmpdir(), `weft-hold-${runtime}-${process.pid}-${++holds}`);
+    const markers = Array.from({ length: n }, (_, i) => `${hold}-${i}`);
+    const released = `${hold}-release`;
+    const calls = markers.map((started) => bridge.dispatch(runtime, request('probe.hold', { started, release: released, seconds }, 60_000)));
     await until(`${n} handler(s) to hold every slot`, () => markers.every((m) => existsSync(m)));
     for (const m of markers) rmSync(m, { force: true });
-    return calls;
+    return {
+      /** Lets the holding calls return; resolves with their results. */
+      release: async () => {
+        writeFileSync(released, '');
+        const results = await Promise.all(calls);
+        rmSync(released, { force: true });
+        return results;
+      },
+    };
   };
 
   describe(`bridge: ${runtime} (${model})`, () => {
@@ -230,19 +242,21 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
           });
 
           it('answers queue_full at once when the bounded queue is full', async () => {
-            const busy = await occupy(0.3);
+            const busy = await occupy();
             bridge.configure(runtime, { queueCapacity: 1 });
             const before = bridge.stats(runtime).rejectedQueueFull;
             try {
-              const rest = await Promise.all(Array.from({ length: 6 }, () => call('probe.ok')));
-              const kinds = rest.map((r) => (r.ok ? 'ok' : r.error.kind));
-              const full = kinds.filter((k) => k === 'queue_full').length;
-              expect(full).toBe(5); // every slot is busy: one call waits in the queue of one
-              expect(kinds.every((k) => k === 'ok' || k === 'queue_full')).toBe(true);
-              const e = rest.find((r) => !r.ok);
-              expect(e && !e.ok && e.error.permanent).toBe(false);
-              expect(bridge.stats(runtime).rejectedQueueFull - before).toBe(full);
-              for (const r of await Promise.all(busy)) expect(r.ok).toBe(true);
+              const pending = Array.from({ length: 6 }, () => call('probe.ok'));
+              const refused: BridgeResult[] = [];
+              for (const p of pending) void p.then((r) => !r.ok && refused.push(r));
+              // Every slot is busy: one call waits in the queue of one, the other five are refused at once.
+              await until('five calls to be refused', () => refused.length >= 5);
+              for (const r of refused) expect(err(r)).toMatchObject({ kind: 'queue_full', permanent: false });
+              expect(bridge.stats(runtime).rejectedQueueFull - before).toBe(5);
+              for (const r of await busy.release()) expect(r.ok).toBe(true);
+              const rest = await Promise.all(pending);
+              expect(rest.filter((r) => r.ok).map(ok)).toEqual([expect.objectContaining({ sum: 6 })]); // the queued one ran once a slot was free
+              expect(refused).toHaveLength(5);
             } finally {
               bridge.configure(runtime, { queueCapacity: 4096 });
             }
@@ -370,10 +384,11 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
         for (const mode of MODES) {
           it(`a call queued behind slow ones does not time out because of the wait (${mode})`, async () => {
             const call = through(mode);
-            const slow = await occupy(0.3);
-            const queued = Array.from({ length: 3 }, () => call('probe.ok', {}, 100)); // each waits ~300 ms, 3x its timeout
+            const slow = await occupy();
+            const queued = Array.from({ length: 3 }, () => call('probe.ok', {}, 100));
+            await sleep(300); // each waits at least 3x its timeout
+            for (const r of await slow.release()) expect(r.ok).toBe(true);
             for (const r of await Promise.all(queued)) expect(ok(r)).toMatchObject({ sum: 6 });
-            for (const r of await Promise.all(slow)) expect(r.ok).toBe(true);
           });
         }
 
@@ -596,11 +611,11 @@ export function describeRuntime(runtime: BridgeRuntime, extra?: (get: () => Addo
         for (const mode of MODES) {
           it(`drops a call queued behind running ones: it never runs (${mode})`, async () => {
             const touched = marker('touched');
-            const busy = await occupy(0.3);
+            const busy = await occupy();
             const queued = keyed(mode, 'probe.touch', { path: touched }, 60_000);
             expect(bridge.cancel(runtime, queued.key)).toBe(true);
             expect(err(await queued.result)).toEqual(cancelledError);
-            for (const r of await Promise.all(busy)) expect(r.ok).toBe(true);
+            for (const r of await busy.release()) expect(r.ok).toBe(true);
             // Had the dropped call stayed in the queue it would have run by now, before this one.
             expect(ok(await call('probe.touch', { path: `${touched}-after` }))).toBe('touched');
             expect(existsSync(touched)).toBe(false);
