@@ -79,7 +79,8 @@ describe("weft worker and the handlers' own packages", () => {
   });
 
   it('VIRTUAL_ENV (what activate sets) reaches the Python worker, and WEFT_PYTHON_VENV wins over it', async () => {
-    for (const env of [{ VIRTUAL_ENV: join(dir, 'venv') }, { VIRTUAL_ENV: join(dir, 'uses'), WEFT_PYTHON_VENV: join(dir, 'venv') }]) {
+    const cases: Array<Record<string, string>> = [{ VIRTUAL_ENV: join(dir, 'venv') }, { VIRTUAL_ENV: join(dir, 'uses'), WEFT_PYTHON_VENV: join(dir, 'venv') }];
+    for (const env of cases) {
       const w = spawnWeft(['worker', '--runtime', 'python', '--handlers', join(dir, 'uses', 'python')], { ...NO_DATABASE, ...env });
       started.push(w);
       const out = await until(
