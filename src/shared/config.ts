@@ -47,6 +47,19 @@ export interface WeftConfig {
   vacuumIntervalMs: number;
   /** The native bridge's settings for the runtime a worker serves; unset = the bridge's default. */
   bridge: BridgeSettings;
+  /** Where Python and Ruby handlers find their own packages. */
+  dependencies: HandlerDependencies;
+}
+
+/**
+ * The team's own packages for Python and Ruby handlers
+ * (docs/handlers-python-ruby.md, "Your packages"). Paths are absolute.
+ */
+export interface HandlerDependencies {
+  /** WEFT_PYTHON_VENV, else VIRTUAL_ENV (what `activate` sets): the virtualenv whose site-packages Python handlers import from. */
+  pythonVenv: string | undefined;
+  /** WEFT_BUNDLE_GEMFILE, else BUNDLE_GEMFILE: the Gemfile whose bundle Ruby handlers use (Bundler.setup before they load). */
+  bundleGemfile: string | undefined;
 }
 
 /** The HTTP API's limits (WEFT_API_*, WEFT_TEMPLATE_RATE_LIMIT); {@link DEFAULT_API_SETTINGS} holds the defaults. */
@@ -215,6 +228,15 @@ function apiSettings(env: NodeJS.ProcessEnv): ApiSettings {
   };
 }
 
+/** The first of `names` set to a non-empty value, as an absolute path (relative to the working directory). */
+function pathFrom(env: NodeJS.ProcessEnv, ...names: string[]): string | undefined {
+  for (const name of names) {
+    const raw = env[name]?.trim();
+    if (raw) return resolve(raw);
+  }
+  return undefined;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): WeftConfig {
   const messaging = env.WEFT_MESSAGING ?? 'pg';
   if (messaging !== 'pg' && messaging !== 'rabbitmq') {
@@ -243,5 +265,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WeftConfig {
     retentionMs: parseDuration('WEFT_RETENTION', env.WEFT_RETENTION),
     vacuumIntervalMs: intFrom(env, 'WEFT_VACUUM_INTERVAL_MS', 30_000, 1_000),
     bridge: bridgeSettings(env),
+    dependencies: {
+      pythonVenv: pathFrom(env, 'WEFT_PYTHON_VENV', 'VIRTUAL_ENV'),
+      bundleGemfile: pathFrom(env, 'WEFT_BUNDLE_GEMFILE', 'BUNDLE_GEMFILE'),
+    },
   };
 }

@@ -117,6 +117,17 @@ export const SETTINGS: readonly Setting[] = [
     meaning:
       "the only folder the shipped CSV examples read: context.csv_file_path names a file inside it; the default is the data folder beside the example handlers; weft bench sets it to each run's folder",
   },
+  {
+    name: 'WEFT_PYTHON_VENV',
+    default: 'VIRTUAL_ENV, else unset',
+    meaning:
+      "virtualenv whose site-packages Python handlers import from, ahead of the embedded Python's own site-packages (which stay visible); made by the same Python version",
+  },
+  {
+    name: 'WEFT_BUNDLE_GEMFILE',
+    default: 'BUNDLE_GEMFILE, else unset',
+    meaning: 'Gemfile of the gems Ruby handlers use: Bundler.setup runs before the handlers load, so only its gems (path gems included) can be required',
+  },
   { name: 'WEFT_PYTHON_HOME', default: 'found by the build', meaning: 'weft bench: PYTHONHOME for the Python workers it starts' },
   {
     name: 'WEFT_BENCH_IO_ORIGIN',

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { resolve } from 'node:path';
 
 import { loadConfig } from '../../src/shared/config.js';
 import { ConfigError } from '../../src/shared/errors.js';
@@ -84,5 +85,24 @@ describe('loadConfig: API limits', () => {
         'WEFT_API_BODY_BUDGET=2048 is smaller than WEFT_API_BODY_LIMIT=4096: a body of the limit could never be read; raise the budget or lower the limit',
       ),
     );
+  });
+});
+
+describe("loadConfig: the handlers' own packages", () => {
+  it('reads nothing when nothing is set (empty counts as unset)', () => {
+    expect(loadConfig({}).dependencies).toEqual({ pythonVenv: undefined, bundleGemfile: undefined });
+    expect(loadConfig({ WEFT_PYTHON_VENV: ' ', BUNDLE_GEMFILE: '' }).dependencies).toEqual({ pythonVenv: undefined, bundleGemfile: undefined });
+  });
+
+  it('takes what activate and Bundler set (VIRTUAL_ENV, BUNDLE_GEMFILE), as absolute paths', () => {
+    expect(loadConfig({ VIRTUAL_ENV: '/srv/venv', BUNDLE_GEMFILE: 'app/Gemfile' }).dependencies).toEqual({
+      pythonVenv: '/srv/venv',
+      bundleGemfile: resolve('app/Gemfile'),
+    });
+  });
+
+  it("prefers weft's own settings over those", () => {
+    const env = { VIRTUAL_ENV: '/srv/other', WEFT_PYTHON_VENV: '/srv/venv', BUNDLE_GEMFILE: '/srv/other/Gemfile', WEFT_BUNDLE_GEMFILE: '/srv/app/Gemfile' };
+    expect(loadConfig(env).dependencies).toEqual({ pythonVenv: '/srv/venv', bundleGemfile: '/srv/app/Gemfile' });
   });
 });
