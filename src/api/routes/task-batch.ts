@@ -39,19 +39,7 @@ export async function taskBatchRoutes(app: FastifyInstance, opts: TaskBatchOptio
       config: { rateLimit: perTokenRateLimit('submit', 'task batches', batchesPerMinute, 'WEFT_TASK_RATE_LIMIT / WEFT_TASK_BATCH_LIMIT') },
     },
     async (req) => {
-      const items = (req.body as { tasks: unknown[] }).tasks;
-      const results: BatchItemResult[] = new Array(items.length);
-      const valid: Array<{ index: number; req: CreateTaskRequest }> = [];
-      items.forEach((item, index) => {
-        try {
-          valid.push({ index, req: batchItem(item, req.bodyStorable === true) });
-        } catch (err) {
-          if (!(err instanceof ValidationError)) throw err;
-          results[index] = { index, error: { code: err.code, message: err.message, path: err.path } };
-        }
-      });
-      const stored = await opts.orchestrator.createTasks(valid.map((v) => v.req));
-      stored.forEach((r, k) => (results[valid[k]!.index] = { ...r, index: valid[k]!.index }));
+      const results = await createTaskBatch(opts.orchestrator, (req.body as { tasks: unknown[] }).tasks, req.bodyStorable === true);
       const count = (f: (r: BatchItemResult) => boolean) => results.filter(f).length;
       return {
         created: count((r) => 'outcome' in r && r.outcome === 'created'),
@@ -61,6 +49,28 @@ export async function taskBatchRoutes(app: FastifyInstance, opts: TaskBatchOptio
       };
     },
   );
+}
+
+/**
+ * Check each item as POST /v1/tasks checks its body, then create the valid
+ * ones in one statement (Orchestrator.createTasks). Results in the order of
+ * `items`; a malformed item is its own error. `storable`: the whole body was
+ * already found storable (no escapes in its text).
+ */
+export async function createTaskBatch(orchestrator: Orchestrator, items: unknown[], storable: boolean): Promise<BatchItemResult[]> {
+  const results: BatchItemResult[] = new Array(items.length);
+  const valid: Array<{ index: number; req: CreateTaskRequest }> = [];
+  items.forEach((item, index) => {
+    try {
+      valid.push({ index, req: batchItem(item, storable) });
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+      results[index] = { index, error: { code: err.code, message: err.message, path: err.path } };
+    }
+  });
+  const stored = await orchestrator.createTasks(valid.map((v) => v.req));
+  stored.forEach((r, k) => (results[valid[k]!.index] = { ...r, index: valid[k]!.index }));
+  return results;
 }
 
 /**
