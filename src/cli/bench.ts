@@ -25,6 +25,11 @@ export function registerBenchCommand(program: Command): void {
     .option('--in-flight <n>', 'concurrent tasks in the throughput scenario', integer(1), 64)
     .option('--throughput-seconds <s>', 'throughput window per topology', integer(1))
     .option(
+      '--batch-tasks <n>',
+      'single-step tasks sent through POST /v1/tasks/batch after the 1+1 throughput window (default 10,000; --quick 2,000; 0 skips)',
+      integer(0),
+    )
+    .option(
       '--history-steps <n>',
       'finished steps written into the tables before linear is measured again (default 1,000,000; --quick 100,000; 0 skips)',
       integer(0),
@@ -55,6 +60,7 @@ export function registerBenchCommand(program: Command): void {
         concurrency: o.concurrency,
         inFlight: o.inFlight,
         throughputSeconds: o.throughputSeconds ?? (quick ? 3 : 10),
+        batchTasks: o.batchTasks ?? (quick ? 2_000 : 10_000),
         historySteps: o.historySteps ?? (quick ? 100_000 : 1_000_000),
         ioRounds: o.ioRounds ?? (quick ? 1 : 3),
         ioTasks: o.ioTasks ?? [...IO_TASKS],
