@@ -419,7 +419,7 @@ function backendSection(doc: BenchDocument, prefix: string, multi: boolean): str
   const batch = batchSection(doc);
   if (batch) out.push('', `${h} Tier 5: batch processing`, '', batch);
   const tp = throughputSection(doc);
-  if (tp) out.push('', `${h} Throughput (sustained, linear tasks)`, '', tp);
+  if (tp) out.push('', `${h} Throughput (sustained)`, '', tp);
   const io = ioSection(doc);
   if (io) out.push('', `${h} I/O-bound steps (issue 16)`, '', io);
   const ph = phasesSection(doc);

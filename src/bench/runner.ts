@@ -40,7 +40,8 @@ import { renderReport, type BridgeResults } from './report.js';
 import { meterWindow, type WindowCost } from './server-meter.js';
 import { requestJson as httpJson } from '../shared/http-json.js';
 import { seedHistory } from './history.js';
-import { measureInProcess } from './in-process.js';
+import { measureInProcess, type ClientTimes } from './in-process.js';
+import { profileSamples, profileTable } from './profile.js';
 import { SCENARIOS } from './scenarios.js';
 import { acquireEmbeddedPostgres } from '../ops/embedded-postgres.js';
 import { openDatabase } from '../store/database.js';
@@ -211,6 +212,8 @@ export interface BenchOptions {
   out: string;
   writeDocs: boolean;
   report?: string[];
+  /** Only profile one single-step task (profile.ts): in one process and over REST, `samples` each. */
+  profile?: boolean;
 }
 
 function stopOnSignal(progress: Progress): void {
@@ -718,6 +721,73 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
   return { doc, dir };
 }
 
+/**
+ * `weft bench --profile`: `samples` single-step tasks one after the other in
+ * one process, then over REST (1 orchestrator + 1 native worker), each after
+ * `warmup` unmeasured ones; prints where the wall time went and writes
+ * profile.md and profile.json under --out.
+ */
+async function runProfile(opts: BenchOptions, log: Logger, progress: Progress): Promise<void> {
+  const backend: Backend = opts.backend === 'rabbitmq' ? 'rabbitmq' : 'pg';
+  const config = loadConfig();
+  const database = await benchDatabase(config, backend, log);
+  const single = SCENARIOS.find((x) => x.id === 'single_step')!;
+  const stateDir = join(config.home, 'cluster', `bench-${process.pid}`);
+  const env = { ...process.env, WEFT_LOG_LEVEL: process.env.WEFT_LOG_LEVEL ?? 'warn', WEFT_DATABASE_URL: database.url };
+  try {
+    progress.line(`profile (${backend}): ${opts.samples} single-step tasks in one process…`);
+    const inProcess = (
+      await measureInProcess({
+        databaseUrl: database.url,
+        backend,
+        amqpUrl: config.amqpUrl,
+        scenarios: [single],
+        samples: opts.samples,
+        warmup: opts.warmup,
+        log,
+      })
+    ).get(single.id)!;
+    progress.line(`profile (${backend}): ${opts.samples} single-step tasks over REST (1 orchestrator + 1 native worker)…`);
+    const rest: Array<{ id: string; at: ClientTimes }> = [];
+    const sup = await startCluster({ orchestrators: 1, workers: { native: 1 }, backend, stateDir, env, concurrency: opts.concurrency }, opts.basePort, log);
+    try {
+      const base = sup.orchestratorUrls()[0]!;
+      for (let i = 0; i < opts.warmup + opts.samples; i++) {
+        const ended = await createAndWait(base, { namespace: single.namespace, name: single.name, context: contextFor(single) }, single.timeoutMs, single.id);
+        const problem = verifyOutcome(single, ended.view);
+        if (problem) throw new BenchFailure(`profile: task ${ended.view.id} has a wrong result: ${problem}`);
+        if (i >= opts.warmup) rest.push({ id: ended.view.id, at: ended.at });
+      }
+    } finally {
+      await sup.stop();
+    }
+    const columns = [
+      { label: 'in one process', samples: await profileSamples(database.url, inProcess) },
+      { label: 'over REST', samples: await profileSamples(database.url, rest) },
+    ];
+    const table = profileTable(columns);
+    const dir = resolve(
+      opts.out,
+      `${new Date()
+        .toISOString()
+        .replace(/\.\d+Z$/, 'Z')
+        .replace(/:/g, '-')}-profile-${backend}`,
+    );
+    mkdirSync(dir, { recursive: true });
+    const md = [
+      `# One single-step task, where the time goes (${backend}, ${machine().cpu_model} × ${machine().cores}, load ${os.loadavg()[0]!.toFixed(2)})`,
+      '',
+      table,
+      '',
+    ].join('\n');
+    writeFileSync(join(dir, 'profile.md'), md);
+    writeFileSync(join(dir, 'profile.json'), `${JSON.stringify({ backend, generated_at: new Date().toISOString(), machine: machine(), columns }, null, 2)}\n`);
+    progress.line(`\n${table}\n\nwrote ${join(dir, 'profile.md')} and profile.json`);
+  } finally {
+    await database.drop();
+  }
+}
+
 export async function runBench(opts: BenchOptions): Promise<number> {
   const log = createLogger({ name: 'weft-bench', level: process.env.WEFT_LOG_LEVEL ?? 'warn' });
   const progress = new Progress();
@@ -737,6 +807,10 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   }
 
   stopOnSignal(progress);
+  if (opts.profile) {
+    await runProfile(opts, log, progress);
+    return 0;
+  }
   const backends: Backend[] = opts.backend === 'both' ? ['pg', 'rabbitmq'] : [opts.backend];
   const done: Array<{ doc: BenchDocument; dir: string }> = [];
   for (const b of backends) {

@@ -43,6 +43,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--no-interleave', 'measure the scenarios one after the other instead of interleaving their samples')
     .option('--out <dir>', 'results directory', join(packageRoot(), 'bench', 'results'))
     .option('--write-docs', 'also write docs/benchmarks.md (the latest full report)', false)
+    .option('--profile', 'only profile one single-step task: where its wall time goes, in one process and over REST (--samples each, default 200)', false)
     .option('--report <dirs...>', 'only regenerate report.md (and, with --write-docs, docs/benchmarks.md) from existing percentiles.json')
     .action(async (o: Record<string, any>) => {
       if (!['pg', 'rabbitmq', 'both'].includes(o.backend)) throw new ConfigError(`--backend "${o.backend}" is not one of pg, rabbitmq, both`);
@@ -50,7 +51,7 @@ export function registerBenchCommand(program: Command): void {
       process.exitCode = await runBench({
         backend: o.backend,
         runs: o.runs ?? (quick ? 1 : 2),
-        samples: o.samples ?? (quick ? 10 : 50),
+        samples: o.samples ?? (o.profile ? 200 : quick ? 10 : 50),
         warmup: o.warmup ?? (quick ? 3 : 5),
         scenarios: o.scenarios,
         quick,
@@ -68,6 +69,7 @@ export function registerBenchCommand(program: Command): void {
         out: o.out,
         writeDocs: Boolean(o.writeDocs),
         report: o.report,
+        profile: Boolean(o.profile),
       });
     });
 }
