@@ -218,7 +218,7 @@ describe('API limits', () => {
     );
   });
 
-  it('lets a loopback burst of 150 task creations at once through an open API with a limit of 100 per minute (no 429), and counts a token\'s batches', async () => {
+  it("lets a loopback burst of 150 task creations at once through an open API with a limit of 100 per minute (no 429), and counts a token's batches", async () => {
     // 150 concurrent creations take well under a second here: more than 100 per second from loopback, none refused.
     const { base } = await start({ createPerMinute: 100, limits: { taskBatchLimit: 50 } });
     const burst = await Promise.all(Array.from({ length: 150 }, () => postJson(base, '/v1/tasks', task())));

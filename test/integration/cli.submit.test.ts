@@ -79,9 +79,10 @@ describe('weft tasks submit', () => {
     expect(first.stderr).toContain('weft: 3 created, 0 existing (idempotency key seen before), 1 failed');
     const ids = [rows[0]![1]!, rows[1]![1]!, rows[3]![1]!];
     for (const id of ids) expect(await engine.orchestrators[0]!.waitForTask(id, 30_000)).toBe(true);
-    const { rows: results } = await tdb.db.query<{ result: number }>('SELECT s.result FROM weft.steps s WHERE s.task_id = ANY($1::uuid[]) ORDER BY array_position($1::uuid[], s.task_id)', [
-      ids,
-    ]);
+    const { rows: results } = await tdb.db.query<{ result: number }>(
+      'SELECT s.result FROM weft.steps s WHERE s.task_id = ANY($1::uuid[]) ORDER BY array_position($1::uuid[], s.task_id)',
+      [ids],
+    );
     expect(results.map((r) => r.result)).toEqual([4, 16, 36]);
 
     const again = await weft(['tasks', 'submit', file, '--json'], env());
