@@ -102,6 +102,9 @@ describe.each<Backend>(['pg', 'rabbitmq'])('POST /v1/tasks/batch (%s)', (backend
   });
 
   it('answers each bad item with its index and error, and creates the others', async () => {
+    // Nothing valid at all: every item answered, nothing written.
+    const none = await postBatch([{ name: 'one_step' }, { namespace: 'e2e_single', name: 'nope' }]);
+    expect(none.json()).toMatchObject({ created: 0, existing: 0, failed: 2 });
     const taken = (await postBatch([single(4, `taken-${backend}`)])).json().results[0].id as string;
     const tasks = [
       single(2),
