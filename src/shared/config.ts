@@ -76,6 +76,8 @@ export interface ApiSettings {
   allowedHosts: string[];
   /** WEFT_TEMPLATE_RATE_LIMIT: template registrations per token (per address while open) per minute. */
   templateRateLimitPerMinute: number;
+  /** WEFT_TASK_BATCH_LIMIT: the most tasks one POST /v1/tasks/batch may hold. */
+  taskBatchLimit: number;
 }
 
 /**
@@ -92,6 +94,8 @@ export const DEFAULT_API_SETTINGS: Readonly<ApiSettings> = Object.freeze({
   maxConnections: 2_048,
   allowedHosts: [],
   templateRateLimitPerMinute: 600,
+  // 1,000 small tasks are ~100 KiB of JSON, well inside the body limit, and one statement of ~10 ms.
+  taskBatchLimit: 1_000,
 });
 
 /** Tasks one token may create per minute by default: far above one client's needs, a brake on a runaway loop. */
@@ -225,6 +229,7 @@ function apiSettings(env: NodeJS.ProcessEnv): ApiSettings {
       .map((h) => h.trim().toLowerCase())
       .filter(Boolean),
     templateRateLimitPerMinute: intFrom(env, 'WEFT_TEMPLATE_RATE_LIMIT', d.templateRateLimitPerMinute, 1),
+    taskBatchLimit: intFrom(env, 'WEFT_TASK_BATCH_LIMIT', d.taskBatchLimit, 1),
   };
 }
 

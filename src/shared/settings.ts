@@ -42,8 +42,10 @@ export const SETTINGS: readonly Setting[] = [
   {
     name: 'WEFT_TASK_RATE_LIMIT',
     default: '60000',
-    meaning: 'tasks one API token may create, and retries it may start, per minute, in each orchestrator; loopback callers of an open API are not limited',
+    meaning:
+      'tasks one API token may create, and retries it may start, per minute, in each orchestrator (and this / WEFT_TASK_BATCH_LIMIT task batches); loopback callers of an open API are not limited',
   },
+  { name: 'WEFT_TASK_BATCH_LIMIT', default: '1000', meaning: 'the most tasks one POST /v1/tasks/batch (one commit) may hold' },
   { name: 'WEFT_TEMPLATE_RATE_LIMIT', default: '600', meaning: 'template registrations one API token may make per minute, in each orchestrator' },
   { name: 'WEFT_API_BODY_LIMIT', default: '2097152 (2 MiB)', meaning: 'largest request body in bytes; larger ones get 413' },
   {

@@ -57,6 +57,7 @@ describe('loadConfig: API limits', () => {
       maxConnections: 2_048,
       allowedHosts: [],
       templateRateLimitPerMinute: 600,
+      taskBatchLimit: 1_000,
     });
     expect(d.taskRateLimitPerMinute).toBe(60_000);
     const c = loadConfig({
@@ -66,6 +67,7 @@ describe('loadConfig: API limits', () => {
       WEFT_API_MAX_CONNECTIONS: '64',
       WEFT_API_ALLOWED_HOSTS: ' Weft.Internal , build-box ',
       WEFT_TEMPLATE_RATE_LIMIT: '5',
+      WEFT_TASK_BATCH_LIMIT: '250',
     });
     expect(c.api).toEqual({
       bodyLimitBytes: 65_536,
@@ -74,6 +76,7 @@ describe('loadConfig: API limits', () => {
       maxConnections: 64,
       allowedHosts: ['weft.internal', 'build-box'],
       templateRateLimitPerMinute: 5,
+      taskBatchLimit: 250,
     });
     // A body limit above the default budget raises the budget with it.
     expect(loadConfig({ WEFT_API_BODY_LIMIT: String(64 * 1024 * 1024) }).api.bodyBudgetBytes).toBe(64 * 1024 * 1024);
