@@ -27,6 +27,7 @@ import { scrubSecrets, secretsOf } from '../shared/redact.js';
 import { taskRoutes } from './routes/tasks.js';
 import { systemRoutes } from './routes/system.js';
 import { catalogRoutes } from './routes/catalog.js';
+import { tokenRoutes } from './routes/tokens.js';
 import { uiRoutes } from './ui.js';
 
 export interface ApiOptions {
@@ -53,7 +54,7 @@ export interface ApiOptions {
  *
  *   POST /v1/tasks                 create → 201 {id}; 400 bad input (names the field), 404 unknown template, 409 repeated idempotency key
  *   GET  /v1/tasks, cancel, retry, server-sent events: routes/tasks.ts; workers, stats: routes/system.ts;
- *        template versions, bench results: routes/catalog.ts; the dashboard at /: ui.ts; tokens: auth.ts
+ *        template versions, bench results: routes/catalog.ts; the dashboard at /: ui.ts; tokens: auth.ts, routes/tokens.ts
  *   GET  /v1/tasks/:id             task state and every step (state, attempts, result, error, timings)
  *   GET  /v1/tasks/:id/wait        long-poll: returns the moment the task ends (or after timeout_ms, with ended: false)
  *   GET  /v1/templates             registered templates
@@ -189,6 +190,7 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
   });
   void app.register(systemRoutes, { db, bus });
   void app.register(catalogRoutes, { db });
+  void app.register(tokenRoutes, { db, log: options.log });
   if (options.ui !== false) void app.register(uiRoutes);
 
   app.get('/v1/tasks/:id', async (req, reply) => {

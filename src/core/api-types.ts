@@ -129,6 +129,37 @@ export interface TaskHistory {
   truncated: boolean;
 }
 
+/** A registered template version (GET /v1/templates). */
+export interface TemplateSummary {
+  namespace: string;
+  name: string;
+  version: string;
+  description?: string;
+  steps: number;
+  runtimes: string[];
+  registered_at: Date;
+}
+
+/** What an API token may do: `read` sees, `write` also creates, cancels and retries tasks, `admin` also registers templates and manages tokens. */
+export type TokenScope = 'read' | 'write' | 'admin';
+
+/** An API token as listed (never its secret). */
+export interface TokenRow {
+  id: string;
+  name: string;
+  scopes: TokenScope[];
+  /** The token's first characters, to tell tokens apart. */
+  prefix: string;
+  created_at: Date;
+  last_used_at: Date | null;
+  revoked_at: Date | null;
+}
+
+export interface CreatedToken extends TokenRow {
+  /** The token itself: shown once, never stored. */
+  token: string;
+}
+
 /** A task ended (sent to waiters and on the event streams as `event: task`). */
 export interface TaskEndEvent {
   task_id: string;
