@@ -201,7 +201,8 @@ export class WeftClient {
         const res = await this.open('GET', `/v1/tasks/${encodeURIComponent(id)}/events`, { signal: stream.signal, accept: 'text/event-stream' });
         for await (const raw of readServerSentEvents(res.body!)) {
           const data = JSON.parse(raw.data) as Record<string, unknown>;
-          if (raw.event === 'revoked') throw new ApiUnauthorizedError(401, { code: 'token_invalid', message: String(data.message) }, `GET /v1/tasks/${id}/events`);
+          if (raw.event === 'revoked')
+            throw new ApiUnauthorizedError(401, { code: 'token_invalid', message: String(data.message) }, `GET /v1/tasks/${id}/events`);
           if (raw.event === 'shutdown') {
             reopenAfterMs = Number(data.retry_after_ms) || RETRY_PAUSE_MS;
             break;
@@ -275,8 +276,7 @@ export class WeftClient {
   /** Register a template (admin): its YAML text, or the parsed object. */
   async registerTemplate(template: string | Record<string, unknown>): Promise<TemplateRegistration> {
     const yaml = typeof template === 'string';
-    return (await this.request<TemplateRegistration>('POST', '/v1/templates', { body: template, contentType: yaml ? 'application/yaml' : undefined }))
-      .body;
+    return (await this.request<TemplateRegistration>('POST', '/v1/templates', { body: template, contentType: yaml ? 'application/yaml' : undefined })).body;
   }
 
   /** Create an API token (admin); its secret is in the answer only. */
