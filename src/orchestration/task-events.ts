@@ -12,7 +12,7 @@ const RECHECK_MS = 1_000;
 /** How long a watch registration holds; renewed at a third of it. */
 const WATCH_TTL_MS = 30_000;
 
-export type { LiveEvent, StepChange, TaskEndEvent } from '../core/api-types.js';
+export type { LiveEvent, TaskEndEvent } from '../core/api-types.js';
 
 /** A task started running: it was created, or retried after it ended. */
 export interface TaskStartEvent {
