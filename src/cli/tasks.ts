@@ -33,14 +33,14 @@ function describeResult(line: number, r: BatchItemResult): string {
 }
 
 /**
- * `weft tasks submit FILE`: create one task per line of a JSON Lines file
+ * `weft task submit FILE` (also `weft tasks submit`): create one task per line of a JSON Lines file
  * (`-`: standard input), each line a POST /v1/tasks body, in batches of
  * --batch-size (each one statement and one commit). Exit 1 when any line
  * failed; the others are created either way.
  */
-export function registerTasksCommand(program: Command, out: Out = (s) => process.stdout.write(`${s}\n`)): void {
-  const tasks = program.command('tasks').description('work with many tasks at once');
-  tasks
+export function registerTaskSubmitCommand(task: Command, out: Out = (s) => process.stdout.write(`${s}\n`)): void {
+  task
+    .alias('tasks')
     .command('submit')
     .description('create one task per line of a JSON Lines file (each line a POST /v1/tasks body), in batches of one commit each')
     .argument('<file>', 'the JSON Lines file, or - for standard input')

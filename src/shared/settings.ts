@@ -37,7 +37,12 @@ export const SETTINGS: readonly Setting[] = [
   },
   { name: 'WEFT_RETENTION', default: 'unset', meaning: 'delete tasks this long after they ended: 7d, 12h, 30m; unset keeps them' },
   { name: 'WEFT_VACUUM_INTERVAL_MS', default: '30000', meaning: "with the server's autovacuum off, how often weft vacuums its tables" },
-  { name: 'WEFT_ORCHESTRATOR_URL', default: 'unset', meaning: 'weft run / cancel / retry talk to this orchestrator; unset = run one in-process' },
+  {
+    name: 'WEFT_ORCHESTRATOR_URL',
+    default: 'unset',
+    meaning:
+      'weft run / task / cancel / retry / templates push / token talk to this orchestrator; unset = the database (`weft run`: an orchestrator in-process)',
+  },
   { name: 'WEFT_API_TOKEN', default: 'unset', meaning: 'bearer token those commands send (weft token create)' },
   {
     name: 'WEFT_TASK_RATE_LIMIT',

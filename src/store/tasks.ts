@@ -1,10 +1,13 @@
 import type pg from 'pg';
 import type { Database } from './database.js';
 import type { PlannedStep } from '../core/plan.js';
-import type { StepState, TaskState } from '../core/states.js';
+import type { TaskState } from '../core/states.js';
+import type { TaskView } from '../core/api-types.js';
 import { uuidv7 } from '../shared/ids.js';
 import { ConflictError, NotFoundError } from '../shared/errors.js';
 import { readEvents, type Dispatch, type StepEventRow } from './events.js';
+
+export type { StepView, TaskView } from '../core/api-types.js';
 
 /** How statements that enqueue steps hand them over (see MessageBus.dispatchMode). */
 export type DispatchMode = 'wake' | 'outbox';
@@ -204,56 +207,6 @@ export async function taskForIdempotentRequest(
 export async function taskIdByIdempotencyKey(db: Database, key: string): Promise<string | undefined> {
   const { rows } = await db.query<{ id: string }>('SELECT id FROM weft.tasks WHERE idempotency_key = $1', [key]);
   return rows[0]?.id;
-}
-
-export interface StepView {
-  id: string;
-  name: string;
-  template_step: string;
-  type: string;
-  runtime: string;
-  handler: string;
-  state: StepState;
-  /** Runs started (the attempt number of the latest). */
-  attempts: number;
-  max_attempts: number;
-  /** Failed runs (the retry budget counts these). */
-  failures: number;
-  /** Runs lost with their worker (they do not use the retry budget). */
-  losses: number;
-  /** The worker that ran (or runs) the latest attempt. */
-  worker_id: string | null;
-  queue: string | null;
-  parents: string[];
-  result: unknown;
-  error: unknown;
-  /** Every failed attempt's error, oldest first. */
-  errors: unknown[];
-  batch: unknown;
-  run_after: Date | null;
-  created_at: Date;
-  enqueued_at: Date | null;
-  started_at: Date | null;
-  finished_at: Date | null;
-  duration_ms: number | null;
-}
-
-export interface TaskView {
-  id: string;
-  namespace: string;
-  name: string;
-  version: string;
-  state: TaskState;
-  /** The task is complete, error or cancelled. */
-  ended: boolean;
-  context: unknown;
-  idempotency_key: string | null;
-  error: unknown;
-  created_at: Date;
-  updated_at: Date;
-  completed_at: Date | null;
-  duration_ms: number | null;
-  steps: StepView[];
 }
 
 const TASK_VIEW_SQL = (withContext: boolean) => `
