@@ -62,8 +62,7 @@ function nodeGyp(args, env) {
   // node running this script (Debian's /usr, nvm's and volta's prefixes all keep
   // them in <prefix>/include/node), else node-gyp's own lookup.
   const nodePrefix = dirname(dirname(process.execPath));
-  const nodedir =
-    process.env.npm_config_nodedir || (existsSync(join(nodePrefix, 'include', 'node', 'node_api.h')) ? nodePrefix : undefined);
+  const nodedir = process.env.npm_config_nodedir || (existsSync(join(nodePrefix, 'include', 'node', 'node_api.h')) ? nodePrefix : undefined);
   const all = [gyp, ...args, '-j', '2'];
   if (nodedir) all.push(`--nodedir=${nodedir}`);
   return spawnSync(process.execPath, all, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } }).status;

@@ -56,7 +56,9 @@ export function findPython() {
   if (!PYTHON_VERSIONS.includes(py.version))
     problems.push(`${exe} is Python ${py.full}; weft embeds CPython ${PYTHON_VERSIONS[0]}-${PYTHON_VERSIONS.at(-1)} (set WEFT_PYTHON to one of those)`);
   if (!py.shared)
-    problems.push(`Python at ${py.home} was built without --enable-shared, so there is no libpython to embed: rebuild it with PYTHON_CONFIGURE_OPTS=--enable-shared`);
+    problems.push(
+      `Python at ${py.home} was built without --enable-shared, so there is no libpython to embed: rebuild it with PYTHON_CONFIGURE_OPTS=--enable-shared`,
+    );
   py.runProblems = [...problems];
   if (!existsSync(join(py.include, 'Python.h')))
     problems.push(`Python ${py.version}'s headers are missing (${join(py.include, 'Python.h')}): apt-get install -y python${py.version}-dev (or python3-dev)`);
