@@ -215,45 +215,57 @@ describe('npm pack → npm install in an empty project', () => {
     expect(project.installOut).not.toMatch(/apt-get|chromium|clang-format|node-gyp/i);
   });
 
-  it('runs a task through native TypeScript, Python, Ruby and bridged TypeScript handlers that live in the project', async () => {
-    const { stdout } = await project.exec('npx', ['weft', 'run', 'app/chain', '--context', '{"n": 3}', '--wait', '--json'], { WEFT_DATABASE_URL: db.url });
-    const task = JSON.parse(stdout) as { state: string; steps: Array<{ name: string; state: string; result: unknown }> };
-    expect(task.state).toBe('complete');
-    const results = Object.fromEntries(task.steps.map((s) => [s.name, s.result]));
-    expect(results.square).toBe(9);
-    expect(results.add_ten).toMatchObject({ value: 19 });
-    expect(results.double).toBe(38);
-    expect(results.inc).toBe(39);
-  }, 5 * MINUTES);
+  it(
+    'runs a task through native TypeScript, Python, Ruby and bridged TypeScript handlers that live in the project',
+    async () => {
+      const { stdout } = await project.exec('npx', ['weft', 'run', 'app/chain', '--context', '{"n": 3}', '--wait', '--json'], { WEFT_DATABASE_URL: db.url });
+      const task = JSON.parse(stdout) as { state: string; steps: Array<{ name: string; state: string; result: unknown }> };
+      expect(task.state).toBe('complete');
+      const results = Object.fromEntries(task.steps.map((s) => [s.name, s.result]));
+      expect(results.square).toBe(9);
+      expect(results.add_ten).toMatchObject({ value: 19 });
+      expect(results.double).toBe(38);
+      expect(results.inc).toBe(39);
+    },
+    5 * MINUTES,
+  );
 
-  it('maps only the interpreter a worker runs: native none, python no libruby, ruby no libpython', async () => {
-    const native = await workerMaps(project, 'native');
-    expect(names(native, /libpython|libruby|weft_python|weft_ruby/)).toEqual([]);
-    const typescript = await workerMaps(project, 'typescript');
-    expect(names(typescript, /weft_bridge/)).toEqual(['weft_bridge.node']);
-    expect(names(typescript, /libpython|libruby|weft_python|weft_ruby/)).toEqual([]);
-    const python = await workerMaps(project, 'python');
-    expect(names(python, /libpython/).length).toBe(1);
-    expect(names(python, /weft_python-3\.\d+\.node/).length).toBe(1);
-    expect(names(python, /libruby|weft_ruby/)).toEqual([]);
-    const ruby = await workerMaps(project, 'ruby');
-    expect(names(ruby, /libruby/).length).toBe(1);
-    expect(names(ruby, /libpython|weft_python/)).toEqual([]);
-  }, 10 * MINUTES);
+  it(
+    'maps only the interpreter a worker runs: native none, python no libruby, ruby no libpython',
+    async () => {
+      const native = await workerMaps(project, 'native');
+      expect(names(native, /libpython|libruby|weft_python|weft_ruby/)).toEqual([]);
+      const typescript = await workerMaps(project, 'typescript');
+      expect(names(typescript, /weft_bridge/)).toEqual(['weft_bridge.node']);
+      expect(names(typescript, /libpython|libruby|weft_python|weft_ruby/)).toEqual([]);
+      const python = await workerMaps(project, 'python');
+      expect(names(python, /libpython/).length).toBe(1);
+      expect(names(python, /weft_python-3\.\d+\.node/).length).toBe(1);
+      expect(names(python, /libruby|weft_ruby/)).toEqual([]);
+      const ruby = await workerMaps(project, 'ruby');
+      expect(names(ruby, /libruby/).length).toBe(1);
+      expect(names(ruby, /libpython|weft_python/)).toEqual([]);
+    },
+    10 * MINUTES,
+  );
 });
 
 // As root, the same install and run as an ordinary user (nobody) with the machine's own Python and Ruby.
 describe.runIf(process.getuid?.() === 0)('as an ordinary user', () => {
-  it('installs and runs the same task in every runtime', async () => {
-    const project = await installProject('nobody');
-    console.log(`install (nobody): ${project.installMs} ms`);
-    expect(project.installOut).toMatch(/weft: python handlers: ready/);
-    expect(project.installOut).toMatch(/weft: ruby handlers: ready/);
-    writeUserCode(project.dir);
-    await run('chown', ['-R', 'nobody', project.dir]);
-    const { stdout } = await project.exec('npx', ['weft', 'run', 'app/chain', '--context', '{"n": 5}', '--wait', '--json'], { WEFT_DATABASE_URL: db.url });
-    const task = JSON.parse(stdout) as { state: string; steps: Array<{ name: string; result: unknown }> };
-    expect(task.state).toBe('complete');
-    expect(Object.fromEntries(task.steps.map((s) => [s.name, s.result]))).toMatchObject({ square: 25, add_ten: { value: 35 }, double: 70, inc: 71 });
-  }, 20 * MINUTES);
+  it(
+    'installs and runs the same task in every runtime',
+    async () => {
+      const project = await installProject('nobody');
+      console.log(`install (nobody): ${project.installMs} ms`);
+      expect(project.installOut).toMatch(/weft: python handlers: ready/);
+      expect(project.installOut).toMatch(/weft: ruby handlers: ready/);
+      writeUserCode(project.dir);
+      await run('chown', ['-R', 'nobody', project.dir]);
+      const { stdout } = await project.exec('npx', ['weft', 'run', 'app/chain', '--context', '{"n": 5}', '--wait', '--json'], { WEFT_DATABASE_URL: db.url });
+      const task = JSON.parse(stdout) as { state: string; steps: Array<{ name: string; result: unknown }> };
+      expect(task.state).toBe('complete');
+      expect(Object.fromEntries(task.steps.map((s) => [s.name, s.result]))).toMatchObject({ square: 25, add_ten: { value: 35 }, double: 70, inc: 71 });
+    },
+    20 * MINUTES,
+  );
 });
