@@ -418,6 +418,7 @@ Napi::Value BridgeHost::Load(const Napi::CallbackInfo& info) {
   Napi::Array dirs = info[1].As<Napi::Array>();
   for (uint32_t i = 0; i < dirs.Length(); i++) opts.handlerDirs.push_back(dirs.Get(i).ToString().Utf8Value());
   opts.sdkDir = info[2].As<Napi::String>().Utf8Value();
+  if (info.Length() > 3 && info[3].IsString()) opts.home = info[3].As<Napi::String>().Utf8Value();
   Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
   if (!attached_[int(rt->id())]) {
     d.Reject(Napi::Error::New(env, std::string("load(): the ") + rt->name() +

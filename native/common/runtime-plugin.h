@@ -17,7 +17,7 @@
 
 // Bump when RuntimeWorker, Job, CompletionSink or TimeoutWatchdog change shape:
 // a runtime library built from other sources than the core is refused.
-#define WEFT_RUNTIME_PLUGIN_ABI 1
+#define WEFT_RUNTIME_PLUGIN_ABI 2
 
 extern "C" {
 // Returns a new runtime (never destroyed), or nullptr when `abi` or the size

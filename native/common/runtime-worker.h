@@ -40,6 +40,7 @@ class TimeoutWatchdog;
 struct LoadOptions {
   std::vector<std::string> handlerDirs;  // every *.py / *.rb under these is loaded
   std::string sdkDir;                    // workers/python or workers/ruby
+  std::string home;                      // python: the prefix of the Python to embed ("" = the build's)
 };
 
 class RuntimeWorker {

@@ -34,6 +34,8 @@ export function addonPath(): string {
 export interface RuntimeLibrary {
   path: string;
   preload: string[];
+  /** Python: its prefix, the embedded interpreter's home (load() passes it on). */
+  home?: string;
 }
 
 interface Interpreter {
@@ -66,9 +68,9 @@ function probe(runtime: 'python' | 'ruby'): Interpreter {
 }
 
 /**
- * The runtime library for the user's Python or Ruby. Sets WEFT_PYTHON_HOME to
- * that Python's prefix unless it is set, so the embedded interpreter finds its
- * standard library wherever that Python lives.
+ * The runtime library for the user's Python or Ruby, and for Python its
+ * prefix, so the embedded interpreter finds its standard library wherever
+ * that Python lives (Process environment untouched; WEFT_PYTHON_HOME still wins).
  */
 export function runtimeLibrary(runtime: 'python' | 'ruby'): RuntimeLibrary {
   const found = probe(runtime);
@@ -85,6 +87,5 @@ export function runtimeLibrary(runtime: 'python' | 'ruby'): RuntimeLibrary {
         `or set ${setting} to a ${runtime} that has one.`,
     );
   }
-  if (runtime === 'python' && found.home && !process.env.WEFT_PYTHON_HOME) process.env.WEFT_PYTHON_HOME = found.home;
-  return { path, preload: found.lib ? [found.lib] : [] };
+  return { path, preload: found.lib ? [found.lib] : [], home: found.home };
 }

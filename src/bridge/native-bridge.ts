@@ -30,7 +30,7 @@ import { BRIDGE_RUNTIMES } from './types.js';
 /** The addon's raw exports (native/addon.cc). Internal: use NativeBridge. */
 interface NativeAddon {
   attach(runtime: number, path: string, preload: string[]): void;
-  load(runtime: number, handlerDirs: string[], sdkDir: string): Promise<string[]>;
+  load(runtime: number, handlerDirs: string[], sdkDir: string, home?: string): Promise<string[]>;
   dispatch(runtime: number, handler: string, payload: string, timeoutMs: number, key?: number): Promise<BridgeResult>;
   call(runtime: number, handler: string, payload: string, timeoutMs: number, key?: number): BridgeResult | Promise<BridgeResult>;
   beginTypescript(handler: string, timeoutMs: number, key?: number): number | BridgeResult;
@@ -145,8 +145,9 @@ export class AddonBridge implements NativeBridge {
   private readonly eventListeners: Array<(event: BridgeEvent, runtime: BridgeRuntime, detail: string) => void> = [];
   /** AbortControllers of typescript calls made with a key, until they settle. */
   private readonly tsAborts = new Map<number, AbortController>();
-  /** The runtimes whose library is attached (python, ruby). */
+  /** The runtimes whose library is attached (python, ruby), with the home of their interpreter. */
   private readonly attached = new Set<'python' | 'ruby'>();
+  private readonly homes = new Map<'python' | 'ruby', string>();
 
   constructor(native: NativeAddon) {
     this.native = native;
@@ -166,7 +167,7 @@ export class AddonBridge implements NativeBridge {
     const sdkDir = resolve(opts.sdkDir ?? join(packageRoot(), 'workers', runtime));
     this.attach(runtime);
     try {
-      const handlers = await this.native.load(RUNTIME_INDEX[runtime], dirs, sdkDir);
+      const handlers = await this.native.load(RUNTIME_INDEX[runtime], dirs, sdkDir, this.homes.get(runtime));
       return { handlers, asyncHandlers: this.native.asyncHandlers(RUNTIME_INDEX[runtime]).sort() };
     } catch (err) {
       const e = err as Error & { errorClass?: string; backtrace?: string[] };
@@ -192,6 +193,7 @@ export class AddonBridge implements NativeBridge {
       );
     }
     this.attached.add(runtime);
+    if (lib.home) this.homes.set(runtime, lib.home);
   }
 
   async registerTypescriptHandlers(map: Record<string, TypescriptStepHandler>): Promise<{ handlers: string[] }> {
