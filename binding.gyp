@@ -1,11 +1,21 @@
-# weft_bridge: one N-API addon embedding CPython 3.11 and CRuby 3.1 (issue 4).
-# Flags come from scripts/build-native.mjs so Python is pinned to one
-# python3-config (bridge-findings pitfall 11); build with `npm run build:native`.
+# weft's native addon, in three files so a process maps only the interpreter it
+# runs (common/runtime-plugin.h):
+#   weft_bridge.node  the core: the one NODE_API_MODULE, the bridge host, the
+#                     shared machinery and the typescript target; links no interpreter
+#   weft_python.node  the Python runtime, linked against libpython (the only file that is)
+#   weft_ruby.node    the Ruby runtime, linked against libruby (the only file that is)
+# Flags come from scripts/build-native.mjs (which Python and Ruby:
+# scripts/lib/interpreters.mjs); build with `npm run build:native`, which
+# skips a runtime whose interpreter or headers are missing and says so.
 #
 # Python.h and ruby.h must never meet in one translation unit (pitfall 18):
-# each interpreter's files are built as their own static library with only
-# that interpreter's include flags; addon.cc and native/common see neither.
+# each interpreter's files are compiled only with that interpreter's include
+# flags; the core sees neither.
 {
+  "variables": {
+    "with_python%": "<!(node scripts/build-native.mjs --flags with-python)",
+    "with_ruby%": "<!(node scripts/build-native.mjs --flags with-ruby)"
+  },
   "target_defaults": {
     "include_dirs": [
       "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -22,24 +32,7 @@
   },
   "targets": [
     {
-      "target_name": "weft_python",
-      "type": "static_library",
-      "sources": ["native/python/python-runtime.cc"],
-      "cflags_cc": ["<!@(node scripts/build-native.mjs --flags py-cflags)"],
-      "defines": [
-        "WEFT_PYTHON_HOME=\"<!(node scripts/build-native.mjs --flags py-home)\"",
-        "WEFT_PYTHON_SONAME=\"<!(node scripts/build-native.mjs --flags py-soname)\""
-      ]
-    },
-    {
-      "target_name": "weft_ruby",
-      "type": "static_library",
-      "sources": ["native/ruby/ruby-runtime.cc"],
-      "cflags_cc": ["<!@(node scripts/build-native.mjs --flags rb-cflags)"]
-    },
-    {
       "target_name": "weft_bridge",
-      "dependencies": ["weft_python", "weft_ruby"],
       "sources": [
         "native/addon.cc",
         "native/bridge-host.cc",
@@ -52,13 +45,51 @@
         "native/ruby/signal-chain.cc",
         "native/typescript/typescript-runtime.cc"
       ],
-      "ldflags": [
-        "-Wl,--no-as-needed",
-        "-Wl,-rpath,<!(node scripts/build-native.mjs --flags py-libdir)",
-        "<!@(node scripts/build-native.mjs --flags py-ldflags)",
-        "<!@(node scripts/build-native.mjs --flags rb-libs)",
-        "-lpthread", "-ldl"
-      ]
+      # The runtime libraries name the core by this soname, so the loader binds
+      # them to the core Node already loaded.
+      "ldflags": ["-Wl,-soname,weft_bridge.node", "-lpthread", "-ldl"]
     }
+  ],
+  "conditions": [
+    ["with_python==1", {
+      "targets": [{
+        "target_name": "weft_python",
+        "dependencies": ["weft_bridge"],
+        "sources": ["native/python/python-plugin.cc", "native/python/python-runtime.cc"],
+        "cflags_cc": ["<!@(node scripts/build-native.mjs --flags py-cflags)"],
+        "defines": [
+          "WEFT_PYTHON_HOME=\"<!(node scripts/build-native.mjs --flags py-home)\"",
+          "WEFT_PYTHON_SONAME=\"<!(node scripts/build-native.mjs --flags py-soname)\""
+        ],
+        "ldflags": [
+          "-Wl,--no-as-needed",
+          "-Wl,-rpath,'$$ORIGIN'",
+          "-Wl,-rpath,<!(node scripts/build-native.mjs --flags py-libdir)"
+        ],
+        "libraries": [
+          "<(PRODUCT_DIR)/weft_bridge.node",
+          "<!@(node scripts/build-native.mjs --flags py-ldflags)",
+          "-lpthread", "-ldl"
+        ]
+      }]
+    }],
+    ["with_ruby==1", {
+      "targets": [{
+        "target_name": "weft_ruby",
+        "dependencies": ["weft_bridge"],
+        "sources": ["native/ruby/ruby-plugin.cc", "native/ruby/ruby-runtime.cc"],
+        "cflags_cc": ["<!@(node scripts/build-native.mjs --flags rb-cflags)"],
+        "ldflags": [
+          "-Wl,--no-as-needed",
+          "-Wl,-rpath,'$$ORIGIN'",
+          "-Wl,-rpath,<!(node scripts/build-native.mjs --flags rb-libdir)"
+        ],
+        "libraries": [
+          "<(PRODUCT_DIR)/weft_bridge.node",
+          "<!@(node scripts/build-native.mjs --flags rb-libs)",
+          "-lpthread"
+        ]
+      }]
+    }]
   ]
 }

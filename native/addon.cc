@@ -1,5 +1,7 @@
-// The one NODE_API_MODULE of weft_bridge. It includes neither Python.h nor
-// ruby.h (pitfall 18). Loading is refused in a second Node environment
+// The one NODE_API_MODULE of weft: the core addon weft_bridge.node. It
+// includes neither Python.h nor ruby.h (pitfall 18), and links neither
+// interpreter: those live in weft_python.node and weft_ruby.node, attached on
+// demand (common/runtime-plugin.h). Loading is refused in a second Node environment
 // (worker_threads) with a clear error (pitfall 17).
 #include <napi.h>
 
@@ -22,6 +24,7 @@ void Export(Napi::Env env, Napi::Object exports, BridgeHost* host, const char* n
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   BridgeHost* host = BridgeHost::Create(env);
   if (!host) return exports;  // a JS exception is pending
+  Export<&BridgeHost::Attach>(env, exports, host, "attach");
   Export<&BridgeHost::Load>(env, exports, host, "load");
   Export<&BridgeHost::Dispatch>(env, exports, host, "dispatch");
   Export<&BridgeHost::Call>(env, exports, host, "call");

@@ -1,13 +1,14 @@
 #include "bridge-host.h"
 
+#include <dlfcn.h>
 #include <sched.h>
 
 #include <atomic>
 #include <cstdlib>
 
 #include "common/clock.h"
+#include "common/runtime-plugin.h"
 #include "python/python-runtime.h"
-#include "ruby/ruby-runtime.h"
 #include "ruby/signal-chain.h"
 #include "typescript/typescript-runtime.h"
 
@@ -33,6 +34,23 @@ uint32_t U32(const Napi::Object& o, const char* key, uint32_t dflt) {
 }
 // The optional call key at info[i] (for cancel): a whole number from 1 to
 // 2^53-1, else 0 (none).
+// A python or ruby runtime whose library (weft_python.node, weft_ruby.node)
+// has not been attached: it has counters and a breaker, which stats() reads,
+// and refuses every call as not loaded. Load() refuses to start it.
+class DetachedRuntime : public RuntimeWorker {
+ public:
+  using RuntimeWorker::RuntimeWorker;
+
+ protected:
+  void ThreadMain() override {
+    ForeignError e;
+    e.kind = ErrorKind::RuntimeBroken;
+    e.errorClass = "RuntimeNotAttached";
+    e.message = std::string("the ") + name() + " runtime's library was not attached";
+    ReportLoaded(false, {}, std::move(e));
+  }
+};
+
 uint64_t CallKey(const Napi::CallbackInfo& info, size_t i) {
   if (info.Length() <= i || !info[i].IsNumber()) return 0;
   double k = info[i].As<Napi::Number>().DoubleValue();
@@ -59,11 +77,11 @@ BridgeHost::BridgeHost(Napi::Env env) {
   tsfn_.Unref(env);
   watchdog_ = new TimeoutWatchdog(this);
   watchdog_->Start();
-  runtimes_[int(RuntimeId::Python)] = new PythonRuntime(this, watchdog_);
-  runtimes_[int(RuntimeId::Ruby)] = new RubyRuntime(this, watchdog_);
+  // Python and Ruby live in their own libraries, attached on demand (Attach).
+  runtimes_[int(RuntimeId::Python)] = new DetachedRuntime(RuntimeId::Python, this, watchdog_);
+  runtimes_[int(RuntimeId::Ruby)] = new DetachedRuntime(RuntimeId::Ruby, this, watchdog_);
   runtimes_[int(RuntimeId::Typescript)] = new TypescriptRuntime(this, watchdog_);
-  // Call()'s default sync budget for the interpreter threads (typescript runs inline).
-  for (RuntimeId id : {RuntimeId::Python, RuntimeId::Ruby}) runtimes_[int(id)]->syncWaitUs.store(kDefaultSyncWaitUs);
+  attached_[int(RuntimeId::Typescript)] = true;
   // Registered after the TSFN so it runs before the TSFN's own teardown:
   // from then on threads drop their messages instead of using it.
   env.AddCleanupHook([this]() {
@@ -345,6 +363,52 @@ RuntimeWorker* BridgeHost::RuntimeArg(const Napi::CallbackInfo& info, size_t i) 
   return runtimes_[r];
 }
 
+// attach(runtime, path, preload?: string[]) -> undefined: dlopen()s the
+// runtime's library (common/runtime-plugin.h) and puts its runtime in place
+// of the detached one. `preload` names the interpreter's shared library
+// (libpython3.X.so.1.0 of the Python the user chose, wherever it lives): it is
+// loaded first, RTLD_GLOBAL, so the runtime library's DT_NEEDED entry binds to
+// it by soname whatever the runtime library's own search path says.
+// Again with a runtime already attached it does nothing; before load() only.
+Napi::Value BridgeHost::Attach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RuntimeWorker* current = RuntimeArg(info, 0);
+  if (info.Length() < 2 || !info[1].IsString())
+    throw Napi::TypeError::New(env, "attach(runtime, path: string, preload?: string[])");
+  int i = int(current->id());
+  if (attached_[i]) return env.Undefined();
+  std::string path = info[1].As<Napi::String>().Utf8Value();
+  if (info.Length() > 2 && info[2].IsArray()) {
+    Napi::Array pre = info[2].As<Napi::Array>();
+    for (uint32_t k = 0; k < pre.Length(); k++) {
+      std::string lib = pre.Get(k).ToString().Utf8Value();
+      if (!dlopen(lib.c_str(), RTLD_NOW | RTLD_GLOBAL)) {
+        const char* why = dlerror();
+        throw Napi::Error::New(env, std::string("cannot load ") + lib + " for the " + current->name() +
+                                        " runtime: " + (why ? why : "unknown dlopen error"));
+      }
+    }
+  }
+  void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    const char* why = dlerror();
+    throw Napi::Error::New(env, std::string("cannot load the ") + current->name() + " runtime library " + path + ": " +
+                                    (why ? why : "unknown dlopen error"));
+  }
+  auto create = reinterpret_cast<WeftCreateRuntime>(dlsym(lib, "weft_create_runtime"));
+  RuntimeWorker* rt = create ? create(WEFT_RUNTIME_PLUGIN_ABI, sizeof(RuntimeWorker), this, watchdog_) : nullptr;
+  if (!rt || rt->id() != current->id()) {
+    throw Napi::Error::New(env, path + " is not a " + current->name() +
+                                    " runtime library built with this weft_bridge.node (rebuild both with `npm run "
+                                    "build:native`)");
+  }
+  // Call()'s default sync budget for the interpreter threads (typescript runs inline).
+  rt->syncWaitUs.store(kDefaultSyncWaitUs);
+  runtimes_[i] = rt;  // the detached placeholder is never started: leaked, like every runtime
+  attached_[i] = true;
+  return env.Undefined();
+}
+
 Napi::Value BridgeHost::Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   RuntimeWorker* rt = RuntimeArg(info, 0);
@@ -356,7 +420,15 @@ Napi::Value BridgeHost::Load(const Napi::CallbackInfo& info) {
   for (uint32_t i = 0; i < dirs.Length(); i++) opts.handlerDirs.push_back(dirs.Get(i).ToString().Utf8Value());
   opts.sdkDir = info[2].As<Napi::String>().Utf8Value();
   if (info.Length() > 3 && info[3].IsString()) opts.setupJson = info[3].As<Napi::String>().Utf8Value();
+  if (info.Length() > 4 && info[4].IsString()) opts.home = info[4].As<Napi::String>().Utf8Value();
   Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+  if (!attached_[int(rt->id())]) {
+    d.Reject(Napi::Error::New(env, std::string("load(): the ") + rt->name() +
+                                       " runtime's library is not attached; call attach(" +
+                                       std::to_string(int(rt->id())) + ", path of weft_" + rt->name() + ".node) first")
+                 .Value());
+    return d.Promise();
+  }
   std::string err = rt->Start(std::move(opts));
   if (!err.empty()) {
     d.Reject(Napi::Error::New(env, err).Value());
@@ -592,7 +664,7 @@ Napi::Value BridgeHost::Configure(const Napi::CallbackInfo& info) {
   rt->maxStuck.store(stuck ? stuck : 1);
   uint32_t threads = U32(o, "threads", 0);
   if (threads) rt->SetThreads(threads > 4096 ? 4096 : threads);
-  if (rt->id() == RuntimeId::Python) {
+  if (rt->id() == RuntimeId::Python && attached_[int(RuntimeId::Python)]) {
     auto* py = static_cast<PythonRuntime*>(rt);
     py->loopBlockedMs.store(U32(o, "loopBlockedMs", py->loopBlockedMs.load()));
   }
@@ -676,7 +748,7 @@ Napi::Value BridgeHost::Stats(const Napi::CallbackInfo& info) {
   c.Set("syncWaitUs", double(rt->syncWaitUs.load()));
   c.Set("idleSpinUs", double(rt->idleSpinUs.load()));
   c.Set("maxStuck", double(rt->maxStuck.load()));
-  if (rt->id() == RuntimeId::Python)
+  if (rt->id() == RuntimeId::Python && attached_[int(RuntimeId::Python)])
     c.Set("loopBlockedMs", double(static_cast<PythonRuntime*>(rt)->loopBlockedMs.load()));
   o.Set("config", c);
   return o;

@@ -53,6 +53,7 @@ class BridgeHost : public CompletionSink {
   // Returns nullptr (and throws a JS error) if another environment owns the bridge.
   static BridgeHost* Create(Napi::Env env);
 
+  Napi::Value Attach(const Napi::CallbackInfo& info);
   Napi::Value Load(const Napi::CallbackInfo& info);
   Napi::Value Dispatch(const Napi::CallbackInfo& info);
   Napi::Value Call(const Napi::CallbackInfo& info);
@@ -123,6 +124,7 @@ class BridgeHost : public CompletionSink {
   uint64_t nextJobId_ = 1;
   TimeoutWatchdog* watchdog_;
   RuntimeWorker* runtimes_[kRuntimeCount];
+  bool attached_[kRuntimeCount] = {};  // a runtime library is in place (typescript: always). JS thread only.
   napi_deferred loadDeferred_[kRuntimeCount] = {};
   std::unordered_map<uint64_t, JobPtr> tsJobs_;  // typescript jobs handed to JS, JS thread only
   // Calls made with a key (call/dispatch's 5th argument) until they settle,

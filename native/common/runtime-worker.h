@@ -44,6 +44,7 @@ struct LoadOptions {
   // the handlers' own dependencies are ({"venv": ...} for Python, {"gemfile":
   // ...} for Ruby); "{}" for none. Opaque here, so a new setting needs no C++.
   std::string setupJson = "{}";
+  std::string home;  // python: the prefix of the Python to embed ("" = the build's)
 };
 
 class RuntimeWorker {

@@ -101,9 +101,12 @@ ForeignError TakeError(PyObject* describe) {
   return err;
 }
 
-std::string HomeDir() {
+// WEFT_PYTHON_HOME, else the home load() was given (the prefix of the Python
+// the user chose), else the prefix of the Python the library was built with.
+std::string HomeDir(const std::string& chosen) {
   const char* env = getenv("WEFT_PYTHON_HOME");
-  return (env && *env) ? std::string(env) : std::string(WEFT_PYTHON_HOME);
+  if (env && *env) return std::string(env);
+  return chosen.empty() ? std::string(WEFT_PYTHON_HOME) : chosen;
 }
 
 PythonRuntime* g_python = nullptr;  // the one PythonRuntime, for weft._native
@@ -227,7 +230,7 @@ void PythonRuntime::ThreadMain() {
 
   // Pitfall 11: pin the home, or Python searches PATH and may load another
   // installation's stdlib. Pitfall 14: install_signal_handlers = 0.
-  std::string home = HomeDir();
+  std::string home = HomeDir(opts_.home);
   PyConfig config;
   PyConfig_InitPythonConfig(&config);
   config.install_signal_handlers = 0;

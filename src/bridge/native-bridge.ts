@@ -3,12 +3,13 @@
  * code in weft that loads the native addon (build/Release/weft_bridge.node).
  */
 import { describeThrown } from '../core/thrown.js';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 
 import { jsonDepthProblem, MAX_JSON_DEPTH } from '../core/json-depth.js';
+import { packageRoot } from '../shared/paths.js';
+import { addonPath, runtimeLibrary } from './addon-files.js';
 import { BridgeLoadError, HandlerLoadError } from './errors.js';
 import type {
   BridgeCall,
@@ -28,7 +29,8 @@ import { BRIDGE_RUNTIMES } from './types.js';
 
 /** The addon's raw exports (native/addon.cc). Internal: use NativeBridge. */
 interface NativeAddon {
-  load(runtime: number, handlerDirs: string[], sdkDir: string, setupJson?: string): Promise<string[]>;
+  attach(runtime: number, path: string, preload: string[]): void;
+  load(runtime: number, handlerDirs: string[], sdkDir: string, setupJson?: string, home?: string): Promise<string[]>;
   dispatch(runtime: number, handler: string, payload: string, timeoutMs: number, key?: number): Promise<BridgeResult>;
   call(runtime: number, handler: string, payload: string, timeoutMs: number, key?: number): BridgeResult | Promise<BridgeResult>;
   beginTypescript(handler: string, timeoutMs: number, key?: number): number | BridgeResult;
@@ -57,28 +59,8 @@ type TypescriptOutcome = BridgeResult | Promise<BridgeResult> | undefined;
 
 const RUNTIME_INDEX: Record<BridgeRuntime, number> = { python: 0, ruby: 1, typescript: 2 };
 
-/** The repository / package root (holds package.json, build/, workers/). */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg)) {
-      try {
-        if (JSON.parse(readFileSync(pkg, 'utf8')).name === 'weft') return dir;
-      } catch {
-        /* keep looking */
-      }
-    }
-    const up = dirname(dir);
-    if (up === dir) throw new BridgeLoadError('cannot find the weft package root (package.json named "weft") above ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-}
-
-/** Path of the addon: WEFT_BRIDGE_PATH, else build/Release/weft_bridge.node under the package root. */
-export function addonPath(): string {
-  return process.env.WEFT_BRIDGE_PATH || join(packageRoot(), 'build', 'Release', 'weft_bridge.node');
-}
+export { packageRoot } from '../shared/paths.js';
+export { addonPath } from './addon-files.js';
 
 let addon: NativeAddon | undefined;
 
@@ -87,8 +69,8 @@ function loadAddon(): NativeAddon {
   const path = addonPath();
   if (!existsSync(path)) {
     throw new BridgeLoadError(
-      `the native bridge ${path} has not been built. Run \`npm run build:native\` ` +
-        '(it needs g++ and make, CPython 3.11 with python3-config (python3-dev), and Ruby 3.1 headers (apt-get install ruby-dev, or npm run setup)).',
+      `the native bridge ${path} is missing: this platform (${process.platform}-${process.arch}) has no prebuilt addon and none was built. ` +
+        'Build it from source: `npm rebuild @weft-engine/weft` (in a checkout: `npm run build:native`); it needs g++ and make.',
     );
   }
   try {
@@ -97,7 +79,7 @@ function loadAddon(): NativeAddon {
     const msg = err instanceof Error ? err.message : String(err);
     const fix = /already loaded by another Node environment/.test(msg)
       ? ''
-      : ' Rebuild it with `npm run build:native`; if a shared library is missing, install python3 3.11 (with --enable-shared) and libruby3.1 (apt-get install ruby-dev).';
+      : ' Rebuild it from source with `npm rebuild @weft-engine/weft` (in a checkout: `npm run build:native`).';
     throw new BridgeLoadError(`cannot load the native bridge ${path}: ${msg}.${fix}`, { cause: err });
   }
   return addon;
@@ -169,6 +151,9 @@ export class AddonBridge implements NativeBridge {
   private readonly eventListeners: Array<(event: BridgeEvent, runtime: BridgeRuntime, detail: string) => void> = [];
   /** AbortControllers of typescript calls made with a key, until they settle. */
   private readonly tsAborts = new Map<number, AbortController>();
+  /** The runtimes whose library is attached (python, ruby), with the home of their interpreter. */
+  private readonly attached = new Set<'python' | 'ruby'>();
+  private readonly homes = new Map<'python' | 'ruby', string>();
 
   constructor(native: NativeAddon) {
     this.native = native;
@@ -186,13 +171,35 @@ export class AddonBridge implements NativeBridge {
     if (runtime !== 'python' && runtime !== 'ruby') throw new TypeError(`load() takes 'python' or 'ruby', got ${String(runtime)}`);
     const dirs = (Array.isArray(opts.handlersDir) ? opts.handlersDir : [opts.handlersDir]).map((d) => resolve(d));
     const sdkDir = resolve(opts.sdkDir ?? join(packageRoot(), 'workers', runtime));
+    this.attach(runtime);
     try {
-      const handlers = await this.native.load(RUNTIME_INDEX[runtime], dirs, sdkDir, setupJson(runtime, opts));
+      const handlers = await this.native.load(RUNTIME_INDEX[runtime], dirs, sdkDir, setupJson(runtime, opts), this.homes.get(runtime));
       return { handlers, asyncHandlers: this.native.asyncHandlers(RUNTIME_INDEX[runtime]).sort() };
     } catch (err) {
       const e = err as Error & { errorClass?: string; backtrace?: string[] };
       throw new HandlerLoadError(e.message, runtime, e.errorClass ?? 'Error', e.backtrace ?? [], { cause: err });
     }
+  }
+
+  /**
+   * Loads the runtime library of `runtime` (once): only a process that runs
+   * Python maps libpython, only one that runs Ruby maps libruby.
+   */
+  private attach(runtime: 'python' | 'ruby'): void {
+    if (this.attached.has(runtime)) return;
+    const lib = runtimeLibrary(runtime);
+    try {
+      this.native.attach(RUNTIME_INDEX[runtime], lib.path, lib.preload);
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      throw new BridgeLoadError(
+        `${msg}. If a shared library is missing, install that ${runtime}'s shared library (Debian: ` +
+          `${runtime === 'python' ? 'apt-get install -y libpython3.X' : 'apt-get install -y libruby3.X'}) or point ${runtime === 'python' ? 'WEFT_PYTHON' : 'WEFT_RUBY'} at another ${runtime}.`,
+        { cause: err },
+      );
+    }
+    this.attached.add(runtime);
+    if (lib.home) this.homes.set(runtime, lib.home);
   }
 
   async registerTypescriptHandlers(map: Record<string, TypescriptStepHandler>): Promise<{ handlers: string[] }> {
@@ -245,6 +252,7 @@ export class AddonBridge implements NativeBridge {
   }
 
   configure(runtime: BridgeRuntime, config: RuntimeConfig): void {
+    if (runtime === 'python' || runtime === 'ruby') this.attach(runtime);
     this.native.configure(RUNTIME_INDEX[runtime], config);
   }
 

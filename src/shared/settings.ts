@@ -106,7 +106,17 @@ export const SETTINGS: readonly Setting[] = [
     meaning: 'how long the worker may wait for a short Python/Ruby step before it lets it finish asynchronously (0 = never)',
   },
   { name: 'WEFT_BRIDGE_IDLE_SPIN_US', default: '0', meaning: 'how long an idle handler thread looks for the next step before it sleeps' },
-  { name: 'WEFT_BRIDGE_PATH', default: 'build/Release/weft_bridge.node', meaning: 'the native addon to load' },
+  {
+    name: 'WEFT_BRIDGE_PATH',
+    default: 'build/Release, else prebuilds/linux-x64',
+    meaning: 'the core addon (weft_bridge.node) to load; the Python and Ruby runtime libraries are taken from beside it first',
+  },
+  {
+    name: 'WEFT_PYTHON',
+    default: 'python3 on PATH',
+    meaning: 'the Python (a python3.X executable, 3.9-3.13) whose libpython Python handlers run in, and that a source build compiles against',
+  },
+  { name: 'WEFT_RUBY', default: 'ruby on PATH', meaning: 'the Ruby (3.0-3.4) whose libruby Ruby handlers run in, and that a source build compiles against' },
   {
     name: 'WEFT_OTEL',
     default: 'unset',
@@ -135,7 +145,11 @@ export const SETTINGS: readonly Setting[] = [
     default: 'BUNDLE_GEMFILE, else unset',
     meaning: 'Gemfile of the gems Ruby handlers use: Bundler.setup runs before the handlers load, so only its gems (path gems included) can be required',
   },
-  { name: 'WEFT_PYTHON_HOME', default: 'found by the build', meaning: 'weft bench: PYTHONHOME for the Python workers it starts' },
+  {
+    name: 'WEFT_PYTHON_HOME',
+    default: "WEFT_PYTHON's prefix",
+    meaning: "the embedded Python's home (its stdlib); weft bench: PYTHONHOME for the Python workers it starts",
+  },
   {
     name: 'WEFT_BENCH_IO_ORIGIN',
     default: 'unset',

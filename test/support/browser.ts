@@ -30,12 +30,12 @@ export interface Browser {
  * Debian's Chromium, headless, driven by playwright-core, with a fresh
  * profile per call (playwright passes it as --user-data-dir), serving the
  * dashboard under {@link STRICT_CSP}. `timezoneId` sets the browser's zone
- * (default: the machine's). Nothing is downloaded: `scripts/setup.sh`
+ * (default: the machine's). Nothing is downloaded: `scripts/setup-dev.sh`
  * installs the browser with apt-get.
  */
 export async function launchBrowser(opts: { timezoneId?: string } = {}): Promise<Browser> {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(`no Chromium at ${CHROMIUM}: run \`bash scripts/setup.sh\` (it installs Debian's chromium), or set WEFT_TEST_CHROMIUM`);
+    throw new Error(`no Chromium at ${CHROMIUM}: run \`npm run setup:dev\` (it installs Debian's chromium), or set WEFT_TEST_CHROMIUM`);
   }
   const profile = mkdtempSync(join(tmpdir(), 'weft-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {

@@ -1,0 +1,271 @@
+/**
+ * The package as a team adopting weft gets it: `npm pack` (the bytes a
+ * registry would serve), `npm install <tarball>` into an empty project of
+ * their own, handlers and a template written in that project, and a task run
+ * through every runtime (native TypeScript, Python, Ruby, TypeScript through
+ * the bridge) with `npx weft run`. Also: each worker maps only the interpreter
+ * it runs (/proc/PID/maps), nothing of weft's dev tooling is installed, and
+ * the same works for an ordinary user (nobody) when the tests run as root.
+ *
+ * Runs `npm pack` in the checkout, so build/Release must hold the addon with
+ * both runtimes (`npm run build:native`; npm ci does it).
+ */
+import { execFile, spawn } from 'node:child_process';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { packageRoot } from '../../src/shared/paths.js';
+import { createTestDatabase, type TestDatabase } from '../support/db.js';
+
+const run = promisify(execFile);
+const PACKAGE = '@weft-engine/weft';
+const MINUTES = 60_000;
+
+interface Project {
+  dir: string;
+  /** Runs a command in the project, as `user` when set (root only). */
+  exec(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<{ stdout: string; stderr: string }>;
+}
+
+let work: string;
+let tarball: string;
+let db: TestDatabase;
+
+/** The project's own handlers, one file per runtime, and a template chaining them. */
+function writeUserCode(dir: string): void {
+  mkdirSync(join(dir, 'handlers', 'typescript'), { recursive: true });
+  mkdirSync(join(dir, 'handlers', 'python'));
+  mkdirSync(join(dir, 'handlers', 'ruby'));
+  mkdirSync(join(dir, 'templates'));
+  writeFileSync(
+    join(dir, 'handlers', 'typescript', 'numbers.ts'),
+    `import { defineHandlers, type Step } from '${PACKAGE}';
+const input = (step: Step): number => {
+  const parents = Object.values(step.dependency_results) as number[];
+  return parents.length ? parents[0]! : (step.context as { n: number }).n;
+};
+export const handlers = defineHandlers({
+  'app.square': (step: Step) => input(step) * input(step),
+  'app.inc': (step: Step) => input(step) + 1,
+});
+`,
+  );
+  writeFileSync(
+    join(dir, 'handlers', 'python', 'numbers.py'),
+    `import sys
+import weft
+
+@weft.step_handler("app.add_ten")
+def add_ten(step):
+    (parent,) = step.dependency_results.values()
+    return {"value": parent + 10, "python": "%d.%d" % sys.version_info[:2]}
+`,
+  );
+  writeFileSync(
+    join(dir, 'handlers', 'ruby', 'numbers.rb'),
+    `Weft.handler('app.double') do |step|
+  step.dependency_results.values.first.fetch('value') * 2
+end
+`,
+  );
+  writeFileSync(
+    join(dir, 'templates', 'chain.yaml'),
+    `namespace: app
+name: chain
+version: 1.0.0
+runtime: native
+input_schema: { type: object, required: [n], properties: { n: { type: integer } } }
+steps:
+  - { name: square, handler: app.square }
+  - { name: add_ten, handler: app.add_ten, runtime: python, depends_on: [square] }
+  - { name: double, handler: app.double, runtime: ruby, depends_on: [add_ten] }
+  - { name: inc, handler: app.inc, runtime: typescript, depends_on: [double] }
+`,
+  );
+}
+
+/**
+ * An empty project (`npm init -y`) with the tarball installed, as root or as
+ * `user`. The npm cache is the local one (copied for another user), so
+ * nothing is downloaded that this machine already has.
+ */
+async function installProject(user?: string): Promise<Project & { installMs: number; installOut: string }> {
+  const dir = join(work, user ? `project-${user}` : 'project');
+  mkdirSync(dir);
+  const env: NodeJS.ProcessEnv = { ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' };
+  delete env.WEFT_BRIDGE_PATH;
+  delete env.VITEST;
+  delete env.NODE_OPTIONS;
+  let prefix: string[] = [];
+  if (user) {
+    const home = join(work, `home-${user}`);
+    mkdirSync(home);
+    const cache = join(homedir(), '.npm', '_cacache');
+    if (existsSync(cache)) cpSync(cache, join(home, '.npm', '_cacache'), { recursive: true });
+    await run('chown', ['-R', user, dir, home]);
+    env.HOME = home;
+    env.npm_config_cache = join(home, '.npm');
+    // PATH without root's private directories (pyenv shims under /root): the user's own python3 and ruby.
+    env.PATH = (env.PATH ?? '')
+      .split(':')
+      .filter((p) => !p.startsWith('/root'))
+      .join(':');
+    delete env.WEFT_PYTHON_HOME;
+    prefix = ['runuser', '-u', user, '--'];
+  }
+  const exec = (cmd: string, args: string[], extra: NodeJS.ProcessEnv = {}) => {
+    const [c, ...a] = [...prefix, cmd, ...args];
+    return run(c!, a, { cwd: dir, env: { ...env, ...extra }, maxBuffer: 64 << 20, timeout: 10 * MINUTES });
+  };
+  await exec('npm', ['init', '-y']);
+  // npm 11 runs a dependency's install script only when the project allows it (README "Install").
+  const pkgJson = join(dir, 'package.json');
+  writeFileSync(pkgJson, JSON.stringify({ ...JSON.parse(readFileSync(pkgJson, 'utf8')), allowScripts: { [PACKAGE]: true } }, null, 2));
+  const started = Date.now();
+  const out = await exec('npm', ['install', '--prefer-offline', '--foreground-scripts', tarball]);
+  return { dir, exec, installMs: Date.now() - started, installOut: out.stdout + out.stderr };
+}
+
+/** The lines of /proc/PID/maps of a worker once it has started, as a set of mapped file names. */
+async function workerMaps(project: Project, runtime: string): Promise<string[]> {
+  const bin = join(project.dir, 'node_modules', '.bin', 'weft');
+  const child = spawn(bin, ['worker', '--runtime', runtime, '--handlers', join(project.dir, 'handlers', runtime === 'native' ? 'typescript' : runtime)], {
+    cwd: project.dir,
+    env: { ...process.env, WEFT_DATABASE_URL: db.url, WEFT_LOG_LEVEL: 'info', VITEST: undefined, WEFT_BRIDGE_PATH: undefined },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the ${runtime} worker did not start within 2 minutes; its output:\n${out}`)), 2 * MINUTES);
+      const onData = (b: Buffer) => {
+        out += b.toString();
+        if (out.includes('worker started')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`the ${runtime} worker exited (${code}) before it started; its output:\n${out}`));
+      });
+    });
+    const maps = readFileSync(`/proc/${child.pid}/maps`, 'utf8');
+    return [...new Set(maps.split('\n').map((l) => l.split(/\s+/)[5] ?? ''))].filter((f) => f.startsWith('/'));
+  } finally {
+    child.removeAllListeners('exit');
+    process.kill(child.pid!, 'SIGKILL');
+  }
+}
+
+const names = (maps: string[], re: RegExp) => maps.filter((f) => re.test(f)).map((f) => f.split('/').pop());
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'weft-pack-'));
+  chmodSync(work, 0o755); // another user (below) must reach its project in here
+  db = await createTestDatabase();
+  const started = Date.now();
+  const { stdout } = await run('npm', ['pack', '--pack-destination', work], { cwd: packageRoot(), maxBuffer: 64 << 20, timeout: 10 * MINUTES });
+  tarball = join(work, stdout.trim().split('\n').pop()!);
+  const files = (await run('tar', ['tzvf', tarball], { maxBuffer: 64 << 20 })).stdout;
+  const prebuilt = files
+    .split('\n')
+    .filter((l) => l.includes('package/prebuilds/'))
+    .reduce((sum, l) => sum + Number(l.split(/\s+/)[2]), 0);
+  console.log(`pack: ${tarball} ${statSync(tarball).size} bytes in ${Date.now() - started} ms; prebuilt binaries ${prebuilt} bytes unpacked`);
+}, 15 * MINUTES);
+
+afterAll(async () => {
+  await db?.drop();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe('npm pack → npm install in an empty project', () => {
+  let project: Awaited<ReturnType<typeof installProject>>;
+
+  beforeAll(async () => {
+    project = await installProject();
+    console.log(`install (root): ${project.installMs} ms`);
+    writeUserCode(project.dir);
+  }, 15 * MINUTES);
+
+  it('ships what a user needs and nothing of the tests or the dev tools', () => {
+    const pkg = join(project.dir, 'node_modules', '@weft-engine', 'weft');
+    for (const f of ['dist/src/cli/main.js', 'migrations', 'workers/python/weft/__init__.py', 'workers/ruby/weft.rb', 'binding.gyp', 'native/addon.cc'])
+      expect(existsSync(join(pkg, f)), f).toBe(true);
+    const prebuilt = readdirSync(join(pkg, 'prebuilds', 'linux-x64'));
+    expect(prebuilt).toContain('weft_bridge.node');
+    expect(prebuilt.some((f) => /^weft_python-3\.\d+\.node$/.test(f))).toBe(true);
+    expect(prebuilt.some((f) => /^weft_ruby-3\.\d+\.node$/.test(f))).toBe(true);
+    expect(existsSync(join(pkg, 'test'))).toBe(false);
+    expect(existsSync(join(pkg, 'src'))).toBe(false);
+    expect(existsSync(join(pkg, 'scripts', 'setup-dev.sh'))).toBe(false);
+    // No dev dependency came along (the dashboard is prebundled; lint, tests and the browser driver are not shipped).
+    for (const dev of ['vitest', 'typescript', 'playwright-core', 'eslint', 'knip', 'preact'])
+      expect(existsSync(join(project.dir, 'node_modules', dev)), dev).toBe(false);
+    // The install step checked every runtime, served each from the prebuilt binaries, and installed nothing system-wide.
+    expect(project.installOut).toMatch(/weft: native\/TypeScript handlers: ready \(prebuilds\/linux-x64\/weft_bridge\.node\)/);
+    expect(project.installOut).toMatch(/weft: python handlers: ready \(python 3\.\d+/);
+    expect(project.installOut).toMatch(/weft: ruby handlers: ready \(ruby 3\.\d+/);
+    expect(project.installOut).not.toMatch(/apt-get|chromium|clang-format|node-gyp/i);
+  });
+
+  it(
+    'runs a task through native TypeScript, Python, Ruby and bridged TypeScript handlers that live in the project',
+    async () => {
+      const { stdout } = await project.exec('npx', ['weft', 'run', 'app/chain', '--context', '{"n": 3}', '--wait', '--json'], { WEFT_DATABASE_URL: db.url });
+      const task = JSON.parse(stdout) as { state: string; steps: Array<{ name: string; state: string; result: unknown }> };
+      expect(task.state).toBe('complete');
+      const results = Object.fromEntries(task.steps.map((s) => [s.name, s.result]));
+      expect(results.square).toBe(9);
+      expect(results.add_ten).toMatchObject({ value: 19 });
+      expect(results.double).toBe(38);
+      expect(results.inc).toBe(39);
+    },
+    5 * MINUTES,
+  );
+
+  it(
+    'maps only the interpreter a worker runs: native none, python no libruby, ruby no libpython',
+    async () => {
+      const native = await workerMaps(project, 'native');
+      expect(names(native, /libpython|libruby|weft_python|weft_ruby/)).toEqual([]);
+      const typescript = await workerMaps(project, 'typescript');
+      expect(names(typescript, /weft_bridge/)).toEqual(['weft_bridge.node']);
+      expect(names(typescript, /libpython|libruby|weft_python|weft_ruby/)).toEqual([]);
+      const python = await workerMaps(project, 'python');
+      expect(names(python, /libpython/).length).toBe(1);
+      expect(names(python, /weft_python-3\.\d+\.node/).length).toBe(1);
+      expect(names(python, /libruby|weft_ruby/)).toEqual([]);
+      const ruby = await workerMaps(project, 'ruby');
+      expect(names(ruby, /libruby/).length).toBe(1);
+      expect(names(ruby, /libpython|weft_python/)).toEqual([]);
+    },
+    10 * MINUTES,
+  );
+});
+
+// As root, the same install and run as an ordinary user (nobody) with the machine's own Python and Ruby.
+describe.runIf(process.getuid?.() === 0)('as an ordinary user', () => {
+  it(
+    'installs and runs the same task in every runtime',
+    async () => {
+      const project = await installProject('nobody');
+      console.log(`install (nobody): ${project.installMs} ms`);
+      expect(project.installOut).toMatch(/weft: python handlers: ready/);
+      expect(project.installOut).toMatch(/weft: ruby handlers: ready/);
+      writeUserCode(project.dir);
+      await run('chown', ['-R', 'nobody', project.dir]);
+      const { stdout } = await project.exec('npx', ['weft', 'run', 'app/chain', '--context', '{"n": 5}', '--wait', '--json'], { WEFT_DATABASE_URL: db.url });
+      const task = JSON.parse(stdout) as { state: string; steps: Array<{ name: string; result: unknown }> };
+      expect(task.state).toBe('complete');
+      expect(Object.fromEntries(task.steps.map((s) => [s.name, s.result]))).toMatchObject({ square: 25, add_ten: { value: 35 }, double: 70, inc: 71 });
+    },
+    20 * MINUTES,
+  );
+});
