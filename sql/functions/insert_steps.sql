@@ -1,0 +1,40 @@
+-- Insert planned steps with their first transitions and edges; those with no
+-- open parent are `enqueued` at once (events: enqueued, or outbox when
+-- p_outbox). Used by task creation and by decision and batch expansion; the
+-- caller keeps tasks.open_steps.
+CREATE OR REPLACE FUNCTION weft.insert_steps(p_task uuid, p_namespace text, p_steps jsonb, p_edges jsonb, p_pid text, p_outbox boolean)
+RETURNS SETOF weft.step_event
+LANGUAGE plpgsql AS $fn$
+BEGIN
+  RETURN QUERY
+  WITH new_steps AS (
+    INSERT INTO weft.steps (id, task_id, name, template_step, type, runtime, handler, queue, state, seq,
+                            max_attempts, timeout_ms, pending_parents, inputs, batch, enqueued_at)
+    SELECT x.id, p_task, x.name, x.template_step, x.type, x.runtime, x.handler, 'step.' || p_namespace || '.' || x.runtime,
+           CASE WHEN x.pending_parents = 0 THEN 'enqueued' ELSE 'pending' END,
+           CASE WHEN x.pending_parents = 0 THEN 2 ELSE 1 END,
+           x.max_attempts, x.timeout_ms, x.pending_parents, coalesce(x.inputs, '{}'::jsonb), x.batch,
+           CASE WHEN x.pending_parents = 0 THEN clock_timestamp() END
+      FROM jsonb_to_recordset(p_steps) AS x(id uuid, name text, template_step text, type text, runtime text, handler text,
+                                            max_attempts int, timeout_ms int, pending_parents int, inputs jsonb, batch jsonb)
+    RETURNING id, task_id, state, queue, name),
+  transitions AS (
+    INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id)
+    SELECT id, 1, task_id, NULL, 'pending', p_pid FROM new_steps
+    UNION ALL
+    SELECT id, 2, task_id, 'pending', 'enqueued', p_pid FROM new_steps WHERE state = 'enqueued'),
+  edges AS (
+    INSERT INTO weft.step_edges (task_id, from_step, to_step)
+    SELECT p_task, e."from", e."to" FROM jsonb_to_recordset(p_edges) AS e("from" uuid, "to" uuid)),
+  messages AS (
+    INSERT INTO weft.outbox (queue, body)
+    SELECT n.queue, jsonb_build_object('task_id', n.task_id, 'step_id', n.id) FROM new_steps n
+     WHERE n.state = 'enqueued' AND p_outbox
+    RETURNING id, queue, body)
+  SELECT 'enqueued', n.id, n.task_id, 'enqueued', n.queue, n.name, NULL::int, NULL::jsonb, NULL::text, NULL::text, NULL::boolean
+    FROM new_steps n WHERE n.state = 'enqueued' AND NOT p_outbox
+  UNION ALL
+  SELECT 'outbox', (m.body->>'step_id')::uuid, (m.body->>'task_id')::uuid, 'enqueued', m.queue, NULL, NULL,
+         jsonb_build_object('id', m.id, 'body', m.body), NULL, NULL, NULL
+    FROM messages m;
+END $fn$;
