@@ -42,6 +42,12 @@ export interface MigrateResult {
   current: number;
 }
 
+/** Where the SQL comes from: weft's own migrations/ and sql/functions/ unless a test says otherwise. */
+interface MigrationSources {
+  migrations?: string;
+  functions?: string;
+}
+
 /**
  * Bring the schema up to date. Safe to call from every process at start:
  * an advisory lock makes concurrent callers wait for each other, and each
@@ -49,9 +55,9 @@ export interface MigrateResult {
  * under the same lock and in one transaction, every function file whose
  * text differs from the one the database recorded (sql/README.md).
  */
-export async function migrate(db: Database, log: Logger): Promise<MigrateResult> {
-  const migrations = await readMigrations();
-  const functionFiles = await readFunctionFiles();
+export async function migrate(db: Database, log: Logger, sources: MigrationSources = {}): Promise<MigrateResult> {
+  const migrations = await readMigrations(sources.migrations);
+  const functionFiles = await readFunctionFiles(sources.functions);
   const client = await db.acquire();
   const applied: string[] = [];
   try {
