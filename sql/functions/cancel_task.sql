@@ -6,6 +6,7 @@
 -- task and WF409 for one that has ended, naming its state.
 -- p_reason (may be NULL) is the operator's why: kept beside `by` in the task's
 -- audit row (task_transitions.metadata.reason) and as the task error's message.
+-- requires: event_row
 CREATE OR REPLACE FUNCTION weft.cancel_task(p_task uuid, p_by text, p_pid text, p_reason text)
 RETURNS SETOF weft.step_event
 LANGUAGE plpgsql AS $fn$
@@ -44,14 +45,11 @@ BEGIN
   task_transition AS (
     INSERT INTO weft.task_transitions (task_id, seq, from_state, to_state, process_id, metadata)
     SELECT id, seq, 'running', 'cancelled', p_pid, jsonb_strip_nulls(jsonb_build_object('by', p_by, 'reason', p_reason)) FROM task)
-  SELECT 'finished'::text, c.id, c.task_id, 'cancelled', NULL, c.name, c.attempts,
-         jsonb_build_object('from', c.from_state, 'worker', c.worker_id), NULL, NULL,
-         EXISTS (SELECT 1 FROM weft.task_watchers w WHERE w.task_id = c.task_id)
+  SELECT (weft.finished_event(c.id, c.task_id, 'cancelled', c.name, c.attempts, jsonb_build_object('from', c.from_state, 'worker', c.worker_id),
+                              EXISTS (SELECT 1 FROM weft.task_watchers w WHERE w.task_id = c.task_id))).*
     FROM cancelled c
   UNION ALL
-  SELECT 'task_ended', NULL::uuid, t.id, 'cancelled', NULL, NULL, NULL::int,
-         jsonb_build_object('namespace', t.namespace, 'name', t.name, 'ms', t.ms), NULL, NULL, NULL::boolean
-    FROM task t;
+  SELECT (weft.task_ended_event(t.id, 'cancelled', t.namespace, t.name, t.ms)).* FROM task t;
   -- The state was read without a lock: a task that ended in between is not cancelled.
   IF NOT EXISTS (SELECT 1 FROM weft.tasks WHERE id = p_task AND state = 'cancelled') THEN
     SELECT state INTO v_state FROM weft.tasks WHERE id = p_task;

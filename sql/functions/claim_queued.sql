@@ -12,24 +12,7 @@ DECLARE
 BEGIN
   PERFORM weft.lock_queues(p_queues, false);
   IF p_limit > 0 THEN
-    WITH picked AS (
-      SELECT m.id
-        FROM unnest(p_queues) AS q(name),
-             LATERAL (SELECT id FROM weft.steps
-                       WHERE state = 'enqueued' AND queue = q.name
-                       ORDER BY enqueued_at LIMIT p_limit FOR UPDATE SKIP LOCKED) AS m
-       LIMIT p_limit),
-    claimed AS (
-      UPDATE weft.steps s
-         SET state = 'running', seq = s.seq + 1, attempts = s.attempts + 1, worker_id = p_worker,
-             started_at = clock_timestamp(), finished_at = NULL, updated_at = clock_timestamp()
-        FROM picked
-       WHERE s.id = picked.id AND s.state = 'enqueued'
-      RETURNING s.id, s.task_id, s.seq, s.attempts),
-    transitions AS (
-      INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
-      SELECT id, seq, task_id, 'enqueued', 'running', p_worker, jsonb_build_object('attempt', attempts) FROM claimed)
-    SELECT array_agg(id) INTO v_ids FROM claimed;
+    v_ids := weft.claim_steps(p_worker, weft.pick_queued(p_queues, p_limit));
   END IF;
   PERFORM weft.register_waiter(p_queues, p_consumer, p_channel, p_waiter_ttl_ms,
                                coalesce(array_length(v_ids, 1), 0) < p_limit);

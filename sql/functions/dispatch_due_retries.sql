@@ -1,5 +1,6 @@
 -- waiting_retry → enqueued for steps whose backoff has elapsed (cancelled
 -- instead when their task is no longer running).
+-- requires: event_row
 CREATE OR REPLACE FUNCTION weft.dispatch_due_retries(p_pid text, p_outbox boolean, p_limit integer)
 RETURNS SETOF weft.step_event
 LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
@@ -23,15 +24,7 @@ BEGIN
     SELECT id, seq, task_id, 'waiting_retry', state, p_pid,
            CASE WHEN state = 'enqueued' THEN jsonb_build_object('reason', 'backoff elapsed', 'next_attempt', attempts + 1)
                 ELSE '{"reason":"task ended"}'::jsonb END
-      FROM moved),
-  messages AS (
-    INSERT INTO weft.outbox (queue, body)
-    SELECT queue, jsonb_build_object('task_id', task_id, 'step_id', id) FROM moved WHERE state = 'enqueued' AND p_outbox
-    RETURNING id, queue, body)
-  SELECT 'enqueued', m.id, m.task_id, m.state, m.queue, m.name, m.attempts, NULL::jsonb, NULL::text, NULL::text, NULL::boolean
-    FROM moved m WHERE m.state = 'enqueued' AND NOT p_outbox
-  UNION ALL
-  SELECT 'outbox', (o.body->>'step_id')::uuid, (o.body->>'task_id')::uuid, 'enqueued', o.queue, NULL, NULL,
-         jsonb_build_object('id', o.id, 'body', o.body), NULL, NULL, NULL
-    FROM messages o;
+      FROM moved)
+  SELECT * FROM weft.dispatch_ready(ARRAY(SELECT weft.enqueued_event(m.id, m.task_id, m.queue, m.name, m.attempts)
+                                            FROM moved m WHERE m.state = 'enqueued'), p_outbox);
 END $fn$;

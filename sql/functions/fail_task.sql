@@ -2,6 +2,7 @@
 -- not started yet is cancelled; running ones finish and are recorded, but
 -- nothing new is dispatched. Steps are locked in id order, then the task (the
 -- order of every writer, see weft.finish_steps).
+-- requires: event_row
 CREATE OR REPLACE FUNCTION weft.fail_task(p_task uuid, p_step text, p_reason text, p_error jsonb, p_pid text)
 RETURNS SETOF weft.step_event
 LANGUAGE plpgsql AS $fn$
@@ -25,7 +26,5 @@ BEGIN
   task_transition AS (
     INSERT INTO weft.task_transitions (task_id, seq, from_state, to_state, process_id, metadata)
     SELECT id, seq, 'running', 'error', p_pid, jsonb_build_object('step', p_step, 'reason', p_reason) FROM task)
-  SELECT 'task_ended', NULL::uuid, t.id, 'error', NULL, NULL, NULL::int,
-         jsonb_build_object('namespace', t.namespace, 'name', t.name, 'ms', t.ms), NULL, NULL, NULL::boolean
-    FROM task t;
+  SELECT (weft.task_ended_event(t.id, 'error', t.namespace, t.name, t.ms)).* FROM task t;
 END $fn$;

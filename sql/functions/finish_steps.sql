@@ -5,8 +5,8 @@
 --                worker has applied the retry policy: retry_ms set means
 --                retry after that delay, null means fail the task for `reason`
 --   p_ids        the ids of both, so every statement finds its rows by key
--- Each item is accepted only from the attempt that holds the step (fencing:
--- attempts = attempt, worker_id = p_worker, not finished yet; the step is
+-- Each item is accepted only from the attempt that holds the step (fencing,
+-- weft.holds_attempt: attempts = attempt, worker_id = p_worker, not finished yet; the step is
 -- running, or was re-enqueued because the worker was presumed lost and
 -- nobody claimed it since). Then:
 --   * a failure becomes waiting_retry or error (and fails its task); its
@@ -34,6 +34,7 @@
 -- after waiting for the other writer. Rows are locked in one order in every
 -- writer (the finished steps, their children by id, then their tasks by id),
 -- so two finishes never deadlock.
+-- requires: event_row, holds_attempt, append_error
 CREATE OR REPLACE FUNCTION weft.finish_steps(p_worker text, p_ids uuid[], p_successes jsonb, p_failures jsonb, p_expansion jsonb,
                                   p_queues text[], p_room integer, p_claim_queued boolean, p_outbox boolean,
                                   p_consumer text, p_channel text, p_waiter_ttl_ms integer)
@@ -86,7 +87,7 @@ BEGIN
           FROM jsonb_to_recordset(p_failures) AS i(id uuid, attempt int, error jsonb, retry_ms int, reason text, duration_ms float8),
                weft.tasks t
          WHERE s.id = ANY(p_ids) AND s.id = i.id AND t.id = s.task_id AND s.state = 'running'
-           AND s.attempts = i.attempt AND s.worker_id IS NOT DISTINCT FROM p_worker AND s.finished_at IS NULL
+           AND weft.holds_attempt(s.worker_id, s.attempts, s.finished_at, p_worker, i.attempt)
         RETURNING s.id, s.task_id, s.seq, s.state, s.name, s.attempts, s.run_after, s.error, t.state AS task_state,
                   i.reason, i.retry_ms, i.duration_ms),
       transitions AS (
@@ -95,8 +96,8 @@ BEGIN
                jsonb_strip_nulls(jsonb_build_object('attempt', attempts, 'duration_ms', duration_ms, 'delay_ms', retry_ms,
                                                     'reason', CASE WHEN state = 'error' THEN coalesce(reason, 'task already ended') END))
           FROM failed)
-      SELECT array_agg(ROW('finished', f.id, f.task_id, f.state, NULL, f.name, f.attempts,
-                           jsonb_strip_nulls(jsonb_build_object('run_after', f.run_after)), NULL, NULL, NULL)::weft.step_event),
+      SELECT array_agg(weft.finished_event(f.id, f.task_id, f.state, f.name, f.attempts,
+                                           jsonb_strip_nulls(jsonb_build_object('run_after', f.run_after)))),
              jsonb_agg(jsonb_build_object('task', f.task_id, 'step', f.name, 'reason', f.reason, 'error', f.error) ORDER BY f.task_id)
                FILTER (WHERE f.state = 'error' AND f.task_state = 'running'),
              count(*)
@@ -118,7 +119,7 @@ BEGIN
                seq = s.seq + 1, result = i.result, error = NULL, finished_at = clock_timestamp(), updated_at = clock_timestamp()
           FROM jsonb_to_recordset(p_successes) AS i(id uuid, attempt int, result jsonb, duration_ms float8), weft.tasks t
          WHERE s.id = ANY(p_ids) AND s.id = i.id AND t.id = s.task_id AND s.state = 'running'
-           AND s.attempts = i.attempt AND s.worker_id IS NOT DISTINCT FROM p_worker AND s.finished_at IS NULL
+           AND weft.holds_attempt(s.worker_id, s.attempts, s.finished_at, p_worker, i.attempt)
         RETURNING s.id, s.task_id, s.seq, s.state, s.name, s.attempts, t.state AS task_state, i.duration_ms),
       released AS (
         SELECT e.to_step AS id, count(*)::int AS n
@@ -157,10 +158,6 @@ BEGIN
         SELECT id, seq, task_id, 'pending', state, p_worker,
                CASE WHEN state = 'running' THEN jsonb_build_object('attempt', attempts, 'claimed', 'on release') END
           FROM moved),
-      messages AS (
-        INSERT INTO weft.outbox (queue, body)
-        SELECT queue, jsonb_build_object('task_id', task_id, 'step_id', id) FROM moved WHERE state = 'enqueued' AND p_outbox
-        RETURNING id, queue, body),
       tasks_done AS (
         -- The task completes when this was its last open step.
         UPDATE weft.tasks t
@@ -181,18 +178,16 @@ BEGIN
              v_accepted + count(*) FILTER (WHERE (ev).kind = 'finished')
         INTO v_events, v_claimed, v_accepted
         FROM (
-          SELECT ROW('finished', d.id, d.task_id, d.state, NULL, d.name, d.attempts, NULL, NULL, NULL, NULL)::weft.step_event AS ev
-            FROM done d
+          SELECT weft.finished_event(d.id, d.task_id, d.state, d.name, d.attempts) AS ev FROM done d
           UNION ALL
-          SELECT ROW(CASE m.state WHEN 'running' THEN 'claim' ELSE 'enqueued' END, m.id, m.task_id, m.state, m.queue, m.name,
-                     m.attempts, NULL, NULL, NULL, NULL)::weft.step_event
-            FROM moved m WHERE NOT (m.state = 'enqueued' AND p_outbox)
+          -- (`claim`: claimed on release; not returned, but handed to weft.claimed_events below)
+          SELECT weft.event_row('claim', m.id, m.task_id, m.state, m.queue, m.name, m.attempts, NULL, NULL)
+            FROM moved m WHERE m.state = 'running'
           UNION ALL
-          SELECT ROW('outbox', (o.body->>'step_id')::uuid, (o.body->>'task_id')::uuid, 'enqueued', o.queue, NULL, NULL,
-                     jsonb_build_object('id', o.id, 'body', o.body), NULL, NULL, NULL)::weft.step_event FROM messages o
+          SELECT r FROM weft.dispatch_ready(ARRAY(SELECT weft.enqueued_event(m.id, m.task_id, m.queue, m.name, m.attempts)
+                                                    FROM moved m WHERE m.state = 'enqueued'), p_outbox) AS r
           UNION ALL
-          SELECT ROW('task_ended', NULL, t.id, 'complete', NULL, NULL, NULL,
-                     jsonb_build_object('namespace', t.namespace, 'name', t.name, 'ms', t.ms), NULL, NULL, NULL)::weft.step_event
+          SELECT weft.task_ended_event(t.id, 'complete', t.namespace, t.name, t.ms)
             FROM tasks_done t WHERE t.state = 'complete' AND t.open_steps = 0) AS e;
     END IF;
     EXIT WHEN v_pass = 2 OR v_accepted >= array_length(p_ids, 1);
@@ -200,8 +195,8 @@ BEGIN
         UPDATE weft.steps s SET state = 'running', seq = s.seq + 1, updated_at = clock_timestamp()
           FROM (SELECT x.id, x.attempt FROM jsonb_to_recordset(coalesce(p_successes, '[]') || coalesce(p_failures, '[]'))
                                        AS x(id uuid, attempt int)) AS i
-         WHERE s.id = ANY(p_ids) AND s.id = i.id AND s.state = 'enqueued' AND s.attempts = i.attempt
-           AND s.worker_id IS NOT DISTINCT FROM p_worker AND s.finished_at IS NULL
+         WHERE s.id = ANY(p_ids) AND s.id = i.id AND s.state = 'enqueued'
+           AND weft.holds_attempt(s.worker_id, s.attempts, s.finished_at, p_worker, i.attempt)
         RETURNING s.id, s.task_id, s.seq, s.attempts)
       INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
       SELECT id, seq, task_id, 'enqueued', 'running', p_worker,
@@ -215,24 +210,7 @@ BEGIN
   v_room := p_room - coalesce(array_length(v_claimed, 1), 0);
   IF p_claim_queued THEN
     IF v_room > 0 THEN
-      WITH picked AS (
-        SELECT m.id
-          FROM unnest(p_queues) AS q(name),
-               LATERAL (SELECT id FROM weft.steps
-                         WHERE state = 'enqueued' AND queue = q.name
-                         ORDER BY enqueued_at LIMIT v_room FOR UPDATE SKIP LOCKED) AS m
-         LIMIT v_room),
-      claimed AS (
-        UPDATE weft.steps s
-           SET state = 'running', seq = s.seq + 1, attempts = s.attempts + 1, worker_id = p_worker,
-               started_at = clock_timestamp(), finished_at = NULL, updated_at = clock_timestamp()
-          FROM picked
-         WHERE s.id = picked.id AND s.state = 'enqueued'
-        RETURNING s.id, s.task_id, s.seq, s.attempts),
-      transitions AS (
-        INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
-        SELECT id, seq, task_id, 'enqueued', 'running', p_worker, jsonb_build_object('attempt', attempts) FROM claimed)
-      SELECT array_agg(id) INTO v_picked FROM claimed;
+      v_picked := weft.claim_steps(p_worker, weft.pick_queued(p_queues, v_room));
       v_claimed := coalesce(v_claimed, '{}') || coalesce(v_picked, '{}');
       v_room := v_room - coalesce(array_length(v_picked, 1), 0);
     END IF;
@@ -241,9 +219,8 @@ BEGIN
 
   -- Whether anyone watches these tasks live (weft_step notifications): one probe of a tiny table.
   IF EXISTS (SELECT 1 FROM weft.task_watchers) THEN
-    v_events := ARRAY(SELECT ROW(e.kind, e.step_id, e.task_id, e.state, e.queue, e.name, e.attempt, e.detail, e.context,
-                                 e.dependency_results,
-                                 EXISTS (SELECT 1 FROM weft.task_watchers w WHERE w.task_id = e.task_id))::weft.step_event
+    v_events := ARRAY(SELECT weft.event_row(e.kind, e.step_id, e.task_id, e.state, e.queue, e.name, e.attempt, e.detail,
+                                            EXISTS (SELECT 1 FROM weft.task_watchers w WHERE w.task_id = e.task_id))
                         FROM unnest(v_events) AS e);
   END IF;
   FOREACH v_event IN ARRAY coalesce(v_events, '{}') LOOP

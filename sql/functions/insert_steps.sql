@@ -1,7 +1,8 @@
 -- Insert planned steps with their first transitions and edges; those with no
--- open parent are `enqueued` at once (events: enqueued, or outbox when
--- p_outbox). Used by task creation and by decision and batch expansion; the
+-- open parent are `enqueued` at once (weft.dispatch_ready: events enqueued,
+-- or outbox when p_outbox). Used by task creation and by decision and batch expansion; the
 -- caller keeps tasks.open_steps.
+-- requires: event_row
 CREATE OR REPLACE FUNCTION weft.insert_steps(p_task uuid, p_namespace text, p_steps jsonb, p_edges jsonb, p_pid text, p_outbox boolean)
 RETURNS SETOF weft.step_event
 LANGUAGE plpgsql AS $fn$
@@ -25,16 +26,7 @@ BEGIN
     SELECT id, 2, task_id, 'pending', 'enqueued', p_pid FROM new_steps WHERE state = 'enqueued'),
   edges AS (
     INSERT INTO weft.step_edges (task_id, from_step, to_step)
-    SELECT p_task, e."from", e."to" FROM jsonb_to_recordset(p_edges) AS e("from" uuid, "to" uuid)),
-  messages AS (
-    INSERT INTO weft.outbox (queue, body)
-    SELECT n.queue, jsonb_build_object('task_id', n.task_id, 'step_id', n.id) FROM new_steps n
-     WHERE n.state = 'enqueued' AND p_outbox
-    RETURNING id, queue, body)
-  SELECT 'enqueued', n.id, n.task_id, 'enqueued', n.queue, n.name, NULL::int, NULL::jsonb, NULL::text, NULL::text, NULL::boolean
-    FROM new_steps n WHERE n.state = 'enqueued' AND NOT p_outbox
-  UNION ALL
-  SELECT 'outbox', (m.body->>'step_id')::uuid, (m.body->>'task_id')::uuid, 'enqueued', m.queue, NULL, NULL,
-         jsonb_build_object('id', m.id, 'body', m.body), NULL, NULL, NULL
-    FROM messages m;
+    SELECT p_task, e."from", e."to" FROM jsonb_to_recordset(p_edges) AS e("from" uuid, "to" uuid))
+  SELECT * FROM weft.dispatch_ready(ARRAY(SELECT weft.enqueued_event(n.id, n.task_id, n.queue, n.name, NULL)
+                                            FROM new_steps n WHERE n.state = 'enqueued'), p_outbox);
 END $fn$;

@@ -1,5 +1,6 @@
 -- RabbitMQ: enqueued steps unclaimed for p_older_ms (a message the broker
 -- lost): enqueued → enqueued with a new outbox row.
+-- requires: event_row
 CREATE OR REPLACE FUNCTION weft.redispatch_stale(p_pid text, p_older_ms integer, p_limit integer)
 RETURNS SETOF weft.step_event
 LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
@@ -13,15 +14,9 @@ BEGIN
   moved AS (
     UPDATE weft.steps s SET seq = s.seq + 1, enqueued_at = clock_timestamp(), updated_at = clock_timestamp()
       FROM stale WHERE s.id = stale.id AND s.state = 'enqueued'
-    RETURNING s.id, s.task_id, s.seq, s.queue),
+    RETURNING s.id, s.task_id, s.seq, s.queue, s.name),
   transitions AS (
     INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
-    SELECT id, seq, task_id, 'enqueued', 'enqueued', p_pid, '{"reason":"not claimed in time; dispatched again"}'::jsonb FROM moved),
-  messages AS (
-    INSERT INTO weft.outbox (queue, body)
-    SELECT queue, jsonb_build_object('task_id', task_id, 'step_id', id) FROM moved
-    RETURNING id, queue, body)
-  SELECT 'outbox', (o.body->>'step_id')::uuid, (o.body->>'task_id')::uuid, 'enqueued', o.queue, NULL, NULL::int,
-         jsonb_build_object('id', o.id, 'body', o.body), NULL::text, NULL::text, NULL::boolean
-    FROM messages o;
+    SELECT id, seq, task_id, 'enqueued', 'enqueued', p_pid, '{"reason":"not claimed in time; dispatched again"}'::jsonb FROM moved)
+  SELECT * FROM weft.dispatch_ready(ARRAY(SELECT weft.enqueued_event(m.id, m.task_id, m.queue, m.name, NULL) FROM moved m), true);
 END $fn$;

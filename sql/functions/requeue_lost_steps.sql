@@ -6,6 +6,7 @@
 -- worker's recorded exit, weft.loss_entry), the transition names the cause,
 -- and WorkerLostError counts the causes of the losses that stopped the step
 -- (weft.loss_summary).
+-- requires: event_row, loss_entry, loss_summary, append_error
 CREATE OR REPLACE FUNCTION weft.requeue_lost_steps(p_pid text, p_lease_ms integer, p_max_losses integer, p_outbox boolean, p_limit integer)
 RETURNS SETOF weft.step_event
 LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
@@ -14,6 +15,7 @@ DECLARE
   v_lease interval := make_interval(secs => p_lease_ms / 1000.0);
   v_ids    uuid[];
   v_events weft.step_event[];
+  v_ready  weft.step_event[];
   v_fail   jsonb;
   r        record;
 BEGIN
@@ -53,25 +55,15 @@ BEGIN
   transitions AS (
     INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
     SELECT id, seq, task_id, 'running', state, p_pid,
-           jsonb_build_object('reason', 'worker lost', 'worker', worker_id, 'attempt', attempts, 'losses', losses, 'cause', cause) FROM lost),
-  messages AS (
-    INSERT INTO weft.outbox (queue, body)
-    SELECT queue, jsonb_build_object('task_id', task_id, 'step_id', id) FROM lost WHERE state = 'enqueued' AND p_outbox
-    RETURNING id, queue, body)
-  SELECT coalesce(array_agg(CASE
-           WHEN l.state = 'error'
-             THEN ROW('finished', l.id, l.task_id, 'error', NULL, l.name, l.attempts, NULL, NULL, NULL, NULL)::weft.step_event
-           WHEN p_outbox
-             THEN ROW('outbox', l.id, l.task_id, 'enqueued', l.queue, l.name, l.attempts,
-                      (SELECT jsonb_build_object('id', m.id, 'body', m.body) FROM messages m
-                        WHERE (m.body->>'step_id')::uuid = l.id), NULL, NULL, NULL)::weft.step_event
-           ELSE ROW('enqueued', l.id, l.task_id, 'enqueued', l.queue, l.name, l.attempts, NULL, NULL, NULL, NULL)::weft.step_event
-         END), '{}'),
+           jsonb_build_object('reason', 'worker lost', 'worker', worker_id, 'attempt', attempts, 'losses', losses, 'cause', cause) FROM lost)
+  SELECT array_agg(weft.finished_event(l.id, l.task_id, 'error', l.name, l.attempts)) FILTER (WHERE l.state = 'error'),
+         array_agg(weft.enqueued_event(l.id, l.task_id, l.queue, l.name, l.attempts)) FILTER (WHERE l.state = 'enqueued'),
          jsonb_agg(jsonb_build_object('task', l.task_id, 'step', l.name, 'losses', l.losses, 'error', l.error))
            FILTER (WHERE l.state = 'error')
-    INTO v_events, v_fail
+    INTO v_events, v_ready, v_fail
     FROM lost l;
   RETURN QUERY SELECT * FROM unnest(v_events);
+  RETURN QUERY SELECT * FROM weft.dispatch_ready(v_ready, p_outbox);
   FOR r IN SELECT x AS f FROM jsonb_array_elements(coalesce(v_fail, '[]'::jsonb)) AS x LOOP
     RETURN QUERY SELECT * FROM weft.fail_task((r.f->>'task')::uuid, r.f->>'step', 'worker lost ' || (r.f->>'losses') || ' times',
                                               r.f->'error', p_pid);

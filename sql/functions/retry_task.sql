@@ -6,6 +6,7 @@
 -- failed one: it is reopened with the cancelled steps (those its failure
 -- stopped). Every earlier error stays in steps.errors. Raises WF404 for an
 -- unknown task or step, WF409 when there is nothing to retry.
+-- requires: event_row
 CREATE OR REPLACE FUNCTION weft.retry_task(p_task uuid, p_step text, p_by text, p_pid text, p_outbox boolean)
 RETURNS SETOF weft.step_event
 LANGUAGE plpgsql AS $fn$
@@ -73,19 +74,10 @@ BEGIN
     RETURNING s.id, s.task_id, s.seq, s.name, s.queue, s.state, p.from_state),
   transitions AS (
     INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
-    SELECT id, seq, task_id, from_state, state, p_pid, jsonb_build_object('reason', 'retried', 'by', p_by) FROM reopened),
-  messages AS (
-    INSERT INTO weft.outbox (queue, body)
-    SELECT r.queue, jsonb_build_object('task_id', r.task_id, 'step_id', r.id) FROM reopened r
-     WHERE r.state = 'enqueued' AND p_outbox
-    RETURNING id, queue, body)
-  SELECT 'enqueued'::text, r.id, r.task_id, 'enqueued', r.queue, r.name, NULL::int, NULL::jsonb, NULL::text, NULL::text,
-         EXISTS (SELECT 1 FROM weft.task_watchers w WHERE w.task_id = r.task_id)
-    FROM reopened r WHERE r.state = 'enqueued' AND NOT p_outbox
-  UNION ALL
-  SELECT 'outbox', (m.body->>'step_id')::uuid, (m.body->>'task_id')::uuid, 'enqueued', m.queue, NULL, NULL,
-         jsonb_build_object('id', m.id, 'body', m.body), NULL, NULL, NULL
-    FROM messages m;
+    SELECT id, seq, task_id, from_state, state, p_pid, jsonb_build_object('reason', 'retried', 'by', p_by) FROM reopened)
+  SELECT * FROM weft.dispatch_ready(ARRAY(
+    SELECT weft.enqueued_event(r.id, r.task_id, r.queue, r.name, NULL, EXISTS (SELECT 1 FROM weft.task_watchers w WHERE w.task_id = r.task_id))
+      FROM reopened r WHERE r.state = 'enqueued'), p_outbox);
 
   WITH task AS (
     UPDATE weft.tasks t SET state = 'running', seq = t.seq + 1, updated_at = clock_timestamp(), completed_at = NULL, error = NULL,
