@@ -11,7 +11,7 @@ import { storableErrorRecord, type ErrorRecordShape } from '../core/error-record
 /**
  * The step boundary (issue 8): the worker that finished steps records their
  * outcomes and moves their tasks on, in one statement and one commit
- * (weft.finish_steps in migrations/002). See that function for what it does;
+ * (weft.finish_steps, sql/functions/finish_steps.sql). See that function for what it does;
  * this module builds its arguments and splits a batch that PostgreSQL refuses
  * because of one item's data.
  */
