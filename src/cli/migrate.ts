@@ -19,9 +19,8 @@ export async function runMigrate(config: WeftConfig, log: Logger): Promise<numbe
 
 function report(result: MigrateResult, where: string): string {
   if (result.applied.length === 0 && result.functions.length === 0) return `${where} is up to date (schema version ${result.current})\n`;
-  const what = [
-    result.applied.length ? result.applied.join(', ') : '',
-    result.functions.length ? `functions ${result.functions.join(', ')}` : '',
-  ].filter(Boolean);
+  const what = [result.applied.length ? result.applied.join(', ') : '', result.functions.length ? `functions ${result.functions.join(', ')}` : ''].filter(
+    Boolean,
+  );
   return `applied ${what.join('; ')} to ${where}; schema is at version ${result.current}\n`;
 }

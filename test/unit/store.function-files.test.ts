@@ -66,9 +66,7 @@ describe('readFunctionFiles', () => {
   });
 
   it('a file that does not define the function it is named after is refused', async () => {
-    const err = await failure(
-      functionsDir({ claim: 'CREATE OR REPLACE FUNCTION weft.claim_steps() RETURNS int LANGUAGE sql AS $fn$ SELECT 1 $fn$;\n' }),
-    );
+    const err = await failure(functionsDir({ claim: 'CREATE OR REPLACE FUNCTION weft.claim_steps() RETURNS int LANGUAGE sql AS $fn$ SELECT 1 $fn$;\n' }));
     expect(err.message).toBe(
       'sql/functions/claim.sql does not define weft.claim: a function file holds "CREATE OR REPLACE FUNCTION weft.claim(...)" (rename the file after the function it defines)',
     );

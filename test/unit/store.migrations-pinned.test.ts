@@ -19,7 +19,10 @@ const LANDED: Record<string, string> = {
   '006_cancel_reason.sql': 'a4c7adb36c2bf8cd4b505dcc642a518e438b31f20a9804394f505806883ccff8',
 };
 
-const sha256 = (file: string) => createHash('sha256').update(readFileSync(join(DIR, file))).digest('hex');
+const sha256 = (file: string) =>
+  createHash('sha256')
+    .update(readFileSync(join(DIR, file)))
+    .digest('hex');
 
 describe('landed migrations', () => {
   it.each(Object.keys(LANDED))('%s is byte-identical to the file that landed (change sql/functions/ or add a migration instead)', (file) => {
