@@ -314,20 +314,27 @@ describe('migrate', () => {
       `SELECT n.nspname AS schema, p.proname AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')`,
     );
-    // The units of work of the step boundary (migration 002) and of cancel and retry (004), the transition rules they are checked
-    // against, and the error history's helpers (005); NOTIFY is sent after commit (weft.wake), never by a trigger.
+    // The units of work of the step boundary and of cancel and retry (sql/functions), their shared helpers (event rows, the
+    // attempt fence, claim, dispatch), the transition rules they are checked against, and the error history's helpers; NOTIFY
+    // is sent after commit (weft.wake), never by a trigger.
     expect(functions.map((f) => f.name).sort()).toEqual([
       'append_error',
       'cancel_task',
       'claim_ids',
       'claim_queued',
+      'claim_steps',
       'claimed_events',
       'compile_transition_rules',
       'create_task',
       'delete_expired_tasks',
       'dispatch_due_retries',
+      'dispatch_ready',
+      'enqueued_event',
+      'event_row',
       'fail_task',
       'finish_steps',
+      'finished_event',
+      'holds_attempt',
       'insert_steps',
       'legal_step_transition',
       'legal_task_transition',
@@ -335,6 +342,8 @@ describe('migrate', () => {
       'loss_entry',
       'loss_label',
       'loss_summary',
+      'outbox_event',
+      'pick_queued',
       'record_process_exit',
       'redispatch_stale',
       'register_waiter',
@@ -342,6 +351,7 @@ describe('migrate', () => {
       'requeue_lost_steps',
       'retry_task',
       'running_steps_of',
+      'task_ended_event',
       'wake',
     ]);
     expect(functions.every((f) => f.schema === 'weft')).toBe(true);
