@@ -5,11 +5,15 @@ import { migrate, type MigrateResult } from '../store/migrate.js';
 import { redactUrl } from '../shared/redact.js';
 
 /** `weft migrate`: apply pending migrations and changed function files, and say what happened. */
-export async function runMigrate(config: WeftConfig, log: Logger): Promise<number> {
+export async function runMigrate(config: WeftConfig, log: Logger, json = false): Promise<number> {
   const store = await connectStore(config, log, { migrate: false });
   try {
     const result = await migrate(store.db, log);
     const where = store.source === 'embedded' ? `embedded PostgreSQL (${config.home}/pg)` : redactUrl(store.db.url);
+    if (json) {
+      process.stdout.write(`${JSON.stringify({ applied: result.applied, functions: result.functions, current: result.current, where })}\n`);
+      return 0;
+    }
     process.stdout.write(report(result, where));
     return 0;
   } finally {

@@ -314,9 +314,9 @@ describe('migrate', () => {
       `SELECT n.nspname AS schema, p.proname AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')`,
     );
-    // The units of work of the step boundary and of cancel and retry (sql/functions), their shared helpers (event rows, the
-    // attempt fence, claim, dispatch), the transition rules they are checked against, and the error history's helpers; NOTIFY
-    // is sent after commit (weft.wake), never by a trigger.
+    // The units of work of the step boundary, of bulk submission and of cancel and retry (sql/functions), their shared helpers
+    // (event rows, the attempt fence, claim, dispatch), the transition rules they are checked against, and the error history's
+    // helpers; NOTIFY is sent after commit (weft.wake), never by a trigger.
     expect(functions.map((f) => f.name).sort()).toEqual([
       'append_error',
       'cancel_task',
@@ -326,6 +326,7 @@ describe('migrate', () => {
       'claimed_events',
       'compile_transition_rules',
       'create_task',
+      'create_tasks',
       'delete_expired_tasks',
       'dispatch_due_retries',
       'dispatch_ready',
