@@ -4,7 +4,7 @@ import type { DispatchMode } from './tasks.js';
 import { ConflictError, NotFoundError } from '../shared/errors.js';
 
 /**
- * Cancel and retry (weft.cancel_task and weft.retry_task, migrations/004 and 006):
+ * Cancel and retry (weft.cancel_task and weft.retry_task, sql/functions/):
  * one statement and one commit each. The caller delivers what they return
  * after COMMIT (Orchestrator.cancelTask / retryTask): wakes or publishes the
  * steps a retry enqueued, tells waiters a cancelled task ended, and tells
@@ -42,7 +42,7 @@ export interface RetryOutcome extends StatementOutcome {
 
 /**
  * Cancel a pending or running task and its open steps; `by` names who asked
- * and `reason` says why (both kept in the task's audit row, migrations/006).
+ * and `reason` says why (both kept in the task's audit row, sql/functions/cancel_task.sql).
  */
 export async function cancelTask(db: Database, taskId: string, by: string, pid = 'api', reason?: string): Promise<CancelOutcome> {
   const rows = await controlQuery(db, 'SELECT * FROM weft.cancel_task($1, $2, $3, $4)', [taskId, by, pid, reason ?? null]);

@@ -1,8 +1,9 @@
 import type { StepState } from '../core/states.js';
 
 /**
- * What a step-boundary statement did (the `weft.step_event` rows of
- * migrations/002), decoded for the process that ran it to act on after
+ * What a step-boundary statement did (the `weft.step_event` rows: the type is
+ * in migrations/002, the rows are built by sql/functions/event_row.sql),
+ * decoded for the process that ran it to act on after
  * COMMIT: run what it claimed, wake consumers or publish messages for what it
  * enqueued, tell waiters about tasks that ended.
  */

@@ -11,7 +11,7 @@ import { storableErrorRecord, type ErrorRecordShape } from '../core/error-record
 /**
  * The step boundary (issue 8): the worker that finished steps records their
  * outcomes and moves their tasks on, in one statement and one commit
- * (weft.finish_steps in migrations/002). See that function for what it does;
+ * (weft.finish_steps, sql/functions/finish_steps.sql). See that function for what it does;
  * this module builds its arguments and splits a batch that PostgreSQL refuses
  * because of one item's data.
  */
@@ -186,8 +186,8 @@ export interface ExistingStep {
 
 const LOCK_FOR_EXPANSION_SQL = `
   SELECT s.id, s.name, s.template_step, s.state,
-         (s.id = $step AND s.attempts = $attempt AND s.worker_id = $worker AND s.finished_at IS NULL
-          AND s.state IN ('running', 'enqueued')) AS holds,
+         (s.id = $step AND s.state IN ('running', 'enqueued')
+          AND weft.holds_attempt(s.worker_id, s.attempts, s.finished_at, $worker, $attempt)) AS holds,
          t.state AS task_state
     FROM weft.tasks t JOIN weft.steps s ON s.task_id = t.id
    WHERE t.id = (SELECT task_id FROM weft.steps WHERE id = $step)

@@ -57,7 +57,7 @@ const CREATE_TASK_SQL = 'SELECT * FROM weft.create_task($1, $2, $3, $4, $5::json
 /**
  * Write a task, its initial steps, edges and transitions, and enqueue the
  * steps that have no parents, in ONE statement (one round trip, one commit;
- * weft.create_task in migrations/002). `dispatchMode` says how the ready
+ * weft.create_task, sql/functions/create_task.sql). `dispatchMode` says how the ready
  * steps are handed over: 'wake' (the PostgreSQL queue: the caller wakes
  * consumers after COMMIT) or 'outbox' (a broker: messages written to
  * weft.outbox, published by the caller after COMMIT).

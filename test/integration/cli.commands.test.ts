@@ -16,11 +16,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminUrl, databaseUrl, runId } from '../support/urls.js';
 import { acquireEmbeddedPostgres } from '../../src/ops/embedded-postgres.js';
 import { readMigrations } from '../../src/store/migrate.js';
+import { readFunctionFiles } from '../../src/store/function-files.js';
 import { SETTINGS } from '../../src/shared/settings.js';
 
 // What `weft migrate` applies to an empty database: every migration there is, in order.
 const MIGRATIONS = await readMigrations();
-const ALL_NAMES = MIGRATIONS.map((m) => m.name).join(', ');
+// ... and then every function file of sql/functions.
+const ALL_NAMES = `${MIGRATIONS.map((m) => m.name).join(', ')}; functions ${(await readFunctionFiles()).map((f) => f.name).join(', ')}`;
 const LATEST = Math.max(...MIGRATIONS.map((m) => m.version));
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

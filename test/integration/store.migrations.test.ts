@@ -10,7 +10,12 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../../src/store/database.js';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { migrate, readMigrations } from '../../src/store/migrate.js';
+import { readFunctionFiles } from '../../src/store/function-files.js';
+import { packageRoot } from '../../src/shared/paths.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { capturingLogger } from '../support/log.js';
 import { DatabaseError } from '../../src/shared/errors.js';
@@ -47,6 +52,7 @@ async function pool(name: string, log: Logger = silentLogger()): Promise<Databas
 
 afterEach(async () => {
   for (const db of pools.splice(0)) await db.close().catch(() => undefined);
+  for (const dir of copies.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 afterAll(async () => {
   for (const db of pools.splice(0)) await db.close().catch(() => undefined);
@@ -54,6 +60,42 @@ afterAll(async () => {
     for (const name of created) await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   });
 });
+
+const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
+async function recordedFunctions(db: Database) {
+  const { rows } = await db.query<{ name: string; checksum: string }>('SELECT name, checksum FROM weft.function_files ORDER BY name');
+  return rows;
+}
+
+/** The text PostgreSQL holds for weft.<name> (all overloads). */
+async function definition(db: Database, name: string): Promise<string> {
+  const { rows } = await db.query<{ def: string }>(
+    `SELECT string_agg(pg_get_functiondef(p.oid), E'\n') AS def FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = 'weft' AND p.proname = $1`,
+    [name],
+  );
+  return rows[0]!.def;
+}
+
+/** What a weft from before sql/functions did: the numbered migrations only, with their bookkeeping rows. */
+async function migrateLikeTheOldCode(db: Database): Promise<void> {
+  await db.query(`CREATE SCHEMA weft; CREATE TABLE weft.schema_migrations (
+    version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT clock_timestamp())`);
+  for (const m of await readMigrations()) {
+    await db.query(m.sql);
+    await db.query('INSERT INTO weft.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [m.version, m.name, m.checksum]);
+  }
+}
+
+/** A copy of sql/functions to change in a test; removed after it. */
+function functionsCopy(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-functions-'));
+  copies.push(dir);
+  cpSync(join(packageRoot(), 'sql', 'functions'), dir, { recursive: true });
+  return dir;
+}
+const copies: string[] = [];
 
 async function appliedRows(db: Database) {
   const { rows } = await db.query<{ version: number; name: string; checksum: string }>(
@@ -75,14 +117,20 @@ describe('migrate', () => {
     expect(lines.filter((l) => l.msg === 'applied migration').map((l) => l.migration)).toEqual(migrations.map((m) => m.name));
     expect(await appliedRows(db)).toEqual(migrations.map((m) => ({ version: m.version, name: m.name, checksum: m.checksum })));
 
+    const files = await readFunctionFiles();
+    expect(first.functions).toEqual(files.map((f) => f.name));
+    expect(lines.filter((l) => l.msg === 'applied function files').map((l) => l.functions)).toEqual([files.map((f) => f.name)]);
+    expect(await recordedFunctions(db)).toEqual(files.map((f) => ({ name: f.name, checksum: f.checksum })).sort(byName));
+
     const second = await migrate(db, log);
-    expect(second).toEqual({ applied: [], current: first.current });
+    expect(second).toEqual({ applied: [], functions: [], current: first.current });
     expect(await appliedRows(db)).toHaveLength(migrations.length);
     expect(lines.filter((l) => l.level >= WARN)).toEqual([]);
   });
 
   it('two migrate() calls racing from two pools on a fresh database both succeed and apply each migration exactly once (3 rounds)', async () => {
     const migrations = await readMigrations();
+    const files = await readFunctionFiles();
     for (let round = 0; round < 3; round++) {
       const name = await freshDatabase();
       const [a, b] = [await pool(name), await pool(name)];
@@ -90,6 +138,9 @@ describe('migrate', () => {
       // One of them did the work, the other found it done.
       expect([...ra.applied, ...rb.applied].sort(), `round ${round}`).toEqual(migrations.map((m) => m.name).sort());
       expect([ra.applied.length, rb.applied.length].sort()).toEqual([0, migrations.length]);
+      // ... and the function files too, by the same one.
+      expect((ra.applied.length ? ra : rb).functions).toEqual(files.map((f) => f.name));
+      expect((ra.applied.length ? rb : ra).functions).toEqual([]);
       expect(ra.current).toBe(rb.current);
       expect(await appliedRows(a)).toEqual(migrations.map((m) => ({ version: m.version, name: m.name, checksum: m.checksum })));
       // The seed rows of 001, 002 and 004 were inserted once (a second run would have failed on their primary key, but count anyway).
@@ -127,19 +178,76 @@ describe('migrate', () => {
     expect(rows.find((r) => r.name === '001_initial')!.checksum).toBe('deadbeefdeadbeef');
   });
 
+  it('a database migrated before function files existed (migrations only) gets every function file, and no migration again', async () => {
+    const db = await pool(await freshDatabase());
+    await migrateLikeTheOldCode(db);
+    const files = await readFunctionFiles();
+    const result = await migrate(db, silentLogger());
+    expect(result.applied).toEqual([]);
+    expect(result.functions).toEqual(files.map((f) => f.name));
+    expect(await recordedFunctions(db)).toEqual(files.map((f) => ({ name: f.name, checksum: f.checksum })).sort(byName));
+    // The helpers the files added exist now, and the step boundary's functions are the files' text.
+    for (const f of files) expect(await definition(db, f.name), f.name).not.toBe(null);
+    expect((await migrate(db, silentLogger())).functions).toEqual([]);
+  });
+
+  it('re-applies a function file whose text changed since the database recorded it, and only that one', async () => {
+    const db = await pool(await freshDatabase());
+    await migrate(db, silentLogger());
+    const current = await definition(db, 'running_steps_of');
+    // What an older text of the function looks like in the catalogue, recorded under the older checksum.
+    await db.query(`CREATE OR REPLACE FUNCTION weft.running_steps_of(p_worker text, p_older_ms integer)
+      RETURNS TABLE (id uuid, attempt integer) LANGUAGE sql AS $fn$ SELECT NULL::uuid, 0 $fn$`);
+    await db.query(`UPDATE weft.function_files SET checksum = 'older' WHERE name = 'running_steps_of'`);
+    const { log, lines } = capturingLogger();
+    const result = await migrate(db, log);
+    expect(result).toMatchObject({ applied: [], functions: ['running_steps_of'] });
+    expect(await definition(db, 'running_steps_of')).toBe(current);
+    expect(lines.filter((l) => l.msg === 'applied function files').map((l) => l.functions)).toEqual([['running_steps_of']]);
+  });
+
+  it('a function file that fails rolls back every file of that run, names the file, and says how to order a helper', async () => {
+    const db = await pool(await freshDatabase());
+    await migrate(db, silentLogger());
+    const dir = functionsCopy();
+    // A changed file that applies (first in order) and a new one that calls a helper no file defines.
+    writeFileSync(join(dir, 'append_error.sql'), `-- changed\n${(await readFunctionFiles()).find((f) => f.name === 'append_error')!.sql}`);
+    writeFileSync(
+      join(dir, 'zz_broken.sql'),
+      'CREATE OR REPLACE FUNCTION weft.zz_broken() RETURNS int LANGUAGE sql STABLE AS $fn$ SELECT weft.no_such_helper() $fn$;\n',
+    );
+    const before = await recordedFunctions(db);
+    const err = await migrate(db, silentLogger(), { functions: dir }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(DatabaseError);
+    expect((err as Error).message).toBe(
+      'function file sql/functions/zz_broken.sql failed: function weft.no_such_helper() does not exist ' +
+        '(a function it calls from a LANGUAGE sql body must be created first: name its file in a "-- requires:" line)',
+    );
+    expect(await recordedFunctions(db)).toEqual(before);
+    expect(await definition(db, 'zz_broken')).toBe(null);
+    // The lock was let go: the next run (weft's own files) finds nothing to do.
+    expect((await migrate(db, silentLogger())).functions).toEqual([]);
+  });
+
   it('warns when the database has a migration this weft does not know (a newer schema)', async () => {
     const db = await pool(await freshDatabase());
     await migrate(db, silentLogger());
     await db.query(`INSERT INTO weft.schema_migrations (version, name, checksum) VALUES (999, '999_from_the_future', 'x')`);
     const { log, lines } = capturingLogger();
+    // Its function files are older than what that schema may need: it leaves the newer weft's in place.
+    await db.query(`UPDATE weft.function_files SET checksum = 'from-the-future' WHERE name = 'wake'`);
     const result = await migrate(db, log);
-    expect(result).toEqual({ applied: [], current: 999 });
+    expect(result).toEqual({ applied: [], functions: [], current: 999 });
     const warnings = lines.filter((l) => l.level === WARN);
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatchObject({
       migrations: ['999_from_the_future'],
-      msg: 'the database has migrations this weft does not know; is an older weft running against a newer schema?',
+      msg: 'the database has migrations this weft does not know; is an older weft running against a newer schema? Its functions are left as they are',
     });
+    expect((await recordedFunctions(db)).find((r) => r.name === 'wake')!.checksum).toBe('from-the-future');
   });
 
   it('a migration that fails is a DatabaseError naming it; its transaction rolls back and the lock is released', async () => {
@@ -189,6 +297,7 @@ describe('migrate', () => {
         'processes',
         'queue_waiters',
         'schema_migrations',
+        'function_files',
         'step_edges',
         'step_transition_rules',
         'step_transitions',
@@ -205,21 +314,28 @@ describe('migrate', () => {
       `SELECT n.nspname AS schema, p.proname AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')`,
     );
-    // The units of work of the step boundary (migration 002) and of cancel and retry (004), the transition rules they are checked
-    // against, the error history's helpers (005) and bulk submission (009); NOTIFY is sent after commit (weft.wake), never by a trigger.
+    // The units of work of the step boundary, of bulk submission and of cancel and retry (sql/functions), their shared helpers
+    // (event rows, the attempt fence, claim, dispatch), the transition rules they are checked against, and the error history's
+    // helpers; NOTIFY is sent after commit (weft.wake), never by a trigger.
     expect(functions.map((f) => f.name).sort()).toEqual([
       'append_error',
       'cancel_task',
       'claim_ids',
       'claim_queued',
+      'claim_steps',
       'claimed_events',
       'compile_transition_rules',
       'create_task',
       'create_tasks',
       'delete_expired_tasks',
       'dispatch_due_retries',
+      'dispatch_ready',
+      'enqueued_event',
+      'event_row',
       'fail_task',
       'finish_steps',
+      'finished_event',
+      'holds_attempt',
       'insert_steps',
       'legal_step_transition',
       'legal_task_transition',
@@ -227,6 +343,8 @@ describe('migrate', () => {
       'loss_entry',
       'loss_label',
       'loss_summary',
+      'outbox_event',
+      'pick_queued',
       'record_process_exit',
       'redispatch_stale',
       'register_waiter',
@@ -234,6 +352,7 @@ describe('migrate', () => {
       'requeue_lost_steps',
       'retry_task',
       'running_steps_of',
+      'task_ended_event',
       'wake',
     ]);
     expect(functions.every((f) => f.schema === 'weft')).toBe(true);

@@ -32,7 +32,7 @@ function shuffle<T>(xs: T[], g: Gen): T[] {
 }
 
 /** Names are shuffled against creation order so nothing can lean on `s0` coming first. */
-function snapshots(dag: number[][], g: Gen, maxAttempts: (i: number) => number = () => 1): StepSnapshot[] {
+function snapshots(dag: number[][], g: Gen): StepSnapshot[] {
   const label = shuffle(
     dag.map((_, i) => i),
     g,
@@ -40,8 +40,6 @@ function snapshots(dag: number[][], g: Gen, maxAttempts: (i: number) => number =
   const steps = dag.map((ps, i) => ({
     name: `s${label[i]}`,
     state: 'pending' as const,
-    attempts: 0,
-    max_attempts: maxAttempts(i),
     run_after: null,
     parents: ps.map((p) => `s${label[p]}`),
   }));
@@ -90,14 +88,17 @@ describe('random DAGs through readiness and status', () => {
   it('still completes every DAG when steps fail, as long as max_attempts ≥ failures + 1', () => {
     fc.assert(
       fc.property(dagArb, fc.gen(), (dag, g) => {
-        const steps = snapshots(dag, g, () => g(fc.integer, { min: 1, max: 5 }));
+        const steps = snapshots(dag, g);
         // Each step fails a random number of times its budget allows: at most max_attempts - 1.
         const failuresOf = new Map<string, number>();
         const policies = new Map<string, RetryPolicy>();
+        const attempts = new Map<string, number>();
         for (const s of steps) {
-          failuresOf.set(s.name, g(fc.integer, { min: 0, max: s.max_attempts - 1 }));
+          const maxAttempts = g(fc.integer, { min: 1, max: 5 });
+          attempts.set(s.name, 0);
+          failuresOf.set(s.name, g(fc.integer, { min: 0, max: maxAttempts - 1 }));
           policies.set(s.name, {
-            max_attempts: s.max_attempts,
+            max_attempts: maxAttempts,
             backoff: g(fc.constantFrom, 'exponential' as const, 'linear' as const, 'fixed' as const),
             base_ms: g(fc.integer, { min: 0, max: 1000 }),
             max_ms: g(fc.integer, { min: 0, max: 5000 }),
@@ -133,12 +134,12 @@ describe('random DAGs through readiness and status', () => {
               const s = byName.get(name)!;
               for (const p of s.parents) expect(byName.get(p)!.state).toBe('complete');
               s.state = 'running';
-              s.attempts += 1;
+              attempts.set(s.name, attempts.get(s.name)! + 1);
             }
           } else {
             for (const s of shuffle(running, g).slice(0, g(fc.integer, { min: 1, max: running.length }))) {
-              if (s.attempts <= failuresOf.get(s.name)!) {
-                const d = decideAfterFailure(policies.get(s.name)!, s.attempts, false, random);
+              if (attempts.get(s.name)! <= failuresOf.get(s.name)!) {
+                const d = decideAfterFailure(policies.get(s.name)!, attempts.get(s.name)!, false, random);
                 expect(d.action).toBe('retry');
                 if (d.action !== 'retry') return;
                 expect(d.delayMs).toBeGreaterThanOrEqual(0);
@@ -154,7 +155,7 @@ describe('random DAGs through readiness and status', () => {
           now += g(fc.integer, { min: 0, max: 50 });
         }
         expectTopological(steps, order);
-        for (const s of steps) expect(s.attempts).toBe(failuresOf.get(s.name)! + 1);
+        for (const s of steps) expect(attempts.get(s.name)).toBe(failuresOf.get(s.name)! + 1);
       }),
       { numRuns: 300 },
     );

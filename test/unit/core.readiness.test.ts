@@ -6,7 +6,7 @@ import type { StepState } from '../../src/core/states.js';
 const NOW = 1_700_000_000_000;
 
 function snap(name: string, state: StepState, parents: string[] = [], extra: Partial<StepSnapshot> = {}): StepSnapshot {
-  return { name, state, attempts: state === 'pending' ? 0 : 1, max_attempts: 3, run_after: null, parents, ...extra };
+  return { name, state, run_after: null, parents, ...extra };
 }
 
 describe('readySteps', () => {
@@ -35,11 +35,6 @@ describe('readySteps', () => {
     expect(at(null)).toEqual(['r']);
   });
 
-  it('does not offer waiting_retry once attempts reach max_attempts', () => {
-    expect(readySteps([snap('r', 'waiting_retry', [], { attempts: 3, max_attempts: 3, run_after: 0 })], NOW)).toEqual([]);
-    expect(readySteps([snap('r', 'waiting_retry', [], { attempts: 2, max_attempts: 3, run_after: 0 })], NOW)).toEqual(['r']);
-  });
-
   it.each(['enqueued', 'running', 'succeeded', 'failed', 'complete', 'error', 'cancelled'] as const)('never offers a step in %s', (state) => {
     expect(readySteps([snap('x', state)], NOW)).toEqual([]);
   });
@@ -56,7 +51,7 @@ describe('executionStatus', () => {
     expect(executionStatus([snap('a', 'running'), snap('b', 'pending')], NOW)).toBe('has_ready_steps');
   });
 
-  it.each(['enqueued', 'running', 'succeeded', 'failed'] as const)('processing while a step is %s', (state) => {
+  it.each(['enqueued', 'running'] as const)('processing while a step is %s', (state) => {
     expect(executionStatus([snap('a', 'complete'), snap('b', state), snap('c', 'pending', ['b'])], NOW)).toBe('processing');
   });
 
@@ -74,8 +69,12 @@ describe('executionStatus', () => {
     expect(executionStatus(steps, NOW + 500)).toBe('has_ready_steps');
   });
 
-  it('waiting, not all_complete, for an empty task or a cancelled step', () => {
+  it('waiting, not all_complete, for an empty task', () => {
     expect(executionStatus([], NOW)).toBe('waiting');
-    expect(executionStatus([snap('a', 'complete'), snap('b', 'cancelled')], NOW)).toBe('waiting');
+  });
+
+  it('cancelled once a step is cancelled, even beside a ready step; blocked_by_failures wins over it (a failure cancels the rest)', () => {
+    expect(executionStatus([snap('a', 'complete'), snap('b', 'cancelled'), snap('c', 'pending', ['a'])], NOW)).toBe('cancelled');
+    expect(executionStatus([snap('a', 'error'), snap('b', 'cancelled')], NOW)).toBe('blocked_by_failures');
   });
 });

@@ -1,0 +1,58 @@
+-- Cancel a pending or running task. Its open steps (pending, enqueued,
+-- waiting for a retry, running) become `cancelled`; a worker still running
+-- one learns it from the `finished` event rows this returns (detail.worker,
+-- which the caller notifies) and, failing that, from its finish being
+-- refused (the fence requires state = 'running'). Raises WF404 for an unknown
+-- task and WF409 for one that has ended, naming its state.
+-- p_reason (may be NULL) is the operator's why: kept beside `by` in the task's
+-- audit row (task_transitions.metadata.reason) and as the task error's message.
+-- requires: event_row
+CREATE OR REPLACE FUNCTION weft.cancel_task(p_task uuid, p_by text, p_pid text, p_reason text)
+RETURNS SETOF weft.step_event
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_state text;
+BEGIN
+  SELECT state INTO v_state FROM weft.tasks WHERE id = p_task;
+  IF NOT FOUND THEN
+    RAISE SQLSTATE 'WF404' USING MESSAGE = format('no task %s', p_task);
+  END IF;
+  IF v_state NOT IN ('pending', 'running') THEN
+    RAISE SQLSTATE 'WF409' USING MESSAGE = format('task %s has already ended (%s); only a pending or running task can be cancelled', p_task, v_state);
+  END IF;
+
+  -- Running steps first, then the rest, each by id: a finish locks its
+  -- running steps, then their children, then the task.
+  PERFORM 1 FROM weft.steps WHERE task_id = p_task AND state = 'running' ORDER BY id FOR UPDATE;
+  RETURN QUERY
+  WITH doomed AS (
+    SELECT id, state, worker_id FROM weft.steps
+     WHERE task_id = p_task AND state IN ('pending', 'enqueued', 'waiting_retry', 'running') ORDER BY id FOR UPDATE),
+  cancelled AS (
+    UPDATE weft.steps s SET state = 'cancelled', seq = s.seq + 1, updated_at = clock_timestamp(),
+           finished_at = CASE WHEN d.state = 'running' THEN clock_timestamp() END
+      FROM doomed d WHERE s.id = d.id
+    RETURNING s.id, s.task_id, s.seq, s.name, s.attempts, d.state AS from_state, d.worker_id),
+  transitions AS (
+    INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
+    SELECT id, seq, task_id, from_state, 'cancelled', p_pid, jsonb_build_object('reason', 'task cancelled', 'by', p_by)
+      FROM cancelled),
+  task AS (
+    UPDATE weft.tasks SET state = 'cancelled', seq = seq + 1, updated_at = clock_timestamp(), completed_at = clock_timestamp(),
+           error = jsonb_strip_nulls(jsonb_build_object('reason', 'cancelled', 'by', p_by, 'message', p_reason))
+     WHERE id = p_task AND state IN ('pending', 'running')
+    RETURNING id, seq, state AS from_state, namespace, name, extract(epoch FROM completed_at - created_at) * 1000 AS ms),
+  task_transition AS (
+    INSERT INTO weft.task_transitions (task_id, seq, from_state, to_state, process_id, metadata)
+    SELECT id, seq, 'running', 'cancelled', p_pid, jsonb_strip_nulls(jsonb_build_object('by', p_by, 'reason', p_reason)) FROM task)
+  SELECT (weft.finished_event(c.id, c.task_id, 'cancelled', c.name, c.attempts, jsonb_build_object('from', c.from_state, 'worker', c.worker_id),
+                              EXISTS (SELECT 1 FROM weft.task_watchers w WHERE w.task_id = c.task_id))).*
+    FROM cancelled c
+  UNION ALL
+  SELECT (weft.task_ended_event(t.id, 'cancelled', t.namespace, t.name, t.ms)).* FROM task t;
+  -- The state was read without a lock: a task that ended in between is not cancelled.
+  IF NOT EXISTS (SELECT 1 FROM weft.tasks WHERE id = p_task AND state = 'cancelled') THEN
+    SELECT state INTO v_state FROM weft.tasks WHERE id = p_task;
+    RAISE SQLSTATE 'WF409' USING MESSAGE = format('task %s has already ended (%s); only a pending or running task can be cancelled', p_task, v_state);
+  END IF;
+END $fn$;

@@ -1,0 +1,37 @@
+/**
+ * Landed migrations are never edited (issue 17): a database applied them once and records their checksum, so an edit
+ * reaches users as a refusal to start (src/store/migrate.ts). This pins each file's sha256 so an edit fails here, in CI.
+ * A function's body changes in sql/functions/, schema in the next numbered migration; when a migration lands, add its pin.
+ */
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const DIR = join(import.meta.dirname, '..', '..', 'migrations');
+
+const LANDED: Record<string, string> = {
+  '001_initial.sql': '04475b8fd5042a7670385b7bedf10e0b6ff72dba2ae3ac742a36a5be819524a0',
+  '002_step_boundary.sql': 'a7227d6fe92625052386f8444c740dd2b7bb26c00f66ef8f6f9e280e6785f486',
+  '003_api_tokens.sql': '22212c99f2b3f357765c4fe99a106d075edaa8c3b7181d96ae75e31e25b26778',
+  '004_control.sql': 'ce18eaaa20d4b71ba3f715d4172a79e9b5c69d748ead7c7415f0f9fc6aed9caf',
+  '005_error_history_and_losses.sql': 'c37721d1040fba0d66ea3958940a183cf7ee66e0f529dd2e062edcc2b3f91059',
+  '006_cancel_reason.sql': 'a4c7adb36c2bf8cd4b505dcc642a518e438b31f20a9804394f505806883ccff8',
+  '009_bulk_tasks.sql': '370de95a7c9819be56072b34468e53f76e63b6eec4dce0d4090551ee125bbdf7',
+};
+
+const sha256 = (file: string) =>
+  createHash('sha256')
+    .update(readFileSync(join(DIR, file)))
+    .digest('hex');
+
+describe('landed migrations', () => {
+  it.each(Object.keys(LANDED))('%s is byte-identical to the file that landed (change sql/functions/ or add a migration instead)', (file) => {
+    expect(sha256(file)).toBe(LANDED[file]);
+  });
+
+  it('every migration in migrations/ is pinned here (pin a new one when it lands)', () => {
+    const files = readdirSync(DIR).filter((f) => f.endsWith('.sql'));
+    expect(files.filter((f) => !(f in LANDED))).toEqual([]);
+  });
+});
