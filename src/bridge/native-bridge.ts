@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 import { jsonDepthProblem, MAX_JSON_DEPTH } from '../core/json-depth.js';
 import { BridgeLoadError, HandlerLoadError } from './errors.js';
+import { loadConfig } from '../shared/config.js';
 import type {
   BridgeCall,
   BridgeEvent,
@@ -24,7 +25,7 @@ import type {
   RuntimeStats,
   TypescriptStepHandler,
 } from './types.js';
-import { BRIDGE_RUNTIMES } from './types.js';
+import { BRIDGE_RUNTIMES, RUNTIME_TABLE } from '../shared/runtimes.js';
 
 /** The addon's raw exports (native/addon.cc). Internal: use NativeBridge. */
 interface NativeAddon {
@@ -47,6 +48,8 @@ interface NativeAddon {
   processInfo(): { signalChainInstalled: boolean; sigchldReinstalls: number; outstanding: number };
   asyncHandlers(runtime: number): string[];
   histogramUpperBoundsUs: number[];
+  /** The addon's runtimes by index (native/common/job.h `RuntimeId`); the runtime table must agree. */
+  runtimes: string[];
 }
 
 /** class, message, backtrace, permanent, kind: a thrown value as completeTypescript takes it. */
@@ -55,7 +58,28 @@ type ThrownDescription = [string, string, string[], boolean, string];
 /** What completeTypescript answers: the outcome of an inline call, or undefined when its Promise gets it. */
 type TypescriptOutcome = BridgeResult | Promise<BridgeResult> | undefined;
 
-const RUNTIME_INDEX: Record<BridgeRuntime, number> = { python: 0, ruby: 1, typescript: 2 };
+/** Each bridged runtime's index in the addon, from the runtime table (checked against the addon when it loads). */
+const RUNTIME_INDEX = Object.fromEntries(RUNTIME_TABLE.flatMap((r) => (r.bridgeIndex === null ? [] : [[r.name, r.bridgeIndex]]))) as Record<
+  BridgeRuntime,
+  number
+>;
+
+/**
+ * The runtime table and the addon must number the bridged runtimes alike, or a
+ * Python step would run in Ruby: refuse an addon that disagrees (built from
+ * other sources than this TypeScript).
+ */
+export function checkRuntimeIndices(native: Pick<NativeAddon, 'runtimes'>, path: string): void {
+  const listed = Array.isArray(native.runtimes) ? native.runtimes : [];
+  const wrong = BRIDGE_RUNTIMES.filter((rt) => listed[RUNTIME_INDEX[rt]] !== rt);
+  if (wrong.length > 0 || listed.length !== BRIDGE_RUNTIMES.length) {
+    const expected = BRIDGE_RUNTIMES.map((rt) => `${RUNTIME_INDEX[rt]}=${rt}`).join(', ');
+    throw new BridgeLoadError(
+      `the native bridge ${path} numbers its runtimes [${listed.join(', ')}], but the runtime table (src/shared/runtimes.ts) expects ${expected}. ` +
+        'Rebuild the addon from these sources with `npm run build:native`, or make the table and native/common/job.h agree.',
+    );
+  }
+}
 
 /** The repository / package root (holds package.json, build/, workers/). */
 export function packageRoot(): string {
@@ -77,7 +101,7 @@ export function packageRoot(): string {
 
 /** Path of the addon: WEFT_BRIDGE_PATH, else build/Release/weft_bridge.node under the package root. */
 export function addonPath(): string {
-  return process.env.WEFT_BRIDGE_PATH || join(packageRoot(), 'build', 'Release', 'weft_bridge.node');
+  return loadConfig().bridgePath ?? join(packageRoot(), 'build', 'Release', 'weft_bridge.node');
 }
 
 let addon: NativeAddon | undefined;
@@ -91,8 +115,9 @@ function loadAddon(): NativeAddon {
         '(it needs g++ and make, CPython 3.11 with python3-config (python3-dev), and Ruby 3.1 headers (apt-get install ruby-dev, or npm run setup)).',
     );
   }
+  let loaded: NativeAddon;
   try {
-    addon = createRequire(import.meta.url)(path) as NativeAddon;
+    loaded = createRequire(import.meta.url)(path) as NativeAddon;
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     const fix = /already loaded by another Node environment/.test(msg)
@@ -100,7 +125,8 @@ function loadAddon(): NativeAddon {
       : ' Rebuild it with `npm run build:native`; if a shared library is missing, install python3 3.11 (with --enable-shared) and libruby3.1 (apt-get install ruby-dev).';
     throw new BridgeLoadError(`cannot load the native bridge ${path}: ${msg}.${fix}`, { cause: err });
   }
-  return addon;
+  checkRuntimeIndices(loaded, path);
+  return (addon = loaded);
 }
 
 /** findNonJson's answer for a container past MAX_JSON_DEPTH (the walk stops there). */

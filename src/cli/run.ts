@@ -1,5 +1,5 @@
 import type { WeftConfig } from '../shared/config.js';
-import { createLogger } from '../shared/logger.js';
+import { configuredLogger } from '../shared/logger.js';
 import { ValidationError, WeftError } from '../shared/errors.js';
 import { HttpUnreachableError, requestJson } from '../shared/http-json.js';
 import { getTaskView, type TaskView } from '../store/tasks.js';
@@ -49,7 +49,7 @@ async function runInProcess(
   opts: RunOptions,
   out: (s: string) => void,
 ): Promise<number> {
-  const log = createLogger({ level: process.env.WEFT_LOG_LEVEL ?? 'warn' });
+  const log = configuredLogger(config, { quiet: true });
   const engine = await startEmbeddedEngine(config, log, { templates: opts.templates, handlers: opts.handlers, name: 'run' });
   const { orchestrator, store } = engine;
   let ui: Awaited<ReturnType<typeof serveApi>> | undefined;

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { loadConfig, type WeftConfig } from '../shared/config.js';
-import { createLogger } from '../shared/logger.js';
+import { configuredLogger } from '../shared/logger.js';
 import { connectStore } from '../ops/connect-store.js';
 import type { Database } from '../store/database.js';
 import { createToken, listTokens, parseScopes, revokeToken, type TokenRow } from '../store/tokens.js';
@@ -8,7 +8,7 @@ import { createToken, listTokens, parseScopes, revokeToken, type TokenRow } from
 type Out = (s: string) => void;
 
 async function withDb<T>(config: WeftConfig, work: (db: Database) => Promise<T>): Promise<T> {
-  const store = await connectStore(config, createLogger({ level: process.env.WEFT_LOG_LEVEL ?? 'warn' }), { applicationName: 'weft-token' });
+  const store = await connectStore(config, configuredLogger(config, { quiet: true }), { applicationName: 'weft-token' });
   try {
     return await work(store.db);
   } finally {

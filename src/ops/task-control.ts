@@ -7,7 +7,7 @@
 import { userInfo } from 'node:os';
 import { requestJson } from '../shared/http-json.js';
 import type { WeftConfig } from '../shared/config.js';
-import { createLogger } from '../shared/logger.js';
+import { configuredLogger } from '../shared/logger.js';
 import { isUuid, processId } from '../shared/ids.js';
 import { ValidationError, WeftError } from '../shared/errors.js';
 import { createMessageBus } from '../messaging/index.js';
@@ -34,7 +34,7 @@ export async function controlTask(
     if (res.status >= 300) throw new WeftError('api', `${res.status} ${body.error?.message ?? JSON.stringify(res.body)}`);
     return body;
   }
-  const log = createLogger({ level: process.env.WEFT_LOG_LEVEL ?? 'warn' });
+  const log = configuredLogger(config, { quiet: true });
   const store = await connectStore(config, log, { applicationName: `weft-${op}` });
   const bus = createMessageBus(config, store.db, log);
   try {

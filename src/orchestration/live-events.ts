@@ -1,6 +1,40 @@
-import type { LiveEvent, TaskEndEvent, TaskStartEvent } from './task-events.js';
+/*
+ * The live events' shapes live here, beside the interface the API consumes; TaskEvents
+ * (task-events.ts) implements it and imports them, so the two modules form no cycle.
+ */
 
-export type { LiveEvent, TaskEndEvent, TaskStartEvent } from './task-events.js';
+export interface TaskEndEvent {
+  task_id: string;
+  state: 'complete' | 'error' | 'cancelled';
+  namespace?: string;
+  name?: string;
+  /** Creation to end, server side. */
+  ms?: number;
+}
+
+/** A step of a watched task changed state. */
+export interface StepChange {
+  kind: 'step';
+  task_id: string;
+  step_id: string;
+  name: string;
+  state: string;
+  attempts: number;
+}
+
+export type LiveEvent = StepChange | ({ kind: 'task' } & TaskEndEvent);
+
+/** A task started running: it was created, or retried after it ended. */
+export interface TaskStartEvent {
+  task_id: string;
+  state: 'running';
+  /** The template (on creation). */
+  namespace?: string;
+  name?: string;
+  cause: 'created' | 'retried';
+  /** Who retried it (`token:NAME`, `anonymous`). */
+  by?: string;
+}
 
 /**
  * What the dashboard's server-sent events are made of, as the API sees it
