@@ -1,6 +1,6 @@
 // Lint rules that keep weft's layers as docs/architecture (../shared/STYLE.md) draws them:
 //
-//   cli ─► bench ─► ops ─► api ─► orchestration, worker ─► messaging ─► telemetry ─► store, bridge ─► core ─► shared, examples
+//   cli ─► benchmark ─► ops ─► api ─► orchestration, worker ─► messaging ─► telemetry ─► store, bridge ─► core ─► shared, examples
 //   (bridge may use core's pure rules, e.g. the JSON depth limit; examples/ is the shipped
 //   examples' pure data code, imported by weft bench and the example handlers)
 //
@@ -18,18 +18,18 @@ import importX from 'eslint-plugin-import-x';
 
 /** Folders of src/ with what each may NOT import (everything above it). */
 export const ABOVE = {
-  shared: ['examples', 'core', 'store', 'telemetry', 'messaging', 'bridge', 'worker', 'orchestration', 'ops', 'bench', 'api', 'cli'],
-  examples: ['shared', 'core', 'store', 'telemetry', 'messaging', 'bridge', 'worker', 'orchestration', 'ops', 'bench', 'api', 'cli'],
-  core: ['examples', 'store', 'telemetry', 'messaging', 'bridge', 'worker', 'orchestration', 'ops', 'bench', 'api', 'cli'],
-  bridge: ['examples', 'store', 'telemetry', 'messaging', 'worker', 'orchestration', 'ops', 'bench', 'api', 'cli'],
-  store: ['examples', 'telemetry', 'messaging', 'bridge', 'worker', 'orchestration', 'ops', 'bench', 'api', 'cli'],
-  telemetry: ['examples', 'messaging', 'bridge', 'worker', 'orchestration', 'ops', 'bench', 'api', 'cli'],
-  messaging: ['examples', 'bridge', 'worker', 'orchestration', 'ops', 'bench', 'api', 'cli'],
-  worker: ['examples', 'orchestration', 'ops', 'bench', 'api', 'cli'],
-  orchestration: ['examples', 'worker', 'ops', 'bench', 'api', 'cli'],
-  api: ['examples', 'ops', 'bench', 'cli'],
-  ops: ['examples', 'bench', 'cli'],
-  bench: ['api', 'cli'],
+  shared: ['examples', 'core', 'store', 'telemetry', 'messaging', 'bridge', 'worker', 'orchestration', 'ops', 'benchmark', 'api', 'cli'],
+  examples: ['shared', 'core', 'store', 'telemetry', 'messaging', 'bridge', 'worker', 'orchestration', 'ops', 'benchmark', 'api', 'cli'],
+  core: ['examples', 'store', 'telemetry', 'messaging', 'bridge', 'worker', 'orchestration', 'ops', 'benchmark', 'api', 'cli'],
+  bridge: ['examples', 'store', 'telemetry', 'messaging', 'worker', 'orchestration', 'ops', 'benchmark', 'api', 'cli'],
+  store: ['examples', 'telemetry', 'messaging', 'bridge', 'worker', 'orchestration', 'ops', 'benchmark', 'api', 'cli'],
+  telemetry: ['examples', 'messaging', 'bridge', 'worker', 'orchestration', 'ops', 'benchmark', 'api', 'cli'],
+  messaging: ['examples', 'bridge', 'worker', 'orchestration', 'ops', 'benchmark', 'api', 'cli'],
+  worker: ['examples', 'orchestration', 'ops', 'benchmark', 'api', 'cli'],
+  orchestration: ['examples', 'worker', 'ops', 'benchmark', 'api', 'cli'],
+  api: ['examples', 'ops', 'benchmark', 'cli'],
+  ops: ['examples', 'benchmark', 'cli'],
+  benchmark: ['api', 'cli'],
   cli: [],
 };
 
@@ -41,13 +41,16 @@ const layerZones = Object.entries(ABOVE).flatMap(([folder, above]) =>
   })),
 );
 
+// Nothing of src/ imports the dashboard: it is a browser bundle beside the server, not a layer of it.
+layerZones.push({ target: './src', from: './dashboard', message: 'src/ must not import the dashboard (dashboard/ is a browser bundle).' });
+
 const onlyIn = (what, where) => ({
   name: what,
   message: `${what} is imported only in ${where}; go through their interfaces.`,
 });
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'build/**', 'node_modules/**', 'src/ui/**', 'docs/**', 'bench/results/**', '.weft/**', '.scratch/**'] },
+  { ignores: ['dist/**', 'build/**', 'node_modules/**', 'docs/**', 'bench/results/**', '.weft/**', '.scratch/**'] },
   {
     files: ['src/**/*.ts'],
     languageOptions: { parser: tseslint.parser, parserOptions: { projectService: false } },
@@ -104,6 +107,30 @@ export default tseslint.config(
         {
           paths: ['pg', 'amqplib', 'node:module'].map((m) => ({ name: m, message: 'core is pure: no I/O.' })),
           patterns: [{ group: ['node:fs*', 'node:net', 'node:http', 'node:child_process'], message: 'core is pure: no I/O.' }],
+        },
+      ],
+    },
+  },
+  {
+    // The dashboard: a browser bundle that imports nothing of src/ but the wire types, and those type-only.
+    files: ['dashboard/**/*.ts'],
+    languageOptions: { parser: tseslint.parser, parserOptions: { projectService: false } },
+    plugins: { '@typescript-eslint': tseslint.plugin },
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '(^|/)src/(?!api/wire-types\\.js$)',
+              message: 'the dashboard imports nothing of src/ but the wire types: add what it needs to src/api/wire-types.ts.',
+            },
+            {
+              group: ['**/src/api/wire-types.js'],
+              allowTypeImports: true,
+              message: 'import the wire types with `import type`: the dashboard bundles no server code.',
+            },
+          ],
         },
       ],
     },

@@ -1,10 +1,10 @@
-/** `weft bench`: arguments only; the benchmark itself is src/bench/runner.ts. */
+/** `weft bench`: arguments only; the benchmark itself is src/benchmark/runner.ts. */
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { BACKENDS } from '../shared/backends.js';
 import { packageRoot } from '../shared/paths.js';
-import { runBench } from '../bench/runner.js';
-import { IO_CONCURRENCY, IO_TASKS } from '../bench/io.js';
+import { runBench } from '../benchmark/runner.js';
+import { IO_CONCURRENCY, IO_TASKS } from '../benchmark/io.js';
 import { integer, integerList } from './options.js';
 
 /** Add `weft bench` to the CLI. */

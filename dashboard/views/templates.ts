@@ -3,10 +3,8 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api, can } from '../api.js';
 import { Dag } from '../dag.js';
 import { When, useTitle } from '../hooks.js';
-import type { Wire } from '../wire.js';
-import type { TemplateSummary as StoreTemplateSummary } from '../../store/templates.js';
+import type { TemplateSummary } from '../../src/api/wire-types.js';
 
-type TemplateSummary = Wire<StoreTemplateSummary>;
 interface Version {
   version: string;
   digest: string;

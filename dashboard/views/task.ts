@@ -7,8 +7,7 @@ import { When, useNow, useTitle } from '../hooks.js';
 import { StateBadge } from './tasks.js';
 import { HistoryTable, TaskHistoryPanel, useHistory, type Transition } from './history.js';
 import { Waterfall } from './timeline.js';
-import type { Wire } from '../wire.js';
-import type { StepView, TaskView as StoreTaskView } from '../../store/tasks.js';
+import type { StepView, TaskView as ServerTaskView } from '../../src/api/wire-types.js';
 
 interface StepError {
   language?: string;
@@ -20,7 +19,7 @@ interface StepError {
   permanent?: boolean;
 }
 /** A step of GET /v1/tasks/:id, with the engine-side additions rendered when present. */
-type Step = Omit<Wire<StepView>, 'error' | 'errors' | 'batch'> & {
+type Step = Omit<StepView, 'error' | 'errors' | 'batch'> & {
   error: StepError | null;
   /** Every failed attempt's error, oldest first, each with its attempt number. */
   errors: Array<StepError & { attempt?: number }>;
@@ -29,7 +28,7 @@ type Step = Omit<Wire<StepView>, 'error' | 'errors' | 'batch'> & {
   worker_id?: string | null;
   queue?: string | null;
 };
-export type TaskView = Omit<Wire<StoreTaskView>, 'steps' | 'error'> & {
+export type TaskView = Omit<ServerTaskView, 'steps' | 'error'> & {
   error: { step?: string; reason?: string; error?: StepError } | null;
   steps: Step[];
 };
