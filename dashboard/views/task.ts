@@ -7,8 +7,13 @@ import { When, useNow, useTitle } from '../hooks.js';
 import { StateBadge } from './tasks.js';
 import { HistoryTable, TaskHistoryPanel, useHistory, type Transition } from './history.js';
 import { Waterfall } from './timeline.js';
-import type { StepView, TaskView as ServerTaskView } from '../../src/api/wire-types.js';
+import type { StepDefinition as TemplateStep, StepView, TaskView as ServerTaskView, TemplateVersion } from '../../src/api/wire-types.js';
 
+/**
+ * How the dashboard reads a stored error record: the server types it `unknown`
+ * (it is JSON kept as the runtime reported it; ErrorRecordShape in
+ * src/core/error-record.ts), and older rows fill fewer fields.
+ */
 interface StepError {
   language?: string;
   class?: string;
@@ -32,16 +37,6 @@ export type TaskView = Omit<ServerTaskView, 'steps' | 'error'> & {
   error: { step?: string; reason?: string; error?: StepError } | null;
   steps: Step[];
 };
-interface TemplateStep {
-  name: string;
-  depends_on: string[];
-  runtime: string;
-  type: string;
-  handler: string;
-}
-interface TemplateVersions {
-  versions: Array<{ version: string; definition: { steps: TemplateStep[]; input_schema?: unknown } }>;
-}
 
 const RESULT_PREVIEW = 4_000;
 const ACTIVE = new Set(['pending', 'running']);
@@ -308,7 +303,7 @@ export function TaskPage(props: { id: string; step?: string }) {
     const ctl = new AbortController();
     void load().then(async (t) => {
       if (!t) return;
-      const tv = await api<TemplateVersions>(`/v1/templates/${t.namespace}/${t.name}`).catch(() => undefined);
+      const tv = await api<{ versions: TemplateVersion[] }>(`/v1/templates/${t.namespace}/${t.name}`).catch(() => undefined);
       setTemplate(tv?.versions.find((v) => v.version === t.version)?.definition.steps);
     });
     followEvents(`/v1/tasks/${props.id}/events`, ctl.signal, (event) => {

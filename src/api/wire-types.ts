@@ -14,6 +14,11 @@ import type { TaskHistory as ServerTaskHistory, Transition as ServerTransition }
 import type { TaskFailure as ServerTaskFailure, TaskSummary as ServerTaskSummary } from '../store/task-list.js';
 import type { StepView as ServerStepView, TaskView as ServerTaskView } from '../store/tasks.js';
 import type { TemplateSummary as ServerTemplateSummary } from '../store/templates.js';
+import type { TemplateVersion as ServerTemplateVersion } from '../store/template-versions.js';
+import type { StepDefinition as ServerStepDefinition } from '../core/template/types.js';
+import type { InputProblem as ServerInputProblem } from '../core/template/input-schema.js';
+import type { ProcessRow as ServerProcessRow } from '../store/processes.js';
+import type { HistogramSnapshot as ServerHistogramSnapshot, RuntimeStats as ServerRuntimeStats } from '../bridge/types.js';
 
 /** A server type as its JSON arrives: every Date is an ISO string. */
 export type Wire<T> = T extends Date ? string : T extends Array<infer U> ? Array<Wire<U>> : T extends object ? { [K in keyof T]: Wire<T[K]> } : T;
@@ -33,6 +38,18 @@ export type Transition = Wire<ServerTransition>;
 /** GET /v1/templates. */
 export type TemplateSummary = Wire<ServerTemplateSummary>;
 
+/** GET /v1/templates/:namespace/:name: every registered version, and a step of one. */
+export type TemplateVersion = Wire<ServerTemplateVersion>;
+export type StepDefinition = Wire<ServerStepDefinition>;
+
+/** POST /v1/tasks/check: one input_schema problem. */
+export type InputProblem = Wire<ServerInputProblem>;
+
 /** GET /v1/stats: activity and the connection pool. */
 export type Activity = Wire<ServerActivity>;
 export type PoolStats = Wire<ServerPoolStats>;
+
+/** GET /v1/workers: every registered process; a worker's `info.bridge` holds its runtime's bridge stats. */
+export type ProcessRow = Wire<ServerProcessRow>;
+export type RuntimeStats = Wire<ServerRuntimeStats>;
+export type HistogramSnapshot = Wire<ServerHistogramSnapshot>;
