@@ -16,6 +16,7 @@ import { registerBenchCommand } from './bench.js';
 import { registerTokenCommand } from './token.js';
 import { registerDashboardCommand } from './dashboard.js';
 import { registerControlCommands } from './control.js';
+import { registerTasksCommand } from './tasks.js';
 import { startTracing, stopTracing } from '../telemetry/index.js';
 
 /** Commands whose process runs tasks (or steps): they trace when OTEL_EXPORTER_OTLP_ENDPOINT or WEFT_OTEL=1 says so. */
@@ -114,6 +115,7 @@ registerBenchCommand(program);
 registerTokenCommand(program);
 registerDashboardCommand(program);
 registerControlCommands(program);
+registerTasksCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof WeftError) {

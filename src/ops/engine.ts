@@ -46,7 +46,7 @@ export async function startEmbeddedEngine(
       for (const name of runtimes) {
         const runtime = parseRuntime(name, 'a runtime to start workers for');
         if (workers.some((w) => w.runtime === runtime)) continue;
-        const runner = await createRunner(runtime, join(opts.handlers, runtimeRow(runtime).handlerDir), log, config.bridge);
+        const runner = await createRunner(runtime, join(opts.handlers, runtimeRow(runtime).handlerDir), log, config.bridge, undefined, config.dependencies);
         const worker = new Worker(workerOptions(config, { db: store.db, bus, log, runner, workerId: processId(`${opts.name}-${runtime}`), namespaces }));
         await worker.start();
         workers.push(worker);

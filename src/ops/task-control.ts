@@ -4,6 +4,7 @@
  * WEFT_API_TOKEN), otherwise on the database directly, as an orchestrator
  * would (the audit rows name the operating-system user).
  */
+import { orchestratorOptions } from './process-options.js';
 import { userInfo } from 'node:os';
 import { requestJson } from '../shared/http-json.js';
 import type { WeftConfig } from '../shared/config.js';
@@ -38,7 +39,7 @@ export async function controlTask(
   const store = await connectStore(config, log, { applicationName: `weft-${op}` });
   const bus = createMessageBus(config, store.db, log);
   try {
-    const orchestrator = new Orchestrator({ db: store.db, bus, log, processId: processId(op) });
+    const orchestrator = new Orchestrator(orchestratorOptions(config, { db: store.db, bus, log, processId: processId(op) }));
     const by = `cli:${userInfo().username}`;
     return op === 'cancel' ? await orchestrator.cancelTask(id, by, reason) : await orchestrator.retryTask(id, { step, by });
   } finally {
