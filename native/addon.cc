@@ -45,6 +45,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   for (int i = 0; i < weft::LatencyHistogram::kBuckets; i++)
     bounds.Set(uint32_t(i), weft::LatencyHistogram::UpperBoundUs(i));
   exports.Set("histogramUpperBoundsUs", bounds);
+  // The runtimes by index, so the TypeScript runtime table (src/shared/runtimes.ts)
+  // can check it numbers them alike instead of mirroring RuntimeId by hand.
+  Napi::Array runtimes = Napi::Array::New(env, weft::kRuntimeCount);
+  for (int i = 0; i < weft::kRuntimeCount; i++) runtimes.Set(uint32_t(i), weft::RuntimeName(weft::RuntimeId(i)));
+  exports.Set("runtimes", runtimes);
   return exports;
 }
 

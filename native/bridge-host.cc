@@ -335,7 +335,7 @@ void BridgeHost::OnInvokeTs(Napi::Env env, Message* msg) {
   JobPtr job = msg->job;
   if (job->state.load() != kRunning || tsInvoker_.IsEmpty()) {
     // Timed out while crossing over: do not start a handler nobody waits for.
-    static_cast<TypescriptRuntime*>(runtimes_[2])->NeverRan(job);
+    static_cast<TypescriptRuntime*>(runtimes_[int(RuntimeId::Typescript)])->NeverRan(job);
     if (tsInvoker_.IsEmpty()) {
       bool now = false;
       ForeignError e;
@@ -343,7 +343,7 @@ void BridgeHost::OnInvokeTs(Napi::Env env, Message* msg) {
       e.errorClass = "HandlerNotFound";
       e.message = "no typescript handlers are registered; call registerTypescriptHandlers() first";
       e.permanent = true;
-      static_cast<TypescriptRuntime*>(runtimes_[2])->Complete(job, false, "", e, &now);
+      static_cast<TypescriptRuntime*>(runtimes_[int(RuntimeId::Typescript)])->Complete(job, false, "", e, &now);
       if (now) Deliver(env, job);
     }
     return;

@@ -27,6 +27,9 @@
 
 namespace weft {
 
+// The bridged runtimes by index. The TypeScript runtime table (src/shared/runtimes.ts,
+// `bridgeIndex`) must number them alike: the addon exports RuntimeName by index as
+// `runtimes`, AddonBridge refuses an addon that disagrees, and a native test pins it.
 enum class RuntimeId : int { Python = 0, Ruby = 1, Typescript = 2 };
 constexpr int kRuntimeCount = 3;
 

@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
+import { loadConfig } from '../shared/config.js';
 import { packageRoot } from '../shared/paths.js';
 import { BridgeLoadError } from './errors.js';
 
@@ -19,13 +20,14 @@ import { BridgeLoadError } from './errors.js';
 function addonDirs(): string[] {
   const root = packageRoot();
   const dirs = [join(root, 'build', 'Release'), join(root, 'prebuilds', `${process.platform}-${process.arch}`)];
-  const explicit = process.env.WEFT_BRIDGE_PATH;
+  const explicit = loadConfig().bridgePath;
   return explicit ? [dirname(explicit), ...dirs] : dirs;
 }
 
 /** Path of the core addon: WEFT_BRIDGE_PATH, else the first build/Release or prebuilds/ that has one. */
 export function addonPath(): string {
-  if (process.env.WEFT_BRIDGE_PATH) return process.env.WEFT_BRIDGE_PATH;
+  const explicit = loadConfig().bridgePath;
+  if (explicit) return explicit;
   const dirs = addonDirs();
   return dirs.map((d) => join(d, 'weft_bridge.node')).find((p) => existsSync(p)) ?? join(dirs[0]!, 'weft_bridge.node');
 }
@@ -55,7 +57,7 @@ const RB_PROBE =
 /** Asks the user's interpreter (WEFT_PYTHON / WEFT_RUBY, else python3 / ruby on PATH) what it is. */
 function probe(runtime: 'python' | 'ruby'): Interpreter {
   const setting = runtime === 'python' ? 'WEFT_PYTHON' : 'WEFT_RUBY';
-  const exe = process.env[setting] || (runtime === 'python' ? 'python3' : 'ruby');
+  const exe = loadConfig().interpreters[runtime] ?? (runtime === 'python' ? 'python3' : 'ruby');
   const r = spawnSync(exe, runtime === 'python' ? ['-c', PY_PROBE] : ['-e', RB_PROBE], { encoding: 'utf8', timeout: 30_000 });
   if (r.status !== 0 || !r.stdout) {
     const why = r.error ? r.error.message : (r.stderr || `exit code ${r.status}`).trim();

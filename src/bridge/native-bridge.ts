@@ -11,6 +11,7 @@ import { jsonDepthProblem, MAX_JSON_DEPTH } from '../core/json-depth.js';
 import { packageRoot } from '../shared/paths.js';
 import { addonPath, runtimeLibrary } from './addon-files.js';
 import { BridgeLoadError, HandlerLoadError } from './errors.js';
+import { loadConfig } from '../shared/config.js';
 import type {
   BridgeCall,
   BridgeEvent,
@@ -25,7 +26,7 @@ import type {
   RuntimeStats,
   TypescriptStepHandler,
 } from './types.js';
-import { BRIDGE_RUNTIMES } from './types.js';
+import { BRIDGE_RUNTIMES, RUNTIME_TABLE } from '../shared/runtimes.js';
 
 /** The addon's raw exports (native/addon.cc). Internal: use NativeBridge. */
 interface NativeAddon {
@@ -49,6 +50,8 @@ interface NativeAddon {
   processInfo(): { signalChainInstalled: boolean; sigchldReinstalls: number; outstanding: number };
   asyncHandlers(runtime: number): string[];
   histogramUpperBoundsUs: number[];
+  /** The addon's runtimes by index (native/common/job.h `RuntimeId`); the runtime table must agree. */
+  runtimes: string[];
 }
 
 /** class, message, backtrace, permanent, kind: a thrown value as completeTypescript takes it. */
@@ -57,7 +60,28 @@ type ThrownDescription = [string, string, string[], boolean, string];
 /** What completeTypescript answers: the outcome of an inline call, or undefined when its Promise gets it. */
 type TypescriptOutcome = BridgeResult | Promise<BridgeResult> | undefined;
 
-const RUNTIME_INDEX: Record<BridgeRuntime, number> = { python: 0, ruby: 1, typescript: 2 };
+/** Each bridged runtime's index in the addon, from the runtime table (checked against the addon when it loads). */
+const RUNTIME_INDEX = Object.fromEntries(RUNTIME_TABLE.flatMap((r) => (r.bridgeIndex === null ? [] : [[r.name, r.bridgeIndex]]))) as Record<
+  BridgeRuntime,
+  number
+>;
+
+/**
+ * The runtime table and the addon must number the bridged runtimes alike, or a
+ * Python step would run in Ruby: refuse an addon that disagrees (built from
+ * other sources than this TypeScript).
+ */
+export function checkRuntimeIndices(native: Pick<NativeAddon, 'runtimes'>, path: string): void {
+  const listed = Array.isArray(native.runtimes) ? native.runtimes : [];
+  const wrong = BRIDGE_RUNTIMES.filter((rt) => listed[RUNTIME_INDEX[rt]] !== rt);
+  if (wrong.length > 0 || listed.length !== BRIDGE_RUNTIMES.length) {
+    const expected = BRIDGE_RUNTIMES.map((rt) => `${RUNTIME_INDEX[rt]}=${rt}`).join(', ');
+    throw new BridgeLoadError(
+      `the native bridge ${path} numbers its runtimes [${listed.join(', ')}], but the runtime table (src/shared/runtimes.ts) expects ${expected}. ` +
+        'Rebuild the addon from these sources with `npm run build:native`, or make the table and native/common/job.h agree.',
+    );
+  }
+}
 
 export { packageRoot } from '../shared/paths.js';
 export { addonPath } from './addon-files.js';
@@ -73,8 +97,9 @@ function loadAddon(): NativeAddon {
         'Build it from source: `npm rebuild @weft-engine/weft` (in a checkout: `npm run build:native`); it needs g++ and make.',
     );
   }
+  let loaded: NativeAddon;
   try {
-    addon = createRequire(import.meta.url)(path) as NativeAddon;
+    loaded = createRequire(import.meta.url)(path) as NativeAddon;
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     const fix = /already loaded by another Node environment/.test(msg)
@@ -82,7 +107,8 @@ function loadAddon(): NativeAddon {
       : ' Rebuild it from source with `npm rebuild @weft-engine/weft` (in a checkout: `npm run build:native`).';
     throw new BridgeLoadError(`cannot load the native bridge ${path}: ${msg}.${fix}`, { cause: err });
   }
-  return addon;
+  checkRuntimeIndices(loaded, path);
+  return (addon = loaded);
 }
 
 /** What the SDK's load_handlers takes second: where the handlers' own packages are (workers/python/weft/_environment.py, workers/ruby/weft/environment.rb). */

@@ -1,4 +1,5 @@
 import type { BridgeSettings } from '../shared/config.js';
+import type { BridgeRuntime } from '../shared/runtimes.js';
 
 /**
  * The typed boundary between weft's worker host and the native bridge
@@ -7,10 +8,8 @@ import type { BridgeSettings } from '../shared/config.js';
  * implementation that loads `build/Release/weft_bridge.node`.
  */
 
-/** A dispatch target behind the bridge. */
-export type BridgeRuntime = 'python' | 'ruby' | 'typescript';
-
-export const BRIDGE_RUNTIMES: readonly BridgeRuntime[] = ['python', 'ruby', 'typescript'];
+/** A dispatch target behind the bridge: a row of the runtime table with a bridge index. */
+export type { BridgeRuntime };
 
 /**
  * One step attempt to run. `payload` is the JSON of the step:

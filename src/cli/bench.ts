@@ -1,10 +1,10 @@
-/** `weft bench`: arguments only; the benchmark itself is src/bench/runner.ts. */
+/** `weft bench`: arguments only; the benchmark itself is src/benchmark/runner.ts. */
 import { join } from 'node:path';
-import type { Command } from 'commander';
-import { ConfigError } from '../shared/errors.js';
+import { Option, type Command } from 'commander';
+import { BACKENDS } from '../shared/backends.js';
 import { packageRoot } from '../shared/paths.js';
-import { runBench } from '../bench/runner.js';
-import { IO_CONCURRENCY, IO_TASKS } from '../bench/io.js';
+import { runBench } from '../benchmark/runner.js';
+import { IO_CONCURRENCY, IO_TASKS } from '../benchmark/io.js';
 import { integer, integerList } from './options.js';
 
 /** Add `weft bench` to the CLI. */
@@ -12,7 +12,7 @@ export function registerBenchCommand(program: Command): void {
   program
     .command('bench')
     .description("end-to-end latency benchmark in the seed's tiers on a local cluster; writes bench/results/<timestamp>-<backend>/")
-    .option('--backend <backend>', 'pg | rabbitmq | both', 'pg')
+    .addOption(new Option('--backend <backend>', 'messaging backend, or both').choices([...BACKENDS, 'both']).default('pg'))
     .option('--runs <n>', 'independent runs, the cluster restarted between them', integer(1))
     .option('--samples <n>', 'samples per scenario after the warm-up', integer(1))
     .option('--warmup <n>', 'warm-up tasks per scenario (not measured)', integer(0))
@@ -46,7 +46,6 @@ export function registerBenchCommand(program: Command): void {
     .option('--profile', 'only profile one single-step task: where its wall time goes, in one process and over REST (--samples each, default 200)', false)
     .option('--report <dirs...>', 'only regenerate report.md (and, with --write-docs, docs/benchmarks.md) from existing percentiles.json')
     .action(async (o: Record<string, any>) => {
-      if (!['pg', 'rabbitmq', 'both'].includes(o.backend)) throw new ConfigError(`--backend "${o.backend}" is not one of pg, rabbitmq, both`);
       const quick = Boolean(o.quick);
       process.exitCode = await runBench({
         backend: o.backend,

@@ -1,8 +1,8 @@
 import { port } from './options.js';
 import type { Command } from 'commander';
 import { loadConfig } from '../shared/config.js';
-import { createLogger } from '../shared/logger.js';
-import { RUNTIMES } from '../core/template/types.js';
+import { configuredLogger } from '../shared/logger.js';
+import { RUNTIMES } from '../shared/runtimes.js';
 import { startEmbeddedEngine } from '../ops/engine.js';
 import { bindingNeedsToken, refuseOpenBinding, serveApi } from '../ops/serve-api.js';
 import { onShutdownSignal } from '../ops/lifecycle.js';
@@ -25,7 +25,7 @@ export function registerDashboardCommand(program: Command): void {
     .option('--runtimes <list>', 'comma-separated runtimes to start workers for', RUNTIMES.join(','))
     .action(async (opts: { port: number; host: string; insecure: boolean; templates: string; handlers: string; runtimes: string }) => {
       const config = loadConfig();
-      const log = createLogger({ name: 'weft-dashboard', level: process.env.WEFT_LOG_LEVEL ?? 'warn' });
+      const log = configuredLogger(config, { name: 'weft-dashboard', quiet: true });
       // A non-loopback --host needs a token (or --insecure): refused before a worker or the orchestrator starts.
       let store: Store | undefined;
       if (bindingNeedsToken(opts.host, opts.insecure)) {

@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
-import { loadConfig } from '../shared/config.js';
-import { createLogger } from '../shared/logger.js';
+import { loadConfig, processEnvironment } from '../shared/config.js';
+import { configuredLogger } from '../shared/logger.js';
+import { RUNTIMES } from '../shared/runtimes.js';
 import { WeftError } from '../shared/errors.js';
 import { settingsHelp } from '../shared/settings.js';
 import { packageVersion } from '../shared/paths.js';
@@ -31,7 +32,7 @@ program
     // Named as the process's logger is: weft-orchestrator, weft-worker-python, ...
     const runtime = action.name() === 'worker' ? (action.opts() as { runtime?: string }).runtime : undefined;
     const service = runtime ? `weft-worker-${runtime}` : `weft-${action.name()}`;
-    if (await startTracing({ service, log: createLogger({ name: service }) })) {
+    if (await startTracing({ service, log: configuredLogger(loadConfig(), { name: service }), env: processEnvironment() })) {
       // A process that ends on its own (bench, a finished run) sends what it buffered first.
       process.once('beforeExit', () => void stopTracing());
     }
@@ -64,9 +65,10 @@ program
 program
   .command('migrate')
   .description('bring the database schema up to date (every weft process also does this at start)')
-  .option('--json', 'print { applied, current, where }', false)
+  .option('--json', 'print { applied, functions, current, where }', false)
   .action(async (opts: { json: boolean }) => {
-    process.exitCode = await runMigrate(loadConfig(), createLogger(), opts.json);
+    const config = loadConfig();
+    process.exitCode = await runMigrate(config, configuredLogger(config), opts.json);
   });
 
 program
@@ -77,13 +79,14 @@ program
   .option('--templates <dir>', 'register every template under this directory at start')
   .option('--insecure', 'allow a non-loopback --host without any API token (weft token create)', false)
   .action(async (opts: { port: number; host: string; templates?: string; insecure: boolean }) => {
-    await runOrchestrator(loadConfig(), createLogger({ name: 'weft-orchestrator' }), opts);
+    const config = loadConfig();
+    await runOrchestrator(config, configuredLogger(config, { name: 'weft-orchestrator' }), opts);
   });
 
 program
   .command('worker')
   .description('run a worker for one runtime')
-  .addOption(new Option('--runtime <runtime>', 'handler runtime').choices(['native', 'typescript', 'python', 'ruby']).default('native'))
+  .addOption(new Option('--runtime <runtime>', 'handler runtime').choices(RUNTIMES).default('native'))
   .requiredOption('--handlers <dir>', '(required) directory of handler modules for that runtime')
   .option('--namespaces <list>', 'comma-separated namespaces to serve (default: every namespace with steps of this runtime)')
   .option(
@@ -94,7 +97,8 @@ program
   )
   .option('--port <port>', 'HTTP port for /health and /metrics (default: none)', port)
   .action(async (opts: { runtime: string; handlers: string; namespaces?: string; concurrency: number; port?: number }) => {
-    await runWorker(loadConfig(), createLogger({ name: `weft-worker-${opts.runtime}` }), opts);
+    const config = loadConfig();
+    await runWorker(config, configuredLogger(config, { name: `weft-worker-${opts.runtime}` }), opts);
   });
 
 program

@@ -1,5 +1,5 @@
 import type { WeftConfig } from '../shared/config.js';
-import { createLogger } from '../shared/logger.js';
+import { configuredLogger } from '../shared/logger.js';
 import { ValidationError } from '../shared/errors.js';
 import { getTaskViewJson } from '../store/tasks.js';
 import { WeftClient, type Task } from '../client/client.js';
@@ -51,7 +51,7 @@ async function runInProcess(
   opts: RunOptions,
   out: (s: string) => void,
 ): Promise<number> {
-  const log = createLogger({ level: process.env.WEFT_LOG_LEVEL ?? 'warn' });
+  const log = configuredLogger(config, { quiet: true });
   const engine = await startEmbeddedEngine(config, log, { templates: opts.templates, handlers: opts.handlers, name: 'run' });
   const { orchestrator, store } = engine;
   let ui: Awaited<ReturnType<typeof serveApi>> | undefined;

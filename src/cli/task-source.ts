@@ -8,7 +8,7 @@
  */
 import { userInfo } from 'node:os';
 import type { WeftConfig } from '../shared/config.js';
-import { createLogger } from '../shared/logger.js';
+import { configuredLogger } from '../shared/logger.js';
 import { NotFoundError, ValidationError } from '../shared/errors.js';
 import { isUuid, processId } from '../shared/ids.js';
 import type { Wire } from '../core/api-types.js';
@@ -16,6 +16,7 @@ import { TASK_STATES, type TaskState } from '../core/states.js';
 import type { TemplateDefinition } from '../core/template/types.js';
 import { WeftClient, type ListTasksFilter, type Task, type TaskList, type TemplateRegistration } from '../client/client.js';
 import { connectStore, type Store } from '../ops/connect-store.js';
+import { orchestratorOptions } from '../ops/process-options.js';
 import { createMessageBus } from '../messaging/index.js';
 import type { MessageBus } from '../messaging/types.js';
 import { Orchestrator } from '../orchestration/orchestrator.js';
@@ -73,14 +74,14 @@ function apiSource(client: WeftClient): TaskSource {
 const WAIT_POLL_MS = 250;
 
 async function databaseSource(config: WeftConfig, command: string): Promise<TaskSource> {
-  const log = createLogger({ level: process.env.WEFT_LOG_LEVEL ?? 'warn' });
+  const log = configuredLogger(config, { quiet: true });
   const store: Store = await connectStore(config, log, { applicationName: `weft-${command}` });
   let orchestrator: Orchestrator | undefined;
   let bus: MessageBus | undefined;
   // Cancel, retry and registration act as an orchestrator would; reads need none.
   const acting = () => {
     bus ??= createMessageBus(config, store.db, log);
-    orchestrator ??= new Orchestrator({ db: store.db, bus, log, processId: processId(command) });
+    orchestrator ??= new Orchestrator(orchestratorOptions(config, { db: store.db, bus, log, processId: processId(command) }));
     return orchestrator;
   };
   const get = async (id: string): Promise<Task> => {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { loadConfig, type WeftConfig } from '../shared/config.js';
-import { createLogger } from '../shared/logger.js';
+import { configuredLogger } from '../shared/logger.js';
 import { redactUrl } from '../shared/redact.js';
 import type { TokenScope, Wire } from '../core/api-types.js';
 import { connectStore } from '../ops/connect-store.js';
@@ -34,7 +34,7 @@ async function withTokenStore<T>(config: WeftConfig, work: (store: TokenStore) =
       revoke: (nameOrId) => client.revokeToken(nameOrId),
     });
   }
-  const store = await connectStore(config, createLogger({ level: process.env.WEFT_LOG_LEVEL ?? 'warn' }), { applicationName: 'weft-token' });
+  const store = await connectStore(config, configuredLogger(config, { quiet: true }), { applicationName: 'weft-token' });
   const wire = <V>(v: V) => JSON.parse(JSON.stringify(v)) as Wire<V>;
   try {
     return await work({

@@ -25,7 +25,8 @@
  */
 import { WeftError } from '../shared/errors.js';
 import type { StepState } from './states.js';
-import type { RetryPolicy, Runtime, StepDefinition, StepType, TemplateDefinition } from './template/types.js';
+import type { Runtime } from '../shared/runtimes.js';
+import type { RetryPolicy, StepDefinition, StepType, TemplateDefinition } from './template/types.js';
 import { templateKey } from './template/types.js';
 
 /** A step instance to create, with its parents (edges parent → this). */

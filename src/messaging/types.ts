@@ -13,6 +13,7 @@
  * A message is a prompt to look, so a duplicate is harmless (the claim is a
  * compare-and-set) and a lost one is repaired by a sweep.
  */
+import type { MessagingBackend } from '../shared/backends.js';
 import { WeftError } from '../shared/errors.js';
 import type { Dispatch, OutboxMessage } from '../store/events.js';
 import type { Notice } from '../store/dispatch.js';
@@ -53,7 +54,7 @@ export interface BusHealth {
 }
 
 export interface MessageBus {
-  readonly backend: 'pg' | 'rabbitmq';
+  readonly backend: MessagingBackend;
   /**
    * How statements that enqueue steps hand them over: 'wake' (the steps
    * table is the queue; consumers are woken) or 'outbox' (messages written to

@@ -35,7 +35,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig, type WeftConfig } from '../shared/config.js';
+import { loadConfig, processEnvironment, type WeftConfig } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { ConfigError, WeftError } from '../shared/errors.js';
 import { packageRoot } from '../shared/paths.js';
@@ -51,20 +51,21 @@ import { backoffMs } from '../shared/retry.js';
 import { loadTemplateDir } from '../core/template/load.js';
 import { deletePrefixQueues } from '../messaging/broker-admin.js';
 import { namespacesForRuntime } from '../store/templates.js';
+import { isRuntime, RUNTIMES, runtimeRow, type Runtime } from '../shared/runtimes.js';
+import { backendRow, type MessagingBackend } from '../shared/backends.js';
 
-export const RUNTIMES = ['native', 'ruby', 'python', 'typescript'] as const;
-export type ClusterRuntime = (typeof RUNTIMES)[number];
+/** Orchestrators listen from the base port (8080); each runtime's workers from its table row's `clusterPortOffset` on. */
+const ORCHESTRATOR_PORT_OFFSET = 0;
 
-/** Default port offsets from the base port: 8080 orchestrators, 8100 native, 8200 ruby, 8300 python, 8400 typescript (the seed's layout). */
-export const PORT_OFFSETS: Record<'orchestrator' | ClusterRuntime, number> = { orchestrator: 0, native: 20, ruby: 120, python: 220, typescript: 320 };
+/** The port a runtime's `i`th worker listens on. */
+function workerPort(basePort: number, rt: Runtime, i: number): number {
+  return basePort + runtimeRow(rt).clusterPortOffset + i;
+}
 
-/** The handler directory each runtime loads (native and typescript-through-the-bridge share the TypeScript handlers). */
-const HANDLER_DIRS: Record<ClusterRuntime, string> = {
-  native: 'handlers/typescript',
-  typescript: 'handlers/typescript',
-  python: 'handlers/python',
-  ruby: 'handlers/ruby',
-};
+/** The shipped handler folder a runtime loads (native and typescript-through-the-bridge share the TypeScript handlers). */
+function shippedHandlers(root: string, rt: Runtime): string {
+  return join(root, 'handlers', runtimeRow(rt).handlerDir);
+}
 
 export class ClusterError extends WeftError {
   override name = 'ClusterError';
@@ -75,8 +76,8 @@ export class ClusterError extends WeftError {
 
 export interface ClusterSpec {
   orchestrators: number;
-  workers: Partial<Record<ClusterRuntime, number>>;
-  backend: 'pg' | 'rabbitmq';
+  workers: Partial<Record<Runtime, number>>;
+  backend: MessagingBackend;
   basePort: number;
   /** Directory for state.json and logs/. */
   stateDir: string;
@@ -89,13 +90,13 @@ export interface ClusterSpec {
   /** Template directory the orchestrators register (default: the shipped templates/). */
   templates?: string;
   /** Handler directory per runtime, instead of the shipped handlers/ (weft bench's I/O tier loads its own). */
-  handlers?: Partial<Record<ClusterRuntime, string>>;
+  handlers?: Partial<Record<Runtime, string>>;
 }
 
 export interface ChildState {
   name: string;
   role: 'orchestrator' | 'worker';
-  runtime: ClusterRuntime | null;
+  runtime: Runtime | null;
   port: number;
   url: string;
   pid: number | null;
@@ -108,7 +109,7 @@ export interface ClusterState {
   supervisor_pid: number;
   status: 'starting' | 'ready' | 'failed' | 'stopping' | 'stopped';
   started_at: string;
-  backend: 'pg' | 'rabbitmq';
+  backend: MessagingBackend;
   database: string;
   queue_prefix: string | null;
   error?: string;
@@ -116,18 +117,17 @@ export interface ClusterState {
 }
 
 /** Parse `native=2,python=2` (a bare runtime means 1). */
-export function parseWorkers(spec: string): Partial<Record<ClusterRuntime, number>> {
-  const out: Partial<Record<ClusterRuntime, number>> = {};
+export function parseWorkers(spec: string): Partial<Record<Runtime, number>> {
+  const out: Partial<Record<Runtime, number>> = {};
   for (const part of spec
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean)) {
-    const [rt, n = '1'] = part.split('=');
-    if (!RUNTIMES.includes(rt as ClusterRuntime))
-      throw new ConfigError(`--workers names runtime "${rt}"; use ${RUNTIMES.join(', ')} as runtime=count, e.g. native=2,python=2`);
+    const [rt = '', n = '1'] = part.split('=');
+    if (!isRuntime(rt)) throw new ConfigError(`--workers names runtime "${rt}"; use ${RUNTIMES.join(', ')} as runtime=count, e.g. native=2,python=2`);
     const count = Number(n);
     if (!Number.isInteger(count) || count < 0 || count > 20) throw new ConfigError(`--workers ${rt}=${n}: the count must be an integer from 0 to 20`);
-    out[rt as ClusterRuntime] = count;
+    out[rt] = count;
   }
   return out;
 }
@@ -135,8 +135,8 @@ export function parseWorkers(spec: string): Partial<Record<ClusterRuntime, numbe
 /** Every port a spec listens on. */
 export function clusterPorts(spec: Pick<ClusterSpec, 'orchestrators' | 'workers' | 'basePort'>): number[] {
   const ports: number[] = [];
-  for (let i = 0; i < spec.orchestrators; i++) ports.push(spec.basePort + PORT_OFFSETS.orchestrator + i);
-  for (const rt of RUNTIMES) for (let i = 0; i < (spec.workers[rt] ?? 0); i++) ports.push(spec.basePort + PORT_OFFSETS[rt] + i);
+  for (let i = 0; i < spec.orchestrators; i++) ports.push(spec.basePort + ORCHESTRATOR_PORT_OFFSET + i);
+  for (const rt of RUNTIMES) for (let i = 0; i < (spec.workers[rt] ?? 0); i++) ports.push(workerPort(spec.basePort, rt, i));
   return ports;
 }
 
@@ -192,7 +192,7 @@ export class ClusterSupervisor {
   private readonly recording = new Set<Promise<void>>();
 
   constructor(spec: ClusterSpec, log: Logger) {
-    this.spec = { concurrency: 32, healthTimeoutMs: 120_000, env: process.env, templates: join(packageRoot(), 'templates'), handlers: {}, ...spec };
+    this.spec = { concurrency: 32, healthTimeoutMs: 120_000, env: processEnvironment(), templates: join(packageRoot(), 'templates'), handlers: {}, ...spec };
     this.log = log;
   }
 
@@ -225,7 +225,7 @@ export class ClusterSupervisor {
       const config = loadConfig(spec.env);
       // One database for everyone, started and migrated once, before any child starts.
       if (!config.databaseUrl) {
-        const embedded = await acquireEmbeddedPostgres({ home: config.home, log: (m) => this.log.info(m) });
+        const embedded = await acquireEmbeddedPostgres({ home: config.home, port: config.embeddedPgPort, log: (m) => this.log.info(m) });
         this.releaseEmbedded = () => embedded.release();
         // The children connect through the server's unix socket (cheaper per query than TCP).
         this.databaseUrl = embedded.localUrl;
@@ -233,9 +233,9 @@ export class ClusterSupervisor {
       this.store = await connectStore({ ...config, databaseUrl: this.databaseUrl, pool: { ...config.pool, max: 2 } }, this.log, {
         applicationName: 'weft-cluster',
       });
-      if (spec.backend === 'rabbitmq') {
-        this.queuePrefix = spec.env.WEFT_QUEUE_PREFIX || `weft_cluster_${randomBytes(4).toString('hex')}`;
-        this.ownsPrefix = !spec.env.WEFT_QUEUE_PREFIX;
+      if (backendRow(spec.backend).queuePrefix) {
+        this.queuePrefix = config.queuePrefix ?? `weft_cluster_${randomBytes(4).toString('hex')}`;
+        this.ownsPrefix = config.queuePrefix === undefined;
       }
       this.plan();
       this.writeState();
@@ -263,7 +263,7 @@ export class ClusterSupervisor {
     const { spec } = this;
     const { node, args } = cliCommand();
     const root = packageRoot();
-    const add = (name: string, role: ChildState['role'], runtime: ClusterRuntime | null, port: number, cmd: string[]) =>
+    const add = (name: string, role: ChildState['role'], runtime: Runtime | null, port: number, cmd: string[]) =>
       this.children.push({
         state: {
           name,
@@ -281,18 +281,18 @@ export class ClusterSupervisor {
         restartsInARow: 0,
       });
     for (let i = 0; i < spec.orchestrators; i++) {
-      const port = spec.basePort + PORT_OFFSETS.orchestrator + i;
+      const port = spec.basePort + ORCHESTRATOR_PORT_OFFSET + i;
       add(`orchestrator-${i + 1}`, 'orchestrator', null, port, ['orchestrator', '--port', String(port), '--templates', spec.templates]);
     }
     for (const rt of RUNTIMES) {
       for (let i = 0; i < (spec.workers[rt] ?? 0); i++) {
-        const port = spec.basePort + PORT_OFFSETS[rt] + i;
+        const port = workerPort(spec.basePort, rt, i);
         add(`worker-${rt}-${i + 1}`, 'worker', rt, port, [
           'worker',
           '--runtime',
           rt,
           '--handlers',
-          spec.handlers[rt] ?? join(root, HANDLER_DIRS[rt]),
+          spec.handlers[rt] ?? shippedHandlers(root, rt),
           '--port',
           String(port),
           '--concurrency',
@@ -479,7 +479,7 @@ export function readClusterState(stateDir: string): ClusterState | undefined {
 export interface StartOptions {
   orchestrators: number;
   workers: string;
-  backend: 'pg' | 'rabbitmq';
+  backend: MessagingBackend;
   basePort: number;
   concurrency: number;
   foreground: boolean;
@@ -563,7 +563,7 @@ export async function startDetached(config: WeftConfig, o: StartOptions): Promis
       '--timeout',
       String(o.timeout),
     ],
-    { detached: true, stdio: ['ignore', fd, fd], cwd: process.cwd(), env: process.env },
+    { detached: true, stdio: ['ignore', fd, fd], cwd: process.cwd(), env: processEnvironment() },
   );
   closeSync(fd);
   child.unref();

@@ -21,14 +21,14 @@ export interface Store {
  * current schema (under an advisory lock, so concurrent starts are safe).
  */
 export async function connectStore(
-  config: Pick<WeftConfig, 'databaseUrl' | 'home' | 'pool'>,
+  config: Pick<WeftConfig, 'databaseUrl' | 'home' | 'embeddedPgPort' | 'pool'>,
   log: Logger,
   options: { migrate?: boolean; applicationName?: string } = {},
 ): Promise<Store> {
   let url = config.databaseUrl;
   let release: (() => Promise<void>) | undefined;
   if (!url) {
-    const embedded = await acquireEmbeddedPostgres({ home: config.home, log: (m) => log.info(m) });
+    const embedded = await acquireEmbeddedPostgres({ home: config.home, port: config.embeddedPgPort, log: (m) => log.info(m) });
     url = embedded.localUrl;
     release = () => embedded.release();
     log.info(

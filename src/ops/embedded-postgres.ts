@@ -37,6 +37,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { withConnection } from '../store/one-off.js';
 import { DatabaseError } from '../shared/errors.js';
+import { DEFAULT_EMBEDDED_PG_PORT, processEnvironment } from '../shared/config.js';
 import { FileLock } from './file-lock.js';
 import { freePort, portIsFree } from './ports.js';
 import { isAlive, processIdentity, sameProcess, type ProcessIdentity } from './processes.js';
@@ -60,10 +61,10 @@ export interface EmbeddedPostgres {
 }
 
 export interface EmbeddedPostgresOptions {
-  /** The weft home; default `WEFT_HOME`, else `.weft` in the cwd. */
-  home?: string;
+  /** The weft home (`config.home`: WEFT_HOME, else `.weft` in the cwd). */
+  home: string;
   /**
-   * The port to start on; default `WEFT_EMBEDDED_PG_PORT`, else the port recorded by the last start, else
+   * The port to start on (`config.embeddedPgPort`: WEFT_EMBEDDED_PG_PORT); default the port recorded by the last start, else
    * 54329 (moving to a free port, and recording it, when another program holds the recorded/default one).
    * A chosen port that is taken is an error. Ignored when the server is already running: it is reused.
    */
@@ -77,7 +78,6 @@ export class EmbeddedPostgresError extends DatabaseError {
   override name = 'EmbeddedPostgresError';
 }
 
-export const DEFAULT_EMBEDDED_PG_PORT = 54329;
 const DATABASE = 'weft';
 const SUPERUSER = 'postgres';
 const LOCK_PURPOSE = 'starting or stopping the embedded PostgreSQL';
@@ -107,14 +107,13 @@ interface RunAs {
 }
 
 /**
- * Start (or reuse) weft's private PostgreSQL under `<home>/pg` (home defaults to `.weft` in the cwd,
- * overridable with env WEFT_HOME). Returns a connection URL for database `weft` (created if missing) on
+ * Start (or reuse) weft's private PostgreSQL under `<home>/pg`. Returns a connection URL for database `weft` (created if missing) on
  * 127.0.0.1.
  */
-export async function acquireEmbeddedPostgres(opts: EmbeddedPostgresOptions = {}): Promise<EmbeddedPostgres> {
+export async function acquireEmbeddedPostgres(opts: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const log = opts.log ?? (() => {});
-  const layout = layoutFor(path.resolve(opts.home ?? (process.env.WEFT_HOME || '.weft')));
-  const requestedPort = opts.port ?? portFromEnv();
+  const layout = layoutFor(path.resolve(opts.home));
+  const requestedPort = opts.port;
 
   await fs.mkdir(layout.clientsDir, { recursive: true, mode: 0o755 });
   const lock = await FileLock.acquire(layout.lockFile, LOCK_PURPOSE);
@@ -165,18 +164,6 @@ function layoutFor(home: string): Layout {
     lockFile: path.join(home, 'pg.lock'),
     clientsDir: path.join(home, 'pg-clients'),
   };
-}
-
-function portFromEnv(): number | undefined {
-  const raw = process.env.WEFT_EMBEDDED_PG_PORT;
-  if (raw === undefined || raw === '') return undefined;
-  const port = Number(raw);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new EmbeddedPostgresError(
-      `WEFT_EMBEDDED_PG_PORT is "${raw}", expected a TCP port number between 1 and 65535; set it to a free port such as ${DEFAULT_EMBEDDED_PG_PORT} or unset it`,
-    );
-  }
-  return port;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -509,7 +496,7 @@ function runTool(file: string, args: string[], runAs: RunAs | null, detached: bo
     const child = spawn(file, args, {
       detached,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, LC_MESSAGES: 'C' },
+      env: { ...processEnvironment(), LC_MESSAGES: 'C' },
       ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
     });
     let stdout = '';

@@ -10,9 +10,8 @@ import { Orchestrator } from '../orchestration/orchestrator.js';
 import { loadTemplateDir } from '../core/template/load.js';
 import { Worker } from '../worker/worker.js';
 import { createRunner } from '../worker/runners.js';
-
-/** Where each runtime's handlers live under the --handlers directory. */
-export const HANDLER_DIRS: Record<string, string> = { native: 'typescript', typescript: 'typescript', python: 'python', ruby: 'ruby' };
+import { parseRuntime, runtimeRow } from '../shared/runtimes.js';
+import { orchestratorOptions, workerOptions } from './process-options.js';
 
 export interface EmbeddedEngine {
   store: Store;
@@ -36,17 +35,7 @@ export async function startEmbeddedEngine(
 ): Promise<EmbeddedEngine> {
   const store = opts.store ?? (await connectStore(config, log));
   const bus = createMessageBus(config, store.db, log);
-  const orchestrator = new Orchestrator({
-    db: store.db,
-    bus,
-    log,
-    processId: processId(opts.name),
-    pollIntervalMs: config.pollIntervalMs,
-    leaseMs: config.leaseMs,
-    maxLosses: config.maxLosses,
-    retentionMs: config.retentionMs,
-    vacuumIntervalMs: config.vacuumIntervalMs,
-  });
+  const orchestrator = new Orchestrator(orchestratorOptions(config, { db: store.db, bus, log, processId: processId(opts.name) }));
   const workers: Worker[] = [];
   const engine: EmbeddedEngine = {
     store,
@@ -54,10 +43,11 @@ export async function startEmbeddedEngine(
     orchestrator,
     workers,
     async addWorkers(runtimes, namespaces) {
-      for (const runtime of runtimes) {
+      for (const name of runtimes) {
+        const runtime = parseRuntime(name, 'a runtime to start workers for');
         if (workers.some((w) => w.runtime === runtime)) continue;
-        const runner = await createRunner(runtime, join(opts.handlers, HANDLER_DIRS[runtime]!), log, config.bridge, undefined, config.dependencies);
-        const worker = new Worker({ db: store.db, bus, log, runner, workerId: processId(`${opts.name}-${runtime}`), namespaces, leaseMs: config.leaseMs });
+        const runner = await createRunner(runtime, join(opts.handlers, runtimeRow(runtime).handlerDir), log, config.bridge, undefined, config.dependencies);
+        const worker = new Worker(workerOptions(config, { db: store.db, bus, log, runner, workerId: processId(`${opts.name}-${runtime}`), namespaces }));
         await worker.start();
         workers.push(worker);
       }

@@ -9,6 +9,7 @@ import { Orchestrator } from '../orchestration/orchestrator.js';
 import { loadTemplateDir } from '../core/template/load.js';
 import { bindApiPort, bindingNeedsToken, refuseOpenBinding, serveApi, type BoundPort, type ServedApi } from './serve-api.js';
 import { stopOnSignal } from './lifecycle.js';
+import { orchestratorOptions } from './process-options.js';
 
 /**
  * `weft orchestrator`: HTTP API + sweeps until SIGTERM.
@@ -62,19 +63,7 @@ export async function runOrchestrator(
     if (!store) return;
     const db = store.db;
     bus = createMessageBus(config, db, log);
-    const create = () =>
-      new Orchestrator({
-        db,
-        bus: bus!,
-        log,
-        processId: processId('orchestrator'),
-        pollIntervalMs: config.pollIntervalMs,
-        leaseMs: config.leaseMs,
-        maxLosses: config.maxLosses,
-        redispatchAfterMs: config.redispatchAfterMs,
-        retentionMs: config.retentionMs,
-        vacuumIntervalMs: config.vacuumIntervalMs,
-      });
+    const create = () => new Orchestrator(orchestratorOptions(config, { db, bus: bus!, log, processId: processId('orchestrator') }));
     // PostgreSQL may go away again between the connect and here: keep waiting, do not exit.
     // Each attempt starts a fresh orchestrator, so a half-started one leaves nothing behind.
     orchestrator = await untilReachable(

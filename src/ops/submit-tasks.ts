@@ -5,9 +5,10 @@
  * would. Either way each batch is one statement and one commit, and each
  * item gets its own answer.
  */
+import { orchestratorOptions } from './process-options.js';
 import { requestJson } from '../shared/http-json.js';
 import type { WeftConfig } from '../shared/config.js';
-import { createLogger } from '../shared/logger.js';
+import { configuredLogger } from '../shared/logger.js';
 import { processId } from '../shared/ids.js';
 import { WeftError } from '../shared/errors.js';
 import { createMessageBus } from '../messaging/index.js';
@@ -43,11 +44,11 @@ export async function submitTasks(config: WeftConfig, tasks: unknown[], batchSiz
     });
     return results;
   }
-  const log = createLogger({ level: process.env.WEFT_LOG_LEVEL ?? 'warn' });
+  const log = configuredLogger(config, { quiet: true });
   const store = await connectStore(config, log, { applicationName: 'weft-submit' });
   const bus = createMessageBus(config, store.db, log);
   try {
-    const orchestrator = new Orchestrator({ db: store.db, bus, log, processId: processId('submit') });
+    const orchestrator = new Orchestrator(orchestratorOptions(config, { db: store.db, bus, log, processId: processId('submit') }));
     await send((batch) => createTaskBatch(orchestrator, batch, false));
   } finally {
     await bus.close();

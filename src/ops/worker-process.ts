@@ -10,6 +10,8 @@ import { Worker } from '../worker/worker.js';
 import { createRunner } from '../worker/runners.js';
 import { workerMetrics } from '../worker/metrics.js';
 import { stopOnSignal } from './lifecycle.js';
+import { workerOptions } from './process-options.js';
+import { backendRow } from '../shared/backends.js';
 
 /**
  * `weft worker`: serve one runtime's handlers until SIGTERM (drains in-flight
@@ -85,24 +87,26 @@ export async function runWorker(
   }).catch(quitting);
   if (!store) return;
   bus = createMessageBus(config, store.db, log);
-  const candidate = new Worker({
-    db: store.db,
-    bus,
-    log,
-    runner,
-    workerId: processId(`worker-${opts.runtime}`),
-    namespaces: opts.namespaces
-      ?.split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
-    concurrency: opts.concurrency,
-    leaseMs: config.leaseMs,
-    info: opts.port !== undefined ? { port: opts.port } : {},
-  });
-  const started = await untilReachable(config.messaging === 'rabbitmq' ? 'RabbitMQ' : 'PostgreSQL', () => candidate.start().then(() => true), {
+  const candidate = new Worker(
+    workerOptions(config, {
+      db: store.db,
+      bus,
+      log,
+      runner,
+      workerId: processId(`worker-${opts.runtime}`),
+      namespaces: opts.namespaces
+        ?.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+      concurrency: opts.concurrency,
+      info: opts.port !== undefined ? { port: opts.port } : {},
+    }),
+  );
+  const backend = backendRow(config.messaging);
+  const started = await untilReachable(backend.label, () => candidate.start().then(() => true), {
     log,
     signal,
-    onWaiting: (reason) => Object.assign(starting, { waitingFor: config.messaging === 'rabbitmq' ? 'broker' : 'database', reason }),
+    onWaiting: (reason) => Object.assign(starting, { waitingFor: backend.waitsFor, reason }),
   }).catch(quitting);
   if (!started) return;
   worker = candidate;

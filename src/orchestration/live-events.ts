@@ -1,6 +1,24 @@
-import type { LiveEvent, TaskEndEvent, TaskStartEvent } from './task-events.js';
+/*
+ * The live events' shapes live here, beside the interface the API consumes; TaskEvents
+ * (task-events.ts) implements it and imports them, so the two modules form no cycle.
+ */
 
-export type { LiveEvent, TaskEndEvent, TaskStartEvent } from './task-events.js';
+import type { LiveEvent, StepChange, TaskEndEvent } from '../core/api-types.js';
+
+// The events' wire shapes are the API's (core/api-types.ts, which the client reads too).
+export type { LiveEvent, StepChange, TaskEndEvent };
+
+/** A task started running: it was created, or retried after it ended. */
+export interface TaskStartEvent {
+  task_id: string;
+  state: 'running';
+  /** The template (on creation). */
+  namespace?: string;
+  name?: string;
+  cause: 'created' | 'retried';
+  /** Who retried it (`token:NAME`, `anonymous`). */
+  by?: string;
+}
 
 /**
  * What the dashboard's server-sent events are made of, as the API sees it

@@ -4,27 +4,12 @@ import type { Logger } from '../shared/logger.js';
 import type { Database } from '../store/database.js';
 import { signalsOf, type Signals } from '../store/signals.js';
 import type { Notice } from '../store/dispatch.js';
-import type { LiveEvents } from './live-events.js';
-import type { LiveEvent, StepChange, TaskEndEvent } from '../core/api-types.js';
+import type { LiveEvent, LiveEvents, StepChange, TaskEndEvent, TaskStartEvent } from './live-events.js';
 
 /** How often a waiter re-reads its task, in case a notification was lost. */
 const RECHECK_MS = 1_000;
 /** How long a watch registration holds; renewed at a third of it. */
 const WATCH_TTL_MS = 30_000;
-
-export type { LiveEvent, TaskEndEvent } from '../core/api-types.js';
-
-/** A task started running: it was created, or retried after it ended. */
-export interface TaskStartEvent {
-  task_id: string;
-  state: 'running';
-  /** The template (on creation). */
-  namespace?: string;
-  name?: string;
-  cause: 'created' | 'retried';
-  /** Who retried it (`token:NAME`, `anonymous`). */
-  by?: string;
-}
 
 /** Task starts are told on this channel, only while someone watches the task list. */
 const START_CHANNEL = 'weft_task_start';

@@ -1,18 +1,38 @@
 import { resolve } from 'node:path';
 import { ConfigError } from './errors.js';
+import { backendChoices, isBackend, type MessagingBackend } from './backends.js';
 
 /**
  * Every setting weft reads from the environment, in one place. All names
  * share the WEFT_ prefix; `weft --help` and docs/operations.md list them.
+ *
+ * This module is the only one that reads `process.env` (eslint.config.js
+ * enforces it, the OTel SDK loader excepted): everything else gets a
+ * WeftConfig from {@link loadConfig}, or {@link processEnvironment} to hand
+ * the environment on to a child process.
  */
 export interface WeftConfig {
   /** PostgreSQL URL; unset means "start the embedded PostgreSQL under home". */
   databaseUrl: string | undefined;
   /** Directory for the embedded database, cluster state and logs. */
   home: string;
-  messaging: 'pg' | 'rabbitmq';
+  messaging: MessagingBackend;
   amqpUrl: string;
-  logLevel: string;
+  /** WEFT_QUEUE_PREFIX: prefix of RabbitMQ queue names; unset = {@link DEFAULT_QUEUE_PREFIX}. */
+  queuePrefix: string | undefined;
+  /** WEFT_LOG_LEVEL; unset = info for servers, warn for client commands (createLogger's `quiet`). */
+  logLevel: LogLevel | undefined;
+  /** WEFT_LOG_FORMAT: json = JSON lines even on a terminal; unset = pretty on a terminal, JSON elsewhere. */
+  logFormat: 'json' | 'pretty' | undefined;
+  /** WEFT_EMBEDDED_PG_PORT: port of the embedded PostgreSQL; unset = 54329, or the last port used. */
+  embeddedPgPort: number | undefined;
+  /** WEFT_BRIDGE_PATH: the native addon to load; unset = build/Release/weft_bridge.node under the package root. */
+  bridgePath: string | undefined;
+  /** WEFT_PYTHON_HOME: the embedded Python's home (its stdlib); unset = the prefix of the Python found. */
+  pythonHome: string | undefined;
+  /** WEFT_PYTHON / WEFT_RUBY: the interpreter whose library a worker embeds; unset = python3 / ruby on PATH. */
+  interpreters: { python: string | undefined; ruby: string | undefined };
+
   /** Base URL of an orchestrator for `weft run`; unset = run one in-process. */
   orchestratorUrl: string | undefined;
   /** Bearer token `weft run` sends to that orchestrator (`weft token create`). */
@@ -242,17 +262,89 @@ function pathFrom(env: NodeJS.ProcessEnv, ...names: string[]): string | undefine
   return undefined;
 }
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): WeftConfig {
-  const messaging = env.WEFT_MESSAGING ?? 'pg';
-  if (messaging !== 'pg' && messaging !== 'rabbitmq') {
-    throw new ConfigError(`WEFT_MESSAGING=${JSON.stringify(messaging)} is not a messaging backend; use "pg" or "rabbitmq"`);
+/** Queue names start with this unless WEFT_QUEUE_PREFIX says otherwise. */
+export const DEFAULT_QUEUE_PREFIX = 'weft';
+
+/** The port the embedded PostgreSQL tries first. */
+export const DEFAULT_EMBEDDED_PG_PORT = 54329;
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+function logLevel(env: NodeJS.ProcessEnv): LogLevel | undefined {
+  const raw = env.WEFT_LOG_LEVEL?.trim();
+  if (!raw) return undefined;
+  if (!(LOG_LEVELS as readonly string[]).includes(raw)) {
+    throw new ConfigError(`WEFT_LOG_LEVEL=${JSON.stringify(raw)} is not a log level; use one of ${LOG_LEVELS.join(', ')}`);
   }
+  return raw as LogLevel;
+}
+
+function logFormat(env: NodeJS.ProcessEnv): WeftConfig['logFormat'] {
+  const raw = env.WEFT_LOG_FORMAT?.trim();
+  if (!raw) return undefined;
+  if (raw !== 'json' && raw !== 'pretty') throw new ConfigError(`WEFT_LOG_FORMAT=${JSON.stringify(raw)} is not a log format; use json or pretty (or unset it)`);
+  return raw;
+}
+
+function embeddedPgPort(env: NodeJS.ProcessEnv): number | undefined {
+  const raw = env.WEFT_EMBEDDED_PG_PORT;
+  if (raw === undefined || raw === '') return undefined;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new ConfigError(
+      `WEFT_EMBEDDED_PG_PORT is "${raw}", expected a TCP port number between 1 and 65535; set it to a free port such as ${DEFAULT_EMBEDDED_PG_PORT} or unset it`,
+    );
+  }
+  return port;
+}
+
+function messagingBackend(env: NodeJS.ProcessEnv): MessagingBackend {
+  const messaging = env.WEFT_MESSAGING ?? 'pg';
+  if (!isBackend(messaging)) throw new ConfigError(`WEFT_MESSAGING=${JSON.stringify(messaging)} is not a messaging backend; use ${backendChoices()}`);
+  return messaging;
+}
+
+/** Whether the environment asks for traces: WEFT_OTEL=1, or an OTLP endpoint set (and WEFT_OTEL not 0). */
+export function tracingWanted(env: NodeJS.ProcessEnv): boolean {
+  const flag = env.WEFT_OTEL?.trim().toLowerCase();
+  if (flag === '0' || flag === 'false' || flag === 'off') return false;
+  if (flag === '1' || flag === 'true' || flag === 'on') return true;
+  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim());
+}
+
+/**
+ * The environment this process started with, to hand on whole: to a child
+ * process weft starts, and to the OTel SDK (which reads the standard OTEL_*
+ * variables). Settings are read through {@link loadConfig}, never from here.
+ */
+export function processEnvironment(): NodeJS.ProcessEnv {
+  return process.env;
+}
+
+/**
+ * Whether this process runs under vitest, which loads TypeScript itself: the
+ * handler registry then registers no loader of its own (a second one breaks
+ * vitest's module graph).
+ */
+export function runningUnderVitest(): boolean {
+  return Boolean(process.env.VITEST);
+}
+
+/** Every setting, read and checked once: the one function through which weft reads its environment. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): WeftConfig {
   return {
     databaseUrl: env.WEFT_DATABASE_URL || undefined,
-    home: resolve(env.WEFT_HOME ?? '.weft'),
-    messaging,
+    home: resolve(env.WEFT_HOME || '.weft'),
+    messaging: messagingBackend(env),
     amqpUrl: env.WEFT_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672',
-    logLevel: env.WEFT_LOG_LEVEL ?? 'info',
+    queuePrefix: env.WEFT_QUEUE_PREFIX || undefined,
+    logLevel: logLevel(env),
+    logFormat: logFormat(env),
+    embeddedPgPort: embeddedPgPort(env),
+    bridgePath: env.WEFT_BRIDGE_PATH || undefined,
+    pythonHome: env.WEFT_PYTHON_HOME || undefined,
+    interpreters: { python: env.WEFT_PYTHON || undefined, ruby: env.WEFT_RUBY || undefined },
     orchestratorUrl: env.WEFT_ORCHESTRATOR_URL || undefined,
     apiToken: env.WEFT_API_TOKEN || undefined,
     taskRateLimitPerMinute: intFrom(env, 'WEFT_TASK_RATE_LIMIT', DEFAULT_TASK_RATE_LIMIT, 1),

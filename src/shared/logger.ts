@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import type { WeftConfig } from './config.js';
 
 export type { Logger } from 'pino';
 
@@ -11,8 +12,8 @@ export type { Logger } from 'pino';
  * disabled level (guard with `log.isLevelEnabled('debug')`).
  */
 export function createLogger(options: { level?: string; name?: string; pretty?: boolean } = {}): Logger {
-  const level = options.level ?? process.env.WEFT_LOG_LEVEL ?? 'info';
-  const pretty = options.pretty ?? (process.stderr.isTTY === true && process.env.WEFT_LOG_FORMAT !== 'json');
+  const level = options.level ?? 'info';
+  const pretty = options.pretty ?? process.stderr.isTTY === true;
   const base = { name: options.name ?? 'weft' };
   if (pretty) {
     return pino({
@@ -23,6 +24,17 @@ export function createLogger(options: { level?: string; name?: string; pretty?: 
     });
   }
   return pino({ level, base }, pino.destination({ dest: 2, sync: false }));
+}
+
+/**
+ * The process logger as the settings ask (WEFT_LOG_LEVEL, WEFT_LOG_FORMAT). A
+ * client command (`weft run`, `cancel`, `token`, ...) is `quiet`: it logs
+ * warnings and worse unless WEFT_LOG_LEVEL says otherwise; a server logs info.
+ */
+export function configuredLogger(config: Pick<WeftConfig, 'logLevel' | 'logFormat'>, options: { name?: string; quiet?: boolean } = {}): Logger {
+  const level = config.logLevel ?? (options.quiet ? 'warn' : 'info');
+  const pretty = config.logFormat === undefined ? undefined : config.logFormat === 'pretty';
+  return createLogger({ name: options.name, level, pretty });
 }
 
 /** A logger that drops everything; for tests and library use. */

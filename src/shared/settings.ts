@@ -7,6 +7,8 @@
  * Reading and checking the values is `loadConfig`'s job (config.ts); this is
  * the documentation of them.
  */
+import { BACKEND_TABLE } from './backends.js';
+
 export interface Setting {
   name: string;
   /** The default, as a person would write it; "unset" when there is none. */
@@ -18,11 +20,15 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'WEFT_DATABASE_URL', default: 'unset', meaning: 'PostgreSQL to use; unset = the embedded PostgreSQL under WEFT_HOME' },
   { name: 'WEFT_HOME', default: '.weft', meaning: 'embedded database, logs, cluster state' },
   { name: 'WEFT_EMBEDDED_PG_PORT', default: '54329, or the last port used', meaning: 'port of the embedded PostgreSQL' },
-  { name: 'WEFT_MESSAGING', default: 'pg', meaning: 'pg (the steps table is the queue, LISTEN/NOTIFY wake-ups) or rabbitmq' },
+  { name: 'WEFT_MESSAGING', default: 'pg', meaning: BACKEND_TABLE.map((b) => `${b.name} (${b.meaning})`).join(' or ') },
   { name: 'WEFT_AMQP_URL', default: 'amqp://guest:guest@127.0.0.1:5672', meaning: 'RabbitMQ' },
   { name: 'WEFT_QUEUE_PREFIX', default: 'weft', meaning: 'prefix of RabbitMQ queue names' },
-  { name: 'WEFT_LOG_LEVEL', default: 'info', meaning: 'trace | debug | info | warn | error; nothing per step above debug' },
-  { name: 'WEFT_LOG_FORMAT', default: 'pretty on a terminal', meaning: 'json: JSON lines even on a terminal' },
+  {
+    name: 'WEFT_LOG_LEVEL',
+    default: 'info; warn for run, dashboard, cancel, retry, token',
+    meaning: 'trace | debug | info | warn | error | fatal | silent; nothing per step above debug',
+  },
+  { name: 'WEFT_LOG_FORMAT', default: 'pretty on a terminal', meaning: 'json: JSON lines even on a terminal; pretty: readable lines even in a file' },
   { name: 'WEFT_LEASE_MS', default: '30000', meaning: 'a worker silent this long loses its running steps (they run again, no attempt used)' },
   { name: 'WEFT_STEP_MAX_LOSSES', default: '5', meaning: 'a step that lost its worker this many times fails with WorkerLostError' },
   { name: 'WEFT_POLL_INTERVAL_MS', default: '1000', meaning: 'fallback poll and sweep period' },

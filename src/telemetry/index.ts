@@ -1,5 +1,7 @@
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Attributes, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import type { Logger } from '../shared/logger.js';
+import { tracingWanted } from '../shared/config.js';
+import type { MessagingBackend } from '../shared/backends.js';
 import type { ClaimedStep, Dispatch, StatementOutcome, TaskEnded } from '../store/events.js';
 import type { Notice } from '../store/dispatch.js';
 import { formatTraceparent, parseTraceparent, taskRootSpanId, taskTraceId, taskTraceparent } from './ids.js';
@@ -42,19 +44,12 @@ let tracer: Tracer | undefined;
 let shutdownSdk: (() => Promise<void>) | undefined;
 let flushSdk: (() => Promise<void>) | undefined;
 
-/** Whether the environment asks for traces: WEFT_OTEL=1, or an OTLP endpoint set (and WEFT_OTEL not 0). */
-export function tracingWanted(env: NodeJS.ProcessEnv = process.env): boolean {
-  const flag = env.WEFT_OTEL?.trim().toLowerCase();
-  if (flag === '0' || flag === 'false' || flag === 'off') return false;
-  if (flag === '1' || flag === 'true' || flag === 'on') return true;
-  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim());
-}
-
 export interface StartTracingOptions {
   /** service.name, unless OTEL_SERVICE_NAME says otherwise (e.g. weft-worker). */
   service: string;
   log?: Logger;
-  env?: NodeJS.ProcessEnv;
+  /** The environment: WEFT_OTEL and OTEL_* say whether to trace ({@link tracingWanted}), and the SDK reads the OTEL_* variables. */
+  env: NodeJS.ProcessEnv;
   /** Force on (tests), whatever the environment says. */
   force?: boolean;
 }
@@ -65,7 +60,7 @@ export interface StartTracingOptions {
  * call more than once: the first provider stays.
  */
 export async function startTracing(o: StartTracingOptions): Promise<boolean> {
-  const env = o.env ?? process.env;
+  const env = o.env;
   if (tracing.enabled) return true;
   if (!o.force && !tracingWanted(env)) return false;
   const { startSdk } = await import('./sdk.js');
@@ -238,7 +233,7 @@ function traceTaskEnded(t: TaskEnded): void {
  * ended (their `weft_task` notices), and for the PostgreSQL queue one
  * `weft.step.dispatch` span per step made ready (RabbitMQ makes its own at publish).
  */
-export function traceDelivery(backend: 'pg' | 'rabbitmq', dispatch: Dispatch | undefined, notices: Notice[]): void {
+export function traceDelivery(backend: MessagingBackend, dispatch: Dispatch | undefined, notices: Notice[]): void {
   if (!tracer) return;
   if (backend === 'pg' && dispatch) {
     const at = now();

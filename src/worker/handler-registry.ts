@@ -1,3 +1,4 @@
+import { runningUnderVitest } from '../shared/config.js';
 import { readdir } from 'node:fs/promises';
 import { join, resolve, extname } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -42,7 +43,7 @@ export async function loadHandlerDir(dir: string, registry = new HandlerRegistry
     throw new ConfigError(`cannot read the handlers directory ${root}: ${(err as Error).message}; pass --handlers DIR with your handler modules`);
   }
   files = files.filter((f) => LOADABLE.has(extname(f)) && !f.endsWith('.d.ts') && !f.includes('.test.'));
-  if (files.some((f) => f.endsWith('.ts') || f.endsWith('.mts')) && !tsLoaderRegistered && !process.env.VITEST) {
+  if (files.some((f) => f.endsWith('.ts') || f.endsWith('.mts')) && !tsLoaderRegistered && !runningUnderVitest()) {
     // Both loaders: a `.ts` file in a folder whose package.json does not say
     // "type": "module" (or that has none) is CommonJS to Node, and with only
     // the ESM loader Node failed it with ERR_REQUIRE_CYCLE_MODULE.

@@ -1,6 +1,7 @@
 import type { BridgeSettings, HandlerDependencies } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { ConfigError } from '../shared/errors.js';
+import { isBridgeRuntime, RUNTIMES } from '../shared/runtimes.js';
 import { loadHandlerDir } from './handler-registry.js';
 import { NativeRunner } from './native-runner.js';
 import type { StepRunner } from './runner.js';
@@ -20,9 +21,9 @@ export async function createRunner(
   dependencies?: HandlerDependencies,
 ): Promise<StepRunner> {
   if (runtime === 'native') return new NativeRunner(await loadHandlerDir(handlersDir));
-  if (runtime === 'python' || runtime === 'ruby' || runtime === 'typescript') {
+  if (isBridgeRuntime(runtime)) {
     const { createBridgeRunner } = await import('./bridge-runner.js');
     return createBridgeRunner(runtime, handlersDir, log, undefined, bridge, concurrency, dependencies);
   }
-  throw new ConfigError(`unknown runtime "${runtime}"; use native, typescript, python or ruby`);
+  throw new ConfigError(`unknown runtime "${runtime}"; use one of ${RUNTIMES.join(', ')}`);
 }

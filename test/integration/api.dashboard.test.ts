@@ -16,7 +16,8 @@ import { silentLogger } from '../../src/shared/logger.js';
 import { idPrefixRange } from '../../src/store/task-list.js';
 import { parseTemplate } from '../../src/core/template/parse.js';
 import { PermanentError } from '../../src/worker/sdk.js';
-import { TaskEvents, type TaskStartEvent } from '../../src/orchestration/task-events.js';
+import { TaskEvents } from '../../src/orchestration/task-events.js';
+import type { TaskStartEvent } from '../../src/orchestration/live-events.js';
 import { openDatabase } from '../../src/store/database.js';
 import Fastify from 'fastify';
 

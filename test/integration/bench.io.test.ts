@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { freeClusterBase } from '../support/ports.js';
 import { runWeft, type WeftRun } from '../support/weft-process.js';
-import { IO_VARIANTS } from '../../src/bench/io.js';
-import type { BenchDocument } from '../../src/bench/types.js';
+import { IO_VARIANTS } from '../../src/benchmark/io.js';
+import type { BenchDocument } from '../../src/benchmark/types.js';
 
 const TASKS = [8, 16];
 

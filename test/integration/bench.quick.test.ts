@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { freeClusterBase } from '../support/ports.js';
 import { runWeft, type WeftRun } from '../support/weft-process.js';
-import type { BenchDocument } from '../../src/bench/types.js';
+import type { BenchDocument } from '../../src/benchmark/types.js';
 
 describe('weft bench --quick --scenarios linear,csv --history-steps 400, end to end on the real services', () => {
   let db: TestDatabase;

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
-import { meterWindow } from '../../src/bench/server-meter.js';
+import { meterWindow } from '../../src/benchmark/server-meter.js';
 
 describe('meterWindow', () => {
   let tdb: TestDatabase;

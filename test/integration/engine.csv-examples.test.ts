@@ -15,7 +15,7 @@ import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { results, startEngine, type Engine } from '../support/engine.js';
 import { claimedStep } from '../support/steps.js';
 import { generateProductsCsv } from '../../src/examples/products.js';
-import { expectedCsvAggregate } from '../../src/bench/scenarios.js';
+import { expectedCsvAggregate } from '../../src/benchmark/scenarios.js';
 import { loadTemplateFile } from '../../src/core/template/load.js';
 import { compileInputSchema } from '../../src/core/template/input-schema.js';
 import type { TemplateDefinition } from '../../src/core/template/types.js';

@@ -386,20 +386,6 @@ describe('acquireEmbeddedPostgres: concurrent first use', () => {
 });
 
 describe('acquireEmbeddedPostgres: errors', () => {
-  it('rejects a WEFT_EMBEDDED_PG_PORT that is not a port', async () => {
-    const home = await newHome('bad-port');
-    process.env.WEFT_EMBEDDED_PG_PORT = 'fifty';
-    try {
-      const err = await acquireEmbeddedPostgres({ home }).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(EmbeddedPostgresError);
-      expect((err as Error).message).toBe(
-        'WEFT_EMBEDDED_PG_PORT is "fifty", expected a TCP port number between 1 and 65535; set it to a free port such as 54329 or unset it',
-      );
-    } finally {
-      delete process.env.WEFT_EMBEDDED_PG_PORT;
-    }
-  });
-
   it('refuses to initialise over a non-empty directory that is not a cluster', async () => {
     const home = await newHome('not-a-cluster');
     await fs.mkdir(path.join(home, 'pg'));

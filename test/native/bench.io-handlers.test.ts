@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { openBridge, type AddonBridge, type BridgeResult, type BridgeRuntime } from '../../src/bridge/index.js';
-import { startIoServer, type IoServer } from '../../src/bench/io-tier.js';
+import { startIoServer, type IoServer } from '../../src/benchmark/io-tier.js';
 import { handlers as tsHandlers } from '../../bench/io/handlers/typescript/bench-io.js';
 import { repoRoot, stepPayload } from './helpers.js';
 

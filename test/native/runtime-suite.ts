@@ -21,7 +21,7 @@ import { jsonDepthProblem, MAX_JSON_DEPTH } from '../../src/core/json-depth.js';
 import { openBridge, type AddonBridge, type BridgeResult, type BridgeRuntime } from '../../src/bridge/index.js';
 import { probeHandlers } from './fixtures/ts-handlers.js';
 import { parseProducts, summarise } from '../../src/examples/products.js';
-import { expectedCsvAggregate } from '../../src/bench/scenarios.js';
+import { expectedCsvAggregate } from '../../src/benchmark/scenarios.js';
 import { fixtures, repoRoot, sleep, stepPayload, until } from './helpers.js';
 
 const DEFAULTS = { failureThreshold: 1000, successThreshold: 2, cooldownMs: 5000, slowCallMs: 0, graceMs: 2000 };

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { consistencyChecks, ffiOverhead, rowsPerSecond, targets, type Figures } from '../../src/bench/analysis.js';
-import { REFERENCE, TAS71_BASELINE } from '../../src/bench/reference.js';
-import type { ThroughputResult } from '../../src/bench/types.js';
-import { summarize } from '../../src/bench/stats.js';
+import { consistencyChecks, ffiOverhead, rowsPerSecond, targets, type Figures } from '../../src/benchmark/analysis.js';
+import { REFERENCE, TAS71_BASELINE } from '../../src/benchmark/reference.js';
+import type { ThroughputResult } from '../../src/benchmark/types.js';
+import { summarize } from '../../src/benchmark/stats.js';
 
 /** A figures table from one P50 per scenario and a fixed P95/P50 ratio. */
 function single(p50s: Record<string, number>, ratio = 1.06): Figures {

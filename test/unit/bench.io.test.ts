@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { PermanentError } from '../../src/worker/sdk.js';
-import { IO_VARIANTS, ioContext, ioRows, ioTargets, verifyIoOutcome } from '../../src/bench/io.js';
-import { renderReport } from '../../src/bench/report.js';
-import { selectScenarios } from '../../src/bench/scenarios.js';
-import { summarize } from '../../src/bench/stats.js';
-import type { BenchDocument, IoResult, IoSection } from '../../src/bench/types.js';
+import { IO_VARIANTS, ioContext, ioRows, ioTargets, verifyIoOutcome } from '../../src/benchmark/io.js';
+import { renderReport } from '../../src/benchmark/report.js';
+import { selectScenarios } from '../../src/benchmark/scenarios.js';
+import { summarize } from '../../src/benchmark/stats.js';
+import type { BenchDocument, IoResult, IoSection } from '../../src/benchmark/types.js';
 import { integerList } from '../../src/cli/options.js';
 import { benchTarget } from '../../bench/io/handlers/typescript/bench-io.js';
 

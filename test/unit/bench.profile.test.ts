@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { profileSegments, profileTable, type ProfileSample } from '../../src/bench/profile.js';
+import { profileSegments, profileTable, type ProfileSample } from '../../src/benchmark/profile.js';
 
 /** A task whose instants are `t0` plus the offsets given (ms). */
 const sample = (t0: number, o: { created: number; enqueued: number; started: number; finished: number; completed: number; ended: number }): ProfileSample => ({

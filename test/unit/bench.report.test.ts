@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { renderReport, type BridgeResults } from '../../src/bench/report.js';
-import { SCENARIOS } from '../../src/bench/scenarios.js';
-import { summarize } from '../../src/bench/stats.js';
-import type { BenchDocument, RunResult } from '../../src/bench/types.js';
+import { renderReport, type BridgeResults } from '../../src/benchmark/report.js';
+import { SCENARIOS } from '../../src/benchmark/scenarios.js';
+import { summarize } from '../../src/benchmark/stats.js';
+import type { BenchDocument, RunResult } from '../../src/benchmark/types.js';
 
 function runOf(run: number, center: number): RunResult {
   const samples = Array.from({ length: 10 }, (_, i) => center * (0.95 + i * 0.01));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, contextFor, expectedCsvAggregate, SCENARIOS, selectScenarios, verifyOutcome, type ScenarioDef } from '../../src/bench/scenarios.js';
+import { canonicalJson, contextFor, expectedCsvAggregate, SCENARIOS, selectScenarios, verifyOutcome, type ScenarioDef } from '../../src/benchmark/scenarios.js';
 import { generateProductsCsv } from '../../src/examples/products.js';
 
 const byId = (id: string) => SCENARIOS.find((s) => s.id === id)!;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cdf, percentile, relativeChange, summarize } from '../../src/bench/stats.js';
+import { cdf, percentile, relativeChange, summarize } from '../../src/benchmark/stats.js';
 
 describe("percentile (the reference script's definition: k = (n − 1)·p, linear interpolation)", () => {
   it('interpolates between neighbours', () => {

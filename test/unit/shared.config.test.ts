@@ -3,6 +3,11 @@ import { resolve } from 'node:path';
 
 import { loadConfig } from '../../src/shared/config.js';
 import { ConfigError } from '../../src/shared/errors.js';
+import { silentLogger } from '../../src/shared/logger.js';
+import { orchestratorOptions, workerOptions } from '../../src/ops/process-options.js';
+import type { Database } from '../../src/store/database.js';
+import type { MessageBus } from '../../src/messaging/types.js';
+import type { WorkerOptions } from '../../src/worker/worker.js';
 
 describe('loadConfig: bridge settings', () => {
   it('leaves every bridge setting to the bridge when nothing is set', () => {
@@ -88,6 +93,84 @@ describe('loadConfig: API limits', () => {
         'WEFT_API_BODY_BUDGET=2048 is smaller than WEFT_API_BODY_LIMIT=4096: a body of the limit could never be read; raise the budget or lower the limit',
       ),
     );
+  });
+});
+
+describe('loadConfig: settings once read elsewhere', () => {
+  it('leaves log level, log format, port, prefix and paths unset when nothing is set', () => {
+    const c = loadConfig({});
+    expect([c.logLevel, c.logFormat, c.embeddedPgPort, c.queuePrefix, c.bridgePath, c.pythonHome]).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+    ]);
+    expect(c.messaging).toBe('pg');
+  });
+
+  it('reads each of them', () => {
+    const c = loadConfig({
+      WEFT_LOG_LEVEL: 'debug',
+      WEFT_LOG_FORMAT: 'json',
+      WEFT_EMBEDDED_PG_PORT: '5544',
+      WEFT_QUEUE_PREFIX: 'blue',
+      WEFT_BRIDGE_PATH: '/opt/weft_bridge.node',
+      WEFT_PYTHON_HOME: '/opt/py',
+      WEFT_MESSAGING: 'rabbitmq',
+      WEFT_HOME: '/var/lib/weft',
+    });
+    expect(c).toMatchObject({
+      logLevel: 'debug',
+      logFormat: 'json',
+      embeddedPgPort: 5544,
+      queuePrefix: 'blue',
+      bridgePath: '/opt/weft_bridge.node',
+      pythonHome: '/opt/py',
+      messaging: 'rabbitmq',
+      home: '/var/lib/weft',
+    });
+  });
+
+  it('refuses a bad value, naming the variable and what it takes', () => {
+    const bad = (env: Record<string, string>) => () => loadConfig(env);
+    expect(bad({ WEFT_EMBEDDED_PG_PORT: 'fifty' })).toThrow(ConfigError);
+    expect(bad({ WEFT_EMBEDDED_PG_PORT: 'fifty' })).toThrow(
+      'WEFT_EMBEDDED_PG_PORT is "fifty", expected a TCP port number between 1 and 65535; set it to a free port such as 54329 or unset it',
+    );
+    expect(bad({ WEFT_LOG_LEVEL: 'loud' })).toThrow('WEFT_LOG_LEVEL="loud" is not a log level; use one of trace, debug, info, warn, error, fatal, silent');
+    expect(bad({ WEFT_LOG_FORMAT: 'xml' })).toThrow('WEFT_LOG_FORMAT="xml" is not a log format; use json or pretty (or unset it)');
+    expect(bad({ WEFT_MESSAGING: 'kafka' })).toThrow('WEFT_MESSAGING="kafka" is not a messaging backend; use "pg" or "rabbitmq"');
+  });
+});
+
+describe('options derived from the settings', () => {
+  const parts = { db: {} as Database, bus: {} as MessageBus, log: silentLogger(), processId: 'p' };
+
+  it('gives an orchestrator every setting it takes, WEFT_REDISPATCH_AFTER_MS included', () => {
+    const env = {
+      WEFT_POLL_INTERVAL_MS: '250',
+      WEFT_LEASE_MS: '4000',
+      WEFT_STEP_MAX_LOSSES: '3',
+      WEFT_REDISPATCH_AFTER_MS: '1234',
+      WEFT_RETENTION: '2h',
+      WEFT_VACUUM_INTERVAL_MS: '9000',
+    };
+    expect(orchestratorOptions(loadConfig(env), parts)).toEqual({
+      ...parts,
+      pollIntervalMs: 250,
+      leaseMs: 4000,
+      maxLosses: 3,
+      redispatchAfterMs: 1234,
+      retentionMs: 7_200_000,
+      vacuumIntervalMs: 9000,
+    });
+  });
+
+  it('gives a worker its lease', () => {
+    const runner = {} as WorkerOptions['runner'];
+    expect(workerOptions(loadConfig({ WEFT_LEASE_MS: '4000' }), { ...parts, runner, workerId: 'w' })).toMatchObject({ leaseMs: 4000, workerId: 'w' });
   });
 });
 

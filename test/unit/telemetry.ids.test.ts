@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatTraceparent, parseTraceparent, taskRootSpanId, taskTraceId, taskTraceparent } from '../../src/telemetry/ids.js';
-import { startTracing, traceClock, tracing, tracingWanted } from '../../src/telemetry/index.js';
+import { startTracing, traceClock, tracing } from '../../src/telemetry/index.js';
+import { tracingWanted } from '../../src/shared/config.js';
 import { tracesUrl } from '../../src/telemetry/sdk.js';
 
 const TASK = '0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b';

@@ -28,15 +28,14 @@ import {
   DEFAULT_TIMEOUT_MS,
   LIMITS,
   NAME_PATTERN,
-  RUNTIMES,
   STEP_TYPES,
   type BatchConfig,
   type RetryPolicy,
-  type Runtime,
   type StepDefinition,
   type StepType,
   type TemplateDefinition,
 } from './types.js';
+import { RUNTIMES, type Runtime } from '../../shared/runtimes.js';
 
 type Segment = string | number;
 

@@ -7,8 +7,8 @@
  * Every default is filled in by the parser, so code below it never guesses.
  */
 
-export const RUNTIMES = ['native', 'typescript', 'python', 'ruby'] as const;
-export type Runtime = (typeof RUNTIMES)[number];
+// The runtimes come from the one runtime table (src/shared/runtimes.ts).
+import type { Runtime } from '../../shared/runtimes.js';
 
 export const STEP_TYPES = ['standard', 'decision', 'deferred_convergence', 'batchable', 'batch_worker'] as const;
 export type StepType = (typeof STEP_TYPES)[number];

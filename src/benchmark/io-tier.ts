@@ -15,7 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from '../shared/logger.js';
 import { packageRoot } from '../shared/paths.js';
-import type { ClusterRuntime } from '../ops/cluster.js';
+import { RUNTIMES, runtimeRow } from '../shared/runtimes.js';
 import { BenchFailure, createAndWait, startCluster } from './client.js';
 import { IO_CONCURRENCY, IO_VARIANTS, IO_WAIT_MS, ioContext, verifyIoOutcome, type IoVariant } from './io.js';
 import { summarize } from './stats.js';
@@ -84,8 +84,6 @@ export interface IoTierOptions {
   line: (text: string) => void;
 }
 
-const RUNTIMES: ClusterRuntime[] = ['native', 'typescript', 'python', 'ruby'];
-
 /** N tasks of one variant at once: wall time, each step's run time, all results checked. */
 async function measureOnce(base: string, v: IoVariant, tasks: number, tag: string, server: IoServer): Promise<Omit<IoRound, 'round'>> {
   // Generous: even a runtime that ran the steps one at a time ends within it (and shows as slow, not as failed).
@@ -119,9 +117,7 @@ export async function measureIoTier(o: IoTierOptions): Promise<IoSection> {
   const server = await startIoServer();
   const bench = join(packageRoot(), 'bench', 'io');
   try {
-    o.line(
-      `${o.backend} io: starting 1 orchestrator and a native, typescript, python and ruby worker (concurrency ${IO_CONCURRENCY}), test server ${server.origin}…`,
-    );
+    o.line(`${o.backend} io: starting 1 orchestrator and a ${RUNTIMES.join(', ')} worker (concurrency ${IO_CONCURRENCY}), test server ${server.origin}…`);
     const sup = await startCluster(
       {
         orchestrators: 1,
@@ -132,7 +128,7 @@ export async function measureIoTier(o: IoTierOptions): Promise<IoSection> {
         env: { ...o.env, WEFT_BENCH_IO_ORIGIN: server.origin, WEFT_TASK_RATE_LIMIT: '10000000' },
         concurrency: IO_CONCURRENCY,
         templates: join(bench, 'templates'),
-        handlers: Object.fromEntries(RUNTIMES.map((r) => [r, join(bench, 'handlers', r === 'native' ? 'typescript' : r)])),
+        handlers: Object.fromEntries(RUNTIMES.map((r) => [r, join(bench, 'handlers', runtimeRow(r).handlerDir)])),
       },
       o.basePort,
       o.log,

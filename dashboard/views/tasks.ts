@@ -3,10 +3,8 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, can, followEvents } from '../api.js';
 import { ms, shortId, stateClass } from '../format.js';
 import { When } from '../hooks.js';
-import type { Wire } from '../wire.js';
-import type { TaskFailure, TaskSummary as StoreTaskSummary } from '../../store/task-list.js';
+import type { TaskFailure, TaskSummary } from '../../src/api/wire-types.js';
 
-type TaskSummary = Wire<StoreTaskSummary>;
 interface Page {
   tasks: TaskSummary[];
   next_cursor: string | null;

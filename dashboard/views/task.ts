@@ -7,9 +7,13 @@ import { When, useNow, useTitle } from '../hooks.js';
 import { StateBadge } from './tasks.js';
 import { HistoryTable, TaskHistoryPanel, useHistory, type Transition } from './history.js';
 import { Waterfall } from './timeline.js';
-import type { Wire } from '../wire.js';
-import type { StepView, TaskView as StoreTaskView } from '../../store/tasks.js';
+import type { StepDefinition as TemplateStep, StepView, TaskView as ServerTaskView, TemplateVersion } from '../../src/api/wire-types.js';
 
+/**
+ * How the dashboard reads a stored error record: the server types it `unknown`
+ * (it is JSON kept as the runtime reported it; ErrorRecordShape in
+ * src/core/error-record.ts), and older rows fill fewer fields.
+ */
 interface StepError {
   language?: string;
   class?: string;
@@ -20,7 +24,7 @@ interface StepError {
   permanent?: boolean;
 }
 /** A step of GET /v1/tasks/:id, with the engine-side additions rendered when present. */
-type Step = Omit<Wire<StepView>, 'error' | 'errors' | 'batch'> & {
+type Step = Omit<StepView, 'error' | 'errors' | 'batch'> & {
   error: StepError | null;
   /** Every failed attempt's error, oldest first, each with its attempt number. */
   errors: Array<StepError & { attempt?: number }>;
@@ -29,20 +33,10 @@ type Step = Omit<Wire<StepView>, 'error' | 'errors' | 'batch'> & {
   worker_id?: string | null;
   queue?: string | null;
 };
-export type TaskView = Omit<Wire<StoreTaskView>, 'steps' | 'error'> & {
+export type TaskView = Omit<ServerTaskView, 'steps' | 'error'> & {
   error: { step?: string; reason?: string; error?: StepError } | null;
   steps: Step[];
 };
-interface TemplateStep {
-  name: string;
-  depends_on: string[];
-  runtime: string;
-  type: string;
-  handler: string;
-}
-interface TemplateVersions {
-  versions: Array<{ version: string; definition: { steps: TemplateStep[]; input_schema?: unknown } }>;
-}
 
 const RESULT_PREVIEW = 4_000;
 const ACTIVE = new Set(['pending', 'running']);
@@ -309,7 +303,7 @@ export function TaskPage(props: { id: string; step?: string }) {
     const ctl = new AbortController();
     void load().then(async (t) => {
       if (!t) return;
-      const tv = await api<TemplateVersions>(`/v1/templates/${t.namespace}/${t.name}`).catch(() => undefined);
+      const tv = await api<{ versions: TemplateVersion[] }>(`/v1/templates/${t.namespace}/${t.name}`).catch(() => undefined);
       setTemplate(tv?.versions.find((v) => v.version === t.version)?.definition.steps);
     });
     followEvents(`/v1/tasks/${props.id}/events`, ctl.signal, (event) => {

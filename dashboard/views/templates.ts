@@ -3,20 +3,7 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api, can } from '../api.js';
 import { Dag } from '../dag.js';
 import { When, useTitle } from '../hooks.js';
-import type { Wire } from '../wire.js';
-import type { TemplateSummary as StoreTemplateSummary } from '../../store/templates.js';
-
-type TemplateSummary = Wire<StoreTemplateSummary>;
-interface Version {
-  version: string;
-  digest: string;
-  registered_at: string;
-  definition: {
-    description?: string;
-    input_schema?: unknown;
-    steps: Array<{ name: string; depends_on: string[]; runtime: string; type: string; handler: string }>;
-  };
-}
+import type { TemplateSummary, TemplateVersion as Version } from '../../src/api/wire-types.js';
 
 export function TemplateList() {
   const [list, setList] = useState<TemplateSummary[] | null>(null);

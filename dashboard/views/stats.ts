@@ -1,8 +1,7 @@
 import { html } from 'htm/preact';
 import { useState } from 'preact/hooks';
 import { usePeriodic } from '../periodic.js';
-import type { Activity } from '../../store/activity.js';
-import type { PoolStats } from '../../store/database.js';
+import type { Activity, PoolStats } from '../../src/api/wire-types.js';
 import { Chart } from '../chart.js';
 import { ms } from '../format.js';
 

@@ -26,11 +26,13 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { withConnection } from '../store/one-off.js';
 import { brokerVersion } from '../messaging/broker-admin.js';
-import { loadConfig } from '../shared/config.js';
-import { createLogger, type Logger } from '../shared/logger.js';
+import { loadConfig, processEnvironment, type WeftConfig } from '../shared/config.js';
+import { configuredLogger, type Logger } from '../shared/logger.js';
+import { BACKENDS } from '../shared/backends.js';
+import type { Runtime } from '../shared/runtimes.js';
 import { packageRoot } from '../shared/paths.js';
 import { generateProductsCsv } from '../examples/products.js';
-import type { ClusterRuntime, ClusterSupervisor } from '../ops/cluster.js';
+import type { ClusterSupervisor } from '../ops/cluster.js';
 import { activeClusters, BenchFailure, createAndWait, startCluster } from './client.js';
 import { contextFor, expectedCsvAggregate, IO_TIER_ID, selectScenarios, THROUGHPUT_ID, verifyOutcome, type ScenarioDef } from './scenarios.js';
 import { measureIoTier } from './io-tier.js';
@@ -126,8 +128,8 @@ function run(cmd: string, args: string[], cwd = packageRoot()): string | null {
   }
 }
 
-function pythonVersion(): string | null {
-  const home = process.env.WEFT_PYTHON_HOME || run(process.execPath, [join(packageRoot(), 'scripts', 'build-native.mjs'), '--flags', 'py-home']);
+function pythonVersion(config: WeftConfig): string | null {
+  const home = config.pythonHome || run(process.execPath, [join(packageRoot(), 'scripts', 'build-native.mjs'), '--flags', 'py-home']);
   const py = home ? join(home, 'bin', 'python3') : 'python3';
   return run(existsSync(py) ? py : 'python3', ['-c', 'import sys; print(sys.version.split()[0])']);
 }
@@ -187,7 +189,7 @@ export function writeReports(docs: BenchDocument[], o: { dir: string; file: stri
 // The runner
 
 export interface BenchOptions {
-  backend: 'pg' | 'rabbitmq' | 'both';
+  backend: Backend | 'both';
   runs: number;
   samples: number;
   warmup: number;
@@ -513,7 +515,7 @@ async function benchDatabase(config: ReturnType<typeof loadConfig>, backend: Bac
   let admin = config.databaseUrl;
   let release: (() => Promise<void>) | undefined;
   if (!admin) {
-    const embedded = await acquireEmbeddedPostgres({ home: config.home, log: (m) => log.info(m) });
+    const embedded = await acquireEmbeddedPostgres({ home: config.home, port: config.embeddedPgPort, log: (m) => log.info(m) });
     admin = embedded.localUrl;
     release = () => embedded.release();
   }
@@ -550,8 +552,8 @@ const IN_PROCESS = [
 ] as const;
 const HISTORY_ID = 'linear_history';
 
-function runtimesFor(scenarios: ScenarioDef[], throughput: boolean): Set<ClusterRuntime> {
-  const set = new Set<ClusterRuntime>(scenarios.map((s) => s.runtime));
+function runtimesFor(scenarios: ScenarioDef[], throughput: boolean): Set<Runtime> {
+  const set = new Set<Runtime>(scenarios.map((s) => s.runtime));
   if (throughput) set.add('native');
   return set;
 }
@@ -561,7 +563,7 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
   const loadAtStart = Math.round(os.loadavg()[0]! * 100) / 100;
   const { scenarios, throughput, io } = selectScenarios(opts.scenarios?.split(','));
   const runtimes = runtimesFor(scenarios, throughput);
-  const workers = Object.fromEntries([...runtimes].map((r) => [r, opts.workersPerRuntime])) as Partial<Record<ClusterRuntime, number>>;
+  const workers = Object.fromEntries([...runtimes].map((r) => [r, opts.workersPerRuntime])) as Partial<Record<Runtime, number>>;
   const config = loadConfig();
   const stamp = new Date()
     .toISOString()
@@ -584,7 +586,7 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
       node: process.version,
       postgresql: null,
       rabbitmq: backend === 'rabbitmq' ? await rabbitVersion(config.amqpUrl) : null,
-      python: runtimes.has('python') || io ? pythonVersion() : null,
+      python: runtimes.has('python') || io ? pythonVersion(config) : null,
       ruby: runtimes.has('ruby') || io ? run('ruby', ['-e', 'print RUBY_VERSION']) : null,
     },
     config: {
@@ -595,7 +597,7 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
       runs: opts.runs,
       database: config.databaseUrl ? 'url' : 'embedded',
       messaging: backend,
-      log_level: process.env.WEFT_LOG_LEVEL ?? 'warn',
+      log_level: config.logLevel ?? 'warn',
       worker_concurrency: opts.concurrency,
       throughput_in_flight: opts.inFlight,
       throughput_seconds: opts.throughputSeconds,
@@ -622,7 +624,7 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
 
   const stateDir = join(config.home, 'cluster', `bench-${process.pid}`);
   const database = await benchDatabase(config, backend, log);
-  const env = { ...process.env, WEFT_LOG_LEVEL: process.env.WEFT_LOG_LEVEL ?? 'warn', WEFT_DATABASE_URL: database.url, WEFT_EXAMPLES_DATA_DIR: dir };
+  const env = { ...processEnvironment(), WEFT_LOG_LEVEL: config.logLevel ?? 'warn', WEFT_DATABASE_URL: database.url, WEFT_EXAMPLES_DATA_DIR: dir };
   const inProcess = IN_PROCESS.filter((x) => scenarios.some((s) => s.id === x.of));
   const history = opts.historySteps > 0 && scenarios.some((s) => s.id === 'linear');
   const extra = (id: string, of: string, label: string): ScenarioResult => {
@@ -728,12 +730,12 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
  * profile.md and profile.json under --out.
  */
 async function runProfile(opts: BenchOptions, log: Logger, progress: Progress): Promise<void> {
-  const backend: Backend = opts.backend === 'rabbitmq' ? 'rabbitmq' : 'pg';
+  const backend: Backend = opts.backend === 'both' ? 'pg' : opts.backend;
   const config = loadConfig();
   const database = await benchDatabase(config, backend, log);
   const single = SCENARIOS.find((x) => x.id === 'single_step')!;
   const stateDir = join(config.home, 'cluster', `bench-${process.pid}`);
-  const env = { ...process.env, WEFT_LOG_LEVEL: process.env.WEFT_LOG_LEVEL ?? 'warn', WEFT_DATABASE_URL: database.url };
+  const env = { ...processEnvironment(), WEFT_LOG_LEVEL: config.logLevel ?? 'warn', WEFT_DATABASE_URL: database.url };
   try {
     progress.line(`profile (${backend}): ${opts.samples} single-step tasks in one process…`);
     const inProcess = (
@@ -789,7 +791,7 @@ async function runProfile(opts: BenchOptions, log: Logger, progress: Progress): 
 }
 
 export async function runBench(opts: BenchOptions): Promise<number> {
-  const log = createLogger({ name: 'weft-bench', level: process.env.WEFT_LOG_LEVEL ?? 'warn' });
+  const log = configuredLogger(loadConfig(), { name: 'weft-bench', quiet: true });
   const progress = new Progress();
   const bridge = latestBridgeResults();
   const docsDir = join(packageRoot(), 'docs');
@@ -811,7 +813,7 @@ export async function runBench(opts: BenchOptions): Promise<number> {
     await runProfile(opts, log, progress);
     return 0;
   }
-  const backends: Backend[] = opts.backend === 'both' ? ['pg', 'rabbitmq'] : [opts.backend];
+  const backends: Backend[] = opts.backend === 'both' ? [...BACKENDS] : [opts.backend];
   const done: Array<{ doc: BenchDocument; dir: string }> = [];
   for (const b of backends) {
     const r = await benchBackend(b, opts, log, progress);

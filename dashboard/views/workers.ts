@@ -3,36 +3,12 @@ import { usePeriodic } from '../periodic.js';
 import { Chart } from '../chart.js';
 import { ago, time, us } from '../format.js';
 
-interface Histogram {
-  upperBoundsUs: number[];
-  counts: number[];
-  count: number;
-  sumNs: number;
-}
-interface BridgeStats {
-  dispatched?: number;
-  completed?: number;
-  failed?: number;
-  timedOut?: number;
-  rejectedByBreaker?: number;
-  rejectedQueueFull?: number;
-  inFlight?: number;
-  lateResults?: number;
-  breaker?: { state: string; consecutiveFailures: number; timesOpened: number };
-  broken?: boolean;
-  phase?: string;
-  histograms?: Partial<Record<'serialise' | 'queueWait' | 'run' | 'return', Histogram>>;
-}
-interface Proc {
-  id: string;
-  kind: string;
-  runtime: string | null;
-  host: string;
-  pid: number;
-  started_at: string;
-  heartbeat_at: string;
-  heartbeat_age_ms: number;
-  stale: boolean;
+import type { HistogramSnapshot as Histogram, ProcessRow, RuntimeStats } from '../../src/api/wire-types.js';
+
+/** A worker's bridge stats as it reports them (a worker of another version may leave fields out). */
+type BridgeStats = Partial<Omit<RuntimeStats, 'histograms'>> & { histograms?: Partial<RuntimeStats['histograms']> };
+/** A process of GET /v1/workers; the server types `info` loosely (each kind fills its own), this is what workers put there. */
+type Proc = Omit<ProcessRow, 'info'> & {
   info: {
     namespaces?: string[];
     concurrency?: number;
@@ -41,7 +17,7 @@ interface Proc {
     counts?: Partial<Record<'claimed' | 'succeeded' | 'failed' | 'retried' | 'lost', number>>;
     bridge?: BridgeStats;
   };
-}
+};
 
 const PHASES = [
   ['serialise', 'serialise'],

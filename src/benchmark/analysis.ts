@@ -3,6 +3,7 @@
  * figures (pure). Input is a plain figures table so the same code judges our
  * runs and, in the unit tests, the seed's own (inconsistent) TAS-71 baseline.
  */
+import { BRIDGE_RUNTIMES, type BridgeRuntime } from '../shared/runtimes.js';
 import type { BenchDocument, Backend, ThroughputResult } from './types.js';
 import { relativeChange } from './stats.js';
 
@@ -29,7 +30,8 @@ export interface Check {
   detail: string;
 }
 
-export const LANGUAGES = ['python', 'ruby', 'typescript'] as const;
+/** The runtimes behind the bridge, whose scenarios compare languages (python, ruby, typescript). */
+export const LANGUAGES = BRIDGE_RUNTIMES;
 /** Our language-parity threshold (issue 5); the seed used 3 ms at ~300 ms. */
 export const LANGUAGE_SPREAD_MS = 0.5;
 /** A plausible P95/P50 band for tens of samples of a distributed round trip (the seed saw 1.03–1.12 at ~250 ms; ms-scale latencies are relatively noisier). */
@@ -67,9 +69,7 @@ export function consistencyChecks(f: Figures): Check[] {
   pair('diamond < linear (native)', 'diamond', 'linear');
   for (const lang of LANGUAGES) pair(`${lang} diamond < ${lang} linear`, `${lang}_diamond`, `${lang}_linear`);
 
-  const langP50 = LANGUAGES.map((l) => [l, avgP50(f, `${l}_linear`)] as const).filter(
-    (x): x is readonly [(typeof LANGUAGES)[number], number] => x[1] !== undefined,
-  );
+  const langP50 = LANGUAGES.map((l) => [l, avgP50(f, `${l}_linear`)] as const).filter((x): x is readonly [BridgeRuntime, number] => x[1] !== undefined);
   if (langP50.length < 2) {
     checks.push({
       name: 'language spread (linear P50)',
@@ -124,7 +124,7 @@ export function signedPct(v: number, digits = 1): string {
 }
 
 export interface FfiOverhead {
-  language: (typeof LANGUAGES)[number];
+  language: BridgeRuntime;
   p50: number[];
   native: number;
   overhead_ms: number;

@@ -2,23 +2,7 @@ import { html } from 'htm/preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError } from '../api.js';
 import { useTitle } from '../hooks.js';
-
-/** One input_schema problem, as the API names it. */
-interface InputProblem {
-  path: string;
-  message: string;
-}
-
-interface TemplateSummary {
-  namespace: string;
-  name: string;
-  version: string;
-  description?: string;
-}
-interface Version {
-  version: string;
-  definition: { input_schema?: Record<string, unknown>; description?: string };
-}
+import type { InputProblem, TemplateSummary, TemplateVersion as Version } from '../../src/api/wire-types.js';
 
 function describe(err: unknown): string {
   return err instanceof ApiError ? `${err.status} ${err.code}${err.path ? ` (${err.path})` : ''}: ${err.message}` : (err as Error).message;

@@ -180,7 +180,7 @@ export const SCENARIOS: readonly ScenarioDef[] = [
 /** The throughput scenario's id for `--scenarios`. */
 export const THROUGHPUT_ID = 'throughput';
 
-/** The I/O-bound tier's id for `--scenarios` (src/bench/io.ts). */
+/** The I/O-bound tier's id for `--scenarios` (src/benchmark/io.ts). */
 export const IO_TIER_ID = 'io';
 
 /**

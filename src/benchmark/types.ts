@@ -5,8 +5,10 @@
  */
 import type { Summary } from './stats.js';
 
-export type Backend = 'pg' | 'rabbitmq';
-export type Runtime = 'native' | 'python' | 'ruby' | 'typescript';
+import type { MessagingBackend as Backend } from '../shared/backends.js';
+import type { Runtime } from '../shared/runtimes.js';
+
+export type { Backend, Runtime };
 
 export interface PhaseBreakdown {
   /** created_at → first step enqueued (task creation + first dispatch). */

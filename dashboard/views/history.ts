@@ -3,9 +3,9 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { bothZones, clockTime, ms } from '../format.js';
 import { StateBadge } from './tasks.js';
-import type { TaskHistory, Transition } from '../../store/history.js';
+import type { TaskHistory, Transition } from '../../src/api/wire-types.js';
 
-export type { Transition } from '../../store/history.js';
+export type { Transition } from '../../src/api/wire-types.js';
 
 /**
  * GET /v1/tasks/:id/history (one step's with `step`) while `enabled`, again
