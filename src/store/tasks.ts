@@ -5,9 +5,9 @@ import type { StepState, TaskState } from '../core/states.js';
 import { uuidv7 } from '../shared/ids.js';
 import { ConflictError, NotFoundError } from '../shared/errors.js';
 import { readEvents, type Dispatch, type StepEventRow } from './events.js';
+import { writesOutbox, type DeliveryOrMode } from './delivery.js';
 
-/** How statements that enqueue steps hand them over (see MessageBus.dispatchMode). */
-export type DispatchMode = 'wake' | 'outbox';
+export type { DispatchMode } from './delivery.js';
 
 export interface NewTask {
   namespace: string;
@@ -54,14 +54,13 @@ const CREATE_TASK_SQL = 'SELECT * FROM weft.create_task($1, $2, $3, $4, $5::json
 /**
  * Write a task, its initial steps, edges and transitions, and enqueue the
  * steps that have no parents, in ONE statement (one round trip, one commit;
- * weft.create_task in migrations/002). `dispatchMode` says how the ready
- * steps are handed over: 'wake' (the PostgreSQL queue: the caller wakes
- * consumers after COMMIT) or 'outbox' (a broker: messages written to
- * weft.outbox, published by the caller after COMMIT).
+ * weft.create_task in migrations/002). `delivery` (the bus's) says how the
+ * ready steps are handed over: woken after COMMIT (the PostgreSQL queue) or
+ * written to weft.outbox and published after COMMIT (a broker).
  * Throws ConflictError on a repeated idempotency key (the existing task's id
  * is on the error), NotFoundError for a template version that is not registered.
  */
-export async function createTask(db: Database, task: NewTask, processId: string, dispatchMode: DispatchMode): Promise<{ taskId: string; dispatch: Dispatch }> {
+export async function createTask(db: Database, task: NewTask, processId: string, delivery: DeliveryOrMode): Promise<{ taskId: string; dispatch: Dispatch }> {
   const taskId = uuidv7();
   const { steps, edges } = stepRows(task.steps, new Map(), () => true);
   try {
@@ -77,7 +76,7 @@ export async function createTask(db: Database, task: NewTask, processId: string,
         JSON.stringify(steps),
         JSON.stringify(edges),
         processId,
-        dispatchMode === 'outbox',
+        writesOutbox(delivery),
       ],
       'weft_create_task',
     );
