@@ -1,4 +1,4 @@
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FinishBatcher, type ClaimTarget, type FinishHost, type Settlement } from '../../src/worker/finish-batcher.js';
 import type { Finish } from '../../src/worker/step-outcome.js';
 import { finishSteps, type FinishItem } from '../../src/store/finish.js';
@@ -6,7 +6,7 @@ import type { Database } from '../../src/store/database.js';
 import type { StepEventRow } from '../../src/store/events.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { RetryTimer } from '../../src/shared/retry-timer.js';
-import { FakeStore, claimedStep } from './worker-fakes.js';
+import { FakeStore, claimedStep, soon } from './worker-fakes.js';
 
 function success(name: string): Finish {
   const step = claimedStep({ name });
@@ -39,7 +39,7 @@ describe('FinishBatcher', () => {
   it('writes the runs that finish in one turn of the event loop with one statement (group commit)', async () => {
     const { b, sink, settled, batches } = batcher();
     for (const n of ['a', 'b', 'c']) b.add(success(n));
-    await vi.waitFor(() => expect(batches()).toBe(1));
+    await soon(() => expect(batches()).toBe(1));
     expect(sink.of('finish')).toHaveLength(1);
     expect(sink.of('finish')[0]!.items).toHaveLength(3);
     expect(b.stats).toEqual({ statements: 1, runs: 3 });
@@ -54,7 +54,7 @@ describe('FinishBatcher', () => {
     const { b, targets, batches } = batcher({ freeSlots: 5 });
     b.add(success('a'));
     b.add(success('b'));
-    await vi.waitFor(() => expect(batches()).toBe(1));
+    await soon(() => expect(batches()).toBe(1));
     // While in flight, the 2 runs' slots and the 5 free ones were promised to this statement's claims.
     expect(targets).toEqual([[7, 7]]);
     expect(b.reserved).toBe(0);
@@ -74,7 +74,7 @@ describe('FinishBatcher', () => {
     sink.failWrites = 3;
     b.add(success('a'));
     b.add(success('b'));
-    await vi.waitFor(() => expect(batches()).toBe(1));
+    await soon(() => expect(batches()).toBe(1));
     // Three failures in a row: /health says degraded, naming the error.
     expect(health.slice(0, 2)).toEqual(['healthy', 'healthy']);
     expect(health[2]).toMatch(/^writing step outcomes failed 3 times in a row since .* \(connection terminated unexpectedly\)/);
@@ -96,7 +96,7 @@ describe('FinishBatcher', () => {
     b.add(lost);
     b.add(earlier);
     b.add(success('fine'));
-    await vi.waitFor(() => expect(batches()).toBe(1));
+    await soon(() => expect(batches()).toBe(1));
     expect(settled).toEqual([
       ['lost', 'lost'],
       ['earlier', 'recorded'],
@@ -172,9 +172,9 @@ describe('RetryTimer', () => {
     t.wakeAt(Date.now() + 60_000);
     t.wakeAt(Date.now() + 1); // earlier: moves the timer forward
     t.wakeAt(Date.now() + 30_000); // later: ignored
-    await vi.waitFor(() => expect(fired).toBe(1));
+    await soon(() => expect(fired).toBe(1));
     t.wakeAt(Date.now()); // fired: a new time sets it again
-    await vi.waitFor(() => expect(fired).toBe(2));
+    await soon(() => expect(fired).toBe(2));
     t.stop();
     t.wakeAt(Date.now());
     await new Promise((r) => setTimeout(r, 10));

@@ -3,6 +3,7 @@
  * worker's unit tests: no database, no broker, no interpreter. Each records
  * what it was asked, and answers the way a test sets it up.
  */
+import { vi } from 'vitest';
 import { emptyDispatch, type ClaimedStep, type FinishedStep, type StatementOutcome } from '../../src/store/events.js';
 import type { ExistingStep, FinishItem } from '../../src/store/finish.js';
 import type { PlannedStep } from '../../src/core/plan.js';
@@ -15,6 +16,11 @@ import type { ClaimTarget } from '../../src/worker/finish-batcher.js';
 import type { WorkerStore } from '../../src/worker/worker-store.js';
 
 let nextId = 0;
+
+/** Wait until `check` passes, looking every millisecond (the fakes answer within a few turns of the event loop). */
+export function soon(check: () => void): Promise<void> {
+  return vi.waitFor(check, { interval: 1, timeout: 5_000 });
+}
 
 /** A claimed step of template `t/linear@1`, step `a` (override what a test needs). */
 export function claimedStep(over: Partial<ClaimedStep> = {}): ClaimedStep {

@@ -1,8 +1,8 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { Worker, type StepEvent } from '../../src/worker/worker.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import type { ClaimedStep } from '../../src/store/events.js';
-import { FakeBus, FakeRunner, FakeStore, claimedStep } from './worker-fakes.js';
+import { FakeBus, FakeRunner, FakeStore, claimedStep, soon } from './worker-fakes.js';
 
 /** A worker on fakes of its three seams, started, serving namespace `t`. */
 async function startWorker(o: { concurrency?: number } = {}) {
@@ -35,7 +35,7 @@ describe('Worker on fakes', () => {
     expect(runner.started).toEqual([step.id]);
     expect(worker.inFlight()).toBe(1);
     runner.finish(step.id, { ok: true, result: { n: 1 } });
-    await vi.waitFor(() => expect(worker.inFlight()).toBe(0));
+    await soon(() => expect(worker.inFlight()).toBe(0));
     expect(store.of('finish')).toHaveLength(1);
     expect(store.of('finish')[0]!.items).toMatchObject([{ id: step.id, attempt: 1, ok: true, resultJson: '{"n":1}' }]);
     expect(events).toMatchObject([{ step_id: step.id, state: 'complete', result: { n: 1 } }]);
@@ -50,7 +50,7 @@ describe('Worker on fakes', () => {
       ok: false,
       error: { language: 'weft', class: 'CircuitOpen', message: 'breaker open', backtrace: [], permanent: false, kind: 'circuit_open' },
     });
-    await vi.waitFor(() => expect(worker.inFlight()).toBe(0));
+    await soon(() => expect(worker.inFlight()).toBe(0));
     expect(store.of('finish')).toEqual([]);
     expect(store.of('release')).toEqual([
       { op: 'release', steps: [{ id: step.id, attempt: 1 }], delayMs: 1_000, reason: 'the native runtime refused the call (circuit_open: breaker open)' },
@@ -66,7 +66,7 @@ describe('Worker on fakes', () => {
     store.cancel([step.id]);
     expect(runner.cancelled).toEqual([step.id]);
     runner.finish(step.id, { ok: true, result: 'late' });
-    await vi.waitFor(() => expect(worker.inFlight()).toBe(0));
+    await soon(() => expect(worker.inFlight()).toBe(0));
     expect(store.of('finish')).toEqual([]);
     expect(worker.counts).toMatchObject({ cancelled: 1, succeeded: 0 });
     expect(events).toEqual([{ task_id: step.task_id, step_id: step.id, name: step.name, state: 'cancelled', attempts: 1 }]);
@@ -78,7 +78,7 @@ describe('Worker on fakes', () => {
     await deliver(step);
     store.fenced.add(step.id);
     runner.finish(step.id, { ok: true, result: 1 });
-    await vi.waitFor(() => expect(worker.inFlight()).toBe(0));
+    await soon(() => expect(worker.inFlight()).toBe(0));
     expect(store.of('finish')).toHaveLength(1);
     expect(worker.counts).toMatchObject({ lost: 1, succeeded: 0 });
     expect(events).toEqual([]);
@@ -91,7 +91,7 @@ describe('Worker on fakes', () => {
     store.fenced.add(step.id);
     store.recordedEarlier.push({ step_id: step.id, task_id: step.task_id, name: step.name, state: 'complete', attempt: 1, watched: false });
     runner.finish(step.id, { ok: true, result: 2 });
-    await vi.waitFor(() => expect(worker.inFlight()).toBe(0));
+    await soon(() => expect(worker.inFlight()).toBe(0));
     expect(worker.counts).toMatchObject({ lost: 0, succeeded: 1 });
     expect(events).toMatchObject([{ state: 'complete', result: 2 }]);
   });
@@ -102,7 +102,7 @@ describe('Worker on fakes', () => {
     await deliver(step);
     // The template allows 2 workers (batch.max_workers); 3 cursors cannot be applied.
     runner.finish(step.id, { ok: true, result: { $weft: 'batches', cursors: [1, 2, 3] } });
-    await vi.waitFor(() => expect(worker.inFlight()).toBe(0));
+    await soon(() => expect(worker.inFlight()).toBe(0));
     const [call] = store.of('finishExpansion');
     expect(call!.rejected).toMatchObject({ id: step.id, ok: false, retryMs: null, reason: 'permanent error', error: { class: 'BatchError', permanent: true } });
     expect(worker.counts).toMatchObject({ failed: 1, succeeded: 0 });
@@ -114,7 +114,7 @@ describe('Worker on fakes', () => {
     const step = claimedStep({ type: 'batchable', name: 'split', template_step: 'split' });
     await deliver(step);
     runner.finish(step.id, { ok: true, result: { $weft: 'batches', cursors: ['x', 'y'] } });
-    await vi.waitFor(() => expect(worker.inFlight()).toBe(0));
+    await soon(() => expect(worker.inFlight()).toBe(0));
     expect(store.of('finishExpansion')[0]!.planned!.map((p) => p.name)).toEqual(['work_001', 'work_002']);
     expect(worker.counts.succeeded).toBe(1);
   });
@@ -124,7 +124,7 @@ describe('Worker on fakes', () => {
     const step = claimedStep();
     await deliver(step);
     runner.finish(step.id, { ok: false, error: { language: 'python', class: 'KeyError', message: 'x', backtrace: [], permanent: false, kind: 'raised' } });
-    await vi.waitFor(() => expect(worker.inFlight()).toBe(0));
+    await soon(() => expect(worker.inFlight()).toBe(0));
     expect(store.of('finish')[0]!.items[0]).toMatchObject({ ok: false, retryMs: expect.any(Number) });
     expect(worker.counts).toMatchObject({ failed: 1, retried: 1 });
     expect(events).toMatchObject([{ state: 'waiting_retry', error: { class: 'KeyError' } }]);
@@ -137,11 +137,11 @@ describe('Worker on fakes', () => {
     await deliver(first);
     store.claimOnFinish = [next];
     runner.finish(first.id, { ok: true, result: 1 });
-    await vi.waitFor(() => expect(runner.started).toEqual([first.id, next.id]));
+    await soon(() => expect(runner.started).toEqual([first.id, next.id]));
     // The finish could fill the slot it freed and the three others.
     expect(store.of('finish')[0]!.claim.room).toBe(4);
     runner.finish(next.id, { ok: true, result: 2 });
-    await vi.waitFor(() => expect(worker.inFlight()).toBe(0));
+    await soon(() => expect(worker.inFlight()).toBe(0));
   });
 
   it('drains on stop: a step in flight finishes and is written before stop() returns', async () => {
