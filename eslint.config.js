@@ -2,6 +2,8 @@
 //
 //   cli ─► bench ─► ops ─► api ─► orchestration, worker ─► store, messaging, bridge ─► core ─► shared
 //   (bridge may use core's pure rules, e.g. the JSON depth limit)
+//   client ─► core (the API's wire types), shared: the package's `./client` entry, used by
+//   application code and by cli, bench and ops; it never reaches the server's own layers.
 //
 // An arrow may skip layers downwards; nothing imports upwards, and no module
 // cycle exists anywhere. pg and amqplib are imported only by store/ and
@@ -11,16 +13,17 @@ import importX from 'eslint-plugin-import-x';
 
 /** Folders of src/ with what each may NOT import (everything above it). */
 const ABOVE = {
-  shared: ['core', 'store', 'messaging', 'bridge', 'worker', 'orchestration', 'ops', 'bench', 'api', 'cli'],
-  core: ['store', 'messaging', 'bridge', 'worker', 'orchestration', 'ops', 'bench', 'api', 'cli'],
-  bridge: ['store', 'messaging', 'worker', 'orchestration', 'ops', 'bench', 'api', 'cli'],
-  store: ['messaging', 'bridge', 'worker', 'orchestration', 'ops', 'bench', 'api', 'cli'],
-  messaging: ['bridge', 'worker', 'orchestration', 'ops', 'bench', 'api', 'cli'],
-  worker: ['orchestration', 'ops', 'bench', 'api', 'cli'],
-  orchestration: ['worker', 'ops', 'bench', 'api', 'cli'],
+  shared: ['core', 'store', 'messaging', 'bridge', 'worker', 'orchestration', 'ops', 'bench', 'api', 'cli', 'client'],
+  core: ['store', 'messaging', 'bridge', 'worker', 'orchestration', 'ops', 'bench', 'api', 'cli', 'client'],
+  bridge: ['store', 'messaging', 'worker', 'orchestration', 'ops', 'bench', 'api', 'cli', 'client'],
+  store: ['messaging', 'bridge', 'worker', 'orchestration', 'ops', 'bench', 'api', 'cli', 'client'],
+  messaging: ['bridge', 'worker', 'orchestration', 'ops', 'bench', 'api', 'cli', 'client'],
+  worker: ['orchestration', 'ops', 'bench', 'api', 'cli', 'client'],
+  orchestration: ['worker', 'ops', 'bench', 'api', 'cli', 'client'],
   ops: ['bench', 'cli'],
-  api: ['ops', 'bench', 'cli'],
+  api: ['ops', 'bench', 'cli', 'client'],
   bench: ['api', 'cli'],
+  client: ['store', 'messaging', 'bridge', 'worker', 'orchestration', 'ops', 'bench', 'api', 'cli'],
 };
 
 const layerZones = Object.entries(ABOVE).flatMap(([folder, above]) =>

@@ -348,12 +348,14 @@ RuntimeWorker* BridgeHost::RuntimeArg(const Napi::CallbackInfo& info, size_t i) 
 Napi::Value BridgeHost::Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   RuntimeWorker* rt = RuntimeArg(info, 0);
-  if (info.Length() < 3 || !info[1].IsArray() || !info[2].IsString())
-    throw Napi::TypeError::New(env, "load(runtime, handlerDirs: string[], sdkDir: string)");
+  if (info.Length() < 3 || !info[1].IsArray() || !info[2].IsString() ||
+      (info.Length() > 3 && !info[3].IsUndefined() && !info[3].IsString()))
+    throw Napi::TypeError::New(env, "load(runtime, handlerDirs: string[], sdkDir: string, setupJson?: string)");
   LoadOptions opts;
   Napi::Array dirs = info[1].As<Napi::Array>();
   for (uint32_t i = 0; i < dirs.Length(); i++) opts.handlerDirs.push_back(dirs.Get(i).ToString().Utf8Value());
   opts.sdkDir = info[2].As<Napi::String>().Utf8Value();
+  if (info.Length() > 3 && info[3].IsString()) opts.setupJson = info[3].As<Napi::String>().Utf8Value();
   Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
   std::string err = rt->Start(std::move(opts));
   if (!err.empty()) {

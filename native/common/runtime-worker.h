@@ -40,6 +40,10 @@ class TimeoutWatchdog;
 struct LoadOptions {
   std::vector<std::string> handlerDirs;  // every *.py / *.rb under these is loaded
   std::string sdkDir;                    // workers/python or workers/ruby
+  // A JSON object the SDK's load_handlers takes as its second argument: where
+  // the handlers' own dependencies are ({"venv": ...} for Python, {"gemfile":
+  // ...} for Ruby); "{}" for none. Opaque here, so a new setting needs no C++.
+  std::string setupJson = "{}";
 };
 
 class RuntimeWorker {

@@ -279,7 +279,8 @@ void PythonRuntime::ThreadMain() {
         Ref s(PyUnicode_FromString(d.c_str()));
         if (s) PyList_Append(dirs.get(), s.get());
       }
-      Ref keys(found ? PyObject_CallOneArg(loader.get(), dirs.get()) : nullptr);
+      Ref setup(PyUnicode_FromString(opts_.setupJson.c_str()));
+      Ref keys(found && setup ? PyObject_CallFunctionObjArgs(loader.get(), dirs.get(), setup.get(), nullptr) : nullptr);
       Ref async(keys ? PyObject_CallNoArgs(asyncKeys.get()) : nullptr);
       if (keys && PyList_Check(keys.get()) && async && PyList_Check(async.get())) {
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys.get()); i++)

@@ -34,6 +34,7 @@ ID g_idInvoke, g_idMessage, g_idBacktrace, g_idRaise, g_idLoadHandlers, g_idName
 
 struct StartArgs {
   const char* sdkDir;
+  const char* setupJson;
   VALUE dirs;
 };
 
@@ -52,7 +53,7 @@ VALUE StartProtected(VALUE arg) {
   g_permanentClass = rb_const_get(weft, rb_intern("PermanentError"));
   g_invalidReturnClass = rb_const_get(weft, rb_intern("InvalidReturn"));
   g_notFoundClass = rb_const_get(weft, rb_intern("HandlerNotFound"));
-  return rb_funcall(g_bridge, g_idLoadHandlers, 1, a->dirs);
+  return rb_funcall(g_bridge, g_idLoadHandlers, 2, a->dirs, rb_utf8_str_new_cstr(a->setupJson));
 }
 
 struct CallArgs {
@@ -371,7 +372,7 @@ void RubyRuntime::Serve() {
 
   VALUE dirs = rb_ary_new();
   for (auto& d : opts_.handlerDirs) rb_ary_push(dirs, rb_utf8_str_new_cstr(d.c_str()));
-  StartArgs args{opts_.sdkDir.c_str(), dirs};
+  StartArgs args{opts_.sdkDir.c_str(), opts_.setupJson.c_str(), dirs};
   int st = 0;
   VALUE keys = rb_protect(StartProtected, reinterpret_cast<VALUE>(&args), &st);
   RB_GC_GUARD(dirs);

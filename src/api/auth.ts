@@ -26,7 +26,7 @@ export interface AuthOptions {
  * The scope each route needs, in one table. Everything not listed as open
  * needs `read` (so does checking a task request, POST /v1/tasks/check);
  * creating, cancelling and retrying tasks need `write`;
- * registering templates needs `admin`. Open: /health (for load balancers),
+ * registering templates and managing tokens need `admin`. Open: /health (for load balancers),
  * /v1/auth (so the dashboard can tell whether to ask for a token) and the
  * dashboard's static files (the page itself carries no data).
  */
@@ -34,6 +34,8 @@ export function requiredScope(method: string, url: string): Scope | 'open' {
   if (url === '/health' || url === '/v1/auth') return 'open';
   if (!url.startsWith('/v1/') && url !== '/metrics') return 'open';
   if (method === 'POST' && url === '/v1/templates') return 'admin';
+  // Tokens grant access: seeing or making them is an administrator's.
+  if (url === '/v1/tokens' || url.startsWith('/v1/tokens/')) return 'admin';
   // Checks a context against a template, creating nothing: what a reader may see anyway.
   if (method === 'POST' && url === '/v1/tasks/check') return 'read';
   if (method !== 'GET' && method !== 'HEAD') return 'write';

@@ -25,8 +25,10 @@ import { perTokenRateLimit } from './rate-limits.js';
 import { yamlTextDepth } from './yaml-depth.js';
 import { scrubSecrets, secretsOf } from '../shared/redact.js';
 import { taskRoutes } from './routes/tasks.js';
+import { taskBatchRoutes } from './routes/task-batch.js';
 import { systemRoutes } from './routes/system.js';
 import { catalogRoutes } from './routes/catalog.js';
+import { tokenRoutes } from './routes/tokens.js';
 import { uiRoutes } from './ui.js';
 
 export interface ApiOptions {
@@ -52,8 +54,9 @@ export interface ApiOptions {
  * The orchestrator's HTTP API:
  *
  *   POST /v1/tasks                 create → 201 {id}; 400 bad input (names the field), 404 unknown template, 409 repeated idempotency key
+ *   POST /v1/tasks/batch           create up to WEFT_TASK_BATCH_LIMIT tasks in one commit, with per-item results: routes/task-batch.ts
  *   GET  /v1/tasks, cancel, retry, server-sent events: routes/tasks.ts; workers, stats: routes/system.ts;
- *        template versions, bench results: routes/catalog.ts; the dashboard at /: ui.ts; tokens: auth.ts
+ *        template versions, bench results: routes/catalog.ts; the dashboard at /: ui.ts; tokens: auth.ts, routes/tokens.ts
  *   GET  /v1/tasks/:id             task state and every step (state, attempts, result, error, timings)
  *   GET  /v1/tasks/:id/wait        long-poll: returns the moment the task ends (or after timeout_ms, with ended: false)
  *   GET  /v1/templates             registered templates
@@ -187,8 +190,14 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
     createPerMinute: options.createPerMinute ?? DEFAULT_TASK_RATE_LIMIT,
     auth,
   });
+  void app.register(taskBatchRoutes, {
+    orchestrator,
+    batchLimit: limits.taskBatchLimit,
+    createPerMinute: options.createPerMinute ?? DEFAULT_TASK_RATE_LIMIT,
+  });
   void app.register(systemRoutes, { db, bus });
   void app.register(catalogRoutes, { db });
+  void app.register(tokenRoutes, { db, log: options.log });
   if (options.ui !== false) void app.register(uiRoutes);
 
   app.get('/v1/tasks/:id', async (req, reply) => {

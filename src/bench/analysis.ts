@@ -208,7 +208,8 @@ export function targets(f: Figures, backend: Backend, throughput: ThroughputResu
     (v) => v.toFixed(2),
     (v) => v <= 1.15,
   );
-  const one = throughput.filter((t) => t.topology === '1+1');
+  const one = throughput.filter((t) => t.topology === '1+1' && t.scenario !== 'batch_single');
+  const batch = throughput.filter((t) => t.scenario === 'batch_single');
   add(
     'throughput, 1 orchestrator + 1 worker, 64 in flight',
     '≥ 3,000 steps/s',
@@ -220,6 +221,32 @@ export function targets(f: Figures, backend: Backend, throughput: ThroughputResu
   add('single-step task, submit → observed done, P50', '≤ 2 ms', 'n/a', avgP50(f, 'single_step'), ms, (v) => v <= 2);
   const cpu = one.map((t) => t.cpu_ms_per_step?.total).filter((v): v is number => v !== undefined);
   add('CPU per step, all processes + PostgreSQL (1+1 throughput)', '≤ 0.6 ms', 'n/a', mean(cpu), ms, (v) => v <= 0.6);
+  const wal = one.map((t) => t.wal_bytes_per_step).filter((v): v is number => v !== undefined);
+  add(
+    'WAL bytes per step (1+1 throughput, 4-step chains)',
+    '≤ 1,200 B',
+    'n/a',
+    mean(wal),
+    (v) => `${Math.round(v).toLocaleString('en-US')} B`,
+    (v) => v <= 1200,
+  );
+  add(
+    'single-step tasks through POST /v1/tasks/batch (1+1)',
+    '≥ 6,000 steps/s',
+    'n/a',
+    mean(batch.map((t) => t.steps_per_s)),
+    (v) => `${Math.round(v).toLocaleString('en-US')} steps/s`,
+    (v) => v >= 6000,
+  );
+  const batchWal = batch.map((t) => t.wal_bytes_per_step).filter((v): v is number => v !== undefined);
+  add(
+    'WAL bytes per step (single-step tasks, batch)',
+    '≤ 1,500 B',
+    'n/a',
+    mean(batchWal),
+    (v) => `${Math.round(v).toLocaleString('en-US')} B`,
+    (v) => v <= 1500,
+  );
   const hist = avgP50(f, 'linear_history');
   const lin1 = f.linear?.p50[0];
   add(

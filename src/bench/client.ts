@@ -31,6 +31,8 @@ export interface EndedTask {
   post_ms: number;
   /** POST sent → long-poll returned, ms. */
   client_ms: number;
+  /** Unix ms (sub-ms precision): POST sent, its 201 read, the long-poll's view read. */
+  at: { sent: number; created: number; ended: number };
 }
 
 /**
@@ -45,6 +47,7 @@ export async function createAndWait(
   what: string,
 ): Promise<EndedTask> {
   const t0 = performance.now();
+  const sent = performance.timeOrigin + t0;
   const created = await requestJson('POST', `${base}/v1/tasks`, task);
   if (created.status !== 201)
     throw new BenchFailure(`POST ${base}/v1/tasks for ${task.namespace}/${task.name} answered ${created.status}: ${JSON.stringify(created.body)}`);
@@ -52,10 +55,11 @@ export async function createAndWait(
   const post_ms = performance.now() - t0;
   const waited = await requestJson('GET', `${base}/v1/tasks/${id}/wait?timeout_ms=${timeoutMs}`, undefined, timeoutMs + 10_000);
   const client_ms = performance.now() - t0;
+  const at = { sent, created: sent + post_ms, ended: sent + client_ms };
   if (waited.status !== 200) throw new BenchFailure(`GET ${base}/v1/tasks/${id}/wait answered ${waited.status}: ${JSON.stringify(waited.body)}`);
   const view = waited.body;
   if (!view.ended) throw new BenchFailure(`${what}: task ${id} did not end within ${timeoutMs} ms (state ${view.state})`);
-  return { view, post_ms, client_ms };
+  return { view, post_ms, client_ms, at };
 }
 
 /** Clusters this process runs right now: a signal stops them by pid before the bench exits. */

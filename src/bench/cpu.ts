@@ -1,11 +1,10 @@
 /**
  * CPU time of the processes a benchmark exercises, read from /proc (Linux):
- * the cluster's orchestrators and workers by pid, and every process of the
- * PostgreSQL server (postmaster and its children: backends, WAL writer,
- * checkpointer...). Figures are process CPU (user + system), not wall time,
- * so a busy machine inflates latency but not these.
+ * the cluster's orchestrators and workers by pid, and the PostgreSQL server's
+ * processes as server-meter.ts finds them. Figures are process CPU (user +
+ * system), not wall time, so a busy machine inflates latency but not these.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 
 const TICKS_PER_S = 100; // USER_HZ on Linux
 
@@ -33,23 +32,6 @@ function parentOf(pid: number): number | undefined {
 /** The postmaster of a backend: its parent process (undefined when /proc cannot tell). */
 export function postmasterOf(backendPid: number): number | undefined {
   return parentOf(backendPid);
-}
-
-/** A server's postmaster and every process it runs (backends, WAL writer, checkpointer...): its whole CPU. */
-export function serverPids(postmaster: number): number[] {
-  if (processCpuMs(postmaster) === undefined) return [];
-  const pids = [postmaster];
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return [];
-  }
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
-    if (parentOf(Number(e)) === postmaster) pids.push(Number(e));
-  }
-  return pids;
 }
 
 /**

@@ -27,7 +27,20 @@ export interface InProcessSample {
   ms: number;
   /** The server's created_at → completed_at. */
   server_ms: number;
+  /** The task, and when (Unix ms, sub-ms precision) createTask was called, returned, and the end was observed (the profile's client side). */
+  id: string;
+  at: ClientTimes;
 }
+
+/** A task's client-side instants, Unix ms with sub-millisecond precision (comparable with the server's timestamps on the same machine). */
+export interface ClientTimes {
+  sent: number;
+  created: number;
+  ended: number;
+}
+
+/** Now as Unix ms with sub-millisecond precision. */
+export const epochMs = (): number => performance.timeOrigin + performance.now();
 
 /** Thrown when an in-process task ended wrong: the bench stops, as for the cluster's. */
 export class InProcessFailure extends WeftError {
@@ -72,15 +85,17 @@ export async function measureInProcess(o: {
     await worker.start();
     for (let i = 0; i < o.warmup + o.samples; i++) {
       for (const s of o.scenarios) {
-        const t0 = performance.now();
+        const sent = epochMs();
         const { id } = await orchestrator.createTask({ namespace: s.namespace, name: s.name, context: contextFor(s) });
+        const created = epochMs();
         const ended = await orchestrator.waitForTask(id, s.timeoutMs);
-        const ms = performance.now() - t0;
         const view = await getTaskView(db, id);
+        const seen = epochMs();
+        const ms = seen - sent;
         if (!ended || !view) throw new InProcessFailure(`${s.id} in one process: task ${id} did not end within ${s.timeoutMs} ms`);
         const problem = verifyOutcome(s, view);
         if (problem) throw new InProcessFailure(`${s.id} in one process: task ${id} has a wrong result: ${problem}`);
-        if (i >= o.warmup) out.get(s.id)!.push({ ms, server_ms: view.duration_ms ?? NaN });
+        if (i >= o.warmup) out.get(s.id)!.push({ ms, server_ms: view.duration_ms ?? NaN, id, at: { sent, created, ended: seen } });
       }
     }
     return out;

@@ -6,7 +6,7 @@
  * @example
  * const { markdown, charts } = renderReport([doc], { bridge, chartPrefix: '' });
  */
-import type { BenchDocument, ScenarioResult } from './types.js';
+import type { BenchDocument, ScenarioResult, ThroughputResult } from './types.js';
 import { REFERENCE, REFERENCE_BATCH_ROWS_PER_S, REFERENCE_FFI_OVERHEAD_PCT, referenceP50 } from './reference.js';
 import { avgP50, consistencyChecks, ffiOverhead, figuresOf, rowsPerSecond, signedPct, targets, LANGUAGES } from './analysis.js';
 import { relativeChange } from './stats.js';
@@ -201,22 +201,42 @@ function batchSection(doc: BenchDocument): string | undefined {
 function throughputSection(doc: BenchDocument): string | undefined {
   if (!doc.throughput.length) return undefined;
   return table(
-    ['Topology', 'Run', 'In flight', 'Window', 'Tasks', 'Steps/s', 'Tasks/s', 'Task latency P50', 'P95', 'CPU per step (orchestrators + workers + PostgreSQL)'],
+    [
+      'Topology',
+      'Run',
+      'In flight',
+      'Window',
+      'Tasks',
+      'Steps/s',
+      'Tasks/s',
+      'Task latency P50',
+      'P95',
+      'CPU per step (orchestrators + workers + PostgreSQL)',
+      'WAL per step',
+    ],
     doc.throughput.map((t) => [
-      t.topology === '1+1' ? '1 orchestrator + 1 native worker' : `cluster: ${t.orchestrators} orchestrators + ${t.workers} native workers`,
+      throughputLabel(t),
       String(t.run),
-      String(t.in_flight),
+      t.scenario === 'batch_single' ? `${t.in_flight} batches` : String(t.in_flight),
       `${t.duration_s} s`,
       String(t.tasks),
       `**${Math.round(t.steps_per_s).toLocaleString('en-US')}**`,
       t.tasks_per_s.toFixed(1),
-      ms(t.latency.p50),
+      `${ms(t.latency.p50)}${t.scenario === 'batch_single' ? ' (server)' : ''}`,
       ms(t.latency.p95),
       t.cpu_ms_per_step
         ? `${ms(t.cpu_ms_per_step.total)} (${ms(t.cpu_ms_per_step.orchestrators)} + ${ms(t.cpu_ms_per_step.workers)} + ${ms(t.cpu_ms_per_step.postgres)})`
-        : 'not measured',
+        : t.cpu_unavailable
+          ? `not measured: ${t.cpu_unavailable}`
+          : 'not measured',
+      t.wal_bytes_per_step !== undefined ? `${t.wal_bytes_per_step.toLocaleString('en-US')} B` : 'not measured',
     ]),
   );
+}
+
+function throughputLabel(t: ThroughputResult): string {
+  const where = t.topology === '1+1' ? '1 orchestrator + 1 native worker' : `cluster: ${t.orchestrators} orchestrators + ${t.workers} native workers`;
+  return t.scenario === 'batch_single' ? `${where}: single-step tasks through \`POST /v1/tasks/batch\`` : where;
 }
 
 const signedMs = (v: number) => (Number.isFinite(v) ? `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(2)} ms` : '—');
@@ -399,7 +419,7 @@ function backendSection(doc: BenchDocument, prefix: string, multi: boolean): str
   const batch = batchSection(doc);
   if (batch) out.push('', `${h} Tier 5: batch processing`, '', batch);
   const tp = throughputSection(doc);
-  if (tp) out.push('', `${h} Throughput (sustained, linear tasks)`, '', tp);
+  if (tp) out.push('', `${h} Throughput (sustained)`, '', tp);
   const io = ioSection(doc);
   if (io) out.push('', `${h} I/O-bound steps (issue 16)`, '', io);
   const ph = phasesSection(doc);
@@ -445,7 +465,9 @@ export function renderReport(docs: BenchDocument[], opts: RenderOptions = {}): R
       : "- Scenarios were measured one after the other (as the reference's Criterion groups were).",
     '- Tier 1/2/4/5 tasks go to the first orchestrator; Tier 3 round-robins single tasks over the orchestrators, and runs one task per orchestrator concurrently (a sample ends when both have ended).',
     `- Throughput: ${docs[0]!.config.throughput_in_flight} linear tasks kept in flight for ${docs[0]!.config.throughput_seconds} s; steps/s = 4 × tasks completed in the window / window.`,
-    '- Batch throughput = 1000 rows / CSV P50.',
+    "- Batch-submission throughput (when the table has its row): after the 1+1 window, N single-step tasks (`--batch-tasks`, default 10,000) sent through `POST /v1/tasks/batch` in batches of 1,000, two batches in flight; the window runs from the first batch sent to the moment PostgreSQL shows the last task complete (polled every 20 ms); its latency is the server's created → completed time of each task; every result is checked in one query.",
+    "- CPU per step: user + system CPU of every orchestrator and worker (by pid) and of every PostgreSQL process (the pids `pg_stat_activity` lists, background processes included, plus the postmaster), read from /proc/<pid>/stat at the window's start and end, divided by the steps completed. The server's processes are counted only when /proc shows them: the probe checks that its own backend's /proc start time matches `pg_stat_activity.backend_start`; a server on another host or in another pid namespace (a container) fails that check and the column says so. WAL per step: the server-wide `pg_current_wal_lsn()` delta over the window divided by the steps (the embedded PostgreSQL serves only the bench; a shared server's other databases would count too).",
+    '- Batch throughput (CSV) = 1000 rows / CSV P50.',
     ...ioMethod(docs),
     '- P95/P50 band and language spread thresholds are stated beside each check.',
     '',

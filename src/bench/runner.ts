@@ -37,9 +37,11 @@ import { measureIoTier } from './io-tier.js';
 import { percentile, summarize } from './stats.js';
 import type { Backend, BenchDocument, PhaseBreakdown, RunResult, ScenarioResult, ThroughputResult } from './types.js';
 import { renderReport, type BridgeResults } from './report.js';
-import { CpuMeter, postmasterOf, serverPids } from './cpu.js';
+import { meterWindow, type WindowCost } from './server-meter.js';
+import { requestJson as httpJson } from '../shared/http-json.js';
 import { seedHistory } from './history.js';
-import { measureInProcess } from './in-process.js';
+import { measureInProcess, type ClientTimes } from './in-process.js';
+import { profileSamples, profileTable } from './profile.js';
 import { SCENARIOS } from './scenarios.js';
 import { acquireEmbeddedPostgres } from '../ops/embedded-postgres.js';
 import { openDatabase } from '../store/database.js';
@@ -197,6 +199,8 @@ export interface BenchOptions {
   concurrency: number;
   inFlight: number;
   throughputSeconds: number;
+  /** Single-step tasks sent through POST /v1/tasks/batch after the 1+1 throughput window (0: skip). */
+  batchTasks: number;
   /** Finished steps written into the tables before the history scenario (0: skip it). */
   historySteps: number;
   /** Rounds of the I/O-bound tier (every variant at every task count once per round). */
@@ -208,6 +212,8 @@ export interface BenchOptions {
   out: string;
   writeDocs: boolean;
   report?: string[];
+  /** Only profile one single-step task (profile.ts): in one process and over REST, `samples` each. */
+  profile?: boolean;
 }
 
 function stopOnSignal(progress: Progress): void {
@@ -338,29 +344,29 @@ async function measureThroughput(
   await Promise.all(Array.from({ length: Math.min(opts.inFlight, 16) }, (_, i) => runOne(urls[i % urls.length]!, s, contextFor(s))));
   const latencies: number[] = [];
   let next = 0;
-  const meter = await cpuMeterFor(sup);
-  meter?.start();
-  const start = performance.now();
-  const end = start + opts.throughputSeconds * 1000;
-  let lastTick = 0;
-  const lane = async () => {
-    while (performance.now() < end) {
-      const r = await runOne(urls[next++ % urls.length]!, s, contextFor(s));
-      if (performance.now() <= end) latencies.push(r.client_ms);
-      if (process.stderr.isTTY && performance.now() - lastTick > 250) {
-        lastTick = performance.now();
-        process.stderr.write(
-          `\r\x1b[2K  run ${runNo} · throughput ${topology}  ${latencies.length} tasks  ${((latencies.length * 4) / ((performance.now() - start) / 1000)).toFixed(0)} steps/s`,
-        );
+  const { cost } = await meterWindow(sup.database, processGroups(sup), async () => {
+    const start = performance.now();
+    const end = start + opts.throughputSeconds * 1000;
+    let lastTick = 0;
+    const lane = async () => {
+      while (performance.now() < end) {
+        const r = await runOne(urls[next++ % urls.length]!, s, contextFor(s));
+        if (performance.now() <= end) latencies.push(r.client_ms);
+        if (process.stderr.isTTY && performance.now() - lastTick > 250) {
+          lastTick = performance.now();
+          process.stderr.write(
+            `\r\x1b[2K  run ${runNo} · throughput ${topology}  ${latencies.length} tasks  ${((latencies.length * 4) / ((performance.now() - start) / 1000)).toFixed(0)} steps/s`,
+          );
+        }
       }
-    }
-  };
-  await Promise.all(Array.from({ length: opts.inFlight }, lane));
-  const used = meter?.read();
+    };
+    await Promise.all(Array.from({ length: opts.inFlight }, lane));
+  });
   const seconds = opts.throughputSeconds;
   const tasks = latencies.length;
   const out: ThroughputResult = {
     topology,
+    scenario: 'linear',
     run: runNo,
     orchestrators: urls.length,
     workers,
@@ -372,32 +378,124 @@ async function measureThroughput(
     tasks_per_s: Math.round((tasks * 10) / seconds) / 10,
     latency: summarize(latencies.length ? latencies : [0]),
     verified: tasks,
-    ...(used && tasks ? { cpu_ms_per_step: cpuPerStep(used, tasks * 4) } : {}),
+    ...windowFigures(cost, tasks * 4),
   };
-  const cpuNote = out.cpu_ms_per_step ? `, CPU ${out.cpu_ms_per_step.total.toFixed(2)} ms/step` : '';
   progress.line(
-    `  run ${runNo} · throughput ${topology.padEnd(8)} ${out.steps_per_s.toFixed(0)} steps/s (${tasks} tasks in ${seconds} s, ${opts.inFlight} in flight, latency P50 ${out.latency.p50.toFixed(1)} ms${cpuNote}) ✓ results`,
+    `  run ${runNo} · throughput ${topology.padEnd(8)} ${out.steps_per_s.toFixed(0)} steps/s (${tasks} tasks in ${seconds} s, ${opts.inFlight} in flight, latency P50 ${out.latency.p50.toFixed(1)} ms${costNote(out)}) ✓ results`,
   );
   return out;
 }
 
+/** Single-step tasks submitted through POST /v1/tasks/batch (issue 20), and batches in flight at once. */
+const BATCH_SIZE = 1_000;
+const BATCHES_IN_FLIGHT = 2;
+
 /**
- * CPU of the cluster's orchestrators and workers (by pid) and of the
- * PostgreSQL server (its postmaster and every child), when they run on this
- * machine; undefined when /proc cannot see the server.
+ * `tasks` single-step tasks sent through POST /v1/tasks/batch, BATCHES_IN_FLIGHT
+ * batches of BATCH_SIZE at a time; the window runs from the first batch sent to
+ * the moment PostgreSQL shows the last of them complete (polled every 20 ms on
+ * a connection of its own). Every task's result is checked in one query.
  */
-async function cpuMeterFor(sup: ClusterSupervisor): Promise<CpuMeter | undefined> {
-  const backend = await withConnection(sup.database, async (c) => (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid).catch(
-    () => undefined,
+async function measureBatchThroughput(sup: ClusterSupervisor, opts: BenchOptions, runNo: number, progress: Progress): Promise<ThroughputResult> {
+  const base = sup.orchestratorUrls()[0]!;
+  const total = opts.batchTasks;
+  const item = (i: number) => ({ namespace: 'e2e_single', name: 'one_step', context: { even_number: 2 * ((i % 50) + 1) } });
+  // Warm the endpoint, the statement and the worker with one small batch.
+  await submitBatch(
+    base,
+    Array.from({ length: 10 }, (_, i) => item(i)),
   );
-  const postmaster = backend !== undefined ? postmasterOf(backend) : undefined;
-  if (postmaster === undefined || serverPids(postmaster).length === 0) return undefined;
+  const ids: string[] = [];
+  let wallMs = 0;
+  const { cost } = await meterWindow(sup.database, processGroups(sup), () =>
+    withConnection(sup.database, async (watch) => {
+      const t0 = performance.now();
+      const parts = Array.from({ length: Math.ceil(total / BATCH_SIZE) }, (_, b) =>
+        Array.from({ length: Math.min(BATCH_SIZE, total - b * BATCH_SIZE) }, (_, k) => item(b * BATCH_SIZE + k)),
+      );
+      let nextPart = 0;
+      const lane = async () => {
+        while (nextPart < parts.length) ids.push(...(await submitBatch(base, parts[nextPart++]!)));
+      };
+      await Promise.all(Array.from({ length: BATCHES_IN_FLIGHT }, lane));
+      for (;;) {
+        const { rows } = await watch.query<{ open: number }>(
+          "SELECT count(*)::int AS open FROM weft.tasks WHERE id = ANY($1::uuid[]) AND state <> 'complete'",
+          [ids],
+        );
+        if (rows[0]!.open === 0) break;
+        if (performance.now() - t0 > 600_000) throw new BenchFailure(`batch throughput: ${rows[0]!.open} of ${total} tasks still open after 10 minutes`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      wallMs = performance.now() - t0;
+    }),
+  );
+  const check = await withConnection(sup.database, (c) =>
+    c.query<{ right: number; ms: number[] }>(
+      `SELECT count(*) FILTER (WHERE (s.result #>> '{}')::numeric = power((t.context->>'even_number')::numeric, 2))::int AS right,
+              array_agg(extract(epoch FROM (t.completed_at - t.created_at))::float8 * 1000) AS ms
+         FROM weft.tasks t JOIN weft.steps s ON s.task_id = t.id WHERE t.id = ANY($1::uuid[])`,
+      [ids],
+    ),
+  );
+  const { right, ms } = check.rows[0]!;
+  if (right !== total) throw new BenchFailure(`batch throughput: ${total - right} of ${total} single-step tasks have a wrong result`);
+  const seconds = wallMs / 1000;
+  const out: ThroughputResult = {
+    topology: '1+1',
+    scenario: 'batch_single',
+    run: runNo,
+    orchestrators: 1,
+    workers: 1,
+    in_flight: BATCHES_IN_FLIGHT,
+    duration_s: Math.round(seconds * 100) / 100,
+    tasks: total,
+    steps: total,
+    steps_per_s: Math.round((total * 10) / seconds) / 10,
+    tasks_per_s: Math.round((total * 10) / seconds) / 10,
+    latency: summarize(ms.map(Number)),
+    verified: right,
+    ...windowFigures(cost, total),
+  };
+  progress.line(
+    `  run ${runNo} · batch 1+1      ${out.steps_per_s.toFixed(0)} steps/s (${total} single-step tasks through POST /v1/tasks/batch in ${out.duration_s} s, server latency P50 ${out.latency.p50.toFixed(1)} ms${costNote(out)}) ✓ results`,
+  );
+  return out;
+}
+
+/** POST one batch; its task ids (every item must be created). */
+async function submitBatch(base: string, tasks: object[]): Promise<string[]> {
+  const res = await httpJson('POST', `${base}/v1/tasks/batch`, { body: { tasks }, timeoutMs: 120_000 });
+  const results = (res.body as { results?: Array<{ id?: string; error?: unknown }> } | undefined)?.results;
+  if (res.status !== 200 || !results) throw new BenchFailure(`POST ${base}/v1/tasks/batch answered ${res.status}: ${JSON.stringify(res.body).slice(0, 300)}`);
+  const failed = results.find((r) => !r.id);
+  if (failed) throw new BenchFailure(`POST ${base}/v1/tasks/batch refused an item: ${JSON.stringify(failed)}`);
+  return results.map((r) => r.id!);
+}
+
+/** The cluster's orchestrators and workers by pid, for the CPU meter. */
+function processGroups(sup: ClusterSupervisor): Record<string, () => number[]> {
   const pidsOf = (role: 'orchestrator' | 'worker') => () =>
     sup
       .processes()
       .filter((p) => p.role === role && p.pid !== null)
       .map((p) => p.pid!);
-  return new CpuMeter({ orchestrators: pidsOf('orchestrator'), workers: pidsOf('worker'), postgres: () => serverPids(postmaster) });
+  return { orchestrators: pidsOf('orchestrator'), workers: pidsOf('worker') };
+}
+
+/** CPU and WAL per step of a window, or why the CPU is missing. */
+function windowFigures(cost: WindowCost, steps: number): Pick<ThroughputResult, 'cpu_ms_per_step' | 'cpu_unavailable' | 'wal_bytes_per_step'> {
+  if (steps === 0) return {};
+  return {
+    wal_bytes_per_step: Math.round(cost.wal_bytes / steps),
+    ...(cost.cpu_unavailable === undefined && cost.cpu_ms ? { cpu_ms_per_step: cpuPerStep(cost.cpu_ms, steps) } : {}),
+    ...(cost.cpu_unavailable !== undefined ? { cpu_unavailable: cost.cpu_unavailable } : {}),
+  };
+}
+
+function costNote(t: ThroughputResult): string {
+  const cpu = t.cpu_ms_per_step ? `, CPU ${t.cpu_ms_per_step.total.toFixed(2)} ms/step` : t.cpu_unavailable ? `, CPU not measured: ${t.cpu_unavailable}` : '';
+  return `${cpu}${t.wal_bytes_per_step !== undefined ? `, WAL ${t.wal_bytes_per_step.toLocaleString('en-US')} B/step` : ''}`;
 }
 
 function cpuPerStep(used: Record<string, number>, steps: number): NonNullable<ThroughputResult['cpu_ms_per_step']> {
@@ -595,6 +693,7 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
         try {
           doc.versions.postgresql ??= await postgresVersion(sup.database);
           doc.throughput.push(await measureThroughput('1+1', sup, 1, opts, runNo, progress));
+          if (opts.batchTasks > 0) doc.throughput.push(await measureBatchThroughput(sup, opts, runNo, progress));
         } finally {
           await sup.stop();
         }
@@ -622,6 +721,73 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
   return { doc, dir };
 }
 
+/**
+ * `weft bench --profile`: `samples` single-step tasks one after the other in
+ * one process, then over REST (1 orchestrator + 1 native worker), each after
+ * `warmup` unmeasured ones; prints where the wall time went and writes
+ * profile.md and profile.json under --out.
+ */
+async function runProfile(opts: BenchOptions, log: Logger, progress: Progress): Promise<void> {
+  const backend: Backend = opts.backend === 'rabbitmq' ? 'rabbitmq' : 'pg';
+  const config = loadConfig();
+  const database = await benchDatabase(config, backend, log);
+  const single = SCENARIOS.find((x) => x.id === 'single_step')!;
+  const stateDir = join(config.home, 'cluster', `bench-${process.pid}`);
+  const env = { ...process.env, WEFT_LOG_LEVEL: process.env.WEFT_LOG_LEVEL ?? 'warn', WEFT_DATABASE_URL: database.url };
+  try {
+    progress.line(`profile (${backend}): ${opts.samples} single-step tasks in one process…`);
+    const inProcess = (
+      await measureInProcess({
+        databaseUrl: database.url,
+        backend,
+        amqpUrl: config.amqpUrl,
+        scenarios: [single],
+        samples: opts.samples,
+        warmup: opts.warmup,
+        log,
+      })
+    ).get(single.id)!;
+    progress.line(`profile (${backend}): ${opts.samples} single-step tasks over REST (1 orchestrator + 1 native worker)…`);
+    const rest: Array<{ id: string; at: ClientTimes }> = [];
+    const sup = await startCluster({ orchestrators: 1, workers: { native: 1 }, backend, stateDir, env, concurrency: opts.concurrency }, opts.basePort, log);
+    try {
+      const base = sup.orchestratorUrls()[0]!;
+      for (let i = 0; i < opts.warmup + opts.samples; i++) {
+        const ended = await createAndWait(base, { namespace: single.namespace, name: single.name, context: contextFor(single) }, single.timeoutMs, single.id);
+        const problem = verifyOutcome(single, ended.view);
+        if (problem) throw new BenchFailure(`profile: task ${ended.view.id} has a wrong result: ${problem}`);
+        if (i >= opts.warmup) rest.push({ id: ended.view.id, at: ended.at });
+      }
+    } finally {
+      await sup.stop();
+    }
+    const columns = [
+      { label: 'in one process', samples: await profileSamples(database.url, inProcess) },
+      { label: 'over REST', samples: await profileSamples(database.url, rest) },
+    ];
+    const table = profileTable(columns);
+    const dir = resolve(
+      opts.out,
+      `${new Date()
+        .toISOString()
+        .replace(/\.\d+Z$/, 'Z')
+        .replace(/:/g, '-')}-profile-${backend}`,
+    );
+    mkdirSync(dir, { recursive: true });
+    const md = [
+      `# One single-step task, where the time goes (${backend}, ${machine().cpu_model} × ${machine().cores}, load ${os.loadavg()[0]!.toFixed(2)})`,
+      '',
+      table,
+      '',
+    ].join('\n');
+    writeFileSync(join(dir, 'profile.md'), md);
+    writeFileSync(join(dir, 'profile.json'), `${JSON.stringify({ backend, generated_at: new Date().toISOString(), machine: machine(), columns }, null, 2)}\n`);
+    progress.line(`\n${table}\n\nwrote ${join(dir, 'profile.md')} and profile.json`);
+  } finally {
+    await database.drop();
+  }
+}
+
 export async function runBench(opts: BenchOptions): Promise<number> {
   const log = createLogger({ name: 'weft-bench', level: process.env.WEFT_LOG_LEVEL ?? 'warn' });
   const progress = new Progress();
@@ -641,6 +807,10 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   }
 
   stopOnSignal(progress);
+  if (opts.profile) {
+    await runProfile(opts, log, progress);
+    return 0;
+  }
   const backends: Backend[] = opts.backend === 'both' ? ['pg', 'rabbitmq'] : [opts.backend];
   const done: Array<{ doc: BenchDocument; dir: string }> = [];
   for (const b of backends) {

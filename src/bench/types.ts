@@ -55,6 +55,11 @@ export interface ScenarioResult {
 
 export interface ThroughputResult {
   topology: '1+1' | 'cluster';
+  /**
+   * linear: 4-step chains kept `in_flight` through POST /v1/tasks (absent in older files);
+   * batch_single: single-step tasks sent through POST /v1/tasks/batch, `in_flight` batches at once.
+   */
+  scenario?: 'linear' | 'batch_single';
   run: number;
   orchestrators: number;
   workers: number;
@@ -73,6 +78,10 @@ export interface ThroughputResult {
    * when the server's processes are not visible (a remote server).
    */
   cpu_ms_per_step?: { total: number; orchestrators: number; workers: number; postgres: number };
+  /** Why cpu_ms_per_step is absent: the server's processes are not visible from here (server-meter.ts). */
+  cpu_unavailable?: string;
+  /** Bytes of WAL the whole PostgreSQL server wrote during the window, per step (absent in older files). */
+  wal_bytes_per_step?: number;
 }
 
 export interface BenchDocument {

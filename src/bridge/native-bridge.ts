@@ -28,7 +28,7 @@ import { BRIDGE_RUNTIMES } from './types.js';
 
 /** The addon's raw exports (native/addon.cc). Internal: use NativeBridge. */
 interface NativeAddon {
-  load(runtime: number, handlerDirs: string[], sdkDir: string): Promise<string[]>;
+  load(runtime: number, handlerDirs: string[], sdkDir: string, setupJson?: string): Promise<string[]>;
   dispatch(runtime: number, handler: string, payload: string, timeoutMs: number, key?: number): Promise<BridgeResult>;
   call(runtime: number, handler: string, payload: string, timeoutMs: number, key?: number): BridgeResult | Promise<BridgeResult>;
   beginTypescript(handler: string, timeoutMs: number, key?: number): number | BridgeResult;
@@ -101,6 +101,12 @@ function loadAddon(): NativeAddon {
     throw new BridgeLoadError(`cannot load the native bridge ${path}: ${msg}.${fix}`, { cause: err });
   }
   return addon;
+}
+
+/** What the SDK's load_handlers takes second: where the handlers' own packages are (workers/python/weft/_environment.py, workers/ruby/weft/environment.rb). */
+function setupJson(runtime: 'python' | 'ruby', opts: LoadOptions): string {
+  if (runtime === 'python') return JSON.stringify(opts.pythonVenv ? { venv: resolve(opts.pythonVenv) } : {});
+  return JSON.stringify(opts.bundleGemfile ? { gemfile: resolve(opts.bundleGemfile) } : {});
 }
 
 /** findNonJson's answer for a container past MAX_JSON_DEPTH (the walk stops there). */
@@ -181,7 +187,7 @@ export class AddonBridge implements NativeBridge {
     const dirs = (Array.isArray(opts.handlersDir) ? opts.handlersDir : [opts.handlersDir]).map((d) => resolve(d));
     const sdkDir = resolve(opts.sdkDir ?? join(packageRoot(), 'workers', runtime));
     try {
-      const handlers = await this.native.load(RUNTIME_INDEX[runtime], dirs, sdkDir);
+      const handlers = await this.native.load(RUNTIME_INDEX[runtime], dirs, sdkDir, setupJson(runtime, opts));
       return { handlers, asyncHandlers: this.native.asyncHandlers(RUNTIME_INDEX[runtime]).sort() };
     } catch (err) {
       const e = err as Error & { errorClass?: string; backtrace?: string[] };

@@ -77,6 +77,10 @@ export interface LoadOptions {
   handlersDir: string | string[];
   /** Directory holding the SDK (`workers/python`, `workers/ruby`); defaults to the repository's. */
   sdkDir?: string;
+  /** python only: a virtualenv whose site-packages go on sys.path before the handlers load (`loadConfig().dependencies`). */
+  pythonVenv?: string;
+  /** ruby only: a Gemfile set up with Bundler before the handlers load (`loadConfig().dependencies`). */
+  bundleGemfile?: string;
 }
 
 /**

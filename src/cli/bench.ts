@@ -25,6 +25,11 @@ export function registerBenchCommand(program: Command): void {
     .option('--in-flight <n>', 'concurrent tasks in the throughput scenario', integer(1), 64)
     .option('--throughput-seconds <s>', 'throughput window per topology', integer(1))
     .option(
+      '--batch-tasks <n>',
+      'single-step tasks sent through POST /v1/tasks/batch after the 1+1 throughput window (default 10,000; --quick 2,000; 0 skips)',
+      integer(0),
+    )
+    .option(
       '--history-steps <n>',
       'finished steps written into the tables before linear is measured again (default 1,000,000; --quick 100,000; 0 skips)',
       integer(0),
@@ -38,6 +43,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--no-interleave', 'measure the scenarios one after the other instead of interleaving their samples')
     .option('--out <dir>', 'results directory', join(packageRoot(), 'bench', 'results'))
     .option('--write-docs', 'also write docs/benchmarks.md (the latest full report)', false)
+    .option('--profile', 'only profile one single-step task: where its wall time goes, in one process and over REST (--samples each, default 200)', false)
     .option('--report <dirs...>', 'only regenerate report.md (and, with --write-docs, docs/benchmarks.md) from existing percentiles.json')
     .action(async (o: Record<string, any>) => {
       if (!['pg', 'rabbitmq', 'both'].includes(o.backend)) throw new ConfigError(`--backend "${o.backend}" is not one of pg, rabbitmq, both`);
@@ -45,7 +51,7 @@ export function registerBenchCommand(program: Command): void {
       process.exitCode = await runBench({
         backend: o.backend,
         runs: o.runs ?? (quick ? 1 : 2),
-        samples: o.samples ?? (quick ? 10 : 50),
+        samples: o.samples ?? (o.profile ? 200 : quick ? 10 : 50),
         warmup: o.warmup ?? (quick ? 3 : 5),
         scenarios: o.scenarios,
         quick,
@@ -55,6 +61,7 @@ export function registerBenchCommand(program: Command): void {
         concurrency: o.concurrency,
         inFlight: o.inFlight,
         throughputSeconds: o.throughputSeconds ?? (quick ? 3 : 10),
+        batchTasks: o.batchTasks ?? (quick ? 2_000 : 10_000),
         historySteps: o.historySteps ?? (quick ? 100_000 : 1_000_000),
         ioRounds: o.ioRounds ?? (quick ? 1 : 3),
         ioTasks: o.ioTasks ?? [...IO_TASKS],
@@ -62,6 +69,7 @@ export function registerBenchCommand(program: Command): void {
         out: o.out,
         writeDocs: Boolean(o.writeDocs),
         report: o.report,
+        profile: Boolean(o.profile),
       });
     });
 }

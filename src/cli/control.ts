@@ -1,14 +1,14 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../shared/config.js';
-import { controlTask as control } from '../ops/task-control.js';
+import { checkTaskId, openTaskSource } from './task-source.js';
 
 type Out = (s: string) => void;
 
 /**
  * `weft cancel ID [--reason TEXT]` and `weft retry ID [--step NAME]`. With
- * WEFT_ORCHESTRATOR_URL they ask that orchestrator (sending WEFT_API_TOKEN);
- * without, they act on the database directly, as an orchestrator would
- * (the audit rows name the operating-system user).
+ * WEFT_ORCHESTRATOR_URL they ask that orchestrator through WeftClient
+ * (sending WEFT_API_TOKEN); without, they act on the database directly, as
+ * an orchestrator would (the audit rows name the operating-system user).
  */
 export function registerControlCommands(program: Command, out: Out = (s) => process.stdout.write(`${s}\n`)): void {
   program
@@ -16,9 +16,13 @@ export function registerControlCommands(program: Command, out: Out = (s) => proc
     .description('cancel a pending or running task: its steps stop (running ones are interrupted) and end cancelled')
     .argument('<task-id>')
     .option('--reason <text>', "why (kept in the task's history with who cancelled it)")
-    .action(async (id: string, opts: { reason?: string }) => {
-      const r = await control(loadConfig(), id, 'cancel', { reason: opts.reason });
-      out(`task ${id} cancelled${r.interrupted ? ` (${r.interrupted} running step${r.interrupted === 1 ? '' : 's'} interrupted)` : ''}`);
+    .option('--json', 'print { id, state, interrupted }', false)
+    .action(async (id: string, opts: { reason?: string; json: boolean }) => {
+      checkTaskId(id);
+      const source = await openTaskSource(loadConfig(), 'cancel');
+      const r = await source.cancel(id, opts.reason).finally(() => source.close());
+      if (opts.json) out(JSON.stringify({ id, state: 'cancelled', interrupted: r.interrupted }));
+      else out(`task ${id} cancelled${r.interrupted ? ` (${r.interrupted} running step${r.interrupted === 1 ? '' : 's'} interrupted)` : ''}`);
     });
 
   program
@@ -26,8 +30,12 @@ export function registerControlCommands(program: Command, out: Out = (s) => proc
     .description('run a task that failed or was cancelled again from its failed and cancelled steps, with a fresh retry budget')
     .argument('<task-id>')
     .option('--step <name>', 'retry from this failed step (it must be the only failed one)')
-    .action(async (id: string, opts: { step?: string }) => {
-      const r = await control(loadConfig(), id, 'retry', { step: opts.step });
-      out(`task ${id} running again (${r.enqueued} step${r.enqueued === 1 ? '' : 's'} ready now)`);
+    .option('--json', 'print { id, state, enqueued }', false)
+    .action(async (id: string, opts: { step?: string; json: boolean }) => {
+      checkTaskId(id);
+      const source = await openTaskSource(loadConfig(), 'retry');
+      const r = await source.retry(id, opts.step).finally(() => source.close());
+      if (opts.json) out(JSON.stringify({ id, state: 'running', enqueued: r.enqueued }));
+      else out(`task ${id} running again (${r.enqueued} step${r.enqueued === 1 ? '' : 's'} ready now)`);
     });
 }

@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { loadConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
 import { WeftError } from '../shared/errors.js';
@@ -15,6 +15,10 @@ import { registerBenchCommand } from './bench.js';
 import { registerTokenCommand } from './token.js';
 import { registerDashboardCommand } from './dashboard.js';
 import { registerControlCommands } from './control.js';
+import { registerTaskCommands } from './task.js';
+import { registerTaskSubmitCommand } from './tasks.js';
+import { registerTemplatesCommand } from './templates.js';
+import { addJsonEverywhere, errorDocument, hintAfterErrors, wantsJson } from './cli-output.js';
 import { startTracing, stopTracing } from '../telemetry/index.js';
 
 /** Commands whose process runs tasks (or steps): they trace when OTEL_EXPORTER_OTLP_ENDPOINT or WEFT_OTEL=1 says so. */
@@ -34,7 +38,13 @@ program
   })
   .name('weft')
   .description('A durable DAG workflow engine with TypeScript, Python and Ruby step handlers')
-  .showHelpAfterError()
+  .exitOverride()
+  .configureOutput({
+    // With --json an error is one JSON document on stdout (below), not text.
+    outputError: (str, write) => {
+      if (!wantsJson(process.argv)) write(str);
+    },
+  })
   .version(packageVersion(), '-V, --version', 'print the version of weft')
   .addHelpText(
     'after',
@@ -54,8 +64,9 @@ program
 program
   .command('migrate')
   .description('bring the database schema up to date (every weft process also does this at start)')
-  .action(async () => {
-    process.exitCode = await runMigrate(loadConfig(), createLogger());
+  .option('--json', 'print { applied, current, where }', false)
+  .action(async (opts: { json: boolean }) => {
+    process.exitCode = await runMigrate(loadConfig(), createLogger(), opts.json);
   });
 
 program
@@ -73,7 +84,7 @@ program
   .command('worker')
   .description('run a worker for one runtime')
   .addOption(new Option('--runtime <runtime>', 'handler runtime').choices(['native', 'typescript', 'python', 'ruby']).default('native'))
-  .requiredOption('--handlers <dir>', 'directory of handler modules for that runtime')
+  .requiredOption('--handlers <dir>', '(required) directory of handler modules for that runtime')
   .option('--namespaces <list>', 'comma-separated namespaces to serve (default: every namespace with steps of this runtime)')
   .option(
     '--concurrency <n>',
@@ -110,9 +121,21 @@ registerBenchCommand(program);
 registerTokenCommand(program);
 registerDashboardCommand(program);
 registerControlCommands(program);
+registerTaskSubmitCommand(registerTaskCommands(program));
+registerTemplatesCommand(program);
+addJsonEverywhere(program);
+hintAfterErrors(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  if (err instanceof WeftError) {
+  if (err instanceof CommanderError) {
+    // --help and --version end here too, successfully.
+    if (err.exitCode === 0) process.exit(0);
+    if (wantsJson(process.argv)) process.stdout.write(`${JSON.stringify(errorDocument(err))}\n`);
+    process.exit(err.exitCode);
+  }
+  if (wantsJson(process.argv)) {
+    process.stdout.write(`${JSON.stringify(errorDocument(err))}\n`);
+  } else if (err instanceof WeftError) {
     process.stderr.write(`weft: ${err.message}\n`);
   } else {
     process.stderr.write(`weft: ${(err as Error)?.stack ?? String(err)}\n`);

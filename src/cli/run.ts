@@ -1,8 +1,9 @@
 import type { WeftConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
-import { ValidationError, WeftError } from '../shared/errors.js';
-import { HttpUnreachableError, requestJson } from '../shared/http-json.js';
-import { getTaskView, type TaskView } from '../store/tasks.js';
+import { ValidationError } from '../shared/errors.js';
+import { getTaskViewJson } from '../store/tasks.js';
+import { WeftClient, type Task } from '../client/client.js';
+import { ms, stepLine } from './task-format.js';
 import type { StepEvent } from '../worker/worker.js';
 import { startEmbeddedEngine } from '../ops/engine.js';
 import { serveApi } from '../ops/serve-api.js';
@@ -39,7 +40,8 @@ export async function runTask(config: WeftConfig, target: string, opts: RunOptio
     throw new ValidationError(`--context is not JSON: ${(err as Error).message}; e.g. --context '{"even_number": 6}'`, 'context');
   }
   const out = (s: string) => process.stdout.write(`${s}\n`);
-  if (config.orchestratorUrl) return runRemote(config.orchestratorUrl, config.apiToken, { namespace, name, version, context }, opts, out);
+  if (config.orchestratorUrl)
+    return runRemote(new WeftClient({ url: config.orchestratorUrl, token: config.apiToken }), { namespace, name, version, context }, opts, out);
   return runInProcess(config, { namespace, name, version, context }, opts, out);
 }
 
@@ -67,12 +69,14 @@ async function runInProcess(
         settings: config,
       });
     }
-    const t0 = performance.now();
+    const read = async (id: string) => JSON.parse((await getTaskViewJson(store.db, id))!) as Task;
+    const lines = new StepLines(out);
     let taskId = '';
-    // The workers finish steps themselves; their events are this run's progress lines.
+    let reading = Promise.resolve();
+    // The workers finish steps themselves; each of their events shows the steps that finished since the last.
     const progress = (e: StepEvent) => {
       if (e.task_id !== taskId || opts.json) return;
-      out(`  ${stepMark(e.state)} ${e.name.padEnd(28)} ${stepDetail(e).padEnd(24)} ${(performance.now() - t0).toFixed(1).padStart(8)} ms`);
+      reading = reading.then(async () => lines.show(await read(taskId))).catch(() => undefined);
     };
     if (opts.wait) for (const w of engine.workers) w.on('step', progress);
     const created = await orchestrator.createTask(req);
@@ -83,9 +87,12 @@ async function runInProcess(
       out(created.id);
     } else {
       if (!opts.json) out(`task ${created.id}  ${def.namespace}/${def.name}@${def.version}`);
-      const ended = await orchestrator.waitForTask(created.id, opts.timeout);
-      const view = (await getTaskView(store.db, created.id))!;
-      code = report(view, ended, opts, out);
+      await orchestrator.waitForTask(created.id, opts.timeout);
+      for (const w of engine.workers) w.off('step', progress);
+      await reading;
+      const task = await read(created.id);
+      if (!opts.json) lines.show(task);
+      code = report(task, opts, out);
     }
     if (ui) {
       out('the dashboard stays up until Ctrl-C');
@@ -111,89 +118,83 @@ function untilSignal(): Promise<void> {
   });
 }
 
+/**
+ * Through an orchestrator's API (WeftClient): create, then follow the task's
+ * event stream to show steps as they finish while a long-poll waits for its
+ * end. The lines are those of the in-process mode (src/cli/task-format.ts).
+ */
 async function runRemote(
-  base: string,
-  token: string | undefined,
+  client: WeftClient,
   req: { namespace: string; name: string; version?: string; context: unknown },
   opts: RunOptions,
   out: (s: string) => void,
 ): Promise<number> {
-  const url = base.replace(/\/$/, '');
-  const res = await requestJson('POST', `${url}/v1/tasks`, { body: req, token });
-  const body = res.body as { id?: string; error?: { message: string } } | undefined;
-  if (res.status !== 201 || !body?.id) {
-    process.stderr.write(`weft: ${res.status} ${body?.error?.message ?? JSON.stringify(body)}\n`);
-    return 1;
-  }
+  const { id } = await client.createTask(req);
   if (!opts.wait) {
-    out(body.id);
+    out(id);
     return 0;
   }
-  if (!opts.json) out(`task ${body.id}`);
-  const deadline = Date.now() + opts.timeout;
-  for (;;) {
-    const left = Math.max(0, deadline - Date.now());
-    const w = await waitOnce(`${url}/v1/tasks/${body.id}/wait?timeout_ms=${Math.min(left, 30_000)}`, token, left);
-    if (!w) continue; // the orchestrator is restarting or its database is away: ask again
-    const view = w as TaskView & { ended: boolean };
-    if (view.ended || left === 0) {
-      if (!opts.json) for (const s of view.steps) out(`  ${stepMark(s.state)} ${s.name.padEnd(28)} ${stepDetail(s)}`);
-      return report(view, view.ended, opts, out);
+  const first = await client.getTask(id);
+  if (!opts.json) out(`task ${id}  ${first.namespace}/${first.name}@${first.version}`);
+  const lines = new StepLines(out);
+  const following = new AbortController();
+  let reading = Promise.resolve();
+  const follow = (async () => {
+    if (opts.json) return;
+    for await (const e of client.events(id, { signal: following.signal })) {
+      if (e.event === 'step') reading = reading.then(async () => lines.show(await client.getTask(id))).catch(() => undefined);
+    }
+  })().catch(() => undefined); // progress lines are a courtesy: the wait below decides
+  try {
+    const task = await client.waitForTask(id, { timeoutMs: opts.timeout });
+    following.abort();
+    await follow;
+    await reading;
+    if (!opts.json) lines.show(task);
+    return report(task, opts, out);
+  } finally {
+    following.abort();
+  }
+}
+
+/** Step lines, each shown once per state and attempt, in the order they are seen. */
+class StepLines {
+  private readonly seen = new Set<string>();
+  constructor(private readonly out: (s: string) => void) {}
+  show(task: Task): void {
+    for (const s of task.steps) {
+      if (!SHOWN_STATES.has(s.state)) continue;
+      const key = `${s.id}:${s.state}:${s.attempts}`;
+      if (this.seen.has(key)) continue;
+      this.seen.add(key);
+      this.out(stepLine(s));
     }
   }
 }
 
-/**
- * One long-poll. An orchestrator that is stopping, restarting or without its
- * database answers 503 (or not at all) for a while: wait a little and return
- * undefined, so the caller asks again until its own deadline. Any other
- * answer that is not the task is an error.
- */
-async function waitOnce(url: string, token: string | undefined, leftMs: number): Promise<unknown> {
-  try {
-    const res = await requestJson('GET', url, { token, timeoutMs: Math.min(leftMs, 30_000) + 10_000 });
-    if (res.status === 200) return res.body;
-    if (res.status !== 503 || leftMs === 0)
-      throw new WeftError('api', `${res.status} ${(res.body as { error?: { message?: string } })?.error?.message ?? JSON.stringify(res.body)}`);
-  } catch (err) {
-    if (!(err instanceof HttpUnreachableError) || leftMs === 0) throw err;
-  }
-  await new Promise((r) => setTimeout(r, Math.min(1_000, leftMs)));
-  return undefined;
-}
+/** Step states a run shows a line for: the ends of an attempt. */
+const SHOWN_STATES: ReadonlySet<string> = new Set(['complete', 'waiting_retry', 'error', 'cancelled']);
 
-function report(view: TaskView, ended: boolean, opts: RunOptions, out: (s: string) => void): number {
+function report(view: Task, opts: RunOptions, out: (s: string) => void): number {
   if (opts.json) {
     out(JSON.stringify(view, null, 2));
-  } else if (!ended) {
+  } else if (!view.ended) {
     out(`still ${view.state} after ${opts.timeout} ms; it goes on wherever workers serve it (weft worker), or stop it with: weft cancel ${view.id}`);
   } else if (view.state === 'complete') {
     const sinks = view.steps.filter((s) => !view.steps.some((o) => o.parents.includes(s.name)));
-    out(`${view.state} in ${view.duration_ms} ms (server side); result: ${sinks.map((s) => `${s.name} = ${JSON.stringify(s.result)}`).join(', ')}`);
+    out(`${view.state} in ${ms(view.duration_ms)} (server side); result: ${sinks.map((s) => `${s.name} = ${JSON.stringify(s.result)}`).join(', ')}`);
   } else if (view.state === 'cancelled') {
     const by = (view.error as { by?: string } | null)?.by;
-    out(`cancelled${by ? ` by ${by}` : ''} after ${view.duration_ms} ms`);
+    out(`cancelled${by ? ` by ${by}` : ''} after ${ms(view.duration_ms)}`);
   } else {
     const err = view.error as { step?: string; reason?: string; error?: { class?: string; message?: string } } | null;
     out(`${view.state}: step ${err?.step} failed (${err?.reason}): ${err?.error?.class}: ${err?.error?.message}`);
   }
-  if (!ended) return EXIT_STILL_RUNNING;
-  return view.state === 'complete' ? 0 : 1;
+  return exitCodeOf(view);
 }
 
-function stepMark(state: string): string {
-  return { complete: '✓', waiting_retry: '↻', cancelled: '⊘', error: '✗' }[state] ?? '·';
-}
-
-/** A step's result, error message, or its state when it has neither (cancelled, not run yet). */
-function stepDetail(s: { state: string; result?: unknown; error?: unknown }): string {
-  if (s.state === 'complete') return short(s.result);
-  const message = (s.error as { message?: string } | null | undefined)?.message;
-  if (s.state === 'error' || s.state === 'waiting_retry') return short(message ?? s.error);
-  return s.state;
-}
-
-function short(value: unknown): string {
-  const s = typeof value === 'string' ? value : (JSON.stringify(value) ?? '');
-  return s.length > 40 ? `${s.slice(0, 37)}...` : s;
+/** A task that ended well exits 0, one that failed or was cancelled 1, one still running EXIT_STILL_RUNNING. */
+export function exitCodeOf(task: { state: string; ended: boolean }): number {
+  if (!task.ended) return EXIT_STILL_RUNNING;
+  return task.state === 'complete' ? 0 : 1;
 }

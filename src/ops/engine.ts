@@ -56,7 +56,7 @@ export async function startEmbeddedEngine(
     async addWorkers(runtimes, namespaces) {
       for (const runtime of runtimes) {
         if (workers.some((w) => w.runtime === runtime)) continue;
-        const runner = await createRunner(runtime, join(opts.handlers, HANDLER_DIRS[runtime]!), log, config.bridge);
+        const runner = await createRunner(runtime, join(opts.handlers, HANDLER_DIRS[runtime]!), log, config.bridge, undefined, config.dependencies);
         const worker = new Worker({ db: store.db, bus, log, runner, workerId: processId(`${opts.name}-${runtime}`), namespaces, leaseMs: config.leaseMs });
         await worker.start();
         workers.push(worker);

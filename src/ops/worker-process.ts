@@ -25,7 +25,7 @@ export async function runWorker(
   log: Logger,
   opts: { runtime: string; handlers: string; namespaces?: string; concurrency: number; port?: number },
 ): Promise<void> {
-  const runner = await createRunner(opts.runtime, opts.handlers, log, config.bridge, opts.concurrency);
+  const runner = await createRunner(opts.runtime, opts.handlers, log, config.bridge, opts.concurrency, config.dependencies);
   const starting = { waitingFor: 'database', reason: 'connecting' };
   let store: Store | undefined;
   let bus: MessageBus | undefined;

@@ -1,7 +1,7 @@
 import type { Database } from '../store/database.js';
 import type { Logger } from '../shared/logger.js';
 import type { MessageBus } from '../messaging/types.js';
-import { createTask, getTaskState } from '../store/tasks.js';
+import { createTask, createTasks, getTaskState, type BatchTaskOutcome, type NewBatchTask } from '../store/tasks.js';
 import type { StatementOutcome } from '../store/events.js';
 import { dispatchDueRetries, expireWaiters, nextRetryAt, redispatchStale, requeueLostSteps, staleOutbox, stepNotice, type Notice } from '../store/dispatch.js';
 import { CANCEL_CHANNEL, cancelTask, retryTask } from '../store/control.js';
@@ -43,6 +43,41 @@ export interface CreateTaskRequest {
   version?: string;
   context?: unknown;
   idempotency_key?: string;
+}
+
+/** What became of one item of POST /v1/tasks/batch: its task, or its error (the other items are unaffected). */
+export type BatchItemResult =
+  | { index: number; id: string; outcome: 'created' | 'existing' }
+  | { index: number; error: { code: string; message: string; path?: string; details?: unknown[]; task_id?: string; differs?: string[] } };
+
+/** An item's own error: bad input and unknown templates are answered per item; anything else fails the batch. */
+function batchItemError(err: unknown): Extract<BatchItemResult, { error: unknown }>['error'] {
+  if (err instanceof ValidationError) return { code: err.code, message: err.message, path: err.path, details: err.details };
+  if (err instanceof NotFoundError) return { code: err.code, message: err.message };
+  throw err;
+}
+
+/** A stored item's answer: created, the same request replayed (existing), or a key taken by a different request (conflict). */
+function batchItemResult(o: BatchTaskOutcome, req: CreateTaskRequest): BatchItemResult {
+  if (o.outcome === 'created' || (o.outcome === 'existing' && o.differs.length === 0)) return { index: o.item, id: o.taskId, outcome: o.outcome };
+  const key = JSON.stringify(req.idempotency_key);
+  if (o.outcome === 'gone') {
+    return {
+      index: o.item,
+      error: { code: 'conflict', message: `the task holding idempotency_key ${key} was deleted as this batch ran; send the item again` },
+    };
+  }
+  return {
+    index: o.item,
+    error: {
+      code: 'conflict',
+      message:
+        `a task with idempotency_key ${key} already exists (${o.taskId}) and was created with a different ${o.differs.join(', ')}; ` +
+        `use a new key to create another task, or GET /v1/tasks/${o.taskId}`,
+      task_id: o.taskId,
+      differs: o.differs,
+    },
+  };
 }
 
 /** How often the sweep vacuums the tiny tables that churn every second. */
@@ -153,18 +188,7 @@ export class Orchestrator {
    */
   async createTask(req: CreateTaskRequest): Promise<{ id: string; dispatched: number }> {
     const t0 = traceClock();
-    const { def, checkInput } = await this.templates.get(req.namespace, req.name, req.version);
-    const context = req.context ?? {};
-    const check = checkInput(context);
-    if (!check.ok) {
-      const first = check.problems[0]!;
-      throw new ValidationError(
-        `context does not match the input_schema of ${def.namespace}/${def.name}@${def.version}: ` +
-          check.problems.map((p) => `${p.path}: ${p.message}`).join('; '),
-        first.path,
-        check.problems,
-      );
-    }
+    const { def, context } = await this.resolveRequest(req);
     const { taskId, dispatch } = await createTask(
       this.db,
       { namespace: def.namespace, name: def.name, version: def.version, context, idempotencyKey: req.idempotency_key, steps: initialSteps(def) },
@@ -180,6 +204,84 @@ export class Orchestrator {
     this.metrics.tasksCreated.inc();
     if (this.log.isLevelEnabled('debug')) this.log.debug({ task_id: taskId, dispatched: dispatch.steps.length }, 'task created');
     return { id: taskId, dispatched: dispatch.steps.length };
+  }
+
+  /**
+   * Create many tasks in one statement and one commit (POST /v1/tasks/batch).
+   * Each item is resolved and checked on its own: an unknown template or a
+   * context failing its input_schema is that item's error (with its index),
+   * and the other items are created. An item whose idempotency key is taken
+   * answers the task holding it (`existing`), or a conflict naming the
+   * fields that differ, so a replayed batch creates nothing twice.
+   */
+  async createTasks(reqs: CreateTaskRequest[]): Promise<BatchItemResult[]> {
+    const results: BatchItemResult[] = new Array(reqs.length);
+    const ready: NewBatchTask[] = [];
+    const defs = new Map<number, TemplateDefinition>();
+    // One catalog look-up per template the batch names, however many items name it (a cold cache is then one query, not N).
+    const lookups = new Map<string, ReturnType<TemplateCatalog['get']>>();
+    const lookUp = (ns: string, name: string, version?: string) => {
+      const key = JSON.stringify([ns, name, version ?? null]);
+      let found = lookups.get(key);
+      if (!found) lookups.set(key, (found = this.templates.get(ns, name, version)));
+      return found;
+    };
+    await Promise.all(
+      reqs.map(async (req, item) => {
+        try {
+          const { def, context } = await this.resolveRequest(req, lookUp);
+          defs.set(item, def);
+          ready.push({
+            item,
+            namespace: def.namespace,
+            name: def.name,
+            version: def.version,
+            askedVersion: req.version,
+            context,
+            idempotencyKey: req.idempotency_key,
+            steps: initialSteps(def),
+          });
+        } catch (err) {
+          results[item] = { index: item, error: batchItemError(err) };
+        }
+      }),
+    );
+    ready.sort((a, b) => a.item - b.item);
+    const { outcomes, dispatch } = await createTasks(this.db, ready, this.pid, this.bus.delivery);
+    const started: Notice[] = [];
+    const watched = this.taskEvents.startsWatched();
+    for (const o of outcomes) results[o.item] = batchItemResult(o, reqs[o.item]!);
+    for (const o of outcomes) {
+      if (o.outcome !== 'created') continue;
+      const def = defs.get(o.item)!;
+      if (watched)
+        started.push(this.taskEvents.startNotice({ task_id: o.taskId, state: 'running', namespace: def.namespace, name: def.name, cause: 'created' }));
+    }
+    this.bus.deliver(dispatch, started.length ? started : undefined);
+    const created = outcomes.filter((o) => o.outcome === 'created').length;
+    this.metrics.tasksCreated.inc(created);
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ items: reqs.length, created, dispatched: dispatch.steps.length }, 'task batch created');
+    return results;
+  }
+
+  /** The template version a request names, and its context checked against the input_schema (ValidationError naming the path). */
+  private async resolveRequest(
+    req: CreateTaskRequest,
+    lookUp: TemplateCatalog['get'] = (ns, name, version) => this.templates.get(ns, name, version),
+  ): Promise<{ def: TemplateDefinition; context: unknown }> {
+    const { def, checkInput } = await lookUp(req.namespace, req.name, req.version);
+    const context = req.context ?? {};
+    const check = checkInput(context);
+    if (!check.ok) {
+      const first = check.problems[0]!;
+      throw new ValidationError(
+        `context does not match the input_schema of ${def.namespace}/${def.name}@${def.version}: ` +
+          check.problems.map((p) => `${p.path}: ${p.message}`).join('; '),
+        first.path,
+        check.problems,
+      );
+    }
+    return { def, context };
   }
 
   /**

@@ -5,32 +5,14 @@ import type { Database } from '../store/database.js';
 import { signalsOf, type Signals } from '../store/signals.js';
 import type { Notice } from '../store/dispatch.js';
 import type { LiveEvents } from './live-events.js';
+import type { LiveEvent, StepChange, TaskEndEvent } from '../core/api-types.js';
 
 /** How often a waiter re-reads its task, in case a notification was lost. */
 const RECHECK_MS = 1_000;
 /** How long a watch registration holds; renewed at a third of it. */
 const WATCH_TTL_MS = 30_000;
 
-export interface TaskEndEvent {
-  task_id: string;
-  state: 'complete' | 'error' | 'cancelled';
-  namespace?: string;
-  name?: string;
-  /** Creation to end, server side. */
-  ms?: number;
-}
-
-/** A step of a watched task changed state. */
-export interface StepChange {
-  kind: 'step';
-  task_id: string;
-  step_id: string;
-  name: string;
-  state: string;
-  attempts: number;
-}
-
-export type LiveEvent = StepChange | ({ kind: 'task' } & TaskEndEvent);
+export type { LiveEvent, TaskEndEvent } from '../core/api-types.js';
 
 /** A task started running: it was created, or retried after it ended. */
 export interface TaskStartEvent {

@@ -47,6 +47,19 @@ export interface WeftConfig {
   vacuumIntervalMs: number;
   /** The native bridge's settings for the runtime a worker serves; unset = the bridge's default. */
   bridge: BridgeSettings;
+  /** Where Python and Ruby handlers find their own packages. */
+  dependencies: HandlerDependencies;
+}
+
+/**
+ * The team's own packages for Python and Ruby handlers
+ * (docs/handlers-python-ruby.md, "Your packages"). Paths are absolute.
+ */
+export interface HandlerDependencies {
+  /** WEFT_PYTHON_VENV, else VIRTUAL_ENV (what `activate` sets): the virtualenv whose site-packages Python handlers import from. */
+  pythonVenv: string | undefined;
+  /** WEFT_BUNDLE_GEMFILE, else BUNDLE_GEMFILE: the Gemfile whose bundle Ruby handlers use (Bundler.setup before they load). */
+  bundleGemfile: string | undefined;
 }
 
 /** The HTTP API's limits (WEFT_API_*, WEFT_TEMPLATE_RATE_LIMIT); {@link DEFAULT_API_SETTINGS} holds the defaults. */
@@ -63,6 +76,8 @@ export interface ApiSettings {
   allowedHosts: string[];
   /** WEFT_TEMPLATE_RATE_LIMIT: template registrations per token (per address while open) per minute. */
   templateRateLimitPerMinute: number;
+  /** WEFT_TASK_BATCH_LIMIT: the most tasks one POST /v1/tasks/batch may hold. */
+  taskBatchLimit: number;
 }
 
 /**
@@ -79,6 +94,8 @@ export const DEFAULT_API_SETTINGS: Readonly<ApiSettings> = Object.freeze({
   maxConnections: 2_048,
   allowedHosts: [],
   templateRateLimitPerMinute: 600,
+  // 1,000 small tasks are ~100 KiB of JSON, well inside the body limit, and one statement of ~10 ms.
+  taskBatchLimit: 1_000,
 });
 
 /** Tasks one token may create per minute by default: far above one client's needs, a brake on a runaway loop. */
@@ -212,7 +229,17 @@ function apiSettings(env: NodeJS.ProcessEnv): ApiSettings {
       .map((h) => h.trim().toLowerCase())
       .filter(Boolean),
     templateRateLimitPerMinute: intFrom(env, 'WEFT_TEMPLATE_RATE_LIMIT', d.templateRateLimitPerMinute, 1),
+    taskBatchLimit: intFrom(env, 'WEFT_TASK_BATCH_LIMIT', d.taskBatchLimit, 1),
   };
+}
+
+/** The first of `names` set to a non-empty value, as an absolute path (relative to the working directory). */
+function pathFrom(env: NodeJS.ProcessEnv, ...names: string[]): string | undefined {
+  for (const name of names) {
+    const raw = env[name]?.trim();
+    if (raw) return resolve(raw);
+  }
+  return undefined;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): WeftConfig {
@@ -243,5 +270,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WeftConfig {
     retentionMs: parseDuration('WEFT_RETENTION', env.WEFT_RETENTION),
     vacuumIntervalMs: intFrom(env, 'WEFT_VACUUM_INTERVAL_MS', 30_000, 1_000),
     bridge: bridgeSettings(env),
+    dependencies: {
+      pythonVenv: pathFrom(env, 'WEFT_PYTHON_VENV', 'VIRTUAL_ENV'),
+      bundleGemfile: pathFrom(env, 'WEFT_BUNDLE_GEMFILE', 'BUNDLE_GEMFILE'),
+    },
   };
 }

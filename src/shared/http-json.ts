@@ -1,6 +1,6 @@
 /**
- * The one HTTP client weft's own commands use to talk to weft's API (`weft
- * run`, `cancel`, `retry`, `cluster`, `bench`): JSON in and out over `fetch`,
+ * The HTTP helper weft's own processes use to talk to weft's API (`weft
+ * cluster`, `bench`; the commands a user runs go through src/client): JSON in and out over `fetch`,
  * every call bounded by a timeout, and a failure to connect or to answer in
  * time reported as an error that names the URL.
  */

@@ -37,13 +37,20 @@ export const SETTINGS: readonly Setting[] = [
   },
   { name: 'WEFT_RETENTION', default: 'unset', meaning: 'delete tasks this long after they ended: 7d, 12h, 30m; unset keeps them' },
   { name: 'WEFT_VACUUM_INTERVAL_MS', default: '30000', meaning: "with the server's autovacuum off, how often weft vacuums its tables" },
-  { name: 'WEFT_ORCHESTRATOR_URL', default: 'unset', meaning: 'weft run / cancel / retry talk to this orchestrator; unset = run one in-process' },
+  {
+    name: 'WEFT_ORCHESTRATOR_URL',
+    default: 'unset',
+    meaning:
+      'weft run / task / cancel / retry / templates push / token talk to this orchestrator; unset = the database (`weft run`: an orchestrator in-process)',
+  },
   { name: 'WEFT_API_TOKEN', default: 'unset', meaning: 'bearer token those commands send (weft token create)' },
   {
     name: 'WEFT_TASK_RATE_LIMIT',
     default: '60000',
-    meaning: 'tasks one API token may create, and retries it may start, per minute, in each orchestrator; loopback callers of an open API are not limited',
+    meaning:
+      'tasks one API token may create, and retries it may start, per minute, in each orchestrator (and this / WEFT_TASK_BATCH_LIMIT task batches); loopback callers of an open API are not limited',
   },
+  { name: 'WEFT_TASK_BATCH_LIMIT', default: '1000', meaning: 'the most tasks one POST /v1/tasks/batch (one commit) may hold' },
   { name: 'WEFT_TEMPLATE_RATE_LIMIT', default: '600', meaning: 'template registrations one API token may make per minute, in each orchestrator' },
   { name: 'WEFT_API_BODY_LIMIT', default: '2097152 (2 MiB)', meaning: 'largest request body in bytes; larger ones get 413' },
   {
@@ -116,6 +123,17 @@ export const SETTINGS: readonly Setting[] = [
     default: 'handlers/data',
     meaning:
       "the only folder the shipped CSV examples read: context.csv_file_path names a file inside it; the default is the data folder beside the example handlers; weft bench sets it to each run's folder",
+  },
+  {
+    name: 'WEFT_PYTHON_VENV',
+    default: 'VIRTUAL_ENV, else unset',
+    meaning:
+      "virtualenv whose site-packages Python handlers import from, ahead of the embedded Python's own site-packages (which stay visible); made by the same Python version",
+  },
+  {
+    name: 'WEFT_BUNDLE_GEMFILE',
+    default: 'BUNDLE_GEMFILE, else unset',
+    meaning: 'Gemfile of the gems Ruby handlers use: Bundler.setup runs before the handlers load, so only its gems (path gems included) can be required',
   },
   { name: 'WEFT_PYTHON_HOME', default: 'found by the build', meaning: 'weft bench: PYTHONHOME for the Python workers it starts' },
   {

@@ -1,32 +1,7 @@
 import type { Database } from './database.js';
+import type { TaskHistory, Transition } from '../core/api-types.js';
 
-/**
- * One row of a task's audit trail: a state change of the task (`step` null)
- * or of one of its steps, written in the same commit as the change itself
- * (weft.task_transitions, weft.step_transitions). `process` is the weft
- * process that wrote it (a worker's id, an orchestrator's); `metadata` says
- * why, as the statement recorded it, e.g. `{ by: "token:ops", reason }` for
- * a cancel or retry, `{ attempt, delay_ms }` for a failure that will be
- * retried, `{ reason: "worker lost", worker, losses }` for a lost worker's
- * step run again.
- */
-export interface Transition {
-  /** ISO 8601. */
-  at: string;
-  step: string | null;
-  /** The row's position in its task's or its step's own sequence (1 = created). */
-  seq: number;
-  from: string | null;
-  to: string;
-  process: string;
-  metadata: Record<string, unknown> | null;
-}
-
-export interface TaskHistory {
-  transitions: Transition[];
-  /** More rows exist than `limit`: the earliest `limit` are returned. */
-  truncated: boolean;
-}
+export type { TaskHistory, Transition } from '../core/api-types.js';
 
 const HISTORY_SQL = `
   WITH scope AS (

@@ -2,6 +2,9 @@ import type { Database } from './database.js';
 import { ValidationError } from '../shared/errors.js';
 import { isUuid } from '../shared/ids.js';
 import { TASK_STATES, type TaskState } from '../core/states.js';
+import type { TaskListPage, TaskSummary } from '../core/api-types.js';
+
+export type { TaskFailure, TaskListPage, TaskSummary } from '../core/api-types.js';
 
 /** Filters of the task list (GET /v1/tasks); every one optional. */
 export interface TaskListFilter {
@@ -13,44 +16,6 @@ export interface TaskListFilter {
   created_before?: Date;
   /** A task id or the start of one (hex digits, dashes optional), or an exact idempotency key. */
   q?: string;
-}
-
-export interface TaskListPage {
-  tasks: TaskSummary[];
-  /** Pass as `cursor` for the next (older) page; null on the last page. */
-  next_cursor: string | null;
-  /** Tasks matching every filter but `state`, by state: the counts beside the state filter. */
-  counts: Record<string, number>;
-}
-
-export interface TaskSummary {
-  id: string;
-  namespace: string;
-  name: string;
-  version: string;
-  state: TaskState;
-  created_at: Date;
-  completed_at: Date | null;
-  duration_ms: number | null;
-  steps: number;
-  steps_complete: number;
-  steps_failed: number;
-  /** Where and why an `error` or `cancelled` task stopped; null otherwise. */
-  error: TaskFailure | null;
-}
-
-/** The list's summary of a task's error: enough for one line (the task view has it whole). */
-export interface TaskFailure {
-  /** The step that failed (absent for a cancel). */
-  step?: string;
-  /** `permanent error`, `attempts exhausted (3 of 3)`, `cancelled`, … */
-  reason?: string;
-  /** The error's class, as its runtime named it. */
-  class?: string;
-  /** The error's message, or a cancel's reason; its first LIST_MESSAGE_CHARS characters. */
-  message?: string;
-  /** Who cancelled it (`token:NAME`, `anonymous`). */
-  by?: string;
 }
 
 /** How much of an error message a row of the list carries. */

@@ -1,13 +1,15 @@
 import type pg from 'pg';
 import type { Database } from './database.js';
 import type { PlannedStep } from '../core/plan.js';
-import type { StepState, TaskState } from '../core/states.js';
+import type { TaskState } from '../core/states.js';
+import type { TaskView } from '../core/api-types.js';
 import { uuidv7 } from '../shared/ids.js';
 import { ConflictError, NotFoundError } from '../shared/errors.js';
 import { readEvents, type Dispatch, type StepEventRow } from './events.js';
 import { writesOutbox, type DeliveryOrMode } from './delivery.js';
 
 export type { DispatchMode } from './delivery.js';
+export type { StepView, TaskView } from '../core/api-types.js';
 
 export interface NewTask {
   namespace: string;
@@ -99,6 +101,81 @@ export async function createTask(db: Database, task: NewTask, processId: string,
   }
 }
 
+/** One task of a batch: a NewTask with its index in the request and the version the caller asked for. */
+export interface NewBatchTask extends NewTask {
+  /** Its index in the request, echoed in its outcome. */
+  item: number;
+  /** The version the caller named (undefined: the latest, which matches any version on replay). */
+  askedVersion?: string;
+}
+
+/** What became of one task of a batch: created, or the task that already held its idempotency key. */
+export interface BatchTaskOutcome {
+  item: number;
+  taskId: string;
+  /** created; existing: the key was taken (`differs` names the fields that differ); gone: the key's task was just deleted. */
+  outcome: 'created' | 'existing' | 'gone';
+  differs: string[];
+}
+
+const CREATE_TASKS_SQL = 'SELECT * FROM weft.create_tasks($1::jsonb, $2::jsonb, $3::jsonb, $4, $5)';
+
+/**
+ * Write many tasks (their steps, edges and transitions, and the dispatch of
+ * their ready steps) in ONE statement and one commit (weft.create_tasks in
+ * migrations/009). An item whose idempotency key is taken, by an earlier task
+ * or an earlier item of the batch, creates nothing: its outcome names the
+ * task holding the key and the fields that differ. Templates must be
+ * registered (the caller resolved them).
+ */
+export async function createTasks(
+  db: Database,
+  tasks: NewBatchTask[],
+  processId: string,
+  delivery: DeliveryOrMode,
+): Promise<{ outcomes: BatchTaskOutcome[]; dispatch: Dispatch }> {
+  if (tasks.length === 0) return { outcomes: [], dispatch: readEvents([]).dispatch };
+  const rows: object[] = [];
+  const steps: object[] = [];
+  const edges: object[] = [];
+  for (const t of tasks) {
+    const id = uuidv7();
+    const planned = stepRows(t.steps, new Map(), () => true);
+    rows.push({
+      item: t.item,
+      id,
+      namespace: t.namespace,
+      name: t.name,
+      version: t.version,
+      asked_version: t.askedVersion ?? null,
+      context: t.context ?? {},
+      idempotency_key: t.idempotencyKey ?? null,
+      open_steps: planned.steps.length,
+    });
+    for (const s of planned.steps) steps.push({ ...s, task_id: id, namespace: t.namespace });
+    for (const e of planned.edges) edges.push({ ...e, task_id: id });
+  }
+  try {
+    const { rows: events } = await db.query<StepEventRow | (Omit<StepEventRow, 'kind'> & { kind: 'task_created' })>(
+      CREATE_TASKS_SQL,
+      [JSON.stringify(rows), JSON.stringify(steps), JSON.stringify(edges), processId, writesOutbox(delivery)],
+      'weft_create_tasks',
+    );
+    const outcomes: BatchTaskOutcome[] = [];
+    const stepEvents: StepEventRow[] = [];
+    for (const r of events) {
+      if (r.kind === 'task_created') {
+        outcomes.push({ item: Number(r.detail.item), taskId: r.task_id, outcome: r.detail.outcome, differs: r.detail.differs ?? [] });
+      } else stepEvents.push(r);
+    }
+    return { outcomes, dispatch: readEvents(stepEvents).dispatch };
+  } catch (err) {
+    const e = err as pg.DatabaseError;
+    if (e.code === '23503' && e.message?.startsWith('no template ')) throw new NotFoundError(`${e.message}; ${e.hint ?? ''}`.trim());
+    throw err;
+  }
+}
+
 /**
  * The task created with this idempotency key, and which fields of `req`
  * differ from the ones it was created with (`context` compared as jsonb,
@@ -128,56 +205,6 @@ export async function taskForIdempotentRequest(
 export async function taskIdByIdempotencyKey(db: Database, key: string): Promise<string | undefined> {
   const { rows } = await db.query<{ id: string }>('SELECT id FROM weft.tasks WHERE idempotency_key = $1', [key]);
   return rows[0]?.id;
-}
-
-export interface StepView {
-  id: string;
-  name: string;
-  template_step: string;
-  type: string;
-  runtime: string;
-  handler: string;
-  state: StepState;
-  /** Runs started (the attempt number of the latest). */
-  attempts: number;
-  max_attempts: number;
-  /** Failed runs (the retry budget counts these). */
-  failures: number;
-  /** Runs lost with their worker (they do not use the retry budget). */
-  losses: number;
-  /** The worker that ran (or runs) the latest attempt. */
-  worker_id: string | null;
-  queue: string | null;
-  parents: string[];
-  result: unknown;
-  error: unknown;
-  /** Every failed attempt's error, oldest first. */
-  errors: unknown[];
-  batch: unknown;
-  run_after: Date | null;
-  created_at: Date;
-  enqueued_at: Date | null;
-  started_at: Date | null;
-  finished_at: Date | null;
-  duration_ms: number | null;
-}
-
-export interface TaskView {
-  id: string;
-  namespace: string;
-  name: string;
-  version: string;
-  state: TaskState;
-  /** The task is complete, error or cancelled. */
-  ended: boolean;
-  context: unknown;
-  idempotency_key: string | null;
-  error: unknown;
-  created_at: Date;
-  updated_at: Date;
-  completed_at: Date | null;
-  duration_ms: number | null;
-  steps: StepView[];
 }
 
 const TASK_VIEW_SQL = (withContext: boolean) => `

@@ -3,6 +3,7 @@ import type { Database } from './database.js';
 import type { TemplateDefinition } from '../core/template/types.js';
 import { templateKey } from '../core/template/types.js';
 import { ConflictError } from '../shared/errors.js';
+import type { TemplateSummary } from '../core/api-types.js';
 
 /** A stable digest of a definition, so re-registering the same template is a no-op. */
 export function definitionDigest(def: TemplateDefinition): string {
@@ -79,15 +80,7 @@ export async function getTemplate(db: Database, namespace: string, name: string,
   return rows[0]?.definition;
 }
 
-export interface TemplateSummary {
-  namespace: string;
-  name: string;
-  version: string;
-  description?: string;
-  steps: number;
-  runtimes: string[];
-  registered_at: Date;
-}
+export type { TemplateSummary } from '../core/api-types.js';
 
 export async function listTemplates(db: Database): Promise<TemplateSummary[]> {
   const { rows } = await db.query<{ definition: TemplateDefinition; registered_at: Date }>(

@@ -3,6 +3,7 @@ import type pg from 'pg';
 import type { Database } from './database.js';
 import { uuidv7 } from '../shared/ids.js';
 import { ConflictError, NotFoundError, ValidationError } from '../shared/errors.js';
+import type { CreatedToken, TokenRow } from '../core/api-types.js';
 
 /**
  * API tokens (migrations/003_api_tokens.sql). A token is `weft_` + 32 random
@@ -16,20 +17,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../shared/errors.
 export const SCOPES = ['read', 'write', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 
-export interface TokenRow {
-  id: string;
-  name: string;
-  scopes: Scope[];
-  prefix: string;
-  created_at: Date;
-  last_used_at: Date | null;
-  revoked_at: Date | null;
-}
-
-export interface CreatedToken extends TokenRow {
-  /** The token itself: shown once, never stored. */
-  token: string;
-}
+export type { CreatedToken, TokenRow } from '../core/api-types.js';
 
 export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');

@@ -1,4 +1,4 @@
-import type { BridgeSettings } from '../shared/config.js';
+import type { BridgeSettings, HandlerDependencies } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import type { ClaimedStep } from '../store/events.js';
 import type { BridgeResult, BridgeRuntime, NativeBridge } from '../bridge/types.js';
@@ -20,7 +20,8 @@ const LOOP_BLOCKED_LOG_EVERY_MS = 60_000;
  * the JS thread itself for typescript) and comes back as JSON text that is
  * stored as is. `settings` (from `loadConfig().bridge`) go to the runtime's
  * breaker and limits; its pool gets `settings.threads` threads, by default
- * the worker's `concurrency`.
+ * the worker's `concurrency`. `dependencies` say where Python and Ruby
+ * handlers find their own packages (a virtualenv, a Gemfile).
  */
 export async function createBridgeRunner(
   runtime: BridgeRuntime,
@@ -29,6 +30,7 @@ export async function createBridgeRunner(
   bridge?: NativeBridge,
   settings: BridgeSettings = {},
   concurrency = DEFAULT_CONCURRENCY,
+  dependencies: Partial<HandlerDependencies> = {},
 ): Promise<BridgeRunner> {
   const b = bridge ?? (await import('../bridge/index.js')).openBridge();
   const threads = settings.threads ?? concurrency;
@@ -41,13 +43,15 @@ export async function createBridgeRunner(
   } else {
     // Sized before it loads, so its threads start with the interpreter.
     b.configure(runtime, pool);
-    ({ handlers: keys, asyncHandlers: asyncKeys } = await b.load(runtime, { handlersDir }));
+    const { pythonVenv, bundleGemfile } = dependencies;
+    ({ handlers: keys, asyncHandlers: asyncKeys } = await b.load(runtime, { handlersDir, pythonVenv, bundleGemfile }));
   }
   openRunners++;
   const runner = new BridgeRunner(b, runtime, keys, runtime === 'typescript' || asyncKeys.length ? undefined : threads);
   runner.configure(pool);
   runner.logEvents(log);
-  log.info({ runtime, handlers: keys.length, async_handlers: asyncKeys.length, settings: b.stats(runtime).config }, 'bridge runtime loaded');
+  const uses = runtime === 'python' ? { virtualenv: dependencies.pythonVenv } : runtime === 'ruby' ? { gemfile: dependencies.bundleGemfile } : {};
+  log.info({ runtime, handlers: keys.length, async_handlers: asyncKeys.length, settings: b.stats(runtime).config, ...uses }, 'bridge runtime loaded');
   return runner;
 }
 

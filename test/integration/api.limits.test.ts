@@ -218,6 +218,25 @@ describe('API limits', () => {
     );
   });
 
+  it("lets a loopback burst of 150 task creations at once through an open API with a limit of 100 per minute (no 429), and counts a token's batches", async () => {
+    // 150 concurrent creations take well under a second here: more than 100 per second from loopback, none refused.
+    const { base } = await start({ createPerMinute: 100, limits: { taskBatchLimit: 50 } });
+    const burst = await Promise.all(Array.from({ length: 150 }, () => postJson(base, '/v1/tasks', task())));
+    expect(burst.map((r) => r.status).filter((s) => s !== 201)).toEqual([]);
+    const batches = await Promise.all(Array.from({ length: 4 }, () => postJson(base, '/v1/tasks/batch', { tasks: [task(), task()] })));
+    expect(batches.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+
+    // A token may send WEFT_TASK_RATE_LIMIT / WEFT_TASK_BATCH_LIMIT batches a minute: 100 / 50 = 2, as many tasks as 100 single creations.
+    const writer = await createToken(engine.db, 'limits-batch', ['write']);
+    const tokenBatches: number[] = [];
+    for (let i = 0; i < 3; i++) tokenBatches.push((await postJson(base, '/v1/tasks/batch', { tasks: [task()] }, writer.token)).status);
+    expect(tokenBatches).toEqual([200, 200, 429]);
+    const limited = await postJson(base, '/v1/tasks/batch', { tasks: [task()] }, writer.token);
+    expect((await limited.json()).error.message).toMatch(
+      /^token "limits-batch" may submit 2 task batches per minute on this orchestrator \(WEFT_TASK_RATE_LIMIT \/ WEFT_TASK_BATCH_LIMIT\); try again in \d+ s$/,
+    );
+  });
+
   it("ends a revoked token's event streams and long-polls at once", async () => {
     const { base } = await start();
     const reader = await createToken(engine.db, 'limits-watcher', ['read']);

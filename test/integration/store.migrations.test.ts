@@ -206,7 +206,7 @@ describe('migrate', () => {
         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')`,
     );
     // The units of work of the step boundary (migration 002) and of cancel and retry (004), the transition rules they are checked
-    // against, and the error history's helpers (005); NOTIFY is sent after commit (weft.wake), never by a trigger.
+    // against, the error history's helpers (005) and bulk submission (009); NOTIFY is sent after commit (weft.wake), never by a trigger.
     expect(functions.map((f) => f.name).sort()).toEqual([
       'append_error',
       'cancel_task',
@@ -215,6 +215,7 @@ describe('migrate', () => {
       'claimed_events',
       'compile_transition_rules',
       'create_task',
+      'create_tasks',
       'delete_expired_tasks',
       'dispatch_due_retries',
       'fail_task',

@@ -87,8 +87,9 @@ describe('FFI overhead and targets', () => {
     for (const x of o) expect(Math.round(x.overhead_pct)).toBe(22 + (x.language === 'ruby' ? 0 : 1));
   });
 
-  const tp = (steps_per_s: number, cpu = 2): ThroughputResult => ({
+  const tp = (steps_per_s: number, cpu = 2, wal = 3000, scenario: ThroughputResult['scenario'] = 'linear'): ThroughputResult => ({
     topology: '1+1',
+    scenario,
     run: 1,
     orchestrators: 1,
     workers: 1,
@@ -101,6 +102,7 @@ describe('FFI overhead and targets', () => {
     latency: summarize([1]),
     verified: 0,
     cpu_ms_per_step: { total: cpu, orchestrators: cpu / 4, workers: cpu / 4, postgres: cpu / 2 },
+    wal_bytes_per_step: wal,
   });
 
   it('the reference misses every target; good figures meet them', () => {
@@ -121,7 +123,7 @@ describe('FFI overhead and targets', () => {
         linear_history: 8.4,
       }),
       'pg',
-      [tp(3500, 0.5)],
+      [tp(3500, 0.5, 1100), tp(7000, 0.4, 1400, 'batch_single')],
     );
     expect(good.filter((t) => t.status !== 'MET')).toEqual([]);
     expect(good.find((t) => t.name.startsWith('linear-4 P50 after'))!.value).toBe('+5.0 % (8.00 ms → 8.40 ms)');
@@ -138,6 +140,14 @@ describe('FFI overhead and targets', () => {
     expect(t.find((x) => x.name.startsWith('linear-4 P50 after'))!.status).toBe('MISSED');
     expect(t.find((x) => x.name.startsWith('CPU per step'))).toMatchObject({ status: 'MISSED', value: '0.70 ms' });
     expect(t.find((x) => x.name.startsWith('throughput'))!.status).toBe('MISSED');
+  });
+
+  it('WAL per step and the batch endpoint are judged on their own rows: a batch row is not a 1+1 chain window', () => {
+    const t = targets(single({ linear: 8 }), 'pg', [tp(3500, 0.5, 3025), tp(5000, 0.4, 1100, 'batch_single')]);
+    expect(t.find((x) => x.name.startsWith('WAL bytes per step (1+1'))).toMatchObject({ status: 'MISSED', value: '3,025 B' });
+    expect(t.find((x) => x.name.startsWith('WAL bytes per step (single'))).toMatchObject({ status: 'MET', value: '1,100 B' });
+    expect(t.find((x) => x.name.startsWith('single-step tasks through POST'))).toMatchObject({ status: 'MISSED', value: '5,000 steps/s' });
+    expect(t.find((x) => x.name.startsWith('throughput, 1 orchestrator'))).toMatchObject({ status: 'MET', value: '3,500 steps/s' });
   });
 
   it('unmeasured targets are n/a', () => {

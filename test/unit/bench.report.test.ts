@@ -163,6 +163,26 @@ describe('renderReport', () => {
     expect(renderReport([doc('pg')]).markdown).not.toContain('A negative overhead');
   });
 
+  it('shows CPU and WAL per step in every throughput window, the batch row apart, and why a CPU figure is missing', () => {
+    const d = doc('pg');
+    const base = d.throughput[0]!;
+    d.throughput = [
+      { ...base, scenario: 'linear', cpu_ms_per_step: { total: 0.65, orchestrators: 0.1, workers: 0.2, postgres: 0.35 }, wal_bytes_per_step: 2999 },
+      { ...base, topology: 'cluster', orchestrators: 2, workers: 2, cpu_unavailable: 'no process 42 in /proc here', wal_bytes_per_step: 3100 },
+      { ...base, scenario: 'batch_single', in_flight: 2, tasks: 10000, steps: 10000, steps_per_s: 6100, wal_bytes_per_step: 1400 },
+      { ...base, run: 2 },
+    ];
+    const md = renderReport([d], { bridge }).markdown;
+    expect(md).toContain('| CPU per step (orchestrators + workers + PostgreSQL) | WAL per step |');
+    expect(md).toContain('| 0.65 ms (0.10 ms + 0.20 ms + 0.35 ms) | 2,999 B |');
+    expect(md).toContain('| cluster: 2 orchestrators + 2 native workers | 1 | 64 |');
+    expect(md).toContain('| not measured: no process 42 in /proc here | 3,100 B |');
+    expect(md).toContain('| 1 orchestrator + 1 native worker: single-step tasks through `POST /v1/tasks/batch` | 1 | 2 batches |');
+    expect(md).toContain('| **6,100** |');
+    // An older file's row (neither figure recorded) says so.
+    expect(md).toContain('| not measured | not measured |');
+  });
+
   it('a missing bridge file is said, not hidden', () => {
     expect(renderReport([doc('pg')]).markdown).toContain('run `npm run bench:bridge`');
   });

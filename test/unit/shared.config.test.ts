@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { resolve } from 'node:path';
 
 import { loadConfig } from '../../src/shared/config.js';
 import { ConfigError } from '../../src/shared/errors.js';
@@ -56,6 +57,7 @@ describe('loadConfig: API limits', () => {
       maxConnections: 2_048,
       allowedHosts: [],
       templateRateLimitPerMinute: 600,
+      taskBatchLimit: 1_000,
     });
     expect(d.taskRateLimitPerMinute).toBe(60_000);
     const c = loadConfig({
@@ -65,6 +67,7 @@ describe('loadConfig: API limits', () => {
       WEFT_API_MAX_CONNECTIONS: '64',
       WEFT_API_ALLOWED_HOSTS: ' Weft.Internal , build-box ',
       WEFT_TEMPLATE_RATE_LIMIT: '5',
+      WEFT_TASK_BATCH_LIMIT: '250',
     });
     expect(c.api).toEqual({
       bodyLimitBytes: 65_536,
@@ -73,6 +76,7 @@ describe('loadConfig: API limits', () => {
       maxConnections: 64,
       allowedHosts: ['weft.internal', 'build-box'],
       templateRateLimitPerMinute: 5,
+      taskBatchLimit: 250,
     });
     // A body limit above the default budget raises the budget with it.
     expect(loadConfig({ WEFT_API_BODY_LIMIT: String(64 * 1024 * 1024) }).api.bodyBudgetBytes).toBe(64 * 1024 * 1024);
@@ -84,5 +88,24 @@ describe('loadConfig: API limits', () => {
         'WEFT_API_BODY_BUDGET=2048 is smaller than WEFT_API_BODY_LIMIT=4096: a body of the limit could never be read; raise the budget or lower the limit',
       ),
     );
+  });
+});
+
+describe("loadConfig: the handlers' own packages", () => {
+  it('reads nothing when nothing is set (empty counts as unset)', () => {
+    expect(loadConfig({}).dependencies).toEqual({ pythonVenv: undefined, bundleGemfile: undefined });
+    expect(loadConfig({ WEFT_PYTHON_VENV: ' ', BUNDLE_GEMFILE: '' }).dependencies).toEqual({ pythonVenv: undefined, bundleGemfile: undefined });
+  });
+
+  it('takes what activate and Bundler set (VIRTUAL_ENV, BUNDLE_GEMFILE), as absolute paths', () => {
+    expect(loadConfig({ VIRTUAL_ENV: '/srv/venv', BUNDLE_GEMFILE: 'app/Gemfile' }).dependencies).toEqual({
+      pythonVenv: '/srv/venv',
+      bundleGemfile: resolve('app/Gemfile'),
+    });
+  });
+
+  it("prefers weft's own settings over those", () => {
+    const env = { VIRTUAL_ENV: '/srv/other', WEFT_PYTHON_VENV: '/srv/venv', BUNDLE_GEMFILE: '/srv/other/Gemfile', WEFT_BUNDLE_GEMFILE: '/srv/app/Gemfile' };
+    expect(loadConfig(env).dependencies).toEqual({ pythonVenv: '/srv/venv', bundleGemfile: '/srv/app/Gemfile' });
   });
 });

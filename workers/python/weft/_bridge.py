@@ -1,6 +1,6 @@
 """Called by the native bridge only (native/python/python-runtime.cc).
 
-``load_handlers(dirs)`` imports every ``*.py`` under the given directories
+``load_handlers(dirs, setup)`` imports every ``*.py`` under the given directories
 and returns the registered keys; ``async_handlers()`` names the ``async def``
 ones. Plain handlers run on the bridge's pool of threads through
 ``invoke(key, payload_json)``, which returns the result as JSON; async ones
@@ -27,7 +27,7 @@ import threading
 import time
 import traceback
 
-from . import _sdk
+from . import _environment, _sdk
 
 _loads = json.loads
 _dumps = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode
@@ -81,7 +81,12 @@ def interrupted(ident):
         event.set()
 
 
-def load_handlers(dirs):
+def load_handlers(dirs, setup="{}"):
+    """``setup``: JSON from the worker's settings; ``venv`` names the
+    virtualenv whose packages the handlers import (_environment.py)."""
+    venv = _loads(setup).get("venv")
+    if venv:
+        _environment.use_virtualenv(venv)
     for d in dirs:
         if not os.path.isdir(d):
             raise FileNotFoundError(f"handlers directory {d!r} does not exist")
@@ -102,7 +107,8 @@ def load_handlers(dirs):
                     spec.loader.exec_module(module)
                 except BaseException as exc:
                     sys.modules.pop(modname, None)
-                    _mark_load_location(exc, path)
+                    hint = _environment.missing_module_hint(exc, venv) if isinstance(exc, ModuleNotFoundError) else ""
+                    _mark_load_location(exc, path, hint)
                     raise
     return _sdk.handlers()
 
@@ -116,10 +122,11 @@ def _is_async(fn):
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
 
 
-def _mark_load_location(exc, path):
+def _mark_load_location(exc, path, hint=""):
     """Note on ``exc`` where loading ``path`` failed, for describe(): the
     file and line of a SyntaxError, else of the deepest frame in a file of
-    the handlers (not importlib's), which is where the error was raised."""
+    the handlers (not importlib's), which is where the error was raised;
+    ``hint`` ends the message."""
     if isinstance(exc, SyntaxError) and exc.filename:
         where = (exc.filename, exc.lineno)
     else:
@@ -130,7 +137,7 @@ def _mark_load_location(exc, path):
         ]
         where = (frames[-1].filename, frames[-1].lineno) if frames else (path, None)
     try:
-        exc.__weft_load__ = (path, where[0], where[1])
+        exc.__weft_load__ = (path, where[0], where[1], hint)
     except AttributeError:  # an exception type without a __dict__: keep it as it is
         pass
 
@@ -341,10 +348,10 @@ def _message(exc):
     load = getattr(exc, "__weft_load__", None)
     if not load:
         return str(exc)
-    path, file, line = load
+    path, file, line, hint = load
     text = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc)
     if isinstance(exc, SyntaxError) and exc.text and exc.text.strip():
         text += f": {exc.text.strip()}"
     where = f"{file}:{line}" if line else file
     loading = "" if os.path.abspath(file) == os.path.abspath(path) else f" (while loading {path})"
-    return f"{where}: {text}{loading}"
+    return f"{where}: {text}{loading}{hint}"

@@ -14,7 +14,11 @@ module Weft
     module_function
 
     # Loads every *.rb under +dirs+ and returns the registered handler keys.
-    def load_handlers(dirs)
+    # +setup+: JSON from the worker's settings; "gemfile" names the Gemfile
+    # whose gems the handlers use (environment.rb).
+    def load_handlers(dirs, setup = '{}')
+      gemfile = JSON.parse(setup)['gemfile']
+      Environment.use_gemfile(gemfile) if gemfile
       dirs.each do |dir|
         raise LoadError, "handlers directory #{dir.inspect} does not exist" unless File.directory?(dir)
 
@@ -22,7 +26,7 @@ module Weft
         Dir.glob(File.join(dir, '**', '*.rb')).sort.each do |path|
           next if File.basename(path).start_with?('_')
 
-          load_file(File.expand_path(path))
+          load_file(File.expand_path(path), gemfile)
         end
       end
       Weft.handlers
@@ -30,8 +34,9 @@ module Weft
 
     # Requires one handler file. A failure keeps its class and backtrace, but
     # its message is led by the file and line where it was raised (a
-    # SyntaxError's message names them already).
-    def load_file(path)
+    # SyntaxError's message names them already). A LoadError (a library that
+    # is not there) also says where Ruby looked.
+    def load_file(path, gemfile = nil)
       require path
     rescue SyntaxError
       raise
@@ -39,7 +44,8 @@ module Weft
       where = (e.backtrace_locations || []).find { |l| l.absolute_path && !l.absolute_path.start_with?(__dir__) }
       where = where ? "#{where.absolute_path}:#{where.lineno}" : path
       loading = where.start_with?("#{path}:") ? '' : " (while loading #{path})"
-      raise e.exception("#{where}: #{e.message}#{loading}")
+      hint = e.is_a?(LoadError) ? Environment.missing_library_hint(e, gemfile) : ''
+      raise e.exception("#{where}: #{e.message}#{loading}#{hint}")
     end
 
     # Runs one step: +payload+ is the step's JSON, the result is JSON.

@@ -1,0 +1,159 @@
+/**
+ * POST /v1/tasks/batch (issue 20) on a real PostgreSQL, with steps dispatched
+ * through each messaging backend: every valid item created in one commit and
+ * run, per-item errors with the item's index while the rest are created, a
+ * replayed batch answering the same ids and creating nothing, and the limit.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { startEngine, type Backend, type Engine } from '../support/engine.js';
+import { buildApi } from '../../src/api/server.js';
+import { PgMessageBus } from '../../src/messaging/pg.js';
+import { silentLogger } from '../../src/shared/logger.js';
+
+const BATCH_LIMIT = 300;
+const single = (n: number, key?: string) => ({
+  namespace: 'e2e_single',
+  name: 'one_step',
+  context: { even_number: n },
+  ...(key ? { idempotency_key: key } : {}),
+});
+const linear = (n: number) => ({ namespace: 'e2e_linear', name: 'mathematical_sequence', context: { even_number: n } });
+
+describe.each<Backend>(['pg', 'rabbitmq'])('POST /v1/tasks/batch (%s)', (backend) => {
+  let tdb: TestDatabase;
+  let engine: Engine;
+  let api: FastifyInstance;
+
+  const counts = async () =>
+    (
+      await tdb.db.query<{ tasks: number; steps: number; transitions: number }>(
+        `SELECT (SELECT count(*) FROM weft.tasks)::int AS tasks, (SELECT count(*) FROM weft.steps)::int AS steps,
+                (SELECT count(*) FROM weft.step_transitions)::int + (SELECT count(*) FROM weft.task_transitions)::int AS transitions`,
+      )
+    ).rows[0]!;
+  const postBatch = (tasks: unknown) => api.inject({ method: 'POST', url: '/v1/tasks/batch', payload: { tasks } as object });
+  /** Wait for every task, then their states and last step results, by id. */
+  const ended = async (ids: string[]) => {
+    for (const id of ids) expect(await engine.orchestrators[0]!.waitForTask(id, 60_000)).toBe(true);
+    const { rows } = await tdb.db.query<{ id: string; state: string; result: unknown }>(
+      `SELECT t.id, t.state, (SELECT s.result FROM weft.steps s WHERE s.task_id = t.id ORDER BY s.name DESC LIMIT 1) AS result
+         FROM weft.tasks t WHERE t.id = ANY($1::uuid[])`,
+      [ids],
+    );
+    return new Map(rows.map((r) => [r.id, r]));
+  };
+
+  beforeAll(async () => {
+    tdb = await createTestDatabase();
+    engine = await startEngine({ backend, url: tdb.url, namespaces: ['e2e_single', 'e2e_linear'], concurrency: 32 });
+    api = buildApi({
+      orchestrator: engine.orchestrators[0]!,
+      db: engine.db,
+      bus: new PgMessageBus(engine.db, silentLogger()),
+      log: silentLogger(),
+      ui: false,
+      limits: { taskBatchLimit: BATCH_LIMIT },
+    });
+    await api.ready();
+  });
+  afterAll(async () => {
+    await api?.close();
+    await engine?.stop();
+    await tdb?.drop();
+  });
+
+  it('creates every task of a batch in one call and runs them all; replaying it answers the same ids and creates nothing', async () => {
+    const tasks = [
+      ...Array.from({ length: BATCH_LIMIT - 10 }, (_, i) => single(2 * ((i % 50) + 1), `batch-${backend}-${i}`)),
+      ...Array.from({ length: 10 }, (_, i) => linear(2 * ((i % 2) + 1))),
+    ];
+    const before = await counts();
+    const res = await postBatch(tasks);
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect([body.created, body.existing, body.failed]).toEqual([BATCH_LIMIT, 0, 0]);
+    expect(body.results.map((r: { index: number }) => r.index)).toEqual(tasks.map((_, i) => i));
+    expect(body.results.every((r: { outcome: string; id: string }) => r.outcome === 'created' && /^[0-9a-f-]{36}$/.test(r.id))).toBe(true);
+    const ids: string[] = body.results.map((r: { id: string }) => r.id);
+    expect(new Set(ids).size).toBe(BATCH_LIMIT);
+    // Per task: its 2 transitions; per single step 2, per linear task 2 + 3 (first step enqueued, three pending).
+    const after = await counts();
+    expect(after.tasks - before.tasks).toBe(BATCH_LIMIT);
+    expect(after.steps - before.steps).toBe(BATCH_LIMIT - 10 + 40);
+
+    const states = await ended(ids);
+    tasks.forEach((t, i) => {
+      const n = t.context.even_number;
+      const want = t.namespace === 'e2e_single' ? n ** 2 : n ** 16;
+      expect(states.get(ids[i]!)).toMatchObject({ state: 'complete', result: want });
+    });
+
+    const settled = await counts();
+    const replay = await postBatch(tasks);
+    expect(replay.statusCode).toBe(200);
+    const again = replay.json();
+    // Keyed items answer their task; the 10 without a key are new tasks, as a repeated POST /v1/tasks without one would be.
+    expect([again.created, again.existing, again.failed]).toEqual([10, BATCH_LIMIT - 10, 0]);
+    for (let i = 0; i < BATCH_LIMIT - 10; i++) expect(again.results[i]).toEqual({ index: i, id: ids[i], outcome: 'existing' });
+    expect((await counts()).tasks).toBe(settled.tasks + 10);
+    await ended(again.results.slice(BATCH_LIMIT - 10).map((r: { id: string }) => r.id));
+  });
+
+  it('answers each bad item with its index and error, and creates the others', async () => {
+    // Nothing valid at all: every item answered, nothing written.
+    const none = await postBatch([{ name: 'one_step' }, { namespace: 'e2e_single', name: 'nope' }]);
+    expect(none.json()).toMatchObject({ created: 0, existing: 0, failed: 2 });
+    const taken = (await postBatch([single(4, `taken-${backend}`)])).json().results[0].id as string;
+    const tasks = [
+      single(2),
+      { namespace: 'e2e_single', name: 'nope', context: {} },
+      single(7),
+      { name: 'one_step', context: { even_number: 2 } },
+      { ...single(2), contxt: {} },
+      single(6, `taken-${backend}`),
+      single(8, `taken-${backend}`),
+      single(10, `fresh-${backend}`),
+      single(10, `fresh-${backend}`),
+      'not an object',
+      { ...single(2), context: { even_number: 2, note: 'a\u0000b' } },
+    ];
+    const before = await counts();
+    const res = await postBatch(tasks);
+    expect(res.statusCode).toBe(200);
+    const { results, created, existing, failed } = res.json();
+    expect([created, existing, failed]).toEqual([2, 1, 8]);
+    const error = (i: number) => results[i].error as { code: string; message: string; path?: string };
+    expect(results[0]).toMatchObject({ index: 0, outcome: 'created' });
+    expect(error(1)).toEqual({ code: 'not_found', message: 'no template e2e_single/nope is registered; namespace e2e_single has: one_step@1.0.0' });
+    expect(error(2)).toMatchObject({ code: 'invalid_input', path: 'context.even_number' });
+    expect(error(2).message).toContain('multiple of 2');
+    expect(error(3)).toEqual({ code: 'invalid_input', path: 'namespace', message: 'namespace must be a non-empty string, got nothing' });
+    expect(error(4)).toMatchObject({ code: 'invalid_input', path: 'contxt', message: expect.stringContaining('unknown field "contxt"') });
+    for (const i of [5, 6]) {
+      expect(results[i].error).toMatchObject({ code: 'conflict', task_id: taken, differs: ['context'] });
+      expect(error(i).message).toContain(`idempotency_key "taken-${backend}" already exists (${taken})`);
+    }
+    // The same key twice in one batch: the second item answers the first's task.
+    expect(results[7]).toMatchObject({ index: 7, outcome: 'created' });
+    expect(results[8]).toEqual({ index: 8, id: results[7].id, outcome: 'existing' });
+    expect(error(9)).toMatchObject({ code: 'invalid_input', message: expect.stringContaining('an item must be an object') });
+    expect(error(10)).toMatchObject({ code: 'invalid_input', path: 'context.note', message: expect.stringContaining('U+0000') });
+    for (const r of results) expect(r.index).toBe(results.indexOf(r));
+    expect((await counts()).tasks - before.tasks).toBe(2);
+    const states = await ended([results[0].id, results[7].id]);
+    expect([...states.values()].map((s) => s.state)).toEqual(['complete', 'complete']);
+  });
+
+  it('refuses a batch over WEFT_TASK_BATCH_LIMIT, or an empty one, creating nothing', async () => {
+    const before = await counts();
+    const over = await postBatch(Array.from({ length: BATCH_LIMIT + 1 }, () => single(2)));
+    expect(over.statusCode).toBe(400);
+    expect(over.json().error).toMatchObject({ code: 'invalid_input', path: 'tasks', message: `tasks must NOT have more than ${BATCH_LIMIT} items` });
+    const empty = await postBatch([]);
+    expect(empty.statusCode).toBe(400);
+    expect(empty.json().error.message).toBe('tasks must NOT have fewer than 1 items');
+    expect(await counts()).toEqual(before);
+  });
+});

@@ -1,0 +1,212 @@
+/**
+ * docs/client.md's examples, run as printed (TypeScript through tsx, Python
+ * and Ruby through their interpreters, each as a process) against a real
+ * orchestrator API and a native worker on the test database; each must
+ * print exactly what the page says it prints. Then what the pages do not
+ * show of the Python and Ruby clients: tokens (401, 403) and an
+ * orchestrator that is not there.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import net, { type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { startEngine, type Engine } from '../support/engine.js';
+import { buildApi } from '../../src/api/server.js';
+import { PgMessageBus } from '../../src/messaging/pg.js';
+import { silentLogger } from '../../src/shared/logger.js';
+import { packageRoot } from '../../src/shared/paths.js';
+import { createToken } from '../../src/store/tokens.js';
+
+const ROOT = packageRoot();
+const PAGE = await readFile(join(ROOT, 'docs/client.md'), 'utf8');
+const PACKAGE = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { name: string; exports: Record<string, string> };
+
+interface Example {
+  lang: 'ts' | 'python' | 'ruby';
+  code: string;
+  prints: string;
+}
+
+/** Each ```LANG example block of the page with the ```text prints block under it. */
+function examples(markdown: string): Example[] {
+  const found: Example[] = [];
+  const pattern = /```(ts|python|ruby) example\n([\s\S]*?)```\s*```text prints\n([\s\S]*?)```/g;
+  for (const m of markdown.matchAll(pattern)) found.push({ lang: m[1] as Example['lang'], code: m[2]!, prints: m[3]! });
+  return found;
+}
+
+async function run(cmd: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+  const killer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+  clearTimeout(killer);
+  return { code, stdout, stderr };
+}
+
+describe('docs/client.md examples against a real orchestrator', () => {
+  let tdb: TestDatabase;
+  let engine: Engine;
+  let api: FastifyInstance;
+  let dir: string;
+  let env: Record<string, string>;
+  const page = PAGE;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'weft-client-examples-'));
+    tdb = await createTestDatabase();
+    // What the page says: every template, and one native worker (none for Python, so e2e_mixed stays running).
+    engine = await startEngine({ backend: 'pg', url: tdb.url, namespaces: ['e2e_linear', 'e2e_mixed'] });
+    api = buildApi({
+      orchestrator: engine.orchestrators[0]!,
+      db: engine.db,
+      bus: new PgMessageBus(engine.db, silentLogger()),
+      log: silentLogger(),
+      auth: { cacheMs: 0 },
+      ui: false,
+    });
+    await api.listen({ host: '127.0.0.1', port: 0 });
+    env = {
+      WEFT_ORCHESTRATOR_URL: `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`,
+      WEFT_API_TOKEN: '',
+      PYTHONPATH: join(ROOT, 'workers/python'),
+    };
+  });
+  afterAll(async () => {
+    await api?.close();
+    await engine?.stop();
+    await tdb?.drop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("imports the client by the package's name, which package.json exports", () => {
+    const specifiers = [...page.matchAll(/from '([^']+\/client)'/g)].map((m) => m[1]);
+    expect(specifiers.length).toBeGreaterThan(0);
+    expect(new Set(specifiers)).toEqual(new Set([`${PACKAGE.name}/client`]));
+    // The export is the compiled src/client/index.ts.
+    expect(PACKAGE.exports['./client']).toBe('./dist/src/client/index.js');
+  });
+
+  it('finds three TypeScript, one Python and one Ruby example', () => {
+    expect(examples(page).map((e) => e.lang)).toEqual(['ts', 'ts', 'ts', 'python', 'ruby']);
+  });
+
+  it.each(examples(page).map((e, i) => [`${i + 1} (${e.lang})`, e] as const))('example %s prints what the page says', async (_name, example) => {
+    const file = join(dir, `example.${example.lang === 'ts' ? 'mts' : example.lang === 'python' ? 'py' : 'rb'}`);
+    if (example.lang === 'ts') {
+      // The package's own name resolves to its build; here the source is what is tested.
+      await writeFile(file, example.code.replaceAll(`'${PACKAGE.name}/client'`, `'${join(ROOT, 'src/client/index.ts')}'`));
+      const r = await run(process.execPath, ['--import', 'tsx', file], env);
+      expect(r.stderr).toBe('');
+      expect(r).toMatchObject({ code: 0, stdout: example.prints });
+    } else if (example.lang === 'python') {
+      await writeFile(file, example.code);
+      const r = await run('python3', [file], env);
+      expect(r.stderr).toBe('');
+      expect(r).toMatchObject({ code: 0, stdout: example.prints });
+    } else {
+      await writeFile(file, example.code);
+      const r = await run('ruby', ['-I', join(ROOT, 'workers/ruby'), file], env);
+      expect(r.stderr).toBe('');
+      expect(r).toMatchObject({ code: 0, stdout: example.prints });
+    }
+  });
+
+  it('Python and Ruby: no URL, a URL that is not http, and nothing listening', async () => {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const closed = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    await new Promise((resolve) => server.close(resolve));
+    const py = await run(
+      'python3',
+      [
+        '-c',
+        `from weft.client import Client, UnreachableError
+for url in (None, "localhost:8080"):
+    try: Client(url)
+    except ValueError as e: print(e)
+try: Client("${closed}", timeout=5).get_task("x")
+except UnreachableError as e: print(type(e).__name__, "${closed}/v1/tasks/x" in str(e))`,
+      ],
+      { ...env, WEFT_ORCHESTRATOR_URL: '' },
+    );
+    expect(py.stderr).toBe('');
+    expect(py.stdout).toBe(
+      "weft.client.Client needs the orchestrator's URL: pass Client('http://127.0.0.1:8080') or set WEFT_ORCHESTRATOR_URL\n" +
+        "weft.client.Client: url 'localhost:8080' is not http(s); pass the orchestrator's, e.g. http://127.0.0.1:8080\n" +
+        'UnreachableError True\n',
+    );
+    const rb = await run(
+      'ruby',
+      [
+        '-I',
+        join(ROOT, 'workers/ruby'),
+        '-e',
+        `require 'weft/client'
+[nil, 'localhost:8080'].each { |u| begin; Weft::Client.new(u); rescue ArgumentError => e; puts e.message; end }
+begin; Weft::Client.new('${closed}', timeout: 5).get_task('x'); rescue Weft::Client::UnreachableError => e; puts "UnreachableError #{e.message.include?('${closed}/v1/tasks/x')}"; end`,
+      ],
+      { ...env, WEFT_ORCHESTRATOR_URL: '' },
+    );
+    expect(rb.stderr).toBe('');
+    expect(rb.stdout).toBe(
+      "Weft::Client needs the orchestrator's URL: pass Weft::Client.new('http://127.0.0.1:8080') or set WEFT_ORCHESTRATOR_URL\n" +
+        'Weft::Client: url "localhost:8080" is not http(s); pass the orchestrator\'s, e.g. http://127.0.0.1:8080\n' +
+        'UnreachableError true\n',
+    );
+  });
+
+  // Last: once a token exists every call needs one.
+  it('Python and Ruby send the token: 401 without or with a wrong one, 403 when its scope is too low', async () => {
+    const reader = await createToken(engine.db, 'examples-reader', ['read']);
+    const writer = await createToken(engine.db, 'examples-writer', ['write']);
+    const py = await run(
+      'python3',
+      [
+        '-c',
+        `from weft.client import Client, ForbiddenError, UnauthorizedError
+for token in ("", "weft_wrong"):
+    try: Client(token=token).get_task("01a21e54-5be0-76be-97b1-9441a6c8e351")
+    except UnauthorizedError as e: print(e.status, e.code)
+try: Client(token="${reader.token}").create_task("e2e_linear", "mathematical_sequence", {"even_number": 2})
+except ForbiddenError as e: print(e.status, e.code)
+t = Client(token="${writer.token}").create_task("e2e_linear", "mathematical_sequence", {"even_number": 2})
+print(Client(token="${reader.token}").wait_for_task(t["id"])["state"])`,
+      ],
+      env,
+    );
+    expect(py.stderr).toBe('');
+    expect(py.stdout).toBe('401 token_required\n401 token_invalid\n403 forbidden\ncomplete\n');
+    const rb = await run(
+      'ruby',
+      [
+        '-I',
+        join(ROOT, 'workers/ruby'),
+        '-e',
+        `require 'weft/client'
+['', 'weft_wrong'].each do |token|
+  Weft::Client.new(token: token).get_task('01a21e54-5be0-76be-97b1-9441a6c8e351')
+rescue Weft::Client::UnauthorizedError => e
+  puts [e.status, e.code].join(' ')
+end
+begin
+  Weft::Client.new(token: '${reader.token}').create_task('e2e_linear', 'mathematical_sequence', context: { even_number: 2 })
+rescue Weft::Client::ForbiddenError => e
+  puts [e.status, e.code].join(' ')
+end
+t = Weft::Client.new(token: '${writer.token}').create_task('e2e_linear', 'mathematical_sequence', context: { even_number: 2 })
+puts Weft::Client.new(token: '${reader.token}').wait_for_task(t['id'])['state']`,
+      ],
+      env,
+    );
+    expect(rb.stderr).toBe('');
+    expect(rb.stdout).toBe('401 token_required\n401 token_invalid\n403 forbidden\ncomplete\n');
+  });
+});
