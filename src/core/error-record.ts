@@ -122,3 +122,25 @@ export function storableErrorRecord<T extends ErrorRecordShape>(record: T): T {
   if (cut) out.truncated = true;
   return out as T;
 }
+
+/** A failure weft itself found (not a handler's raise), in the shape every stored step error has. */
+export interface WeftErrorRecord extends ErrorRecordShape {
+  language: 'weft';
+  /** True: do not retry (the same run would fail the same way). */
+  permanent: boolean;
+  /** What went wrong, for readers that branch on it: 'raised', 'invalid_outcome', 'invalid_return', ... */
+  kind: string;
+}
+
+/**
+ * The one constructor of the step errors weft records itself: a runner that
+ * threw, a result that cannot be stored or interpreted, a template that could
+ * not be read, a value the database refused. Made storable like a handler's.
+ *
+ * @example
+ *   weftErrorRecord('InvalidReturn', 'handler "a" returned a result nested too deep', { permanent: true, kind: 'invalid_return' })
+ *   // { language: 'weft', class: 'InvalidReturn', message: '…', backtrace: [], permanent: true, kind: 'invalid_return' }
+ */
+export function weftErrorRecord(cls: string, message: string, o: { permanent: boolean; kind: string }): WeftErrorRecord {
+  return storableErrorRecord({ language: 'weft', class: cls, message, backtrace: [], permanent: o.permanent, kind: o.kind });
+}

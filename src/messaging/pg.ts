@@ -4,6 +4,7 @@ import type { Logger } from '../shared/logger.js';
 import type { Dispatch, OutboxMessage } from '../store/events.js';
 import type { Notice } from '../store/dispatch.js';
 import { signalsOf, type Signals } from '../store/signals.js';
+import { deliveryFor } from '../store/delivery.js';
 import { traceDelivery, tracing } from '../telemetry/index.js';
 import type { BusHealth, ConsumeOptions, MessageBus, StepConsumer, Subscription } from './types.js';
 
@@ -30,7 +31,7 @@ let consumers = 0;
  */
 export class PgMessageBus implements MessageBus {
   readonly backend = 'pg' as const;
-  readonly dispatchMode = 'wake' as const;
+  readonly delivery = deliveryFor('wake');
   private readonly pollIntervalMs: number;
   private readonly signals: Signals;
   private closed = false;

@@ -5,6 +5,7 @@ import { isDataError, type Database } from '../store/database.js';
 import type { Dispatch, OutboxMessage } from '../store/events.js';
 import { deleteOutbox, type Notice } from '../store/dispatch.js';
 import { signalsOf, type Signals } from '../store/signals.js';
+import { deliveryFor } from '../store/delivery.js';
 import { deadLetterExchange, deadLetterQueue, stepMessageProblem, type StepMessage } from './queues.js';
 import { traceDelivery, traceMessageHeaders, traceMessageReceived, tracing } from '../telemetry/index.js';
 import { MessagingError, type BusHealth, type ConsumeOptions, type MessageBus, type StepConsumer, type Subscription } from './types.js';
@@ -58,7 +59,7 @@ interface ConsumerState {
  */
 export class RabbitMessageBus implements MessageBus {
   readonly backend = 'rabbitmq' as const;
-  readonly dispatchMode = 'outbox' as const;
+  readonly delivery = deliveryFor('outbox');
   private readonly signals: Signals;
   private readonly publishing = new Set<Promise<void>>();
   private connection: amqp.ChannelModel | undefined;

@@ -17,7 +17,7 @@ import type { MessagingBackend } from '../shared/backends.js';
 import { WeftError } from '../shared/errors.js';
 import type { Dispatch, OutboxMessage } from '../store/events.js';
 import type { Notice } from '../store/dispatch.js';
-import type { DispatchMode } from '../store/tasks.js';
+import type { Delivery } from '../store/delivery.js';
 import type { WaiterRegistration } from '../store/claim.js';
 
 /** What a bus needs from the worker it feeds. */
@@ -56,11 +56,11 @@ export interface BusHealth {
 export interface MessageBus {
   readonly backend: MessagingBackend;
   /**
-   * How statements that enqueue steps hand them over: 'wake' (the steps
-   * table is the queue; consumers are woken) or 'outbox' (messages written to
-   * weft.outbox, published by `deliver`).
+   * How statements that enqueue steps hand them over (woken consumers, or
+   * outbox rows that `deliver` publishes): pass it to the store unopened
+   * (src/store/delivery.ts).
    */
-  readonly dispatchMode: DispatchMode;
+  readonly delivery: Delivery;
   /**
    * After the COMMIT of a statement that enqueued steps: get them to workers
    * (wake consumers, or publish and delete the outbox messages), and send

@@ -23,7 +23,7 @@ export function orchestratorOptions(config: WeftConfig, parts: OrchestratorParts
 }
 
 /** What a worker needs besides its settings: connections, runner, name and what it serves. */
-type WorkerParts = Omit<WorkerOptions, 'leaseMs'>;
+type WorkerParts = WorkerOptions extends infer O ? (O extends unknown ? Omit<O, 'leaseMs'> : never) : never;
 
 /** A worker's options from the settings: the one place config becomes worker options (`weft worker`, `weft run`, `weft dashboard`). */
 export function workerOptions(config: WeftConfig, parts: WorkerParts): WorkerOptions {

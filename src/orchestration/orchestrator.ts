@@ -15,6 +15,8 @@ import { TemplateCatalog } from './template-catalog.js';
 import { TaskEvents } from './task-events.js';
 import { OrchestratorMetrics } from './metrics.js';
 import { traceClock, traceTaskCreated, tracing } from '../telemetry/index.js';
+import { RetryTimer } from '../shared/retry-timer.js';
+import { writesOutbox } from '../store/delivery.js';
 
 export interface OrchestratorOptions {
   db: Database;
@@ -108,8 +110,12 @@ export class Orchestrator {
   private readonly vacuumIntervalMs: number;
   private autovacuum = true;
   private sweepTimer: NodeJS.Timeout | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private retryTimerAt = Infinity;
+  /** Dispatches due retries exactly when due; the sweep is only the safety net. */
+  private readonly retries = new RetryTimer(() => {
+    const work = this.dispatchRetries();
+    this.inFlight.add(work);
+    void work.finally(() => this.inFlight.delete(work));
+  });
   private sweeping: Promise<void> | undefined;
   private outboxSweeping: Promise<void> | undefined;
   /** How long one outbox sweep waits for the broker's confirms: a few sweep periods, at least 2 s. */
@@ -162,7 +168,7 @@ export class Orchestrator {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.sweepTimer);
-    clearTimeout(this.retryTimer);
+    this.retries.stop();
     await Promise.allSettled([...this.inFlight, this.sweeping, this.outboxSweeping]);
     for (const off of this.unsubscribe.splice(0)) off();
     await this.taskEvents.close();
@@ -187,7 +193,7 @@ export class Orchestrator {
       this.db,
       { namespace: def.namespace, name: def.name, version: def.version, context, idempotencyKey: req.idempotency_key, steps: initialSteps(def) },
       this.pid,
-      this.bus.dispatchMode,
+      this.bus.delivery,
     );
     if (tracing.enabled) traceTaskCreated(taskId, def, t0, dispatch.steps.length);
     // Told only while some dashboard watches the task list: otherwise a creation costs nothing more.
@@ -241,7 +247,7 @@ export class Orchestrator {
       }),
     );
     ready.sort((a, b) => a.item - b.item);
-    const { outcomes, dispatch } = await createTasks(this.db, ready, this.pid, this.bus.dispatchMode);
+    const { outcomes, dispatch } = await createTasks(this.db, ready, this.pid, this.bus.delivery);
     const started: Notice[] = [];
     const watched = this.taskEvents.startsWatched();
     for (const o of outcomes) results[o.item] = batchItemResult(o, reqs[o.item]!);
@@ -300,7 +306,7 @@ export class Orchestrator {
    * the steps it made ready.
    */
   async retryTask(taskId: string, opts: { step?: string; by: string }): Promise<{ state: 'running'; enqueued: number }> {
-    const o = await retryTask(this.db, taskId, { ...opts, pid: this.pid, mode: this.bus.dispatchMode });
+    const o = await retryTask(this.db, taskId, { ...opts, pid: this.pid, delivery: this.bus.delivery });
     const notices: Notice[] = [];
     for (const s of o.dispatch.steps) if (s.watched) notices.push(stepNotice(s.task_id, s.step_id, s.name ?? '', 'enqueued', 0));
     if (this.taskEvents.startsWatched()) notices.push(this.taskEvents.startNotice({ task_id: taskId, state: 'running', cause: 'retried', by: opts.by }));
@@ -336,28 +342,11 @@ export class Orchestrator {
     );
   }
 
-  /** Dispatch due retries exactly when due (the sweep is only the safety net). */
-  private wakeRetriesAt(at: number): void {
-    if (this.stopped || at >= this.retryTimerAt) return;
-    clearTimeout(this.retryTimer);
-    this.retryTimerAt = at;
-    this.retryTimer = setTimeout(
-      () => {
-        this.retryTimerAt = Infinity;
-        const work = this.dispatchRetries();
-        this.inFlight.add(work);
-        void work.finally(() => this.inFlight.delete(work));
-      },
-      Math.max(0, at - Date.now()) + 2,
-    );
-    this.retryTimer.unref();
-  }
-
   private async dispatchRetries(): Promise<void> {
     try {
-      this.deliver(await dispatchDueRetries(this.db, this.pid, this.bus.dispatchMode));
+      this.deliver(await dispatchDueRetries(this.db, this.pid, this.bus.delivery));
       const next = await nextRetryAt(this.db);
-      if (next) this.wakeRetriesAt(next.getTime());
+      if (next) this.retries.wakeAt(next.getTime());
     } catch (err) {
       this.log.warn({ err: describeError(err).message }, 'dispatching due retries failed; the sweep will try again');
     }
@@ -390,14 +379,14 @@ export class Orchestrator {
     try {
       await this.dispatchRetries();
       if (now - this.dbUpSince >= this.leaseMs) {
-        const lost = await requeueLostSteps(this.db, this.pid, this.leaseMs, this.maxLosses, this.bus.dispatchMode);
+        const lost = await requeueLostSteps(this.db, this.pid, this.leaseMs, this.maxLosses, this.bus.delivery);
         for (const s of lost.dispatch.steps) this.log.warn({ task_id: s.task_id, step: s.name }, 'the worker running this step is gone; running it again');
         for (const f of lost.finished) this.log.error({ task_id: f.task_id, step: f.name }, 'step lost its worker too many times; task failed');
         this.deliver(lost);
       }
       // Broker messages go out on their own: a broker that blocks publishers (a disk or memory alarm) holds up
       // only them, never the lease and retry sweeps or this heartbeat (issue 15).
-      if (this.bus.dispatchMode === 'outbox' && !this.outboxSweeping) {
+      if (writesOutbox(this.bus.delivery) && !this.outboxSweeping) {
         this.outboxSweeping = this.sweepOutbox().finally(() => {
           this.outboxSweeping = undefined;
         });

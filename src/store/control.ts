@@ -1,6 +1,6 @@
 import type { Database } from './database.js';
 import { readEvents, type StatementOutcome, type StepEventRow } from './events.js';
-import type { DispatchMode } from './tasks.js';
+import { writesOutbox, type DeliveryOrMode } from './delivery.js';
 import { ConflictError, NotFoundError } from '../shared/errors.js';
 
 /**
@@ -60,13 +60,17 @@ export async function cancelTask(db: Database, taskId: string, by: string, pid =
  * cancelled steps (with a fresh retry budget), or from one named failed
  * step when it is the only failed one.
  */
-export async function retryTask(db: Database, taskId: string, opts: { step?: string; by: string; pid?: string; mode?: DispatchMode }): Promise<RetryOutcome> {
+export async function retryTask(
+  db: Database,
+  taskId: string,
+  opts: { step?: string; by: string; pid?: string; delivery?: DeliveryOrMode },
+): Promise<RetryOutcome> {
   const rows = await controlQuery(db, 'SELECT * FROM weft.retry_task($1, $2, $3, $4, $5)', [
     taskId,
     opts.step ?? null,
     opts.by,
     opts.pid ?? 'api',
-    (opts.mode ?? 'wake') === 'outbox',
+    opts.delivery ? writesOutbox(opts.delivery) : false,
   ]);
   const outcome = readEvents(rows);
   return { ...outcome, state: 'running', enqueued: outcome.dispatch.steps.length };
@@ -96,14 +100,14 @@ export interface ReleaseRequest {
  * their retry budget: its runtime refused them (breaker open, queue full),
  * or they were claimed in its name and never started. Fenced like a finish.
  */
-export async function releaseSteps(db: Database, worker: string, r: ReleaseRequest, mode: DispatchMode): Promise<StatementOutcome> {
+export async function releaseSteps(db: Database, worker: string, r: ReleaseRequest, delivery: DeliveryOrMode): Promise<StatementOutcome> {
   const { rows } = await db.query<StepEventRow>('SELECT * FROM weft.release_steps($1, $2::uuid[], $3::int[], $4, $5, $6)', [
     worker,
     r.steps.map((s) => s.id),
     r.steps.map((s) => s.attempt),
     Math.max(0, Math.round(r.delayMs)),
     r.reason,
-    mode === 'outbox',
+    writesOutbox(delivery),
   ]);
   return readEvents(rows);
 }

@@ -1,6 +1,6 @@
 import type { Database } from './database.js';
 import { readEvents, type OutboxMessage, type StatementOutcome, type StepEventRow } from './events.js';
-import type { DispatchMode } from './tasks.js';
+import { writesOutbox, type DeliveryOrMode } from './delivery.js';
 import { ASYNC_COMMIT_CTE, WITH_ASYNC_COMMIT } from './sql.js';
 
 /**
@@ -64,10 +64,10 @@ export async function staleOutbox(db: Database, olderThanMs: number, limit = 500
 }
 
 /** waiting_retry → enqueued for every step whose backoff has elapsed (weft.dispatch_due_retries). */
-export async function dispatchDueRetries(db: Database, pid: string, mode: DispatchMode, limit = 500): Promise<StatementOutcome> {
+export async function dispatchDueRetries(db: Database, pid: string, delivery: DeliveryOrMode, limit = 500): Promise<StatementOutcome> {
   const { rows } = await db.query<StepEventRow>(
     'SELECT * FROM weft.dispatch_due_retries($1, $2, $3)',
-    [pid, mode === 'outbox', limit],
+    [pid, writesOutbox(delivery), limit],
     'weft_dispatch_due_retries',
   );
   return readEvents(rows);
@@ -89,12 +89,12 @@ export async function requeueLostSteps(
   pid: string,
   leaseMs: number,
   maxLosses: number,
-  mode: DispatchMode,
+  delivery: DeliveryOrMode,
   limit = 500,
 ): Promise<StatementOutcome> {
   const { rows } = await db.query<StepEventRow>(
     'SELECT * FROM weft.requeue_lost_steps($1, $2, $3, $4, $5)',
-    [pid, Math.trunc(leaseMs), maxLosses, mode === 'outbox', limit],
+    [pid, Math.trunc(leaseMs), maxLosses, writesOutbox(delivery), limit],
     'weft_requeue_lost_steps',
   );
   return readEvents(rows);

@@ -6,7 +6,7 @@ import { emptyDispatch, mergeOutcomes, readEvents, type FinishedStep, type State
 import type { WaiterRegistration } from './claim.js';
 import { stepRows } from './tasks.js';
 import { inlined, Uuid } from './sql.js';
-import { storableErrorRecord, type ErrorRecordShape } from '../core/error-record.js';
+import { storableErrorRecord, weftErrorRecord, type ErrorRecordShape } from '../core/error-record.js';
 
 /**
  * The step boundary (issue 8): the worker that finished steps records their
@@ -149,30 +149,23 @@ function refusedItem(item: FinishItem, err: Error): FinishItem {
     return {
       ...base,
       reason: 'result refused by the database',
-      error: {
-        language: 'weft',
-        class: 'InvalidResultError',
-        message: `the handler's result could not be stored: ${err.message}. Return JSON that PostgreSQL's jsonb can hold (no \\u0000, no lone surrogates, under 255 MB)`,
-        backtrace: [],
-        permanent: true,
-        kind: 'invalid_return',
-      },
+      error: weftErrorRecord(
+        'InvalidResultError',
+        `the handler's result could not be stored: ${err.message}. Return JSON that PostgreSQL's jsonb can hold (no \\u0000, no lone surrogates, under 255 MB)`,
+        { permanent: true, kind: 'invalid_return' },
+      ),
     };
   }
   const reported = storableErrorRecord(item.error as ErrorRecordShape);
   return {
     ...base,
     reason: 'failure refused by the database',
-    error: {
-      language: 'weft',
-      class: 'UnstorableFailureError',
-      message:
-        `the step failed (${reported.class}: ${reported.message.slice(0, 1_024)}), but the failure could not be recorded as reported: ${err.message}. ` +
+    error: weftErrorRecord(
+      'UnstorableFailureError',
+      `the step failed (${reported.class}: ${reported.message.slice(0, 1_024)}), but the failure could not be recorded as reported: ${err.message}. ` +
         'It is failed for good instead of retried; fix what the database refused, then retry the task',
-      backtrace: [],
-      permanent: true,
-      kind: 'unstorable_failure',
-    },
+      { permanent: true, kind: 'unstorable_failure' },
+    ),
   };
 }
 

@@ -6,11 +6,10 @@ import type { TaskView } from '../core/api-types.js';
 import { uuidv7 } from '../shared/ids.js';
 import { ConflictError, NotFoundError } from '../shared/errors.js';
 import { readEvents, type Dispatch, type StepEventRow } from './events.js';
+import { writesOutbox, type DeliveryOrMode } from './delivery.js';
 
+export type { DispatchMode } from './delivery.js';
 export type { StepView, TaskView } from '../core/api-types.js';
-
-/** How statements that enqueue steps hand them over (see MessageBus.dispatchMode). */
-export type DispatchMode = 'wake' | 'outbox';
 
 export interface NewTask {
   namespace: string;
@@ -57,14 +56,13 @@ const CREATE_TASK_SQL = 'SELECT * FROM weft.create_task($1, $2, $3, $4, $5::json
 /**
  * Write a task, its initial steps, edges and transitions, and enqueue the
  * steps that have no parents, in ONE statement (one round trip, one commit;
- * weft.create_task, sql/functions/create_task.sql). `dispatchMode` says how the ready
- * steps are handed over: 'wake' (the PostgreSQL queue: the caller wakes
- * consumers after COMMIT) or 'outbox' (a broker: messages written to
- * weft.outbox, published by the caller after COMMIT).
+ * weft.create_task, sql/functions/create_task.sql). `delivery` (the bus's) says how the
+ * ready steps are handed over: woken after COMMIT (the PostgreSQL queue) or
+ * written to weft.outbox and published after COMMIT (a broker).
  * Throws ConflictError on a repeated idempotency key (the existing task's id
  * is on the error), NotFoundError for a template version that is not registered.
  */
-export async function createTask(db: Database, task: NewTask, processId: string, dispatchMode: DispatchMode): Promise<{ taskId: string; dispatch: Dispatch }> {
+export async function createTask(db: Database, task: NewTask, processId: string, delivery: DeliveryOrMode): Promise<{ taskId: string; dispatch: Dispatch }> {
   const taskId = uuidv7();
   const { steps, edges } = stepRows(task.steps, new Map(), () => true);
   try {
@@ -80,7 +78,7 @@ export async function createTask(db: Database, task: NewTask, processId: string,
         JSON.stringify(steps),
         JSON.stringify(edges),
         processId,
-        dispatchMode === 'outbox',
+        writesOutbox(delivery),
       ],
       'weft_create_task',
     );
@@ -134,7 +132,7 @@ export async function createTasks(
   db: Database,
   tasks: NewBatchTask[],
   processId: string,
-  dispatchMode: DispatchMode,
+  delivery: DeliveryOrMode,
 ): Promise<{ outcomes: BatchTaskOutcome[]; dispatch: Dispatch }> {
   if (tasks.length === 0) return { outcomes: [], dispatch: readEvents([]).dispatch };
   const rows: object[] = [];
@@ -160,7 +158,7 @@ export async function createTasks(
   try {
     const { rows: events } = await db.query<StepEventRow | (Omit<StepEventRow, 'kind'> & { kind: 'task_created' })>(
       CREATE_TASKS_SQL,
-      [JSON.stringify(rows), JSON.stringify(steps), JSON.stringify(edges), processId, dispatchMode === 'outbox'],
+      [JSON.stringify(rows), JSON.stringify(steps), JSON.stringify(edges), processId, writesOutbox(delivery)],
       'weft_create_tasks',
     );
     const outcomes: BatchTaskOutcome[] = [];

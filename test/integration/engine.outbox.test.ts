@@ -18,6 +18,7 @@ import { claimQueued } from '../../src/store/claim.js';
 import { finishSteps } from '../../src/store/finish.js';
 import { Orchestrator } from '../../src/orchestration/orchestrator.js';
 import type { MessageBus } from '../../src/messaging/types.js';
+import { deliveryFor } from '../../src/store/delivery.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { processId } from '../../src/shared/ids.js';
 import { freePort, tcpProxy, until } from '../support/tcp-proxy.js';
@@ -83,7 +84,7 @@ describe('an outbox publish that hangs', () => {
     const hanging = new Promise<void>((r) => (release = r));
     const bus: MessageBus = {
       backend: 'rabbitmq',
-      dispatchMode: 'outbox',
+      delivery: deliveryFor('outbox'),
       deliver: () => undefined,
       republish: async (messages, options) => {
         calls.push({ messages: messages.length, timeoutMs: options?.timeoutMs });
