@@ -11,7 +11,6 @@ import { jsonDepthProblem, MAX_JSON_DEPTH } from '../core/json-depth.js';
 import { packageRoot } from '../shared/paths.js';
 import { addonPath, runtimeLibrary } from './addon-files.js';
 import { BridgeLoadError, HandlerLoadError } from './errors.js';
-import { loadConfig } from '../shared/config.js';
 import type {
   BridgeCall,
   BridgeEvent,
