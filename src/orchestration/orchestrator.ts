@@ -14,6 +14,7 @@ import { NotFoundError, ValidationError, describeError } from '../shared/errors.
 import { TemplateCatalog } from './template-catalog.js';
 import { TaskEvents } from './task-events.js';
 import { OrchestratorMetrics } from './metrics.js';
+import { ScheduleBook } from './schedules.js';
 import { traceClock, traceTaskCreated, tracing } from '../telemetry/index.js';
 
 export interface OrchestratorOptions {
@@ -33,6 +34,8 @@ export interface OrchestratorOptions {
   retentionMs?: number;
   /** With autovacuum off, how often weft vacuums and analyses its tables. */
   vacuumIntervalMs?: number;
+  /** A schedule's firing later than this is missed and follows the schedule's catch_up policy (default 60 s). */
+  scheduleGraceMs?: number;
 }
 
 export interface CreateTaskRequest {
@@ -96,6 +99,7 @@ export class Orchestrator {
   readonly templates: TemplateCatalog;
   readonly taskEvents: TaskEvents;
   readonly metrics: OrchestratorMetrics;
+  readonly schedules: ScheduleBook;
   private readonly db: Database;
   private readonly bus: MessageBus;
   private readonly log: Logger;
@@ -138,6 +142,7 @@ export class Orchestrator {
     this.templates = new TemplateCatalog(this.db);
     this.taskEvents = new TaskEvents(this.db, this.log);
     this.metrics = new OrchestratorMetrics(this.db, this.bus);
+    this.schedules = new ScheduleBook(this.db, this.templates, this, this.log, this.pid, options.scheduleGraceMs);
   }
 
   async start(): Promise<void> {
@@ -389,6 +394,7 @@ export class Orchestrator {
     }
     try {
       await this.dispatchRetries();
+      await this.fireSchedules();
       if (now - this.dbUpSince >= this.leaseMs) {
         const lost = await requeueLostSteps(this.db, this.pid, this.leaseMs, this.maxLosses, this.bus.dispatchMode);
         for (const s of lost.dispatch.steps) this.log.warn({ task_id: s.task_id, step: s.name }, 'the worker running this step is gone; running it again');
@@ -420,6 +426,15 @@ export class Orchestrator {
       }
     } catch (err) {
       this.log.warn({ err: describeError(err).message }, 'sweep failed; retrying next interval');
+    }
+  }
+
+  /** Due schedules: a failure is logged and the next sweep tries again (each firing's idempotency key keeps it to one task). */
+  private async fireSchedules(): Promise<void> {
+    try {
+      await this.schedules.sweep();
+    } catch (err) {
+      this.log.warn({ err: describeError(err).message }, 'firing due schedules failed; the next sweep tries again');
     }
   }
 
