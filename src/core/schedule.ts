@@ -125,7 +125,7 @@ export interface FiringPlan {
   /** Firing times to fire, oldest first. */
   fire: Date[];
   /** Due firing times not fired (late, under catch_up none or last, or beyond MAX_CATCH_UP). */
-  missed: { count: number; first: Date; last: Date } | undefined;
+  missed: { count: number; first: Date; last: Date; more?: boolean } | undefined;
   /** The next firing after now, to store as next_fire_at. */
   next: Date | undefined;
 }
@@ -135,41 +135,57 @@ export interface FiringPlan {
  * most `graceMs` late are fired whatever the policy; the later ("missed",
  * e.g. while every orchestrator was down) follow `catch_up`: none fires none
  * of them, last the latest of them, all every one (at most MAX_CATCH_UP, the
- * latest). Counting stops at `MAX_SCAN` due times, so a per-second cron after
- * a week of downtime costs a bounded amount of work.
+ * latest). The work is bounded: croner takes about 2 ms per step in a time
+ * zone, so after HEAD_SCAN due times the walk jumps to shortly before now
+ * (a per-second cron after a week down costs a few hundred steps, not
+ * 600,000); the firings jumped over are missed, and `count` is then a lower
+ * bound (`more` says so).
  */
-export function planFirings(spec: Pick<ScheduleSpec, 'cron' | 'timezone' | 'catch_up'>, due: Date, now: Date, graceMs: number): FiringPlan {
+export function planFirings(
+  spec: Pick<ScheduleSpec, 'cron' | 'timezone' | 'catch_up'>,
+  due: Date,
+  now: Date,
+  graceMs: number,
+): FiringPlan {
   const cron = cronOf(spec.cron, spec.timezone);
-  const late: Date[] = [];
-  const onTime: Date[] = [];
-  let count = 0;
-  let skippedLate = 0;
-  let firstLate: Date | undefined;
-  for (let t: Date | null = due; t && t.getTime() <= now.getTime(); t = cron.nextRun(t)) {
-    if (++count > MAX_SCAN) {
-      // Too many to walk: the rest up to now are missed; their number is not counted.
-      skippedLate++;
-      break;
-    }
-    if (now.getTime() - t.getTime() <= graceMs) onTime.push(t);
-    else {
-      firstLate ??= t;
-      late.push(t);
-    }
+  let { times, complete } = walk(cron, due, now, HEAD_SCAN);
+  let jumped = false;
+  if (!complete) {
+    const last = times[times.length - 1]!;
+    const perFiring = Math.max(1_000, (last.getTime() - due.getTime()) / Math.max(1, times.length - 1));
+    const tailStart = new Date(now.getTime() - graceMs - (MAX_CATCH_UP + 2) * perFiring);
+    const from = tailStart > last ? cron.nextRun(tailStart) : cron.nextRun(last);
+    jumped = tailStart > last;
+    const tail = from ? walk(cron, from, now, TAIL_SCAN) : { times: [], complete: true };
+    times = times.concat(tail.times);
+    jumped ||= !tail.complete;
   }
+  const late = times.filter((t) => now.getTime() - t.getTime() > graceMs);
+  const onTime = times.slice(late.length);
   const keep = spec.catch_up === 'none' ? 0 : spec.catch_up === 'last' ? 1 : MAX_CATCH_UP;
   const caught = late.slice(Math.max(0, late.length - keep));
-  const missedCount = late.length - caught.length + skippedLate;
-  const lastMissed = missedCount > 0 ? (late[late.length - caught.length - 1] ?? late[late.length - 1] ?? due) : undefined;
+  const missed = late.slice(0, late.length - caught.length);
   return {
     fire: [...caught, ...onTime],
-    missed: missedCount > 0 ? { count: missedCount, first: firstLate ?? due, last: lastMissed! } : undefined,
+    missed: missed.length ? { count: missed.length, first: missed[0]!, last: missed[missed.length - 1]!, ...(jumped ? { more: true } : {}) } : undefined,
     next: cron.nextRun(now) ?? undefined,
   };
 }
 
-/** Due times one sweep walks through at most for one schedule. */
-const MAX_SCAN = 10_000;
+/** Due times walked from the stored next firing before jumping towards now (see planFirings). */
+const HEAD_SCAN = 200;
+/** Due times walked at most from the jump to now. */
+const TAIL_SCAN = 2_000;
+
+/** The firing times from `from` (itself a firing time) up to `now`, at most `limit`; `complete` when now was reached. */
+function walk(cron: Cron, from: Date, now: Date, limit: number): { times: Date[]; complete: boolean } {
+  const times: Date[] = [];
+  for (let t: Date | null = from; t && t.getTime() <= now.getTime(); t = cron.nextRun(t)) {
+    if (times.length === limit) return { times, complete: false };
+    times.push(t);
+  }
+  return { times, complete: true };
+}
 
 /** The idempotency key of one firing: the schedule and its time, so that exactly one task exists per firing. */
 export function firingKey(schedule: string, fireAt: Date): string {
