@@ -141,12 +141,7 @@ export interface FiringPlan {
  * 600,000); the firings jumped over are missed, and `count` is then a lower
  * bound (`more` says so).
  */
-export function planFirings(
-  spec: Pick<ScheduleSpec, 'cron' | 'timezone' | 'catch_up'>,
-  due: Date,
-  now: Date,
-  graceMs: number,
-): FiringPlan {
+export function planFirings(spec: Pick<ScheduleSpec, 'cron' | 'timezone' | 'catch_up'>, due: Date, now: Date, graceMs: number): FiringPlan {
   const cron = cronOf(spec.cron, spec.timezone);
   let { times, complete } = walk(cron, due, now, HEAD_SCAN);
   let jumped = false;
