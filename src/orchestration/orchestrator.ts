@@ -453,11 +453,21 @@ export class Orchestrator {
     }
   }
 
-  /** Register templates (validated definitions) in the database. */
+  /**
+   * Register templates (validated definitions) in the database, and save the
+   * schedules their files declare (`schedules:`), pinned to that version: a
+   * schedule of the same name is changed to match, keeping paused as it is.
+   */
   async registerTemplates(defs: TemplateDefinition[]): Promise<void> {
     for (const def of defs) {
       const outcome = await this.templates.register(def);
       this.log.info({ template: `${def.namespace}/${def.name}@${def.version}`, outcome }, 'template registered');
+      for (const [i, s] of (def.schedules ?? []).entries()) {
+        await this.schedules.save(
+          { ...s, template: `${def.namespace}/${def.name}@${def.version}` },
+          { actor: this.pid, source: 'template', replace: true, paused: s.paused, prefix: `${def.namespace}/${def.name}@${def.version} schedules[${i}].` },
+        );
+      }
     }
   }
 }

@@ -96,7 +96,7 @@ export async function saveSchedule(
       if (rows[0]?.same) return { row: rowOf(prior), outcome: 'unchanged' as const };
       const { rows: updated } = await c.query<ScheduleRow & { version: string | null }>(
         `UPDATE weft.schedules SET namespace = $2, template = $3, version = $4, cron = $5, timezone = $6, context = $7::jsonb,
-                overlap = $8, catch_up = $9, next_fire_at = CASE WHEN paused THEN NULL ELSE $10 END, source = $11, updated_at = clock_timestamp()
+                overlap = $8, catch_up = $9, next_fire_at = CASE WHEN paused THEN NULL ELSE $10::timestamptz END, source = $11, updated_at = clock_timestamp()
           WHERE name = $1 RETURNING ${COLUMNS}`,
         [...values, opts.nextFireAt, opts.source],
       );

@@ -286,6 +286,31 @@ describe('schedules', () => {
     expect((await tdb.db.query(`SELECT 1 FROM weft.schedules WHERE name = 'x'`)).rows).toEqual([]);
   });
 
+  it('a template file’s schedules: are saved when the orchestrator registers it, pinned to its version, once', async () => {
+    running = await startOrchestrators(tdb.url, 1);
+    const orch = running.orchestrators[0]!;
+    const v = (version: string) =>
+      parseTemplate(
+        `namespace: t_sched\nname: declared\nversion: ${version}\nsteps:\n  - { name: only, handler: test.hold }\n` +
+          'schedules:\n  - { name: declared-nightly, cron: "0 2 * * *", timezone: Europe/Berlin, context: { n: 1 } }',
+        'declared.yaml',
+      );
+    await orch.registerTemplates([v('1.0.0')]);
+    await orch.registerTemplates([v('1.0.0')]);
+    expect(await orch.schedules.get('declared-nightly')).toMatchObject({
+      source: 'template',
+      namespace: 't_sched',
+      template: 'declared',
+      version: '1.0.0',
+      paused: false,
+    });
+    await orch.schedules.pause('declared-nightly', 'test');
+    await orch.registerTemplates([v('1.1.0')]);
+    // The new version takes the schedule over; a pause an operator made stays.
+    expect(await orch.schedules.get('declared-nightly')).toMatchObject({ version: '1.1.0', paused: true, next_fire_at: null });
+    expect((await events('declared-nightly')).map((e) => e.kind)).toEqual(['created', 'paused', 'updated']);
+  });
+
   describe('/v1/schedules', () => {
     it('creates, lists, reads, pauses, resumes and deletes; errors name the field', async () => {
       running = await startOrchestrators(tdb.url, 1);

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_CATCH_UP, firingKey, nextFiring, nextFirings, planFirings, scheduleSpec } from '../../src/core/schedule.js';
 import { ValidationError } from '../../src/shared/errors.js';
+import { parseTemplate } from '../../src/core/template/parse.js';
+import { TemplateError } from '../../src/core/template/errors.js';
 
 const iso = (ds: Date[]) => ds.map((d) => d.toISOString());
 const berlin = (cron: string) => ({ cron, timezone: 'Europe/Berlin' });
@@ -121,4 +123,41 @@ describe('planFirings', () => {
 
 it('a firing key is the schedule and its instant', () => {
   expect(firingKey('nightly', new Date('2026-03-29T01:30:00Z'))).toBe('schedule:nightly:2026-03-29T01:30:00.000Z');
+});
+
+describe('a template file’s schedules: section', () => {
+  const yaml = (schedules: string) =>
+    `namespace: reports\nname: nightly\nversion: 1.0.0\nsteps:\n  - { name: only, handler: r.only }\nschedules:\n${schedules}`;
+
+  it('is kept on the definition', () => {
+    const def = parseTemplate(yaml('  - { name: nightly, cron: "0 2 * * *", timezone: Europe/Berlin, context: { a: 1 }, catch_up: all }'), 'n.yaml');
+    expect(def.schedules).toEqual([{ name: 'nightly', cron: '0 2 * * *', timezone: 'Europe/Berlin', context: { a: 1 }, catch_up: 'all' }]);
+  });
+
+  it('names the line, the field and the fix of a bad cron, zone, policy or a name used twice', () => {
+    let err: TemplateError | undefined;
+    try {
+      parseTemplate(
+        yaml(
+          [
+            '  - { name: a, cron: "0 25 * * *" }',
+            '  - { name: b, cron: "0 2 * * *", timezone: Europe/Nowhere }',
+            '  - { name: a, cron: "0 2 * * *", overlap: queue }',
+          ].join('\n'),
+        ),
+        'n.yaml',
+      );
+    } catch (e) {
+      err = e as TemplateError;
+    }
+    expect(err).toBeInstanceOf(TemplateError);
+    const byPath = Object.fromEntries(err!.problems.map((p) => [p.path, p]));
+    expect(byPath['schedules[0].cron']).toMatchObject({
+      line: 7,
+      message: expect.stringMatching(/^schedules\[0\]\.cron "0 25 \* \* \*" is not a cron expression/),
+    });
+    expect(byPath['schedules[1].timezone']!.message).toMatch(/^schedules\[1\]\.timezone "Europe\/Nowhere" is not a time zone/);
+    expect(byPath['schedules[2].overlap']!.message).toMatch(/not a known .*allowed: skip, allow, cancel_previous/);
+    expect(byPath['schedules[2].name']!.message).toBe('schedules[2].name "a" is used twice');
+  });
 });
