@@ -267,6 +267,7 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
         // A YAML body's depth is known only once parsed; its strings may carry NUL too.
         assertStorable(def, '');
         const outcome = await orchestrator.templates.register(def);
+        await orchestrator.saveDeclaredSchedules(def);
         if (outcome === 'created') {
           options.log.info({ template: `${def.namespace}/${def.name}@${def.version}`, token: req.apiToken?.name ?? null }, 'template version registered');
         }

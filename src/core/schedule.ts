@@ -143,9 +143,10 @@ export interface FiringPlan {
  */
 export function planFirings(spec: Pick<ScheduleSpec, 'cron' | 'timezone' | 'catch_up'>, due: Date, now: Date, graceMs: number): FiringPlan {
   const cron = cronOf(spec.cron, spec.timezone);
-  let { times, complete } = walk(cron, due, now, HEAD_SCAN);
+  const head = walk(cron, due, now, HEAD_SCAN);
+  let times = head.times;
   let jumped = false;
-  if (!complete) {
+  if (!head.complete) {
     const last = times[times.length - 1]!;
     const perFiring = Math.max(1_000, (last.getTime() - due.getTime()) / Math.max(1, times.length - 1));
     const tailStart = new Date(now.getTime() - graceMs - (MAX_CATCH_UP + 2) * perFiring);

@@ -453,21 +453,27 @@ export class Orchestrator {
     }
   }
 
-  /**
-   * Register templates (validated definitions) in the database, and save the
-   * schedules their files declare (`schedules:`), pinned to that version: a
-   * schedule of the same name is changed to match, keeping paused as it is.
-   */
+  /** Register templates (validated definitions) in the database, with the schedules their files declare. */
   async registerTemplates(defs: TemplateDefinition[]): Promise<void> {
     for (const def of defs) {
       const outcome = await this.templates.register(def);
       this.log.info({ template: `${def.namespace}/${def.name}@${def.version}`, outcome }, 'template registered');
-      for (const [i, s] of (def.schedules ?? []).entries()) {
-        await this.schedules.save(
-          { ...s, template: `${def.namespace}/${def.name}@${def.version}` },
-          { actor: this.pid, source: 'template', replace: true, paused: s.paused, prefix: `${def.namespace}/${def.name}@${def.version} schedules[${i}].` },
-        );
-      }
+      await this.saveDeclaredSchedules(def);
+    }
+  }
+
+  /**
+   * Save the schedules a template file declares (`schedules:`), pinned to
+   * its version: a schedule of the same name is changed to match, keeping
+   * paused as it is (docs/schedules.md).
+   */
+  async saveDeclaredSchedules(def: TemplateDefinition): Promise<void> {
+    const ref = `${def.namespace}/${def.name}@${def.version}`;
+    for (const [i, s] of (def.schedules ?? []).entries()) {
+      await this.schedules.save(
+        { ...s, template: ref },
+        { actor: this.pid, source: 'template', replace: true, paused: s.paused, prefix: `${ref} schedules[${i}].` },
+      );
     }
   }
 }

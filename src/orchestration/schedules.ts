@@ -1,4 +1,3 @@
-import type pg from 'pg';
 import type { Database } from '../store/database.js';
 import type { Logger } from '../shared/logger.js';
 import type { TemplateCatalog } from './template-catalog.js';
@@ -16,6 +15,7 @@ import {
   withDueSchedules,
   type ScheduleEvent,
   type ScheduleRow,
+  type ScheduleTx,
 } from '../store/schedules.js';
 import { ConflictError, NotFoundError, ValidationError, describeError } from '../shared/errors.js';
 
@@ -141,7 +141,7 @@ export class ScheduleBook {
     });
   }
 
-  private async fireDue(c: pg.PoolClient, row: ScheduleRow): Promise<void> {
+  private async fireDue(c: ScheduleTx, row: ScheduleRow): Promise<void> {
     const plan = planFirings(row, row.next_fire_at!, new Date(), this.graceMs);
     if (plan.missed) {
       const { count, first, last } = plan.missed;
@@ -165,7 +165,7 @@ export class ScheduleBook {
   }
 
   /** One firing under the overlap policy; the task it created, if any. */
-  private async fireOne(c: pg.PoolClient, row: ScheduleRow, at: Date, previous: string | null): Promise<string | undefined> {
+  private async fireOne(c: ScheduleTx, row: ScheduleRow, at: Date, previous: string | null): Promise<string | undefined> {
     if (previous && row.overlap !== 'allow') {
       const state = await taskStateOf(c, previous);
       if (state === 'pending' || state === 'running') {

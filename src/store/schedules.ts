@@ -34,6 +34,9 @@ function rowOf(r: ScheduleRow & { version: string | null }): ScheduleRow {
   return { ...r, version: r.version ?? undefined };
 }
 
+/** The transaction a sweep holds its due schedules in (withDueSchedules). */
+export type ScheduleTx = pg.PoolClient;
+
 /** A pooled client inside a transaction, or the pool. */
 interface Queryable {
   query<R extends pg.QueryResultRow = any>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
