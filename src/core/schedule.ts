@@ -124,6 +124,8 @@ export function nextFirings(spec: Pick<ScheduleSpec, 'cron' | 'timezone'>, after
 export interface FiringPlan {
   /** Firing times to fire, oldest first. */
   fire: Date[];
+  /** How many of `fire` (its first ones) are late, fired under catch_up. */
+  caughtUp: number;
   /** Due firing times not fired (late, under catch_up none or last, or beyond MAX_CATCH_UP). */
   missed: { count: number; first: Date; last: Date; more?: boolean } | undefined;
   /** The next firing after now, to store as next_fire_at. */
@@ -163,6 +165,7 @@ export function planFirings(spec: Pick<ScheduleSpec, 'cron' | 'timezone' | 'catc
   const missed = late.slice(0, late.length - caught.length);
   return {
     fire: [...caught, ...onTime],
+    caughtUp: caught.length,
     missed: missed.length ? { count: missed.length, first: missed[0]!, last: missed[missed.length - 1]!, ...(jumped ? { more: true } : {}) } : undefined,
     next: cron.nextRun(now) ?? undefined,
   };

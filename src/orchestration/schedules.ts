@@ -156,16 +156,16 @@ export class ScheduleBook {
     }
     let lastTask = row.last_task_id;
     let lastFire: Date | undefined;
-    for (const at of plan.fire) {
+    for (const [i, at] of plan.fire.entries()) {
       lastFire = at;
-      const taskId = await this.fireOne(c, row, at, lastTask);
+      const taskId = await this.fireOne(c, row, at, lastTask, i < plan.caughtUp);
       if (taskId) lastTask = taskId;
     }
     await advanceSchedule(c, row.name, plan.next ?? null, lastFire ? { fireAt: lastFire, taskId: lastTask } : undefined);
   }
 
   /** One firing under the overlap policy; the task it created, if any. */
-  private async fireOne(c: ScheduleTx, row: ScheduleRow, at: Date, previous: string | null): Promise<string | undefined> {
+  private async fireOne(c: ScheduleTx, row: ScheduleRow, at: Date, previous: string | null, caughtUp: boolean): Promise<string | undefined> {
     if (previous && row.overlap !== 'allow') {
       const state = await taskStateOf(c, previous);
       if (state === 'pending' || state === 'running') {
@@ -214,9 +214,15 @@ export class ScheduleBook {
       fireAt: at,
       taskId,
       actor: this.pid,
-      detail: row.overlap === 'cancel_previous' && previous ? { previous_task: previous } : undefined,
+      detail: firingDetail(row.overlap === 'cancel_previous' ? previous : null, caughtUp),
     });
     if (this.log.isLevelEnabled('debug')) this.log.debug({ schedule: row.name, fire_at: at, task_id: taskId }, 'schedule fired');
     return taskId;
   }
+}
+
+/** What a `fired` audit row says beyond its time and task: the task it superseded, and whether it was caught up late. */
+function firingDetail(superseded: string | null, caughtUp: boolean): Record<string, unknown> | undefined {
+  if (!superseded && !caughtUp) return undefined;
+  return { ...(superseded ? { previous_task: superseded } : {}), ...(caughtUp ? { caught_up: true } : {}) };
 }

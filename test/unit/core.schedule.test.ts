@@ -92,18 +92,21 @@ describe('planFirings', () => {
     const plan = planFirings(every('none'), t(0), t(10), 2_000);
     expect(iso(plan.fire)).toEqual(iso([t(8), t(9), t(10)]));
     expect(plan.missed).toEqual({ count: 8, first: t(0), last: t(7) });
+    expect(plan.caughtUp).toBe(0);
   });
 
   it('catch_up last: the latest late firing fires, the older are missed', () => {
     const plan = planFirings(every('last'), t(0), t(10), 2_000);
     expect(iso(plan.fire)).toEqual(iso([t(7), t(8), t(9), t(10)]));
     expect(plan.missed).toEqual({ count: 7, first: t(0), last: t(6) });
+    expect(plan.caughtUp).toBe(1);
   });
 
   it('catch_up all: every late firing fires, up to MAX_CATCH_UP (the latest)', () => {
     const small = planFirings(every('all'), t(0), t(10), 2_000);
     expect(small.fire).toHaveLength(11);
     expect(small.missed).toBeUndefined();
+    expect(small.caughtUp).toBe(8);
     // t(0) … t(150): 150 late (grace 0), the last on time.
     const big = planFirings(every('all'), t(0), t(150), 0);
     expect(big.fire).toHaveLength(MAX_CATCH_UP + 1);
