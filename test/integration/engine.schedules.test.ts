@@ -15,6 +15,7 @@ import { buildApi } from '../../src/api/server.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { processId } from '../../src/shared/ids.js';
 import { ValidationError } from '../../src/shared/errors.js';
+import { createToken } from '../../src/store/tokens.js';
 
 const log = silentLogger();
 const TEMPLATE = parseTemplate(
@@ -317,7 +318,7 @@ describe('schedules', () => {
       running = await startOrchestrators(tdb.url, 1);
       const orch = running.orchestrators[0]!;
       const db = await openDatabase({ url: tdb.url, log, max: 2 });
-      const api = buildApi({ orchestrator: orch, db, bus: new PgMessageBus(db, log), log, ui: false });
+      const api = buildApi({ orchestrator: orch, db, bus: new PgMessageBus(db, log), log, ui: false, auth: { cacheMs: 0 } });
       try {
         const post = (url: string, payload?: object) => api.inject({ method: 'POST', url, payload: payload ?? {} });
         const body = { name: 'nightly', template: 't_sched/hold@1.0.0', cron: '0 9 * * MON-FRI', timezone: 'Europe/Berlin', context: { n: 1 } };
@@ -379,6 +380,19 @@ describe('schedules', () => {
         expect((await post('/v1/schedules/nightly/pause')).statusCode).toBe(404);
         // The audit rows outlive the schedule.
         expect((await events('nightly')).map((e) => e.kind)).toEqual(['created', 'paused', 'resumed', 'deleted']);
+
+        // Scopes as for tasks: reading needs read, changing needs write.
+        const reader = await createToken(db, 'sched-reader', ['read']);
+        const writer = await createToken(db, 'sched-writer', ['write']);
+        const as = (token: string, method: 'GET' | 'POST', url: string, payload?: object) =>
+          api.inject({ method, url, payload, headers: { authorization: `Bearer ${token}` } });
+        expect((await as(reader.token, 'GET', '/v1/schedules')).statusCode).toBe(200);
+        const refused = await as(reader.token, 'POST', '/v1/schedules', body);
+        expect(refused.statusCode).toBe(403);
+        expect(refused.json().error.message).toBe('token "sched-reader" has scope read; POST /v1/schedules needs write');
+        const byWriter = await as(writer.token, 'POST', '/v1/schedules', body);
+        expect(byWriter.statusCode).toBe(201);
+        expect((await events('nightly')).at(-1)).toMatchObject({ kind: 'created', actor: 'token:sched-writer' });
       } finally {
         await api.close();
         await db.close();
