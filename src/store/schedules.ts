@@ -170,6 +170,13 @@ export async function deleteSchedule(db: Database, name: string, actor: string):
  * another orchestrator's sweep passes them by. At most `limit` per sweep.
  */
 export async function withDueSchedules(db: Database, limit: number, work: (c: pg.PoolClient, due: ScheduleRow[]) => Promise<void>): Promise<number> {
+  // Most sweeps find nothing due: one indexed read then, not BEGIN, SELECT … FOR UPDATE and COMMIT.
+  const { rows: any } = await db.queryIdempotent(
+    'SELECT 1 FROM weft.schedules WHERE NOT paused AND next_fire_at <= clock_timestamp() LIMIT 1',
+    [],
+    'weft_schedules_due',
+  );
+  if (!any.length) return 0;
   return db.transaction(async (c) => {
     const { rows } = await c.query<ScheduleRow & { version: string | null }>(
       `SELECT ${COLUMNS} FROM weft.schedules WHERE NOT paused AND next_fire_at <= clock_timestamp()
