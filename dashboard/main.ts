@@ -8,6 +8,7 @@ import { TaskPage } from './views/task.js';
 import { NewTask } from './views/new-task.js';
 import { TemplateList, TemplatePage } from './views/templates.js';
 import { Workers } from './views/workers.js';
+import { Schedules } from './views/schedules.js';
 import { Stats } from './views/stats.js';
 import { Bench } from './views/bench.js';
 
@@ -30,6 +31,7 @@ const NAV: Array<[string, string]> = [
   ['tasks', 'Tasks'],
   ['new', 'New task'],
   ['templates', 'Templates'],
+  ['schedules', 'Schedules'],
   ['workers', 'Workers'],
   ['stats', 'Throughput'],
   ['bench', 'Benchmarks'],
@@ -40,6 +42,7 @@ const TITLES: Record<string, string> = {
   tasks: 'Tasks',
   new: 'New task',
   templates: 'Templates',
+  schedules: 'Schedules',
   workers: 'Workers',
   stats: 'Throughput',
   bench: 'Benchmarks',
@@ -146,6 +149,7 @@ function App() {
   else if (section === 'new') view = html`<${NewTask} query=${route.query} />`;
   else if (section === 'templates' && rest.length >= 2) view = html`<${TemplatePage} key=${rest.join('/')} namespace=${rest[0]} name=${rest[1]} />`;
   else if (section === 'templates') view = html`<${TemplateList} />`;
+  else if (section === 'schedules') view = html`<${Schedules} />`;
   else if (section === 'workers') view = html`<${Workers} />`;
   else if (section === 'stats') view = html`<${Stats} />`;
   else if (section === 'bench') view = html`<${Bench} />`;

@@ -29,6 +29,7 @@ import { taskBatchRoutes } from './routes/task-batch.js';
 import { systemRoutes } from './routes/system.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { scheduleRoutes } from './routes/schedules.js';
 import { uiRoutes } from './ui.js';
 
 export interface ApiOptions {
@@ -56,7 +57,7 @@ export interface ApiOptions {
  *   POST /v1/tasks                 create → 201 {id}; 400 bad input (names the field), 404 unknown template, 409 repeated idempotency key
  *   POST /v1/tasks/batch           create up to WEFT_TASK_BATCH_LIMIT tasks in one commit, with per-item results: routes/task-batch.ts
  *   GET  /v1/tasks, cancel, retry, server-sent events: routes/tasks.ts; workers, stats: routes/system.ts;
- *        template versions, bench results: routes/catalog.ts; the dashboard at /: ui.ts; tokens: auth.ts, routes/tokens.ts
+ *        template versions, bench results: routes/catalog.ts; schedules: routes/schedules.ts; the dashboard at /: ui.ts; tokens: auth.ts, routes/tokens.ts
  *   GET  /v1/tasks/:id             task state and every step (state, attempts, result, error, timings)
  *   GET  /v1/tasks/:id/wait        long-poll: returns the moment the task ends (or after timeout_ms, with ended: false)
  *   GET  /v1/templates             registered templates
@@ -198,6 +199,7 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
   void app.register(systemRoutes, { db, bus });
   void app.register(catalogRoutes, { db });
   void app.register(tokenRoutes, { db, log: options.log });
+  void app.register(scheduleRoutes, { orchestrator });
   if (options.ui !== false) void app.register(uiRoutes);
 
   app.get('/v1/tasks/:id', async (req, reply) => {
@@ -265,6 +267,7 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
         // A YAML body's depth is known only once parsed; its strings may carry NUL too.
         assertStorable(def, '');
         const outcome = await orchestrator.templates.register(def);
+        await orchestrator.saveDeclaredSchedules(def);
         if (outcome === 'created') {
           options.log.info({ template: `${def.namespace}/${def.name}@${def.version}`, token: req.apiToken?.name ?? null }, 'template version registered');
         }

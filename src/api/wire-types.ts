@@ -18,6 +18,7 @@ import type { TemplateVersion as ServerTemplateVersion } from '../store/template
 import type { StepDefinition as ServerStepDefinition } from '../core/template/types.js';
 import type { InputProblem as ServerInputProblem } from '../core/template/input-schema.js';
 import type { ProcessRow as ServerProcessRow } from '../store/processes.js';
+import type { ScheduleView as ServerScheduleView } from '../orchestration/schedules.js';
 import type { HistogramSnapshot as ServerHistogramSnapshot, RuntimeStats as ServerRuntimeStats } from '../bridge/types.js';
 
 /** A server type as its JSON arrives: every Date is an ISO string. */
@@ -53,3 +54,6 @@ export type PoolStats = Wire<ServerPoolStats>;
 export type ProcessRow = Wire<ServerProcessRow>;
 export type RuntimeStats = Wire<ServerRuntimeStats>;
 export type HistogramSnapshot = Wire<ServerHistogramSnapshot>;
+
+/** GET /v1/schedules: a schedule with its next firings. */
+export type ScheduleView = Wire<ServerScheduleView>;

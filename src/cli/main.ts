@@ -20,6 +20,7 @@ import { registerTaskCommands } from './task.js';
 import { registerTaskSubmitCommand } from './tasks.js';
 import { registerTemplatesCommand } from './templates.js';
 import { addJsonEverywhere, errorDocument, hintAfterErrors, wantsJson } from './cli-output.js';
+import { registerScheduleCommands } from './schedules.js';
 import { startTracing, stopTracing } from '../telemetry/index.js';
 
 /** Commands whose process runs tasks (or steps): they trace when OTEL_EXPORTER_OTLP_ENDPOINT or WEFT_OTEL=1 says so. */
@@ -125,6 +126,7 @@ registerBenchCommand(program);
 registerTokenCommand(program);
 registerDashboardCommand(program);
 registerControlCommands(program);
+registerScheduleCommands(program);
 registerTaskSubmitCommand(registerTaskCommands(program));
 registerTemplatesCommand(program);
 addJsonEverywhere(program);

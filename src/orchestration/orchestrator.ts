@@ -14,6 +14,7 @@ import { NotFoundError, ValidationError, describeError } from '../shared/errors.
 import { TemplateCatalog } from './template-catalog.js';
 import { TaskEvents } from './task-events.js';
 import { OrchestratorMetrics } from './metrics.js';
+import { ScheduleBook } from './schedules.js';
 import { traceClock, traceTaskCreated, tracing } from '../telemetry/index.js';
 import { RetryTimer } from '../shared/retry-timer.js';
 import { writesOutbox } from '../store/delivery.js';
@@ -35,6 +36,8 @@ export interface OrchestratorOptions {
   retentionMs?: number;
   /** With autovacuum off, how often weft vacuums and analyses its tables. */
   vacuumIntervalMs?: number;
+  /** A schedule's firing later than this is missed and follows the schedule's catch_up policy (default 60 s). */
+  scheduleGraceMs?: number;
 }
 
 export interface CreateTaskRequest {
@@ -98,6 +101,7 @@ export class Orchestrator {
   readonly templates: TemplateCatalog;
   readonly taskEvents: TaskEvents;
   readonly metrics: OrchestratorMetrics;
+  readonly schedules: ScheduleBook;
   private readonly db: Database;
   private readonly bus: MessageBus;
   private readonly log: Logger;
@@ -144,6 +148,7 @@ export class Orchestrator {
     this.templates = new TemplateCatalog(this.db);
     this.taskEvents = new TaskEvents(this.db, this.log);
     this.metrics = new OrchestratorMetrics(this.db, this.bus);
+    this.schedules = new ScheduleBook(this.db, this.templates, this, this.log, this.pid, options.scheduleGraceMs);
   }
 
   async start(): Promise<void> {
@@ -378,6 +383,7 @@ export class Orchestrator {
     }
     try {
       await this.dispatchRetries();
+      await this.fireSchedules();
       if (now - this.dbUpSince >= this.leaseMs) {
         const lost = await requeueLostSteps(this.db, this.pid, this.leaseMs, this.maxLosses, this.bus.delivery);
         for (const s of lost.dispatch.steps) this.log.warn({ task_id: s.task_id, step: s.name }, 'the worker running this step is gone; running it again');
@@ -412,6 +418,15 @@ export class Orchestrator {
     }
   }
 
+  /** Due schedules: a failure is logged and the next sweep tries again (each firing's idempotency key keeps it to one task). */
+  private async fireSchedules(): Promise<void> {
+    try {
+      await this.schedules.sweep();
+    } catch (err) {
+      this.log.warn({ err: describeError(err).message }, 'firing due schedules failed; the next sweep tries again');
+    }
+  }
+
   /**
    * Broker only: publish the outbox rows a crash (or a failed publish) left
    * behind, then dispatch again the steps no worker claimed in time. One at
@@ -427,11 +442,27 @@ export class Orchestrator {
     }
   }
 
-  /** Register templates (validated definitions) in the database. */
+  /** Register templates (validated definitions) in the database, with the schedules their files declare. */
   async registerTemplates(defs: TemplateDefinition[]): Promise<void> {
     for (const def of defs) {
       const outcome = await this.templates.register(def);
       this.log.info({ template: `${def.namespace}/${def.name}@${def.version}`, outcome }, 'template registered');
+      await this.saveDeclaredSchedules(def);
+    }
+  }
+
+  /**
+   * Save the schedules a template file declares (`schedules:`), pinned to
+   * its version: a schedule of the same name is changed to match, keeping
+   * paused as it is (docs/schedules.md).
+   */
+  async saveDeclaredSchedules(def: TemplateDefinition): Promise<void> {
+    const ref = `${def.namespace}/${def.name}@${def.version}`;
+    for (const [i, s] of (def.schedules ?? []).entries()) {
+      await this.schedules.save(
+        { ...s, template: ref },
+        { actor: this.pid, source: 'template', replace: true, paused: s.paused, prefix: `${ref} schedules[${i}].` },
+      );
     }
   }
 }

@@ -296,6 +296,8 @@ describe('migrate', () => {
         'outbox',
         'processes',
         'queue_waiters',
+        'schedule_events',
+        'schedules',
         'schema_migrations',
         'function_files',
         'step_edges',

@@ -84,6 +84,14 @@ const SHAPES: Record<string, { namespace: string; name: string; steps: Record<st
       aggregate_csv_results: ['csv.aggregate', 'deferred_convergence', ['process_csv_batch']],
     },
   },
+  'nightly_report.yaml': {
+    namespace: 'reports',
+    name: 'nightly_report',
+    steps: {
+      period: ['reports.period', 'standard', []],
+      summary: ['reports.summary', 'standard', ['period']],
+    },
+  },
   'mixed.yaml': {
     namespace: 'e2e_mixed',
     name: 'polyglot_chain',

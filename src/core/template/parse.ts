@@ -34,8 +34,11 @@ import {
   type StepDefinition,
   type StepType,
   type TemplateDefinition,
+  type TemplateSchedule,
 } from './types.js';
 import { RUNTIMES, type Runtime } from '../../shared/runtimes.js';
+import { CATCH_UP_POLICIES, OVERLAP_POLICIES, scheduleSpec } from '../schedule.js';
+import { ValidationError } from '../../shared/errors.js';
 
 type Segment = string | number;
 
@@ -173,6 +176,22 @@ const STEP_SCHEMA = {
   },
 };
 
+/** A template file's `schedules:` entry (docs/schedules.md); cron and timezone are checked by hand. */
+const SCHEDULE_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'cron'],
+  properties: {
+    name: { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,99}$' },
+    cron: { type: 'string' },
+    timezone: { type: 'string' },
+    context: { type: 'object' },
+    overlap: { type: 'string', enum: [...OVERLAP_POLICIES] },
+    catch_up: { type: 'string', enum: [...CATCH_UP_POLICIES] },
+    paused: { type: 'boolean' },
+  },
+};
+
 const TEMPLATE_SCHEMA = {
   type: 'object',
   additionalProperties: false,
@@ -186,6 +205,7 @@ const TEMPLATE_SCHEMA = {
     runtime: { type: 'string', enum: [...RUNTIMES] },
     input_schema: { type: 'object' },
     steps: { type: 'array', minItems: 1, maxItems: LIMITS.steps.max, items: STEP_SCHEMA },
+    schedules: { type: 'array', items: SCHEDULE_SCHEMA },
   },
 };
 
@@ -351,6 +371,36 @@ function semanticFindings(t: RawTemplate, view: SourceView | undefined): Finding
   if ('version' in t) out.push(...versionFindings(t.version, view));
   if (isPlainObject(t.input_schema)) out.push(...inputSchemaFindings(t.input_schema));
   if (Array.isArray(t.steps)) out.push(...stepFindings(t.steps));
+  if (Array.isArray(t.schedules)) out.push(...scheduleFindings(t.schedules));
+  return out;
+}
+
+/** Each schedule's cron and timezone can be read, and no two share a name. */
+function scheduleFindings(schedules: unknown[]): Finding[] {
+  const out: Finding[] = [];
+  const seen = new Set<string>();
+  schedules.forEach((raw, i) => {
+    if (!isPlainObject(raw) || typeof raw.name !== 'string' || typeof raw.cron !== 'string') return;
+    if (seen.has(raw.name)) {
+      out.push({ at: ['schedules', i, 'name'], message: `schedules[${i}].name "${raw.name}" is used twice`, hint: 'give each schedule its own name' });
+    }
+    seen.add(raw.name);
+    try {
+      scheduleSpec(
+        { name: raw.name, template: 'x/x', cron: raw.cron, timezone: typeof raw.timezone === 'string' ? raw.timezone : undefined },
+        `schedules[${i}].`,
+      );
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+      const field = err.path.slice(`schedules[${i}].`.length);
+      out.push({
+        at: ['schedules', i, field],
+        message: err.message,
+        hint:
+          field === 'timezone' ? 'use an IANA zone such as Europe/Berlin or UTC' : 'write five cron fields, e.g. "0 9 * * MON-FRI", or six with seconds first',
+      });
+    }
+  });
   return out;
 }
 
@@ -653,6 +703,7 @@ function normalise(t: RawTemplate): TemplateDefinition {
   };
   if (typeof t.description === 'string') def.description = t.description;
   if (t.input_schema !== undefined) def.input_schema = structuredClone(t.input_schema as Record<string, unknown>);
+  if (Array.isArray(t.schedules) && t.schedules.length) def.schedules = structuredClone(t.schedules as TemplateSchedule[]);
   return def;
 }
 

@@ -56,6 +56,19 @@ export interface TemplateDefinition {
   runtime: Runtime;
   input_schema?: Record<string, unknown>;
   steps: StepDefinition[];
+  /** Schedules declared with the template (docs/schedules.md): saved when the orchestrator registers it. */
+  schedules?: TemplateSchedule[];
+}
+
+/** A `schedules:` entry of a template file: a schedule of this template version. */
+export interface TemplateSchedule {
+  name: string;
+  cron: string;
+  timezone?: string;
+  context?: Record<string, unknown>;
+  overlap?: string;
+  catch_up?: string;
+  paused?: boolean;
 }
 
 /** Defaults applied by the parser where the YAML is silent. */
