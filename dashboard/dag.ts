@@ -65,12 +65,12 @@ function fitText(text: string, maxPx: number, font: string): string {
 }
 
 /** States in the order a collapsed group takes its colour from: the first present wins. */
-const GROUP_STATE_ORDER = ['error', 'running', 'waiting_retry', 'enqueued', 'pending', 'cancelled', 'succeeded', 'complete'];
+const GROUP_STATE_ORDER = ['error', 'running', 'waiting_retry', 'waiting', 'enqueued', 'pending', 'cancelled', 'succeeded', 'complete'];
 const TALLY: Array<[string, string[], string]> = [
   ['✓', ['complete', 'succeeded'], 'complete'],
   ['✗', ['error', 'failed'], 'failed'],
   ['▶', ['running'], 'running'],
-  ['…', ['pending', 'enqueued', 'waiting_retry'], 'waiting'],
+  ['…', ['pending', 'enqueued', 'waiting_retry', 'waiting'], 'waiting'],
   ['⊘', ['cancelled'], 'cancelled'],
 ];
 

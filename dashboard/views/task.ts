@@ -194,11 +194,15 @@ function StepPanel(props: { task: TaskView; step: Step; version: number; onActio
       <dd>${ms(s.duration_ms)}</dd>
       ${
         s.run_after
-          ? html`<dt>Retry after</dt>
-              <dd><${When} at=${s.run_after} /></dd>`
-          : ''
+          ? html`<dt>${s.state === 'waiting' ? (s.type === 'sleep' ? 'Sleeps until' : 'Times out') : 'Retry after'}</dt>
+              <dd data-deadline><${When} at=${s.run_after} /></dd>`
+          : s.state === 'waiting'
+            ? html`<dt>Waits</dt>
+                <dd data-deadline>for a signal, with no deadline</dd>`
+            : ''
       }
     </dl>
+    ${s.type === 'wait' && s.state === 'waiting' && can('write') && html`<${SignalForm} task=${task} step=${s} onAction=${props.onAction} />`}
     ${decision && html`<p class="outcome" data-decision>Decision: continue with ${decision.length ? decision.map((n, i) => html`${i ? ', ' : ''}<b>${n}</b>`) : 'no step'}</p>`}
     ${batches && html`<p class="outcome" data-batches>Batch fan-out: ${batches.length} cursor${batches.length === 1 ? '' : 's'} → ${workers.length} worker step${workers.length === 1 ? '' : 's'} (${workers.filter((w) => w.state === 'complete').length} complete)</p>`}
     ${
@@ -225,6 +229,55 @@ function StepPanel(props: { task: TaskView; step: Step; version: number; onActio
     ${history.error && html`<p class="form-error" role="alert">${history.error}</p>`}
     ${history.data ? html`<${HistoryTable} transitions=${history.data.transitions} label=${`History of step ${s.name}`} showStep=${false} />` : html`<p class="muted">Loading…</p>`}
   </section>`;
+}
+
+/** A wait step's payload_schema, as the step row keeps it (steps.wait.schema). */
+type PayloadSchema = { properties?: Record<string, { type?: string }>; required?: string[] };
+
+/**
+ * Signal a waiting `wait` step. A payload_schema with a boolean `approved`
+ * gets Approve and Reject buttons (and a comment box when it has a string
+ * `comment`); any other step a JSON box. The server checks the payload
+ * against the schema and names the field it refuses.
+ */
+function SignalForm(props: { task: TaskView; step: Step; onAction: (what: string, run: () => Promise<unknown>) => void }) {
+  const { task, step } = props;
+  const schema = ((step as { wait?: { schema?: PayloadSchema } }).wait?.schema ?? {}) as PayloadSchema;
+  const [comment, setComment] = useState('');
+  const [text, setText] = useState('{}');
+  const [error, setError] = useState<string | null>(null);
+  const send = (payload: unknown, what: string) =>
+    props.onAction(`${what} ${step.name}`, () => api(`/v1/tasks/${task.id}/steps/${encodeURIComponent(step.name)}/signal`, { method: 'POST', body: payload }));
+  if (schema.properties?.approved?.type === 'boolean') {
+    const withComment = schema.properties.comment?.type === 'string';
+    const payload = (approved: boolean) => (withComment && comment.trim() ? { approved, comment: comment.trim() } : { approved });
+    return html`<form class="signal-form" data-signal-form onSubmit=${(e: Event) => e.preventDefault()}>
+      <h3>Decision</h3>
+      ${withComment && html`<label>Comment <input name="comment" value=${comment} onInput=${(e: Event) => setComment((e.target as HTMLInputElement).value)} /></label>`}
+      <button type="button" data-approve onClick=${() => send(payload(true), 'Approve')}>Approve</button>
+      <button type="button" data-reject onClick=${() => send(payload(false), 'Reject')}>Reject</button>
+    </form>`;
+  }
+  return html`<form
+    class="signal-form"
+    data-signal-form
+    onSubmit=${(e: Event) => {
+      e.preventDefault();
+      try {
+        send(JSON.parse(text), 'Signal');
+        setError(null);
+      } catch (err) {
+        setError(`not JSON: ${(err as Error).message}`);
+      }
+    }}
+  >
+    <h3>Signal</h3>
+    <label
+      >Payload (JSON) <textarea name="payload" rows="4" value=${text} onInput=${(e: Event) => setText((e.target as HTMLTextAreaElement).value)}></textarea>
+    </label>
+    ${error && html`<p class="form-error" role="alert">${error}</p>`}
+    <button type="submit">Send</button>
+  </form>`;
 }
 
 /**

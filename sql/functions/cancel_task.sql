@@ -1,5 +1,5 @@
 -- Cancel a pending or running task. Its open steps (pending, enqueued,
--- waiting for a retry, running) become `cancelled`; a worker still running
+-- waiting for a retry, waiting (sleep, wait), running) become `cancelled`; a worker still running
 -- one learns it from the `finished` event rows this returns (detail.worker,
 -- which the caller notifies) and, failing that, from its finish being
 -- refused (the fence requires state = 'running'). Raises WF404 for an unknown
@@ -27,7 +27,7 @@ BEGIN
   RETURN QUERY
   WITH doomed AS (
     SELECT id, state, worker_id FROM weft.steps
-     WHERE task_id = p_task AND state IN ('pending', 'enqueued', 'waiting_retry', 'running') ORDER BY id FOR UPDATE),
+     WHERE task_id = p_task AND state IN ('pending', 'enqueued', 'waiting_retry', 'waiting', 'running') ORDER BY id FOR UPDATE),
   cancelled AS (
     UPDATE weft.steps s SET state = 'cancelled', seq = s.seq + 1, updated_at = clock_timestamp(),
            finished_at = CASE WHEN d.state = 'running' THEN clock_timestamp() END

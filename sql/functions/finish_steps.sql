@@ -12,7 +12,8 @@
 --   * a failure becomes waiting_retry or error (and fails its task); its
 --     error is appended to steps.errors through weft.append_error;
 --   * a success becomes complete; its children are counted down, and those
---     it makes ready are claimed for p_worker when they are in p_queues and
+--     it makes ready become `waiting` when they are sleep or wait steps
+--     (steps.wait; weft.wait_deadline), or are claimed for p_worker when they are in p_queues and
 --     p_room has room for all of them (a chain continues without a wake-up),
 --     or enqueued (with an outbox row when p_outbox); a task whose last open
 --     step completed becomes complete;
@@ -34,7 +35,7 @@
 -- after waiting for the other writer. Rows are locked in one order in every
 -- writer (the finished steps, their children by id, then their tasks by id),
 -- so two finishes never deadlock.
--- requires: event_row, holds_attempt, append_error
+-- requires: event_row, holds_attempt, append_error, wait_deadline
 CREATE OR REPLACE FUNCTION weft.finish_steps(p_worker text, p_ids uuid[], p_successes jsonb, p_failures jsonb, p_expansion jsonb,
                                   p_queues text[], p_room integer, p_claim_queued boolean, p_outbox boolean,
                                   p_consumer text, p_channel text, p_waiter_ttl_ms integer)
@@ -129,34 +130,38 @@ BEGIN
          ORDER BY e.to_step),
       -- Claim on release only if every released child of this worker's queues fits its room.
       fits AS (
-        SELECT count(*) <= p_room AS ok FROM released r JOIN weft.steps c ON c.id = r.id WHERE c.queue = ANY(p_queues)),
+        SELECT count(*) <= p_room AS ok FROM released r JOIN weft.steps c ON c.id = r.id WHERE c.queue = ANY(p_queues) AND c.wait IS NULL),
       children AS (
         UPDATE weft.steps c
            SET pending_parents = c.pending_parents - r.n,
                state = CASE WHEN c.state <> 'pending' OR c.pending_parents > r.n THEN c.state
+                            WHEN c.wait IS NOT NULL THEN 'waiting'
                             WHEN c.queue = ANY(p_queues) AND (SELECT ok FROM fits) THEN 'running'
                             ELSE 'enqueued' END,
                seq = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n THEN c.seq + 1 ELSE c.seq END,
-               attempts = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n AND c.queue = ANY(p_queues) AND (SELECT ok FROM fits)
+               attempts = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n AND c.wait IS NULL AND c.queue = ANY(p_queues) AND (SELECT ok FROM fits)
                                THEN c.attempts + 1 ELSE c.attempts END,
-               worker_id = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n AND c.queue = ANY(p_queues) AND (SELECT ok FROM fits)
+               worker_id = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n AND c.wait IS NULL AND c.queue = ANY(p_queues) AND (SELECT ok FROM fits)
                                 THEN p_worker ELSE c.worker_id END,
-               started_at = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n AND c.queue = ANY(p_queues) AND (SELECT ok FROM fits)
+               started_at = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n AND c.wait IS NULL AND c.queue = ANY(p_queues) AND (SELECT ok FROM fits)
                                  THEN clock_timestamp() ELSE c.started_at END,
-               enqueued_at = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n THEN clock_timestamp() ELSE c.enqueued_at END,
+               enqueued_at = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n AND c.wait IS NULL THEN clock_timestamp() ELSE c.enqueued_at END,
+               run_after = CASE WHEN c.state = 'pending' AND c.pending_parents = r.n AND c.wait IS NOT NULL THEN weft.wait_deadline(c.wait)
+                                ELSE c.run_after END,
                updated_at = clock_timestamp()
           FROM released r
          WHERE c.id = r.id
-        RETURNING c.id, c.task_id, c.seq, c.state, c.queue, c.name, c.attempts, c.pending_parents),
+        RETURNING c.id, c.task_id, c.seq, c.state, c.queue, c.name, c.attempts, c.pending_parents, c.run_after),
       moved AS (
-        SELECT * FROM children WHERE pending_parents = 0 AND state IN ('running', 'enqueued')),
+        SELECT * FROM children WHERE pending_parents = 0 AND state IN ('running', 'enqueued', 'waiting')),
       transitions AS (
         INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
         SELECT id, seq, task_id, 'running', state, p_worker, jsonb_build_object('attempt', attempts, 'duration_ms', duration_ms)
           FROM done
         UNION ALL
         SELECT id, seq, task_id, 'pending', state, p_worker,
-               CASE WHEN state = 'running' THEN jsonb_build_object('attempt', attempts, 'claimed', 'on release') END
+               CASE WHEN state = 'running' THEN jsonb_build_object('attempt', attempts, 'claimed', 'on release')
+                    WHEN state = 'waiting' THEN jsonb_strip_nulls(jsonb_build_object('until', run_after)) END
           FROM moved),
       tasks_done AS (
         -- The task completes when this was its last open step.

@@ -1,12 +1,12 @@
 -- Run a task that ended in error or was cancelled again from where it
--- stopped: every failed or cancelled step is reopened with a fresh retry
+-- stopped (a sleep or wait step whose parents are complete waits again, from now): every failed or cancelled step is reopened with a fresh retry
 -- budget (failures and losses back to 0; attempt numbers go on, so a late
 -- result of an earlier run stays fenced out), and the task runs again.
 -- With p_step (a step name), that step must be one of them and the only
 -- failed one: it is reopened with the cancelled steps (those its failure
 -- stopped). Every earlier error stays in steps.errors. Raises WF404 for an
 -- unknown task or step, WF409 when there is nothing to retry.
--- requires: event_row
+-- requires: event_row, wait_deadline
 CREATE OR REPLACE FUNCTION weft.retry_task(p_task uuid, p_step text, p_by text, p_pid text, p_outbox boolean)
 RETURNS SETOF weft.step_event
 LANGUAGE plpgsql AS $fn$
@@ -60,11 +60,13 @@ BEGIN
   WITH reopened AS (
     UPDATE weft.steps s
        SET pending_parents = p.n,
-           state = CASE WHEN p.n = 0 THEN 'enqueued' ELSE 'pending' END,
+           state = CASE WHEN p.n > 0 THEN 'pending' WHEN s.wait IS NOT NULL THEN 'waiting' ELSE 'enqueued' END,
            seq = s.seq + 1, updated_at = clock_timestamp(),
            queue = 'step.' || v_task.namespace || '.' || s.runtime,
-           enqueued_at = CASE WHEN p.n = 0 THEN clock_timestamp() END,
-           failures = 0, losses = 0, error = NULL, result = NULL, run_after = NULL,
+           enqueued_at = CASE WHEN p.n = 0 AND s.wait IS NULL THEN clock_timestamp() END,
+           failures = 0, losses = 0, error = NULL, result = NULL,
+           run_after = CASE WHEN p.n = 0 AND s.wait IS NOT NULL THEN weft.wait_deadline(s.wait) END,
+           wait = s.wait - 'until_read',
            worker_id = NULL, started_at = NULL, finished_at = NULL
       FROM (SELECT x.id, x.state AS from_state,
                    (SELECT count(*) FROM weft.step_edges e JOIN weft.steps pa ON pa.id = e.from_step

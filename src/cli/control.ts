@@ -1,11 +1,13 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../shared/config.js';
 import { checkTaskId, openTaskSource } from './task-source.js';
+import { ValidationError } from '../shared/errors.js';
 
 type Out = (s: string) => void;
 
 /**
- * `weft cancel ID [--reason TEXT]` and `weft retry ID [--step NAME]`. With
+ * `weft cancel ID [--reason TEXT]`, `weft retry ID [--step NAME]` and
+ * `weft signal ID STEP --data JSON`. With
  * WEFT_ORCHESTRATOR_URL they ask that orchestrator through WeftClient
  * (sending WEFT_API_TOKEN); without, they act on the database directly, as
  * an orchestrator would (the audit rows name the operating-system user).
@@ -37,5 +39,24 @@ export function registerControlCommands(program: Command, out: Out = (s) => proc
       const r = await source.retry(id, opts.step).finally(() => source.close());
       if (opts.json) out(JSON.stringify({ id, state: 'running', enqueued: r.enqueued }));
       else out(`task ${id} running again (${r.enqueued} step${r.enqueued === 1 ? '' : 's'} ready now)`);
+    });
+
+  program
+    .command('signal')
+    .description("complete a waiting `wait` step of a task: the data (JSON, checked against the step's payload_schema) becomes its result")
+    .argument('<task-id>')
+    .argument('<step>', 'the wait step, by name')
+    .option('--data <json>', "the step's result, as JSON", '{}')
+    .action(async (id: string, step: string, opts: { data: string }) => {
+      checkTaskId(id);
+      let data: unknown;
+      try {
+        data = JSON.parse(opts.data);
+      } catch (err) {
+        throw new ValidationError(`--data is not JSON: ${(err as Error).message}; e.g. --data '{"approved": true}'`, 'data');
+      }
+      const source = await openTaskSource(loadConfig(), 'signal');
+      await source.signal(id, step, data).finally(() => source.close());
+      out(`step ${step} of task ${id} signalled: complete`);
     });
 }

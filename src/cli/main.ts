@@ -108,6 +108,8 @@ program
   .argument('<template>', 'NAMESPACE/NAME[@VERSION]')
   .option('--context <json>', 'the task input as JSON', '{}')
   .option('--wait', 'wait for the task to end; exit non-zero if it fails', false)
+  .option('--at <time>', 'start at this time (RFC 3339 with its zone, e.g. 2026-12-24T09:00:00Z); the task is pending until then')
+  .option('--in <duration>', 'start this long from now (e.g. 90s, 15m, 2h, 3d)')
   .option('--json', 'print the final task as JSON', false)
   .option('--timeout <ms>', 'how long --wait waits', integer(1), 120_000)
   .option('--templates <dir>', 'in-process mode: templates to register', 'templates')

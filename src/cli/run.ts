@@ -21,6 +21,9 @@ export interface RunOptions {
   /** Serve the dashboard on 127.0.0.1 while the task runs, and afterwards until Ctrl-C. */
   ui?: boolean;
   port?: number;
+  /** A delayed start: at this RFC 3339 time (`--at`), or this long from now (`--in 15m`). */
+  at?: string;
+  in?: string;
 }
 
 /**
@@ -40,14 +43,20 @@ export async function runTask(config: WeftConfig, target: string, opts: RunOptio
     throw new ValidationError(`--context is not JSON: ${(err as Error).message}; e.g. --context '{"even_number": 6}'`, 'context');
   }
   const out = (s: string) => process.stdout.write(`${s}\n`);
+  const later = { ...(opts.at !== undefined ? { run_at: opts.at } : {}), ...(opts.in !== undefined ? { delay: opts.in } : {}) };
   if (config.orchestratorUrl)
-    return runRemote(new WeftClient({ url: config.orchestratorUrl, token: config.apiToken }), { namespace, name, version, context }, opts, out);
-  return runInProcess(config, { namespace, name, version, context }, opts, out);
+    return runRemote(
+      new WeftClient({ url: config.orchestratorUrl, token: config.apiToken }),
+      { namespace, name, version, context, runAt: later.run_at, delay: later.delay },
+      opts,
+      out,
+    );
+  return runInProcess(config, { namespace, name, version, context, ...later }, opts, out);
 }
 
 async function runInProcess(
   config: WeftConfig,
-  req: { namespace: string; name: string; version?: string; context: unknown },
+  req: { namespace: string; name: string; version?: string; context: unknown; run_at?: string; delay?: string },
   opts: RunOptions,
   out: (s: string) => void,
 ): Promise<number> {
@@ -125,7 +134,7 @@ function untilSignal(): Promise<void> {
  */
 async function runRemote(
   client: WeftClient,
-  req: { namespace: string; name: string; version?: string; context: unknown },
+  req: { namespace: string; name: string; version?: string; context: unknown; runAt?: string; delay?: string },
   opts: RunOptions,
   out: (s: string) => void,
 ): Promise<number> {

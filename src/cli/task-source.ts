@@ -1,5 +1,5 @@
 /**
- * Where `weft task …`, `weft cancel`, `weft retry` and `weft templates push`
+ * Where `weft task …`, `weft cancel`, `weft retry`, `weft signal` and `weft templates push`
  * read and change tasks: the orchestrator at WEFT_ORCHESTRATOR_URL through
  * WeftClient (sending WEFT_API_TOKEN), or, without one, the database itself
  * (WEFT_DATABASE_URL, else the embedded PostgreSQL). Both answer with the
@@ -33,6 +33,8 @@ export interface TaskSource {
   wait(id: string, timeoutMs: number): Promise<Task>;
   cancel(id: string, reason?: string): Promise<{ interrupted: number }>;
   retry(id: string, step?: string): Promise<{ enqueued: number }>;
+  /** Complete a waiting `wait` step with `payload` as its result. */
+  signal(id: string, step: string, payload: unknown): Promise<{ state: 'complete' }>;
   /** Register a template (as its file's text, for the API; parsed, for the database). */
   register(text: string, def: TemplateDefinition): Promise<TemplateRegistration>;
   close(): Promise<void>;
@@ -65,6 +67,7 @@ function apiSource(client: WeftClient): TaskSource {
     wait: (id, timeoutMs) => client.waitForTask(id, { timeoutMs }),
     cancel: (id, reason) => client.cancelTask(id, { reason }),
     retry: (id, step) => client.retryTask(id, { step }),
+    signal: (id, step, payload) => client.signalStep(id, step, payload),
     register: (text) => client.registerTemplate(text),
     close: async () => {},
   };
@@ -110,6 +113,7 @@ async function databaseSource(config: WeftConfig, command: string): Promise<Task
     },
     cancel: (id, reason) => acting().cancelTask(id, by, reason),
     retry: (id, step) => acting().retryTask(id, { step, by }),
+    signal: (id, step, payload) => acting().signalStep({ task: id, step }, payload, by),
     async register(_text, def) {
       const outcome = await acting().templates.register(def);
       return { namespace: def.namespace, name: def.name, version: def.version, outcome: outcome === 'created' ? 'created' : 'unchanged' };

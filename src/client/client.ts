@@ -57,6 +57,10 @@ export interface CreateTaskRequest {
    * made (`created: false`), a different request under it is an ApiConflictError.
    */
   idempotencyKey?: string;
+  /** A delayed start: at this RFC 3339 time (with its zone); the task is pending until then. */
+  runAt?: string;
+  /** A delayed start this long from now (`90s`, `15m`, `3d`); instead of runAt. */
+  delay?: string;
 }
 
 export interface CreatedTask {
@@ -143,6 +147,8 @@ export class WeftClient {
     if (req.version !== undefined) body.version = req.version;
     if (req.context !== undefined) body.context = req.context;
     if (req.idempotencyKey !== undefined) body.idempotency_key = req.idempotencyKey;
+    if (req.runAt !== undefined) body.run_at = req.runAt;
+    if (req.delay !== undefined) body.delay = req.delay;
     const res = await this.request<{ id: string }>('POST', '/v1/tasks', { body });
     return { id: res.body.id, created: res.status === 201 };
   }
@@ -236,6 +242,16 @@ export class WeftClient {
   async retryTask(id: string, options: { step?: string } = {}): Promise<{ id: string; state: 'running'; enqueued: number }> {
     const body = options.step === undefined ? {} : { step: options.step };
     return (await this.request<{ id: string; state: 'running'; enqueued: number }>('POST', `/v1/tasks/${encodeURIComponent(id)}/retry`, { body })).body;
+  }
+
+  /**
+   * Complete a waiting `wait` step of a task: `payload` (checked against the
+   * step's payload_schema) becomes its result. ApiError 409 when the step is
+   * not waiting, 400 naming the payload's field.
+   */
+  async signalStep(id: string, step: string, payload: unknown): Promise<{ task_id: string; step: string; state: 'complete' }> {
+    const url = `/v1/tasks/${encodeURIComponent(id)}/steps/${encodeURIComponent(step)}/signal`;
+    return (await this.request<{ task_id: string; step: string; state: 'complete' }>('POST', url, { body: payload ?? null })).body;
   }
 
   /** One page of tasks, newest first, with counts by state; pass `next_cursor` back as `cursor` for the next. */

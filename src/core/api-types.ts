@@ -37,7 +37,12 @@ export interface StepView {
   /** Every failed attempt's error, oldest first. */
   errors: unknown[];
   batch: unknown;
+  /** A waiting step's deadline (a sleep's end, a wait's timeout; null: none), or a retry's time. */
   run_after: Date | null;
+  /** What a sleep or wait step waits for (the template's WaitSpec), null otherwise. */
+  wait: unknown;
+  /** A wait step's callback path (POST, no API token needed): `/v1/callbacks/<token>`; null otherwise. */
+  callback_path: string | null;
   created_at: Date;
   enqueued_at: Date | null;
   started_at: Date | null;
@@ -56,6 +61,8 @@ export interface TaskView {
   context: unknown;
   idempotency_key: string | null;
   error: unknown;
+  /** A delayed start's time (the task is pending until then), else null. */
+  run_at: Date | null;
   created_at: Date;
   updated_at: Date;
   completed_at: Date | null;

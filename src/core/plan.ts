@@ -26,7 +26,7 @@
 import { WeftError } from '../shared/errors.js';
 import type { StepState } from './states.js';
 import type { Runtime } from '../shared/runtimes.js';
-import type { RetryPolicy, StepDefinition, StepType, TemplateDefinition } from './template/types.js';
+import type { RetryPolicy, StepDefinition, StepType, TemplateDefinition, WaitSpec } from './template/types.js';
 import { templateKey } from './template/types.js';
 
 /** A step instance to create, with its parents (edges parent → this). */
@@ -46,6 +46,8 @@ export interface PlannedStep {
   batch: null | { cursor: unknown; index: number; total: number; no_op: boolean };
   /** Instance names of its parents. */
   parents: string[];
+  /** What a sleep or wait step waits for (steps.wait); null for a step a handler runs. */
+  wait: WaitSpec | null;
 }
 
 /** A step instance the task already has. */
@@ -327,6 +329,7 @@ function instance(s: StepDefinition, name: string, parents: string[], batch: Pla
     retry: { ...s.retry },
     batch,
     parents,
+    wait: s.wait ?? null,
   };
 }
 

@@ -28,12 +28,16 @@ import { WeftError } from '../shared/errors.js';
  * and cancelled steps become enqueued or pending again, the task running):
  * migration 004.
  *
+ * Sleep and wait steps (migration 010) hold no worker while they wait:
+ *
+ *   pending ─released─► waiting ─time came, or a signal─► running ─► complete | error   (one statement)
+ *
  * `succeeded` and `failed` are the intermediate states of migration 001,
  * when a worker reported and an orchestrator accepted; they stay legal for
  * the history of older tasks.
  */
 
-export const STEP_STATES = ['pending', 'enqueued', 'running', 'succeeded', 'failed', 'waiting_retry', 'complete', 'error', 'cancelled'] as const;
+export const STEP_STATES = ['pending', 'enqueued', 'running', 'succeeded', 'failed', 'waiting_retry', 'waiting', 'complete', 'error', 'cancelled'] as const;
 export type StepState = (typeof STEP_STATES)[number];
 
 export const TASK_STATES = ['pending', 'running', 'complete', 'error', 'cancelled'] as const;
@@ -41,7 +45,8 @@ export type TaskState = (typeof TASK_STATES)[number];
 
 export const STEP_TRANSITIONS: Readonly<Record<StepState, readonly StepState[]>> = {
   // pending → running: released by its last parent's finish and claimed in the same statement.
-  pending: ['enqueued', 'running', 'cancelled'],
+  // pending → waiting: a sleep or wait step released (migration 010).
+  pending: ['enqueued', 'running', 'cancelled', 'waiting'],
   // enqueued → enqueued: the broker's message was lost and is sent again.
   // enqueued → complete | waiting_retry | error: the result of a run whose
   // worker was presumed lost, accepted because nobody claimed the step since.
@@ -52,10 +57,13 @@ export const STEP_TRANSITIONS: Readonly<Record<StepState, readonly StepState[]>>
   succeeded: ['complete', 'failed'],
   failed: ['waiting_retry', 'error'],
   waiting_retry: ['enqueued', 'cancelled'],
+  // Its time came or its signal arrived: taken and finished in one statement
+  // (weft.complete_waiting), as a worker finishes a step.
+  waiting: ['running', 'cancelled'],
   complete: [],
   // error, cancelled → enqueued | pending: an operator retried the task (migration 004).
-  error: ['enqueued', 'pending'],
-  cancelled: ['enqueued', 'pending'],
+  error: ['enqueued', 'pending', 'waiting'],
+  cancelled: ['enqueued', 'pending', 'waiting'],
 };
 
 export const TASK_TRANSITIONS: Readonly<Record<TaskState, readonly TaskState[]>> = {

@@ -3,8 +3,21 @@ import type { Logger } from '../shared/logger.js';
 import type { MessageBus } from '../messaging/types.js';
 import { createTask, createTasks, getTaskState, type BatchTaskOutcome, type NewBatchTask } from '../store/tasks.js';
 import type { StatementOutcome } from '../store/events.js';
-import { dispatchDueRetries, expireWaiters, nextRetryAt, redispatchStale, requeueLostSteps, staleOutbox, stepNotice, type Notice } from '../store/dispatch.js';
-import { CANCEL_CHANNEL, cancelTask, retryTask } from '../store/control.js';
+import {
+  dispatchDueRetries,
+  expireWaiters,
+  nextDueAt,
+  redispatchStale,
+  requeueLostSteps,
+  staleOutbox,
+  startDueTasks,
+  stepNotice,
+  wakeWaiting,
+  type Notice,
+} from '../store/dispatch.js';
+import { CANCEL_CHANNEL, cancelTask, retryTask, signalStep, signalStepOf, type SignalTarget } from '../store/control.js';
+import { compileInputSchema } from '../core/template/input-schema.js';
+import { DURATION_EXAMPLES, durationMs } from '../core/duration.js';
 import { deregisterProcess, forgetStaleProcesses, heartbeatProcess, registerProcess } from '../store/processes.js';
 import { analyzeNeverAnalyzed, deleteExpiredTasks, describeMaintenance, vacuumTables } from '../store/maintenance.js';
 import { initialSteps } from '../core/plan.js';
@@ -46,7 +59,37 @@ export interface CreateTaskRequest {
   version?: string;
   context?: unknown;
   idempotency_key?: string;
+  /** Start at this time (RFC 3339 with a zone); the task is pending until then. */
+  run_at?: string;
+  /** Start this much later (e.g. "15m"); instead of run_at. */
+  delay?: string;
 }
+
+/**
+ * When a task asked to start later begins: `run_at` (RFC 3339 with its zone)
+ * or now + `delay` ("15m"); undefined to start now. ValidationError naming the
+ * field for anything else.
+ */
+function startTime(req: CreateTaskRequest): Date | undefined {
+  if (req.run_at !== undefined && req.delay !== undefined) {
+    throw new ValidationError('give run_at or delay, not both: run_at is a time, delay a duration from now', 'run_at');
+  }
+  if (req.delay !== undefined) {
+    const ms = durationMs(req.delay);
+    if (ms === undefined) throw new ValidationError(`delay ${JSON.stringify(req.delay)} is not a duration; write ${DURATION_EXAMPLES}`, 'delay');
+    return new Date(Date.now() + ms);
+  }
+  if (req.run_at === undefined) return undefined;
+  const at = RFC3339.test(req.run_at) ? new Date(req.run_at) : undefined;
+  if (!at || Number.isNaN(at.getTime())) {
+    throw new ValidationError(
+      `run_at ${JSON.stringify(req.run_at)} is not an RFC 3339 time with its zone; write e.g. 2026-12-24T09:00:00Z or 2026-12-24T10:00:00+01:00`,
+      'run_at',
+    );
+  }
+  return at;
+}
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 
 /** What became of one item of POST /v1/tasks/batch: its task, or its error (the other items are unaffected). */
 export type BatchItemResult =
@@ -191,12 +234,21 @@ export class Orchestrator {
    * then write the task, its initial steps and edges and enqueue the ready
    * ones, all in one statement, and get them to workers. Returns the task id.
    */
-  async createTask(req: CreateTaskRequest): Promise<{ id: string; dispatched: number }> {
+  async createTask(req: CreateTaskRequest): Promise<{ id: string; dispatched: number; run_at?: Date }> {
     const t0 = traceClock();
+    const runAt = startTime(req);
     const { def, context } = await this.resolveRequest(req);
     const { taskId, dispatch } = await createTask(
       this.db,
-      { namespace: def.namespace, name: def.name, version: def.version, context, idempotencyKey: req.idempotency_key, steps: initialSteps(def) },
+      {
+        namespace: def.namespace,
+        name: def.name,
+        version: def.version,
+        context,
+        idempotencyKey: req.idempotency_key,
+        steps: initialSteps(def),
+        runAt,
+      },
       this.pid,
       this.bus.delivery,
     );
@@ -208,7 +260,39 @@ export class Orchestrator {
     this.bus.deliver(dispatch, started);
     this.metrics.tasksCreated.inc();
     if (this.log.isLevelEnabled('debug')) this.log.debug({ task_id: taskId, dispatched: dispatch.steps.length }, 'task created');
-    return { id: taskId, dispatched: dispatch.steps.length };
+    // Started exactly on time by this orchestrator's timer (any orchestrator's sweep is the safety net).
+    if (runAt) this.retries.wakeAt(runAt.getTime());
+    return { id: taskId, dispatched: dispatch.steps.length, ...(runAt ? { run_at: runAt } : {}) };
+  }
+
+  /**
+   * Signal a waiting `wait` step (by task and step name, or by its callback
+   * token): `payload` is checked against the step's payload_schema
+   * (ValidationError naming the field), then becomes the step's result; its
+   * children are released and its task may end, in one commit
+   * (weft.signal_step). NotFoundError for no such task, step or token;
+   * ConflictError naming the state for a step that is not waiting.
+   */
+  async signalStep(target: SignalTarget, payload: unknown, by: string): Promise<{ task_id: string; step: string; state: 'complete' }> {
+    const step = await signalStepOf(this.db, target);
+    const schema = step?.type === 'wait' && step.state === 'waiting' ? step.wait?.schema : undefined;
+    if (schema) {
+      const check = compileInputSchema({ input_schema: schema }, 'payload')(payload);
+      if (!check.ok) {
+        throw new ValidationError(
+          `the signal's payload does not match the payload_schema of step ${step!.name}: ${check.problems.map((p) => p.message).join('; ')}`,
+          check.problems[0]!.path,
+          check.problems,
+        );
+      }
+    }
+    const o = await signalStep(this.db, target, payload, { by, pid: this.pid, delivery: this.bus.delivery });
+    const notices: Notice[] = o.taskEnds.map((t) => ({ channel: 'weft_task', payload: JSON.stringify(t) }));
+    for (const f of o.finished) if (f.watched) notices.push(stepNotice(f.task_id, f.step_id, f.name, f.state, f.attempt));
+    this.bus.deliver(o.dispatch, notices);
+    const done = o.finished[0];
+    this.log.info({ task_id: done?.task_id, step: done?.name, by }, 'wait step signalled');
+    return { task_id: done?.task_id ?? step!.task_id, step: done?.name ?? step!.name, state: 'complete' };
   }
 
   /**
@@ -234,6 +318,13 @@ export class Orchestrator {
     await Promise.all(
       reqs.map(async (req, item) => {
         try {
+          // weft.create_tasks writes tasks that start now: a delayed one is refused, not started early.
+          if (req.run_at !== undefined || req.delay !== undefined) {
+            throw new ValidationError(
+              'a batch cannot hold a delayed start (run_at, delay) yet; create delayed tasks with POST /v1/tasks',
+              req.run_at !== undefined ? 'run_at' : 'delay',
+            );
+          }
           const { def, context } = await this.resolveRequest(req, lookUp);
           defs.set(item, def);
           ready.push({
@@ -347,13 +438,23 @@ export class Orchestrator {
     );
   }
 
+  /**
+   * What is due by time: retries whose backoff elapsed, delayed tasks whose
+   * start came, sleeps that ended and waits that timed out; then a timer for
+   * the next one.
+   */
   private async dispatchRetries(): Promise<void> {
     try {
       this.deliver(await dispatchDueRetries(this.db, this.pid, this.bus.delivery));
-      const next = await nextRetryAt(this.db);
+      this.deliver(await startDueTasks(this.db, this.pid, this.bus.delivery));
+      this.deliver(await wakeWaiting(this.db, this.pid, this.bus.delivery));
+      const next = await nextDueAt(this.db);
       if (next) this.retries.wakeAt(next.getTime());
     } catch (err) {
-      this.log.warn({ err: describeError(err).message }, 'dispatching due retries failed; the sweep will try again');
+      this.log.warn(
+        { err: describeError(err).message },
+        'dispatching what is due (retries, delayed starts, sleeps, wait timeouts) failed; the sweep will try again',
+      );
     }
   }
 

@@ -117,3 +117,49 @@ export async function runningStepsOf(db: Database, worker: string, olderThanMs: 
   const { rows } = await db.query<{ id: string; attempt: number }>('SELECT * FROM weft.running_steps_of($1, $2)', [worker, Math.round(olderThanMs)]);
   return rows;
 }
+
+/** A wait step, named by its task and name (the API) or by its callback token (a webhook). */
+export type SignalTarget = { task: string; step: string } | { token: string };
+
+/** What a signal needs to know before it is sent: the step's state and its payload schema. */
+export interface SignalStep {
+  id: string;
+  task_id: string;
+  name: string;
+  type: string;
+  state: string;
+  wait: { schema?: Record<string, unknown> } | null;
+}
+
+/** The step a signal is for; undefined when there is none (the signal itself then says which part is missing). */
+export async function signalStepOf(db: Database, target: SignalTarget): Promise<SignalStep | undefined> {
+  const { rows } =
+    'token' in target
+      ? await db.query<SignalStep>('SELECT id, task_id, name, type, state, wait FROM weft.steps WHERE signal_token = $1', [target.token])
+      : await db.query<SignalStep>('SELECT id, task_id, name, type, state, wait FROM weft.steps WHERE task_id = $1 AND name = $2', [target.task, target.step]);
+  return rows[0];
+}
+
+/**
+ * Complete a waiting `wait` step with `payload` as its result, releasing its
+ * children and ending its task in the same commit (weft.signal_step).
+ * NotFoundError for no such task, step or token; ConflictError, naming the
+ * state, for a step that is not a wait step or is not waiting.
+ */
+export async function signalStep(
+  db: Database,
+  target: SignalTarget,
+  payload: unknown,
+  opts: { by: string; pid: string; delivery: DeliveryOrMode },
+): Promise<StatementOutcome> {
+  const rows = await controlQuery(db, 'SELECT * FROM weft.signal_step($1, $2, $3, $4::jsonb, $5, $6, $7)', [
+    'token' in target ? null : target.task,
+    'token' in target ? null : target.step,
+    'token' in target ? target.token : null,
+    JSON.stringify(payload ?? null),
+    opts.by,
+    opts.pid,
+    writesOutbox(opts.delivery),
+  ]);
+  return readEvents(rows);
+}

@@ -73,9 +73,34 @@ export async function dispatchDueRetries(db: Database, pid: string, delivery: De
   return readEvents(rows);
 }
 
-/** When the next retry is due, if any (so a timer can wake exactly then). */
-export async function nextRetryAt(db: Database): Promise<Date | undefined> {
-  const { rows } = await db.query<{ at: Date | null }>(`SELECT min(run_after) AS at FROM weft.steps WHERE state = 'waiting_retry'`);
+/**
+ * Sleeps whose time came and waits that timed out, finished as if by a worker
+ * (weft.wake_waiting: complete, or failed with their task).
+ */
+export async function wakeWaiting(db: Database, pid: string, delivery: DeliveryOrMode, limit = 500): Promise<StatementOutcome> {
+  const { rows } = await db.query<StepEventRow>('SELECT * FROM weft.wake_waiting($1, $2, $3)', [pid, writesOutbox(delivery), limit], 'weft_wake_waiting');
+  return readEvents(rows);
+}
+
+/** Delayed tasks whose run_at came: started, their root steps released (weft.start_due_tasks). */
+export async function startDueTasks(db: Database, pid: string, delivery: DeliveryOrMode, limit = 500): Promise<StatementOutcome> {
+  const { rows } = await db.query<StepEventRow>('SELECT * FROM weft.start_due_tasks($1, $2, $3)', [pid, writesOutbox(delivery), limit], 'weft_start_due_tasks');
+  return readEvents(rows);
+}
+
+/**
+ * When the next timed thing is due, if any: a retry, a waiting step's
+ * deadline or a delayed start (so a timer can wake exactly then). Each is the
+ * first entry of a partial index.
+ */
+export async function nextDueAt(db: Database): Promise<Date | undefined> {
+  const { rows } = await db.query<{ at: Date | null }>(
+    `SELECT least((SELECT min(run_after) FROM weft.steps WHERE state = 'waiting_retry'),
+                  (SELECT min(run_after) FROM weft.steps WHERE state = 'waiting'),
+                  (SELECT min(run_at) FROM weft.tasks WHERE state = 'pending' AND run_at IS NOT NULL)) AS at`,
+    [],
+    'weft_next_due_at',
+  );
   return rows[0]?.at ?? undefined;
 }
 

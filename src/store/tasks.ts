@@ -18,6 +18,8 @@ export interface NewTask {
   context: unknown;
   idempotencyKey?: string;
   steps: PlannedStep[];
+  /** A delayed start: the task stays pending, and no step starts, until then (weft.start_due_tasks). */
+  runAt?: Date;
 }
 
 /**
@@ -39,6 +41,7 @@ export function stepRows(planned: PlannedStep[], existingIds: Map<string, string
     timeout_ms: p.timeout_ms,
     inputs: p.inputs ?? {},
     batch: p.batch ?? null,
+    wait: p.wait ?? null,
     pending_parents: p.parents.filter((parent) => notComplete(parent)).length,
   }));
   const edges = planned.flatMap((p) =>
@@ -51,7 +54,7 @@ export function stepRows(planned: PlannedStep[], existingIds: Map<string, string
   return { steps, edges };
 }
 
-const CREATE_TASK_SQL = 'SELECT * FROM weft.create_task($1, $2, $3, $4, $5::jsonb, $6, $7::jsonb, $8::jsonb, $9, $10)';
+const CREATE_TASK_SQL = 'SELECT * FROM weft.create_task($1, $2, $3, $4, $5::jsonb, $6, $7::jsonb, $8::jsonb, $9, $10, $11)';
 
 /**
  * Write a task, its initial steps, edges and transitions, and enqueue the
@@ -79,6 +82,7 @@ export async function createTask(db: Database, task: NewTask, processId: string,
         JSON.stringify(edges),
         processId,
         writesOutbox(delivery),
+        task.runAt ?? null,
       ],
       'weft_create_task',
     );
@@ -212,7 +216,7 @@ const TASK_VIEW_SQL = (withContext: boolean) => `
            'id', t.id, 'namespace', t.namespace, 'name', t.name, 'version', t.version, 'state', t.state,
            'ended', t.state IN ('complete', 'error', 'cancelled'),
            'context', ${withContext ? 't.context' : 'NULL'}, 'idempotency_key', t.idempotency_key, 'error', t.error,
-           'created_at', t.created_at, 'updated_at', t.updated_at, 'completed_at', t.completed_at,
+           'run_at', t.run_at, 'created_at', t.created_at, 'updated_at', t.updated_at, 'completed_at', t.completed_at,
            'duration_ms', round((extract(epoch FROM t.completed_at - t.created_at) * 1000)::numeric, 3),
            'steps', (SELECT coalesce(json_agg(json_build_object(
                 'id', s.id, 'name', s.name, 'template_step', s.template_step, 'type', s.type, 'runtime', s.runtime,
@@ -221,6 +225,7 @@ const TASK_VIEW_SQL = (withContext: boolean) => `
                 'parents', (SELECT coalesce(json_agg(p.name ORDER BY p.name), '[]') FROM weft.step_edges e
                             JOIN weft.steps p ON p.id = e.from_step WHERE e.to_step = s.id),
                 'result', s.result, 'error', s.error, 'errors', coalesce(s.errors, '[]'::jsonb), 'batch', s.batch,
+                'wait', s.wait, 'callback_path', '/v1/callbacks/' || s.signal_token,
                 'run_after', s.run_after, 'created_at', s.created_at, 'enqueued_at', s.enqueued_at,
                 'started_at', s.started_at, 'finished_at', s.finished_at,
                 'duration_ms', round((extract(epoch FROM s.finished_at - s.started_at) * 1000)::numeric, 3))
@@ -250,6 +255,7 @@ export async function getTaskView(db: Database, taskId: string, opts: { withCont
     created_at: new Date(row.created_at),
     updated_at: new Date(row.updated_at),
     completed_at: date(row.completed_at),
+    run_at: date(row.run_at),
     steps: (row.steps as any[]).map((s) => ({
       ...s,
       run_after: date(s.run_after),

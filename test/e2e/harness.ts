@@ -47,13 +47,21 @@ export interface Dashboard {
  * A real orchestrator (in this process, as test/support/engine.ts makes
  * them) with native workers, its API and dashboard on a free loopback port,
  * on a fresh database. `leaseMs`: how soon a silent worker's steps are run
- * again (the test of a lost worker shortens it).
+ * again (the test of a lost worker shortens it); `namespaces`: those the
+ * in-process workers serve (default ui_e2e).
  */
-export async function startDashboard(opts: { leaseMs?: number } = {}): Promise<Dashboard> {
+export async function startDashboard(opts: { leaseMs?: number; namespaces?: string[] } = {}): Promise<Dashboard> {
   const tdb = await createTestDatabase();
   const templates = await loadTemplateDir(join(FIXTURES, 'templates'));
   // The in-process workers serve ui_e2e; ui_lost is left to `weft worker` processes a test starts (and kills).
-  const engine = await startEngine({ backend: 'pg', url: tdb.url, templates, handlers: fixtureHandlers, namespaces: ['ui_e2e'], leaseMs: opts.leaseMs });
+  const engine = await startEngine({
+    backend: 'pg',
+    url: tdb.url,
+    templates,
+    handlers: fixtureHandlers,
+    namespaces: opts.namespaces ?? ['ui_e2e'],
+    leaseMs: opts.leaseMs,
+  });
   const log = silentLogger();
   const orchestrator = engine.orchestrators[0]!;
   const api = buildApi({ orchestrator, db: engine.db, bus: new PgMessageBus(engine.db, log), log });

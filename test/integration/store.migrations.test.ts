@@ -143,11 +143,11 @@ describe('migrate', () => {
       expect((ra.applied.length ? rb : ra).functions).toEqual([]);
       expect(ra.current).toBe(rb.current);
       expect(await appliedRows(a)).toEqual(migrations.map((m) => ({ version: m.version, name: m.name, checksum: m.checksum })));
-      // The seed rows of 001, 002 and 004 were inserted once (a second run would have failed on their primary key, but count anyway).
+      // The seed rows of 001, 002, 004 and 010 were inserted once (a second run would have failed on their primary key, but count anyway).
       const { rows } = await a.query(
         'SELECT (SELECT count(*) FROM weft.step_transition_rules)::int AS s, (SELECT count(*) FROM weft.task_transition_rules)::int AS t',
       );
-      expect(rows[0]).toEqual({ s: 26, t: 9 });
+      expect(rows[0]).toEqual({ s: 31, t: 9 });
     }
   });
 
@@ -318,7 +318,8 @@ describe('migrate', () => {
     );
     // The units of work of the step boundary, of bulk submission and of cancel and retry (sql/functions), their shared helpers
     // (event rows, the attempt fence, claim, dispatch), the transition rules they are checked against, and the error history's
-    // helpers; NOTIFY is sent after commit (weft.wake), never by a trigger.
+    // helpers, and steps that wait (migration 010: sleeps, waits, signals, delayed starts); NOTIFY is sent after commit
+    // (weft.wake), never by a trigger.
     expect(functions.map((f) => f.name).sort()).toEqual([
       'append_error',
       'cancel_task',
@@ -327,6 +328,7 @@ describe('migrate', () => {
       'claim_steps',
       'claimed_events',
       'compile_transition_rules',
+      'complete_waiting',
       'create_task',
       'create_tasks',
       'delete_expired_tasks',
@@ -353,9 +355,15 @@ describe('migrate', () => {
       'release_steps',
       'requeue_lost_steps',
       'retry_task',
+      'rfc3339_time',
       'running_steps_of',
+      'signal_step',
+      'start_due_tasks',
       'task_ended_event',
+      'wait_deadline',
+      'wait_until_value',
       'wake',
+      'wake_waiting',
     ]);
     expect(functions.every((f) => f.schema === 'weft')).toBe(true);
 

@@ -25,10 +25,10 @@ describe('step state machine', () => {
     expect(() => assertStepTransition(from, to)).toThrow(`illegal step transition ${from} → ${to}`);
   });
 
-  it('leaves a terminal state only when an operator retries (error or cancelled back to pending or enqueued)', () => {
+  it('leaves a terminal state only when an operator retries (error or cancelled back to pending, enqueued, or waiting for a sleep or wait step)', () => {
     expect(STEP_TRANSITIONS.complete).toEqual([]);
     for (const s of TERMINAL_STEP_STATES) {
-      for (const to of STEP_TRANSITIONS[s]) expect(['pending', 'enqueued']).toContain(to);
+      for (const to of STEP_TRANSITIONS[s]) expect(['pending', 'enqueued', 'waiting']).toContain(to);
     }
     expect(() => assertStepTransition('complete', 'enqueued')).toThrow('nothing (it is terminal)');
     expect(() => assertStepTransition('error', 'running')).toThrow('from error a step may go to enqueued, pending');

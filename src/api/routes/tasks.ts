@@ -34,6 +34,9 @@ const createTaskSchema = {
     version: { type: 'string', minLength: 1 },
     context: {},
     idempotency_key: { type: 'string', minLength: 1, maxLength: 200 },
+    // A delayed start (docs/api.md): a time, or a duration from now; checked by Orchestrator.createTask.
+    run_at: { type: 'string', minLength: 1, maxLength: 100 },
+    delay: { type: 'string', minLength: 1, maxLength: 100 },
   },
 } as const;
 
@@ -72,6 +75,8 @@ const retrySchema = {
  *   GET  /v1/tasks/by-key/:key     the task created with this idempotency key
  *   POST /v1/tasks/:id/cancel      cancel a running task, optionally saying why: {"reason": "…"}
  *   POST /v1/tasks/:id/retry       retry a failed or cancelled task, or one step: {"step": "name"}
+ *   POST /v1/tasks/:id/steps/:name/signal   complete a waiting `wait` step: the body is its result
+ *   POST /v1/callbacks/:token      the same for the step holding this callback token, without an API token
  *   GET  /v1/tasks/:id/history     the audit trail: every transition of the task and its steps (or one step's), who and why
  *   GET  /v1/tasks/:id/events      server-sent events: `step` and `task` changes of one task
  *   GET  /v1/events                server-sent events: every task's start (`task_started`) and end (`task`)
@@ -106,7 +111,15 @@ export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions):
     '/v1/tasks',
     { schema: { body: createTaskSchema }, config: { rateLimit: perTokenRateLimit('create', 'tasks', opts.createPerMinute, 'WEFT_TASK_RATE_LIMIT') } },
     async (req, reply) => {
-      const body = req.body as { namespace: string; name: string; version?: string; context?: unknown; idempotency_key?: string };
+      const body = req.body as {
+        namespace: string;
+        name: string;
+        version?: string;
+        context?: unknown;
+        idempotency_key?: string;
+        run_at?: string;
+        delay?: string;
+      };
       // Values PostgreSQL would refuse (or that no handler could parse) are the caller's to fix: 400 naming the path.
       if (!req.bodyStorable) {
         assertStorable(body.context ?? {}, 'context');
@@ -120,7 +133,13 @@ export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions):
           // W3C Trace Context level 2: where the task's trace is (docs/tracing.md).
           void reply.header('traceresponse', traceparentOfTask(created.id));
         }
-        return reply.status(201).send({ id: created.id, state: 'running', dispatched: created.dispatched });
+        const started = created.run_at === undefined || created.run_at.getTime() <= Date.now();
+        return reply.status(201).send({
+          id: created.id,
+          state: started ? 'running' : 'pending',
+          dispatched: created.dispatched,
+          ...(created.run_at ? { run_at: created.run_at.toISOString() } : {}),
+        });
       } catch (err) {
         if (!(err instanceof ConflictError) || body.idempotency_key === undefined) throw err;
         return replayIdempotent(body as typeof body & { idempotency_key: string }, reply, err);
@@ -206,6 +225,24 @@ export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions):
       return { id, ...(await orchestrator.retryTask(id, { step, by: actor(req) })) };
     },
   );
+
+  // A signal's body is the step's result as sent (any JSON; none is null), checked against the step's payload_schema.
+  app.post('/v1/tasks/:id/steps/:name/signal', async (req) => {
+    const id = taskId(req.params);
+    const step = (req.params as { name: string }).name;
+    if (!req.bodyStorable) assertStorable(req.body ?? null, 'payload');
+    return orchestrator.signalStep({ task: id, step }, req.body ?? null, actor(req));
+  });
+
+  // The token is the capability (steps.signal_token: 244 random bits), so no API token is asked for: another
+  // service's webhook can call it. A wrong token is a 404, the same answer as a step that never existed.
+  app.post('/v1/callbacks/:token', { config: { scope: 'open' } }, async (req) => {
+    const token = (req.params as { token: string }).token;
+    if (!/^[0-9a-f]{64}$/.test(token))
+      throw new NotFoundError("no step has this callback token; copy the callback URL from the task's step (GET /v1/tasks/:id)");
+    if (!req.bodyStorable) assertStorable(req.body ?? null, 'payload');
+    return orchestrator.signalStep({ token }, req.body ?? null, 'callback');
+  });
 
   app.get('/v1/tasks/:id/history', async (req) => {
     const id = taskId(req.params);

@@ -160,7 +160,7 @@ const MAX_COMPILED = 500;
  *   const r = check({ even_number: 3 });
  *   if (!r.ok) reply(400, r.problems); // [{ path: 'context.even_number', message: 'context.even_number must be multiple of 2 (found 3)' }]
  */
-export function compileInputSchema(template: Pick<TemplateDefinition, 'input_schema'>): (context: unknown) => InputCheck {
+export function compileInputSchema(template: Pick<TemplateDefinition, 'input_schema'>, root = 'context'): (context: unknown) => InputCheck {
   if (template.input_schema === undefined) return () => ({ ok: true });
   const key = JSON.stringify(template.input_schema);
   let validate = compiled.get(key);
@@ -184,13 +184,13 @@ export function compileInputSchema(template: Pick<TemplateDefinition, 'input_sch
     patternSpend.used = 0;
     patternSpend.skipped.clear();
     if (check(context)) return { ok: true };
-    return { ok: false, problems: (check.errors ?? []).map((e) => describeInputError(e, context)) };
+    return { ok: false, problems: (check.errors ?? []).map((e) => describeInputError(e, context, root)) };
   };
 }
 
-function describeInputError(e: ErrorObject, context: unknown): InputProblem {
+function describeInputError(e: ErrorObject, context: unknown, root: string): InputProblem {
   if (e.keyword === 'pattern') {
-    const path = formatContextPath(pointerToSegments(e.instancePath));
+    const path = formatContextPath(pointerToSegments(e.instancePath), root);
     const found = valueAt(context, pointerToSegments(e.instancePath));
     if (typeof found === 'string' && found.length > MAX_PATTERN_INPUT) {
       return {
@@ -208,15 +208,15 @@ function describeInputError(e: ErrorObject, context: unknown): InputProblem {
   const segs = pointerToSegments(e.instancePath);
   if (e.keyword === 'required') {
     const missing = String((e.params as { missingProperty: string }).missingProperty);
-    const path = formatContextPath([...segs, missing]);
+    const path = formatContextPath([...segs, missing], root);
     return { path, message: `${path} is required but missing` };
   }
   if (e.keyword === 'additionalProperties') {
     const extra = String((e.params as { additionalProperty: string }).additionalProperty);
-    const path = formatContextPath([...segs, extra]);
-    return { path, message: `${path} is not allowed by the template's input_schema` };
+    const path = formatContextPath([...segs, extra], root);
+    return { path, message: `${path} is not allowed by ${root === 'context' ? "the template's input_schema" : "the step's payload_schema"}` };
   }
-  const path = formatContextPath(segs);
+  const path = formatContextPath(segs, root);
   const found = valueAt(context, segs);
   return { path, message: `${path} ${e.message ?? 'is invalid'} (found ${preview(found)})` };
 }
@@ -231,8 +231,8 @@ export function pointerToSegments(pointer: string): (string | number)[] {
     .map((s) => (/^(0|[1-9][0-9]*)$/.test(s) ? Number(s) : s));
 }
 
-function formatContextPath(segs: (string | number)[]): string {
-  let out = 'context';
+function formatContextPath(segs: (string | number)[], root: string): string {
+  let out = root;
   for (const s of segs) out += typeof s === 'number' ? `[${s}]` : /^[A-Za-z_][A-Za-z0-9_]*$/.test(s) ? `.${s}` : `[${JSON.stringify(s)}]`;
   return out;
 }

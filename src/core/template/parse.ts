@@ -29,16 +29,19 @@ import {
   LIMITS,
   NAME_PATTERN,
   STEP_TYPES,
+  WAITING_STEP_TYPES,
   type BatchConfig,
   type RetryPolicy,
   type StepDefinition,
   type StepType,
   type TemplateDefinition,
   type TemplateSchedule,
+  type WaitSpec,
 } from './types.js';
 import { RUNTIMES, type Runtime } from '../../shared/runtimes.js';
 import { CATCH_UP_POLICIES, OVERLAP_POLICIES, scheduleSpec } from '../schedule.js';
 import { ValidationError } from '../../shared/errors.js';
+import { DURATION_EXAMPLES, durationMs } from '../duration.js';
 
 type Segment = string | number;
 
@@ -161,7 +164,7 @@ const BATCH_SCHEMA = {
 const STEP_SCHEMA = {
   type: 'object',
   additionalProperties: false,
-  required: ['name', 'handler'],
+  required: ['name'],
   properties: {
     name: NAME,
     handler: { type: 'string', pattern: '^\\S+$' },
@@ -173,6 +176,12 @@ const STEP_SCHEMA = {
     retry: RETRY_SCHEMA,
     timeout_ms: range(LIMITS.timeout_ms),
     batch: BATCH_SCHEMA,
+    // Steps that wait (checked by hand: waitFindings).
+    duration: { type: 'string' },
+    until: { type: 'string' },
+    timeout: { type: 'string' },
+    on_timeout: {},
+    payload_schema: { type: 'object' },
   },
 };
 
@@ -370,7 +379,7 @@ function semanticFindings(t: RawTemplate, view: SourceView | undefined): Finding
   const out: Finding[] = [];
   if ('version' in t) out.push(...versionFindings(t.version, view));
   if (isPlainObject(t.input_schema)) out.push(...inputSchemaFindings(t.input_schema));
-  if (Array.isArray(t.steps)) out.push(...stepFindings(t.steps));
+  if (Array.isArray(t.steps)) out.push(...stepFindings(t.steps), ...waitFindings(t.steps));
   if (Array.isArray(t.schedules)) out.push(...scheduleFindings(t.schedules));
   return out;
 }
@@ -437,7 +446,9 @@ function versionFindings(v: unknown, view: SourceView | undefined): Finding[] {
   ];
 }
 
-function inputSchemaFindings(schema: Record<string, unknown>): Finding[] {
+/** Problems of a JSON Schema written at `where` (input_schema, or a wait step's payload_schema). */
+function inputSchemaFindings(schema: Record<string, unknown>, where: Segment[] = ['input_schema']): Finding[] {
+  const name = formatPath(where);
   const ajv = createInputSchemaAjv();
   let valid: boolean;
   try {
@@ -446,8 +457,8 @@ function inputSchemaFindings(schema: Record<string, unknown>): Finding[] {
     // ajv throws when $schema names a meta-schema it does not have (e.g. draft 2020-12).
     return [
       {
-        at: typeof schema.$schema === 'string' ? ['input_schema', '$schema'] : ['input_schema'],
-        message: `input_schema cannot be checked: ${(err as Error).message}; weft supports JSON Schema draft-07`,
+        at: typeof schema.$schema === 'string' ? [...where, '$schema'] : where,
+        message: `${name} cannot be checked: ${(err as Error).message}; weft supports JSON Schema draft-07`,
         hint: 'remove $schema, or write $schema: "http://json-schema.org/draft-07/schema#", and use draft-07 keywords',
       },
     ];
@@ -460,13 +471,13 @@ function inputSchemaFindings(schema: Record<string, unknown>): Finding[] {
     for (const e of errors.length > 0 ? errors : (ajv.errors ?? [])) {
       if (seen.has(e.instancePath)) continue;
       seen.add(e.instancePath);
-      const at: Segment[] = ['input_schema', ...pointerSegments(e.instancePath)];
+      const at: Segment[] = [...where, ...pointerSegments(e.instancePath)];
       const found = valueAt(schema, pointerSegments(e.instancePath));
       const allowed = (e.params as { allowedValues?: unknown[] }).allowedValues;
       out.push({
         at,
-        message: `input_schema is not a valid JSON Schema: ${formatPath(at)} is ${describeValue(found)} and ${e.message ?? 'is invalid'}${allowed ? ` (${allowed.join(', ')})` : ''}`,
-        hint: 'fix input_schema so it is a JSON Schema (draft-07), e.g. { type: object, required: [x], properties: { x: { type: integer } } }',
+        message: `${name} is not a valid JSON Schema: ${formatPath(at)} is ${describeValue(found)} and ${e.message ?? 'is invalid'}${allowed ? ` (${allowed.join(', ')})` : ''}`,
+        hint: `fix ${name} so it is a JSON Schema (draft-07), e.g. { type: object, required: [x], properties: { x: { type: integer } } }`,
       });
     }
     return out;
@@ -474,8 +485,8 @@ function inputSchemaFindings(schema: Record<string, unknown>): Finding[] {
   const patterns = schemaPatternProblems(schema);
   if (patterns.length > 0) {
     return patterns.map((p) => ({
-      at: ['input_schema', ...p.at],
-      message: `${formatPath(['input_schema', ...p.at])}: ${p.message}`,
+      at: [...where, ...p.at],
+      message: `${formatPath([...where, ...p.at])}: ${p.message}`,
       hint: 'schema patterns run on a linear-time engine (RE2): no lookaround or backreferences; a string checked by a pattern is at most 10000 characters',
     }));
   }
@@ -485,9 +496,9 @@ function inputSchemaFindings(schema: Record<string, unknown>): Finding[] {
   } catch (err) {
     return [
       {
-        at: ['input_schema'],
-        message: `input_schema is not a valid JSON Schema: ${(err as Error).message}`,
-        hint: 'make every $ref point at a definition inside input_schema',
+        at: where,
+        message: `${name} is not a valid JSON Schema: ${(err as Error).message}`,
+        hint: `make every $ref point at a definition inside ${name}`,
       },
     ];
   }
@@ -675,16 +686,168 @@ function stepFindings(steps: unknown[]): Finding[] {
   return out;
 }
 
+// ───────────────────────────── steps that wait ─────────────────────────────
+
+/** Fields only a sleep or a wait step has, and the type that has each. */
+const WAIT_FIELDS: Record<string, 'sleep' | 'wait'> = {
+  duration: 'sleep',
+  until: 'sleep',
+  timeout: 'wait',
+  on_timeout: 'wait',
+  payload_schema: 'wait',
+};
+
+/**
+ * `sleep` and `wait` steps run no handler; every other step needs one. A
+ * sleep has a `duration` or an `until` (a path into the context or a parent's
+ * result); a wait may have a `timeout`, an `on_timeout` (`fail`, the default,
+ * or `{ result: … }`) and a `payload_schema` its signals must match.
+ */
+function waitFindings(steps: unknown[]): Finding[] {
+  const out: Finding[] = [];
+  steps.forEach((s, index) => {
+    if (!isPlainObject(s) || typeof s.name !== 'string') return;
+    const type = typeof s.type === 'string' ? s.type : 'standard';
+    if (!(STEP_TYPES as readonly string[]).includes(type)) return;
+    const label = `steps[${index}] ("${s.name}")`;
+    const waits = type === 'sleep' || type === 'wait';
+    if (waits && s.handler !== undefined) {
+      out.push({
+        at: ['steps', index, 'handler'],
+        atKey: true,
+        message: `${label} is a ${type} step, which runs no handler; it waits in the database without a worker`,
+        hint: 'remove handler, or make it a standard step',
+      });
+    }
+    if (!waits && s.handler === undefined) {
+      out.push({
+        at: ['steps', index],
+        message: `${label} is missing the required field "handler"`,
+        hint: `add ${FIELD_EXAMPLES.handler} (only sleep and wait steps have none)`,
+      });
+    }
+    for (const [field, owner] of Object.entries(WAIT_FIELDS)) {
+      if (s[field] === undefined || owner === type) continue;
+      out.push({
+        at: ['steps', index, field],
+        atKey: true,
+        message: `${label} has ${field}, which only a ${owner} step has; its type is ${type}`,
+        hint: `set type: ${owner}, or remove ${field}`,
+      });
+    }
+    if (waits && s.timeout_ms !== undefined) {
+      out.push({
+        at: ['steps', index, 'timeout_ms'],
+        atKey: true,
+        message: `${label} is a ${type} step: timeout_ms bounds a handler's run, and it runs none`,
+        hint: type === 'wait' ? 'write timeout: 3d to bound the wait' : 'remove timeout_ms; the duration says how long it sleeps',
+      });
+    }
+    if (type === 'sleep') out.push(...sleepFindings(s, index, label));
+    if (type === 'wait') out.push(...waitStepFindings(s, index, label));
+  });
+  return out;
+}
+
+function durationFinding(s: Record<string, unknown>, index: number, field: string, label: string): Finding | undefined {
+  const v = s[field];
+  if (typeof v !== 'string') return undefined; // the shape check said so
+  const ms = durationMs(v);
+  const { min, max } = LIMITS.wait_ms;
+  if (ms !== undefined && ms >= min && ms <= max) return undefined;
+  return {
+    at: ['steps', index, field],
+    message:
+      ms === undefined
+        ? `steps[${index}].${field} of ${label} is ${JSON.stringify(v)}, not a duration; write ${DURATION_EXAMPLES}`
+        : `steps[${index}].${field} of ${label} is ${JSON.stringify(v)}; it must be between 1ms and 366d`,
+    hint: `write e.g. ${field}: 3d`,
+  };
+}
+
+function sleepFindings(s: Record<string, unknown>, index: number, label: string): Finding[] {
+  if ((s.duration === undefined) === (s.until === undefined)) {
+    return [
+      {
+        at: ['steps', index],
+        message: `${label} is a sleep step and needs exactly one of duration (how long) and until (a time in the context or a parent's result)`,
+        hint: 'write duration: 3d, or until: context.remind_at',
+      },
+    ];
+  }
+  const d = durationFinding(s, index, 'duration', label);
+  if (d) return [d];
+  if (typeof s.until !== 'string') return [];
+  const [head, ...path] = s.until.split('.');
+  const deps = Array.isArray(s.depends_on) ? s.depends_on.filter((x): x is string => typeof x === 'string') : [];
+  if (path.length === 0 || path.some((p) => p === '') || (head !== 'context' && !deps.includes(head!))) {
+    return [
+      {
+        at: ['steps', index, 'until'],
+        message:
+          `steps[${index}].until of ${label} is ${JSON.stringify(s.until)}; it must be context.<path> (the task's context) ` +
+          `or <parent>.<path> (the result of a step in its depends_on${deps.length ? `: ${deps.join(', ')}` : ', which is empty'})`,
+        hint: deps.length ? `write until: context.remind_at, or until: ${deps[0]}.remind_at` : 'write until: context.remind_at',
+      },
+    ];
+  }
+  return [];
+}
+
+function waitStepFindings(s: Record<string, unknown>, index: number, label: string): Finding[] {
+  const out: Finding[] = [];
+  const d = durationFinding(s, index, 'timeout', label);
+  if (d) out.push(d);
+  const onTimeout = s.on_timeout;
+  if (onTimeout !== undefined) {
+    const valid = onTimeout === 'fail' || (isPlainObject(onTimeout) && Object.keys(onTimeout).length === 1 && 'result' in onTimeout);
+    if (!valid) {
+      out.push({
+        at: ['steps', index, 'on_timeout'],
+        message: `steps[${index}].on_timeout of ${label} is ${describeValue(onTimeout)}; it must be fail or a mapping with one key, result`,
+        hint: 'write on_timeout: fail (the step and its task fail), or on_timeout: { result: { approved: false } } (the step completes with that result)',
+      });
+    } else if (s.timeout === undefined) {
+      out.push({
+        at: ['steps', index, 'on_timeout'],
+        atKey: true,
+        message: `${label} has on_timeout but no timeout, so it could never time out`,
+        hint: 'add timeout: 3d, or remove on_timeout',
+      });
+    }
+  }
+  if (isPlainObject(s.payload_schema)) out.push(...inputSchemaFindings(s.payload_schema, ['steps', index, 'payload_schema']));
+  return out;
+}
+
+/** The steps.wait record of a valid sleep or wait step (see WaitSpec). */
+function waitSpec(s: Record<string, unknown>): WaitSpec {
+  if (typeof s.duration === 'string') return { ms: durationMs(s.duration)!, duration: s.duration };
+  if (typeof s.until === 'string') {
+    const [head, ...path] = s.until.split('.');
+    return head === 'context' ? { until: s.until, from: 'context', path } : { until: s.until, from: 'step', step: head!, path };
+  }
+  const spec: WaitSpec = { on_timeout: isPlainObject(s.on_timeout) ? 'result' : 'fail' };
+  if (typeof s.timeout === 'string') {
+    spec.timeout = s.timeout;
+    spec.timeout_ms = durationMs(s.timeout)!;
+  }
+  if (isPlainObject(s.on_timeout)) spec.result = structuredClone(s.on_timeout.result);
+  if (isPlainObject(s.payload_schema)) spec.schema = structuredClone(s.payload_schema);
+  return spec;
+}
+
 // ───────────────────────────── defaults ─────────────────────────────
 
 function normalise(t: RawTemplate): TemplateDefinition {
   const runtime = (t.runtime as Runtime | undefined) ?? 'native';
   const steps = (t.steps as Record<string, unknown>[]).map((s): StepDefinition => {
+    const type = (s.type as StepType | undefined) ?? 'standard';
     const step: StepDefinition = {
       name: s.name as string,
-      handler: s.handler as string,
+      handler: WAITING_STEP_TYPES.has(type) ? `weft.${type}` : (s.handler as string),
       runtime: (s.runtime as Runtime | undefined) ?? runtime,
-      type: (s.type as StepType | undefined) ?? 'standard',
+      type,
       depends_on: [...((s.depends_on as string[] | undefined) ?? [])],
       inputs: structuredClone((s.inputs as Record<string, unknown> | undefined) ?? {}),
       retry: { ...DEFAULT_RETRY, ...((s.retry as Partial<RetryPolicy> | undefined) ?? {}) },
@@ -692,6 +855,7 @@ function normalise(t: RawTemplate): TemplateDefinition {
     };
     if (typeof s.description === 'string') step.description = s.description;
     if (s.batch !== undefined) step.batch = { ...DEFAULT_BATCH, ...(s.batch as BatchConfig) };
+    if (WAITING_STEP_TYPES.has(type)) step.wait = waitSpec(s);
     return step;
   });
   const def: TemplateDefinition = {

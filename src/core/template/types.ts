@@ -10,8 +10,24 @@
 // The runtimes come from the one runtime table (src/shared/runtimes.ts).
 import type { Runtime } from '../../shared/runtimes.js';
 
-export const STEP_TYPES = ['standard', 'decision', 'deferred_convergence', 'batchable', 'batch_worker'] as const;
+export const STEP_TYPES = ['standard', 'decision', 'deferred_convergence', 'batchable', 'batch_worker', 'sleep', 'wait'] as const;
 export type StepType = (typeof STEP_TYPES)[number];
+
+/** Step types no handler runs: they wait in PostgreSQL, holding no worker (docs/templates.md, "Steps that wait"). */
+export const WAITING_STEP_TYPES: ReadonlySet<StepType> = new Set(['sleep', 'wait']);
+
+/**
+ * What a `sleep` or `wait` step waits for, as the step row stores it
+ * (steps.wait; read by weft.wait_deadline and weft.wake_waiting):
+ * - sleep `duration`: `{ ms }`
+ * - sleep `until`: `{ until, from: 'context' | 'step', step?, path }`, the value
+ *   at `path` in the task's context or in the parent `step`'s result
+ * - wait: `{ timeout?, timeout_ms?, on_timeout: 'fail' | 'result', result?, schema? }`
+ */
+export type WaitSpec =
+  | { ms: number; duration: string }
+  | { until: string; from: 'context' | 'step'; step?: string; path: string[] }
+  | { timeout?: string; timeout_ms?: number; on_timeout: 'fail' | 'result'; result?: unknown; schema?: Record<string, unknown> };
 
 export const BACKOFF_KINDS = ['exponential', 'linear', 'fixed'] as const;
 export type BackoffKind = (typeof BACKOFF_KINDS)[number];
@@ -46,6 +62,8 @@ export interface StepDefinition {
   timeout_ms: number;
   description?: string;
   batch?: BatchConfig;
+  /** Only for `sleep` and `wait` steps (their handler is `weft.sleep` / `weft.wait`, never run). */
+  wait?: WaitSpec;
 }
 
 export interface TemplateDefinition {
@@ -94,6 +112,8 @@ export const LIMITS = {
   batch_size: { min: 1, max: 1_000_000 },
   max_workers: { min: 1, max: 1_000 },
   steps: { max: 1_000 },
+  /** A sleep's duration and a wait's timeout (one year). */
+  wait_ms: { min: 1, max: 366 * 86_400_000 },
 } as const;
 
 export const NAME_PATTERN = /^[a-z][a-z0-9_]*$/;

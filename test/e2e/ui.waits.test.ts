@@ -1,0 +1,53 @@
+/// <reference lib="dom" />
+/**
+ * A waiting step in the dashboard (issue 19): a `wait` step shows that it
+ * waits and until when, and a writer approves it from the form its
+ * payload_schema makes (templates/human_approval.yaml: Approve / Reject and a
+ * comment); the decision after it then routes on the answer. In Chromium
+ * against a real orchestrator and native workers; fails on any console error.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser, eventually, type Browser } from '../support/browser.js';
+import { startDashboard, type Dashboard } from './harness.js';
+import { getTaskView } from '../../src/store/tasks.js';
+
+describe('a waiting step in Chromium', () => {
+  let d: Dashboard;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    // templates/ (human_approval among them) is registered by every test engine.
+    d = await startDashboard({ namespaces: ['e2e_waits'] });
+    browser = await launchBrowser();
+  });
+  afterEach(() => {
+    expect(browser.errors.splice(0), 'console errors in the page').toEqual([]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await d?.stop();
+  });
+
+  it('shows the deadline, and Approve with a comment completes the step; the decision routes on it', async () => {
+    const orch = d.engine.orchestrators[0]!;
+    const { id } = await orch.createTask({ namespace: 'e2e_waits', name: 'human_approval', context: { amount: 120, requester: 'ada' } });
+    await eventually(
+      'manager_approval waiting',
+      async () => (await getTaskView(d.engine.db, id))!.steps.find((s) => s.name === 'manager_approval')!.state === 'waiting',
+    );
+    const page = await browser.page();
+    await page.goto(`${d.url}/#/tasks/${id}?step=manager_approval`);
+    const panel = page.locator('[data-step-panel="manager_approval"]');
+    await panel.locator('[data-signal-form]').waitFor();
+    expect(await panel.locator('dt', { hasText: 'Times out' }).count()).toBe(1);
+    await panel.locator('input[name="comment"]').fill('within budget');
+    await panel.locator('[data-approve]').click();
+    expect(await orch.waitForTask(id, 20_000)).toBe(true);
+    const done = (await getTaskView(d.engine.db, id))!;
+    expect(done.state).toBe('complete');
+    expect(done.steps.find((s) => s.name === 'manager_approval')!.result).toEqual({ approved: true, comment: 'within budget' });
+    expect(done.steps.map((s) => s.name).sort()).toEqual(['fulfil', 'manager_approval', 'request', 'routing']);
+    await panel.locator('[data-signal-form]').waitFor({ state: 'detached', timeout: 20_000 });
+    await page.close();
+  });
+});
