@@ -5,7 +5,6 @@ import { usePeriodic } from '../periodic.js';
 import { shortId, time } from '../format.js';
 import type { ScheduleView as Schedule } from '../../src/api/wire-types.js';
 
-
 /** How many next firings a row shows (the API sends five). */
 const SHOWN = 3;
 

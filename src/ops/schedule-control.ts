@@ -7,7 +7,7 @@
 import { userInfo } from 'node:os';
 import { requestJson } from '../shared/http-json.js';
 import type { WeftConfig } from '../shared/config.js';
-import { createLogger } from '../shared/logger.js';
+import { configuredLogger } from '../shared/logger.js';
 import { processId } from '../shared/ids.js';
 import { WeftError } from '../shared/errors.js';
 import { createMessageBus } from '../messaging/index.js';
@@ -15,17 +15,18 @@ import { Orchestrator } from '../orchestration/orchestrator.js';
 import type { ScheduleBook } from '../orchestration/schedules.js';
 import type { ScheduleInput } from '../core/schedule.js';
 import { connectStore } from './connect-store.js';
+import { orchestratorOptions } from './process-options.js';
 
 export type ScheduleOp = { op: 'create'; input: ScheduleInput & { paused?: boolean } } | { op: 'list' } | { op: 'pause' | 'resume' | 'delete'; name: string };
 
 /** The API's answer to the operation (the same JSON either way). */
 export async function controlSchedules(config: WeftConfig, req: ScheduleOp): Promise<unknown> {
   if (config.orchestratorUrl) return throughApi(config.orchestratorUrl, config.apiToken, req);
-  const log = createLogger({ level: process.env.WEFT_LOG_LEVEL ?? 'warn' });
+  const log = configuredLogger(config, { quiet: true });
   const store = await connectStore(config, log, { applicationName: 'weft-schedules' });
   const bus = createMessageBus(config, store.db, log);
   try {
-    const book = new Orchestrator({ db: store.db, bus, log, processId: processId('schedules') }).schedules;
+    const book = new Orchestrator(orchestratorOptions(config, { db: store.db, bus, log, processId: processId('schedules') })).schedules;
     return await onBook(book, req, `cli:${userInfo().username}`);
   } finally {
     await bus.close();
