@@ -95,6 +95,7 @@ describe('initialSteps', () => {
       timeout_ms: 30_000,
       retry: { max_attempts: 3, backoff: 'exponential', base_ms: 100, max_ms: 10_000 },
       batch: null,
+      wait: null,
       parents: [],
     });
   });

@@ -95,7 +95,7 @@ describe('validateTemplateObject (JSON from the API)', () => {
       ['steps[0].depends_on[0]', undefined],
     ]);
     expect(e.message.split('\n')).toEqual([
-      'template request body: unknown field "extra" at the top level — fix: remove it; the fields allowed at the top level are: namespace, name, version, description, runtime, input_schema, steps',
+      'template request body: unknown field "extra" at the top level — fix: remove it; the fields allowed at the top level are: namespace, name, version, description, runtime, input_schema, steps, schedules',
       'template request body: version "1.0" is not a semantic version; it must look like 1.0.0 (major.minor.patch) — fix: write version: 1.0.0',
       'template request body: steps[0].depends_on names "zz", which is not a step of this template; steps are: a — fix: add a step named "zz" or remove it from depends_on',
     ]);

@@ -92,6 +92,26 @@ const SHAPES: Record<string, { namespace: string; name: string; steps: Record<st
       summary: ['reports.summary', 'standard', ['period']],
     },
   },
+  'human_approval.yaml': {
+    namespace: 'e2e_waits',
+    name: 'human_approval',
+    steps: {
+      request: ['waits.request', 'standard', []],
+      manager_approval: ['weft.wait', 'wait', ['request']],
+      routing: ['waits.route', 'decision', ['manager_approval']],
+      fulfil: ['waits.fulfil', 'standard', ['routing']],
+      notify_rejected: ['waits.notify_rejected', 'standard', ['routing']],
+    },
+  },
+  'reminder.yaml': {
+    namespace: 'e2e_waits',
+    name: 'reminder',
+    steps: {
+      send_invoice: ['waits.send_invoice', 'standard', []],
+      wait_for_payment: ['weft.sleep', 'sleep', ['send_invoice']],
+      remind: ['waits.remind', 'standard', ['send_invoice', 'wait_for_payment']],
+    },
+  },
   'mixed.yaml': {
     namespace: 'e2e_mixed',
     name: 'polyglot_chain',

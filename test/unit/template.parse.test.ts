@@ -115,7 +115,7 @@ describe('parseTemplate: fields', () => {
     expect(problems[0]!.message).toBe('unknown field "runtim" at the top level; did you mean "runtime"?');
     expect(problems[1]!.message).toBe('unknown field "zzzzzzzzz" at the top level');
     expect(problems[1]!.hint).toMatch(
-      /^remove it; the fields allowed at the top level are: namespace, name, version, description, runtime, input_schema, steps$/,
+      /^remove it; the fields allowed at the top level are: namespace, name, version, description, runtime, input_schema, steps, schedules$/,
     );
   });
 
