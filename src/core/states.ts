@@ -28,7 +28,7 @@ import { WeftError } from '../shared/errors.js';
  * and cancelled steps become enqueued or pending again, the task running):
  * migration 004.
  *
- * Sleep and wait steps (migration 010) hold no worker while they wait:
+ * Sleep and wait steps (migration 007) hold no worker while they wait:
  *
  *   pending ─released─► waiting ─time came, or a signal─► running ─► complete | error   (one statement)
  *
@@ -45,7 +45,7 @@ export type TaskState = (typeof TASK_STATES)[number];
 
 export const STEP_TRANSITIONS: Readonly<Record<StepState, readonly StepState[]>> = {
   // pending → running: released by its last parent's finish and claimed in the same statement.
-  // pending → waiting: a sleep or wait step released (migration 010).
+  // pending → waiting: a sleep or wait step released (migration 007).
   pending: ['enqueued', 'running', 'cancelled', 'waiting'],
   // enqueued → enqueued: the broker's message was lost and is sent again.
   // enqueued → complete | waiting_retry | error: the result of a run whose

@@ -3,7 +3,7 @@ import type { Database } from './database.js';
 import type { ScheduleSpec } from '../core/schedule.js';
 import { ConflictError, NotFoundError } from '../shared/errors.js';
 
-/** A schedule as stored (migrations/011_schedules.sql). */
+/** A schedule as stored (migrations/008_schedules.sql). */
 export interface ScheduleRow extends ScheduleSpec {
   paused: boolean;
   next_fire_at: Date | null;

@@ -127,7 +127,7 @@ const CREATE_TASKS_SQL = 'SELECT * FROM weft.create_tasks($1::jsonb, $2::jsonb, 
 /**
  * Write many tasks (their steps, edges and transitions, and the dispatch of
  * their ready steps) in ONE statement and one commit (weft.create_tasks in
- * migrations/009). An item whose idempotency key is taken, by an earlier task
+ * sql/functions/create_tasks.sql). An item whose idempotency key is taken, by an earlier task
  * or an earlier item of the batch, creates nothing: its outcome names the
  * task holding the key and the fields that differ. Templates must be
  * registered (the caller resolved them).

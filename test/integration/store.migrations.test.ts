@@ -318,7 +318,7 @@ describe('migrate', () => {
     );
     // The units of work of the step boundary, of bulk submission and of cancel and retry (sql/functions), their shared helpers
     // (event rows, the attempt fence, claim, dispatch), the transition rules they are checked against, and the error history's
-    // helpers, and steps that wait (migration 010: sleeps, waits, signals, delayed starts); NOTIFY is sent after commit
+    // helpers, and steps that wait (migration 007: sleeps, waits, signals, delayed starts); NOTIFY is sent after commit
     // (weft.wake), never by a trigger.
     expect(functions.map((f) => f.name).sort()).toEqual([
       'append_error',

@@ -17,9 +17,8 @@ const LANDED: Record<string, string> = {
   '004_control.sql': 'ce18eaaa20d4b71ba3f715d4172a79e9b5c69d748ead7c7415f0f9fc6aed9caf',
   '005_error_history_and_losses.sql': 'c37721d1040fba0d66ea3958940a183cf7ee66e0f529dd2e062edcc2b3f91059',
   '006_cancel_reason.sql': 'a4c7adb36c2bf8cd4b505dcc642a518e438b31f20a9804394f505806883ccff8',
-  '009_bulk_tasks.sql': '370de95a7c9819be56072b34468e53f76e63b6eec4dce0d4090551ee125bbdf7',
-  '010_waits.sql': '20d7ea36bb878f0be4fcf7fd3d0f11c626129c7f94d5b08acd2799699347a3ab',
-  '011_schedules.sql': '758583e6900f26b6dc3a7e93532bf88210749e35dddc596894c6ff38af9d21be',
+  '007_waits.sql': '20d7ea36bb878f0be4fcf7fd3d0f11c626129c7f94d5b08acd2799699347a3ab',
+  '008_schedules.sql': '758583e6900f26b6dc3a7e93532bf88210749e35dddc596894c6ff38af9d21be',
 };
 
 const sha256 = (file: string) =>
