@@ -371,9 +371,9 @@ export function TaskPage(props: { id: string; step?: string }) {
   }, [props.id]);
 
   const graph = useMemo(() => (task ? taskGraph(task, template) : { nodes: [], edges: [] }), [task, template]);
-  // Steps that ran more than once (or lost a worker) are drawn attempt by attempt, from the history.
-  const retried = task?.steps.some((s) => s.attempts > 1 || s.losses > 0 || s.failures > 0 || s.state === 'waiting_retry') ?? false;
-  const history = useHistory(props.id, { enabled: retried, version });
+  // Steps that ran more than once (or lost a worker), and sleeps and waits, are drawn stretch by stretch, from the history.
+  const fromHistory = task?.steps.some((s) => s.attempts > 1 || s.losses > 0 || s.failures > 0 || s.state === 'waiting_retry' || s.wait !== null) ?? false;
+  const history = useHistory(props.id, { enabled: fromHistory, version });
   const historyByStep = useMemo(() => byStep(history.data?.transitions), [history.data]);
   const active = task ? ACTIVE.has(task.state) : false;
   const now = useNow(1_000, active);
@@ -460,6 +460,7 @@ export function TaskPage(props: { id: string; step?: string }) {
           steps=${task.steps}
           createdAt=${task.created_at}
           completedAt=${task.completed_at}
+          delayed=${task.run_at !== null}
           active=${active}
           history=${historyByStep}
           selected=${selected}

@@ -100,7 +100,7 @@ describe('a task page in Chromium', () => {
     await eventually('the timeline to tick', async () => (await total.textContent()) !== before, 5_000);
     // Every kind of stretch drawn has its line in the legend, and the legend lists every kind.
     const legend = await page.locator('.wf-legend [data-kind]').evaluateAll((els) => els.map((e) => e.getAttribute('data-kind')));
-    expect(legend).toEqual(['parents', 'queue', 'running', 'complete', 'failed', 'retry', 'lost', 'cancelled']);
+    expect(legend).toEqual(['start', 'parents', 'waiting', 'queue', 'running', 'complete', 'failed', 'retry', 'lost', 'cancelled']);
     const drawn = await page.locator('.wf-track [data-kind]').evaluateAll((els) => [...new Set(els.map((e) => e.getAttribute('data-kind')))]);
     for (const k of drawn) expect(legend).toContain(k);
     await page.locator('[data-task-state="complete"]').waitFor({ timeout: 20_000 });

@@ -17,7 +17,7 @@ describe('a waiting step in Chromium', () => {
 
   beforeAll(async () => {
     // templates/ (human_approval among them) is registered by every test engine.
-    d = await startDashboard({ namespaces: ['e2e_waits'] });
+    d = await startDashboard({ namespaces: ['e2e_waits', 'e2e_single'] });
     browser = await launchBrowser();
   });
   afterEach(() => {
@@ -48,6 +48,31 @@ describe('a waiting step in Chromium', () => {
     expect(done.steps.find((s) => s.name === 'manager_approval')!.result).toEqual({ approved: true, comment: 'within budget' });
     expect(done.steps.map((s) => s.name).sort()).toEqual(['fulfil', 'manager_approval', 'request', 'routing']);
     await panel.locator('[data-signal-form]').waitFor({ state: 'detached', timeout: 20_000 });
+    // On the timeline the approval's wait is a stretch of its own (then the signal's instant completion); the root step, queued as it was created, waited for nothing.
+    const kindsOf = (step: string) => page.locator(`[data-wf-step="${step}"] [data-kind]`).evaluateAll((els) => els.map((e) => e.getAttribute('data-kind')));
+    await eventually('the timeline to show the wait', async () => (await kindsOf('manager_approval')).includes('waiting'));
+    expect(await kindsOf('manager_approval')).toEqual(['parents', 'waiting', 'complete']);
+    expect(await kindsOf('request')).toEqual(['queue', 'complete']);
+    await page.close();
+  });
+
+  it("draws a delayed task's wait for its start time before its root step's queue and run", async () => {
+    const orch = d.engine.orchestrators[0]!;
+    const { id } = await orch.createTask({ namespace: 'e2e_single', name: 'one_step', context: { even_number: 4 }, delay: '1500ms' });
+    expect(await orch.waitForTask(id, 20_000)).toBe(true);
+    const page = await browser.page();
+    await page.goto(`${d.url}/#/tasks/${id}`);
+    const track = page.locator('.wf-track [data-kind]');
+    await track.first().waitFor();
+    expect(await track.evaluateAll((els) => els.map((e) => e.getAttribute('data-kind')))).toEqual(['start', 'queue', 'complete']);
+    const title = (await page.locator('.wf-track [data-kind="start"]').getAttribute('title'))!;
+    const waited = /^square: waiting for the task's start time \((\d+\.\d\d) s\)/.exec(title);
+    expect(waited, title).not.toBeNull();
+    // From the step's creation to its queueing, which came no earlier than the task's run_at.
+    const view = (await getTaskView(d.engine.db, id))!;
+    const untilStart = (view.run_at!.getTime() - view.steps[0]!.created_at.getTime()) / 1000;
+    expect(untilStart).toBeGreaterThan(1.3);
+    expect(Number(waited![1])).toBeGreaterThanOrEqual(Math.floor(untilStart * 100) / 100);
     await page.close();
   });
 });
