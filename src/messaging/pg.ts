@@ -65,7 +65,7 @@ export class PgMessageBus implements MessageBus {
       pending = true;
       sleeper?.();
     };
-    const unregister = await this.signals.registerConsumer(id, wakeUp);
+    const unregister = await this.signals.registerConsumer(id, wakeUp, { queues, room: () => (running ? consumer.room() : 0) });
 
     const loop = async () => {
       let failures = 0;

@@ -26,6 +26,8 @@ export class Signals {
   private readonly handlers = new Map<string, Set<(payload: string) => void>>();
   private readonly reconnectHandlers = new Set<() => void>();
   private readonly consumers = new Map<string, () => void>();
+  /** This process's consumers of step queues, woken in-process when a statement of this process enqueued on their queues. */
+  private readonly localConsumers = new Map<string, LocalConsumer>();
   private pendingQueues = new Map<string, number>();
   private pendingNotices: Notice[] = [];
   private scheduled = false;
@@ -67,11 +69,20 @@ export class Signals {
     return () => this.reconnectHandlers.delete(fn);
   }
 
-  /** A consumer of this process, woken when weft.wake picks it. */
-  async registerConsumer(consumer: string, wakeUp: () => void): Promise<() => void> {
+  /**
+   * A consumer of this process, woken when weft.wake picks it. With `local`
+   * (its queues and free room), a statement of this process that enqueued on
+   * one of its queues wakes it at once, in-process, for as many steps as it
+   * has room; only the rest go through weft.wake.
+   */
+  async registerConsumer(consumer: string, wakeUp: () => void, local?: Omit<LocalConsumer, 'wakeUp'>): Promise<() => void> {
     this.consumers.set(consumer, wakeUp);
+    if (local) this.localConsumers.set(consumer, { ...local, wakeUp });
     await this.listen(this.wakeChannel, () => undefined);
-    return () => this.consumers.delete(consumer);
+    return () => {
+      this.consumers.delete(consumer);
+      this.localConsumers.delete(consumer);
+    };
   }
 
   /**
@@ -83,11 +94,43 @@ export class Signals {
   send(enqueued: Map<string, number> | undefined, notices: Notice[]): void {
     if (this.closed) return;
     for (const n of notices) this.deliverLocally(n.channel, n.payload);
+    if (enqueued && this.localConsumers.size) enqueued = this.wakeLocally(enqueued);
     if (enqueued) for (const [q, k] of enqueued) this.pendingQueues.set(q, (this.pendingQueues.get(q) ?? 0) + k);
     for (const n of notices) this.pendingNotices.push({ channel: n.channel, payload: `${this.id}:${n.payload}` });
     if (this.scheduled || (this.pendingQueues.size === 0 && this.pendingNotices.length === 0)) return;
     this.scheduled = true;
     setImmediate(() => this.flush());
+  }
+
+  /**
+   * Wake this process's consumers of the queues that got steps, up to their
+   * free room, without a round trip (loopback: microseconds instead of a
+   * weft.wake statement). A consumer woken while it claims claims again
+   * (the same as a wake-up through weft.wake); one whose room is gone by
+   * then leaves the steps to the next claim of a finish or its poll, as a
+   * consumer picked by weft.wake would. Returns the steps still to wake
+   * others for.
+   */
+  private wakeLocally(enqueued: Map<string, number>): Map<string, number> {
+    const rest = new Map<string, number>();
+    const roomLeft = new Map<LocalConsumer, number>();
+    for (const [queue, count] of enqueued) {
+      let k = count;
+      for (const c of this.localConsumers.values()) {
+        if (k <= 0) break;
+        if (!c.queues.includes(queue)) continue;
+        let room = roomLeft.get(c);
+        if (room === undefined) {
+          room = Math.max(0, c.room());
+          if (room > 0) c.wakeUp();
+        }
+        const take = Math.min(room, k);
+        roomLeft.set(c, room - take);
+        k -= take;
+      }
+      if (k > 0) rest.set(queue, k);
+    }
+    return rest;
   }
 
   /** Send what is pending: one weft.wake round trip. */
@@ -184,6 +227,15 @@ export class Signals {
       await c.end().catch(() => undefined);
     }
   }
+}
+
+/** A consumer of step queues in this process (see Signals.registerConsumer). */
+interface LocalConsumer {
+  /** The queues it claims from. */
+  queues: readonly string[];
+  /** Steps it could start now. */
+  room: () => number;
+  wakeUp: () => void;
 }
 
 const instances = new WeakMap<Database, Signals>();

@@ -196,6 +196,35 @@ describe('the PostgreSQL queue', () => {
     expect(consumers.map((c) => c.claimed.length).sort()).toEqual([1, 1, 1]);
   });
 
+  it("a step enqueued by the consumer's own process wakes it in-process, ahead of a more recently registered waiter elsewhere", async () => {
+    const { def, queue } = await freshTemplate();
+    const own = await newProcess();
+    const mine = await consume(own, queue, 5);
+    await mine.idle();
+    // Registered after `mine`: weft.wake (most recent first) would pick this one.
+    const other = await consume(await newProcess(), queue, 5);
+    await other.idle();
+    const otherClaims = other.claims;
+    await produce(own.db, own.bus, def);
+    await mine.claimedCount(1, "the producing process's own consumer to claim the step");
+    await new Promise((r) => setTimeout(r, 300)); // a wrongly woken other consumer would claim meanwhile
+    expect(other.claims).toBe(otherClaims);
+    expect(other.claimed).toEqual([]);
+  });
+
+  it("steps beyond the own consumer's room wake waiters in other processes through weft.wake", async () => {
+    const { def, queue } = await freshTemplate();
+    const own = await newProcess();
+    const mine = await consume(own, queue, 1);
+    await mine.idle();
+    const other = await consume(await newProcess(), queue, 5);
+    await other.idle();
+    await Promise.all([produce(own.db, own.bus, def), produce(own.db, own.bus, def)]);
+    await mine.claimedCount(1, 'the own consumer to claim one step (its room)');
+    await other.claimedCount(1, 'the other process to be woken for the second (the poll is 60 s away)');
+    expect(new Set([...mine.claimed, ...other.claimed]).size).toBe(2);
+  });
+
   it('no wake-up is lost while consumers go idle and producers enqueue at the same time (200 tasks)', async () => {
     const { def, queue } = await freshTemplate();
     const producers = await Promise.all([1, 2].map(() => newProcess()));
