@@ -44,7 +44,8 @@ BEGIN
       FROM jsonb_to_recordset(p_tasks) AS x(item int, id uuid, namespace text, name text, version text, context jsonb,
                                             idempotency_key text, open_steps int)
      ORDER BY x.item
-    ON CONFLICT (idempotency_key) DO NOTHING
+    -- The partial unique index tasks_idempotency_key_key (migration 010): a task without a key has no entry.
+    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id)
   SELECT array_agg(id) INTO v_created FROM ins;
   v_created := coalesce(v_created, '{}');

@@ -128,6 +128,27 @@ describe('migrate', () => {
     expect(lines.filter((l) => l.level >= WARN)).toEqual([]);
   });
 
+  it('the idempotency-key index is unique over the tasks that have a key only (010): a task without one writes no entry', async () => {
+    const db = await pool(await freshDatabase());
+    await migrate(db, silentLogger());
+    const { rows } = await db.query<{ indexdef: string }>(
+      `SELECT indexdef FROM pg_indexes WHERE schemaname = 'weft' AND tablename = 'tasks' AND indexdef LIKE '%(idempotency_key)%'`,
+    );
+    expect(rows.map((r) => r.indexdef)).toEqual([
+      'CREATE UNIQUE INDEX tasks_idempotency_key_key ON weft.tasks USING btree (idempotency_key) WHERE (idempotency_key IS NOT NULL)',
+    ]);
+    // Two tasks without a key, then two with the same key: the second is refused by that index, by its name.
+    const insert = (key: string | null) =>
+      db.query(
+        `INSERT INTO weft.tasks (id, namespace, name, version, state, context, idempotency_key) VALUES (gen_random_uuid(), 'n', 't', '1', 'pending', '{}', $1)`,
+        [key],
+      );
+    await insert(null);
+    await insert(null);
+    await insert('k');
+    await expect(insert('k')).rejects.toMatchObject({ code: '23505', constraint: 'tasks_idempotency_key_key' });
+  });
+
   it('two migrate() calls racing from two pools on a fresh database both succeed and apply each migration exactly once (3 rounds)', async () => {
     const migrations = await readMigrations();
     const files = await readFunctionFiles();
