@@ -253,6 +253,7 @@ export class Orchestrator {
       this.bus.delivery,
     );
     if (tracing.enabled) traceTaskCreated(taskId, def, t0, dispatch.steps.length);
+    this.taskEvents.created([taskId]);
     // Told only while some dashboard watches the task list: otherwise a creation costs nothing more.
     const started = this.taskEvents.startsWatched()
       ? [this.taskEvents.startNotice({ task_id: taskId, state: 'running', namespace: def.namespace, name: def.name, cause: 'created' })]
@@ -347,6 +348,7 @@ export class Orchestrator {
     const started: Notice[] = [];
     const watched = this.taskEvents.startsWatched();
     for (const o of outcomes) results[o.item] = batchItemResult(o, reqs[o.item]!);
+    this.taskEvents.created(outcomes.filter((o) => o.outcome === 'created').map((o) => o.taskId));
     for (const o of outcomes) {
       if (o.outcome !== 'created') continue;
       const def = defs.get(o.item)!;
@@ -414,6 +416,7 @@ export class Orchestrator {
   /** Resolve when the task has ended (true) or `timeoutMs` passed (false); NotFoundError for an unknown task. */
   async waitForTask(taskId: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     // One read of the state, made once subscribed (so an end in between is not missed); no such task rejects.
+    // None for a task this orchestrator created and has heard no end of since (TaskEvents.knownRunning).
     return this.taskEvents.waitForEnd(
       taskId,
       timeoutMs,

@@ -11,6 +11,9 @@ const RECHECK_MS = 1_000;
 /** How long a watch registration holds; renewed at a third of it. */
 const WATCH_TTL_MS = 30_000;
 
+/** Tasks this process created that it remembers (oldest forgotten first); a forgotten one costs its waiter one read. */
+const OWN_TASKS_MAX = 20_000;
+
 /** Task starts are told on this channel, only while someone watches the task list. */
 const START_CHANNEL = 'weft_task_start';
 /** A process watching the task list says so here (and again every WATCH_TTL_MS / 3 while it does). */
@@ -40,6 +43,18 @@ export class TaskEvents implements LiveEvents {
   private listWatchTimer: NodeJS.Timeout | undefined;
   /** Until when some process (this one included) watches the task list, as last announced. */
   private listWatchedUntil = 0;
+  /**
+   * Tasks created by this process while its LISTEN connection was up, by id:
+   * the connection's epoch then, and whether their end has been told since.
+   * One whose end has not been told in the same epoch has not ended (every
+   * end reaches this process: in-process, or through NOTIFY), so its waiter
+   * needs no first read of the state.
+   */
+  private readonly ownTasks = new Map<string, { epoch: number; ended: boolean }>();
+  /** Ends told recently (an end may be told before its creator records the task: two sockets in one loop turn). */
+  private readonly recentEnds = new Set<string>();
+  /** Bumped whenever the LISTEN connection came back: ends may have been missed before. */
+  private epoch = 0;
 
   constructor(
     private readonly db: Database,
@@ -56,6 +71,7 @@ export class TaskEvents implements LiveEvents {
       await this.signals.listen('weft_task', (payload) => {
         const e = parse<TaskEndEvent>(payload);
         if (!e?.task_id) return;
+        this.noteEnd(e.task_id);
         this.emitter.emit(e.task_id, e);
         this.emitter.emit('*', e);
       }),
@@ -78,8 +94,38 @@ export class TaskEvents implements LiveEvents {
       await this.signals.listen(LIST_WATCH_CHANNEL, () => {
         this.listWatchedUntil = Date.now() + WATCH_TTL_MS;
       }),
-      this.signals.onReconnect(() => this.emitter.emit('reconnected')),
+      this.signals.onReconnect(() => {
+        this.epoch++;
+        this.emitter.emit('reconnected');
+      }),
     );
+  }
+
+  private noteEnd(taskId: string): void {
+    const own = this.ownTasks.get(taskId);
+    if (own) own.ended = true;
+    this.recentEnds.add(taskId);
+    if (this.recentEnds.size > OWN_TASKS_MAX) this.recentEnds.delete(this.recentEnds.values().next().value!);
+  }
+
+  /** This process has just created these tasks (after their COMMIT): their waiters here need not read their state first. */
+  created(taskIds: readonly string[]): void {
+    if (!this.started || !this.signals.isListening) return;
+    for (const id of taskIds) {
+      this.ownTasks.set(id, { epoch: this.epoch, ended: this.recentEnds.has(id) });
+      if (this.ownTasks.size > OWN_TASKS_MAX) this.ownTasks.delete(this.ownTasks.keys().next().value!);
+    }
+  }
+
+  /**
+   * True when the task is known not to have ended: this process created it,
+   * has listened without a break since, and no end of it was told. Anything
+   * else (another process's task, an end told, a reconnect) is unknown: read
+   * the database.
+   */
+  knownRunning(taskId: string): boolean {
+    const own = this.ownTasks.get(taskId);
+    return own !== undefined && !own.ended && own.epoch === this.epoch && this.signals.isListening;
   }
 
   /** A task ended in this process: wake local waiters now, and other processes' through NOTIFY. */
@@ -175,8 +221,11 @@ export class TaskEvents implements LiveEvents {
    * end between the caller's read and the subscription is not missed), once
    * a second, and after a reconnect of the LISTEN connection. An error of the
    * first check rejects the wait (a transient one of a later check does not).
+   * For a task {@link knownRunning} the first check is skipped: no read until
+   * the end is told (or the once-a-second re-check).
    */
   async waitForEnd(taskId: string, timeoutMs: number, check: () => Promise<boolean>, signal?: AbortSignal): Promise<boolean> {
+    const running = this.knownRunning(taskId);
     return new Promise<boolean>((resolve, reject) => {
       let done = false;
       const finish = (ended: boolean, err?: unknown) => {
@@ -208,7 +257,8 @@ export class TaskEvents implements LiveEvents {
       this.emitter.on(taskId, onEnd);
       this.emitter.on('reconnected', recheck);
       signal?.addEventListener('abort', onAbort);
-      recheck();
+      if (running) first = false;
+      else recheck();
     });
   }
 
