@@ -65,7 +65,9 @@ export class PgMessageBus implements MessageBus {
       pending = true;
       sleeper?.();
     };
-    const unregister = await this.signals.registerConsumer(id, wakeUp, { queues, room: () => (running ? consumer.room() : 0) });
+    let claiming = false;
+    const local = { queues, room: () => (running ? consumer.room() : 0), claiming: () => claiming, claims: 0 };
+    const unregister = await this.signals.registerConsumer(id, wakeUp, local);
 
     const loop = async () => {
       let failures = 0;
@@ -73,11 +75,15 @@ export class PgMessageBus implements MessageBus {
         const room = consumer.room();
         if (pending && room > 0) {
           pending = false;
+          claiming = true;
+          local.claims++;
           try {
             const claimed = await consumer.claimQueued(room, waiter);
+            claiming = false;
             failures = 0;
             if (claimed === room) pending = true; // there may be more
           } catch (err) {
+            claiming = false;
             failures++;
             const delay = Math.round(backoffMs(failures, 200, 5_000));
             this.log.warn({ err: (err as Error).message, queues, retry_in_ms: delay }, 'claiming from the PostgreSQL queue failed; retrying');

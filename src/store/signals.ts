@@ -27,7 +27,7 @@ export class Signals {
   private readonly reconnectHandlers = new Set<() => void>();
   private readonly consumers = new Map<string, () => void>();
   /** This process's consumers of step queues, woken in-process when a statement of this process enqueued on their queues. */
-  private readonly localConsumers = new Map<string, LocalConsumer>();
+  private readonly localConsumers = new Map<string, { local: LocalConsumer; wakeUp: () => void; promised: number; claimNo: number }>();
   private pendingQueues = new Map<string, number>();
   private pendingNotices: Notice[] = [];
   private scheduled = false;
@@ -71,13 +71,13 @@ export class Signals {
 
   /**
    * A consumer of this process, woken when weft.wake picks it. With `local`
-   * (its queues and free room), a statement of this process that enqueued on
-   * one of its queues wakes it at once, in-process, for as many steps as it
-   * has room; only the rest go through weft.wake.
+   * (its queues, free room and claims), a statement of this process that
+   * enqueued on one of its queues wakes it at once, in-process, for as many
+   * steps as it has room; only the rest go through weft.wake.
    */
-  async registerConsumer(consumer: string, wakeUp: () => void, local?: Omit<LocalConsumer, 'wakeUp'>): Promise<() => void> {
+  async registerConsumer(consumer: string, wakeUp: () => void, local?: LocalConsumer): Promise<() => void> {
     this.consumers.set(consumer, wakeUp);
-    if (local) this.localConsumers.set(consumer, { ...local, wakeUp });
+    if (local) this.localConsumers.set(consumer, { local, wakeUp, promised: 0, claimNo: local.claims });
     await this.listen(this.wakeChannel, () => undefined);
     return () => {
       this.consumers.delete(consumer);
@@ -105,28 +105,31 @@ export class Signals {
   /**
    * Wake this process's consumers of the queues that got steps, up to their
    * free room, without a round trip (loopback: microseconds instead of a
-   * weft.wake statement). A consumer woken while it claims claims again
-   * (the same as a wake-up through weft.wake); one whose room is gone by
-   * then leaves the steps to the next claim of a finish or its poll, as a
-   * consumer picked by weft.wake would. Returns the steps still to wake
-   * others for.
+   * weft.wake statement). Room promised to earlier wake-ups counts until the
+   * consumer's next claim starts (that claim sees their steps, committed
+   * before); a consumer whose claim is in flight is left to weft.wake, which
+   * waits for that claim's queue lock and so sees its registration as the
+   * claim left it (as before this shortcut). A consumer whose room is gone by
+   * the time it claims leaves the steps to the next claim of its finishes or
+   * its poll, as one picked by weft.wake would. Returns the steps still to
+   * wake others for.
    */
   private wakeLocally(enqueued: Map<string, number>): Map<string, number> {
     const rest = new Map<string, number>();
-    const roomLeft = new Map<LocalConsumer, number>();
     for (const [queue, count] of enqueued) {
       let k = count;
       for (const c of this.localConsumers.values()) {
         if (k <= 0) break;
-        if (!c.queues.includes(queue)) continue;
-        let room = roomLeft.get(c);
-        if (room === undefined) {
-          room = Math.max(0, c.room());
-          if (room > 0) c.wakeUp();
+        if (c.local.claiming() || !c.local.queues.includes(queue)) continue;
+        if (c.claimNo !== c.local.claims) {
+          c.claimNo = c.local.claims;
+          c.promised = 0;
         }
-        const take = Math.min(room, k);
-        roomLeft.set(c, room - take);
+        const take = Math.min(Math.max(0, c.local.room() - c.promised), k);
+        if (take === 0) continue;
+        c.promised += take;
         k -= take;
+        c.wakeUp();
       }
       if (k > 0) rest.set(queue, k);
     }
@@ -229,13 +232,16 @@ export class Signals {
   }
 }
 
-/** A consumer of step queues in this process (see Signals.registerConsumer). */
-interface LocalConsumer {
+/** A consumer of step queues in this process, as its loop sees it (see Signals.registerConsumer). */
+export interface LocalConsumer {
   /** The queues it claims from. */
-  queues: readonly string[];
+  readonly queues: readonly string[];
   /** Steps it could start now. */
-  room: () => number;
-  wakeUp: () => void;
+  room(): number;
+  /** A claim statement of it is in flight. */
+  claiming(): boolean;
+  /** Claims it has started so far (a new one covers the steps it was woken for before it). */
+  readonly claims: number;
 }
 
 const instances = new WeakMap<Database, Signals>();

@@ -212,14 +212,21 @@ describe('the PostgreSQL queue', () => {
     expect(other.claimed).toEqual([]);
   });
 
-  it("steps beyond the own consumer's room wake waiters in other processes through weft.wake", async () => {
+  it("steps beyond the own consumer's room wake waiters in other processes through weft.wake, also when told one by one", async () => {
     const { def, queue } = await freshTemplate();
     const own = await newProcess();
     const mine = await consume(own, queue, 1);
     await mine.idle();
     const other = await consume(await newProcess(), queue, 5);
     await other.idle();
-    await Promise.all([produce(own.db, own.bus, def), produce(own.db, own.bus, def)]);
+    // Two creates committed, their wake-ups told back to back (before the own consumer's claim can start):
+    // the first takes its one slot, so the second must go to the other process.
+    const created = await Promise.all(
+      [1, 2].map(() =>
+        createTask(own.db, { namespace: def.namespace, name: def.name, version: def.version, context: {}, steps: initialSteps(def) }, 'test-producer', 'wake'),
+      ),
+    );
+    for (const c of created) own.bus.deliver(c.dispatch);
     await mine.claimedCount(1, 'the own consumer to claim one step (its room)');
     await other.claimedCount(1, 'the other process to be woken for the second (the poll is 60 s away)');
     expect(new Set([...mine.claimed, ...other.claimed]).size).toBe(2);
