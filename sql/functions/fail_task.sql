@@ -1,8 +1,10 @@
 -- End a running task in error because `p_step` failed for good: every step
--- not started yet is cancelled; running ones finish and are recorded, but
--- nothing new is dispatched. Steps are locked in id order, then the task (the
--- order of every writer, see weft.finish_steps).
--- requires: event_row
+-- not started yet is cancelled (a waiting sleep, wait or workflow step too,
+-- and a workflow step's child task with it: weft.cancel_children); running
+-- ones finish and are recorded, but nothing new is dispatched. Steps are
+-- locked in id order, then the task (the order of every writer, see
+-- weft.finish_steps).
+-- requires: event_row, cancel_task
 CREATE OR REPLACE FUNCTION weft.fail_task(p_task uuid, p_step text, p_reason text, p_error jsonb, p_pid text)
 RETURNS SETOF weft.step_event
 LANGUAGE plpgsql AS $fn$
@@ -10,7 +12,7 @@ BEGIN
   RETURN QUERY
   WITH doomed AS (
     SELECT id, state FROM weft.steps
-     WHERE task_id = p_task AND state IN ('pending', 'enqueued', 'waiting_retry') ORDER BY id FOR UPDATE),
+     WHERE task_id = p_task AND state IN ('pending', 'enqueued', 'waiting_retry', 'waiting') ORDER BY id FOR UPDATE),
   cancelled AS (
     UPDATE weft.steps s SET state = 'cancelled', seq = s.seq + 1, updated_at = clock_timestamp()
       FROM doomed d WHERE s.id = d.id
@@ -27,4 +29,5 @@ BEGIN
     INSERT INTO weft.task_transitions (task_id, seq, from_state, to_state, process_id, metadata)
     SELECT id, seq, 'running', 'error', p_pid, jsonb_build_object('step', p_step, 'reason', p_reason) FROM task)
   SELECT (weft.task_ended_event(t.id, 'error', t.namespace, t.name, t.ms)).* FROM task t;
+  RETURN QUERY SELECT * FROM weft.cancel_children(p_task, 'weft', p_pid);
 END $fn$;

@@ -67,6 +67,7 @@ BEGIN
            failures = 0, losses = 0, error = NULL, result = NULL,
            run_after = CASE WHEN p.n = 0 AND s.wait IS NOT NULL THEN weft.wait_deadline(s.wait) END,
            wait = s.wait - 'until_read',
+           child_task_id = NULL,
            worker_id = NULL, started_at = NULL, finished_at = NULL
       FROM (SELECT x.id, x.state AS from_state,
                    (SELECT count(*) FROM weft.step_edges e JOIN weft.steps pa ON pa.id = e.from_step

@@ -43,6 +43,8 @@ export interface StepView {
   wait: unknown;
   /** A wait step's callback path (POST, no API token needed): `/v1/callbacks/<token>`; null otherwise. */
   callback_path: string | null;
+  /** A workflow step's child task (its latest, when the step was retried); null until it starts, and for other steps. */
+  child_task_id: string | null;
   created_at: Date;
   enqueued_at: Date | null;
   started_at: Date | null;
@@ -63,6 +65,8 @@ export interface TaskView {
   error: unknown;
   /** A delayed start's time (the task is pending until then), else null. */
   run_at: Date | null;
+  /** A child workflow's parent: the task and its workflow step that started this one; null for other tasks. */
+  parent: { task_id: string; step: string; namespace: string; name: string } | null;
   created_at: Date;
   updated_at: Date;
   completed_at: Date | null;

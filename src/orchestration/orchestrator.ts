@@ -28,6 +28,7 @@ import { TemplateCatalog } from './template-catalog.js';
 import { TaskEvents } from './task-events.js';
 import { OrchestratorMetrics } from './metrics.js';
 import { ScheduleBook } from './schedules.js';
+import { ChildWorkflows } from './child-workflows.js';
 import { traceClock, traceTaskCreated, tracing } from '../telemetry/index.js';
 import { RetryTimer } from '../shared/retry-timer.js';
 import { writesOutbox } from '../store/delivery.js';
@@ -145,6 +146,7 @@ export class Orchestrator {
   readonly taskEvents: TaskEvents;
   readonly metrics: OrchestratorMetrics;
   readonly schedules: ScheduleBook;
+  private readonly children: ChildWorkflows;
   private readonly db: Database;
   private readonly bus: MessageBus;
   private readonly log: Logger;
@@ -192,6 +194,14 @@ export class Orchestrator {
     this.taskEvents = new TaskEvents(this.db, this.log);
     this.metrics = new OrchestratorMetrics(this.db, this.bus);
     this.schedules = new ScheduleBook(this.db, this.templates, this, this.log, this.pid, options.scheduleGraceMs);
+    this.children = new ChildWorkflows({
+      db: this.db,
+      log: this.log,
+      pid: this.pid,
+      delivery: this.bus.delivery,
+      createTask: (req) => this.createTask(req),
+      deliver: (o) => this.deliver(o),
+    });
   }
 
   async start(): Promise<void> {
@@ -203,6 +213,7 @@ export class Orchestrator {
       }),
     );
     await registerProcess(this.db, { id: this.pid, kind: 'orchestrator', info: { messaging: this.bus.backend } });
+    await this.children.start();
     this.autovacuum = await describeMaintenance(this.db, this.log, this.vacuumIntervalMs);
     const analysed = await analyzeNeverAnalyzed(this.db);
     if (analysed.length) this.log.debug({ tables: analysed }, 'analysed tables that had no statistics yet');
@@ -217,7 +228,7 @@ export class Orchestrator {
     this.stopped = true;
     clearInterval(this.sweepTimer);
     this.retries.stop();
-    await Promise.allSettled([...this.inFlight, this.sweeping, this.outboxSweeping]);
+    await Promise.allSettled([...this.inFlight, this.sweeping, this.outboxSweeping, this.children.stop()]);
     for (const off of this.unsubscribe.splice(0)) off();
     await this.taskEvents.close();
     await deregisterProcess(this.db, this.pid).catch(() => undefined);
@@ -485,6 +496,7 @@ export class Orchestrator {
     try {
       await this.dispatchRetries();
       await this.fireSchedules();
+      await this.children.pass();
       if (now - this.dbUpSince >= this.leaseMs) {
         const lost = await requeueLostSteps(this.db, this.pid, this.leaseMs, this.maxLosses, this.bus.delivery);
         for (const s of lost.dispatch.steps) this.log.warn({ task_id: s.task_id, step: s.name }, 'the worker running this step is gone; running it again');
