@@ -198,8 +198,14 @@ function StepPanel(props: { task: TaskView; step: Step; version: number; onActio
               <dd data-deadline><${When} at=${s.run_after} /></dd>`
           : s.state === 'waiting'
             ? html`<dt>Waits</dt>
-                <dd data-deadline>for a signal, with no deadline</dd>`
+                <dd data-deadline>${s.type === 'workflow' ? 'for its child task to end' : 'for a signal, with no deadline'}</dd>`
             : ''
+      }
+      ${
+        s.type === 'workflow'
+          ? html`<dt>Child task</dt>
+              <dd data-child>${childLink(s)}</dd>`
+          : ''
       }
     </dl>
     ${s.type === 'wait' && s.state === 'waiting' && can('write') && html`<${SignalForm} task=${task} step=${s} onAction=${props.onAction} />`}
@@ -229,6 +235,16 @@ function StepPanel(props: { task: TaskView; step: Step; version: number; onActio
     ${history.error && html`<p class="form-error" role="alert">${history.error}</p>`}
     ${history.data ? html`<${HistoryTable} transitions=${history.data.transitions} label=${`History of step ${s.name}`} showStep=${false} />` : html`<p class="muted">Loading…</p>`}
   </section>`;
+}
+
+/** A workflow step's child: a link to its task, or why there is none. */
+function childLink(s: Step) {
+  const ref = (s.wait as { workflow?: { namespace: string; name: string; version?: string } } | null)?.workflow;
+  const what = ref ? `${ref.namespace}/${ref.name}${ref.version ? `@${ref.version}` : ''}` : 'its template';
+  if (s.child_task_id) return html`<a href=${`#/tasks/${s.child_task_id}`} title=${s.child_task_id}>${what} ${shortId(s.child_task_id)}</a>`;
+  return html`<span class="muted"
+    >${s.state === 'waiting' ? `${what}, starting` : s.state === 'pending' ? `${what}, once its parents complete` : `${what}, never started`}</span
+  >`;
 }
 
 /** A wait step's payload_schema, as the step row keeps it (steps.wait.schema). */
@@ -438,6 +454,16 @@ export function TaskPage(props: { id: string; step?: string }) {
         task.idempotency_key
           ? html`<dt>Idempotency key</dt>
               <dd class="mono">${task.idempotency_key}</dd>`
+          : ''
+      }
+      ${
+        task.parent
+          ? html`<dt>Child of</dt>
+              <dd data-parent>
+                <a href=${`#/tasks/${task.parent.task_id}?step=${encodeURIComponent(task.parent.step)}`} title=${task.parent.task_id}
+                  >${task.parent.namespace}/${task.parent.name} ${shortId(task.parent.task_id)}</a
+                >, step <b>${task.parent.step}</b>
+              </dd>`
           : ''
       }
     </dl>
