@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { startEngine, type Backend, type Engine } from '../support/engine.js';
 import { parseTemplate } from '../../src/core/template/parse.js';
-import { getTaskView, type TaskView } from '../../src/store/tasks.js';
+import { getTaskView } from '../../src/store/tasks.js';
+import { untilTask as until, stepNamed as step } from '../support/task-view.js';
 import type { Database } from '../../src/store/database.js';
 import { ValidationError } from '../../src/shared/errors.js';
 
@@ -72,16 +73,6 @@ const HANDLERS = {
 const NAMESPACES = ['wf_t', 'shop'];
 const ORDER = { order_id: 'A-1', items: [{ sku: 'tea', price: 4.5, qty: 2 }], card_token: 'tok_visa' };
 
-async function until(db: Database, id: string, ok: (v: TaskView) => boolean, ms = 20_000): Promise<TaskView> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = (await getTaskView(db, id))!;
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`task ${id}: condition not met; ${v.state}, steps ${v.steps.map((s) => `${s.name}=${s.state}`).join(', ')}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-const step = (v: TaskView, name: string) => v.steps.find((s) => s.name === name)!;
 const transitions = async (db: Database, stepId: string) =>
   (
     await db.query<{ t: string }>(`SELECT coalesce(from_state, 'null') || '→' || to_state AS t FROM weft.step_transitions WHERE step_id = $1 ORDER BY seq`, [

@@ -9,22 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseTemplate } from '../../src/core/template/parse.js';
-import { TemplateError, type TemplateProblem } from '../../src/core/template/errors.js';
+import { templateProblems as problemsOf } from '../support/template-problems.js';
 import { findCallCycle } from '../../src/core/template/calls.js';
 import { buildChildContext } from '../../src/core/child-context.js';
 import { runValidate } from '../../src/cli/validate.js';
 
 const HEAD = 'namespace: demo\nname: flow\nversion: 1.0.0\nsteps:\n  - { name: first, handler: h.first }\n';
-
-function problemsOf(src: string): TemplateProblem[] {
-  try {
-    parseTemplate(src, 't.yaml');
-  } catch (err) {
-    expect(err).toBeInstanceOf(TemplateError);
-    return (err as TemplateError).problems;
-  }
-  throw new Error('expected the template to be refused');
-}
 
 const calling = (name: string, callee: string, version = '1.0.0') =>
   parseTemplate(
