@@ -39,6 +39,7 @@ export type TaskView = Omit<ServerTaskView, 'steps' | 'error'> & {
 };
 
 const RESULT_PREVIEW = 4_000;
+const NO_HANDLER = new Set(['sleep', 'wait', 'workflow']);
 const ACTIVE = new Set(['pending', 'running']);
 
 /** Nodes and edges of a task: its steps, plus template steps it has not made (branches not taken, steps not expanded yet). */
@@ -49,8 +50,9 @@ export function taskGraph(task: TaskView, template: TemplateStep[] | undefined):
     state: s.state,
     group: s.type === 'batch_worker' && s.template_step !== s.name ? s.template_step : undefined,
     sub: [
-      s.runtime,
-      s.type === 'standard' ? '' : s.type,
+      // Steps that wait run no handler: their runtime says nothing; a workflow step names the template it runs (↳).
+      NO_HANDLER.has(s.type) ? '' : s.runtime,
+      s.type === 'standard' ? '' : s.type === 'workflow' ? `↳ ${childRef(s, false) ?? 'workflow'}` : s.type,
       s.attempts > 1 ? `attempt ${budgetAttempt(s)}/${s.max_attempts}` : '',
       s.duration_ms !== null ? ms(s.duration_ms) : '',
     ]
@@ -237,10 +239,16 @@ function StepPanel(props: { task: TaskView; step: Step; version: number; onActio
   </section>`;
 }
 
+/** The template a workflow step runs, `namespace/name@version` (the version when pinned), or only its name. */
+function childRef(s: Pick<Step, 'wait'>, whole = true): string | undefined {
+  const ref = (s.wait as { workflow?: { namespace: string; name: string; version?: string } } | null)?.workflow;
+  if (!ref) return undefined;
+  return whole ? `${ref.namespace}/${ref.name}${ref.version ? `@${ref.version}` : ''}` : ref.name;
+}
+
 /** A workflow step's child: a link to its task, or why there is none. */
 function childLink(s: Step) {
-  const ref = (s.wait as { workflow?: { namespace: string; name: string; version?: string } } | null)?.workflow;
-  const what = ref ? `${ref.namespace}/${ref.name}${ref.version ? `@${ref.version}` : ''}` : 'its template';
+  const what = childRef(s) ?? 'its template';
   if (s.child_task_id) return html`<a href=${`#/tasks/${s.child_task_id}`} title=${s.child_task_id}>${what} ${shortId(s.child_task_id)}</a>`;
   return html`<span class="muted"
     >${s.state === 'waiting' ? `${what}, starting` : s.state === 'pending' ? `${what}, once its parents complete` : `${what}, never started`}</span

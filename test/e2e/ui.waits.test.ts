@@ -86,6 +86,8 @@ describe('a waiting step in Chromium', () => {
     const childId = (await getTaskView(d.engine.db, id))!.steps.find((s) => s.name === 'charge')!.child_task_id!;
     const page = await browser.page();
     await page.goto(`${d.url}/#/tasks/${id}?step=charge`);
+    // On the DAG the step names the template it runs (and no runtime: it runs no handler).
+    expect(await page.locator('[data-step="charge"] .dag-sub').textContent()).toMatch(/^↳ charge_card · \d/);
     const link = page.locator('[data-step-panel="charge"] [data-child] a');
     await link.waitFor();
     expect(await link.textContent()).toBe(`shop/charge_card@1.0.0 ${childId.slice(0, 8)}…${childId.slice(-4)}`);
