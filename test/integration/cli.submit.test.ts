@@ -4,7 +4,6 @@
  * per-line answers, exit 1 when a line failed, a replay creating nothing, and
  * a line that is not JSON refused with its number before anything is sent.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,22 +16,7 @@ import { buildApi } from '../../src/api/server.js';
 import { PgMessageBus } from '../../src/messaging/pg.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { packageRoot } from '../../src/shared/paths.js';
-
-async function weft(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-    cwd: packageRoot(),
-    env: { ...process.env, WEFT_LOG_LEVEL: 'warn', WEFT_ORCHESTRATOR_URL: '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-  const killer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
-  clearTimeout(killer);
-  return { code, stdout, stderr };
-}
+import { weftCommand as weft } from '../support/weft-process.js';
 
 const line = (n: number, key: string) => JSON.stringify({ namespace: 'e2e_single', name: 'one_step', context: { even_number: n }, idempotency_key: key });
 

@@ -6,7 +6,6 @@
  * show of the Python and Ruby clients: tokens (401, 403) and an
  * orchestrator that is not there.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,6 +19,7 @@ import { PgMessageBus } from '../../src/messaging/pg.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { packageRoot } from '../../src/shared/paths.js';
 import { createToken } from '../../src/store/tokens.js';
+import { runCommand } from '../support/weft-process.js';
 
 const ROOT = packageRoot();
 const PAGE = await readFile(join(ROOT, 'docs/client.md'), 'utf8');
@@ -37,18 +37,6 @@ function examples(markdown: string): Example[] {
   const pattern = /```(ts|python|ruby) example\n([\s\S]*?)```\s*```text prints\n([\s\S]*?)```/g;
   for (const m of markdown.matchAll(pattern)) found.push({ lang: m[1] as Example['lang'], code: m[2]!, prints: m[3]! });
   return found;
-}
-
-async function run(cmd: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-  const killer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
-  clearTimeout(killer);
-  return { code, stdout, stderr };
 }
 
 describe('docs/client.md examples against a real orchestrator', () => {
@@ -103,17 +91,17 @@ describe('docs/client.md examples against a real orchestrator', () => {
     if (example.lang === 'ts') {
       // The package's own name resolves to its build; here the source is what is tested.
       await writeFile(file, example.code.replaceAll(`'${PACKAGE.name}/client'`, `'${join(ROOT, 'src/client/index.ts')}'`));
-      const r = await run(process.execPath, ['--import', 'tsx', file], env);
+      const r = await runCommand(process.execPath, ['--import', 'tsx', file], env);
       expect(r.stderr).toBe('');
       expect(r).toMatchObject({ code: 0, stdout: example.prints });
     } else if (example.lang === 'python') {
       await writeFile(file, example.code);
-      const r = await run('python3', [file], env);
+      const r = await runCommand('python3', [file], env);
       expect(r.stderr).toBe('');
       expect(r).toMatchObject({ code: 0, stdout: example.prints });
     } else {
       await writeFile(file, example.code);
-      const r = await run('ruby', ['-I', join(ROOT, 'workers/ruby'), file], env);
+      const r = await runCommand('ruby', ['-I', join(ROOT, 'workers/ruby'), file], env);
       expect(r.stderr).toBe('');
       expect(r).toMatchObject({ code: 0, stdout: example.prints });
     }
@@ -124,7 +112,7 @@ describe('docs/client.md examples against a real orchestrator', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const closed = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     await new Promise((resolve) => server.close(resolve));
-    const py = await run(
+    const py = await runCommand(
       'python3',
       [
         '-c',
@@ -143,7 +131,7 @@ except UnreachableError as e: print(type(e).__name__, "${closed}/v1/tasks/x" in 
         "weft.client.Client: url 'localhost:8080' is not http(s); pass the orchestrator's, e.g. http://127.0.0.1:8080\n" +
         'UnreachableError True\n',
     );
-    const rb = await run(
+    const rb = await runCommand(
       'ruby',
       [
         '-I',
@@ -167,7 +155,7 @@ begin; Weft::Client.new('${closed}', timeout: 5).get_task('x'); rescue Weft::Cli
   it('Python and Ruby send the token: 401 without or with a wrong one, 403 when its scope is too low', async () => {
     const reader = await createToken(engine.db, 'examples-reader', ['read']);
     const writer = await createToken(engine.db, 'examples-writer', ['write']);
-    const py = await run(
+    const py = await runCommand(
       'python3',
       [
         '-c',
@@ -184,7 +172,7 @@ print(Client(token="${reader.token}").wait_for_task(t["id"])["state"])`,
     );
     expect(py.stderr).toBe('');
     expect(py.stdout).toBe('401 token_required\n401 token_invalid\n403 forbidden\ncomplete\n');
-    const rb = await run(
+    const rb = await runCommand(
       'ruby',
       [
         '-I',
