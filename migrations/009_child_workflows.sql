@@ -14,10 +14,12 @@
 --                         retried, so a retry starts a new child)
 --   tasks.parent_step_id  the workflow step a child task reports to
 --
--- Two NOTIFYs, sent at COMMIT by the transaction that made the change, wake
--- the orchestrators (each one's sweep is the safety net):
---   weft_workflow 'start:<step id>'  a workflow step began waiting for a child
---   weft_workflow 'end:<step id>'    the child of that step ended
+-- Orchestrators learn of both moments from the statements that make them:
+-- a `workflow` event row for a workflow step that began waiting, and the
+-- parent step in the `task_ended` row of a child (weft.event_row), both
+-- delivered after COMMIT like every other notice (weft.wake); each
+-- orchestrator's sweep is the safety net. weft.task_ended_event takes the
+-- parent step as a new argument.
 --
 -- Never edit this file once it has landed: add the next number instead.
 
@@ -33,26 +35,6 @@ CREATE INDEX steps_workflow_child ON weft.steps (child_task_id)
 -- A parent's view lists its children; a child's view names its parent.
 CREATE INDEX tasks_parent_step ON weft.tasks (parent_step_id) WHERE parent_step_id IS NOT NULL;
 
-CREATE FUNCTION weft.notify_workflow_start() RETURNS trigger
-LANGUAGE plpgsql AS $fn$
-BEGIN
-  PERFORM pg_notify('weft_workflow', 'start:' || NEW.id);
-  RETURN NULL;
-END $fn$;
-
-CREATE FUNCTION weft.notify_workflow_end() RETURNS trigger
-LANGUAGE plpgsql AS $fn$
-BEGIN
-  PERFORM pg_notify('weft_workflow', 'end:' || NEW.parent_step_id);
-  RETURN NULL;
-END $fn$;
-
--- The WHEN clauses are evaluated without calling anything, so the steps and
--- tasks that are not workflows pay one comparison per row written.
-CREATE TRIGGER steps_workflow_start AFTER INSERT OR UPDATE OF state ON weft.steps
-  FOR EACH ROW WHEN (NEW.type = 'workflow' AND NEW.state = 'waiting')
-  EXECUTE FUNCTION weft.notify_workflow_start();
-
-CREATE TRIGGER tasks_child_end AFTER UPDATE OF state ON weft.tasks
-  FOR EACH ROW WHEN (NEW.parent_step_id IS NOT NULL AND NEW.state IN ('complete', 'error', 'cancelled'))
-  EXECUTE FUNCTION weft.notify_workflow_end();
+-- (IF EXISTS: on a new database the function files, applied after the
+-- migrations, have not created it yet.)
+DROP FUNCTION IF EXISTS weft.task_ended_event(uuid, text, text, text, numeric);

@@ -43,7 +43,7 @@ BEGIN
     UPDATE weft.tasks SET state = 'cancelled', seq = seq + 1, updated_at = clock_timestamp(), completed_at = clock_timestamp(),
            error = jsonb_strip_nulls(jsonb_build_object('reason', 'cancelled', 'by', p_by, 'message', p_reason))
      WHERE id = p_task AND state IN ('pending', 'running')
-    RETURNING id, seq, state AS from_state, namespace, name, extract(epoch FROM completed_at - created_at) * 1000 AS ms),
+    RETURNING id, seq, state AS from_state, namespace, name, extract(epoch FROM completed_at - created_at) * 1000 AS ms, parent_step_id),
   task_transition AS (
     INSERT INTO weft.task_transitions (task_id, seq, from_state, to_state, process_id, metadata)
     SELECT id, seq, 'running', 'cancelled', p_pid, jsonb_strip_nulls(jsonb_build_object('by', p_by, 'reason', p_reason)) FROM task)
@@ -51,7 +51,7 @@ BEGIN
                               EXISTS (SELECT 1 FROM weft.task_watchers w WHERE w.task_id = c.task_id))).*
     FROM cancelled c
   UNION ALL
-  SELECT (weft.task_ended_event(t.id, 'cancelled', t.namespace, t.name, t.ms)).* FROM task t;
+  SELECT (weft.task_ended_event(t.id, 'cancelled', t.namespace, t.name, t.ms, t.parent_step_id)).* FROM task t;
   -- The state was read without a lock: a task that ended in between is not cancelled.
   IF NOT EXISTS (SELECT 1 FROM weft.tasks WHERE id = p_task AND state = 'cancelled') THEN
     SELECT state INTO v_state FROM weft.tasks WHERE id = p_task;

@@ -8,7 +8,10 @@
 -- finished    a step whose outcome was applied; p_state its new state
 -- enqueued    a step made ready in p_queue and not claimed
 -- outbox      a message written to weft.outbox for the broker (detail {id, body})
--- task_ended  a task that ended (p_state complete, error or cancelled)
+-- task_ended  a task that ended (p_state complete, error or cancelled); a
+--             child workflow's names its parent step (detail.parent_step)
+-- workflow    a workflow step that began waiting: an orchestrator starts its
+--             child task (src/orchestration/child-workflows.ts)
 CREATE OR REPLACE FUNCTION weft.event_row(p_kind text, p_step uuid, p_task uuid, p_state text, p_queue text, p_name text,
                                            p_attempt integer, p_detail jsonb, p_watched boolean)
 RETURNS weft.step_event
@@ -38,9 +41,19 @@ LANGUAGE sql STABLE AS $fn$
                          jsonb_build_object('id', p_id, 'body', p_body), p_watched)
 $fn$;
 
-CREATE OR REPLACE FUNCTION weft.task_ended_event(p_task uuid, p_state text, p_namespace text, p_name text, p_ms numeric)
+CREATE OR REPLACE FUNCTION weft.task_ended_event(p_task uuid, p_state text, p_namespace text, p_name text, p_ms numeric,
+                                                 p_parent_step uuid DEFAULT NULL)
 RETURNS weft.step_event
 LANGUAGE sql STABLE AS $fn$
   SELECT weft.event_row('task_ended', NULL, p_task, p_state, NULL, NULL, NULL,
-                         jsonb_build_object('namespace', p_namespace, 'name', p_name, 'ms', p_ms), NULL)
+                         CASE WHEN p_parent_step IS NULL
+                              THEN jsonb_build_object('namespace', p_namespace, 'name', p_name, 'ms', p_ms)
+                              ELSE jsonb_build_object('namespace', p_namespace, 'name', p_name, 'ms', p_ms, 'parent_step', p_parent_step) END,
+                         NULL)
+$fn$;
+
+CREATE OR REPLACE FUNCTION weft.workflow_event(p_step uuid, p_task uuid, p_name text)
+RETURNS weft.step_event
+LANGUAGE sql IMMUTABLE AS $fn$
+  SELECT weft.event_row('workflow', p_step, p_task, 'waiting', NULL, p_name, NULL, NULL, NULL)
 $fn$;

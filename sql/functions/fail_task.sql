@@ -24,10 +24,10 @@ BEGIN
     UPDATE weft.tasks SET state = 'error', seq = seq + 1, updated_at = clock_timestamp(), completed_at = clock_timestamp(),
            error = jsonb_build_object('step', p_step, 'reason', p_reason, 'error', p_error)
      WHERE id = p_task AND state IN ('pending', 'running')
-    RETURNING id, seq, namespace, name, extract(epoch FROM completed_at - created_at) * 1000 AS ms),
+    RETURNING id, seq, namespace, name, extract(epoch FROM completed_at - created_at) * 1000 AS ms, parent_step_id),
   task_transition AS (
     INSERT INTO weft.task_transitions (task_id, seq, from_state, to_state, process_id, metadata)
     SELECT id, seq, 'running', 'error', p_pid, jsonb_build_object('step', p_step, 'reason', p_reason) FROM task)
-  SELECT (weft.task_ended_event(t.id, 'error', t.namespace, t.name, t.ms)).* FROM task t;
+  SELECT (weft.task_ended_event(t.id, 'error', t.namespace, t.name, t.ms, t.parent_step_id)).* FROM task t;
   RETURN QUERY SELECT * FROM weft.cancel_children(p_task, 'weft', p_pid);
 END $fn$;

@@ -179,6 +179,8 @@ export interface TaskEndEvent {
   name?: string;
   /** Creation to end, server side. */
   ms?: number;
+  /** A child workflow's parent: the workflow step that started it (GET /v1/tasks/:id names its task). */
+  parent_step_id?: string;
 }
 
 /** A step of a watched task changed state (`event: step`). */

@@ -3,6 +3,7 @@ import type { Database } from '../store/database.js';
 import type { StatementOutcome } from '../store/events.js';
 import type { DeliveryOrMode } from '../store/delivery.js';
 import { signalsOf } from '../store/signals.js';
+import { WORKFLOW_CHANNEL } from '../store/dispatch.js';
 import { failWorkflowStep, finishWorkflowSteps, linkChild, unstartedWorkflowSteps, type UnstartedWorkflowStep } from '../store/workflows.js';
 import { buildChildContext } from '../core/child-context.js';
 import { refLabel } from '../core/template/calls.js';
@@ -36,16 +37,17 @@ export interface ChildWorkflowHost {
  * Child workflows (docs/templates.md, "Child workflows"): a `workflow` step
  * waits, holding no worker, while a task of another template runs for it.
  *
- * - **Start**: a workflow step that began waiting (a NOTIFY `start:<id>` at
- *   the COMMIT that made it so, or the sweep) gets its child: the context
+ * - **Start**: a workflow step that began waiting (told on WORKFLOW_CHANNEL
+ *   after the COMMIT that made it so, by whichever process ran it, or found
+ *   by the sweep) gets its child: the context
  *   its mapping builds, created with the idempotency key
  *   `child:<step id>:<seq>`, so orchestrators racing for the same step, or
  *   one that died between creating and linking, make one child; then
  *   weft.link_child ties the two. A child that cannot start (template not
  *   registered, context refused by its input_schema, children nested deeper
  *   than LIMITS.workflow_depth) fails the step for good, saying why.
- * - **End**: the child's end (a NOTIFY `end:<step id>`, or the sweep)
- *   finishes the step: complete with the child's final results, or failed
+ * - **End**: the child's end (its `weft_task` notice names the parent step,
+ *   see childEnded; or the sweep) finishes the step: complete with the child's final results, or failed
  *   naming the child's error (weft.finish_workflow_steps).
  *
  * Passes never overlap in one process; a wake-up during a pass runs one
@@ -59,7 +61,12 @@ export class ChildWorkflows {
   constructor(private readonly host: ChildWorkflowHost) {}
 
   async start(): Promise<void> {
-    this.unlisten = await signalsOf(this.host.db, this.host.log).listen('weft_workflow', () => void this.pass());
+    this.unlisten = await signalsOf(this.host.db, this.host.log).listen(WORKFLOW_CHANNEL, () => void this.pass());
+  }
+
+  /** A task ended: when it is someone's child, finish the step waiting for it now rather than at the next sweep. */
+  childEnded(e: { parent_step_id?: string }): void {
+    if (e.parent_step_id) void this.pass();
   }
 
   stop(): Promise<void> {

@@ -208,6 +208,7 @@ export class Orchestrator {
     await this.taskEvents.start();
     this.unsubscribe.push(
       this.taskEvents.onTaskEnd((e) => {
+        this.children.childEnded(e);
         this.metrics.tasksEnded.inc({ state: e.state });
         if (typeof e.ms === 'number') this.metrics.taskLatency.observe(e.ms);
       }),

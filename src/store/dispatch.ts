@@ -1,5 +1,5 @@
 import type { Database } from './database.js';
-import { readEvents, type OutboxMessage, type StatementOutcome, type StepEventRow } from './events.js';
+import { readEvents, type Dispatch, type OutboxMessage, type StatementOutcome, type StepEventRow } from './events.js';
 import { writesOutbox, type DeliveryOrMode } from './delivery.js';
 import { ASYNC_COMMIT_CTE, WITH_ASYNC_COMMIT } from './sql.js';
 
@@ -12,6 +12,14 @@ import { ASYNC_COMMIT_CTE, WITH_ASYNC_COMMIT } from './sql.js';
 export interface Notice {
   channel: string;
   payload: string;
+}
+
+/** Orchestrators LISTEN here: workflow steps began waiting, and their children must be started. */
+export const WORKFLOW_CHANNEL = 'weft_workflow';
+
+/** What a bus sends after COMMIT besides its wake-ups: the caller's notices, and one for workflow steps that began waiting. */
+export function withDispatchNotices(dispatch: Dispatch, notices: Notice[]): Notice[] {
+  return dispatch.workflows.length ? [...notices, { channel: WORKFLOW_CHANNEL, payload: '' }] : notices;
 }
 
 /** A step of a watched task changed state (the dashboard's live view; see TaskEvents.watch). */

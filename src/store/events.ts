@@ -64,6 +64,8 @@ export interface TaskEnded {
   name?: string;
   /** Creation to end, server side. */
   ms?: number;
+  /** A child workflow's parent step: an orchestrator finishes it (src/orchestration/child-workflows.ts). */
+  parent_step_id?: string;
 }
 
 /** Steps a committed statement made ready and did not claim: what the message bus must deliver. */
@@ -74,6 +76,8 @@ export interface Dispatch {
   outbox: OutboxMessage[];
   /** Ready steps, for live watchers (name and task). */
   steps: Array<{ step_id: string; task_id: string; name: string | null; queue: string; watched: boolean }>;
+  /** Workflow steps that began waiting: the orchestrators are told to start their children. */
+  workflows: string[];
 }
 
 export interface StatementOutcome {
@@ -85,7 +89,7 @@ export interface StatementOutcome {
 
 /** A `weft.step_event` row as node-postgres returns it. */
 export interface StepEventRow {
-  kind: 'claimed' | 'enqueued' | 'outbox' | 'finished' | 'task_ended';
+  kind: 'claimed' | 'enqueued' | 'outbox' | 'finished' | 'task_ended' | 'workflow';
   step_id: string | null;
   task_id: string;
   state: string | null;
@@ -99,7 +103,7 @@ export interface StepEventRow {
 }
 
 export function emptyDispatch(): Dispatch {
-  return { enqueued: new Map(), outbox: [], steps: [] };
+  return { enqueued: new Map(), outbox: [], steps: [], workflows: [] };
 }
 
 /** Decode the rows of one statement. */
@@ -159,7 +163,11 @@ export function readEvents(rows: StepEventRow[]): StatementOutcome {
           namespace: r.detail?.namespace,
           name: r.detail?.name,
           ms: r.detail?.ms === undefined || r.detail?.ms === null ? undefined : Number(r.detail.ms),
+          ...(r.detail?.parent_step ? { parent_step_id: String(r.detail.parent_step) } : {}),
         });
+        break;
+      case 'workflow':
+        out.dispatch.workflows.push(r.step_id!);
         break;
       default:
         throw new Error(`weft.step_event of unknown kind ${JSON.stringify((r as { kind: unknown }).kind)}`);
@@ -177,6 +185,7 @@ export function mergeOutcomes(parts: StatementOutcome[]): StatementOutcome {
     out.taskEnds.push(...p.taskEnds);
     out.dispatch.outbox.push(...p.dispatch.outbox);
     out.dispatch.steps.push(...p.dispatch.steps);
+    out.dispatch.workflows.push(...p.dispatch.workflows);
     for (const [q, n] of p.dispatch.enqueued) out.dispatch.enqueued.set(q, (out.dispatch.enqueued.get(q) ?? 0) + n);
   }
   return out;

@@ -318,11 +318,13 @@ describe('migrate', () => {
     );
     // The units of work of the step boundary, of bulk submission and of cancel and retry (sql/functions), their shared helpers
     // (event rows, the attempt fence, claim, dispatch), the transition rules they are checked against, and the error history's
-    // helpers, and steps that wait (migration 007: sleeps, waits, signals, delayed starts); NOTIFY is sent after commit
-    // (weft.wake), never by a trigger.
+    // helpers, steps that wait (migration 007: sleeps, waits, signals, delayed starts) and child workflows (009); NOTIFY is
+    // sent after commit (weft.wake), never by a trigger.
     expect(functions.map((f) => f.name).sort()).toEqual([
       'append_error',
+      'cancel_children',
       'cancel_task',
+      'child_results',
       'claim_ids',
       'claim_queued',
       'claim_steps',
@@ -337,12 +339,15 @@ describe('migrate', () => {
       'enqueued_event',
       'event_row',
       'fail_task',
+      'fail_workflow_step',
       'finish_steps',
+      'finish_workflow_steps',
       'finished_event',
       'holds_attempt',
       'insert_steps',
       'legal_step_transition',
       'legal_task_transition',
+      'link_child',
       'lock_queues',
       'loss_entry',
       'loss_label',
@@ -364,6 +369,7 @@ describe('migrate', () => {
       'wait_until_value',
       'wake',
       'wake_waiting',
+      'workflow_event',
     ]);
     expect(functions.every((f) => f.schema === 'weft')).toBe(true);
 
