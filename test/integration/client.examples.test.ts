@@ -3,8 +3,9 @@
  * and Ruby through their interpreters, each as a process) against a real
  * orchestrator API and a native worker on the test database; each must
  * print exactly what the page says it prints. Then what the pages do not
- * show of the Python and Ruby clients: tokens (401, 403) and an
- * orchestrator that is not there.
+ * show of the Python and Ruby clients: tokens (401, 403), an orchestrator
+ * that is not there, their error answers for signals, lists and batches,
+ * and the arguments they refuse before sending anything.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net, { type AddressInfo } from 'node:net';
