@@ -194,3 +194,55 @@ export interface StepChange {
 }
 
 export type LiveEvent = StepChange | ({ kind: 'task' } & TaskEndEvent);
+
+/** One item's answer in `POST /v1/tasks/batch`, at its `index` in the request. */
+export type TaskBatchItem =
+  | { index: number; id: string; outcome: 'created' | 'existing' }
+  | { index: number; error: { code: string; message: string; path?: string; details?: unknown[]; task_id?: string; differs?: string[] } };
+
+/** `POST /v1/tasks/batch`'s answer: counts, and one result per item in the request's order. */
+export interface TaskBatchAnswer {
+  created: number;
+  existing: number;
+  failed: number;
+  results: TaskBatchItem[];
+}
+
+/** A schedule as `/v1/schedules` answers it (docs/schedules.md). */
+export interface ScheduleSummary {
+  name: string;
+  namespace: string;
+  /** The template's name (its namespace is `namespace`). */
+  template: string;
+  /** Absent: the latest registered version at each firing. */
+  version?: string;
+  cron: string;
+  timezone: string;
+  context: unknown;
+  overlap: 'skip' | 'allow' | 'cancel_previous';
+  catch_up: 'none' | 'last' | 'all';
+  paused: boolean;
+  next_fire_at: Date | null;
+  last_fire_at: Date | null;
+  last_task_id: string | null;
+  /** `template` when a template file declared it. */
+  source: 'api' | 'template';
+  created_at: Date;
+  updated_at: Date;
+  /** The next five firings; empty while paused. */
+  next_firings: Date[];
+}
+
+/** One audit row of a schedule (`GET /v1/schedules/:name`'s `events`), newest first. */
+export interface ScheduleAuditEvent {
+  id: string;
+  schedule: string;
+  kind: 'created' | 'updated' | 'paused' | 'resumed' | 'deleted' | 'fired' | 'skipped' | 'missed';
+  fire_at: Date | null;
+  /** The task a `fired` row started. */
+  task_id: string | null;
+  /** Who: `token:NAME`, `anonymous`, `template`, … */
+  actor: string | null;
+  detail: Record<string, unknown> | null;
+  at: Date;
+}

@@ -3,8 +3,9 @@
  * and Ruby through their interpreters, each as a process) against a real
  * orchestrator API and a native worker on the test database; each must
  * print exactly what the page says it prints. Then what the pages do not
- * show of the Python and Ruby clients: tokens (401, 403) and an
- * orchestrator that is not there.
+ * show of the Python and Ruby clients: tokens (401, 403), an orchestrator
+ * that is not there, their error answers for signals, lists and batches,
+ * and the arguments they refuse before sending anything.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net, { type AddressInfo } from 'node:net';
@@ -51,7 +52,7 @@ describe('docs/client.md examples against a real orchestrator', () => {
     dir = await mkdtemp(join(tmpdir(), 'weft-client-examples-'));
     tdb = await createTestDatabase();
     // What the page says: every template, and one native worker (none for Python, so e2e_mixed stays running).
-    engine = await startEngine({ backend: 'pg', url: tdb.url, namespaces: ['e2e_linear', 'e2e_mixed'] });
+    engine = await startEngine({ backend: 'pg', url: tdb.url, namespaces: ['e2e_linear', 'e2e_mixed', 'e2e_waits'] });
     api = buildApi({
       orchestrator: engine.orchestrators[0]!,
       db: engine.db,
@@ -82,8 +83,8 @@ describe('docs/client.md examples against a real orchestrator', () => {
     expect(PACKAGE.exports['./client']).toBe('./dist/src/client/index.js');
   });
 
-  it('finds three TypeScript, one Python and one Ruby example', () => {
-    expect(examples(page).map((e) => e.lang)).toEqual(['ts', 'ts', 'ts', 'python', 'ruby']);
+  it('finds four TypeScript, two Python and two Ruby examples', () => {
+    expect(examples(page).map((e) => e.lang)).toEqual(['ts', 'ts', 'ts', 'ts', 'python', 'python', 'ruby', 'ruby']);
   });
 
   it.each(examples(page).map((e, i) => [`${i + 1} (${e.lang})`, e] as const))('example %s prints what the page says', async (_name, example) => {
@@ -148,6 +149,92 @@ begin; Weft::Client.new('${closed}', timeout: 5).get_task('x'); rescue Weft::Cli
       "Weft::Client needs the orchestrator's URL: pass Weft::Client.new('http://127.0.0.1:8080') or set WEFT_ORCHESTRATOR_URL\n" +
         'Weft::Client: url "localhost:8080" is not http(s); pass the orchestrator\'s, e.g. http://127.0.0.1:8080\n' +
         'UnreachableError true\n',
+    );
+  });
+
+  it('Python and Ruby: run_at kept to the millisecond, retry, list, find by key, signal errors, batches split, and arguments refused before sending', async () => {
+    const py = await runCommand(
+      'python3',
+      [
+        '-c',
+        `from datetime import datetime, timedelta, timezone
+from weft.client import Client, ConflictError, NotFoundError, InvalidInputError
+weft = Client()
+at = (datetime.now(timezone(timedelta(hours=2))) + timedelta(days=2)).replace(microsecond=678000)
+t = weft.create_task("e2e_linear", "mathematical_sequence", {"even_number": 2}, run_at=at, idempotency_key="py-later")
+seen = weft.get_task_by_key("py-later")
+print(seen["id"] == t["id"], seen["state"], datetime.fromisoformat(seen["run_at"].replace("Z", "+00:00")) == at)
+try: weft.signal_step(t["id"], "linear_step_1", {})
+except ConflictError as e: print(e.status, e.code)
+try: weft.signal_step(t["id"], "nope")
+except NotFoundError as e: print(e.status)
+print(weft.cancel_task(t["id"])["state"], weft.retry_task(t["id"])["state"], weft.cancel_task(t["id"])["state"])
+page = weft.list_tasks(template="e2e_linear/mathematical_sequence", state="cancelled", q="py-later", limit=5)
+print([x["id"] == t["id"] for x in page["tasks"]], page["counts"]["cancelled"])
+try: weft.list_tasks(state="lost")
+except InvalidInputError as e: print(e.status, e.body["path"])
+items = [{"namespace": "e2e_linear", "name": "mathematical_sequence", "context": {"even_number": n}} for n in (2, 3, 4)] + [{"namespace": "e2e_linear"}]
+b = weft.create_tasks(items, batch_size=2)
+print(b["created"], b["failed"], [(r["index"], r.get("outcome") or r["error"]["path"]) for r in b["results"]])
+print(weft.create_tasks([]))
+for call in (
+    lambda: weft.create_task("e2e_linear", "mathematical_sequence", run_at=datetime(2099, 1, 1)),
+    lambda: weft.create_tasks(items, batch_size=0),
+    lambda: weft.create_tasks([{"namespace": "e2e_linear", "nmae": "x"}]),
+    lambda: weft.list_tasks(template="no-slash"),
+):
+    try: call()
+    except (ValueError, TypeError) as e: print(type(e).__name__, e)`,
+      ],
+      env,
+    );
+    expect(py.stderr).toBe('');
+    expect(py.stdout).toBe(
+      'True pending True\n409 conflict\n404\ncancelled running cancelled\n[True] 1\n400 state\n' +
+        "2 2 [(0, 'created'), (1, 'context.even_number'), (2, 'created'), (3, 'name')]\n" +
+        "{'created': 0, 'existing': 0, 'failed': 0, 'results': []}\n" +
+        'ValueError run_at: datetime 2099-01-01T00:00:00 has no time zone; pass an aware one, e.g. datetime.now(timezone.utc) + timedelta(hours=1)\n' +
+        'ValueError create_tasks: batch_size must be an integer >= 1, got 0\n' +
+        "TypeError create_tasks: tasks[0] has unknown key 'nmae'; an item takes namespace, name, context, version, idempotency_key, run_at, delay\n" +
+        "ValueError list_tasks: template 'no-slash' is not NAMESPACE/NAME, e.g. e2e_linear/mathematical_sequence\n",
+    );
+    const rb = await runCommand(
+      'ruby',
+      [
+        '-I',
+        join(ROOT, 'workers/ruby'),
+        '-e',
+        `require 'weft/client'
+weft = Weft::Client.new
+t = weft.create_task('e2e_linear', 'mathematical_sequence', context: { even_number: 2 }, delay: 7200, idempotency_key: 'rb-later')
+seen = weft.get_task_by_key('rb-later')
+puts [seen['id'] == t['id'], seen['state'], (Time.iso8601(seen['run_at']) - Time.now).between?(7000, 7200)].join(' ')
+begin; weft.signal_step(t['id'], 'linear_step_1', {}); rescue Weft::Client::ConflictError => e; puts [e.status, e.code].join(' '); end
+begin; weft.signal_callback('/v1/callbacks/' + ('0' * 64), {}); rescue Weft::Client::NotFoundError => e; puts e.status; end
+puts [weft.cancel_task(t['id'])['state'], weft.retry_task(t['id'])['state'], weft.cancel_task(t['id'])['state']].join(' ')
+page = weft.list_tasks(template: 'e2e_linear/mathematical_sequence', state: 'cancelled', q: 'rb-later', limit: 5)
+puts [page['tasks'].map { |x| x['id'] == t['id'] }.inspect, page['counts']['cancelled']].join(' ')
+items = [2, 3, 4].map { |n| { 'namespace' => 'e2e_linear', 'name' => 'mathematical_sequence', 'context' => { 'even_number' => n } } }
+b = weft.create_tasks(items, batch_size: 2)
+puts [b['created'], b['failed'], b['results'].map { |r| "#{r['index']}:#{r['outcome'] || r['error']['path']}" }.join(',')].join(' ')
+puts weft.create_tasks([]).to_json
+[-> { weft.create_tasks(items, batch_size: 0) }, -> { weft.create_tasks([{ namespace: 'e2e_linear', nmae: 'x' }]) },
+ -> { weft.list_tasks(template: 'no-slash') }].each do |call|
+  call.call
+rescue ArgumentError => e
+  puts e.message
+end`,
+      ],
+      env,
+    );
+    expect(rb.stderr).toBe('');
+    expect(rb.stdout).toBe(
+      'true pending true\n409 conflict\n404\ncancelled running cancelled\n[true] 1\n' +
+        '2 1 0:created,1:context.even_number,2:created\n' +
+        '{"created":0,"existing":0,"failed":0,"results":[]}\n' +
+        'create_tasks: batch_size must be an integer >= 1, got 0\n' +
+        'create_tasks: tasks[0] has unknown key :nmae; an item takes namespace, name, context, version, idempotency_key, run_at, delay\n' +
+        'list_tasks: template "no-slash" is not NAMESPACE/NAME, e.g. e2e_linear/mathematical_sequence\n',
     );
   });
 
