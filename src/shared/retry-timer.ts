@@ -15,6 +15,9 @@
  *   retries.wakeAt(Date.now() + 900); // ignored: an earlier time is set
  *   retries.stop();
  */
+/** The longest delay setTimeout takes (2^31 - 1 ms); a longer one fires after 1 ms. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 export class RetryTimer {
   private timer: NodeJS.Timeout | undefined;
   private at = Infinity;
@@ -29,13 +32,16 @@ export class RetryTimer {
     clearTimeout(this.timer);
     this.at = at;
     // 2 ms late: a timer may fire a little early, and the database compares
-    // run_after with its own clock, so a retry would not be due yet.
+    // run_after with its own clock, so a retry would not be due yet. A time
+    // further than setTimeout can count (24.8 days: a task delayed to next
+    // year) fires at that limit instead of at once (Node's overflow rule),
+    // and the caller, finding nothing due, sets the next time again.
     this.timer = setTimeout(
       () => {
         this.at = Infinity;
         this.fire();
       },
-      Math.max(0, at - Date.now()) + 2,
+      Math.min(Math.max(0, at - Date.now()) + 2, MAX_TIMEOUT_MS),
     );
     this.timer.unref();
   }
