@@ -94,7 +94,7 @@ const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}
 
 /** What became of one item of POST /v1/tasks/batch: its task, or its error (the other items are unaffected). */
 export type BatchItemResult =
-  | { index: number; id: string; outcome: 'created' | 'existing' }
+  | { index: number; id: string; outcome: 'created' | 'existing'; /** a delayed start (RFC 3339) */ run_at?: string }
   | { index: number; error: { code: string; message: string; path?: string; details?: unknown[]; task_id?: string; differs?: string[] } };
 
 /** An item's own error: bad input and unknown templates are answered per item; anything else fails the batch. */
@@ -106,7 +106,8 @@ function batchItemError(err: unknown): Extract<BatchItemResult, { error: unknown
 
 /** A stored item's answer: created, the same request replayed (existing), or a key taken by a different request (conflict). */
 function batchItemResult(o: BatchTaskOutcome, req: CreateTaskRequest): BatchItemResult {
-  if (o.outcome === 'created' || (o.outcome === 'existing' && o.differs.length === 0)) return { index: o.item, id: o.taskId, outcome: o.outcome };
+  if (o.outcome === 'created' || (o.outcome === 'existing' && o.differs.length === 0))
+    return { index: o.item, id: o.taskId, outcome: o.outcome, ...(o.runAt ? { run_at: o.runAt.toISOString() } : {}) };
   const key = JSON.stringify(req.idempotency_key);
   if (o.outcome === 'gone') {
     return {
@@ -329,13 +330,7 @@ export class Orchestrator {
     await Promise.all(
       reqs.map(async (req, item) => {
         try {
-          // weft.create_tasks writes tasks that start now: a delayed one is refused, not started early.
-          if (req.run_at !== undefined || req.delay !== undefined) {
-            throw new ValidationError(
-              'a batch cannot hold a delayed start (run_at, delay) yet; create delayed tasks with POST /v1/tasks',
-              req.run_at !== undefined ? 'run_at' : 'delay',
-            );
-          }
+          const runAt = startTime(req);
           const { def, context } = await this.resolveRequest(req, lookUp);
           defs.set(item, def);
           ready.push({
@@ -347,6 +342,7 @@ export class Orchestrator {
             context,
             idempotencyKey: req.idempotency_key,
             steps: initialSteps(def),
+            runAt,
           });
         } catch (err) {
           results[item] = { index: item, error: batchItemError(err) };
@@ -365,6 +361,9 @@ export class Orchestrator {
         started.push(this.taskEvents.startNotice({ task_id: o.taskId, state: 'running', namespace: def.namespace, name: def.name, cause: 'created' }));
     }
     this.bus.deliver(dispatch, started.length ? started : undefined);
+    // Delayed items are started exactly on time by this orchestrator's timer (any orchestrator's sweep is the safety net).
+    const firstStart = Math.min(...ready.filter((t) => t.runAt).map((t) => t.runAt!.getTime()));
+    if (Number.isFinite(firstStart)) this.retries.wakeAt(firstStart);
     const created = outcomes.filter((o) => o.outcome === 'created').length;
     this.metrics.tasksCreated.inc(created);
     if (this.log.isLevelEnabled('debug')) this.log.debug({ items: reqs.length, created, dispatched: dispatch.steps.length }, 'task batch created');
