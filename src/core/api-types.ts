@@ -187,6 +187,7 @@ export interface StepChange {
   task_id: string;
   step_id: string;
   name: string;
+  /** The state it entered: enqueued, running, complete, waiting_retry, error, cancelled, or waiting (a sleep or wait step). */
   state: string;
   attempts: number;
 }

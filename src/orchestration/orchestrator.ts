@@ -11,7 +11,7 @@ import {
   requeueLostSteps,
   staleOutbox,
   startDueTasks,
-  stepNotice,
+  watchedStepNotices,
   wakeWaiting,
   type Notice,
 } from '../store/dispatch.js';
@@ -299,9 +299,7 @@ export class Orchestrator {
       }
     }
     const o = await signalStep(this.db, target, payload, { by, pid: this.pid, delivery: this.bus.delivery });
-    const notices: Notice[] = o.taskEnds.map((t) => ({ channel: 'weft_task', payload: JSON.stringify(t) }));
-    for (const f of o.finished) if (f.watched) notices.push(stepNotice(f.task_id, f.step_id, f.name, f.state, f.attempt));
-    this.bus.deliver(o.dispatch, notices);
+    this.deliver(o);
     const done = o.finished[0];
     this.log.info({ task_id: done?.task_id, step: done?.name, by }, 'wait step signalled');
     return { task_id: done?.task_id ?? step!.task_id, step: done?.name ?? step!.name, state: 'complete' };
@@ -399,7 +397,7 @@ export class Orchestrator {
   async cancelTask(taskId: string, by: string, reason?: string): Promise<{ state: 'cancelled'; interrupted: number }> {
     const o = await cancelTask(this.db, taskId, by, this.pid, reason);
     const notices: Notice[] = o.taskEnds.map((t) => ({ channel: 'weft_task', payload: JSON.stringify(t) }));
-    for (const f of o.finished) if (f.watched) notices.push(stepNotice(f.task_id, f.step_id, f.name, f.state, f.attempt));
+    notices.push(...watchedStepNotices(o));
     if (o.interrupted.length) notices.push({ channel: CANCEL_CHANNEL, payload: JSON.stringify({ steps: o.interrupted.map((i) => i.step_id) }) });
     this.bus.deliver(o.dispatch, notices);
     this.log.info({ task_id: taskId, by, reason, interrupted: o.interrupted.length }, 'task cancelled');
@@ -413,8 +411,7 @@ export class Orchestrator {
    */
   async retryTask(taskId: string, opts: { step?: string; by: string }): Promise<{ state: 'running'; enqueued: number }> {
     const o = await retryTask(this.db, taskId, { ...opts, pid: this.pid, delivery: this.bus.delivery });
-    const notices: Notice[] = [];
-    for (const s of o.dispatch.steps) if (s.watched) notices.push(stepNotice(s.task_id, s.step_id, s.name ?? '', 'enqueued', 0));
+    const notices = watchedStepNotices(o);
     if (this.taskEvents.startsWatched()) notices.push(this.taskEvents.startNotice({ task_id: taskId, state: 'running', cause: 'retried', by: opts.by }));
     this.bus.deliver(o.dispatch, notices);
     this.log.info({ task_id: taskId, step: opts.step, by: opts.by, enqueued: o.enqueued }, 'task retried');
@@ -440,12 +437,16 @@ export class Orchestrator {
   // Sweeps
   // -------------------------------------------------------------------------
 
-  /** After COMMIT of a sweep statement: deliver what it enqueued, tell waiters what ended. */
+  /**
+   * After COMMIT of a sweep statement or a signal: deliver what it enqueued,
+   * tell waiters what ended, and live watchers the step changes of the tasks
+   * they watch (a sleep that ended, a wait that timed out or was signalled, a
+   * step entering `waiting`).
+   */
   private deliver(o: StatementOutcome): void {
-    this.bus.deliver(
-      o.dispatch,
-      o.taskEnds.map((t) => ({ channel: 'weft_task', payload: JSON.stringify(t) })),
-    );
+    const notices: Notice[] = o.taskEnds.map((t) => ({ channel: 'weft_task', payload: JSON.stringify(t) }));
+    notices.push(...watchedStepNotices(o));
+    this.bus.deliver(o.dispatch, notices);
   }
 
   /**

@@ -57,6 +57,17 @@ export interface FinishedStep {
   watched: boolean;
 }
 
+/** A step that entered `waiting` (steps.wait: a sleep, a wait): no worker runs it; live watchers are told. */
+export interface WaitingStep {
+  step_id: string;
+  task_id: string;
+  name: string;
+  attempt: number;
+  /** Its deadline, when it has one (a sleep's end, a wait's timeout). */
+  run_after?: Date;
+  watched: boolean;
+}
+
 export interface TaskEnded {
   task_id: string;
   state: 'complete' | 'error' | 'cancelled';
@@ -81,11 +92,12 @@ export interface StatementOutcome {
   dispatch: Dispatch;
   finished: FinishedStep[];
   taskEnds: TaskEnded[];
+  waiting: WaitingStep[];
 }
 
 /** A `weft.step_event` row as node-postgres returns it. */
 export interface StepEventRow {
-  kind: 'claimed' | 'enqueued' | 'outbox' | 'finished' | 'task_ended';
+  kind: 'claimed' | 'enqueued' | 'outbox' | 'finished' | 'task_ended' | 'waiting';
   step_id: string | null;
   task_id: string;
   state: string | null;
@@ -104,7 +116,7 @@ export function emptyDispatch(): Dispatch {
 
 /** Decode the rows of one statement. */
 export function readEvents(rows: StepEventRow[]): StatementOutcome {
-  const out: StatementOutcome = { claimed: [], dispatch: emptyDispatch(), finished: [], taskEnds: [] };
+  const out: StatementOutcome = { claimed: [], dispatch: emptyDispatch(), finished: [], taskEnds: [], waiting: [] };
   for (const r of rows) {
     switch (r.kind) {
       case 'claimed': {
@@ -161,6 +173,16 @@ export function readEvents(rows: StepEventRow[]): StatementOutcome {
           ms: r.detail?.ms === undefined || r.detail?.ms === null ? undefined : Number(r.detail.ms),
         });
         break;
+      case 'waiting':
+        out.waiting.push({
+          step_id: r.step_id!,
+          task_id: r.task_id,
+          name: r.name!,
+          attempt: r.attempt ?? 0,
+          ...(r.detail?.run_after ? { run_after: new Date(r.detail.run_after) } : {}),
+          watched: r.watched === true,
+        });
+        break;
       default:
         throw new Error(`weft.step_event of unknown kind ${JSON.stringify((r as { kind: unknown }).kind)}`);
     }
@@ -170,9 +192,10 @@ export function readEvents(rows: StepEventRow[]): StatementOutcome {
 
 /** Merge several outcomes (a statement and its retries, or a batch split in parts). */
 export function mergeOutcomes(parts: StatementOutcome[]): StatementOutcome {
-  const out: StatementOutcome = { claimed: [], dispatch: emptyDispatch(), finished: [], taskEnds: [] };
+  const out: StatementOutcome = { claimed: [], dispatch: emptyDispatch(), finished: [], taskEnds: [], waiting: [] };
   for (const p of parts) {
     out.claimed.push(...p.claimed);
+    out.waiting.push(...p.waiting);
     out.finished.push(...p.finished);
     out.taskEnds.push(...p.taskEnds);
     out.dispatch.outbox.push(...p.dispatch.outbox);

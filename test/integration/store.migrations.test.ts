@@ -362,6 +362,7 @@ describe('migrate', () => {
       'task_ended_event',
       'wait_deadline',
       'wait_until_value',
+      'waiting_event',
       'wake',
       'wake_waiting',
     ]);
