@@ -21,7 +21,8 @@
 -- p_edges: [{task_id, from, to}]
 --
 -- Returns the 'enqueued' / 'outbox' rows (weft.dispatch_ready) of the created
--- tasks' ready steps, and one 'task_created' row per item: task_id, and detail
+-- tasks' ready steps, a 'waiting' row (weft.waiting_event) per root step that
+-- began waiting, and one 'task_created' row per item: task_id, and detail
 -- {item, outcome: 'created' | 'existing' | 'gone', differs: [field names], run_at}
 -- ('gone': the key's task was deleted by retention between the two reads;
 -- run_at: the delayed start of the task created, or of the one holding the key).
@@ -91,7 +92,7 @@ BEGIN
            CASE WHEN NOT p.stays AND p.wait IS NOT NULL THEN weft.wait_deadline(p.wait) END,
            CASE WHEN p.type = 'wait' THEN replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '') END
       FROM planned p
-    RETURNING id, task_id, state, queue, name, run_after),
+    RETURNING id, task_id, state, queue, name, type, attempts, run_after),
   transitions AS (
     INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
     SELECT id, 1, task_id, NULL, 'pending', p_pid, NULL FROM new_steps
@@ -105,7 +106,9 @@ BEGIN
       FROM jsonb_to_recordset(p_edges) AS e(task_id uuid, "from" uuid, "to" uuid)
       JOIN created c ON c.id = e.task_id)
   SELECT * FROM weft.dispatch_ready(ARRAY(SELECT weft.enqueued_event(n.id, n.task_id, n.queue, n.name, NULL)
-                                            FROM new_steps n WHERE n.state = 'enqueued'), p_outbox);
+                                            FROM new_steps n WHERE n.state = 'enqueued'), p_outbox)
+  UNION ALL
+  SELECT (weft.waiting_event(n.id, n.task_id, n.name, n.type, n.attempts, n.run_after)).* FROM new_steps n WHERE n.state = 'waiting';
 
   -- This statement sees the rows the ones above wrote: an item skipped for its key finds its task.
   RETURN QUERY

@@ -9,9 +9,10 @@
 -- enqueued    a step made ready in p_queue and not claimed
 -- outbox      a message written to weft.outbox for the broker (detail {id, body})
 -- task_ended  a task that ended (p_state complete, error or cancelled)
--- waiting     a step that entered `waiting` (a sleep, a wait, any step with
---             steps.wait): no worker is told, but a live watcher is (detail
---             {run_after}: its deadline, when it has one)
+-- waiting     a step that entered `waiting` (any step with steps.wait: a
+--             sleep, a wait, a workflow): no worker is told; live watchers
+--             are, and what acts on its type (detail {type, run_after}: its
+--             deadline, when it has one)
 CREATE OR REPLACE FUNCTION weft.event_row(p_kind text, p_step uuid, p_task uuid, p_state text, p_queue text, p_name text,
                                            p_attempt integer, p_detail jsonb, p_watched boolean)
 RETURNS weft.step_event
@@ -48,10 +49,10 @@ LANGUAGE sql STABLE AS $fn$
                          jsonb_build_object('namespace', p_namespace, 'name', p_name, 'ms', p_ms), NULL)
 $fn$;
 
-CREATE OR REPLACE FUNCTION weft.waiting_event(p_step uuid, p_task uuid, p_name text, p_attempt integer, p_run_after timestamptz,
-                                              p_watched boolean DEFAULT NULL)
+CREATE OR REPLACE FUNCTION weft.waiting_event(p_step uuid, p_task uuid, p_name text, p_type text, p_attempt integer,
+                                              p_run_after timestamptz, p_watched boolean DEFAULT NULL)
 RETURNS weft.step_event
 LANGUAGE sql STABLE AS $fn$
   SELECT weft.event_row('waiting', p_step, p_task, 'waiting', NULL, p_name, p_attempt,
-                         jsonb_strip_nulls(jsonb_build_object('run_after', p_run_after)), p_watched)
+                         jsonb_strip_nulls(jsonb_build_object('type', p_type, 'run_after', p_run_after)), p_watched)
 $fn$;

@@ -41,7 +41,7 @@ BEGIN
            run_after = CASE WHEN s.wait IS NOT NULL THEN weft.wait_deadline(s.wait) END,
            updated_at = clock_timestamp()
      WHERE s.task_id = ANY(v_started) AND s.state = 'pending' AND s.pending_parents = 0
-    RETURNING s.id, s.task_id, s.seq, s.state, s.queue, s.name, s.run_after, s.attempts,
+    RETURNING s.id, s.task_id, s.seq, s.state, s.queue, s.name, s.type, s.run_after, s.attempts,
               EXISTS (SELECT 1 FROM weft.task_watchers w WHERE w.task_id = s.task_id) AS watched),
   transitions AS (
     INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
@@ -50,5 +50,5 @@ BEGIN
   SELECT * FROM weft.dispatch_ready(ARRAY(SELECT weft.enqueued_event(r.id, r.task_id, r.queue, r.name, NULL, r.watched)
                                             FROM released r WHERE r.state = 'enqueued'), p_outbox)
   UNION ALL
-  SELECT (weft.waiting_event(r.id, r.task_id, r.name, r.attempts, r.run_after, r.watched)).* FROM released r WHERE r.state = 'waiting';
+  SELECT (weft.waiting_event(r.id, r.task_id, r.name, r.type, r.attempts, r.run_after, r.watched)).* FROM released r WHERE r.state = 'waiting';
 END $fn$;

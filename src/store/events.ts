@@ -62,6 +62,8 @@ export interface WaitingStep {
   step_id: string;
   task_id: string;
   name: string;
+  /** Its step type (sleep, wait, workflow). */
+  type: string;
   attempt: number;
   /** Its deadline, when it has one (a sleep's end, a wait's timeout). */
   run_after?: Date;
@@ -178,6 +180,7 @@ export function readEvents(rows: StepEventRow[]): StatementOutcome {
           step_id: r.step_id!,
           task_id: r.task_id,
           name: r.name!,
+          type: r.detail?.type,
           attempt: r.attempt ?? 0,
           ...(r.detail?.run_after ? { run_after: new Date(r.detail.run_after) } : {}),
           watched: r.watched === true,

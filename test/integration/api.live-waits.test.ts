@@ -168,7 +168,7 @@ describe.each<Backend>(['pg', 'rabbitmq'])('live events of steps that wait (%s)'
   // Known gap: a step released into `waiting` by weft.finish_steps (its parents completed, by a worker or by a
   // signal) is not told yet, because that statement returns no event for it. It needs one branch in
   // sql/functions/finish_steps.sql's success statement (which the lead is editing for child workflows):
-  //   UNION ALL SELECT weft.waiting_event(m.id, m.task_id, m.name, m.attempts, m.run_after) FROM moved m WHERE m.state = 'waiting'
+  //   UNION ALL SELECT weft.waiting_event(m.id, m.task_id, m.name, m.type, m.attempts, m.run_after) FROM moved m WHERE m.state = 'waiting'
   // (its final block marks it `watched`; the worker and the orchestrator already tell watched waiting events).
   // Then make this an it().
   it.fails('tells a wait step entering waiting when its parent completes', async () => {
