@@ -10,8 +10,11 @@
 -- outbox      a message written to weft.outbox for the broker (detail {id, body})
 -- task_ended  a task that ended (p_state complete, error or cancelled); a
 --             child workflow's names its parent step (detail.parent_step)
--- workflow    a workflow step that began waiting: an orchestrator starts its
---             child task (src/orchestration/child-workflows.ts)
+-- waiting     a step that entered `waiting` (any step with steps.wait: a
+--             sleep, a wait, a workflow): no worker is told; live watchers
+--             are, and what acts on its type (detail {type, run_after}: its
+--             deadline, when it has one); for a workflow step, the
+--             orchestrators start its child (src/orchestration/child-workflows.ts)
 CREATE OR REPLACE FUNCTION weft.event_row(p_kind text, p_step uuid, p_task uuid, p_state text, p_queue text, p_name text,
                                            p_attempt integer, p_detail jsonb, p_watched boolean)
 RETURNS weft.step_event
@@ -52,8 +55,10 @@ LANGUAGE sql STABLE AS $fn$
                          NULL)
 $fn$;
 
-CREATE OR REPLACE FUNCTION weft.workflow_event(p_step uuid, p_task uuid, p_name text)
+CREATE OR REPLACE FUNCTION weft.waiting_event(p_step uuid, p_task uuid, p_name text, p_type text, p_attempt integer,
+                                              p_run_after timestamptz, p_watched boolean DEFAULT NULL)
 RETURNS weft.step_event
-LANGUAGE sql IMMUTABLE AS $fn$
-  SELECT weft.event_row('workflow', p_step, p_task, 'waiting', NULL, p_name, NULL, NULL, NULL)
+LANGUAGE sql STABLE AS $fn$
+  SELECT weft.event_row('waiting', p_step, p_task, 'waiting', NULL, p_name, p_attempt,
+                         jsonb_strip_nulls(jsonb_build_object('type', p_type, 'run_after', p_run_after)), p_watched)
 $fn$;

@@ -13,8 +13,8 @@
 --     error is appended to steps.errors through weft.append_error;
 --   * a success becomes complete; its children are counted down, and those
 --     it makes ready become `waiting` when they are sleep, wait or workflow
---     steps (steps.wait; weft.wait_deadline; a workflow step's `workflow`
---     event tells the orchestrators to start its child), or are claimed for p_worker when they are in p_queues and
+--     steps (steps.wait; weft.wait_deadline; their `waiting` event tells live
+--     watchers, and the orchestrators to start a workflow step's child), or are claimed for p_worker when they are in p_queues and
 --     p_room has room for all of them (a chain continues without a wake-up),
 --     or enqueued (with an outbox row when p_outbox); a task whose last open
 --     step completed becomes complete;
@@ -194,7 +194,7 @@ BEGIN
           SELECT r FROM weft.dispatch_ready(ARRAY(SELECT weft.enqueued_event(m.id, m.task_id, m.queue, m.name, m.attempts)
                                                     FROM moved m WHERE m.state = 'enqueued'), p_outbox) AS r
           UNION ALL
-          SELECT weft.workflow_event(m.id, m.task_id, m.name) FROM moved m WHERE m.state = 'waiting' AND m.type = 'workflow'
+          SELECT weft.waiting_event(m.id, m.task_id, m.name, m.type, m.attempts, m.run_after) FROM moved m WHERE m.state = 'waiting'
           UNION ALL
           SELECT weft.task_ended_event(t.id, 'complete', t.namespace, t.name, t.ms, t.parent_step_id)
             FROM tasks_done t WHERE t.state = 'complete' AND t.open_steps = 0) AS e;

@@ -39,5 +39,7 @@ BEGIN
   SELECT * FROM weft.dispatch_ready(ARRAY(SELECT weft.enqueued_event(n.id, n.task_id, n.queue, n.name, NULL)
                                             FROM new_steps n WHERE n.state = 'enqueued'), p_outbox)
   UNION ALL
-  SELECT (weft.workflow_event(n.id, n.task_id, n.name)).* FROM new_steps n WHERE n.state = 'waiting' AND n.type = 'workflow';
+  SELECT (weft.waiting_event(n.id, n.task_id, n.name, n.type, NULL, n.run_after,
+                             EXISTS (SELECT 1 FROM weft.task_watchers w WHERE w.task_id = n.task_id))).*
+    FROM new_steps n WHERE n.state = 'waiting';
 END $fn$;

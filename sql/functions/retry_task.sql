@@ -74,7 +74,7 @@ BEGIN
                      WHERE e.to_step = x.id AND pa.state <> 'complete')::int AS n
               FROM weft.steps x WHERE x.id = ANY(v_reopen)) p
      WHERE s.id = p.id
-    RETURNING s.id, s.task_id, s.seq, s.name, s.queue, s.state, s.type, p.from_state),
+    RETURNING s.id, s.task_id, s.seq, s.name, s.queue, s.state, s.type, s.attempts, s.run_after, p.from_state),
   transitions AS (
     INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
     SELECT id, seq, task_id, from_state, state, p_pid, jsonb_build_object('reason', 'retried', 'by', p_by) FROM reopened)
@@ -82,7 +82,9 @@ BEGIN
     SELECT weft.enqueued_event(r.id, r.task_id, r.queue, r.name, NULL, EXISTS (SELECT 1 FROM weft.task_watchers w WHERE w.task_id = r.task_id))
       FROM reopened r WHERE r.state = 'enqueued'), p_outbox)
   UNION ALL
-  SELECT (weft.workflow_event(r.id, r.task_id, r.name)).* FROM reopened r WHERE r.state = 'waiting' AND r.type = 'workflow';
+  SELECT (weft.waiting_event(r.id, r.task_id, r.name, r.type, r.attempts, r.run_after,
+                             EXISTS (SELECT 1 FROM weft.task_watchers w WHERE w.task_id = r.task_id))).*
+    FROM reopened r WHERE r.state = 'waiting';
 
   WITH task AS (
     UPDATE weft.tasks t SET state = 'running', seq = t.seq + 1, updated_at = clock_timestamp(), completed_at = NULL, error = NULL,

@@ -189,6 +189,7 @@ export interface StepChange {
   task_id: string;
   step_id: string;
   name: string;
+  /** The state it entered: enqueued, running, complete, waiting_retry, error, cancelled, or waiting (a sleep or wait step). */
   state: string;
   attempts: number;
 }
@@ -197,7 +198,7 @@ export type LiveEvent = StepChange | ({ kind: 'task' } & TaskEndEvent);
 
 /** One item's answer in `POST /v1/tasks/batch`, at its `index` in the request. */
 export type TaskBatchItem =
-  | { index: number; id: string; outcome: 'created' | 'existing' }
+  | { index: number; id: string; outcome: 'created' | 'existing'; /** a delayed start (RFC 3339) */ run_at?: string }
   | { index: number; error: { code: string; message: string; path?: string; details?: unknown[]; task_id?: string; differs?: string[] } };
 
 /** `POST /v1/tasks/batch`'s answer: counts, and one result per item in the request's order. */

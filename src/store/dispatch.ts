@@ -28,6 +28,21 @@ export function stepNotice(task_id: string, step_id: string, name: string, state
 }
 
 /**
+ * The `weft_step` notices of a committed statement's step changes in tasks
+ * someone watches live (the statement marked them `watched`): steps finished
+ * (`finished`, by default the outcome's), claimed (running), enqueued, and
+ * entering `waiting`. Nothing for a task nobody watches.
+ */
+export function watchedStepNotices(o: StatementOutcome, finished: StatementOutcome['finished'] = o.finished): Notice[] {
+  const notices: Notice[] = [];
+  for (const f of finished) if (f.watched) notices.push(stepNotice(f.task_id, f.step_id, f.name, f.state, f.attempt));
+  for (const c of o.claimed) if (c.watched) notices.push(stepNotice(c.task_id, c.id, c.name, 'running', c.attempt));
+  for (const s of o.dispatch.steps) if (s.watched) notices.push(stepNotice(s.task_id, s.step_id, s.name ?? '', 'enqueued', 0));
+  for (const w of o.waiting) if (w.watched) notices.push(stepNotice(w.task_id, w.step_id, w.name, 'waiting', w.attempt));
+  return notices;
+}
+
+/**
  * After COMMIT: wake one waiting consumer per ready step of each queue and
  * send `notices`, in one round trip with an asynchronous commit
  * (weft.wake). Returns the consumers registered on `localChannel`, for the

@@ -57,6 +57,19 @@ export interface FinishedStep {
   watched: boolean;
 }
 
+/** A step that entered `waiting` (steps.wait: a sleep, a wait, a workflow): no worker runs it; live watchers are told. */
+export interface WaitingStep {
+  step_id: string;
+  task_id: string;
+  name: string;
+  /** Its step type (sleep, wait, workflow). */
+  type: string;
+  attempt: number;
+  /** Its deadline, when it has one (a sleep's end, a wait's timeout). */
+  run_after?: Date;
+  watched: boolean;
+}
+
 export interface TaskEnded {
   task_id: string;
   state: 'complete' | 'error' | 'cancelled';
@@ -85,11 +98,12 @@ export interface StatementOutcome {
   dispatch: Dispatch;
   finished: FinishedStep[];
   taskEnds: TaskEnded[];
+  waiting: WaitingStep[];
 }
 
 /** A `weft.step_event` row as node-postgres returns it. */
 export interface StepEventRow {
-  kind: 'claimed' | 'enqueued' | 'outbox' | 'finished' | 'task_ended' | 'workflow';
+  kind: 'claimed' | 'enqueued' | 'outbox' | 'finished' | 'task_ended' | 'waiting';
   step_id: string | null;
   task_id: string;
   state: string | null;
@@ -108,7 +122,7 @@ export function emptyDispatch(): Dispatch {
 
 /** Decode the rows of one statement. */
 export function readEvents(rows: StepEventRow[]): StatementOutcome {
-  const out: StatementOutcome = { claimed: [], dispatch: emptyDispatch(), finished: [], taskEnds: [] };
+  const out: StatementOutcome = { claimed: [], dispatch: emptyDispatch(), finished: [], taskEnds: [], waiting: [] };
   for (const r of rows) {
     switch (r.kind) {
       case 'claimed': {
@@ -166,8 +180,18 @@ export function readEvents(rows: StepEventRow[]): StatementOutcome {
           ...(r.detail?.parent_step ? { parent_step_id: String(r.detail.parent_step) } : {}),
         });
         break;
-      case 'workflow':
-        out.dispatch.workflows.push(r.step_id!);
+      case 'waiting':
+        out.waiting.push({
+          step_id: r.step_id!,
+          task_id: r.task_id,
+          name: r.name!,
+          type: r.detail?.type,
+          attempt: r.attempt ?? 0,
+          ...(r.detail?.run_after ? { run_after: new Date(r.detail.run_after) } : {}),
+          watched: r.watched === true,
+        });
+        // A workflow step waits for a child an orchestrator must start.
+        if (r.detail?.type === 'workflow') out.dispatch.workflows.push(r.step_id!);
         break;
       default:
         throw new Error(`weft.step_event of unknown kind ${JSON.stringify((r as { kind: unknown }).kind)}`);
@@ -178,9 +202,10 @@ export function readEvents(rows: StepEventRow[]): StatementOutcome {
 
 /** Merge several outcomes (a statement and its retries, or a batch split in parts). */
 export function mergeOutcomes(parts: StatementOutcome[]): StatementOutcome {
-  const out: StatementOutcome = { claimed: [], dispatch: emptyDispatch(), finished: [], taskEnds: [] };
+  const out: StatementOutcome = { claimed: [], dispatch: emptyDispatch(), finished: [], taskEnds: [], waiting: [] };
   for (const p of parts) {
     out.claimed.push(...p.claimed);
+    out.waiting.push(...p.waiting);
     out.finished.push(...p.finished);
     out.taskEnds.push(...p.taskEnds);
     out.dispatch.outbox.push(...p.dispatch.outbox);

@@ -120,6 +120,8 @@ export interface BatchTaskOutcome {
   /** created; existing: the key was taken (`differs` names the fields that differ); gone: the key's task was just deleted. */
   outcome: 'created' | 'existing' | 'gone';
   differs: string[];
+  /** The delayed start of the task (created, or holding the key), if it has one. */
+  runAt?: Date;
 }
 
 const CREATE_TASKS_SQL = 'SELECT * FROM weft.create_tasks($1::jsonb, $2::jsonb, $3::jsonb, $4, $5)';
@@ -155,6 +157,7 @@ export async function createTasks(
       context: t.context ?? {},
       idempotency_key: t.idempotencyKey ?? null,
       open_steps: planned.steps.length,
+      run_at: t.runAt ?? null,
     });
     for (const s of planned.steps) steps.push({ ...s, task_id: id, namespace: t.namespace });
     for (const e of planned.edges) edges.push({ ...e, task_id: id });
@@ -169,7 +172,13 @@ export async function createTasks(
     const stepEvents: StepEventRow[] = [];
     for (const r of events) {
       if (r.kind === 'task_created') {
-        outcomes.push({ item: Number(r.detail.item), taskId: r.task_id, outcome: r.detail.outcome, differs: r.detail.differs ?? [] });
+        outcomes.push({
+          item: Number(r.detail.item),
+          taskId: r.task_id,
+          outcome: r.detail.outcome,
+          differs: r.detail.differs ?? [],
+          ...(r.detail.run_at ? { runAt: new Date(r.detail.run_at) } : {}),
+        });
       } else stepEvents.push(r);
     }
     return { outcomes, dispatch: readEvents(stepEvents).dispatch };

@@ -47,6 +47,7 @@ const TEMPLATES = [
     ].join('\n'),
     'doomed.yaml',
   ),
+  parseTemplate('namespace: wf_t\nname: root_child\nversion: 1.0.0\nsteps:\n  - { name: child, type: workflow, workflow: { name: held } }', 'root_child.yaml'),
   parseTemplate('namespace: wf_t\nname: orphan\nversion: 1.0.0\nsteps:\n  - { name: child, type: workflow, workflow: { name: nowhere } }', 'orphan.yaml'),
   // Its mapping leaves out what charge_card requires (card_token).
   parseTemplate(
@@ -172,6 +173,18 @@ describe.each<Backend>(['pg', 'rabbitmq'])('child workflows (%s)', (backend) => 
     const b = step((await getTaskView(engine.db, bad.id))!, 'pay');
     expect(b.error).toMatchObject({ class: 'ChildWorkflowInvalid' });
     expect((b.error as { message: string }).message).toContain('card_token');
+  });
+
+  it('a task created in a batch whose root step is a workflow step starts its child at once', async () => {
+    const orch = engine.orchestrators[0]!;
+    const [item] = await orch.createTasks([{ namespace: 'wf_t', name: 'root_child' }]);
+    expect(item, JSON.stringify(item)).toMatchObject({ index: 0, outcome: 'created' });
+    const id = (item as { id: string }).id;
+    const childId = step(await until(engine.db, id, (v) => step(v, 'child').child_task_id !== null), 'child').child_task_id!;
+    await until(engine.db, childId, (v) => step(v, 'hold').state === 'waiting');
+    await orch.signalStep({ task: childId, step: 'hold' }, { from: 'batch' }, 'test');
+    expect(await orch.waitForTask(id, 20_000)).toBe(true);
+    expect(step((await getTaskView(engine.db, id))!, 'child').state).toBe('complete');
   });
 
   it('retrying a parent whose child failed starts a new child, which can then succeed', async () => {

@@ -367,9 +367,9 @@ describe('migrate', () => {
       'task_ended_event',
       'wait_deadline',
       'wait_until_value',
+      'waiting_event',
       'wake',
       'wake_waiting',
-      'workflow_event',
     ]);
     expect(functions.every((f) => f.schema === 'weft')).toBe(true);
 
