@@ -267,7 +267,7 @@ export class Orchestrator {
     if (tracing.enabled) traceTaskCreated(taskId, def, t0, dispatch.steps.length);
     // Told only while some dashboard watches the task list: otherwise a creation costs nothing more.
     const started = this.taskEvents.startsWatched()
-      ? [this.taskEvents.startNotice({ task_id: taskId, state: 'running', namespace: def.namespace, name: def.name, cause: 'created' })]
+      ? [this.taskEvents.startNotice({ task_id: taskId, state: runAt ? 'pending' : 'running', namespace: def.namespace, name: def.name, cause: 'created' })]
       : undefined;
     this.bus.deliver(dispatch, started);
     this.metrics.tasksCreated.inc();
@@ -356,7 +356,15 @@ export class Orchestrator {
       if (o.outcome !== 'created') continue;
       const def = defs.get(o.item)!;
       if (watched)
-        started.push(this.taskEvents.startNotice({ task_id: o.taskId, state: 'running', namespace: def.namespace, name: def.name, cause: 'created' }));
+        started.push(
+          this.taskEvents.startNotice({
+            task_id: o.taskId,
+            state: o.runAt ? 'pending' : 'running',
+            namespace: def.namespace,
+            name: def.name,
+            cause: 'created',
+          }),
+        );
     }
     this.bus.deliver(dispatch, started.length ? started : undefined);
     // Delayed items are started exactly on time by this orchestrator's timer (any orchestrator's sweep is the safety net).

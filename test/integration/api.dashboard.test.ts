@@ -273,6 +273,22 @@ describe('dashboard endpoints', () => {
     ]);
   });
 
+  it('a task created to start later is told as pending, not running', async () => {
+    const started = readStream(`${base}/v1/events`, (evs) => evs.some((e) => e.event === 'task_started'));
+    await new Promise((r) => setTimeout(r, 300));
+    const { id } = await engine.orchestrators[0]!.createTask({ namespace: 'api_hist', name: 'broken', context: {}, delay: '1h' });
+    const events = await started;
+    expect(events.find((e) => e.event === 'task_started')?.data).toEqual({
+      kind: 'task_started',
+      task_id: id,
+      state: 'pending',
+      namespace: 'api_hist',
+      name: 'broken',
+      cause: 'created',
+    });
+    await engine.orchestrators[0]!.cancelTask(id, 'test');
+  });
+
   it('tells task starts only while some process watches the task list, learning of a watcher in another process', async () => {
     const log = silentLogger();
     // Two more "processes": each its own pool, so its own LISTEN connection (signals are per pool).
