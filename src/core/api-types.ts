@@ -9,6 +9,7 @@
  * answers.
  */
 import type { StepState, TaskState } from './states.js';
+import type { ScheduleEvent, ScheduleRecord } from './schedule.js';
 
 /** A server type as its JSON arrives: every Date is an ISO string. */
 export type Wire<T> = T extends Date ? string : T extends Array<infer U> ? Array<Wire<U>> : T extends object ? { [K in keyof T]: Wire<T[K]> } : T;
@@ -209,41 +210,11 @@ export interface TaskBatchAnswer {
   results: TaskBatchItem[];
 }
 
-/** A schedule as `/v1/schedules` answers it (docs/schedules.md). */
-export interface ScheduleSummary {
-  name: string;
-  namespace: string;
-  /** The template's name (its namespace is `namespace`). */
-  template: string;
-  /** Absent: the latest registered version at each firing. */
-  version?: string;
-  cron: string;
-  timezone: string;
-  context: unknown;
-  overlap: 'skip' | 'allow' | 'cancel_previous';
-  catch_up: 'none' | 'last' | 'all';
-  paused: boolean;
-  next_fire_at: Date | null;
-  last_fire_at: Date | null;
-  last_task_id: string | null;
-  /** `template` when a template file declared it. */
-  source: 'api' | 'template';
-  created_at: Date;
-  updated_at: Date;
+/** A schedule as `/v1/schedules` answers it (docs/schedules.md): as stored, and its next firings. */
+export interface ScheduleSummary extends ScheduleRecord {
   /** The next five firings; empty while paused. */
   next_firings: Date[];
 }
 
 /** One audit row of a schedule (`GET /v1/schedules/:name`'s `events`), newest first. */
-export interface ScheduleAuditEvent {
-  id: string;
-  schedule: string;
-  kind: 'created' | 'updated' | 'paused' | 'resumed' | 'deleted' | 'fired' | 'skipped' | 'missed';
-  fire_at: Date | null;
-  /** The task a `fired` row started. */
-  task_id: string | null;
-  /** Who: `token:NAME`, `anonymous`, `template`, … */
-  actor: string | null;
-  detail: Record<string, unknown> | null;
-  at: Date;
-}
+export type ScheduleAuditEvent = ScheduleEvent;
