@@ -14,6 +14,7 @@ import { buildApi } from '../../src/api/server.js';
 import { PgMessageBus } from '../../src/messaging/pg.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { parseTemplate } from '../../src/core/template/parse.js';
+import { followEvents, type ServerEvent } from '../support/sse.js';
 
 const TEMPLATES = [
   // Three roots that wait, each ended another way, and a step after them.
@@ -41,50 +42,8 @@ const TEMPLATES = [
 ];
 const HANDLERS = { 'lt.echo': (step: { dependency_results: Record<string, unknown> }) => ({ saw: step.dependency_results }) };
 
-interface Event {
-  event: string;
-  data: any;
-}
-
-/**
- * Follow a stream: `onEvent` sees each event as it arrives (and may act on
- * it); resolves with all of them when `until` holds, or the deadline passes.
- */
-async function follow(url: string, until: (events: Event[]) => boolean, onEvent: (e: Event) => void = () => {}, timeoutMs = 20_000): Promise<Event[]> {
-  const ctl = new AbortController();
-  const timer = setTimeout(() => ctl.abort(), timeoutMs);
-  const events: Event[] = [];
-  try {
-    const res = await fetch(url, { signal: ctl.signal });
-    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-    let buf = '';
-    while (!until(events)) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += value;
-      for (let cut = buf.indexOf('\n\n'); cut >= 0; cut = buf.indexOf('\n\n')) {
-        const frame = buf.slice(0, cut);
-        buf = buf.slice(cut + 2);
-        const ev = /^event: (.*)$/m.exec(frame)?.[1];
-        const data = /^data: (.*)$/m.exec(frame)?.[1];
-        if (ev && data) {
-          const e = { event: ev, data: JSON.parse(data) };
-          events.push(e);
-          onEvent(e);
-        }
-      }
-    }
-  } catch (err) {
-    if (!ctl.signal.aborted) throw err;
-  } finally {
-    clearTimeout(timer);
-    ctl.abort();
-  }
-  return events;
-}
-
 /** The states a stream told for each step, in order. */
-function statesByStep(events: Event[]): Record<string, string[]> {
+function statesByStep(events: ServerEvent[]): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (const e of events) if (e.event === 'step') (out[e.data.name] ??= []).push(e.data.state);
   return out;
@@ -126,7 +85,7 @@ describe.each<Backend>(['pg', 'rabbitmq'])('live events of steps that wait (%s)'
     expect(created.status).toBe(201);
     const id = ((await created.json()) as { id: string }).id;
     const signals: Array<Promise<Response>> = [];
-    const events = await follow(
+    const events = await followEvents(
       `${base}/v1/tasks/${id}/events`,
       (evs) => evs.some((e) => e.event === 'task'),
       // Signalled only once the stream said it waits: a stream that never tells it fails this test.
@@ -152,7 +111,7 @@ describe.each<Backend>(['pg', 'rabbitmq'])('live events of steps that wait (%s)'
     const id = ((await created.json()) as { id: string }).id;
     expect(await engine.orchestrators[0]!.waitForTask(id, 20_000)).toBe(true);
     const retried: Array<Promise<Response>> = [];
-    const events = await follow(
+    const events = await followEvents(
       `${base}/v1/tasks/${id}/events`,
       (evs) => evs.some((e) => e.event === 'task'),
       (e) => {
@@ -168,7 +127,7 @@ describe.each<Backend>(['pg', 'rabbitmq'])('live events of steps that wait (%s)'
   it('tells a wait step entering waiting when its parent completes', async () => {
     const created = await post('/v1/tasks', { namespace: 'live_t', name: 'after', delay: '1s' });
     const id = ((await created.json()) as { id: string }).id;
-    const events = await follow(
+    const events = await followEvents(
       `${base}/v1/tasks/${id}/events`,
       (evs) => evs.some((e) => e.event === 'step' && e.data.name === 'approval'),
       () => {},
