@@ -39,6 +39,7 @@ export type TaskView = Omit<ServerTaskView, 'steps' | 'error'> & {
 };
 
 const RESULT_PREVIEW = 4_000;
+const NO_HANDLER = new Set(['sleep', 'wait', 'workflow']);
 const ACTIVE = new Set(['pending', 'running']);
 
 /** Nodes and edges of a task: its steps, plus template steps it has not made (branches not taken, steps not expanded yet). */
@@ -49,8 +50,9 @@ export function taskGraph(task: TaskView, template: TemplateStep[] | undefined):
     state: s.state,
     group: s.type === 'batch_worker' && s.template_step !== s.name ? s.template_step : undefined,
     sub: [
-      s.runtime,
-      s.type === 'standard' ? '' : s.type,
+      // Steps that wait run no handler: their runtime says nothing; a workflow step names the template it runs (↳).
+      NO_HANDLER.has(s.type) ? '' : s.runtime,
+      s.type === 'standard' ? '' : s.type === 'workflow' ? `↳ ${childRef(s, false) ?? 'workflow'}` : s.type,
       s.attempts > 1 ? `attempt ${budgetAttempt(s)}/${s.max_attempts}` : '',
       s.duration_ms !== null ? ms(s.duration_ms) : '',
     ]
@@ -198,8 +200,14 @@ function StepPanel(props: { task: TaskView; step: Step; version: number; onActio
               <dd data-deadline><${When} at=${s.run_after} /></dd>`
           : s.state === 'waiting'
             ? html`<dt>Waits</dt>
-                <dd data-deadline>for a signal, with no deadline</dd>`
+                <dd data-deadline>${s.type === 'workflow' ? 'for its child task to end' : 'for a signal, with no deadline'}</dd>`
             : ''
+      }
+      ${
+        s.type === 'workflow'
+          ? html`<dt>Child task</dt>
+              <dd data-child>${childLink(s)}</dd>`
+          : ''
       }
     </dl>
     ${s.type === 'wait' && s.state === 'waiting' && can('write') && html`<${SignalForm} task=${task} step=${s} onAction=${props.onAction} />`}
@@ -229,6 +237,22 @@ function StepPanel(props: { task: TaskView; step: Step; version: number; onActio
     ${history.error && html`<p class="form-error" role="alert">${history.error}</p>`}
     ${history.data ? html`<${HistoryTable} transitions=${history.data.transitions} label=${`History of step ${s.name}`} showStep=${false} />` : html`<p class="muted">Loading…</p>`}
   </section>`;
+}
+
+/** The template a workflow step runs, `namespace/name@version` (the version when pinned), or only its name. */
+function childRef(s: Pick<Step, 'wait'>, whole = true): string | undefined {
+  const ref = (s.wait as { workflow?: { namespace: string; name: string; version?: string } } | null)?.workflow;
+  if (!ref) return undefined;
+  return whole ? `${ref.namespace}/${ref.name}${ref.version ? `@${ref.version}` : ''}` : ref.name;
+}
+
+/** A workflow step's child: a link to its task, or why there is none. */
+function childLink(s: Step) {
+  const what = childRef(s) ?? 'its template';
+  if (s.child_task_id) return html`<a href=${`#/tasks/${s.child_task_id}`} title=${s.child_task_id}>${what} ${shortId(s.child_task_id)}</a>`;
+  return html`<span class="muted"
+    >${s.state === 'waiting' ? `${what}, starting` : s.state === 'pending' ? `${what}, once its parents complete` : `${what}, never started`}</span
+  >`;
 }
 
 /** A wait step's payload_schema, as the step row keeps it (steps.wait.schema). */
@@ -438,6 +462,16 @@ export function TaskPage(props: { id: string; step?: string }) {
         task.idempotency_key
           ? html`<dt>Idempotency key</dt>
               <dd class="mono">${task.idempotency_key}</dd>`
+          : ''
+      }
+      ${
+        task.parent
+          ? html`<dt>Child of</dt>
+              <dd data-parent>
+                <a href=${`#/tasks/${task.parent.task_id}?step=${encodeURIComponent(task.parent.step)}`} title=${task.parent.task_id}
+                  >${task.parent.namespace}/${task.parent.name} ${shortId(task.parent.task_id)}</a
+                >, step <b>${task.parent.step}</b>
+              </dd>`
           : ''
       }
     </dl>

@@ -6,6 +6,8 @@
 -- task and WF409 for one that has ended, naming its state.
 -- p_reason (may be NULL) is the operator's why: kept beside `by` in the task's
 -- audit row (task_transitions.metadata.reason) and as the task error's message.
+-- Its child workflows still open are cancelled with it (weft.cancel_children),
+-- and theirs in turn; their rows are returned too.
 -- requires: event_row
 CREATE OR REPLACE FUNCTION weft.cancel_task(p_task uuid, p_by text, p_pid text, p_reason text)
 RETURNS SETOF weft.step_event
@@ -41,7 +43,7 @@ BEGIN
     UPDATE weft.tasks SET state = 'cancelled', seq = seq + 1, updated_at = clock_timestamp(), completed_at = clock_timestamp(),
            error = jsonb_strip_nulls(jsonb_build_object('reason', 'cancelled', 'by', p_by, 'message', p_reason))
      WHERE id = p_task AND state IN ('pending', 'running')
-    RETURNING id, seq, state AS from_state, namespace, name, extract(epoch FROM completed_at - created_at) * 1000 AS ms),
+    RETURNING id, seq, state AS from_state, namespace, name, extract(epoch FROM completed_at - created_at) * 1000 AS ms, parent_step_id),
   task_transition AS (
     INSERT INTO weft.task_transitions (task_id, seq, from_state, to_state, process_id, metadata)
     SELECT id, seq, 'running', 'cancelled', p_pid, jsonb_strip_nulls(jsonb_build_object('by', p_by, 'reason', p_reason)) FROM task)
@@ -49,10 +51,36 @@ BEGIN
                               EXISTS (SELECT 1 FROM weft.task_watchers w WHERE w.task_id = c.task_id))).*
     FROM cancelled c
   UNION ALL
-  SELECT (weft.task_ended_event(t.id, 'cancelled', t.namespace, t.name, t.ms)).* FROM task t;
+  SELECT (weft.task_ended_event(t.id, 'cancelled', t.namespace, t.name, t.ms, t.parent_step_id)).* FROM task t;
   -- The state was read without a lock: a task that ended in between is not cancelled.
   IF NOT EXISTS (SELECT 1 FROM weft.tasks WHERE id = p_task AND state = 'cancelled') THEN
     SELECT state INTO v_state FROM weft.tasks WHERE id = p_task;
     RAISE SQLSTATE 'WF409' USING MESSAGE = format('task %s has already ended (%s); only a pending or running task can be cancelled', p_task, v_state);
   END IF;
+  RETURN QUERY SELECT * FROM weft.cancel_children(p_task, p_by, p_pid);
+END $fn$;
+
+-- Cancel the open child tasks of p_task's workflow steps (steps.child_task_id),
+-- each through weft.cancel_task (so their own children follow), with the
+-- reason that their parent was cancelled or failed. A child that ended
+-- meanwhile is left as it ended. Called after p_task's steps were cancelled,
+-- so no child's end can complete its parent step any more.
+CREATE OR REPLACE FUNCTION weft.cancel_children(p_task uuid, p_by text, p_pid text)
+RETURNS SETOF weft.step_event
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_child record;
+BEGIN
+  FOR v_child IN
+    SELECT c.id, s.name FROM weft.steps s JOIN weft.tasks c ON c.id = s.child_task_id
+     WHERE s.task_id = p_task AND s.child_task_id IS NOT NULL AND c.state IN ('pending', 'running')
+     ORDER BY c.id
+  LOOP
+    BEGIN
+      RETURN QUERY SELECT * FROM weft.cancel_task(v_child.id, p_by, p_pid,
+                                                  format('its parent task %s ended (step %s)', p_task, v_child.name));
+    EXCEPTION WHEN SQLSTATE 'WF409' THEN
+      NULL;
+    END;
+  END LOOP;
 END $fn$;

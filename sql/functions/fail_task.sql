@@ -1,8 +1,10 @@
 -- End a running task in error because `p_step` failed for good: every step
--- not started yet is cancelled; running ones finish and are recorded, but
--- nothing new is dispatched. Steps are locked in id order, then the task (the
--- order of every writer, see weft.finish_steps).
--- requires: event_row
+-- not started yet is cancelled (a waiting sleep, wait or workflow step too,
+-- and a workflow step's child task with it: weft.cancel_children); running
+-- ones finish and are recorded, but nothing new is dispatched. Steps are
+-- locked in id order, then the task (the order of every writer, see
+-- weft.finish_steps).
+-- requires: event_row, cancel_task
 CREATE OR REPLACE FUNCTION weft.fail_task(p_task uuid, p_step text, p_reason text, p_error jsonb, p_pid text)
 RETURNS SETOF weft.step_event
 LANGUAGE plpgsql AS $fn$
@@ -10,7 +12,7 @@ BEGIN
   RETURN QUERY
   WITH doomed AS (
     SELECT id, state FROM weft.steps
-     WHERE task_id = p_task AND state IN ('pending', 'enqueued', 'waiting_retry') ORDER BY id FOR UPDATE),
+     WHERE task_id = p_task AND state IN ('pending', 'enqueued', 'waiting_retry', 'waiting') ORDER BY id FOR UPDATE),
   cancelled AS (
     UPDATE weft.steps s SET state = 'cancelled', seq = s.seq + 1, updated_at = clock_timestamp()
       FROM doomed d WHERE s.id = d.id
@@ -22,9 +24,10 @@ BEGIN
     UPDATE weft.tasks SET state = 'error', seq = seq + 1, updated_at = clock_timestamp(), completed_at = clock_timestamp(),
            error = jsonb_build_object('step', p_step, 'reason', p_reason, 'error', p_error)
      WHERE id = p_task AND state IN ('pending', 'running')
-    RETURNING id, seq, namespace, name, extract(epoch FROM completed_at - created_at) * 1000 AS ms),
+    RETURNING id, seq, namespace, name, extract(epoch FROM completed_at - created_at) * 1000 AS ms, parent_step_id),
   task_transition AS (
     INSERT INTO weft.task_transitions (task_id, seq, from_state, to_state, process_id, metadata)
     SELECT id, seq, 'running', 'error', p_pid, jsonb_build_object('step', p_step, 'reason', p_reason) FROM task)
-  SELECT (weft.task_ended_event(t.id, 'error', t.namespace, t.name, t.ms)).* FROM task t;
+  SELECT (weft.task_ended_event(t.id, 'error', t.namespace, t.name, t.ms, t.parent_step_id)).* FROM task t;
+  RETURN QUERY SELECT * FROM weft.cancel_children(p_task, 'weft', p_pid);
 END $fn$;

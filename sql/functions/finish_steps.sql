@@ -12,8 +12,9 @@
 --   * a failure becomes waiting_retry or error (and fails its task); its
 --     error is appended to steps.errors through weft.append_error;
 --   * a success becomes complete; its children are counted down, and those
---     it makes ready become `waiting` when they are sleep or wait steps
---     (steps.wait; weft.wait_deadline), or are claimed for p_worker when they are in p_queues and
+--     it makes ready become `waiting` when they are sleep, wait or workflow
+--     steps (steps.wait; weft.wait_deadline; their `waiting` event tells live
+--     watchers, and the orchestrators to start a workflow step's child), or are claimed for p_worker when they are in p_queues and
 --     p_room has room for all of them (a chain continues without a wake-up),
 --     or enqueued (with an outbox row when p_outbox); a task whose last open
 --     step completed becomes complete;
@@ -151,7 +152,7 @@ BEGIN
                updated_at = clock_timestamp()
           FROM released r
          WHERE c.id = r.id
-        RETURNING c.id, c.task_id, c.seq, c.state, c.queue, c.name, c.attempts, c.pending_parents, c.run_after),
+        RETURNING c.id, c.task_id, c.seq, c.state, c.queue, c.name, c.attempts, c.pending_parents, c.run_after, c.type),
       moved AS (
         SELECT * FROM children WHERE pending_parents = 0 AND state IN ('running', 'enqueued', 'waiting')),
       transitions AS (
@@ -174,7 +175,8 @@ BEGIN
           FROM (SELECT d.task_id, count(*)::int AS n FROM done d WHERE d.state = 'complete' AND d.task_state = 'running'
                  GROUP BY d.task_id ORDER BY d.task_id) AS k
          WHERE t.id = k.task_id
-        RETURNING t.id, t.seq, t.state, t.open_steps, t.namespace, t.name, extract(epoch FROM t.completed_at - t.created_at) * 1000 AS ms),
+        RETURNING t.id, t.seq, t.state, t.open_steps, t.namespace, t.name, extract(epoch FROM t.completed_at - t.created_at) * 1000 AS ms,
+                  t.parent_step_id),
       task_transitions AS (
         INSERT INTO weft.task_transitions (task_id, seq, from_state, to_state, process_id)
         SELECT id, seq, 'running', 'complete', p_worker FROM tasks_done WHERE state = 'complete' AND open_steps = 0)
@@ -192,7 +194,9 @@ BEGIN
           SELECT r FROM weft.dispatch_ready(ARRAY(SELECT weft.enqueued_event(m.id, m.task_id, m.queue, m.name, m.attempts)
                                                     FROM moved m WHERE m.state = 'enqueued'), p_outbox) AS r
           UNION ALL
-          SELECT weft.task_ended_event(t.id, 'complete', t.namespace, t.name, t.ms)
+          SELECT weft.waiting_event(m.id, m.task_id, m.name, m.type, m.attempts, m.run_after) FROM moved m WHERE m.state = 'waiting'
+          UNION ALL
+          SELECT weft.task_ended_event(t.id, 'complete', t.namespace, t.name, t.ms, t.parent_step_id)
             FROM tasks_done t WHERE t.state = 'complete' AND t.open_steps = 0) AS e;
     END IF;
     EXIT WHEN v_pass = 2 OR v_accepted >= array_length(p_ids, 1);

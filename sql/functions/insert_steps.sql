@@ -25,7 +25,7 @@ BEGIN
            CASE WHEN x.type = 'wait' THEN replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '') END
       FROM jsonb_to_recordset(p_steps) AS x(id uuid, name text, template_step text, type text, runtime text, handler text,
                                             max_attempts int, timeout_ms int, pending_parents int, inputs jsonb, batch jsonb, wait jsonb)
-    RETURNING id, task_id, state, queue, name, run_after),
+    RETURNING id, task_id, state, queue, name, run_after, type),
   transitions AS (
     INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
     SELECT id, 1, task_id, NULL, 'pending', p_pid, NULL FROM new_steps
@@ -37,5 +37,9 @@ BEGIN
     INSERT INTO weft.step_edges (task_id, from_step, to_step)
     SELECT p_task, e."from", e."to" FROM jsonb_to_recordset(p_edges) AS e("from" uuid, "to" uuid))
   SELECT * FROM weft.dispatch_ready(ARRAY(SELECT weft.enqueued_event(n.id, n.task_id, n.queue, n.name, NULL)
-                                            FROM new_steps n WHERE n.state = 'enqueued'), p_outbox);
+                                            FROM new_steps n WHERE n.state = 'enqueued'), p_outbox)
+  UNION ALL
+  SELECT (weft.waiting_event(n.id, n.task_id, n.name, n.type, NULL, n.run_after,
+                             EXISTS (SELECT 1 FROM weft.task_watchers w WHERE w.task_id = n.task_id))).*
+    FROM new_steps n WHERE n.state = 'waiting';
 END $fn$;

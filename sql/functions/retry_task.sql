@@ -67,19 +67,24 @@ BEGIN
            failures = 0, losses = 0, error = NULL, result = NULL,
            run_after = CASE WHEN p.n = 0 AND s.wait IS NOT NULL THEN weft.wait_deadline(s.wait) END,
            wait = s.wait - 'until_read',
+           child_task_id = NULL,
            worker_id = NULL, started_at = NULL, finished_at = NULL
       FROM (SELECT x.id, x.state AS from_state,
                    (SELECT count(*) FROM weft.step_edges e JOIN weft.steps pa ON pa.id = e.from_step
                      WHERE e.to_step = x.id AND pa.state <> 'complete')::int AS n
               FROM weft.steps x WHERE x.id = ANY(v_reopen)) p
      WHERE s.id = p.id
-    RETURNING s.id, s.task_id, s.seq, s.name, s.queue, s.state, p.from_state),
+    RETURNING s.id, s.task_id, s.seq, s.name, s.queue, s.state, s.type, s.attempts, s.run_after, p.from_state),
   transitions AS (
     INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
     SELECT id, seq, task_id, from_state, state, p_pid, jsonb_build_object('reason', 'retried', 'by', p_by) FROM reopened)
   SELECT * FROM weft.dispatch_ready(ARRAY(
     SELECT weft.enqueued_event(r.id, r.task_id, r.queue, r.name, NULL, EXISTS (SELECT 1 FROM weft.task_watchers w WHERE w.task_id = r.task_id))
-      FROM reopened r WHERE r.state = 'enqueued'), p_outbox);
+      FROM reopened r WHERE r.state = 'enqueued'), p_outbox)
+  UNION ALL
+  SELECT (weft.waiting_event(r.id, r.task_id, r.name, r.type, r.attempts, r.run_after,
+                             EXISTS (SELECT 1 FROM weft.task_watchers w WHERE w.task_id = r.task_id))).*
+    FROM reopened r WHERE r.state = 'waiting';
 
   WITH task AS (
     UPDATE weft.tasks t SET state = 'running', seq = t.seq + 1, updated_at = clock_timestamp(), completed_at = NULL, error = NULL,

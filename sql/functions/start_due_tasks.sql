@@ -1,6 +1,8 @@
 -- Delayed starts whose time has come (tasks_start_due), up to p_limit: each
 -- task pending → running, and its root steps released: `enqueued` (and
--- dispatched), or `waiting` for a sleep or wait step. Locks in a finish's
+-- dispatched), or `waiting` for a sleep, wait or workflow step (a `waiting`
+-- event, for live watchers and, for a workflow step, the orchestrators that
+-- start its child; every event says whether someone watches its task). Locks in a finish's
 -- order (steps by id, then the task), like weft.cancel_task, which may meet
 -- it; a task another orchestrator started (or a cancel ended) meanwhile is
 -- left alone.
@@ -40,11 +42,14 @@ BEGIN
            run_after = CASE WHEN s.wait IS NOT NULL THEN weft.wait_deadline(s.wait) END,
            updated_at = clock_timestamp()
      WHERE s.task_id = ANY(v_started) AND s.state = 'pending' AND s.pending_parents = 0
-    RETURNING s.id, s.task_id, s.seq, s.state, s.queue, s.name, s.run_after),
+    RETURNING s.id, s.task_id, s.seq, s.state, s.queue, s.name, s.type, s.run_after, s.attempts,
+              EXISTS (SELECT 1 FROM weft.task_watchers w WHERE w.task_id = s.task_id) AS watched),
   transitions AS (
     INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
     SELECT id, seq, task_id, 'pending', state, p_pid,
            jsonb_strip_nulls(jsonb_build_object('reason', 'task start time reached', 'until', run_after)) FROM released)
-  SELECT * FROM weft.dispatch_ready(ARRAY(SELECT weft.enqueued_event(r.id, r.task_id, r.queue, r.name, NULL)
-                                            FROM released r WHERE r.state = 'enqueued'), p_outbox);
+  SELECT * FROM weft.dispatch_ready(ARRAY(SELECT weft.enqueued_event(r.id, r.task_id, r.queue, r.name, NULL, r.watched)
+                                            FROM released r WHERE r.state = 'enqueued'), p_outbox)
+  UNION ALL
+  SELECT (weft.waiting_event(r.id, r.task_id, r.name, r.type, r.attempts, r.run_after, r.watched)).* FROM released r WHERE r.state = 'waiting';
 END $fn$;

@@ -58,7 +58,9 @@ export function errorLines(error: unknown, indent = '    '): string[] {
 /** `weft task show ID`: heading, every step, and each failed step's error with its backtrace. */
 export function printTask(t: Task, out: Out): void {
   out(taskHeading(t));
+  if (t.parent) out(`child of task ${t.parent.task_id}  ${t.parent.namespace}/${t.parent.name}, step ${t.parent.step}`);
   for (const s of t.steps) out(stepLine(s));
+  for (const s of t.steps) if (s.child_task_id) out(`step ${s.name} runs child task ${s.child_task_id}`);
   const failure = t.error as { step?: string; reason?: string; by?: string; message?: string } | null;
   if (t.state === 'cancelled') out(`cancelled${failure?.by ? ` by ${failure.by}` : ''}${failure?.message ? `: ${failure.message}` : ''}`);
   for (const s of t.steps) {
@@ -76,6 +78,7 @@ export function printStep(t: Task, s: TaskStep, out: Out): void {
   row('handler', `${s.handler} (${s.runtime})`);
   row('attempts', `${s.attempts} of ${s.max_attempts}${s.losses ? `, ${s.losses} lost with their worker` : ''}`);
   row('parents', s.parents.length ? s.parents.join(', ') : '-');
+  if (s.type === 'workflow') row('child task', s.child_task_id ?? 'not started');
   row('worker', s.worker_id);
   row('started', s.started_at);
   row('finished', s.finished_at);

@@ -29,7 +29,7 @@ export function parseTaskLines(text: string, file: string): Array<{ line: number
 /** One output line per task: `LINE<TAB>ID<TAB>created|existing`, or `LINE<TAB>error<TAB>CODE: MESSAGE`. */
 function describeResult(line: number, r: BatchItemResult): string {
   if ('error' in r) return `${line}\terror\t${r.error.code}: ${r.error.message}${r.error.path ? ` (at ${r.error.path})` : ''}`;
-  return `${line}\t${r.id}\t${r.outcome}`;
+  return `${line}\t${r.id}\t${r.outcome}${r.run_at ? `\tstarts at ${r.run_at}` : ''}`;
 }
 
 /**

@@ -5,6 +5,7 @@
 import { stat } from 'node:fs/promises';
 import { formatProblem, TemplateError, type TemplateProblem } from '../core/template/errors.js';
 import { duplicateKeyProblems, listTemplateFiles, loadTemplateFile } from '../core/template/load.js';
+import { callCycleProblems } from '../core/template/calls.js';
 import { templateKey, type TemplateDefinition } from '../core/template/types.js';
 
 export interface ValidateIO {
@@ -92,7 +93,7 @@ async function validate(files: string[], io: Collector): Promise<number> {
       }
     }
   }
-  for (const p of duplicateKeyProblems(good)) {
+  for (const p of [...duplicateKeyProblems(good), ...callCycleProblems(good)]) {
     invalid = true;
     io.err(formatProblem(p, p.file ?? ''));
     io.onProblem?.(p.file ?? '', p);

@@ -1,7 +1,8 @@
 /**
  * WeftClient: application code's way into a weft orchestrator over its HTTP
- * API (docs/api.md): create tasks, read, wait for and follow them, cancel,
- * retry, list; register templates; manage tokens. Every answer is typed with
+ * API (docs/api.md): create tasks (one, delayed, or many in a batch), read,
+ * wait for and follow them, signal their wait steps, cancel, retry, list;
+ * schedules; register templates; manage tokens. Every answer is typed with
  * the server's own wire types (src/core/api-types.ts); every error answer
  * is a typed class carrying the server's code and status (./errors.ts).
  *
@@ -11,7 +12,10 @@
  */
 import type {
   CreatedToken,
+  ScheduleAuditEvent,
+  ScheduleSummary,
   StepChange,
+  TaskBatchAnswer,
   TaskEndEvent,
   TaskHistory,
   TaskListPage,
@@ -35,6 +39,12 @@ export type History = Wire<TaskHistory>;
 export type Template = Wire<TemplateSummary>;
 export type ApiToken = Wire<TokenRow>;
 export type NewApiToken = Wire<CreatedToken>;
+/** What {@link WeftClient.createTasks} answers: counts, and one result per item at its `index` in the list given. */
+export type TaskBatch = TaskBatchAnswer;
+export type TaskBatchResult = TaskBatchAnswer['results'][number];
+/** A schedule, as `/v1/schedules` answers it. */
+export type Schedule = Wire<ScheduleSummary>;
+export type ScheduleEvent = Wire<ScheduleAuditEvent>;
 
 export interface WeftClientOptions {
   /** The orchestrator, e.g. `http://127.0.0.1:8080` (a path prefix is kept). */
@@ -57,8 +67,8 @@ export interface CreateTaskRequest {
    * made (`created: false`), a different request under it is an ApiConflictError.
    */
   idempotencyKey?: string;
-  /** A delayed start: at this RFC 3339 time (with its zone); the task is pending until then. */
-  runAt?: string;
+  /** A delayed start: at this time (a Date, or RFC 3339 text with its zone); the task is pending until then. */
+  runAt?: Date | string;
   /** A delayed start this long from now (`90s`, `15m`, `3d`); instead of runAt. */
   delay?: string;
 }
@@ -83,6 +93,33 @@ export interface ListTasksFilter {
   limit?: number;
   /** `next_cursor` of the previous page. */
   cursor?: string;
+}
+
+export interface CreateTasksOptions {
+  /**
+   * Items per request (default 1000, the server's default WEFT_TASK_BATCH_LIMIT):
+   * a longer list is sent as several batches, one after another.
+   */
+  batchSize?: number;
+}
+
+export interface CreateScheduleRequest {
+  /** 1 to 100 of `a-z 0-9 _ -`, starting with a letter. */
+  name: string;
+  /** `NAMESPACE/NAME`, or `NAMESPACE/NAME@VERSION` to pin a version. */
+  template: string;
+  /** Five fields (`0 9 * * MON-FRI`), or six with seconds first. */
+  cron: string;
+  /** An IANA zone the cron is read in (default UTC). */
+  timezone?: string;
+  /** Every firing's task context; checked against the template's input_schema now. */
+  context?: unknown;
+  /** A firing while the previous firing's task still runs (default `skip`). */
+  overlap?: 'skip' | 'allow' | 'cancel_previous';
+  /** Firings missed while no orchestrator ran (default `last`). */
+  catchUp?: 'none' | 'last' | 'all';
+  /** Create it paused. */
+  paused?: boolean;
 }
 
 export interface WaitOptions {
@@ -112,6 +149,8 @@ const LONG_POLL_SLACK_MS = 10_000;
 /** How long to wait before asking again after a 503 or a lost connection, when the server did not say (ms). */
 const RETRY_PAUSE_MS = 1_000;
 const TERMINAL: ReadonlySet<string> = new Set(['complete', 'error', 'cancelled']);
+/** Items per batch request unless told otherwise: the server's default WEFT_TASK_BATCH_LIMIT. */
+const BATCH_SIZE = 1_000;
 
 /**
  * @example
@@ -143,14 +182,37 @@ export class WeftClient {
 
   /** Create a task (201), or get the one an earlier request with the same idempotency key made. */
   async createTask(req: CreateTaskRequest): Promise<CreatedTask> {
-    const body: Record<string, unknown> = { namespace: req.namespace, name: req.name };
-    if (req.version !== undefined) body.version = req.version;
-    if (req.context !== undefined) body.context = req.context;
-    if (req.idempotencyKey !== undefined) body.idempotency_key = req.idempotencyKey;
-    if (req.runAt !== undefined) body.run_at = req.runAt;
-    if (req.delay !== undefined) body.delay = req.delay;
-    const res = await this.request<{ id: string }>('POST', '/v1/tasks', { body });
+    const res = await this.request<{ id: string }>('POST', '/v1/tasks', { body: taskBody(req) });
     return { id: res.body.id, created: res.status === 201 };
+  }
+
+  /**
+   * Create many tasks, each in one commit per batch (`POST /v1/tasks/batch`).
+   * An item that is wrong (unknown template, context failing the
+   * input_schema, idempotency key taken by another request) does not stop
+   * the others: its result carries its `error`, the rest are created. A list
+   * longer than `batchSize` goes as several requests; if one of them fails
+   * (ApiError, HttpUnreachableError), the batches before it are created:
+   * give items idempotency keys and send the same list again, and those
+   * answer `existing`.
+   *
+   * @example
+   *   const { failed, results } = await weft.createTasks(orders.map((o) => ({ namespace: 'shop', name: 'order_flow', context: o, idempotencyKey: `order-${o.id}` })));
+   *   for (const r of results) if ('error' in r) console.error(orders[r.index], r.error.message);
+   */
+  async createTasks(items: CreateTaskRequest[], options: CreateTasksOptions = {}): Promise<TaskBatch> {
+    const size = options.batchSize ?? BATCH_SIZE;
+    if (!Number.isInteger(size) || size < 1) throw new TypeError(`createTasks: batchSize must be an integer >= 1, got ${String(size)}`);
+    const all: TaskBatch = { created: 0, existing: 0, failed: 0, results: [] };
+    for (let start = 0; start < items.length; start += size) {
+      const tasks = items.slice(start, start + size).map(taskBody);
+      const { body } = await this.request<TaskBatch>('POST', '/v1/tasks/batch', { body: { tasks } });
+      all.created += body.created;
+      all.existing += body.existing;
+      all.failed += body.failed;
+      for (const r of body.results) all.results.push({ ...r, index: start + r.index });
+    }
+    return all;
   }
 
   /** The task and every step (state, attempts, result, error with backtrace, timings). */
@@ -254,6 +316,18 @@ export class WeftClient {
     return (await this.request<{ task_id: string; step: string; state: 'complete' }>('POST', url, { body: payload ?? null })).body;
   }
 
+  /**
+   * The same as {@link signalStep} through a wait step's callback path (its
+   * `callback_path`, `/v1/callbacks/<token>`, or the token alone): what a
+   * service that was handed only that path calls. It needs no API token.
+   */
+  async signalCallback(callback: string, payload: unknown): Promise<{ task_id: string; step: string; state: 'complete' }> {
+    const token = callback.startsWith('/v1/callbacks/') ? callback.slice('/v1/callbacks/'.length) : callback;
+    return (
+      await this.request<{ task_id: string; step: string; state: 'complete' }>('POST', `/v1/callbacks/${encodeURIComponent(token)}`, { body: payload ?? null })
+    ).body;
+  }
+
   /** One page of tasks, newest first, with counts by state; pass `next_cursor` back as `cursor` for the next. */
   async listTasks(filter: ListTasksFilter = {}): Promise<TaskList> {
     const q = new URLSearchParams();
@@ -310,9 +384,53 @@ export class WeftClient {
     return (await this.request<ApiToken>('POST', `/v1/tokens/${encodeURIComponent(nameOrId)}/revoke`, { body: {} })).body;
   }
 
+  /** Every schedule, by name, with its next firings. */
+  async listSchedules(): Promise<Schedule[]> {
+    return (await this.request<{ schedules: Schedule[] }>('GET', '/v1/schedules')).body.schedules;
+  }
+
+  /**
+   * Create a schedule: the template run on the cron in the time zone
+   * (docs/schedules.md). ApiInvalidInputError names the field (`cron`,
+   * `timezone`, `template`, `context.…`); ApiConflictError when the name is taken.
+   *
+   * @example
+   *   await weft.createSchedule({ name: 'nightly-orders', template: 'reports/nightly_report', cron: '0 2 * * *', timezone: 'Europe/Berlin', context: { report: 'orders' } });
+   */
+  async createSchedule(req: CreateScheduleRequest): Promise<Schedule> {
+    const body: Record<string, unknown> = { name: req.name, template: req.template, cron: req.cron };
+    if (req.timezone !== undefined) body.timezone = req.timezone;
+    if (req.context !== undefined) body.context = req.context;
+    if (req.overlap !== undefined) body.overlap = req.overlap;
+    if (req.catchUp !== undefined) body.catch_up = req.catchUp;
+    if (req.paused !== undefined) body.paused = req.paused;
+    return (await this.request<Schedule>('POST', '/v1/schedules', { body })).body;
+  }
+
+  /** One schedule with its latest `events` (audit rows, newest first; default 20). */
+  async getSchedule(name: string, options: { events?: number } = {}): Promise<Schedule & { events: ScheduleEvent[] }> {
+    const query = options.events === undefined ? '' : `?events=${options.events}`;
+    return (await this.request<Schedule & { events: ScheduleEvent[] }>('GET', `/v1/schedules/${encodeURIComponent(name)}${query}`)).body;
+  }
+
+  /** Stop a schedule firing (pausing a paused one changes nothing). */
+  async pauseSchedule(name: string): Promise<Schedule> {
+    return (await this.request<Schedule>('POST', `/v1/schedules/${encodeURIComponent(name)}/pause`)).body;
+  }
+
+  /** Fire again from the next time after now; the pause's firings are not caught up. */
+  async resumeSchedule(name: string): Promise<Schedule> {
+    return (await this.request<Schedule>('POST', `/v1/schedules/${encodeURIComponent(name)}/resume`)).body;
+  }
+
+  /** Delete a schedule; its audit rows stay. */
+  async deleteSchedule(name: string): Promise<{ name: string; deleted: true }> {
+    return (await this.request<{ name: string; deleted: true }>('DELETE', `/v1/schedules/${encodeURIComponent(name)}`)).body;
+  }
+
   /** A JSON request; an error answer throws its typed error. */
   private async request<T>(
-    method: 'GET' | 'POST',
+    method: 'GET' | 'POST' | 'DELETE',
     path: string,
     options: { body?: unknown; contentType?: string; timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<{ status: number; body: T }> {
@@ -323,7 +441,7 @@ export class WeftClient {
 
   /** The response of a request that succeeded (2xx), its body unread; everything else throws. */
   private async open(
-    method: 'GET' | 'POST',
+    method: 'GET' | 'POST' | 'DELETE',
     path: string,
     options: { body?: unknown; contentType?: string; timeoutMs?: number; signal?: AbortSignal; accept?: string },
   ): Promise<Response> {
@@ -354,6 +472,19 @@ export class WeftClient {
     }
     throw apiError(res.status, parsed, what, res.headers.get('retry-after'));
   }
+}
+
+/** A task request as the API spells it (POST /v1/tasks, and each item of a batch). */
+function taskBody(req: CreateTaskRequest): Record<string, unknown> {
+  const body: Record<string, unknown> = { namespace: req.namespace, name: req.name };
+  if (req.version !== undefined) body.version = req.version;
+  if (req.context !== undefined) body.context = req.context;
+  if (req.idempotencyKey !== undefined) body.idempotency_key = req.idempotencyKey;
+  if (req.runAt instanceof Date && Number.isNaN(req.runAt.getTime()))
+    throw new TypeError('createTask: runAt is an invalid Date; pass a valid Date or RFC 3339 text');
+  if (req.runAt !== undefined) body.run_at = req.runAt instanceof Date ? req.runAt.toISOString() : req.runAt;
+  if (req.delay !== undefined) body.delay = req.delay;
+  return body;
 }
 
 function unreachable(err: unknown, what: string, timeoutMs: number | undefined): Error {

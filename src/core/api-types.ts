@@ -9,6 +9,7 @@
  * answers.
  */
 import type { StepState, TaskState } from './states.js';
+import type { ScheduleEvent, ScheduleRecord } from './schedule.js';
 
 /** A server type as its JSON arrives: every Date is an ISO string. */
 export type Wire<T> = T extends Date ? string : T extends Array<infer U> ? Array<Wire<U>> : T extends object ? { [K in keyof T]: Wire<T[K]> } : T;
@@ -43,6 +44,8 @@ export interface StepView {
   wait: unknown;
   /** A wait step's callback path (POST, no API token needed): `/v1/callbacks/<token>`; null otherwise. */
   callback_path: string | null;
+  /** A workflow step's child task (its latest, when the step was retried); null until it starts, and for other steps. */
+  child_task_id: string | null;
   created_at: Date;
   enqueued_at: Date | null;
   started_at: Date | null;
@@ -63,6 +66,8 @@ export interface TaskView {
   error: unknown;
   /** A delayed start's time (the task is pending until then), else null. */
   run_at: Date | null;
+  /** A child workflow's parent: the task and its workflow step that started this one; null for other tasks. */
+  parent: { task_id: string; step: string; namespace: string; name: string } | null;
   created_at: Date;
   updated_at: Date;
   completed_at: Date | null;
@@ -175,6 +180,8 @@ export interface TaskEndEvent {
   name?: string;
   /** Creation to end, server side. */
   ms?: number;
+  /** A child workflow's parent: the workflow step that started it (GET /v1/tasks/:id names its task). */
+  parent_step_id?: string;
 }
 
 /** A step of a watched task changed state (`event: step`). */
@@ -183,8 +190,31 @@ export interface StepChange {
   task_id: string;
   step_id: string;
   name: string;
+  /** The state it entered: enqueued, running, complete, waiting_retry, error, cancelled, or waiting (a sleep or wait step). */
   state: string;
   attempts: number;
 }
 
 export type LiveEvent = StepChange | ({ kind: 'task' } & TaskEndEvent);
+
+/** One item's answer in `POST /v1/tasks/batch`, at its `index` in the request. */
+export type TaskBatchItem =
+  | { index: number; id: string; outcome: 'created' | 'existing'; /** a delayed start (RFC 3339) */ run_at?: string }
+  | { index: number; error: { code: string; message: string; path?: string; details?: unknown[]; task_id?: string; differs?: string[] } };
+
+/** `POST /v1/tasks/batch`'s answer: counts, and one result per item in the request's order. */
+export interface TaskBatchAnswer {
+  created: number;
+  existing: number;
+  failed: number;
+  results: TaskBatchItem[];
+}
+
+/** A schedule as `/v1/schedules` answers it (docs/schedules.md): as stored, and its next firings. */
+export interface ScheduleSummary extends ScheduleRecord {
+  /** The next five firings; empty while paused. */
+  next_firings: Date[];
+}
+
+/** One audit row of a schedule (`GET /v1/schedules/:name`'s `events`), newest first. */
+export type ScheduleAuditEvent = ScheduleEvent;

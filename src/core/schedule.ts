@@ -34,6 +34,35 @@ export interface ScheduleSpec {
   catch_up: CatchUpPolicy;
 }
 
+/** A schedule as stored (migrations/008_schedules.sql): its spec and its state. */
+export interface ScheduleRecord extends ScheduleSpec {
+  paused: boolean;
+  /** NULL only while paused. */
+  next_fire_at: Date | null;
+  last_fire_at: Date | null;
+  last_task_id: string | null;
+  /** `template` when a template file declared it. */
+  source: 'api' | 'template';
+  created_at: Date;
+  updated_at: Date;
+}
+
+export type ScheduleEventKind = 'created' | 'updated' | 'paused' | 'resumed' | 'deleted' | 'fired' | 'skipped' | 'missed';
+
+/** One audit row of a schedule (weft.schedule_events), kept after the schedule is deleted. */
+export interface ScheduleEvent {
+  id: string;
+  schedule: string;
+  kind: ScheduleEventKind;
+  fire_at: Date | null;
+  /** The task a `fired` row started. */
+  task_id: string | null;
+  /** Who: `token:NAME`, `anonymous`, `template`, … */
+  actor: string | null;
+  detail: Record<string, unknown> | null;
+  at: Date;
+}
+
 /** What a caller sends; the policies have defaults (overlap skip, catch_up last). */
 export interface ScheduleInput {
   name: string;

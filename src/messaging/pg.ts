@@ -2,7 +2,7 @@ import type { Database } from '../store/database.js';
 import { backoffMs } from '../shared/retry.js';
 import type { Logger } from '../shared/logger.js';
 import type { Dispatch, OutboxMessage } from '../store/events.js';
-import type { Notice } from '../store/dispatch.js';
+import { withDispatchNotices, type Notice } from '../store/dispatch.js';
 import { signalsOf, type Signals } from '../store/signals.js';
 import { deliveryFor } from '../store/delivery.js';
 import { traceDelivery, tracing } from '../telemetry/index.js';
@@ -45,7 +45,8 @@ export class PgMessageBus implements MessageBus {
     this.signals = signalsOf(db, log);
   }
 
-  deliver(dispatch: Dispatch, notices: Notice[] = []): void {
+  deliver(dispatch: Dispatch, told: Notice[] = []): void {
+    const notices = withDispatchNotices(dispatch, told);
     if (tracing.enabled) traceDelivery('pg', dispatch, notices);
     if (dispatch.enqueued.size === 0 && notices.length === 0) return;
     this.signals.send(dispatch.enqueued, notices);

@@ -3,7 +3,7 @@ import { backoffMs, isUnreachable } from '../shared/retry.js';
 import type { Logger } from '../shared/logger.js';
 import { isDataError, type Database } from '../store/database.js';
 import type { Dispatch, OutboxMessage } from '../store/events.js';
-import { deleteOutbox, type Notice } from '../store/dispatch.js';
+import { deleteOutbox, withDispatchNotices, type Notice } from '../store/dispatch.js';
 import { signalsOf, type Signals } from '../store/signals.js';
 import { deliveryFor } from '../store/delivery.js';
 import { deadLetterExchange, deadLetterQueue, stepMessageProblem, type StepMessage } from './queues.js';
@@ -201,7 +201,8 @@ export class RabbitMessageBus implements MessageBus {
     }
   }
 
-  deliver(dispatch: Dispatch, notices: Notice[] = []): void {
+  deliver(dispatch: Dispatch, told: Notice[] = []): void {
+    const notices = withDispatchNotices(dispatch, told);
     if (tracing.enabled) traceDelivery('rabbitmq', dispatch, notices);
     if (notices.length) this.signals.send(undefined, notices);
     if (dispatch.outbox.length === 0) return;

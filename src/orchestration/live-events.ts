@@ -11,7 +11,8 @@ export type { LiveEvent, StepChange, TaskEndEvent };
 /** A task started running: it was created, or retried after it ended. */
 export interface TaskStartEvent {
   task_id: string;
-  state: 'running';
+  /** pending: created to start later (its run_at). */
+  state: 'pending' | 'running';
   /** The template (on creation). */
   namespace?: string;
   name?: string;

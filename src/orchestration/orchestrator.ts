@@ -11,7 +11,7 @@ import {
   requeueLostSteps,
   staleOutbox,
   startDueTasks,
-  stepNotice,
+  watchedStepNotices,
   wakeWaiting,
   type Notice,
 } from '../store/dispatch.js';
@@ -22,12 +22,14 @@ import { deregisterProcess, forgetStaleProcesses, heartbeatProcess, registerProc
 import { analyzeNeverAnalyzed, deleteExpiredTasks, describeMaintenance, vacuumTables } from '../store/maintenance.js';
 import { initialSteps } from '../core/plan.js';
 import type { TemplateDefinition } from '../core/template/types.js';
+import type { TaskBatchItem } from '../core/api-types.js';
 import { TERMINAL_TASK_STATES } from '../core/states.js';
 import { NotFoundError, ValidationError, describeError } from '../shared/errors.js';
 import { TemplateCatalog } from './template-catalog.js';
 import { TaskEvents } from './task-events.js';
 import { OrchestratorMetrics } from './metrics.js';
 import { ScheduleBook } from './schedules.js';
+import { ChildWorkflows } from './child-workflows.js';
 import { traceClock, traceTaskCreated, tracing } from '../telemetry/index.js';
 import { RetryTimer } from '../shared/retry-timer.js';
 import { writesOutbox } from '../store/delivery.js';
@@ -92,9 +94,7 @@ function startTime(req: CreateTaskRequest): Date | undefined {
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 
 /** What became of one item of POST /v1/tasks/batch: its task, or its error (the other items are unaffected). */
-export type BatchItemResult =
-  | { index: number; id: string; outcome: 'created' | 'existing' }
-  | { index: number; error: { code: string; message: string; path?: string; details?: unknown[]; task_id?: string; differs?: string[] } };
+export type BatchItemResult = TaskBatchItem;
 
 /** An item's own error: bad input and unknown templates are answered per item; anything else fails the batch. */
 function batchItemError(err: unknown): Extract<BatchItemResult, { error: unknown }>['error'] {
@@ -105,7 +105,8 @@ function batchItemError(err: unknown): Extract<BatchItemResult, { error: unknown
 
 /** A stored item's answer: created, the same request replayed (existing), or a key taken by a different request (conflict). */
 function batchItemResult(o: BatchTaskOutcome, req: CreateTaskRequest): BatchItemResult {
-  if (o.outcome === 'created' || (o.outcome === 'existing' && o.differs.length === 0)) return { index: o.item, id: o.taskId, outcome: o.outcome };
+  if (o.outcome === 'created' || (o.outcome === 'existing' && o.differs.length === 0))
+    return { index: o.item, id: o.taskId, outcome: o.outcome, ...(o.runAt ? { run_at: o.runAt.toISOString() } : {}) };
   const key = JSON.stringify(req.idempotency_key);
   if (o.outcome === 'gone') {
     return {
@@ -145,6 +146,7 @@ export class Orchestrator {
   readonly taskEvents: TaskEvents;
   readonly metrics: OrchestratorMetrics;
   readonly schedules: ScheduleBook;
+  private readonly children: ChildWorkflows;
   private readonly db: Database;
   private readonly bus: MessageBus;
   private readonly log: Logger;
@@ -192,17 +194,27 @@ export class Orchestrator {
     this.taskEvents = new TaskEvents(this.db, this.log);
     this.metrics = new OrchestratorMetrics(this.db, this.bus);
     this.schedules = new ScheduleBook(this.db, this.templates, this, this.log, this.pid, options.scheduleGraceMs);
+    this.children = new ChildWorkflows({
+      db: this.db,
+      log: this.log,
+      pid: this.pid,
+      delivery: this.bus.delivery,
+      createTask: (req) => this.createTask(req),
+      deliver: (o) => this.deliver(o),
+    });
   }
 
   async start(): Promise<void> {
     await this.taskEvents.start();
     this.unsubscribe.push(
       this.taskEvents.onTaskEnd((e) => {
+        this.children.childEnded(e);
         this.metrics.tasksEnded.inc({ state: e.state });
         if (typeof e.ms === 'number') this.metrics.taskLatency.observe(e.ms);
       }),
     );
     await registerProcess(this.db, { id: this.pid, kind: 'orchestrator', info: { messaging: this.bus.backend } });
+    await this.children.start();
     this.autovacuum = await describeMaintenance(this.db, this.log, this.vacuumIntervalMs);
     const analysed = await analyzeNeverAnalyzed(this.db);
     if (analysed.length) this.log.debug({ tables: analysed }, 'analysed tables that had no statistics yet');
@@ -217,7 +229,7 @@ export class Orchestrator {
     this.stopped = true;
     clearInterval(this.sweepTimer);
     this.retries.stop();
-    await Promise.allSettled([...this.inFlight, this.sweeping, this.outboxSweeping]);
+    await Promise.allSettled([...this.inFlight, this.sweeping, this.outboxSweeping, this.children.stop()]);
     for (const off of this.unsubscribe.splice(0)) off();
     await this.taskEvents.close();
     await deregisterProcess(this.db, this.pid).catch(() => undefined);
@@ -256,7 +268,7 @@ export class Orchestrator {
     this.taskEvents.created([taskId]);
     // Told only while some dashboard watches the task list: otherwise a creation costs nothing more.
     const started = this.taskEvents.startsWatched()
-      ? [this.taskEvents.startNotice({ task_id: taskId, state: 'running', namespace: def.namespace, name: def.name, cause: 'created' })]
+      ? [this.taskEvents.startNotice({ task_id: taskId, state: runAt ? 'pending' : 'running', namespace: def.namespace, name: def.name, cause: 'created' })]
       : undefined;
     this.bus.deliver(dispatch, started);
     this.metrics.tasksCreated.inc();
@@ -288,9 +300,7 @@ export class Orchestrator {
       }
     }
     const o = await signalStep(this.db, target, payload, { by, pid: this.pid, delivery: this.bus.delivery });
-    const notices: Notice[] = o.taskEnds.map((t) => ({ channel: 'weft_task', payload: JSON.stringify(t) }));
-    for (const f of o.finished) if (f.watched) notices.push(stepNotice(f.task_id, f.step_id, f.name, f.state, f.attempt));
-    this.bus.deliver(o.dispatch, notices);
+    this.deliver(o);
     const done = o.finished[0];
     this.log.info({ task_id: done?.task_id, step: done?.name, by }, 'wait step signalled');
     return { task_id: done?.task_id ?? step!.task_id, step: done?.name ?? step!.name, state: 'complete' };
@@ -319,13 +329,7 @@ export class Orchestrator {
     await Promise.all(
       reqs.map(async (req, item) => {
         try {
-          // weft.create_tasks writes tasks that start now: a delayed one is refused, not started early.
-          if (req.run_at !== undefined || req.delay !== undefined) {
-            throw new ValidationError(
-              'a batch cannot hold a delayed start (run_at, delay) yet; create delayed tasks with POST /v1/tasks',
-              req.run_at !== undefined ? 'run_at' : 'delay',
-            );
-          }
+          const runAt = startTime(req);
           const { def, context } = await this.resolveRequest(req, lookUp);
           defs.set(item, def);
           ready.push({
@@ -337,6 +341,7 @@ export class Orchestrator {
             context,
             idempotencyKey: req.idempotency_key,
             steps: initialSteps(def),
+            runAt,
           });
         } catch (err) {
           results[item] = { index: item, error: batchItemError(err) };
@@ -353,9 +358,20 @@ export class Orchestrator {
       if (o.outcome !== 'created') continue;
       const def = defs.get(o.item)!;
       if (watched)
-        started.push(this.taskEvents.startNotice({ task_id: o.taskId, state: 'running', namespace: def.namespace, name: def.name, cause: 'created' }));
+        started.push(
+          this.taskEvents.startNotice({
+            task_id: o.taskId,
+            state: o.runAt ? 'pending' : 'running',
+            namespace: def.namespace,
+            name: def.name,
+            cause: 'created',
+          }),
+        );
     }
     this.bus.deliver(dispatch, started.length ? started : undefined);
+    // Delayed items are started exactly on time by this orchestrator's timer (any orchestrator's sweep is the safety net).
+    const firstStart = Math.min(...ready.filter((t) => t.runAt).map((t) => t.runAt!.getTime()));
+    if (Number.isFinite(firstStart)) this.retries.wakeAt(firstStart);
     const created = outcomes.filter((o) => o.outcome === 'created').length;
     this.metrics.tasksCreated.inc(created);
     if (this.log.isLevelEnabled('debug')) this.log.debug({ items: reqs.length, created, dispatched: dispatch.steps.length }, 'task batch created');
@@ -391,7 +407,7 @@ export class Orchestrator {
   async cancelTask(taskId: string, by: string, reason?: string): Promise<{ state: 'cancelled'; interrupted: number }> {
     const o = await cancelTask(this.db, taskId, by, this.pid, reason);
     const notices: Notice[] = o.taskEnds.map((t) => ({ channel: 'weft_task', payload: JSON.stringify(t) }));
-    for (const f of o.finished) if (f.watched) notices.push(stepNotice(f.task_id, f.step_id, f.name, f.state, f.attempt));
+    notices.push(...watchedStepNotices(o));
     if (o.interrupted.length) notices.push({ channel: CANCEL_CHANNEL, payload: JSON.stringify({ steps: o.interrupted.map((i) => i.step_id) }) });
     this.bus.deliver(o.dispatch, notices);
     this.log.info({ task_id: taskId, by, reason, interrupted: o.interrupted.length }, 'task cancelled');
@@ -405,8 +421,7 @@ export class Orchestrator {
    */
   async retryTask(taskId: string, opts: { step?: string; by: string }): Promise<{ state: 'running'; enqueued: number }> {
     const o = await retryTask(this.db, taskId, { ...opts, pid: this.pid, delivery: this.bus.delivery });
-    const notices: Notice[] = [];
-    for (const s of o.dispatch.steps) if (s.watched) notices.push(stepNotice(s.task_id, s.step_id, s.name ?? '', 'enqueued', 0));
+    const notices = watchedStepNotices(o);
     if (this.taskEvents.startsWatched()) notices.push(this.taskEvents.startNotice({ task_id: taskId, state: 'running', cause: 'retried', by: opts.by }));
     this.bus.deliver(o.dispatch, notices);
     this.log.info({ task_id: taskId, step: opts.step, by: opts.by, enqueued: o.enqueued }, 'task retried');
@@ -433,12 +448,16 @@ export class Orchestrator {
   // Sweeps
   // -------------------------------------------------------------------------
 
-  /** After COMMIT of a sweep statement: deliver what it enqueued, tell waiters what ended. */
+  /**
+   * After COMMIT of a sweep statement or a signal: deliver what it enqueued,
+   * tell waiters what ended, and live watchers the step changes of the tasks
+   * they watch (a sleep that ended, a wait that timed out or was signalled, a
+   * step entering `waiting`).
+   */
   private deliver(o: StatementOutcome): void {
-    this.bus.deliver(
-      o.dispatch,
-      o.taskEnds.map((t) => ({ channel: 'weft_task', payload: JSON.stringify(t) })),
-    );
+    const notices: Notice[] = o.taskEnds.map((t) => ({ channel: 'weft_task', payload: JSON.stringify(t) }));
+    notices.push(...watchedStepNotices(o));
+    this.bus.deliver(o.dispatch, notices);
   }
 
   /**
@@ -488,6 +507,7 @@ export class Orchestrator {
     try {
       await this.dispatchRetries();
       await this.fireSchedules();
+      await this.children.pass();
       if (now - this.dbUpSince >= this.leaseMs) {
         const lost = await requeueLostSteps(this.db, this.pid, this.leaseMs, this.maxLosses, this.bus.delivery);
         for (const s of lost.dispatch.steps) this.log.warn({ task_id: s.task_id, step: s.name }, 'the worker running this step is gone; running it again');

@@ -1,9 +1,10 @@
 import type { Database } from '../store/database.js';
-import { getTemplate, listTemplates, registerTemplate, type RegisterOutcome } from '../store/templates.js';
+import { callingTemplates, getTemplate, listTemplates, registerTemplate, type RegisterOutcome } from '../store/templates.js';
+import { findCallCycle, templateCalls } from '../core/template/calls.js';
 import type { TemplateDefinition } from '../core/template/types.js';
 import { templateKey } from '../core/template/types.js';
 import { compileInputSchema, type InputCheck } from '../core/template/input-schema.js';
-import { NotFoundError } from '../shared/errors.js';
+import { NotFoundError, ValidationError } from '../shared/errors.js';
 
 /** A version registered by another process is used for unversioned requests within this long. */
 const LATEST_TTL_MS = 2_000;
@@ -25,10 +26,31 @@ export class TemplateCatalog {
   constructor(private readonly db: Database) {}
 
   async register(def: TemplateDefinition): Promise<RegisterOutcome> {
+    await this.refuseCallCycle(def);
     const outcome = await registerTemplate(this.db, def);
     this.remember(def);
     this.latest.delete(`${def.namespace}/${def.name}`);
     return outcome;
+  }
+
+  /**
+   * ValidationError when `def` would close a cycle of templates running each
+   * other as child workflows, with the templates already registered. (Two
+   * processes registering the two halves of a cycle at the same moment could
+   * both pass: the depth limit on children stops what that builds.)
+   */
+  private async refuseCallCycle(def: TemplateDefinition): Promise<void> {
+    // Every template on a cycle calls the next: one that calls nothing closes none.
+    if (!templateCalls(def).length) return;
+    const others = (await callingTemplates(this.db)).filter((d) => templateKey(d) !== templateKey(def));
+    const cycle = findCallCycle([def, ...others]);
+    if (cycle) {
+      throw new ValidationError(
+        `template ${templateKey(def)} would run itself through child workflows, so a task would start children forever: ${cycle}; ` +
+          'make one of these workflow steps run another template, or pin a version that does not call back',
+        'steps',
+      );
+    }
   }
 
   private remember(def: TemplateDefinition): Entry {

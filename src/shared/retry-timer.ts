@@ -15,6 +15,9 @@
  *   retries.wakeAt(Date.now() + 900); // ignored: an earlier time is set
  *   retries.stop();
  */
+/** setTimeout's longest delay (about 24.8 days): a longer one fires at once, with a warning. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 export class RetryTimer {
   private timer: NodeJS.Timeout | undefined;
   private at = Infinity;
@@ -30,12 +33,15 @@ export class RetryTimer {
     this.at = at;
     // 2 ms late: a timer may fire a little early, and the database compares
     // run_after with its own clock, so a retry would not be due yet.
+    const wait = Math.max(0, at - Date.now()) + 2;
     this.timer = setTimeout(
       () => {
         this.at = Infinity;
-        this.fire();
+        // A time further away than a timer reaches (a delayed start next month) is reached in legs.
+        if (wait > MAX_TIMER_MS) this.wakeAt(at);
+        else this.fire();
       },
-      Math.max(0, at - Date.now()) + 2,
+      Math.min(wait, MAX_TIMER_MS),
     );
     this.timer.unref();
   }

@@ -1,5 +1,5 @@
 import type { Database } from './database.js';
-import { readEvents, type OutboxMessage, type StatementOutcome, type StepEventRow } from './events.js';
+import { readEvents, type Dispatch, type OutboxMessage, type StatementOutcome, type StepEventRow } from './events.js';
 import { writesOutbox, type DeliveryOrMode } from './delivery.js';
 import { ASYNC_COMMIT_CTE, WITH_ASYNC_COMMIT } from './sql.js';
 
@@ -14,9 +14,32 @@ export interface Notice {
   payload: string;
 }
 
+/** Orchestrators LISTEN here: workflow steps began waiting, and their children must be started. */
+export const WORKFLOW_CHANNEL = 'weft_workflow';
+
+/** What a bus sends after COMMIT besides its wake-ups: the caller's notices, and one for workflow steps that began waiting. */
+export function withDispatchNotices(dispatch: Dispatch, notices: Notice[]): Notice[] {
+  return dispatch.workflows.length ? [...notices, { channel: WORKFLOW_CHANNEL, payload: '' }] : notices;
+}
+
 /** A step of a watched task changed state (the dashboard's live view; see TaskEvents.watch). */
 export function stepNotice(task_id: string, step_id: string, name: string, state: string, attempt: number): Notice {
   return { channel: 'weft_step', payload: JSON.stringify({ task_id, step_id, name, state, attempt }) };
+}
+
+/**
+ * The `weft_step` notices of a committed statement's step changes in tasks
+ * someone watches live (the statement marked them `watched`): steps finished
+ * (`finished`, by default the outcome's), claimed (running), enqueued, and
+ * entering `waiting`. Nothing for a task nobody watches.
+ */
+export function watchedStepNotices(o: StatementOutcome, finished: StatementOutcome['finished'] = o.finished): Notice[] {
+  const notices: Notice[] = [];
+  for (const f of finished) if (f.watched) notices.push(stepNotice(f.task_id, f.step_id, f.name, f.state, f.attempt));
+  for (const c of o.claimed) if (c.watched) notices.push(stepNotice(c.task_id, c.id, c.name, 'running', c.attempt));
+  for (const s of o.dispatch.steps) if (s.watched) notices.push(stepNotice(s.task_id, s.step_id, s.name ?? '', 'enqueued', 0));
+  for (const w of o.waiting) if (w.watched) notices.push(stepNotice(w.task_id, w.step_id, w.name, 'waiting', w.attempt));
+  return notices;
 }
 
 /**

@@ -57,6 +57,19 @@ export interface FinishedStep {
   watched: boolean;
 }
 
+/** A step that entered `waiting` (steps.wait: a sleep, a wait, a workflow): no worker runs it; live watchers are told. */
+export interface WaitingStep {
+  step_id: string;
+  task_id: string;
+  name: string;
+  /** Its step type (sleep, wait, workflow). */
+  type: string;
+  attempt: number;
+  /** Its deadline, when it has one (a sleep's end, a wait's timeout). */
+  run_after?: Date;
+  watched: boolean;
+}
+
 export interface TaskEnded {
   task_id: string;
   state: 'complete' | 'error' | 'cancelled';
@@ -64,6 +77,8 @@ export interface TaskEnded {
   name?: string;
   /** Creation to end, server side. */
   ms?: number;
+  /** A child workflow's parent step: an orchestrator finishes it (src/orchestration/child-workflows.ts). */
+  parent_step_id?: string;
 }
 
 /** Steps a committed statement made ready and did not claim: what the message bus must deliver. */
@@ -74,6 +89,8 @@ export interface Dispatch {
   outbox: OutboxMessage[];
   /** Ready steps, for live watchers (name and task). */
   steps: Array<{ step_id: string; task_id: string; name: string | null; queue: string; watched: boolean }>;
+  /** Workflow steps that began waiting: the orchestrators are told to start their children. */
+  workflows: string[];
 }
 
 export interface StatementOutcome {
@@ -81,11 +98,12 @@ export interface StatementOutcome {
   dispatch: Dispatch;
   finished: FinishedStep[];
   taskEnds: TaskEnded[];
+  waiting: WaitingStep[];
 }
 
 /** A `weft.step_event` row as node-postgres returns it. */
 export interface StepEventRow {
-  kind: 'claimed' | 'enqueued' | 'outbox' | 'finished' | 'task_ended';
+  kind: 'claimed' | 'enqueued' | 'outbox' | 'finished' | 'task_ended' | 'waiting';
   step_id: string | null;
   task_id: string;
   state: string | null;
@@ -99,12 +117,12 @@ export interface StepEventRow {
 }
 
 export function emptyDispatch(): Dispatch {
-  return { enqueued: new Map(), outbox: [], steps: [] };
+  return { enqueued: new Map(), outbox: [], steps: [], workflows: [] };
 }
 
 /** Decode the rows of one statement. */
 export function readEvents(rows: StepEventRow[]): StatementOutcome {
-  const out: StatementOutcome = { claimed: [], dispatch: emptyDispatch(), finished: [], taskEnds: [] };
+  const out: StatementOutcome = { claimed: [], dispatch: emptyDispatch(), finished: [], taskEnds: [], waiting: [] };
   for (const r of rows) {
     switch (r.kind) {
       case 'claimed': {
@@ -159,7 +177,21 @@ export function readEvents(rows: StepEventRow[]): StatementOutcome {
           namespace: r.detail?.namespace,
           name: r.detail?.name,
           ms: r.detail?.ms === undefined || r.detail?.ms === null ? undefined : Number(r.detail.ms),
+          ...(r.detail?.parent_step ? { parent_step_id: String(r.detail.parent_step) } : {}),
         });
+        break;
+      case 'waiting':
+        out.waiting.push({
+          step_id: r.step_id!,
+          task_id: r.task_id,
+          name: r.name!,
+          type: r.detail?.type,
+          attempt: r.attempt ?? 0,
+          ...(r.detail?.run_after ? { run_after: new Date(r.detail.run_after) } : {}),
+          watched: r.watched === true,
+        });
+        // A workflow step waits for a child an orchestrator must start.
+        if (r.detail?.type === 'workflow') out.dispatch.workflows.push(r.step_id!);
         break;
       default:
         throw new Error(`weft.step_event of unknown kind ${JSON.stringify((r as { kind: unknown }).kind)}`);
@@ -170,13 +202,15 @@ export function readEvents(rows: StepEventRow[]): StatementOutcome {
 
 /** Merge several outcomes (a statement and its retries, or a batch split in parts). */
 export function mergeOutcomes(parts: StatementOutcome[]): StatementOutcome {
-  const out: StatementOutcome = { claimed: [], dispatch: emptyDispatch(), finished: [], taskEnds: [] };
+  const out: StatementOutcome = { claimed: [], dispatch: emptyDispatch(), finished: [], taskEnds: [], waiting: [] };
   for (const p of parts) {
     out.claimed.push(...p.claimed);
+    out.waiting.push(...p.waiting);
     out.finished.push(...p.finished);
     out.taskEnds.push(...p.taskEnds);
     out.dispatch.outbox.push(...p.dispatch.outbox);
     out.dispatch.steps.push(...p.dispatch.steps);
+    out.dispatch.workflows.push(...p.dispatch.workflows);
     for (const [q, n] of p.dispatch.enqueued) out.dispatch.enqueued.set(q, (out.dispatch.enqueued.get(q) ?? 0) + n);
   }
   return out;

@@ -215,7 +215,7 @@ export async function finishWithExpansion(
     if (!rows.some((r) => r.holds)) {
       await client.query('ROLLBACK');
       open = false;
-      return { claimed: [], dispatch: emptyDispatch(), finished: [], taskEnds: [] };
+      return { claimed: [], dispatch: emptyDispatch(), finished: [], taskEnds: [], waiting: [] };
     }
     let expansion: string | null = null;
     let finish: FinishItem = item;

@@ -1,31 +1,11 @@
 import type pg from 'pg';
 import type { Database } from './database.js';
-import type { ScheduleSpec } from '../core/schedule.js';
+import type { ScheduleEvent, ScheduleEventKind, ScheduleRecord, ScheduleSpec } from '../core/schedule.js';
 import { ConflictError, NotFoundError } from '../shared/errors.js';
 
 /** A schedule as stored (migrations/008_schedules.sql). */
-export interface ScheduleRow extends ScheduleSpec {
-  paused: boolean;
-  next_fire_at: Date | null;
-  last_fire_at: Date | null;
-  last_task_id: string | null;
-  source: 'api' | 'template';
-  created_at: Date;
-  updated_at: Date;
-}
-
-export type ScheduleEventKind = 'created' | 'updated' | 'paused' | 'resumed' | 'deleted' | 'fired' | 'skipped' | 'missed';
-
-export interface ScheduleEvent {
-  id: string;
-  schedule: string;
-  kind: ScheduleEventKind;
-  fire_at: Date | null;
-  task_id: string | null;
-  actor: string | null;
-  detail: Record<string, unknown> | null;
-  at: Date;
-}
+export type ScheduleRow = ScheduleRecord;
+export type { ScheduleEvent, ScheduleEventKind };
 
 const COLUMNS = `name, namespace, template, version, cron, timezone, context, overlap, catch_up, paused, next_fire_at,
   last_fire_at, last_task_id, source, created_at, updated_at`;

@@ -120,6 +120,8 @@ export interface BatchTaskOutcome {
   /** created; existing: the key was taken (`differs` names the fields that differ); gone: the key's task was just deleted. */
   outcome: 'created' | 'existing' | 'gone';
   differs: string[];
+  /** The delayed start of the task (created, or holding the key), if it has one. */
+  runAt?: Date;
 }
 
 const CREATE_TASKS_SQL = 'SELECT * FROM weft.create_tasks($1::jsonb, $2::jsonb, $3::jsonb, $4, $5)';
@@ -155,6 +157,7 @@ export async function createTasks(
       context: t.context ?? {},
       idempotency_key: t.idempotencyKey ?? null,
       open_steps: planned.steps.length,
+      run_at: t.runAt ?? null,
     });
     for (const s of planned.steps) steps.push({ ...s, task_id: id, namespace: t.namespace });
     for (const e of planned.edges) edges.push({ ...e, task_id: id });
@@ -169,7 +172,13 @@ export async function createTasks(
     const stepEvents: StepEventRow[] = [];
     for (const r of events) {
       if (r.kind === 'task_created') {
-        outcomes.push({ item: Number(r.detail.item), taskId: r.task_id, outcome: r.detail.outcome, differs: r.detail.differs ?? [] });
+        outcomes.push({
+          item: Number(r.detail.item),
+          taskId: r.task_id,
+          outcome: r.detail.outcome,
+          differs: r.detail.differs ?? [],
+          ...(r.detail.run_at ? { runAt: new Date(r.detail.run_at) } : {}),
+        });
       } else stepEvents.push(r);
     }
     return { outcomes, dispatch: readEvents(stepEvents).dispatch };
@@ -217,6 +226,8 @@ const TASK_VIEW_SQL = (withContext: boolean) => `
            'ended', t.state IN ('complete', 'error', 'cancelled'),
            'context', ${withContext ? 't.context' : 'NULL'}, 'idempotency_key', t.idempotency_key, 'error', t.error,
            'run_at', t.run_at, 'created_at', t.created_at, 'updated_at', t.updated_at, 'completed_at', t.completed_at,
+           'parent', (SELECT json_build_object('task_id', pt.id, 'step', ps.name, 'namespace', pt.namespace, 'name', pt.name)
+                        FROM weft.steps ps JOIN weft.tasks pt ON pt.id = ps.task_id WHERE ps.id = t.parent_step_id),
            'duration_ms', round((extract(epoch FROM t.completed_at - t.created_at) * 1000)::numeric, 3),
            'steps', (SELECT coalesce(json_agg(json_build_object(
                 'id', s.id, 'name', s.name, 'template_step', s.template_step, 'type', s.type, 'runtime', s.runtime,
@@ -225,7 +236,7 @@ const TASK_VIEW_SQL = (withContext: boolean) => `
                 'parents', (SELECT coalesce(json_agg(p.name ORDER BY p.name), '[]') FROM weft.step_edges e
                             JOIN weft.steps p ON p.id = e.from_step WHERE e.to_step = s.id),
                 'result', s.result, 'error', s.error, 'errors', coalesce(s.errors, '[]'::jsonb), 'batch', s.batch,
-                'wait', s.wait, 'callback_path', '/v1/callbacks/' || s.signal_token,
+                'wait', s.wait, 'callback_path', '/v1/callbacks/' || s.signal_token, 'child_task_id', s.child_task_id,
                 'run_after', s.run_after, 'created_at', s.created_at, 'enqueued_at', s.enqueued_at,
                 'started_at', s.started_at, 'finished_at', s.finished_at,
                 'duration_ms', round((extract(epoch FROM s.finished_at - s.started_at) * 1000)::numeric, 3))

@@ -82,6 +82,14 @@ export async function getTemplate(db: Database, namespace: string, name: string,
 
 export type { TemplateSummary } from '../core/api-types.js';
 
+/** Every registered template with a `workflow` step (the ones that can call another). */
+export async function callingTemplates(db: Database): Promise<TemplateDefinition[]> {
+  const { rows } = await db.query<{ definition: TemplateDefinition }>(
+    `SELECT definition FROM weft.templates WHERE definition @? '$.steps[*] ? (@.type == "workflow")'`,
+  );
+  return rows.map((r) => r.definition);
+}
+
 export async function listTemplates(db: Database): Promise<TemplateSummary[]> {
   const { rows } = await db.query<{ definition: TemplateDefinition; registered_at: Date }>(
     'SELECT definition, registered_at FROM weft.templates ORDER BY namespace, name, version',

@@ -5,7 +5,7 @@ import type { MessageBus, StepConsumer, Subscription } from '../messaging/types.
 import { stepQueue } from '../messaging/queues.js';
 import type { ClaimedStep, FinishedStep, StatementOutcome, TaskEnded } from '../store/events.js';
 import type { WaiterRegistration } from '../store/claim.js';
-import { stepNotice, type Notice } from '../store/dispatch.js';
+import { watchedStepNotices, type Notice } from '../store/dispatch.js';
 import { describeError } from '../shared/errors.js';
 import { BucketHistogram, LATENCY_MS_BUCKETS } from '../shared/histogram.js';
 import { RetryTimer } from '../shared/retry-timer.js';
@@ -386,9 +386,7 @@ export class Worker extends EventEmitter {
   /** After COMMIT: deliver what the statement enqueued and tell whoever listens. */
   private announce(o: StatementOutcome, finished: FinishedStep[]): void {
     const notices: Notice[] = o.taskEnds.map((t) => ({ channel: 'weft_task', payload: JSON.stringify(t) }));
-    for (const f of finished) if (f.watched) notices.push(stepNotice(f.task_id, f.step_id, f.name, f.state, f.attempt));
-    for (const c of o.claimed) if (c.watched) notices.push(stepNotice(c.task_id, c.id, c.name, 'running', c.attempt));
-    for (const s of o.dispatch.steps) if (s.watched) notices.push(stepNotice(s.task_id, s.step_id, s.name ?? '', 'enqueued', 0));
+    notices.push(...watchedStepNotices(o, finished));
     this.bus.deliver(o.dispatch, notices);
     for (const t of o.taskEnds) this.events.emit('taskEnded', t);
   }

@@ -3,7 +3,9 @@
  * A waiting step in the dashboard (issue 19): a `wait` step shows that it
  * waits and until when, and a writer approves it from the form its
  * payload_schema makes (templates/human_approval.yaml: Approve / Reject and a
- * comment); the decision after it then routes on the answer. In Chromium
+ * comment); the decision after it then routes on the answer. The timeline
+ * draws a wait and a delayed start; a workflow step links to its child task
+ * and the child back to its parent's step (templates/order_flow.yaml). In Chromium
  * against a real orchestrator and native workers; fails on any console error.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +19,7 @@ describe('a waiting step in Chromium', () => {
 
   beforeAll(async () => {
     // templates/ (human_approval among them) is registered by every test engine.
-    d = await startDashboard({ namespaces: ['e2e_waits', 'e2e_single'] });
+    d = await startDashboard({ namespaces: ['e2e_waits', 'e2e_single', 'shop'] });
     browser = await launchBrowser();
   });
   afterEach(() => {
@@ -73,6 +75,30 @@ describe('a waiting step in Chromium', () => {
     const untilStart = (view.run_at!.getTime() - view.steps[0]!.created_at.getTime()) / 1000;
     expect(untilStart).toBeGreaterThan(1.3);
     expect(Number(waited![1])).toBeGreaterThanOrEqual(Math.floor(untilStart * 100) / 100);
+    await page.close();
+  });
+
+  it("links a workflow step to its child task and the child back to its parent's step", async () => {
+    const orch = d.engine.orchestrators[0]!;
+    const context = { order_id: 'UI-1', items: [{ sku: 'tea', price: 2, qty: 3 }], card_token: 'tok_visa' };
+    const { id } = await orch.createTask({ namespace: 'shop', name: 'order_flow', context });
+    expect(await orch.waitForTask(id, 20_000)).toBe(true);
+    const childId = (await getTaskView(d.engine.db, id))!.steps.find((s) => s.name === 'charge')!.child_task_id!;
+    const page = await browser.page();
+    await page.goto(`${d.url}/#/tasks/${id}?step=charge`);
+    // On the DAG the step names the template it runs (and no runtime: it runs no handler).
+    expect(await page.locator('[data-step="charge"] .dag-sub').textContent()).toMatch(/^↳ charge_card · \d/);
+    const link = page.locator('[data-step-panel="charge"] [data-child] a');
+    await link.waitFor();
+    expect(await link.textContent()).toBe(`shop/charge_card@1.0.0 ${childId.slice(0, 8)}…${childId.slice(-4)}`);
+    await link.click();
+    const back = page.locator('[data-parent] a');
+    await back.waitFor();
+    expect(page.url()).toContain(`#/tasks/${childId}`);
+    expect(await page.locator('[data-parent]').textContent()).toMatch(/^shop\/order_flow \S+, step charge$/);
+    await back.click();
+    await page.locator('[data-step-panel="charge"]').waitFor();
+    expect(page.url()).toContain(`#/tasks/${id}?step=charge`);
     await page.close();
   });
 });

@@ -172,13 +172,7 @@ export class Deployment {
    * fault), so a request whose answer was lost never creates a second task.
    * A 409 for that key names the task the first request created.
    */
-  private async submit(
-    key: string,
-    namespace: string,
-    name: string,
-    context: Record<string, unknown>,
-    expect: Omit<Expectation, 'id' | 'namespace'>,
-  ): Promise<void> {
+  async submit(key: string, namespace: string, name: string, context: Record<string, unknown>, expect: Omit<Expectation, 'id' | 'namespace'>): Promise<void> {
     const deadline = Date.now() + 60_000;
     for (;;) {
       try {
@@ -207,6 +201,33 @@ export class Deployment {
       }
       this.retried++;
       if (Date.now() > deadline) throw new Error(`${this.name}: the orchestrator did not accept task ${key} within 60 s`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  /**
+   * Send one request to the orchestrator's API the way a careful client
+   * does: again while the orchestrator does not answer (it may be down for a
+   * fault) or answers 5xx, until `deadlineMs`. Counts the retries in
+   * `retried`. Answers the first status below 500 and its body.
+   */
+  async api(method: 'GET' | 'POST', path: string, body?: unknown, deadlineMs = 60_000): Promise<{ status: number; body: any }> {
+    const deadline = Date.now() + deadlineMs;
+    for (;;) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${this.orchestratorPort}${path}`, {
+          method,
+          headers: body === undefined ? {} : { 'content-type': 'application/json' },
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: AbortSignal.timeout(10_000),
+        });
+        const text = await res.text();
+        if (res.status < 500) return { status: res.status, body: text ? JSON.parse(text) : null };
+      } catch {
+        // not listening (killed), or the answer was lost: ask again
+      }
+      this.retried++;
+      if (Date.now() > deadline) throw new Error(`${this.name}: ${method} ${path} got no answer below 500 within ${deadlineMs} ms`);
       await new Promise((r) => setTimeout(r, 250));
     }
   }

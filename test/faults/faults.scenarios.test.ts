@@ -5,8 +5,9 @@
  * diamond templates with native TypeScript handlers, a linear one with Python
  * handlers) on a private PostgreSQL and a private RabbitMQ node, while the
  * suite kills workers and orchestrators, crashes PostgreSQL, terminates its
- * connections, restarts RabbitMQ, stops a worker mid-step and runs a handler
- * that kills its own worker. After each load drains, the database must show:
+ * connections, restarts RabbitMQ, stops a worker mid-step, runs a handler
+ * that kills its own worker, and kills the orchestrator and a worker while
+ * steps sleep and wait for signals and a schedule fires every second. After each load drains, the database must show:
  * every task ended as expected with the right answer, no step completed twice,
  * every transition legal, no handler attempt used by a fault
  * (docs/operations.md, "What a fault costs").
@@ -21,6 +22,7 @@ import type { WeftProcess } from '../support/weft-process.js';
 
 const MIX: LoadMix = { linear: 60, diamond: 60, python: 30 };
 const NATIVE = ['faults_linear', 'faults_diamond'];
+const WAIT_NAMESPACES = ['faults_waits', 'faults_tick'];
 const DRAIN_MS = 90_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -64,7 +66,7 @@ describe('weft under faults', () => {
   async function scenario(
     name: string,
     backend: Backend,
-    opts: { mix?: LoadMix; env?: Record<string, string>; maxLosses?: number; python?: boolean; paceMs?: number },
+    opts: { mix?: LoadMix; env?: Record<string, string>; maxLosses?: number; python?: boolean; paceMs?: number; namespaces?: string[] },
     inject: (d: Deployment, workers: { native: WeftProcess[]; python?: WeftProcess }) => Promise<string[]>,
     note?: (d: Deployment) => string,
   ): Promise<Row> {
@@ -72,8 +74,8 @@ describe('weft under faults', () => {
     try {
       await d.startOrchestrator();
       const [a, b, python] = await Promise.all([
-        d.startWorker('native', NATIVE),
-        d.startWorker('native', NATIVE),
+        d.startWorker('native', opts.namespaces ?? NATIVE),
+        d.startWorker('native', opts.namespaces ?? NATIVE),
         opts.python === false ? undefined : d.startWorker('python', ['faults_python']),
       ]);
       const started = Date.now();
@@ -257,6 +259,162 @@ describe('weft under faults', () => {
     expect(exitCode).toBe(0);
     expectClean(row, 'none');
   });
+
+  it.each<Backend>(['pg', 'rabbitmq'])(
+    'kill -9 of the orchestrator and of a worker while steps sleep and wait for signals and a schedule fires every second (%s): one task per firing, every wait ends once',
+    async (backend) => {
+      const WAITS = 40;
+      const SCHEDULE = 'faults-tick';
+      // What the audit cannot see, counted into the row's columns: a firing missing (lost) or with two
+      // tasks (duplicated), a sleep or wait that ended wrong (wrong result) or waited twice (duplicated).
+      const problems: string[] = [];
+      const extra = { lost: 0, wrong: 0, duplicated: 0 };
+      const problem = (column: keyof typeof extra, text: string) => {
+        extra[column]++;
+        problems.push(text);
+      };
+      let firings = 0;
+      let signals = 0;
+      let signalRetries = 0;
+      const row = await scenario(
+        'waits and a schedule',
+        backend,
+        { mix: { linear: 0, diamond: 0, python: 0 }, python: false, namespaces: [...WAIT_NAMESPACES] },
+        async (d, { native: [a] }) => {
+          const faults: string[] = [];
+          const created = await d.api('POST', '/v1/schedules', {
+            name: SCHEDULE,
+            template: 'faults_tick/tick',
+            cron: '* * * * * *',
+            context: { n: 1000 },
+            overlap: 'allow',
+            catch_up: 'all',
+          });
+          if (created.status !== 201) throw new Error(`creating the schedule answered ${created.status}: ${JSON.stringify(created.body)}`);
+
+          // Tasks that sleep 1.5 s and wait for a signal, side by side; signalled (v = n + 10) as soon as
+          // their wait step waits, two at a time, again and again while the orchestrator is down.
+          const submitting = (async () => {
+            for (let n = 0; n < WAITS; n++) {
+              await d.submit(`waits-${n}`, 'faults_waits', 'wait_chain', { n }, { state: 'complete', step: 'finish', value: String(n + 11) });
+            }
+          })();
+          let next = 0;
+          const signalling = Promise.all(
+            [0, 1].map(async () => {
+              for (;;) {
+                const n = next++;
+                if (n >= WAITS) return;
+                await d.untilAccepted(n + 1, 120_000); // submitted one after another: the n-th accepted is waits-n
+                const id = d.expected[n]!.id;
+                await sleep(200);
+                for (let tries = 0; ; tries++) {
+                  const answer = await d.api('POST', `/v1/tasks/${id}/steps/approval/signal`, { v: n + 10 });
+                  // 409 "is complete": an earlier try was committed though its answer was lost (the kill
+                  // landed between COMMIT and the reply). The step's result is checked below either way.
+                  if (answer.status === 200 || (answer.status === 409 && /is complete, not waiting/.test(answer.body?.error?.message))) break;
+                  if (answer.status !== 409 || !/is pending, not waiting/.test(answer.body?.error?.message) || tries > 600)
+                    throw new Error(`signalling task ${id}: ${answer.status} ${JSON.stringify(answer.body)}`);
+                  signalRetries++;
+                  await sleep(100);
+                }
+                signals++;
+              }
+            }),
+          );
+
+          const waiting = async () =>
+            (await d.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM weft.steps WHERE state = 'waiting'`).catch(() => ({ rows: [{ n: 0 }] }))).rows[0]!
+              .n;
+          await until('steps to wait', async () => (await waiting()) >= 8, 60_000);
+          await kill9(d.orchestrator!);
+          faults.push('kill -9 orchestrator');
+          await sleep(2_500);
+          await d.startOrchestrator();
+          await until('steps to wait again', async () => (await waiting()) >= 1, 60_000);
+          await kill9(a!);
+          faults.push('kill -9 native worker');
+          await d.startWorker('native', [...WAIT_NAMESPACES], { wait: false });
+          await until('steps to wait again', async () => (await waiting()) >= 1, 60_000);
+          await kill9(d.orchestrator!);
+          faults.push('kill -9 orchestrator');
+          await sleep(2_500);
+          await d.startOrchestrator();
+          await submitting;
+          await signalling;
+          await sleep(2_000); // a few more firings after the last restart
+          const paused = await d.api('POST', `/v1/schedules/${SCHEDULE}/pause`);
+          if (paused.status !== 200) throw new Error(`pausing the schedule answered ${paused.status}: ${JSON.stringify(paused.body)}`);
+          await d.drain(DRAIN_MS);
+
+          // One task per firing time, from the first firing to the last, none twice (catch-up covers the downtime).
+          const { rows: fired } = await d.db.query<{ id: string; key: string }>(
+            `SELECT id, idempotency_key AS key FROM weft.tasks WHERE namespace = 'faults_tick' ORDER BY idempotency_key`,
+          );
+          const times = fired.map((f) => Date.parse(f.key.slice(`schedule:${SCHEDULE}:`.length)));
+          firings = fired.length;
+          if (firings < 8) problem('lost', `the schedule fired only ${firings} times`);
+          if (new Set(times).size !== times.length) problem('duplicated', `a firing time has more than one task: ${fired.map((f) => f.key).join(', ')}`);
+          for (let i = 1; i < times.length; i++)
+            if (times[i]! - times[i - 1]! !== 1_000) problem('lost', `firings ${fired[i - 1]!.key} and ${fired[i]!.key} are not one second apart`);
+          for (const f of fired) d.expected.push({ id: f.id, namespace: 'faults_tick', state: 'complete', step: 'tock', value: '1001' });
+          const { rows: refused } = await d.db.query<{ kind: string; n: number }>(
+            `SELECT kind, count(*)::int AS n FROM weft.schedule_events WHERE schedule = $1 AND kind IN ('skipped', 'missed') GROUP BY kind`,
+            [SCHEDULE],
+          );
+          for (const r of refused) problem('lost', `${r.n} '${r.kind}' schedule events`);
+
+          // Every sleep and wait step waited once and ended once: a sleep not before its due time, a wait with its signal.
+          const { rows: waits } = await d.db.query<{
+            task_id: string;
+            name: string;
+            type: string;
+            state: string;
+            result: any;
+            n: string | null;
+            entered: number;
+            left: number;
+            due: string | null;
+            woke: Date | null;
+            reason: string | null;
+          }>(
+            `SELECT s.task_id, s.name, s.type, s.state, s.result, t.context->>'n' AS n,
+                    (SELECT count(*)::int FROM weft.step_transitions x WHERE x.step_id = s.id AND x.to_state = 'waiting') AS entered,
+                    (SELECT count(*)::int FROM weft.step_transitions x WHERE x.step_id = s.id AND x.from_state = 'waiting') AS left,
+                    (SELECT x.metadata->>'until' FROM weft.step_transitions x WHERE x.step_id = s.id AND x.to_state = 'waiting') AS due,
+                    (SELECT x.at FROM weft.step_transitions x WHERE x.step_id = s.id AND x.from_state = 'waiting') AS woke,
+                    (SELECT x.metadata->>'reason' FROM weft.step_transitions x WHERE x.step_id = s.id AND x.from_state = 'waiting') AS reason
+               FROM weft.steps s JOIN weft.tasks t ON t.id = s.task_id WHERE s.wait IS NOT NULL`,
+          );
+          if (waits.length !== 2 * WAITS + firings) problem('lost', `${waits.length} sleep and wait steps, expected ${2 * WAITS + firings}`);
+          for (const w of waits) {
+            const where = `${w.type} step ${w.name} of task ${w.task_id}`;
+            if (w.state !== 'complete' || w.entered !== 1 || w.left !== 1)
+              problem(
+                w.entered > 1 || w.left > 1 ? 'duplicated' : 'wrong',
+                `${where} is ${w.state}, entered waiting ${w.entered} times, left it ${w.left} times`,
+              );
+            else if (w.type === 'sleep') {
+              const slept = Date.parse(w.result?.slept_until);
+              if (!(slept >= Date.parse(w.due!)) || !(w.woke!.getTime() >= Date.parse(w.due!)) || w.reason !== 'slept')
+                problem('wrong', `${where} was due at ${w.due}, slept until ${w.result?.slept_until}, woke at ${w.woke?.toISOString()} (${w.reason})`);
+            } else if (JSON.stringify(w.result) !== JSON.stringify({ v: Number(w.n) + 10 }) || w.reason !== 'signalled') {
+              problem('wrong', `${where} ended with ${JSON.stringify(w.result)} (${w.reason}), expected the signal {"v":${Number(w.n) + 10}}`);
+            }
+          }
+          return faults;
+        },
+        (d) => `${firings} schedule firings, ${signals} signals (${signalRetries} sent before the step waited), ${d.retried} requests sent again`,
+      );
+      // The row is the report's (rows[]): what the scenario's own checks found goes into its columns.
+      row.lost += extra.lost;
+      row.wrong += extra.wrong;
+      row.duplicated += extra.duplicated;
+      row.problems.push(...problems);
+      expect(signals).toBe(WAITS);
+      expectClean(row);
+    },
+  );
 
   it('a handler that SIGKILLs its own worker on every attempt: the step fails with WorkerLostError after WEFT_STEP_MAX_LOSSES, never retried forever', async () => {
     const maxLosses = 3;

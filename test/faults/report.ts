@@ -47,7 +47,13 @@ export function writeReport(rows: Row[]): string {
       'with the right answer, no step or task has two transitions to `complete`, every transition is legal and ' +
       'follows the previous one, and no handler attempt (`steps.failures`, what `retry.max_attempts` counts) was ' +
       'used by a fault. Worker losses (`steps.losses`) are what faults are meant to cost instead. ' +
-      'Wall time runs from the first submission to the end of the audit; starting the processes is not included.',
+      'Wall time runs from the first submission to the end of the audit; starting the processes is not included. ' +
+      'The waits scenario runs tasks that sleep 1.5 s and wait for a signal side by side, signals each wait through ' +
+      'the API (`POST /v1/tasks/:id/steps/approval/signal`, sent again while the orchestrator is down) and keeps a ' +
+      'schedule firing every second (`overlap: allow`, `catch_up: all`) while the orchestrator is killed twice and a ' +
+      'worker once; beyond the audit it checks one task per firing second from the first to the last (lost or ' +
+      'duplicated otherwise), and that every sleep and wait step waited once and ended once: a sleep not before its ' +
+      'due time, a wait with the signalled payload (wrong result otherwise).',
     '',
     table(rows),
     '',

@@ -20,6 +20,7 @@ import { TaskEvents } from '../../src/orchestration/task-events.js';
 import type { TaskStartEvent } from '../../src/orchestration/live-events.js';
 import { openDatabase } from '../../src/store/database.js';
 import Fastify from 'fastify';
+import { followEvents } from '../support/sse.js';
 
 /** Templates of the history tests: a step that fails once and is retried after 50 ms, one that always fails, one that waits to be cancelled. */
 const historyTemplates = [
@@ -52,37 +53,6 @@ const historyHandlers = {
     return {};
   },
 };
-
-/** Read server-sent events from `url` until `until` says stop (or the deadline passes). */
-async function readStream(url: string, until: (events: Array<{ event: string; data: any }>) => boolean, timeoutMs = 20_000) {
-  const ctl = new AbortController();
-  const timer = setTimeout(() => ctl.abort(), timeoutMs);
-  const events: Array<{ event: string; data: any }> = [];
-  try {
-    const res = await fetch(url, { signal: ctl.signal });
-    expect(res.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
-    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-    let buf = '';
-    while (!until(events)) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += value;
-      for (let cut = buf.indexOf('\n\n'); cut >= 0; cut = buf.indexOf('\n\n')) {
-        const frame = buf.slice(0, cut);
-        buf = buf.slice(cut + 2);
-        const ev = /^event: (.*)$/m.exec(frame)?.[1];
-        const data = /^data: (.*)$/m.exec(frame)?.[1];
-        if (ev && data) events.push({ event: ev, data: JSON.parse(data) });
-      }
-    }
-  } catch (err) {
-    if (!ctl.signal.aborted) throw err;
-  } finally {
-    clearTimeout(timer);
-    ctl.abort();
-  }
-  return events;
-}
 
 describe('dashboard endpoints', () => {
   let tdb: TestDatabase;
@@ -245,9 +215,9 @@ describe('dashboard endpoints', () => {
   });
 
   it("streams a task's step changes and its end, and every task end on /v1/events", async () => {
-    const all = readStream(`${base}/v1/events`, (evs) => evs.some((e) => e.event === 'task'));
+    const all = followEvents(`${base}/v1/events`, (evs) => evs.some((e) => e.event === 'task'));
     const { id } = await engine.orchestrators[0]!.createTask({ namespace: 'e2e_linear', name: 'mathematical_sequence', context: { even_number: 4 } });
-    const one = await readStream(`${base}/v1/tasks/${id}/events`, (evs) => evs.some((e) => e.event === 'task'));
+    const one = await followEvents(`${base}/v1/tasks/${id}/events`, (evs) => evs.some((e) => e.event === 'task'));
     expect(one[0]).toEqual({ event: 'hello', data: { task_id: id, state: expect.any(String), live_steps: true } });
     const ended = one.find((e) => e.event === 'task');
     expect(ended?.data).toMatchObject({ kind: 'task', task_id: id, state: 'complete', namespace: 'e2e_linear', name: 'mathematical_sequence' });
@@ -260,7 +230,7 @@ describe('dashboard endpoints', () => {
     expect((await get('/v1/tasks/01a21e54-5be0-76be-97b1-9441a6c8e351/events')).statusCode).toBe(404);
   });
   it('streams every task start on /v1/events: a creation, then a retry naming who retried', async () => {
-    const started = readStream(`${base}/v1/events`, (evs) => evs.filter((e) => e.event === 'task_started').length >= 2);
+    const started = followEvents(`${base}/v1/events`, (evs) => evs.filter((e) => e.event === 'task_started').length >= 2);
     // The stream's subscription reaches the orchestrator before the task is created.
     await new Promise((r) => setTimeout(r, 300));
     const { id } = await engine.orchestrators[0]!.createTask({ namespace: 'api_hist', name: 'broken', context: {} });
@@ -271,6 +241,22 @@ describe('dashboard endpoints', () => {
       { kind: 'task_started', task_id: id, state: 'running', namespace: 'api_hist', name: 'broken', cause: 'created' },
       { kind: 'task_started', task_id: id, state: 'running', cause: 'retried', by: 'anonymous' },
     ]);
+  });
+
+  it('a task created to start later is told as pending, not running', async () => {
+    const started = followEvents(`${base}/v1/events`, (evs) => evs.some((e) => e.event === 'task_started'));
+    await new Promise((r) => setTimeout(r, 300));
+    const { id } = await engine.orchestrators[0]!.createTask({ namespace: 'api_hist', name: 'broken', context: {}, delay: '1h' });
+    const events = await started;
+    expect(events.find((e) => e.event === 'task_started')?.data).toEqual({
+      kind: 'task_started',
+      task_id: id,
+      state: 'pending',
+      namespace: 'api_hist',
+      name: 'broken',
+      cause: 'created',
+    });
+    await engine.orchestrators[0]!.cancelTask(id, 'test');
   });
 
   it('tells task starts only while some process watches the task list, learning of a watcher in another process', async () => {

@@ -128,6 +128,16 @@ describe('HTTP API', () => {
     expect(listed).not.toContain('api_t/two');
   });
 
+  it('refuses (400) a template that would close a cycle of templates running each other as child workflows, naming the cycle', async () => {
+    const headers = { 'content-type': 'application/yaml' };
+    const calling = (name: string, callee: string) =>
+      `namespace: api_cycle\nname: ${name}\nversion: 1.0.0\nsteps:\n  - { name: call, type: workflow, workflow: { name: ${callee} } }\n`;
+    expect((await api.inject({ method: 'POST', url: '/v1/templates', payload: calling('a', 'b'), headers })).statusCode).toBe(201);
+    const refused = await api.inject({ method: 'POST', url: '/v1/templates', payload: calling('b', 'a'), headers });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().error.message).toContain('api_cycle/b@1.0.0 (step call) → api_cycle/a@1.0.0 (step call) → api_cycle/b@1.0.0');
+  });
+
   it('reports health and Prometheus metrics', async () => {
     const health = await api.inject({ method: 'GET', url: '/health' });
     expect(health.statusCode).toBe(200);

@@ -3,7 +3,6 @@
  * (its own exit code, distinct from a failed task), `weft cancel` and
  * `weft retry` on the database directly, and their errors.
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
@@ -12,24 +11,9 @@ import { getTaskView } from '../../src/store/tasks.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { packageRoot } from '../../src/shared/paths.js';
 import { EXIT_STILL_RUNNING } from '../../src/cli/run.js';
+import { weftCommand as weft } from '../support/weft-process.js';
 
 const FIXTURES = join(packageRoot(), 'test/integration/fixtures/control');
-
-async function weft(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-    cwd: packageRoot(),
-    env: { ...process.env, WEFT_LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-  const killer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
-  clearTimeout(killer);
-  return { code, stdout, stderr };
-}
 
 describe('weft run, cancel and retry from the command line', () => {
   let tdb: TestDatabase;

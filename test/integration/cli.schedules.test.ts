@@ -2,28 +2,12 @@
  * `weft schedules create|list|pause|resume|delete` as real processes, on
  * the database directly (no WEFT_ORCHESTRATOR_URL), and their errors.
  */
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { registerTemplate } from '../../src/store/templates.js';
 import { parseTemplate } from '../../src/core/template/parse.js';
 import { packageRoot } from '../../src/shared/paths.js';
-
-async function weft(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-    cwd: packageRoot(),
-    env: { ...process.env, WEFT_LOG_LEVEL: 'warn', WEFT_ORCHESTRATOR_URL: '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-  const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
-  clearTimeout(killer);
-  return { code, stdout, stderr };
-}
+import { weftCommand as weft } from '../support/weft-process.js';
 
 describe('weft schedules from the command line', () => {
   let tdb: TestDatabase;

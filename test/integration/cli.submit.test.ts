@@ -4,7 +4,6 @@
  * per-line answers, exit 1 when a line failed, a replay creating nothing, and
  * a line that is not JSON refused with its number before anything is sent.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,22 +16,7 @@ import { buildApi } from '../../src/api/server.js';
 import { PgMessageBus } from '../../src/messaging/pg.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { packageRoot } from '../../src/shared/paths.js';
-
-async function weft(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-    cwd: packageRoot(),
-    env: { ...process.env, WEFT_LOG_LEVEL: 'warn', WEFT_ORCHESTRATOR_URL: '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-  const killer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
-  clearTimeout(killer);
-  return { code, stdout, stderr };
-}
+import { weftCommand as weft } from '../support/weft-process.js';
 
 const line = (n: number, key: string) => JSON.stringify({ namespace: 'e2e_single', name: 'one_step', context: { even_number: n }, idempotency_key: key });
 
@@ -97,6 +81,37 @@ describe('weft tasks submit', () => {
       [5, ids[2], 'existing'],
     ]);
     expect(again.stderr).toContain('weft: 0 created, 3 existing');
+  });
+
+  it.each([
+    ['through the API', () => ({ WEFT_ORCHESTRATOR_URL: url })],
+    ['on the database', () => ({ WEFT_DATABASE_URL: tdb.url })],
+  ])('creates lines with run_at or delay as delayed tasks %s, printing when each starts', async (how, env) => {
+    const tag = `delayed_${how.replace(/ /g, '_')}`;
+    const file = join(dir, `${tag}.jsonl`);
+    const far = '2099-06-01T09:00:00.000Z';
+    const task = (n: number, extra: object) => JSON.stringify({ namespace: 'e2e_single', name: 'one_step', context: { even_number: n }, ...extra });
+    writeFileSync(file, [task(2, { run_at: far }), task(4, { delay: '1s' }), task(6, { delay: 'later' })].join('\n'));
+    const res = await weft(['tasks', 'submit', file], env());
+    expect(res.code).toBe(1);
+    const rows = res.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.split('\t'));
+    expect(rows.map((r) => [r[0], r[2], r[3]])).toEqual([
+      ['1', 'created', `starts at ${far}`],
+      ['2', 'created', expect.stringMatching(/^starts at \d{4}-/)],
+      ['3', 'invalid_input: delay "later" is not a duration; write a number and a unit (ms, s, m, h or d), e.g. 30s, 15m, 12h or 3d (at delay)', undefined],
+    ]);
+    const [far1, soon] = [rows[0]![1]!, rows[1]![1]!];
+    const { rows: tasks } = await tdb.db.query<{ id: string; state: string; run_at: Date }>(
+      'SELECT id, state, run_at FROM weft.tasks WHERE id = ANY($1::uuid[]) ORDER BY array_position($1::uuid[], id)',
+      [[far1, soon]],
+    );
+    expect(tasks[0]).toMatchObject({ state: 'pending', run_at: new Date(far) });
+    expect(await engine.orchestrators[0]!.waitForTask(soon, 30_000)).toBe(true);
+    const { rows: started } = await tdb.db.query<{ at: Date }>(`SELECT at FROM weft.task_transitions WHERE task_id = $1 AND to_state = 'running'`, [soon]);
+    expect(started[0]!.at.getTime()).toBeGreaterThanOrEqual(tasks[1]!.run_at.getTime());
   });
 
   it('refuses a file with a line that is not JSON, naming the line, and creates nothing', async () => {

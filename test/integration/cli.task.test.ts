@@ -5,41 +5,18 @@
  * `--json` shapes (errors included), the one-line usage hint, and tokens
  * managed through the API with an admin token.
  */
-import { spawn } from 'node:child_process';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
-import { spawnWeft, type WeftProcess } from '../support/weft-process.js';
+import { spawnWeft, weftCommand as weft, type WeftProcess } from '../support/weft-process.js';
 import { freePort } from '../support/ports.js';
 import { packageRoot } from '../../src/shared/paths.js';
 
 const FIXTURES = join(packageRoot(), 'test/integration/fixtures/cli-task');
 const TEMPLATES = join(FIXTURES, 'templates');
 const HANDLERS = join(FIXTURES, 'handlers');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-async function weft(args: string[], env: Record<string, string>): Promise<Run> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-    cwd: packageRoot(),
-    env: { ...process.env, WEFT_LOG_LEVEL: 'warn', WEFT_ORCHESTRATOR_URL: '', WEFT_API_TOKEN: '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-  const killer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
-  clearTimeout(killer);
-  return { code, stdout, stderr };
-}
 
 /** Output with what differs between two runs of the same task (ids, times) masked. */
 function masked(text: string): string {

@@ -3,10 +3,10 @@
  * and Ruby through their interpreters, each as a process) against a real
  * orchestrator API and a native worker on the test database; each must
  * print exactly what the page says it prints. Then what the pages do not
- * show of the Python and Ruby clients: tokens (401, 403) and an
- * orchestrator that is not there.
+ * show of the Python and Ruby clients: tokens (401, 403), an orchestrator
+ * that is not there, their error answers for signals, lists and batches,
+ * and the arguments they refuse before sending anything.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,6 +20,7 @@ import { PgMessageBus } from '../../src/messaging/pg.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { packageRoot } from '../../src/shared/paths.js';
 import { createToken } from '../../src/store/tokens.js';
+import { runCommand } from '../support/weft-process.js';
 
 const ROOT = packageRoot();
 const PAGE = await readFile(join(ROOT, 'docs/client.md'), 'utf8');
@@ -39,18 +40,6 @@ function examples(markdown: string): Example[] {
   return found;
 }
 
-async function run(cmd: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-  const killer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
-  clearTimeout(killer);
-  return { code, stdout, stderr };
-}
-
 describe('docs/client.md examples against a real orchestrator', () => {
   let tdb: TestDatabase;
   let engine: Engine;
@@ -63,7 +52,7 @@ describe('docs/client.md examples against a real orchestrator', () => {
     dir = await mkdtemp(join(tmpdir(), 'weft-client-examples-'));
     tdb = await createTestDatabase();
     // What the page says: every template, and one native worker (none for Python, so e2e_mixed stays running).
-    engine = await startEngine({ backend: 'pg', url: tdb.url, namespaces: ['e2e_linear', 'e2e_mixed'] });
+    engine = await startEngine({ backend: 'pg', url: tdb.url, namespaces: ['e2e_linear', 'e2e_mixed', 'e2e_waits'] });
     api = buildApi({
       orchestrator: engine.orchestrators[0]!,
       db: engine.db,
@@ -94,8 +83,8 @@ describe('docs/client.md examples against a real orchestrator', () => {
     expect(PACKAGE.exports['./client']).toBe('./dist/src/client/index.js');
   });
 
-  it('finds three TypeScript, one Python and one Ruby example', () => {
-    expect(examples(page).map((e) => e.lang)).toEqual(['ts', 'ts', 'ts', 'python', 'ruby']);
+  it('finds four TypeScript, two Python and two Ruby examples', () => {
+    expect(examples(page).map((e) => e.lang)).toEqual(['ts', 'ts', 'ts', 'ts', 'python', 'python', 'ruby', 'ruby']);
   });
 
   it.each(examples(page).map((e, i) => [`${i + 1} (${e.lang})`, e] as const))('example %s prints what the page says', async (_name, example) => {
@@ -103,17 +92,17 @@ describe('docs/client.md examples against a real orchestrator', () => {
     if (example.lang === 'ts') {
       // The package's own name resolves to its build; here the source is what is tested.
       await writeFile(file, example.code.replaceAll(`'${PACKAGE.name}/client'`, `'${join(ROOT, 'src/client/index.ts')}'`));
-      const r = await run(process.execPath, ['--import', 'tsx', file], env);
+      const r = await runCommand(process.execPath, ['--import', 'tsx', file], env);
       expect(r.stderr).toBe('');
       expect(r).toMatchObject({ code: 0, stdout: example.prints });
     } else if (example.lang === 'python') {
       await writeFile(file, example.code);
-      const r = await run('python3', [file], env);
+      const r = await runCommand('python3', [file], env);
       expect(r.stderr).toBe('');
       expect(r).toMatchObject({ code: 0, stdout: example.prints });
     } else {
       await writeFile(file, example.code);
-      const r = await run('ruby', ['-I', join(ROOT, 'workers/ruby'), file], env);
+      const r = await runCommand('ruby', ['-I', join(ROOT, 'workers/ruby'), file], env);
       expect(r.stderr).toBe('');
       expect(r).toMatchObject({ code: 0, stdout: example.prints });
     }
@@ -124,7 +113,7 @@ describe('docs/client.md examples against a real orchestrator', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const closed = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     await new Promise((resolve) => server.close(resolve));
-    const py = await run(
+    const py = await runCommand(
       'python3',
       [
         '-c',
@@ -143,7 +132,7 @@ except UnreachableError as e: print(type(e).__name__, "${closed}/v1/tasks/x" in 
         "weft.client.Client: url 'localhost:8080' is not http(s); pass the orchestrator's, e.g. http://127.0.0.1:8080\n" +
         'UnreachableError True\n',
     );
-    const rb = await run(
+    const rb = await runCommand(
       'ruby',
       [
         '-I',
@@ -163,11 +152,97 @@ begin; Weft::Client.new('${closed}', timeout: 5).get_task('x'); rescue Weft::Cli
     );
   });
 
+  it('Python and Ruby: run_at kept to the millisecond, retry, list, find by key, signal errors, batches split, and arguments refused before sending', async () => {
+    const py = await runCommand(
+      'python3',
+      [
+        '-c',
+        `from datetime import datetime, timedelta, timezone
+from weft.client import Client, ConflictError, NotFoundError, InvalidInputError
+weft = Client()
+at = (datetime.now(timezone(timedelta(hours=2))) + timedelta(days=2)).replace(microsecond=678000)
+t = weft.create_task("e2e_linear", "mathematical_sequence", {"even_number": 2}, run_at=at, idempotency_key="py-later")
+seen = weft.get_task_by_key("py-later")
+print(seen["id"] == t["id"], seen["state"], datetime.fromisoformat(seen["run_at"].replace("Z", "+00:00")) == at)
+try: weft.signal_step(t["id"], "linear_step_1", {})
+except ConflictError as e: print(e.status, e.code)
+try: weft.signal_step(t["id"], "nope")
+except NotFoundError as e: print(e.status)
+print(weft.cancel_task(t["id"])["state"], weft.retry_task(t["id"])["state"], weft.cancel_task(t["id"])["state"])
+page = weft.list_tasks(template="e2e_linear/mathematical_sequence", state="cancelled", q="py-later", limit=5)
+print([x["id"] == t["id"] for x in page["tasks"]], page["counts"]["cancelled"])
+try: weft.list_tasks(state="lost")
+except InvalidInputError as e: print(e.status, e.body["path"])
+items = [{"namespace": "e2e_linear", "name": "mathematical_sequence", "context": {"even_number": n}} for n in (2, 3, 4)] + [{"namespace": "e2e_linear"}]
+b = weft.create_tasks(items, batch_size=2)
+print(b["created"], b["failed"], [(r["index"], r.get("outcome") or r["error"]["path"]) for r in b["results"]])
+print(weft.create_tasks([]))
+for call in (
+    lambda: weft.create_task("e2e_linear", "mathematical_sequence", run_at=datetime(2099, 1, 1)),
+    lambda: weft.create_tasks(items, batch_size=0),
+    lambda: weft.create_tasks([{"namespace": "e2e_linear", "nmae": "x"}]),
+    lambda: weft.list_tasks(template="no-slash"),
+):
+    try: call()
+    except (ValueError, TypeError) as e: print(type(e).__name__, e)`,
+      ],
+      env,
+    );
+    expect(py.stderr).toBe('');
+    expect(py.stdout).toBe(
+      'True pending True\n409 conflict\n404\ncancelled running cancelled\n[True] 1\n400 state\n' +
+        "2 2 [(0, 'created'), (1, 'context.even_number'), (2, 'created'), (3, 'name')]\n" +
+        "{'created': 0, 'existing': 0, 'failed': 0, 'results': []}\n" +
+        'ValueError run_at: datetime 2099-01-01T00:00:00 has no time zone; pass an aware one, e.g. datetime.now(timezone.utc) + timedelta(hours=1)\n' +
+        'ValueError create_tasks: batch_size must be an integer >= 1, got 0\n' +
+        "TypeError create_tasks: tasks[0] has unknown key 'nmae'; an item takes namespace, name, context, version, idempotency_key, run_at, delay\n" +
+        "ValueError list_tasks: template 'no-slash' is not NAMESPACE/NAME, e.g. e2e_linear/mathematical_sequence\n",
+    );
+    const rb = await runCommand(
+      'ruby',
+      [
+        '-I',
+        join(ROOT, 'workers/ruby'),
+        '-e',
+        `require 'weft/client'
+weft = Weft::Client.new
+t = weft.create_task('e2e_linear', 'mathematical_sequence', context: { even_number: 2 }, delay: 7200, idempotency_key: 'rb-later')
+seen = weft.get_task_by_key('rb-later')
+puts [seen['id'] == t['id'], seen['state'], (Time.iso8601(seen['run_at']) - Time.now).between?(7000, 7200)].join(' ')
+begin; weft.signal_step(t['id'], 'linear_step_1', {}); rescue Weft::Client::ConflictError => e; puts [e.status, e.code].join(' '); end
+begin; weft.signal_callback('/v1/callbacks/' + ('0' * 64), {}); rescue Weft::Client::NotFoundError => e; puts e.status; end
+puts [weft.cancel_task(t['id'])['state'], weft.retry_task(t['id'])['state'], weft.cancel_task(t['id'])['state']].join(' ')
+page = weft.list_tasks(template: 'e2e_linear/mathematical_sequence', state: 'cancelled', q: 'rb-later', limit: 5)
+puts [page['tasks'].map { |x| x['id'] == t['id'] }.inspect, page['counts']['cancelled']].join(' ')
+items = [2, 3, 4].map { |n| { 'namespace' => 'e2e_linear', 'name' => 'mathematical_sequence', 'context' => { 'even_number' => n } } }
+b = weft.create_tasks(items, batch_size: 2)
+puts [b['created'], b['failed'], b['results'].map { |r| "#{r['index']}:#{r['outcome'] || r['error']['path']}" }.join(',')].join(' ')
+puts weft.create_tasks([]).to_json
+[-> { weft.create_tasks(items, batch_size: 0) }, -> { weft.create_tasks([{ namespace: 'e2e_linear', nmae: 'x' }]) },
+ -> { weft.list_tasks(template: 'no-slash') }].each do |call|
+  call.call
+rescue ArgumentError => e
+  puts e.message
+end`,
+      ],
+      env,
+    );
+    expect(rb.stderr).toBe('');
+    expect(rb.stdout).toBe(
+      'true pending true\n409 conflict\n404\ncancelled running cancelled\n[true] 1\n' +
+        '2 1 0:created,1:context.even_number,2:created\n' +
+        '{"created":0,"existing":0,"failed":0,"results":[]}\n' +
+        'create_tasks: batch_size must be an integer >= 1, got 0\n' +
+        'create_tasks: tasks[0] has unknown key :nmae; an item takes namespace, name, context, version, idempotency_key, run_at, delay\n' +
+        'list_tasks: template "no-slash" is not NAMESPACE/NAME, e.g. e2e_linear/mathematical_sequence\n',
+    );
+  });
+
   // Last: once a token exists every call needs one.
   it('Python and Ruby send the token: 401 without or with a wrong one, 403 when its scope is too low', async () => {
     const reader = await createToken(engine.db, 'examples-reader', ['read']);
     const writer = await createToken(engine.db, 'examples-writer', ['write']);
-    const py = await run(
+    const py = await runCommand(
       'python3',
       [
         '-c',
@@ -184,7 +259,7 @@ print(Client(token="${reader.token}").wait_for_task(t["id"])["state"])`,
     );
     expect(py.stderr).toBe('');
     expect(py.stdout).toBe('401 token_required\n401 token_invalid\n403 forbidden\ncomplete\n');
-    const rb = await run(
+    const rb = await runCommand(
       'ruby',
       [
         '-I',

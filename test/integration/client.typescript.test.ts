@@ -4,7 +4,7 @@
  * as its typed class with the server's code and status.
  */
 import net, { type AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { startEngine, type Engine } from '../support/engine.js';
@@ -13,6 +13,11 @@ import { PgMessageBus } from '../../src/messaging/pg.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { parseTemplate } from '../../src/core/template/parse.js';
 import { PermanentError } from '../../src/worker/sdk.js';
+import type { Wire } from '../../src/core/api-types.js';
+import type { ScheduleView } from '../../src/orchestration/schedules.js';
+import type { BatchItemResult } from '../../src/orchestration/orchestrator.js';
+import type { ScheduleEvent as StoredScheduleEvent } from '../../src/store/schedules.js';
+import { untilTask, stepNamed } from '../support/task-view.js';
 import {
   ApiConflictError,
   ApiForbiddenError,
@@ -22,6 +27,9 @@ import {
   HttpUnreachableError,
   WeftApiError,
   WeftClient,
+  type Schedule,
+  type ScheduleEvent,
+  type TaskBatchResult,
   type TaskStreamEvent,
 } from '../../src/client/index.js';
 
@@ -62,6 +70,12 @@ describe('WeftClient against a real orchestrator', () => {
       templates: [
         template('blocked', '  - { name: first, handler: test.blocked }\n  - { name: second, handler: test.echo, depends_on: [first] }'),
         template('fails', '  - { name: explode, handler: test.explode }'),
+        template(
+          'approval',
+          '  - { name: ask, handler: test.echo }\n' +
+            '  - { name: approve, type: wait, depends_on: [ask], payload_schema: { type: object, required: [approved], properties: { approved: { type: boolean } } } }\n' +
+            '  - { name: after, handler: test.echo, depends_on: [approve] }',
+        ),
       ],
       handlers: {
         'test.blocked': async () => {
@@ -220,6 +234,145 @@ describe('WeftClient against a real orchestrator', () => {
     expect(bad).toBeInstanceOf(ApiInvalidInputError);
     expect(bad).toMatchObject({ status: 400, code: 'template_invalid' });
     expect((await weft.listTemplates()).map((t) => `${t.namespace}/${t.name}`)).toContain('t_client_reg/one');
+  });
+
+  it('starts a task later: pending with its run_at until then, from runAt (a Date) or delay', async () => {
+    const runAt = new Date(Date.now() + 3_600_000);
+    const later = await weft.createTask({ namespace: 'e2e_linear', name: 'mathematical_sequence', context: { even_number: 2 }, runAt });
+    const task = await weft.getTask(later.id);
+    expect(task.state).toBe('pending');
+    expect(Date.parse(task.run_at!)).toBe(runAt.getTime());
+    expect(task.steps.every((s) => s.state === 'pending')).toBe(true);
+    const delayed = await weft.getTask(
+      (await weft.createTask({ namespace: 'e2e_linear', name: 'mathematical_sequence', context: { even_number: 2 }, delay: '2h' })).id,
+    );
+    expect(delayed.state).toBe('pending');
+    expect(Date.parse(delayed.run_at!) - Date.now()).toBeGreaterThan(3_600_000);
+    const bad = await weft
+      .createTask({ namespace: 'e2e_linear', name: 'mathematical_sequence', context: { even_number: 2 }, delay: '15' })
+      .catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(ApiInvalidInputError);
+    expect(bad).toMatchObject({ status: 400, path: 'delay' });
+    const invalid = await weft.createTask({ namespace: 'e2e_linear', name: 'mathematical_sequence', runAt: new Date('soon') }).catch((e: unknown) => e);
+    expect(invalid).toBeInstanceOf(TypeError);
+    expect((invalid as Error).message).toBe('createTask: runAt is an invalid Date; pass a valid Date or RFC 3339 text');
+    for (const id of [later.id, delayed.id]) await weft.cancelTask(id);
+  });
+
+  it('signals a wait step, by task and step or by its callback path; 409 when it is not waiting, 400 naming the payload field', async () => {
+    const { id } = await weft.createTask({ namespace: 't_client', name: 'approval' });
+    const early = await weft.signalStep(id, 'ask', { approved: true }).catch((e: unknown) => e);
+    expect(early).toBeInstanceOf(ApiConflictError);
+    expect(early).toMatchObject({ status: 409, code: 'conflict' });
+    await untilTask(engine.db, id, (v) => stepNamed(v, 'approve').state === 'waiting');
+    const wrong = await weft.signalStep(id, 'approve', { approved: 'yes' }).catch((e: unknown) => e);
+    expect(wrong).toBeInstanceOf(ApiInvalidInputError);
+    expect(wrong).toMatchObject({ status: 400, path: 'payload.approved' });
+    expect(await weft.signalStep(id, 'approve', { approved: true })).toEqual({ task_id: id, step: 'approve', state: 'complete' });
+    const done = await weft.waitForTask(id, { timeoutMs: 20_000 });
+    expect(done.state).toBe('complete');
+    expect(done.steps.find((s) => s.name === 'approve')!.result).toEqual({ approved: true });
+    const twice = await weft.signalStep(id, 'approve', { approved: false }).catch((e: unknown) => e);
+    expect(twice).toBeInstanceOf(ApiConflictError);
+    expect(await weft.signalStep(id, 'nope', {}).catch((e: unknown) => e)).toBeInstanceOf(ApiNotFoundError);
+
+    const second = await weft.createTask({ namespace: 't_client', name: 'approval' });
+    const waiting = await untilTask(engine.db, second.id, (v) => stepNamed(v, 'approve').state === 'waiting');
+    const path = stepNamed(waiting, 'approve').callback_path!;
+    expect(await new WeftClient({ url }).signalCallback(path, { approved: false })).toEqual({ task_id: second.id, step: 'approve', state: 'complete' });
+    expect((await weft.waitForTask(second.id, { timeoutMs: 20_000 })).steps.find((s) => s.name === 'approve')!.result).toEqual({ approved: false });
+    expect(await weft.signalCallback('0'.repeat(64), {}).catch((e: unknown) => e)).toBeInstanceOf(ApiNotFoundError);
+  });
+
+  it("creates a batch: a bad item gets its own error, the rest are created; a replay answers 'existing'; long lists go in several requests", async () => {
+    const items = [
+      { namespace: 'e2e_linear', name: 'mathematical_sequence', context: { even_number: 2 }, idempotencyKey: 'batch-1' },
+      { namespace: 'e2e_linear', name: 'nope' },
+      { namespace: 'e2e_linear', name: 'mathematical_sequence', context: { even_number: 7 } },
+      { namespace: 'e2e_linear', name: 'mathematical_sequence', context: { even_number: 4 } },
+    ];
+    const batch = await weft.createTasks(items);
+    expect(batch).toMatchObject({ created: 2, existing: 0, failed: 2 });
+    expect(batch.results.map((r) => r.index)).toEqual([0, 1, 2, 3]);
+    expect(batch.results[1]).toMatchObject({ index: 1, error: { code: 'not_found' } });
+    expect(batch.results[2]).toMatchObject({ index: 2, error: { code: 'invalid_input', path: 'context.even_number' } });
+    const made = batch.results.filter((r): r is Extract<TaskBatchResult, { id: string }> => 'id' in r);
+    for (const r of made) expect((await weft.waitForTask(r.id, { timeoutMs: 20_000 })).state).toBe('complete');
+
+    // Two requests of two items: indexes are the caller's list's, the keyed item answers existing.
+    const split = await weft.createTasks([items[3]!, items[0]!, items[2]!, items[3]!], { batchSize: 2 });
+    expect(split).toMatchObject({ created: 2, existing: 1, failed: 1 });
+    expect(split.results.map((r) => [r.index, 'outcome' in r ? r.outcome : r.error.code])).toEqual([
+      [0, 'created'],
+      [1, 'existing'],
+      [2, 'invalid_input'],
+      [3, 'created'],
+    ]);
+    expect(split.results[1]).toMatchObject({ id: made[0]!.id });
+    expect(await weft.createTasks([])).toEqual({ created: 0, existing: 0, failed: 0, results: [] });
+    await expect(weft.createTasks(items, { batchSize: 0 })).rejects.toThrow('createTasks: batchSize must be an integer >= 1, got 0');
+  });
+
+  it('creates, reads, pauses, resumes and deletes a schedule; names the field of a bad one (400) and a taken name (409)', async () => {
+    const created = await weft.createSchedule({
+      name: 'client-nightly',
+      template: 'e2e_linear/mathematical_sequence',
+      cron: '0 2 * * *',
+      timezone: 'Europe/Berlin',
+      context: { even_number: 2 },
+      catchUp: 'none',
+    });
+    expect(created).toMatchObject({
+      name: 'client-nightly',
+      namespace: 'e2e_linear',
+      template: 'mathematical_sequence',
+      cron: '0 2 * * *',
+      timezone: 'Europe/Berlin',
+      overlap: 'skip',
+      catch_up: 'none',
+      paused: false,
+      source: 'api',
+    });
+    expect(created.next_firings).toHaveLength(5);
+    expect((await weft.listSchedules()).map((s) => s.name)).toContain('client-nightly');
+    const paused = await weft.pauseSchedule('client-nightly');
+    expect(paused).toMatchObject({ paused: true, next_firings: [] });
+    expect((await weft.resumeSchedule('client-nightly')).paused).toBe(false);
+    const read = await weft.getSchedule('client-nightly', { events: 10 });
+    expect(read.events.map((e) => e.kind)).toEqual(['resumed', 'paused', 'created']);
+    expect(read.events[0]!.actor).toBe('anonymous');
+    expect(await weft.deleteSchedule('client-nightly')).toEqual({ name: 'client-nightly', deleted: true });
+    expect(await weft.getSchedule('client-nightly').catch((e: unknown) => e)).toBeInstanceOf(ApiNotFoundError);
+
+    const badCron = await weft
+      .createSchedule({ name: 'client-bad', template: 'e2e_linear/mathematical_sequence', cron: 'every night' })
+      .catch((e: unknown) => e);
+    expect(badCron).toBeInstanceOf(ApiInvalidInputError);
+    expect(badCron).toMatchObject({ status: 400, path: 'cron' });
+    const badContext = await weft
+      .createSchedule({ name: 'client-bad', template: 'e2e_linear/mathematical_sequence', cron: '0 2 * * *', context: { even_number: 3 } })
+      .catch((e: unknown) => e);
+    expect(badContext).toMatchObject({ status: 400, path: 'context.even_number' });
+    await weft.createSchedule({
+      name: 'client-twice',
+      template: 'e2e_linear/mathematical_sequence',
+      cron: '0 2 * * *',
+      context: { even_number: 2 },
+      paused: true,
+    });
+    const taken = await weft
+      .createSchedule({ name: 'client-twice', template: 'e2e_linear/mathematical_sequence', cron: '0 3 * * *', context: { even_number: 2 } })
+      .catch((e: unknown) => e);
+    expect(taken).toBeInstanceOf(ApiConflictError);
+    expect(taken).toMatchObject({ status: 409, code: 'conflict' });
+    await weft.deleteSchedule('client-twice');
+  });
+
+  it('types the batch and schedule answers as the server builds them', () => {
+    expectTypeOf<Wire<ScheduleView>>().toMatchTypeOf<Schedule>();
+    expectTypeOf<Schedule>().toMatchTypeOf<Wire<ScheduleView>>();
+    expectTypeOf<Wire<StoredScheduleEvent>>().toEqualTypeOf<ScheduleEvent>();
+    expectTypeOf<BatchItemResult>().toEqualTypeOf<TaskBatchResult>();
   });
 
   it('reports an orchestrator that is not there as HttpUnreachableError', async () => {

@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { startEngine, type Backend, type Engine } from '../support/engine.js';
 import { parseTemplate } from '../../src/core/template/parse.js';
-import { getTaskView, type TaskView } from '../../src/store/tasks.js';
+import { getTaskView } from '../../src/store/tasks.js';
+import { untilTask as until, stepNamed as step } from '../support/task-view.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../src/shared/errors.js';
 import type { Database } from '../../src/store/database.js';
 
@@ -55,18 +56,6 @@ const HANDLERS = {
   'wt.stamp': () => ({ at: new Date().toISOString() }),
   'wt.echo': (step: { dependency_results: Record<string, unknown> }) => ({ saw: step.dependency_results }),
 };
-
-/** Poll the task's view until `ok` holds (or fail after `ms`, showing the step states). */
-async function until(db: Database, id: string, ok: (v: TaskView) => boolean, ms = 20_000): Promise<TaskView> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = (await getTaskView(db, id))!;
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`task ${id}: condition not met; ${v.state}, steps ${v.steps.map((s) => `${s.name}=${s.state}`).join(', ')}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-const step = (v: TaskView, name: string) => v.steps.find((s) => s.name === name)!;
 
 describe.each<Backend>(['pg', 'rabbitmq'])('steps and tasks that wait (%s)', (backend) => {
   let tdb: TestDatabase;

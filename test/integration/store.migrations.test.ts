@@ -339,11 +339,13 @@ describe('migrate', () => {
     );
     // The units of work of the step boundary, of bulk submission and of cancel and retry (sql/functions), their shared helpers
     // (event rows, the attempt fence, claim, dispatch), the transition rules they are checked against, and the error history's
-    // helpers, and steps that wait (migration 007: sleeps, waits, signals, delayed starts); NOTIFY is sent after commit
-    // (weft.wake), never by a trigger.
+    // helpers, steps that wait (migration 007: sleeps, waits, signals, delayed starts) and child workflows (009); NOTIFY is
+    // sent after commit (weft.wake), never by a trigger.
     expect(functions.map((f) => f.name).sort()).toEqual([
       'append_error',
+      'cancel_children',
       'cancel_task',
+      'child_results',
       'claim_ids',
       'claim_queued',
       'claim_steps',
@@ -358,12 +360,15 @@ describe('migrate', () => {
       'enqueued_event',
       'event_row',
       'fail_task',
+      'fail_workflow_step',
       'finish_steps',
+      'finish_workflow_steps',
       'finished_event',
       'holds_attempt',
       'insert_steps',
       'legal_step_transition',
       'legal_task_transition',
+      'link_child',
       'lock_queues',
       'loss_entry',
       'loss_label',
@@ -383,6 +388,7 @@ describe('migrate', () => {
       'task_ended_event',
       'wait_deadline',
       'wait_until_value',
+      'waiting_event',
       'wake',
       'wake_waiting',
     ]);

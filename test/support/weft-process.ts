@@ -69,3 +69,37 @@ export async function runWeft(args: string[], env: NodeJS.ProcessEnv, killAfterM
   clearTimeout(timer);
   return { pid: child.pid!, code, stdout, stderr };
 }
+
+/** What a finished command printed, and its exit code (null when killed). */
+export interface CommandRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run a command to its end (SIGKILL after `timeoutMs`), its output kept apart. */
+export async function runCommand(cmd: string, args: string[], env: Record<string, string>, timeoutMs = 90_000, cwd = packageRoot()): Promise<CommandRun> {
+  const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+  const killer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+  clearTimeout(killer);
+  return { code, stdout, stderr };
+}
+
+/**
+ * One `weft` command to its end, as a user runs it: against the database
+ * unless `env` names an orchestrator (WEFT_ORCHESTRATOR_URL and
+ * WEFT_API_TOKEN from the test runner's own environment are cleared).
+ */
+export function weftCommand(args: string[], env: Record<string, string>, timeoutMs = 90_000): Promise<CommandRun> {
+  return runCommand(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli/main.ts', ...args],
+    { WEFT_LOG_LEVEL: 'warn', WEFT_ORCHESTRATOR_URL: '', WEFT_API_TOKEN: '', ...env },
+    timeoutMs,
+  );
+}

@@ -19,6 +19,7 @@ const LANDED: Record<string, string> = {
   '006_cancel_reason.sql': 'a4c7adb36c2bf8cd4b505dcc642a518e438b31f20a9804394f505806883ccff8',
   '007_waits.sql': '20d7ea36bb878f0be4fcf7fd3d0f11c626129c7f94d5b08acd2799699347a3ab',
   '008_schedules.sql': '758583e6900f26b6dc3a7e93532bf88210749e35dddc596894c6ff38af9d21be',
+  '009_child_workflows.sql': '144dfc5b6708311a16dcc3834bd0a7babd423c0016bb3a078c11cceaace6b211',
   '010_lean_indexes.sql': '7e6b0381549e521eb9d575e0978cab02e2bb6621f7148adfd0f7e88893e5dd83',
 };
 

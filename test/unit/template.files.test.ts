@@ -112,6 +112,23 @@ const SHAPES: Record<string, { namespace: string; name: string; steps: Record<st
       remind: ['waits.remind', 'standard', ['send_invoice', 'wait_for_payment']],
     },
   },
+  'order_flow.yaml': {
+    namespace: 'shop',
+    name: 'order_flow',
+    steps: {
+      price_order: ['shop.price_order', 'standard', []],
+      charge: ['weft.workflow', 'workflow', ['price_order']],
+      ship: ['shop.ship', 'standard', ['charge']],
+    },
+  },
+  'charge_card.yaml': {
+    namespace: 'shop',
+    name: 'charge_card',
+    steps: {
+      authorize: ['shop.authorize', 'standard', []],
+      capture: ['shop.capture', 'standard', ['authorize']],
+    },
+  },
   'mixed.yaml': {
     namespace: 'e2e_mixed',
     name: 'polyglot_chain',

@@ -188,7 +188,7 @@ describe('parseTemplate: fields', () => {
     expect(problems[0]!.hint).toBe('use one of: native, typescript, python, ruby');
     expect(problems[1]!.path).toBe('steps[0].type');
     expect(problems[1]!.message).toBe(
-      'steps[0].type is "desicion", which is not a known step type; allowed: standard, decision, deferred_convergence, batchable, batch_worker, sleep, wait; did you mean "decision"?',
+      'steps[0].type is "desicion", which is not a known step type; allowed: standard, decision, deferred_convergence, batchable, batch_worker, sleep, wait, workflow; did you mean "decision"?',
     );
   });
 

@@ -105,6 +105,6 @@ describe('runValidate', () => {
     const code = await runValidate([join(import.meta.dirname, '..', '..', 'templates')], io);
     expect(err).toEqual([]);
     expect(code).toBe(0);
-    expect(out).toHaveLength(25);
+    expect(out).toHaveLength(27);
   });
 });

@@ -5,19 +5,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseTemplate } from '../../src/core/template/parse.js';
-import { TemplateError, type TemplateProblem } from '../../src/core/template/errors.js';
+import { templateProblems as problemsOf } from '../support/template-problems.js';
 
 const HEAD = 'namespace: demo\nname: flow\nversion: 1.0.0\nsteps:\n  - { name: first, handler: h.first }\n';
-
-function problemsOf(src: string): TemplateProblem[] {
-  try {
-    parseTemplate(src, 't.yaml');
-  } catch (err) {
-    expect(err).toBeInstanceOf(TemplateError);
-    return (err as TemplateError).problems;
-  }
-  throw new Error('expected the template to be refused');
-}
 
 describe('sleep and wait steps', () => {
   it('stores what each waits for, with the handler weft.<type> that never runs', () => {

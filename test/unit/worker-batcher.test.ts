@@ -180,4 +180,13 @@ describe('RetryTimer', () => {
     await new Promise((r) => setTimeout(r, 10));
     expect(fired).toBe(2);
   });
+
+  it('waits for a time further than setTimeout can count (a task delayed by a year) instead of firing at once', async () => {
+    let fired = 0;
+    const t = new RetryTimer(() => fired++);
+    t.wakeAt(Date.now() + 365 * 86_400_000);
+    await new Promise((r) => setTimeout(r, 30));
+    t.stop();
+    expect(fired).toBe(0);
+  });
 });

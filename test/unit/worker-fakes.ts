@@ -51,7 +51,7 @@ export function claimedStep(over: Partial<ClaimedStep> = {}): ClaimedStep {
 }
 
 export function statement(parts: Partial<StatementOutcome> = {}): StatementOutcome {
-  return { claimed: [], dispatch: emptyDispatch(), finished: [], taskEnds: [], ...parts };
+  return { claimed: [], dispatch: emptyDispatch(), finished: [], taskEnds: [], waiting: [], ...parts };
 }
 
 /** The template the fake store serves: `a` (standard), `split` (batchable into `work`), `work` (batch_worker, max 2). */

@@ -13,7 +13,7 @@ export interface TaskBatchOptions {
 }
 
 /** The item fields POST /v1/tasks takes; anything else in an item is that item's error. */
-const ITEM_FIELDS = new Set(['namespace', 'name', 'version', 'context', 'idempotency_key']);
+const ITEM_FIELDS = new Set(['namespace', 'name', 'version', 'context', 'idempotency_key', 'run_at', 'delay']);
 
 /**
  * POST /v1/tasks/batch: `{"tasks": [<a POST /v1/tasks body>, ...]}` → 200
@@ -100,10 +100,16 @@ function batchItem(item: unknown, storable: boolean): CreateTaskRequest {
     version: text('version', false),
     context: o.context,
     idempotency_key: text('idempotency_key', false, 200),
+    // A delayed start, as POST /v1/tasks takes it; its value is checked by Orchestrator.createTasks.
+    run_at: text('run_at', false, 100),
+    delay: text('delay', false, 100),
   };
   if (!storable) {
     assertStorable(req.context ?? {}, 'context');
-    assertStorableText({ namespace: req.namespace, name: req.name, version: req.version, idempotency_key: req.idempotency_key }, '');
+    assertStorableText(
+      { namespace: req.namespace, name: req.name, version: req.version, idempotency_key: req.idempotency_key, run_at: req.run_at, delay: req.delay },
+      '',
+    );
   }
   return req;
 }

@@ -6,6 +6,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TemplateError, type TemplateProblem } from './errors.js';
 import { parseTemplate } from './parse.js';
+import { callCycleProblems } from './calls.js';
 import { templateKey, type TemplateDefinition } from './types.js';
 
 /**
@@ -43,7 +44,8 @@ export async function listTemplateFiles(dir: string): Promise<string[]> {
 /**
  * Read and validate every template under `dir`. Throws one `TemplateError`
  * aggregating the problems of all files (each problem's `file` is set), or
- * when two files define the same namespace/name@version.
+ * when two files define the same namespace/name@version, or when templates
+ * run each other as child workflows in a cycle.
  *
  * @example
  *   const defs = await loadTemplateDir('templates');
@@ -60,7 +62,7 @@ export async function loadTemplateDir(dir: string): Promise<TemplateDefinition[]
       problems.push(...err.problems.map((p) => ({ ...p, file: p.file ?? file })));
     }
   }
-  problems.push(...duplicateKeyProblems(defs));
+  problems.push(...duplicateKeyProblems(defs), ...callCycleProblems(defs));
   if (problems.length > 0) throw new TemplateError(dir, problems);
   return defs.map((d) => d.def);
 }

@@ -36,6 +36,8 @@ import {
   type StepType,
   type TemplateDefinition,
   type TemplateSchedule,
+  type ChildContext,
+  type ValuePath,
   type WaitSpec,
 } from './types.js';
 import { RUNTIMES, type Runtime } from '../../shared/runtimes.js';
@@ -182,6 +184,13 @@ const STEP_SCHEMA = {
     timeout: { type: 'string' },
     on_timeout: {},
     payload_schema: { type: 'object' },
+    // A workflow step's child template (its context mapping and version are checked by hand: workflowFindings).
+    workflow: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['name'],
+      properties: { namespace: NAME, name: NAME, version: {}, context: {} },
+    },
   },
 };
 
@@ -688,13 +697,14 @@ function stepFindings(steps: unknown[]): Finding[] {
 
 // ───────────────────────────── steps that wait ─────────────────────────────
 
-/** Fields only a sleep or a wait step has, and the type that has each. */
-const WAIT_FIELDS: Record<string, 'sleep' | 'wait'> = {
+/** Fields only a sleep, wait or workflow step has, and the type that has each. */
+const WAIT_FIELDS: Record<string, 'sleep' | 'wait' | 'workflow'> = {
   duration: 'sleep',
   until: 'sleep',
   timeout: 'wait',
   on_timeout: 'wait',
   payload_schema: 'wait',
+  workflow: 'workflow',
 };
 
 /**
@@ -710,7 +720,7 @@ function waitFindings(steps: unknown[]): Finding[] {
     const type = typeof s.type === 'string' ? s.type : 'standard';
     if (!(STEP_TYPES as readonly string[]).includes(type)) return;
     const label = `steps[${index}] ("${s.name}")`;
-    const waits = type === 'sleep' || type === 'wait';
+    const waits = WAITING_STEP_TYPES.has(type as StepType);
     if (waits && s.handler !== undefined) {
       out.push({
         at: ['steps', index, 'handler'],
@@ -723,7 +733,7 @@ function waitFindings(steps: unknown[]): Finding[] {
       out.push({
         at: ['steps', index],
         message: `${label} is missing the required field "handler"`,
-        hint: `add ${FIELD_EXAMPLES.handler} (only sleep and wait steps have none)`,
+        hint: `add ${FIELD_EXAMPLES.handler} (only sleep, wait and workflow steps have none)`,
       });
     }
     for (const [field, owner] of Object.entries(WAIT_FIELDS)) {
@@ -740,11 +750,17 @@ function waitFindings(steps: unknown[]): Finding[] {
         at: ['steps', index, 'timeout_ms'],
         atKey: true,
         message: `${label} is a ${type} step: timeout_ms bounds a handler's run, and it runs none`,
-        hint: type === 'wait' ? 'write timeout: 3d to bound the wait' : 'remove timeout_ms; the duration says how long it sleeps',
+        hint:
+          type === 'wait'
+            ? 'write timeout: 3d to bound the wait'
+            : type === 'sleep'
+              ? 'remove timeout_ms; the duration says how long it sleeps'
+              : "remove timeout_ms; the child task's own steps have their timeouts",
       });
     }
     if (type === 'sleep') out.push(...sleepFindings(s, index, label));
     if (type === 'wait') out.push(...waitStepFindings(s, index, label));
+    if (type === 'workflow') out.push(...workflowFindings(s, index, label));
   });
   return out;
 }
@@ -820,8 +836,97 @@ function waitStepFindings(s: Record<string, unknown>, index: number, label: stri
   return out;
 }
 
-/** The steps.wait record of a valid sleep or wait step (see WaitSpec). */
-function waitSpec(s: Record<string, unknown>): WaitSpec {
+/**
+ * A workflow step names its child template (`workflow: { name, namespace?,
+ * version? }`) and may build the child's context from its own: `context:
+ * <path>` (a mapping found there), or `context: { key: <path> | { value: … } }`.
+ * A path is `context`, `context.<path>`, `<parent>` or `<parent>.<path>`,
+ * a parent being a step of its depends_on.
+ */
+function workflowFindings(s: Record<string, unknown>, index: number, label: string): Finding[] {
+  const at = ['steps', index, 'workflow'];
+  if (s.workflow === undefined) {
+    return [
+      {
+        at: ['steps', index],
+        message: `${label} is a workflow step and needs workflow: the template it runs as a child task`,
+        hint: 'write workflow: { name: charge_card }, with namespace: and version: when they differ from this template',
+      },
+    ];
+  }
+  if (!isPlainObject(s.workflow)) return []; // the shape check said so
+  const out: Finding[] = [];
+  const v = s.workflow.version;
+  if (v !== undefined && (typeof v !== 'string' || semver.valid(v) !== v)) {
+    out.push({
+      at: [...at, 'version'],
+      message: `${formatPath([...at, 'version'])} of ${label} is ${describeValue(v)}; it must be a semantic version such as 1.0.0`,
+      hint: 'write version: "1.0.0" (quoted), or leave it out to run the newest registered version',
+    });
+  }
+  const deps = Array.isArray(s.depends_on) ? s.depends_on.filter((x): x is string => typeof x === 'string') : [];
+  const ctx = s.workflow.context;
+  const pathProblem = (text: unknown, where: Segment[]): Finding | undefined => {
+    if (typeof text === 'string' && valuePath(text, deps)) return undefined;
+    return {
+      at: where,
+      message:
+        `${formatPath(where)} of ${label} is ${describeValue(text)}; a value of the child's context is a path, context.<path> (this task's context) ` +
+        `or <parent>.<path> (the result of a step in its depends_on${deps.length ? `: ${deps.join(', ')}` : ', which is empty'}), or { value: <a literal> }`,
+      hint: deps.length ? `write e.g. context.order_id, ${deps[0]}.amount or { value: EUR }` : 'write e.g. context.order_id or { value: EUR }',
+    };
+  };
+  if (typeof ctx === 'string') {
+    const p = pathProblem(ctx, [...at, 'context']);
+    if (p) out.push(p);
+  } else if (isPlainObject(ctx)) {
+    for (const [key, value] of Object.entries(ctx)) {
+      if (isPlainObject(value) && Object.keys(value).length === 1 && 'value' in value) continue;
+      const p = pathProblem(value, [...at, 'context', key]);
+      if (p) out.push(p);
+    }
+  } else if (ctx !== undefined) {
+    out.push({
+      at: [...at, 'context'],
+      message: `${formatPath([...at, 'context'])} of ${label} is ${describeValue(ctx)}; it must be a path (the child's whole context) or a mapping of the child's context keys`,
+      hint: 'write context: { amount: context.amount, card: tokenize.card_token }',
+    });
+  }
+  return out;
+}
+
+/** `context`, `context.a.b`, `<parent>`, `<parent>.a.b` (a parent of `deps`); undefined for anything else. */
+function valuePath(text: string, deps: readonly string[]): ValuePath | undefined {
+  const [head, ...path] = text.split('.');
+  if (path.some((p) => p === '')) return undefined;
+  if (head === 'context') return { from: 'context', path };
+  return head && deps.includes(head) ? { from: 'step', step: head, path } : undefined;
+}
+
+function childContext(ctx: unknown, deps: readonly string[]): ChildContext | undefined {
+  if (typeof ctx === 'string') return { path: valuePath(ctx, deps)! };
+  if (!isPlainObject(ctx)) return undefined;
+  const fields: Extract<ChildContext, { fields: unknown }>['fields'] = {};
+  for (const [key, value] of Object.entries(ctx)) {
+    fields[key] = typeof value === 'string' ? { path: valuePath(value, deps)! } : { value: structuredClone((value as { value: unknown }).value) };
+  }
+  return { fields };
+}
+
+/** The steps.wait record of a valid sleep, wait or workflow step (see WaitSpec). */
+function waitSpec(s: Record<string, unknown>, namespace: string): WaitSpec {
+  if (isPlainObject(s.workflow)) {
+    const w = s.workflow;
+    const context = childContext(w.context, (s.depends_on as string[] | undefined) ?? []);
+    return {
+      workflow: {
+        namespace: typeof w.namespace === 'string' ? w.namespace : namespace,
+        name: w.name as string,
+        ...(typeof w.version === 'string' ? { version: w.version } : {}),
+        ...(context ? { context } : {}),
+      },
+    };
+  }
   if (typeof s.duration === 'string') return { ms: durationMs(s.duration)!, duration: s.duration };
   if (typeof s.until === 'string') {
     const [head, ...path] = s.until.split('.');
@@ -855,7 +960,7 @@ function normalise(t: RawTemplate): TemplateDefinition {
     };
     if (typeof s.description === 'string') step.description = s.description;
     if (s.batch !== undefined) step.batch = { ...DEFAULT_BATCH, ...(s.batch as BatchConfig) };
-    if (WAITING_STEP_TYPES.has(type)) step.wait = waitSpec(s);
+    if (WAITING_STEP_TYPES.has(type)) step.wait = waitSpec(s, t.namespace as string);
     return step;
   });
   const def: TemplateDefinition = {

@@ -10,11 +10,40 @@
 // The runtimes come from the one runtime table (src/shared/runtimes.ts).
 import type { Runtime } from '../../shared/runtimes.js';
 
-export const STEP_TYPES = ['standard', 'decision', 'deferred_convergence', 'batchable', 'batch_worker', 'sleep', 'wait'] as const;
+export const STEP_TYPES = ['standard', 'decision', 'deferred_convergence', 'batchable', 'batch_worker', 'sleep', 'wait', 'workflow'] as const;
 export type StepType = (typeof STEP_TYPES)[number];
 
 /** Step types no handler runs: they wait in PostgreSQL, holding no worker (docs/templates.md, "Steps that wait"). */
-export const WAITING_STEP_TYPES: ReadonlySet<StepType> = new Set(['sleep', 'wait']);
+export const WAITING_STEP_TYPES: ReadonlySet<StepType> = new Set(['sleep', 'wait', 'workflow']);
+
+/**
+ * Where a value comes from, as a workflow step's `context` mapping writes it:
+ * `context` or `context.<path>` (the task's context), `<parent>` or
+ * `<parent>.<path>` (the result of a step in its depends_on).
+ */
+export interface ValuePath {
+  from: 'context' | 'step';
+  step?: string;
+  path: string[];
+}
+
+/**
+ * A child task's context, built when the child starts: the whole value at
+ * one path (which must be a mapping), or a mapping whose every key takes the
+ * value at a path (`{ path }`, left out when nothing is there) or a literal
+ * (`{ value }`).
+ */
+export type ChildContext = { path: ValuePath } | { fields: Record<string, { path: ValuePath } | { value: unknown }> };
+
+/** The template a `workflow` step runs as a child task, and how its context is built. */
+export interface WorkflowRef {
+  namespace: string;
+  name: string;
+  /** Absent: the newest registered version when the child starts. */
+  version?: string;
+  /** Absent: the child's context is `{}`. */
+  context?: ChildContext;
+}
 
 /**
  * What a `sleep` or `wait` step waits for, as the step row stores it
@@ -23,11 +52,13 @@ export const WAITING_STEP_TYPES: ReadonlySet<StepType> = new Set(['sleep', 'wait
  * - sleep `until`: `{ until, from: 'context' | 'step', step?, path }`, the value
  *   at `path` in the task's context or in the parent `step`'s result
  * - wait: `{ timeout?, timeout_ms?, on_timeout: 'fail' | 'result', result?, schema? }`
+ * - workflow: `{ workflow }`, the child template and its context (no deadline)
  */
 export type WaitSpec =
   | { ms: number; duration: string }
   | { until: string; from: 'context' | 'step'; step?: string; path: string[] }
-  | { timeout?: string; timeout_ms?: number; on_timeout: 'fail' | 'result'; result?: unknown; schema?: Record<string, unknown> };
+  | { timeout?: string; timeout_ms?: number; on_timeout: 'fail' | 'result'; result?: unknown; schema?: Record<string, unknown> }
+  | { workflow: WorkflowRef };
 
 export const BACKOFF_KINDS = ['exponential', 'linear', 'fixed'] as const;
 export type BackoffKind = (typeof BACKOFF_KINDS)[number];
@@ -62,7 +93,7 @@ export interface StepDefinition {
   timeout_ms: number;
   description?: string;
   batch?: BatchConfig;
-  /** Only for `sleep` and `wait` steps (their handler is `weft.sleep` / `weft.wait`, never run). */
+  /** Only for `sleep`, `wait` and `workflow` steps (their handler is `weft.sleep` / `weft.wait` / `weft.workflow`, never run). */
   wait?: WaitSpec;
 }
 
@@ -114,6 +145,8 @@ export const LIMITS = {
   steps: { max: 1_000 },
   /** A sleep's duration and a wait's timeout (one year). */
   wait_ms: { min: 1, max: 366 * 86_400_000 },
+  /** How deep child workflows may nest (a task, its child, the child's child, …). */
+  workflow_depth: { max: 16 },
 } as const;
 
 export const NAME_PATTERN = /^[a-z][a-z0-9_]*$/;

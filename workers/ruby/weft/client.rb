@@ -11,11 +11,16 @@
 #   task = weft.wait_for_task(id)
 #   puts task['state']
 #
+# It also starts tasks later (run_at:, delay:), many at once (create_tasks),
+# signals wait steps (signal_step), cancels, retries and lists them, and
+# manages schedules.
+#
 # Every error answer raises a subclass of Weft::Client::ApiError carrying the
 # server's code, the HTTP status and the whole error body; an orchestrator
 # that cannot be reached raises Weft::Client::UnreachableError.
 require 'json'
 require 'net/http'
+require 'time'
 require 'uri'
 
 module Weft
@@ -63,6 +68,13 @@ module Weft
     # and allows the answer this much longer than that to arrive.
     LONG_POLL_S = 30.0
     LONG_POLL_SLACK_S = 10.0
+    # Items per batch request unless told otherwise: the server's default WEFT_TASK_BATCH_LIMIT.
+    BATCH_SIZE = 1000
+    # create_task's keywords, which are also a batch item's keys.
+    TASK_FIELDS = %i[namespace name context version idempotency_key run_at delay].freeze
+    # A request without a body (a JSON body may be null: a signal's payload).
+    NO_BODY = Object.new.freeze
+    private_constant :NO_BODY
 
     attr_reader :url
 
@@ -84,14 +96,53 @@ module Weft
 
     # Create a task: { 'id', 'created' }. 'created' is false when an earlier
     # request with the same idempotency_key made it; a different request under
-    # that key raises ConflictError.
-    def create_task(namespace, name, context: nil, version: nil, idempotency_key: nil)
-      body = { 'namespace' => namespace, 'name' => name }
-      body['context'] = context unless context.nil?
-      body['version'] = version unless version.nil?
-      body['idempotency_key'] = idempotency_key unless idempotency_key.nil?
+    # that key raises ConflictError. A delayed start takes run_at (a Time, or
+    # RFC 3339 text with its zone) or delay (seconds, or text: '90s', '15m',
+    # '3d'): the task is pending until then.
+    def create_task(namespace, name, context: nil, version: nil, idempotency_key: nil, run_at: nil, delay: nil)
+      body = task_body(namespace: namespace, name: name, context: context, version: version,
+                       idempotency_key: idempotency_key, run_at: run_at, delay: delay)
       status, answer = request(:post, '/v1/tasks', body)
       { 'id' => answer['id'], 'created' => status == 201 }
+    end
+
+    # Create many tasks, one commit per batch (POST /v1/tasks/batch). tasks
+    # holds hashes of create_task's arguments (:namespace, :name, :context,
+    # :version, :idempotency_key). Answers { 'created', 'existing', 'failed',
+    # 'results' } with one result per item at its 'index' in tasks:
+    # { 'index', 'id', 'outcome' }, or { 'index', 'error' => { 'code',
+    # 'message', 'path'? } } for an item that is wrong; the other items are
+    # created. A list longer than batch_size goes as several requests; when one
+    # fails, the batches before it are created: give items idempotency keys and
+    # send the same list again, and those answer 'existing'.
+    def create_tasks(tasks, batch_size: BATCH_SIZE)
+      unless batch_size.is_a?(Integer) && batch_size >= 1
+        raise ArgumentError, "create_tasks: batch_size must be an integer >= 1, got #{batch_size.inspect}"
+      end
+
+      bodies = tasks.each_with_index.map do |item, i|
+        raise ArgumentError, "create_tasks: tasks[#{i}] must be a Hash of create_task's arguments, got #{item.inspect}" unless item.is_a?(Hash)
+
+        item = item.transform_keys(&:to_sym)
+        unknown = item.keys - TASK_FIELDS
+        unless unknown.empty?
+          raise ArgumentError, "create_tasks: tasks[#{i}] has unknown key #{unknown.first.inspect}; an item takes #{TASK_FIELDS.join(', ')}"
+        end
+
+        task_body(**item)
+      end
+      answer = { 'created' => 0, 'existing' => 0, 'failed' => 0, 'results' => [] }
+      bodies.each_slice(batch_size).with_index do |slice, k|
+        part = request(:post, '/v1/tasks/batch', { 'tasks' => slice })[1]
+        %w[created existing failed].each { |count| answer[count] += part[count] }
+        part['results'].each { |r| answer['results'] << r.merge('index' => (k * batch_size) + r['index']) }
+      end
+      answer
+    end
+
+    # The task created with this idempotency key.
+    def get_task_by_key(key)
+      request(:get, "/v1/tasks/by-key/#{escape(key)}")[1]
     end
 
     # The task and every step (state, attempts, result, error, timings).
@@ -108,7 +159,7 @@ module Weft
         left = deadline ? [deadline - monotonic, 0.0].max : LONG_POLL_S
         poll = [left, LONG_POLL_S].min
         begin
-          task = request(:get, "/v1/tasks/#{escape(id)}/wait?timeout_ms=#{(poll * 1000).to_i}", nil, timeout: poll + LONG_POLL_SLACK_S)[1]
+          task = request(:get, "/v1/tasks/#{escape(id)}/wait?timeout_ms=#{(poll * 1000).to_i}", NO_BODY, timeout: poll + LONG_POLL_SLACK_S)[1]
           return task if task['ended'] || left.zero?
         rescue UnavailableError, UnreachableError
           raise if left.zero?
@@ -123,14 +174,87 @@ module Weft
       request(:post, "/v1/tasks/#{escape(id)}/cancel", reason.nil? ? {} : { 'reason' => reason })[1]
     end
 
+    # Run a failed or cancelled task again from its failed and cancelled steps
+    # (or from step): { 'id', 'state', 'enqueued' }.
+    def retry_task(id, step: nil)
+      request(:post, "/v1/tasks/#{escape(id)}/retry", step.nil? ? {} : { 'step' => step })[1]
+    end
+
+    # Complete a waiting wait step: payload (any JSON value) becomes its
+    # result; { 'task_id', 'step', 'state' => 'complete' }. InvalidInputError
+    # names the payload's field (body['path']) when it does not match the
+    # step's payload_schema; ConflictError when the step is not waiting.
+    def signal_step(id, step, payload = nil)
+      request(:post, "/v1/tasks/#{escape(id)}/steps/#{escape(step)}/signal", payload)[1]
+    end
+
+    # The same as signal_step through a wait step's callback_path (or its
+    # token alone); needs no API token.
+    def signal_callback(callback, payload = nil)
+      token = callback.delete_prefix('/v1/callbacks/')
+      request(:post, "/v1/callbacks/#{escape(token)}", payload)[1]
+    end
+
+    # One page of tasks, newest first: { 'tasks', 'next_cursor', 'counts' }.
+    # template is 'NAMESPACE/NAME' (or give namespace: and name:);
+    # created_after and created_before take a Time or ISO 8601 text; pass
+    # 'next_cursor' back as cursor.
+    def list_tasks(state: nil, template: nil, namespace: nil, name: nil, created_after: nil, created_before: nil,
+                   q: nil, limit: nil, cursor: nil)
+      unless template.nil?
+        namespace, name = template.split('/', -1)
+        unless template.count('/') == 1 && !namespace.empty? && !name.empty?
+          raise ArgumentError, "list_tasks: template #{template.inspect} is not NAMESPACE/NAME, e.g. e2e_linear/mathematical_sequence"
+        end
+      end
+      params = { state: state, namespace: namespace, name: name, created_after: instant(created_after),
+                 created_before: instant(created_before), q: q, limit: limit, cursor: cursor }.compact
+      query = URI.encode_www_form(params)
+      request(:get, "/v1/tasks#{query.empty? ? '' : "?#{query}"}")[1]
+    end
+
+    # Every schedule, by name, with its next firings.
+    def list_schedules
+      request(:get, '/v1/schedules')[1]['schedules']
+    end
+
+    # Create a schedule: template ('NAMESPACE/NAME[@VERSION]') run on cron in
+    # timezone (docs/schedules.md). InvalidInputError names the field (cron,
+    # timezone, template, context.…); ConflictError when the name is taken.
+    def create_schedule(name, template:, cron:, timezone: nil, context: nil, overlap: nil, catch_up: nil, paused: nil)
+      body = { 'name' => name, 'template' => template, 'cron' => cron, 'timezone' => timezone, 'context' => context,
+               'overlap' => overlap, 'catch_up' => catch_up, 'paused' => paused }.compact
+      request(:post, '/v1/schedules', body)[1]
+    end
+
+    # The schedule with its latest events (audit rows, newest first; default 20).
+    def get_schedule(name, events: nil)
+      request(:get, "/v1/schedules/#{escape(name)}#{events.nil? ? '' : "?events=#{Integer(events)}"}")[1]
+    end
+
+    # Stop a schedule firing; the schedule (pausing a paused one changes nothing).
+    def pause_schedule(name)
+      request(:post, "/v1/schedules/#{escape(name)}/pause", {})[1]
+    end
+
+    # Fire again from the next time after now (the pause's firings are not caught up); the schedule.
+    def resume_schedule(name)
+      request(:post, "/v1/schedules/#{escape(name)}/resume", {})[1]
+    end
+
+    # Delete a schedule (its audit rows stay): { 'name', 'deleted' => true }.
+    def delete_schedule(name)
+      request(:delete, "/v1/schedules/#{escape(name)}")[1]
+    end
+
     private
 
-    def request(method, path, body = nil, timeout: @timeout)
+    def request(method, path, body = NO_BODY, timeout: @timeout)
       uri = URI.parse(@url + path)
-      req = method == :post ? Net::HTTP::Post.new(uri) : Net::HTTP::Get.new(uri)
+      req = { get: Net::HTTP::Get, post: Net::HTTP::Post, delete: Net::HTTP::Delete }.fetch(method).new(uri)
       req['accept'] = 'application/json'
       req['authorization'] = "Bearer #{@token}" if @token && !@token.empty?
-      unless body.nil?
+      unless body.equal?(NO_BODY)
         req['content-type'] = 'application/json'
         req.body = JSON.generate(body)
       end
@@ -143,6 +267,20 @@ module Weft
       [status, res.body.nil? || res.body.empty? ? nil : JSON.parse(res.body)]
     rescue SystemCallError, SocketError, Net::OpenTimeout, Net::ReadTimeout, IOError => e
       raise UnreachableError, "#{method.upcase} #{@url}#{path.split('?').first}: #{e.message}"
+    end
+
+    # A task request as the API spells it (POST /v1/tasks, and each batch item).
+    # A batch item without namespace or name is sent without it: the server
+    # answers that item's error.
+    def task_body(namespace: nil, name: nil, context: nil, version: nil, idempotency_key: nil, run_at: nil, delay: nil)
+      delay = "#{(delay * 1000).round}ms" if delay.is_a?(Numeric)
+      { 'namespace' => namespace, 'name' => name, 'context' => context, 'version' => version,
+        'idempotency_key' => idempotency_key, 'run_at' => instant(run_at), 'delay' => delay }.compact
+    end
+
+    # A Time as RFC 3339 text (text passes as it is: the server checks it).
+    def instant(value)
+      value.is_a?(Time) ? value.iso8601(3) : value
     end
 
     def api_error(status, text, what)
