@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Orchestrator } from '../../orchestration/orchestrator.js';
+import type { CreateTaskRequest, Orchestrator } from '../../orchestration/orchestrator.js';
 import type { LiveEvents } from '../../orchestration/live-events.js';
 import type { Database } from '../../store/database.js';
 import { listTasks } from '../../store/task-list.js';
@@ -111,15 +111,7 @@ export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions):
     '/v1/tasks',
     { schema: { body: createTaskSchema }, config: { rateLimit: perTokenRateLimit('create', 'tasks', opts.createPerMinute, 'WEFT_TASK_RATE_LIMIT') } },
     async (req, reply) => {
-      const body = req.body as {
-        namespace: string;
-        name: string;
-        version?: string;
-        context?: unknown;
-        idempotency_key?: string;
-        run_at?: string;
-        delay?: string;
-      };
+      const body = req.body as CreateTaskRequest;
       // Values PostgreSQL would refuse (or that no handler could parse) are the caller's to fix: 400 naming the path.
       if (!req.bodyStorable) {
         assertStorable(body.context ?? {}, 'context');
