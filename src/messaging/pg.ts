@@ -6,7 +6,7 @@ import { withDispatchNotices, type Notice } from '../store/dispatch.js';
 import { signalsOf, type Signals } from '../store/signals.js';
 import { deliveryFor } from '../store/delivery.js';
 import { traceDelivery, tracing } from '../telemetry/index.js';
-import type { BusHealth, ConsumeOptions, MessageBus, StepConsumer, Subscription } from './types.js';
+import type { BusHealth, ConsumeOptions, LocalClaim, MessageBus, StepConsumer, Subscription } from './types.js';
 
 export interface PgBusOptions {
   /** Fallback poll when no wake-up arrives (a lost notification, a dropped LISTEN connection). */
@@ -35,6 +35,8 @@ export class PgMessageBus implements MessageBus {
   private readonly pollIntervalMs: number;
   private readonly signals: Signals;
   private closed = false;
+  /** Consumers of this bus (this process) that take steps claimed for them by a task's creation (claimLocally). */
+  private readonly adopters = new Set<{ queues: readonly string[]; consumer: StepConsumer; busy: () => boolean }>();
 
   constructor(
     private readonly db: Database,
@@ -69,6 +71,9 @@ export class PgMessageBus implements MessageBus {
     let claiming = false;
     const local = { queues, room: () => (running ? consumer.room() : 0), claiming: () => claiming, claims: 0 };
     const unregister = await this.signals.registerConsumer(id, wakeUp, local);
+    // While a claim of its own is in flight, the room it asked for is not counted as taken yet: no reservation then.
+    const adopter = consumer.adopt ? { queues, consumer, busy: () => claiming || !running } : undefined;
+    if (adopter) this.adopters.add(adopter);
 
     const loop = async () => {
       let failures = 0;
@@ -118,11 +123,34 @@ export class PgMessageBus implements MessageBus {
       poke: () => undefined,
       stop: async () => {
         running = false;
+        if (adopter) this.adopters.delete(adopter);
         unregister();
         sleeper?.();
         await done;
       },
     };
+  }
+
+  claimLocally(queues: readonly string[], want: number): LocalClaim | undefined {
+    if (want <= 0 || this.closed) return undefined;
+    for (const a of this.adopters) {
+      const { consumer } = a;
+      if (a.busy() || !consumer.workerId || !queues.some((q) => a.queues.includes(q))) continue;
+      const limit = consumer.reserve!(want);
+      if (limit === 0) continue;
+      let settled = false;
+      return {
+        worker: consumer.workerId,
+        queues: a.queues,
+        limit,
+        settle: (claimed) => {
+          if (settled) return;
+          settled = true;
+          consumer.adopt!(claimed, limit);
+        },
+      };
+    }
+    return undefined;
   }
 
   async depth(queues: string[]): Promise<Record<string, number>> {

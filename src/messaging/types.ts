@@ -15,7 +15,7 @@
  */
 import type { MessagingBackend } from '../shared/backends.js';
 import { WeftError } from '../shared/errors.js';
-import type { Dispatch, OutboxMessage } from '../store/events.js';
+import type { ClaimedStep, Dispatch, OutboxMessage } from '../store/events.js';
 import type { Notice } from '../store/dispatch.js';
 import type { Delivery } from '../store/delivery.js';
 import type { WaiterRegistration } from '../store/claim.js';
@@ -31,6 +31,27 @@ export interface StepConsumer {
   claimQueued(room: number, waiter: WaiterRegistration): Promise<number>;
   /** Broker: claim (and start) the steps these messages name; resolves once the claim committed. */
   claimDelivered(stepIds: string[]): Promise<void>;
+  /**
+   * Claims made for this consumer by another statement of its process (a
+   * task's creation: see MessageBus.claimLocally), for a consumer that takes
+   * them: its worker id, `reserve` takes up to `n` of its free slots (returns
+   * how many), `adopt` starts what the statement claimed and frees the rest
+   * of the reservation.
+   */
+  readonly workerId?: string;
+  reserve?(n: number): number;
+  adopt?(claimed: ClaimedStep[], reserved: number): void;
+}
+
+/** Free slots of a consumer of this process, reserved for a statement that claims for it (MessageBus.claimLocally). */
+export interface LocalClaim {
+  readonly worker: string;
+  /** The queues the consumer serves. */
+  readonly queues: readonly string[];
+  /** Slots reserved: claim at most this many. */
+  readonly limit: number;
+  /** After the statement: start what it claimed (nothing if it failed) and free the rest. Call exactly once. */
+  settle(claimed: ClaimedStep[]): void;
 }
 
 export interface Subscription {
@@ -74,6 +95,14 @@ export interface MessageBus {
    */
   republish(messages: OutboxMessage[], options?: { timeoutMs?: number }): Promise<void>;
   consume(queues: string[], consumer: StepConsumer, options: ConsumeOptions): Promise<Subscription>;
+  /**
+   * PostgreSQL queue, with a worker in this process consuming one of
+   * `queues` and free slots: reserve up to `want` of them for a statement
+   * that claims for it (the create of a task, so its first steps start with
+   * no second commit and no wake-up). Undefined when there is no such
+   * consumer, or the bus hands steps over otherwise (a broker).
+   */
+  claimLocally?(queues: readonly string[], want: number): LocalClaim | undefined;
   /** Ready steps (or messages) waiting in each queue, for metrics. */
   depth(queues: string[]): Promise<Record<string, number>>;
   health(): Promise<BusHealth>;

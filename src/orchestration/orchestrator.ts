@@ -1,6 +1,6 @@
 import type { Database } from '../store/database.js';
 import type { Logger } from '../shared/logger.js';
-import type { MessageBus } from '../messaging/types.js';
+import type { LocalClaim, MessageBus } from '../messaging/types.js';
 import { createTask, createTasks, getTaskState, type BatchTaskOutcome, type NewBatchTask } from '../store/tasks.js';
 import type { StatementOutcome } from '../store/events.js';
 import {
@@ -20,7 +20,8 @@ import { compileInputSchema } from '../core/template/input-schema.js';
 import { DURATION_EXAMPLES, durationMs } from '../core/duration.js';
 import { deregisterProcess, forgetStaleProcesses, heartbeatProcess, registerProcess } from '../store/processes.js';
 import { analyzeNeverAnalyzed, deleteExpiredTasks, describeMaintenance, vacuumTables } from '../store/maintenance.js';
-import { initialSteps } from '../core/plan.js';
+import { initialSteps, type PlannedStep } from '../core/plan.js';
+import { stepQueue } from '../messaging/queues.js';
 import type { TemplateDefinition } from '../core/template/types.js';
 import type { TaskBatchItem } from '../core/api-types.js';
 import { TERMINAL_TASK_STATES } from '../core/states.js';
@@ -250,20 +251,21 @@ export class Orchestrator {
     const t0 = traceClock();
     const runAt = startTime(req);
     const { def, context } = await this.resolveRequest(req);
-    const { taskId, dispatch } = await createTask(
-      this.db,
-      {
-        namespace: def.namespace,
-        name: def.name,
-        version: def.version,
-        context,
-        idempotencyKey: req.idempotency_key,
-        steps: initialSteps(def),
-        runAt,
-      },
-      this.pid,
-      this.bus.delivery,
-    );
+    const steps = initialSteps(def);
+    const claim = runAt ? undefined : this.claimLocally(def.namespace, steps);
+    let created: Awaited<ReturnType<typeof createTask>> | undefined;
+    try {
+      created = await createTask(
+        this.db,
+        { namespace: def.namespace, name: def.name, version: def.version, context, idempotencyKey: req.idempotency_key, steps, runAt },
+        this.pid,
+        this.bus.delivery,
+        claim,
+      );
+    } finally {
+      claim?.settle(created?.claimed ?? []);
+    }
+    const { taskId, dispatch } = created;
     if (tracing.enabled) traceTaskCreated(taskId, def, t0, dispatch.steps.length);
     this.taskEvents.created([taskId]);
     // Told only while some dashboard watches the task list: otherwise a creation costs nothing more.
@@ -275,7 +277,20 @@ export class Orchestrator {
     if (this.log.isLevelEnabled('debug')) this.log.debug({ task_id: taskId, dispatched: dispatch.steps.length }, 'task created');
     // Started exactly on time by this orchestrator's timer (any orchestrator's sweep is the safety net).
     if (runAt) this.retries.wakeAt(runAt.getTime());
-    return { id: taskId, dispatched: dispatch.steps.length, ...(runAt ? { run_at: runAt } : {}) };
+    return { id: taskId, dispatched: dispatch.steps.length + created.claimed.length, ...(runAt ? { run_at: runAt } : {}) };
+  }
+
+  /**
+   * A worker of this process (weft run: orchestrator and workers in one
+   * process, on the PostgreSQL queue) with free slots on the queues of the
+   * task's ready steps takes them in the create statement itself: one commit
+   * instead of the create's and its claim's, and no wake-up.
+   */
+  private claimLocally(namespace: string, steps: PlannedStep[]): LocalClaim | undefined {
+    if (!this.bus.claimLocally) return undefined;
+    const ready = steps.filter((s) => s.parents.length === 0 && !s.wait);
+    if (ready.length === 0) return undefined;
+    return this.bus.claimLocally([...new Set(ready.map((s) => stepQueue(namespace, s.runtime)))], ready.length);
   }
 
   /**

@@ -5,7 +5,7 @@ import type { TaskState } from '../core/states.js';
 import type { TaskView } from '../core/api-types.js';
 import { uuidv7 } from '../shared/ids.js';
 import { ConflictError, NotFoundError } from '../shared/errors.js';
-import { readEvents, type Dispatch, type StepEventRow } from './events.js';
+import { readEvents, type ClaimedStep, type Dispatch, type StepEventRow } from './events.js';
 import { writesOutbox, type DeliveryOrMode } from './delivery.js';
 
 export type { DispatchMode } from './delivery.js';
@@ -55,6 +55,16 @@ export function stepRows(planned: PlannedStep[], existingIds: Map<string, string
 }
 
 const CREATE_TASK_SQL = 'SELECT * FROM weft.create_task($1, $2, $3, $4, $5::jsonb, $6, $7::jsonb, $8::jsonb, $9, $10, $11)';
+const CREATE_TASK_CLAIMING_SQL = 'SELECT * FROM weft.create_task_claiming($11, $12, $13, $1, $2, $3, $4, $5::jsonb, $6, $7::jsonb, $8::jsonb, $9, $10)';
+
+/** A worker of the creating process that takes the task's ready steps in the create statement (see Orchestrator.createTask). */
+export interface ClaimAtCreate {
+  worker: string;
+  /** The queues it serves. */
+  queues: readonly string[];
+  /** At most this many steps (its free slots). */
+  limit: number;
+}
 
 /**
  * Write a task, its initial steps, edges and transitions, and enqueue the
@@ -65,12 +75,20 @@ const CREATE_TASK_SQL = 'SELECT * FROM weft.create_task($1, $2, $3, $4, $5::json
  * Throws ConflictError on a repeated idempotency key (the existing task's id
  * is on the error), NotFoundError for a template version that is not registered.
  */
-export async function createTask(db: Database, task: NewTask, processId: string, delivery: DeliveryOrMode): Promise<{ taskId: string; dispatch: Dispatch }> {
+export async function createTask(
+  db: Database,
+  task: NewTask,
+  processId: string,
+  delivery: DeliveryOrMode,
+  claim?: ClaimAtCreate,
+): Promise<{ taskId: string; dispatch: Dispatch; claimed: ClaimedStep[] }> {
   const taskId = uuidv7();
   const { steps, edges } = stepRows(task.steps, new Map(), () => true);
+  // A broker's steps are claimed from its deliveries (the outbox row is written in the create).
+  const claiming = claim && claim.limit > 0 && !writesOutbox(delivery) ? claim : undefined;
   try {
     const { rows } = await db.query<StepEventRow>(
-      CREATE_TASK_SQL,
+      claiming ? CREATE_TASK_CLAIMING_SQL : CREATE_TASK_SQL,
       [
         taskId,
         task.namespace,
@@ -81,12 +99,12 @@ export async function createTask(db: Database, task: NewTask, processId: string,
         JSON.stringify(steps),
         JSON.stringify(edges),
         processId,
-        writesOutbox(delivery),
-        task.runAt ?? null,
+        ...(claiming ? [task.runAt ?? null, claiming.worker, claiming.queues, claiming.limit] : [writesOutbox(delivery), task.runAt ?? null]),
       ],
-      'weft_create_task',
+      claiming ? 'weft_create_task_claiming' : 'weft_create_task',
     );
-    return { taskId, dispatch: readEvents(rows).dispatch };
+    const { dispatch, claimed } = readEvents(rows);
+    return { taskId, dispatch, claimed };
   } catch (err) {
     const e = err as pg.DatabaseError;
     if (e.code === '23505' && e.constraint === 'tasks_idempotency_key_key') {

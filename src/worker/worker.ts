@@ -110,6 +110,8 @@ export class Worker extends EventEmitter {
   private readonly retries: RetryTimer;
   private served: string[] = [];
   private queues: string[] = [];
+  /** Slots reserved for steps a statement of this process claims for this worker (a task's creation: StepConsumer.reserve). */
+  private adopting = 0;
   private subscription: Subscription | undefined;
   private waiter: WaiterRegistration | undefined;
   /** By `step id#attempt`: a retry of the same step on this worker is another entry. */
@@ -231,9 +233,27 @@ export class Worker extends EventEmitter {
     if (!first) this.log.info({ namespaces: all }, 'serving new namespaces');
   }
 
+  /** Slots free for a claim: not running a step, not promised to a finish's claim or to a claim made for this worker elsewhere in the process. */
+  private room(): number {
+    return this.stopping ? 0 : this.concurrency - this.running.size - this.batcher.reserved - this.adopting;
+  }
+
   private consumer(): StepConsumer {
     return {
-      room: () => (this.stopping ? 0 : this.concurrency - this.running.size - this.batcher.reserved),
+      room: () => this.room(),
+      workerId: this.id,
+      reserve: (n) => {
+        const k = Math.max(0, Math.min(n, this.room()));
+        this.adopting += k;
+        return k;
+      },
+      adopt: (claimed, reserved) => {
+        this.adopting -= reserved;
+        if (claimed.length && this.stopping) return this.giveBack(claimed, 'claimed for this worker while it was stopping');
+        if (claimed.length) this.startAll(claimed);
+        // Slots the claim did not fill are free again.
+        if (claimed.length < reserved) this.subscription?.poke();
+      },
       claimQueued: async (room, waiter) => {
         const t0 = traceClock();
         const outcome = await this.store.claimQueued(this.queues, room, waiter);
@@ -337,7 +357,7 @@ export class Worker extends EventEmitter {
 
   private finishHost(): FinishHost {
     return {
-      freeSlots: () => this.concurrency - this.running.size,
+      freeSlots: () => this.concurrency - this.running.size - this.adopting,
       claimTarget: (room: number): ClaimTarget => ({ queues: this.queues, room: this.stopping ? 0 : Math.max(0, room), waiter: this.waiter }),
       committed: (batch, outcomes, startedAt) => {
         this.events.emit('committed', batch, outcomes, startedAt);
@@ -420,6 +440,20 @@ export class Worker extends EventEmitter {
    * give them back at once, instead of leaving them to a lease that this
    * live worker keeps renewing.
    */
+  /** Steps claimed for this worker that it will not run: back to their queues without using an attempt (the orphan check's safety net covers a failure here). */
+  private giveBack(steps: ClaimedStep[], reason: string): void {
+    this.store
+      .release(
+        steps.map((s) => ({ id: s.id, attempt: s.attempt })),
+        0,
+        reason,
+      )
+      .then(
+        (o) => this.announce(o, []),
+        (err) => this.log.warn({ err: describeError(err).message, steps: steps.length }, 'giving back steps failed; they run again once their lease expires'),
+      );
+  }
+
   private async releaseOrphans(): Promise<void> {
     const mine = await this.store.runningSteps(this.orphanCheckMs);
     const orphans = mine.filter((s) => !this.running.has(`${s.id}#${s.attempt}`));

@@ -353,6 +353,7 @@ describe('migrate', () => {
       'compile_transition_rules',
       'complete_waiting',
       'create_task',
+      'create_task_claiming',
       'create_tasks',
       'delete_expired_tasks',
       'dispatch_due_retries',

@@ -34,6 +34,8 @@ export interface EngineOptions {
   leaseMs?: number;
   concurrency?: number;
   log?: Logger;
+  /** One process, as `weft run` has it: orchestrators and workers share one pool and one bus (default: a pool and bus each). */
+  oneProcess?: boolean;
 }
 
 export interface Engine {
@@ -59,7 +61,9 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
   const queuePrefix = `weft_test_${randomBytes(4).toString('hex')}`;
   const closers: Array<() => Promise<void>> = [];
   const buses: MessageBus[] = [];
+  let shared: { db: Database; bus: MessageBus } | undefined;
   const connect = async () => {
+    if (o.oneProcess && shared) return shared;
     const db = await openDatabase({ url: o.url, log, max: 10 });
     const bus: MessageBus =
       o.backend === 'pg'
@@ -70,7 +74,8 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
       await bus.close();
       await db.close();
     });
-    return { db, bus };
+    shared = { db, bus };
+    return shared;
   };
 
   const templates = [...(await loadTemplateDir(join(packageRoot(), 'templates'))), ...(o.templates ?? [])];
