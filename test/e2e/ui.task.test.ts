@@ -67,6 +67,15 @@ describe('a task page in Chromium', () => {
     await eventually('the attempts after the retry', async () => (await attempts.textContent()) === '3 of 3 attempts failed · 6 runs in all');
     // Every failed attempt's error, both runs of the task's.
     expect(await page.locator('[data-step-panel="wobbly"] .attempts li').count()).toBe(6);
+    // The step's history gives each failure with the delay before its retry; the task's names who retried.
+    const failures = page.locator('[data-step-panel="wobbly"] tr[data-transition="running>waiting_retry"] .why');
+    await eventually('the failures in the step history', async () => (await failures.count()) === 4);
+    expect(await failures.allTextContents()).toEqual([1, 2, 4, 5].map((n) => expect.stringMatching(new RegExp(`^attempt ${n} failed; retry in \\d`))));
+    await page.locator('[data-history="task"] summary').click();
+    const retried = page.locator('[data-history="task"] tr[data-transition="error>running"][data-step-name=""]');
+    await retried.waitFor();
+    expect(await retried.locator('[data-who]').textContent()).toBe('anonymous');
+    expect(await retried.locator('.why').textContent()).toBe('retried');
     await page.close();
   });
 
@@ -122,7 +131,8 @@ describe('a task page in Chromium', () => {
     expect(page.url()).toBe(`${d.url}/#/tasks/${id}?step=transform`);
     await page.goBack();
     await page.locator('[data-step-panel="fetch"]').waitFor();
-    // The step's history, who moved it and why.
+    // The step's history, who moved it and why (read once the panel has loaded it).
+    await page.locator('[data-step-panel="fetch"] tr[data-transition="running>complete"]').waitFor();
     const moves = await page.locator('[data-step-panel="fetch"] tr[data-transition]').evaluateAll((els) => els.map((e) => e.getAttribute('data-transition')));
     expect(moves[0]).toBe('new>pending');
     expect(moves.at(-1)).toBe('running>complete');

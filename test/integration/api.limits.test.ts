@@ -159,14 +159,25 @@ describe('API limits', () => {
     expect((await fetch(`${base}/health`)).status).toBe(200);
   });
 
-  it('closes the connection after a 401 without reading the body a client is still sending', async () => {
+  it('closes the connection after a 401 or a 403 without reading the body a client is still sending', async () => {
     const { port } = await start();
     await createToken(engine.db, 'limits-writer', ['write']);
-    const c = openSocket(port);
-    c.socket.write(`POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 2000\r\n\r\n{"namespace":`);
-    await c.closed;
-    expect(c.received()).toMatch(/^HTTP\/1.1 401 /);
-    expect(c.received().toLowerCase()).toContain('connection: close');
+    const reader = await createToken(engine.db, 'limits-slow-reader', ['read']);
+    for (const [auth, status] of [
+      ['', '401'],
+      [`Authorization: Bearer ${reader.token}\r\n`, '403'],
+    ] as const) {
+      const c = openSocket(port);
+      const head = `{"namespace":`;
+      c.socket.write(`POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}Content-Type: application/json\r\nContent-Length: 2000\r\n\r\n${head}`);
+      await c.answer();
+      expect(c.received()).toMatch(new RegExp(`^HTTP/1.1 ${status} `));
+      expect(c.received().toLowerCase()).toContain('connection: close');
+      // Had the server kept the connection, the rest of the body and a second request would get a second answer.
+      c.socket.write(`${' '.repeat(2000 - head.length)}GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+      await c.closed;
+      expect(c.received().match(/HTTP\/1\.1 \d{3} /g)).toHaveLength(1);
+    }
   });
 
   it('throttles an address that keeps presenting unknown tokens (429 with Retry-After), and not a caller with a live one', async () => {

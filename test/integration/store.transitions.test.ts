@@ -710,6 +710,34 @@ describe('why workers were lost', () => {
     expect(v.error).toMatchObject({ reason: 'worker lost 4 times', error: { class: 'WorkerLostError' } });
     expect(await auditMismatches()).toEqual([]);
   });
+
+  it('tells kills its supervisor saw (SIGKILL, SIGTERM) apart from crashes', async () => {
+    const { taskId, dispatch } = await newTask();
+    const stepId = dispatch.steps[0]!.step_id;
+    for (const [worker, signal] of [
+      ['kill-1', 'SIGKILL'],
+      ['crash-3', 'SIGSEGV'],
+      ['kill-2', 'SIGKILL'],
+      ['term-1', 'SIGTERM'],
+    ] as const) {
+      await registerProcess(tdb.db, { id: worker, kind: 'worker', runtime: 'native' });
+      await claim(stepId, worker);
+      expect(await recordProcessExit(tdb.db, { pid: process.pid, exit: describeExit(null, signal), seenBy: 'the test' })).toBe(worker);
+      await tdb.db.query(`UPDATE weft.processes SET heartbeat_at = now() - interval '1 hour' WHERE id = $1`, [worker]);
+      await tdb.db.query(`UPDATE weft.steps SET started_at = now() - interval '1 hour' WHERE id = $1`, [stepId]);
+      await requeueLostSteps(tdb.db, PID, 1_000, 4, 'wake');
+    }
+    const step = (await getTaskView(tdb.db, taskId))!.steps.find((s) => s.id === stepId)!;
+    expect((step.error as { message: string }).message).toMatch(
+      /^step diamond_start lost its worker 4 times: 2 killed \(SIGKILL\), 1 crashed \(SIGSEGV\), 1 killed \(SIGTERM\); it is not run again/,
+    );
+    expect((step.errors as Array<Record<string, unknown>>).map((e) => [e.cause, e.signal, e.message])).toEqual([
+      ['killed', 'SIGKILL', 'attempt 1 lost its worker kill-1: it was killed (SIGKILL), as the test saw'],
+      ['crashed', 'SIGSEGV', 'attempt 2 lost its worker crash-3: it crashed (SIGSEGV), as the test saw'],
+      ['killed', 'SIGKILL', 'attempt 3 lost its worker kill-2: it was killed (SIGKILL), as the test saw'],
+      ['killed', 'SIGTERM', 'attempt 4 lost its worker term-1: it was killed (SIGTERM), as the test saw'],
+    ]);
+  });
 });
 
 describe("the broker's sweeps", () => {
