@@ -7,7 +7,8 @@
 //   application code and by cli, benchmark and ops; it never reaches the server's own layers.
 //
 // An arrow may skip layers downwards; nothing imports upwards, and no module
-// cycle exists anywhere. pg and amqplib are imported only by store/ and
+// cycle exists anywhere (import-x/no-cycle skips `import type`, so
+// test/unit/lint.layers.test.ts checks cycles with type imports too). pg and amqplib are imported only by store/ and
 // messaging/; only src/bridge/ loads the native addon; core/ does no I/O.
 // Every folder of src/ has a row in ABOVE (a test fails on one that has not).
 // The dashboard (dashboard/) is a browser bundle: it imports nothing of src/

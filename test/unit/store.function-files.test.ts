@@ -89,3 +89,49 @@ describe('readFunctionFiles', () => {
     expect(err.message).toBe('sql/functions/Finish-Steps.sql: a function file is named after its function in lower case (e.g. finish_steps.sql)');
   });
 });
+
+/**
+ * The planner pins of migration 002 (jit off, generic plans, index scans and
+ * nested loops only: 002's header says why, with figures). They live in the
+ * function files now, where an edit could drop one silently.
+ */
+const PINS = [
+  'jit = off',
+  'plan_cache_mode = force_generic_plan',
+  'enable_seqscan = off',
+  'enable_bitmapscan = off',
+  'enable_hashjoin = off',
+  'enable_mergejoin = off',
+];
+/** The functions 002 pinned, and the claim helpers finish_steps, claim_queued and claim_ids now run their claims through. */
+const PINNED = [
+  'create_task',
+  'claim_queued',
+  'claim_ids',
+  'finish_steps',
+  'wake',
+  'dispatch_due_retries',
+  'requeue_lost_steps',
+  'redispatch_stale',
+  'delete_expired_tasks',
+  'pick_queued',
+  'claim_steps',
+];
+
+/** The settings of each function's CREATE statement in `sql` (what comes between its name and its body). */
+function headers(sql: string): Map<string, string> {
+  const found = new Map<string, string>();
+  for (const m of sql.matchAll(/CREATE OR REPLACE FUNCTION weft\.(\w+)\s*\(([\s\S]*?)\bAS \$/g)) found.set(m[1]!, m[2]!.replace(/\s+/g, ' '));
+  return found;
+}
+
+describe('planner pins', () => {
+  it("the step boundary's functions keep every pin migration 002 gave them", async () => {
+    const all = new Map<string, string>();
+    for (const f of await readFunctionFiles()) for (const [name, header] of headers(f.sql)) all.set(name, header);
+    for (const name of PINNED) {
+      expect(all.has(name), `weft.${name} is defined in sql/functions`).toBe(true);
+      for (const pin of PINS) expect(all.get(name), `weft.${name} keeps SET ${pin}`).toContain(`SET ${pin}`);
+    }
+  });
+});
