@@ -354,6 +354,36 @@ describe('npm pack → npm install in an empty project', () => {
     10 * MINUTES,
   );
 
+  it(
+    "the install check names a missing interpreter with the command that gets it, and builds a Python's runtime library from source when none is prebuilt",
+    async () => {
+      const pkg = join(project.dir, 'node_modules', '@weft-engine', 'weft');
+      const check = (env: NodeJS.ProcessEnv) => project.exec(process.execPath, [join(pkg, 'scripts', 'install.mjs')], env);
+      // No Ruby where WEFT_RUBY points: the check still succeeds, serving the rest.
+      const noRuby = await check({ WEFT_RUBY: '/nonexistent/bin/ruby' });
+      expect(noRuby.stdout).toContain('weft: native/TypeScript handlers: ready');
+      expect(noRuby.stdout).toMatch(/weft: python handlers: ready/);
+      expect(noRuby.stdout).toContain(
+        'weft: ruby handlers: not available: no Ruby found (tried /nonexistent/bin/ruby, from WEFT_RUBY): install CRuby 3.0-3.4 (Debian: apt-get install -y ruby) or set WEFT_RUBY=/path/to/ruby\n',
+      );
+      // A Python whose runtime library the package lacks (removed here): built from the shipped sources, then used.
+      const other = OTHER_PYTHONS.at(-1) ?? { version: '3.11', exe: 'python3' };
+      rmSync(join(pkg, 'prebuilds', 'linux-x64', `weft_python-${other.version}.node`), { force: true });
+      const built = await check({ WEFT_PYTHON: other.exe });
+      expect(built.stdout).toContain(`weft: python handlers: no prebuilt runtime for python ${other.version}; building one from source\n`);
+      expect(built.stdout).toContain('weft: python handlers: built; they load in the next process');
+      expect(existsSync(join(pkg, 'build', 'Release', `weft_python-${other.version}.node`))).toBe(true);
+      const { stdout } = await project.exec('npx', ['weft', 'run', 'app/chain', '--context', '{"n": 1}', '--wait', '--json'], {
+        WEFT_DATABASE_URL: db.url,
+        WEFT_PYTHON: other.exe,
+      });
+      const task = JSON.parse(stdout) as { state: string; steps: Array<{ name: string; result: unknown }> };
+      expect(task.state).toBe('complete');
+      expect(Object.fromEntries(task.steps.map((s) => [s.name, s.result]))).toMatchObject({ add_ten: { value: 11, python: other.version }, inc: 23 });
+    },
+    10 * MINUTES,
+  );
+
   // Last in this project: its Python and Ruby handlers need the venv and the Gemfile from here on.
   it(
     'runs the parts as separate processes (orchestrator, a worker per runtime) with a virtualenv package and a Bundler path gem',
