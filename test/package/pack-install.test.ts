@@ -131,7 +131,7 @@ steps:
  * `user`. The npm cache is the local one (copied for another user), so
  * nothing is downloaded that this machine already has.
  */
-async function installProject(user?: string): Promise<Project & { installMs: number; installOut: string }> {
+async function installProject(user?: string): Promise<Project & { installMs: number; installOut: string; systemCalls: string }> {
   const dir = join(work, user ? `project-${user}` : 'project');
   mkdirSync(dir);
   const env: NodeJS.ProcessEnv = { ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' };
@@ -163,9 +163,19 @@ async function installProject(user?: string): Promise<Project & { installMs: num
   // npm 11 runs a dependency's install script only when the project allows it (README "Install").
   const pkgJson = join(dir, 'package.json');
   writeFileSync(pkgJson, JSON.stringify({ ...JSON.parse(readFileSync(pkgJson, 'utf8')), allowScripts: { [PACKAGE]: true } }, null, 2));
+  // During the install, apt-get, apt, dpkg and sudo are found first as stand-ins that write down any call (and fail).
+  const tools = join(work, `system-tools-${user ?? 'root'}`);
+  const calls = join(tools, 'calls.log');
+  mkdirSync(tools);
+  writeFileSync(calls, '');
+  chmodSync(calls, 0o666);
+  for (const tool of ['apt-get', 'apt', 'dpkg', 'sudo']) {
+    writeFileSync(join(tools, tool), `#!/bin/sh\necho "${tool} $*" >> ${calls}\nexit 1\n`);
+    chmodSync(join(tools, tool), 0o755);
+  }
   const started = Date.now();
-  const out = await exec('npm', ['install', '--prefer-offline', '--foreground-scripts', tarball]);
-  return { dir, exec, installMs: Date.now() - started, installOut: out.stdout + out.stderr };
+  const out = await exec('npm', ['install', '--prefer-offline', '--foreground-scripts', tarball], { PATH: `${tools}:${env.PATH ?? ''}` });
+  return { dir, exec, installMs: Date.now() - started, installOut: out.stdout + out.stderr, systemCalls: readFileSync(calls, 'utf8') };
 }
 
 /** The lines of /proc/PID/maps of a worker once it has started, as a set of mapped file names. */
@@ -300,6 +310,7 @@ describe('npm pack → npm install in an empty project', () => {
     expect(project.installOut).toMatch(/weft: python handlers: ready \(python 3\.\d+/);
     expect(project.installOut).toMatch(/weft: ruby handlers: ready \(ruby 3\.\d+/);
     expect(project.installOut).not.toMatch(/apt-get|chromium|clang-format|node-gyp/i);
+    expect(project.systemCalls).toBe('');
   });
 
   it(
@@ -474,6 +485,7 @@ describe.runIf(process.getuid?.() === 0)('as an ordinary user', () => {
       console.log(`install (nobody): ${project.installMs} ms`);
       expect(project.installOut).toMatch(/weft: python handlers: ready/);
       expect(project.installOut).toMatch(/weft: ruby handlers: ready/);
+      expect(project.systemCalls).toBe('');
       writeUserCode(project.dir);
       await run('chown', ['-R', 'nobody', project.dir]);
       const { stdout } = await project.exec('npx', ['weft', 'run', 'app/chain', '--context', '{"n": 5}', '--wait', '--json'], { WEFT_DATABASE_URL: db.url });
