@@ -302,6 +302,9 @@ describe('npm pack → npm install in an empty project', () => {
     expect(existsSync(join(pkg, 'test'))).toBe(false);
     expect(existsSync(join(pkg, 'src'))).toBe(false);
     expect(existsSync(join(pkg, 'scripts', 'setup-dev.sh'))).toBe(false);
+    // Python's byte code that running the checkout's tests leaves beside the sources (package.json files: !**/__pycache__).
+    expect(existsSync(join(pkg, 'workers', 'python', 'weft', '__pycache__'))).toBe(false);
+    expect(existsSync(join(pkg, 'handlers', 'python', '__pycache__'))).toBe(false);
     // No dev dependency came along (the dashboard is prebundled; lint, tests and the browser driver are not shipped).
     for (const dev of ['vitest', 'typescript', 'playwright-core', 'eslint', 'knip', 'preact'])
       expect(existsSync(join(project.dir, 'node_modules', dev)), dev).toBe(false);
