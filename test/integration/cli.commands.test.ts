@@ -18,6 +18,7 @@ import { acquireEmbeddedPostgres } from '../../src/ops/embedded-postgres.js';
 import { readMigrations } from '../../src/store/migrate.js';
 import { readFunctionFiles } from '../../src/store/function-files.js';
 import { SETTINGS } from '../../src/shared/settings.js';
+import { runCommand } from '../support/weft-process.js';
 
 // What `weft migrate` applies to an empty database: every migration there is, in order.
 const MIGRATIONS = await readMigrations();
@@ -160,6 +161,45 @@ describe('weft --help', () => {
     expect(r.stdout).toContain('Usage: weft');
     for (const setting of SETTINGS) expect(r.stdout).toContain(setting.name);
     expect(r.stdout).toMatch(/Exit codes: 0 done, 1 failed/);
+  });
+
+  it('every command takes --json, and one started only to fail prints its error as JSON on stdout', async () => {
+    // The real program's command tree: commander's parseAsync replaced by a walk that prints each leaf command and its options.
+    const walk = `import { Command } from 'commander';
+Command.prototype.parseAsync = async function () {
+  const leaves = (c, path) => c.commands.length ? c.commands.flatMap((s) => leaves(s, [...path, s.name()])) : [{ path: path.join(' '), options: c.options.map((o) => o.long) }];
+  process.stdout.write(JSON.stringify(leaves(this, [])));
+  return this;
+};
+await import('./src/cli/main.ts');`;
+    const tree = await runCommand(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', walk], {});
+    expect(tree.stderr).toBe('');
+    const commands = JSON.parse(tree.stdout) as Array<{ path: string; options: string[] }>;
+    for (const c of [
+      'validate',
+      'migrate',
+      'orchestrator',
+      'worker',
+      'run',
+      'task list',
+      'task show',
+      'task wait',
+      'templates push',
+      'token create',
+      'dashboard',
+    ])
+      expect(commands.map((x) => x.path)).toContain(c);
+    expect(commands.filter((c) => !c.options.includes('--json')).map((c) => c.path)).toEqual([]);
+    // A command without JSON output of its own (a worker): its error is the one document on stdout.
+    const r = await weft(['worker', '--handlers', '/nonexistent-weft-handlers', '--json'], { WEFT_DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' });
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout)).toEqual({
+      error: {
+        code: 'config_invalid',
+        message:
+          "cannot read the handlers directory /nonexistent-weft-handlers: ENOENT: no such file or directory, scandir '/nonexistent-weft-handlers'; pass --handlers DIR with your handler modules",
+      },
+    });
   });
 
   it('--version prints the package version', async () => {

@@ -238,6 +238,26 @@ end`,
     );
   });
 
+  it('Ruby: calls that send no arguments (pause, resume, cancel without a reason) reach the API as JSON, not as an empty form it refuses (415)', async () => {
+    const rb = await runCommand(
+      'ruby',
+      [
+        '-I',
+        join(ROOT, 'workers/ruby'),
+        '-e',
+        `require 'weft/client'
+weft = Weft::Client.new
+weft.create_schedule('rb-no-body', template: 'reports/nightly_report', cron: '0 9 * * *', context: { report: 'digest' })
+puts [weft.pause_schedule('rb-no-body')['paused'], weft.resume_schedule('rb-no-body')['paused'], weft.delete_schedule('rb-no-body')['deleted']].join(' ')
+t = weft.create_task('e2e_linear', 'mathematical_sequence', context: { even_number: 2 }, delay: 3600)
+puts weft.cancel_task(t['id'])['state']`,
+      ],
+      env,
+    );
+    expect(rb.stderr).toBe('');
+    expect(rb.stdout).toBe('true false true\ncancelled\n');
+  });
+
   // Last: once a token exists every call needs one.
   it('Python and Ruby send the token: 401 without or with a wrong one, 403 when its scope is too low', async () => {
     const reader = await createToken(engine.db, 'examples-reader', ['read']);

@@ -6,11 +6,18 @@
  * the bridge) with `npx weft run`. Also: each worker maps only the interpreter
  * it runs (/proc/PID/maps), nothing of weft's dev tooling is installed, and
  * the same works for an ordinary user (nobody) when the tests run as root.
+ * Then the parts a team deploys, each its own `npx weft` process (an
+ * orchestrator with the project's templates, a worker per runtime) with the
+ * project's own packages: a virtualenv holding a package pip installed from a
+ * directory of the project, and a Gemfile with a path gem. And every other
+ * CPython 3.9-3.13 this machine has (pyenv's, or Debian's python3.X): npm
+ * pack builds a runtime library for each (WEFT_PREBUILD_PYTHONS), and the
+ * same installed package runs the Python step in each (WEFT_PYTHON).
  *
  * Runs `npm pack` in the checkout, so build/Release must hold the addon with
  * both runtimes (`npm run build:native`; npm ci does it).
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,10 +26,42 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { packageRoot } from '../../src/shared/paths.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { freePort } from '../support/ports.js';
 
 const run = promisify(execFile);
 const PACKAGE = '@weft-engine/weft';
 const MINUTES = 60_000;
+
+/**
+ * The CPythons 3.9-3.13 on this machine other than the default python3's
+ * version, one per minor version: Debian's /usr/bin/python3.X, else pyenv's
+ * (PYENV_ROOT or ~/.pyenv). Each needs its shared libpython (pyenv builds
+ * them with --enable-shared here); prebuild.mjs says so when one has none.
+ */
+function otherPythons(): Array<{ version: string; exe: string }> {
+  const ask = (exe: string) => {
+    try {
+      return execFileSync(exe, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      return null;
+    }
+  };
+  const own = ask('python3');
+  const pyenv = process.env.PYENV_ROOT ?? join(homedir(), '.pyenv');
+  const versions = existsSync(join(pyenv, 'versions')) ? readdirSync(join(pyenv, 'versions')) : [];
+  const found: Array<{ version: string; exe: string }> = [];
+  for (const minor of ['3.9', '3.10', '3.11', '3.12', '3.13']) {
+    if (minor === own) continue;
+    const candidates = [
+      `/usr/bin/python${minor}`,
+      ...versions.filter((v) => v.startsWith(`${minor}.`)).map((v) => join(pyenv, 'versions', v, 'bin', `python${minor}`)),
+    ];
+    const exe = candidates.find((c) => existsSync(c) && ask(c) === minor);
+    if (exe) found.push({ version: minor, exe });
+  }
+  return found;
+}
+const OTHER_PYTHONS = otherPythons();
 
 interface Project {
   dir: string;
@@ -92,7 +131,7 @@ steps:
  * `user`. The npm cache is the local one (copied for another user), so
  * nothing is downloaded that this machine already has.
  */
-async function installProject(user?: string): Promise<Project & { installMs: number; installOut: string }> {
+async function installProject(user?: string): Promise<Project & { installMs: number; installOut: string; systemCalls: string }> {
   const dir = join(work, user ? `project-${user}` : 'project');
   mkdirSync(dir);
   const env: NodeJS.ProcessEnv = { ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' };
@@ -124,9 +163,19 @@ async function installProject(user?: string): Promise<Project & { installMs: num
   // npm 11 runs a dependency's install script only when the project allows it (README "Install").
   const pkgJson = join(dir, 'package.json');
   writeFileSync(pkgJson, JSON.stringify({ ...JSON.parse(readFileSync(pkgJson, 'utf8')), allowScripts: { [PACKAGE]: true } }, null, 2));
+  // During the install, apt-get, apt, dpkg and sudo are found first as stand-ins that write down any call (and fail).
+  const tools = join(work, `system-tools-${user ?? 'root'}`);
+  const calls = join(tools, 'calls.log');
+  mkdirSync(tools);
+  writeFileSync(calls, '');
+  chmodSync(calls, 0o666);
+  for (const tool of ['apt-get', 'apt', 'dpkg', 'sudo']) {
+    writeFileSync(join(tools, tool), `#!/bin/sh\necho "${tool} $*" >> ${calls}\nexit 1\n`);
+    chmodSync(join(tools, tool), 0o755);
+  }
   const started = Date.now();
-  const out = await exec('npm', ['install', '--prefer-offline', '--foreground-scripts', tarball]);
-  return { dir, exec, installMs: Date.now() - started, installOut: out.stdout + out.stderr };
+  const out = await exec('npm', ['install', '--prefer-offline', '--foreground-scripts', tarball], { PATH: `${tools}:${env.PATH ?? ''}` });
+  return { dir, exec, installMs: Date.now() - started, installOut: out.stdout + out.stderr, systemCalls: readFileSync(calls, 'utf8') };
 }
 
 /** The lines of /proc/PID/maps of a worker once it has started, as a set of mapped file names. */
@@ -163,6 +212,46 @@ async function workerMaps(project: Project, runtime: string): Promise<string[]> 
   }
 }
 
+/**
+ * One `npx weft …` part started in the project (as a deployment runs it), ready once its
+ * output says `readyText`; stop() kills it by its pid.
+ */
+function startPart(dir: string, args: string[], extra: NodeJS.ProcessEnv, readyText: string): { ready: Promise<void>; stop(): Promise<void> } {
+  const child = spawn(join(dir, 'node_modules', '.bin', 'weft'), args, {
+    cwd: dir,
+    env: { ...process.env, WEFT_LOG_LEVEL: 'info', VITEST: undefined, WEFT_BRIDGE_PATH: undefined, ...extra },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`weft ${args.join(' ')} was not ready within 3 minutes; its output:\n${out}`)), 3 * MINUTES);
+    const onData = (b: Buffer) => {
+      out += b.toString();
+      if (out.includes(readyText)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`weft ${args.join(' ')} exited (${code}) before it was ready; its output:\n${out}`));
+    });
+  });
+  ready.catch(() => undefined);
+  return {
+    ready,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        process.kill(child.pid!, 'SIGKILL');
+        await exited;
+      }
+    },
+  };
+}
+
 const names = (maps: string[], re: RegExp) => maps.filter((f) => re.test(f)).map((f) => f.split('/').pop());
 
 beforeAll(async () => {
@@ -170,15 +259,23 @@ beforeAll(async () => {
   chmodSync(work, 0o755); // another user (below) must reach its project in here
   db = await createTestDatabase();
   const started = Date.now();
-  const { stdout } = await run('npm', ['pack', '--pack-destination', work], { cwd: packageRoot(), maxBuffer: 64 << 20, timeout: 10 * MINUTES });
+  const { stdout } = await run('npm', ['pack', '--pack-destination', work], {
+    cwd: packageRoot(),
+    env: { ...process.env, WEFT_PREBUILD_PYTHONS: OTHER_PYTHONS.map((p) => p.exe).join(' ') },
+    maxBuffer: 64 << 20,
+    timeout: 15 * MINUTES,
+  });
   tarball = join(work, stdout.trim().split('\n').pop()!);
   const files = (await run('tar', ['tzvf', tarball], { maxBuffer: 64 << 20 })).stdout;
   const prebuilt = files
     .split('\n')
     .filter((l) => l.includes('package/prebuilds/'))
     .reduce((sum, l) => sum + Number(l.split(/\s+/)[2]), 0);
-  console.log(`pack: ${tarball} ${statSync(tarball).size} bytes in ${Date.now() - started} ms; prebuilt binaries ${prebuilt} bytes unpacked`);
-}, 15 * MINUTES);
+  console.log(
+    `pack: ${tarball} ${statSync(tarball).size} bytes in ${Date.now() - started} ms; prebuilt binaries ${prebuilt} bytes unpacked; ` +
+      `extra Python runtime libraries: ${OTHER_PYTHONS.map((p) => `${p.version} (${p.exe})`).join(', ') || 'none (no other CPython 3.9-3.13 here)'}`,
+  );
+}, 20 * MINUTES);
 
 afterAll(async () => {
   await db?.drop();
@@ -205,6 +302,9 @@ describe('npm pack → npm install in an empty project', () => {
     expect(existsSync(join(pkg, 'test'))).toBe(false);
     expect(existsSync(join(pkg, 'src'))).toBe(false);
     expect(existsSync(join(pkg, 'scripts', 'setup-dev.sh'))).toBe(false);
+    // Python's byte code that running the checkout's tests leaves beside the sources (package.json files: !**/__pycache__).
+    expect(existsSync(join(pkg, 'workers', 'python', 'weft', '__pycache__'))).toBe(false);
+    expect(existsSync(join(pkg, 'handlers', 'python', '__pycache__'))).toBe(false);
     // No dev dependency came along (the dashboard is prebundled; lint, tests and the browser driver are not shipped).
     for (const dev of ['vitest', 'typescript', 'playwright-core', 'eslint', 'knip', 'preact'])
       expect(existsSync(join(project.dir, 'node_modules', dev)), dev).toBe(false);
@@ -213,6 +313,7 @@ describe('npm pack → npm install in an empty project', () => {
     expect(project.installOut).toMatch(/weft: python handlers: ready \(python 3\.\d+/);
     expect(project.installOut).toMatch(/weft: ruby handlers: ready \(ruby 3\.\d+/);
     expect(project.installOut).not.toMatch(/apt-get|chromium|clang-format|node-gyp/i);
+    expect(project.systemCalls).toBe('');
   });
 
   it(
@@ -248,6 +349,134 @@ describe('npm pack → npm install in an empty project', () => {
     },
     10 * MINUTES,
   );
+
+  it.skipIf(OTHER_PYTHONS.length === 0)(
+    `runs the Python step in every other CPython here from the same package (${OTHER_PYTHONS.map((p) => p.version).join(', ') || 'none found'})`,
+    async () => {
+      const prebuilt = readdirSync(join(project.dir, 'node_modules', '@weft-engine', 'weft', 'prebuilds', 'linux-x64'));
+      for (const { version, exe } of OTHER_PYTHONS) {
+        expect(prebuilt).toContain(`weft_python-${version}.node`);
+        const { stdout } = await project.exec('npx', ['weft', 'run', 'app/chain', '--context', '{"n": 2}', '--wait', '--json'], {
+          WEFT_DATABASE_URL: db.url,
+          WEFT_PYTHON: exe,
+        });
+        const task = JSON.parse(stdout) as { state: string; steps: Array<{ name: string; result: unknown }> };
+        expect(task.state, exe).toBe('complete');
+        expect(Object.fromEntries(task.steps.map((s) => [s.name, s.result])), exe).toMatchObject({ add_ten: { value: 14, python: version }, inc: 29 });
+      }
+    },
+    10 * MINUTES,
+  );
+
+  it(
+    "the install check names a missing interpreter with the command that gets it, and builds a Python's runtime library from source when none is prebuilt",
+    async () => {
+      const pkg = join(project.dir, 'node_modules', '@weft-engine', 'weft');
+      const check = (env: NodeJS.ProcessEnv) => project.exec(process.execPath, [join(pkg, 'scripts', 'install.mjs')], env);
+      // No Ruby where WEFT_RUBY points: the check still succeeds, serving the rest.
+      const noRuby = await check({ WEFT_RUBY: '/nonexistent/bin/ruby' });
+      expect(noRuby.stdout).toContain('weft: native/TypeScript handlers: ready');
+      expect(noRuby.stdout).toMatch(/weft: python handlers: ready/);
+      expect(noRuby.stdout).toContain(
+        'weft: ruby handlers: not available: no Ruby found (tried /nonexistent/bin/ruby, from WEFT_RUBY): install CRuby 3.0-3.4 (Debian: apt-get install -y ruby) or set WEFT_RUBY=/path/to/ruby\n',
+      );
+      // A Python whose runtime library the package lacks (removed here): built from the shipped sources, then used.
+      const other = OTHER_PYTHONS.at(-1) ?? { version: '3.11', exe: 'python3' };
+      rmSync(join(pkg, 'prebuilds', 'linux-x64', `weft_python-${other.version}.node`), { force: true });
+      const built = await check({ WEFT_PYTHON: other.exe });
+      expect(built.stdout).toContain(`weft: python handlers: no prebuilt runtime for python ${other.version}; building one from source\n`);
+      expect(built.stdout).toContain('weft: python handlers: built; they load in the next process');
+      expect(existsSync(join(pkg, 'build', 'Release', `weft_python-${other.version}.node`))).toBe(true);
+      const { stdout } = await project.exec('npx', ['weft', 'run', 'app/chain', '--context', '{"n": 1}', '--wait', '--json'], {
+        WEFT_DATABASE_URL: db.url,
+        WEFT_PYTHON: other.exe,
+      });
+      const task = JSON.parse(stdout) as { state: string; steps: Array<{ name: string; result: unknown }> };
+      expect(task.state).toBe('complete');
+      expect(Object.fromEntries(task.steps.map((s) => [s.name, s.result]))).toMatchObject({ add_ten: { value: 11, python: other.version }, inc: 23 });
+    },
+    10 * MINUTES,
+  );
+
+  // Last in this project: its Python and Ruby handlers need the venv and the Gemfile from here on.
+  it(
+    'runs the parts as separate processes (orchestrator, a worker per runtime) with a virtualenv package and a Bundler path gem',
+    async () => {
+      const dir = project.dir;
+      // The team's own packages, in their project: a Python package pip installs into a venv, a gem a Gemfile names by path.
+      const deps = join(packageRoot(), 'test', 'native', 'fixtures', 'deps');
+      cpSync(join(deps, 'localpkg'), join(dir, 'localpkg'), { recursive: true });
+      cpSync(join(deps, 'mygem'), join(dir, 'gems', 'mygem'), { recursive: true });
+      await project.exec('python3', ['-m', 'venv', 'venv']);
+      await project.exec(join(dir, 'venv', 'bin', 'pip'), ['install', '--no-index', '--quiet', './localpkg'], {
+        PIP_DISABLE_PIP_VERSION_CHECK: '1',
+        PIP_CONSTRAINT: '',
+        PIP_FIND_LINKS: '',
+      });
+      writeFileSync(join(dir, 'Gemfile'), "gem 'mygem', path: 'gems/mygem'\n");
+      writeFileSync(
+        join(dir, 'handlers', 'python', 'greetings.py'),
+        `import greeter
+import weft
+
+@weft.step_handler("app.greet_py")
+def greet(step):
+    return {"text": greeter.hello("weft"), "from": greeter.__file__}
+`,
+      );
+      writeFileSync(
+        join(dir, 'handlers', 'ruby', 'greetings.rb'),
+        "require 'mygem'\n\nWeft.handler('app.greet_rb') { |step| Mygem.greet(step.dependency_results.values.first.fetch('text')) }\n",
+      );
+      writeFileSync(
+        join(dir, 'templates', 'greet.yaml'),
+        `namespace: app
+name: greet
+version: 1.0.0
+runtime: python
+steps:
+  - { name: py, handler: app.greet_py }
+  - { name: rb, handler: app.greet_rb, runtime: ruby, depends_on: [py] }
+`,
+      );
+
+      const port = await freePort();
+      const url = `http://127.0.0.1:${port}`;
+      const env = { WEFT_DATABASE_URL: db.url };
+      // The orchestrator first: it registers the project's templates, whose namespaces the workers then serve.
+      const orchestrator = startPart(dir, ['orchestrator', '--templates', './templates', '--port', String(port)], env, 'orchestrator listening');
+      const parts = [orchestrator];
+      try {
+        await orchestrator.ready;
+        parts.push(
+          startPart(dir, ['worker', '--runtime', 'native', '--handlers', './handlers/typescript'], env, 'worker started'),
+          startPart(dir, ['worker', '--runtime', 'typescript', '--handlers', './handlers/typescript'], env, 'worker started'),
+          startPart(dir, ['worker', '--runtime', 'python', '--handlers', './handlers/python'], { ...env, VIRTUAL_ENV: join(dir, 'venv') }, 'worker started'),
+          startPart(dir, ['worker', '--runtime', 'ruby', '--handlers', './handlers/ruby'], { ...env, BUNDLE_GEMFILE: join(dir, 'Gemfile') }, 'worker started'),
+        );
+        await Promise.all(parts.map((p) => p.ready));
+        const remote = { WEFT_ORCHESTRATOR_URL: url };
+        const chain = JSON.parse((await project.exec('npx', ['weft', 'run', 'app/chain', '--context', '{"n": 4}', '--wait', '--json'], remote)).stdout) as {
+          state: string;
+          steps: Array<{ name: string; result: unknown }>;
+        };
+        expect(chain.state).toBe('complete');
+        expect(Object.fromEntries(chain.steps.map((s) => [s.name, s.result]))).toMatchObject({ square: 16, add_ten: { value: 26 }, double: 52, inc: 53 });
+        const greet = JSON.parse((await project.exec('npx', ['weft', 'run', 'app/greet', '--wait', '--json'], remote)).stdout) as {
+          state: string;
+          steps: Array<{ name: string; result: unknown }>;
+        };
+        expect(greet.state).toBe('complete');
+        const results = Object.fromEntries(greet.steps.map((s) => [s.name, s.result])) as { py: { text: string; from: string }; rb: string };
+        expect(results.py.text).toBe('hello weft from greeter');
+        expect(results.py.from.startsWith(join(dir, 'venv', 'lib') + '/')).toBe(true);
+        expect(results.rb).toBe('hi hello weft from greeter from mygem');
+      } finally {
+        await Promise.all(parts.map((p) => p.stop()));
+      }
+    },
+    10 * MINUTES,
+  );
 });
 
 // As root, the same install and run as an ordinary user (nobody) with the machine's own Python and Ruby.
@@ -259,6 +488,7 @@ describe.runIf(process.getuid?.() === 0)('as an ordinary user', () => {
       console.log(`install (nobody): ${project.installMs} ms`);
       expect(project.installOut).toMatch(/weft: python handlers: ready/);
       expect(project.installOut).toMatch(/weft: ruby handlers: ready/);
+      expect(project.systemCalls).toBe('');
       writeUserCode(project.dir);
       await run('chown', ['-R', 'nobody', project.dir]);
       const { stdout } = await project.exec('npx', ['weft', 'run', 'app/chain', '--context', '{"n": 5}', '--wait', '--json'], { WEFT_DATABASE_URL: db.url });

@@ -171,13 +171,13 @@ module Weft
 
     # Cancel a pending or running task: { 'id', 'state', 'interrupted' }.
     def cancel_task(id, reason: nil)
-      request(:post, "/v1/tasks/#{escape(id)}/cancel", reason.nil? ? {} : { 'reason' => reason })[1]
+      request(:post, "/v1/tasks/#{escape(id)}/cancel", reason.nil? ? NO_BODY : { 'reason' => reason })[1]
     end
 
     # Run a failed or cancelled task again from its failed and cancelled steps
     # (or from step): { 'id', 'state', 'enqueued' }.
     def retry_task(id, step: nil)
-      request(:post, "/v1/tasks/#{escape(id)}/retry", step.nil? ? {} : { 'step' => step })[1]
+      request(:post, "/v1/tasks/#{escape(id)}/retry", step.nil? ? NO_BODY : { 'step' => step })[1]
     end
 
     # Complete a waiting wait step: payload (any JSON value) becomes its
@@ -234,12 +234,12 @@ module Weft
 
     # Stop a schedule firing; the schedule (pausing a paused one changes nothing).
     def pause_schedule(name)
-      request(:post, "/v1/schedules/#{escape(name)}/pause", {})[1]
+      request(:post, "/v1/schedules/#{escape(name)}/pause")[1]
     end
 
     # Fire again from the next time after now (the pause's firings are not caught up); the schedule.
     def resume_schedule(name)
-      request(:post, "/v1/schedules/#{escape(name)}/resume", {})[1]
+      request(:post, "/v1/schedules/#{escape(name)}/resume")[1]
     end
 
     # Delete a schedule (its audit rows stay): { 'name', 'deleted' => true }.
@@ -254,6 +254,9 @@ module Weft
       req = { get: Net::HTTP::Get, post: Net::HTTP::Post, delete: Net::HTTP::Delete }.fetch(method).new(uri)
       req['accept'] = 'application/json'
       req['authorization'] = "Bearer #{@token}" if @token && !@token.empty?
+      # net/http sends a POST without a body as an empty application/x-www-form-urlencoded one,
+      # which the API refuses (415: an HTML form can send that type); an empty JSON object it takes.
+      body = {} if body.equal?(NO_BODY) && method == :post
       unless body.equal?(NO_BODY)
         req['content-type'] = 'application/json'
         req.body = JSON.generate(body)
