@@ -71,6 +71,13 @@ bool JobQueue::Pop(JobPtr* out, int64_t spinNs, Seat* seat) {
   lastTakenNs_ = NowNs();
   bool wakeLane = false;
   if ((*out)->shortRun) {
+    // Taken past busy lanes (they stalled, or it was the standby): if short
+    // jobs still wait, another sleeper must stand by for them, or they would
+    // wait for the next push or for a blocked lane to come back.
+    if (shortRunners_ >= kShortLanes && !items_.empty() && !standby_ && waiters_ > woken_) {
+      woken_++;
+      wakeLane = true;
+    }
     if (seat) {
       seat->runningShort = true;
       shortRunners_++;

@@ -194,6 +194,18 @@ describe.each(['python', 'ruby'] as const)('%s: how the pool shares out short ha
     expect(order.slice(0, 10).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `q${i}`).sort());
   });
 
+  it('two quick handlers that block this once, one after the other, do not hold up the quick calls queued behind them', async () => {
+    for (let i = 0; i < 50; i++) ok(await call(runtime, 'overlap.quick_or_slow', { id: i }));
+    const order: string[] = [];
+    const record = (r: BridgeResult) => order.push(String((ok(r) as Span).id));
+    // The first takes the lane; the thread standing by takes the second past it, and another must stand by in its place.
+    const slow = ['slow-1', 'slow-2'].map((id) => call(runtime, 'overlap.quick_or_slow', { id, slow: 2 }).then(record));
+    const quick = Array.from({ length: 10 }, (_, i) => call(runtime, 'overlap.quick_or_slow', { id: `q${i}` }).then(record));
+    await Promise.all([...slow, ...quick]);
+    expect(order.slice(0, 10).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `q${i}`).sort());
+    expect(order.slice(10).sort()).toEqual(['slow-1', 'slow-2']);
+  });
+
   it('after bursts of short calls mixed with longer ones, every idle thread still takes a call as it arrives', async () => {
     // A burst of short calls with longer ones among them keeps a thread
     // standing by with a timed wait while another is notified; a wake-up the
