@@ -45,15 +45,21 @@ bool JobQueue::Pop(JobPtr* out, int64_t spinNs, Seat* seat) {
     bool standby = !items_.empty() && !standby_;
     if (standby) standby_ = true;
     ++waiters_;
-    bool timedOut = false;
     if (standby) {
-      timedOut = cv_.wait_for(lock, std::chrono::nanoseconds(kStallNs)) == std::cv_status::timeout;
+      cv_.wait_for(lock, std::chrono::nanoseconds(kStallNs));
       standby_ = false;
     } else {
       cv_.wait(lock);
     }
     --waiters_;
-    if (!timedOut && woken_ > 0) woken_--;
+    // Every return from the wait pays off one counted wake-up, the standby's
+    // too: whether its wait ran out says nothing about whether it took a
+    // notify (libstdc++ reports a timeout by the clock after waking, so a
+    // notify that reached it late looks like one), and a wake-up counted but
+    // never paid off makes TryPush skip a sleeper for good, leaving jobs
+    // queued while threads sleep. Paying off one too many only costs a spare
+    // notify later; woken_ stays <= waiters_.
+    if (woken_ > 0) woken_--;
   }
   if (woken()) {
     seat->wake.store(false, std::memory_order_release);
@@ -65,6 +71,13 @@ bool JobQueue::Pop(JobPtr* out, int64_t spinNs, Seat* seat) {
   lastTakenNs_ = NowNs();
   bool wakeLane = false;
   if ((*out)->shortRun) {
+    // Taken past busy lanes (they stalled, or it was the standby): if short
+    // jobs still wait, another sleeper must stand by for them, or they would
+    // wait for the next push or for a blocked lane to come back.
+    if (shortRunners_ >= kShortLanes && !items_.empty() && !standby_ && waiters_ > woken_) {
+      woken_++;
+      wakeLane = true;
+    }
     if (seat) {
       seat->runningShort = true;
       shortRunners_++;

@@ -25,7 +25,10 @@
 // short ones wait behind it wakes a lane for them, and while short jobs wait
 // one thread stands by, looking every kStallNs whether the lanes still move:
 // when no job was taken for that long (a "short" handler blocked this time)
-// it takes the next one itself.
+// it takes the next one itself, and wakes a sleeper to stand by in its place
+// while short jobs still wait. Every return from a wait, timed out or not,
+// pays off one counted wake-up (woken_), so the count never exceeds the
+// sleepers and a push never skips a sleeper that nobody is waking.
 #pragma once
 #include <atomic>
 #include <condition_variable>

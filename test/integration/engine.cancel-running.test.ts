@@ -2,8 +2,7 @@
  * Cancelling a task whose Python step is running (issue: cancel a running
  * foreign step): the worker's runner interrupts the handler through the
  * bridge, the step ends `cancelled` long before its own timeout, and the
- * same worker (one interpreter thread, capacity 1) goes on to run the next
- * task at once.
+ * same worker goes on to run the next task at once.
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -103,7 +102,7 @@ describe('cancelling a task while its Python step runs', () => {
       ]);
       expect(view.steps[0]!.result ?? null).toBeNull();
 
-      // The same worker, with its one interpreter thread, runs the next task.
+      // The same worker runs the next task.
       const next = await engine.run('t_cancelrun', 'quick', { n: 21 }, 15_000);
       expect(next.state).toBe('complete');
       expect(next.steps[0]!.result).toEqual({ n: 42 });

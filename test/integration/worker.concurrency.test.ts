@@ -1,9 +1,11 @@
 /**
  * One Python worker and one Ruby worker run many steps at once (issue 16):
  * real workers, real PostgreSQL, both queues. Each step's result records
- * when its handler ran; the tests assert that the handlers overlapped and
- * that a timeout, a cancel or a stuck handler hit only its own step.
+ * when its handler ran; the tests assert that the handlers overlapped, that
+ * a timeout, a cancel, a stuck or a raising handler hit only its own step,
+ * and that results and errors never cross between steps running at once.
  */
+import fc from 'fast-check';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
@@ -31,9 +33,24 @@ const templates = [
   template('rb_wait', step('overlap.interruptible', 'ruby', once)),
   template('py_wait_500ms', step('overlap.interruptible', 'python', `, timeout_ms: 500${once}`)),
   template('rb_wait_500ms', step('overlap.interruptible', 'ruby', `, timeout_ms: 500${once}`)),
+  template('py_async_wait_500ms', step('overlap.async_interruptible', 'python', `, timeout_ms: 500${once}`)),
   template('py_stubborn', step('overlap.stubborn', 'python', `, timeout_ms: 200${once}`)),
+  template('py_async_stubborn', step('overlap.async_stubborn', 'python', `, timeout_ms: 200${once}`)),
   template('rb_stubborn', step('overlap.stubborn', 'ruby', `, timeout_ms: 200${once}`)),
+  template('py_echo', step('overlap.echo', 'python')),
+  template('py_async_echo', step('overlap.async_echo', 'python')),
+  template('rb_echo', step('overlap.echo', 'ruby')),
+  template('py_raise', step('overlap.raise', 'python', once)),
+  template('py_async_raise', step('overlap.async_raise', 'python', once)),
+  template('rb_raise', step('overlap.raise', 'ruby', once)),
 ];
+
+/** Per execution model: the templates of its echo, raise and sleep steps, and the class its handler raises. */
+const MODELS = [
+  { name: 'python, threads', echo: 'py_echo', raise: 'py_raise', sleep: 'py_sleep', raised: 'ValueError' },
+  { name: 'python, async', echo: 'py_async_echo', raise: 'py_async_raise', sleep: 'py_async_sleep', raised: 'ValueError' },
+  { name: 'ruby', echo: 'rb_echo', raise: 'rb_raise', sleep: 'rb_sleep', raised: 'ArgumentError' },
+] as const;
 
 interface Span {
   id: string | number;
@@ -120,7 +137,8 @@ describe.each<Backend>(['pg', 'rabbitmq'])(`one worker per runtime running ${CON
   });
 
   it.each([
-    ['python', 'py_wait_500ms', 'py_sleep'],
+    ['python, threads', 'py_wait_500ms', 'py_sleep'],
+    ['python, async', 'py_async_wait_500ms', 'py_async_sleep'],
     ['ruby', 'rb_wait_500ms', 'rb_sleep'],
   ] as const)("%s: a step's timeout interrupts its handler only; the others complete with their results", async (_what, timed, sleeping) => {
     const late = await create(timed, { id: 'late', seconds: 60 });
@@ -133,7 +151,8 @@ describe.each<Backend>(['pg', 'rabbitmq'])(`one worker per runtime running ${CON
   });
 
   it.each([
-    ['python', 'py_stubborn', 'py_sleep', 'python'],
+    ['python, threads', 'py_stubborn', 'py_sleep', 'python'],
+    ['python, async', 'py_async_stubborn', 'py_async_sleep', 'python'],
     ['ruby', 'rb_stubborn', 'rb_sleep', 'ruby'],
   ] as const)('%s: a handler that ignores its timeout loses its slot; the worker goes on at full concurrency', async (_what, stubborn, sleeping, runtime) => {
     const runner = runners[runtime]!;
@@ -156,4 +175,42 @@ describe.each<Backend>(['pg', 'rabbitmq'])(`one worker per runtime running ${CON
       (n) => n === 0,
     );
   });
+  it.each(MODELS.map((m) => [m.name, m] as const))(
+    '%s: a handler raising while others run fails only its own step; the others complete with their results',
+    async (_name, m) => {
+      const tasks = await Promise.all(
+        Array.from({ length: CONCURRENCY }, (_, i) =>
+          i % 4 === 0 ? create(m.raise, { id: `r${i}`, seconds: 1 }) : create(m.sleep, { id: `s${i}`, seconds: 1 }),
+        ),
+      );
+      const views = await Promise.all(tasks.map((t) => ended(t.id)));
+      for (const [i, v] of views.entries()) {
+        if (i % 4 === 0) {
+          expect([v.state, v.steps[0]!.error]).toEqual(['error', expect.objectContaining({ kind: 'raised', class: m.raised, message: `raised by r${i}` })]);
+        } else {
+          expect([v.state, (v.steps[0]!.result as Span).id]).toEqual(['complete', `s${i}`]);
+        }
+      }
+      expect(allOverlap(views.map((v) => v.steps[0]!.result as Span | undefined).filter((x): x is Span => !!x))).toBe(true);
+    },
+  );
+
+  it.each(MODELS.map((m) => [m.name, m] as const))(
+    '%s: results and errors never cross between steps running at once (fuzz: distinct payloads, each matched to its task)',
+    async (_name, m) => {
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.tuple(fc.string({ maxLength: 40 }), fc.boolean()), { minLength: 8, maxLength: 40 }), async (calls) => {
+          const tasks = await Promise.all(calls.map(([payload, raises], i) => create(raises ? m.raise : m.echo, { id: `${i}:${payload}`, payload })));
+          const views = await Promise.all(tasks.map((t) => ended(t.id)));
+          for (const [i, v] of views.entries()) {
+            const [payload, raises] = calls[i]!;
+            if (raises)
+              expect([v.state, v.steps[0]!.error]).toEqual(['error', expect.objectContaining({ kind: 'raised', message: `raised by ${i}:${payload}` })]);
+            else expect([v.state, v.steps[0]!.result]).toEqual(['complete', expect.objectContaining({ id: `${i}:${payload}`, payload })]);
+          }
+        }),
+        { numRuns: 5 },
+      );
+    },
+  );
 });

@@ -39,9 +39,9 @@ let groups = 0;
  * started (at most 30 s). Every one reports `met` only if they all ran at
  * once, which no slow start on a loaded machine can fake or break.
  */
-async function rendezvous(runtime: BridgeRuntime, handler: string, count: number): Promise<Span[]> {
+async function rendezvous(runtime: BridgeRuntime, handler: string, count: number, seconds = 30): Promise<Span[]> {
   const group = `g${++groups}`;
-  const results = await Promise.all(Array.from({ length: count }, (_, i) => call(runtime, handler, { id: i, group, count })));
+  const results = await Promise.all(Array.from({ length: count }, (_, i) => call(runtime, handler, { id: i, group, count, seconds })));
   return results.map((r) => ok(r) as Span);
 }
 
@@ -192,6 +192,36 @@ describe.each(['python', 'ruby'] as const)('%s: how the pool shares out short ha
     await Promise.all([slow, ...quick]);
     expect(order.at(-1)).toBe('slow');
     expect(order.slice(0, 10).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `q${i}`).sort());
+  });
+
+  it('two quick handlers that block this once, one after the other, do not hold up the quick calls queued behind them', async () => {
+    for (let i = 0; i < 50; i++) ok(await call(runtime, 'overlap.quick_or_slow', { id: i }));
+    const order: string[] = [];
+    const record = (r: BridgeResult) => order.push(String((ok(r) as Span).id));
+    // The first takes the lane; the thread standing by takes the second past it, and another must stand by in its place.
+    const slow = ['slow-1', 'slow-2'].map((id) => call(runtime, 'overlap.quick_or_slow', { id, slow: 2 }).then(record));
+    const quick = Array.from({ length: 10 }, (_, i) => call(runtime, 'overlap.quick_or_slow', { id: `q${i}` }).then(record));
+    await Promise.all([...slow, ...quick]);
+    expect(order.slice(0, 10).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `q${i}`).sort());
+    expect(order.slice(10).sort()).toEqual(['slow-1', 'slow-2']);
+  });
+
+  it('after bursts of short calls mixed with longer ones, every idle thread still takes a call as it arrives', async () => {
+    // A burst of short calls with longer ones among them keeps a thread
+    // standing by with a timed wait while another is notified; a wake-up the
+    // queue counted but nobody took left a thread asleep for good, and a later
+    // call of the rendezvous waited for a handler to end instead (round 0 to 6
+    // on the old queue). Each rendezvous needs all THREADS threads at once.
+    for (let i = 0; i < 60; i++) ok(await call(runtime, 'overlap.echo', { id: i }));
+    for (let i = 0; i < 3; i++) ok(await call(runtime, 'overlap.sleep', { id: i, seconds: 0.002 }));
+    for (let round = 0; round < 20; round++) {
+      const burst = Array.from({ length: 330 }, (_, i) =>
+        i % 11 === 0 ? call(runtime, 'overlap.sleep', { id: i, seconds: 0.001 }) : call(runtime, 'overlap.echo', { id: i }),
+      );
+      for (const [i, r] of (await Promise.all(burst)).entries()) expect((ok(r) as Span).id).toBe(i);
+      const spans = await rendezvous(runtime, 'overlap.rendezvous', THREADS, 10);
+      expect({ round, met: spans.filter((s) => s.met).length }).toEqual({ round, met: THREADS });
+    }
   });
 
   it('a burst of short calls all complete, each with its own result', async () => {
