@@ -16,7 +16,8 @@ export interface TaskStartEvent {
   /** The template (on creation). */
   namespace?: string;
   name?: string;
-  cause: 'created' | 'retried';
+  /** created (now, or to start later: state pending), retried, or start_time: a delayed task's start time came. */
+  cause: 'created' | 'retried' | 'start_time';
   /** Who retried it (`token:NAME`, `anonymous`). */
   by?: string;
 }

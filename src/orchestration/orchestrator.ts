@@ -469,10 +469,17 @@ export class Orchestrator {
    * they watch (a sleep that ended, a wait that timed out or was signalled, a
    * step entering `waiting`).
    */
-  private deliver(o: StatementOutcome): void {
+  private deliver(o: StatementOutcome, also: Notice[] = []): void {
     const notices: Notice[] = o.taskEnds.map((t) => ({ channel: 'weft_task', payload: JSON.stringify(t) }));
-    notices.push(...watchedStepNotices(o));
+    notices.push(...watchedStepNotices(o), ...also);
     this.bus.deliver(o.dispatch, notices);
+  }
+
+  /** Delayed tasks started by weft.start_due_tasks (each released a root step), told to task-list watchers as running. */
+  private startedNotices(o: StatementOutcome): Notice[] {
+    if (!this.taskEvents.startsWatched()) return [];
+    const tasks = new Set([...o.dispatch.steps.map((s) => s.task_id), ...o.waiting.map((w) => w.task_id)]);
+    return [...tasks].map((task_id) => this.taskEvents.startNotice({ task_id, state: 'running', cause: 'start_time' }));
   }
 
   /**
@@ -483,7 +490,8 @@ export class Orchestrator {
   private async dispatchRetries(): Promise<void> {
     try {
       this.deliver(await dispatchDueRetries(this.db, this.pid, this.bus.delivery));
-      this.deliver(await startDueTasks(this.db, this.pid, this.bus.delivery));
+      const started = await startDueTasks(this.db, this.pid, this.bus.delivery);
+      this.deliver(started, this.startedNotices(started));
       this.deliver(await wakeWaiting(this.db, this.pid, this.bus.delivery));
       const next = await nextDueAt(this.db);
       if (next) this.retries.wakeAt(next.getTime());

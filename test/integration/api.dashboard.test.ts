@@ -259,6 +259,18 @@ describe('dashboard endpoints', () => {
     await engine.orchestrators[0]!.cancelTask(id, 'test');
   });
 
+  it("tells a delayed task's start when its start time comes: running, cause start_time", async () => {
+    const seen = followEvents(`${base}/v1/events`, (evs) => evs.filter((e) => e.event === 'task_started').length >= 2);
+    await new Promise((r) => setTimeout(r, 300));
+    const { id } = await engine.orchestrators[0]!.createTask({ namespace: 'api_hist', name: 'broken', context: {}, delay: '500ms' });
+    const starts = (await seen).filter((e) => e.event === 'task_started').map((e) => e.data);
+    expect(starts).toEqual([
+      { kind: 'task_started', task_id: id, state: 'pending', namespace: 'api_hist', name: 'broken', cause: 'created' },
+      { kind: 'task_started', task_id: id, state: 'running', cause: 'start_time' },
+    ]);
+    expect(await engine.orchestrators[0]!.waitForTask(id, 20_000)).toBe(true);
+  });
+
   it('tells task starts only while some process watches the task list, learning of a watcher in another process', async () => {
     const log = silentLogger();
     // Two more "processes": each its own pool, so its own LISTEN connection (signals are per pool).
