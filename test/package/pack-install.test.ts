@@ -14,11 +14,11 @@
  * pack builds a runtime library for each (WEFT_PREBUILD_PYTHONS), and the
  * same installed package runs the Python step in each (WEFT_PYTHON).
  *
- * Runs `npm pack` in the checkout, so build/Release must hold the addon with
+ * Runs `npm pack` in a copy of the checkout (see sourceCopy), so build/Release must hold the addon with
  * both runtimes (`npm run build:native`; npm ci does it).
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -254,13 +254,30 @@ function startPart(dir: string, args: string[], extra: NodeJS.ProcessEnv, readyT
 
 const names = (maps: string[], re: RegExp) => maps.filter((f) => re.test(f)).map((f) => f.split('/').pop());
 
+/**
+ * The checkout, copied to pack from: npm pack's prepack rebuilds dist/ and
+ * prebuilds/ where it runs, and in the checkout that rewrote files that other
+ * test files' processes were serving at that moment (a browser test got
+ * dist/ui/app.js with a Content-Length that no longer matched). The copy
+ * shares node_modules and leaves out what the build makes or never reads.
+ */
+function sourceCopy(work: string): string {
+  const root = packageRoot();
+  const dir = join(work, 'source');
+  mkdirSync(dir);
+  const skip = new Set(['node_modules', '.git', '.weft', 'dist', 'prebuilds']);
+  for (const name of readdirSync(root)) if (!skip.has(name)) cpSync(join(root, name), join(dir, name), { recursive: true });
+  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+  return dir;
+}
+
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'weft-pack-'));
   chmodSync(work, 0o755); // another user (below) must reach its project in here
   db = await createTestDatabase();
   const started = Date.now();
   const { stdout } = await run('npm', ['pack', '--pack-destination', work], {
-    cwd: packageRoot(),
+    cwd: sourceCopy(work),
     env: { ...process.env, WEFT_PREBUILD_PYTHONS: OTHER_PYTHONS.map((p) => p.exe).join(' ') },
     maxBuffer: 64 << 20,
     timeout: 15 * MINUTES,
