@@ -180,7 +180,8 @@ describe.each<Backend>(['pg', 'rabbitmq'])(`one worker per runtime running ${CON
     async (_name, m) => {
       const tasks = await Promise.all(
         Array.from({ length: CONCURRENCY }, (_, i) =>
-          i % 4 === 0 ? create(m.raise, { id: `r${i}`, seconds: 1 }) : create(m.sleep, { id: `s${i}`, seconds: 1 }),
+          // The sleepers outlast the raisers: they must all still overlap when the slowest of 16 starts under load.
+          i % 4 === 0 ? create(m.raise, { id: `r${i}`, seconds: 1 }) : create(m.sleep, { id: `s${i}`, seconds: 2.5 }),
         ),
       );
       const views = await Promise.all(tasks.map((t) => ended(t.id)));
