@@ -2,8 +2,13 @@
 -- context and its parents' results, as JSON text (passed to Python and Ruby
 -- as is, so big integers stay exact).
 -- (PL/pgSQL, not SQL: a SQL function that cannot be inlined is planned again at every call.)
+-- The state is compared with a variable so the steps are read by id, never
+-- through the steps_running partial index (see weft.claim_steps).
 CREATE OR REPLACE FUNCTION weft.claimed_events(p_ids uuid[]) RETURNS SETOF weft.step_event
-LANGUAGE plpgsql STABLE AS $fn$
+LANGUAGE plpgsql STABLE SET jit = off SET plan_cache_mode = force_generic_plan
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+DECLARE
+  v_running CONSTANT text := 'running';
 BEGIN
   RETURN QUERY
   SELECT 'claimed'::text, s.id, s.task_id, s.state, s.queue, s.name, s.attempts,
@@ -17,5 +22,5 @@ BEGIN
            WHERE e.to_step = s.id),
          EXISTS (SELECT 1 FROM weft.task_watchers w WHERE w.task_id = s.task_id)
     FROM weft.steps s JOIN weft.tasks t ON t.id = s.task_id
-   WHERE s.id = ANY(p_ids) AND s.state = 'running';
+   WHERE s.id = ANY(p_ids) AND s.state = v_running;
 END $fn$;

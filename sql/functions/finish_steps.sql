@@ -24,10 +24,12 @@
 --     decision or batch outcome creates, inserted before the countdown. The
 --     caller holds the task lock and has checked the fence (src/store/finish.ts).
 --
--- Rows are found by id only (`= ANY(p_ids)`): the fence compares worker_id
--- with IS NOT DISTINCT FROM, which no index can serve, so the planner cannot
--- prefer the steps_running index, whose dead entries (every step a worker
--- ever ran, until the next vacuum) a scan would walk at every finish.
+-- Rows are found by id only (`= ANY(p_ids)`), and states are compared with
+-- variables (v_running, v_enqueued), never literals: `s.state = 'running'`
+-- written out would let the planner prefer the steps_running partial index
+-- (every running step of every worker, and its dead entries until the next
+-- vacuum), which it does when the statistics are stale; a generic plan cannot
+-- prove a partial index's predicate from a parameter (see weft.claim_steps).
 --
 -- Concurrency without a lock of its own: every decision that depends on a
 -- row another finish may change at the same time (a child's countdown and
@@ -57,6 +59,8 @@ DECLARE
   v_room     integer;
   v_task     uuid;
   v_ns       text;
+  v_running  CONSTANT text := 'running';
+  v_enqueued CONSTANT text := 'enqueued';
 BEGIN
   IF p_claim_queued THEN
     PERFORM weft.lock_queues(p_queues, false);
@@ -88,7 +92,7 @@ BEGIN
                finished_at = clock_timestamp(), updated_at = clock_timestamp()
           FROM jsonb_to_recordset(p_failures) AS i(id uuid, attempt int, error jsonb, retry_ms int, reason text, duration_ms float8),
                weft.tasks t
-         WHERE s.id = ANY(p_ids) AND s.id = i.id AND t.id = s.task_id AND s.state = 'running'
+         WHERE s.id = ANY(p_ids) AND s.id = i.id AND t.id = s.task_id AND s.state = v_running
            AND weft.holds_attempt(s.worker_id, s.attempts, s.finished_at, p_worker, i.attempt)
         RETURNING s.id, s.task_id, s.seq, s.state, s.name, s.attempts, s.run_after, s.error, t.state AS task_state,
                   i.reason, i.retry_ms, i.duration_ms),
@@ -120,7 +124,7 @@ BEGIN
            SET state = CASE WHEN t.state = 'cancelled' THEN 'cancelled' ELSE 'complete' END,
                seq = s.seq + 1, result = i.result, error = NULL, finished_at = clock_timestamp(), updated_at = clock_timestamp()
           FROM jsonb_to_recordset(p_successes) AS i(id uuid, attempt int, result jsonb, duration_ms float8), weft.tasks t
-         WHERE s.id = ANY(p_ids) AND s.id = i.id AND t.id = s.task_id AND s.state = 'running'
+         WHERE s.id = ANY(p_ids) AND s.id = i.id AND t.id = s.task_id AND s.state = v_running
            AND weft.holds_attempt(s.worker_id, s.attempts, s.finished_at, p_worker, i.attempt)
         RETURNING s.id, s.task_id, s.seq, s.state, s.name, s.attempts, t.state AS task_state, i.duration_ms),
       released AS (
@@ -204,7 +208,7 @@ BEGIN
         UPDATE weft.steps s SET state = 'running', seq = s.seq + 1, updated_at = clock_timestamp()
           FROM (SELECT x.id, x.attempt FROM jsonb_to_recordset(coalesce(p_successes, '[]') || coalesce(p_failures, '[]'))
                                        AS x(id uuid, attempt int)) AS i
-         WHERE s.id = ANY(p_ids) AND s.id = i.id AND s.state = 'enqueued'
+         WHERE s.id = ANY(p_ids) AND s.id = i.id AND s.state = v_enqueued
            AND weft.holds_attempt(s.worker_id, s.attempts, s.finished_at, p_worker, i.attempt)
         RETURNING s.id, s.task_id, s.seq, s.attempts)
       INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)
