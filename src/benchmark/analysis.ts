@@ -208,7 +208,7 @@ export function targets(f: Figures, backend: Backend, throughput: ThroughputResu
     (v) => v.toFixed(2),
     (v) => v <= 1.15,
   );
-  const one = throughput.filter((t) => t.topology === '1+1' && t.scenario !== 'batch_single');
+  const one = throughput.filter((t) => t.topology === '1+1' && (t.scenario ?? 'linear') === 'linear');
   const batch = throughput.filter((t) => t.scenario === 'batch_single');
   add(
     'throughput, 1 orchestrator + 1 worker, 64 in flight',
@@ -266,5 +266,38 @@ export function targets(f: Figures, backend: Backend, throughput: ThroughputResu
     (v) => `${Math.round(v).toLocaleString('en-US')} rows/s`,
     (v) => v >= 50_000,
   );
+  return out;
+}
+
+/**
+ * Issue 20's targets (a task's start and end at the floor), each MET / MISSED
+ * with the figure: latency from the scenarios, throughput, CPU and WAL per
+ * step from the 1+1 windows (chains, single-step tasks, the batch endpoint).
+ */
+export function taskPathTargets(f: Figures, throughput: ThroughputResult[]): Target[] {
+  const out: Target[] = [];
+  const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : undefined);
+  const add = (name: string, target: string, value: number | undefined, fmt: (v: number) => string, ok: (v: number) => boolean) =>
+    out.push({ name, target, reference: 'n/a', value: value === undefined ? 'not measured' : fmt(value), status: value === undefined ? 'n/a' : ok(value) ? 'MET' : 'MISSED' });
+  const window = (scenario: NonNullable<ThroughputResult['scenario']>) =>
+    throughput.filter((t) => t.topology === '1+1' && (t.scenario ?? 'linear') === scenario);
+  const stepsPerS = (v: number) => `${Math.round(v).toLocaleString('en-US')} steps/s`;
+  const bytes = (v: number) => `${Math.round(v).toLocaleString('en-US')} B`;
+  const cpu = (ts: ThroughputResult[]) => mean(ts.map((t) => t.cpu_ms_per_step?.total).filter((v): v is number => v !== undefined));
+  const wal = (ts: ThroughputResult[]) => mean(ts.map((t) => t.wal_bytes_per_step).filter((v): v is number => v !== undefined));
+  const [chains, singles, batches] = [window('linear'), window('single'), window('batch_single')];
+
+  add('single-step task P50, in one process', '≤ 2.5 ms', avgP50(f, 'in_process_single_step'), ms, (v) => v <= 2.5);
+  add('single-step task P50, over REST (cluster)', '≤ 3.5 ms', avgP50(f, 'single_step'), ms, (v) => v <= 3.5);
+  add('linear-4 P50, in one process', '≤ 7 ms', avgP50(f, 'in_process_linear'), ms, (v) => v <= 7);
+  add('linear-4 P50, over REST (cluster)', '≤ 9 ms', avgP50(f, 'linear'), ms, (v) => v <= 9);
+  add('single-step tasks, 1+1 over REST, 64 in flight', '≥ 2,500 steps/s', mean(singles.map((t) => t.steps_per_s)), stepsPerS, (v) => v >= 2500);
+  add('single-step tasks through POST /v1/tasks/batch, 1+1', '≥ 6,000 steps/s', mean(batches.map((t) => t.steps_per_s)), stepsPerS, (v) => v >= 6000);
+  add('4-step chains, 1+1 over REST, 64 in flight', '≥ 4,500 steps/s', mean(chains.map((t) => t.steps_per_s)), stepsPerS, (v) => v >= 4500);
+  add('CPU per step, all processes + PostgreSQL, single-step tasks', '≤ 0.7 ms', cpu(singles), ms, (v) => v <= 0.7);
+  add('CPU per step, all processes + PostgreSQL, 4-step chains', '≤ 0.35 ms', cpu(chains), ms, (v) => v <= 0.35);
+  add('WAL bytes per step, single-step tasks', '≤ 1,500 B', wal(singles), bytes, (v) => v <= 1500);
+  add('WAL bytes per step, single-step tasks through the batch endpoint', '≤ 1,500 B', wal(batches), bytes, (v) => v <= 1500);
+  add('WAL bytes per step, 4-step chains', '≤ 1,200 B', wal(chains), bytes, (v) => v <= 1200);
   return out;
 }

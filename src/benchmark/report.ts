@@ -8,7 +8,7 @@
  */
 import type { BenchDocument, ScenarioResult, ThroughputResult } from './types.js';
 import { REFERENCE, REFERENCE_BATCH_ROWS_PER_S, REFERENCE_FFI_OVERHEAD_PCT, referenceP50 } from './reference.js';
-import { avgP50, consistencyChecks, ffiOverhead, figuresOf, rowsPerSecond, signedPct, targets, LANGUAGES } from './analysis.js';
+import { avgP50, consistencyChecks, ffiOverhead, figuresOf, rowsPerSecond, signedPct, targets, taskPathTargets, LANGUAGES } from './analysis.js';
 import { relativeChange } from './stats.js';
 import { distributionChart, latencyChart, overheadChart } from './charts.js';
 import { IO_VARIANTS, ioRows, ioTargets } from './io.js';
@@ -118,8 +118,8 @@ function observations(doc: BenchDocument): string[] {
   return out;
 }
 
-function targetsSection(doc: BenchDocument): string {
-  const t = targets(figuresOf(doc), doc.backend, doc.throughput);
+function targetsSection(doc: BenchDocument, which: 'issue 8' | 'issue 20' = 'issue 8'): string {
+  const t = which === 'issue 8' ? targets(figuresOf(doc), doc.backend, doc.throughput) : taskPathTargets(figuresOf(doc), doc.throughput);
   return table(
     ['Target', 'Goal', 'Reference', 'weft', 'Status'],
     t.map((x) => [x.name, x.target, x.reference, x.value, x.status === 'MET' ? '**MET**' : x.status === 'MISSED' ? '**MISSED**' : 'n/a']),
@@ -236,7 +236,8 @@ function throughputSection(doc: BenchDocument): string | undefined {
 
 function throughputLabel(t: ThroughputResult): string {
   const where = t.topology === '1+1' ? '1 orchestrator + 1 native worker' : `cluster: ${t.orchestrators} orchestrators + ${t.workers} native workers`;
-  return t.scenario === 'batch_single' ? `${where}: single-step tasks through \`POST /v1/tasks/batch\`` : where;
+  if (t.scenario === 'batch_single') return `${where}: single-step tasks through \`POST /v1/tasks/batch\``;
+  return t.scenario === 'single' ? `${where}: single-step tasks` : where;
 }
 
 const signedMs = (v: number) => (Number.isFinite(v) ? `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(2)} ms` : '—');
@@ -382,6 +383,7 @@ function backendSection(doc: BenchDocument, prefix: string, multi: boolean): str
   const out: string[] = [];
   if (multi) out.push('', `## Backend: ${BACKEND_NAMES[doc.backend] ?? doc.backend}`);
   out.push('', `${h} Targets (issue 8)`, '', targetsSection(doc));
+  out.push('', `${h} Targets (issue 20: a task's start and end)`, '', targetsSection(doc, 'issue 20'));
   out.push('', `${h} Consistency checks (the seed's)`, '', checksSection(doc));
   const tiers: Array<[number, string]> = [
     [1, 'Tier 1: core performance (native)'],
@@ -464,7 +466,7 @@ export function renderReport(docs: BenchDocument[], opts: RenderOptions = {}): R
       ? '- Samples are interleaved: warm-up rounds over every scenario, then sample k of every scenario before sample k + 1 of any, so background load that changes during a run lands on all scenarios alike (the reference ran its groups one after the other).'
       : "- Scenarios were measured one after the other (as the reference's Criterion groups were).",
     '- Tier 1/2/4/5 tasks go to the first orchestrator; Tier 3 round-robins single tasks over the orchestrators, and runs one task per orchestrator concurrently (a sample ends when both have ended).',
-    `- Throughput: ${docs[0]!.config.throughput_in_flight} linear tasks kept in flight for ${docs[0]!.config.throughput_seconds} s; steps/s = 4 × tasks completed in the window / window.`,
+    `- Throughput: ${docs[0]!.config.throughput_in_flight} linear tasks kept in flight for ${docs[0]!.config.throughput_seconds} s; steps/s = 4 × tasks completed in the window / window. On the 1+1 topology a second window keeps as many single-step tasks in flight the same way (steps/s = tasks completed / window).`,
     "- Batch-submission throughput (when the table has its row): after the 1+1 window, N single-step tasks (`--batch-tasks`, default 10,000) sent through `POST /v1/tasks/batch` in batches of 1,000, two batches in flight; the window runs from the first batch sent to the moment PostgreSQL shows the last task complete (polled every 20 ms); its latency is the server's created → completed time of each task; every result is checked in one query.",
     "- CPU per step: user + system CPU of every orchestrator and worker (by pid) and of every PostgreSQL process (the pids `pg_stat_activity` lists, background processes included, plus the postmaster), read from /proc/<pid>/stat at the window's start and end, divided by the steps completed. The server's processes are counted only when /proc shows them: the probe checks that its own backend's /proc start time matches `pg_stat_activity.backend_start`; a server on another host or in another pid namespace (a container) fails that check and the column says so. WAL per step: the server-wide `pg_current_wal_lsn()` delta over the window divided by the steps (the embedded PostgreSQL serves only the bench; a shared server's other databases would count too).",
     '- Batch throughput (CSV) = 1000 rows / CSV P50.',

@@ -318,7 +318,13 @@ async function measureScenarios(
   return out;
 }
 
-/** Many linear tasks in flight for a while: steps completed per second. */
+/** The tasks a throughput window keeps in flight: 4-step chains, or single-step tasks (issue 20). */
+const THROUGHPUT_SHAPES = {
+  linear: { pattern: 'linear', namespace: 'e2e_linear', name: 'mathematical_sequence', steps: 4, label: '' },
+  single: { pattern: 'single', namespace: 'e2e_single', name: 'one_step', steps: 1, label: ' single-step' },
+} as const;
+
+/** Many tasks in flight for a while, each through POST /v1/tasks and its long-poll: steps completed per second. */
 async function measureThroughput(
   topology: ThroughputResult['topology'],
   sup: ClusterSupervisor,
@@ -326,18 +332,17 @@ async function measureThroughput(
   opts: BenchOptions,
   runNo: number,
   progress: Progress,
+  shape: keyof typeof THROUGHPUT_SHAPES = 'linear',
 ): Promise<ThroughputResult> {
   const urls = sup.orchestratorUrls();
+  const { label, ...task } = THROUGHPUT_SHAPES[shape];
   const s = {
     id: 'throughput',
     tier: 1,
     label: 'throughput',
     runtime: 'native',
-    pattern: 'linear',
-    namespace: 'e2e_linear',
-    name: 'mathematical_sequence',
-    steps: 4,
-    sequential_stages: 4,
+    ...task,
+    sequential_stages: task.steps,
     mode: 'single',
     timeoutMs: 30_000,
     sequential: false,
@@ -357,7 +362,7 @@ async function measureThroughput(
         if (process.stderr.isTTY && performance.now() - lastTick > 250) {
           lastTick = performance.now();
           process.stderr.write(
-            `\r\x1b[2K  run ${runNo} · throughput ${topology}  ${latencies.length} tasks  ${((latencies.length * 4) / ((performance.now() - start) / 1000)).toFixed(0)} steps/s`,
+            `\r\x1b[2K  run ${runNo} · throughput ${topology}${label}  ${latencies.length} tasks  ${((latencies.length * s.steps) / ((performance.now() - start) / 1000)).toFixed(0)} steps/s`,
           );
         }
       }
@@ -368,22 +373,22 @@ async function measureThroughput(
   const tasks = latencies.length;
   const out: ThroughputResult = {
     topology,
-    scenario: 'linear',
+    scenario: shape,
     run: runNo,
     orchestrators: urls.length,
     workers,
     in_flight: opts.inFlight,
     duration_s: seconds,
     tasks,
-    steps: tasks * 4,
-    steps_per_s: Math.round((tasks * 4 * 10) / seconds) / 10,
+    steps: tasks * s.steps,
+    steps_per_s: Math.round((tasks * s.steps * 10) / seconds) / 10,
     tasks_per_s: Math.round((tasks * 10) / seconds) / 10,
     latency: summarize(latencies.length ? latencies : [0]),
     verified: tasks,
-    ...windowFigures(cost, tasks * 4),
+    ...windowFigures(cost, tasks * s.steps),
   };
   progress.line(
-    `  run ${runNo} · throughput ${topology.padEnd(8)} ${out.steps_per_s.toFixed(0)} steps/s (${tasks} tasks in ${seconds} s, ${opts.inFlight} in flight, latency P50 ${out.latency.p50.toFixed(1)} ms${costNote(out)}) ✓ results`,
+    `  run ${runNo} · throughput ${`${topology}${label}`.padEnd(8)} ${out.steps_per_s.toFixed(0)} steps/s (${tasks} tasks in ${seconds} s, ${opts.inFlight} in flight, latency P50 ${out.latency.p50.toFixed(1)} ms${costNote(out)}) ✓ results`,
   );
   return out;
 }
@@ -695,6 +700,7 @@ async function benchBackend(backend: Backend, opts: BenchOptions, log: Logger, p
         try {
           doc.versions.postgresql ??= await postgresVersion(sup.database);
           doc.throughput.push(await measureThroughput('1+1', sup, 1, opts, runNo, progress));
+          doc.throughput.push(await measureThroughput('1+1', sup, 1, opts, runNo, progress, 'single'));
           if (opts.batchTasks > 0) doc.throughput.push(await measureBatchThroughput(sup, opts, runNo, progress));
         } finally {
           await sup.stop();

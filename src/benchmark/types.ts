@@ -59,9 +59,10 @@ export interface ThroughputResult {
   topology: '1+1' | 'cluster';
   /**
    * linear: 4-step chains kept `in_flight` through POST /v1/tasks (absent in older files);
+   * single: single-step tasks kept `in_flight` the same way;
    * batch_single: single-step tasks sent through POST /v1/tasks/batch, `in_flight` batches at once.
    */
-  scenario?: 'linear' | 'batch_single';
+  scenario?: 'linear' | 'single' | 'batch_single';
   run: number;
   orchestrators: number;
   workers: number;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { consistencyChecks, ffiOverhead, rowsPerSecond, targets, type Figures } from '../../src/benchmark/analysis.js';
+import { consistencyChecks, ffiOverhead, rowsPerSecond, targets, taskPathTargets, type Figures } from '../../src/benchmark/analysis.js';
 import { REFERENCE, TAS71_BASELINE } from '../../src/benchmark/reference.js';
 import type { ThroughputResult } from '../../src/benchmark/types.js';
 import { summarize } from '../../src/benchmark/stats.js';
@@ -148,6 +148,26 @@ describe('FFI overhead and targets', () => {
     expect(t.find((x) => x.name.startsWith('WAL bytes per step (single'))).toMatchObject({ status: 'MET', value: '1,100 B' });
     expect(t.find((x) => x.name.startsWith('single-step tasks through POST'))).toMatchObject({ status: 'MISSED', value: '5,000 steps/s' });
     expect(t.find((x) => x.name.startsWith('throughput, 1 orchestrator'))).toMatchObject({ status: 'MET', value: '3,500 steps/s' });
+  });
+
+  it("issue 20's targets read each 1+1 window on its own: chains, single-step tasks, the batch endpoint", () => {
+    const windows = [tp(4600, 0.4, 1300), tp(2400, 0.65, 1400, 'single'), tp(6100, 0.5, 1600, 'batch_single')];
+    const t = taskPathTargets(single({ linear: 8, in_process_linear: 7.5, in_process_single_step: 2.4 }), windows);
+    const row = (name: string) => t.find((x) => x.name === name);
+    expect(row('4-step chains, 1+1 over REST, 64 in flight')).toMatchObject({ status: 'MET', value: '4,600 steps/s' });
+    expect(row('single-step tasks, 1+1 over REST, 64 in flight')).toMatchObject({ status: 'MISSED', value: '2,400 steps/s' });
+    expect(row('single-step tasks through POST /v1/tasks/batch, 1+1')).toMatchObject({ status: 'MET', value: '6,100 steps/s' });
+    expect(row('CPU per step, all processes + PostgreSQL, single-step tasks')).toMatchObject({ status: 'MET', value: '0.65 ms' });
+    expect(row('CPU per step, all processes + PostgreSQL, 4-step chains')).toMatchObject({ status: 'MISSED', value: '0.40 ms' });
+    expect(row('WAL bytes per step, single-step tasks')).toMatchObject({ status: 'MET', value: '1,400 B' });
+    expect(row('WAL bytes per step, single-step tasks through the batch endpoint')).toMatchObject({ status: 'MISSED', value: '1,600 B' });
+    expect(row('WAL bytes per step, 4-step chains')).toMatchObject({ status: 'MISSED', value: '1,300 B' });
+    expect(row('linear-4 P50, over REST (cluster)')).toMatchObject({ status: 'MET', value: '8.00 ms' });
+    expect(row('linear-4 P50, in one process')).toMatchObject({ status: 'MISSED', value: '7.50 ms' });
+    expect(row('single-step task P50, in one process')).toMatchObject({ status: 'MET', value: '2.40 ms' });
+    expect(row('single-step task P50, over REST (cluster)')!.status).toBe('n/a');
+    // A single-step window is not a chain window for issue 8's throughput target either.
+    expect(targets(single({ linear: 8 }), 'pg', [tp(2400, 0.65, 1400, 'single')]).find((x) => x.name.startsWith('throughput'))!.status).toBe('n/a');
   });
 
   it('unmeasured targets are n/a', () => {
