@@ -127,7 +127,10 @@ BEGIN
          NULL::text, NULL::text, NULL::boolean
     FROM jsonb_to_recordset(p_tasks) AS x(item int, id uuid, namespace text, name text, asked_version text, context jsonb,
                                           idempotency_key text, run_at timestamptz)
-    LEFT JOIN weft.tasks t ON x.idempotency_key IS NOT NULL AND t.idempotency_key = x.idempotency_key
-                          AND NOT (x.id = ANY(v_created))
+    -- A look-up per item by its key (tasks_idempotency_key_key). As a join, a planner that believes
+    -- weft.tasks is small hashes the whole table for every batch (seen: 9,056 rows read to answer
+    -- 1,000 items, 12 ms, growing with the table); LIMIT 1 (the key is unique) keeps it a look-up.
+    LEFT JOIN LATERAL (SELECT * FROM weft.tasks k
+                        WHERE k.idempotency_key = x.idempotency_key AND NOT (x.id = ANY(v_created)) LIMIT 1) t ON true
    ORDER BY x.item;
 END $fn$;
