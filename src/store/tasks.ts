@@ -238,29 +238,7 @@ export async function taskIdByIdempotencyKey(db: Database, key: string): Promise
   return rows[0]?.id;
 }
 
-const TASK_VIEW_SQL = (withContext: boolean) => `
-  SELECT json_build_object(
-           'id', t.id, 'namespace', t.namespace, 'name', t.name, 'version', t.version, 'state', t.state,
-           'ended', t.state IN ('complete', 'error', 'cancelled'),
-           'context', ${withContext ? 't.context' : 'NULL'}, 'idempotency_key', t.idempotency_key, 'error', t.error,
-           'run_at', t.run_at, 'created_at', t.created_at, 'updated_at', t.updated_at, 'completed_at', t.completed_at,
-           'parent', (SELECT json_build_object('task_id', pt.id, 'step', ps.name, 'namespace', pt.namespace, 'name', pt.name)
-                        FROM weft.steps ps JOIN weft.tasks pt ON pt.id = ps.task_id WHERE ps.id = t.parent_step_id),
-           'duration_ms', round((extract(epoch FROM t.completed_at - t.created_at) * 1000)::numeric, 3),
-           'steps', (SELECT coalesce(json_agg(json_build_object(
-                'id', s.id, 'name', s.name, 'template_step', s.template_step, 'type', s.type, 'runtime', s.runtime,
-                'handler', s.handler, 'state', s.state, 'attempts', s.attempts, 'max_attempts', s.max_attempts,
-                'failures', s.failures, 'losses', s.losses, 'worker_id', s.worker_id, 'queue', s.queue,
-                'parents', (SELECT coalesce(json_agg(p.name ORDER BY p.name), '[]') FROM weft.step_edges e
-                            JOIN weft.steps p ON p.id = e.from_step WHERE e.to_step = s.id),
-                'result', s.result, 'error', s.error, 'errors', coalesce(s.errors, '[]'::jsonb), 'batch', s.batch,
-                'wait', s.wait, 'callback_path', '/v1/callbacks/' || s.signal_token, 'child_task_id', s.child_task_id,
-                'run_after', s.run_after, 'created_at', s.created_at, 'enqueued_at', s.enqueued_at,
-                'started_at', s.started_at, 'finished_at', s.finished_at,
-                'duration_ms', round((extract(epoch FROM s.finished_at - s.started_at) * 1000)::numeric, 3))
-                ORDER BY s.created_at, s.name), '[]')
-             FROM weft.steps s WHERE s.task_id = t.id))::text AS view
-    FROM weft.tasks t WHERE t.id = $1`;
+const TASK_VIEW_SQL = 'SELECT weft.task_view($1, $2) AS view';
 
 /**
  * The task and every step with state, attempts, result, error and timings,
@@ -269,8 +247,8 @@ const TASK_VIEW_SQL = (withContext: boolean) => `
  */
 export async function getTaskViewJson(db: Database, taskId: string, opts: { withContext?: boolean } = {}): Promise<string | undefined> {
   const withContext = opts.withContext !== false;
-  const { rows } = await db.queryIdempotent<{ view: string }>(TASK_VIEW_SQL(withContext), [taskId], withContext ? 'weft_task_view' : 'weft_task_view_nc');
-  return rows[0]?.view;
+  const { rows } = await db.queryIdempotent<{ view: string | null }>(TASK_VIEW_SQL, [taskId, withContext], 'weft_task_view');
+  return rows[0]?.view ?? undefined;
 }
 
 /** The same view, parsed, with Date timestamps. */
@@ -297,6 +275,6 @@ export async function getTaskView(db: Database, taskId: string, opts: { withCont
 }
 
 export async function getTaskState(db: Database, taskId: string): Promise<TaskState | undefined> {
-  const { rows } = await db.queryIdempotent<{ state: TaskState }>('SELECT state FROM weft.tasks WHERE id = $1', [taskId], 'weft_task_state');
-  return rows[0]?.state;
+  const { rows } = await db.queryIdempotent<{ state: TaskState | null }>('SELECT weft.task_state($1) AS state', [taskId], 'weft_task_state');
+  return rows[0]?.state ?? undefined;
 }

@@ -387,6 +387,8 @@ describe('migrate', () => {
       'signal_step',
       'start_due_tasks',
       'task_ended_event',
+      'task_state',
+      'task_view',
       'wait_deadline',
       'wait_until_value',
       'waiting_event',
