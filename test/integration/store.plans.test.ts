@@ -238,4 +238,20 @@ describe.each(SITUATIONS)('with $situation, the hot functions find their rows by
       expectFoundByKey('the failing weft.finish_steps', scans);
       expect(scans.tasks_pkey?.scans).toBeGreaterThan(0);
     }));
+
+  it('weft.release_steps gives steps back through steps_pkey', () =>
+    inTransaction(async () => {
+      const claimed = await claim(take(ready, 4));
+      const { rows, scans } = await measured<StepEvent>(c, 'SELECT * FROM weft.release_steps($1, $2::uuid[], $3::int[], $4, $5, $6)', [
+        WORKER,
+        claimed.map((e) => e.step_id),
+        claimed.map((e) => e.attempt),
+        0,
+        'test',
+        false,
+      ]);
+      expect(rows.filter((r) => r.kind === 'finished').map((r) => r.state)).toEqual(Array(4).fill('enqueued'));
+      expectFoundByKey('weft.release_steps', scans);
+      expect(scans.steps_pkey?.scans).toBeGreaterThan(0);
+    }));
 });

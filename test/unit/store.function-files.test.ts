@@ -120,6 +120,7 @@ const PINNED = [
   // index on state (so do some above): only a generic plan keeps the planner from proving the index's predicate from
   // the variable's value (sql/functions/claim_steps.sql; test/integration/store.plans.test.ts).
   'claimed_events',
+  'release_steps',
 ];
 
 /** The settings of each function's CREATE statement in `sql` (what comes between its name and its body). */
