@@ -254,4 +254,40 @@ describe.each(SITUATIONS)('with $situation, the hot functions find their rows by
       expectFoundByKey('weft.release_steps', scans);
       expect(scans.steps_pkey?.scans).toBeGreaterThan(0);
     }));
+
+  it('weft.cancel_task cancels a running task, and a parent with its child workflow, through their keys', () =>
+    inTransaction(async () => {
+      const [claimed] = await claim(take(ready, 1));
+      const one = await measured<StepEvent>(c, 'SELECT * FROM weft.cancel_task($1, $2, $3, $4)', [claimed!.task_id, 'test', PID, null]);
+      expect(one.rows.find((r) => r.kind === 'task_ended')?.state).toBe('cancelled');
+      expectFoundByKey('weft.cancel_task', one.scans);
+
+      // A parent whose workflow step holds a child: weft.cancel_children cancels the child through weft.cancel_task.
+      const [step] = take(unstarted, 1);
+      const [child] = take(heldTasks, 1);
+      await c.query('SELECT * FROM weft.link_child($1, $2, $3, $4, $5)', [step!.id, step!.seq, child, PID, false]);
+      const parent = await measured<StepEvent>(c, 'SELECT * FROM weft.cancel_task($1, $2, $3, $4)', [step!.task_id, 'test', PID, null]);
+      expect(
+        parent.rows
+          .filter((r) => r.kind === 'task_ended')
+          .map((r) => r.task_id)
+          .sort(),
+      ).toEqual([step!.task_id, child].sort());
+      expectFoundByKey('weft.cancel_task of a parent (weft.cancel_children)', parent.scans);
+    }));
+
+  it('weft.retry_task reopens a failed task through its keys', () =>
+    inTransaction(async () => {
+      const claimed = await claim(take(ready, 1));
+      await c.query(FINISH_SQL, finishParams(claimed.map((e) => failure(e, null))));
+      const { rows, scans } = await measured<StepEvent>(c, 'SELECT * FROM weft.retry_task($1, $2, $3, $4, $5)', [
+        claimed[0]!.task_id,
+        null,
+        'test',
+        PID,
+        false,
+      ]);
+      expect(rows.map((r) => r.state)).toEqual(['enqueued']);
+      expectFoundByKey('weft.retry_task', scans);
+    }));
 });

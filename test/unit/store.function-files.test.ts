@@ -121,6 +121,10 @@ const PINNED = [
   // the variable's value (sql/functions/claim_steps.sql; test/integration/store.plans.test.ts).
   'claimed_events',
   'release_steps',
+  'fail_task',
+  'cancel_task',
+  'cancel_children',
+  'retry_task',
 ];
 
 /** The settings of each function's CREATE statement in `sql` (what comes between its name and its body). */
