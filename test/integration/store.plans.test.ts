@@ -290,4 +290,14 @@ describe.each(SITUATIONS)('with $situation, the hot functions find their rows by
       expect(rows.map((r) => r.state)).toEqual(['enqueued']);
       expectFoundByKey('weft.retry_task', scans);
     }));
+
+  it('weft.complete_waiting finishes a waiting step through steps_pkey', () =>
+    inTransaction(async () => {
+      const [step] = take(waiting, 1);
+      const items = [{ id: step!.id, result: { ok: true }, why: { reason: 'test' } }];
+      const { rows, scans } = await measured<StepEvent>(c, 'SELECT * FROM weft.complete_waiting($1::jsonb, $2, $3)', [JSON.stringify(items), PID, false]);
+      expect(rows.find((r) => r.kind === 'finished')?.state).toBe('complete');
+      expectFoundByKey('weft.complete_waiting', scans);
+      expect(scans.steps_pkey?.scans).toBeGreaterThan(0);
+    }));
 });

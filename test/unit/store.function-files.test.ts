@@ -121,6 +121,7 @@ const PINNED = [
   // the variable's value (sql/functions/claim_steps.sql; test/integration/store.plans.test.ts).
   'claimed_events',
   'release_steps',
+  'complete_waiting',
   'fail_task',
   'cancel_task',
   'cancel_children',
