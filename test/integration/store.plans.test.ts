@@ -300,4 +300,26 @@ describe.each(SITUATIONS)('with $situation, the hot functions find their rows by
       expectFoundByKey('weft.complete_waiting', scans);
       expect(scans.steps_pkey?.scans).toBeGreaterThan(0);
     }));
+
+  it('weft.link_child and weft.fail_workflow_step find their workflow step through steps_pkey', () =>
+    inTransaction(async () => {
+      const [linked, failed] = take(unstarted, 2);
+      const [child] = take(heldTasks, 1);
+      const link = await measured(c, 'SELECT * FROM weft.link_child($1, $2, $3, $4, $5)', [linked!.id, linked!.seq, child, PID, false]);
+      const { rows } = await c.query<{ child_task_id: string }>('SELECT child_task_id FROM weft.steps WHERE id = $1', [linked!.id]);
+      expect(rows[0]?.child_task_id).toBe(child);
+      expectFoundByKey('weft.link_child', link.scans);
+      expect(link.scans.steps_pkey?.scans).toBeGreaterThan(0);
+
+      const fail = await measured<StepEvent>(c, 'SELECT * FROM weft.fail_workflow_step($1, $2, $3, $4, $5, $6)', [
+        failed!.id,
+        failed!.seq,
+        'ChildNotStarted',
+        'test',
+        PID,
+        false,
+      ]);
+      expect(fail.rows.find((r) => r.kind === 'task_ended')?.state).toBe('error');
+      expectFoundByKey('weft.fail_workflow_step', fail.scans);
+    }));
 });
