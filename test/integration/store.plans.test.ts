@@ -322,4 +322,20 @@ describe.each(SITUATIONS)('with $situation, the hot functions find their rows by
       expect(fail.rows.find((r) => r.kind === 'task_ended')?.state).toBe('error');
       expectFoundByKey('weft.fail_workflow_step', fail.scans);
     }));
+
+  it('weft.requeue_lost_steps picks through steps_running once, and moves the steps by id', () =>
+    inTransaction(async () => {
+      const { rows, scans } = await measured<StepEvent>(c, 'SELECT * FROM weft.requeue_lost_steps($1, $2, $3, $4, $5)', [PID, 0, 3, false, 1_000]);
+      expect(rows).toHaveLength(RUNNING);
+      // It reads a few entries per lost step; a walk of steps_pkey would read every step.
+      expectFoundByKey('weft.requeue_lost_steps', scans, { pick: 'steps_running', walk: READY });
+    }));
+
+  it('weft.start_due_tasks picks through tasks_start_due once, and starts the tasks by id', () =>
+    inTransaction(async () => {
+      await c.query(`UPDATE weft.tasks SET run_at = clock_timestamp() - interval '1 second' WHERE id = $1`, [delayedTask]);
+      const { rows, scans } = await measured<StepEvent>(c, 'SELECT * FROM weft.start_due_tasks($1, $2, $3)', [PID, false, 10]);
+      expect(rows.map((r) => r.task_id)).toEqual([delayedTask]);
+      expectFoundByKey('weft.start_due_tasks', scans, { pick: 'tasks_start_due' });
+    }));
 });

@@ -129,6 +129,7 @@ const PINNED = [
   'cancel_task',
   'cancel_children',
   'retry_task',
+  'start_due_tasks',
 ];
 
 /** The settings of each function's CREATE statement in `sql` (what comes between its name and its body). */
