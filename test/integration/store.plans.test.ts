@@ -323,6 +323,22 @@ describe.each(SITUATIONS)('with $situation, the hot functions find their rows by
       expectFoundByKey('weft.fail_workflow_step', fail.scans);
     }));
 
+  it('weft.dispatch_due_retries picks through steps_retry_due once, and moves the steps by id', () =>
+    inTransaction(async () => {
+      const claimed = await claim(take(ready, 4));
+      await c.query(FINISH_SQL, finishParams(claimed.map((e) => failure(e, 0))));
+      const { rows, scans } = await measured<StepEvent>(c, 'SELECT * FROM weft.dispatch_due_retries($1, $2, $3)', [PID, false, 100]);
+      expect(rows.map((r) => r.step_id).sort()).toEqual(claimed.map((e) => e.step_id).sort());
+      expectFoundByKey('weft.dispatch_due_retries', scans, { pick: 'steps_retry_due' });
+    }));
+
+  it('weft.redispatch_stale picks through steps_ready once, and moves the steps by id', () =>
+    inTransaction(async () => {
+      const { rows, scans } = await measured<StepEvent>(c, 'SELECT * FROM weft.redispatch_stale($1, $2, $3)', [PID, 0, 5]);
+      expect(rows).toHaveLength(5);
+      expectFoundByKey('weft.redispatch_stale', scans, { pick: 'steps_ready' });
+    }));
+
   it('weft.requeue_lost_steps picks through steps_running once, and moves the steps by id', () =>
     inTransaction(async () => {
       const { rows, scans } = await measured<StepEvent>(c, 'SELECT * FROM weft.requeue_lost_steps($1, $2, $3, $4, $5)', [PID, 0, 3, false, 1_000]);
