@@ -8,12 +8,20 @@
 -- audit row (task_transitions.metadata.reason) and as the task error's message.
 -- Its child workflows still open are cancelled with it (weft.cancel_children),
 -- and theirs in turn; their rows are returned too.
+-- Rows are found by the task's id, and the states that a partial index is
+-- defined by are compared with variables, never literals: `state = 'running'`
+-- would let the planner walk steps_running (every running step) instead of
+-- the task's steps, and `state IN ('pending', 'running')` tasks_active
+-- instead of tasks_pkey (see weft.claim_steps).
 -- requires: event_row
 CREATE OR REPLACE FUNCTION weft.cancel_task(p_task uuid, p_by text, p_pid text, p_reason text)
 RETURNS SETOF weft.step_event
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
 DECLARE
-  v_state text;
+  v_state   text;
+  v_pending CONSTANT text := 'pending';
+  v_running CONSTANT text := 'running';
 BEGIN
   SELECT state INTO v_state FROM weft.tasks WHERE id = p_task;
   IF NOT FOUND THEN
@@ -25,7 +33,7 @@ BEGIN
 
   -- Running steps first, then the rest, each by id: a finish locks its
   -- running steps, then their children, then the task.
-  PERFORM 1 FROM weft.steps WHERE task_id = p_task AND state = 'running' ORDER BY id FOR UPDATE;
+  PERFORM 1 FROM weft.steps WHERE task_id = p_task AND state = v_running ORDER BY id FOR UPDATE;
   RETURN QUERY
   WITH doomed AS (
     SELECT id, state, worker_id FROM weft.steps
@@ -42,7 +50,7 @@ BEGIN
   task AS (
     UPDATE weft.tasks SET state = 'cancelled', seq = seq + 1, updated_at = clock_timestamp(), completed_at = clock_timestamp(),
            error = jsonb_strip_nulls(jsonb_build_object('reason', 'cancelled', 'by', p_by, 'message', p_reason))
-     WHERE id = p_task AND state IN ('pending', 'running')
+     WHERE id = p_task AND state IN (v_pending, v_running)
     RETURNING id, seq, state AS from_state, namespace, name, extract(epoch FROM completed_at - created_at) * 1000 AS ms, parent_step_id),
   task_transition AS (
     INSERT INTO weft.task_transitions (task_id, seq, from_state, to_state, process_id, metadata)
@@ -64,16 +72,21 @@ END $fn$;
 -- each through weft.cancel_task (so their own children follow), with the
 -- reason that their parent was cancelled or failed. A child that ended
 -- meanwhile is left as it ended. Called after p_task's steps were cancelled,
--- so no child's end can complete its parent step any more.
+-- so no child's end can complete its parent step any more. (Variables for
+-- the states, as in weft.cancel_task: every fail_task runs this, and a
+-- child's task is found by id, never by walking tasks_active.)
 CREATE OR REPLACE FUNCTION weft.cancel_children(p_task uuid, p_by text, p_pid text)
 RETURNS SETOF weft.step_event
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
 DECLARE
-  v_child record;
+  v_child   record;
+  v_pending CONSTANT text := 'pending';
+  v_running CONSTANT text := 'running';
 BEGIN
   FOR v_child IN
     SELECT c.id, s.name FROM weft.steps s JOIN weft.tasks c ON c.id = s.child_task_id
-     WHERE s.task_id = p_task AND s.child_task_id IS NOT NULL AND c.state IN ('pending', 'running')
+     WHERE s.task_id = p_task AND s.child_task_id IS NOT NULL AND c.state IN (v_pending, v_running)
      ORDER BY c.id
   LOOP
     BEGIN

@@ -7,6 +7,10 @@
 --   p_items  [{id, result} | {id, error, reason}, with why: {reason, by, ...}]
 -- Steps no longer waiting are left alone (a signal and a timeout that meet:
 -- the first to commit wins).
+-- The steps are found by id: the UPDATE takes the items' ids as an array
+-- (joined to the items only, a planner may walk all of steps_pkey instead),
+-- and compares `waiting` with a variable, never a literal, which would let it
+-- read them through the steps_wait_due partial index (see weft.claim_steps).
 -- requires: finish_steps
 CREATE OR REPLACE FUNCTION weft.complete_waiting(p_items jsonb, p_pid text, p_outbox boolean)
 RETURNS SETOF weft.step_event
@@ -16,6 +20,7 @@ DECLARE
   v_ids       uuid[];
   v_successes jsonb;
   v_failures  jsonb;
+  v_waiting   CONSTANT text := 'waiting';
 BEGIN
   WITH items AS (
     SELECT * FROM jsonb_to_recordset(p_items) AS i(id uuid, result jsonb, error jsonb, reason text, why jsonb)),
@@ -24,7 +29,7 @@ BEGIN
        SET state = 'running', seq = s.seq + 1, attempts = s.attempts + 1, worker_id = p_pid,
            started_at = clock_timestamp(), finished_at = NULL, run_after = NULL, updated_at = clock_timestamp()
       FROM items i
-     WHERE s.id = i.id AND s.state = 'waiting'
+     WHERE s.id = ANY(ARRAY(SELECT id FROM items)) AND s.id = i.id AND s.state = v_waiting
     RETURNING s.id, s.task_id, s.seq, s.attempts, i.result, i.error, i.reason, i.why),
   transitions AS (
     INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)

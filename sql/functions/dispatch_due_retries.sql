@@ -1,10 +1,16 @@
 -- waiting_retry → enqueued for steps whose backoff has elapsed (cancelled
 -- instead when their task is no longer running).
+-- The due steps are picked through the steps_retry_due partial index (that
+-- literal is meant); the UPDATE takes their ids as an array and re-checks the
+-- state with a variable, so it finds them by id and cannot walk that index
+-- again (see weft.claim_steps).
 -- requires: event_row
 CREATE OR REPLACE FUNCTION weft.dispatch_due_retries(p_pid text, p_outbox boolean, p_limit integer)
 RETURNS SETOF weft.step_event
 LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
   SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+DECLARE
+  v_waiting_retry CONSTANT text := 'waiting_retry';
 BEGIN
   RETURN QUERY
   WITH due AS (
@@ -16,8 +22,8 @@ BEGIN
            seq = s.seq + 1, run_after = NULL,
            enqueued_at = CASE WHEN t.state = 'running' THEN clock_timestamp() ELSE s.enqueued_at END,
            updated_at = clock_timestamp()
-      FROM due, weft.tasks t
-     WHERE s.id = due.id AND t.id = s.task_id AND s.state = 'waiting_retry'
+      FROM weft.tasks t
+     WHERE s.id = ANY(ARRAY(SELECT id FROM due)) AND t.id = s.task_id AND s.state = v_waiting_retry
     RETURNING s.id, s.task_id, s.seq, s.state, s.queue, s.name, s.attempts),
   transitions AS (
     INSERT INTO weft.step_transitions (step_id, seq, task_id, from_state, to_state, process_id, metadata)

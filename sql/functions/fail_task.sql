@@ -4,10 +4,18 @@
 -- ones finish and are recorded, but nothing new is dispatched. Steps are
 -- locked in id order, then the task (the order of every writer, see
 -- weft.finish_steps).
+-- The task is found by id, its state compared with variables: the literals
+-- ('pending', 'running') would match the predicate of the tasks_active
+-- partial index, which the planner may then walk instead of tasks_pkey (see
+-- weft.claim_steps).
 -- requires: event_row, cancel_task
 CREATE OR REPLACE FUNCTION weft.fail_task(p_task uuid, p_step text, p_reason text, p_error jsonb, p_pid text)
 RETURNS SETOF weft.step_event
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+DECLARE
+  v_pending CONSTANT text := 'pending';
+  v_running CONSTANT text := 'running';
 BEGIN
   RETURN QUERY
   WITH doomed AS (
@@ -23,7 +31,7 @@ BEGIN
   task AS (
     UPDATE weft.tasks SET state = 'error', seq = seq + 1, updated_at = clock_timestamp(), completed_at = clock_timestamp(),
            error = jsonb_build_object('step', p_step, 'reason', p_reason, 'error', p_error)
-     WHERE id = p_task AND state IN ('pending', 'running')
+     WHERE id = p_task AND state IN (v_pending, v_running)
     RETURNING id, seq, namespace, name, extract(epoch FROM completed_at - created_at) * 1000 AS ms, parent_step_id),
   task_transition AS (
     INSERT INTO weft.task_transitions (task_id, seq, from_state, to_state, process_id, metadata)

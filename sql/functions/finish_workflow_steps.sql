@@ -26,25 +26,44 @@ $fn$;
 --                     who cancelled it and why
 -- The `waiting → running` audit row says `reason: child <state>` and the
 -- child's id. Safe on many orchestrators at once (FOR UPDATE SKIP LOCKED).
+-- The sweep (no p_steps) finds them through steps_workflow_child, the literal
+-- 'waiting' being meant; p_steps (weft.link_child) are found by id, with the
+-- state compared with a variable so the planner cannot walk that index
+-- instead (see weft.claim_steps). Two statements: a generic plan of one that
+-- did both (`p_steps IS NULL OR s.id = ANY(p_steps)`) could only walk it.
 CREATE OR REPLACE FUNCTION weft.finish_workflow_steps(p_pid text, p_outbox boolean, p_limit integer, p_steps uuid[] DEFAULT NULL)
 RETURNS SETOF weft.step_event
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
 DECLARE
-  v_items jsonb := '[]'::jsonb;
-  v_step  record;
-  v_child text;
-  v_msg   text;
-  v_why   jsonb;
+  v_items   jsonb := '[]'::jsonb;
+  v_steps   refcursor;
+  v_step    record;
+  v_child   text;
+  v_msg     text;
+  v_why     jsonb;
+  v_waiting CONSTANT text := 'waiting';
 BEGIN
-  FOR v_step IN
-    SELECT s.id, s.name, c.id AS child_id, c.state AS child_state, c.namespace, c.name AS child_name, c.version, c.error AS child_error
-      FROM weft.steps s JOIN weft.tasks c ON c.id = s.child_task_id
-     WHERE s.state = 'waiting' AND s.child_task_id IS NOT NULL
-       AND c.state IN ('complete', 'error', 'cancelled')
-       AND (p_steps IS NULL OR s.id = ANY (p_steps))
-     ORDER BY s.id LIMIT p_limit
-       FOR UPDATE OF s SKIP LOCKED
+  IF p_steps IS NULL THEN
+    OPEN v_steps FOR
+      SELECT s.id, s.name, c.id AS child_id, c.state AS child_state, c.namespace, c.name AS child_name, c.version, c.error AS child_error
+        FROM weft.steps s JOIN weft.tasks c ON c.id = s.child_task_id
+       WHERE s.state = 'waiting' AND s.child_task_id IS NOT NULL
+         AND c.state IN ('complete', 'error', 'cancelled')
+       ORDER BY s.id LIMIT p_limit
+         FOR UPDATE OF s SKIP LOCKED;
+  ELSE
+    OPEN v_steps FOR
+      SELECT s.id, s.name, c.id AS child_id, c.state AS child_state, c.namespace, c.name AS child_name, c.version, c.error AS child_error
+        FROM weft.steps s JOIN weft.tasks c ON c.id = s.child_task_id
+       WHERE s.id = ANY (p_steps) AND s.state = v_waiting AND s.child_task_id IS NOT NULL
+         AND c.state IN ('complete', 'error', 'cancelled')
+       ORDER BY s.id LIMIT p_limit
+         FOR UPDATE OF s SKIP LOCKED;
+  END IF;
   LOOP
+    FETCH v_steps INTO v_step;
+    EXIT WHEN NOT FOUND;
     v_child := format('%s/%s@%s (task %s)', v_step.namespace, v_step.child_name, v_step.version, v_step.child_id);
     v_why := jsonb_build_object('reason', 'child ' || v_step.child_state, 'child_task_id', v_step.child_id);
     IF v_step.child_state = 'complete' THEN
@@ -68,6 +87,7 @@ BEGIN
                                                'error', jsonb_build_object('class', 'ChildWorkflowCancelled', 'message', v_msg));
     END IF;
   END LOOP;
+  CLOSE v_steps;
   IF jsonb_array_length(v_items) > 0 THEN
     RETURN QUERY SELECT * FROM weft.complete_waiting(v_items, p_pid, p_outbox);
   END IF;
@@ -78,12 +98,19 @@ END $fn$;
 -- was cancelled, or another orchestrator linked the same child first). A
 -- child that already ended (a fast one) finishes the step at once.
 -- Locks the step, then the child task: the order of weft.cancel_task.
+-- The step is found by id, its state and type compared with variables: the
+-- literals would match the predicate of steps_workflow_unstarted, which the
+-- planner may then walk instead of steps_pkey (see weft.claim_steps).
 CREATE OR REPLACE FUNCTION weft.link_child(p_step uuid, p_seq integer, p_child uuid, p_pid text, p_outbox boolean)
 RETURNS SETOF weft.step_event
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+DECLARE
+  v_waiting  CONSTANT text := 'waiting';
+  v_workflow CONSTANT text := 'workflow';
 BEGIN
   UPDATE weft.steps SET child_task_id = p_child, updated_at = clock_timestamp()
-   WHERE id = p_step AND seq = p_seq AND state = 'waiting' AND type = 'workflow' AND child_task_id IS NULL;
+   WHERE id = p_step AND seq = p_seq AND state = v_waiting AND type = v_workflow AND child_task_id IS NULL;
   IF NOT FOUND THEN
     RETURN;
   END IF;
@@ -94,13 +121,17 @@ END $fn$;
 -- Fail a waiting workflow step whose child could not be started (its
 -- template is not registered, the mapped context fails its input_schema,
 -- the chain of children is too deep): for good, class p_class. A no-op when
--- the step has moved on.
+-- the step has moved on. The step is found by id, as in weft.link_child.
 CREATE OR REPLACE FUNCTION weft.fail_workflow_step(p_step uuid, p_seq integer, p_class text, p_message text, p_pid text, p_outbox boolean)
 RETURNS SETOF weft.step_event
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+DECLARE
+  v_waiting  CONSTANT text := 'waiting';
+  v_workflow CONSTANT text := 'workflow';
 BEGIN
   PERFORM 1 FROM weft.steps
-    WHERE id = p_step AND seq = p_seq AND state = 'waiting' AND type = 'workflow' AND child_task_id IS NULL FOR UPDATE;
+    WHERE id = p_step AND seq = p_seq AND state = v_waiting AND type = v_workflow AND child_task_id IS NULL FOR UPDATE;
   IF NOT FOUND THEN
     RETURN;
   END IF;

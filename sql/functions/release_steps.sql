@@ -8,11 +8,17 @@
 -- step whose task has ended meanwhile is cancelled instead. Returns a
 -- `finished` row per step given back (state waiting_retry, enqueued or
 -- cancelled) and the dispatch rows of those enqueued.
+-- The steps are found by id, and `running` is compared with a variable, never
+-- a literal, so the planner cannot read them through the steps_running
+-- partial index instead (see weft.claim_steps).
 -- requires: event_row, holds_attempt
 CREATE OR REPLACE FUNCTION weft.release_steps(p_worker text, p_ids uuid[], p_attempts integer[], p_delay_ms integer, p_reason text,
                                    p_outbox boolean)
 RETURNS SETOF weft.step_event
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
+DECLARE
+  v_running CONSTANT text := 'running';
 BEGIN
   RETURN QUERY
   WITH items AS (
@@ -27,7 +33,7 @@ BEGIN
            enqueued_at = CASE WHEN t.state IN ('pending', 'running') AND p_delay_ms <= 0 THEN clock_timestamp() ELSE s.enqueued_at END,
            finished_at = CASE WHEN t.state NOT IN ('pending', 'running') THEN clock_timestamp() END
       FROM items i, weft.tasks t
-     WHERE s.id = i.id AND t.id = s.task_id AND s.state = 'running'
+     WHERE s.id = i.id AND t.id = s.task_id AND s.state = v_running
        AND weft.holds_attempt(s.worker_id, s.attempts, s.finished_at, p_worker, i.attempt)
     RETURNING s.id, s.task_id, s.seq, s.state, s.queue, s.name, s.attempts, s.run_after),
   transitions AS (

@@ -6,6 +6,10 @@
 -- worker's recorded exit, weft.loss_entry), the transition names the cause,
 -- and WorkerLostError counts the causes of the losses that stopped the step
 -- (weft.loss_summary).
+-- The candidates are picked through the steps_running partial index (the
+-- literal state = 'running' there is meant); the UPDATE finds them again by
+-- id and re-checks the state with a variable, so it cannot walk that index a
+-- second time (see weft.claim_steps).
 -- requires: event_row, loss_entry, loss_summary, append_error
 CREATE OR REPLACE FUNCTION weft.requeue_lost_steps(p_pid text, p_lease_ms integer, p_max_losses integer, p_outbox boolean, p_limit integer)
 RETURNS SETOF weft.step_event
@@ -18,6 +22,7 @@ DECLARE
   v_ready  weft.step_event[];
   v_fail   jsonb;
   r        record;
+  v_running CONSTANT text := 'running';
 BEGIN
   SELECT array_agg(s.id) INTO v_ids
     FROM weft.steps s
@@ -48,7 +53,7 @@ BEGIN
       FROM (SELECT x.id, weft.loss_entry(x.worker_id, x.attempts, p.exit) AS loss
               FROM weft.steps x LEFT JOIN weft.processes p ON p.id = x.worker_id
              WHERE x.id = ANY(v_ids)) AS w
-     WHERE s.id = w.id AND s.id = ANY(v_ids) AND s.state = 'running'
+     WHERE s.id = w.id AND s.id = ANY(v_ids) AND s.state = v_running
        AND NOT EXISTS (SELECT 1 FROM weft.processes p
                         WHERE p.id = s.worker_id AND p.heartbeat_at > clock_timestamp() - v_lease)
     RETURNING s.id, s.task_id, s.seq, s.state, s.queue, s.name, s.attempts, s.losses, s.worker_id, s.error, w.loss->>'cause' AS cause),

@@ -6,15 +6,20 @@
 -- failed one: it is reopened with the cancelled steps (those its failure
 -- stopped). Every earlier error stays in steps.errors. Raises WF404 for an
 -- unknown task or step, WF409 when there is nothing to retry.
+-- The task's running steps are locked with `running` in a variable, never a
+-- literal, which would let the planner walk steps_running (every running
+-- step) instead of the task's steps (see weft.claim_steps).
 -- requires: event_row, wait_deadline
 CREATE OR REPLACE FUNCTION weft.retry_task(p_task uuid, p_step text, p_by text, p_pid text, p_outbox boolean)
 RETURNS SETOF weft.step_event
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
 DECLARE
   v_task    record;
   v_step    text;
   v_others  text;
   v_reopen  uuid[];
+  v_running CONSTANT text := 'running';
 BEGIN
   SELECT id, state, namespace INTO v_task FROM weft.tasks WHERE id = p_task;
   IF NOT FOUND THEN
@@ -24,7 +29,7 @@ BEGIN
     RAISE SQLSTATE 'WF404' USING MESSAGE = format('task %s has no step %s', p_task, p_step);
   END IF;
   -- Lock order of a finish: running steps, then the others, then the task.
-  PERFORM 1 FROM weft.steps WHERE task_id = p_task AND state = 'running' ORDER BY id FOR UPDATE;
+  PERFORM 1 FROM weft.steps WHERE task_id = p_task AND state = v_running ORDER BY id FOR UPDATE;
   PERFORM 1 FROM weft.steps WHERE task_id = p_task ORDER BY id FOR UPDATE;
   SELECT id, state, namespace INTO v_task FROM weft.tasks WHERE id = p_task FOR UPDATE;
   IF v_task.state NOT IN ('error', 'cancelled') THEN

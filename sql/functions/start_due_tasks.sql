@@ -6,6 +6,10 @@
 -- order (steps by id, then the task), like weft.cancel_task, which may meet
 -- it; a task another orchestrator started (or a cancel ended) meanwhile is
 -- left alone.
+-- The due tasks are picked through tasks_start_due (that literal is meant);
+-- the UPDATE finds them again by id and re-checks `pending` with a variable:
+-- the literal would match the predicate of tasks_active, which the planner
+-- may then walk instead of tasks_pkey (see weft.claim_steps).
 -- requires: event_row, wait_deadline
 CREATE OR REPLACE FUNCTION weft.start_due_tasks(p_pid text, p_outbox boolean, p_limit integer)
 RETURNS SETOF weft.step_event
@@ -14,6 +18,7 @@ LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
 DECLARE
   v_due     uuid[];
   v_started uuid[];
+  v_pending CONSTANT text := 'pending';
 BEGIN
   SELECT array_agg(id ORDER BY id) INTO v_due FROM (
     SELECT id FROM weft.tasks WHERE state = 'pending' AND run_at <= clock_timestamp() ORDER BY run_at LIMIT p_limit) d;
@@ -23,7 +28,7 @@ BEGIN
   PERFORM 1 FROM weft.steps WHERE task_id = ANY(v_due) ORDER BY id FOR UPDATE;
   WITH started AS (
     UPDATE weft.tasks t SET state = 'running', seq = t.seq + 1, updated_at = clock_timestamp()
-     WHERE t.id = ANY(v_due) AND t.state = 'pending'
+     WHERE t.id = ANY(v_due) AND t.state = v_pending
     RETURNING t.id, t.seq, t.run_at),
   transitions AS (
     INSERT INTO weft.task_transitions (task_id, seq, from_state, to_state, process_id, metadata)

@@ -116,6 +116,20 @@ const PINNED = [
   'delete_expired_tasks',
   'pick_queued',
   'claim_steps',
+  // And those that compare a state with a plpgsql variable so that their rows are found by id, never through a partial
+  // index on state (so do some above): only a generic plan keeps the planner from proving the index's predicate from
+  // the variable's value (sql/functions/claim_steps.sql; test/integration/store.plans.test.ts).
+  'claimed_events',
+  'release_steps',
+  'complete_waiting',
+  'finish_workflow_steps',
+  'link_child',
+  'fail_workflow_step',
+  'fail_task',
+  'cancel_task',
+  'cancel_children',
+  'retry_task',
+  'start_due_tasks',
 ];
 
 /** The settings of each function's CREATE statement in `sql` (what comes between its name and its body). */
