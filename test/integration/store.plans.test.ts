@@ -355,3 +355,58 @@ describe.each(SITUATIONS)('with $situation, the hot functions find their rows by
       expectFoundByKey('weft.start_due_tasks', scans, { pick: 'tasks_start_due' });
     }));
 });
+
+/**
+ * A connection plans a statement once and keeps the plan. The task view (every long-poll's answer) and a waiter's
+ * state read were prepared statements: planned on a new database, their plans read weft.tasks and weft.steps whole
+ * (Seq Scan, Hash Join), and went on doing so however large the tables grew. As functions with the step boundary's
+ * planner settings they read one task by its keys, also on a connection that first ran them on a small table.
+ */
+describe('the task view and a state read, on a connection that first ran them while the tables were small', () => {
+  let tdb: TestDatabase;
+  let early: pg.PoolClient;
+  let first: string;
+
+  beforeAll(async () => {
+    tdb = await createTestDatabase();
+    await registerTemplate(tdb.db, ONE);
+    const batch = (n: number): NewBatchTask[] =>
+      Array.from({ length: n }, (_, k) => ({ item: k, namespace: NS, name: 'one', version: ONE.version, context: {}, steps: initialSteps(ONE) }));
+    first = (await createTasks(tdb.db, batch(1), PID, 'wake')).outcomes[0]!.taskId;
+    early = await tdb.db.acquire();
+    // More runs than PostgreSQL's five custom plans, so a cached generic plan is what runs afterwards.
+    for (let i = 0; i < 8; i++) {
+      await early.query('SELECT weft.task_view($1, true) AS view', [first]);
+      await early.query('SELECT weft.task_state($1) AS state', [first]);
+    }
+    for (let i = 0; i < 3; i++) await createTasks(tdb.db, batch(500), PID, 'wake');
+  });
+  afterAll(async () => {
+    early?.release();
+    await tdb?.drop();
+  });
+
+  const TABLE_SCANS_SQL = `SELECT coalesce(pg_stat_get_xact_numscans('weft.tasks'::regclass), 0)::int AS tasks,
+                                  coalesce(pg_stat_get_xact_numscans('weft.steps'::regclass), 0)::int AS steps`;
+
+  it.each([
+    ['weft.task_view', 'SELECT weft.task_view($1, true) AS value'],
+    ['weft.task_state', 'SELECT weft.task_state($1) AS value'],
+  ])('%s reads no table whole and walks no index', async (label, sql) => {
+    await early.query('BEGIN');
+    try {
+      const tablesBefore = (await early.query<{ tasks: number; steps: number }>(TABLE_SCANS_SQL)).rows[0]!;
+      const { rows, scans } = await measured<{ value: string }>(early, sql, [first]);
+      const tablesAfter = (await early.query<{ tasks: number; steps: number }>(TABLE_SCANS_SQL)).rows[0]!;
+      expect(rows[0]!.value).toContain(label === 'weft.task_view' ? `"id" : "${first}"` : 'running');
+      expect({ tasks: tablesAfter.tasks - tablesBefore.tasks, steps: tablesAfter.steps - tablesBefore.steps }, `${label}: sequential scans`).toEqual({
+        tasks: 0,
+        steps: 0,
+      });
+      expectFoundByKey(label, scans);
+      expect(scans.tasks_pkey?.scans, `${label} scanned ${JSON.stringify(scans)}`).toBe(1);
+    } finally {
+      await early.query('ROLLBACK');
+    }
+  });
+});
