@@ -9,7 +9,10 @@
 -- The candidates are picked through the steps_running partial index (the
 -- literal state = 'running' there is meant); the UPDATE finds them again by
 -- id and re-checks the state with a variable, so it cannot walk that index a
--- second time (see weft.claim_steps).
+-- second time (see weft.claim_steps). At most p_limit steps a call (the
+-- sweep's next round takes the rest); their loss entries are read once, as a
+-- materialized set (a subquery in FROM was read again for every step moved:
+-- 20,100 index scans for 200 lost steps).
 -- requires: event_row, loss_entry, loss_summary, append_error
 CREATE OR REPLACE FUNCTION weft.requeue_lost_steps(p_pid text, p_lease_ms integer, p_max_losses integer, p_outbox boolean, p_limit integer)
 RETURNS SETOF weft.step_event
@@ -24,15 +27,20 @@ DECLARE
   r        record;
   v_running CONSTANT text := 'running';
 BEGIN
-  SELECT array_agg(s.id) INTO v_ids
-    FROM weft.steps s
-   WHERE s.state = 'running' AND s.started_at < clock_timestamp() - v_lease
-     AND NOT EXISTS (SELECT 1 FROM weft.processes p
-                      WHERE p.id = s.worker_id AND p.heartbeat_at > clock_timestamp() - v_lease);
+  SELECT array_agg(l.id) INTO v_ids
+    FROM (SELECT s.id FROM weft.steps s
+           WHERE s.state = 'running' AND s.started_at < clock_timestamp() - v_lease
+             AND NOT EXISTS (SELECT 1 FROM weft.processes p
+                              WHERE p.id = s.worker_id AND p.heartbeat_at > clock_timestamp() - v_lease)
+           LIMIT p_limit) AS l;
   IF v_ids IS NULL THEN
     RETURN;
   END IF;
-  WITH lost AS (
+  WITH entries AS MATERIALIZED (
+    SELECT x.id, weft.loss_entry(x.worker_id, x.attempts, p.exit) AS loss
+      FROM weft.steps x LEFT JOIN weft.processes p ON p.id = x.worker_id
+     WHERE x.id = ANY(v_ids)),
+  lost AS (
     UPDATE weft.steps s
        SET state = CASE WHEN s.losses + 1 >= p_max_losses THEN 'error' ELSE 'enqueued' END,
            seq = s.seq + 1, losses = s.losses + 1,
@@ -50,9 +58,7 @@ BEGIN
                         ELSE s.error END,
            finished_at = CASE WHEN s.losses + 1 >= p_max_losses THEN clock_timestamp() ELSE s.finished_at END,
            updated_at = clock_timestamp()
-      FROM (SELECT x.id, weft.loss_entry(x.worker_id, x.attempts, p.exit) AS loss
-              FROM weft.steps x LEFT JOIN weft.processes p ON p.id = x.worker_id
-             WHERE x.id = ANY(v_ids)) AS w
+      FROM entries AS w
      WHERE s.id = w.id AND s.id = ANY(v_ids) AND s.state = v_running
        AND NOT EXISTS (SELECT 1 FROM weft.processes p
                         WHERE p.id = s.worker_id AND p.heartbeat_at > clock_timestamp() - v_lease)

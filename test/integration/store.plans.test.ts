@@ -345,6 +345,17 @@ describe.each(SITUATIONS)('with $situation, the hot functions find their rows by
       expect(rows).toHaveLength(RUNNING);
       // It reads a few entries per lost step; a walk of steps_pkey would read every step.
       expectFoundByKey('weft.requeue_lost_steps', scans, { pick: 'steps_running', walk: READY });
+      // The loss entries are read once: a few index scans per lost step, not one per pair of lost steps.
+      expect(scans.steps_pkey?.scans, JSON.stringify(scans)).toBeLessThan(5 * RUNNING);
+    }));
+
+  it('weft.requeue_lost_steps moves at most p_limit steps a call, the rest in the next', () =>
+    inTransaction(async () => {
+      const first = await c.query<StepEvent>('SELECT * FROM weft.requeue_lost_steps($1, $2, $3, $4, $5)', [PID, 0, 3, false, 50]);
+      expect(first.rows).toHaveLength(50);
+      const rest = await c.query<StepEvent>('SELECT * FROM weft.requeue_lost_steps($1, $2, $3, $4, $5)', [PID, 0, 3, false, 1_000]);
+      expect(rest.rows).toHaveLength(RUNNING - 50);
+      expect(new Set([...first.rows, ...rest.rows].map((r) => r.step_id)).size).toBe(RUNNING);
     }));
 
   it('weft.start_due_tasks picks through tasks_start_due once, and starts the tasks by id', () =>
