@@ -278,7 +278,13 @@ export function taskPathTargets(f: Figures, throughput: ThroughputResult[]): Tar
   const out: Target[] = [];
   const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : undefined);
   const add = (name: string, target: string, value: number | undefined, fmt: (v: number) => string, ok: (v: number) => boolean) =>
-    out.push({ name, target, reference: 'n/a', value: value === undefined ? 'not measured' : fmt(value), status: value === undefined ? 'n/a' : ok(value) ? 'MET' : 'MISSED' });
+    out.push({
+      name,
+      target,
+      reference: 'n/a',
+      value: value === undefined ? 'not measured' : fmt(value),
+      status: value === undefined ? 'n/a' : ok(value) ? 'MET' : 'MISSED',
+    });
   const window = (scenario: NonNullable<ThroughputResult['scenario']>) =>
     throughput.filter((t) => t.topology === '1+1' && (t.scenario ?? 'linear') === scenario);
   const stepsPerS = (v: number) => `${Math.round(v).toLocaleString('en-US')} steps/s`;
