@@ -387,6 +387,7 @@ describe('migrate', () => {
       'signal_step',
       'start_due_tasks',
       'task_ended_event',
+      'task_history',
       'task_state',
       'task_view',
       'wait_deadline',

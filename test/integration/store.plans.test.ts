@@ -373,7 +373,7 @@ describe.each(SITUATIONS)('with $situation, the hot functions find their rows by
  * (Seq Scan, Hash Join), and went on doing so however large the tables grew. As functions with the step boundary's
  * planner settings they read one task by its keys, also on a connection that first ran them on a small table.
  */
-describe('the task view and a state read, on a connection that first ran them while the tables were small', () => {
+describe('the task view, a state read and a history, on a connection that first ran them while the tables were small', () => {
   let tdb: TestDatabase;
   let early: pg.PoolClient;
   let first: string;
@@ -389,6 +389,7 @@ describe('the task view and a state read, on a connection that first ran them wh
     for (let i = 0; i < 8; i++) {
       await early.query('SELECT weft.task_view($1, true) AS view', [first]);
       await early.query('SELECT weft.task_state($1) AS state', [first]);
+      await early.query('SELECT weft.task_history($1, NULL, 100) AS value', [first]);
     }
     for (let i = 0; i < 3; i++) await createTasks(tdb.db, batch(500), PID, 'wake');
   });
@@ -399,6 +400,30 @@ describe('the task view and a state read, on a connection that first ran them wh
 
   const TABLE_SCANS_SQL = `SELECT coalesce(pg_stat_get_xact_numscans('weft.tasks'::regclass), 0)::int AS tasks,
                                   coalesce(pg_stat_get_xact_numscans('weft.steps'::regclass), 0)::int AS steps`;
+  /** Sequential scans of the audit tables, and entries read from their primary keys. */
+  const AUDIT_SCANS_SQL = `SELECT coalesce(pg_stat_get_xact_numscans('weft.step_transitions'::regclass), 0)::int AS step_seq,
+                                  coalesce(pg_stat_get_xact_numscans('weft.task_transitions'::regclass), 0)::int AS task_seq,
+                                  coalesce(pg_stat_get_xact_tuples_returned('weft.step_transitions_pkey'::regclass), 0)::int AS step_read`;
+
+  it("weft.task_history reads one task's transitions through its steps, not the audit tables whole", async () => {
+    await early.query('BEGIN');
+    try {
+      const before = (await early.query<{ step_seq: number; task_seq: number; step_read: number }>(AUDIT_SCANS_SQL)).rows[0]!;
+      const { rows } = await early.query<{ value: string }>('SELECT weft.task_history($1, NULL, 100) AS value', [first]);
+      const after = (await early.query<{ step_seq: number; task_seq: number; step_read: number }>(AUDIT_SCANS_SQL)).rows[0]!;
+      const history = JSON.parse(rows[0]!.value) as Array<{ step: string | null; to: string }>;
+      expect(history.filter((h) => h.step === null).map((h) => h.to)).toEqual(['pending', 'running']);
+      expect(history.filter((h) => h.step === 'only').map((h) => h.to)).toEqual(['pending', 'enqueued']);
+      expect({ step_seq: after.step_seq - before.step_seq, task_seq: after.task_seq - before.task_seq }, 'sequential scans').toEqual({
+        step_seq: 0,
+        task_seq: 0,
+      });
+      // The task's one step has two transitions; the table holds 3,002.
+      expect(after.step_read - before.step_read, 'entries read from step_transitions_pkey').toBeLessThan(10);
+    } finally {
+      await early.query('ROLLBACK');
+    }
+  });
 
   it.each([
     ['weft.task_view', 'SELECT weft.task_view($1, true) AS value'],
