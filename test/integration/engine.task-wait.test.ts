@@ -44,7 +44,7 @@ function stateReads(taskId: string): { count: () => number } {
   let n = 0;
   const real = Database.prototype.queryIdempotent;
   vi.spyOn(Database.prototype, 'queryIdempotent').mockImplementation(function (this: Database, text: string, values?: unknown[], name?: string) {
-    if (text.startsWith('SELECT state FROM weft.tasks') && values?.[0] === taskId) n++;
+    if (name === 'weft_task_state' && values?.[0] === taskId) n++;
     return real.call(this, text, values, name) as never;
   });
   return { count: () => n };
