@@ -43,7 +43,8 @@ END $fn$;
 -- the same reason as weft.task_view: a prepared `WHERE id = $1` planned on a
 -- one-page table reads the table whole for as long as its connection lives.
 CREATE OR REPLACE FUNCTION weft.task_state(p_task uuid) RETURNS text
-LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_bitmapscan = off AS $fn$
+LANGUAGE plpgsql STABLE SET jit = off SET plan_cache_mode = force_generic_plan
+  SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
 BEGIN
   RETURN (SELECT state FROM weft.tasks WHERE id = p_task);
 END $fn$;

@@ -130,6 +130,11 @@ const PINNED = [
   'cancel_children',
   'retry_task',
   'start_due_tasks',
+  // And the API's reads of one task: a prepared statement keeps the plan its connection first made, one made while
+  // the tables were small read them whole (sql/functions/task_view.sql).
+  'task_view',
+  'task_state',
+  'task_history',
 ];
 
 /** The settings of each function's CREATE statement in `sql` (what comes between its name and its body). */
