@@ -33,6 +33,10 @@ export interface LiveEvents {
   onTaskEnd(listener: (e: TaskEndEvent) => void): () => void;
   /** Every task that starts running (created, or retried), from any process. Returns the unsubscribe function. */
   onTaskStart(listener: (e: TaskStartEvent) => void): () => void;
-  /** Live step changes and the end of one task. Returns the unsubscribe function. */
-  watch(taskId: string, listener: (e: LiveEvent) => void): () => void;
+  /**
+   * Live step changes and the end of one task. Resolves, with the unsubscribe
+   * function, once the watch is registered: a step change committed after
+   * that is told (one committed while it registers may not be).
+   */
+  watch(taskId: string, listener: (e: LiveEvent) => void): Promise<() => void>;
 }

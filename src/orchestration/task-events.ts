@@ -176,16 +176,18 @@ export class TaskEvents implements LiveEvents {
   /**
    * Live changes of one task: its steps' states and its end, until the
    * returned function is called. Registers the watch in weft.task_watchers
-   * (renewed while it lasts).
+   * (renewed while it lasts) and resolves once that is committed: the
+   * statements that change the task's steps from then on see it and tell
+   * them (a failed registration is logged, and the renewal tries again).
    */
-  watch(taskId: string, listener: (e: LiveEvent) => void): () => void {
+  async watch(taskId: string, listener: (e: LiveEvent) => void): Promise<() => void> {
     const onStep = (e: StepChange) => listener(e);
     const onEnd = (e: TaskEndEvent) => listener({ kind: 'task', ...e });
     this.emitter.on(`step:${taskId}`, onStep);
     this.emitter.on(taskId, onEnd);
     this.watched.set(taskId, (this.watched.get(taskId) ?? 0) + 1);
-    if (this.watched.get(taskId) === 1) void this.registerWatches([taskId]);
     this.renewTimer ??= setInterval(() => void this.registerWatches([...this.watched.keys()]), WATCH_TTL_MS / 3).unref();
+    await this.registerWatches([taskId]);
     return () => {
       this.emitter.off(`step:${taskId}`, onStep);
       this.emitter.off(taskId, onEnd);

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CreateTaskRequest, Orchestrator } from '../../orchestration/orchestrator.js';
-import type { LiveEvents } from '../../orchestration/live-events.js';
+import type { LiveEvent, LiveEvents } from '../../orchestration/live-events.js';
 import type { Database } from '../../store/database.js';
 import { listTasks } from '../../store/task-list.js';
 import { getTaskState, getTaskViewJson, taskForIdempotentRequest, taskIdByIdempotencyKey } from '../../store/tasks.js';
@@ -249,13 +249,23 @@ export async function taskRoutes(app: FastifyInstance, opts: TaskRoutesOptions):
 
   app.get('/v1/tasks/:id/events', async (req, reply) => {
     const id = taskId(req.params);
-    const state = await getTaskState(db, id);
-    if (!state) throw new NotFoundError(`no task ${id}`);
-    const stream = openStream(req, reply);
-    // The current state first: a change between the client's GET and this
-    // subscription is then not missed.
+    // Subscribed first, then the state read, then `hello`: a change committed after the
+    // subscription is told (held until `hello` is sent), one before it is in the state.
+    let stream: EventStream | undefined;
+    const early: LiveEvent[] = [];
+    const unwatch = liveEvents ? await liveEvents.watch(id, (e) => (stream ? stream.send(e.kind, e) : early.push(e))) : () => undefined;
+    const state = await getTaskState(db, id).catch((err: unknown) => {
+      unwatch();
+      throw err;
+    });
+    if (!state) {
+      unwatch();
+      throw new NotFoundError(`no task ${id}`);
+    }
+    stream = openStream(req, reply);
+    stream.onClose(unwatch);
     stream.send('hello', { task_id: id, state, live_steps: liveEvents !== undefined });
-    if (liveEvents) stream.onClose(liveEvents.watch(id, (e) => stream.send(e.kind, e)));
+    for (const e of early) stream.send(e.kind, e);
   });
 
   app.get('/v1/events', async (req, reply) => {
