@@ -9,6 +9,10 @@
  *
  * Rows written by one transaction share its xmin: a step claimed in the create
  * has its `running` row in the create's transaction.
+ *
+ * A create claims only for a consumer with no claim of its own in flight, so
+ * the consumer here never polls (it claims when woken) and a warm-up task
+ * lets its first claim end before the tests create theirs.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
@@ -72,7 +76,19 @@ describe.each<Backend>(['pg', 'rabbitmq'])('a worker in the creating process (%s
 
   beforeAll(async () => {
     tdb = await createTestDatabase();
-    engine = await startEngine({ backend, url: tdb.url, oneProcess: true, templates, handlers, namespaces: ['cac'], concurrency: CONCURRENCY });
+    engine = await startEngine({
+      backend,
+      url: tdb.url,
+      oneProcess: true,
+      templates,
+      handlers,
+      namespaces: ['cac'],
+      concurrency: CONCURRENCY,
+      consumerPollMs: 600_000,
+    });
+    const orch = engine.orchestrators[0]!;
+    const warmUp = await orch.createTask({ namespace: 'cac', name: 'one', context: {} });
+    expect(await orch.waitForTask(warmUp.id, 15_000)).toBe(true);
   });
   afterAll(async () => {
     hold.release();

@@ -31,6 +31,8 @@ export interface EngineOptions {
   templates?: TemplateDefinition[];
   namespaces?: string[];
   pollIntervalMs?: number;
+  /** How often a PostgreSQL-queue consumer claims without being woken (default: pollIntervalMs). */
+  consumerPollMs?: number;
   leaseMs?: number;
   concurrency?: number;
   log?: Logger;
@@ -67,7 +69,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     const db = await openDatabase({ url: o.url, log, max: 10 });
     const bus: MessageBus =
       o.backend === 'pg'
-        ? new PgMessageBus(db, log, { pollIntervalMs: o.pollIntervalMs ?? 200 })
+        ? new PgMessageBus(db, log, { pollIntervalMs: o.consumerPollMs ?? o.pollIntervalMs ?? 200 })
         : new RabbitMessageBus({ url: AMQP_URL, prefix: queuePrefix }, db, log);
     buses.push(bus);
     closers.push(async () => {
