@@ -43,5 +43,5 @@ BEGIN
     RETURN;
   END IF;
   RETURN QUERY SELECT * FROM weft.finish_steps(p_pid, v_ids, v_successes, v_failures, NULL, '{}'::text[], 0, false, p_outbox,
-                                                NULL, NULL, 0);
+                                                NULL, NULL, 0, 0, 0);
 END $fn$;

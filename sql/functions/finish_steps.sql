@@ -19,7 +19,8 @@
 --     or enqueued (with an outbox row when p_outbox); a task whose last open
 --     step completed becomes complete;
 --   * with p_claim_queued, the room left is filled from p_queues (the
---     PostgreSQL queue), and the consumer's waiter registration is updated;
+--     PostgreSQL queue), and the consumer's waiter registration is updated
+--     (weft.register_waiter: p_waiter_seq, p_waiter_known);
 --   * p_expansion ({steps, edges}, with a single success): the steps a
 --     decision or batch outcome creates, inserted before the countdown. The
 --     caller holds the task lock and has checked the fence (src/store/finish.ts).
@@ -41,7 +42,8 @@
 -- requires: event_row, holds_attempt, append_error, wait_deadline
 CREATE OR REPLACE FUNCTION weft.finish_steps(p_worker text, p_ids uuid[], p_successes jsonb, p_failures jsonb, p_expansion jsonb,
                                   p_queues text[], p_room integer, p_claim_queued boolean, p_outbox boolean,
-                                  p_consumer text, p_channel text, p_waiter_ttl_ms integer)
+                                  p_consumer text, p_channel text, p_waiter_ttl_ms integer,
+                                  p_waiter_seq bigint, p_waiter_known bigint)
 RETURNS SETOF weft.step_event
 LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan
   SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $fn$
@@ -227,7 +229,7 @@ BEGIN
       v_claimed := coalesce(v_claimed, '{}') || coalesce(v_picked, '{}');
       v_room := v_room - coalesce(array_length(v_picked, 1), 0);
     END IF;
-    PERFORM weft.register_waiter(p_queues, p_consumer, p_channel, p_waiter_ttl_ms, v_room > 0);
+    PERFORM weft.register_waiter(p_queues, p_consumer, p_channel, p_waiter_ttl_ms, v_room > 0, p_waiter_seq, p_waiter_known);
   END IF;
 
   -- Whether anyone watches these tasks live (weft_step notifications): one probe of a tiny table.

@@ -7,6 +7,7 @@ import { signalsOf, type Signals } from '../store/signals.js';
 import { deliveryFor } from '../store/delivery.js';
 import { traceDelivery, tracing } from '../telemetry/index.js';
 import type { BusHealth, ConsumeOptions, LocalClaim, MessageBus, StepConsumer, Subscription } from './types.js';
+import { WaiterRegistration } from '../store/claim.js';
 
 export interface PgBusOptions {
   /** Fallback poll when no wake-up arrives (a lost notification, a dropped LISTEN connection). */
@@ -60,7 +61,7 @@ export class PgMessageBus implements MessageBus {
   async consume(queues: string[], consumer: StepConsumer, _options: ConsumeOptions): Promise<Subscription> {
     const id = `${this.signals.wakeChannel}_${++consumers}`;
     // Long enough to survive two missed polls; a dead consumer's registration expires.
-    const waiter = { consumer: id, channel: this.signals.wakeChannel, ttlMs: 3 * this.pollIntervalMs + 1_000 };
+    const waiter = new WaiterRegistration(id, this.signals.wakeChannel, 3 * this.pollIntervalMs + 1_000);
     let running = true;
     let pending = true; // look at once on start
     let sleeper: (() => void) | undefined;
@@ -98,9 +99,9 @@ export class PgMessageBus implements MessageBus {
           }
           continue;
         }
-        // A wake-up while full is dropped: the finish that frees a slot claims
-        // from the queues in the same statement.
-        pending = false;
+        // A wake-up while every slot is taken stays pending until a slot frees
+        // (poke): the slots may be held for finishes in flight, whose claims
+        // need not have seen the step it was for, and it took the registration.
         await new Promise<void>((resolve) => {
           const timer = setTimeout(
             () => {
@@ -120,7 +121,9 @@ export class PgMessageBus implements MessageBus {
     const done = loop();
     return {
       waiter,
-      poke: () => undefined,
+      poke: () => {
+        if (pending) sleeper?.();
+      },
       stop: async () => {
         running = false;
         if (adopter) this.adopters.delete(adopter);

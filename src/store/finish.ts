@@ -3,7 +3,7 @@ import { isDataError, isDisconnect, type Database } from './database.js';
 import type { PlannedStep } from '../core/plan.js';
 import type { StepState } from '../core/states.js';
 import { emptyDispatch, mergeOutcomes, readEvents, type FinishedStep, type StatementOutcome, type StepEventRow } from './events.js';
-import type { WaiterRegistration } from './claim.js';
+import { waiterParams, type WaiterRegistration, type WaiterTurn } from './claim.js';
 import { stepRows } from './tasks.js';
 import { inlined, Uuid } from './sql.js';
 import { storableErrorRecord, weftErrorRecord, type ErrorRecordShape } from '../core/error-record.js';
@@ -52,7 +52,7 @@ export interface FinishOptions {
   waiter?: WaiterRegistration;
 }
 
-const FINISH_SQL = 'SELECT * FROM weft.finish_steps($1, $2::uuid[], $3::jsonb, $4::jsonb, $5::jsonb, $6, $7, $8, $9, $10, $11, $12)';
+const FINISH_SQL = 'SELECT * FROM weft.finish_steps($1, $2::uuid[], $3::jsonb, $4::jsonb, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14)';
 
 /**
  * The items as two JSON arrays (successes, failures; null when empty);
@@ -85,7 +85,7 @@ function finite(n: number): number {
   return Number.isFinite(n) ? Math.round(n * 1000) / 1000 : 0;
 }
 
-function finishParams(worker: string, items: FinishItem[], expansion: string | null, o: FinishOptions): unknown[] {
+function finishParams(worker: string, items: FinishItem[], expansion: string | null, o: FinishOptions, turn: WaiterTurn | undefined): unknown[] {
   const { successes, failures } = itemsJson(items);
   return [
     worker,
@@ -97,9 +97,7 @@ function finishParams(worker: string, items: FinishItem[], expansion: string | n
     Math.max(0, o.room),
     o.claimQueued,
     o.outbox,
-    o.waiter?.consumer ?? null,
-    o.waiter?.channel ?? null,
-    o.waiter?.ttlMs ?? 0,
+    ...waiterParams(o.waiter, turn),
   ];
 }
 
@@ -119,8 +117,7 @@ export function finishSteps(db: Database, worker: string, items: FinishItem[], o
 
 async function finishOrSplit(db: Database, worker: string, items: FinishItem[], o: FinishOptions, replacement: boolean): Promise<StatementOutcome> {
   try {
-    const { rows } = await db.query<StepEventRow>(FINISH_SQL, finishParams(worker, items, null, o), 'weft_finish_steps');
-    return readEvents(rows);
+    return await finishOnce(db, worker, items, o);
   } catch (err) {
     if (!isDataError(err)) throw err;
     if (items.length > 1) {
@@ -177,6 +174,16 @@ export interface ExistingStep {
   state: StepState;
 }
 
+async function finishOnce(db: Database, worker: string, items: FinishItem[], o: FinishOptions): Promise<StatementOutcome> {
+  const turn = o.waiter?.turn();
+  try {
+    const { rows } = await db.query<StepEventRow>(FINISH_SQL, finishParams(worker, items, null, o, turn), 'weft_finish_steps');
+    return readEvents(rows);
+  } finally {
+    turn?.done();
+  }
+}
+
 const LOCK_FOR_EXPANSION_SQL = `
   SELECT s.id, s.name, s.template_step, s.state,
          (s.id = $step AND s.state IN ('running', 'enqueued')
@@ -207,6 +214,7 @@ export async function finishWithExpansion(
   let open = false;
   let broken: Error | undefined;
   let refused: Error;
+  let turn: WaiterTurn | undefined;
   try {
     const lock = inlined(client, LOCK_FOR_EXPANSION_SQL, { step: new Uuid(item.id), attempt: item.attempt, worker });
     open = true;
@@ -232,10 +240,11 @@ export async function finishWithExpansion(
         finish = onRejected(err);
       }
     }
+    turn = o.waiter?.turn();
     const { rows: events } = await client.query<StepEventRow>({
       name: 'weft_finish_steps',
       text: FINISH_SQL,
-      values: finishParams(worker, [finish], expansion, o),
+      values: finishParams(worker, [finish], expansion, o, turn),
     });
     await client.query('COMMIT');
     open = false;
@@ -246,6 +255,7 @@ export async function finishWithExpansion(
     if (!isDataError(err)) throw err;
     refused = err as Error;
   } finally {
+    turn?.done(); // after the COMMIT (or the ROLLBACK)
     client.release(broken); // a connection that died or timed out is not reused
   }
   // The steps or the result could not be stored (rolled back): the step fails for good, saying why.

@@ -193,6 +193,7 @@ export class FinishBatcher {
     // The slots this batch frees, and any others no other statement in flight has promised to fill.
     const reserve = Math.max(0, this.host.freeSlots() + batch.length - this.reservedSlots);
     this.reservedSlots += reserve;
+    let settled = false;
     try {
       const outcomes = await this.write(batch, reserve);
       this.stats.statements += outcomes.length;
@@ -202,6 +203,7 @@ export class FinishBatcher {
       this.host.committed(batch, outcomes, t0);
       const recorded = await this.alreadyRecorded(batch, outcomes);
       this.settle(batch, outcomes, recorded);
+      settled = true;
     } catch (err) {
       if (this.closed) return this.abandon(batch);
       this.failures++;
@@ -214,6 +216,8 @@ export class FinishBatcher {
       this.reservedSlots -= reserve;
       this.flushing--;
     }
+    // Told once the reservation is given back too, so the consumer sees every slot the batch freed.
+    if (settled) this.host.batchSettled();
     if (this.pending.length) this.schedule();
   }
 
@@ -297,7 +301,6 @@ export class FinishBatcher {
       const earlier = recorded.get(f.step.id);
       this.host.settled(f, accepted.has(f.step.id) ? { kind: 'accepted' } : earlier ? { kind: 'recorded', earlier } : { kind: 'lost' });
     }
-    this.host.batchSettled();
   }
 
   /** Outcomes that came after the worker stopped draining: their steps run again once their lease expires. */

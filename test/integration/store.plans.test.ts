@@ -94,12 +94,12 @@ function expectFoundByKey(label: string, scans: Scans, { pick, walk = 100 }: { p
   if (pick) expect(scans[pick]?.scans, `${seen}: scans of ${pick}, the pick`).toBe(1);
 }
 
-const FINISH_SQL = 'SELECT * FROM weft.finish_steps($1, $2::uuid[], $3::jsonb, $4::jsonb, $5::jsonb, $6, $7, $8, $9, $10, $11, $12)';
+const FINISH_SQL = 'SELECT * FROM weft.finish_steps($1, $2::uuid[], $3::jsonb, $4::jsonb, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14)';
 
 /** weft.finish_steps as a worker without room calls it (claims nothing more), for these items. */
 function finishParams(items: FinishItem[]): unknown[] {
   const { successes, failures } = itemsJson(items);
-  return [WORKER, items.map((i) => i.id), successes, failures, null, [QUEUE], 0, false, false, null, null, 0];
+  return [WORKER, items.map((i) => i.id), successes, failures, null, [QUEUE], 0, false, false, null, null, 0, 0, 0];
 }
 
 interface StepEvent {

@@ -253,6 +253,20 @@ describe('the PostgreSQL queue', () => {
     expect(new Set(consumers.flatMap((c) => c.claimed)).size).toBe(total);
   });
 
+  it("a claim that fills its room removes only a registration made by a statement that came back before it was sent (seq <= known)", async () => {
+    const { queue } = await freshTemplate();
+    const register = (waiting: boolean, seq: number, known: number) =>
+      tdb.db.query('SELECT weft.register_waiter($1, $2, $3, $4, $5, $6, $7)', [[queue], 'c1', 'weft_wake_c1', 60_000, waiting, seq, known]);
+    await register(true, 2, 1); // statement 2 came back short
+    await register(false, 3, 1); // statement 3, sent while 2 was in flight, filled its room
+    expect(await waiters(queue)).toEqual(['c1']);
+    await register(true, 1, 0); // statement 1, older, comes back short later: the registration keeps seq 2
+    await register(false, 4, 1);
+    expect(await waiters(queue)).toEqual(['c1']);
+    await register(false, 5, 4); // sent after 2 came back: its room held 2's free slots
+    expect(await waiters(queue)).toEqual([]);
+  });
+
   it('a consumer whose registration expired (it died) is not woken: the step waits for a live one', async () => {
     const { def, queue } = await freshTemplate();
     const producer = await newProcess();

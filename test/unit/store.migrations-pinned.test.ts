@@ -21,6 +21,7 @@ const LANDED: Record<string, string> = {
   '008_schedules.sql': '758583e6900f26b6dc3a7e93532bf88210749e35dddc596894c6ff38af9d21be',
   '009_child_workflows.sql': '144dfc5b6708311a16dcc3834bd0a7babd423c0016bb3a078c11cceaace6b211',
   '010_lean_indexes.sql': '7e6b0381549e521eb9d575e0978cab02e2bb6621f7148adfd0f7e88893e5dd83',
+  '011_waiter_order.sql': 'ebc26010355a397dbd430d098410eb88795a0af5162cf598a7f150d43bdfa966',
 };
 
 const sha256 = (file: string) =>
