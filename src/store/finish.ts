@@ -135,6 +135,17 @@ async function finishOrSplit(db: Database, worker: string, items: FinishItem[], 
   }
 }
 
+/** One finish statement, with the waiter's turn taken around it. */
+async function finishOnce(db: Database, worker: string, items: FinishItem[], o: FinishOptions): Promise<StatementOutcome> {
+  const turn = o.waiter?.turn();
+  try {
+    const { rows } = await db.query<StepEventRow>(FINISH_SQL, finishParams(worker, items, null, o, turn), 'weft_finish_steps');
+    return readEvents(rows);
+  } finally {
+    turn?.done();
+  }
+}
+
 /**
  * What to record instead of an item PostgreSQL refused because of its data:
  * a permanent failure naming the database's reason, so the step ends and
@@ -172,16 +183,6 @@ export interface ExistingStep {
   name: string;
   template_step: string;
   state: StepState;
-}
-
-async function finishOnce(db: Database, worker: string, items: FinishItem[], o: FinishOptions): Promise<StatementOutcome> {
-  const turn = o.waiter?.turn();
-  try {
-    const { rows } = await db.query<StepEventRow>(FINISH_SQL, finishParams(worker, items, null, o, turn), 'weft_finish_steps');
-    return readEvents(rows);
-  } finally {
-    turn?.done();
-  }
 }
 
 const LOCK_FOR_EXPANSION_SQL = `
