@@ -5,7 +5,7 @@ import type { Orchestrator } from '../orchestration/orchestrator.js';
 import type { Database } from '../store/database.js';
 import type { MessageBus } from '../messaging/types.js';
 import type { Logger } from '../shared/logger.js';
-import { getTaskViewJson } from '../store/tasks.js';
+import { getEndedTaskView, getTaskViewJson } from '../store/tasks.js';
 import { listTemplates } from '../store/templates.js';
 import { parseTemplate, validateTemplateObject } from '../core/template/parse.js';
 import { TemplateError } from '../core/template/errors.js';
@@ -227,8 +227,17 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
       revoked = message;
       gone.abort();
     });
+    // The first look (a task this orchestrator does not know to be running may have ended already)
+    // reads the view with the state: a task found ended is answered from that one read.
+    let endedView: string | undefined;
+    const firstLook = async () => {
+      const now = await getEndedTaskView(db, id);
+      if (!now) throw new NotFoundError(`no task ${id}`);
+      endedView = now.view;
+      return endedView !== undefined;
+    };
     try {
-      await orchestrator.waitForTask(id, timeoutMs, gone.signal);
+      await orchestrator.waitForTask(id, timeoutMs, gone.signal, firstLook);
     } finally {
       closing.signal.removeEventListener('abort', stop);
       letGo();
@@ -247,7 +256,7 @@ export function buildApi(options: ApiOptions, serverFactory?: (handler: http.Req
         });
     }
     // The view says whether the task has ended (`ended`), read after the wait.
-    const view = await getTaskViewJson(db, id);
+    const view = endedView ?? (await getTaskViewJson(db, id));
     if (!view) throw new NotFoundError(`no task ${id}`);
     return reply.type('application/json; charset=utf-8').send(view);
   });

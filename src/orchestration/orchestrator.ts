@@ -444,9 +444,10 @@ export class Orchestrator {
   }
 
   /** Resolve when the task has ended (true) or `timeoutMs` passed (false); NotFoundError for an unknown task. */
-  async waitForTask(taskId: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+  async waitForTask(taskId: string, timeoutMs: number, signal?: AbortSignal, firstCheck?: () => Promise<boolean>): Promise<boolean> {
     // One read of the state, made once subscribed (so an end in between is not missed); no such task rejects.
     // None for a task this orchestrator created and has heard no end of since (TaskEvents.knownRunning).
+    // `firstCheck`, when given, makes that first read instead (the long-poll's reads the view too).
     return this.taskEvents.waitForEnd(
       taskId,
       timeoutMs,
@@ -456,6 +457,7 @@ export class Orchestrator {
         return TERMINAL_TASK_STATES.has(state);
       },
       signal,
+      firstCheck,
     );
   }
 

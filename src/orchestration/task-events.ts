@@ -224,9 +224,16 @@ export class TaskEvents implements LiveEvents {
    * a second, and after a reconnect of the LISTEN connection. An error of the
    * first check rejects the wait (a transient one of a later check does not).
    * For a task {@link knownRunning} the first check is skipped: no read until
-   * the end is told (or the once-a-second re-check).
+   * the end is told (or the once-a-second re-check). `first`, when given, is
+   * the first check instead of `check`.
    */
-  async waitForEnd(taskId: string, timeoutMs: number, check: () => Promise<boolean>, signal?: AbortSignal): Promise<boolean> {
+  async waitForEnd(
+    taskId: string,
+    timeoutMs: number,
+    check: () => Promise<boolean>,
+    signal?: AbortSignal,
+    first?: () => Promise<boolean>,
+  ): Promise<boolean> {
     const running = this.knownRunning(taskId);
     return new Promise<boolean>((resolve, reject) => {
       let done = false;
@@ -243,11 +250,11 @@ export class TaskEvents implements LiveEvents {
       };
       const onEnd = () => finish(true);
       const onAbort = () => finish(false);
-      let first = true;
+      let firstPending = true;
       const recheck = () => {
-        const initial = first;
-        first = false;
-        check().then(
+        const initial = firstPending;
+        firstPending = false;
+        (initial && first ? first : check)().then(
           (ended) => ended && finish(true),
           // The first check's error (e.g. no such task) is the caller's answer; later ones are retried.
           (err) => initial && finish(false, err),
@@ -259,7 +266,7 @@ export class TaskEvents implements LiveEvents {
       this.emitter.on(taskId, onEnd);
       this.emitter.on('reconnected', recheck);
       signal?.addEventListener('abort', onAbort);
-      if (running) first = false;
+      if (running) firstPending = false;
       else recheck();
     });
   }

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Database } from './database.js';
 import type { PlannedStep } from '../core/plan.js';
-import type { TaskState } from '../core/states.js';
+import { TERMINAL_TASK_STATES, type TaskState } from '../core/states.js';
 import type { TaskView } from '../core/api-types.js';
 import { uuidv7 } from '../shared/ids.js';
 import { ConflictError, NotFoundError } from '../shared/errors.js';
@@ -249,6 +249,28 @@ export async function getTaskViewJson(db: Database, taskId: string, opts: { with
   const withContext = opts.withContext !== false;
   const { rows } = await db.queryIdempotent<{ view: string | null }>(TASK_VIEW_SQL, [taskId, withContext], 'weft_task_view');
   return rows[0]?.view ?? undefined;
+}
+
+const ENDED_TASK_VIEW_SQL = `
+  SELECT x.state, CASE WHEN x.state = ANY($2::text[]) THEN weft.task_view($1, true) END AS view
+    FROM (SELECT weft.task_state($1) AS state) AS x`;
+const TERMINAL = [...TERMINAL_TASK_STATES];
+
+/**
+ * A task's state and, once it has ended, its view (getTaskViewJson's): one
+ * round trip for a wait that may find the task ended already (the long-poll's
+ * first look), where the state and then the view would be two. Undefined for
+ * no such task.
+ */
+export async function getEndedTaskView(db: Database, taskId: string): Promise<{ state: TaskState; view?: string } | undefined> {
+  const { rows } = await db.queryIdempotent<{ state: TaskState | null; view: string | null }>(
+    ENDED_TASK_VIEW_SQL,
+    [taskId, TERMINAL],
+    'weft_ended_task_view',
+  );
+  const r = rows[0];
+  if (!r?.state) return undefined;
+  return r.view === null ? { state: r.state } : { state: r.state, view: r.view };
 }
 
 /** The same view, parsed, with Date timestamps. */

@@ -1,10 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { startEngine, type Engine } from '../support/engine.js';
 import { buildApi } from '../../src/api/server.js';
 import { PgMessageBus } from '../../src/messaging/pg.js';
 import { silentLogger } from '../../src/shared/logger.js';
+import { Database } from '../../src/store/database.js';
 
 describe('HTTP API', () => {
   let tdb: TestDatabase;
@@ -51,6 +52,26 @@ describe('HTTP API', () => {
     const got = await api.inject({ method: 'GET', url: `/v1/tasks/${id}` });
     expect(got.json().steps[0]).toMatchObject({ result: 36, error: null, parents: [] });
     expect(got.json().steps[1].parents).toEqual(['linear_step_1']);
+  });
+
+  it('a long-poll on a task that has already ended answers from one read: its state and view in one statement', async () => {
+    const { id } = (await post('/v1/tasks', { namespace: 'e2e_linear', name: 'mathematical_sequence', context: { even_number: 2 } })).json();
+    expect((await api.inject({ method: 'GET', url: `/v1/tasks/${id}/wait?timeout_ms=20000` })).json()).toMatchObject({ ended: true });
+    const reads: string[] = [];
+    const real = Database.prototype.queryIdempotent;
+    const spy = vi.spyOn(Database.prototype, 'queryIdempotent').mockImplementation(function (this: Database, text: string, values?: unknown[], name?: string) {
+      if (values?.[0] === id) reads.push(name ?? text);
+      return real.call(this, text, values, name) as never;
+    });
+    try {
+      const again = await api.inject({ method: 'GET', url: `/v1/tasks/${id}/wait?timeout_ms=20000` });
+      expect(again.statusCode).toBe(200);
+      expect(again.json()).toMatchObject({ id, ended: true, state: 'complete' });
+      expect(again.json().steps[3].result).toBe(65536);
+      expect(reads).toEqual(['weft_ended_task_view']);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it.each([
