@@ -227,13 +227,7 @@ export class TaskEvents implements LiveEvents {
    * the end is told (or the once-a-second re-check). `first`, when given, is
    * the first check instead of `check`.
    */
-  async waitForEnd(
-    taskId: string,
-    timeoutMs: number,
-    check: () => Promise<boolean>,
-    signal?: AbortSignal,
-    first?: () => Promise<boolean>,
-  ): Promise<boolean> {
+  async waitForEnd(taskId: string, timeoutMs: number, check: () => Promise<boolean>, signal?: AbortSignal, first?: () => Promise<boolean>): Promise<boolean> {
     const running = this.knownRunning(taskId);
     return new Promise<boolean>((resolve, reject) => {
       let done = false;

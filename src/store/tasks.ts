@@ -263,11 +263,7 @@ const TERMINAL = [...TERMINAL_TASK_STATES];
  * no such task.
  */
 export async function getEndedTaskView(db: Database, taskId: string): Promise<{ state: TaskState; view?: string } | undefined> {
-  const { rows } = await db.queryIdempotent<{ state: TaskState | null; view: string | null }>(
-    ENDED_TASK_VIEW_SQL,
-    [taskId, TERMINAL],
-    'weft_ended_task_view',
-  );
+  const { rows } = await db.queryIdempotent<{ state: TaskState | null; view: string | null }>(ENDED_TASK_VIEW_SQL, [taskId, TERMINAL], 'weft_ended_task_view');
   const r = rows[0];
   if (!r?.state) return undefined;
   return r.view === null ? { state: r.state } : { state: r.state, view: r.view };

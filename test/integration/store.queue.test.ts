@@ -253,7 +253,7 @@ describe('the PostgreSQL queue', () => {
     expect(new Set(consumers.flatMap((c) => c.claimed)).size).toBe(total);
   });
 
-  it("a claim that fills its room removes only a registration made by a statement that came back before it was sent (seq <= known)", async () => {
+  it('a claim that fills its room removes only a registration made by a statement that came back before it was sent (seq <= known)', async () => {
     const { queue } = await freshTemplate();
     const register = (waiting: boolean, seq: number, known: number) =>
       tdb.db.query('SELECT weft.register_waiter($1, $2, $3, $4, $5, $6, $7)', [[queue], 'c1', 'weft_wake_c1', 60_000, waiting, seq, known]);
