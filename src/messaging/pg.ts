@@ -130,6 +130,8 @@ export class PgMessageBus implements MessageBus {
         unregister();
         sleeper?.();
         await done;
+        // Its registration goes with it: a wake-up that picked a stopped consumer would leave the step to another's poll.
+        await this.db.query('DELETE FROM weft.queue_waiters WHERE consumer = $1', [id]).catch(() => undefined);
       },
     };
   }

@@ -267,6 +267,21 @@ describe('the PostgreSQL queue', () => {
     expect(await waiters(queue)).toEqual([]);
   });
 
+  it('a consumer that stops takes its registration with it: the next step wakes a live consumer, not the stopped one', async () => {
+    const { def, queue } = await freshTemplate();
+    const producer = await newProcess();
+    const live = await consume(await newProcess(), queue);
+    await live.idle();
+    // Registered after the live one, so a wake-up would pick it first (the most recently registered).
+    const leaving = await consume(await newProcess(), queue);
+    await leaving.idle();
+    expect(await waiters(queue)).toEqual([live.sub.waiter!.consumer, leaving.sub.waiter!.consumer].sort());
+    await leaving.sub.stop();
+    expect(await waiters(queue)).toEqual([live.sub.waiter!.consumer]);
+    await produce(producer.db, producer.bus, def);
+    await live.claimedCount(1, 'the live consumer to be woken');
+  });
+
   it('a consumer whose registration expired (it died) is not woken: the step waits for a live one', async () => {
     const { def, queue } = await freshTemplate();
     const producer = await newProcess();
